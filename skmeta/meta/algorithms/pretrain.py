@@ -1,0 +1,46 @@
+"""Supervised pre-training baseline (e.g. Chen et al., "A Closer Look at Few-shot
+Classification", 2019).
+
+Meta-training is plain classification of all base classes with a linear head on
+the backbone; deployment drops the head and classifies by nearest prototype, as
+:class:`~skmeta.meta.algorithms.protonet.ProtoNet` does. It is the baseline every
+meta-learning method should beat.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import LabelledBatch
+from .protonet import ProtoNet
+
+__all__ = ["Pretrain"]
+
+
+class Pretrain(ProtoNet):
+    """Supervised pre-training on all base classes, then nearest prototype.
+
+    Validation (``early_stopping``) is episodic, with prototypes on held-out
+    classes, as for ProtoNet. One meta-training iteration is one mini-batch of as many rows as one
+    episodic meta-batch holds, so equal ``max_iter`` means equal compute.
+
+    Parameters
+    ----------
+    distance : {"euclidean", "cosine"}, default="euclidean"
+        Distance used at deployment (and in validation).
+    """
+
+    name = "pretrain"
+    episodic = False
+
+    def meta_parameters(self, embedding_dim, n_classes):
+        head = torch.nn.Linear(embedding_dim, n_classes)
+        params = {"head_weight": head.weight.detach(), "head_bias": head.bias.detach()}
+        return {**super().meta_parameters(embedding_dim, n_classes), **params}
+
+    def loss(self, net, batch: LabelledBatch):
+        logits = F.linear(net(batch.x), net.extra["head_weight"], net.extra["head_bias"])
+        loss = F.cross_entropy(logits, batch.y)
+        accuracy = (logits.argmax(1) == batch.y).float().mean().item()
+        return loss, {"accuracy": accuracy}

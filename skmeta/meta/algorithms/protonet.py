@@ -1,0 +1,128 @@
+"""Prototypical Networks (Snell, Swersky & Zemel, 2017).
+
+A class is the mean embedding of its support rows (its prototype); a query is
+scored by minus its squared Euclidean distance to each prototype, or by a scaled
+cosine similarity.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..net import MetaNet, embed_rows
+from .base import Algorithm, TaskBatch
+
+__all__ = ["ProtoNet", "prototypes", "prototype_logits"]
+
+DISTANCES = ("euclidean", "cosine")
+
+
+def prototypes(
+    embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    """Mean embedding per class.
+
+    Parameters
+    ----------
+    embeddings : Tensor of shape (n, dim)
+    labels : Tensor of shape (n,), int64 in ``0..n_classes-1``
+    n_classes : int
+
+    Returns
+    -------
+    Tensor of shape (n_classes, dim)
+    """
+    sums = embeddings.new_zeros(n_classes, embeddings.shape[1])
+    sums.index_add_(0, labels, embeddings)
+    counts = torch.bincount(labels, minlength=n_classes).clamp_min(1)
+    return sums / counts.unsqueeze(1).to(embeddings.dtype)
+
+
+def prototype_logits(
+    queries: torch.Tensor,
+    protos: torch.Tensor,
+    distance: str,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits of queries against prototypes, batched over leading dimensions.
+
+    Parameters
+    ----------
+    queries : Tensor of shape (..., n_query, dim)
+    protos : Tensor of shape (..., n_classes, dim)
+    distance : {"euclidean", "cosine"}
+    scale : Tensor of shape (), optional
+        Temperature multiplying cosine similarities.
+
+    Returns
+    -------
+    Tensor of shape (..., n_query, n_classes)
+    """
+    if distance == "cosine":
+        sims = F.normalize(queries, dim=-1) @ F.normalize(protos, dim=-1).mT
+        return sims * scale
+    # ||q - p||^2 expanded; clamped at 0 against round-off.
+    q2 = (queries * queries).sum(-1, keepdim=True)
+    p2 = (protos * protos).sum(-1).unsqueeze(-2)
+    return -(q2 - 2 * queries @ protos.mT + p2).clamp_min(0)
+
+
+class ProtoNet(Algorithm):
+    """Prototypical Networks.
+
+    Parameters
+    ----------
+    distance : {"euclidean", "cosine"}, default="euclidean"
+        Squared Euclidean distance as in the paper, or cosine similarity times a
+        learnt temperature (meta-parameter ``"scale"``, initialised at 10).
+    """
+
+    name = "protonet"
+
+    def __init__(self, distance: str = "euclidean") -> None:
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
+        self.distance = distance
+
+    def meta_parameters(self, embedding_dim, n_classes):
+        if self.distance == "cosine":
+            return {"scale": torch.tensor(10.0)}
+        return {}
+
+    def _scale(self, net: MetaNet) -> torch.Tensor | None:
+        return net.extra["scale"] if self.distance == "cosine" else None
+
+    def loss(self, net: MetaNet, batch: TaskBatch):
+        return self._episode_loss(net, batch)
+
+    def _episode_loss(self, net: MetaNet, batch: TaskBatch):
+        n_tasks, n_support, n_features = batch.support_x.shape
+        rows = torch.cat([batch.support_x, batch.query_x], 1).reshape(-1, n_features)
+        emb = net(rows)
+        emb = emb.view(n_tasks, -1, emb.shape[-1])
+        support, query = emb[:, :n_support], emb[:, n_support:]
+        # Support rows are class-major with equal shots: mean over the shot axis.
+        protos = support.view(n_tasks, batch.n_way, -1, emb.shape[-1]).mean(2)
+        logits = prototype_logits(query, protos, self.distance, self._scale(net))
+        targets = batch.query_y.repeat(n_tasks)
+        logits = logits.reshape(-1, batch.n_way)
+        loss = F.cross_entropy(logits, targets)
+        accuracy = (logits.argmax(1) == targets).float().mean().item()
+        return loss, {"accuracy": accuracy}
+
+    def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
+        with torch.no_grad():
+            embeddings = embed_rows(net, support_x, batch_size)
+            return {"prototypes": prototypes(embeddings, support_y, n_classes)}
+
+    def predict(self, net, state, query_x, batch_size=100):
+        return prototype_logits(
+            embed_rows(net, query_x, batch_size), state["prototypes"],
+            self.distance, self._scale(net),
+        )
+
+    def episode_metrics(self, net, batch):
+        with torch.no_grad():
+            loss, metrics = self._episode_loss(net, batch)
+        return loss.item(), metrics["accuracy"]

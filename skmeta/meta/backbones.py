@@ -1,0 +1,165 @@
+"""Backbones: the torch networks that map input rows to embeddings.
+
+Every backbone takes a batch shaped ``(batch, *input_shape)`` and returns
+``(batch, embedding_dim)``. Built-ins are named by string (``"mlp"``, ``"conv4"``,
+``"conv4_strided"``); any ``torch.nn.Module`` class or factory works too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["BUILTIN_BACKBONES", "MLP", "Conv4", "build_backbone", "resolve_backbone"]
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU network for tabular rows.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of an input row.
+    hidden_sizes : sequence of int, default=(256, 256)
+        Widths of the hidden layers.
+    out_features : int, default=64
+        Embedding dimension.
+
+    Shapes: ``(batch, in_features) -> (batch, out_features)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        out_features: int = 64,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, out_features))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.flatten(1))
+
+
+class Conv4(nn.Module):
+    """The Conv4 of the few-shot literature: 4 x [conv3x3, batchnorm, ReLU, 2x down].
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input images.
+    hidden_channels : int, default=64
+        Channels of every conv layer.
+    downsample : {"maxpool", "strided"}, default="maxpool"
+        ``"maxpool"``: conv (stride 1) then 2x2 max-pool, as in Prototypical Networks.
+        ``"strided"``: conv with stride 2 (MAML's Omniglot model), several times
+        faster on a CPU.
+
+    Shapes: ``(batch, C, H, W) -> (batch, hidden_channels * h * w)`` where ``h, w``
+    are H, W halved four times (28x28 gives 1x1 with max-pool, 2x2 strided).
+    """
+
+    def __init__(
+        self, in_channels: int, hidden_channels: int = 64, downsample: str = "maxpool"
+    ) -> None:
+        super().__init__()
+        if downsample not in ("maxpool", "strided"):
+            raise ValueError(
+                f"downsample must be 'maxpool' or 'strided', got {downsample!r}."
+            )
+        stride = 2 if downsample == "strided" else 1
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(4):
+            blocks += [
+                nn.Conv2d(channels, hidden_channels, 3, stride=stride, padding=1),
+                nn.BatchNorm2d(hidden_channels),
+                nn.ReLU(),
+            ]
+            if downsample == "maxpool":
+                blocks.append(nn.MaxPool2d(2, ceil_mode=False))
+            channels = hidden_channels
+        self.features = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)
+
+
+def _mlp(input_shape: tuple[int, ...], **params) -> nn.Module:
+    in_features = 1
+    for size in input_shape:
+        in_features *= size
+    return MLP(in_features, **params)
+
+
+def _conv4(input_shape: tuple[int, ...], **params) -> nn.Module:
+    return Conv4(input_shape[0], **params)
+
+
+def _conv4_strided(input_shape: tuple[int, ...], **params) -> nn.Module:
+    return Conv4(input_shape[0], downsample="strided", **params)
+
+
+BUILTIN_BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "mlp": _mlp,
+    "conv4": _conv4,
+    "conv4_strided": _conv4_strided,
+}
+
+
+def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
+    """Name of a built-in backbone, or the user's class/factory unchanged.
+
+    ``"auto"`` is ``"conv4"`` for images (an `input_shape` of length 3) and
+    ``"mlp"`` otherwise.
+    """
+    if isinstance(backbone, str):
+        if backbone == "auto":
+            return "conv4" if len(input_shape) == 3 else "mlp"
+        if backbone not in BUILTIN_BACKBONES:
+            raise ValueError(
+                f"backbone={backbone!r} is unknown; use one of "
+                f"{['auto', *BUILTIN_BACKBONES]}, a torch.nn.Module class or a "
+                "callable that returns a module."
+            )
+        if backbone.startswith("conv") and len(input_shape) != 3:
+            raise ValueError(
+                f"backbone={backbone!r} needs images: pass input_shape=(C, H, W) "
+                f"(got input_shape={input_shape})."
+            )
+        return backbone
+    if callable(backbone):
+        return backbone
+    raise TypeError(
+        "backbone must be a string, a torch.nn.Module class or a callable returning "
+        f"a module; got {type(backbone).__name__}."
+    )
+
+
+def build_backbone(
+    backbone: str | Callable, input_shape: tuple[int, ...], params: dict | None
+) -> nn.Module:
+    """Build a fresh backbone module (float32, on the CPU, freshly initialised).
+
+    Built-ins receive `input_shape` plus `params`; a user class or factory receives
+    only `params` as keyword arguments.
+    """
+    params = dict(params or {})
+    if isinstance(backbone, str):
+        module = BUILTIN_BACKBONES[backbone](tuple(input_shape), **params)
+    else:
+        module = backbone(**params)
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"The backbone factory {backbone!r} returned "
+                f"{type(module).__name__}, not a torch.nn.Module."
+            )
+    return module.float()

@@ -1,0 +1,176 @@
+"""N-way K-shot Q-query episode sampling, vectorised and seeded.
+
+One sampler serves meta-training, validation and :class:`skmeta.EpisodicSplit`.
+Everything here is NumPy; no torch, no scikit-learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ClassIndex", "Episodes", "sample_episodes"]
+
+
+@dataclass(frozen=True)
+class ClassIndex:
+    """Rows of each class, packed for vectorised sampling.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n_classes, max_count), int64
+        Row indices of each class, padded with -1 past ``counts[c]``.
+    counts : ndarray of shape (n_classes,), int64
+        Number of rows of each class.
+    """
+
+    rows: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_labels(cls, y: np.ndarray, min_count: int = 1) -> ClassIndex:
+        """Index the rows of `y` (integer codes ``0..n_classes-1``) by class.
+
+        Classes with fewer than `min_count` rows are left out.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples,)
+            Integer class codes, not necessarily contiguous.
+        min_count : int, default=1
+            Minimum number of rows for a class to be kept.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> index = ClassIndex.from_labels(np.array([0, 1, 0, 2, 1, 0]), min_count=2)
+        >>> index.rows.tolist(), index.counts.tolist()
+        ([[0, 2, 5], [1, 4, -1]], [3, 2])
+        """
+        y = np.asarray(y)
+        order = np.argsort(y, kind="stable")
+        classes, starts, counts = np.unique(
+            y[order], return_index=True, return_counts=True
+        )
+        keep = counts >= min_count
+        starts, counts = starts[keep], counts[keep]
+        width = int(counts.max()) if counts.size else 0
+        offsets = np.arange(width)
+        valid = offsets[None, :] < counts[:, None]
+        rows = np.full((counts.size, width), -1, dtype=np.int64)
+        rows[valid] = order[(starts[:, None] + offsets[None, :])[valid]]
+        return cls(rows=rows, counts=counts.astype(np.int64))
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.counts.size)
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """A batch of episodes as row indices.
+
+    Attributes
+    ----------
+    support : ndarray of shape (n_episodes, n_way * k_shot), int64
+        Support rows, class-major: the first `k_shot` belong to way 0, and so on.
+    query : ndarray of shape (n_episodes, n_way * n_query), int64
+        Query rows, class-major like `support`.
+    classes : ndarray of shape (n_episodes, n_way), int64
+        Position in the :class:`ClassIndex` of the class behind each way.
+    """
+
+    support: np.ndarray
+    query: np.ndarray
+    classes: np.ndarray
+    n_way: int
+    k_shot: int
+    n_query: int
+
+    @property
+    def support_labels(self) -> np.ndarray:
+        """Way of each support row, shape (n_way * k_shot,): 0,..,0,1,..,1,..."""
+        return np.repeat(np.arange(self.n_way), self.k_shot)
+
+    @property
+    def query_labels(self) -> np.ndarray:
+        """Way of each query row, shape (n_way * n_query,)."""
+        return np.repeat(np.arange(self.n_way), self.n_query)
+
+
+def sample_episodes(
+    index: ClassIndex,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    n_episodes: int,
+    rng: np.random.Generator,
+) -> Episodes:
+    """Draw `n_episodes` N-way K-shot Q-query episodes at once.
+
+    Each episode picks `n_way` distinct classes among those with at least
+    ``k_shot + n_query`` rows, then ``k_shot + n_query`` distinct rows of each.
+    No Python loop runs per episode or per row.
+
+    Parameters
+    ----------
+    index : ClassIndex
+        Rows of each class.
+    n_way, k_shot, n_query : int
+        Episode size; `n_query` may be 0.
+    n_episodes : int
+        Number of episodes to draw.
+    rng : numpy.random.Generator
+        Source of all randomness.
+
+    Returns
+    -------
+    Episodes
+
+    Raises
+    ------
+    ValueError
+        If fewer than `n_way` classes have ``k_shot + n_query`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> index = ClassIndex.from_labels(np.repeat(np.arange(10), 6))
+    >>> ep = sample_episodes(index, 5, 1, 2, n_episodes=3,
+    ...                      rng=np.random.default_rng(0))
+    >>> ep.support.shape, ep.query.shape
+    ((3, 5), (3, 10))
+    """
+    per_class = k_shot + n_query
+    eligible = np.flatnonzero(index.counts >= per_class)
+    if eligible.size < n_way:
+        raise ValueError(
+            f"Cannot draw {n_way}-way episodes with {k_shot} shots and {n_query} "
+            f"queries: only {eligible.size} classes have at least {per_class} "
+            f"samples. Lower n_way, k_shot or n_query, or add samples."
+        )
+    # Choose the ways, then the rows of each way, by ranking random keys.
+    keys = rng.random((n_episodes, eligible.size))
+    classes = eligible[_smallest(keys, n_way)]  # (E, N)
+    rows = index.rows[classes]  # (E, N, max_count), padded with -1
+    keys = rng.random(rows.shape)
+    keys[rows < 0] = np.inf  # padding is never picked
+    chosen = np.take_along_axis(rows, _smallest(keys, per_class), axis=2)
+    support = chosen[..., :k_shot].reshape(n_episodes, n_way * k_shot)
+    query = chosen[..., k_shot:].reshape(n_episodes, n_way * n_query)
+    return Episodes(support, query, classes, n_way, k_shot, n_query)
+
+
+def _smallest(keys: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the `k` smallest keys along the last axis, in ascending order.
+
+    With i.i.d. uniform keys this is a uniformly random ordered draw without
+    replacement.
+    """
+    if k < keys.shape[-1]:
+        part = np.argpartition(keys, k - 1, axis=-1)[..., :k]
+    else:
+        part = np.broadcast_to(np.arange(keys.shape[-1]), keys.shape)
+    order = np.argsort(np.take_along_axis(keys, part, axis=-1), axis=-1)
+    return np.take_along_axis(part, order, axis=-1)

@@ -1,0 +1,115 @@
+"""MetaNet: input scaling, backbone and a method's meta-parameters in one module.
+
+Rows come in flat, ``(batch, n_features)``, as scikit-learn hands them over; the
+net standardises them with statistics of the meta-training data, reshapes them to
+``input_shape`` and runs the backbone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["MetaNet"]
+
+
+class MetaNet(nn.Module):
+    """The trainable whole behind a :class:`~skmeta.MetaModel`.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        Maps ``(batch, *input_shape)`` to ``(batch, embedding_dim)``.
+    input_shape : tuple of int
+        Shape of one row, e.g. ``(n_features,)`` or ``(C, H, W)``.
+    per_feature_scaling : bool
+        Standardise each feature (tabular rows) rather than with one global mean
+        and scale (images).
+    """
+
+    def __init__(
+        self, backbone: nn.Module, input_shape: tuple[int, ...],
+        per_feature_scaling: bool,
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        n_features = 1
+        for size in self.input_shape:
+            n_features *= size
+        stats_shape = (n_features,) if per_feature_scaling else (1,)
+        self.register_buffer("input_mean", torch.zeros(stats_shape))
+        self.register_buffer("input_scale", torch.ones(stats_shape))
+        self.backbone = backbone
+        self.extra = nn.ParameterDict()
+
+    @torch.no_grad()
+    def set_input_statistics(self, x: torch.Tensor) -> None:
+        """Set the standardisation from training rows x, shape (n, n_features)."""
+        if self.input_mean.numel() == 1:
+            mean, std = x.mean(), x.std()
+        else:
+            mean, std = x.mean(0), x.std(0)
+        std = torch.where(torch.isfinite(std) & (std > 1e-8), std, torch.ones_like(std))
+        self.input_mean.copy_(mean)
+        self.input_scale.copy_(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed rows: (batch, n_features) -> (batch, embedding_dim)."""
+        x = (x - self.input_mean) / self.input_scale
+        return self.backbone(x.view(x.shape[0], *self.input_shape)).flatten(1)
+
+    @torch.no_grad()
+    def embedding_dim(self) -> int:
+        """Width of the embedding, found by one forward pass in eval mode."""
+        was_training = self.training
+        self.eval()
+        n_features = 1
+        for size in self.input_shape:
+            n_features *= size
+        out = self(self.input_mean.new_zeros(2, n_features))
+        self.train(was_training)
+        return int(out.shape[1])
+
+
+def build_net(config: dict, backbone_factory=None) -> MetaNet:
+    """Build a fresh :class:`MetaNet` from a model config.
+
+    Parameters
+    ----------
+    config : dict
+        Keys ``backbone`` (a built-in name or ``"custom"``), ``backbone_params``,
+        ``input_shape``, ``per_feature_scaling``.
+    backbone_factory : callable, optional
+        The user's module class or factory when ``config["backbone"] == "custom"``.
+    """
+    from .backbones import build_backbone
+
+    name = config["backbone"]
+    if name == "custom":
+        if backbone_factory is None:
+            raise ValueError(
+                "This model uses a custom backbone "
+                f"({config.get('backbone_name', 'unknown')}); pass the same "
+                "torch.nn.Module class or factory as backbone=."
+            )
+        name = backbone_factory
+    backbone = build_backbone(name, tuple(config["input_shape"]), config["backbone_params"])
+    return MetaNet(backbone, tuple(config["input_shape"]), config["per_feature_scaling"])
+
+
+def embed_rows(net: MetaNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Embed rows in chunks of `batch_size` (bounded memory, faster on a CPU).
+
+    Parameters
+    ----------
+    net : MetaNet
+    x : Tensor of shape (n, n_features)
+    batch_size : int
+
+    Returns
+    -------
+    Tensor of shape (n, embedding_dim)
+    """
+    if x.shape[0] <= batch_size:
+        return net(x)
+    return torch.cat([net(chunk) for chunk in x.split(batch_size)])

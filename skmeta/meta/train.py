@@ -1,0 +1,268 @@
+"""The meta-training loop: episodes in, an immutable MetaModel out.
+
+Kept apart from the methods (which only compute losses) and from the estimators
+(which only validate input and hold fitted state). No scikit-learn here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .algorithms import LabelledBatch, TaskBatch, make_algorithm
+from .backbones import build_backbone, resolve_backbone
+from .episodes import ClassIndex, sample_episodes
+from .model import MetaModel
+from .net import MetaNet
+
+__all__ = ["TrainSettings", "meta_train", "split_classes"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything meta-training needs besides the data.
+
+    Episode sizes must already be final (the estimators adapt their defaults to
+    the data before they get here).
+    """
+
+    n_way: int
+    k_shot: int
+    n_query: int
+    input_shape: tuple[int, ...]
+    method: str = "protonet"
+    method_params: dict = field(default_factory=dict)
+    backbone: str | Callable = "auto"
+    backbone_params: dict | None = None
+    meta_batch_size: int = 1
+    max_iter: int = 1000
+    learning_rate: float = 1e-3
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    n_iter_no_change: int = 10
+    n_val_episodes: int = 100
+    verbose: int = 0
+    device: str = "cpu"
+    seed: int = 0
+
+    @property
+    def eval_interval(self) -> int:
+        """Iterations between two history records (and validations)."""
+        return max(1, min(100, self.max_iter // 20))
+
+
+def split_classes(
+    y: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split rows into two class-disjoint sets, about `fraction` of classes second.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Class codes.
+    fraction : float in (0, 1)
+        Share of the classes held out.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    train_rows, held_out_rows : ndarrays of int64
+    """
+    classes = np.unique(y)
+    n_held = int(round(fraction * classes.size))
+    held = rng.choice(classes, size=n_held, replace=False)
+    mask = np.isin(y, held)
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _task_batches(X, index, settings, rng, n_way, n_query, n_tasks):
+    """Yield TaskBatch objects forever, sampling 64 iterations' episodes at once."""
+    support_y = torch.arange(n_way, device=X.device).repeat_interleave(settings.k_shot)
+    query_y = torch.arange(n_way, device=X.device).repeat_interleave(n_query)
+    while True:
+        episodes = sample_episodes(
+            index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
+        )
+        support = torch.from_numpy(episodes.support).to(X.device)
+        query = torch.from_numpy(episodes.query).to(X.device)
+        for start in range(0, 64 * n_tasks, n_tasks):
+            s, q = support[start:start + n_tasks], query[start:start + n_tasks]
+            yield TaskBatch(X[s], support_y, X[q], query_y, n_way)
+
+
+def _labelled_batches(X, y, batch_size, rng):
+    """Yield LabelledBatch objects forever, one shuffled pass after another."""
+    batch_size = min(batch_size, X.shape[0])
+    while True:
+        order = torch.from_numpy(rng.permutation(X.shape[0])).to(X.device)
+        for start in range(0, X.shape[0] - batch_size + 1, batch_size):
+            rows = order[start:start + batch_size]
+            yield LabelledBatch(X[rows], y[rows])
+
+
+def _validation_batch(X, y, settings, rng) -> TaskBatch:
+    index = ClassIndex.from_labels(y)
+    n_way = min(settings.n_way, index.n_classes)
+    n_query = settings.n_query
+    if n_way < 2:
+        raise ValueError(
+            f"early_stopping holds out {index.n_classes} class(es) "
+            f"(validation_fraction={settings.validation_fraction}); at least 2 are "
+            "needed. Raise validation_fraction or turn early_stopping off."
+        )
+    try:
+        return next(_task_batches(X, index, settings, rng, n_way, n_query,
+                                  settings.n_val_episodes))
+    except ValueError as exc:
+        raise ValueError(f"Validation classes (early_stopping=True): {exc}") from None
+
+
+def _config(settings: TrainSettings, backbone, embedding_dim: int, n_classes: int):
+    custom = not isinstance(backbone, str)
+    return {
+        "method": settings.method,
+        "method_params": dict(settings.method_params),
+        "backbone": "custom" if custom else backbone,
+        "backbone_name": (
+            f"{getattr(backbone, '__module__', '?')}."
+            f"{getattr(backbone, '__qualname__', type(backbone).__name__)}"
+            if custom else backbone
+        ),
+        "backbone_params": dict(settings.backbone_params or {}),
+        "input_shape": list(settings.input_shape),
+        "per_feature_scaling": len(settings.input_shape) != 3,
+        "embedding_dim": embedding_dim,
+        "training": {
+            **{k: v for k, v in asdict(settings).items()
+               if k not in ("backbone", "backbone_params", "method_params")},
+            "n_classes": n_classes,
+        },
+    }
+
+
+def meta_train(X: np.ndarray, y: np.ndarray, settings: TrainSettings) -> MetaModel:
+    """Meta-train a network on rows `X` with class codes `y`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32
+    y : ndarray of shape (n_samples,), int
+        Class codes (any integers).
+    settings : TrainSettings
+
+    Returns
+    -------
+    MetaModel
+        Its ``history`` holds one record per ``settings.eval_interval``
+        iterations; ``config["training"]`` the settings, ``n_iter`` and
+        ``best_iter``.
+    """
+    device = torch.device(settings.device)
+    rng = np.random.default_rng(settings.seed)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(rng.integers(2**63 - 1)))
+        return _meta_train(X, y, settings, device, rng)
+
+
+def _meta_train(X, y, settings, device, rng) -> MetaModel:
+    algorithm = make_algorithm(settings.method, **settings.method_params)
+    backbone = resolve_backbone(settings.backbone, settings.input_shape)
+    X_all = torch.tensor(X, dtype=torch.float32, device=device)
+    y = np.asarray(y)
+    if settings.early_stopping:
+        train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
+        val_batch = _validation_batch(X_all[torch.from_numpy(val_rows).to(device)],
+                                      y[val_rows], settings, rng)
+    else:
+        train_rows, val_batch = np.arange(y.size), None
+    X_train = X_all[torch.from_numpy(train_rows).to(device)]
+    classes, codes = np.unique(y[train_rows], return_inverse=True)
+
+    net = MetaNet(
+        build_backbone(backbone, settings.input_shape, settings.backbone_params),
+        settings.input_shape, per_feature_scaling=len(settings.input_shape) != 3,
+    )
+    net.set_input_statistics(X_train)
+    embedding_dim = net.embedding_dim()
+    for name, value in algorithm.meta_parameters(embedding_dim, classes.size).items():
+        net.extra[name] = torch.nn.Parameter(value.clone().float())
+    net.to(device)
+
+    if algorithm.episodic:
+        index = ClassIndex.from_labels(codes)
+        batches = _task_batches(X_train, index, settings, rng, settings.n_way,
+                                settings.n_query, settings.meta_batch_size)
+    else:
+        rows_per_step = (settings.n_way * (settings.k_shot + settings.n_query)
+                         * settings.meta_batch_size)
+        batches = _labelled_batches(
+            X_train, torch.from_numpy(codes).to(device), rows_per_step, rng
+        )
+
+    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * i / settings.max_iter))
+    )
+    history: list[dict] = []
+    best = {"loss": math.inf, "iter": 0, "state": None}
+    stale, n_iter, start = 0, 0, time.perf_counter()
+    sums = {"loss": 0.0, "accuracy": 0.0, "n": 0}
+    bar = tqdm(total=settings.max_iter, disable=not settings.verbose,
+               desc=f"meta-training {settings.method}", unit="it", leave=False)
+    for n_iter in range(1, settings.max_iter + 1):
+        net.train()
+        loss, metrics = algorithm.loss(net, next(batches))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"The meta-training loss became {loss.item()} at iteration {n_iter}; "
+                "lower learning_rate."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        sums["loss"] += loss.item()
+        sums["accuracy"] += metrics["accuracy"]
+        sums["n"] += 1
+        bar.update()
+        if n_iter % settings.eval_interval and n_iter != settings.max_iter:
+            continue
+        record = {
+            "iter": n_iter,
+            "loss": sums["loss"] / sums["n"],
+            "accuracy": sums["accuracy"] / sums["n"],
+            "learning_rate": optimizer.param_groups[0]["lr"],
+            "elapsed": time.perf_counter() - start,
+        }
+        sums = {"loss": 0.0, "accuracy": 0.0, "n": 0}
+        if val_batch is not None:
+            net.eval()
+            record["val_loss"], record["val_accuracy"] = algorithm.episode_metrics(
+                net, val_batch
+            )
+            if record["val_loss"] < best["loss"] - 1e-4:
+                best = {"loss": record["val_loss"], "iter": n_iter,
+                        "state": {k: v.clone() for k, v in net.state_dict().items()}}
+                stale = 0
+            else:
+                stale += 1
+        history.append(record)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in record.items()
+                         if k in ("loss", "accuracy", "val_accuracy")})
+        if val_batch is not None and stale >= settings.n_iter_no_change:
+            break
+    bar.close()
+    if best["state"] is not None:
+        net.load_state_dict(best["state"])
+    config = _config(settings, backbone, embedding_dim, int(classes.size))
+    config["training"].update(n_iter=n_iter, best_iter=best["iter"] or n_iter,
+                              elapsed=time.perf_counter() - start)
+    return MetaModel(net.state_dict(), config, history,
+                     backbone=None if isinstance(backbone, str) else backbone)

@@ -1,0 +1,193 @@
+"""Episodic evaluation through scikit-learn's model selection tools.
+
+:class:`EpisodicSplit` is a cross-validation splitter whose folds are N-way
+K-shot episodes, so ``cross_val_score``, ``cross_validate`` and ``GridSearchCV``
+*are* the episodic evaluation of the few-shot literature; :func:`episodic_score`
+adds the mean and 95% confidence interval that papers report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+from sklearn.model_selection import cross_val_score
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_scalar, column_or_1d
+
+from .meta.episodes import ClassIndex, sample_episodes
+
+__all__ = ["EpisodicScore", "EpisodicSplit", "episodic_score"]
+
+
+class EpisodicSplit:
+    """N-way K-shot episodes as cross-validation folds.
+
+    Each fold is one episode: `n_way` classes drawn among those with at least
+    ``k_shot + n_query`` samples; the training indices are `k_shot` samples of
+    each (the support set), the test indices `n_query` others of each (the
+    queries). Fitting a :class:`~skmeta.FewShotClassifier` with ``pretrained=``
+    on a fold and scoring it on the queries is one episode of few-shot
+    evaluation.
+
+    .. versionadded:: 0.1
+
+    Parameters
+    ----------
+    n_way : int, default=5
+        Classes per episode.
+    k_shot : int, default=1
+        Support samples per class.
+    n_query : int, default=15
+        Query samples per class.
+    n_episodes : int, default=100
+        Number of episodes (folds).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the episodes; an int gives the same episodes at every ``split``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmeta import EpisodicSplit
+    >>> y = np.repeat(["a", "b", "c", "d"], 5)
+    >>> cv = EpisodicSplit(n_way=3, k_shot=1, n_query=2, n_episodes=4, random_state=0)
+    >>> support, query = next(cv.split(np.zeros((20, 1)), y))
+    >>> len(support), len(query), cv.get_n_splits()
+    (3, 6, 4)
+    """
+
+    def __init__(self, n_way=5, k_shot=1, n_query=15, n_episodes=100, random_state=None):
+        self.n_way = n_way
+        self.k_shot = k_shot
+        self.n_query = n_query
+        self.n_episodes = n_episodes
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        return (
+            f"EpisodicSplit(n_way={self.n_way}, k_shot={self.k_shot}, "
+            f"n_query={self.n_query}, n_episodes={self.n_episodes}, "
+            f"random_state={self.random_state!r})"
+        )
+
+    def _check_params(self) -> None:
+        check_scalar(self.n_way, "n_way", Integral, min_val=2)
+        check_scalar(self.k_shot, "k_shot", Integral, min_val=1)
+        check_scalar(self.n_query, "n_query", Integral, min_val=1)
+        check_scalar(self.n_episodes, "n_episodes", Integral, min_val=1)
+
+    def split(self, X, y, groups=None):
+        """Yield (support indices, query indices), one pair per episode.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Only its length is used.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        groups : ignored
+            Present for API compatibility.
+
+        Yields
+        ------
+        support : ndarray of shape (n_way * k_shot,)
+        query : ndarray of shape (n_way * n_query,)
+        """
+        self._check_params()
+        if y is None:
+            raise ValueError("EpisodicSplit.split needs the class labels y.")
+        y = column_or_1d(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}.")
+        _, codes = np.unique(y, return_inverse=True)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        episodes = sample_episodes(
+            ClassIndex.from_labels(codes), self.n_way, self.k_shot, self.n_query,
+            self.n_episodes, np.random.default_rng(seed),
+        )
+        yield from zip(episodes.support, episodes.query)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Number of episodes."""
+        return self.n_episodes
+
+
+@dataclass(frozen=True)
+class EpisodicScore:
+    """Mean score over episodes with its 95% confidence interval.
+
+    Attributes
+    ----------
+    mean : float
+    ci95 : float
+        Half-width of the normal 95% confidence interval of the mean,
+        ``1.96 * std / sqrt(n_episodes)``.
+    scores : ndarray of shape (n_episodes,)
+    """
+
+    mean: float
+    ci95: float
+    scores: np.ndarray
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}%"
+
+
+def episodic_score(
+    estimator,
+    X,
+    y,
+    *,
+    n_way=5,
+    k_shot=1,
+    n_query=15,
+    n_episodes=600,
+    random_state=None,
+    cv=None,
+    scoring=None,
+    n_jobs=None,
+) -> EpisodicScore:
+    """Few-shot accuracy as papers report it: mean and 95% CI over episodes.
+
+    Each episode fits a clone of `estimator` on the support set and scores it
+    on the queries (``cross_val_score`` with an :class:`EpisodicSplit`).
+
+    Parameters
+    ----------
+    estimator : estimator
+        Usually ``FewShotClassifier(pretrained=model)``, or a ``Pipeline`` whose
+        last step is a classifier.
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    n_way, k_shot, n_query, n_episodes, random_state
+        Episodes, as for :class:`EpisodicSplit`; ignored when `cv` is given.
+    cv : EpisodicSplit, default=None
+        Splitter to use instead.
+    scoring : str or callable, default=None
+        Default: the estimator's ``score`` (accuracy).
+    n_jobs : int, default=None
+        Episodes evaluated in parallel (joblib).
+
+    Returns
+    -------
+    EpisodicScore
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from skmeta import episodic_score
+    >>> X, y = make_blobs(200, centers=10, random_state=0)
+    >>> result = episodic_score(KNeighborsClassifier(n_neighbors=1), X, y,
+    ...                         n_episodes=50, random_state=0)
+    >>> 0 <= result.mean <= 1 and result.scores.shape
+    (50,)
+    """
+    if cv is None:
+        cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes, random_state)
+    scores = cross_val_score(
+        estimator, X, y, cv=cv, scoring=scoring, n_jobs=n_jobs, error_score="raise"
+    )
+    ci95 = 1.96 * scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.nan
+    return EpisodicScore(float(scores.mean()), float(ci95), scores)
