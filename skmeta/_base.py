@@ -125,8 +125,9 @@ def episode_sizes(estimator, y: np.ndarray) -> tuple[int, int, int]:
         if n_way < 2:
             raise ValueError(
                 f"Meta-training needs at least 2 classes with {need} samples each "
-                f"(k_shot + n_query); y has {int((counts >= need).sum())}. Add "
-                "samples, lower k_shot/n_query, or pass pretrained=."
+                f"(k_shot + n_query); y has {int((counts >= need).sum())} "
+                f"(n_samples={int(counts.sum())}). Add samples, lower "
+                "k_shot/n_query, or pass pretrained=."
             )
     else:
         n_way = estimator.n_way

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -152,7 +153,7 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
                 self.meta_model_.network(device), state,
                 torch.tensor(X, device=device), inference_batch_size(device),
             )
-        return logits.double().cpu().numpy()
+        return logits.float().cpu().numpy()
 
     def decision_function(self, X):
         """Class scores of X (higher is more likely): minus squared distances to
@@ -165,7 +166,8 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes), or (n_samples,) with 2 classes
-            (the score of ``classes_[1]`` minus that of ``classes_[0]``).
+            (the score of ``classes_[1]`` minus that of ``classes_[0]``); float32
+            like the network.
         """
         check_is_fitted(self)
         logits = self._logits(X)
@@ -184,9 +186,7 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         logits = self._logits(X)
-        logits -= logits.max(axis=1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(axis=1, keepdims=True)
+        return softmax(logits, axis=1)
 
     def predict(self, X):
         """Label of the most likely class for each row of X.

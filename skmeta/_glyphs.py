@@ -39,7 +39,7 @@ _CANVAS = 64  # side in pixels of the canonical glyph bitmaps
 _FILL = 0.8  # largest glyph extent, as a fraction of the canvas side
 _MIN_EM = 0.5  # glyphs smaller than this (in em) are not magnified further
 _REF_CANVAS = 32  # canvas side of the renderings compared for deduplication
-_DUP_TOL = 0.02  # mean squared difference below which two characters are equal
+_DUP_TOL = 0.002  # mean squared pixel difference below which characters match
 _MIN_INK = 0.01  # mean ink below which a rendering counts as empty
 _BLUR = 1.2  # Gaussian blur (canvas pixels) before the stroke-width threshold
 _RAMP = 0.2  # width of the soft threshold
@@ -250,7 +250,7 @@ def make_glyphs(
         faces[i, : len(fs)] = fs
     face = faces[y, (rng.random(n) * n_faces[y]).astype(np.int64)]
     coef = _warp_coefficients(rng, n)
-    level = rng.uniform(0.2, 0.65, n)  # threshold: low = thick, high = thin strokes
+    level = rng.uniform(0.25, 0.65, n)  # threshold: low = thick, high = thin strokes
 
     keys, inverse = np.unique(np.stack([y, face], 1), axis=0, return_inverse=True)
     bitmaps = np.stack([_render(f, ord(chosen[c][0]), _CANVAS) for c, f in keys])

@@ -117,9 +117,14 @@ class ProtoNet(Algorithm):
             return {"prototypes": prototypes(embeddings, support_y, n_classes)}
 
     def predict(self, net, state, query_x, batch_size=100):
+        # Float64 distances: float32 round-off in ||q||^2 - 2 q.p + ||p||^2 would
+        # make a row's scores depend on which other rows share its batch.
+        scale = self._scale(net)
         return prototype_logits(
-            embed_rows(net, query_x, batch_size), state["prototypes"],
-            self.distance, self._scale(net),
+            embed_rows(net, query_x, batch_size).double(),
+            state["prototypes"].double(),
+            self.distance,
+            None if scale is None else scale.double(),
         )
 
     def episode_metrics(self, net, batch):
