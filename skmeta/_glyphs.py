@@ -83,6 +83,8 @@ def _render(face: int, code: int, canvas: int) -> np.ndarray:
 def _candidates(min_faces: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """Visually distinct characters found in at least ``min_faces`` faces.
 
+    Characters must be in the reference face ``_FACES[0]``, whose normalised
+    renderings are compared to drop empty glyphs and near-exact look-alikes.
     Returns ``(character, faces containing it)`` pairs in code point order.
     """
     faces_of: dict[int, list[int]] = {}
@@ -170,8 +172,8 @@ def _warp(
     basis = _basis(image_size * factor)
     grid = basis @ torch.as_tensor(coef) @ basis.T  # (b, 2, side, side)
     img = F.grid_sample(src, grid.permute(0, 2, 3, 1), align_corners=False)
-    level = torch.as_tensor(level, dtype=torch.float32).view(-1, 1, 1, 1)
-    img = img.sub_(level).mul_(1 / _RAMP).add_(0.5).clamp_(0, 1)
+    offset = torch.as_tensor(0.5 - level / _RAMP, dtype=torch.float32)
+    img = img.mul_(1 / _RAMP).add_(offset.view(-1, 1, 1, 1)).clamp_(0, 1)
     return F.avg_pool2d(img, factor).flatten(1)
 
 
@@ -203,7 +205,7 @@ def make_glyphs(
     image_size : int, default=28
         Side of the square images, in pixels (at least 8).
     min_faces : int, default=10
-        Only characters present in at least this many font faces are used.
+        Only characters present in at least this many of the 16 faces are used.
     random_state : int, numpy Generator or RandomState, default=None
         Selects the characters and all the jitter; an int gives identical output.
     return_characters : bool, default=False
@@ -241,7 +243,9 @@ def make_glyphs(
             f"available with min_faces={min_faces}"
         )
     rng = _as_generator(random_state)
-    chosen = [candidates[i] for i in rng.choice(len(candidates), n_classes, False)]
+    chosen = [
+        candidates[i] for i in rng.choice(len(candidates), n_classes, replace=False)
+    ]
     n = n_classes * n_per
     y = np.repeat(np.arange(n_classes, dtype=np.int64), n_per)
     n_faces = np.array([len(faces) for _, faces in chosen])
@@ -253,7 +257,7 @@ def make_glyphs(
     level = rng.uniform(0.25, 0.65, n)  # threshold: low = thick, high = thin strokes
 
     keys, inverse = np.unique(np.stack([y, face], 1), axis=0, return_inverse=True)
-    bitmaps = np.stack([_render(f, ord(chosen[c][0]), _CANVAS) for c, f in keys])
+    bitmaps = np.stack([_render(int(f), ord(chosen[c][0]), _CANVAS) for c, f in keys])
     bitmaps = torch.as_tensor(ndimage.gaussian_filter(bitmaps, (0, _BLUR, _BLUR)))
     inverse = inverse.ravel()
     X = np.empty((n, image_size * image_size), np.float32)

@@ -211,7 +211,7 @@ class MetaModel:
         device = torch.device(device)
         net = self.network(device)
         batch_size = batch_size or inference_batch_size(device)
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        X = np.require(X, dtype=np.float32, requirements=['C', 'W'])  # torch needs W
         out = np.empty((X.shape[0], self.embedding_dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, X.shape[0], batch_size):

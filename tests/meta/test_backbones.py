@@ -1,0 +1,51 @@
+import pytest
+import torch
+from torch import nn
+
+from skmeta.meta.backbones import build_backbone, resolve_backbone
+
+
+@pytest.mark.parametrize(
+    "name, shape, dim",
+    [("mlp", (10,), 64), ("conv4", (1, 28, 28), 64), ("conv4_strided", (1, 28, 28), 256),
+     ("conv4", (3, 32, 32), 256)],
+)
+def test_builtin_shapes(name, shape, dim):
+    net = build_backbone(name, shape, None).eval()
+    assert net(torch.zeros(3, *shape)).shape == (3, dim)
+
+
+def test_auto_picks_by_input_shape():
+    assert resolve_backbone("auto", (5,)) == "mlp"
+    assert resolve_backbone("auto", (1, 8, 8)) == "conv4"
+
+
+def test_backbone_params_reach_the_module():
+    net = build_backbone("mlp", (4,), {"hidden_sizes": (8,), "out_features": 3})
+    assert net(torch.zeros(2, 4)).shape == (2, 3)
+    conv = build_backbone("conv4", (1, 16, 16), {"hidden_channels": 8})
+    assert conv(torch.zeros(2, 1, 16, 16)).shape == (2, 8)
+
+
+def test_custom_class_and_factory():
+    class Tiny(nn.Module):
+        def __init__(self, width=4):
+            super().__init__()
+            self.linear = nn.Linear(6, width)
+
+        def forward(self, x):
+            return self.linear(x)
+
+    assert resolve_backbone(Tiny, (6,)) is Tiny
+    assert build_backbone(Tiny, (6,), {"width": 2})(torch.zeros(1, 6)).shape == (1, 2)
+    with pytest.raises(TypeError, match="not a torch.nn.Module"):
+        build_backbone(lambda: "nope", (6,), None)
+
+
+def test_bad_backbones_have_clear_errors():
+    with pytest.raises(ValueError, match="unknown"):
+        resolve_backbone("resnet99", (4,))
+    with pytest.raises(ValueError, match="needs images"):
+        resolve_backbone("conv4", (784,))
+    with pytest.raises(TypeError, match="backbone must be"):
+        resolve_backbone(3, (4,))

@@ -1,0 +1,108 @@
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from sklearn.base import clone
+from torch import nn
+
+from skmeta.meta.model import MetaModel
+from skmeta.meta.train import TrainSettings, meta_train
+
+
+def test_save_load_roundtrip_gives_identical_embeddings(blob_model, blobs, tmp_path):
+    X, _ = blobs
+    path = tmp_path / "model.safetensors"
+    blob_model.save(path)
+    loaded = MetaModel.load(path)
+    assert loaded.config == blob_model.config
+    assert loaded.history == blob_model.history
+    np.testing.assert_array_equal(loaded.transform(X), blob_model.transform(X))
+
+
+def test_load_refuses_corrupt_and_foreign_files(tmp_path):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01 definitely not a model" * 10)
+    with pytest.raises(ValueError, match="not a valid skmeta model file"):
+        MetaModel.load(garbage)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(foreign))
+    with pytest.raises(ValueError, match="not a skmeta model"):
+        MetaModel.load(foreign)
+    pickled = tmp_path / "model.pt"
+    torch.save({"a": 1}, pickled)
+    with pytest.raises(ValueError, match="not a valid skmeta model file"):
+        MetaModel.load(pickled)
+    with pytest.raises(FileNotFoundError):
+        MetaModel.load(tmp_path / "missing.safetensors")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(blob_model):
+    state = dict(blob_model.state)
+    state.pop(next(iter(state)))
+    with pytest.raises(ValueError, match="do not fit"):
+        MetaModel(state, blob_model.config)
+
+
+class Tiny(nn.Module):
+    def __init__(self, width=3):
+        super().__init__()
+        self.linear = nn.Linear(10, width)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+def test_custom_backbone_needs_factory_at_load(blobs, tmp_path):
+    X, y = blobs
+    model = meta_train(X, y, TrainSettings(n_way=3, k_shot=1, n_query=2,
+                                           input_shape=(10,), backbone=Tiny,
+                                           backbone_params={"width": 3}, max_iter=3))
+    assert model.embedding_dim == 3
+    path = tmp_path / "custom.safetensors"
+    model.save(path)
+    with pytest.raises(ValueError, match="custom backbone"):
+        MetaModel.load(path)
+    loaded = MetaModel.load(path, backbone=Tiny)
+    np.testing.assert_array_equal(loaded.transform(X[:5]), model.transform(X[:5]))
+    # pickling keeps the factory (by reference, like any pickled class)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).transform(X[:5]),
+                                  model.transform(X[:5]))
+
+
+def test_clone_and_copies_share_the_weights(blob_model):
+    assert clone(blob_model) is blob_model
+    assert copy.deepcopy(blob_model) is blob_model
+    assert copy.copy(blob_model) is blob_model
+
+
+def test_immutable(blob_model):
+    with pytest.raises(AttributeError, match="immutable"):
+        blob_model.history = ()
+    with pytest.raises(TypeError):
+        blob_model.state["input_mean"] = torch.zeros(1)
+    with pytest.raises(TypeError):
+        blob_model.config["method"] = "maml"
+
+
+def test_pickle_roundtrip(blob_model, blobs):
+    X, _ = blobs
+    restored = pickle.loads(pickle.dumps(blob_model))
+    np.testing.assert_array_equal(restored.transform(X), blob_model.transform(X))
+    assert all(t.device.type == "cpu" for t in restored.state.values())
+
+
+def test_transform_chunking_and_readonly_input(blob_model, blobs):
+    X, _ = blobs
+    full = blob_model.transform(X, batch_size=1000)
+    chunked = blob_model.transform(X, batch_size=7)
+    np.testing.assert_allclose(chunked, full, rtol=1e-5, atol=1e-5)
+    readonly = X.copy()
+    readonly.flags.writeable = False
+    np.testing.assert_array_equal(blob_model.transform(readonly), blob_model.transform(X))
+
+
+def test_repr_names_method_and_backbone(blob_model):
+    assert repr(blob_model).startswith("MetaModel(method='protonet', backbone='mlp'")

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+
+from skmeta.meta.train import TrainSettings, meta_train, split_classes
+
+
+def _settings(**changes):
+    base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=40, seed=3)
+    return TrainSettings(**{**base, **changes})
+
+
+def test_refit_with_same_seed_is_identical_and_global_rng_untouched(blobs):
+    X, y = blobs
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = meta_train(X, y, _settings())
+    assert torch.rand(1) == expected_next  # the user's RNG did not move
+    b = meta_train(X, y, _settings())
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    c = meta_train(X, y, _settings(seed=4))
+    assert not np.array_equal(a.transform(X), c.transform(X))
+
+
+def test_history_records_loss_going_down(blobs):
+    X, y = blobs
+    model = meta_train(X, y, _settings(max_iter=100))
+    history = model.history
+    assert [r["iter"] for r in history] == list(range(5, 101, 5))
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["learning_rate"] == pytest.approx(0.0)
+    assert model.config["training"]["n_iter"] == 100
+
+
+def test_early_stopping_uses_disjoint_classes_and_keeps_best(blobs):
+    X, y = blobs
+    model = meta_train(X, y, _settings(max_iter=400, early_stopping=True,
+                                       validation_fraction=0.25, n_iter_no_change=2))
+    training = model.config["training"]
+    assert training["n_classes"] == 18  # 6 of 24 classes held out
+    assert "val_accuracy" in model.history[0]
+    assert training["n_iter"] < 400  # stopped early
+    best_loss = min(r["val_loss"] for r in model.history)
+    kept = next(r for r in model.history if r["iter"] == training["best_iter"])
+    assert kept["val_loss"] == pytest.approx(best_loss, abs=1e-4)
+    assert training["best_iter"] < training["n_iter"]
+
+
+def test_split_classes_is_class_disjoint():
+    y = np.repeat(np.arange(10), 3)
+    train, held = split_classes(y, 0.3, np.random.default_rng(0))
+    assert len(set(y[train]) & set(y[held])) == 0
+    assert len(set(y[held])) == 3
+
+
+def test_early_stopping_with_too_few_classes_says_so(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="validation_fraction"):
+        meta_train(X, y, _settings(early_stopping=True, validation_fraction=0.01))
+
+
+@pytest.mark.parametrize("method, params", [("protonet", {"distance": "cosine"}),
+                                            ("pretrain", {})])
+def test_other_methods_learn(blobs, method, params):
+    X, y = blobs
+    model = meta_train(X, y, _settings(method=method, method_params=params,
+                                       max_iter=100))
+    assert model.history[-1]["accuracy"] > 0.8
+    if params:
+        assert "extra.scale" in model.state
+
+
+def test_conv_backbone_on_images(images):
+    X, y = images
+    model = meta_train(X, y, _settings(input_shape=(1, 12, 12), max_iter=30,
+                                       backbone="conv4_strided"))
+    assert model.transform(X).shape == (80, 64)
+    assert model.config["per_feature_scaling"] is False
+
+
+def test_diverging_loss_raises(blobs):
+    X, y = blobs
+    with pytest.raises(FloatingPointError, match="learning_rate"):
+        meta_train(X * 1e30, y, _settings(learning_rate=1e30, max_iter=50))
