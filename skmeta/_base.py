@@ -101,7 +101,9 @@ def resolve_device(device) -> torch.device:
     try:
         return torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"device={device!r} is not a valid torch device: {exc}") from None
+        raise ValueError(
+            f"device={device!r} is not a valid torch device: {exc}"
+        ) from None
 
 
 def episode_sizes(estimator, y: np.ndarray) -> tuple[int, int, int]:
@@ -178,10 +180,13 @@ class MetaLearnerMixin:
                     f"X has {n_features} features, but the pretrained model expects "
                     f"{model.n_features} (input_shape={model.input_shape})."
                 )
-            if self.input_shape is not None and tuple(self.input_shape) != model.input_shape:
+            if (
+                self.input_shape is not None
+                and tuple(self.input_shape) != model.input_shape
+            ):
                 raise ValueError(
-                    f"input_shape={tuple(self.input_shape)} differs from the pretrained "
-                    f"model's {model.input_shape}; leave input_shape=None."
+                    f"input_shape={tuple(self.input_shape)} differs from the "
+                    f"pretrained model's {model.input_shape}; leave input_shape=None."
                 )
             if self.method is not None and self.method != model.method:
                 raise ValueError(
@@ -197,17 +202,27 @@ class MetaLearnerMixin:
             )
         input_shape = check_input_shape(self.input_shape, n_features)
         n_way, k_shot, n_query = episode_sizes(self, y)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
         settings = TrainSettings(
-            n_way=n_way, k_shot=k_shot, n_query=n_query, input_shape=input_shape,
+            n_way=n_way,
+            k_shot=k_shot,
+            n_query=n_query,
+            input_shape=input_shape,
             method=self.method or "protonet",
             method_params={"distance": self.distance},
-            backbone=self.backbone, backbone_params=self.backbone_params,
-            meta_batch_size=self.meta_batch_size, max_iter=self.max_iter,
-            learning_rate=self.learning_rate, early_stopping=self.early_stopping,
+            backbone=self.backbone,
+            backbone_params=self.backbone_params,
+            meta_batch_size=self.meta_batch_size,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change, verbose=self.verbose,
-            device=str(resolve_device(self.device)), seed=seed,
+            n_iter_no_change=self.n_iter_no_change,
+            verbose=self.verbose,
+            device=str(resolve_device(self.device)),
+            seed=seed,
         )
         model = meta_train(X, y, settings)
         self.n_iter_ = int(model.config["training"]["n_iter"])

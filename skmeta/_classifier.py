@@ -150,8 +150,10 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         state = {k: v.to(device) for k, v in self.adapted_.items()}
         with torch.inference_mode():
             logits = self.meta_model_.algorithm().predict(
-                self.meta_model_.network(device), state,
-                torch.tensor(X, device=device), inference_batch_size(device),
+                self.meta_model_.network(device),
+                state,
+                torch.tensor(X, device=device),
+                inference_batch_size(device),
             )
         return logits.float().cpu().numpy()
 

@@ -57,7 +57,9 @@ class EpisodicSplit:
     (3, 6, 4)
     """
 
-    def __init__(self, n_way=5, k_shot=1, n_query=15, n_episodes=100, random_state=None):
+    def __init__(
+        self, n_way=5, k_shot=1, n_query=15, n_episodes=100, random_state=None
+    ):
         self.n_way = n_way
         self.k_shot = k_shot
         self.n_query = n_query
@@ -103,10 +105,14 @@ class EpisodicSplit:
         _, codes = np.unique(y, return_inverse=True)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         episodes = sample_episodes(
-            ClassIndex.from_labels(codes), self.n_way, self.k_shot, self.n_query,
-            self.n_episodes, np.random.default_rng(seed),
+            ClassIndex.from_labels(codes),
+            self.n_way,
+            self.k_shot,
+            self.n_query,
+            self.n_episodes,
+            np.random.default_rng(seed),
         )
-        yield from zip(episodes.support, episodes.query)
+        yield from zip(episodes.support, episodes.query, strict=True)
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """Number of episodes."""
@@ -189,5 +195,7 @@ def episodic_score(
     scores = cross_val_score(
         estimator, X, y, cv=cv, scoring=scoring, n_jobs=n_jobs, error_score="raise"
     )
-    ci95 = 1.96 * scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.nan
+    ci95 = (
+        1.96 * scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.nan
+    )
     return EpisodicScore(float(scores.mean()), float(ci95), scores)

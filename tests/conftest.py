@@ -19,8 +19,9 @@ def blobs():
 def blob_model(blobs):
     X, y = blobs
     base = y < 16
-    settings = TrainSettings(n_way=5, k_shot=2, n_query=5, input_shape=(10,),
-                             max_iter=60, seed=0)
+    settings = TrainSettings(
+        n_way=5, k_shot=2, n_query=5, input_shape=(10,), max_iter=60, seed=0
+    )
     return meta_train(X[base], y[base], settings)
 
 

@@ -52,8 +52,9 @@ def test_string_labels_and_any_number_of_ways(blob_model, blobs):
         assert proba.shape == (keep.sum(), n_classes)
         np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
         scores = clf.decision_function(X[keep])
-        assert scores.shape == ((keep.sum(),) if n_classes == 2
-                                else (keep.sum(), n_classes))
+        assert scores.shape == (
+            (keep.sum(),) if n_classes == 2 else (keep.sum(), n_classes)
+        )
 
 
 def test_predict_is_nearest_prototype(blob_model, blobs):
@@ -93,12 +94,15 @@ def test_pickled_classifier_predicts_the_same(blob_model, blobs):
 
 def test_in_pipeline_cross_val_and_grid_search(blob_model, blobs):
     X, y = _novel(blobs)
-    pipe = make_pipeline(FunctionTransformer(), FewShotClassifier(pretrained=blob_model))
+    pipe = make_pipeline(
+        FunctionTransformer(), FewShotClassifier(pretrained=blob_model)
+    )
     cv = EpisodicSplit(n_way=5, k_shot=1, n_query=5, n_episodes=20, random_state=0)
     scores = cross_val_score(pipe, X, y, cv=cv)
     assert scores.shape == (20,) and scores.mean() > 0.7
-    search = GridSearchCV(FewShotClassifier(pretrained=blob_model),
-                          {"distance": ["euclidean"]}, cv=cv).fit(X, y)
+    search = GridSearchCV(
+        FewShotClassifier(pretrained=blob_model), {"distance": ["euclidean"]}, cv=cv
+    ).fit(X, y)
     assert search.best_estimator_.meta_model_ is blob_model  # shared, not copied
 
 
@@ -112,13 +116,15 @@ def test_grid_search_over_meta_training_settings(blobs):
 
 @pytest.mark.parametrize(
     "params, match",
-    [({"n_way": 30}, "n_way=30 exceeds the number of classes"),
-     ({"k_shot": 10, "n_query": 10}, "2 classes with 20 samples each"),
-     ({"input_shape": (1, 3, 3)}, r"input_shape=\(1, 3, 3\) holds 9 values"),
-     ({"n_way": 1}, "'n_way' parameter"),
-     ({"backbone": "resnet99"}, "'backbone' parameter"),
-     ({"backbone": "conv4"}, "needs images"),
-     ({"device": "gpu:x"}, "not a valid torch device")],
+    [
+        ({"n_way": 30}, "n_way=30 exceeds the number of classes"),
+        ({"k_shot": 10, "n_query": 10}, "2 classes with 20 samples each"),
+        ({"input_shape": (1, 3, 3)}, r"input_shape=\(1, 3, 3\) holds 9 values"),
+        ({"n_way": 1}, "'n_way' parameter"),
+        ({"backbone": "resnet99"}, "'backbone' parameter"),
+        ({"backbone": "conv4"}, "needs images"),
+        ({"device": "gpu:x"}, "not a valid torch device"),
+    ],
 )
 def test_bad_meta_training_settings_are_refused_clearly(blobs, params, match):
     X, y = blobs

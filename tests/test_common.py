@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks on every public skmeta estimator."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmeta import FewShotClassifier, MetaFeatureExtractor
@@ -18,7 +17,9 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
 
 @parametrize_with_checks(
     ESTIMATORS,
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(
+        type(est).__name__, {}
+    ),
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -86,10 +86,16 @@ class MetaModel:
         history: Sequence[Mapping] = (),
         backbone: Callable | None = None,
     ) -> None:
-        tensors = {k: v.detach().to("cpu").requires_grad_(False) for k, v in state.items()}
+        tensors = {
+            k: v.detach().to("cpu").requires_grad_(False) for k, v in state.items()
+        }
         object.__setattr__(self, "_state", MappingProxyType(tensors))
-        object.__setattr__(self, "_config", _freeze(json.loads(json.dumps(_thaw(config)))))
-        object.__setattr__(self, "_history", _freeze(json.loads(json.dumps(_thaw(history)))))
+        object.__setattr__(
+            self, "_config", _freeze(json.loads(json.dumps(_thaw(config))))
+        )
+        object.__setattr__(
+            self, "_history", _freeze(json.loads(json.dumps(_thaw(history))))
+        )
         object.__setattr__(self, "_backbone", backbone)
         object.__setattr__(self, "_nets", {})
         self.network(torch.device("cpu"))  # fail now, not at first use
@@ -116,8 +122,9 @@ class MetaModel:
         }
 
     def __setstate__(self, data):
-        MetaModel.__init__(self, data["state"], data["config"], data["history"],
-                           data["backbone"])
+        MetaModel.__init__(
+            self, data["state"], data["config"], data["history"], data["backbone"]
+        )
 
     # -- description ------------------------------------------------------
     @property
@@ -172,7 +179,7 @@ class MetaModel:
             net = build_net(_thaw(self._config), self._backbone)
             for name, tensor in self._state.items():
                 if name.startswith("extra."):
-                    net.extra[name[len("extra."):]] = torch.nn.Parameter(
+                    net.extra[name[len("extra.") :]] = torch.nn.Parameter(
                         tensor.clone(), requires_grad=False
                     )
             expected, found = set(net.state_dict()), set(self._state)
@@ -192,7 +199,9 @@ class MetaModel:
         return net
 
     def transform(
-        self, X: np.ndarray, device: torch.device | str = "cpu",
+        self,
+        X: np.ndarray,
+        device: torch.device | str = "cpu",
         batch_size: int | None = None,
     ) -> np.ndarray:
         """Embed rows.
@@ -211,12 +220,12 @@ class MetaModel:
         device = torch.device(device)
         net = self.network(device)
         batch_size = batch_size or inference_batch_size(device)
-        X = np.require(X, dtype=np.float32, requirements=['C', 'W'])  # torch needs W
+        X = np.require(X, dtype=np.float32, requirements=["C", "W"])  # torch needs W
         out = np.empty((X.shape[0], self.embedding_dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, X.shape[0], batch_size):
-                chunk = torch.from_numpy(X[start:start + batch_size]).to(device)
-                out[start:start + batch_size] = net(chunk).cpu().numpy()
+                chunk = torch.from_numpy(X[start : start + batch_size]).to(device)
+                out[start : start + batch_size] = net(chunk).cpu().numpy()
         return out
 
     # -- files ------------------------------------------------------------

@@ -28,7 +28,9 @@ class MetaNet(nn.Module):
     """
 
     def __init__(
-        self, backbone: nn.Module, input_shape: tuple[int, ...],
+        self,
+        backbone: nn.Module,
+        input_shape: tuple[int, ...],
         per_feature_scaling: bool,
     ) -> None:
         super().__init__()
@@ -93,8 +95,12 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
                 "torch.nn.Module class or factory as backbone=."
             )
         name = backbone_factory
-    backbone = build_backbone(name, tuple(config["input_shape"]), config["backbone_params"])
-    return MetaNet(backbone, tuple(config["input_shape"]), config["per_feature_scaling"])
+    backbone = build_backbone(
+        name, tuple(config["input_shape"]), config["backbone_params"]
+    )
+    return MetaNet(
+        backbone, tuple(config["input_shape"]), config["per_feature_scaling"]
+    )
 
 
 def embed_rows(net: MetaNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:

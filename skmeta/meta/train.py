@@ -92,7 +92,7 @@ def _task_batches(X, index, settings, rng, n_way, n_query, n_tasks):
         support = torch.from_numpy(episodes.support).to(X.device)
         query = torch.from_numpy(episodes.query).to(X.device)
         for start in range(0, 64 * n_tasks, n_tasks):
-            s, q = support[start:start + n_tasks], query[start:start + n_tasks]
+            s, q = support[start : start + n_tasks], query[start : start + n_tasks]
             yield TaskBatch(X[s], support_y, X[q], query_y, n_way)
 
 
@@ -102,7 +102,7 @@ def _labelled_batches(X, y, batch_size, rng):
     while True:
         order = torch.from_numpy(rng.permutation(X.shape[0])).to(X.device)
         for start in range(0, X.shape[0] - batch_size + 1, batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             yield LabelledBatch(X[rows], y[rows])
 
 
@@ -117,8 +117,11 @@ def _validation_batch(X, y, settings, rng) -> TaskBatch:
             "needed. Raise validation_fraction or turn early_stopping off."
         )
     try:
-        return next(_task_batches(X, index, settings, rng, n_way, n_query,
-                                  settings.n_val_episodes))
+        return next(
+            _task_batches(
+                X, index, settings, rng, n_way, n_query, settings.n_val_episodes
+            )
+        )
     except ValueError as exc:
         raise ValueError(f"Validation classes (early_stopping=True): {exc}") from None
 
@@ -132,15 +135,19 @@ def _config(settings: TrainSettings, backbone, embedding_dim: int, n_classes: in
         "backbone_name": (
             f"{getattr(backbone, '__module__', '?')}."
             f"{getattr(backbone, '__qualname__', type(backbone).__name__)}"
-            if custom else backbone
+            if custom
+            else backbone
         ),
         "backbone_params": dict(settings.backbone_params or {}),
         "input_shape": list(settings.input_shape),
         "per_feature_scaling": len(settings.input_shape) != 3,
         "embedding_dim": embedding_dim,
         "training": {
-            **{k: v for k, v in asdict(settings).items()
-               if k not in ("backbone", "backbone_params", "method_params")},
+            **{
+                k: v
+                for k, v in asdict(settings).items()
+                if k not in ("backbone", "backbone_params", "method_params")
+            },
             "n_classes": n_classes,
         },
     }
@@ -178,8 +185,9 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
     y = np.asarray(y)
     if settings.early_stopping:
         train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
-        val_batch = _validation_batch(X_all[torch.from_numpy(val_rows).to(device)],
-                                      y[val_rows], settings, rng)
+        val_batch = _validation_batch(
+            X_all[torch.from_numpy(val_rows).to(device)], y[val_rows], settings, rng
+        )
     else:
         train_rows, val_batch = np.arange(y.size), None
     X_train = X_all[torch.from_numpy(train_rows).to(device)]
@@ -187,7 +195,8 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
 
     net = MetaNet(
         build_backbone(backbone, settings.input_shape, settings.backbone_params),
-        settings.input_shape, per_feature_scaling=len(settings.input_shape) != 3,
+        settings.input_shape,
+        per_feature_scaling=len(settings.input_shape) != 3,
     )
     net.set_input_statistics(X_train)
     embedding_dim = net.embedding_dim()
@@ -197,11 +206,21 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
 
     if algorithm.episodic:
         index = ClassIndex.from_labels(codes)
-        batches = _task_batches(X_train, index, settings, rng, settings.n_way,
-                                settings.n_query, settings.meta_batch_size)
+        batches = _task_batches(
+            X_train,
+            index,
+            settings,
+            rng,
+            settings.n_way,
+            settings.n_query,
+            settings.meta_batch_size,
+        )
     else:
-        rows_per_step = (settings.n_way * (settings.k_shot + settings.n_query)
-                         * settings.meta_batch_size)
+        rows_per_step = (
+            settings.n_way
+            * (settings.k_shot + settings.n_query)
+            * settings.meta_batch_size
+        )
         batches = _labelled_batches(
             X_train, torch.from_numpy(codes).to(device), rows_per_step, rng
         )
@@ -214,8 +233,13 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
     best = {"loss": math.inf, "iter": 0, "state": None}
     stale, n_iter, start = 0, 0, time.perf_counter()
     sums = {"loss": 0.0, "accuracy": 0.0, "n": 0}
-    bar = tqdm(total=settings.max_iter, disable=not settings.verbose,
-               desc=f"meta-training {settings.method}", unit="it", leave=False)
+    bar = tqdm(
+        total=settings.max_iter,
+        disable=not settings.verbose,
+        desc=f"meta-training {settings.method}",
+        unit="it",
+        leave=False,
+    )
     for n_iter in range(1, settings.max_iter + 1):
         net.train()
         loss, metrics = algorithm.loss(net, next(batches))
@@ -248,21 +272,36 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
                 net, val_batch
             )
             if record["val_loss"] < best["loss"] - 1e-4:
-                best = {"loss": record["val_loss"], "iter": n_iter,
-                        "state": {k: v.clone() for k, v in net.state_dict().items()}}
+                best = {
+                    "loss": record["val_loss"],
+                    "iter": n_iter,
+                    "state": {k: v.clone() for k, v in net.state_dict().items()},
+                }
                 stale = 0
             else:
                 stale += 1
         history.append(record)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in record.items()
-                         if k in ("loss", "accuracy", "val_accuracy")})
+        bar.set_postfix(
+            {
+                k: f"{v:.3g}"
+                for k, v in record.items()
+                if k in ("loss", "accuracy", "val_accuracy")
+            }
+        )
         if val_batch is not None and stale >= settings.n_iter_no_change:
             break
     bar.close()
     if best["state"] is not None:
         net.load_state_dict(best["state"])
     config = _config(settings, backbone, embedding_dim, int(classes.size))
-    config["training"].update(n_iter=n_iter, best_iter=best["iter"] or n_iter,
-                              elapsed=time.perf_counter() - start)
-    return MetaModel(net.state_dict(), config, history,
-                     backbone=None if isinstance(backbone, str) else backbone)
+    config["training"].update(
+        n_iter=n_iter,
+        best_iter=best["iter"] or n_iter,
+        elapsed=time.perf_counter() - start,
+    )
+    return MetaModel(
+        net.state_dict(),
+        config,
+        history,
+        backbone=None if isinstance(backbone, str) else backbone,
+    )

@@ -7,8 +7,12 @@ from skmeta.meta.backbones import build_backbone, resolve_backbone
 
 @pytest.mark.parametrize(
     "name, shape, dim",
-    [("mlp", (10,), 64), ("conv4", (1, 28, 28), 64), ("conv4_strided", (1, 28, 28), 256),
-     ("conv4", (3, 32, 32), 256)],
+    [
+        ("mlp", (10,), 64),
+        ("conv4", (1, 28, 28), 64),
+        ("conv4_strided", (1, 28, 28), 256),
+        ("conv4", (3, 32, 32), 256),
+    ],
 )
 def test_builtin_shapes(name, shape, dim):
     net = build_backbone(name, shape, None).eval()

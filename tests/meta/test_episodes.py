@@ -13,13 +13,19 @@ def test_class_index_pads_and_filters():
 def test_episode_shapes_labels_and_class_purity():
     y = np.repeat(np.arange(12), 7)
     episodes = sample_episodes(
-        ClassIndex.from_labels(y), 5, 2, 3, n_episodes=40,
+        ClassIndex.from_labels(y),
+        5,
+        2,
+        3,
+        n_episodes=40,
         rng=np.random.default_rng(0),
     )
     assert episodes.support.shape == (40, 10)
     assert episodes.query.shape == (40, 15)
     assert episodes.support_labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    for s, q, classes in zip(episodes.support, episodes.query, episodes.classes):
+    for s, q, classes in zip(
+        episodes.support, episodes.query, episodes.classes, strict=True
+    ):
         assert len(set(classes)) == 5
         rows = np.concatenate([s, q])
         assert len(set(rows)) == rows.size  # no row twice in an episode
@@ -39,19 +45,20 @@ def test_episodes_are_seeded_and_cover_classes_uniformly():
     # the support row of a class is uniform over its 5 rows (any way position)
     rows_of_class_0 = a.support[a.classes == 0]
     assert rows_of_class_0.size > 500
-    np.testing.assert_allclose(np.bincount(rows_of_class_0, minlength=5) /
-                               rows_of_class_0.size, 0.2, atol=0.04)
+    np.testing.assert_allclose(
+        np.bincount(rows_of_class_0, minlength=5) / rows_of_class_0.size, 0.2, atol=0.04
+    )
 
 
 def test_small_classes_are_skipped_not_sampled():
     y = np.array([0] * 5 + [1] * 5 + [2] * 2 + [3] * 5)
-    ep = sample_episodes(ClassIndex.from_labels(y), 3, 2, 2, 50,
-                         np.random.default_rng(0))
+    ep = sample_episodes(
+        ClassIndex.from_labels(y), 3, 2, 2, 50, np.random.default_rng(0)
+    )
     assert 2 not in set(y[ep.support.ravel()])
 
 
 def test_too_few_classes_raises_clear_error():
     y = np.repeat(np.arange(4), 3)
     with pytest.raises(ValueError, match="only 4 classes have at least 3"):
-        sample_episodes(ClassIndex.from_labels(y), 5, 1, 2, 1,
-                        np.random.default_rng(0))
+        sample_episodes(ClassIndex.from_labels(y), 5, 1, 2, 1, np.random.default_rng(0))

@@ -57,9 +57,19 @@ class Tiny(nn.Module):
 
 def test_custom_backbone_needs_factory_at_load(blobs, tmp_path):
     X, y = blobs
-    model = meta_train(X, y, TrainSettings(n_way=3, k_shot=1, n_query=2,
-                                           input_shape=(10,), backbone=Tiny,
-                                           backbone_params={"width": 3}, max_iter=3))
+    model = meta_train(
+        X,
+        y,
+        TrainSettings(
+            n_way=3,
+            k_shot=1,
+            n_query=2,
+            input_shape=(10,),
+            backbone=Tiny,
+            backbone_params={"width": 3},
+            max_iter=3,
+        ),
+    )
     assert model.embedding_dim == 3
     path = tmp_path / "custom.safetensors"
     model.save(path)
@@ -68,8 +78,9 @@ def test_custom_backbone_needs_factory_at_load(blobs, tmp_path):
     loaded = MetaModel.load(path, backbone=Tiny)
     np.testing.assert_array_equal(loaded.transform(X[:5]), model.transform(X[:5]))
     # pickling keeps the factory (by reference, like any pickled class)
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).transform(X[:5]),
-                                  model.transform(X[:5]))
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(model)).transform(X[:5]), model.transform(X[:5])
+    )
 
 
 def test_clone_and_copies_share_the_weights(blob_model):
@@ -101,7 +112,9 @@ def test_transform_chunking_and_readonly_input(blob_model, blobs):
     np.testing.assert_allclose(chunked, full, rtol=1e-5, atol=1e-5)
     readonly = X.copy()
     readonly.flags.writeable = False
-    np.testing.assert_array_equal(blob_model.transform(readonly), blob_model.transform(X))
+    np.testing.assert_array_equal(
+        blob_model.transform(readonly), blob_model.transform(X)
+    )
 
 
 def test_repr_names_method_and_backbone(blob_model):

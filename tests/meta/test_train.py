@@ -35,8 +35,16 @@ def test_history_records_loss_going_down(blobs):
 
 def test_early_stopping_uses_disjoint_classes_and_keeps_best(blobs):
     X, y = blobs
-    model = meta_train(X, y, _settings(max_iter=400, early_stopping=True,
-                                       validation_fraction=0.25, n_iter_no_change=2))
+    model = meta_train(
+        X,
+        y,
+        _settings(
+            max_iter=400,
+            early_stopping=True,
+            validation_fraction=0.25,
+            n_iter_no_change=2,
+        ),
+    )
     training = model.config["training"]
     assert training["n_classes"] == 18  # 6 of 24 classes held out
     assert "val_accuracy" in model.history[0]
@@ -60,12 +68,14 @@ def test_early_stopping_with_too_few_classes_says_so(blobs):
         meta_train(X, y, _settings(early_stopping=True, validation_fraction=0.01))
 
 
-@pytest.mark.parametrize("method, params", [("protonet", {"distance": "cosine"}),
-                                            ("pretrain", {})])
+@pytest.mark.parametrize(
+    "method, params", [("protonet", {"distance": "cosine"}), ("pretrain", {})]
+)
 def test_other_methods_learn(blobs, method, params):
     X, y = blobs
-    model = meta_train(X, y, _settings(method=method, method_params=params,
-                                       max_iter=100))
+    model = meta_train(
+        X, y, _settings(method=method, method_params=params, max_iter=100)
+    )
     assert model.history[-1]["accuracy"] > 0.8
     if params:
         assert "extra.scale" in model.state
@@ -73,8 +83,9 @@ def test_other_methods_learn(blobs, method, params):
 
 def test_conv_backbone_on_images(images):
     X, y = images
-    model = meta_train(X, y, _settings(input_shape=(1, 12, 12), max_iter=30,
-                                       backbone="conv4_strided"))
+    model = meta_train(
+        X, y, _settings(input_shape=(1, 12, 12), max_iter=30, backbone="conv4_strided")
+    )
     assert model.transform(X).shape == (80, 64)
     assert model.config["per_feature_scaling"] is False
 

@@ -20,5 +20,7 @@ def make_algorithm(method: str, **settings) -> Algorithm:
     'cosine'
     """
     if method not in ALGORITHMS:
-        raise ValueError(f"method={method!r} is unknown; use one of {list(ALGORITHMS)}.")
+        raise ValueError(
+            f"method={method!r} is unknown; use one of {list(ALGORITHMS)}."
+        )
     return ALGORITHMS[method](**settings)

@@ -84,8 +84,12 @@ class Algorithm(ABC):
 
     @abstractmethod
     def adapt(
-        self, net: MetaNet, support_x: torch.Tensor, support_y: torch.Tensor,
-        n_classes: int, batch_size: int = 100,
+        self,
+        net: MetaNet,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        n_classes: int,
+        batch_size: int = 100,
     ) -> dict[str, torch.Tensor]:
         """Adapt to one support set.
 
@@ -108,7 +112,10 @@ class Algorithm(ABC):
 
     @abstractmethod
     def predict(
-        self, net: MetaNet, state: dict[str, torch.Tensor], query_x: torch.Tensor,
+        self,
+        net: MetaNet,
+        state: dict[str, torch.Tensor],
+        query_x: torch.Tensor,
         batch_size: int = 100,
     ) -> torch.Tensor:
         """Logits of shape (n_query, n_classes) for query rows (n_query, n_features).
@@ -123,7 +130,7 @@ class Algorithm(ABC):
         through :meth:`adapt` and :meth:`predict`.
         """
         losses, hits = [], []
-        for support_x, query_x in zip(batch.support_x, batch.query_x):
+        for support_x, query_x in zip(batch.support_x, batch.query_x, strict=True):
             state = self.adapt(net, support_x, batch.support_y, batch.n_way)
             logits = self.predict(net, state, query_x)
             losses.append(F.cross_entropy(logits, batch.query_y).item())

@@ -22,8 +22,9 @@ class Pretrain(ProtoNet):
     """Supervised pre-training on all base classes, then nearest prototype.
 
     Validation (``early_stopping``) is episodic, with prototypes on held-out
-    classes, as for ProtoNet. One meta-training iteration is one mini-batch of as many rows as one
-    episodic meta-batch holds, so equal ``max_iter`` means equal compute.
+    classes, as for ProtoNet. One meta-training iteration is one mini-batch of
+    as many rows as one episodic meta-batch holds, so equal ``max_iter`` means
+    equal compute.
 
     Parameters
     ----------
@@ -40,7 +41,9 @@ class Pretrain(ProtoNet):
         return {**super().meta_parameters(embedding_dim, n_classes), **params}
 
     def loss(self, net, batch: LabelledBatch):
-        logits = F.linear(net(batch.x), net.extra["head_weight"], net.extra["head_bias"])
+        logits = F.linear(
+            net(batch.x), net.extra["head_weight"], net.extra["head_bias"]
+        )
         loss = F.cross_entropy(logits, batch.y)
         accuracy = (logits.argmax(1) == batch.y).float().mean().item()
         return loss, {"accuracy": accuracy}

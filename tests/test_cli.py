@@ -1,0 +1,28 @@
+import subprocess
+import sys
+
+from skmeta.cli import main
+
+
+def test_demo_quick_prints_a_table(capsys):
+    assert main(["demo", "--quick", "--methods", "protonet"]) == 0
+    out = capsys.readouterr().out
+    assert "5-way 1-shot" in out and "20-way 1-shot" in out
+    assert "protonet" in out and "raw pixels" in out
+    assert "never seen in training" in out
+
+
+def test_demo_bad_data_home_is_a_clean_error(tmp_path, capsys):
+    assert main(["demo", "--quick", "--data-home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and str(tmp_path) in err
+
+
+def test_console_script_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "skmeta.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "demo" in done.stdout
