@@ -10,7 +10,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import META_PARAMETERS_DOC, MetaLearnerMixin, resolve_device
-from .meta.model import inference_batch_size
 
 __all__ = ["FewShotClassifier"]
 
@@ -139,7 +138,7 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
             torch.tensor(X, device=device),
             torch.tensor(codes, device=device),
             len(self.classes_),
-            inference_batch_size(device),
+            self.meta_model_.batch_size(device),
         )
         self.adapted_ = {k: v.detach().cpu() for k, v in state.items()}
         return self
@@ -153,7 +152,7 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
                 self.meta_model_.network(device),
                 state,
                 torch.tensor(X, device=device),
-                inference_batch_size(device),
+                self.meta_model_.batch_size(device),
             )
         return logits.float().cpu().numpy()
 

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from skmeta.cli import main
 
 
@@ -26,3 +28,15 @@ def test_console_script_help():
         check=True,
     )
     assert "demo" in done.stdout
+
+
+@pytest.mark.slow
+def test_full_demo_shows_meta_learning_beating_raw_pixels(capsys):
+    """The main job as a user runs it (about 2 minutes on 2 cores)."""
+    from skmeta._demo import DemoConfig, run_demo
+
+    result = run_demo(DemoConfig(verbose=0))
+    rows = {row["method"]: row for row in result["rows"]}
+    for task in ("5w1s", "5w5s", "20w1s"):
+        assert rows["protonet"][task][0] > rows["raw pixels"][task][0] + 0.15
+    assert rows["protonet"]["5w1s"][0] > 0.9

@@ -42,10 +42,46 @@ def _thaw(value):
     return value
 
 
-def inference_batch_size(device: torch.device) -> int:
-    """Rows per forward pass at inference: 100 on a CPU runs about twice as fast as
-    one call with 1,000 rows; GPUs prefer large batches."""
-    return 100 if device.type == "cpu" else 4096
+# On a CPU, inference runs fastest when the widest activation of a chunk fits in
+# the caches: about 2 million floats (8 MB) per chunk. Measured here: Conv4 with
+# max-pooling is twice as fast in chunks of 50 rows as in one call of 1,000.
+_CPU_CHUNK_FLOATS = 2_000_000
+
+
+def _widest_activation(net: MetaNet) -> int:
+    """Largest number of floats any layer of `net` outputs for one row."""
+    sizes = [1]
+
+    def record(module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            sizes.append(output[0].numel())
+
+    hooks = [m.register_forward_hook(record) for m in net.modules()]
+    try:
+        with torch.inference_mode():
+            net(net.input_mean.new_zeros(1, _n_features(net)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(sizes)
+
+
+def _n_features(net: MetaNet) -> int:
+    n = 1
+    for size in net.input_shape:
+        n *= size
+    return n
+
+
+def inference_batch_size(net: MetaNet, device: torch.device) -> int:
+    """Rows per forward pass at inference for `net` on `device`.
+
+    CPU: as many rows as keep the widest activation near 8 MB (between 16 and
+    8,192 rows); GPU: 4,096.
+    """
+    if device.type != "cpu":
+        return 4096
+    return int(np.clip(_CPU_CHUNK_FLOATS // _widest_activation(net), 16, 8192))
 
 
 class MetaModel:
@@ -98,6 +134,7 @@ class MetaModel:
         )
         object.__setattr__(self, "_backbone", backbone)
         object.__setattr__(self, "_nets", {})
+        object.__setattr__(self, "_batch_sizes", {})
         self.network(torch.device("cpu"))  # fail now, not at first use
 
     # -- immutability -----------------------------------------------------
@@ -198,6 +235,14 @@ class MetaModel:
             self._nets[device] = net
         return net
 
+    def batch_size(self, device: torch.device | str = "cpu") -> int:
+        """Rows per forward pass at inference on `device` (see
+        :func:`inference_batch_size`), computed once per device."""
+        device = torch.device(device)
+        if device not in self._batch_sizes:
+            self._batch_sizes[device] = inference_batch_size(self.network(device), device)
+        return self._batch_sizes[device]
+
     def transform(
         self,
         X: np.ndarray,
@@ -211,7 +256,7 @@ class MetaModel:
         X : ndarray of shape (n_samples, n_features)
         device : torch device, default="cpu"
         batch_size : int, optional
-            Rows per forward pass; default 100 on a CPU, 4096 on a GPU.
+            Rows per forward pass; default :meth:`batch_size`.
 
         Returns
         -------
@@ -219,7 +264,7 @@ class MetaModel:
         """
         device = torch.device(device)
         net = self.network(device)
-        batch_size = batch_size or inference_batch_size(device)
+        batch_size = batch_size or self.batch_size(device)
         X = np.require(X, dtype=np.float32, requirements=["C", "W"])  # torch needs W
         out = np.empty((X.shape[0], self.embedding_dim), dtype=np.float32)
         with torch.inference_mode():

@@ -57,7 +57,8 @@ class MetaNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed rows: (batch, n_features) -> (batch, embedding_dim)."""
-        x = (x - self.input_mean) / self.input_scale
+        # (x - mean) / scale as one fused kernel: x * (1 / scale) + (-mean / scale)
+        x = torch.addcmul(-self.input_mean / self.input_scale, x, 1 / self.input_scale)
         return self.backbone(x.view(x.shape[0], *self.input_shape)).flatten(1)
 
     @torch.no_grad()
