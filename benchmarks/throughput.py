@@ -47,22 +47,30 @@ def median_rate(fn, n_rows: int, repeats: int) -> float:
 
 def measure_backbone(name, X_train, y_train, X_test, input_shape, rounds, repeats):
     extractor = MetaFeatureExtractor(
-        backbone=name, input_shape=input_shape, n_way=5, k_shot=1, n_query=2,
-        max_iter=20, random_state=0,
+        backbone=name,
+        input_shape=input_shape,
+        n_way=5,
+        k_shot=1,
+        n_query=2,
+        max_iter=20,
+        random_state=0,
     ).fit(X_train, y_train)
     model = extractor.meta_model_
     # The same backbone, bare: same weights, no skmeta code around it.
     bare = build_backbone(name, input_shape, None)
     bare.load_state_dict(
-        {k[len("backbone."):]: v for k, v in model.state.items()
-         if k.startswith("backbone.")}
+        {
+            k[len("backbone.") :]: v
+            for k, v in model.state.items()
+            if k.startswith("backbone.")
+        }
     )
     bare.eval()
     x = torch.from_numpy(X_test).view(len(X_test), *input_shape)
     cases = {"transform": lambda: extractor.transform(X_test)}
     for chunk in CHUNKS:
-        cases[f"bare chunk={chunk or 'all'}"] = (
-            lambda chunk=chunk: bare_forward(bare, x, chunk)
+        cases[f"bare chunk={chunk or 'all'}"] = lambda chunk=chunk: bare_forward(
+            bare, x, chunk
         )
     rates: dict[str, list[float]] = {case: [] for case in cases}
     for _ in range(2):  # warm-up
@@ -115,14 +123,19 @@ def main() -> None:
 
     X, y = make_glyphs(200, 20, 28, random_state=0)
     X_test = make_glyphs(100, 20, 28, random_state=1)[0][: args.rows]
-    results = {"machine": platform.processor() or platform.machine(),
-               "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "backbones": [], "adaptation": {}}
+    results = {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "backbones": [],
+        "adaptation": {},
+    }
     shape = (1, 28, 28)
     for name in ("conv4", "conv4_strided", "mlp"):
         input_shape = shape if name != "mlp" else (784,)
-        model, row = measure_backbone(name, X, y, X_test, input_shape,
-                                      args.rounds, args.repeats)
+        model, row = measure_backbone(
+            name, X, y, X_test, input_shape, args.rounds, args.repeats
+        )
         results["backbones"].append(row)
         print(json.dumps(row, indent=1), flush=True)
         results["adaptation"][name] = measure_adaptation(model, X, y, 105)
@@ -130,8 +143,11 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "throughput.json").write_text(json.dumps(results, indent=1))
-    lines = ["| backbone | transform rows/s | best bare forward rows/s (chunk) | "
-             "ratio | fit ms (5w5s) | fit + predict ms |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| backbone | transform rows/s | best bare forward rows/s (chunk) | "
+        "ratio | fit ms (5w5s) | fit + predict ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in results["backbones"]:
         adapt = results["adaptation"][row["backbone"]]
         best = row["best_bare"]

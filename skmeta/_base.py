@@ -22,6 +22,7 @@ META_PARAMETER_CONSTRAINTS = {
     "method": [StrOptions(set(ALGORITHMS)), None],
     "backbone": [StrOptions({"auto", *BUILTIN_BACKBONES}), callable],
     "backbone_params": [dict, None],
+    "class_augmentation": [StrOptions({"rot90"}), None],
     "input_shape": [tuple, list, None],
     "distance": [StrOptions({"euclidean", "cosine"})],
     "n_way": [Interval(Integral, 2, None, closed="left"), None],
@@ -53,6 +54,11 @@ META_PARAMETERS_DOC = """
     backbone_params : dict, default=None
         Keyword arguments of the backbone, e.g. ``{"hidden_sizes": (128,)}`` for
         ``"mlp"`` or ``{"hidden_channels": 32}`` for ``"conv4"``.
+    class_augmentation : {"rot90"}, default=None
+        Class augmentation for square images during meta-training:
+        ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three
+        new classes (as in the Omniglot experiments of Vinyals et al. 2016 and
+        Snell et al. 2017). Adaptation in ``FewShotClassifier.fit`` is unchanged.
     input_shape : tuple of int, default=None
         Shape of one row, e.g. ``(1, 28, 28)`` for 28x28 grey images stored as
         784 columns. None means flat rows ``(n_features,)``.
@@ -214,6 +220,7 @@ class MetaLearnerMixin:
             method_params={"distance": self.distance},
             backbone=self.backbone,
             backbone_params=self.backbone_params,
+            class_augmentation=self.class_augmentation,
             meta_batch_size=self.meta_batch_size,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,

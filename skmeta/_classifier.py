@@ -71,6 +71,7 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         method=None,
         backbone="auto",
         backbone_params=None,
+        class_augmentation=None,
         input_shape=None,
         distance="euclidean",
         n_way=None,
@@ -90,6 +91,7 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         self.method = method
         self.backbone = backbone
         self.backbone_params = backbone_params
+        self.class_augmentation = class_augmentation
         self.input_shape = input_shape
         self.distance = distance
         self.n_way = n_way

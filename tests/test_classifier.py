@@ -161,3 +161,22 @@ def test_defaults_adapt_to_tiny_data():
     clf = FewShotClassifier(max_iter=3, random_state=0).fit(X, y)
     training = clf.meta_model_.config["training"]
     assert (training["n_way"], training["k_shot"], training["n_query"]) == (3, 1, 2)
+
+
+def test_class_augmentation_option(images):
+    X, y = images
+    clf = FewShotClassifier(
+        input_shape=(1, 12, 12),
+        backbone="conv4_strided",
+        class_augmentation="rot90",
+        max_iter=5,
+        random_state=0,
+    ).fit(X, y)
+    assert clf.meta_model_.config["training"]["n_classes"] == 40
+    assert clf.classes_.size == 10  # adaptation sees the real classes only
+    with pytest.raises(ValueError, match="square images"):
+        FewShotClassifier(
+            input_shape=(1, 8, 18), class_augmentation="rot90", max_iter=2
+        ).fit(X, y)
+    with pytest.raises(ValueError, match="'class_augmentation' parameter"):
+        FewShotClassifier(class_augmentation="flip").fit(X, y)

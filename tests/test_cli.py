@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +41,20 @@ def test_full_demo_shows_meta_learning_beating_raw_pixels(capsys):
     for task in ("5w1s", "5w5s", "20w1s"):
         assert rows["protonet"][task][0] > rows["raw pixels"][task][0] + 0.15
     assert rows["protonet"]["5w1s"][0] > 0.9
+
+
+OMNIGLOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+
+
+@pytest.mark.omniglot
+@pytest.mark.skipif(
+    not (OMNIGLOT / "background.npz").is_file(),
+    reason="Omniglot data not found beside the checkout",
+)
+def test_demo_on_omniglot(capsys):
+    assert (
+        main(["demo", "--quick", "--data-home", str(OMNIGLOT), "--methods", "protonet"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "Omniglot" in out and "659 classes never seen" in out

@@ -42,10 +42,12 @@ def _thaw(value):
     return value
 
 
-# On a CPU, inference runs fastest when the widest activation of a chunk fits in
-# the caches: about 2 million floats (8 MB) per chunk. Measured here: Conv4 with
-# max-pooling is twice as fast in chunks of 50 rows as in one call of 1,000.
-_CPU_CHUNK_FLOATS = 2_000_000
+# On a CPU, inference runs fastest when the widest activation of a chunk stays
+# cache-sized: about 1.25 million floats (5 MB). Measured here (2,000 rows, bare
+# forward): Conv4 is flat from 25 to 100 rows per chunk and 40% slower from 150;
+# strided Conv4 is best at 50-100; an MLP at 250 or more rows. This budget gives
+# 24, 99 and 4,882 rows.
+_CPU_CHUNK_FLOATS = 1_250_000
 
 
 def _widest_activation(net: MetaNet) -> int:
@@ -76,7 +78,7 @@ def _n_features(net: MetaNet) -> int:
 def inference_batch_size(net: MetaNet, device: torch.device) -> int:
     """Rows per forward pass at inference for `net` on `device`.
 
-    CPU: as many rows as keep the widest activation near 8 MB (between 16 and
+    CPU: as many rows as keep the widest activation near 5 MB (between 16 and
     8,192 rows); GPU: 4,096.
     """
     if device.type != "cpu":
@@ -240,7 +242,9 @@ class MetaModel:
         :func:`inference_batch_size`), computed once per device."""
         device = torch.device(device)
         if device not in self._batch_sizes:
-            self._batch_sizes[device] = inference_batch_size(self.network(device), device)
+            self._batch_sizes[device] = inference_batch_size(
+                self.network(device), device
+            )
         return self._batch_sizes[device]
 
     def transform(

@@ -40,6 +40,7 @@ class TrainSettings:
     method_params: dict = field(default_factory=dict)
     backbone: str | Callable = "auto"
     backbone_params: dict | None = None
+    class_augmentation: str | None = None
     meta_batch_size: int = 1
     max_iter: int = 1000
     learning_rate: float = 1e-3
@@ -79,6 +80,37 @@ def split_classes(
     held = rng.choice(classes, size=n_held, replace=False)
     mask = np.isin(y, held)
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def rotate_classes(
+    X: torch.Tensor, codes: np.ndarray, input_shape: tuple[int, ...]
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Class augmentation: each rotation by 0, 90, 180, 270 degrees is a new class.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n, C * H * W)
+        Image rows with ``input_shape == (C, H, W)`` and ``H == W``.
+    codes : ndarray of shape (n,)
+        Class codes ``0..n_classes-1``.
+    input_shape : tuple of int
+
+    Returns
+    -------
+    X_rotated : Tensor of shape (4 * n, C * H * W)
+        The rows, then the rows rotated by 90, 180 and 270 degrees.
+    codes_rotated : ndarray of shape (4 * n,)
+        Class ``c`` rotated by ``k * 90`` degrees gets code ``k * n_classes + c``.
+    """
+    if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
+        raise ValueError(
+            "class_augmentation='rot90' needs square images: input_shape=(C, H, H); "
+            f"got input_shape={tuple(input_shape)}."
+        )
+    images = X.view(-1, *input_shape)
+    rotated = [images.rot90(k, dims=(2, 3)).reshape(X.shape) for k in range(4)]
+    n_classes = int(codes.max()) + 1
+    return torch.cat(rotated), np.concatenate([codes + k * n_classes for k in range(4)])
 
 
 def _task_batches(X, index, settings, rng, n_way, n_query, n_tasks):
@@ -192,6 +224,14 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
         train_rows, val_batch = np.arange(y.size), None
     X_train = X_all[torch.from_numpy(train_rows).to(device)]
     classes, codes = np.unique(y[train_rows], return_inverse=True)
+    if settings.class_augmentation == "rot90":
+        X_train, codes = rotate_classes(X_train, codes, settings.input_shape)
+        classes = np.arange(codes.max() + 1)
+    elif settings.class_augmentation is not None:
+        raise ValueError(
+            f"class_augmentation={settings.class_augmentation!r} is unknown; use "
+            "None or 'rot90'."
+        )
 
     net = MetaNet(
         build_backbone(backbone, settings.input_shape, settings.backbone_params),
