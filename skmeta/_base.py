@@ -3,8 +3,10 @@ parameters, the checks on them, and the bridge to the torch layer."""
 
 from __future__ import annotations
 
+import functools
 import os
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -100,6 +102,26 @@ META_PARAMETERS_DOC = """
         Show a progress bar of meta-training when positive."""
 
 
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> MetaModel:
+    return MetaModel.load(path)
+
+
+def load_pretrained(pretrained) -> MetaModel:
+    """The `pretrained` parameter as a MetaModel.
+
+    A path is read once per file version: a MetaModel is immutable, so the
+    1,000 fits of an episodic evaluation share one copy of the weights.
+    """
+    if isinstance(pretrained, MetaModel):
+        return pretrained
+    path = Path(pretrained).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
+    stat = path.stat()
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
 def resolve_device(device) -> torch.device:
     """Turn the ``device`` parameter into a ``torch.device``."""
     if isinstance(device, str) and device == "auto":
@@ -178,9 +200,7 @@ class MetaLearnerMixin:
         """Load and check `pretrained`, or meta-train on (X, y codes)."""
         n_features = X.shape[1]
         if self.pretrained is not None:
-            model = self.pretrained
-            if not isinstance(model, MetaModel):
-                model = MetaModel.load(model)
+            model = load_pretrained(self.pretrained)
             if model.n_features != n_features:
                 raise ValueError(
                     f"X has {n_features} features, but the pretrained model expects "

@@ -180,3 +180,14 @@ def test_class_augmentation_option(images):
         ).fit(X, y)
     with pytest.raises(ValueError, match="'class_augmentation' parameter"):
         FewShotClassifier(class_augmentation="flip").fit(X, y)
+
+
+def test_pretrained_path_is_read_once_per_file_version(blob_model, blobs, tmp_path):
+    X, y = _novel(blobs)
+    path = tmp_path / "m.safetensors"
+    blob_model.save(path)
+    first = FewShotClassifier(pretrained=path).fit(X, y).meta_model_
+    again = FewShotClassifier(pretrained=str(path)).fit(X, y).meta_model_
+    assert again is first  # shared, not re-read
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        FewShotClassifier(pretrained=tmp_path / "nope.safetensors").fit(X, y)
