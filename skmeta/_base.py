@@ -19,6 +19,7 @@ from .meta.model import MetaModel
 from .meta.train import TrainSettings, meta_train
 
 DEFAULT_N_WAY, DEFAULT_K_SHOT, DEFAULT_N_QUERY = 20, 5, 15
+INNER_SETTINGS = ("inner_lr", "inner_steps", "first_order")
 
 META_PARAMETER_CONSTRAINTS = {
     "method": [StrOptions(set(ALGORITHMS)), None],
@@ -27,6 +28,9 @@ META_PARAMETER_CONSTRAINTS = {
     "class_augmentation": [StrOptions({"rot90"}), None],
     "input_shape": [tuple, list, None],
     "distance": [StrOptions({"euclidean", "cosine"})],
+    "inner_lr": [Interval(Real, 0, None, closed="neither"), None],
+    "inner_steps": [Interval(Integral, 1, None, closed="left"), None],
+    "first_order": ["boolean", None],
     "n_way": [Interval(Integral, 2, None, closed="left"), None],
     "k_shot": [Interval(Integral, 1, None, closed="left"), None],
     "n_query": [Interval(Integral, 1, None, closed="left"), None],
@@ -43,10 +47,15 @@ META_PARAMETER_CONSTRAINTS = {
 }
 
 META_PARAMETERS_DOC = """
-    method : {"protonet", "pretrain"}, default=None
+    method : {"protonet", "pretrain", "maml", "fomaml", "metasgd", "anil", \
+"protomaml"}, default=None
         Meta-learning method. None means ``"protonet"`` when meta-training, and
         the method of `pretrained` otherwise. ``"pretrain"`` is the supervised
         baseline: a classifier of all training classes, then prototypes.
+        ``"maml"`` (second order), ``"fomaml"`` (first order), ``"metasgd"``
+        (learnt per-weight inner learning rates), ``"anil"`` (inner loop on the
+        head only) and ``"protomaml"`` (head started from prototypes) adapt by
+        gradient steps on the support set.
     backbone : {"auto", "mlp", "conv4", "conv4_strided"} or callable, default="auto"
         The network that embeds rows. ``"auto"`` is ``"conv4"`` when
         `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise. A
@@ -67,6 +76,13 @@ META_PARAMETERS_DOC = """
     distance : {"euclidean", "cosine"}, default="euclidean"
         How queries are compared with prototypes: squared Euclidean distance, or
         cosine similarity times a learnt temperature.
+    inner_lr, inner_steps, first_order : float, int, bool, default=None
+        Inner loop of the gradient-based methods: step size, number of SGD
+        steps on the support set, and whether to drop second derivatives. None
+        means 0.4, 1 and the method's own (``fomaml``: True) when meta-training,
+        and the meta-training values with `pretrained`. Set with `pretrained`,
+        they change only the adaptation in ``fit`` -- what ``GridSearchCV``
+        over them tunes, with no meta-training.
     n_way, k_shot, n_query : int, default=None
         Episode size in meta-training: classes per episode, labelled examples
         per class, and queries per class. None adapts to the data: up to
@@ -196,6 +212,35 @@ class MetaLearnerMixin:
 
     _parameter_constraints: dict = META_PARAMETER_CONSTRAINTS
 
+    def _method_params(self, method: str, explicit_only: bool = False) -> dict:
+        """The estimator's settings that `method` takes (``distance``,
+        ``inner_lr``, ...), leaving out those left at None."""
+        params = {
+            name: getattr(self, name)
+            for name in ALGORITHMS[method].settings
+            if getattr(self, name) is not None
+        }
+        if explicit_only:  # adaptation: only what the user set overrides
+            params.pop("distance", None)
+        return params
+
+    def _algorithm(self):
+        """The meta-model's method with this estimator's adaptation settings."""
+        model = self.meta_model_
+        inner = {name: getattr(self, name) for name in INNER_SETTINGS}
+        unused = [
+            n
+            for n, v in inner.items()
+            if v is not None and n not in ALGORITHMS[model.method].settings
+        ]
+        if unused:
+            raise ValueError(
+                f"{', '.join(unused)} only apply to gradient-based methods "
+                f"(maml, fomaml, metasgd, anil, protomaml); this model's method is "
+                f"{model.method!r}. Leave them None."
+            )
+        return model.algorithm(**self._method_params(model.method, explicit_only=True))
+
     def _get_meta_model(self, X: np.ndarray, y: np.ndarray | None) -> MetaModel:
         """Load and check `pretrained`, or meta-train on (X, y codes)."""
         n_features = X.shape[1]
@@ -237,7 +282,7 @@ class MetaLearnerMixin:
             n_query=n_query,
             input_shape=input_shape,
             method=self.method or "protonet",
-            method_params={"distance": self.distance},
+            method_params=self._method_params(self.method or "protonet"),
             backbone=self.backbone,
             backbone_params=self.backbone_params,
             class_augmentation=self.class_augmentation,

@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import META_PARAMETERS_DOC, MetaLearnerMixin, resolve_device
+from .meta.algorithms import map_tensors
 
 __all__ = ["FewShotClassifier"]
 
@@ -36,8 +37,10 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         The meta-trained model (``pretrained`` itself when given; never modified).
     classes_ : ndarray of shape (n_classes,)
         Class labels of the support set.
-    adapted_ : dict of str to Tensor
-        What adaptation produced, e.g. ``{{"prototypes": (n_classes, dim)}}``.
+    adapted_ : dict
+        What adaptation produced (CPU tensors): ``{{"prototypes": (n_classes,
+        dim)}}`` for ProtoNet; adapted weights, head and support statistics for
+        the gradient-based methods.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string column names.
@@ -74,6 +77,9 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         class_augmentation=None,
         input_shape=None,
         distance="euclidean",
+        inner_lr=None,
+        inner_steps=None,
+        first_order=None,
         n_way=None,
         k_shot=None,
         n_query=None,
@@ -94,6 +100,9 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         self.class_augmentation = class_augmentation
         self.input_shape = input_shape
         self.distance = distance
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.first_order = first_order
         self.n_way = n_way
         self.k_shot = k_shot
         self.n_query = n_query
@@ -134,7 +143,7 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         self.meta_model_ = self._get_meta_model(X, codes)
         self.history_ = [dict(record) for record in self.meta_model_.history]
         device = resolve_device(self.device)
-        algorithm = self.meta_model_.algorithm()
+        algorithm = self._algorithm()
         state = algorithm.adapt(
             self.meta_model_.network(device),
             torch.tensor(X, device=device),
@@ -142,15 +151,15 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
             len(self.classes_),
             self.meta_model_.batch_size(device),
         )
-        self.adapted_ = {k: v.detach().cpu() for k, v in state.items()}
+        self.adapted_ = map_tensors(lambda t: t.detach().cpu(), state)
         return self
 
     def _logits(self, X) -> np.ndarray:
         X = validate_data(self, X, reset=False, dtype=np.float32)
         device = resolve_device(self.device)
-        state = {k: v.to(device) for k, v in self.adapted_.items()}
+        state = map_tensors(lambda t: t.to(device), self.adapted_)
         with torch.inference_mode():
-            logits = self.meta_model_.algorithm().predict(
+            logits = self._algorithm().predict(
                 self.meta_model_.network(device),
                 state,
                 torch.tensor(X, device=device),

@@ -70,6 +70,9 @@ class MetaFeatureExtractor(
         class_augmentation=None,
         input_shape=None,
         distance="euclidean",
+        inner_lr=None,
+        inner_steps=None,
+        first_order=None,
         n_way=None,
         k_shot=None,
         n_query=None,
@@ -90,6 +93,9 @@ class MetaFeatureExtractor(
         self.class_augmentation = class_augmentation
         self.input_shape = input_shape
         self.distance = distance
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.first_order = first_order
         self.n_way = n_way
         self.k_shot = k_shot
         self.n_query = n_query

@@ -202,9 +202,17 @@ class MetaModel:
         )
 
     # -- use --------------------------------------------------------------
-    def algorithm(self) -> Algorithm:
-        """The method object that adapts and predicts with this model."""
-        return make_algorithm(self.method, **_thaw(self._config["method_params"]))
+    def algorithm(self, **overrides) -> Algorithm:
+        """The method object that adapts and predicts with this model.
+
+        Parameters
+        ----------
+        **overrides
+            Adaptation settings to change, e.g. ``inner_lr=0.1, inner_steps=5``
+            for gradient-based methods; the meta-training values otherwise.
+        """
+        settings = {**_thaw(self._config["method_params"]), **overrides}
+        return make_algorithm(self.method, **settings)
 
     def network(self, device: torch.device | str = "cpu") -> MetaNet:
         """The network in eval mode on `device`, built once per device.

@@ -81,7 +81,7 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     ----------
     config : dict
         Keys ``backbone`` (a built-in name or ``"custom"``), ``backbone_params``,
-        ``input_shape``, ``per_feature_scaling``.
+        ``input_shape``, ``per_feature_scaling``, optionally ``task_norm``.
     backbone_factory : callable, optional
         The user's module class or factory when ``config["backbone"] == "custom"``.
     """
@@ -99,6 +99,10 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     backbone = build_backbone(
         name, tuple(config["input_shape"]), config["backbone_params"]
     )
+    if config.get("task_norm"):
+        from .norm import use_task_norm
+
+        use_task_norm(backbone)
     return MetaNet(
         backbone, tuple(config["input_shape"]), config["per_feature_scaling"]
     )

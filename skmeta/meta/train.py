@@ -20,6 +20,7 @@ from .backbones import build_backbone, resolve_backbone
 from .episodes import ClassIndex, sample_episodes
 from .model import MetaModel
 from .net import MetaNet
+from .norm import use_task_norm
 
 __all__ = ["TrainSettings", "meta_train", "split_classes"]
 
@@ -158,11 +159,14 @@ def _validation_batch(X, y, settings, rng) -> TaskBatch:
         raise ValueError(f"Validation classes (early_stopping=True): {exc}") from None
 
 
-def _config(settings: TrainSettings, backbone, embedding_dim: int, n_classes: int):
+def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_classes):
     custom = not isinstance(backbone, str)
     return {
         "method": settings.method,
-        "method_params": dict(settings.method_params),
+        # resolved values, defaults included, so the file says what was used
+        "method_params": {
+            name: getattr(algorithm, name) for name in algorithm.settings
+        },
         "backbone": "custom" if custom else backbone,
         "backbone_name": (
             f"{getattr(backbone, '__module__', '?')}."
@@ -173,6 +177,7 @@ def _config(settings: TrainSettings, backbone, embedding_dim: int, n_classes: in
         "backbone_params": dict(settings.backbone_params or {}),
         "input_shape": list(settings.input_shape),
         "per_feature_scaling": len(settings.input_shape) != 3,
+        "task_norm": algorithm.task_norm,
         "embedding_dim": embedding_dim,
         "training": {
             **{
@@ -233,14 +238,21 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
             "None or 'rot90'."
         )
 
+    backbone_module = build_backbone(
+        backbone, settings.input_shape, settings.backbone_params
+    )
+    if algorithm.task_norm:
+        use_task_norm(backbone_module)
     net = MetaNet(
-        build_backbone(backbone, settings.input_shape, settings.backbone_params),
+        backbone_module,
         settings.input_shape,
         per_feature_scaling=len(settings.input_shape) != 3,
     )
     net.set_input_statistics(X_train)
     embedding_dim = net.embedding_dim()
-    for name, value in algorithm.meta_parameters(embedding_dim, classes.size).items():
+    for name, value in algorithm.meta_parameters(
+        net, embedding_dim, classes.size
+    ).items():
         net.extra[name] = torch.nn.Parameter(value.clone().float())
     net.to(device)
 
@@ -333,7 +345,7 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
     bar.close()
     if best["state"] is not None:
         net.load_state_dict(best["state"])
-    config = _config(settings, backbone, embedding_dim, int(classes.size))
+    config = _config(settings, algorithm, backbone, embedding_dim, int(classes.size))
     config["training"].update(
         n_iter=n_iter,
         best_iter=best["iter"] or n_iter,

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from .base import Algorithm, LabelledBatch, TaskBatch
+from .base import Algorithm, LabelledBatch, TaskBatch, map_tensors
+from .maml import ANIL, FOMAML, MAML, MetaSGD, ProtoMAML
 from .pretrain import Pretrain
 from .protonet import ProtoNet
 
-__all__ = ["ALGORITHMS", "Algorithm", "LabelledBatch", "TaskBatch", "make_algorithm"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "LabelledBatch",
+    "TaskBatch",
+    "make_algorithm",
+    "map_tensors",
+]
 
-ALGORITHMS = {"protonet": ProtoNet, "pretrain": Pretrain}
+ALGORITHMS = {
+    "protonet": ProtoNet,
+    "pretrain": Pretrain,
+    "maml": MAML,
+    "fomaml": FOMAML,
+    "metasgd": MetaSGD,
+    "anil": ANIL,
+    "protomaml": ProtoMAML,
+}
 
 
 def make_algorithm(method: str, **settings) -> Algorithm:

@@ -16,7 +16,22 @@ import torch.nn.functional as F
 
 from ..net import MetaNet
 
-__all__ = ["Algorithm", "LabelledBatch", "TaskBatch"]
+__all__ = ["Algorithm", "LabelledBatch", "TaskBatch", "map_tensors"]
+
+
+def map_tensors(fn, value):
+    """Apply `fn` to every tensor in nested dicts, lists and tuples.
+
+    Adaptation states are such nests (e.g. adapted weights and per-layer batch
+    norm statistics); the estimators use this to move them between devices.
+    """
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_tensors(fn, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(map_tensors(fn, v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -62,15 +77,19 @@ class Algorithm(ABC):
     """
 
     name: str = ""
+    settings: tuple[str, ...] = ()  # constructor arguments the estimators expose
     episodic: bool = True
+    task_norm: bool = False  # batch norm with support statistics (norm.py)
 
     def meta_parameters(
-        self, embedding_dim: int, n_classes: int
+        self, net: MetaNet, embedding_dim: int, n_classes: int
     ) -> dict[str, torch.Tensor]:
         """Method-specific meta-parameters learnt beside the backbone.
 
         Parameters
         ----------
+        net : MetaNet
+            The freshly built network (its backbone's parameter shapes).
         embedding_dim : int
             Width of the backbone's output.
         n_classes : int
@@ -106,8 +125,9 @@ class Algorithm(ABC):
 
         Returns
         -------
-        state : dict of str to Tensor
-            What ``predict`` needs (e.g. the prototypes), detached.
+        state : dict
+            What ``predict`` needs (e.g. the prototypes), detached: tensors,
+            possibly nested in dicts, lists and tuples.
         """
 
     @abstractmethod

@@ -35,10 +35,10 @@ class Pretrain(ProtoNet):
     name = "pretrain"
     episodic = False
 
-    def meta_parameters(self, embedding_dim, n_classes):
+    def meta_parameters(self, net, embedding_dim, n_classes):
         head = torch.nn.Linear(embedding_dim, n_classes)
         params = {"head_weight": head.weight.detach(), "head_bias": head.bias.detach()}
-        return {**super().meta_parameters(embedding_dim, n_classes), **params}
+        return {**super().meta_parameters(net, embedding_dim, n_classes), **params}
 
     def loss(self, net, batch: LabelledBatch):
         logits = F.linear(

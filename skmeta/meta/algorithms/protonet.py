@@ -79,13 +79,14 @@ class ProtoNet(Algorithm):
     """
 
     name = "protonet"
+    settings = ("distance",)
 
     def __init__(self, distance: str = "euclidean") -> None:
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
         self.distance = distance
 
-    def meta_parameters(self, embedding_dim, n_classes):
+    def meta_parameters(self, net, embedding_dim, n_classes):
         if self.distance == "cosine":
             return {"scale": torch.tensor(10.0)}
         return {}

@@ -1,0 +1,214 @@
+"""Optimisation-based meta-learning: MAML, first-order MAML, Meta-SGD, ANIL,
+Proto-MAML (Finn et al. 2017; Li et al. 2017; Raghu et al. 2019; Triantafillou
+et al. 2019).
+
+One functional inner loop serves all five, in meta-training and in
+``FewShotClassifier.fit``. The classifier head adapts to any number of classes:
+it starts as one meta-learnt weight vector and bias shared by every class
+(zero at first), or, for Proto-MAML, from the support prototypes. Batch norm
+uses the support set's statistics (:mod:`skmeta.meta.norm`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from ..net import MetaNet
+from ..norm import task_statistics
+from .base import Algorithm, TaskBatch, map_tensors
+from .protonet import prototypes
+
+__all__ = ["ANIL", "FOMAML", "MAML", "MetaSGD", "ProtoMAML"]
+
+
+def _lr_key(name: str) -> str:
+    """ParameterDict key of the Meta-SGD learning rate of parameter `name`."""
+    return "lr__" + name.replace(".", "__")
+
+
+class MAML(Algorithm):
+    """Model-Agnostic Meta-Learning (second order unless `first_order`).
+
+    Parameters
+    ----------
+    inner_lr : float, default=0.4
+        Step size of the inner SGD loop.
+    inner_steps : int, default=1
+        Inner SGD steps on the support set.
+    first_order : bool, default=False
+        Drop second derivatives (FOMAML): faster, less memory.
+    """
+
+    name = "maml"
+    settings = ("inner_lr", "inner_steps", "first_order")
+    task_norm = True
+    head_only = False  # ANIL adapts the head alone
+    learn_inner_lr = False  # Meta-SGD learns one rate per weight
+    proto_head = False  # Proto-MAML starts the head from prototypes
+
+    def __init__(
+        self, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False
+    ) -> None:
+        if not inner_lr > 0:
+            raise ValueError(f"inner_lr must be positive, got {inner_lr}.")
+        if int(inner_steps) != inner_steps or inner_steps < 1:
+            raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps}.")
+        self.inner_lr = float(inner_lr)
+        self.inner_steps = int(inner_steps)
+        self.first_order = bool(first_order)
+
+    # -- meta-parameters ----------------------------------------------------
+    def meta_parameters(self, net, embedding_dim, n_classes):
+        params = (
+            {}
+            if self.proto_head
+            else {
+                "head_weight": torch.zeros(embedding_dim),
+                "head_bias": torch.zeros(()),
+            }
+        )
+        if self.learn_inner_lr:
+            shapes = {name: p.shape for name, p in self._adapted(net).items()}
+            shapes.update(head_weight=(embedding_dim,), head_bias=())
+            for name, shape in shapes.items():
+                params[_lr_key(name)] = torch.full(shape, self.inner_lr)
+        return params
+
+    def _adapted(self, net: MetaNet) -> dict[str, torch.Tensor]:
+        """Backbone weights the inner loop changes (none for ANIL)."""
+        if self.head_only:
+            return {}
+        return {f"backbone.{name}": p for name, p in net.backbone.named_parameters()}
+
+    def _lr(self, net: MetaNet, name: str):
+        return net.extra[_lr_key(name)] if self.learn_inner_lr else self.inner_lr
+
+    # -- the inner loop -------------------------------------------------------
+    def _embed(self, net, weights, x, stats=None):
+        """Embed rows with `weights` swapped in; returns (embedding, batch stats)."""
+        with task_statistics(net, stats) as used:
+            out = (
+                functional_call(net, weights, (x,), strict=False) if weights else net(x)
+            )
+        return out, used
+
+    def _initial_head(self, net, support_emb, support_y, n_classes):
+        if self.proto_head:
+            protos = prototypes(support_emb, support_y, n_classes)
+            return 2 * protos, -(protos * protos).sum(1)
+        weight = net.extra["head_weight"].expand(n_classes, -1)
+        return weight, net.extra["head_bias"].expand(n_classes)
+
+    def _inner_loop(self, net, support_x, support_y, n_classes, create_graph):
+        """Adapted weights, head and support statistics for one task."""
+        weights = self._adapted(net)
+        emb, stats = self._embed(net, weights, support_x)
+        head_w, head_b = self._initial_head(net, emb, support_y, n_classes)
+        if self.head_only:  # ANIL: the body is fixed within the task
+            emb_fixed = emb
+        for step in range(self.inner_steps):
+            if step and not self.head_only:
+                emb, stats = self._embed(net, weights, support_x)
+            elif self.head_only:
+                emb = emb_fixed
+            loss = F.cross_entropy(F.linear(emb, head_w, head_b), support_y)
+            names = list(weights)
+            grads = torch.autograd.grad(
+                loss, [*weights.values(), head_w, head_b], create_graph=create_graph
+            )
+            weights = {
+                name: weights[name] - self._lr(net, name) * grad
+                for name, grad in zip(names, grads[: len(names)], strict=True)
+            }
+            head_w = head_w - self._lr(net, "head_weight") * grads[-2]
+            head_b = head_b - self._lr(net, "head_bias") * grads[-1]
+        if weights and not self.head_only:
+            _, stats = self._embed(net, weights, support_x)  # with adapted weights
+        return {
+            "weights": weights,
+            "head_weight": head_w,
+            "head_bias": head_b,
+            "stats": stats,
+        }
+
+    def _logits(self, net, state, query_x):
+        emb, _ = self._embed(net, state["weights"], query_x, state["stats"])
+        return F.linear(emb, state["head_weight"], state["head_bias"])
+
+    # -- Algorithm interface --------------------------------------------------
+    def loss(self, net: MetaNet, batch: TaskBatch):
+        losses, hits = [], []
+        for support_x, query_x in zip(batch.support_x, batch.query_x, strict=True):
+            state = self._inner_loop(
+                net,
+                support_x,
+                batch.support_y,
+                batch.n_way,
+                create_graph=not self.first_order,
+            )
+            logits = self._logits(net, state, query_x)
+            losses.append(F.cross_entropy(logits, batch.query_y))
+            hits.append((logits.argmax(1) == batch.query_y).float().mean())
+        return torch.stack(losses).mean(), {"accuracy": torch.stack(hits).mean().item()}
+
+    def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
+        # A private copy: functional_call swaps tensors into the module, and the
+        # network of a MetaModel is shared by every estimator using it.
+        net = copy.deepcopy(net)
+        with torch.enable_grad():
+            for p in net.parameters():
+                p.requires_grad_(True)
+            state = self._inner_loop(
+                net, support_x, support_y, n_classes, create_graph=False
+            )
+        return map_tensors(torch.Tensor.detach, state)
+
+    def predict(self, net, state, query_x, batch_size=100):
+        net = copy.deepcopy(net)  # private: see adapt
+        chunks = [self._logits(net, state, part) for part in query_x.split(batch_size)]
+        return torch.cat(chunks).double()
+
+    def episode_metrics(self, net, batch):
+        losses, hits = [], []
+        for support_x, query_x in zip(batch.support_x, batch.query_x, strict=True):
+            state = self.adapt(net, support_x, batch.support_y, batch.n_way)
+            with torch.no_grad():
+                logits = self.predict(net, state, query_x)
+            losses.append(F.cross_entropy(logits.float(), batch.query_y).item())
+            hits.append((logits.argmax(1) == batch.query_y).float().mean().item())
+        return sum(losses) / len(losses), sum(hits) / len(hits)
+
+
+class FOMAML(MAML):
+    """First-order MAML: MAML without second derivatives."""
+
+    name = "fomaml"
+
+    def __init__(self, inner_lr=0.4, inner_steps=1, first_order=True):
+        super().__init__(inner_lr, inner_steps, first_order)
+
+
+class MetaSGD(MAML):
+    """Meta-SGD: MAML with one meta-learnt inner learning rate per weight."""
+
+    name = "metasgd"
+    learn_inner_lr = True
+
+
+class ANIL(MAML):
+    """Almost No Inner Loop: the inner loop adapts the head only."""
+
+    name = "anil"
+    head_only = True
+
+
+class ProtoMAML(MAML):
+    """Proto-MAML: the head starts from the support prototypes (any number of
+    ways), then the inner loop fine-tunes everything."""
+
+    name = "protomaml"
+    proto_head = True

@@ -1,0 +1,153 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.model import MetaModel
+from skmeta.meta.net import MetaNet
+from skmeta.meta.norm import TaskBatchNorm, task_statistics, use_task_norm
+from skmeta.meta.train import TrainSettings, meta_train
+
+GRADIENT_METHODS = ["maml", "fomaml", "metasgd", "anil", "protomaml"]
+
+
+def _tiny_net(algorithm, seed=0):
+    """float64 MLP with a batch norm, so second-order terms through the task
+    statistics are exercised."""
+    torch.manual_seed(seed)
+    backbone = nn.Sequential(
+        nn.Linear(4, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 3)
+    )
+    use_task_norm(backbone)
+    net = MetaNet(backbone, (4,), per_feature_scaling=True)
+    for name, value in algorithm.meta_parameters(net, 3, 5).items():
+        net.extra[name] = nn.Parameter(value + 0.3 * torch.randn_like(value))
+    return net.double()
+
+
+def _batch(seed=0, n_tasks=2):
+    g = torch.Generator().manual_seed(seed)
+    return TaskBatch(
+        support_x=torch.randn(n_tasks, 6, 4, generator=g, dtype=torch.float64),
+        support_y=torch.tensor([0, 0, 1, 1, 2, 2]),
+        query_x=torch.randn(n_tasks, 9, 4, generator=g, dtype=torch.float64),
+        query_y=torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+        n_way=3,
+    )
+
+
+@pytest.mark.parametrize("method", ["maml", "metasgd", "protomaml"])
+def test_second_order_meta_gradient_matches_finite_differences(method):
+    algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=2)
+    net, batch = _tiny_net(algorithm), _batch()
+    params = [p for p in net.parameters()]
+    loss, _ = algorithm.loss(net, batch)
+    grads = torch.autograd.grad(loss, params)
+    rng = np.random.default_rng(0)
+    eps = 1e-6
+    for p, g in zip(params, grads, strict=True):
+        flat, gflat = p.data.view(-1), g.view(-1)
+        for i in rng.choice(flat.numel(), size=min(3, flat.numel()), replace=False):
+            orig = flat[i].item()
+            flat[i] = orig + eps
+            plus = algorithm.loss(net, batch)[0].item()
+            flat[i] = orig - eps
+            minus = algorithm.loss(net, batch)[0].item()
+            flat[i] = orig
+            assert gflat[i].item() == pytest.approx(
+                (plus - minus) / (2 * eps), rel=1e-5, abs=1e-8
+            )
+
+
+def test_first_order_drops_second_derivatives():
+    maml = make_algorithm("maml", inner_lr=0.3, inner_steps=2)
+    fomaml = make_algorithm("fomaml", inner_lr=0.3, inner_steps=2)
+    net, batch = _tiny_net(maml), _batch()
+    so = torch.autograd.grad(maml.loss(net, batch)[0], list(net.parameters()))
+    fo = torch.autograd.grad(fomaml.loss(net, batch)[0], list(net.parameters()))
+    assert not all(torch.allclose(a, b) for a, b in zip(so, fo, strict=True))
+
+
+def test_task_norm_uses_support_statistics():
+    norm = use_task_norm(nn.Sequential(nn.BatchNorm2d(3)))[0]
+    assert isinstance(norm, TaskBatchNorm)
+    support, query = torch.randn(5, 3, 4, 4), torch.randn(7, 3, 4, 4)
+    reference = nn.BatchNorm2d(3).train()
+    with task_statistics(norm) as stats:
+        out = norm(support)
+    torch.testing.assert_close(out, reference(support))
+    with task_statistics(norm, stats):
+        one_by_one = torch.cat([norm(q[None]) for q in query])
+        together = norm(query)
+    torch.testing.assert_close(one_by_one, together)
+
+
+@pytest.fixture(scope="module")
+def conv_models():
+    rng = np.random.default_rng(0)
+    patterns = rng.random((12, 144)) > 0.7
+    y = np.repeat(np.arange(12), 6)
+    X = (patterns[y] + 0.3 * rng.standard_normal((72, 144))).astype(np.float32)
+    models = {
+        method: meta_train(
+            X,
+            y,
+            TrainSettings(
+                n_way=3,
+                k_shot=1,
+                n_query=2,
+                input_shape=(1, 12, 12),
+                backbone="conv4_strided",
+                method=method,
+                max_iter=3,
+                seed=0,
+                backbone_params={"hidden_channels": 8},
+                method_params={"inner_lr": 0.1, "inner_steps": 2},
+            ),
+        )
+        for method in GRADIENT_METHODS
+    }
+    return X, y, models
+
+
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+@pytest.mark.parametrize("n_classes", [2, 5, 7])
+def test_adapts_to_any_number_of_ways_and_ignores_query_batching(
+    conv_models, method, n_classes
+):
+    X, y, models = conv_models
+    model = models[method]
+    algorithm, net = model.algorithm(), model.network()
+    keep = y < n_classes
+    first = np.unique(y[keep], return_index=True)[1]
+    state = algorithm.adapt(
+        net, torch.tensor(X[keep][first]), torch.tensor(y[keep][first]), n_classes
+    )
+    queries = torch.tensor(X[keep])
+    with torch.inference_mode():
+        whole = algorithm.predict(net, state, queries, batch_size=1000)
+        chunked = algorithm.predict(net, state, queries, batch_size=3)
+    assert whole.shape == (keep.sum(), n_classes)
+    torch.testing.assert_close(whole, chunked)
+    assert not any(p.requires_grad for p in model.state.values())
+
+
+def test_meta_sgd_learning_rates_are_saved(conv_models, tmp_path):
+    _, _, models = conv_models
+    model = models["metasgd"]
+    rates = [k for k in model.state if k.startswith("extra.lr__")]
+    assert "extra.lr__head_weight" in rates and len(rates) > 10
+    model.save(tmp_path / "m.safetensors")
+    loaded = MetaModel.load(tmp_path / "m.safetensors")
+    for key in rates:
+        torch.testing.assert_close(loaded.state[key], model.state[key])
+    assert loaded.config["task_norm"] is True
+    assert isinstance(loaded.network().backbone.features[1], TaskBatchNorm)
+
+
+def test_inner_settings_are_checked():
+    with pytest.raises(ValueError, match="inner_lr"):
+        make_algorithm("maml", inner_lr=0)
+    with pytest.raises(ValueError, match="inner_steps"):
+        make_algorithm("anil", inner_steps=0)

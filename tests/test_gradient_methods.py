@@ -1,0 +1,106 @@
+"""The gradient-based family through the estimators (issue 4)."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+
+import skmeta._base
+from skmeta import EpisodicSplit, FewShotClassifier, MetaModel
+
+
+@pytest.fixture(scope="module")
+def maml_model(blobs):
+    X, y = blobs
+    base = y < 16
+    clf = FewShotClassifier(
+        method="maml",
+        n_way=5,
+        k_shot=1,
+        n_query=5,
+        inner_steps=2,
+        max_iter=40,
+        random_state=0,
+    )
+    return clf.fit(X[base], y[base]).meta_model_
+
+
+def test_meta_training_records_resolved_inner_settings(maml_model):
+    assert maml_model.method == "maml"
+    assert dict(maml_model.config["method_params"]) == {
+        "inner_lr": 0.4,
+        "inner_steps": 2,
+        "first_order": False,
+    }
+
+
+def test_grid_search_over_inner_loop_runs_no_meta_training(
+    maml_model, blobs, monkeypatch
+):
+    X, y = blobs
+    novel = y >= 16
+
+    def no_meta_training(*args, **kwargs):
+        raise AssertionError("meta-training ran inside the grid search")
+
+    monkeypatch.setattr(skmeta._base, "meta_train", no_meta_training)
+    copies = []
+    original_clone = MetaModel.__sklearn_clone__
+
+    def spy(self):
+        copies.append(self)
+        return original_clone(self)
+
+    monkeypatch.setattr(MetaModel, "__sklearn_clone__", spy)
+    search = GridSearchCV(
+        FewShotClassifier(pretrained=maml_model),
+        {"inner_lr": [0.1, 0.5], "inner_steps": [1, 3]},
+        cv=EpisodicSplit(n_way=4, k_shot=1, n_query=4, n_episodes=5, random_state=0),
+    ).fit(X[novel], y[novel])
+    assert len(search.cv_results_["params"]) == 4
+    assert copies and all(c is maml_model for c in copies)  # shared, never copied
+    assert search.best_estimator_.meta_model_ is maml_model
+    scores = search.cv_results_["mean_test_score"]
+    assert len(set(np.round(scores, 6))) > 1  # the settings do change adaptation
+
+
+def test_inner_settings_change_adaptation(maml_model, blobs):
+    X, y = blobs
+    novel = y >= 16
+    a = FewShotClassifier(pretrained=maml_model).fit(X[novel], y[novel])
+    b = FewShotClassifier(pretrained=maml_model, inner_steps=5, inner_lr=0.1).fit(
+        X[novel], y[novel]
+    )
+    assert not np.allclose(a.decision_function(X[novel]), b.decision_function(X[novel]))
+
+
+def test_inner_settings_on_a_prototype_model_are_refused(blob_model, blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="only apply to gradient-based methods"):
+        FewShotClassifier(pretrained=blob_model, inner_lr=0.1).fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["maml", "fomaml", "metasgd", "anil", "protomaml"])
+def test_each_method_learns_new_classes(blobs, method):
+    X, y = blobs
+    base, novel = y < 16, y >= 16
+    model = (
+        FewShotClassifier(
+            method=method,
+            n_way=5,
+            k_shot=2,
+            n_query=4,
+            inner_steps=3,
+            inner_lr=0.3,
+            max_iter=40,
+            random_state=0,
+        )
+        .fit(X[base], y[base])
+        .meta_model_
+    )
+    clf = FewShotClassifier(pretrained=model)
+    first = np.concatenate([np.flatnonzero(y == c)[:2] for c in range(16, 24)])
+    clf.fit(X[first], y[first])  # 8-way 2-shot: not the 5 ways of training
+    assert clf.classes_.size == 8
+    assert clf.score(X[novel], y[novel]) > 0.6, method
+    assert clone(clf).pretrained is model
