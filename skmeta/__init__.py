@@ -5,6 +5,7 @@ through ordinary scikit-learn estimators:
 
 - :class:`MetaFeatureExtractor` -- embeddings that transfer to unseen classes;
 - :class:`FewShotClassifier` -- learns new classes from a few examples each;
+- :class:`FewShotRegressor` -- follows a new regression task from a few points;
 - :class:`EpisodicSplit` and :func:`episodic_score` -- episodic evaluation
   through ``cross_val_score`` / ``GridSearchCV``;
 - :class:`MetaModel` -- the immutable, saveable result of meta-training.
@@ -12,6 +13,7 @@ through ordinary scikit-learn estimators:
 
 from ._classifier import FewShotClassifier
 from ._extractor import MetaFeatureExtractor
+from ._regressor import FewShotRegressor
 from .meta.model import MetaModel
 from .model_selection import EpisodicSplit, episodic_score
 
@@ -20,6 +22,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "EpisodicSplit",
     "FewShotClassifier",
+    "FewShotRegressor",
     "MetaFeatureExtractor",
     "MetaModel",
     "episodic_score",

@@ -241,31 +241,34 @@ class MetaLearnerMixin:
             )
         return model.algorithm(**self._method_params(model.method, explicit_only=True))
 
+    def _check_pretrained(self, model: MetaModel, n_features: int) -> MetaModel:
+        """Refuse a pretrained model that does not fit X or the parameters."""
+        if model.n_features != n_features:
+            raise ValueError(
+                f"X has {n_features} features, but the pretrained model expects "
+                f"{model.n_features} (input_shape={model.input_shape})."
+            )
+        if (
+            self.input_shape is not None
+            and tuple(self.input_shape) != model.input_shape
+        ):
+            raise ValueError(
+                f"input_shape={tuple(self.input_shape)} differs from the "
+                f"pretrained model's {model.input_shape}; leave input_shape=None."
+            )
+        if self.method is not None and self.method != model.method:
+            raise ValueError(
+                f"method={self.method!r} differs from the pretrained model's "
+                f"{model.method!r}; leave method=None to use it."
+            )
+        return model
+
     def _get_meta_model(self, X: np.ndarray, y: np.ndarray | None) -> MetaModel:
         """Load and check `pretrained`, or meta-train on (X, y codes)."""
         n_features = X.shape[1]
         if self.pretrained is not None:
-            model = load_pretrained(self.pretrained)
-            if model.n_features != n_features:
-                raise ValueError(
-                    f"X has {n_features} features, but the pretrained model expects "
-                    f"{model.n_features} (input_shape={model.input_shape})."
-                )
-            if (
-                self.input_shape is not None
-                and tuple(self.input_shape) != model.input_shape
-            ):
-                raise ValueError(
-                    f"input_shape={tuple(self.input_shape)} differs from the "
-                    f"pretrained model's {model.input_shape}; leave input_shape=None."
-                )
-            if self.method is not None and self.method != model.method:
-                raise ValueError(
-                    f"method={self.method!r} differs from the pretrained model's "
-                    f"{model.method!r}; leave method=None to use it."
-                )
             self.n_iter_ = 0
-            return model
+            return self._check_pretrained(load_pretrained(self.pretrained), n_features)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} needs class labels y to meta-train; pass y, or "

@@ -144,6 +144,11 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         self.history_ = [dict(record) for record in self.meta_model_.history]
         device = resolve_device(self.device)
         algorithm = self._algorithm()
+        if algorithm.regression:
+            raise ValueError(
+                "The pretrained model was meta-trained for regression (by a "
+                "FewShotRegressor); FewShotClassifier needs a classification model."
+            )
         state = algorithm.adapt(
             self.meta_model_.network(device),
             torch.tensor(X, device=device),

@@ -114,8 +114,12 @@ def rotate_classes(
     return torch.cat(rotated), np.concatenate([codes + k * n_classes for k in range(4)])
 
 
-def _task_batches(X, index, settings, rng, n_way, n_query, n_tasks):
-    """Yield TaskBatch objects forever, sampling 64 iterations' episodes at once."""
+def _task_batches(X, index, settings, rng, n_way, n_query, n_tasks, targets=None):
+    """Yield TaskBatch objects forever, sampling 64 iterations' episodes at once.
+
+    Classification: labels are the ways. Regression (`targets` given, one group
+    per task, ``n_way == 1``): labels are the rows' targets, per task.
+    """
     support_y = torch.arange(n_way, device=X.device).repeat_interleave(settings.k_shot)
     query_y = torch.arange(n_way, device=X.device).repeat_interleave(n_query)
     while True:
@@ -126,6 +130,8 @@ def _task_batches(X, index, settings, rng, n_way, n_query, n_tasks):
         query = torch.from_numpy(episodes.query).to(X.device)
         for start in range(0, 64 * n_tasks, n_tasks):
             s, q = support[start : start + n_tasks], query[start : start + n_tasks]
+            if targets is not None:
+                support_y, query_y = targets[s], targets[q]
             yield TaskBatch(X[s], support_y, X[q], query_y, n_way)
 
 
@@ -139,11 +145,11 @@ def _labelled_batches(X, y, batch_size, rng):
             yield LabelledBatch(X[rows], y[rows])
 
 
-def _validation_batch(X, y, settings, rng) -> TaskBatch:
+def _validation_batch(X, y, settings, rng, targets=None) -> TaskBatch:
     index = ClassIndex.from_labels(y)
     n_way = min(settings.n_way, index.n_classes)
     n_query = settings.n_query
-    if n_way < 2:
+    if targets is None and n_way < 2:
         raise ValueError(
             f"early_stopping holds out {index.n_classes} class(es) "
             f"(validation_fraction={settings.validation_fraction}); at least 2 are "
@@ -152,7 +158,14 @@ def _validation_batch(X, y, settings, rng) -> TaskBatch:
     try:
         return next(
             _task_batches(
-                X, index, settings, rng, n_way, n_query, settings.n_val_episodes
+                X,
+                index,
+                settings,
+                rng,
+                n_way,
+                n_query,
+                settings.n_val_episodes,
+                targets,
             )
         )
     except ValueError as exc:
@@ -164,9 +177,7 @@ def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_class
     return {
         "method": settings.method,
         # resolved values, defaults included, so the file says what was used
-        "method_params": {
-            name: getattr(algorithm, name) for name in algorithm.settings
-        },
+        "method_params": algorithm.method_params(),
         "backbone": "custom" if custom else backbone,
         "backbone_name": (
             f"{getattr(backbone, '__module__', '?')}."
@@ -190,15 +201,23 @@ def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_class
     }
 
 
-def meta_train(X: np.ndarray, y: np.ndarray, settings: TrainSettings) -> MetaModel:
+def meta_train(
+    X: np.ndarray,
+    y: np.ndarray,
+    settings: TrainSettings,
+    targets: np.ndarray | None = None,
+) -> MetaModel:
     """Meta-train a network on rows `X` with class codes `y`.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features), float32
     y : ndarray of shape (n_samples,), int
-        Class codes (any integers).
+        Class codes (any integers); for regression, the task (group) of each row.
     settings : TrainSettings
+    targets : ndarray of shape (n_samples,), optional
+        Regression targets; episodes are then one task each (``n_way=1``) and the
+        method must be a regression one (``method_params["regression"]``).
 
     Returns
     -------
@@ -212,22 +231,39 @@ def meta_train(X: np.ndarray, y: np.ndarray, settings: TrainSettings) -> MetaMod
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(rng.integers(2**63 - 1)))
-        return _meta_train(X, y, settings, device, rng)
+        return _meta_train(X, y, settings, device, rng, targets)
 
 
-def _meta_train(X, y, settings, device, rng) -> MetaModel:
+def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
     algorithm = make_algorithm(settings.method, **settings.method_params)
+    if (targets is not None) != algorithm.regression:
+        raise ValueError(
+            f"method={settings.method!r} with regression={algorithm.regression} "
+            f"does not fit {'regression' if targets is not None else 'class'} data."
+        )
     backbone = resolve_backbone(settings.backbone, settings.input_shape)
     X_all = torch.tensor(X, dtype=torch.float32, device=device)
+    T_all = (
+        None
+        if targets is None
+        else torch.tensor(targets, dtype=torch.float32, device=device)
+    )
     y = np.asarray(y)
     if settings.early_stopping:
         train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
+        val_index = torch.from_numpy(val_rows).to(device)
         val_batch = _validation_batch(
-            X_all[torch.from_numpy(val_rows).to(device)], y[val_rows], settings, rng
+            X_all[val_index],
+            y[val_rows],
+            settings,
+            rng,
+            None if T_all is None else T_all[val_index],
         )
     else:
         train_rows, val_batch = np.arange(y.size), None
-    X_train = X_all[torch.from_numpy(train_rows).to(device)]
+    train_index = torch.from_numpy(train_rows).to(device)
+    X_train = X_all[train_index]
+    T_train = None if T_all is None else T_all[train_index]
     classes, codes = np.unique(y[train_rows], return_inverse=True)
     if settings.class_augmentation == "rot90":
         X_train, codes = rotate_classes(X_train, codes, settings.input_shape)
@@ -266,6 +302,7 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
             settings.n_way,
             settings.n_query,
             settings.meta_batch_size,
+            T_train,
         )
     else:
         rows_per_step = (
@@ -284,7 +321,8 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
     history: list[dict] = []
     best = {"loss": math.inf, "iter": 0, "state": None}
     stale, n_iter, start = 0, 0, time.perf_counter()
-    sums = {"loss": 0.0, "accuracy": 0.0, "n": 0}
+    metric = algorithm.metric  # "accuracy", or "mse" for regression
+    sums = {"loss": 0.0, metric: 0.0, "n": 0}
     bar = tqdm(
         total=settings.max_iter,
         disable=not settings.verbose,
@@ -305,7 +343,7 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
         optimizer.step()
         schedule.step()
         sums["loss"] += loss.item()
-        sums["accuracy"] += metrics["accuracy"]
+        sums[metric] += metrics[metric]
         sums["n"] += 1
         bar.update()
         if n_iter % settings.eval_interval and n_iter != settings.max_iter:
@@ -313,14 +351,14 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
         record = {
             "iter": n_iter,
             "loss": sums["loss"] / sums["n"],
-            "accuracy": sums["accuracy"] / sums["n"],
+            metric: sums[metric] / sums["n"],
             "learning_rate": optimizer.param_groups[0]["lr"],
             "elapsed": time.perf_counter() - start,
         }
-        sums = {"loss": 0.0, "accuracy": 0.0, "n": 0}
+        sums = {"loss": 0.0, metric: 0.0, "n": 0}
         if val_batch is not None:
             net.eval()
-            record["val_loss"], record["val_accuracy"] = algorithm.episode_metrics(
+            record["val_loss"], record[f"val_{metric}"] = algorithm.episode_metrics(
                 net, val_batch
             )
             if record["val_loss"] < best["loss"] - 1e-4:
@@ -337,7 +375,7 @@ def _meta_train(X, y, settings, device, rng) -> MetaModel:
             {
                 k: f"{v:.3g}"
                 for k, v in record.items()
-                if k in ("loss", "accuracy", "val_accuracy")
+                if k in ("loss", metric, f"val_{metric}")
             }
         )
         if val_batch is not None and stale >= settings.n_iter_no_change:

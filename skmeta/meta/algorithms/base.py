@@ -42,9 +42,11 @@ class TaskBatch:
     ----------
     support_x : Tensor of shape (n_tasks, n_way * k_shot, n_features)
     support_y : Tensor of shape (n_way * k_shot,), int64
-        Way of each support row (class-major), the same for every task.
+        Way of each support row (class-major), the same for every task. For
+        regression, shape (n_tasks, k_shot), float: each row's target.
     query_x : Tensor of shape (n_tasks, n_way * n_query, n_features)
     query_y : Tensor of shape (n_way * n_query,), int64
+        Or (n_tasks, n_query), float, for regression.
     n_way : int
     """
 
@@ -79,6 +81,8 @@ class Algorithm(ABC):
     name: str = ""
     settings: tuple[str, ...] = ()  # constructor arguments the estimators expose
     episodic: bool = True
+    regression: bool = False  # targets are real values, one task per episode
+    metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"
     task_norm: bool = False  # batch norm with support statistics (norm.py)
 
     def meta_parameters(
@@ -99,7 +103,7 @@ class Algorithm(ABC):
 
     @abstractmethod
     def loss(self, net: MetaNet, batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Meta-training loss of a batch, and metrics (``"accuracy"``)."""
+        """Meta-training loss of a batch, and metrics (``{self.metric: value}``)."""
 
     @abstractmethod
     def adapt(
@@ -142,6 +146,10 @@ class Algorithm(ABC):
 
         Rows are embedded `batch_size` at a time.
         """
+
+    def method_params(self) -> dict:
+        """The settings that rebuild this method (saved in the model's config)."""
+        return {name: getattr(self, name) for name in self.settings}
 
     def episode_metrics(self, net: MetaNet, batch: TaskBatch) -> tuple[float, float]:
         """Mean query cross-entropy and accuracy of deployed adapt + predict.

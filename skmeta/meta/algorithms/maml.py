@@ -41,6 +41,9 @@ class MAML(Algorithm):
         Inner SGD steps on the support set.
     first_order : bool, default=False
         Drop second derivatives (FOMAML): faster, less memory.
+    regression : bool, default=False
+        Real-valued targets: a linear output (meta-learnt initialisation) and
+        mean squared error instead of the any-way classification head.
     """
 
     name = "maml"
@@ -51,7 +54,11 @@ class MAML(Algorithm):
     proto_head = False  # Proto-MAML starts the head from prototypes
 
     def __init__(
-        self, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False
+        self,
+        inner_lr: float = 0.4,
+        inner_steps: int = 1,
+        first_order: bool = False,
+        regression: bool = False,
     ) -> None:
         if not inner_lr > 0:
             raise ValueError(f"inner_lr must be positive, got {inner_lr}.")
@@ -60,20 +67,37 @@ class MAML(Algorithm):
         self.inner_lr = float(inner_lr)
         self.inner_steps = int(inner_steps)
         self.first_order = bool(first_order)
+        self.regression = bool(regression)
+        self.metric = "mse" if self.regression else "accuracy"
+        if self.regression and self.proto_head:
+            raise ValueError(f"method={self.name!r} does not do regression.")
+
+    def method_params(self) -> dict:
+        params = super().method_params()
+        if self.regression:
+            params["regression"] = True
+        return params
 
     # -- meta-parameters ----------------------------------------------------
     def meta_parameters(self, net, embedding_dim, n_classes):
-        params = (
-            {}
-            if self.proto_head
-            else {
+        if self.regression:  # a linear output layer, initialised as nn.Linear
+            head = torch.nn.Linear(embedding_dim, 1)
+            params = {
+                "head_weight": head.weight.detach(),
+                "head_bias": head.bias.detach(),
+            }
+        elif self.proto_head:
+            params = {}
+        else:  # one vector shared by all classes: any number of ways
+            params = {
                 "head_weight": torch.zeros(embedding_dim),
                 "head_bias": torch.zeros(()),
             }
-        )
         if self.learn_inner_lr:
             shapes = {name: p.shape for name, p in self._adapted(net).items()}
             shapes.update(head_weight=(embedding_dim,), head_bias=())
+            if self.regression:
+                shapes.update(head_weight=(1, embedding_dim), head_bias=(1,))
             for name, shape in shapes.items():
                 params[_lr_key(name)] = torch.full(shape, self.inner_lr)
         return params
@@ -97,6 +121,8 @@ class MAML(Algorithm):
         return out, used
 
     def _initial_head(self, net, support_emb, support_y, n_classes):
+        if self.regression:
+            return net.extra["head_weight"], net.extra["head_bias"]
         if self.proto_head:
             protos = prototypes(support_emb, support_y, n_classes)
             return 2 * protos, -(protos * protos).sum(1)
@@ -115,7 +141,7 @@ class MAML(Algorithm):
                 emb, stats = self._embed(net, weights, support_x)
             elif self.head_only:
                 emb = emb_fixed
-            loss = F.cross_entropy(F.linear(emb, head_w, head_b), support_y)
+            loss = self._task_loss(F.linear(emb, head_w, head_b), support_y)
             names = list(weights)
             grads = torch.autograd.grad(
                 loss, [*weights.values(), head_w, head_b], create_graph=create_graph
@@ -135,25 +161,46 @@ class MAML(Algorithm):
             "stats": stats,
         }
 
+    def _task_loss(self, outputs, targets):
+        if self.regression:
+            return F.mse_loss(outputs.squeeze(-1), targets)
+        return F.cross_entropy(outputs, targets)
+
+    def _score(self, outputs, targets) -> torch.Tensor:
+        """The reported metric: accuracy, or mean squared error."""
+        if self.regression:
+            return F.mse_loss(outputs.squeeze(-1), targets).detach()
+        return (outputs.argmax(1) == targets).float().mean()
+
+    @staticmethod
+    def _task_targets(labels: torch.Tensor, task: int) -> torch.Tensor:
+        """Labels of one task: shared class ways, or per-task regression targets."""
+        return labels[task] if labels.dim() == 2 else labels
+
     def _logits(self, net, state, query_x):
         emb, _ = self._embed(net, state["weights"], query_x, state["stats"])
         return F.linear(emb, state["head_weight"], state["head_bias"])
 
     # -- Algorithm interface --------------------------------------------------
     def loss(self, net: MetaNet, batch: TaskBatch):
-        losses, hits = [], []
-        for support_x, query_x in zip(batch.support_x, batch.query_x, strict=True):
+        losses, scores = [], []
+        for task, (support_x, query_x) in enumerate(
+            zip(batch.support_x, batch.query_x, strict=True)
+        ):
+            support_y = self._task_targets(batch.support_y, task)
+            query_y = self._task_targets(batch.query_y, task)
             state = self._inner_loop(
                 net,
                 support_x,
-                batch.support_y,
+                support_y,
                 batch.n_way,
                 create_graph=not self.first_order,
             )
-            logits = self._logits(net, state, query_x)
-            losses.append(F.cross_entropy(logits, batch.query_y))
-            hits.append((logits.argmax(1) == batch.query_y).float().mean())
-        return torch.stack(losses).mean(), {"accuracy": torch.stack(hits).mean().item()}
+            outputs = self._logits(net, state, query_x)
+            losses.append(self._task_loss(outputs, query_y))
+            scores.append(self._score(outputs, query_y))
+        metric = torch.stack(scores).mean().item()
+        return torch.stack(losses).mean(), {self.metric: metric}
 
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
         # A private copy: functional_call swaps tensors into the module, and the
@@ -173,14 +220,18 @@ class MAML(Algorithm):
         return torch.cat(chunks).double()
 
     def episode_metrics(self, net, batch):
-        losses, hits = [], []
-        for support_x, query_x in zip(batch.support_x, batch.query_x, strict=True):
-            state = self.adapt(net, support_x, batch.support_y, batch.n_way)
+        losses, scores = [], []
+        for task, (support_x, query_x) in enumerate(
+            zip(batch.support_x, batch.query_x, strict=True)
+        ):
+            support_y = self._task_targets(batch.support_y, task)
+            query_y = self._task_targets(batch.query_y, task)
+            state = self.adapt(net, support_x, support_y, batch.n_way)
             with torch.no_grad():
-                logits = self.predict(net, state, query_x)
-            losses.append(F.cross_entropy(logits.float(), batch.query_y).item())
-            hits.append((logits.argmax(1) == batch.query_y).float().mean().item())
-        return sum(losses) / len(losses), sum(hits) / len(hits)
+                outputs = self.predict(net, state, query_x).float()
+            losses.append(self._task_loss(outputs, query_y).item())
+            scores.append(self._score(outputs, query_y).item())
+        return sum(losses) / len(losses), sum(scores) / len(scores)
 
 
 class FOMAML(MAML):
@@ -188,8 +239,8 @@ class FOMAML(MAML):
 
     name = "fomaml"
 
-    def __init__(self, inner_lr=0.4, inner_steps=1, first_order=True):
-        super().__init__(inner_lr, inner_steps, first_order)
+    def __init__(self, inner_lr=0.4, inner_steps=1, first_order=True, regression=False):
+        super().__init__(inner_lr, inner_steps, first_order, regression)
 
 
 class MetaSGD(MAML):

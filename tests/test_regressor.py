@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
+
+from skmeta import FewShotClassifier, FewShotRegressor
+from skmeta.datasets import make_sinusoid_tasks
+
+
+@pytest.fixture(scope="module")
+def sine_model():
+    X, y, groups = make_sinusoid_tasks(500, 20, random_state=0)
+    reg = FewShotRegressor(
+        k_shot=5,
+        n_query=10,
+        meta_batch_size=5,
+        max_iter=300,
+        learning_rate=3e-3,
+        inner_lr=0.05,
+        backbone_params={"hidden_sizes": (40, 40), "out_features": 40},
+        random_state=0,
+    )
+    return reg.fit(X, y, groups=groups).meta_model_
+
+
+def test_make_sinusoid_tasks_follows_the_maml_protocol():
+    X, y, groups, amp, phase = make_sinusoid_tasks(
+        50, 8, random_state=0, return_params=True
+    )
+    assert X.shape == (400, 1) and np.all(np.abs(X) <= 5)
+    assert np.all((amp >= 0.1) & (amp <= 5)) and np.all((phase >= 0) & (phase <= np.pi))
+    np.testing.assert_allclose(y, amp[groups] * np.sin(X[:, 0] - phase[groups]))
+    grid, _, _ = make_sinusoid_tasks(2, 5, evenly_spaced=True, random_state=0)
+    assert grid[:5, 0].tolist() == [-5.0, -2.5, 0.0, 2.5, 5.0]
+    with pytest.raises(ValueError, match="n_tasks"):
+        make_sinusoid_tasks(0)
+
+
+def test_meta_trained_regressor_adapts_to_a_new_wave(sine_model):
+    assert (
+        sine_model.method == "maml" and sine_model.config["method_params"]["regression"]
+    )
+    X_grid = np.linspace(-5, 5, 100)[:, None]
+    errors, unadapted = [], []
+    for seed in range(20):
+        X, y, _, amp, phase = make_sinusoid_tasks(
+            1, 10, random_state=100 + seed, return_params=True
+        )
+        truth = amp[0] * np.sin(X_grid[:, 0] - phase[0])
+        reg = FewShotRegressor(pretrained=sine_model, inner_steps=5).fit(X, y)
+        assert reg.n_iter_ == 0
+        errors.append(np.mean((reg.predict(X_grid) - truth) ** 2))
+        unadapted.append(np.mean(truth**2))
+    # a few steps on 10 points explain much of a wave never seen
+    assert np.mean(errors) < 0.6 * np.mean(unadapted)
+
+
+def test_inner_loop_grid_search_on_regression_tasks(sine_model):
+    X, y, groups = make_sinusoid_tasks(6, 10, random_state=5)
+    search = GridSearchCV(
+        FewShotRegressor(pretrained=sine_model),
+        {"inner_steps": [1, 5]},
+        cv=GroupKFold(3),
+        scoring="neg_mean_squared_error",
+    )
+    search.fit(X, y, groups=groups)
+    assert search.best_estimator_.meta_model_ is sine_model
+
+
+def test_without_groups_it_is_a_plain_regressor():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.standard_normal(200)
+    reg = FewShotRegressor(max_iter=300, inner_steps=1, random_state=0)
+    assert cross_val_score(reg, X, y, cv=3).mean() > 0.8
+
+
+def test_errors_are_clear(sine_model, blob_model, blobs):
+    X, y, groups = make_sinusoid_tasks(10, 4, random_state=0)
+    with pytest.raises(ValueError, match="needs k_shot \\+ n_query = 10 rows"):
+        FewShotRegressor(k_shot=5, n_query=5, max_iter=2).fit(X, y, groups=groups)
+    with pytest.raises(ValueError, match="groups has 3 values"):
+        FewShotRegressor(max_iter=2).fit(X, y, groups=[0, 1, 2])
+    with pytest.raises(ValueError, match="meta-trained for classification"):
+        FewShotRegressor(pretrained=blob_model).fit(*blobs)
+    with pytest.raises(ValueError, match="'method' parameter"):
+        FewShotRegressor(method="protonet").fit(X, y)
+    with pytest.raises(ValueError, match="expects 1"):
+        FewShotRegressor(pretrained=sine_model).fit(np.hstack([X, X]), y)
+    # and the classifier refuses a regression model
+    with pytest.raises(ValueError, match="meta-trained for regression"):
+        FewShotClassifier(pretrained=sine_model).fit(X, (y > 0).astype(int))
