@@ -241,7 +241,8 @@ n_iter_no_change, pretrained, device, random_state, verbose
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray of shape (n_samples,), float32
+            Like the network (see ``docs/design.md`` on float32 outputs).
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
@@ -254,4 +255,4 @@ n_iter_no_change, pretrained, device, random_state, verbose
                 torch.tensor(X, device=device),
                 self.meta_model_.batch_size(device),
             )
-        return out[:, 0].cpu().numpy()
+        return out[:, 0].float().cpu().numpy()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._malloc import training_malloc
 from .algorithms import LabelledBatch, TaskBatch, make_algorithm
 from .backbones import build_backbone, resolve_backbone
 from .episodes import ClassIndex, sample_episodes
@@ -229,7 +230,7 @@ def meta_train(
     device = torch.device(settings.device)
     rng = np.random.default_rng(settings.seed)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), training_malloc():
         torch.manual_seed(int(rng.integers(2**63 - 1)))
         return _meta_train(X, y, settings, device, rng, targets)
 

@@ -53,3 +53,17 @@ def test_bad_backbones_have_clear_errors():
         resolve_backbone("conv4", (784,))
     with pytest.raises(TypeError, match="backbone must be"):
         resolve_backbone(3, (4,))
+
+
+def test_conv4_equals_the_textbook_layer_order():
+    """Conv4 runs max-pool before ReLU, channels-last: the same function as
+    conv-BN-ReLU-pool in NCHW."""
+    torch.manual_seed(0)
+    net = build_backbone("conv4", (1, 28, 28), None).double().eval()
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    layers = list(net.features)
+    h = x
+    for i in range(0, len(layers), 4):
+        conv, bn, pool = layers[i], layers[i + 1], layers[i + 2]
+        h = pool(torch.relu(bn(conv(h))))
+    torch.testing.assert_close(net(x), h.flatten(1))

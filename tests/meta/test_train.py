@@ -124,3 +124,11 @@ def test_rot90_class_augmentation_quadruples_training_classes(images):
     )
     assert model.config["training"]["n_classes"] == 40
     assert model.config["training"]["class_augmentation"] == "rot90"
+
+
+def test_malloc_tuning_changes_speed_not_results(blobs, monkeypatch):
+    X, y = blobs
+    tuned = meta_train(X, y, _settings(max_iter=10))
+    monkeypatch.setenv("SKMETA_MALLOC", "0")
+    plain = meta_train(X, y, _settings(max_iter=10))
+    np.testing.assert_array_equal(tuned.transform(X), plain.transform(X))
