@@ -48,14 +48,14 @@ META_PARAMETER_CONSTRAINTS = {
 
 META_PARAMETERS_DOC = """
     method : {"protonet", "pretrain", "maml", "fomaml", "metasgd", "anil", \
-"protomaml"}, default=None
+"protomaml", "reptile"}, default=None
         Meta-learning method. None means ``"protonet"`` when meta-training, and
         the method of `pretrained` otherwise. ``"pretrain"`` is the supervised
         baseline: a classifier of all training classes, then prototypes.
         ``"maml"`` (second order), ``"fomaml"`` (first order), ``"metasgd"``
         (learnt per-weight inner learning rates), ``"anil"`` (inner loop on the
-        head only) and ``"protomaml"`` (head started from prototypes) adapt by
-        gradient steps on the support set.
+        head only), ``"protomaml"`` (head started from prototypes) and
+        ``"reptile"`` adapt by gradient steps on the support set.
     backbone : {"auto", "mlp", "conv4", "conv4_strided"} or callable, default="auto"
         The network that embeds rows. ``"auto"`` is ``"conv4"`` when
         `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise. A
@@ -235,8 +235,9 @@ class MetaLearnerMixin:
         ]
         if unused:
             raise ValueError(
-                f"{', '.join(unused)} only apply to gradient-based methods "
-                f"(maml, fomaml, metasgd, anil, protomaml); this model's method is "
+                f"{', '.join(unused)} do not apply to method={model.method!r} "
+                "(inner_lr and inner_steps: gradient-based methods; first_order: "
+                "maml, fomaml, metasgd, anil, protomaml); this model's method is "
                 f"{model.method!r}. Leave them None."
             )
         return model.algorithm(**self._method_params(model.method, explicit_only=True))

@@ -21,7 +21,7 @@ from .meta.train import TrainSettings, meta_train
 
 __all__ = ["FewShotRegressor"]
 
-REGRESSION_METHODS = ("maml", "fomaml", "metasgd", "anil")
+REGRESSION_METHODS = ("maml", "fomaml", "metasgd", "anil", "reptile")
 DEFAULT_K_SHOT, DEFAULT_N_QUERY, DEFAULT_INNER_LR = 10, 10, 0.01
 
 
@@ -41,7 +41,7 @@ class FewShotRegressor(MetaLearnerMixin, RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    method : {"maml", "fomaml", "metasgd", "anil"}, default=None
+    method : {"maml", "fomaml", "metasgd", "anil", "reptile"}, default=None
         None means ``"maml"``, or the method of `pretrained`.
     backbone : {"auto", "mlp"} or callable, default="auto"
         The network before the linear output; see ``FewShotClassifier``.

@@ -76,11 +76,13 @@ def test_inner_settings_change_adaptation(maml_model, blobs):
 
 def test_inner_settings_on_a_prototype_model_are_refused(blob_model, blobs):
     X, y = blobs
-    with pytest.raises(ValueError, match="only apply to gradient-based methods"):
+    with pytest.raises(ValueError, match="do not apply to method=.protonet."):
         FewShotClassifier(pretrained=blob_model, inner_lr=0.1).fit(X, y)
 
 
-@pytest.mark.parametrize("method", ["maml", "fomaml", "metasgd", "anil", "protomaml"])
+@pytest.mark.parametrize(
+    "method", ["maml", "fomaml", "metasgd", "anil", "protomaml", "reptile"]
+)
 def test_each_method_learns_new_classes(blobs, method):
     X, y = blobs
     base, novel = y < 16, y >= 16

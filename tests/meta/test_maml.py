@@ -9,7 +9,7 @@ from skmeta.meta.net import MetaNet
 from skmeta.meta.norm import TaskBatchNorm, task_statistics, use_task_norm
 from skmeta.meta.train import TrainSettings, meta_train
 
-GRADIENT_METHODS = ["maml", "fomaml", "metasgd", "anil", "protomaml"]
+GRADIENT_METHODS = ["maml", "fomaml", "metasgd", "anil", "protomaml", "reptile"]
 
 
 def _tiny_net(algorithm, seed=0):
@@ -151,3 +151,20 @@ def test_inner_settings_are_checked():
         make_algorithm("maml", inner_lr=0)
     with pytest.raises(ValueError, match="inner_steps"):
         make_algorithm("anil", inner_steps=0)
+
+
+def test_reptile_gradient_points_from_adapted_to_meta_weights():
+    reptile = make_algorithm("reptile", inner_lr=0.2, inner_steps=3)
+    net, batch = _tiny_net(reptile), _batch(n_tasks=1)
+    loss, _ = reptile.loss(net, batch)
+    loss.backward()
+    x = torch.cat([batch.support_x[0], batch.query_x[0]])
+    y = torch.cat([batch.support_y, batch.query_y])
+    state = reptile._inner_loop(net, x, y, 3, create_graph=False)
+    for name, adapted in state["weights"].items():
+        param = net.get_parameter(name)
+        torch.testing.assert_close(param.grad, (param - adapted).detach())
+    head = net.extra["head_weight"]
+    torch.testing.assert_close(
+        head.grad, (head - state["head_weight"].mean(0)).detach()
+    )

@@ -6,6 +6,7 @@ from .base import Algorithm, LabelledBatch, TaskBatch, map_tensors
 from .maml import ANIL, FOMAML, MAML, MetaSGD, ProtoMAML
 from .pretrain import Pretrain
 from .protonet import ProtoNet
+from .reptile import Reptile
 
 __all__ = [
     "ALGORITHMS",
@@ -24,6 +25,7 @@ ALGORITHMS = {
     "metasgd": MetaSGD,
     "anil": ANIL,
     "protomaml": ProtoMAML,
+    "reptile": Reptile,
 }
 
 
