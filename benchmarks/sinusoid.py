@@ -74,7 +74,8 @@ def run(args, k_shot):
         s: float(evaluate(model, k_shot, 200, args.seed + 1, s).mean())
         for s in candidates
     }
-    steps = min(val, key=val.get)
+    # a diverging step count (NaN) is never chosen
+    steps = min(val, key=lambda s: val[s] if np.isfinite(val[s]) else np.inf)
     errors = evaluate(model, k_shot, args.n_test, args.seed + 2, steps)
     result = {
         "k_shot": k_shot,
