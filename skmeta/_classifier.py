@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import META_PARAMETERS_DOC, MetaLearnerMixin, resolve_device
-from .meta.algorithms import map_tensors
 
 __all__ = ["FewShotClassifier"]
 
@@ -149,28 +147,16 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
                 "The pretrained model was meta-trained for regression (by a "
                 "FewShotRegressor); FewShotClassifier needs a classification model."
             )
-        state = algorithm.adapt(
-            self.meta_model_.network(device),
-            torch.tensor(X, device=device),
-            torch.tensor(codes, device=device),
-            len(self.classes_),
-            self.meta_model_.batch_size(device),
+        self.adapted_ = self.meta_model_.adapt(
+            algorithm, X, codes, len(self.classes_), device
         )
-        self.adapted_ = map_tensors(lambda t: t.detach().cpu(), state)
         return self
 
     def _logits(self, X) -> np.ndarray:
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        device = resolve_device(self.device)
-        state = map_tensors(lambda t: t.to(device), self.adapted_)
-        with torch.inference_mode():
-            logits = self._algorithm().predict(
-                self.meta_model_.network(device),
-                state,
-                torch.tensor(X, device=device),
-                self.meta_model_.batch_size(device),
-            )
-        return logits.float().cpu().numpy()
+        return self.meta_model_.predict(
+            self._algorithm(), self.adapted_, X, resolve_device(self.device)
+        )
 
     def decision_function(self, X):
         """Class scores of X (higher is more likely): minus squared distances to

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -16,7 +15,6 @@ from ._base import (
     resolve_device,
 )
 from ._sklearn_compat import StrOptions
-from .meta.algorithms import map_tensors
 from .meta.train import TrainSettings, meta_train
 
 __all__ = ["FewShotRegressor"]
@@ -170,14 +168,9 @@ n_iter_no_change, pretrained, device, random_state, verbose
         else:
             self.meta_model_ = self._meta_train_regression(X, y, groups)
         self.history_ = [dict(record) for record in self.meta_model_.history]
-        device = resolve_device(self.device)
-        state = self._algorithm().adapt(
-            self.meta_model_.network(device),
-            torch.tensor(X, device=device),
-            torch.tensor(y, device=device),
-            1,
+        self.adapted_ = self.meta_model_.adapt(
+            self._algorithm(), X, y, 1, resolve_device(self.device)
         )
-        self.adapted_ = map_tensors(lambda t: t.detach().cpu(), state)
         return self
 
     def _meta_train_regression(self, X, y, groups):
@@ -246,13 +239,7 @@ n_iter_no_change, pretrained, device, random_state, verbose
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        device = resolve_device(self.device)
-        state = map_tensors(lambda t: t.to(device), self.adapted_)
-        with torch.inference_mode():
-            out = self._algorithm().predict(
-                self.meta_model_.network(device),
-                state,
-                torch.tensor(X, device=device),
-                self.meta_model_.batch_size(device),
-            )
-        return out[:, 0].float().cpu().numpy()
+        out = self.meta_model_.predict(
+            self._algorithm(), self.adapted_, X, resolve_device(self.device)
+        )
+        return out[:, 0]

@@ -16,7 +16,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from .algorithms import Algorithm, make_algorithm
+from .algorithms import Algorithm, make_algorithm, map_tensors
 from .net import MetaNet, build_net
 
 __all__ = ["MetaModel"]
@@ -284,6 +284,66 @@ class MetaModel:
                 chunk = torch.from_numpy(X[start : start + batch_size]).to(device)
                 out[start : start + batch_size] = net(chunk).cpu().numpy()
         return out
+
+    def adapt(
+        self,
+        algorithm: Algorithm,
+        X: np.ndarray,
+        y: np.ndarray,
+        n_classes: int,
+        device: torch.device | str = "cpu",
+    ) -> dict:
+        """Adapt to a support set given as arrays.
+
+        Parameters
+        ----------
+        algorithm : Algorithm
+            Usually :meth:`algorithm`, possibly with other adaptation settings.
+        X : ndarray of shape (n_support, n_features), float32
+        y : ndarray of shape (n_support,)
+            Class codes ``0..n_classes-1``, or float targets for regression.
+        n_classes : int
+        device : torch device, default="cpu"
+
+        Returns
+        -------
+        dict
+            The adaptation state, as CPU tensors (picklable anywhere).
+        """
+        device = torch.device(device)
+        state = algorithm.adapt(
+            self.network(device),
+            torch.tensor(X, device=device),
+            torch.tensor(y, device=device),
+            n_classes,
+            self.batch_size(device),
+        )
+        return map_tensors(lambda t: t.detach().cpu(), state)
+
+    def predict(
+        self,
+        algorithm: Algorithm,
+        state: dict,
+        X: np.ndarray,
+        device: torch.device | str = "cpu",
+    ) -> np.ndarray:
+        """Outputs of an adapted state for query rows.
+
+        Returns
+        -------
+        ndarray of shape (n_query, n_outputs), float32
+            Class scores (logits), or the regression output.
+        """
+        device = torch.device(device)
+        state = map_tensors(lambda t: t.to(device), state)
+        with torch.inference_mode():
+            out = algorithm.predict(
+                self.network(device),
+                state,
+                torch.tensor(X, device=device),
+                self.batch_size(device),
+            )
+        return out.float().cpu().numpy()
 
     # -- files ------------------------------------------------------------
     def save(self, path: str | Path) -> None:
