@@ -277,19 +277,27 @@ class MetaLearnerMixin:
             )
         input_shape = check_input_shape(self.input_shape, n_features)
         n_way, k_shot, n_query = episode_sizes(self, y)
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
-        settings = TrainSettings(
+        method = self.method or "protonet"
+        settings = self._train_settings(
             n_way=n_way,
             k_shot=k_shot,
             n_query=n_query,
             input_shape=input_shape,
-            method=self.method or "protonet",
-            method_params=self._method_params(self.method or "protonet"),
+            method=method,
+            method_params=self._method_params(method),
+            class_augmentation=self.class_augmentation,
+        )
+        return self._run_meta_training(X, y, settings)
+
+    def _train_settings(self, **episode_and_method) -> TrainSettings:
+        """TrainSettings from this estimator's shared parameters plus the given
+        episode sizes, method and method settings."""
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+        return TrainSettings(
             backbone=self.backbone,
             backbone_params=self.backbone_params,
-            class_augmentation=self.class_augmentation,
             meta_batch_size=self.meta_batch_size,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -299,7 +307,10 @@ class MetaLearnerMixin:
             verbose=self.verbose,
             device=str(resolve_device(self.device)),
             seed=seed,
+            **episode_and_method,
         )
-        model = meta_train(X, y, settings)
+
+    def _run_meta_training(self, X, y, settings, targets=None) -> MetaModel:
+        model = meta_train(X, y, settings, targets=targets)
         self.n_iter_ = int(model.config["training"]["n_iter"])
         return model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._base import (
@@ -15,7 +14,6 @@ from ._base import (
     resolve_device,
 )
 from ._sklearn_compat import StrOptions
-from .meta.train import TrainSettings, meta_train
 
 __all__ = ["FewShotRegressor"]
 
@@ -199,31 +197,15 @@ n_iter_no_change, pretrained, device, random_state, verbose
             if getattr(self, name) is not None
         }
         params.setdefault("inner_lr", DEFAULT_INNER_LR)
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
-        settings = TrainSettings(
+        settings = self._train_settings(
             n_way=1,
             k_shot=k_shot,
             n_query=n_query,
             input_shape=check_input_shape(self.input_shape, X.shape[1]),
             method=method,
             method_params={**params, "regression": True},
-            backbone=self.backbone,
-            backbone_params=self.backbone_params,
-            meta_batch_size=self.meta_batch_size,
-            max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change,
-            verbose=self.verbose,
-            device=str(resolve_device(self.device)),
-            seed=seed,
         )
-        model = meta_train(X, codes, settings, targets=y)
-        self.n_iter_ = int(model.config["training"]["n_iter"])
-        return model
+        return self._run_meta_training(X, codes, settings, targets=y)
 
     def predict(self, X):
         """Predictions of the adapted model.
