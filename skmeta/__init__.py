@@ -11,13 +11,43 @@ through ordinary scikit-learn estimators:
 - :class:`MetaModel` -- the immutable, saveable result of meta-training.
 """
 
-from ._classifier import FewShotClassifier
-from ._extractor import MetaFeatureExtractor
-from ._regressor import FewShotRegressor
-from .meta.model import MetaModel
-from .model_selection import EpisodicSplit, episodic_score
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0.dev0"
+
+# Imported on first use (PEP 562), so that ``import skmeta.meta`` -- the torch
+# layer alone -- does not load scikit-learn, SciPy and pandas.
+_LAZY = {
+    "EpisodicSplit": ".model_selection",
+    "FewShotClassifier": "._classifier",
+    "FewShotRegressor": "._regressor",
+    "MetaFeatureExtractor": "._extractor",
+    "MetaModel": ".meta.model",
+    "episodic_score": ".model_selection",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._classifier import FewShotClassifier
+    from ._extractor import MetaFeatureExtractor
+    from ._regressor import FewShotRegressor
+    from .meta.model import MetaModel
+    from .model_selection import EpisodicSplit, episodic_score
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "EpisodicSplit",

@@ -333,17 +333,16 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
     )
     for n_iter in range(1, settings.max_iter + 1):
         net.train()
-        loss, metrics = algorithm.loss(net, next(batches))
-        if not torch.isfinite(loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss, metrics = algorithm.meta_gradient(net, next(batches))
+        if not math.isfinite(loss):
             raise FloatingPointError(
-                f"The meta-training loss became {loss.item()} at iteration {n_iter}; "
+                f"The meta-training loss became {loss} at iteration {n_iter}; "
                 "lower learning_rate."
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         optimizer.step()
         schedule.step()
-        sums["loss"] += loss.item()
+        sums["loss"] += loss
         sums[metric] += metrics[metric]
         sums["n"] += 1
         bar.update()

@@ -105,6 +105,26 @@ class Algorithm(ABC):
     def loss(self, net: MetaNet, batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Meta-training loss of a batch, and metrics (``{self.metric: value}``)."""
 
+    def meta_gradient(self, net: MetaNet, batch) -> tuple[float, dict[str, float]]:
+        """Add the meta-gradient of `batch` to the ``.grad`` of `net`'s parameters.
+
+        What the training loop calls each iteration (between ``zero_grad`` and the
+        optimiser step). The default differentiates :meth:`loss`; methods whose
+        tasks are independent graphs override it to take the gradient task by
+        task (less memory) and in parallel.
+
+        Returns
+        -------
+        loss : float
+            The batch's meta-training loss.
+        metrics : dict
+            ``{self.metric: value}``.
+        """
+        loss, metrics = self.loss(net, batch)
+        if torch.isfinite(loss):  # the training loop reports a non-finite loss
+            loss.backward()
+        return loss.item(), metrics
+
     @abstractmethod
     def adapt(
         self,

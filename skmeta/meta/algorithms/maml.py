@@ -5,8 +5,12 @@ et al. 2019).
 One functional inner loop serves all five, in meta-training and in
 ``FewShotClassifier.fit``. The classifier head adapts to any number of classes:
 it starts as one meta-learnt weight vector and bias shared by every class
-(zero at first), or, for Proto-MAML, from the support prototypes. Batch norm
-uses the support set's statistics (:mod:`skmeta.meta.norm`).
+(zero at first), or, for Proto-MAML, from the support prototypes. A network
+whose ``extra["head_weight"]`` is a matrix, one row per way, has the fixed-way
+head of Finn et al. instead. Batch norm uses the support set's statistics
+(:mod:`skmeta.meta.norm`); a network with plain batch norm uses each batch's.
+Meta-training takes the gradient task by task, tasks in parallel threads
+(:mod:`skmeta.meta.parallel`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from torch.func import functional_call
 
 from ..net import MetaNet
 from ..norm import task_statistics
+from ..parallel import accumulate_task_gradients, n_task_workers
 from .base import Algorithm, TaskBatch, map_tensors
 from .protonet import prototypes
 
@@ -126,8 +131,15 @@ class MAML(Algorithm):
         if self.proto_head:
             protos = prototypes(support_emb, support_y, n_classes)
             return 2 * protos, -(protos * protos).sum(1)
-        weight = net.extra["head_weight"].expand(n_classes, -1)
-        return weight, net.extra["head_bias"].expand(n_classes)
+        weight, bias = net.extra["head_weight"], net.extra["head_bias"]
+        if weight.dim() == 2:  # a fixed-way head, one row per way (Finn et al.)
+            if weight.shape[0] != n_classes:
+                raise ValueError(
+                    f"This network's head has {weight.shape[0]} ways; it cannot "
+                    f"adapt to {n_classes} classes."
+                )
+            return weight, bias
+        return weight.expand(n_classes, -1), bias.expand(n_classes)
 
     def _inner_loop(self, net, support_x, support_y, n_classes, create_graph):
         """Adapted weights, head and support statistics for one task."""
@@ -152,8 +164,9 @@ class MAML(Algorithm):
             }
             head_w = head_w - self._lr(net, "head_weight") * grads[-2]
             head_b = head_b - self._lr(net, "head_bias") * grads[-1]
-        if weights and not self.head_only:
-            _, stats = self._embed(net, weights, support_x)  # with adapted weights
+        if weights and stats and not self.head_only:
+            # task batch norm: the statistics of the adapted weights
+            _, stats = self._embed(net, weights, support_x)
         return {
             "weights": weights,
             "head_weight": head_w,
@@ -181,26 +194,55 @@ class MAML(Algorithm):
         emb, _ = self._embed(net, state["weights"], query_x, state["stats"])
         return F.linear(emb, state["head_weight"], state["head_bias"])
 
+    def _task_objective(self, net, batch: TaskBatch, task: int):
+        """One task of a meta-batch: (objective, loss, score).
+
+        `objective` is what meta-training differentiates; `loss` (detached) and
+        `score` are what it reports. For MAML both are the query loss after the
+        inner loop; Reptile differentiates a surrogate instead.
+        """
+        support_y = self._task_targets(batch.support_y, task)
+        query_y = self._task_targets(batch.query_y, task)
+        state = self._inner_loop(
+            net,
+            batch.support_x[task],
+            support_y,
+            batch.n_way,
+            create_graph=not self.first_order,
+        )
+        outputs = self._logits(net, state, batch.query_x[task])
+        loss = self._task_loss(outputs, query_y)
+        return loss, loss.detach(), self._score(outputs, query_y)
+
     # -- Algorithm interface --------------------------------------------------
     def loss(self, net: MetaNet, batch: TaskBatch):
-        losses, scores = [], []
-        for task, (support_x, query_x) in enumerate(
-            zip(batch.support_x, batch.query_x, strict=True)
-        ):
-            support_y = self._task_targets(batch.support_y, task)
-            query_y = self._task_targets(batch.query_y, task)
-            state = self._inner_loop(
-                net,
-                support_x,
-                support_y,
-                batch.n_way,
-                create_graph=not self.first_order,
-            )
-            outputs = self._logits(net, state, query_x)
-            losses.append(self._task_loss(outputs, query_y))
-            scores.append(self._score(outputs, query_y))
-        metric = torch.stack(scores).mean().item()
-        return torch.stack(losses).mean(), {self.metric: metric}
+        n_tasks = batch.support_x.shape[0]
+        objectives, losses, scores = zip(
+            *(self._task_objective(net, batch, task) for task in range(n_tasks)),
+            strict=True,
+        )
+        objective = torch.stack(objectives).mean()
+        # value: the reported loss; gradient: the objective's
+        loss = torch.stack(losses).mean() + (objective - objective.detach())
+        return loss, {self.metric: torch.stack(scores).mean().item()}
+
+    def meta_gradient(self, net: MetaNet, batch: TaskBatch):
+        """Task by task (each graph freed after its gradient), tasks in parallel
+        threads on a CPU (:mod:`skmeta.meta.parallel`)."""
+        n_tasks = batch.support_x.shape[0]
+
+        def task_objective(module, task):
+            objective, loss, score = self._task_objective(module, batch, task)
+            return objective / n_tasks, (loss.item(), score.item())
+
+        results = accumulate_task_gradients(
+            net,
+            n_tasks,
+            task_objective,
+            n_task_workers(n_tasks, batch.support_x.device),
+        )
+        losses, scores = zip(*results, strict=True)
+        return sum(losses) / n_tasks, {self.metric: sum(scores) / n_tasks}
 
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
         # A private copy: functional_call swaps tensors into the module, and the

@@ -35,43 +35,33 @@ class Reptile(MAML):
     def __init__(self, inner_lr=0.1, inner_steps=5, regression=False):
         super().__init__(inner_lr, inner_steps, first_order=True, regression=regression)
 
-    def loss(self, net: MetaNet, batch: TaskBatch):
+    def _task_objective(self, net: MetaNet, batch: TaskBatch, task: int):
         meta = {
             **self._adapted(net),
             "head_weight": net.extra["head_weight"],
             "head_bias": net.extra["head_bias"],
         }
-        surrogate, task_losses, scores = 0.0, [], []
-        for task, (support_x, query_x) in enumerate(
-            zip(batch.support_x, batch.query_x, strict=True)
-        ):
-            x = torch.cat([support_x, query_x])
-            y = torch.cat(
-                [
-                    self._task_targets(batch.support_y, task),
-                    self._task_targets(batch.query_y, task),
-                ]
-            )
-            state = self._inner_loop(net, x, y, batch.n_way, create_graph=False)
-            adapted = {
-                **state["weights"],
-                "head_weight": state["head_weight"],
-                "head_bias": state["head_bias"],
-            }
-            if not self.regression:  # the shared head: average over the classes
-                adapted["head_weight"] = adapted["head_weight"].mean(0)
-                adapted["head_bias"] = adapted["head_bias"].mean(0)
-            # d/dtheta of 0.5 * ||theta - theta'||^2 with theta' held fixed
-            surrogate = surrogate + sum(
-                0.5 * ((meta[name] - value.detach()) ** 2).sum()
-                for name, value in adapted.items()
-            )
-            with torch.no_grad():
-                outputs = self._logits(net, state, x)
-                task_losses.append(self._task_loss(outputs, y))
-                scores.append(self._score(outputs, y))
-        surrogate = surrogate / len(task_losses)
-        reported = torch.stack(task_losses).mean()
-        # value: the adapted task loss (for the history); gradient: Reptile's
-        loss = reported + surrogate - surrogate.detach()
-        return loss, {self.metric: torch.stack(scores).mean().item()}
+        x = torch.cat([batch.support_x[task], batch.query_x[task]])
+        y = torch.cat(
+            [
+                self._task_targets(batch.support_y, task),
+                self._task_targets(batch.query_y, task),
+            ]
+        )
+        state = self._inner_loop(net, x, y, batch.n_way, create_graph=False)
+        adapted = {
+            **state["weights"],
+            "head_weight": state["head_weight"],
+            "head_bias": state["head_bias"],
+        }
+        if not self.regression:  # the shared head: average over the classes
+            adapted["head_weight"] = adapted["head_weight"].mean(0)
+            adapted["head_bias"] = adapted["head_bias"].mean(0)
+        # d/dtheta of 0.5 * ||theta - theta'||^2 with theta' held fixed
+        surrogate = sum(
+            0.5 * ((meta[name] - value.detach()) ** 2).sum()
+            for name, value in adapted.items()
+        )
+        with torch.no_grad():  # reported: the adapted task loss
+            outputs = self._logits(net, state, x)
+            return surrogate, self._task_loss(outputs, y), self._score(outputs, y)
