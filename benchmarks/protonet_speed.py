@@ -32,26 +32,20 @@ numbers.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
-import os
-import platform
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+from _harness import (
+    HERE,
+    add_arguments,
+    add_ratios,
+    check_peers,
+    result_rows,
+    run_harness,
+    run_meta,
+    write_results,
+)
+
 PLUGIN = HERE / "peers_plugin.py"
-ROOT = HERE.parent
-DEFAULT_PEERS_DIR = os.environ.get(
-    "SKMETA_PEERS_DIR", str((ROOT / ".." / "shared" / "peers").resolve())
-)
-DEFAULT_PYTHON = os.environ.get(
-    "SKMETA_PEERS_PYTHON", "/tmp/skmeta-peers/venv/bin/python"
-)
 CASES = ["proto_easyfsl", "proto_torch", "proto_skmeta"]
 IDEAS = [  # prototypes in peers_plugin.py, and easyfsl given the same malloc setting
     "proto_easyfsl_x_nommap",
@@ -68,33 +62,6 @@ LABELS = {
     "proto_skmeta_x_proposed": "skmeta + proposed Conv4 (prototype)",
     "proto_skmeta_x_proposed_nommap": "skmeta + proposed Conv4 + mallopt (prototype)",
 }
-
-
-def fail(msg: str) -> None:
-    sys.exit(f"protonet_speed.py: {msg}\n(see the top of {__file__} to reproduce)")
-
-
-def check_peers(python: str, peers_dir: str) -> None:
-    harness = Path(peers_dir) / "bench_peers.py"
-    if not harness.is_file():
-        fail(f"the peers harness {harness} is missing; pass --peers-dir.")
-    if not Path(python).is_file():
-        fail(
-            f"the peers venv's python {python} is missing. Build it with\n"
-            f"  bash {Path(peers_dir) / 'install_peers.sh'}\n"
-            "then install skmeta into it (--no-deps, torch pinned), or pass --python."
-        )
-    shims = str(Path(peers_dir) / "shims")
-    probe = (
-        f"import sys; sys.path.insert(0, {shims!r}); import tv_cpu_shim, torch, "
-        "easyfsl.methods, skmeta.meta.algorithms; print(torch.__version__)"
-    )
-    p = subprocess.run([python, "-c", probe], capture_output=True, text=True)
-    if p.returncode:
-        fail(
-            f"{python} cannot import torch, easyfsl and skmeta:\n"
-            f"{p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}"
-        )
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -143,105 +110,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--python", default=DEFAULT_PYTHON, help="the peers venv's python")
-    ap.add_argument("--peers-dir", default=DEFAULT_PEERS_DIR)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=0, help="timed repetitions per round")
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        help="torch threads per case (the harness's default: 2); 1 on a shared machine",
-    )
-    ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned")
+    add_arguments(ap)
     ap.add_argument(
         "--ideas", action="store_true", help="also the proto_skmeta_x_* cases"
     )
-    ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
-    check_peers(args.python, args.peers_dir)
-
-    cases = CASES + (IDEAS if args.ideas else [])
-    with tempfile.TemporaryDirectory(prefix="protonet_speed_") as tmp:
-        cmd = [
-            args.python,
-            str(Path(args.peers_dir) / "bench_peers.py"),
-            "--plugin",
-            str(PLUGIN),
-            "--cases",
-            ",".join(cases),
-            "--rounds",
-            str(args.rounds),
-            "--malloc",
-            args.malloc,
-            "--threads",
-            str(args.threads),
-            "--no-check",
-            "--out",
-            tmp,
-        ]
-        if args.reps:
-            cmd += ["--reps", str(args.reps)]
-        print("$ " + " ".join(cmd), flush=True)
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        p = subprocess.run(cmd, env=env, cwd=str(ROOT))
-        found = glob.glob(os.path.join(tmp, "results_*.json"))
-        if p.returncode or not found:
-            fail(f"bench_peers.py failed (rc={p.returncode}); its logs were in {tmp}.")
-        with open(found[0]) as f:
-            raw = json.load(f)
-
-    rows = []
-    for r in raw["rows"]:
-        row = {"case": r["case"], "label": LABELS.get(r["case"], r["impl"])}
-        for k in (
-            "median",
-            "min",
-            "max",
-            "round_medians",
-            "peak_rss_mib",
-            "cpu_s_per_call_median",
-            "minor_faults_per_call_median",
-            "foreign_cpu_frac_max",
-            "failed_rounds",
-            "error",
-            "rates",
-        ):
-            if k in r:
-                row[k] = r[k]
-        rows.append(row)
-    ref = next(
-        (r for r in rows if r["case"] == "proto_easyfsl" and "median" in r), None
-    )
-    for r in rows:
-        if ref and "median" in r:
-            r["ratio_to_easyfsl"] = r["median"] / ref["median"]
-    first = next((r for r in raw["rows"] if "versions" in r), {})
+    check_peers(__file__, args.python, args.peers_dir, "easyfsl.methods, skmeta.meta")
+    raw = run_harness(__file__, args, PLUGIN, CASES + (IDEAS if args.ideas else []))
+    rows = result_rows(raw, LABELS)
+    add_ratios(rows, "proto_easyfsl", "ratio_to_easyfsl")
     a = raw["args"]
-    meta = {
-        "date": time.strftime("%Y-%m-%d"),
-        "setting": f"{a['proto_ways']}-way {a['proto_shots']}-shot "
-        f"{a['proto_queries']}-query training episodes",
-        "threads": a["threads"],
-        "rounds": raw["rounds"],
-        "timing_per_round": raw["timing"]["proto"],
-        "malloc": raw["malloc"],
-        "versions": first.get("versions", {}),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor(),
-            "platform": platform.platform(),
-        },
-        "command": "python benchmarks/protonet_speed.py " + " ".join(sys.argv[1:]),
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "protonet_speed.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n"
+    setting = (
+        f"{a['proto_ways']}-way {a['proto_shots']}-shot "
+        f"{a['proto_queries']}-query training episodes"
     )
-    table = markdown(rows, meta)
-    (out / "protonet_speed.md").write_text(table)
-    print("\n" + table)
+    command = "python benchmarks/protonet_speed.py " + " ".join(sys.argv[1:])
+    meta = run_meta(raw, "proto", setting, command)
+    write_results(args.out, "protonet_speed", rows, meta, markdown(rows, meta))
     sk = next((r for r in rows if r["case"] == "proto_skmeta"), {})
     if "ratio_to_easyfsl" in sk:
         print(
@@ -250,7 +135,6 @@ def main() -> None:
                 "met" if sk["ratio_to_easyfsl"] >= 1.5 else "NOT met",
             )
         )
-    print(f"wrote {out / 'protonet_speed.json'} and {out / 'protonet_speed.md'}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .algorithms import Algorithm, make_algorithm, map_tensors
-from .net import MetaNet, build_net
+from .net import MetaNet, build_net, embedding_network
 
 __all__ = ["MetaModel"]
 
@@ -136,6 +136,7 @@ class MetaModel:
         )
         object.__setattr__(self, "_backbone", backbone)
         object.__setattr__(self, "_nets", {})
+        object.__setattr__(self, "_embedders", {})
         object.__setattr__(self, "_batch_sizes", {})
         self.network(torch.device("cpu"))  # fail now, not at first use
 
@@ -275,7 +276,9 @@ class MetaModel:
         ndarray of shape (n_samples, embedding_dim), float32
         """
         device = torch.device(device)
-        net = self.network(device)
+        net = self._embedders.get(device)
+        if net is None:
+            net = self._embedders[device] = embedding_network(self.network(device))
         batch_size = batch_size or self.batch_size(device)
         X = np.require(X, dtype=np.float32, requirements=["C", "W"])  # torch needs W
         out = np.empty((X.shape[0], self.embedding_dim), dtype=np.float32)

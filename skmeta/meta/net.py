@@ -7,10 +7,12 @@ net standardises them with statistics of the meta-training data, reshapes them t
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
-__all__ = ["MetaNet"]
+__all__ = ["MetaNet", "build_net", "embed_rows", "embedding_network"]
 
 
 class MetaNet(nn.Module):
@@ -106,6 +108,40 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     return MetaNet(
         backbone, tuple(config["input_shape"]), config["per_feature_scaling"]
     )
+
+
+def embedding_network(net: MetaNet) -> nn.Module:
+    """A module for inference that embeds rows as `net` does, in fewer passes.
+
+    When the backbone is the built-in MLP, the input standardisation is folded
+    into its first linear layer (``W diag(1/scale)`` and ``b - W (mean/scale)``),
+    which saves a pass over the input: the MLP's forward is cheap enough for it
+    to show. Otherwise (convolutions pad with zeros *after* standardising, so
+    nothing folds exactly) `net` itself.
+
+    Parameters
+    ----------
+    net : MetaNet
+        In eval mode; not modified.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(batch, n_features)`` to ``(batch, embedding_dim)``, no gradients.
+    """
+    from .backbones import MLP
+
+    if not isinstance(net.backbone, MLP):
+        return net
+    layers = copy.deepcopy(net.backbone.layers).eval().requires_grad_(False)
+    first = layers[0]
+    with torch.no_grad():
+        inverse = 1 / net.input_scale
+        first.bias.sub_(
+            first.weight @ (net.input_mean * inverse).expand(first.in_features)
+        )
+        first.weight.mul_(inverse)
+    return layers
 
 
 def embed_rows(net: MetaNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:

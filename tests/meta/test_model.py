@@ -119,3 +119,36 @@ def test_transform_chunking_and_readonly_input(blob_model, blobs):
 
 def test_repr_names_method_and_backbone(blob_model):
     assert repr(blob_model).startswith("MetaModel(method='protonet', backbone='mlp'")
+
+
+def test_transform_folds_the_input_scaling_into_the_mlp(blob_model, blobs):
+    from skmeta.meta.net import embedding_network
+
+    X, _ = blobs
+    net = blob_model.network()
+    assert blob_model.config["per_feature_scaling"]
+    assert not torch.allclose(net.input_scale, torch.ones_like(net.input_scale))
+    folded = embedding_network(net)
+    assert folded is not net and not isinstance(folded, type(net))
+    with torch.inference_mode():
+        expected = net(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(blob_model.transform(X), expected, rtol=1e-4, atol=1e-5)
+    # the shared network is untouched
+    assert net.backbone.layers[0].weight.data_ptr() != folded[0].weight.data_ptr()
+
+
+def test_convolutional_backbones_are_not_folded(images):
+    from skmeta.meta.net import embedding_network
+
+    X, y = images
+    settings = TrainSettings(
+        n_way=3,
+        k_shot=2,
+        n_query=2,
+        input_shape=(1, 12, 12),
+        max_iter=2,
+        seed=0,
+        backbone="conv4_strided",
+    )
+    model = meta_train(X, y, settings)
+    assert embedding_network(model.network()) is model.network()
