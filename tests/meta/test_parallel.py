@@ -26,9 +26,13 @@ def _reset(net):
         p.grad = None
 
 
-@pytest.mark.parametrize("method", GRADIENT_METHODS)
-def test_meta_gradient_equals_the_gradient_of_the_loss(method, monkeypatch):
-    algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=2)
+@pytest.mark.parametrize(
+    "method, settings",
+    [(method, {}) for method in GRADIENT_METHODS]
+    + [("protomaml", {"first_order": True}), ("anil", {"first_order": True})],
+)
+def test_meta_gradient_equals_the_gradient_of_the_loss(method, settings, monkeypatch):
+    algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=2, **settings)
     net, batch = _tiny_net(algorithm), _batch(n_tasks=5)
     loss, metrics = algorithm.loss(net, batch)
     loss.backward()

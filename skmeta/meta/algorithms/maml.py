@@ -156,7 +156,12 @@ class MAML(Algorithm):
             loss = self._task_loss(F.linear(emb, head_w, head_b), support_y)
             names = list(weights)
             grads = torch.autograd.grad(
-                loss, [*weights.values(), head_w, head_b], create_graph=create_graph
+                loss,
+                [*weights.values(), head_w, head_b],
+                create_graph=create_graph,
+                # first-order Proto-MAML still differentiates the query loss
+                # through the prototypes that initialise the head
+                retain_graph=create_graph or self.proto_head,
             )
             weights = {
                 name: weights[name] - self._lr(net, name) * grad
