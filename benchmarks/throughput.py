@@ -119,7 +119,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backbones", default="conv4,conv4_strided,mlp")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--out", default="throughput", help="results/<out>.{json,md} (name only)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     X, y = make_glyphs(200, 20, 28, random_state=0)
     X_test = make_glyphs(100, 20, 28, random_state=1)[0][: args.rows]
@@ -131,7 +138,7 @@ def main() -> None:
         "adaptation": {},
     }
     shape = (1, 28, 28)
-    for name in ("conv4", "conv4_strided", "mlp"):
+    for name in args.backbones.split(","):
         input_shape = shape if name != "mlp" else (784,)
         model, row = measure_backbone(
             name, X, y, X_test, input_shape, args.rounds, args.repeats
@@ -142,7 +149,7 @@ def main() -> None:
         print(json.dumps(results["adaptation"][name]), flush=True)
 
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(results, indent=1))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1))
     lines = [
         "| backbone | transform rows/s | best bare forward rows/s (chunk) | "
         "ratio | fit ms (5w5s) | fit + predict ms |",
@@ -157,7 +164,7 @@ def main() -> None:
             f"{row['transform_over_best_bare']:.2f} | {adapt['fit_ms_median']:.1f} | "
             f"{adapt['fit_predict_ms_median']:.1f} |"
         )
-    (RESULTS / "throughput.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
