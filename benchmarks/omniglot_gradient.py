@@ -47,6 +47,11 @@ COMMON = dict(
     n_query=15,
     meta_batch_size=8,
     learning_rate=1e-3,
+    # MAML-style meta-training can collapse midway (seen with ANIL: training
+    # accuracy 0.94, then 0.50); keep the weights that did best on held-out
+    # classes, and stop after 20 evaluations without improvement.
+    early_stopping=True,
+    n_iter_no_change=20,
 )
 # Candidates per method (from the papers' settings; the shared any-way head
 # needs >= 2 inner steps, since the first only moves the head).
@@ -74,26 +79,32 @@ CANDIDATES = {
 }
 
 
-def _extractor(method: str, params: dict, max_iter: int, seed: int):
+def _extractor(method: str, params: dict, max_iter: int, seed: int, **overrides):
+    settings = {**COMMON, **params, **overrides}
     return MetaFeatureExtractor(
         method=method,
         input_shape=(1, 28, 28),
         max_iter=max_iter,
         random_state=seed,
         verbose=1,
-        **COMMON,
-        **params,
+        **settings,
     )
 
 
 def _train(method, params, X, y, seconds, seed):
     """Meta-train for about `seconds`: iterations from a 20-iteration probe."""
-    probe = _extractor(method, params, 20, seed).fit(X, y)
+    # (no validation in the probe: it would run at every one of its iterations)
+    probe = _extractor(method, params, 20, seed, early_stopping=False).fit(X, y)
     training = probe.meta_model_.config["training"]
     n_iter = max(20, int(seconds * training["n_iter"] / training["elapsed"]))
     tic = time.perf_counter()
     extractor = _extractor(method, params, n_iter, seed).fit(X, y)
     return extractor.meta_model_, n_iter, time.perf_counter() - tic
+
+
+def _training_record(model) -> dict:
+    training = model.config["training"]
+    return {k: training[k] for k in ("n_iter", "best_iter") if k in training}
 
 
 def _evaluate(model, X, y, n_episodes, seed, tasks) -> dict:
@@ -178,11 +189,14 @@ def final(args) -> None:
     background = load_omniglot("background", data_home=args.data_home)
     evaluation = load_omniglot("evaluation", data_home=args.data_home)
     minutes = dict(item.split("=") for item in args.minutes.split(","))
-    report = _read("omniglot_gradient_final.json")
+    out_name = f"omniglot_gradient_{args.name}.json"
+    report = _read(out_name)
     report["common"] = COMMON
     runs = report.setdefault("runs", {})
+    overrides = json.loads(args.override) if args.override else {}
     for method in args.methods.split(","):
         name, params = _chosen(method)
+        params = {**params, **overrides}
         budget = float(minutes.get(method, minutes.get("default", 10)))
         print(f"\n== {method} {name} {params}, {budget} min", flush=True)
         model, n_iter, seconds = _train(
@@ -206,11 +220,12 @@ def final(args) -> None:
             "candidate": name,
             "params": params,
             "max_iter": n_iter,
+            **_training_record(model),
             "train_seconds": seconds,
             "torch_threads": torch.get_num_threads(),
             "scores": scores,
         }
-        _write("omniglot_gradient_final.json", report)
+        _write(out_name, report)
     table(args)
 
 
@@ -222,10 +237,20 @@ def table(args) -> None:
         "meta-training | 5-way 1-shot | 20-way 1-shot |",
         "|---|---|---|---|---|---|",
     ]
-    for method, run in report.get("runs", {}).items():
+    rows = list(report.get("runs", {}).items())
+    for name in sorted(p.name for p in RESULTS.glob("omniglot_gradient_*.json")):
+        if name not in (
+            "omniglot_gradient_final.json",
+            "omniglot_gradient_select.json",
+        ):
+            extra = _read(name).get("runs", {})
+            rows += [
+                (f"{method} ({name[18:-5]} run)", run) for method, run in extra.items()
+            ]
+    for method, run in rows:
         held = ", ".join(
             f"{name} {100 * r['scores']['5w1s']['mean']:.1f}%"
-            for name, r in select_runs.get(method, {}).items()
+            for name, r in select_runs.get(method.split(" ")[0], {}).items()
         )
         scores = [run["scores"][t] for t in ("5w1s", "20w1s")]
         cells = " | ".join(
@@ -233,7 +258,8 @@ def table(args) -> None:
         )
         settings = ", ".join(f"{k}={v}" for k, v in run["params"].items())
         lines.append(
-            f"| {method} | {settings} | {held} | {run['max_iter']} it, "
+            f"| {method} | {settings} | {held} | {run.get('n_iter', run['max_iter'])} "
+            f"it (best {run.get('best_iter', '?')}), "
             f"{run['train_seconds'] / 60:.1f} min ({run['torch_threads']} threads) | "
             f"{cells} |"
         )
@@ -255,6 +281,12 @@ def main() -> None:
     )
     parser.add_argument("--n-episodes", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--name", default="final", help="final: results/omniglot_gradient_<name>.json"
+    )
+    parser.add_argument(
+        "--override", default=None, help="final: JSON settings, e.g. '{\"n_way\": 20}'"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
