@@ -264,7 +264,10 @@ def table(args) -> None:
             f"{cells} |"
         )
     common = ", ".join(f"{k}={v}" for k, v in report.get("common", COMMON).items())
-    text = "\n".join(lines) + f"\n\nAll runs: {common}.\n"
+    text = (
+        "\n".join(lines)
+        + f"\n\nAll runs, unless their settings say otherwise: {common}.\n"
+    )
     (RESULTS / "omniglot_gradient.md").write_text(text)
     print(text)
 
