@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omniglot import _evaluate  # the same episodic evaluation as issue 3's
 
-from skmeta import FewShotClassifier, MetaFeatureExtractor, episodic_score
+from skmeta import MetaFeatureExtractor
 from skmeta.datasets import load_omniglot
 
 HERE = Path(__file__).resolve().parent
@@ -105,30 +106,6 @@ def _train(method, params, X, y, seconds, seed):
 def _training_record(model) -> dict:
     training = model.config["training"]
     return {k: training[k] for k in ("n_iter", "best_iter") if k in training}
-
-
-def _evaluate(model, X, y, n_episodes, seed, tasks) -> dict:
-    out = {}
-    for n_way, k_shot in tasks:
-        tic = time.perf_counter()
-        result = episodic_score(
-            FewShotClassifier(pretrained=model),
-            X,
-            y,
-            n_way=n_way,
-            k_shot=k_shot,
-            n_query=15,
-            n_episodes=n_episodes,
-            random_state=seed,
-        )
-        out[f"{n_way}w{k_shot}s"] = {
-            "mean": result.mean,
-            "ci95": result.ci95,
-            "n_episodes": n_episodes,
-            "seconds": time.perf_counter() - tic,
-        }
-        print(f"  {n_way}-way {k_shot}-shot: {result}", flush=True)
-    return out
 
 
 def _read(name: str) -> dict:
