@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omniglot import _evaluate  # the same episodic evaluation as issue 3's
+from omniglot import _evaluate, _write  # issue 3's evaluation and JSON output
 
 from skmeta import MetaFeatureExtractor
 from skmeta.datasets import load_omniglot
@@ -108,14 +108,14 @@ def _training_record(model) -> dict:
     return {k: training[k] for k in ("n_iter", "best_iter") if k in training}
 
 
+def _run_name(file_name: str) -> str:
+    """'omniglot_gradient_long.json' -> 'long'."""
+    return file_name.removeprefix("omniglot_gradient_").removesuffix(".json")
+
+
 def _read(name: str) -> dict:
     path = RESULTS / name
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write(name: str, payload: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(payload, indent=1) + "\n")
 
 
 def select(args) -> None:
@@ -222,7 +222,8 @@ def table(args) -> None:
         ):
             extra = _read(name).get("runs", {})
             rows += [
-                (f"{method} ({name[18:-5]} run)", run) for method, run in extra.items()
+                (f"{method} ({_run_name(name)} run)", run)
+                for method, run in extra.items()
             ]
     for method, run in rows:
         held = ", ".join(
