@@ -98,14 +98,21 @@ def _train(method, params, X, y, seconds, seed):
     probe = _extractor(method, params, 20, seed, early_stopping=False).fit(X, y)
     training = probe.meta_model_.config["training"]
     n_iter = max(20, int(seconds * training["n_iter"] / training["elapsed"]))
-    tic = time.perf_counter()
+    tic, cpu_tic = time.perf_counter(), time.process_time()
     extractor = _extractor(method, params, n_iter, seed).fit(X, y)
-    return extractor.meta_model_, n_iter, time.perf_counter() - tic
+    cpu_seconds = time.process_time() - cpu_tic  # all threads of this process
+    return extractor.meta_model_, n_iter, time.perf_counter() - tic, cpu_seconds
 
 
 def _training_record(model) -> dict:
     training = model.config["training"]
     return {k: training[k] for k in ("n_iter", "best_iter") if k in training}
+
+
+def _cpu_minutes(run: dict) -> str:
+    """', 24.3 CPU-min' when the run recorded its CPU time (older runs did not)."""
+    cpu = run.get("train_cpu_seconds")
+    return "" if cpu is None else f", {cpu / 60:.1f} CPU-min"
 
 
 def _run_name(file_name: str) -> str:
@@ -129,7 +136,7 @@ def select(args) -> None:
     for method in args.methods.split(","):
         for name, params in CANDIDATES[method].items():
             print(f"\n== {method} {name}: {params}", flush=True)
-            model, n_iter, seconds = _train(
+            model, n_iter, seconds, cpu_seconds = _train(
                 method,
                 params,
                 data.data[~val],
@@ -149,6 +156,7 @@ def select(args) -> None:
                 "params": params,
                 "max_iter": n_iter,
                 "train_seconds": seconds,
+                "train_cpu_seconds": cpu_seconds,
                 "scores": scores,
             }
             _write("omniglot_gradient_select.json", report)
@@ -176,7 +184,7 @@ def final(args) -> None:
         params = {**params, **overrides}
         budget = float(minutes.get(method, minutes.get("default", 10)))
         print(f"\n== {method} {name} {params}, {budget} min", flush=True)
-        model, n_iter, seconds = _train(
+        model, n_iter, seconds, cpu_seconds = _train(
             method,
             params,
             background.data,
@@ -184,7 +192,11 @@ def final(args) -> None:
             60 * budget,
             args.seed,
         )
-        print(f"  meta-training: {n_iter} iterations, {seconds:.0f} s", flush=True)
+        print(
+            f"  meta-training: {n_iter} iterations, {seconds:.0f} s "
+            f"({cpu_seconds:.0f} s of CPU)",
+            flush=True,
+        )
         scores = _evaluate(
             model,
             evaluation.data,
@@ -199,6 +211,7 @@ def final(args) -> None:
             "max_iter": n_iter,
             **_training_record(model),
             "train_seconds": seconds,
+            "train_cpu_seconds": cpu_seconds,
             "torch_threads": torch.get_num_threads(),
             "scores": scores,
         }
@@ -238,7 +251,8 @@ def table(args) -> None:
         lines.append(
             f"| {method} | {settings} | {held} | {run.get('n_iter', run['max_iter'])} "
             f"it (best {run.get('best_iter', '?')}), "
-            f"{run['train_seconds'] / 60:.1f} min ({run['torch_threads']} threads) | "
+            f"{run['train_seconds'] / 60:.1f} min{_cpu_minutes(run)} "
+            f"({run['torch_threads']} threads) | "
             f"{cells} |"
         )
     common = ", ".join(f"{k}={v}" for k, v in report.get("common", COMMON).items())
