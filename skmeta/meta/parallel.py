@@ -109,23 +109,22 @@ def accumulate_task_gradients(
     params = [p for p in net.parameters() if p.requires_grad]
     n_workers = max(1, min(int(n_workers), n_tasks))
     extras: list = [None] * n_tasks
-    sums: list = [None] * n_workers
+    # Accumulators allocated here, before any task: allocated by a worker in
+    # the middle of its first task, they would pin that task's freed buffers
+    # apart in the worker's malloc arena for the rest of the meta-batch.
+    sums = [[torch.zeros_like(p) for p in params] for _ in range(n_workers)]
     errors: list[BaseException] = []
 
     def work(worker: int, module: nn.Module) -> None:
         try:
-            total = None
+            total = sums[worker]
             for i in range(worker, n_tasks, n_workers):
                 objective, extras[i] = task_objective(module, i)
                 grads = torch.autograd.grad(objective, params, allow_unused=True)
-                if total is None:
-                    total = list(grads)
-                else:
-                    total = [
-                        g if t is None else t if g is None else t.add_(g)
-                        for t, g in zip(total, grads, strict=True)
-                    ]
-            sums[worker] = total
+                for t, g in zip(total, grads, strict=True):
+                    if g is not None:
+                        t.add_(g)
+                del objective, grads
         except BaseException as error:  # re-raised in the calling thread
             errors.append(error)
 
@@ -142,8 +141,6 @@ def accumulate_task_gradients(
         raise errors[0]
     for worker_sum in sums:
         for p, g in zip(params, worker_sum, strict=True):
-            if g is None:
-                continue
             if p.grad is None:
                 p.grad = g
             else:
