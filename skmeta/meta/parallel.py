@@ -113,6 +113,7 @@ def accumulate_task_gradients(
     # the middle of its first task, they would pin that task's freed buffers
     # apart in the worker's malloc arena for the rest of the meta-batch.
     sums = [[torch.zeros_like(p) for p in params] for _ in range(n_workers)]
+    reached = [False] * len(params)  # parameters some task's gradient reached
     errors: list[BaseException] = []
 
     def work(worker: int, module: nn.Module) -> None:
@@ -121,9 +122,10 @@ def accumulate_task_gradients(
             for i in range(worker, n_tasks, n_workers):
                 objective, extras[i] = task_objective(module, i)
                 grads = torch.autograd.grad(objective, params, allow_unused=True)
-                for t, g in zip(total, grads, strict=True):
+                for j, (t, g) in enumerate(zip(total, grads, strict=True)):
                     if g is not None:
                         t.add_(g)
+                        reached[j] = True
                 del objective, grads
         except BaseException as error:  # re-raised in the calling thread
             errors.append(error)
@@ -140,7 +142,9 @@ def accumulate_task_gradients(
     if errors:
         raise errors[0]
     for worker_sum in sums:
-        for p, g in zip(params, worker_sum, strict=True):
+        for p, g, used in zip(params, worker_sum, reached, strict=True):
+            if not used:  # left alone, as backward would (the optimiser skips it)
+                continue
             if p.grad is None:
                 p.grad = g
             else:

@@ -82,6 +82,20 @@ def test_gradients_add_to_existing_grad_and_extras_keep_task_order():
     torch.testing.assert_close(weight.grad, torch.tensor([20.0, 20.0]))  # 10+1+2+3+4
 
 
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_a_parameter_no_task_reaches_keeps_no_grad(n_workers):
+    # as backward leaves it, so that the optimiser skips it (Adam would
+    # otherwise move it with its old moments)
+    module = nn.Module()
+    module.used = nn.Parameter(torch.tensor([1.0, 2.0]))
+    module.unused = nn.Parameter(torch.tensor([3.0]))
+    accumulate_task_gradients(
+        module, 3, lambda m, i: (m.used.sum() * i, None), n_workers=n_workers
+    )
+    torch.testing.assert_close(module.used.grad, torch.tensor([3.0, 3.0]))  # 0+1+2
+    assert module.unused.grad is None
+
+
 def test_worker_errors_reach_the_caller():
     module = nn.Linear(2, 1)
 
