@@ -37,6 +37,7 @@ META_PARAMETER_CONSTRAINTS = {
     "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -96,6 +97,11 @@ META_PARAMETERS_DOC = """
     learning_rate : float, default=1e-3
         Initial learning rate of Adam; it follows a cosine schedule to 0 over
         `max_iter`.
+    max_grad_norm : float, default=None
+        Clip the meta-gradient to this total norm before each update (as
+        ``torch.nn.utils.clip_grad_norm_``), a guard against the sudden
+        collapses MAML-style meta-training can suffer. The history then records
+        the mean norm before clipping (``grad_norm``). None: no clipping.
     early_stopping : bool, default=False
         Hold out a class-disjoint `validation_fraction` of the classes, evaluate
         on their episodes regularly, stop after `n_iter_no_change` evaluations
@@ -301,6 +307,7 @@ class MetaLearnerMixin:
             meta_batch_size=self.meta_batch_size,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
+            max_grad_norm=self.max_grad_norm,
             early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change,

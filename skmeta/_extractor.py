@@ -79,6 +79,7 @@ class MetaFeatureExtractor(
         meta_batch_size=1,
         max_iter=1000,
         learning_rate=1e-3,
+        max_grad_norm=None,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -102,6 +103,7 @@ class MetaFeatureExtractor(
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.learning_rate = learning_rate
+        self.max_grad_norm = max_grad_norm
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

@@ -54,8 +54,8 @@ class FewShotRegressor(MetaLearnerMixin, RegressorMixin, BaseEstimator):
         (query) in meta-training. None: up to 10 and 10, fewer for small tasks.
     meta_batch_size : int, default=1
         Tasks per meta-update.
-    max_iter, learning_rate, early_stopping, validation_fraction, \\
-n_iter_no_change, pretrained, device, random_state, verbose
+    max_iter, learning_rate, max_grad_norm, early_stopping, \\
+validation_fraction, n_iter_no_change, pretrained, device, random_state, verbose
         As for ``FewShotClassifier``; `validation_fraction` holds out tasks.
 
     Attributes
@@ -106,6 +106,7 @@ n_iter_no_change, pretrained, device, random_state, verbose
         meta_batch_size=1,
         max_iter=1000,
         learning_rate=1e-3,
+        max_grad_norm=None,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -126,6 +127,7 @@ n_iter_no_change, pretrained, device, random_state, verbose
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.learning_rate = learning_rate
+        self.max_grad_norm = max_grad_norm
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change

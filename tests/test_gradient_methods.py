@@ -106,3 +106,16 @@ def test_each_method_learns_new_classes(blobs, method):
     assert clf.classes_.size == 8
     assert clf.score(X[novel], y[novel]) > 0.6, method
     assert clone(clf).pretrained is model
+
+
+def test_max_grad_norm_reaches_meta_training_and_is_validated(blobs):
+    X, y = blobs
+    clf = FewShotClassifier(
+        method="anil", n_way=5, k_shot=1, n_query=5, max_iter=20, random_state=0
+    )
+    clipped = clone(clf).set_params(max_grad_norm=0.5).fit(X, y)
+    history = clipped.meta_model_.history
+    assert all(record["grad_norm"] > 0 for record in history)
+    assert clipped.meta_model_.config["training"]["max_grad_norm"] == 0.5
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        clone(clf).set_params(max_grad_norm=0.0).fit(X, y)

@@ -46,6 +46,7 @@ class TrainSettings:
     meta_batch_size: int = 1
     max_iter: int = 1000
     learning_rate: float = 1e-3
+    max_grad_norm: float | None = None
     early_stopping: bool = False
     validation_fraction: float = 0.1
     n_iter_no_change: int = 10
@@ -202,6 +203,11 @@ def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_class
     }
 
 
+def _zero_sums(metric: str) -> dict:
+    """Running sums of what a history record averages."""
+    return {"loss": 0.0, metric: 0.0, "grad_norm": 0.0, "n": 0}
+
+
 def meta_train(
     X: np.ndarray,
     y: np.ndarray,
@@ -323,7 +329,7 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
     best = {"loss": math.inf, "iter": 0, "state": None}
     stale, n_iter, start = 0, 0, time.perf_counter()
     metric = algorithm.metric  # "accuracy", or "mse" for regression
-    sums = {"loss": 0.0, metric: 0.0, "n": 0}
+    sums = _zero_sums(metric)
     bar = tqdm(
         total=settings.max_iter,
         disable=not settings.verbose,
@@ -340,6 +346,10 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
                 f"The meta-training loss became {loss} at iteration {n_iter}; "
                 "lower learning_rate."
             )
+        if settings.max_grad_norm is not None:
+            sums["grad_norm"] += float(
+                torch.nn.utils.clip_grad_norm_(net.parameters(), settings.max_grad_norm)
+            )
         optimizer.step()
         schedule.step()
         sums["loss"] += loss
@@ -355,7 +365,9 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
             "learning_rate": optimizer.param_groups[0]["lr"],
             "elapsed": time.perf_counter() - start,
         }
-        sums = {"loss": 0.0, metric: 0.0, "n": 0}
+        if settings.max_grad_norm is not None:  # mean norm before clipping
+            record["grad_norm"] = sums["grad_norm"] / sums["n"]
+        sums = _zero_sums(metric)
         if val_batch is not None:
             net.eval()
             record["val_loss"], record[f"val_{metric}"] = algorithm.episode_metrics(

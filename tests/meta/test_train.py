@@ -96,6 +96,26 @@ def test_diverging_loss_raises(blobs):
         meta_train(X * 1e30, y, _settings(learning_rate=1e30, max_iter=50))
 
 
+def test_max_grad_norm_clips_the_meta_gradient_and_records_its_norm(blobs):
+    X, y = blobs
+    settings = dict(max_iter=1, method="maml", method_params={"inner_steps": 1})
+
+    def weights(model):
+        return torch.cat([v.flatten() for v in model.state.values()])
+
+    start = weights(meta_train(X, y, _settings(learning_rate=1e-12, **settings)))
+    free = meta_train(X, y, _settings(**settings))
+    # Adam's first step moves each weight by about learning_rate whatever the
+    # gradient's scale, unless the clipped gradient is far below its eps (1e-8)
+    clipped = meta_train(X, y, _settings(max_grad_norm=1e-14, **settings))
+    moved_free = (weights(free) - start).abs().max()
+    moved_clipped = (weights(clipped) - start).abs().max()
+    assert moved_free > 5e-4
+    assert moved_clipped < 1e-2 * moved_free
+    assert clipped.history[0]["grad_norm"] > 1e-3  # the norm before clipping
+    assert "grad_norm" not in free.history[0]
+
+
 def test_rotate_classes_makes_each_rotation_a_new_class():
     from skmeta.meta.train import rotate_classes
 
