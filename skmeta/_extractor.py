@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -150,8 +151,16 @@ class MetaFeatureExtractor(
         ndarray of shape (n_samples, embedding_dim), float32
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        return self.meta_model_.transform(X, resolve_device(self.device))
+        # NaN and infinity are looked for chunk by chunk during the forward
+        # passes (cheaper than scikit-learn's separate pass over X)
+        X = validate_data(
+            self, X, reset=False, dtype=np.float32, ensure_all_finite=False
+        )
+        return self.meta_model_.transform(
+            X,
+            resolve_device(self.device),
+            check_finite=not get_config()["assume_finite"],
+        )
 
     @property
     def _n_features_out(self) -> int:

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import sklearn
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -81,3 +82,31 @@ def test_meta_trained_features_beat_raw_pixels_on_novel_glyphs():
     )
     raw = episodic_score(KNeighborsClassifier(1), X[~base], y[~base], **kwargs)
     assert meta.mean > raw.mean + 0.1, (meta, raw)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_transform_names_the_first_non_finite_row(blob_model, blobs, bad):
+    X = blobs[0].astype(np.float32)
+    X[150, 3] = bad
+    extractor = MetaFeatureExtractor(pretrained=blob_model).fit(X[:10])
+    with pytest.raises(ValueError, match="NaN or infinity.*row 150"):
+        extractor.transform(X)
+    # checked chunk by chunk: here in the third chunk of 64 rows
+    with pytest.raises(ValueError, match="row 150"):
+        blob_model.transform(X, batch_size=64, check_finite=True)
+
+
+def test_transform_accepts_huge_finite_values(blob_model, blobs):
+    # their sum overflows float32; the chunk check must not mistake it for inf
+    X = np.full((20, blobs[0].shape[1]), 3e38, dtype=np.float32)
+    extractor = MetaFeatureExtractor(pretrained=blob_model).fit(X)
+    assert extractor.transform(X).shape == (20, blob_model.embedding_dim)
+
+
+def test_assume_finite_skips_the_check(blob_model, blobs):
+    X = blobs[0][:5].astype(np.float32)
+    extractor = MetaFeatureExtractor(pretrained=blob_model).fit(X)
+    X[0, 0] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        out = extractor.transform(X)
+    assert np.isnan(out[0]).all() and np.isfinite(out[1:]).all()

@@ -75,6 +75,18 @@ def _n_features(net: MetaNet) -> int:
     return n
 
 
+def _check_finite(chunk: torch.Tensor, first_row: int) -> None:
+    """Raise ValueError when `chunk` (rows from `first_row` on) is not finite."""
+    # the sum is finite when every value is (barring overflow, re-checked)
+    if torch.isfinite(chunk.sum()) or torch.isfinite(chunk).all():
+        return
+    bad = first_row + int(torch.nonzero(~torch.isfinite(chunk))[0, 0])
+    raise ValueError(
+        f"Input X contains NaN or infinity (first at row {bad}); remove or "
+        "impute those values first, e.g. with sklearn.impute.SimpleImputer."
+    )
+
+
 def inference_batch_size(net: MetaNet, device: torch.device) -> int:
     """Rows per forward pass at inference for `net` on `device`.
 
@@ -261,6 +273,7 @@ class MetaModel:
         X: np.ndarray,
         device: torch.device | str = "cpu",
         batch_size: int | None = None,
+        check_finite: bool = False,
     ) -> np.ndarray:
         """Embed rows.
 
@@ -270,6 +283,10 @@ class MetaModel:
         device : torch device, default="cpu"
         batch_size : int, optional
             Rows per forward pass; default :meth:`batch_size`.
+        check_finite : bool, default=False
+            Raise ``ValueError`` if `X` holds NaN or infinity. Checked chunk by
+            chunk while each chunk is in cache, which costs less than a separate
+            pass over `X` before the forward passes.
 
         Returns
         -------
@@ -285,6 +302,8 @@ class MetaModel:
         with torch.inference_mode():
             for start in range(0, X.shape[0], batch_size):
                 chunk = torch.from_numpy(X[start : start + batch_size]).to(device)
+                if check_finite:
+                    _check_finite(chunk, start)
                 out[start : start + batch_size] = net(chunk).cpu().numpy()
         return out
 
