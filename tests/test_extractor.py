@@ -91,7 +91,7 @@ def test_transform_names_the_first_non_finite_row(blob_model, blobs, bad):
     extractor = MetaFeatureExtractor(pretrained=blob_model).fit(X[:10])
     with pytest.raises(ValueError, match="NaN or infinity.*row 150"):
         extractor.transform(X)
-    # checked chunk by chunk: here in the third chunk of 64 rows
+    # the torch layer's own check, whatever the chunks
     with pytest.raises(ValueError, match="row 150"):
         blob_model.transform(X, batch_size=64, check_finite=True)
 

@@ -113,11 +113,13 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
 def embedding_network(net: MetaNet) -> nn.Module:
     """A module for inference that embeds rows as `net` does, in fewer passes.
 
-    When the backbone is the built-in MLP, the input standardisation is folded
-    into its first linear layer (``W diag(1/scale)`` and ``b - W (mean/scale)``),
-    which saves a pass over the input: the MLP's forward is cheap enough for it
-    to show. Otherwise (convolutions pad with zeros *after* standardising, so
-    nothing folds exactly) `net` itself.
+    Batch norms with running statistics are folded into the convolutions before
+    them and ReLUs after convolutions and linear layers work in place
+    (:func:`~skmeta.meta.fusion.fuse_for_inference`). When the backbone is the
+    built-in MLP, the input standardisation is also folded into its first linear
+    layer (``W diag(1/scale)`` and ``b - W (mean/scale)``), which saves a pass
+    over the input (convolutions pad with zeros *after* standardising, so there
+    it does not fold exactly). Outputs equal `net`'s up to float rounding.
 
     Parameters
     ----------
@@ -127,21 +129,25 @@ def embedding_network(net: MetaNet) -> nn.Module:
     Returns
     -------
     torch.nn.Module
-        Maps ``(batch, n_features)`` to ``(batch, embedding_dim)``, no gradients.
+        Maps ``(batch, n_features)`` to ``(batch, embedding_dim)``, no gradients:
+        `net` itself when nothing folds.
     """
     from .backbones import MLP
+    from .fusion import fuse_for_inference
 
-    if not isinstance(net.backbone, MLP):
-        return net
-    layers = copy.deepcopy(net.backbone.layers).eval().requires_grad_(False)
-    first = layers[0]
-    with torch.no_grad():
-        inverse = 1 / net.input_scale
-        first.bias.sub_(
-            first.weight @ (net.input_mean * inverse).expand(first.in_features)
-        )
-        first.weight.mul_(inverse)
-    return layers
+    if isinstance(net.backbone, MLP):
+        layers = copy.deepcopy(net.backbone.layers).eval().requires_grad_(False)
+        first = layers[0]
+        with torch.no_grad():
+            inverse = 1 / net.input_scale
+            first.bias.sub_(
+                first.weight @ (net.input_mean * inverse).expand(first.in_features)
+            )
+            first.weight.mul_(inverse)
+        fuse_for_inference(layers)
+        return layers
+    fused = copy.deepcopy(net).eval().requires_grad_(False)
+    return fused if fuse_for_inference(fused) else net
 
 
 def embed_rows(net: MetaNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -117,6 +117,31 @@ def test_transform_chunking_and_readonly_input(blob_model, blobs):
     )
 
 
+@pytest.mark.parametrize(
+    "backbone, input_shape, rows",
+    [
+        # widest activation 64x28x28 floats: 1.25M / 50,176
+        ("conv4", (1, 28, 28), 24),
+        ("conv4_strided", (1, 28, 28), 99),  # 64x14x14
+        # the 256-wide dense layers: 262,144 / 256 (its widest, 784, is far
+        # within the 1.25M budget)
+        ("mlp", (784,), 1024),
+    ],
+)
+def test_inference_chunks_keep_activations_cache_sized(backbone, input_shape, rows):
+    from skmeta.meta.backbones import build_backbone
+    from skmeta.meta.model import inference_batch_size
+    from skmeta.meta.net import MetaNet
+
+    net = MetaNet(
+        build_backbone(backbone, input_shape, None),
+        input_shape,
+        per_feature_scaling=len(input_shape) == 1,
+    )
+    assert inference_batch_size(net, torch.device("cpu")) == rows
+    assert inference_batch_size(net, torch.device("meta")) == 4096
+
+
 def test_repr_names_method_and_backbone(blob_model):
     assert repr(blob_model).startswith("MetaModel(method='protonet', backbone='mlp'")
 
@@ -137,7 +162,36 @@ def test_transform_folds_the_input_scaling_into_the_mlp(blob_model, blobs):
     assert net.backbone.layers[0].weight.data_ptr() != folded[0].weight.data_ptr()
 
 
-def test_convolutional_backbones_are_not_folded(images):
+def test_convolutional_embedder_folds_batch_norm(images):
+    from skmeta.meta.net import embedding_network
+
+    X, y = images
+    settings = TrainSettings(
+        n_way=3,
+        k_shot=2,
+        n_query=2,
+        input_shape=(1, 12, 12),
+        max_iter=5,
+        seed=0,
+        backbone="conv4_strided",
+    )
+    model = meta_train(X, y, settings)
+    net = model.network()
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 4 and all(
+        not torch.equal(m.running_var, torch.ones_like(m.running_var)) for m in norms
+    )
+    fused = embedding_network(net)
+    assert fused is not net
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert all(isinstance(m, nn.BatchNorm2d) for m in norms)  # net untouched
+    with torch.inference_mode():
+        expected = net(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(model.transform(X), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_task_batch_norm_is_not_folded(images):
+    # MAML-style models normalise with each batch's statistics: nothing folds
     from skmeta.meta.net import embedding_network
 
     X, y = images
@@ -149,6 +203,8 @@ def test_convolutional_backbones_are_not_folded(images):
         max_iter=2,
         seed=0,
         backbone="conv4_strided",
+        method="maml",
     )
     model = meta_train(X, y, settings)
+    assert model.config["task_norm"]
     assert embedding_network(model.network()) is model.network()
