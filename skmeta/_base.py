@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
 from ._sklearn_compat import Interval, StrOptions
 from .meta.algorithms import ALGORITHMS
@@ -142,6 +143,31 @@ def load_pretrained(pretrained) -> MetaModel:
         raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
     stat = path.stat()
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def validated_rows(estimator, X) -> np.ndarray:
+    """`X` as scikit-learn's ``validate_data(reset=False, dtype=float32)`` returns
+    it for a fitted `estimator`, without its finite check (the caller's).
+
+    A float32 C-contiguous matrix of the fitted width, for an estimator fitted
+    without feature names, is returned as is without the call: ``validate_data``
+    would return it unchanged, and its ~370 Python calls, run with caches cold
+    after the forward passes, cost 5% of an MLP's ``transform`` of 2,000 rows
+    here (0.35 ms). Anything else goes through ``validate_data``.
+    """
+    if (
+        type(X) is np.ndarray
+        and X.dtype == np.float32
+        and X.ndim == 2
+        and X.shape[0] > 0
+        and X.shape[1] == getattr(estimator, "n_features_in_", None)
+        and X.flags.c_contiguous
+        and not hasattr(estimator, "feature_names_in_")
+    ):
+        return X
+    return validate_data(
+        estimator, X, reset=False, dtype=np.float32, ensure_all_finite=False
+    )
 
 
 def resolve_device(device) -> torch.device:

@@ -110,3 +110,26 @@ def test_assume_finite_skips_the_check(blob_model, blobs):
     with sklearn.config_context(assume_finite=True):
         out = extractor.transform(X)
     assert np.isnan(out[0]).all() and np.isfinite(out[1:]).all()
+
+
+def test_validated_rows_skips_only_what_validate_data_returns_unchanged(
+    blob_model, blobs
+):
+    import pandas as pd
+
+    from skmeta._base import validated_rows
+
+    X = np.ascontiguousarray(blobs[0], dtype=np.float32)
+    extractor = MetaFeatureExtractor(pretrained=blob_model).fit(X)
+    assert validated_rows(extractor, X) is X
+    as_float64 = validated_rows(extractor, X.astype(np.float64))
+    assert as_float64.dtype == np.float32
+    with pytest.raises(ValueError, match="features"):
+        validated_rows(extractor, X[:, :-1])
+    with pytest.raises(ValueError, match="0 sample"):
+        validated_rows(extractor, X[:0])
+    # fitted with feature names: scikit-learn's checks (and warning) apply
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    named = MetaFeatureExtractor(pretrained=blob_model).fit(frame)
+    with pytest.warns(UserWarning, match="feature names"):
+        validated_rows(named, X)
