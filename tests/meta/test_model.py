@@ -162,11 +162,9 @@ def test_transform_folds_the_input_scaling_into_the_mlp(blob_model, blobs):
     assert net.backbone.layers[0].weight.data_ptr() != folded[0].weight.data_ptr()
 
 
-def test_convolutional_embedder_folds_batch_norm(images):
-    from skmeta.meta.net import embedding_network
-
+def _strided_conv_model(images, **changes):
     X, y = images
-    settings = TrainSettings(
+    settings = dict(
         n_way=3,
         k_shot=2,
         n_query=2,
@@ -175,7 +173,13 @@ def test_convolutional_embedder_folds_batch_norm(images):
         seed=0,
         backbone="conv4_strided",
     )
-    model = meta_train(X, y, settings)
+    return meta_train(X, y, TrainSettings(**{**settings, **changes}))
+
+
+def test_convolutional_embedder_folds_batch_norm(images):
+    from skmeta.meta.net import embedding_network
+
+    model = _strided_conv_model(images)
     net = model.network()
     norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms) == 4 and all(
@@ -184,7 +188,9 @@ def test_convolutional_embedder_folds_batch_norm(images):
     fused = embedding_network(net)
     assert fused is not net
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
-    assert all(isinstance(m, nn.BatchNorm2d) for m in norms)  # net untouched
+    # the shared network keeps its batch norms
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 4
+    X = images[0]
     with torch.inference_mode():
         expected = net(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(model.transform(X), expected, rtol=1e-4, atol=1e-5)
@@ -194,17 +200,6 @@ def test_task_batch_norm_is_not_folded(images):
     # MAML-style models normalise with each batch's statistics: nothing folds
     from skmeta.meta.net import embedding_network
 
-    X, y = images
-    settings = TrainSettings(
-        n_way=3,
-        k_shot=2,
-        n_query=2,
-        input_shape=(1, 12, 12),
-        max_iter=2,
-        seed=0,
-        backbone="conv4_strided",
-        method="maml",
-    )
-    model = meta_train(X, y, settings)
+    model = _strided_conv_model(images, method="maml", max_iter=2)
     assert model.config["task_norm"]
     assert embedding_network(model.network()) is model.network()
