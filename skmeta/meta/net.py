@@ -119,7 +119,9 @@ def embedding_network(net: MetaNet) -> nn.Module:
     built-in MLP, the input standardisation is also folded into its first linear
     layer (``W diag(1/scale)`` and ``b - W (mean/scale)``), which saves a pass
     over the input (convolutions pad with zeros *after* standardising, so there
-    it does not fold exactly). Outputs equal `net`'s up to float rounding.
+    it does not fold exactly). Outputs equal `net`'s up to float rounding; a
+    probe batch checks it, and `net` itself is used when they differ (a custom
+    backbone might call one entry of an ``nn.Sequential`` on its own).
 
     Parameters
     ----------
@@ -145,9 +147,26 @@ def embedding_network(net: MetaNet) -> nn.Module:
             )
             first.weight.mul_(inverse)
         fuse_for_inference(layers)
-        return layers
+        return layers if _same_embeddings(net, layers) else net
     fused = copy.deepcopy(net).eval().requires_grad_(False)
-    return fused if fuse_for_inference(fused) else net
+    if fuse_for_inference(fused) and _same_embeddings(net, fused):
+        return fused
+    return net
+
+
+def _same_embeddings(net: MetaNet, other: nn.Module, n_rows: int = 4) -> bool:
+    """Whether `other` embeds a probe batch of rows (drawn around the training
+    data's mean and scale) as `net` does, to float32 rounding."""
+    n_features = net.input_mean.new_zeros(net.input_shape).numel()
+    gen = torch.Generator(device=net.input_mean.device).manual_seed(0)
+    noise = torch.randn(n_rows, n_features, generator=gen, device=net.input_mean.device)
+    rows = net.input_mean + net.input_scale * noise
+    with torch.inference_mode():
+        expected, got = net(rows), other(rows)
+    scale = expected.abs().max().item() + 1e-12
+    return got.shape == expected.shape and bool(
+        ((got - expected).abs().max() <= 1e-4 * scale).item()
+    )
 
 
 def embed_rows(net: MetaNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -203,3 +203,36 @@ def test_task_batch_norm_is_not_folded(images):
     model = _strided_conv_model(images, method="maml", max_iter=2)
     assert model.config["task_norm"]
     assert embedding_network(model.network()) is model.network()
+
+
+class _PeekingBackbone(nn.Module):
+    """Calls one entry of its Sequential on its own: folding would change it."""
+
+    def __init__(self, peek: bool):
+        super().__init__()
+        self.peek = peek
+        self.block = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()
+        )
+
+    def forward(self, x):
+        out = self.block(x)
+        if self.peek:
+            out = torch.cat([out, self.block[0](x)], 1)
+        return out.flatten(1)
+
+
+@pytest.mark.parametrize("peek", [False, True])
+def test_embedder_falls_back_when_folding_changes_the_output(peek):
+    from skmeta.meta.net import MetaNet, embedding_network
+
+    net = MetaNet(_PeekingBackbone(peek), (1, 6, 6), per_feature_scaling=False)
+    norm = net.backbone.block[1]
+    norm.running_mean.fill_(0.5)
+    norm.running_var.fill_(4.0)
+    net.eval()
+    embedder = embedding_network(net)
+    assert (embedder is net) == peek
+    x = torch.randn(3, 36)
+    with torch.inference_mode():
+        torch.testing.assert_close(embedder(x), net(x), rtol=1e-4, atol=1e-5)
