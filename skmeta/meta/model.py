@@ -69,18 +69,11 @@ def _widest_activations(net: MetaNet) -> tuple[int, int]:
     hooks = [m.register_forward_hook(record) for m in net.modules()]
     try:
         with torch.inference_mode():
-            net(net.input_mean.new_zeros(1, _n_features(net)))
+            net(net.input_mean.new_zeros(1, net.n_features))
     finally:
         for hook in hooks:
             hook.remove()
     return max(widest), max(dense)
-
-
-def _n_features(net: MetaNet) -> int:
-    n = 1
-    for size in net.input_shape:
-        n *= size
-    return n
 
 
 def _check_finite(X: np.ndarray) -> None:

@@ -8,6 +8,7 @@ net standardises them with statistics of the meta-training data, reshapes them t
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -37,10 +38,8 @@ class MetaNet(nn.Module):
     ) -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
-        n_features = 1
-        for size in self.input_shape:
-            n_features *= size
-        stats_shape = (n_features,) if per_feature_scaling else (1,)
+        self.n_features = math.prod(self.input_shape)  # width of a flat row
+        stats_shape = (self.n_features,) if per_feature_scaling else (1,)
         self.register_buffer("input_mean", torch.zeros(stats_shape))
         self.register_buffer("input_scale", torch.ones(stats_shape))
         self.backbone = backbone
@@ -68,10 +67,7 @@ class MetaNet(nn.Module):
         """Width of the embedding, found by one forward pass in eval mode."""
         was_training = self.training
         self.eval()
-        n_features = 1
-        for size in self.input_shape:
-            n_features *= size
-        out = self(self.input_mean.new_zeros(2, n_features))
+        out = self(self.input_mean.new_zeros(2, self.n_features))
         self.train(was_training)
         return int(out.shape[1])
 
@@ -157,9 +153,10 @@ def embedding_network(net: MetaNet) -> nn.Module:
 def _same_embeddings(net: MetaNet, other: nn.Module, n_rows: int = 4) -> bool:
     """Whether `other` embeds a probe batch of rows (drawn around the training
     data's mean and scale) as `net` does, to float32 rounding."""
-    n_features = net.input_mean.new_zeros(net.input_shape).numel()
     gen = torch.Generator(device=net.input_mean.device).manual_seed(0)
-    noise = torch.randn(n_rows, n_features, generator=gen, device=net.input_mean.device)
+    noise = torch.randn(
+        n_rows, net.n_features, generator=gen, device=net.input_mean.device
+    )
     rows = net.input_mean + net.input_scale * noise
     with torch.inference_mode():
         expected, got = net(rows), other(rows)
