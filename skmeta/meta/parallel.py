@@ -118,6 +118,13 @@ def accumulate_task_gradients(
 
     def work(worker: int, module: nn.Module) -> None:
         try:
+            if n_workers > 1:
+                # Before any op: OpenMP's thread count is per thread, and a
+                # oneDNN convolution run first would open a team of the default
+                # size, leaving an idle OpenMP thread per worker. More OpenMP
+                # threads than cores make libgomp sleep at every barrier, and
+                # the caller's multi-threaded work ran up to 2x slower after.
+                torch.set_num_threads(1)
             total = sums[worker]
             for i in range(worker, n_tasks, n_workers):
                 objective, extras[i] = task_objective(module, i)

@@ -122,6 +122,40 @@ def test_workers_run_with_one_intra_op_thread_and_restore_the_setting():
     assert torch.get_num_threads() == before
 
 
+_OPENMP_TEAMS_SCRIPT = """
+import os, threading, torch
+from torch import nn
+from skmeta.meta.parallel import accumulate_task_gradients
+
+def native_threads():  # OS threads that are not Python threads (OpenMP's)
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
+
+torch.set_num_threads(2)
+net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.Flatten(), nn.LazyLinear(1))
+x = torch.rand(4, 1, 12, 12)
+net(x).sum().backward()  # the main thread's own OpenMP team
+before = native_threads()
+accumulate_task_gradients(net, 4, lambda m, i: (m(x).sum(), None), n_workers=2)
+print(native_threads() - before, torch.get_num_threads())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_start_no_openmp_teams_of_their_own():
+    # A worker whose first op is a oneDNN convolution used to open an OpenMP
+    # team of torch's default size, leaving an idle OpenMP thread per worker;
+    # with more OpenMP threads than cores, libgomp stops spinning at barriers
+    # for the rest of the process, and the main thread's multi-threaded work
+    # (validation, transform) ran up to 2x slower afterwards.
+    out = subprocess.run(
+        [sys.executable, "-c", _OPENMP_TEAMS_SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["0", "2"]
+
+
 def test_replica_shares_tensors_but_not_modules():
     net = MetaNet(
         nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)),
