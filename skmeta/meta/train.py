@@ -22,6 +22,7 @@ from .episodes import ClassIndex, sample_episodes
 from .model import MetaModel
 from .net import MetaNet
 from .norm import use_task_norm
+from .optim import CosineAdam
 
 __all__ = ["TrainSettings", "meta_train", "split_classes"]
 
@@ -321,10 +322,7 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
             X_train, torch.from_numpy(codes).to(device), rows_per_step, rng
         )
 
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * i / settings.max_iter))
-    )
+    optimizer = CosineAdam(net.parameters(), settings.learning_rate, settings.max_iter)
     history: list[dict] = []
     best = {"loss": math.inf, "iter": 0, "state": None}
     stale, n_iter, start = 0, 0, time.perf_counter()
@@ -339,7 +337,7 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
     )
     for n_iter in range(1, settings.max_iter + 1):
         net.train()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss, metrics = algorithm.meta_gradient(net, next(batches))
         if not math.isfinite(loss):
             raise FloatingPointError(
@@ -351,7 +349,6 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), settings.max_grad_norm)
             )
         optimizer.step()
-        schedule.step()
         sums["loss"] += loss
         sums[metric] += metrics[metric]
         sums["n"] += 1
@@ -362,7 +359,7 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
             "iter": n_iter,
             "loss": sums["loss"] / sums["n"],
             metric: sums[metric] / sums["n"],
-            "learning_rate": optimizer.param_groups[0]["lr"],
+            "learning_rate": optimizer.lr,  # that of the next step
             "elapsed": time.perf_counter() - start,
         }
         if settings.max_grad_norm is not None:  # mean norm before clipping

@@ -1,0 +1,120 @@
+"""The meta-optimiser: Adam with a cosine-annealed step size.
+
+The update is torch's own: :func:`torch.optim.adam.adam`, the function that
+``torch.optim.Adam.step`` calls, on the same state (first and second moments,
+a step counter per parameter), so the weights match ``torch.optim.Adam`` with a
+``LambdaLR`` schedule to the bit (tested). What this class leaves out is
+``torch.optim.Optimizer`` itself: its ``add_param_group`` is wrapped by
+``torch._disable_dynamo``, so constructing any torch optimiser imports
+``torch._dynamo`` and with it sympy -- about 1 s and 70 MiB of resident memory
+(measured: 295 against 225 MiB after one step), none of it used here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch.optim.adam import adam
+
+__all__ = ["CosineAdam"]
+
+
+def _scalar_dtype() -> torch.dtype:
+    """The dtype of torch.optim's step counters."""
+    return (
+        torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    )
+
+
+class CosineAdam:
+    """Adam whose learning rate follows a half cosine from `lr` down to 0.
+
+    Parameters
+    ----------
+    params : iterable of torch.nn.Parameter
+    lr : float
+        Learning rate of the first step.
+    total_steps : int
+        Steps in the schedule; step ``i`` (counting from 0) uses
+        ``lr * (1 + cos(pi * i / total_steps)) / 2``.
+    betas : (float, float), default=(0.9, 0.999)
+    eps : float, default=1e-8
+
+    Notes
+    -----
+    Like ``torch.optim.Adam``, a parameter whose ``.grad`` is None is left
+    alone, and its moments start at its first gradient.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float,
+        total_steps: int,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = list(params)
+        self.base_lr = float(lr)
+        self.total_steps = int(total_steps)
+        self.betas = betas
+        self.eps = eps
+        self.steps_taken = 0
+        self._state: dict[int, tuple[torch.Tensor, ...]] = {}
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step uses."""
+        progress = self.steps_taken / self.total_steps
+        return self.base_lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def zero_grad(self) -> None:
+        """Drop every gradient (``set_to_none``, as torch's default)."""
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One Adam update of the parameters that have a gradient."""
+        params, grads, exp_avgs, exp_avg_sqs, counts = [], [], [], [], []
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if i not in self._state:  # as torch.optim.Adam's lazy state
+                self._state[i] = (
+                    torch.zeros_like(p, memory_format=torch.preserve_format),
+                    torch.zeros_like(p, memory_format=torch.preserve_format),
+                    torch.tensor(0.0, dtype=_scalar_dtype()),
+                )
+            exp_avg, exp_avg_sq, count = self._state[i]
+            params.append(p)
+            grads.append(p.grad)
+            exp_avgs.append(exp_avg)
+            exp_avg_sqs.append(exp_avg_sq)
+            counts.append(count)
+        if params:
+            adam(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                counts,
+                foreach=None,  # torch's default choice for these tensors
+                capturable=False,
+                differentiable=False,
+                fused=None,
+                grad_scale=None,
+                found_inf=None,
+                has_complex=False,
+                amsgrad=False,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                lr=self.lr,
+                weight_decay=0.0,
+                eps=self.eps,
+                maximize=False,
+            )
+        self.steps_taken += 1

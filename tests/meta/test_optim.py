@@ -1,0 +1,90 @@
+"""The meta-optimiser (skmeta.meta.optim): torch's Adam without torch.optim."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from skmeta.meta.optim import CosineAdam
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _set_grads(net, step):
+    g = torch.Generator().manual_seed(step)
+    for i, p in enumerate(net.parameters()):
+        # the last layer gets no gradient at the first two steps
+        p.grad = None if (i >= 2 and step < 2) else torch.randn(p.shape, generator=g)
+
+
+def test_updates_equal_torch_adam_with_a_cosine_lambda_lr_to_the_bit():
+    steps = 7
+    mine, ref = _net(), _net()
+    opt = CosineAdam(mine.parameters(), lr=0.01, total_steps=steps)
+    ref_opt = torch.optim.Adam(ref.parameters(), lr=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        ref_opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps))
+    )
+    for step in range(steps):
+        assert opt.lr == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-15)
+        _set_grads(mine, step)
+        _set_grads(ref, step)
+        opt.step()
+        ref_opt.step()
+        schedule.step()
+        for a, b in zip(mine.parameters(), ref.parameters(), strict=True):
+            assert torch.equal(a, b)
+    assert opt.lr == pytest.approx(0.0, abs=1e-18)
+
+
+def test_parameters_without_gradient_are_left_alone():
+    net = _net()
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = CosineAdam(net.parameters(), lr=0.1, total_steps=3)
+    _set_grads(net, 0)  # the last layer has none
+    opt.step()
+    moved = [
+        not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True)
+    ]
+    assert moved == [True, True, False, False]
+    opt.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_float64_parameters_keep_float64():
+    net = _net().double()
+    opt = CosineAdam(net.parameters(), lr=0.1, total_steps=3)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert all(p.dtype == torch.float64 for p in net.parameters())
+
+
+_NO_DYNAMO_SCRIPT = """
+import sys
+import numpy as np
+from skmeta.meta.train import TrainSettings, meta_train
+rng = np.random.default_rng(0)
+X = rng.normal(size=(120, 6)).astype(np.float32)
+y = np.repeat(np.arange(12), 10)
+settings = TrainSettings(n_way=3, k_shot=2, n_query=2, input_shape=(6,), method="maml", backbone="mlp",
+                         meta_batch_size=2, max_iter=3)
+meta_train(X, y, settings)
+print(sorted(m for m in sys.modules if m.startswith(("torch._dynamo", "sympy")))[:3])
+"""
+
+
+def test_meta_training_does_not_import_the_compiler_stack():
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_DYNAMO_SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
