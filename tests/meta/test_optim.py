@@ -73,8 +73,9 @@ from skmeta.meta.train import TrainSettings, meta_train
 rng = np.random.default_rng(0)
 X = rng.normal(size=(120, 6)).astype(np.float32)
 y = np.repeat(np.arange(12), 10)
-settings = TrainSettings(n_way=3, k_shot=2, n_query=2, input_shape=(6,), method="maml", backbone="mlp",
-                         meta_batch_size=2, max_iter=3)
+settings = TrainSettings(n_way=3, k_shot=2, n_query=2, input_shape=(6,),
+                         method="maml", backbone="mlp", meta_batch_size=2,
+                         max_iter=3)
 meta_train(X, y, settings)
 print(sorted(m for m in sys.modules if m.startswith(("torch._dynamo", "sympy")))[:3])
 """
