@@ -10,7 +10,11 @@ the MAML paper's Omniglot Conv4 (4 x [conv3x3-64 stride 2, batch norm with the
 batch's statistics, ReLU], flatten to 256, a 5-way linear head), 5-way 1-shot
 15-query tasks, meta-batch 32, 1 inner SGD step with lr 0.4, Adam(1e-3). skmeta
 runs it as its training loop does: ``MAML.meta_gradient`` on a ``TaskBatch``,
-then ``Adam.step``, inside ``training_malloc``. The network is a ``MetaNet``
+then a step of its meta-optimiser ``CosineAdam`` (torch's functional Adam, the
+update ``torch.optim.Adam`` makes, to the bit; its cosine schedule set so long
+that the learning rate stays 1e-3), inside ``training_malloc``. Unlike
+``torch.optim.Adam``, it does not import ``torch._dynamo`` (about 70 MiB of the
+peers' peak memory). The network is a ``MetaNet``
 around skmeta's ``Conv4(downsample="strided")`` with its batch norms set to use
 batch statistics only (as the harness's ``track_running_stats=False``) and the
 harness's linear head as a fixed-way head (``extra["head_weight"]`` of shape
@@ -87,9 +91,9 @@ def make_algorithm(args, method, fo):
 
 def build_skmeta(common, method, fo, sequential=False):
     def builder(args):
-        import torch
 
         from skmeta.meta._malloc import training_malloc
+        from skmeta.meta.optim import CosineAdam
 
         _HELD.append(training_malloc())  # as skmeta.meta.train does around its loop
         _HELD[-1].__enter__()
@@ -99,11 +103,12 @@ def build_skmeta(common, method, fo, sequential=False):
             maml_module.n_task_workers = lambda n_tasks, device: 1
         net = skmeta_maml_net(args, common).train()
         algorithm = make_algorithm(args, method, fo)
-        opt = torch.optim.Adam(net.parameters(), lr=args.meta_lr)
+        # as skmeta.meta.train; a schedule of 10**12 steps keeps lr = meta_lr
+        opt = CosineAdam(net.parameters(), args.meta_lr, total_steps=10**12)
         data = common.cycle(task_batches(args, common))
 
         def step():  # skmeta.meta.train._meta_train, one iteration
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             algorithm.meta_gradient(net, next(data))
             opt.step()
 
