@@ -75,7 +75,7 @@ X = rng.normal(size=(120, 6)).astype(np.float32)
 y = np.repeat(np.arange(12), 10)
 settings = TrainSettings(n_way=3, k_shot=2, n_query=2, input_shape=(6,),
                          method="maml", backbone="mlp", meta_batch_size=2,
-                         max_iter=3)
+                         max_iter=3, max_grad_norm=1.0)
 meta_train(X, y, settings)
 print(sorted(m for m in sys.modules if m.startswith(("torch._dynamo", "sympy")))[:3])
 """
