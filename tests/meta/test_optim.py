@@ -1,11 +1,10 @@
 """The meta-optimiser (skmeta.meta.optim): torch's Adam without torch.optim."""
 
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
+from fresh_process import python_stdout
 from torch import nn
 
 from skmeta.meta.optim import CosineAdam
@@ -82,10 +81,4 @@ print(sorted(m for m in sys.modules if m.startswith(("torch._dynamo", "sympy")))
 
 
 def test_meta_training_does_not_import_the_compiler_stack():
-    out = subprocess.run(
-        [sys.executable, "-c", _NO_DYNAMO_SCRIPT],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    assert python_stdout(_NO_DYNAMO_SCRIPT).strip().splitlines()[-1] == "[]"

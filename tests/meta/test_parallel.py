@@ -1,10 +1,10 @@
 """Task-parallel meta-gradients (skmeta.meta.parallel) and the methods using them."""
 
-import subprocess
 import sys
 
 import pytest
 import torch
+from fresh_process import python_stdout
 from maml_helpers import GRADIENT_METHODS, _batch, _tiny_net
 from torch import nn
 
@@ -147,13 +147,7 @@ def test_workers_start_no_openmp_teams_of_their_own():
     # with more OpenMP threads than cores, libgomp stops spinning at barriers
     # for the rest of the process, and the main thread's multi-threaded work
     # (validation, transform) ran up to 2x slower afterwards.
-    out = subprocess.run(
-        [sys.executable, "-c", _OPENMP_TEAMS_SCRIPT],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert out == ["0", "2"]
+    assert python_stdout(_OPENMP_TEAMS_SCRIPT).split() == ["0", "2"]
 
 
 def test_replica_shares_tensors_but_not_modules():
@@ -203,7 +197,4 @@ def test_torch_layer_imports_without_scikit_learn():
         "import sys, skmeta.meta.train, skmeta.meta.algorithms; "
         "print('sklearn' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "False"
+    assert python_stdout(code).strip() == "False"
