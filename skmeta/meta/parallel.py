@@ -25,7 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 
-__all__ = ["accumulate_task_gradients", "n_task_workers", "replicate"]
+__all__ = [
+    "accumulate_gradients",
+    "accumulate_task_gradients",
+    "n_task_workers",
+    "replicate",
+]
 
 # Long-lived workers: glibc gives each thread its own malloc arena and keeps what
 # it frees there, so fresh threads at every meta-batch would each leave an arena
@@ -106,14 +111,41 @@ def accumulate_task_gradients(
     extras : list
         The ``extra`` of each task, in task order.
     """
+
+    def unit_gradients(module, params, i):
+        objective, extra = task_objective(module, i)
+        return torch.autograd.grad(objective, params, allow_unused=True), extra
+
+    return accumulate_gradients(net, n_tasks, unit_gradients, n_workers)
+
+
+def accumulate_gradients(
+    net: nn.Module,
+    n_units: int,
+    unit_gradients: Callable[[nn.Module, list, int], tuple[tuple, object]],
+    n_workers: int = 1,
+) -> list:
+    """Add gradients computed unit by unit to the ``.grad`` of `net`.
+
+    As :func:`accumulate_task_gradients`, for units of work that take their
+    gradients themselves: ``unit_gradients(module, params, i)`` returns
+    ``(grads, extra)``, one gradient (or None) per tensor of `params`, the
+    parameters of `net` that require grad. Units are dealt to the workers
+    round-robin and summed in a fixed order.
+
+    Returns
+    -------
+    extras : list
+        The ``extra`` of each unit, in unit order.
+    """
     params = [p for p in net.parameters() if p.requires_grad]
-    n_workers = max(1, min(int(n_workers), n_tasks))
-    extras: list = [None] * n_tasks
+    n_workers = max(1, min(int(n_workers), n_units))
+    extras: list = [None] * n_units
     # Accumulators allocated here, before any task: allocated by a worker in
     # the middle of its first task, they would pin that task's freed buffers
     # apart in the worker's malloc arena for the rest of the meta-batch.
     sums = [[torch.zeros_like(p) for p in params] for _ in range(n_workers)]
-    reached = [False] * len(params)  # parameters some task's gradient reached
+    reached = [False] * len(params)  # parameters some unit's gradient reached
     errors: list[BaseException] = []
 
     def work(worker: int, module: nn.Module) -> None:
@@ -126,14 +158,13 @@ def accumulate_task_gradients(
                 # the caller's multi-threaded work ran up to 2x slower after.
                 torch.set_num_threads(1)
             total = sums[worker]
-            for i in range(worker, n_tasks, n_workers):
-                objective, extras[i] = task_objective(module, i)
-                grads = torch.autograd.grad(objective, params, allow_unused=True)
+            for i in range(worker, n_units, n_workers):
+                grads, extras[i] = unit_gradients(module, params, i)
                 for j, (t, g) in enumerate(zip(total, grads, strict=True)):
                     if g is not None:
                         t.add_(g)
                         reached[j] = True
-                del objective, grads
+                del grads
         except BaseException as error:  # re-raised in the calling thread
             errors.append(error)
 

@@ -21,13 +21,46 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from ..grouped import grouped_embed, supports_grouped
 from ..net import MetaNet
 from ..norm import task_statistics
-from ..parallel import accumulate_task_gradients, n_task_workers
+from ..parallel import accumulate_gradients, accumulate_task_gradients, n_task_workers
 from .base import Algorithm, TaskBatch, map_tensors
-from .protonet import prototypes
+from .protonet import prototypes_of_tasks
 
 __all__ = ["ANIL", "FOMAML", "MAML", "MetaSGD", "ProtoMAML"]
+
+
+def _flatten_state(state: dict) -> tuple[list, list[torch.Tensor]]:
+    """An adaptation state as (keys, tensors), for :func:`_unflatten_state`."""
+    keys = [("weights", name) for name in state["weights"]]
+    keys += [("head_weight",), ("head_bias",)]
+    keys += [("stats", i, k) for i in range(len(state["stats"])) for k in (0, 1)]
+    tensors = [*state["weights"].values(), state["head_weight"], state["head_bias"]]
+    tensors += [t for pair in state["stats"] for t in pair]
+    return keys, tensors
+
+
+def _unflatten_state(keys: list, tensors: list[torch.Tensor]) -> dict:
+    """The adaptation state that :func:`_flatten_state` flattened."""
+    state: dict = {"weights": {}}
+    stats = {}
+    for key, tensor in zip(keys, tensors, strict=True):
+        if key[0] == "weights":
+            state["weights"][key[1]] = tensor
+        elif key[0] == "stats":
+            stats[key[1:]] = tensor
+        else:
+            state[key[0]] = tensor
+    state["stats"] = [(stats[i, 0], stats[i, 1]) for i in range(len(stats) // 2)]
+    return state
+
+
+def _add_into(total: list, grads) -> None:
+    """``total[i] += grads[i]`` where given; None entries stay None."""
+    for i, grad in enumerate(grads):
+        if grad is not None:
+            total[i] = grad if total[i] is None else total[i] + grad
 
 
 def _lr_key(name: str) -> str:
@@ -57,6 +90,7 @@ class MAML(Algorithm):
     head_only = False  # ANIL adapts the head alone
     learn_inner_lr = False  # Meta-SGD learns one rate per weight
     proto_head = False  # Proto-MAML starts the head from prototypes
+    group_size = 8  # tasks adapted together in meta-training (grouped.py)
 
     def __init__(
         self,
@@ -125,35 +159,92 @@ class MAML(Algorithm):
             )
         return out, used
 
-    def _initial_head(self, net, support_emb, support_y, n_classes):
-        if self.regression:
-            return net.extra["head_weight"], net.extra["head_bias"]
-        if self.proto_head:
-            protos = prototypes(support_emb, support_y, n_classes)
-            return 2 * protos, -(protos * protos).sum(1)
-        weight, bias = net.extra["head_weight"], net.extra["head_bias"]
-        if weight.dim() == 2:  # a fixed-way head, one row per way (Finn et al.)
-            if weight.shape[0] != n_classes:
-                raise ValueError(
-                    f"This network's head has {weight.shape[0]} ways; it cannot "
-                    f"adapt to {n_classes} classes."
-                )
-            return weight, bias
-        return weight.expand(n_classes, -1), bias.expand(n_classes)
+    def _embed_tasks(self, net, weights, x):
+        """Embed each task's rows with its own weights and batch statistics.
 
-    def _inner_loop(self, net, support_x, support_y, n_classes, create_graph):
-        """Adapted weights, head and support statistics for one task."""
-        weights = self._adapted(net)
-        emb, stats = self._embed(net, weights, support_x)
+        `weights` maps parameter names to per-task values ``(T, *shape)``, `x`
+        is ``(T, n, n_features)``. Returns embeddings ``(T, n, dim)`` and the
+        statistics of each task batch norm as ``(mean, var)`` of shape
+        ``(T, channels)``. Several tasks of a built-in backbone go through the
+        network together (:mod:`skmeta.meta.grouped`); otherwise task by task.
+        """
+        n_tasks = x.shape[0]
+        if n_tasks > 1 and supports_grouped(net):
+            return grouped_embed(net, weights, x)
+        embeddings, per_task = [], []
+        for task in range(n_tasks):
+            emb, stats = self._embed(
+                net, {name: w[task] for name, w in weights.items()}, x[task]
+            )
+            embeddings.append(emb)
+            per_task.append(stats)
+        stats = [
+            tuple(torch.stack(values) for values in zip(*layer, strict=True))
+            for layer in zip(*per_task, strict=True)
+        ]
+        return torch.stack(embeddings), stats
+
+    def _initial_head(self, net, support_emb, support_y, n_classes):
+        """Per-task head ``(T, n_classes, dim)``, ``(T, n_classes)``."""
+        n_tasks = support_emb.shape[0]
+        if self.regression:
+            weight, bias = net.extra["head_weight"], net.extra["head_bias"]
+        elif self.proto_head:
+            protos = prototypes_of_tasks(support_emb, support_y, n_classes)
+            return 2 * protos, -(protos * protos).sum(-1)
+        else:
+            weight, bias = net.extra["head_weight"], net.extra["head_bias"]
+            if weight.dim() == 2:  # a fixed-way head, one row per way (Finn et al.)
+                if weight.shape[0] != n_classes:
+                    raise ValueError(
+                        f"This network's head has {weight.shape[0]} ways; it "
+                        f"cannot adapt to {n_classes} classes."
+                    )
+            else:  # one vector shared by all classes: any number of ways
+                weight = weight.expand(n_classes, -1)
+                bias = bias.expand(n_classes)
+        return (
+            weight.expand(n_tasks, *weight.shape),
+            bias.expand(n_tasks, *bias.shape),
+        )
+
+    @staticmethod
+    def _head_outputs(emb, head_w, head_b):
+        """Per-task ``emb @ head_w.T + head_b``: ``(T, n, dim) -> (T, n, ways)``."""
+        return torch.baddbmm(head_b.unsqueeze(1), emb, head_w.transpose(1, 2))
+
+    def _inner_loop_tasks(self, net, support_x, support_y, n_classes, create_graph):
+        """Adapt to several tasks at once, each from the same meta-weights.
+
+        Parameters
+        ----------
+        support_x : Tensor of shape (n_tasks, n_support, n_features)
+        support_y : Tensor of shape (n_support,) or (n_tasks, n_support)
+            Ways shared by every task, or per-task regression targets.
+
+        Returns
+        -------
+        state : dict
+            ``weights`` (name to ``(n_tasks, *shape)``), ``head_weight``,
+            ``head_bias`` and ``stats`` (per layer ``(mean, var)``, each
+            ``(n_tasks, channels)``), all with a leading task axis.
+        """
+        n_tasks = support_x.shape[0]
+        weights = {
+            name: p.expand(n_tasks, *p.shape) for name, p in self._adapted(net).items()
+        }
+        emb, stats = self._embed_tasks(net, weights, support_x)
         head_w, head_b = self._initial_head(net, emb, support_y, n_classes)
         if self.head_only:  # ANIL: the body is fixed within the task
             emb_fixed = emb
         for step in range(self.inner_steps):
             if step and not self.head_only:
-                emb, stats = self._embed(net, weights, support_x)
+                emb, stats = self._embed_tasks(net, weights, support_x)
             elif self.head_only:
                 emb = emb_fixed
-            loss = self._task_loss(F.linear(emb, head_w, head_b), support_y)
+            outputs = self._head_outputs(emb, head_w, head_b)
+            # the sum of the tasks' losses: each task's weights get its own gradient
+            loss = self._tasks_loss(outputs, support_y)
             names = [*weights, "head_weight", "head_bias"]
             current = [*weights.values(), head_w, head_b]
             grads = torch.autograd.grad(
@@ -168,13 +259,22 @@ class MAML(Algorithm):
             weights = dict(zip(names[:-2], updated, strict=True))
         if weights and stats and not self.head_only:
             # task batch norm: the statistics of the adapted weights
-            _, stats = self._embed(net, weights, support_x)
+            _, stats = self._embed_tasks(net, weights, support_x)
         return {
             "weights": weights,
             "head_weight": head_w,
             "head_bias": head_b,
             "stats": stats,
         }
+
+    def _inner_loop(self, net, support_x, support_y, n_classes, create_graph):
+        """Adapted weights, head and support statistics for one task."""
+        if support_y.is_floating_point():  # regression: per-task targets
+            support_y = support_y.unsqueeze(0)
+        state = self._inner_loop_tasks(
+            net, support_x.unsqueeze(0), support_y, n_classes, create_graph
+        )
+        return map_tensors(lambda t: t[0], state)
 
     def _sgd_step(self, net, names, tensors, grads) -> list[torch.Tensor]:
         """``tensor - lr * grad`` for each tensor, differentiable.
@@ -188,6 +288,15 @@ class MAML(Algorithm):
             t - self._lr(net, name) * g
             for name, t, g in zip(names, tensors, grads, strict=True)
         ]
+
+    def _tasks_loss(self, outputs, targets):
+        """Sum over tasks of each task's mean loss; outputs ``(T, n, ways)``."""
+        n_tasks, n_rows = outputs.shape[:2]
+        if self.regression:
+            return (outputs.squeeze(-1) - targets).pow(2).sum() / n_rows
+        targets = targets.expand(n_tasks, n_rows).reshape(-1)
+        flat = outputs.reshape(n_tasks * n_rows, -1)
+        return F.cross_entropy(flat, targets, reduction="sum") / n_rows
 
     def _task_loss(self, outputs, targets):
         if self.regression:
@@ -242,22 +351,102 @@ class MAML(Algorithm):
         return loss, {self.metric: torch.stack(scores).mean().item()}
 
     def meta_gradient(self, net: MetaNet, batch: TaskBatch):
-        """Task by task (each graph freed after its gradient), tasks in parallel
-        threads on a CPU (:mod:`skmeta.meta.parallel`)."""
+        """Tasks in parallel threads on a CPU (:mod:`skmeta.meta.parallel`), in
+        groups whose support sets go through a built-in backbone together
+        (:meth:`_group_gradients`), otherwise task by task, each graph freed
+        after its gradient."""
         n_tasks = batch.support_x.shape[0]
+        n_workers = n_task_workers(n_tasks, batch.support_x.device)
+        size = self._group_size(net, n_tasks, n_workers)
+        if size == 1:
 
-        def task_objective(module, task):
-            objective, loss, score = self._task_objective(module, batch, task)
-            return objective / n_tasks, (loss.item(), score.item())
+            def task_objective(module, task):
+                objective, loss, score = self._task_objective(module, batch, task)
+                return objective / n_tasks, (loss.item(), score.item())
 
-        results = accumulate_task_gradients(
-            net,
-            n_tasks,
-            task_objective,
-            n_task_workers(n_tasks, batch.support_x.device),
-        )
+            results = accumulate_task_gradients(net, n_tasks, task_objective, n_workers)
+        else:
+            groups = [range(s, min(s + size, n_tasks)) for s in range(0, n_tasks, size)]
+
+            def group_gradients(module, params, g):
+                return self._group_gradients(module, params, batch, groups[g])
+
+            results = [
+                task
+                for group in accumulate_gradients(
+                    net, len(groups), group_gradients, n_workers
+                )
+                for task in group
+            ]
         losses, scores = zip(*results, strict=True)
         return sum(losses) / n_tasks, {self.metric: sum(scores) / n_tasks}
+
+    def _group_size(self, net: MetaNet, n_tasks: int, n_workers: int) -> int:
+        """Tasks adapted together in meta-training: up to ``group_size`` when the
+        backbone runs grouped and the objective is the query loss, else 1."""
+        if type(
+            self
+        )._task_objective is not MAML._task_objective or not supports_grouped(net):
+            return 1
+        return max(1, min(self.group_size, -(-n_tasks // n_workers)))
+
+    def _group_gradients(self, net, params, batch: TaskBatch, tasks: range):
+        """Meta-gradient of a group of tasks adapted together.
+
+        The inner loops of the group run as one (:meth:`_inner_loop_tasks`);
+        each task's query loss is then differentiated with respect to its
+        adapted state, detached from that graph, so only one query graph is
+        alive at a time; a last backward pass carries those gradients through
+        the group's inner loop. The result is the gradient of the tasks' query
+        losses, each divided by the meta-batch size, as task by task.
+
+        Returns
+        -------
+        grads : list
+            One gradient (or None) per tensor of `params`.
+        extras : list of (loss, score)
+            One per task of the group.
+        """
+        n_tasks = batch.support_x.shape[0]
+        rows = slice(tasks.start, tasks.stop)
+        support_y = (
+            batch.support_y[rows] if batch.support_y.dim() == 2 else batch.support_y
+        )
+        state = self._inner_loop_tasks(
+            net,
+            batch.support_x[rows],
+            support_y,
+            batch.n_way,
+            create_graph=not self.first_order,
+        )
+        keys, adapted = _flatten_state(state)
+        tracked = [t for t in adapted if t.requires_grad]
+        upstream = [torch.zeros_like(t) for t in tracked]
+        total: list = [None] * len(params)
+        extras = []
+        for j, task in enumerate(tasks):
+            leaves = [t[j].detach().requires_grad_(t.requires_grad) for t in adapted]
+            task_state = _unflatten_state(keys, leaves)
+            query_y = self._task_targets(batch.query_y, task)
+            outputs = self._logits(net, task_state, batch.query_x[task])
+            loss = self._task_loss(outputs, query_y)
+            inputs = [leaf for leaf in leaves if leaf.requires_grad]
+            grads = torch.autograd.grad(
+                loss / n_tasks, [*inputs, *params], allow_unused=True
+            )
+            for into, grad in zip(upstream, grads[: len(inputs)], strict=True):
+                if grad is not None:
+                    into[j].copy_(grad)
+            _add_into(total, grads[len(inputs) :])  # e.g. ANIL's body
+            extras.append((loss.item(), self._score(outputs, query_y).item()))
+        if tracked:
+            _add_into(
+                total,
+                torch.autograd.grad(
+                    tracked, params, grad_outputs=upstream, allow_unused=True
+                ),
+            )
+        return total, extras
 
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
         # A private copy: functional_call swaps tensors into the module, and the

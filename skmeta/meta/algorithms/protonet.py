@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..net import MetaNet, embed_rows
 from .base import Algorithm, TaskBatch
 
-__all__ = ["ProtoNet", "prototypes", "prototype_logits"]
+__all__ = ["ProtoNet", "prototype_logits", "prototypes", "prototypes_of_tasks"]
 
 DISTANCES = ("euclidean", "cosine")
 
@@ -37,6 +37,26 @@ def prototypes(
     sums.index_add_(0, labels, embeddings)
     counts = torch.bincount(labels, minlength=n_classes).clamp_min(1)
     return sums / counts.unsqueeze(1).to(embeddings.dtype)
+
+
+def prototypes_of_tasks(
+    embeddings: torch.Tensor, labels: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    """Mean embedding per class, for several tasks with the same labels.
+
+    Parameters
+    ----------
+    embeddings : Tensor of shape (n_tasks, n, dim)
+    labels : Tensor of shape (n,), int64 in ``0..n_classes-1``
+    n_classes : int
+
+    Returns
+    -------
+    Tensor of shape (n_tasks, n_classes, dim)
+    """
+    one_hot = F.one_hot(labels, n_classes).to(embeddings.dtype)  # (n, n_classes)
+    counts = one_hot.sum(0).clamp_min(1)
+    return torch.matmul(one_hot.T, embeddings) / counts.unsqueeze(1)
 
 
 def prototype_logits(

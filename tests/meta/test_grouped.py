@@ -1,0 +1,140 @@
+"""Tasks adapted together (skmeta.meta.grouped) equal tasks adapted one by one."""
+
+import pytest
+import torch
+from maml_helpers import GRADIENT_METHODS
+from torch import nn
+
+from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.backbones import MLP, Conv4
+from skmeta.meta.grouped import grouped_embed, supports_grouped
+from skmeta.meta.net import MetaNet
+from skmeta.meta.norm import task_statistics, use_task_norm
+
+SHAPES = {"conv4": (1, 16, 16), "conv4_strided": (2, 8, 8), "mlp": (5,)}
+
+
+def _backbone(kind, task_norm=True):
+    if kind == "mlp":
+        backbone = MLP(5, hidden_sizes=(7,), out_features=4)
+    else:
+        downsample = "strided" if kind == "conv4_strided" else "maxpool"
+        backbone = Conv4(SHAPES[kind][0], hidden_channels=3, downsample=downsample)
+    if task_norm:
+        use_task_norm(backbone)
+    else:  # batch statistics in every pass, no running averages
+        for m in backbone.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.track_running_stats = False
+                m.running_mean = m.running_var = m.num_batches_tracked = None
+    return backbone
+
+
+def _net(kind, algorithm=None, task_norm=True, seed=0):
+    torch.manual_seed(seed)
+    net = MetaNet(_backbone(kind, task_norm), SHAPES[kind], per_feature_scaling=True)
+    net.input_mean.normal_()
+    net.input_scale.uniform_(0.5, 2.0)
+    for p in net.backbone.parameters():  # away from the identity batch norm
+        p.data.add_(0.1 * torch.randn_like(p))
+    if algorithm is not None:
+        dim = net.embedding_dim()
+        for name, value in algorithm.meta_parameters(net, dim, 3).items():
+            net.extra[name] = nn.Parameter(value + 0.3 * torch.randn_like(value))
+    return net.double().train()
+
+
+def _batch(kind, n_tasks, regression=False, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    width = torch.Size(SHAPES[kind]).numel()
+
+    def rows(n):
+        return torch.randn(n_tasks, n, width, generator=g, dtype=torch.float64)
+
+    if regression:
+        targets = torch.randn(n_tasks, 10, generator=g, dtype=torch.float64)
+        return TaskBatch(rows(4), targets[:, :4], rows(6), targets[:, 4:], n_way=1)
+    return TaskBatch(
+        rows(6),
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        rows(9),
+        torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+        n_way=3,
+    )
+
+
+@pytest.mark.parametrize("kind", list(SHAPES))
+@pytest.mark.parametrize("task_norm", [True, False])
+def test_grouped_embeddings_and_statistics_equal_task_by_task(kind, task_norm):
+    net = _net(kind, task_norm=task_norm)
+    assert supports_grouped(net)
+    x = _batch(kind, n_tasks=3).support_x
+    g = torch.Generator().manual_seed(2)
+    weights = {  # per-task weights for two of the layers, shared for the rest
+        name: p.detach().expand(3, *p.shape) + torch.randn(3, *p.shape, generator=g)
+        for name, p in list(net.named_parameters())[:2]
+    }
+    emb, stats = grouped_embed(net, weights, x)
+    for task in range(3):
+        with task_statistics(net) as captured:
+            expected = torch.func.functional_call(
+                net, {k: w[task] for k, w in weights.items()}, (x[task],), strict=False
+            )
+        torch.testing.assert_close(emb[task], expected, rtol=1e-12, atol=1e-12)
+        assert len(stats) == len(captured) == (4 * task_norm if kind != "mlp" else 0)
+        for (mean, var), (m, v) in zip(stats, captured, strict=True):
+            torch.testing.assert_close(mean[task], m, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(var[task], v, rtol=1e-12, atol=1e-12)
+
+
+def test_other_backbones_and_running_statistics_are_not_grouped():
+    custom = MetaNet(nn.Sequential(nn.Linear(5, 3)), (5,), per_feature_scaling=False)
+    assert not supports_grouped(custom)
+    net = MetaNet(Conv4(1, hidden_channels=3), (1, 8, 8), per_feature_scaling=False)
+    assert not supports_grouped(net)  # plain batch norm with running averages
+
+
+@pytest.mark.parametrize("kind", ["conv4_strided", "mlp"])
+@pytest.mark.parametrize(
+    "method, settings",
+    [(m, {}) for m in GRADIENT_METHODS]
+    + [("protomaml", {"first_order": True}), ("metasgd", {"inner_steps": 1})],
+)
+def test_grouped_meta_gradient_equals_task_by_task(kind, method, settings, monkeypatch):
+    settings = {"inner_lr": 0.3, "inner_steps": 2, **settings}
+    algorithm = make_algorithm(method, **settings)
+    net, batch = _net(kind, algorithm), _batch(kind, n_tasks=5)
+    loss, metrics = algorithm.loss(net, batch)  # task by task, one graph
+    loss.backward()
+    expected = [p.grad.clone() for p in net.parameters()]
+    for workers in (1, 2, 3):
+        monkeypatch.setattr(
+            "skmeta.meta.algorithms.maml.n_task_workers",
+            lambda n_tasks, device, workers=workers: workers,
+        )
+        grouped = method != "reptile"
+        assert (algorithm._group_size(net, 5, workers) > 1) == grouped
+        for p in net.parameters():
+            p.grad = None
+        value, got = algorithm.meta_gradient(net, batch)
+        assert value == pytest.approx(loss.item(), rel=1e-10)
+        assert got == pytest.approx(metrics, rel=1e-6)  # float32 accuracy
+        for a, p in zip(expected, net.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, a, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["maml", "metasgd", "fomaml"])
+def test_grouped_regression_meta_gradient_equals_task_by_task(method, monkeypatch):
+    algorithm = make_algorithm(method, inner_lr=0.05, inner_steps=2, regression=True)
+    net, batch = _net("mlp", algorithm), _batch("mlp", n_tasks=4, regression=True)
+    loss, _ = algorithm.loss(net, batch)
+    loss.backward()
+    expected = [p.grad.clone() for p in net.parameters()]
+    monkeypatch.setattr(
+        "skmeta.meta.algorithms.maml.n_task_workers", lambda n_tasks, device: 2
+    )
+    for p in net.parameters():
+        p.grad = None
+    algorithm.meta_gradient(net, batch)
+    for a, p in zip(expected, net.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, a, rtol=1e-9, atol=1e-12)
