@@ -24,6 +24,8 @@ it, and that the meta-gradients match the harness's plain ``torch.func`` loop).
 Cases:
   maml_{so,fo}_skmeta          skmeta MAML / first-order MAML
   maml_so_skmeta_x_sequential  the same with the tasks in one thread (ablation)
+  maml_so_skmeta_x_group{1,8}  the same with groups of 1 / 8 tasks adapted together
+                               (ablation; the default is ``MAML.group_size``)
   anil_{so,fo}_l2l             ANIL with learn2learn: the Conv4 body embeds the
                                support and query sets, ``l2l.algorithms.MAML`` wraps
                                the head (the recipe of learn2learn's ANIL examples)
@@ -89,7 +91,7 @@ def make_algorithm(args, method, fo):
     )
 
 
-def build_skmeta(common, method, fo, sequential=False):
+def build_skmeta(common, method, fo, sequential=False, group_size=None):
     def builder(args):
 
         from skmeta.meta._malloc import training_malloc
@@ -101,6 +103,10 @@ def build_skmeta(common, method, fo, sequential=False):
             import skmeta.meta.algorithms.maml as maml_module
 
             maml_module.n_task_workers = lambda n_tasks, device: 1
+        if group_size is not None:
+            from skmeta.meta.algorithms.maml import MAML
+
+            MAML.group_size = group_size
         net = skmeta_maml_net(args, common).train()
         algorithm = make_algorithm(args, method, fo)
         # as skmeta.meta.train; a schedule of 10**12 steps keeps lr = meta_lr
@@ -194,6 +200,16 @@ def register(add_case, common):
             "skmeta ANIL.meta_gradient",
             setting("ANIL", order),
             build_skmeta(common, "anil", fo),
+            "tasks/s",
+            T,
+        )
+    for size in (1, 8):
+        add_case(
+            f"maml_so_skmeta_x_group{size}",
+            "maml",
+            f"skmeta MAML, groups of {size} task(s)",
+            setting("MAML", "so"),
+            build_skmeta(common, "maml", False, group_size=size),
             "tasks/s",
             T,
         )

@@ -7,7 +7,7 @@ from torch import nn
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
 from skmeta.meta.backbones import MLP, Conv4
-from skmeta.meta.grouped import grouped_embed, supports_grouped
+from skmeta.meta.grouped import grouped_embed, supports_grouped, widest_activation
 from skmeta.meta.net import MetaNet
 from skmeta.meta.norm import task_statistics, use_task_norm
 
@@ -113,7 +113,7 @@ def test_grouped_meta_gradient_equals_task_by_task(kind, method, settings, monke
             lambda n_tasks, device, workers=workers: workers,
         )
         grouped = method != "reptile"
-        assert (algorithm._group_size(net, 5, workers) > 1) == grouped
+        assert (algorithm._group_size(net, batch, workers) > 1) == grouped
         for p in net.parameters():
             p.grad = None
         value, got = algorithm.meta_gradient(net, batch)
@@ -138,3 +138,34 @@ def test_grouped_regression_meta_gradient_equals_task_by_task(method, monkeypatc
     algorithm.meta_gradient(net, batch)
     for a, p in zip(expected, net.parameters(), strict=True):
         torch.testing.assert_close(p.grad, a, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "backbone, shape",
+    [
+        (Conv4(1), (1, 28, 28)),
+        (Conv4(3, downsample="strided"), (3, 21, 17)),
+        (MLP(10, hidden_sizes=(33, 12), out_features=8), (10,)),
+    ],
+)
+def test_widest_activation_is_the_widest_layer_output_per_row(backbone, shape):
+    net = MetaNet(use_task_norm(backbone), shape, per_feature_scaling=False)
+    sizes = []
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            m.register_forward_hook(lambda m, i, out: sizes.append(out[0].numel()))
+    net(torch.zeros(2, torch.Size(shape).numel()))
+    assert widest_activation(net) == max(sizes)
+
+
+def test_group_size_follows_workers_cap_and_activation_budget():
+    algorithm = make_algorithm("maml")
+    net = _net("conv4_strided", algorithm)
+    batch = _batch("conv4_strided", n_tasks=32)  # 6 support rows of 3 x 4 x 4
+    assert widest_activation(net) == 48
+    assert algorithm._group_size(net, batch, n_workers=2) == 4  # group_size
+    assert algorithm._group_size(net, batch, n_workers=16) == 2  # 32 tasks / 16
+    algorithm.group_budget = 6 * 48 * 3  # three tasks' widest support activations
+    assert algorithm._group_size(net, batch, n_workers=2) == 3
+    algorithm.group_budget = 6 * 48 - 1  # not even one
+    assert algorithm._group_size(net, batch, n_workers=2) == 1

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..grouped import grouped_embed, supports_grouped
+from ..grouped import grouped_embed, supports_grouped, widest_activation
 from ..net import MetaNet
 from ..norm import task_statistics
 from ..parallel import accumulate_gradients, accumulate_task_gradients, n_task_workers
@@ -90,7 +90,8 @@ class MAML(Algorithm):
     head_only = False  # ANIL adapts the head alone
     learn_inner_lr = False  # Meta-SGD learns one rate per weight
     proto_head = False  # Proto-MAML starts the head from prototypes
-    group_size = 8  # tasks adapted together in meta-training (grouped.py)
+    group_size = 4  # tasks adapted together in meta-training (grouped.py) ...
+    group_budget = 2**21  # ... and the floats of their widest support activation
 
     def __init__(
         self,
@@ -357,7 +358,7 @@ class MAML(Algorithm):
         after its gradient."""
         n_tasks = batch.support_x.shape[0]
         n_workers = n_task_workers(n_tasks, batch.support_x.device)
-        size = self._group_size(net, n_tasks, n_workers)
+        size = self._group_size(net, batch, n_workers)
         if size == 1:
 
             def task_objective(module, task):
@@ -381,14 +382,29 @@ class MAML(Algorithm):
         losses, scores = zip(*results, strict=True)
         return sum(losses) / n_tasks, {self.metric: sum(scores) / n_tasks}
 
-    def _group_size(self, net: MetaNet, n_tasks: int, n_workers: int) -> int:
-        """Tasks adapted together in meta-training: up to ``group_size`` when the
-        backbone runs grouped and the objective is the query loss, else 1."""
+    def _group_size(self, net: MetaNet, batch: TaskBatch, n_workers: int) -> int:
+        """Tasks adapted together in meta-training (1: task by task).
+
+        Groups need a backbone that runs grouped and an objective that is the
+        query loss. Their size is at most ``group_size``, an even share of the
+        tasks per worker, and what keeps the group's widest support activation
+        within ``group_budget`` floats: the group's second-order graph is
+        alive while the tasks' query passes run.
+        """
         if type(
             self
         )._task_objective is not MAML._task_objective or not supports_grouped(net):
             return 1
-        return max(1, min(self.group_size, -(-n_tasks // n_workers)))
+        n_tasks, n_support = batch.support_x.shape[:2]
+        per_task = n_support * widest_activation(net)
+        return max(
+            1,
+            min(
+                self.group_size,
+                -(-n_tasks // n_workers),
+                self.group_budget // max(1, per_task),
+            ),
+        )
 
     def _group_gradients(self, net, params, batch: TaskBatch, tasks: range):
         """Meta-gradient of a group of tasks adapted together.
