@@ -41,7 +41,9 @@ def _layers(net: MetaNet) -> tuple[str, nn.Sequential] | None:
     return None
 
 
-def _supported_layer(module: nn.Module) -> bool:
+def _supported_layer(module: nn.Module, backbone: nn.Module) -> bool:
+    if type(backbone) is MLP:
+        return isinstance(module, nn.Linear | nn.ReLU)
     if isinstance(module, TaskBatchNorm):
         return module.given is None
     if isinstance(module, nn.BatchNorm2d):
@@ -49,20 +51,24 @@ def _supported_layer(module: nn.Module) -> bool:
         return module.running_mean is None and module.training
     if isinstance(module, nn.Conv2d):
         return module.padding_mode == "zeros" and isinstance(module.padding, tuple)
-    return isinstance(module, nn.Linear | nn.ReLU | nn.MaxPool2d)
+    return isinstance(module, nn.ReLU | nn.MaxPool2d)
 
 
 def supports_grouped(net: MetaNet) -> bool:
     """Whether :func:`grouped_embed` can run this network."""
     found = _layers(net)
-    return found is not None and all(_supported_layer(m) for m in found[1])
+    return found is not None and all(
+        _supported_layer(m, net.backbone) for m in found[1]
+    )
 
 
 def widest_activation(net: MetaNet) -> int:
     """Floats in the widest activation of one row (:func:`supports_grouped` nets).
 
     What a group's support rows cost in memory grows with this: the second-order
-    graph keeps several tensors of that width per row.
+    graph keeps several tensors of that width per row. An estimate for a
+    budget: the widest convolution or linear output (max-pool sizes rounded
+    down), in elements whatever their dtype.
     """
     _, layers = _layers(net)
     if type(net.backbone) is MLP:
@@ -119,11 +125,15 @@ def grouped_embed(
         h = x
         for i, layer in enumerate(layers):
             if isinstance(layer, nn.Linear):
-                h = torch.baddbmm(
-                    param(i, "bias").unsqueeze(1), h, param(i, "weight").transpose(1, 2)
-                )
-            else:
+                weight = param(i, "weight").transpose(1, 2)
+                if layer.bias is None:
+                    h = torch.bmm(h, weight)
+                else:
+                    h = torch.baddbmm(param(i, "bias").unsqueeze(1), h, weight)
+            elif isinstance(layer, nn.ReLU):
                 h = F.relu(h)
+            else:  # supports_grouped lets no other layer through
+                raise TypeError(f"grouped_embed cannot run {layer!r}.")
         return h, stats
 
     # (T, n, C, H, W) -> (n, T * C, H, W): each task's channels form one group
@@ -172,7 +182,9 @@ def grouped_embed(
                 layer.dilation,
                 ceil_mode=layer.ceil_mode,
             )
-        else:
+        elif isinstance(layer, nn.ReLU):
             h = F.relu(h)
+        else:  # supports_grouped lets no other layer through
+            raise TypeError(f"grouped_embed cannot run {layer!r}.")
     # (n, T * C, h, w) -> (T, n, C * h * w), the order of Conv4's flatten
     return h.reshape(n_rows, n_tasks, -1).transpose(0, 1), stats

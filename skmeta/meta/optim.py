@@ -67,8 +67,9 @@ class CosineAdam:
     @property
     def lr(self) -> float:
         """The learning rate the next step uses."""
-        progress = self.steps_taken / self.total_steps
-        return self.base_lr * 0.5 * (1 + math.cos(math.pi * progress))
+        # rounded as LambdaLR(lambda i: 0.5 * (1 + cos(pi * i / n))) rounds it
+        factor = 0.5 * (1 + math.cos(math.pi * self.steps_taken / self.total_steps))
+        return self.base_lr * factor
 
     def zero_grad(self) -> None:
         """Drop every gradient (``set_to_none``, as torch's default)."""

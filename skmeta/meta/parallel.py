@@ -1,18 +1,18 @@
-"""Meta-gradients of a batch of tasks, computed task by task, in parallel threads.
+"""Meta-gradients of a batch of tasks, unit by unit, in parallel threads.
 
 Gradient-based meta-learning differentiates through each task's inner loop.
 Each task's graph is small (a 5-image support set, 75 queries), so one task run
 with torch's own intra-op threads keeps a CPU core waiting much of the time, and
-batching tasks with ``vmap`` or grouped convolutions costs memory and was slower
-here (benchmarks/README.md). Instead, tasks go to as many worker threads as
-torch has intra-op threads, each worker running its tasks one at a time on one
-thread: torch kernels and the autograd engine release the GIL, so the workers
-really run side by side. Each task's graph is freed as soon as its gradient is
-taken, so at most one graph per worker is alive.
+batching whole tasks with ``vmap`` or grouped convolutions costs memory and was
+slower here (benchmarks/README.md). Instead, units of work -- single tasks, or
+groups of tasks adapted together (``MAML._group_gradients``) -- go to as many
+worker threads as torch has intra-op threads, each worker running its units one
+at a time on one thread: torch kernels and the autograd engine release the
+GIL, so the workers really run side by side. A unit's graphs are freed as soon
+as its gradient is taken, so each worker holds one unit's graphs at a time.
 
-Results do not depend on timing: tasks are dealt to workers in a fixed
-round-robin order, and the gradients are summed in a fixed order.
-"""
+Results do not depend on timing: units are dealt to workers in a fixed
+round-robin order, and the gradients are summed in a fixed order."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ import sys
 
 
 def python_stdout(code: str) -> str:
-    """Standard output of ``python -c code``; raises if it fails."""
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    """Standard output of ``python -c code``; raises with its stderr if it fails."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise AssertionError(f"python -c failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout

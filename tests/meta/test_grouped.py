@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from maml_helpers import GRADIENT_METHODS
 from torch import nn
 
@@ -70,9 +71,11 @@ def test_grouped_embeddings_and_statistics_equal_task_by_task(kind, task_norm):
     assert supports_grouped(net)
     x = _batch(kind, n_tasks=3).support_x
     g = torch.Generator().manual_seed(2)
-    weights = {  # per-task weights for two of the layers, shared for the rest
-        name: p.detach().expand(3, *p.shape) + torch.randn(3, *p.shape, generator=g)
-        for name, p in list(net.named_parameters())[:2]
+    named = list(net.backbone.named_parameters())
+    weights = {  # per-task values of every parameter but the last, shared
+        f"backbone.{name}": p.detach().expand(3, *p.shape)
+        + 0.3 * torch.randn(3, *p.shape, generator=g, dtype=p.dtype)
+        for name, p in named[:-1]
     }
     emb, stats = grouped_embed(net, weights, x)
     for task in range(3):
@@ -92,6 +95,12 @@ def test_other_backbones_and_running_statistics_are_not_grouped():
     assert not supports_grouped(custom)
     net = MetaNet(Conv4(1, hidden_channels=3), (1, 8, 8), per_feature_scaling=False)
     assert not supports_grouped(net)  # plain batch norm with running averages
+    mutated = _net("conv4_strided")
+    mutated.backbone.features.append(nn.Tanh())  # a layer grouped_embed lacks
+    assert not supports_grouped(mutated)
+    mlp = _net("mlp")
+    mlp.backbone.layers.insert(1, nn.BatchNorm1d(7))
+    assert not supports_grouped(mlp)
 
 
 @pytest.mark.parametrize("kind", ["conv4_strided", "mlp"])
@@ -101,9 +110,38 @@ def test_other_backbones_and_running_statistics_are_not_grouped():
     + [("protomaml", {"first_order": True}), ("metasgd", {"inner_steps": 1})],
 )
 def test_grouped_meta_gradient_equals_task_by_task(kind, method, settings, monkeypatch):
+    _check_grouped_meta_gradient(kind, method, settings, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "kind, method, task_norm, fixed_way",
+    [
+        ("conv4", "maml", True, False),  # max-pool
+        ("conv4_strided", "maml", False, True),  # the MAML paper's network
+        ("conv4_strided", "protomaml", False, False),
+        ("conv4_strided", "anil", False, True),
+        ("mlp", "metasgd", True, True),
+    ],
+)
+def test_grouped_meta_gradient_other_networks(
+    kind, method, task_norm, fixed_way, monkeypatch
+):
+    _check_grouped_meta_gradient(
+        kind, method, {}, monkeypatch, task_norm=task_norm, fixed_way=fixed_way
+    )
+
+
+def _check_grouped_meta_gradient(
+    kind, method, settings, monkeypatch, task_norm=True, fixed_way=False
+):
     settings = {"inner_lr": 0.3, "inner_steps": 2, **settings}
     algorithm = make_algorithm(method, **settings)
-    net, batch = _net(kind, algorithm), _batch(kind, n_tasks=5)
+    net, batch = _net(kind, algorithm, task_norm=task_norm), _batch(kind, n_tasks=5)
+    if fixed_way:  # one head row per way (Finn et al.)
+        torch.manual_seed(3)
+        dim = net.extra["head_weight"].shape[-1]
+        net.extra["head_weight"] = nn.Parameter(torch.randn(3, dim).double())
+        net.extra["head_bias"] = nn.Parameter(torch.randn(3).double())
     loss, metrics = algorithm.loss(net, batch)  # task by task, one graph
     loss.backward()
     expected = [p.grad.clone() for p in net.parameters()]
@@ -133,6 +171,7 @@ def test_grouped_regression_meta_gradient_equals_task_by_task(method, monkeypatc
     monkeypatch.setattr(
         "skmeta.meta.algorithms.maml.n_task_workers", lambda n_tasks, device: 2
     )
+    assert algorithm._group_size(net, batch, 2) == 2
     for p in net.parameters():
         p.grad = None
     algorithm.meta_gradient(net, batch)
@@ -169,3 +208,68 @@ def test_group_size_follows_workers_cap_and_activation_budget():
     assert algorithm._group_size(net, batch, n_workers=2) == 3
     algorithm.group_budget = 6 * 48 - 1  # not even one
     assert algorithm._group_size(net, batch, n_workers=2) == 1
+
+
+@pytest.mark.parametrize(
+    "n_tasks, workers, expected",
+    [
+        (32, 2, [4] * 8),
+        (12, 2, [3, 3, 3, 3]),  # not 4, 4, 4: 8 tasks for one worker
+        (10, 2, [2, 3, 2, 3]),
+        (3, 2, [1, 2]),
+        (5, 1, [2, 3]),
+    ],
+)
+def test_groups_keep_the_workers_balanced(n_tasks, workers, expected, monkeypatch):
+    algorithm = make_algorithm("maml")
+    net, batch = _net("mlp", algorithm), _batch("mlp", n_tasks=n_tasks)
+    sizes = []
+    real = type(algorithm)._group_gradients
+
+    def spy(self, module, params, batch, tasks):
+        sizes.append((tasks.start, len(tasks)))
+        return real(self, module, params, batch, tasks)
+
+    monkeypatch.setattr(type(algorithm), "_group_gradients", spy)
+    monkeypatch.setattr(
+        "skmeta.meta.algorithms.maml.n_task_workers",
+        lambda n_tasks, device: workers,
+    )
+    algorithm.meta_gradient(net, batch)
+    assert [size for _, size in sorted(sizes)] == expected
+
+
+def test_meta_gradient_equals_a_plain_second_order_loop(monkeypatch):
+    # An independent reference: MAML written out with functional_call, task by
+    # task, none of skmeta's inner-loop code.
+    algorithm = make_algorithm("maml", inner_lr=0.3, inner_steps=2)
+    net = _net("conv4_strided", algorithm, task_norm=False)
+    batch = _batch("conv4_strided", n_tasks=6)
+    params = dict(net.named_parameters())
+    total = 0
+    for task in range(6):
+        weights = {k: v for k, v in params.items() if k.startswith("backbone.")}
+        head_w = params["extra.head_weight"].expand(3, -1)
+        head_b = params["extra.head_bias"].expand(3)
+        for _ in range(2):
+            emb = torch.func.functional_call(net, weights, (batch.support_x[task],))
+            loss = F.cross_entropy(F.linear(emb, head_w, head_b), batch.support_y)
+            grads = torch.autograd.grad(
+                loss, [*weights.values(), head_w, head_b], create_graph=True
+            )
+            weights = {
+                k: v - 0.3 * g
+                for (k, v), g in zip(weights.items(), grads, strict=False)
+            }
+            head_w, head_b = head_w - 0.3 * grads[-2], head_b - 0.3 * grads[-1]
+        emb = torch.func.functional_call(net, weights, (batch.query_x[task],))
+        outputs = F.linear(emb, head_w, head_b)
+        total = total + F.cross_entropy(outputs, batch.query_y) / 6
+    expected = torch.autograd.grad(total, list(params.values()))
+    monkeypatch.setattr(
+        "skmeta.meta.algorithms.maml.n_task_workers", lambda n_tasks, device: 2
+    )
+    assert algorithm._group_size(net, batch, 2) == 3
+    algorithm.meta_gradient(net, batch)
+    for a, p in zip(expected, params.values(), strict=True):
+        torch.testing.assert_close(p.grad, a, rtol=1e-9, atol=1e-12)

@@ -9,7 +9,9 @@ it starts as one meta-learnt weight vector and bias shared by every class
 whose ``extra["head_weight"]`` is a matrix, one row per way, has the fixed-way
 head of Finn et al. instead. Batch norm uses the support set's statistics
 (:mod:`skmeta.meta.norm`); a network with plain batch norm uses each batch's.
-Meta-training takes the gradient task by task, tasks in parallel threads
+Meta-training adapts the tasks of a meta-batch in groups, the support sets of a
+group through the network together where the backbone allows
+(:mod:`skmeta.meta.grouped`), groups in parallel threads
 (:mod:`skmeta.meta.parallel`).
 """
 
@@ -186,7 +188,8 @@ class MAML(Algorithm):
         return torch.stack(embeddings), stats
 
     def _initial_head(self, net, support_emb, support_y, n_classes):
-        """Per-task head ``(T, n_classes, dim)``, ``(T, n_classes)``."""
+        """Per-task head ``(T, ways, dim)``, ``(T, ways)``: ``ways`` is
+        `n_classes`, or 1 for regression."""
         n_tasks = support_emb.shape[0]
         if self.regression:
             weight, bias = net.extra["head_weight"], net.extra["head_bias"]
@@ -270,7 +273,7 @@ class MAML(Algorithm):
 
     def _inner_loop(self, net, support_x, support_y, n_classes, create_graph):
         """Adapted weights, head and support statistics for one task."""
-        if support_y.is_floating_point():  # regression: per-task targets
+        if self.regression:  # per-task targets
             support_y = support_y.unsqueeze(0)
         state = self._inner_loop_tasks(
             net, support_x.unsqueeze(0), support_y, n_classes, create_graph
@@ -367,7 +370,10 @@ class MAML(Algorithm):
 
             results = accumulate_task_gradients(net, n_tasks, task_objective, n_workers)
         else:
-            groups = [range(s, min(s + size, n_tasks)) for s in range(0, n_tasks, size)]
+            # as many groups as balance the workers, sizes differing by at most 1
+            n_groups = min(n_tasks, n_workers * -(-n_tasks // (n_workers * size)))
+            bounds = [k * n_tasks // n_groups for k in range(n_groups + 1)]
+            groups = [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
             def group_gradients(module, params, g):
                 return self._group_gradients(module, params, batch, groups[g])
@@ -383,13 +389,14 @@ class MAML(Algorithm):
         return sum(losses) / n_tasks, {self.metric: sum(scores) / n_tasks}
 
     def _group_size(self, net: MetaNet, batch: TaskBatch, n_workers: int) -> int:
-        """Tasks adapted together in meta-training (1: task by task).
+        """Most tasks adapted together in meta-training (1: task by task).
 
         Groups need a backbone that runs grouped and an objective that is the
-        query loss. Their size is at most ``group_size``, an even share of the
-        tasks per worker, and what keeps the group's widest support activation
-        within ``group_budget`` floats: the group's second-order graph is
-        alive while the tasks' query passes run.
+        query loss. Their size is at most ``group_size``, the tasks' share per
+        worker, and what keeps the group's widest support activation within
+        ``group_budget`` floats: the group's second-order graph is alive while
+        the tasks' query passes run. ``meta_gradient`` then splits the tasks
+        into as many groups as keep the workers balanced.
         """
         if type(
             self
