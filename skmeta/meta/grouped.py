@@ -29,7 +29,7 @@ from .backbones import MLP, Conv4
 from .net import MetaNet
 from .norm import TaskBatchNorm
 
-__all__ = ["grouped_embed", "supports_grouped", "widest_activation"]
+__all__ = ["grouped_embed", "supports_grouped"]
 
 
 def _layers(net: MetaNet) -> tuple[str, nn.Sequential] | None:
@@ -60,32 +60,6 @@ def supports_grouped(net: MetaNet) -> bool:
     return found is not None and all(
         _supported_layer(m, net.backbone) for m in found[1]
     )
-
-
-def widest_activation(net: MetaNet) -> int:
-    """Floats in the widest activation of one row (:func:`supports_grouped` nets).
-
-    What a group's support rows cost in memory grows with this: the second-order
-    graph keeps several tensors of that width per row. An estimate for a
-    budget: the widest convolution or linear output (max-pool sizes rounded
-    down), in elements whatever their dtype.
-    """
-    _, layers = _layers(net)
-    if type(net.backbone) is MLP:
-        return max(m.out_features for m in layers if isinstance(m, nn.Linear))
-    widest = 0
-    shape = net.input_shape[1:]
-    for layer in layers:
-        if isinstance(layer, nn.Conv2d | nn.MaxPool2d):
-            size = layer.kernel_size, layer.stride, layer.padding, layer.dilation
-            k, st, pad, dil = (v if isinstance(v, tuple) else (v, v) for v in size)
-            shape = tuple(
-                (n + 2 * pad[d] - dil[d] * (k[d] - 1) - 1) // st[d] + 1
-                for d, n in enumerate(shape)
-            )
-            if isinstance(layer, nn.Conv2d):
-                widest = max(widest, layer.out_channels * shape[0] * shape[1])
-    return widest
 
 
 def grouped_embed(

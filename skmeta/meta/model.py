@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .algorithms import Algorithm, make_algorithm, map_tensors
-from .net import MetaNet, build_net, embedding_network
+from .net import MetaNet, build_net, embedding_network, widest_activations
 
 __all__ = ["MetaModel"]
 
@@ -55,27 +55,6 @@ _CPU_CHUNK_FLOATS = 1_250_000
 _CPU_CHUNK_DENSE_FLOATS = 262_144
 
 
-def _widest_activations(net: MetaNet) -> tuple[int, int]:
-    """Largest number of floats any layer of `net` outputs for one row, and the
-    largest any layer outputs as a 2-D ``(rows, features)`` tensor."""
-    widest, dense = [1], [1]
-
-    def record(module, inputs, output):
-        if isinstance(output, torch.Tensor):
-            widest.append(output[0].numel())
-            if output.dim() == 2:
-                dense.append(output.shape[1])
-
-    hooks = [m.register_forward_hook(record) for m in net.modules()]
-    try:
-        with torch.inference_mode():
-            net(net.input_mean.new_zeros(1, net.n_features))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return max(widest), max(dense)
-
-
 def _check_finite(X: np.ndarray) -> None:
     """Raise ValueError when `X` holds NaN or infinity.
 
@@ -101,7 +80,7 @@ def inference_batch_size(net: MetaNet, device: torch.device) -> int:
     """
     if device.type != "cpu":
         return 4096
-    widest, dense = _widest_activations(net)
+    widest, dense = widest_activations(net)
     rows = min(_CPU_CHUNK_FLOATS // widest, _CPU_CHUNK_DENSE_FLOATS // dense)
     return int(np.clip(rows, 16, 8192))
 

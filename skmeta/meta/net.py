@@ -72,6 +72,38 @@ class MetaNet(nn.Module):
         return int(out.shape[1])
 
 
+def widest_activations(net: MetaNet) -> tuple[int, int]:
+    """Largest number of floats any layer of `net` outputs for one row, and the
+    largest any layer outputs as a 2-D ``(rows, features)`` tensor.
+
+    One probe forward of two rows in eval mode (nothing updated), cached on
+    `net`: the shapes of its layers' outputs do not change with training.
+    """
+    cached = net.__dict__.get("_widest_activations")
+    if cached is not None:
+        return cached
+    widest, dense = [1], [1]
+
+    def record(module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            widest.append(output[0].numel())
+            if output.dim() == 2:
+                dense.append(output.shape[1])
+
+    was_training = net.training
+    hooks = [m.register_forward_hook(record) for m in net.modules()]
+    try:
+        with torch.inference_mode():
+            # two rows: batch norm without running statistics needs them
+            net.eval()(net.input_mean.new_zeros(2, net.n_features))
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    net.__dict__["_widest_activations"] = cached = (max(widest), max(dense))
+    return cached
+
+
 def build_net(config: dict, backbone_factory=None) -> MetaNet:
     """Build a fresh :class:`MetaNet` from a model config.
 

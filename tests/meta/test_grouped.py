@@ -8,8 +8,8 @@ from torch import nn
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
 from skmeta.meta.backbones import MLP, Conv4
-from skmeta.meta.grouped import grouped_embed, supports_grouped, widest_activation
-from skmeta.meta.net import MetaNet
+from skmeta.meta.grouped import grouped_embed, supports_grouped
+from skmeta.meta.net import MetaNet, widest_activations
 from skmeta.meta.norm import task_statistics, use_task_norm
 
 SHAPES = {"conv4": (1, 16, 16), "conv4_strided": (2, 8, 8), "mlp": (5,)}
@@ -194,14 +194,14 @@ def test_widest_activation_is_the_widest_layer_output_per_row(backbone, shape):
         if isinstance(m, nn.Conv2d | nn.Linear):
             m.register_forward_hook(lambda m, i, out: sizes.append(out[0].numel()))
     net(torch.zeros(2, torch.Size(shape).numel()))
-    assert widest_activation(net) == max(sizes)
+    assert widest_activations(net)[0] == max(sizes)
 
 
 def test_group_size_follows_workers_cap_and_activation_budget():
     algorithm = make_algorithm("maml")
     net = _net("conv4_strided", algorithm)
     batch = _batch("conv4_strided", n_tasks=32)  # 6 support rows of 3 x 4 x 4
-    assert widest_activation(net) == 48
+    assert widest_activations(net)[0] == 48
     assert algorithm._group_size(net, batch, n_workers=2) == 4  # group_size
     assert algorithm._group_size(net, batch, n_workers=16) == 2  # 32 tasks / 16
     algorithm.group_budget = 6 * 48 * 3  # three tasks' widest support activations

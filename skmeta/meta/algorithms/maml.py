@@ -22,40 +22,16 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ..grouped import grouped_embed, supports_grouped, widest_activation
-from ..net import MetaNet
+from ..grouped import grouped_embed, supports_grouped
+from ..net import MetaNet, widest_activations
 from ..norm import task_statistics
 from ..parallel import accumulate_gradients, accumulate_task_gradients, n_task_workers
 from .base import Algorithm, TaskBatch, map_tensors
 from .protonet import prototypes_of_tasks
 
 __all__ = ["ANIL", "FOMAML", "MAML", "MetaSGD", "ProtoMAML"]
-
-
-def _flatten_state(state: dict) -> tuple[list, list[torch.Tensor]]:
-    """An adaptation state as (keys, tensors), for :func:`_unflatten_state`."""
-    keys = [("weights", name) for name in state["weights"]]
-    keys += [("head_weight",), ("head_bias",)]
-    keys += [("stats", i, k) for i in range(len(state["stats"])) for k in (0, 1)]
-    tensors = [*state["weights"].values(), state["head_weight"], state["head_bias"]]
-    tensors += [t for pair in state["stats"] for t in pair]
-    return keys, tensors
-
-
-def _unflatten_state(keys: list, tensors: list[torch.Tensor]) -> dict:
-    """The adaptation state that :func:`_flatten_state` flattened."""
-    state: dict = {"weights": {}}
-    stats = {}
-    for key, tensor in zip(keys, tensors, strict=True):
-        if key[0] == "weights":
-            state["weights"][key[1]] = tensor
-        elif key[0] == "stats":
-            stats[key[1:]] = tensor
-        else:
-            state[key[0]] = tensor
-    state["stats"] = [(stats[i, 0], stats[i, 1]) for i in range(len(stats) // 2)]
-    return state
 
 
 def _add_into(total: list, grads) -> None:
@@ -314,8 +290,9 @@ class MAML(Algorithm):
         return (outputs.argmax(1) == targets).float().mean()
 
     @staticmethod
-    def _task_targets(labels: torch.Tensor, task: int) -> torch.Tensor:
-        """Labels of one task: shared class ways, or per-task regression targets."""
+    def _task_targets(labels: torch.Tensor, task: int | slice) -> torch.Tensor:
+        """Labels of one task (or a slice of tasks): shared class ways, or
+        per-task regression targets."""
         return labels[task] if labels.dim() == 2 else labels
 
     def _logits(self, net, state, query_x):
@@ -398,12 +375,11 @@ class MAML(Algorithm):
         the tasks' query passes run. ``meta_gradient`` then splits the tasks
         into as many groups as keep the workers balanced.
         """
-        if type(
-            self
-        )._task_objective is not MAML._task_objective or not supports_grouped(net):
+        query_loss = type(self)._task_objective is MAML._task_objective
+        if not query_loss or not supports_grouped(net):
             return 1
         n_tasks, n_support = batch.support_x.shape[:2]
-        per_task = n_support * widest_activation(net)
+        per_task = n_support * widest_activations(net)[0]
         return max(
             1,
             min(
@@ -432,24 +408,21 @@ class MAML(Algorithm):
         """
         n_tasks = batch.support_x.shape[0]
         rows = slice(tasks.start, tasks.stop)
-        support_y = (
-            batch.support_y[rows] if batch.support_y.dim() == 2 else batch.support_y
-        )
         state = self._inner_loop_tasks(
             net,
             batch.support_x[rows],
-            support_y,
+            self._task_targets(batch.support_y, rows),
             batch.n_way,
             create_graph=not self.first_order,
         )
-        keys, adapted = _flatten_state(state)
+        adapted, spec = tree_flatten(state)
         tracked = [t for t in adapted if t.requires_grad]
         upstream = [torch.zeros_like(t) for t in tracked]
         total: list = [None] * len(params)
         extras = []
         for j, task in enumerate(tasks):
             leaves = [t[j].detach().requires_grad_(t.requires_grad) for t in adapted]
-            task_state = _unflatten_state(keys, leaves)
+            task_state = tree_unflatten(leaves, spec)
             query_y = self._task_targets(batch.query_y, task)
             outputs = self._logits(net, task_state, batch.query_x[task])
             loss = self._task_loss(outputs, query_y)
