@@ -41,6 +41,20 @@ def _add_into(total: list, grads) -> None:
             total[i] = grad if total[i] is None else total[i] + grad
 
 
+def _vector_jacobian_product(outputs, vectors, inputs) -> tuple:
+    """``torch.autograd.grad(outputs, inputs, grad_outputs=vectors)``, through
+    a scalar: the gradient of ``sum((o * v).sum())`` feeds each output's graph
+    exactly its vector (the backward of ``* v`` multiplies ``1.0`` by `v`), so
+    the result is the same to the bit. Given tensors as ``grad_outputs``, torch
+    checks their shapes with ``torch.fx``'s symbolic shapes, whose first use
+    imports SymPy: about 30 MiB of Python objects for the process's life.
+
+    Returns one gradient (or None, for an input no output depends on) per input.
+    """
+    scalar = sum((o * v).sum() for o, v in zip(outputs, vectors, strict=True))
+    return torch.autograd.grad(scalar, inputs, allow_unused=True)
+
+
 def _lr_key(name: str) -> str:
     """ParameterDict key of the Meta-SGD learning rate of parameter `name`."""
     return "lr__" + name.replace(".", "__")
@@ -436,12 +450,7 @@ class MAML(Algorithm):
             _add_into(total, grads[len(inputs) :])  # e.g. ANIL's body
             extras.append((loss.item(), self._score(outputs, query_y).item()))
         if tracked:
-            _add_into(
-                total,
-                torch.autograd.grad(
-                    tracked, params, grad_outputs=upstream, allow_unused=True
-                ),
-            )
+            _add_into(total, _vector_jacobian_product(tracked, upstream, params))
         return total, extras
 
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
