@@ -24,7 +24,7 @@ it, and that the meta-gradients match the harness's plain ``torch.func`` loop).
 Cases:
   maml_{so,fo}_skmeta          skmeta MAML / first-order MAML
   maml_so_skmeta_x_sequential  the same with the tasks in one thread (ablation)
-  maml_so_skmeta_x_group{1,8}  the same with groups of 1 / 8 tasks adapted together
+  maml_so_skmeta_x_group{1,2,3,8}  the same with groups of 1 / 2 / 3 / 8 tasks adapted together
                                (ablation; the default is ``MAML.group_size``)
   anil_{so,fo}_l2l             ANIL with learn2learn: the Conv4 body embeds the
                                support and query sets, ``l2l.algorithms.MAML`` wraps
@@ -203,7 +203,7 @@ def register(add_case, common):
             "tasks/s",
             T,
         )
-    for size in (1, 8):
+    for size in (1, 2, 3, 8):
         add_case(
             f"maml_so_skmeta_x_group{size}",
             "maml",
