@@ -33,10 +33,7 @@ def prototypes(
     -------
     Tensor of shape (n_classes, dim)
     """
-    sums = embeddings.new_zeros(n_classes, embeddings.shape[1])
-    sums.index_add_(0, labels, embeddings)
-    counts = torch.bincount(labels, minlength=n_classes).clamp_min(1)
-    return sums / counts.unsqueeze(1).to(embeddings.dtype)
+    return prototypes_of_tasks(embeddings.unsqueeze(0), labels, n_classes)[0]
 
 
 def prototypes_of_tasks(
@@ -54,9 +51,11 @@ def prototypes_of_tasks(
     -------
     Tensor of shape (n_tasks, n_classes, dim)
     """
-    one_hot = F.one_hot(labels, n_classes).to(embeddings.dtype)  # (n, n_classes)
-    counts = one_hot.sum(0).clamp_min(1)
-    return torch.matmul(one_hot.T, embeddings) / counts.unsqueeze(1)
+    n_tasks, _, dim = embeddings.shape
+    sums = embeddings.new_zeros(n_tasks, n_classes, dim)
+    sums.index_add_(1, labels, embeddings)
+    counts = torch.bincount(labels, minlength=n_classes).clamp_min(1)
+    return sums / counts.unsqueeze(1).to(embeddings.dtype)
 
 
 def prototype_logits(
