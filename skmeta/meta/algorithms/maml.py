@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from ..first_order import first_order_embed, supports_first_order_embed
 from ..grouped import grouped_embed, supports_grouped
 from ..net import MetaNet, widest_activations
 from ..norm import task_statistics
@@ -310,7 +311,13 @@ class MAML(Algorithm):
         return labels[task] if labels.dim() == 2 else labels
 
     def _logits(self, net, state, query_x):
-        emb, _ = self._embed(net, state["weights"], query_x, state["stats"])
+        """Query logits of an adapted `state`. The query pass is differentiated
+        once (second derivatives come from the inner loop), so a Conv4 runs it
+        with once-differentiable fused batch norms (:mod:`..first_order`)."""
+        if supports_first_order_embed(net):
+            emb = first_order_embed(net, state["weights"], query_x, state["stats"])
+        else:
+            emb, _ = self._embed(net, state["weights"], query_x, state["stats"])
         return F.linear(emb, state["head_weight"], state["head_bias"])
 
     def _task_objective(self, net, batch: TaskBatch, task: int):
