@@ -68,13 +68,12 @@ class _NormReLU(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
+        # `grad` is a buffer of the next layer's backward (convolution,
+        # max-pool, or the flatten before the head) that nothing else reads:
+        # ReLU's and batch norm's input gradients are written into it.
         x, y, weight, mean, var, invstd = ctx.saved_tensors
-        # the gradient before the ReLU, in a buffer of our own
         if ctx.relu:
-            grad = _aten.threshold_backward(grad, y, 0)
-            owned = True
-        else:
-            owned = False
+            _aten.threshold_backward.grad_input(grad, y, 0, grad_input=grad)
         # per channel: sum(grad) and sum(grad * x_hat), by torch's kernel
         _, grad_weight, grad_bias = _aten.native_batch_norm_backward(
             grad,
@@ -89,29 +88,28 @@ class _NormReLU(torch.autograd.Function):
             [False, True, True],
         )
         scale = invstd if weight is None else weight * invstd
-        grad_mean = grad_var = None
+        grad_input = grad_mean = grad_var = None
         if ctx.batch_stats:
-            # d x = scale * (g - sum(g) / n - x_hat * sum(g * x_hat) / n)
-            #     = scale * g + slope * x + shift, per channel
-            n = x.numel() // x.shape[1]
-            slope = -scale * invstd * grad_weight / n
-            shift = -scale * grad_bias / n - slope * mean
-            out = grad if owned else torch.empty_like(grad)
-            torch.addcmul(_channel_view(shift), grad, _channel_view(scale), out=out)
-            grad_input = out.addcmul_(x, _channel_view(slope))
+            if ctx.needs_input_grad[0]:
+                # d x = scale * (g - sum(g) / n - x_hat * sum(g * x_hat) / n)
+                #     = scale * g + slope * x + shift, per channel
+                n = x.numel() // x.shape[1]
+                slope = -scale * invstd * grad_weight / n
+                shift = -scale * grad_bias / n - slope * mean
+                torch.addcmul(
+                    _channel_view(shift), grad, _channel_view(scale), out=grad
+                )
+                grad_input = grad.addcmul_(x, _channel_view(slope))
         else:
-            grad_input = (
-                grad.mul_(_channel_view(scale))
-                if owned
-                else grad * _channel_view(scale)
-            )
+            if ctx.needs_input_grad[0]:
+                grad_input = grad.mul_(_channel_view(scale))
             if ctx.needs_input_grad[3]:
                 grad_mean = -scale * grad_bias
             if ctx.needs_input_grad[4]:
                 w = 1.0 if weight is None else weight
                 grad_var = -0.5 * w * invstd * invstd * grad_weight
         return (
-            grad_input if ctx.needs_input_grad[0] else None,
+            grad_input,
             grad_weight if ctx.needs_input_grad[1] else None,
             grad_bias if ctx.needs_input_grad[2] else None,
             grad_mean,
