@@ -1,15 +1,15 @@
 """Conv4 embeddings for passes that are differentiated once: the query passes.
 
 In the MAML family the second derivatives come from the inner loop; the query
-pass after it is only ever differentiated once. Run through ``nn.Module``\\ s,
-its batch norm + ReLU keeps a gradient buffer per op in the backward pass (ReLU's
-output gradient, and batch norm's input gradient, which torch's CPU kernel
-allocates twice), and a batch norm with given statistics is four elementwise
-ops, each saving a full activation. Here each batch norm (with the ReLU after
-it) is one once-differentiable node built on torch's own batch-norm kernels:
-its backward writes the input gradient into the one buffer that ReLU's backward
-allocates. On the MAML paper's Omniglot Conv4 that is two activation-sized
-buffers fewer at the query pass's peak.
+pass after it is only ever differentiated once. Run through the modules,
+its batch norm + ReLU holds a gradient buffer per op in the backward pass
+(ReLU's input gradient, and batch norm's, which torch's CPU kernel allocates
+twice), and a batch norm with given statistics is four elementwise ops, each
+keeping a full activation. Here each batch norm (with the ReLU after it) is one
+once-differentiable node built on torch's own batch-norm kernels, whose
+backward writes both input gradients into the gradient buffer it receives. On
+the MAML paper's Omniglot Conv4 that is three activation-sized buffers fewer at
+the query pass's peak.
 
 Same function and gradients as the modules (float rounding apart; tested).
 """
@@ -37,6 +37,20 @@ def supports_first_order_embed(net: MetaNet) -> bool:
     return type(net.backbone) is Conv4 and supports_grouped(net)
 
 
+def _non_leaf(t: torch.Tensor | None) -> torch.Tensor | None:
+    """`t`, or a view of it if it is a leaf that requires grad.
+
+    ``Function.apply`` takes a leaf's autograd lock while holding the GIL,
+    whereas torch's own ops take it without the GIL and then may wait for the
+    GIL (to keep the leaf's Python object alive). Two worker threads sharing a
+    parameter (ANIL's body, say) can deadlock that way; the view is made by a
+    torch op, and ``apply`` then takes no leaf's lock.
+    """
+    if t is not None and t.requires_grad and t.grad_fn is None:
+        return t.view_as(t)
+    return t
+
+
 def _channel_view(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.view(1, -1, 1, 1)
 
@@ -46,11 +60,14 @@ class _NormReLU(torch.autograd.Function):
 
     With ``mean``/``var`` None it normalises with the batch's statistics
     (biased variance, as ``F.batch_norm`` in training); otherwise with the
-    given ones, which then receive gradients too (task batch norm).
+    given ones, which then receive gradients too (task batch norm). With
+    ``private_grad`` the gradient arriving in the backward pass is a buffer of
+    the next layer's backward that nothing else reads (a convolution or
+    max-pool follows): the input gradients are written into it.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, eps, relu):
+    def forward(ctx, x, weight, bias, mean, var, eps, relu, private_grad):
         batch_stats = mean is None
         if batch_stats:
             y, mean, invstd = _aten.native_batch_norm(
@@ -63,15 +80,16 @@ class _NormReLU(torch.autograd.Function):
             y.relu_()
         ctx.save_for_backward(x, y if relu else None, weight, mean, var, invstd)
         ctx.batch_stats, ctx.relu, ctx.eps = batch_stats, relu, eps
+        ctx.private_grad = private_grad
         return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        # `grad` is a buffer of the next layer's backward (convolution,
-        # max-pool, or the flatten before the head) that nothing else reads:
-        # ReLU's and batch norm's input gradients are written into it.
         x, y, weight, mean, var, invstd = ctx.saved_tensors
+        if not ctx.private_grad:  # the caller's: ours to write is a copy
+            grad = grad.clone(memory_format=torch.channels_last)
+        # ReLU's and batch norm's input gradients are written into `grad`
         if ctx.relu:
             _aten.threshold_backward.grad_input(grad, y, 0, grad_input=grad)
         # per channel: sum(grad) and sum(grad * x_hat), by torch's kernel
@@ -114,6 +132,7 @@ class _NormReLU(torch.autograd.Function):
             grad_bias if ctx.needs_input_grad[2] else None,
             grad_mean,
             grad_var,
+            None,
             None,
             None,
         )
@@ -178,12 +197,18 @@ def first_order_embed(
             affine = layer.affine
             h = _NormReLU.apply(
                 h,
-                param(i, "weight") if affine else None,
-                param(i, "bias") if affine else None,
-                mean,
-                var,
+                *map(
+                    _non_leaf,
+                    (
+                        param(i, "weight") if affine else None,
+                        param(i, "bias") if affine else None,
+                        mean,
+                        var,
+                    ),
+                ),
                 layer.eps,
                 relu,
+                i + 1 + relu < len(layers),  # a convolution or max-pool follows
             )
             i += relu  # the ReLU ran inside
         elif isinstance(layer, nn.MaxPool2d):

@@ -205,3 +205,50 @@ def test_query_pass_saves_less_for_backward(task_norm):
     fused = saved_bytes(lambda: first_order_embed(net, weights, x, stats))
     plain = saved_bytes(modules)
     assert fused < plain if task_norm else fused == plain
+
+
+@pytest.mark.parametrize("downsample", ["strided", "maxpool"])
+def test_gradient_of_the_embedding_is_left_alone(downsample):
+    """The gradient reaching the embedding belongs to the caller: it may be a
+    broadcast view (of a sum) or shared with another branch (of an addition)."""
+    net = _net(downsample, task_norm=False)
+    weights = {
+        f"backbone.{name}": p.detach().clone().requires_grad_()
+        for name, p in net.backbone.named_parameters()
+    }
+    x = torch.randn(8, torch.Size(SHAPE).numel(), dtype=torch.float64)
+    want = torch.autograd.grad(
+        functional_call(net, weights, (x,), strict=False).sum(), list(weights.values())
+    )
+    got = torch.autograd.grad(
+        first_order_embed(net, weights, x).sum(), list(weights.values())
+    )
+    for w, a in zip(want, got, strict=True):
+        _close(a, w, max(g.abs().max() for g in want))
+    other = torch.zeros(8, net.embedding_dim(), dtype=torch.float64, requires_grad=True)
+    (first_order_embed(net, weights, x) + other).sum().backward()
+    assert torch.equal(other.grad, torch.ones_like(other))
+
+
+def test_shared_parameters_reach_the_fused_node_as_views(monkeypatch):
+    """`Function.apply` locks each leaf it gets while holding the GIL; torch's
+    ops lock it without the GIL and may then wait for the GIL. Worker threads
+    sharing a parameter (ANIL's body, a shared last layer) could deadlock, so
+    the fused node gets views of leaves, never the leaves."""
+    from skmeta.meta import first_order
+
+    seen = []
+    apply = first_order._NormReLU.apply
+
+    def spy(*args):
+        seen.extend(a for a in args if isinstance(a, torch.Tensor))
+        return apply(*args)
+
+    monkeypatch.setattr(first_order._NormReLU, "apply", spy)
+    net = _net("strided", task_norm=False)
+    x = torch.randn(6, torch.Size(SHAPE).numel(), dtype=torch.float64)
+    first_order_embed(net, {}, x).sum().backward()  # the network's own parameters
+    assert seen and all(t.grad_fn is not None for t in seen if t.requires_grad)
+    assert all(
+        p.grad is not None for n, p in net.backbone.named_parameters() if "1." in n
+    )
