@@ -212,14 +212,7 @@ def first_order_embed(
             )
             i += relu  # the ReLU ran inside
         elif isinstance(layer, nn.MaxPool2d):
-            h = F.max_pool2d(
-                h,
-                layer.kernel_size,
-                layer.stride,
-                layer.padding,
-                layer.dilation,
-                ceil_mode=layer.ceil_mode,
-            )
+            h = layer(h)  # no parameters: the module itself
         elif isinstance(layer, nn.ReLU):
             # in place, as Conv4's: max-pool's backward needs its input only
             h = F.relu(h, inplace=True)

@@ -148,14 +148,7 @@ def grouped_embed(
                 eps=layer.eps,
             )
         elif isinstance(layer, nn.MaxPool2d):
-            h = F.max_pool2d(
-                h,
-                layer.kernel_size,
-                layer.stride,
-                layer.padding,
-                layer.dilation,
-                ceil_mode=layer.ceil_mode,
-            )
+            h = layer(h)  # no parameters: the module itself
         elif isinstance(layer, nn.ReLU):
             h = F.relu(h)
         else:  # supports_grouped lets no other layer through

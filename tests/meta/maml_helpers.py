@@ -33,3 +33,20 @@ def _batch(seed=0, n_tasks=2):
         query_y=torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]),
         n_way=3,
     )
+
+
+def classification_batch(n_tasks, width, seed=1):
+    """float64 3-way tasks of `width`-feature rows: 2 support and 3 query rows
+    per class, the same ways in every task."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rows(n):
+        return torch.randn(n_tasks, n, width, generator=g, dtype=torch.float64)
+
+    return TaskBatch(
+        rows(6),
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        rows(9),
+        torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+        n_way=3,
+    )

@@ -3,11 +3,12 @@ modules' forward and gradients, and keep less alive."""
 
 import pytest
 import torch
+from maml_helpers import classification_batch
 from torch import nn
 from torch.func import functional_call
 
 import skmeta.meta.algorithms.maml as maml_module
-from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.algorithms import make_algorithm
 from skmeta.meta.backbones import MLP, Conv4
 from skmeta.meta.first_order import first_order_embed, supports_first_order_embed
 from skmeta.meta.net import MetaNet
@@ -113,22 +114,6 @@ def test_only_conv4_with_batch_or_task_statistics():
     assert not supports_first_order_embed(changed)
 
 
-def _batch(n_tasks, seed=2):
-    g = torch.Generator().manual_seed(seed)
-    width = torch.Size(SHAPE).numel()
-
-    def rows(n):
-        return torch.randn(n_tasks, n, width, generator=g, dtype=torch.float64)
-
-    return TaskBatch(
-        rows(6),
-        torch.tensor([0, 0, 1, 1, 2, 2]),
-        rows(9),
-        torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-        n_way=3,
-    )
-
-
 @pytest.mark.parametrize("method", ["maml", "metasgd", "anil", "protomaml"])
 @pytest.mark.parametrize("task_norm", [False, True])
 @pytest.mark.parametrize("group_size", [1, 4])
@@ -139,7 +124,7 @@ def test_meta_gradient_equals_the_module_query_pass(
     monkeypatch.setattr(maml_module, "n_task_workers", lambda n, device: 1)
     monkeypatch.setattr(maml_module.MAML, "group_size", group_size)
     algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=2)
-    batch = _batch(n_tasks=4)
+    batch = classification_batch(4, torch.Size(SHAPE).numel(), seed=2)
 
     def meta_gradient(fused):
         monkeypatch.setattr(

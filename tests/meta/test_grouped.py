@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from maml_helpers import GRADIENT_METHODS
+from maml_helpers import GRADIENT_METHODS, classification_batch
 from torch import nn
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
@@ -46,22 +46,16 @@ def _net(kind, algorithm=None, task_norm=True, seed=0):
 
 
 def _batch(kind, n_tasks, regression=False, seed=1):
-    g = torch.Generator().manual_seed(seed)
     width = torch.Size(SHAPES[kind]).numel()
+    if not regression:
+        return classification_batch(n_tasks, width, seed)
+    g = torch.Generator().manual_seed(seed)
 
     def rows(n):
         return torch.randn(n_tasks, n, width, generator=g, dtype=torch.float64)
 
-    if regression:
-        targets = torch.randn(n_tasks, 10, generator=g, dtype=torch.float64)
-        return TaskBatch(rows(4), targets[:, :4], rows(6), targets[:, 4:], n_way=1)
-    return TaskBatch(
-        rows(6),
-        torch.tensor([0, 0, 1, 1, 2, 2]),
-        rows(9),
-        torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]),
-        n_way=3,
-    )
+    targets = torch.randn(n_tasks, 10, generator=g, dtype=torch.float64)
+    return TaskBatch(rows(4), targets[:, :4], rows(6), targets[:, 4:], n_way=1)
 
 
 @pytest.mark.parametrize("kind", list(SHAPES))
