@@ -171,7 +171,7 @@ def first_order_embed(
         value = weights.get(f"{prefix}.{i}.{name}")
         return getattr(layers[i], name) if value is None else value
 
-    x = torch.addcmul(-net.input_mean / net.input_scale, x, 1 / net.input_scale)
+    x = net.standardize(x)
     h = x.view(x.shape[0], *net.input_shape).to(memory_format=torch.channels_last)
     n_norms = 0
     i = 0
@@ -194,28 +194,19 @@ def first_order_embed(
                     mean, var = stats[n_norms]
                 n_norms += 1
             relu = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
-            affine = layer.affine
+            weight, bias = (
+                (param(i, "weight"), param(i, "bias")) if layer.affine else (None, None)
+            )
             h = _NormReLU.apply(
                 h,
-                *map(
-                    _non_leaf,
-                    (
-                        param(i, "weight") if affine else None,
-                        param(i, "bias") if affine else None,
-                        mean,
-                        var,
-                    ),
-                ),
+                *(_non_leaf(t) for t in (weight, bias, mean, var)),
                 layer.eps,
                 relu,
                 i + 1 + relu < len(layers),  # a convolution or max-pool follows
             )
             i += relu  # the ReLU ran inside
-        elif isinstance(layer, nn.MaxPool2d):
-            h = layer(h)  # no parameters: the module itself
-        elif isinstance(layer, nn.ReLU):
-            # in place, as Conv4's: max-pool's backward needs its input only
-            h = F.relu(h, inplace=True)
+        elif isinstance(layer, nn.MaxPool2d | nn.ReLU):
+            h = layer(h)  # no parameters: Conv4's own module (its ReLU in place)
         else:  # supports_first_order_embed lets no other layer through
             raise TypeError(f"first_order_embed cannot run {layer!r}.")
         i += 1

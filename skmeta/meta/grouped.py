@@ -85,7 +85,7 @@ def grouped_embed(
     """
     prefix, layers = _layers(net)
     n_tasks, n_rows = x.shape[:2]
-    x = torch.addcmul(-net.input_mean / net.input_scale, x, 1 / net.input_scale)
+    x = net.standardize(x)
 
     def param(i: int, name: str) -> torch.Tensor:
         value = weights.get(f"{prefix}.{i}.{name}")

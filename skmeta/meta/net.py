@@ -58,9 +58,15 @@ class MetaNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed rows: (batch, n_features) -> (batch, embedding_dim)."""
-        # (x - mean) / scale as one fused kernel: x * (1 / scale) + (-mean / scale)
-        x = torch.addcmul(-self.input_mean / self.input_scale, x, 1 / self.input_scale)
+        x = self.standardize(x)
         return self.backbone(x.view(x.shape[0], *self.input_shape)).flatten(1)
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows scaled as the backbone sees them: (..., n_features) -> same."""
+        # (x - mean) / scale as one fused kernel: x * (1 / scale) + (-mean / scale)
+        return torch.addcmul(
+            -self.input_mean / self.input_scale, x, 1 / self.input_scale
+        )
 
     @torch.no_grad()
     def embedding_dim(self) -> int:
