@@ -53,6 +53,7 @@ class TrainSettings:
     n_iter_no_change: int = 10
     n_val_episodes: int = 100
     verbose: int = 0
+    n_jobs: int | None = None  # worker threads for meta-gradients; None: automatic
     device: str = "cpu"
     seed: int = 0
 

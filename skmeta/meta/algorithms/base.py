@@ -79,7 +79,9 @@ class Algorithm(ABC):
     """
 
     name: str = ""
+    summary: str = ""  # one line: what the method does (docs, error messages)
     settings: tuple[str, ...] = ()  # constructor arguments the estimators expose
+    supports_regression: bool = False  # can be built with regression=True
     episodic: bool = True
     regression: bool = False  # targets are real values, one task per episode
     metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"

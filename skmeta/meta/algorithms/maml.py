@@ -78,6 +78,8 @@ class MAML(Algorithm):
     """
 
     name = "maml"
+    summary = "MAML: second-order gradient steps on the support set"
+    supports_regression = True
     settings = ("inner_lr", "inner_steps", "first_order")
     task_norm = True
     head_only = False  # ANIL adapts the head alone
@@ -496,6 +498,7 @@ class FOMAML(MAML):
     """First-order MAML: MAML without second derivatives."""
 
     name = "fomaml"
+    summary = "first-order MAML"
 
     def __init__(self, inner_lr=0.4, inner_steps=1, first_order=True, regression=False):
         super().__init__(inner_lr, inner_steps, first_order, regression)
@@ -505,6 +508,7 @@ class MetaSGD(MAML):
     """Meta-SGD: MAML with one meta-learnt inner learning rate per weight."""
 
     name = "metasgd"
+    summary = "Meta-SGD: MAML with learnt per-weight inner learning rates"
     learn_inner_lr = True
 
 
@@ -512,6 +516,7 @@ class ANIL(MAML):
     """Almost No Inner Loop: the inner loop adapts the head only."""
 
     name = "anil"
+    summary = "ANIL: the inner loop adapts the head only"
     head_only = True
 
 
@@ -520,4 +525,6 @@ class ProtoMAML(MAML):
     ways), then the inner loop fine-tunes everything."""
 
     name = "protomaml"
+    summary = "Proto-MAML: head started from the support prototypes"
+    supports_regression = False
     proto_head = True

@@ -33,6 +33,7 @@ class Pretrain(ProtoNet):
     """
 
     name = "pretrain"
+    summary = "supervised pre-training on all base classes, then prototypes"
     episodic = False
 
     def meta_parameters(self, net, embedding_dim, n_classes):

@@ -98,6 +98,7 @@ class ProtoNet(Algorithm):
     """
 
     name = "protonet"
+    summary = "Prototypical Networks: nearest class mean of the embeddings"
     settings = ("distance",)
 
     def __init__(self, distance: str = "euclidean") -> None:

@@ -30,6 +30,7 @@ class Reptile(MAML):
     """
 
     name = "reptile"
+    summary = "Reptile: first-order meta-learning towards adapted weights"
     settings = ("inner_lr", "inner_steps")
 
     def __init__(self, inner_lr=0.1, inner_steps=5, regression=False):
