@@ -16,13 +16,11 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from .algorithms import Algorithm, make_algorithm, map_tensors
-from .net import MetaNet, build_net, embedding_network, widest_activations
+from . import inference, io
+from .algorithms import Algorithm, make_algorithm
+from .net import MetaNet, build_net
 
 __all__ = ["MetaModel"]
-
-FORMAT_VERSION = 1
-_METADATA_KEY = "skmeta"
 
 
 def _freeze(value):
@@ -40,49 +38,6 @@ def _thaw(value):
     if isinstance(value, tuple | list):
         return [_thaw(v) for v in value]
     return value
-
-
-# On a CPU, inference runs fastest when a chunk's activations stay cache-sized.
-# Measured here (2,000 rows, bare forward, interleaved rounds): Conv4 is flat
-# from 25 to 100 rows per chunk and 40% slower from 150; strided Conv4 is best
-# at 50-100 and 60% slower at 150; the default MLP (784-256-256-64) is flat from
-# 300 to 1,000 rows and 15% slower at 2,000, where a 256-wide layer's output
-# (2 MB) no longer fits in the 2 MiB L2 cache. So: at most 1.25 million floats
-# (5 MB) in the widest activation of any layer, and at most 262,144 (1 MB) in the
-# widest output of a dense layer (2-D outputs, which matrix products block in
-# cache): 24, 99 and 1,024 rows for those three networks.
-_CPU_CHUNK_FLOATS = 1_250_000
-_CPU_CHUNK_DENSE_FLOATS = 262_144
-
-
-def _check_finite(X: np.ndarray) -> None:
-    """Raise ValueError when `X` holds NaN or infinity.
-
-    One sum first (torch's float32 sum is vectorised and threaded: 44 us for
-    2,000 x 784 here, against 240 us for NumPy's, which scikit-learn's check
-    uses); only if it is not finite (or overflowed), the element-wise test.
-    """
-    values = torch.from_numpy(X)
-    if torch.isfinite(values.sum()) or torch.isfinite(values).all():
-        return
-    bad = int(torch.nonzero(~torch.isfinite(values))[0, 0])
-    raise ValueError(
-        f"Input X contains NaN or infinity (first at row {bad}); remove or "
-        "impute those values first, e.g. with sklearn.impute.SimpleImputer."
-    )
-
-
-def inference_batch_size(net: MetaNet, device: torch.device) -> int:
-    """Rows per forward pass at inference for `net` on `device`.
-
-    CPU: as many rows as keep the widest activation within 5 MB and the widest
-    dense-layer output within 1 MB (between 16 and 8,192 rows); GPU: 4,096.
-    """
-    if device.type != "cpu":
-        return 4096
-    widest, dense = widest_activations(net)
-    rows = min(_CPU_CHUNK_FLOATS // widest, _CPU_CHUNK_DENSE_FLOATS // dense)
-    return int(np.clip(rows, 16, 8192))
 
 
 class MetaModel:
@@ -246,11 +201,11 @@ class MetaModel:
         return net
 
     def batch_size(self, device: torch.device | str = "cpu") -> int:
-        """Rows per forward pass at inference on `device` (see
-        :func:`inference_batch_size`), computed once per device."""
+        """Rows per forward pass at inference on `device`, computed once per
+        device (:func:`~skmeta.meta.inference.inference_batch_size`)."""
         device = torch.device(device)
         if device not in self._batch_sizes:
-            self._batch_sizes[device] = inference_batch_size(
+            self._batch_sizes[device] = inference.inference_batch_size(
                 self.network(device), device
             )
         return self._batch_sizes[device]
@@ -279,20 +234,9 @@ class MetaModel:
         -------
         ndarray of shape (n_samples, embedding_dim), float32
         """
-        device = torch.device(device)
-        net = self._embedders.get(device)
-        if net is None:
-            net = self._embedders[device] = embedding_network(self.network(device))
-        batch_size = batch_size or self.batch_size(device)
-        X = np.require(X, dtype=np.float32, requirements=["C", "W"])  # torch needs W
-        if check_finite:
-            _check_finite(X)
-        out = np.empty((X.shape[0], self.embedding_dim), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], batch_size):
-                chunk = torch.from_numpy(X[start : start + batch_size]).to(device)
-                out[start : start + batch_size] = net(chunk).cpu().numpy()
-        return out
+        return inference.transform(
+            self, X, torch.device(device), batch_size, check_finite
+        )
 
     def adapt(
         self,
@@ -319,15 +263,7 @@ class MetaModel:
         dict
             The adaptation state, as CPU tensors (picklable anywhere).
         """
-        device = torch.device(device)
-        state = algorithm.adapt(
-            self.network(device),
-            torch.tensor(X, device=device),
-            torch.tensor(y, device=device),
-            n_classes,
-            self.batch_size(device),
-        )
-        return map_tensors(lambda t: t.detach().cpu(), state)
+        return inference.adapt(self, algorithm, X, y, n_classes, torch.device(device))
 
     def predict(
         self,
@@ -343,32 +279,15 @@ class MetaModel:
         ndarray of shape (n_query, n_outputs), float32
             Class scores (logits), or the regression output.
         """
-        device = torch.device(device)
-        state = map_tensors(lambda t: t.to(device), state)
-        with torch.inference_mode():
-            out = algorithm.predict(
-                self.network(device),
-                state,
-                torch.tensor(X, device=device),
-                self.batch_size(device),
-            )
-        return out.float().cpu().numpy()
+        return inference.predict(self, algorithm, state, X, torch.device(device))
 
     # -- files ------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the model to a safetensors file (weights + JSON metadata).
 
-        Loading it back never executes code from the file.
+        Loading it back never executes code from the file (:mod:`.io`).
         """
-        from safetensors.torch import save_file
-
-        metadata = {
-            "format_version": FORMAT_VERSION,
-            "config": _thaw(self._config),
-            "history": _thaw(self._history),
-        }
-        tensors = {k: v.contiguous() for k, v in self._state.items()}
-        save_file(tensors, str(path), metadata={_METADATA_KEY: json.dumps(metadata)})
+        io.save(self, path)
 
     @classmethod
     def load(cls, path: str | Path, backbone: Callable | None = None) -> MetaModel:
@@ -381,6 +300,10 @@ class MetaModel:
             Needed when the model was trained with a custom backbone: the same
             ``torch.nn.Module`` class or factory (the file holds only weights).
 
+        Returns
+        -------
+        MetaModel
+
         Raises
         ------
         FileNotFoundError
@@ -388,39 +311,12 @@ class MetaModel:
         ValueError
             If the file is not a skmeta model (corrupt, or another format).
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
+        return io.load(path, backbone)
 
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No model file at {path}.")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(
-                f"{path} is not a valid skmeta model file (expected a safetensors "
-                f"file written by MetaModel.save): {exc}"
-            ) from None
-        if _METADATA_KEY not in metadata:
-            raise ValueError(
-                f"{path} is a safetensors file but not a skmeta model (no "
-                f"'{_METADATA_KEY}' metadata); write models with MetaModel.save."
-            )
-        try:
-            data = json.loads(metadata[_METADATA_KEY])
-            version, config = data["format_version"], data["config"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} has corrupt skmeta metadata: {exc!r}") from None
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{path} was written by a newer skmeta (format {version}); "
-                "upgrade skmeta to read it."
-            )
-        if config["backbone"] != "custom" and backbone is not None:
-            raise ValueError(
-                f"{path} uses the built-in backbone {config['backbone']!r}; "
-                "do not pass backbone=."
-            )
-        return cls(state, config, data.get("history", ()), backbone=backbone)
+    def thawed_config(self) -> dict:
+        """The config as plain (mutable) dicts and lists, a copy."""
+        return _thaw(self._config)
+
+    def thawed_history(self) -> list:
+        """The history as plain (mutable) dicts, a copy."""
+        return _thaw(self._history)

@@ -1,4 +1,4 @@
-"""Batch norm with per-task statistics, for gradient-based meta-learning.
+"""Functional batch norm with per-task statistics, for gradient-based methods.
 
 MAML-style methods normalise with the statistics of the task at hand. Here a
 task's statistics are those of its *support set* (as MetaBN / TaskNorm-I,
@@ -7,46 +7,103 @@ them. Predictions then depend only on the support set and each query row, never
 on which other queries share a batch. The statistics stay differentiable, so
 second-order MAML sees how they move with the weights (``F.batch_norm`` refuses
 running statistics that require grad).
+
+The statistics are arguments and results, never state on a module: a pass runs
+inside :func:`norm_statistics`, which hands given statistics to the
+:class:`TaskBatchNorm` layers and collects the ones they used. The hand-over is
+a :class:`contextvars.ContextVar`, private to each thread, so one network
+serves many threads at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+from contextvars import ContextVar
 
 import torch
 from torch import nn
 
-__all__ = ["TaskBatchNorm", "task_statistics", "use_task_norm"]
+__all__ = [
+    "TaskBatchNorm",
+    "batch_statistics",
+    "norm_statistics",
+    "normalize",
+    "use_task_norm",
+]
+
+Statistics = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class _Pass:
+    """Statistics given to and used by the task batch norms of one pass."""
+
+    def __init__(self, given: Statistics | None) -> None:
+        self.given = given or None
+        self.used: Statistics = []
+
+
+_CURRENT: ContextVar[_Pass | None] = ContextVar("skmeta_norm_pass", default=None)
+
+
+def _channels(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """A per-channel vector shaped to broadcast over a `dim`-D activation."""
+    return t.view((1, -1) + (1,) * (dim - 2))
+
+
+def normalize(
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> torch.Tensor:
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over axis 1, differentiable
+    in every argument.
+
+    Parameters
+    ----------
+    x : Tensor of shape (batch, channels, ...)
+    mean, var : Tensor of shape (channels,)
+    weight, bias : Tensor of shape (channels,) or None
+    eps : float
+    """
+    out = (x - _channels(mean, x.dim())) * torch.rsqrt(_channels(var, x.dim()) + eps)
+    if weight is not None:
+        out = out * _channels(weight, x.dim()) + _channels(bias, x.dim())
+    return out
+
+
+def batch_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and biased variance of `x` (batch, channels, ...)."""
+    dims = [0, *range(2, x.dim())]
+    return x.mean(dims), x.var(dims, unbiased=False)
 
 
 class TaskBatchNorm(nn.BatchNorm2d):
-    """BatchNorm that normalises with the batch's statistics or given ones.
+    """Batch norm with the batch's statistics, or the ones a pass was given.
 
     Same parameters and state-dict keys as ``nn.BatchNorm1d/2d`` (the running
     statistics are kept for compatibility but never used). Works for inputs of
-    shape ``(batch, C)`` and ``(batch, C, H, W)``.
+    shape ``(batch, C)`` and ``(batch, C, H, W)``. Outside
+    :func:`norm_statistics` it normalises with the batch's statistics.
     """
-
-    given: tuple[torch.Tensor, torch.Tensor] | None = None
-    captured: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _check_input_dim(self, input):  # noqa: D102 - any rank >= 2
         if input.dim() < 2:
             raise ValueError(f"expected at least 2-D input, got {input.dim()}-D")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dims = [0, *range(2, x.dim())]
-        if self.given is None:
-            mean = x.mean(dims)
-            var = x.var(dims, unbiased=False)
-            self.captured = (mean, var)
+        current = _CURRENT.get()
+        if current is not None and current.given is not None:
+            # layer after layer; a scope may hold several passes
+            mean, var = current.given[len(current.used) % len(current.given)]
         else:
-            mean, var = self.given
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        x = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            x = x * self.weight.view(shape) + self.bias.view(shape)
-        return x
+            mean, var = batch_statistics(x)
+        if current is not None:
+            current.used.append((mean, var))
+        weight, bias = (self.weight, self.bias) if self.affine else (None, None)
+        return normalize(x, mean, var, weight, bias, self.eps)
 
 
 def use_task_norm(module: nn.Module) -> nn.Module:
@@ -71,31 +128,35 @@ def use_task_norm(module: nn.Module) -> nn.Module:
 
 
 @contextlib.contextmanager
-def task_statistics(module: nn.Module, given: list | None = None):
-    """Run `module` with given per-layer statistics, or capture the batch's.
+def norm_statistics(given: Statistics | None = None):
+    """Run a pass with given per-layer statistics, or collect the batch's.
 
     Parameters
     ----------
-    module : torch.nn.Module
-        A network whose batch norms are :class:`TaskBatchNorm` (others are left
-        alone).
     given : list of (mean, var), optional
-        Statistics to normalise with, one pair per TaskBatchNorm in module order
-        (as captured by a previous call). None: use and capture the batch's.
+        Statistics to normalise with, one pair per :class:`TaskBatchNorm` in
+        the order the pass reaches them (as collected by an earlier pass). None
+        or empty: each layer uses its batch's.
 
     Yields
     ------
-    captured : list
-        Filled, on exit, with the (mean, var) each layer used.
+    used : list of (mean, var)
+        Filled during the pass with the statistics each layer used.
+
+    Examples
+    --------
+    >>> import torch
+    >>> norm = TaskBatchNorm(3)
+    >>> with norm_statistics() as support_stats:
+    ...     _ = norm(torch.randn(5, 3, 2, 2))
+    >>> with norm_statistics(support_stats):  # queries with the support's
+    ...     out = norm(torch.randn(1, 3, 2, 2))
+    >>> len(support_stats), out.shape
+    (1, torch.Size([1, 3, 2, 2]))
     """
-    norms = [m for m in module.modules() if isinstance(m, TaskBatchNorm)]
-    captured: list = []
-    for i, norm in enumerate(norms):
-        norm.given = None if given is None else given[i]
-        norm.captured = None
+    current = _Pass(given)
+    token = _CURRENT.set(current)
     try:
-        yield captured
-        captured.extend(norm.given or norm.captured for norm in norms)
+        yield current.used
     finally:
-        for norm in norms:
-            norm.given = norm.captured = None
+        _CURRENT.reset(token)

@@ -1,30 +1,41 @@
 """The meta-training loop: episodes in, an immutable MetaModel out.
 
 Kept apart from the methods (which only compute losses) and from the estimators
-(which only validate input and hold fitted state). No scikit-learn here.
+(which only validate input and hold fitted state). No scikit-learn here. The
+loop itself (:class:`MetaTrainer`) draws a batch, takes its meta-gradient and
+steps the optimiser; the history, clipping, validation, early stopping and
+progress are callbacks (:mod:`.callbacks`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ._malloc import training_malloc
-from .algorithms import LabelledBatch, TaskBatch, make_algorithm
+from . import accel
+from .accel.malloc import malloc_tuning
+from .algorithms import Algorithm, make_algorithm
 from .backbones import build_backbone, resolve_backbone
-from .episodes import ClassIndex, sample_episodes
+from .batches import (
+    labelled_batches,
+    rotate_classes,
+    split_classes,
+    task_batches,
+    validation_batch,
+)
+from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
+from .episodes import ClassIndex
 from .model import MetaModel
 from .net import MetaNet
 from .norm import use_task_norm
 from .optim import CosineAdam
 
-__all__ = ["TrainSettings", "meta_train", "split_classes"]
+__all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
 
 
 @dataclass(frozen=True)
@@ -63,117 +74,103 @@ class TrainSettings:
         return max(1, min(100, self.max_iter // 20))
 
 
-def split_classes(
-    y: np.ndarray, fraction: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split rows into two class-disjoint sets, about `fraction` of classes second.
+def meta_gradient(algorithm: Algorithm, net: MetaNet, batch, n_jobs=None):
+    """Add the meta-gradient of `batch` to the ``.grad`` of `net`'s parameters.
 
-    Parameters
-    ----------
-    y : ndarray of shape (n_samples,)
-        Class codes.
-    fraction : float in (0, 1)
-        Share of the classes held out.
-    rng : numpy.random.Generator
+    The speed path registered for the method (``skmeta.meta.accel``), or the
+    reference: ``algorithm.loss(net, batch).backward()``.
 
     Returns
     -------
-    train_rows, held_out_rows : ndarrays of int64
+    loss : float
+    metrics : dict
+        ``{algorithm.metric: value}``.
     """
-    classes = np.unique(y)
-    n_held = int(round(fraction * classes.size))
-    held = rng.choice(classes, size=n_held, replace=False)
-    mask = np.isin(y, held)
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
+    path = accel.find("meta_gradient", algorithm)
+    if path is not None:
+        return path(algorithm, net, batch, n_jobs)
+    loss, metrics = algorithm.loss(net, batch)
+    if torch.isfinite(loss):  # the loop reports a non-finite loss
+        loss.backward()
+    return loss.item(), metrics
 
 
-def rotate_classes(
-    X: torch.Tensor, codes: np.ndarray, input_shape: tuple[int, ...]
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Class augmentation: each rotation by 0, 90, 180, 270 degrees is a new class.
+class MetaTrainer:
+    """The loop: for each iteration, a batch, its meta-gradient, an update.
 
     Parameters
     ----------
-    X : Tensor of shape (n, C * H * W)
-        Image rows with ``input_shape == (C, H, W)`` and ``H == W``.
-    codes : ndarray of shape (n,)
-        Class codes ``0..n_classes-1``.
-    input_shape : tuple of int
+    net : MetaNet
+        Trained in place.
+    algorithm : Algorithm
+    optimizer : CosineAdam
+    batches : iterator
+        Endless :class:`~skmeta.meta.algorithms.TaskBatch` or
+        :class:`~skmeta.meta.algorithms.LabelledBatch` objects.
+    settings : TrainSettings
+    callbacks : sequence of Callback
+        Run in this order at each hook.
 
-    Returns
-    -------
-    X_rotated : Tensor of shape (4 * n, C * H * W)
-        The rows, then the rows rotated by 90, 180 and 270 degrees.
-    codes_rotated : ndarray of shape (4 * n,)
-        Class ``c`` rotated by ``k * 90`` degrees gets code ``k * n_classes + c``.
+    Attributes
+    ----------
+    n_iter : int
+        Iterations done.
+    history : list of dict
+        The records callbacks filled.
+    best_iter : int
+        The iteration whose weights were kept (an early-stopping callback sets
+        it; otherwise the last).
+    stop : bool
+        Set by a callback to end after the current iteration.
     """
-    if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
-        raise ValueError(
-            "class_augmentation='rot90' needs square images: input_shape=(C, H, H); "
-            f"got input_shape={tuple(input_shape)}."
-        )
-    images = X.view(-1, *input_shape)
-    rotated = [images.rot90(k, dims=(2, 3)).reshape(X.shape) for k in range(4)]
-    n_classes = int(codes.max()) + 1
-    return torch.cat(rotated), np.concatenate([codes + k * n_classes for k in range(4)])
 
+    def __init__(
+        self,
+        net: MetaNet,
+        algorithm: Algorithm,
+        optimizer: CosineAdam,
+        batches: Iterator,
+        settings: TrainSettings,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.net, self.algorithm, self.optimizer = net, algorithm, optimizer
+        self.batches, self.settings = batches, settings
+        self.callbacks = list(callbacks)
+        self.n_iter, self.history, self.stop = 0, [], False
+        self.best_iter = 0
 
-def _task_batches(X, index, settings, rng, n_way, n_query, n_tasks, targets=None):
-    """Yield TaskBatch objects forever, sampling 64 iterations' episodes at once.
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
-    Classification: labels are the ways. Regression (`targets` given, one group
-    per task, ``n_way == 1``): labels are the rows' targets, per task.
-    """
-    support_y = torch.arange(n_way, device=X.device).repeat_interleave(settings.k_shot)
-    query_y = torch.arange(n_way, device=X.device).repeat_interleave(n_query)
-    while True:
-        episodes = sample_episodes(
-            index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
-        )
-        support = torch.from_numpy(episodes.support).to(X.device)
-        query = torch.from_numpy(episodes.query).to(X.device)
-        for start in range(0, 64 * n_tasks, n_tasks):
-            s, q = support[start : start + n_tasks], query[start : start + n_tasks]
-            if targets is not None:
-                support_y, query_y = targets[s], targets[q]
-            yield TaskBatch(X[s], support_y, X[q], query_y, n_way)
-
-
-def _labelled_batches(X, y, batch_size, rng):
-    """Yield LabelledBatch objects forever, one shuffled pass after another."""
-    batch_size = min(batch_size, X.shape[0])
-    while True:
-        order = torch.from_numpy(rng.permutation(X.shape[0])).to(X.device)
-        for start in range(0, X.shape[0] - batch_size + 1, batch_size):
-            rows = order[start : start + batch_size]
-            yield LabelledBatch(X[rows], y[rows])
-
-
-def _validation_batch(X, y, settings, rng, targets=None) -> TaskBatch:
-    index = ClassIndex.from_labels(y)
-    n_way = min(settings.n_way, index.n_classes)
-    n_query = settings.n_query
-    if targets is None and n_way < 2:
-        raise ValueError(
-            f"early_stopping holds out {index.n_classes} class(es) "
-            f"(validation_fraction={settings.validation_fraction}); at least 2 are "
-            "needed. Raise validation_fraction or turn early_stopping off."
-        )
-    try:
-        return next(
-            _task_batches(
-                X,
-                index,
-                settings,
-                rng,
-                n_way,
-                n_query,
-                settings.n_val_episodes,
-                targets,
+    def run(self) -> MetaTrainer:
+        """Meta-train for ``settings.max_iter`` iterations or until stopped."""
+        settings = self.settings
+        self._call("on_train_begin")
+        while self.n_iter < settings.max_iter and not self.stop:
+            self.n_iter += 1
+            self.net.train()
+            self.optimizer.zero_grad()
+            loss, metrics = meta_gradient(
+                self.algorithm, self.net, next(self.batches), settings.n_jobs
             )
-        )
-    except ValueError as exc:
-        raise ValueError(f"Validation classes (early_stopping=True): {exc}") from None
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"The meta-training loss became {loss} at iteration "
+                    f"{self.n_iter}; lower learning_rate."
+                )
+            self._call("on_gradient")
+            self.optimizer.step()
+            self._call("on_step_end", loss, metrics)
+            if self.n_iter % settings.eval_interval == 0 or (
+                self.n_iter == settings.max_iter
+            ):
+                record = {"iter": self.n_iter}
+                self._call("on_record", record)
+                self.history.append(record)
+        self.best_iter = self.n_iter
+        self._call("on_train_end")
+        return self
 
 
 def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_classes):
@@ -205,16 +202,12 @@ def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_class
     }
 
 
-def _zero_sums(metric: str) -> dict:
-    """Running sums of what a history record averages."""
-    return {"loss": 0.0, metric: 0.0, "grad_norm": 0.0, "n": 0}
-
-
 def meta_train(
     X: np.ndarray,
     y: np.ndarray,
     settings: TrainSettings,
     targets: np.ndarray | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> MetaModel:
     """Meta-train a network on rows `X` with class codes `y`.
 
@@ -227,6 +220,9 @@ def meta_train(
     targets : ndarray of shape (n_samples,), optional
         Regression targets; episodes are then one task each (``n_way=1``) and the
         method must be a regression one (``method_params["regression"]``).
+    callbacks : sequence of Callback, optional
+        Run after the built-in ones (history, clipping, early stopping,
+        progress bar).
 
     Returns
     -------
@@ -238,12 +234,30 @@ def meta_train(
     device = torch.device(settings.device)
     rng = np.random.default_rng(settings.seed)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), training_malloc():
+    with torch.random.fork_rng(devices=devices), malloc_tuning():
         torch.manual_seed(int(rng.integers(2**63 - 1)))
-        return _meta_train(X, y, settings, device, rng, targets)
+        return _meta_train(X, y, settings, device, rng, targets, callbacks)
 
 
-def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
+def _build_net(settings, algorithm, backbone, X_train, n_classes, device) -> MetaNet:
+    backbone_module = build_backbone(
+        backbone, settings.input_shape, settings.backbone_params
+    )
+    if algorithm.task_norm:
+        use_task_norm(backbone_module)
+    net = MetaNet(
+        backbone_module,
+        settings.input_shape,
+        per_feature_scaling=len(settings.input_shape) != 3,
+    )
+    net.set_input_statistics(X_train)
+    embedding_dim = net.embedding_dim()
+    for name, value in algorithm.meta_parameters(net, embedding_dim, n_classes).items():
+        net.extra[name] = torch.nn.Parameter(value.clone().float())
+    return net.to(device)
+
+
+def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
     algorithm = make_algorithm(settings.method, **settings.method_params)
     if (targets is not None) != algorithm.regression:
         raise ValueError(
@@ -258,18 +272,24 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
         else torch.tensor(targets, dtype=torch.float32, device=device)
     )
     y = np.asarray(y)
+    built_in: list[Callback] = [History()]
+    if settings.max_grad_norm is not None:
+        built_in.append(GradientClipping(settings.max_grad_norm))
     if settings.early_stopping:
         train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
         val_index = torch.from_numpy(val_rows).to(device)
-        val_batch = _validation_batch(
+        val_batch = validation_batch(
             X_all[val_index],
             y[val_rows],
             settings,
             rng,
             None if T_all is None else T_all[val_index],
         )
+        built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
     else:
-        train_rows, val_batch = np.arange(y.size), None
+        train_rows = np.arange(y.size)
+    if settings.verbose:
+        built_in.append(ProgressBar(f"meta-training {settings.method}"))
     train_index = torch.from_numpy(train_rows).to(device)
     X_train = X_all[train_index]
     T_train = None if T_all is None else T_all[train_index]
@@ -282,30 +302,12 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
             f"class_augmentation={settings.class_augmentation!r} is unknown; use "
             "None or 'rot90'."
         )
-
-    backbone_module = build_backbone(
-        backbone, settings.input_shape, settings.backbone_params
-    )
-    if algorithm.task_norm:
-        use_task_norm(backbone_module)
-    net = MetaNet(
-        backbone_module,
-        settings.input_shape,
-        per_feature_scaling=len(settings.input_shape) != 3,
-    )
-    net.set_input_statistics(X_train)
-    embedding_dim = net.embedding_dim()
-    for name, value in algorithm.meta_parameters(
-        net, embedding_dim, classes.size
-    ).items():
-        net.extra[name] = torch.nn.Parameter(value.clone().float())
-    net.to(device)
+    net = _build_net(settings, algorithm, backbone, X_train, classes.size, device)
 
     if algorithm.episodic:
-        index = ClassIndex.from_labels(codes)
-        batches = _task_batches(
+        batches = task_batches(
             X_train,
-            index,
+            ClassIndex.from_labels(codes),
             settings,
             rng,
             settings.n_way,
@@ -319,89 +321,25 @@ def _meta_train(X, y, settings, device, rng, targets) -> MetaModel:
             * (settings.k_shot + settings.n_query)
             * settings.meta_batch_size
         )
-        batches = _labelled_batches(
+        batches = labelled_batches(
             X_train, torch.from_numpy(codes).to(device), rows_per_step, rng
         )
-
     optimizer = CosineAdam(net.parameters(), settings.learning_rate, settings.max_iter)
-    history: list[dict] = []
-    best = {"loss": math.inf, "iter": 0, "state": None}
-    stale, n_iter, start = 0, 0, time.perf_counter()
-    metric = algorithm.metric  # "accuracy", or "mse" for regression
-    sums = _zero_sums(metric)
-    bar = tqdm(
-        total=settings.max_iter,
-        disable=not settings.verbose,
-        desc=f"meta-training {settings.method}",
-        unit="it",
-        leave=False,
+    start = time.perf_counter()
+    loop = MetaTrainer(
+        net, algorithm, optimizer, batches, settings, [*built_in, *callbacks]
+    ).run()
+    config = _config(
+        settings, algorithm, backbone, net.embedding_dim(), int(classes.size)
     )
-    for n_iter in range(1, settings.max_iter + 1):
-        net.train()
-        optimizer.zero_grad()
-        loss, metrics = algorithm.meta_gradient(net, next(batches))
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"The meta-training loss became {loss} at iteration {n_iter}; "
-                "lower learning_rate."
-            )
-        if settings.max_grad_norm is not None:
-            sums["grad_norm"] += float(
-                torch.nn.utils.clip_grad_norm_(net.parameters(), settings.max_grad_norm)
-            )
-        optimizer.step()
-        sums["loss"] += loss
-        sums[metric] += metrics[metric]
-        sums["n"] += 1
-        bar.update()
-        if n_iter % settings.eval_interval and n_iter != settings.max_iter:
-            continue
-        record = {
-            "iter": n_iter,
-            "loss": sums["loss"] / sums["n"],
-            metric: sums[metric] / sums["n"],
-            "learning_rate": optimizer.lr,  # that of the next step
-            "elapsed": time.perf_counter() - start,
-        }
-        if settings.max_grad_norm is not None:  # mean norm before clipping
-            record["grad_norm"] = sums["grad_norm"] / sums["n"]
-        sums = _zero_sums(metric)
-        if val_batch is not None:
-            net.eval()
-            record["val_loss"], record[f"val_{metric}"] = algorithm.episode_metrics(
-                net, val_batch
-            )
-            if record["val_loss"] < best["loss"] - 1e-4:
-                best = {
-                    "loss": record["val_loss"],
-                    "iter": n_iter,
-                    "state": {k: v.clone() for k, v in net.state_dict().items()},
-                }
-                stale = 0
-            else:
-                stale += 1
-        history.append(record)
-        bar.set_postfix(
-            {
-                k: f"{v:.3g}"
-                for k, v in record.items()
-                if k in ("loss", metric, f"val_{metric}")
-            }
-        )
-        if val_batch is not None and stale >= settings.n_iter_no_change:
-            break
-    bar.close()
-    if best["state"] is not None:
-        net.load_state_dict(best["state"])
-    config = _config(settings, algorithm, backbone, embedding_dim, int(classes.size))
     config["training"].update(
-        n_iter=n_iter,
-        best_iter=best["iter"] or n_iter,
+        n_iter=loop.n_iter,
+        best_iter=loop.best_iter,
         elapsed=time.perf_counter() - start,
     )
     return MetaModel(
         net.state_dict(),
         config,
-        history,
+        loop.history,
         backbone=None if isinstance(backbone, str) else backbone,
     )

@@ -130,7 +130,7 @@ def test_transform_chunking_and_readonly_input(blob_model, blobs):
 )
 def test_inference_chunks_keep_activations_cache_sized(backbone, input_shape, rows):
     from skmeta.meta.backbones import build_backbone
-    from skmeta.meta.model import inference_batch_size
+    from skmeta.meta.inference import inference_batch_size
     from skmeta.meta.net import MetaNet
 
     net = MetaNet(
@@ -147,7 +147,7 @@ def test_repr_names_method_and_backbone(blob_model):
 
 
 def test_transform_folds_the_input_scaling_into_the_mlp(blob_model, blobs):
-    from skmeta.meta.net import embedding_network
+    from skmeta.meta.accel.fusion import inference_network as embedding_network
 
     X, _ = blobs
     net = blob_model.network()
@@ -177,7 +177,7 @@ def _strided_conv_model(images, **changes):
 
 
 def test_convolutional_embedder_folds_batch_norm(images):
-    from skmeta.meta.net import embedding_network
+    from skmeta.meta.accel.fusion import inference_network as embedding_network
 
     model = _strided_conv_model(images)
     net = model.network()
@@ -198,7 +198,7 @@ def test_convolutional_embedder_folds_batch_norm(images):
 
 def test_task_batch_norm_is_not_folded(images):
     # MAML-style models normalise with each batch's statistics: nothing folds
-    from skmeta.meta.net import embedding_network
+    from skmeta.meta.accel.fusion import inference_network as embedding_network
 
     model = _strided_conv_model(images, method="maml", max_iter=2)
     assert model.config["task_norm"]
@@ -224,7 +224,8 @@ class _PeekingBackbone(nn.Module):
 
 @pytest.mark.parametrize("peek", [False, True])
 def test_embedder_falls_back_when_folding_changes_the_output(peek):
-    from skmeta.meta.net import MetaNet, embedding_network
+    from skmeta.meta.accel.fusion import inference_network as embedding_network
+    from skmeta.meta.net import MetaNet
 
     net = MetaNet(_PeekingBackbone(peek), (1, 6, 6), per_feature_scaling=False)
     norm = net.backbone.block[1]

@@ -71,18 +71,18 @@ _NO_DYNAMO_SCRIPT = """
 import sys
 import numpy as np
 import torch
-from skmeta.meta.algorithms import MAML
+from skmeta.meta.accel import meta_gradient as grouping
 from skmeta.meta.train import TrainSettings, meta_train
-torch.set_num_threads(1)  # one worker: the 4 tasks of a meta-batch form one group
 calls = []
-group_gradients = MAML._group_gradients
-MAML._group_gradients = lambda *a, **k: calls.append(1) or group_gradients(*a, **k)
+group_gradients = grouping._group_gradients
+grouping._group_gradients = lambda *a, **k: calls.append(1) or group_gradients(*a, **k)
+# one worker (n_jobs=1): the 4 tasks of a meta-batch form one group
 rng = np.random.default_rng(0)
 X = rng.normal(size=(120, 6)).astype(np.float32)
 y = np.repeat(np.arange(12), 10)
 settings = TrainSettings(n_way=3, k_shot=2, n_query=2, input_shape=(6,),
                          method="maml", backbone="mlp", meta_batch_size=4,
-                         max_iter=3, max_grad_norm=1.0)
+                         max_iter=3, max_grad_norm=1.0, n_jobs=1)
 meta_train(X, y, settings)
 print(len(calls))
 print(sorted(m for m in sys.modules if m.startswith(("torch._dynamo", "sympy")))[:3])

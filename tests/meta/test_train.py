@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from skmeta.meta.train import TrainSettings, meta_train, split_classes
+from skmeta.meta.batches import split_classes
+from skmeta.meta.train import TrainSettings, meta_train
 
 
 def _settings(**changes):
@@ -146,9 +147,35 @@ def test_rot90_class_augmentation_quadruples_training_classes(images):
     assert model.config["training"]["class_augmentation"] == "rot90"
 
 
-def test_malloc_tuning_changes_speed_not_results(blobs, monkeypatch):
+def test_malloc_tuning_is_opt_in_and_changes_speed_not_results(blobs, monkeypatch):
+    from skmeta.meta.accel import malloc
+
     X, y = blobs
-    tuned = meta_train(X, y, _settings(max_iter=10))
-    monkeypatch.setenv("SKMETA_MALLOC", "0")
+    calls = []
+    monkeypatch.setattr(
+        malloc, "_glibc", lambda: calls.append(1) or malloc.__dict__["_real_glibc"]()
+    )
     plain = meta_train(X, y, _settings(max_iter=10))
+    assert calls == []  # off by default: nothing process-wide is touched
+    previous = malloc.set_malloc_tuning(True)
+    try:
+        tuned = meta_train(X, y, _settings(max_iter=10))
+    finally:
+        malloc.set_malloc_tuning(previous)
+    assert calls == [1]
     np.testing.assert_array_equal(tuned.transform(X), plain.transform(X))
+
+
+def test_malloc_settings_restored_are_those_glibc_started_with():
+    from skmeta.meta.accel.malloc import (
+        _M_MMAP_MAX,
+        _M_TRIM_THRESHOLD,
+        _start_up_values,
+    )
+
+    assert _start_up_values({}) == {_M_MMAP_MAX: 65536, _M_TRIM_THRESHOLD: 131072}
+    environ = {
+        "MALLOC_TRIM_THRESHOLD_": "1000",
+        "GLIBC_TUNABLES": "glibc.malloc.mmap_max=7:glibc.malloc.arena_max=2",
+    }
+    assert _start_up_values(environ) == {_M_MMAP_MAX: 7, _M_TRIM_THRESHOLD: 1000}

@@ -1,31 +1,49 @@
-"""Meta-learning methods, by name."""
+"""Meta-learning methods, by name: the one registry.
+
+Each method is one module of this package; this list is where it is
+registered. Everything the estimators show about methods (the ``method``
+options, their one-line summaries, which settings apply, which methods do
+regression) is read from :data:`ALGORITHMS`.
+"""
 
 from __future__ import annotations
 
-from .base import Algorithm, LabelledBatch, TaskBatch, map_tensors
-from .maml import ANIL, FOMAML, MAML, MetaSGD, ProtoMAML
+from .anil import ANIL
+from .base import Algorithm, LabelledBatch, TaskBatch, map_tensors, task_targets
+from .fomaml import FOMAML
+from .inner_loop import InnerLoopMethod
+from .maml import MAML
+from .matching import MatchingNetworks
+from .metasgd import MetaSGD
 from .pretrain import Pretrain
+from .protomaml import ProtoMAML
 from .protonet import ProtoNet
 from .reptile import Reptile
 
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
+    "InnerLoopMethod",
     "LabelledBatch",
     "TaskBatch",
     "make_algorithm",
     "map_tensors",
+    "task_targets",
 ]
 
-ALGORITHMS = {
-    "protonet": ProtoNet,
-    "pretrain": Pretrain,
-    "maml": MAML,
-    "fomaml": FOMAML,
-    "metasgd": MetaSGD,
-    "anil": ANIL,
-    "protomaml": ProtoMAML,
-    "reptile": Reptile,
+ALGORITHMS: dict[str, type[Algorithm]] = {
+    cls.name: cls
+    for cls in (
+        ProtoNet,
+        Pretrain,
+        MAML,
+        FOMAML,
+        MetaSGD,
+        ANIL,
+        ProtoMAML,
+        Reptile,
+        MatchingNetworks,
+    )
 }
 
 

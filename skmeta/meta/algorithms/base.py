@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..net import MetaNet
 
-__all__ = ["Algorithm", "LabelledBatch", "TaskBatch", "map_tensors"]
+__all__ = ["Algorithm", "LabelledBatch", "TaskBatch", "map_tensors", "task_targets"]
 
 
 def map_tensors(fn, value):
@@ -56,6 +56,24 @@ class TaskBatch:
     query_y: torch.Tensor
     n_way: int
 
+    @property
+    def n_tasks(self) -> int:
+        return self.support_x.shape[0]
+
+    def tasks(self, rows: slice) -> TaskBatch:
+        """The sub-batch of the tasks in `rows`."""
+
+        def part(labels: torch.Tensor) -> torch.Tensor:
+            return labels[rows] if labels.dim() == 2 else labels
+
+        return TaskBatch(
+            self.support_x[rows],
+            part(self.support_y),
+            self.query_x[rows],
+            part(self.query_y),
+            self.n_way,
+        )
+
 
 @dataclass(frozen=True)
 class LabelledBatch:
@@ -71,21 +89,40 @@ class LabelledBatch:
     y: torch.Tensor
 
 
+def task_targets(labels: torch.Tensor, task: int) -> torch.Tensor:
+    """Labels of one task of a :class:`TaskBatch`: the ways shared by every task
+    (1-D), or that task's row of per-task regression targets (2-D)."""
+    return labels[task] if labels.dim() == 2 else labels
+
+
 class Algorithm(ABC):
     """Interface of a meta-learning method.
 
-    Subclasses set ``name`` and ``episodic`` (whether meta-training draws episodes,
-    :class:`TaskBatch`, or plain mini-batches, :class:`LabelledBatch`).
+    A method is one small class in its own module, registered by name in
+    ``skmeta.meta.algorithms``. Class attributes say what the estimators show
+    and what meta-training draws:
+
+    - ``name``, ``summary``: the ``method=`` value and a one-line description;
+    - ``settings``: constructor arguments the estimators may set;
+    - ``supports_regression``: whether ``regression=True`` is accepted;
+    - ``episodic``: meta-training draws episodes (:class:`TaskBatch`), or plain
+      mini-batches over all base classes (:class:`LabelledBatch`);
+    - ``task_norm``: batch norm with support statistics (:mod:`..norm`).
+
+    :meth:`loss` is the one reference computation of the meta-gradient (its
+    ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
+    :meth:`adapt` and :meth:`predict` are what validation and the estimators
+    deploy. None of them writes into the network.
     """
 
     name: str = ""
-    summary: str = ""  # one line: what the method does (docs, error messages)
-    settings: tuple[str, ...] = ()  # constructor arguments the estimators expose
-    supports_regression: bool = False  # can be built with regression=True
+    summary: str = ""
+    settings: tuple[str, ...] = ()
+    supports_regression: bool = False
     episodic: bool = True
-    regression: bool = False  # targets are real values, one task per episode
+    regression: bool = False
     metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"
-    task_norm: bool = False  # batch norm with support statistics (norm.py)
+    task_norm: bool = False
 
     def meta_parameters(
         self, net: MetaNet, embedding_dim: int, n_classes: int
@@ -100,32 +137,20 @@ class Algorithm(ABC):
             Width of the backbone's output.
         n_classes : int
             Number of base classes meta-training sees.
+
+        Returns
+        -------
+        dict of str to Tensor
+            Initial values, stored in ``net.extra`` under these names.
         """
         return {}
 
     @abstractmethod
     def loss(self, net: MetaNet, batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Meta-training loss of a batch, and metrics (``{self.metric: value}``)."""
+        """Meta-training loss of a batch, and metrics (``{self.metric: value}``).
 
-    def meta_gradient(self, net: MetaNet, batch) -> tuple[float, dict[str, float]]:
-        """Add the meta-gradient of `batch` to the ``.grad`` of `net`'s parameters.
-
-        What the training loop calls each iteration (between ``zero_grad`` and the
-        optimiser step). The default differentiates :meth:`loss`; methods whose
-        tasks are independent graphs override it to take the gradient task by
-        task (less memory) and in parallel.
-
-        Returns
-        -------
-        loss : float
-            The batch's meta-training loss.
-        metrics : dict
-            ``{self.metric: value}``.
+        For a :class:`TaskBatch`, the mean over its tasks of each task's loss.
         """
-        loss, metrics = self.loss(net, batch)
-        if torch.isfinite(loss):  # the training loop reports a non-finite loss
-            loss.backward()
-        return loss.item(), metrics
 
     @abstractmethod
     def adapt(
@@ -135,7 +160,7 @@ class Algorithm(ABC):
         support_y: torch.Tensor,
         n_classes: int,
         batch_size: int = 100,
-    ) -> dict[str, torch.Tensor]:
+    ) -> dict:
         """Adapt to one support set.
 
         Parameters
@@ -143,7 +168,8 @@ class Algorithm(ABC):
         net : MetaNet
             The meta-trained network; never modified.
         support_x : Tensor of shape (n_support, n_features)
-        support_y : Tensor of shape (n_support,), int64 in ``0..n_classes-1``
+        support_y : Tensor of shape (n_support,)
+            int64 in ``0..n_classes-1``, or float targets for regression.
         n_classes : int
             Any number of classes, not only the ``n_way`` of meta-training.
         batch_size : int, default=100
@@ -152,37 +178,45 @@ class Algorithm(ABC):
         Returns
         -------
         state : dict
-            What ``predict`` needs (e.g. the prototypes), detached: tensors,
+            What :meth:`predict` needs (e.g. the prototypes), detached: tensors,
             possibly nested in dicts, lists and tuples.
         """
 
     @abstractmethod
     def predict(
-        self,
-        net: MetaNet,
-        state: dict[str, torch.Tensor],
-        query_x: torch.Tensor,
-        batch_size: int = 100,
+        self, net: MetaNet, state: dict, query_x: torch.Tensor, batch_size: int = 100
     ) -> torch.Tensor:
-        """Logits of shape (n_query, n_classes) for query rows (n_query, n_features).
+        """Outputs for query rows ``(n_query, n_features)``: logits of shape
+        ``(n_query, n_classes)``, or ``(n_query, 1)`` for regression. Rows are
+        embedded `batch_size` at a time."""
 
-        Rows are embedded `batch_size` at a time.
-        """
+    def evaluate(
+        self, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[float, float]:
+        """Loss and metric of outputs from :meth:`predict`: cross-entropy and
+        accuracy here."""
+        outputs = outputs.float()
+        loss = F.cross_entropy(outputs, targets).item()
+        return loss, (outputs.argmax(1) == targets).float().mean().item()
 
     def method_params(self) -> dict:
         """The settings that rebuild this method (saved in the model's config)."""
         return {name: getattr(self, name) for name in self.settings}
 
     def episode_metrics(self, net: MetaNet, batch: TaskBatch) -> tuple[float, float]:
-        """Mean query cross-entropy and accuracy of deployed adapt + predict.
-
-        Used for validation during meta-training; runs every task of the batch
-        through :meth:`adapt` and :meth:`predict`.
-        """
-        losses, hits = [], []
-        for support_x, query_x in zip(batch.support_x, batch.query_x, strict=True):
-            state = self.adapt(net, support_x, batch.support_y, batch.n_way)
-            logits = self.predict(net, state, query_x)
-            losses.append(F.cross_entropy(logits, batch.query_y).item())
-            hits.append((logits.argmax(1) == batch.query_y).float().mean().item())
-        return sum(losses) / len(losses), sum(hits) / len(hits)
+        """Mean query loss and metric of the deployed :meth:`adapt` and
+        :meth:`predict`, task by task: validation during meta-training."""
+        losses, scores = [], []
+        for task in range(batch.n_tasks):
+            state = self.adapt(
+                net,
+                batch.support_x[task],
+                task_targets(batch.support_y, task),
+                batch.n_way,
+            )
+            with torch.no_grad():
+                outputs = self.predict(net, state, batch.query_x[task])
+            loss, score = self.evaluate(outputs, task_targets(batch.query_y, task))
+            losses.append(loss)
+            scores.append(score)
+        return sum(losses) / len(losses), sum(scores) / len(scores)

@@ -115,9 +115,6 @@ class ProtoNet(Algorithm):
         return net.extra["scale"] if self.distance == "cosine" else None
 
     def loss(self, net: MetaNet, batch: TaskBatch):
-        return self._episode_loss(net, batch)
-
-    def _episode_loss(self, net: MetaNet, batch: TaskBatch):
         n_tasks, n_support, n_features = batch.support_x.shape
         rows = torch.cat([batch.support_x, batch.query_x], 1).reshape(-1, n_features)
         emb = net(rows)
@@ -150,5 +147,5 @@ class ProtoNet(Algorithm):
 
     def episode_metrics(self, net, batch):
         with torch.no_grad():
-            loss, metrics = self._episode_loss(net, batch)
+            loss, metrics = self.loss(net, batch)
         return loss.item(), metrics["accuracy"]

@@ -4,8 +4,7 @@ For each task, take `inner_steps` SGD steps from the meta-weights on all of the
 task's rows; the meta-update moves the meta-weights towards the adapted ones.
 Here that direction, ``theta - theta'``, is the gradient of a surrogate loss, so
 the usual optimiser (Adam, as in the paper) and training loop apply.
-Deployment is the inner loop of :class:`~skmeta.meta.algorithms.maml.MAML` on
-the support set.
+Deployment is the inner loop (:mod:`.inner_loop`) on the support set.
 """
 
 from __future__ import annotations
@@ -13,13 +12,13 @@ from __future__ import annotations
 import torch
 
 from ..net import MetaNet
-from .base import TaskBatch
-from .maml import MAML
+from .base import TaskBatch, task_targets
+from .inner_loop import HEAD, InnerLoopMethod, task_state
 
 __all__ = ["Reptile"]
 
 
-class Reptile(MAML):
+class Reptile(InnerLoopMethod):
     """Reptile: first-order meta-learning by moving towards adapted weights.
 
     Parameters
@@ -31,38 +30,43 @@ class Reptile(MAML):
 
     name = "reptile"
     summary = "Reptile: first-order meta-learning towards adapted weights"
-    settings = ("inner_lr", "inner_steps")
 
     def __init__(self, inner_lr=0.1, inner_steps=5, regression=False):
-        super().__init__(inner_lr, inner_steps, first_order=True, regression=regression)
+        super().__init__(inner_lr, inner_steps, regression)
 
-    def _task_objective(self, net: MetaNet, batch: TaskBatch, task: int):
-        meta = {
-            **self._adapted(net),
-            "head_weight": net.extra["head_weight"],
-            "head_bias": net.extra["head_bias"],
-        }
-        x = torch.cat([batch.support_x[task], batch.query_x[task]])
-        y = torch.cat(
-            [
-                self._task_targets(batch.support_y, task),
-                self._task_targets(batch.query_y, task),
-            ]
+    def loss(self, net: MetaNet, batch: TaskBatch):
+        """Surrogate whose gradient is the mean over tasks of ``theta - theta'``;
+        its value is the mean adapted task loss."""
+        params = dict(net.named_parameters())
+        x = torch.cat([batch.support_x, batch.query_x], 1)
+        y = torch.cat([batch.support_y, batch.query_y], -1)
+        state = self.adapt_tasks(net, params, x, y, batch.n_way, create_graph=False)
+        meta = {**self.adapted_parameters(params)}
+        meta.update({k: params["extra." + k] for k in HEAD})
+        adapted = dict(state["weights"])
+        adapted.update(
+            zip(
+                HEAD,
+                self.head.to_meta(
+                    state["head_weight"], state["head_bias"], meta["head_weight"]
+                ),
+                strict=True,
+            )
         )
-        state = self._inner_loop(net, x, y, batch.n_way, create_graph=False)
-        adapted = {
-            **state["weights"],
-            "head_weight": state["head_weight"],
-            "head_bias": state["head_bias"],
-        }
-        if not self.regression:  # the shared head: average over the classes
-            adapted["head_weight"] = adapted["head_weight"].mean(0)
-            adapted["head_bias"] = adapted["head_bias"].mean(0)
-        # d/dtheta of 0.5 * ||theta - theta'||^2 with theta' held fixed
+        # d/dtheta of 0.5 * ||theta - theta'_t||^2 with theta'_t held fixed
         surrogate = sum(
             0.5 * ((meta[name] - value.detach()) ** 2).sum()
             for name, value in adapted.items()
         )
+        surrogate = surrogate / batch.n_tasks
         with torch.no_grad():  # reported: the adapted task loss
-            outputs = self._logits(net, state, x)
-            return surrogate, self._task_loss(outputs, y), self._score(outputs, y)
+            losses, scores = zip(
+                *(
+                    self.query_loss(net, task_state(state, t), x[t], task_targets(y, t))
+                    for t in range(batch.n_tasks)
+                ),
+                strict=True,
+            )
+        value = torch.stack(losses).mean()
+        metrics = {self.metric: torch.stack(scores).mean().item()}
+        return value + (surrogate - surrogate.detach()), metrics

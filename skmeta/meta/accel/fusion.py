@@ -10,10 +10,17 @@ different axes.)
 
 from __future__ import annotations
 
+import copy
+
+import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["fuse_for_inference"]
+from ..backbones import MLP
+from ..net import MetaNet
+from . import register
+
+__all__ = ["fuse_for_inference", "inference_network"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -72,3 +79,61 @@ def fuse_for_inference(module: nn.Module) -> bool:
 
 def _name_of(seq: nn.Sequential, child: nn.Module) -> str:
     return next(name for name, m in seq.named_children() if m is child)
+
+
+@register("inference", lambda net: isinstance(net, MetaNet))
+def inference_network(net: MetaNet) -> nn.Module:
+    """A module for inference that embeds rows as `net` does, in fewer passes.
+
+    Batch norms with running statistics are folded into the convolutions before
+    them and ReLUs after convolutions and linear layers work in place
+    (:func:`~skmeta.meta.fusion.fuse_for_inference`). When the backbone is the
+    built-in MLP, the input standardisation is also folded into its first linear
+    layer (``W diag(1/scale)`` and ``b - W (mean/scale)``), which saves a pass
+    over the input (convolutions pad with zeros *after* standardising, so there
+    it does not fold exactly). Outputs equal `net`'s up to float rounding; a
+    probe batch checks it, and `net` itself is used when they differ (a custom
+    backbone might call one entry of an ``nn.Sequential`` on its own).
+
+    Parameters
+    ----------
+    net : MetaNet
+        In eval mode; not modified.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(batch, n_features)`` to ``(batch, embedding_dim)``, no gradients:
+        `net` itself when nothing folds.
+    """
+    if isinstance(net.backbone, MLP):
+        layers = copy.deepcopy(net.backbone.layers).eval().requires_grad_(False)
+        first = layers[0]
+        with torch.no_grad():
+            inverse = 1 / net.input_scale
+            first.bias.sub_(
+                first.weight @ (net.input_mean * inverse).expand(first.in_features)
+            )
+            first.weight.mul_(inverse)
+        fuse_for_inference(layers)
+        return layers if _same_embeddings(net, layers) else net
+    fused = copy.deepcopy(net).eval().requires_grad_(False)
+    if fuse_for_inference(fused) and _same_embeddings(net, fused):
+        return fused
+    return net
+
+
+def _same_embeddings(net: MetaNet, other: nn.Module, n_rows: int = 4) -> bool:
+    """Whether `other` embeds a probe batch of rows (drawn around the training
+    data's mean and scale) as `net` does, to float32 rounding."""
+    gen = torch.Generator(device=net.input_mean.device).manual_seed(0)
+    noise = torch.randn(
+        n_rows, net.n_features, generator=gen, device=net.input_mean.device
+    )
+    rows = net.input_mean + net.input_scale * noise
+    with torch.inference_mode():
+        expected, got = net(rows), other(rows)
+    scale = expected.abs().max().item() + 1e-12
+    return got.shape == expected.shape and bool(
+        ((got - expected).abs().max() <= 1e-4 * scale).item()
+    )

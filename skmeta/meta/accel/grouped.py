@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import MLP, Conv4
-from .net import MetaNet
-from .norm import TaskBatchNorm
+from ..backbones import MLP, Conv4
+from ..net import MetaNet
+from ..norm import TaskBatchNorm, batch_statistics, normalize
+from . import register
 
 __all__ = ["grouped_embed", "supports_grouped"]
 
@@ -45,7 +46,7 @@ def _supported_layer(module: nn.Module, backbone: nn.Module) -> bool:
     if type(backbone) is MLP:
         return isinstance(module, nn.Linear | nn.ReLU)
     if isinstance(module, TaskBatchNorm):
-        return module.given is None
+        return True
     if isinstance(module, nn.BatchNorm2d):
         # batch statistics only: a running average would be updated per task
         return module.running_mean is None and module.training
@@ -56,12 +57,13 @@ def _supported_layer(module: nn.Module, backbone: nn.Module) -> bool:
 
 def supports_grouped(net: MetaNet) -> bool:
     """Whether :func:`grouped_embed` can run this network."""
-    found = _layers(net)
+    found = _layers(net) if isinstance(net, MetaNet) else None
     return found is not None and all(
         _supported_layer(m, net.backbone) for m in found[1]
     )
 
 
+@register("embed_tasks", supports_grouped)
 def grouped_embed(
     net: MetaNet, weights: dict[str, torch.Tensor], x: torch.Tensor
 ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -127,16 +129,13 @@ def grouped_embed(
                 groups=n_tasks * layer.groups,
             )
         elif isinstance(layer, TaskBatchNorm):
-            mean = h.mean((0, 2, 3))
-            var = h.var((0, 2, 3), unbiased=False)
+            # each task's channels over that task's rows: per-channel statistics
+            mean, var = batch_statistics(h)
             stats.append((mean.view(n_tasks, -1), var.view(n_tasks, -1)))
-            h = (h - mean.view(1, -1, 1, 1)) * torch.rsqrt(
-                var.view(1, -1, 1, 1) + layer.eps
+            affine = [param(i, n).flatten() for n in ("weight", "bias")]
+            h = normalize(
+                h, mean, var, *(affine if layer.affine else (None, None)), layer.eps
             )
-            if layer.affine:
-                h = h * param(i, "weight").reshape(1, -1, 1, 1) + param(
-                    i, "bias"
-                ).reshape(1, -1, 1, 1)
         elif isinstance(layer, nn.BatchNorm2d):
             h = F.batch_norm(
                 h,

@@ -1,4 +1,5 @@
-"""Tasks adapted together (skmeta.meta.grouped) equal tasks adapted one by one."""
+"""Tasks adapted together (skmeta.meta.accel.grouped, .meta_gradient) equal
+tasks adapted one by one, and the reference meta-gradient."""
 
 import pytest
 import torch
@@ -6,11 +7,14 @@ import torch.nn.functional as F
 from maml_helpers import GRADIENT_METHODS, classification_batch
 from torch import nn
 
+from skmeta.meta import accel
+from skmeta.meta.accel import meta_gradient as grouping
+from skmeta.meta.accel.grouped import grouped_embed, supports_grouped
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
 from skmeta.meta.backbones import MLP, Conv4
-from skmeta.meta.grouped import grouped_embed, supports_grouped
 from skmeta.meta.net import MetaNet, widest_activations
-from skmeta.meta.norm import task_statistics, use_task_norm
+from skmeta.meta.norm import norm_statistics, use_task_norm
+from skmeta.meta.train import meta_gradient
 
 SHAPES = {"conv4": (1, 16, 16), "conv4_strided": (2, 8, 8), "mlp": (5,)}
 
@@ -73,7 +77,7 @@ def test_grouped_embeddings_and_statistics_equal_task_by_task(kind, task_norm):
     }
     emb, stats = grouped_embed(net, weights, x)
     for task in range(3):
-        with task_statistics(net) as captured:
+        with norm_statistics() as captured:
             expected = torch.func.functional_call(
                 net, {k: w[task] for k, w in weights.items()}, (x[task],), strict=False
             )
@@ -136,19 +140,17 @@ def _check_grouped_meta_gradient(
         dim = net.extra["head_weight"].shape[-1]
         net.extra["head_weight"] = nn.Parameter(torch.randn(3, dim).double())
         net.extra["head_bias"] = nn.Parameter(torch.randn(3).double())
-    loss, metrics = algorithm.loss(net, batch)  # task by task, one graph
+    with accel.disabled():  # the reference
+        loss, metrics = algorithm.loss(net, batch)
     loss.backward()
     expected = [p.grad.clone() for p in net.parameters()]
+    path = accel.find("meta_gradient", algorithm)
+    assert (path is grouping.grouped_meta_gradient) == (method != "reptile")
     for workers in (1, 2, 3):
-        monkeypatch.setattr(
-            "skmeta.meta.algorithms.maml.n_task_workers",
-            lambda n_tasks, device, workers=workers: workers,
-        )
-        grouped = method != "reptile"
-        assert (algorithm._group_size(net, batch, workers) > 1) == grouped
+        assert grouping.group_size(net, batch, workers) > 1
         for p in net.parameters():
             p.grad = None
-        value, got = algorithm.meta_gradient(net, batch)
+        value, got = meta_gradient(algorithm, net, batch, n_jobs=workers)
         assert value == pytest.approx(loss.item(), rel=1e-10)
         assert got == pytest.approx(metrics, rel=1e-6)  # float32 accuracy
         for a, p in zip(expected, net.parameters(), strict=True):
@@ -159,16 +161,14 @@ def _check_grouped_meta_gradient(
 def test_grouped_regression_meta_gradient_equals_task_by_task(method, monkeypatch):
     algorithm = make_algorithm(method, inner_lr=0.05, inner_steps=2, regression=True)
     net, batch = _net("mlp", algorithm), _batch("mlp", n_tasks=4, regression=True)
-    loss, _ = algorithm.loss(net, batch)
+    with accel.disabled():
+        loss, _ = algorithm.loss(net, batch)
     loss.backward()
     expected = [p.grad.clone() for p in net.parameters()]
-    monkeypatch.setattr(
-        "skmeta.meta.algorithms.maml.n_task_workers", lambda n_tasks, device: 2
-    )
-    assert algorithm._group_size(net, batch, 2) == 2
+    assert grouping.group_size(net, batch, 2) == 2
     for p in net.parameters():
         p.grad = None
-    algorithm.meta_gradient(net, batch)
+    meta_gradient(algorithm, net, batch, n_jobs=2)
     for a, p in zip(expected, net.parameters(), strict=True):
         torch.testing.assert_close(p.grad, a, rtol=1e-9, atol=1e-12)
 
@@ -191,17 +191,20 @@ def test_widest_activation_is_the_widest_layer_output_per_row(backbone, shape):
     assert widest_activations(net)[0] == max(sizes)
 
 
-def test_group_size_follows_workers_cap_and_activation_budget():
-    algorithm = make_algorithm("maml")
-    net = _net("conv4_strided", algorithm)
+def test_group_size_follows_workers_cap_and_activation_budget(monkeypatch):
+    net = _net("conv4_strided", make_algorithm("maml"))
     batch = _batch("conv4_strided", n_tasks=32)  # 6 support rows of 3 x 4 x 4
     assert widest_activations(net)[0] == 48
-    assert algorithm._group_size(net, batch, n_workers=2) == 4  # group_size
-    assert algorithm._group_size(net, batch, n_workers=16) == 2  # 32 tasks / 16
-    algorithm.group_budget = 6 * 48 * 3  # three tasks' widest support activations
-    assert algorithm._group_size(net, batch, n_workers=2) == 3
-    algorithm.group_budget = 6 * 48 - 1  # not even one
-    assert algorithm._group_size(net, batch, n_workers=2) == 1
+    assert grouping.group_size(net, batch, 2) == 4  # GROUP_SIZE
+    assert grouping.group_size(net, batch, 16) == 2  # 32 tasks / 16 workers
+    # three tasks' widest support activations
+    monkeypatch.setattr(grouping, "GROUP_BUDGET", 6 * 48 * 3)
+    assert grouping.group_size(net, batch, 2) == 3
+    monkeypatch.setattr(grouping, "GROUP_BUDGET", 6 * 48 - 1)  # not even one
+    assert grouping.group_size(net, batch, 2) == 1
+    with accel.disabled():  # no grouped path: task by task
+        monkeypatch.setattr(grouping, "GROUP_BUDGET", 2**21)
+        assert grouping.group_size(net, batch, 2) == 1
 
 
 @pytest.mark.parametrize(
@@ -218,18 +221,14 @@ def test_groups_keep_the_workers_balanced(n_tasks, workers, expected, monkeypatc
     algorithm = make_algorithm("maml")
     net, batch = _net("mlp", algorithm), _batch("mlp", n_tasks=n_tasks)
     sizes = []
-    real = type(algorithm)._group_gradients
+    real = grouping._group_gradients
 
-    def spy(self, module, params, batch, tasks):
+    def spy(algorithm, net, named, params, batch, tasks):
         sizes.append((tasks.start, len(tasks)))
-        return real(self, module, params, batch, tasks)
+        return real(algorithm, net, named, params, batch, tasks)
 
-    monkeypatch.setattr(type(algorithm), "_group_gradients", spy)
-    monkeypatch.setattr(
-        "skmeta.meta.algorithms.maml.n_task_workers",
-        lambda n_tasks, device: workers,
-    )
-    algorithm.meta_gradient(net, batch)
+    monkeypatch.setattr(grouping, "_group_gradients", spy)
+    meta_gradient(algorithm, net, batch, n_jobs=workers)
     assert [size for _, size in sorted(sizes)] == expected
 
 
@@ -260,10 +259,7 @@ def test_meta_gradient_equals_a_plain_second_order_loop(monkeypatch):
         outputs = F.linear(emb, head_w, head_b)
         total = total + F.cross_entropy(outputs, batch.query_y) / 6
     expected = torch.autograd.grad(total, list(params.values()))
-    monkeypatch.setattr(
-        "skmeta.meta.algorithms.maml.n_task_workers", lambda n_tasks, device: 2
-    )
-    assert algorithm._group_size(net, batch, 2) == 3
-    algorithm.meta_gradient(net, batch)
+    assert grouping.group_size(net, batch, 2) == 3
+    meta_gradient(algorithm, net, batch, n_jobs=2)
     for a, p in zip(expected, params.values(), strict=True):
         torch.testing.assert_close(p.grad, a, rtol=1e-9, atol=1e-12)

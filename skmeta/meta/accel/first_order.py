@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import Conv4
+from ..backbones import Conv4
+from ..net import MetaNet
+from ..norm import TaskBatchNorm
+from . import register
 from .grouped import _layers, supports_grouped
-from .net import MetaNet
-from .norm import TaskBatchNorm
 
 __all__ = ["first_order_embed", "supports_first_order_embed"]
 
@@ -34,7 +35,11 @@ def supports_first_order_embed(net: MetaNet) -> bool:
     """Whether :func:`first_order_embed` can run this network: a built-in
     :class:`~skmeta.meta.backbones.Conv4` whose batch norms use batch or task
     statistics (as :func:`~skmeta.meta.grouped.supports_grouped`)."""
-    return type(net.backbone) is Conv4 and supports_grouped(net)
+    return (
+        isinstance(net, MetaNet)
+        and type(net.backbone) is Conv4
+        and supports_grouped(net)
+    )
 
 
 def _non_leaf(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -138,6 +143,7 @@ class _NormReLU(torch.autograd.Function):
         )
 
 
+@register("embed_once", supports_first_order_embed)
 def first_order_embed(
     net: MetaNet,
     weights: dict[str, torch.Tensor],

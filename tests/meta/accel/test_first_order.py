@@ -1,4 +1,4 @@
-"""Once-differentiable Conv4 query passes (skmeta.meta.first_order) equal the
+"""Once-differentiable Conv4 query passes (skmeta.meta.accel.first_order) equal the
 modules' forward and gradients, and keep less alive."""
 
 import pytest
@@ -7,12 +7,14 @@ from maml_helpers import classification_batch
 from torch import nn
 from torch.func import functional_call
 
-import skmeta.meta.algorithms.maml as maml_module
+from skmeta.meta import accel
+from skmeta.meta.accel import meta_gradient as grouping
+from skmeta.meta.accel.first_order import first_order_embed, supports_first_order_embed
 from skmeta.meta.algorithms import make_algorithm
 from skmeta.meta.backbones import MLP, Conv4
-from skmeta.meta.first_order import first_order_embed, supports_first_order_embed
 from skmeta.meta.net import MetaNet
-from skmeta.meta.norm import task_statistics, use_task_norm
+from skmeta.meta.norm import norm_statistics, use_task_norm
+from skmeta.meta.train import meta_gradient
 
 SHAPE = (2, 16, 16)
 
@@ -61,7 +63,7 @@ def test_embedding_and_gradients_equal_the_modules(downsample, task_norm, affine
     stats = None
     if task_norm:  # support statistics, differentiated too (second-order MAML)
         support = torch.randn(7, width, generator=g, dtype=torch.float64)
-        with task_statistics(net) as captured:
+        with norm_statistics() as captured:
             functional_call(net, weights, (support,), strict=False)
         stats = [
             (m.detach().requires_grad_(), v.detach().requires_grad_())
@@ -72,7 +74,7 @@ def test_embedding_and_gradients_equal_the_modules(downsample, task_norm, affine
     inputs += [t for pair in stats for t in pair] if stats else []
     inputs = [t for t in inputs if t.requires_grad]
 
-    with task_statistics(net, stats):
+    with norm_statistics(stats):
         expected = functional_call(net, weights, (x,), strict=False)
     actual = first_order_embed(net, weights, x, stats)
     _close(actual.detach(), expected.detach(), expected.detach().abs().max())
@@ -121,15 +123,14 @@ def test_meta_gradient_equals_the_module_query_pass(
     method, task_norm, group_size, monkeypatch
 ):
     """Second-order meta-gradients, task by task and in groups."""
-    monkeypatch.setattr(maml_module, "n_task_workers", lambda n, device: 1)
-    monkeypatch.setattr(maml_module.MAML, "group_size", group_size)
+    monkeypatch.setattr(grouping, "GROUP_SIZE", group_size)
     algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=2)
     batch = classification_batch(4, torch.Size(SHAPE).numel(), seed=2)
+    accel.find("embed_once", None)  # the built-in paths registered
+    fused_paths = accel._PATHS["embed_once"]
 
-    def meta_gradient(fused):
-        monkeypatch.setattr(
-            maml_module, "supports_first_order_embed", lambda net: fused
-        )
+    def gradient(fused):
+        monkeypatch.setitem(accel._PATHS, "embed_once", fused_paths if fused else [])
         net = _net("strided", task_norm)
         for name, value in algorithm.meta_parameters(
             net, net.embedding_dim(), 3
@@ -138,11 +139,11 @@ def test_meta_gradient_equals_the_module_query_pass(
                 value.double() + 0.3 * torch.randn_like(value.double())
             )
         net.zero_grad()
-        loss, _ = algorithm.meta_gradient(net, batch)
+        loss, _ = meta_gradient(algorithm, net, batch, n_jobs=1)
         return loss, [p.grad for p in net.parameters() if p.grad is not None]
 
-    loss_fused, fused = meta_gradient(True)
-    loss_modules, modules = meta_gradient(False)
+    loss_fused, fused = gradient(True)
+    loss_modules, modules = gradient(False)
     assert loss_fused == pytest.approx(loss_modules, rel=1e-12)
     assert len(fused) == len(modules) > 0
     scale = max(g.abs().max() for g in modules)
@@ -165,7 +166,7 @@ def test_query_pass_saves_less_for_backward(task_norm):
     x = torch.randn(20, torch.Size(SHAPE).numel(), dtype=torch.float64)
     stats = None
     if task_norm:
-        with task_statistics(net) as captured:
+        with norm_statistics() as captured:
             functional_call(net, weights, (x[:5],), strict=False)
         stats = [
             (m.detach().requires_grad_(), v.detach().requires_grad_())
@@ -184,7 +185,7 @@ def test_query_pass_saves_less_for_backward(task_norm):
         return sum(seen.values())
 
     def modules():
-        with task_statistics(net, stats):
+        with norm_statistics(stats):
             return functional_call(net, weights, (x,), strict=False)
 
     fused = saved_bytes(lambda: first_order_embed(net, weights, x, stats))
@@ -220,7 +221,7 @@ def test_shared_parameters_reach_the_fused_node_as_views(monkeypatch):
     ops lock it without the GIL and may then wait for the GIL. Worker threads
     sharing a parameter (ANIL's body, a shared last layer) could deadlock, so
     the fused node gets views of leaves, never the leaves."""
-    from skmeta.meta import first_order
+    from skmeta.meta.accel import first_order
 
     seen = []
     apply = first_order._NormReLU.apply

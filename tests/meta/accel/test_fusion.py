@@ -1,4 +1,5 @@
-"""Inference-only folding of batch norms and in-place ReLUs (skmeta.meta.fusion)."""
+"""Inference-only folding of batch norms and in-place ReLUs
+(skmeta.meta.accel.fusion)."""
 
 import copy
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from skmeta.meta.fusion import fuse_for_inference
+from skmeta.meta.accel.fusion import fuse_for_inference
 from skmeta.meta.norm import TaskBatchNorm
 
 

@@ -1,0 +1,210 @@
+"""The one functional inner loop of the gradient-based methods.
+
+Parameters in, adapted parameters out: :meth:`InnerLoopMethod.adapt_tasks`
+takes the network's parameters as a mapping (the meta-parameters during
+meta-training, detached copies in ``FewShotClassifier.fit``) and returns each
+task's adapted weights, head and support batch statistics, writing nothing
+into the network. MAML, first-order MAML, Meta-SGD, ANIL, Proto-MAML and Reptile
+are small subclasses that each override one hook:
+
+- :meth:`~InnerLoopMethod.adapted_parameters` -- which parameters adapt (ANIL:
+  the head only);
+- :meth:`~InnerLoopMethod.sgd_step` -- where step sizes come from (Meta-SGD:
+  learnt per weight);
+- :meth:`~InnerLoopMethod.initial_head` -- how the head starts (Proto-MAML:
+  from the support prototypes);
+- ``loss`` -- how the meta-gradient is formed (MAML: the query loss after the
+  inner loop; Reptile: a step towards the adapted weights).
+
+Classification and regression differ by the head (:mod:`.heads`) only.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..functional import embed_once, embed_tasks
+from ..net import MetaNet
+from .base import Algorithm, map_tensors
+from .heads import ClassificationHead, RegressionHead
+
+__all__ = ["InnerLoopMethod", "task_state"]
+
+HEAD = ("head_weight", "head_bias")
+
+
+def task_state(state: dict, task: int) -> dict:
+    """One task's part of a state from :meth:`InnerLoopMethod.adapt_tasks`."""
+    return {
+        "weights": {k: w[task] for k, w in state["weights"].items()},
+        "head_weight": state["head_weight"][task],
+        "head_bias": state["head_bias"][task],
+        "stats": [(mean[task], var[task]) for mean, var in state["stats"]],
+    }
+
+
+class InnerLoopMethod(Algorithm):
+    """Base of the methods that adapt by gradient steps on the support set.
+
+    Parameters
+    ----------
+    inner_lr : float, default=0.4
+        Step size of the inner SGD loop.
+    inner_steps : int, default=1
+        Inner SGD steps on the support set.
+    regression : bool, default=False
+        Real-valued targets: a linear output and mean squared error
+        (:class:`~.heads.RegressionHead`) instead of the any-way classification
+        head.
+    """
+
+    settings = ("inner_lr", "inner_steps")
+    supports_regression = True
+    task_norm = True
+    # the head starts from the support embeddings (first-order methods then
+    # keep the support graph for the query loss's gradient)
+    head_from_support = False
+
+    def __init__(
+        self, inner_lr: float = 0.4, inner_steps: int = 1, regression: bool = False
+    ) -> None:
+        if not inner_lr > 0:
+            raise ValueError(f"inner_lr must be positive, got {inner_lr}.")
+        if int(inner_steps) != inner_steps or inner_steps < 1:
+            raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps}.")
+        if regression and not self.supports_regression:
+            raise ValueError(f"method={self.name!r} does not do regression.")
+        self.inner_lr = float(inner_lr)
+        self.inner_steps = int(inner_steps)
+        self.head = RegressionHead() if regression else ClassificationHead()
+
+    @property
+    def regression(self) -> bool:
+        return isinstance(self.head, RegressionHead)
+
+    @property
+    def metric(self) -> str:
+        return self.head.metric
+
+    def method_params(self) -> dict:
+        params = super().method_params()
+        if self.regression:
+            params["regression"] = True
+        return params
+
+    def meta_parameters(self, net, embedding_dim, n_classes):
+        return self.head.meta_parameters(embedding_dim)
+
+    # -- hooks ------------------------------------------------------------
+    def adapted_parameters(self, params: dict) -> dict[str, torch.Tensor]:
+        """The backbone parameters the inner loop changes, from `params` (all
+        the network's, by name): all of them."""
+        return {k: v for k, v in params.items() if k.startswith("backbone.")}
+
+    def sgd_step(self, params, names, tensors, grads) -> list[torch.Tensor]:
+        """``tensor - inner_lr * grad`` for each tensor, differentiable.
+
+        One fused ``_foreach_add`` with a scalar rate: one autograd node
+        instead of two per tensor, about 4x faster than a loop here.
+        """
+        return list(torch._foreach_add(tensors, grads, alpha=-self.inner_lr))
+
+    def initial_head(self, params, support_emb, support_y, n_classes):
+        """Per-task head ``(T, ways, dim)``, ``(T, ways)`` before the first
+        step: the meta-learnt one (:mod:`.heads`)."""
+        weight, bias = (params["extra." + k] for k in HEAD)
+        return self.head.initial(weight, bias, support_emb.shape[0], n_classes)
+
+    # -- the inner loop ---------------------------------------------------
+    def adapt_tasks(self, net, params, support_x, support_y, n_classes, create_graph):
+        """Adapt to several tasks at once, each from the same meta-weights.
+
+        Parameters
+        ----------
+        net : MetaNet
+        params : dict of str to Tensor
+            The network's parameters by name (``net.named_parameters()``), or
+            stand-ins for them.
+        support_x : Tensor of shape (n_tasks, n_support, n_features)
+        support_y : Tensor of shape (n_support,) or (n_tasks, n_support)
+            Ways shared by every task, or per-task regression targets.
+        n_classes : int
+        create_graph : bool
+            Keep the graph of the steps (second-order meta-gradients).
+
+        Returns
+        -------
+        state : dict
+            ``weights`` (name to ``(n_tasks, *shape)``), ``head_weight``,
+            ``head_bias`` and ``stats`` (per task batch norm ``(mean, var)``,
+            each ``(n_tasks, channels)``), all with a leading task axis.
+        """
+        n_tasks = support_x.shape[0]
+        weights = {
+            name: p.expand(n_tasks, *p.shape)
+            for name, p in self.adapted_parameters(params).items()
+        }
+        emb, stats = embed_tasks(net, weights, support_x)
+        head_w, head_b = self.initial_head(params, emb, support_y, n_classes)
+        for step in range(self.inner_steps):
+            if step and weights:  # the body moved: embed again
+                emb, stats = embed_tasks(net, weights, support_x)
+            outputs = torch.baddbmm(head_b.unsqueeze(1), emb, head_w.transpose(1, 2))
+            # the sum of the tasks' losses: each task's weights get its own gradient
+            loss = self.head.loss_sum(outputs, support_y)
+            names = [*weights, *HEAD]
+            current = [*weights.values(), head_w, head_b]
+            grads = torch.autograd.grad(
+                loss,
+                current,
+                create_graph=create_graph,
+                retain_graph=create_graph or self.head_from_support,
+            )
+            *updated, head_w, head_b = self.sgd_step(params, names, current, grads)
+            weights = dict(zip(names[:-2], updated, strict=True))
+        if weights and stats:  # task batch norm: the adapted weights' statistics
+            _, stats = embed_tasks(net, weights, support_x)
+        return {
+            "weights": weights,
+            "head_weight": head_w,
+            "head_bias": head_b,
+            "stats": stats,
+        }
+
+    def outputs(self, net: MetaNet, state: dict, x: torch.Tensor) -> torch.Tensor:
+        """Outputs ``(n_rows, ways)`` of one task's adapted `state` for rows
+        `x`. The pass is differentiated at most once (second derivatives come
+        from the inner loop)."""
+        emb = embed_once(net, state["weights"], x, state["stats"])
+        return torch.nn.functional.linear(emb, state["head_weight"], state["head_bias"])
+
+    def query_loss(self, net, state, query_x, query_y):
+        """(loss, score) of one task's adapted `state` on its queries."""
+        outputs = self.outputs(net, state, query_x)
+        return self.head.loss(outputs, query_y), self.head.score(outputs, query_y)
+
+    # -- Algorithm interface ----------------------------------------------
+    def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
+        with torch.enable_grad():
+            # leaves of our own, sharing the network's memory: the network and
+            # its parameters are left as they are (shared by other callers)
+            params = {
+                name: p.detach().requires_grad_(True)
+                for name, p in net.named_parameters()
+            }
+            if self.regression:  # per-task targets
+                support_y = support_y.unsqueeze(0)
+            state = self.adapt_tasks(
+                net, params, support_x.unsqueeze(0), support_y, n_classes, False
+            )
+        return map_tensors(torch.Tensor.detach, task_state(state, 0))
+
+    def predict(self, net, state, query_x, batch_size=100):
+        chunks = [self.outputs(net, state, part) for part in query_x.split(batch_size)]
+        return torch.cat(chunks).double()
+
+    def evaluate(self, outputs, targets):
+        outputs = outputs.float()
+        return self.head.loss(outputs, targets).item(), self.head.score(
+            outputs, targets
+        ).item()

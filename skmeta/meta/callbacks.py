@@ -1,0 +1,175 @@
+"""Hooks of the meta-training loop, as skorch's callbacks.
+
+The loop (:class:`skmeta.meta.train.MetaTrainer`) only draws batches, takes
+meta-gradients and steps the optimiser; everything else is a
+:class:`Callback`: the history, gradient clipping, validation with early
+stopping, the progress bar. A new cross-cutting feature (checkpoints,
+distributed all-reduce, online meta-learning) is a new callback, not an edit of
+the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "GradientClipping",
+    "History",
+    "ProgressBar",
+]
+
+
+class Callback:
+    """Base class: every hook does nothing.
+
+    Each hook receives the running :class:`~skmeta.meta.train.MetaTrainer`
+    (``loop``): its ``net``, ``algorithm``, ``optimizer``, ``settings``,
+    ``n_iter`` (iterations done) and ``history``; setting ``loop.stop = True``
+    ends meta-training after the current iteration.
+    """
+
+    def on_train_begin(self, loop) -> None:
+        """Before the first iteration."""
+
+    def on_gradient(self, loop) -> None:
+        """The meta-gradient is in ``.grad``; the optimiser has not stepped."""
+
+    def on_step_end(self, loop, loss: float, metrics: dict) -> None:
+        """After the update of iteration ``loop.n_iter``, with its loss and
+        metrics."""
+
+    def on_record(self, loop, record: dict) -> None:
+        """Every ``settings.eval_interval`` iterations and at the last: add
+        entries to `record`, which then joins ``loop.history``."""
+
+    def on_train_end(self, loop) -> None:
+        """After the last iteration (also when stopped early)."""
+
+
+class History(Callback):
+    """Mean loss and metric since the previous record, the learning rate of
+    the next step, and the time elapsed."""
+
+    def on_train_begin(self, loop):
+        self.start = time.perf_counter()
+        self._reset()
+
+    def _reset(self):
+        self.loss, self.score, self.n = 0.0, 0.0, 0
+
+    def on_step_end(self, loop, loss, metrics):
+        self.loss += loss
+        self.score += metrics[loop.algorithm.metric]
+        self.n += 1
+
+    def on_record(self, loop, record):
+        record["loss"] = self.loss / self.n
+        record[loop.algorithm.metric] = self.score / self.n
+        record["learning_rate"] = loop.optimizer.lr
+        record["elapsed"] = time.perf_counter() - self.start
+        self._reset()
+
+
+class GradientClipping(Callback):
+    """Clip the meta-gradient to a total norm (``clip_grad_norm_``); records
+    the mean norm before clipping as ``grad_norm``.
+
+    Parameters
+    ----------
+    max_norm : float
+    """
+
+    def __init__(self, max_norm: float) -> None:
+        self.max_norm = max_norm
+        self.total, self.n = 0.0, 0
+
+    def on_gradient(self, loop):
+        norm = torch.nn.utils.clip_grad_norm_(loop.net.parameters(), self.max_norm)
+        self.total += float(norm)
+        self.n += 1
+
+    def on_record(self, loop, record):
+        record["grad_norm"] = self.total / max(1, self.n)
+        self.total, self.n = 0.0, 0
+
+
+class EarlyStopping(Callback):
+    """Validate on held-out episodes at every record; stop after `patience`
+    records without improvement of the validation loss, and keep the best
+    weights.
+
+    Parameters
+    ----------
+    batch : TaskBatch
+        Validation episodes, drawn once from held-out classes.
+    patience : int
+        Records without an improvement of more than `tol` before stopping.
+    tol : float, default=1e-4
+    """
+
+    def __init__(self, batch, patience: int, tol: float = 1e-4) -> None:
+        self.batch, self.patience, self.tol = batch, patience, tol
+        self.best_loss, self.best_iter, self.best_state, self.stale = (
+            math.inf,
+            0,
+            None,
+            0,
+        )
+
+    def on_record(self, loop, record):
+        metric = loop.algorithm.metric
+        loop.net.eval()
+        record["val_loss"], record[f"val_{metric}"] = loop.algorithm.episode_metrics(
+            loop.net, self.batch
+        )
+        if record["val_loss"] < self.best_loss - self.tol:
+            self.best_loss, self.best_iter, self.stale = (
+                record["val_loss"],
+                loop.n_iter,
+                0,
+            )
+            self.best_state = {k: v.clone() for k, v in loop.net.state_dict().items()}
+        else:
+            self.stale += 1
+            if self.stale >= self.patience:
+                loop.stop = True
+
+    def on_train_end(self, loop):
+        if self.best_state is not None:
+            loop.net.load_state_dict(self.best_state)
+            loop.best_iter = self.best_iter
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the iterations, showing the latest record's loss and
+    metrics.
+
+    Parameters
+    ----------
+    description : str
+    """
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def on_train_begin(self, loop):
+        self.bar = tqdm(
+            total=loop.settings.max_iter, desc=self.description, unit="it", leave=False
+        )
+
+    def on_step_end(self, loop, loss, metrics):
+        self.bar.update()
+
+    def on_record(self, loop, record):
+        metric = loop.algorithm.metric
+        shown = ("loss", metric, f"val_{metric}")
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in shown})
+
+    def on_train_end(self, loop):
+        self.bar.close()

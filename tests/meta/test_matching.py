@@ -1,0 +1,109 @@
+"""Matching Networks (skmeta.meta.algorithms.matching)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.net import MetaNet
+from skmeta.meta.train import TrainSettings, meta_train
+
+
+def _net(algorithm, dim=4, seed=0):
+    torch.manual_seed(seed)
+    net = MetaNet(nn.Linear(dim, dim), (dim,), per_feature_scaling=False)
+    for name, value in algorithm.meta_parameters(net, dim, 3).items():
+        net.extra[name] = nn.Parameter(value.clone())
+    return net
+
+
+def test_predictions_are_attention_over_the_support_labels():
+    algorithm = make_algorithm("matching")
+    net = _net(algorithm)
+    support_x, query_x = torch.randn(5, 4), torch.randn(7, 4)
+    support_y = torch.tensor([0, 1, 2, 1, 0])
+    state = algorithm.adapt(net, support_x, support_y, 3)
+    log_probs = algorithm.predict(net, state, query_x)
+    with torch.no_grad():
+        q, s = net(query_x).double(), net(support_x).double()
+        sims = F.cosine_similarity(q[:, None], s[None], dim=-1)
+        attention = torch.softmax(10.0 * sims, 1)
+        expected = attention @ F.one_hot(support_y, 3).double()
+    torch.testing.assert_close(log_probs.exp(), expected)
+    torch.testing.assert_close(log_probs.exp().sum(1), torch.ones(7).double())
+
+
+@pytest.mark.parametrize("full_context", [False, True])
+def test_meta_training_loss_is_the_deployed_prediction(full_context):
+    algorithm = make_algorithm("matching", full_context=full_context, read_steps=2)
+    net = _net(algorithm)
+    g = torch.Generator().manual_seed(1)
+    batch = TaskBatch(
+        torch.randn(2, 6, 4, generator=g),
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        torch.randn(2, 9, 4, generator=g),
+        torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2]),
+        n_way=3,
+    )
+    loss, _ = algorithm.loss(net, batch)
+    deployed = [
+        F.nll_loss(
+            algorithm.predict(
+                net,
+                algorithm.adapt(net, batch.support_x[t], batch.support_y, 3),
+                batch.query_x[t],
+            ),
+            batch.query_y,
+        )
+        for t in range(2)
+    ]
+    assert loss.item() == pytest.approx(torch.stack(deployed).mean().item(), rel=1e-5)
+    loss.backward()
+    names = [n for n, p in net.named_parameters() if p.grad is not None]
+    assert "extra.scale" in names and "backbone.weight" in names
+    assert any("fce_query" in n for n in names) == full_context
+    assert any("fce_backward" in n for n in names) == full_context
+
+
+def test_query_batching_does_not_change_predictions():
+    algorithm = make_algorithm("matching", full_context=True)
+    net = _net(algorithm)
+    state = algorithm.adapt(net, torch.randn(6, 4), torch.tensor([0, 1, 2] * 2), 3)
+    queries = torch.randn(11, 4)
+    whole = algorithm.predict(net, state, queries, batch_size=100)
+    chunked = algorithm.predict(net, state, queries, batch_size=3)
+    torch.testing.assert_close(whole, chunked)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="read_steps"):
+        make_algorithm("matching", read_steps=0)
+
+
+@pytest.mark.parametrize("full_context", [False, True])
+def test_meta_training_learns_new_classes(blobs, full_context):
+    X, y = blobs
+    base, new = y < 16, y >= 16
+    settings = TrainSettings(
+        n_way=5,
+        k_shot=2,
+        n_query=5,
+        input_shape=(10,),
+        method="matching",
+        method_params={"full_context": full_context},
+        max_iter=60,
+        seed=0,
+    )
+    model = meta_train(X[base], y[base], settings)
+    assert model.config["method_params"] == {
+        "full_context": full_context,
+        "read_steps": 4,
+    }
+    algorithm = model.algorithm()
+    X_new, y_new = X[new], y[new] - 16
+    first = np.unique(y_new, return_index=True)[1]  # one shot per class
+    state = model.adapt(algorithm, X_new[first], y_new[first], 8)
+    scores = model.predict(algorithm, state, X_new)
+    assert (scores.argmax(1) == y_new).mean() > 0.8
