@@ -277,7 +277,10 @@ def main() -> None:
     parser.add_argument("--n-episodes", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
-        "--name", default="final", help="final: results/omniglot_gradient_<name>.json"
+        "--name",
+        default="final",
+        help="final: results/omniglot_gradient_<name>.json, one name per "
+        "configuration (a rerun updates its file; older runs live in git)",
     )
     parser.add_argument(
         "--override", default=None, help="final: JSON settings, e.g. '{\"n_way\": 20}'"

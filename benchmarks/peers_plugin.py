@@ -6,24 +6,31 @@
 
 Case ``proto_skmeta`` is the same setting as the harness's ``proto_easyfsl`` and
 ``proto_torch``: 20-way 5-shot 5-query training episodes of the harness's seeded
-1x28x28 images (``common.proto_episodes``), the max-pool Conv4 (4 x [conv3x3-64,
-batchnorm, ReLU, maxpool 2], 64-d embedding, 111,936 parameters) initialised from
-the same seed (weights identical to ``common.proto_backbone``'s, checked by
-``--check``), Adam(lr=1e-3), 200 images through the network per step.  One step
-is what ``skmeta.meta.train._meta_train`` does per iteration: ``ProtoNet().loss``
-on a ``TaskBatch`` (one backbone pass on cat(support, query)), finite-loss check,
+1x28x28 images (``common.proto_episodes``), the max-pool Conv4 (64-d embedding,
+111,936 parameters), Adam(lr=1e-3), 200 images through the network per step.
+The harness's network (``common.proto_backbone``) is the textbook 4 x [conv3x3-64,
+batchnorm, ReLU, maxpool 2] in NCHW; skmeta's ``Conv4`` is 4 x [conv3x3-64,
+batchnorm, maxpool 2, ReLU (in place)] with channels-last activations. That is
+the same function (ReLU is monotone, so relu(maxpool(x)) == maxpool(relu(x)),
+gradients included), and the same parameters in the same order (pool and ReLU
+have none), so the same seed gives the same weights: ``--check`` verifies the
+weights, the embeddings and the weight gradients in float64.  One step is what
+``skmeta.meta.train._meta_train`` does per iteration: ``ProtoNet().loss`` on a
+``TaskBatch`` (one backbone pass on cat(support, query)), finite-loss check,
 ``zero_grad(set_to_none=True)``, ``backward``, ``Adam.step``, ``loss.item()``.
 Its LR schedule is left out (cost ~µs; the peers use a constant 1e-3).
 ``MetaNet``'s input scaling keeps its identity statistics (mean 0, scale 1), so
 the numbers equal ``proto_torch``'s.
 
-Cases ``proto_skmeta_x_<idea>`` prototype speed-ups of that step (same network,
-episode and optimizer); see ``IDEAS``.  ``proto_easyfsl_x_nommap`` and
-``proto_torch_x_nommap`` give the peers the same run-time malloc setting.  If
-skmeta has ``skmeta.meta._malloc.training_malloc`` (the context manager proposed
-for ``_meta_train``), ``proto_skmeta`` enters it too, as the training loop would.
+Cases ``proto_skmeta_x_<idea>`` vary that step (same weights, episode and
+optimizer); see ``IDEAS``. ``proto_skmeta_x_textbook`` runs skmeta's step on the
+harness's own textbook-order NCHW network: what skmeta's Conv4 layout gains.
+``proto_easyfsl_x_nommap`` and ``proto_torch_x_nommap`` give the peers the same
+run-time malloc setting.  ``proto_skmeta`` enters
+``skmeta.meta._malloc.training_malloc`` when skmeta has it, as the training loop
+does.
 
-    $PY benchmarks/peers_plugin.py --check      # weights, loss equality, training
+    $PY benchmarks/peers_plugin.py --check [STEPS]   # same function; loss falls
 """
 
 from __future__ import annotations
@@ -55,52 +62,19 @@ MALLOC_ENV_LIKE = dict(mmap_threshold=32 * 2**20, trim=2**30)
 MALLOC_NO_MMAP = dict(mmap_max=0, trim=2**31 - 1)  # mallopt takes a C int
 
 
-def proposed_conv4_class():
-    """The Conv4 change proposed for skmeta/meta/backbones.py, measured as is:
-    max-pool before an in-place ReLU (identical values and gradients: ReLU is
-    monotone, so relu(maxpool(x)) == maxpool(relu(x))), and channels-last
-    activations (parameters stay contiguous NCHW; same state_dict keys)."""
-    import torch
-    from torch import nn
-
-    from skmeta.meta.backbones import Conv4
-
-    class ProposedConv4(Conv4):
-        def __init__(self, in_channels, hidden_channels=64, downsample="maxpool"):
-            super().__init__(in_channels, hidden_channels, downsample)
-            f = self.features  # [conv, bn, relu, (pool)] x 4
-            step = 4 if downsample == "maxpool" else 3
-            for i in range(2, len(f), step):
-                if downsample == "maxpool":  # -> [conv, bn, pool, relu]
-                    f[i], f[i + 1] = f[i + 1], nn.ReLU(inplace=True)
-                else:
-                    f[i] = nn.ReLU(inplace=True)
-
-        def forward(self, x):
-            # .to, not .contiguous: a 1-channel NCHW tensor already counts as
-            # channels-last contiguous, and .contiguous would leave its strides
-            x = x.to(memory_format=torch.channels_last)
-            return self.features(x).flatten(1)
-
-    return ProposedConv4
-
-
-def skmeta_net(
-    args, common, relu_inplace=False, pool_before_relu=False, proposed=False
-):
+def skmeta_net(args, common, textbook=False):
+    """MetaNet around skmeta's Conv4, or (`textbook`) around the harness's own
+    network; either way with the weights of ``common.proto_backbone``."""
     import torch
 
     from skmeta.meta.backbones import Conv4
     from skmeta.meta.net import MetaNet
 
-    torch.manual_seed(args.seed)  # same init as common.proto_backbone(args)
-    backbone = proposed_conv4_class()(1) if proposed else Conv4(1)
-    if relu_inplace or pool_before_relu:
-        f = backbone.features  # [conv, bn, relu, pool] x 4
-        for i in range(2, len(f), 4):
-            f[i] = torch.nn.ReLU(inplace=relu_inplace)
-            if pool_before_relu:  # relu(maxpool(x)) == maxpool(relu(x)), grads too
-                f[i], f[i + 1] = f[i + 1], f[i]
+    if textbook:
+        backbone = common.proto_backbone(args)  # seeds itself
+    else:
+        torch.manual_seed(args.seed)  # same init as common.proto_backbone(args)
+        backbone = Conv4(1)
     return MetaNet(backbone, (1, 28, 28), per_feature_scaling=False)
 
 
@@ -132,9 +106,7 @@ def make_skmeta_step(
     malloc=None,
     compile=False,
     fused_adam=False,
-    relu_inplace=False,
-    pool_before_relu=False,
-    proposed=False,
+    textbook=False,
     on_loss=None,
 ):
     import torch
@@ -152,8 +124,8 @@ def make_skmeta_step(
     if training_malloc is not None:
         _HELD.append(training_malloc())
         _HELD[-1].__enter__()
-    net = skmeta_net(args, common, relu_inplace, pool_before_relu, proposed)
-    if channels_last:  # conv weights NHWC: mkldnn then keeps activations NHWC
+    net = skmeta_net(args, common, textbook)
+    if channels_last:  # conv weights NHWC too (Conv4's activations already are)
         net.backbone.to(memory_format=torch.channels_last)
     net.train()
     algo = ProtoNet()
@@ -183,23 +155,10 @@ IDEAS = {
     "mallopt": dict(malloc=MALLOC_ENV_LIKE),
     "nommap": dict(malloc=MALLOC_NO_MMAP),
     "cl": dict(channels_last=True),
-    "inplace": dict(relu_inplace=True),
-    "poolrelu": dict(pool_before_relu=True),
-    "poolrelu_inplace": dict(pool_before_relu=True, relu_inplace=True),
     "fusedadam": dict(fused_adam=True),
     "compile": dict(compile=True),
-    "cl_poolrelu_inplace": dict(
-        channels_last=True, pool_before_relu=True, relu_inplace=True
-    ),
     "compile_cl": dict(compile=True, channels_last=True),
-    "proposed": dict(proposed=True),
-    "proposed_nommap": dict(proposed=True, malloc=MALLOC_NO_MMAP),
-    "best": dict(
-        malloc=MALLOC_NO_MMAP,
-        channels_last=True,
-        pool_before_relu=True,
-        relu_inplace=True,
-    ),
+    "textbook": dict(textbook=True),
 }
 
 
@@ -260,8 +219,9 @@ def register(add_case, common):
     )
 
 
-def _check(n_steps: int) -> None:
-    """Same weights as the harness's backbone, same first loss, and the loss falls."""
+def _check(n_steps: int) -> int:
+    """skmeta's Conv4 against the harness's network: the same weights, the same
+    function (embeddings and weight gradients in float64), and the loss falls."""
     import argparse
     import time
 
@@ -271,12 +231,21 @@ def _check(n_steps: int) -> None:
     sys.path.insert(0, peers)
     import bench_peers as common
 
+    from skmeta.meta.algorithms import ProtoNet, TaskBatch
+
+    n_steps = max(n_steps, 2)  # one untimed warm-up step
     args = argparse.Namespace(**common.DEFAULTS)
     torch.set_num_threads(args.threads)
     ref = common.proto_backbone(args)
     net = skmeta_net(args, common)
-    a = [p for p in ref.state_dict().values()]
-    b = [p for p in net.backbone.state_dict().values()]
+    print("harness:", " -> ".join(type(m).__name__ for m in list(ref)[:4]), "(x 4)")
+    print(
+        "skmeta: ",
+        " -> ".join(type(m).__name__ for m in list(net.backbone.features)[:4]),
+        "(x 4, channels-last)",
+    )
+    a = list(ref.state_dict().values())
+    b = list(net.backbone.state_dict().values())
     same = len(a) == len(b) and all(
         x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b, strict=True)
     )
@@ -286,68 +255,83 @@ def _check(n_steps: int) -> None:
         f"weights identical to common.proto_backbone: {same} "
         f"({n_params} parameters, {n_ref} in harness)"
     )
-    # first-step loss: skmeta vs the harness's plain-torch formula
-    from skmeta.meta.algorithms import ProtoNet
 
     S, SY, Q, QY = common.proto_episodes(args)[0]
     N, K = args.proto_ways, args.proto_shots
-    z = ref.train()(torch.cat([S, Q], 0))
-    protos = z[: N * K].view(N, K, -1).mean(1)
-    ref_loss = torch.nn.functional.cross_entropy(
-        -(z[N * K :].unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1), QY
-    ).item()
-    sk_loss = ProtoNet().loss(net.train(), task_batches(args, common)[0])[0].item()
-    print(f"first loss: skmeta {sk_loss:.6f}, plain torch {ref_loss:.6f}")
-    # The proposed Conv4 computes the same function: weight gradients of one
-    # episode against skmeta's Conv4 in float64, and both float32 versions' error.
-    # (Conv biases are left out: before a train-mode batchnorm their true gradient
-    # is exactly 0, so what float32 gives there is round-off.)
-    from skmeta.meta.algorithms import TaskBatch
-
     b32 = task_batches(args, common)[0]
-    b64 = TaskBatch(
-        b32.support_x.double(),
-        b32.support_y,
-        b32.query_x.double(),
-        b32.query_y,
-        b32.n_way,
-    )
 
-    def weight_grads(proposed, batch, double):
-        n = skmeta_net(args, common, proposed=proposed).train()
-        n = n.double() if double else n
-        ProtoNet().loss(n, batch)[0].backward()
-        return [p.grad.double() for k, p in n.named_parameters() if "weight" in k]
+    def harness_loss(model, dtype):
+        """bench_peers.build_proto_torch's loss on the first episode."""
+        z = model(torch.cat([S, Q], 0).to(dtype))
+        protos = z[: N * K].view(N, K, -1).mean(1)
+        logits = -(z[N * K :].unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1)
+        return torch.nn.functional.cross_entropy(logits, QY), z
 
-    def rel(a, b):
-        pairs = zip(a, b, strict=True)
-        return max(((x - y).norm() / x.norm()).item() for x, y in pairs)
+    def gradients(which, dtype):
+        """Embeddings of the episode and all parameter gradients of its loss."""
+        if which == "harness":
+            model = common.proto_backbone(args).to(dtype).train()
+            loss, z = harness_loss(model, dtype)
+            params = list(model.parameters())
+        else:
+            model = skmeta_net(args, common, textbook=which == "textbook")
+            model = model.to(dtype).train()
+            batch = TaskBatch(
+                b32.support_x.to(dtype),
+                b32.support_y,
+                b32.query_x.to(dtype),
+                b32.query_y,
+                b32.n_way,
+            )
+            loss = ProtoNet().loss(model, batch)[0]
+            z = model(torch.cat([batch.support_x[0], batch.query_x[0]]))
+            params = list(model.backbone.parameters())
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in params]).double()
+        return loss.item(), z.detach().double(), grads
 
-    ref = weight_grads(False, b64, True)
-    e64 = rel(ref, weight_grads(True, b64, True))
-    e32 = rel(ref, weight_grads(False, b32, False))
-    e32p = rel(ref, weight_grads(True, b32, False))
+    def rel(x, y):
+        return ((x - y).norm() / y.norm()).item()
+
+    loss64, z64, g64 = gradients("harness", torch.float64)
+    sk_loss64, sk_z64, sk_g64 = gradients("skmeta", torch.float64)
+    z_err, g_err = rel(sk_z64, z64), rel(sk_g64, g64)
     print(
-        "weight gradients, max relative difference to skmeta's Conv4 in float64: "
-        f"proposed Conv4 float64 {e64:.0e}; float32: skmeta's Conv4 {e32:.1e}, "
-        f"proposed {e32p:.1e}"
+        f"float64, skmeta vs harness: first loss {sk_loss64:.12f} / {loss64:.12f}, "
+        f"embeddings {z_err:.1e}, gradients {g_err:.1e} (relative)"
     )
-    for name, kw in [("skmeta", {}), ("proposed", IDEAS["proposed"])]:
+    # float32: each implementation's error against the float64 result.
+    errors = {
+        which: rel(gradients(which, torch.float32)[2], g64)
+        for which in ("harness", "skmeta", "textbook")
+    }
+    print(
+        "float32 gradients, relative error against float64: harness "
+        f"{errors['harness']:.1e}, skmeta {errors['skmeta']:.1e}, skmeta on the "
+        f"harness's network {errors['textbook']:.1e}"
+    )
+    for name, kw in [("skmeta", {}), ("textbook", IDEAS["textbook"])]:
         losses = []
         step = make_skmeta_step(args, common, on_loss=losses.append, **kw)
+        step()  # warm-up, untimed
         t = time.perf_counter()
-        for _ in range(n_steps):
+        for _ in range(n_steps - 1):
             step()
         dt = time.perf_counter() - t
         k = max(1, n_steps // 10)
         first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
         print(
-            f"{name:<18} mean loss of the first {k} steps {first:.4f} -> of the last "
-            f"{k} {last:.4f}  ({n_steps} steps, {n_steps / dt:.1f} steps/s)"
+            f"{name:<10} mean loss of the first {k} steps {first:.4f} -> of the last "
+            f"{k} {last:.4f}  ({n_steps} steps, {(n_steps - 1) / dt:.1f} steps/s)"
         )
+    limit = 1e-10
+    ok = same and max(z_err, g_err) < limit
+    print("check", "passed" if ok else f"FAILED (float64 limit {limit:.0e})")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
     if "--check" not in sys.argv:
         sys.exit(__doc__)
-    _check(int(sys.argv[sys.argv.index("--check") + 1]) if len(sys.argv) > 2 else 300)
+    steps = int(sys.argv[sys.argv.index("--check") + 1]) if len(sys.argv) > 2 else 300
+    sys.exit(_check(steps))

@@ -23,7 +23,7 @@ Reproduce (Python 3.11, network access to the package registries):
 Options: ``--python`` / ``$SKMETA_PEERS_PYTHON`` (the peers venv's python),
 ``--peers-dir`` / ``$SKMETA_PEERS_DIR`` (folder of bench_peers.py), ``--malloc``
 (passed to the harness: ``tuned`` sets the same glibc thresholds for every case),
-``--ideas`` (also run the ``proto_skmeta_x_*`` prototypes of peers_plugin.py).
+``--ideas`` (also run the ``proto_skmeta_x_*`` variants of peers_plugin.py).
 Run it on an otherwise idle machine: the harness reports the CPU share other
 processes took ("foreign load"), and anything above a few percent spoils the
 numbers.
@@ -47,20 +47,18 @@ from _harness import (
 
 PLUGIN = HERE / "peers_plugin.py"
 CASES = ["proto_easyfsl", "proto_torch", "proto_skmeta"]
-IDEAS = [  # prototypes in peers_plugin.py, and easyfsl given the same malloc setting
+IDEAS = [  # variants in peers_plugin.py, and easyfsl given the same malloc setting
     "proto_easyfsl_x_nommap",
     "proto_skmeta_x_nommap",
-    "proto_skmeta_x_proposed",
-    "proto_skmeta_x_proposed_nommap",
+    "proto_skmeta_x_textbook",
 ]
 LABELS = {
     "proto_easyfsl": "easyfsl PrototypicalNetworks",
     "proto_torch": "plain torch (one pass on cat(support, query))",
     "proto_skmeta": "skmeta ProtoNet",
     "proto_easyfsl_x_nommap": "easyfsl + mallopt(M_MMAP_MAX=0)",
-    "proto_skmeta_x_nommap": "skmeta + mallopt(M_MMAP_MAX=0) (prototype)",
-    "proto_skmeta_x_proposed": "skmeta + proposed Conv4 (prototype)",
-    "proto_skmeta_x_proposed_nommap": "skmeta + proposed Conv4 + mallopt (prototype)",
+    "proto_skmeta_x_nommap": "skmeta + mallopt(M_MMAP_MAX=0) (variant)",
+    "proto_skmeta_x_textbook": "skmeta on the harness's NCHW Conv4 (variant)",
 }
 
 
@@ -99,7 +97,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "and query in two backbone passes, the others in one. Foreign CPU load: "
         "share of the machine other processes used during the case (above ~5% the "
         "numbers are contaminated when the cases use every CPU; with 1 thread on 2 "
-        "CPUs, 50% means the other CPU was busy). Rows marked prototype are "
+        "CPUs, 50% means the other CPU was busy). Rows marked variant are "
         "`proto_skmeta_x_*` cases of `benchmarks/peers_plugin.py`.",
         "",
     ]
@@ -111,9 +109,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(ap)
-    ap.add_argument(
-        "--ideas", action="store_true", help="also the proto_skmeta_x_* cases"
-    )
+    ap.add_argument("--ideas", action="store_true", help="also the proto_*_x_* cases")
     args = ap.parse_args()
     check_peers(__file__, args.python, args.peers_dir, "easyfsl.methods, skmeta.meta")
     raw = run_harness(__file__, args, PLUGIN, CASES + (IDEAS if args.ideas else []))

@@ -122,7 +122,10 @@ def main() -> None:
     parser.add_argument("--backbones", default="conv4,conv4_strided,mlp")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument(
-        "--out", default="throughput", help="results/<out>.{json,md} (name only)"
+        "--out",
+        default=str(RESULTS),
+        help="folder for throughput.{json,md} (default: results/, the current "
+        "result; give another folder for trial runs)",
     )
     args = parser.parse_args()
     if args.threads:
@@ -148,8 +151,9 @@ def main() -> None:
         results["adaptation"][name] = measure_adaptation(model, X, y, 105)
         print(json.dumps(results["adaptation"][name]), flush=True)
 
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "throughput.json").write_text(json.dumps(results, indent=1))
     lines = [
         "| backbone | transform rows/s | best bare forward rows/s (chunk) | "
         "ratio | fit ms (5w5s) | fit + predict ms |",
@@ -164,7 +168,7 @@ def main() -> None:
             f"{row['transform_over_best_bare']:.2f} | {adapt['fit_ms_median']:.1f} | "
             f"{adapt['fit_predict_ms_median']:.1f} |"
         )
-    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    (out / "throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -57,7 +57,7 @@ def _load(config: DemoConfig):
     )
 
 
-def run_demo(config: DemoConfig = DemoConfig(), print_fn=print) -> dict:
+def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     """Run the demo and print a results table.
 
     Returns
@@ -68,8 +68,8 @@ def run_demo(config: DemoConfig = DemoConfig(), print_fn=print) -> dict:
     """
     start = time.perf_counter()
     name, (X_base, y_base), (X_novel, y_novel) = _load(config)
-    print_fn(f"Data: {name}")
-    print_fn(
+    print(f"Data: {name}")
+    print(
         f"Meta-training on {np.unique(y_base).size} classes; testing on "
         f"{np.unique(y_novel).size} classes never seen in training "
         f"({config.n_episodes} episodes per task).\n"
@@ -104,8 +104,8 @@ def run_demo(config: DemoConfig = DemoConfig(), print_fn=print) -> dict:
         result = episodic_score(KNeighborsClassifier(1), X_novel, y_novel, cv=cv)
         raw[task] = (result.mean, result.ci95)
     rows.append(raw)
-    print_fn(format_table(rows, [f"{n}-way {k}-shot" for n, k in TASKS]))
-    print_fn(
+    print(format_table(rows, [f"{n}-way {k}-shot" for n, k in TASKS]))
+    print(
         f"\nTotal time: {time.perf_counter() - start:.0f} s. Accuracy is the mean "
         "over episodes ± 95% confidence interval; 'raw pixels' is the "
         "nearest neighbour on the pixels, same episodes."

@@ -29,32 +29,24 @@ class ClassIndex:
     counts: np.ndarray
 
     @classmethod
-    def from_labels(cls, y: np.ndarray, min_count: int = 1) -> ClassIndex:
+    def from_labels(cls, y: np.ndarray) -> ClassIndex:
         """Index the rows of `y` (integer codes ``0..n_classes-1``) by class.
-
-        Classes with fewer than `min_count` rows are left out.
 
         Parameters
         ----------
         y : ndarray of shape (n_samples,)
             Integer class codes, not necessarily contiguous.
-        min_count : int, default=1
-            Minimum number of rows for a class to be kept.
 
         Examples
         --------
         >>> import numpy as np
-        >>> index = ClassIndex.from_labels(np.array([0, 1, 0, 2, 1, 0]), min_count=2)
+        >>> index = ClassIndex.from_labels(np.array([0, 1, 0, 2, 1, 0]))
         >>> index.rows.tolist(), index.counts.tolist()
-        ([[0, 2, 5], [1, 4, -1]], [3, 2])
+        ([[0, 2, 5], [1, 4, -1], [3, -1, -1]], [3, 2, 1])
         """
         y = np.asarray(y)
         order = np.argsort(y, kind="stable")
-        classes, starts, counts = np.unique(
-            y[order], return_index=True, return_counts=True
-        )
-        keep = counts >= min_count
-        starts, counts = starts[keep], counts[keep]
+        _, starts, counts = np.unique(y[order], return_index=True, return_counts=True)
         width = int(counts.max()) if counts.size else 0
         offsets = np.arange(width)
         valid = offsets[None, :] < counts[:, None]
@@ -84,19 +76,6 @@ class Episodes:
     support: np.ndarray
     query: np.ndarray
     classes: np.ndarray
-    n_way: int
-    k_shot: int
-    n_query: int
-
-    @property
-    def support_labels(self) -> np.ndarray:
-        """Way of each support row, shape (n_way * k_shot,): 0,..,0,1,..,1,..."""
-        return np.repeat(np.arange(self.n_way), self.k_shot)
-
-    @property
-    def query_labels(self) -> np.ndarray:
-        """Way of each query row, shape (n_way * n_query,)."""
-        return np.repeat(np.arange(self.n_way), self.n_query)
 
 
 def sample_episodes(
@@ -159,7 +138,7 @@ def sample_episodes(
     chosen = np.take_along_axis(rows, _smallest(keys, per_class), axis=2)
     support = chosen[..., :k_shot].reshape(n_episodes, n_way * k_shot)
     query = chosen[..., k_shot:].reshape(n_episodes, n_way * n_query)
-    return Episodes(support, query, classes, n_way, k_shot, n_query)
+    return Episodes(support, query, classes)
 
 
 def _smallest(keys: np.ndarray, k: int) -> np.ndarray:
