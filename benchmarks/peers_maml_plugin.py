@@ -96,29 +96,22 @@ def make_algorithm(args, method, fo):
 
 def build_skmeta(common, method, fo, sequential=False, group_size=None):
     def builder(args):
-
-        from skmeta.meta._malloc import training_malloc
+        from skmeta.meta.accel import meta_gradient as grouping
         from skmeta.meta.optim import CosineAdam
+        from skmeta.meta.train import meta_gradient
 
-        _HELD.append(training_malloc())  # as skmeta.meta.train does around its loop
-        _HELD[-1].__enter__()
-        if sequential:
-            import skmeta.meta.algorithms.maml as maml_module
-
-            maml_module.n_task_workers = lambda n_tasks, device: 1
         if group_size is not None:
-            from skmeta.meta.algorithms.maml import MAML
-
-            MAML.group_size = group_size
+            grouping.GROUP_SIZE = group_size
+        n_jobs = 1 if sequential else None  # None: skmeta's default
         net = skmeta_maml_net(args, common).train()
         algorithm = make_algorithm(args, method, fo)
         # as skmeta.meta.train; a schedule of 10**12 steps keeps lr = meta_lr
         opt = CosineAdam(net.parameters(), args.meta_lr, total_steps=10**12)
         data = common.cycle(task_batches(args, common))
 
-        def step():  # skmeta.meta.train._meta_train, one iteration
+        def step():  # skmeta.meta.train.MetaTrainer.run, one iteration
             opt.zero_grad()
-            algorithm.meta_gradient(net, next(data))
+            meta_gradient(algorithm, net, next(data), n_jobs)
             opt.step()
 
         return step
@@ -181,7 +174,7 @@ def register(add_case, common):
         add_case(
             f"maml_{order}_skmeta",
             "maml",
-            "skmeta MAML.meta_gradient",
+            "skmeta meta_gradient (MAML)",
             setting("MAML", order),
             build_skmeta(common, "maml", fo),
             "tasks/s",
@@ -200,7 +193,7 @@ def register(add_case, common):
         add_case(
             f"anil_{order}_skmeta",
             "maml",
-            "skmeta ANIL.meta_gradient",
+            "skmeta meta_gradient (ANIL)",
             setting("ANIL", order),
             build_skmeta(common, "anil", fo),
             "tasks/s",
@@ -279,8 +272,12 @@ def _check() -> int:
         ][0]
         if skmeta:
             net = skmeta_maml_net(args, common).to(dtype).train()
-            make_algorithm(args, method, fo).meta_gradient(
-                net, task_batches(args, common, [batch])[0]
+            from skmeta.meta.train import meta_gradient as skmeta_meta_gradient
+
+            skmeta_meta_gradient(
+                make_algorithm(args, method, fo),
+                net,
+                task_batches(args, common, [batch])[0],
             )
             got = [p.grad for p in net.backbone.parameters()] + [
                 net.extra["head_weight"].grad,

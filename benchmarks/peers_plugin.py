@@ -26,9 +26,9 @@ Cases ``proto_skmeta_x_<idea>`` vary that step (same weights, episode and
 optimizer); see ``IDEAS``. ``proto_skmeta_x_textbook`` runs skmeta's step on the
 harness's own textbook-order NCHW network: what skmeta's Conv4 layout gains.
 ``proto_easyfsl_x_nommap`` and ``proto_torch_x_nommap`` give the peers the same
-run-time malloc setting.  ``proto_skmeta`` enters
-``skmeta.meta._malloc.training_malloc`` when skmeta has it, as the training loop
-does.
+run-time malloc setting. ``proto_skmeta`` runs as skmeta's training loop does
+by default, with glibc left alone; ``proto_skmeta_x_malloc`` with skmeta's
+opt-in allocator setting (``skmeta.meta.accel.malloc``, ``SKMETA_MALLOC=1``).
 
     $PY benchmarks/peers_plugin.py --check [STEPS]   # same function; loss falls
 """
@@ -108,6 +108,7 @@ def make_skmeta_step(
     fused_adam=False,
     textbook=False,
     on_loss=None,
+    skmeta_malloc=False,
 ):
     import torch
 
@@ -115,14 +116,11 @@ def make_skmeta_step(
 
     if malloc:
         mallopt(**malloc)
-    # _meta_train's allocator setting around its loop, once skmeta has one
-    # (proposed: skmeta.meta._malloc.training_malloc); held for the process.
-    try:
-        from skmeta.meta._malloc import training_malloc
-    except ImportError:
-        training_malloc = None
-    if training_malloc is not None:
-        _HELD.append(training_malloc())
+    if skmeta_malloc:  # skmeta's opt-in allocator setting, held for the process
+        from skmeta.meta.accel.malloc import malloc_tuning, set_malloc_tuning
+
+        set_malloc_tuning(True)
+        _HELD.append(malloc_tuning())
         _HELD[-1].__enter__()
     net = skmeta_net(args, common, textbook)
     if channels_last:  # conv weights NHWC too (Conv4's activations already are)
@@ -159,6 +157,7 @@ IDEAS = {
     "compile": dict(compile=True),
     "compile_cl": dict(compile=True, channels_last=True),
     "textbook": dict(textbook=True),
+    "malloc": dict(skmeta_malloc=True),
 }
 
 

@@ -46,16 +46,22 @@ from _harness import (
 )
 
 PLUGIN = HERE / "peers_plugin.py"
-CASES = ["proto_easyfsl", "proto_torch", "proto_skmeta"]
-IDEAS = [  # variants in peers_plugin.py, and easyfsl given the same malloc setting
-    "proto_easyfsl_x_nommap",
+CASES = [
+    "proto_easyfsl",
+    "proto_torch",
+    "proto_skmeta",
+    "proto_skmeta_x_malloc",  # skmeta's opt-in allocator setting (SKMETA_MALLOC=1)
+    "proto_easyfsl_x_nommap",  # easyfsl with the same allocator setting
+]
+IDEAS = [  # variants in peers_plugin.py
     "proto_skmeta_x_nommap",
     "proto_skmeta_x_textbook",
 ]
 LABELS = {
     "proto_easyfsl": "easyfsl PrototypicalNetworks",
     "proto_torch": "plain torch (one pass on cat(support, query))",
-    "proto_skmeta": "skmeta ProtoNet",
+    "proto_skmeta": "skmeta ProtoNet (default: glibc malloc left alone)",
+    "proto_skmeta_x_malloc": "skmeta ProtoNet, SKMETA_MALLOC=1 (opt-in)",
     "proto_easyfsl_x_nommap": "easyfsl + mallopt(M_MMAP_MAX=0)",
     "proto_skmeta_x_nommap": "skmeta + mallopt(M_MMAP_MAX=0) (variant)",
     "proto_skmeta_x_textbook": "skmeta on the harness's NCHW Conv4 (variant)",
