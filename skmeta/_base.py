@@ -207,10 +207,14 @@ class MetaEstimator(BaseEstimator):
                 others = [
                     m for m in self._task.methods() if name in ALGORITHMS[m].settings
                 ]
+                takers = (
+                    f"methods that take {name}: {', '.join(others)}"
+                    if others
+                    else f"no {self._task.name} method takes {name}"
+                )
                 raise ValueError(
                     f"{name}={value!r} does not apply to method={method!r} ({takes}); "
-                    f"methods that take {name}: {', '.join(others) or 'none'}. "
-                    f"Leave {name}=None."
+                    f"{takers}. Leave {name}=None."
                 )
         unknown = sorted(set(extra) - set(accepted))
         if unknown:

@@ -31,11 +31,13 @@ class MetaFeatureExtractor(
     method, backbone, backbone_params, class_augmentation : see FewShotClassifier
         The method (:func:`skmeta.available_methods`) and the network, as for
         :class:`FewShotClassifier`.
-    input_shape, distance, first_order, method_params : see FewShotClassifier
+    input_shape, distance : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     inner_lr, inner_steps : see FewShotClassifier
         The inner loop of meta-training. An extractor does not adapt, so with
         `pretrained` they are unused and :meth:`fit` warns.
+    first_order, method_params : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
     n_way, k_shot, n_query, meta_batch_size, max_iter : see FewShotClassifier
         Episodes and length of meta-training, as for :class:`FewShotClassifier`.
     learning_rate, max_grad_norm, early_stopping : see FewShotClassifier

@@ -40,18 +40,23 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
     backbone_params : dict, default=None
         E.g. ``{"hidden_sizes": (40, 40), "out_features": 40}`` (MAML's
         sinusoid network).
+    class_augmentation : None
+        Classification only, refused unless None: there are no classes to
+        rotate.
+    input_shape, distance : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
     inner_lr, inner_steps : float, int, default=None
         The inner loop, as for :class:`FewShotClassifier`; None means an inner
         learning rate of 0.01 (MAML's sinusoid setting) and the method's own
         number of steps when meta-training, and the meta-training values with
         `pretrained`.
+    first_order, method_params : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    n_way : None
+        Classification only, refused unless None: an episode is one task.
     k_shot, n_query : int, default=None
         Rows of a task used to adapt (support) and to score the adaptation
         (query) in meta-training. None: up to 10 and 10, fewer for small tasks.
-    n_way, class_augmentation : None
-        Classification settings, refused unless None: an episode is one task.
-    input_shape, distance, first_order, method_params : see FewShotClassifier
-        As for :class:`FewShotClassifier`.
     meta_batch_size, max_iter, learning_rate : see FewShotClassifier
         As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks.
     max_grad_norm, early_stopping, validation_fraction : see FewShotClassifier
@@ -118,7 +123,7 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         return self
 
     def predict(self, X):
-        """Predictions of the adapted model.
+        """Predict with the model adapted in ``fit``.
 
         Parameters
         ----------
