@@ -72,14 +72,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         The meta-trained model (``pretrained`` itself when given; never modified).
     adapted_ : dict
         The adapted weights of the last ``fit``.
-    n_features_in_ : int
-        Number of features seen in :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Defined when X has string column names.
-    n_iter_ : int
-        Meta-training iterations run by this ``fit`` (0 with ``pretrained``).
-    history_ : list of dict
-        The meta-training log of ``meta_model_``.
+    n_iter_, history_, n_features_in_, feature_names_in_ : see FewShotClassifier
+        Meta-training iterations run by this ``fit`` (0 with ``pretrained``),
+        the meta-training log, and the number and names of the features.
 
     See Also
     --------
