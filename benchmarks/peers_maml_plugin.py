@@ -24,8 +24,9 @@ it, and that the meta-gradients match the harness's plain ``torch.func`` loop).
 Cases:
   maml_{so,fo}_skmeta          skmeta MAML / first-order MAML
   maml_so_skmeta_x_sequential  the same with the tasks in one thread (ablation)
-  maml_so_skmeta_x_group{1,2,3,8}  the same with groups of 1 / 2 / 3 / 8 tasks adapted together
-                               (ablation; the default is ``MAML.group_size``)
+  maml_so_skmeta_x_group{1,2,3,8}  the same with groups of 1 / 2 / 3 / 8 tasks
+                               adapted together (ablation; the default is
+                               ``MAML.group_size``)
   anil_{so,fo}_l2l             ANIL with learn2learn: the Conv4 body embeds the
                                support and query sets, ``l2l.algorithms.MAML`` wraps
                                the head (the recipe of learn2learn's ANIL examples)
