@@ -8,7 +8,8 @@ through ordinary scikit-learn estimators:
 - :class:`FewShotRegressor` -- follows a new regression task from a few points;
 - :class:`EpisodicSplit` and :func:`episodic_score` -- episodic evaluation
   through ``cross_val_score`` / ``GridSearchCV``;
-- :class:`MetaModel` -- the immutable, saveable result of meta-training.
+- :class:`MetaModel` -- the immutable, saveable result of meta-training;
+- :func:`available_methods` -- the meta-learning methods, with a summary each.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _LAZY = {
     "FewShotRegressor": "._regressor",
     "MetaFeatureExtractor": "._extractor",
     "MetaModel": ".meta.model",
+    "available_methods": "._tasks",
     "episodic_score": ".model_selection",
 }
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._classifier import FewShotClassifier
     from ._extractor import MetaFeatureExtractor
     from ._regressor import FewShotRegressor
+    from ._tasks import available_methods
     from .meta.model import MetaModel
     from .model_selection import EpisodicSplit, episodic_score
 
@@ -55,6 +58,7 @@ __all__ = [
     "FewShotRegressor",
     "MetaFeatureExtractor",
     "MetaModel",
+    "available_methods",
     "episodic_score",
     "__version__",
 ]

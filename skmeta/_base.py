@@ -1,37 +1,69 @@
-"""What MetaFeatureExtractor and FewShotClassifier share: their meta-training
-parameters, the checks on them, and the bridge to the torch layer."""
+"""The flow every skmeta estimator shares: parameters, their checks, reusing a
+``pretrained`` model or meta-training one, and the bridge to the torch layer.
+
+What differs between classification and regression is a task object
+(``_tasks.py``); what differs between the estimators is their public methods.
+"""
 
 from __future__ import annotations
 
-import functools
+import inspect
 import os
+import warnings
 from numbers import Integral, Real
-from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from ._sklearn_compat import Interval, StrOptions
-from .meta.algorithms import ALGORITHMS
+from ._checks import check_input_shape, load_pretrained, resolve_device
+from ._sklearn_compat import Interval, Options, StrOptions
+from ._tasks import CLASSIFICATION
+from .meta.algorithms import ALGORITHMS, make_algorithm
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.model import MetaModel
 from .meta.train import TrainSettings, meta_train
 
-DEFAULT_N_WAY, DEFAULT_K_SHOT, DEFAULT_N_QUERY = 20, 5, 15
-INNER_SETTINGS = ("inner_lr", "inner_steps", "first_order")
+# Method settings with a parameter of their own (what GridSearchCV tunes); a
+# method's other settings go in `method_params`. Which method takes which is
+# the registry's `Algorithm.settings`.
+TOP_LEVEL_SETTINGS = ("distance", "inner_lr", "inner_steps", "first_order")
+# The settings a pretrained model's method takes anew at adaptation (the inner
+# loop); every other method setting is fixed by meta-training.
+ADAPTATION_SETTINGS = ("inner_lr", "inner_steps")
+# Parameters only meta-training uses: with `pretrained=`, a value other than
+# the default is ignored and warned about.
+META_TRAINING_PARAMETERS = (
+    "backbone",
+    "backbone_params",
+    "class_augmentation",
+    "input_shape",
+    "n_way",
+    "k_shot",
+    "n_query",
+    "meta_batch_size",
+    "max_iter",
+    "learning_rate",
+    "max_grad_norm",
+    "early_stopping",
+    "validation_fraction",
+    "n_iter_no_change",
+    "n_jobs",
+)
 
-META_PARAMETER_CONSTRAINTS = {
-    "method": [StrOptions(set(ALGORITHMS)), None],
+PARAMETER_CONSTRAINTS = {
+    "method": [StrOptions(set(ALGORITHMS)), None],  # per task: _tasks.py
     "backbone": [StrOptions({"auto", *BUILTIN_BACKBONES}), callable],
     "backbone_params": [dict, None],
     "class_augmentation": [StrOptions({"rot90"}), None],
     "input_shape": [tuple, list, None],
-    "distance": [StrOptions({"euclidean", "cosine"})],
+    "distance": [str, None],  # values: the method's own check
     "inner_lr": [Interval(Real, 0, None, closed="neither"), None],
     "inner_steps": [Interval(Integral, 1, None, closed="left"), None],
     "first_order": ["boolean", None],
+    "method_params": [dict, None],
     "n_way": [Interval(Integral, 2, None, closed="left"), None],
     "k_shot": [Interval(Integral, 1, None, closed="left"), None],
     "n_query": [Interval(Integral, 1, None, closed="left"), None],
@@ -42,237 +74,197 @@ META_PARAMETER_CONSTRAINTS = {
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "n_jobs": [
+        Interval(Integral, 1, None, closed="left"),
+        Options(Integral, {-1}),
+        None,
+    ],
     "pretrained": [MetaModel, str, os.PathLike, None],
     "device": [str, torch.device],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
 
-META_PARAMETERS_DOC = """
-    method : {"protonet", "pretrain", "maml", "fomaml", "metasgd", "anil", \
-"protomaml", "reptile"}, default=None
-        Meta-learning method. None means ``"protonet"`` when meta-training, and
-        the method of `pretrained` otherwise. ``"pretrain"`` is the supervised
-        baseline: a classifier of all training classes, then prototypes.
-        ``"maml"`` (second order), ``"fomaml"`` (first order), ``"metasgd"``
-        (learnt per-weight inner learning rates), ``"anil"`` (inner loop on the
-        head only), ``"protomaml"`` (head started from prototypes) and
-        ``"reptile"`` adapt by gradient steps on the support set.
-    backbone : {"auto", "mlp", "conv4", "conv4_strided"} or callable, default="auto"
-        The network that embeds rows. ``"auto"`` is ``"conv4"`` when
-        `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise. A
-        ``torch.nn.Module`` class or factory is called with `backbone_params` as
-        keyword arguments and must map ``(batch, *input_shape)`` to
-        ``(batch, dim)``.
-    backbone_params : dict, default=None
-        Keyword arguments of the backbone, e.g. ``{"hidden_sizes": (128,)}`` for
-        ``"mlp"`` or ``{"hidden_channels": 32}`` for ``"conv4"``.
-    class_augmentation : {"rot90"}, default=None
-        Class augmentation for square images during meta-training:
-        ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three
-        new classes (as in the Omniglot experiments of Vinyals et al. 2016 and
-        Snell et al. 2017). Adaptation in ``FewShotClassifier.fit`` is unchanged.
-    input_shape : tuple of int, default=None
-        Shape of one row, e.g. ``(1, 28, 28)`` for 28x28 grey images stored as
-        784 columns. None means flat rows ``(n_features,)``.
-    distance : {"euclidean", "cosine"}, default="euclidean"
-        How queries are compared with prototypes: squared Euclidean distance, or
-        cosine similarity times a learnt temperature.
-    inner_lr, inner_steps, first_order : float, int, bool, default=None
-        Inner loop of the gradient-based methods: step size, number of SGD
-        steps on the support set, and whether to drop second derivatives. None
-        means 0.4, 1 and the method's own (``fomaml``: True) when meta-training,
-        and the meta-training values with `pretrained`. Set with `pretrained`,
-        they change only the adaptation in ``fit`` -- what ``GridSearchCV``
-        over them tunes, with no meta-training.
-    n_way, k_shot, n_query : int, default=None
-        Episode size in meta-training: classes per episode, labelled examples
-        per class, and queries per class. None adapts to the data: up to
-        20-way, 5-shot and 15 queries, fewer when the data have too few classes
-        or samples per class. Values you set are honoured or refused with an
-        error.
-    meta_batch_size : int, default=1
-        Episodes per meta-update.
-    max_iter : int, default=1000
-        Number of meta-updates.
-    learning_rate : float, default=1e-3
-        Initial learning rate of Adam; it follows a cosine schedule to 0 over
-        `max_iter`.
-    max_grad_norm : float, default=None
-        Clip the meta-gradient to this total norm before each update (as
-        ``torch.nn.utils.clip_grad_norm_``), a guard against the sudden
-        collapses MAML-style meta-training can suffer. The history then records
-        the mean norm before clipping (``grad_norm``). None: no clipping.
-    early_stopping : bool, default=False
-        Hold out a class-disjoint `validation_fraction` of the classes, evaluate
-        on their episodes regularly, stop after `n_iter_no_change` evaluations
-        without improvement and keep the best weights.
-    validation_fraction : float, default=0.1
-        Share of the classes held out for `early_stopping`.
-    n_iter_no_change : int, default=10
-        Evaluations without improvement before stopping (every ``max_iter // 20``
-        iterations, at most 100).
-    pretrained : MetaModel or path, default=None
-        Reuse a meta-trained model (or a file written by ``MetaModel.save``)
-        instead of meta-training; the meta-training parameters above are then
-        ignored.
-    device : str or torch.device, default="auto"
-        Where torch runs: ``"auto"`` takes a GPU when there is one.
-    random_state : int, RandomState instance or None, default=None
-        Seeds episodes and initialisation without touching the global torch
-        random state; an int gives identical refits.
-    verbose : int, default=0
-        Show a progress bar of meta-training when positive."""
 
+class MetaEstimator(BaseEstimator):
+    """Base class of the skmeta estimators: one set of parameters, one fit flow.
 
-@functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime_ns: int, size: int) -> MetaModel:
-    return MetaModel.load(path)
-
-
-def load_pretrained(pretrained) -> MetaModel:
-    """The `pretrained` parameter as a MetaModel.
-
-    A path is read once per file version: a MetaModel is immutable, so the
-    1,000 fits of an episodic evaluation share one copy of the weights.
+    The parameters are documented in ``FewShotClassifier``. Subclasses set
+    ``_task`` (classification or regression, ``_tasks.py``) and write their
+    public methods on ``_fit_meta_model``, ``_adapt`` and ``_outputs``.
     """
-    if isinstance(pretrained, MetaModel):
-        return pretrained
-    path = Path(pretrained).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
-    stat = path.stat()
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
 
+    _task = CLASSIFICATION
 
-def validated_rows(estimator, X) -> np.ndarray:
-    """`X` as scikit-learn's ``validate_data(reset=False, dtype=float32)`` returns
-    it for a fitted `estimator`, without its finite check (the caller's).
-
-    A float32 C-contiguous matrix of the fitted width, for an estimator fitted
-    without feature names, is returned as is without the call: ``validate_data``
-    would return it unchanged, and its ~370 Python calls, run with caches cold
-    after the forward passes, cost 5% of an MLP's ``transform`` of 2,000 rows
-    here (0.35 ms). Anything else goes through ``validate_data``.
-    """
-    if (
-        type(X) is np.ndarray
-        and X.dtype == np.float32
-        and X.ndim == 2
-        and X.shape[0] > 0
-        and X.shape[1] == getattr(estimator, "n_features_in_", None)
-        and X.flags.c_contiguous
-        and not hasattr(estimator, "feature_names_in_")
+    def __init__(
+        self,
+        *,
+        method=None,
+        backbone="auto",
+        backbone_params=None,
+        class_augmentation=None,
+        input_shape=None,
+        distance=None,
+        inner_lr=None,
+        inner_steps=None,
+        first_order=None,
+        method_params=None,
+        n_way=None,
+        k_shot=None,
+        n_query=None,
+        meta_batch_size=1,
+        max_iter=1000,
+        learning_rate=1e-3,
+        max_grad_norm=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        n_jobs=None,
+        pretrained=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
     ):
-        return X
-    return validate_data(
-        estimator, X, reset=False, dtype=np.float32, ensure_all_finite=False
-    )
+        self.method = method
+        self.backbone = backbone
+        self.backbone_params = backbone_params
+        self.class_augmentation = class_augmentation
+        self.input_shape = input_shape
+        self.distance = distance
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.first_order = first_order
+        self.method_params = method_params
+        self.n_way = n_way
+        self.k_shot = k_shot
+        self.n_query = n_query
+        self.meta_batch_size = meta_batch_size
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_grad_norm = max_grad_norm
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.n_jobs = n_jobs
+        self.pretrained = pretrained
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
 
+    @property
+    def _parameter_constraints(self) -> dict:
+        # read at each fit: the method options come from the registry
+        return {**PARAMETER_CONSTRAINTS, **self._task.constraints()}
 
-def resolve_device(device) -> torch.device:
-    """Turn the ``device`` parameter into a ``torch.device``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid torch device: {exc}"
-        ) from None
+    @property
+    def _adapts(self) -> bool:
+        """Whether ``fit`` adapts to (X, y) (classifier, regressor) or not."""
+        return is_classifier(self) or is_regressor(self)
 
+    # -- fit ------------------------------------------------------------------
+    def _fit_meta_model(self, X, y, groups=None):
+        """Check parameters and data, then reuse `pretrained` or meta-train.
 
-def episode_sizes(estimator, y: np.ndarray) -> tuple[int, int, int]:
-    """Final (n_way, k_shot, n_query): the user's values, or defaults fitted to `y`.
+        Sets ``meta_model_``, ``n_iter_`` and ``history_``; returns X and y as
+        adaptation takes them (y: class codes or float targets).
+        """
+        self._validate_params()
+        X, y, labels = self._task.validate(self, X, y, groups)
+        if self.pretrained is None:
+            method = self.method or self._task.default_method
+            settings = self._training_settings(method)
+            targets = y if self._task.regression else None
+            self.meta_model_ = self._meta_train(X, labels, targets, method, settings)
+            self._overrides = {}
+        else:
+            model = self._check_pretrained(load_pretrained(self.pretrained), X.shape[1])
+            self._overrides, ignored = self._adaptation_settings(model)
+            self._warn_ignored([*ignored, *(["groups"] if groups is not None else [])])
+            self.meta_model_ = model
+            self.n_iter_ = 0
+        self.history_ = [dict(record) for record in self.meta_model_.history]
+        return X, y
 
-    Parameters
-    ----------
-    estimator : object with n_way, k_shot, n_query attributes
-    y : ndarray of shape (n_samples,), int class codes
-    """
-    counts = np.sort(np.bincount(y))[::-1]
-    counts = counts[counts > 0]
-    if estimator.n_way is not None and estimator.n_way > counts.size:
-        raise ValueError(
-            f"n_way={estimator.n_way} exceeds the number of classes in y "
-            f"({counts.size}); lower n_way or leave it None."
-        )
-    need = (estimator.k_shot or 1) + (estimator.n_query or 1)
-    if estimator.n_way is None:
-        n_way = min(DEFAULT_N_WAY, int((counts >= need).sum()))
-        if n_way < 2:
-            raise ValueError(
-                f"Meta-training needs at least 2 classes with {need} samples each "
-                f"(k_shot + n_query); y has {int((counts >= need).sum())} "
-                f"(n_samples={int(counts.sum())}). Add samples, lower "
-                "k_shot/n_query, or pass pretrained=."
-            )
-    else:
-        n_way = estimator.n_way
-    budget = int(counts[n_way - 1])  # samples of the n_way-th largest class
-    k_shot = estimator.k_shot or max(1, min(DEFAULT_K_SHOT, budget // 2))
-    n_query = estimator.n_query or max(1, min(DEFAULT_N_QUERY, budget - k_shot))
-    if k_shot + n_query > budget:
-        raise ValueError(
-            f"A {n_way}-way episode with k_shot={k_shot} and n_query={n_query} needs "
-            f"{n_way} classes with {k_shot + n_query} samples each; y has only "
-            f"{int((counts >= k_shot + n_query).sum())}. Lower n_way, k_shot or "
-            "n_query, or add samples."
-        )
-    return n_way, k_shot, n_query
-
-
-def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
-    """Validate the ``input_shape`` parameter against the width of X."""
-    if input_shape is None:
-        return (n_features,)
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(s, Integral) and s > 0 for s in shape):
-        raise ValueError(
-            f"input_shape must be a tuple of positive ints, got {input_shape!r}."
-        )
-    if int(np.prod(shape)) != n_features:
-        raise ValueError(
-            f"input_shape={shape} holds {int(np.prod(shape))} values per row but X "
-            f"has {n_features} features; they must match (e.g. (1, 28, 28) for 784)."
-        )
-    return tuple(int(s) for s in shape)
-
-
-class MetaLearnerMixin:
-    """Meta-training and `pretrained` handling for skmeta estimators."""
-
-    _parameter_constraints: dict = META_PARAMETER_CONSTRAINTS
-
-    def _method_params(self, method: str, explicit_only: bool = False) -> dict:
-        """The estimator's settings that `method` takes (``distance``,
-        ``inner_lr``, ...), leaving out those left at None."""
-        params = {
+    def _given_settings(self, method: str) -> dict:
+        """The method settings set here (as parameters or in `method_params`);
+        one that `method` does not take is refused."""
+        given = {
             name: getattr(self, name)
-            for name in ALGORITHMS[method].settings
+            for name in TOP_LEVEL_SETTINGS
             if getattr(self, name) is not None
         }
-        if explicit_only:  # adaptation: only what the user set overrides
-            params.pop("distance", None)
-        return params
-
-    def _algorithm(self):
-        """The meta-model's method with this estimator's adaptation settings."""
-        model = self.meta_model_
-        inner = {name: getattr(self, name) for name in INNER_SETTINGS}
-        unused = [
-            n
-            for n, v in inner.items()
-            if v is not None and n not in ALGORITHMS[model.method].settings
-        ]
-        if unused:
+        extra = dict(self.method_params or {})
+        twice = sorted(given.keys() & extra.keys())
+        if twice:
             raise ValueError(
-                f"{', '.join(unused)} do not apply to method={model.method!r} "
-                "(inner_lr and inner_steps: gradient-based methods; first_order: "
-                "maml, fomaml, metasgd, anil, protomaml); this model's method is "
-                f"{model.method!r}. Leave them None."
+                f"{', '.join(twice)} given both as a parameter and in method_params; "
+                "give each setting once."
             )
-        return model.algorithm(**self._method_params(model.method, explicit_only=True))
+        accepted = ALGORITHMS[method].settings
+        takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
+        for name, value in given.items():
+            if name not in accepted:
+                others = [
+                    m for m in self._task.methods() if name in ALGORITHMS[m].settings
+                ]
+                takers = (
+                    f"methods that take {name}: {', '.join(others)}"
+                    if others
+                    else f"no {self._task.name} method takes {name}"
+                )
+                raise ValueError(
+                    f"{name}={value!r} does not apply to method={method!r} ({takes}); "
+                    f"{takers}. Leave {name}=None."
+                )
+        unknown = sorted(set(extra) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"method_params has {', '.join(map(repr, unknown))}, which "
+                f"method={method!r} does not take: {takes}. See "
+                "skmeta.available_methods() for the methods."
+            )
+        return {**given, **extra}
+
+    def _training_settings(self, method: str) -> dict:
+        """Settings to meta-train `method` with (checked by building it)."""
+        accepted = ALGORITHMS[method].settings
+        settings = {
+            **{k: v for k, v in self._task.default_settings.items() if k in accepted},
+            **self._given_settings(method),
+        }
+        if self._task.regression:
+            settings["regression"] = True
+        make_algorithm(method, **settings)  # bad values fail before meta-training
+        return settings
+
+    def _adaptation_settings(self, model: MetaModel) -> tuple[dict, list[str]]:
+        """Overrides of the pretrained model's method settings for adaptation,
+        and the settings given that only meta-training would use.
+
+        Settings fixed by meta-training must equal the model's, or are refused.
+        """
+        recorded = model.config["method_params"]
+        # Meta-SGD adapts with its meta-learnt step sizes, never with inner_lr
+        learnt_lr = getattr(ALGORITHMS[model.method], "learn_inner_lr", False)
+        overrides, ignored = {}, []
+        for name, value in self._given_settings(model.method).items():
+            if name in ADAPTATION_SETTINGS and not self._adapts:
+                ignored.append(f"{name}={value!r}")
+            elif name == "inner_lr" and learnt_lr:
+                raise ValueError(
+                    f"inner_lr does not apply to a pretrained {model.method!r} model: "
+                    "it adapts with its meta-learnt per-weight learning rates. "
+                    "Leave inner_lr=None."
+                )
+            elif name in ADAPTATION_SETTINGS:
+                overrides[name] = value
+            elif value != recorded.get(name):
+                raise ValueError(
+                    f"{name}={value!r} differs from the pretrained model's "
+                    f"{recorded.get(name)!r}; it is fixed by meta-training. Leave "
+                    f"{name}=None to use the model's, or meta-train anew."
+                )
+        return overrides, ignored
 
     def _check_pretrained(self, model: MetaModel, n_features: int) -> MetaModel:
         """Refuse a pretrained model that does not fit X or the parameters."""
@@ -294,42 +286,44 @@ class MetaLearnerMixin:
                 f"method={self.method!r} differs from the pretrained model's "
                 f"{model.method!r}; leave method=None to use it."
             )
+        if self._adapts:
+            self._task.check_model(model, self)
         return model
 
-    def _get_meta_model(self, X: np.ndarray, y: np.ndarray | None) -> MetaModel:
-        """Load and check `pretrained`, or meta-train on (X, y codes)."""
-        n_features = X.shape[1]
-        if self.pretrained is not None:
-            self.n_iter_ = 0
-            return self._check_pretrained(load_pretrained(self.pretrained), n_features)
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} needs class labels y to meta-train; pass y, or "
-                "a meta-trained model as pretrained=."
+    def _warn_ignored(self, extra: list[str]) -> None:
+        """One warning naming the meta-training settings `pretrained` overrides
+        (those left at their defaults are not named)."""
+        params = self.get_params(deep=False)
+        defaults = inspect.signature(type(self)).parameters
+        ignored = [
+            f"{name}={params[name]!r}"
+            for name in META_TRAINING_PARAMETERS
+            if params[name] != defaults[name].default
+        ] + extra
+        if ignored:
+            warnings.warn(
+                f"{type(self).__name__} reuses the pretrained model, so these "
+                f"meta-training settings are ignored: {', '.join(ignored)}. Leave "
+                "them at their defaults, or drop pretrained= to meta-train.",
+                UserWarning,
+                stacklevel=4,
             )
-        input_shape = check_input_shape(self.input_shape, n_features)
-        n_way, k_shot, n_query = episode_sizes(self, y)
-        method = self.method or "protonet"
-        settings = self._train_settings(
+
+    def _meta_train(self, X, labels, targets, method, settings) -> MetaModel:
+        """Meta-train on X with episodes drawn from `labels` (class or task codes)."""
+        input_shape = check_input_shape(self.input_shape, X.shape[1])
+        n_way, k_shot, n_query = self._task.episode_sizes(self, labels)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        train = TrainSettings(
             n_way=n_way,
             k_shot=k_shot,
             n_query=n_query,
             input_shape=input_shape,
             method=method,
-            method_params=self._method_params(method),
-            class_augmentation=self.class_augmentation,
-        )
-        return self._run_meta_training(X, y, settings)
-
-    def _train_settings(self, **episode_and_method) -> TrainSettings:
-        """TrainSettings from this estimator's shared parameters plus the given
-        episode sizes, method and method settings."""
-        seed = int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
-        return TrainSettings(
+            method_params=settings,
             backbone=self.backbone,
             backbone_params=self.backbone_params,
+            class_augmentation=self.class_augmentation,
             meta_batch_size=self.meta_batch_size,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -338,12 +332,31 @@ class MetaLearnerMixin:
             validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
+            n_jobs=self.n_jobs,
             device=str(resolve_device(self.device)),
-            seed=seed,
-            **episode_and_method,
+            seed=int(seed),
         )
-
-    def _run_meta_training(self, X, y, settings, targets=None) -> MetaModel:
-        model = meta_train(X, y, settings, targets=targets)
+        model = meta_train(X, labels, train, targets=targets)
         self.n_iter_ = int(model.config["training"]["n_iter"])
         return model
+
+    # -- adaptation and prediction ----------------------------------------------
+    def _algorithm(self):
+        """The meta-model's method with the adaptation settings of ``fit``."""
+        return self.meta_model_.algorithm(**self._overrides)
+
+    def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Adapt the meta-model to (X, y), the checked output of ``fit``."""
+        self.adapted_ = self.meta_model_.adapt(
+            self._algorithm(), X, y, self._task.n_outputs(self), self._device()
+        )
+
+    def _outputs(self, X) -> np.ndarray:
+        """The adapted model's outputs (class scores, or predictions) for X."""
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return self.meta_model_.predict(
+            self._algorithm(), self.adapted_, X, self._device()
+        )
+
+    def _device(self) -> torch.device:
+        return resolve_device(self.device)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
 from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
-from ._base import META_PARAMETERS_DOC, MetaLearnerMixin, resolve_device
+from ._base import MetaEstimator
 
 __all__ = ["FewShotClassifier"]
 
 
-class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
-    __doc__ = f"""Few-shot classifier: learns new classes from a few examples each.
+class FewShotClassifier(ClassifierMixin, MetaEstimator):
+    """Few-shot classifier: learns new classes from a few examples each.
 
     With ``pretrained=``, :meth:`fit` only adapts the meta-trained model to the
     support set ``(X, y)`` -- for Prototypical Networks it computes one prototype
@@ -24,10 +22,116 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
     meta-trains on ``(X, y)`` first, then adapts to all of it: a complete
     classifier, usable anywhere scikit-learn expects one.
 
+    No setting is silently ignored: a method setting the method does not take,
+    or one that differs from what a pretrained model was meta-trained with,
+    raises ``ValueError``; meta-training parameters set together with
+    ``pretrained=`` (and so unused) make ``fit`` warn.
+
     .. versionadded:: 0.1
 
     Parameters
-    ----------{META_PARAMETERS_DOC}
+    ----------
+    method : str, default=None
+        Meta-learning method: a name from :func:`skmeta.available_methods`,
+        which lists every registered method with a one-line summary. None means
+        ``"protonet"`` (Prototypical Networks) when meta-training, and the
+        method of `pretrained` otherwise; another method than the pretrained
+        model's is refused.
+    backbone : {"auto", "mlp", "conv4", "conv4_strided"} or callable, \
+default="auto"
+        The network that embeds rows. ``"auto"`` is ``"conv4"`` when
+        `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise. A
+        ``torch.nn.Module`` class or factory is called with `backbone_params` as
+        keyword arguments and must map ``(batch, *input_shape)`` to
+        ``(batch, dim)``.
+    backbone_params : dict, default=None
+        Keyword arguments of the backbone, e.g. ``{"hidden_sizes": (128,)}`` for
+        ``"mlp"`` or ``{"hidden_channels": 32}`` for ``"conv4"``.
+    class_augmentation : {"rot90"}, default=None
+        Class augmentation for square images during meta-training:
+        ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three
+        new classes (as in the Omniglot experiments of Vinyals et al. 2016 and
+        Snell et al. 2017). Adaptation in :meth:`fit` is unchanged.
+    input_shape : tuple of int, default=None
+        Shape of one row, e.g. ``(1, 28, 28)`` for 28x28 grey images stored as
+        784 columns. None means flat rows ``(n_features,)``, or the shape of
+        `pretrained`; another shape than the pretrained model's is refused.
+    distance : str, default=None
+        How the methods that take it compare queries with prototypes:
+        ``"euclidean"`` (squared Euclidean distance) or ``"cosine"`` (cosine
+        similarity times a learnt temperature). None means the method's
+        default, ``"euclidean"``, when meta-training, and the distance of
+        `pretrained` otherwise: it is fixed by meta-training, so another one
+        than the pretrained model's is refused.
+    inner_lr, inner_steps : float, int, default=None
+        Inner loop of the gradient-based methods: step size and number of SGD
+        steps on the support set. None means the method's defaults when
+        meta-training (``"maml"``: 0.4 and 1) and the meta-training values with
+        `pretrained`. Set with `pretrained`, they change only the adaptation in
+        :meth:`fit` -- what ``GridSearchCV`` over them tunes, with no
+        meta-training. A pretrained ``"metasgd"`` model adapts with its
+        meta-learnt step sizes and refuses `inner_lr`.
+    first_order : bool, default=None
+        Whether the meta-gradient of the gradient-based methods drops second
+        derivatives. None means the method's own (``"fomaml"``: True). Fixed by
+        meta-training: another value than the pretrained model's is refused.
+    method_params : dict, default=None
+        Settings of the method that have no parameter of their own, by name.
+        The keys a method accepts are its ``settings`` in the registry
+        (``skmeta.meta.algorithms.ALGORITHMS[method].settings``); others are
+        refused, and so is a setting given both here and as a parameter. The
+        rules above apply: with `pretrained`, `inner_lr` and `inner_steps` change
+        the adaptation and every other setting must equal the model's.
+    n_way, k_shot, n_query : int, default=None
+        Episode size in meta-training: classes per episode, labelled examples
+        per class, and queries per class. None adapts to the data: up to
+        20-way, 5-shot and 15 queries, fewer when the data have too few classes
+        or samples per class. Values you set are honoured or refused with an
+        error.
+    meta_batch_size : int, default=1
+        Episodes per meta-update.
+    max_iter : int, default=1000
+        Number of meta-updates.
+    learning_rate : float, default=1e-3
+        Initial learning rate of Adam; it follows a cosine schedule to 0 over
+        `max_iter`.
+    max_grad_norm : float, default=None
+        Clip the meta-gradient to this total norm before each update (as
+        ``torch.nn.utils.clip_grad_norm_``), a guard against the sudden
+        collapses MAML-style meta-training can suffer. The history then records
+        the mean norm before clipping (``grad_norm``). None: no clipping.
+    early_stopping : bool, default=False
+        Hold out a class-disjoint `validation_fraction` of the classes, evaluate
+        on their episodes regularly, stop after `n_iter_no_change` evaluations
+        without improvement and keep the best weights.
+    validation_fraction : float, default=0.1
+        Share of the classes held out for `early_stopping`.
+    n_iter_no_change : int, default=10
+        Evaluations without improvement before stopping (every ``max_iter // 20``
+        iterations, at most 100).
+    n_jobs : int, default=None
+        Worker threads that take the meta-gradients of a meta-batch's tasks in
+        parallel, on a CPU, for the methods that take them task by task (the
+        gradient-based family). None: as many as torch has intra-op threads
+        where each worker can run a thread of its own, else 1; -1: all of
+        torch's intra-op threads; 1: one task after the other in the calling
+        thread (the lower-memory choice).
+    pretrained : MetaModel or path, default=None
+        Reuse a meta-trained model (or a file written by ``MetaModel.save``)
+        instead of meta-training. The meta-training parameters (`backbone`,
+        `backbone_params`, `class_augmentation`, `input_shape`, `n_way`,
+        `k_shot`, `n_query`, `meta_batch_size`, `max_iter`, `learning_rate`,
+        `max_grad_norm`, `early_stopping`, `validation_fraction`,
+        `n_iter_no_change`, `n_jobs`) are then unused, and :meth:`fit` warns
+        with one ``UserWarning`` naming those not at their defaults.
+    device : str or torch.device, default="auto"
+        Where torch runs: ``"auto"`` takes a GPU when there is one.
+    random_state : int, RandomState instance or None, default=None
+        Seeds meta-training's episodes and initialisation without touching the
+        global torch random state; an int gives identical refits. Adaptation
+        draws nothing at random.
+    verbose : int, default=0
+        Show a progress bar of meta-training when positive.
 
     Attributes
     ----------
@@ -36,10 +140,11 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         Class labels of the support set.
     adapted_ : dict
-        What adaptation produced (CPU tensors): ``{{"prototypes": (n_classes,
-        dim)}}`` for ProtoNet; adapted weights, head and support statistics for
+        What adaptation produced (CPU tensors): ``{"prototypes": (n_classes,
+        dim)}`` for ProtoNet; adapted weights, head and support statistics for
         the gradient-based methods.
     n_features_in_ : int
+        Number of features seen in :meth:`fit`.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string column names.
     n_iter_ : int
@@ -49,8 +154,9 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
 
     See Also
     --------
-    MetaFeatureExtractor : the embeddings alone, as a transformer.
-    EpisodicSplit : episodes as cross-validation folds.
+    MetaFeatureExtractor : The embeddings alone, as a transformer.
+    EpisodicSplit : Episodes as cross-validation folds.
+    available_methods : The methods `method` accepts.
 
     Examples
     --------
@@ -66,57 +172,6 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
     True
     """
 
-    def __init__(
-        self,
-        *,
-        method=None,
-        backbone="auto",
-        backbone_params=None,
-        class_augmentation=None,
-        input_shape=None,
-        distance="euclidean",
-        inner_lr=None,
-        inner_steps=None,
-        first_order=None,
-        n_way=None,
-        k_shot=None,
-        n_query=None,
-        meta_batch_size=1,
-        max_iter=1000,
-        learning_rate=1e-3,
-        max_grad_norm=None,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        pretrained=None,
-        device="auto",
-        random_state=None,
-        verbose=0,
-    ):
-        self.method = method
-        self.backbone = backbone
-        self.backbone_params = backbone_params
-        self.class_augmentation = class_augmentation
-        self.input_shape = input_shape
-        self.distance = distance
-        self.inner_lr = inner_lr
-        self.inner_steps = inner_steps
-        self.first_order = first_order
-        self.n_way = n_way
-        self.k_shot = k_shot
-        self.n_query = n_query
-        self.meta_batch_size = meta_batch_size
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.max_grad_norm = max_grad_norm
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.pretrained = pretrained
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-
     def fit(self, X, y):
         """Adapt to the support set (X, y), meta-training first without `pretrained`.
 
@@ -130,52 +185,30 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : FewShotClassifier
+            The fitted classifier.
         """
-        self._validate_params()
-        X, y = validate_data(self, X, y, dtype=np.float32)
-        check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
-            raise ValueError(
-                "FewShotClassifier needs at least 2 classes in y; got 1 class "
-                f"({self.classes_[0]!r})."
-            )
-        self.meta_model_ = self._get_meta_model(X, codes)
-        self.history_ = [dict(record) for record in self.meta_model_.history]
-        device = resolve_device(self.device)
-        algorithm = self._algorithm()
-        if algorithm.regression:
-            raise ValueError(
-                "The pretrained model was meta-trained for regression (by a "
-                "FewShotRegressor); FewShotClassifier needs a classification model."
-            )
-        self.adapted_ = self.meta_model_.adapt(
-            algorithm, X, codes, len(self.classes_), device
-        )
+        X, codes = self._fit_meta_model(X, y)
+        self._adapt(X, codes)
         return self
 
-    def _logits(self, X) -> np.ndarray:
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        return self.meta_model_.predict(
-            self._algorithm(), self.adapted_, X, resolve_device(self.device)
-        )
-
     def decision_function(self, X):
-        """Class scores of X (higher is more likely): minus squared distances to
-        the prototypes for ProtoNet.
+        """Class scores of X, higher for more likely classes.
+
+        For ProtoNet, minus the squared distances to the prototypes.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Query rows.
 
         Returns
         -------
         ndarray of shape (n_samples, n_classes), or (n_samples,) with 2 classes
-            (the score of ``classes_[1]`` minus that of ``classes_[0]``); float32
-            like the network.
+            The scores, float32 like the network; with 2 classes, the score of
+            ``classes_[1]`` minus that of ``classes_[0]``.
         """
         check_is_fitted(self)
-        logits = self._logits(X)
+        logits = self._outputs(X)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
@@ -184,14 +217,15 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Query rows.
 
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            Probabilities of ``classes_``, each row summing to 1.
         """
         check_is_fitted(self)
-        logits = self._logits(X)
-        return softmax(logits, axis=1)
+        return softmax(self._outputs(X), axis=1)
 
     def predict(self, X):
         """Label of the most likely class for each row of X.
@@ -199,10 +233,12 @@ class FewShotClassifier(MetaLearnerMixin, ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Query rows.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            Labels from ``classes_``.
         """
         check_is_fitted(self)
-        return self.classes_[self._logits(X).argmax(axis=1)]
+        return self.classes_[self._outputs(X).argmax(axis=1)]

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn import get_config
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-)
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
-from ._base import (
-    META_PARAMETERS_DOC,
-    MetaLearnerMixin,
-    resolve_device,
-    validated_rows,
-)
+from ._base import MetaEstimator
+from ._checks import validated_rows
 
 __all__ = ["MetaFeatureExtractor"]
 
 
 class MetaFeatureExtractor(
-    MetaLearnerMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEstimator
 ):
-    __doc__ = f"""Embeddings that transfer to classes never seen in training.
+    """Embeddings that transfer to classes never seen in training.
 
     :meth:`fit` meta-trains a backbone on labelled rows (many classes, few
     examples each), or reuses ``pretrained``; :meth:`transform` maps rows to the
@@ -37,23 +27,38 @@ class MetaFeatureExtractor(
     .. versionadded:: 0.1
 
     Parameters
-    ----------{META_PARAMETERS_DOC}
+    ----------
+    method, backbone, backbone_params, class_augmentation : see FewShotClassifier
+        The method (:func:`skmeta.available_methods`) and the network, as for
+        :class:`FewShotClassifier`.
+    input_shape, distance : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    inner_lr, inner_steps : see FewShotClassifier
+        The inner loop of meta-training. An extractor does not adapt, so with
+        `pretrained` they are unused and :meth:`fit` warns.
+    first_order, method_params : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    n_way, k_shot, n_query, meta_batch_size, max_iter : see FewShotClassifier
+        Episodes and length of meta-training, as for :class:`FewShotClassifier`.
+    learning_rate, max_grad_norm, early_stopping : see FewShotClassifier
+        The meta-optimiser, as for :class:`FewShotClassifier`.
+    validation_fraction, n_iter_no_change, n_jobs : see FewShotClassifier
+        Early stopping and worker threads, as for :class:`FewShotClassifier`.
+    pretrained, device, random_state, verbose : see FewShotClassifier
+        As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
+        no labels.
 
     Attributes
     ----------
     meta_model_ : MetaModel
         The meta-trained model (``pretrained`` itself when given; never modified).
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Defined when X has string column names.
-    n_iter_ : int
-        Meta-training iterations run by this ``fit`` (0 with ``pretrained``).
-    history_ : list of dict
-        The meta-training log of ``meta_model_``.
+    n_iter_, history_, n_features_in_, feature_names_in_ : see FewShotClassifier
+        Meta-training iterations run by this ``fit`` (0 with ``pretrained``),
+        the meta-training log, and the number and names of the features.
 
     See Also
     --------
-    FewShotClassifier : classify new classes from a few examples each.
+    FewShotClassifier : Classify new classes from a few examples each.
 
     Examples
     --------
@@ -66,57 +71,6 @@ class MetaFeatureExtractor(
     >>> extractor.get_feature_names_out()[:2]
     array(['metafeatureextractor0', 'metafeatureextractor1'], dtype=object)
     """
-
-    def __init__(
-        self,
-        *,
-        method=None,
-        backbone="auto",
-        backbone_params=None,
-        class_augmentation=None,
-        input_shape=None,
-        distance="euclidean",
-        inner_lr=None,
-        inner_steps=None,
-        first_order=None,
-        n_way=None,
-        k_shot=None,
-        n_query=None,
-        meta_batch_size=1,
-        max_iter=1000,
-        learning_rate=1e-3,
-        max_grad_norm=None,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        pretrained=None,
-        device="auto",
-        random_state=None,
-        verbose=0,
-    ):
-        self.method = method
-        self.backbone = backbone
-        self.backbone_params = backbone_params
-        self.class_augmentation = class_augmentation
-        self.input_shape = input_shape
-        self.distance = distance
-        self.inner_lr = inner_lr
-        self.inner_steps = inner_steps
-        self.first_order = first_order
-        self.n_way = n_way
-        self.k_shot = k_shot
-        self.n_query = n_query
-        self.meta_batch_size = meta_batch_size
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.max_grad_norm = max_grad_norm
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.pretrained = pretrained
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
     def fit(self, X, y=None):
         """Meta-train on (X, y), or check and reuse `pretrained`.
@@ -131,17 +85,9 @@ class MetaFeatureExtractor(
         Returns
         -------
         self : MetaFeatureExtractor
+            The fitted extractor.
         """
-        self._validate_params()
-        if self.pretrained is not None and y is None:
-            X = validate_data(self, X, dtype=np.float32)
-            codes = None
-        else:
-            X, y = validate_data(self, X, y, dtype=np.float32)
-            check_classification_targets(y)
-            _, codes = np.unique(y, return_inverse=True)
-        self.meta_model_ = self._get_meta_model(X, codes)
-        self.history_ = [dict(record) for record in self.meta_model_.history]
+        self._fit_meta_model(X, y)
         return self
 
     def transform(self, X):
@@ -150,10 +96,12 @@ class MetaFeatureExtractor(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to embed.
 
         Returns
         -------
-        ndarray of shape (n_samples, embedding_dim), float32
+        ndarray of shape (n_samples, embedding_dim)
+            The embeddings, float32.
         """
         check_is_fitted(self)
         # NaN and infinity: MetaModel.transform's check is 5x faster here than
@@ -161,7 +109,7 @@ class MetaFeatureExtractor(
         X = validated_rows(self, X)
         return self.meta_model_.transform(
             X,
-            resolve_device(self.device),
+            self._device(),
             check_finite=not get_config()["assume_finite"],
         )
 

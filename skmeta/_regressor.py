@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
-from ._base import (
-    META_PARAMETER_CONSTRAINTS,
-    MetaLearnerMixin,
-    check_input_shape,
-    load_pretrained,
-    resolve_device,
-)
-from ._sklearn_compat import StrOptions
+from ._base import MetaEstimator
+from ._tasks import REGRESSION
 
 __all__ = ["FewShotRegressor"]
 
-REGRESSION_METHODS = ("maml", "fomaml", "metasgd", "anil", "reptile")
-DEFAULT_K_SHOT, DEFAULT_N_QUERY, DEFAULT_INNER_LR = 10, 10, 0.01
 
-
-class FewShotRegressor(MetaLearnerMixin, RegressorMixin, BaseEstimator):
+class FewShotRegressor(RegressorMixin, MetaEstimator):
     """Few-shot regressor: follows a new function from a handful of points.
 
     Tasks are given the scikit-learn way, as ``groups`` (as for ``GroupKFold``):
@@ -33,40 +23,62 @@ class FewShotRegressor(MetaLearnerMixin, RegressorMixin, BaseEstimator):
     regressor. With ``pretrained``, :meth:`fit` adapts to ``(X, y)`` as a new
     task -- a few gradient steps, milliseconds -- and :meth:`predict` follows it.
 
+    The parameters are those of :class:`FewShotClassifier`, with the same
+    rules: no setting is silently ignored.
+
     .. versionadded:: 0.1
 
     Parameters
     ----------
-    method : {"maml", "fomaml", "metasgd", "anil", "reptile"}, default=None
-        None means ``"maml"``, or the method of `pretrained`.
+    method : str, default=None
+        A method that does regression: a name from
+        ``skmeta.available_methods("regression")``. None means ``"maml"``, or
+        the method of `pretrained`.
     backbone : {"auto", "mlp"} or callable, default="auto"
-        The network before the linear output; see ``FewShotClassifier``.
+        The network before the linear output (``"auto"``: ``"mlp"``); see
+        :class:`FewShotClassifier`.
     backbone_params : dict, default=None
         E.g. ``{"hidden_sizes": (40, 40), "out_features": 40}`` (MAML's
         sinusoid network).
-    input_shape : tuple of int, default=None
-    inner_lr, inner_steps, first_order : float, int, bool, default=None
-        The inner loop. None means 0.01, 1 and the method's own when
-        meta-training, and the meta-training values with `pretrained`; with
-        `pretrained` they change only the adaptation in ``fit``.
+    class_augmentation : None
+        Classification only, refused unless None: there are no classes to
+        rotate.
+    input_shape, distance : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    inner_lr, inner_steps : float, int, default=None
+        The inner loop, as for :class:`FewShotClassifier`; None means an inner
+        learning rate of 0.01 (MAML's sinusoid setting) and the method's own
+        number of steps when meta-training, and the meta-training values with
+        `pretrained`.
+    first_order, method_params : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    n_way : None
+        Classification only, refused unless None: an episode is one task.
     k_shot, n_query : int, default=None
         Rows of a task used to adapt (support) and to score the adaptation
         (query) in meta-training. None: up to 10 and 10, fewer for small tasks.
-    meta_batch_size : int, default=1
-        Tasks per meta-update.
-    max_iter, learning_rate, max_grad_norm, early_stopping, \\
-validation_fraction, n_iter_no_change, pretrained, device, random_state, verbose
-        As for ``FewShotClassifier``; `validation_fraction` holds out tasks.
+    meta_batch_size, max_iter, learning_rate : see FewShotClassifier
+        As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks.
+    max_grad_norm, early_stopping, validation_fraction : see FewShotClassifier
+        As for :class:`FewShotClassifier`; `validation_fraction` holds out tasks.
+    n_iter_no_change, n_jobs, pretrained : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    device, random_state, verbose : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
 
     Attributes
     ----------
     meta_model_ : MetaModel
+        The meta-trained model (``pretrained`` itself when given; never modified).
     adapted_ : dict
         The adapted weights of the last ``fit``.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-    n_iter_ : int
-    history_ : list of dict
+    n_iter_, history_, n_features_in_, feature_names_in_ : see FewShotClassifier
+        Meta-training iterations run by this ``fit`` (0 with ``pretrained``),
+        the meta-training log, and the number and names of the features.
+
+    See Also
+    --------
+    FewShotClassifier : The same for classes.
 
     Examples
     --------
@@ -81,60 +93,7 @@ validation_fraction, n_iter_no_change, pretrained, device, random_state, verbose
     (5,)
     """
 
-    _parameter_constraints: dict = {
-        **{
-            name: constraint
-            for name, constraint in META_PARAMETER_CONSTRAINTS.items()
-            if name not in ("n_way", "distance", "class_augmentation")
-        },
-        "method": [StrOptions(set(REGRESSION_METHODS)), None],
-        "backbone": [StrOptions({"auto", "mlp"}), callable],
-    }
-
-    def __init__(
-        self,
-        *,
-        method=None,
-        backbone="auto",
-        backbone_params=None,
-        input_shape=None,
-        inner_lr=None,
-        inner_steps=None,
-        first_order=None,
-        k_shot=None,
-        n_query=None,
-        meta_batch_size=1,
-        max_iter=1000,
-        learning_rate=1e-3,
-        max_grad_norm=None,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        pretrained=None,
-        device="auto",
-        random_state=None,
-        verbose=0,
-    ):
-        self.method = method
-        self.backbone = backbone
-        self.backbone_params = backbone_params
-        self.input_shape = input_shape
-        self.inner_lr = inner_lr
-        self.inner_steps = inner_steps
-        self.first_order = first_order
-        self.k_shot = k_shot
-        self.n_query = n_query
-        self.meta_batch_size = meta_batch_size
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.max_grad_norm = max_grad_norm
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.pretrained = pretrained
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    _task = REGRESSION
 
     def fit(self, X, y, groups=None):
         """Meta-train over the tasks in `groups`, or adapt `pretrained` to (X, y).
@@ -142,88 +101,34 @@ validation_fraction, n_iter_no_change, pretrained, device, random_state, verbose
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows of the tasks (meta-training), or of the one new task.
         y : array-like of shape (n_samples,)
             Real-valued targets.
         groups : array-like of shape (n_samples,), default=None
-            Task of each row (meta-training only). None: one task.
+            Task of each row, for meta-training (with `pretrained`, all rows
+            are the one new task and ``fit`` warns). None: one task.
 
         Returns
         -------
         self : FewShotRegressor
+            The fitted regressor.
         """
-        self._validate_params()
-        X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=True)
-        y = y.astype(np.float32)
-        if self.pretrained is not None:
-            self.meta_model_ = self._check_pretrained(
-                load_pretrained(self.pretrained), X.shape[1]
-            )
-            if not self.meta_model_.algorithm().regression:
-                raise ValueError(
-                    f"The pretrained model was meta-trained for classification "
-                    f"(method={self.meta_model_.method!r}); FewShotRegressor needs "
-                    "one meta-trained by a FewShotRegressor."
-                )
-            self.n_iter_ = 0
-        else:
-            self.meta_model_ = self._meta_train_regression(X, y, groups)
-        self.history_ = [dict(record) for record in self.meta_model_.history]
-        self.adapted_ = self.meta_model_.adapt(
-            self._algorithm(), X, y, 1, resolve_device(self.device)
-        )
+        X, y = self._fit_meta_model(X, y, groups)
+        self._adapt(X, y)
         return self
 
-    def _meta_train_regression(self, X, y, groups):
-        if groups is None:
-            codes = np.zeros(len(y), dtype=np.int64)
-        else:
-            groups = column_or_1d(groups)
-            if len(groups) != len(y):
-                raise ValueError(
-                    f"groups has {len(groups)} values but X has {len(y)} rows."
-                )
-            codes = np.unique(groups, return_inverse=True)[1]
-        smallest = int(np.bincount(codes).min())
-        k_shot = self.k_shot or max(1, min(DEFAULT_K_SHOT, smallest // 2))
-        n_query = self.n_query or max(1, min(DEFAULT_N_QUERY, smallest - k_shot))
-        if k_shot + n_query > smallest:
-            raise ValueError(
-                f"Each task (group) needs k_shot + n_query = {k_shot + n_query} rows; "
-                f"the smallest has {smallest} (n_samples={len(y)}). Lower k_shot or "
-                "n_query, or give bigger tasks."
-            )
-        method = self.method or "maml"
-        params = {
-            name: getattr(self, name)
-            for name in ("inner_lr", "inner_steps", "first_order")
-            if getattr(self, name) is not None
-        }
-        params.setdefault("inner_lr", DEFAULT_INNER_LR)
-        settings = self._train_settings(
-            n_way=1,
-            k_shot=k_shot,
-            n_query=n_query,
-            input_shape=check_input_shape(self.input_shape, X.shape[1]),
-            method=method,
-            method_params={**params, "regression": True},
-        )
-        return self._run_meta_training(X, codes, settings, targets=y)
-
     def predict(self, X):
-        """Predictions of the adapted model.
+        """Predict with the model adapted in ``fit``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows of the task.
 
         Returns
         -------
-        ndarray of shape (n_samples,), float32
-            Like the network (see ``docs/design.md`` on float32 outputs).
+        ndarray of shape (n_samples,)
+            Float32 like the network (see ``docs/design.md`` on float32 outputs).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        out = self.meta_model_.predict(
-            self._algorithm(), self.adapted_, X, resolve_device(self.device)
-        )
-        return out[:, 0]
+        return self._outputs(X)[:, 0]

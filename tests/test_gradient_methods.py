@@ -76,7 +76,7 @@ def test_inner_settings_change_adaptation(maml_model, blobs):
 
 def test_inner_settings_on_a_prototype_model_are_refused(blob_model, blobs):
     X, y = blobs
-    with pytest.raises(ValueError, match="do not apply to method=.protonet."):
+    with pytest.raises(ValueError, match="does not apply to method=.protonet."):
         FewShotClassifier(pretrained=blob_model, inner_lr=0.1).fit(X, y)
 
 

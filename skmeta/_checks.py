@@ -1,0 +1,90 @@
+"""Checks of the estimators' inputs that need no estimator state: the
+``pretrained`` model, the ``device``, ``input_shape``, and rows to predict on."""
+
+from __future__ import annotations
+
+import functools
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.utils.validation import validate_data
+
+from .meta.model import MetaModel
+
+__all__ = ["check_input_shape", "load_pretrained", "resolve_device", "validated_rows"]
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> MetaModel:
+    return MetaModel.load(path)
+
+
+def load_pretrained(pretrained) -> MetaModel:
+    """The `pretrained` parameter as a MetaModel.
+
+    A path is read once per file version: a MetaModel is immutable, so the
+    1,000 fits of an episodic evaluation share one copy of the weights.
+    """
+    if isinstance(pretrained, MetaModel):
+        return pretrained
+    path = Path(pretrained).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
+    stat = path.stat()
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def validated_rows(estimator, X) -> np.ndarray:
+    """`X` as scikit-learn's ``validate_data(reset=False, dtype=float32)`` returns
+    it for a fitted `estimator`, without its finite check (the caller's).
+
+    A float32 C-contiguous matrix of the fitted width, for an estimator fitted
+    without feature names, is returned as is without the call: ``validate_data``
+    would return it unchanged, and its ~370 Python calls, run with caches cold
+    after the forward passes, cost 5% of an MLP's ``transform`` of 2,000 rows
+    here (0.35 ms). Anything else goes through ``validate_data``.
+    """
+    if (
+        type(X) is np.ndarray
+        and X.dtype == np.float32
+        and X.ndim == 2
+        and X.shape[0] > 0
+        and X.shape[1] == getattr(estimator, "n_features_in_", None)
+        and X.flags.c_contiguous
+        and not hasattr(estimator, "feature_names_in_")
+    ):
+        return X
+    return validate_data(
+        estimator, X, reset=False, dtype=np.float32, ensure_all_finite=False
+    )
+
+
+def resolve_device(device) -> torch.device:
+    """Turn the ``device`` parameter into a ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device: {exc}"
+        ) from None
+
+
+def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
+    """Validate the ``input_shape`` parameter against the width of X."""
+    if input_shape is None:
+        return (n_features,)
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(s, Integral) and s > 0 for s in shape):
+        raise ValueError(
+            f"input_shape must be a tuple of positive ints, got {input_shape!r}."
+        )
+    if int(np.prod(shape)) != n_features:
+        raise ValueError(
+            f"input_shape={shape} holds {int(np.prod(shape))} values per row but X "
+            f"has {n_features} features; they must match (e.g. (1, 28, 28) for 784)."
+        )
+    return tuple(int(s) for s in shape)

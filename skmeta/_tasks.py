@@ -1,0 +1,222 @@
+"""Classification or regression: what differs between the estimators' fits.
+
+The estimators share one flow (``_base.py``). A task object supplies what
+differs: the methods that fit, the default method and settings, how targets are
+checked and encoded, the default episode sizes, and the kind of pretrained
+model that fits. Everything said about methods is read from the registry,
+``skmeta.meta.algorithms.ALGORITHMS``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
+
+from ._sklearn_compat import StrOptions
+from .meta.algorithms import ALGORITHMS
+from .meta.backbones import BUILTIN_BACKBONES
+
+__all__ = ["CLASSIFICATION", "REGRESSION", "available_methods"]
+
+
+def _shot_sizes(estimator, budget: int, k_default: int, q_default: int):
+    """(k_shot, n_query): the estimator's, or defaults fitted to `budget` rows."""
+    k_shot = estimator.k_shot or max(1, min(k_default, budget // 2))
+    n_query = estimator.n_query or max(1, min(q_default, budget - k_shot))
+    return k_shot, n_query
+
+
+class Task:
+    """What a kind of estimator (classification or regression) decides."""
+
+    name: str
+    regression: bool
+    default_method: str
+    default_settings: dict = {}  # method settings left None, when they apply
+
+    def methods(self) -> dict[str, str]:
+        """{name: one-line summary} of the registered methods for this task."""
+        return {
+            name: cls.summary
+            for name, cls in ALGORITHMS.items()
+            if cls.supports_regression or not self.regression
+        }
+
+    def constraints(self) -> dict:
+        """Parameter constraints that depend on the task."""
+        return {"method": [StrOptions(set(self.methods())), None]}
+
+    def check_model(self, model, estimator) -> None:
+        """Refuse a pretrained model meta-trained for the other task."""
+        if model.algorithm().regression != self.regression:
+            raise ValueError(
+                self.wrong_model.format(
+                    method=model.method, estimator=type(estimator).__name__
+                )
+            )
+
+
+class Classification(Task):
+    """Class labels; episodes of up to 20 ways, 5 shots and 15 queries."""
+
+    name = "classification"
+    regression = False
+    default_method = "protonet"
+    wrong_model = (
+        "The pretrained model was meta-trained for regression (by a "
+        "FewShotRegressor, method={method!r}); {estimator} needs a classification "
+        "model."
+    )
+
+    def constraints(self) -> dict:
+        return {
+            **super().constraints(),
+            "backbone": [StrOptions({"auto", *BUILTIN_BACKBONES}), callable],
+        }
+
+    def validate(self, estimator, X, y, groups=None):
+        """Checked X and class codes ``0..n_classes-1``, twice (what adaptation
+        and episodes take); y may be None only to reuse a pretrained model.
+
+        For a classifier, also sets ``classes_`` and requires two classes.
+        """
+        if y is None and estimator.pretrained is not None:
+            return validate_data(estimator, X, dtype=np.float32), None, None
+        X, y = validate_data(estimator, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        if is_classifier(estimator):
+            if classes.size < 2:
+                raise ValueError(
+                    f"{type(estimator).__name__} needs at least 2 classes in y; got "
+                    f"1 class ({classes[0]!r})."
+                )
+            estimator.classes_ = classes
+        return X, codes, codes
+
+    def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
+        """Final (n_way, k_shot, n_query): the estimator's, or fitted to the
+        class sizes of `labels`."""
+        counts = np.sort(np.bincount(labels))[::-1]
+        counts = counts[counts > 0]
+        if estimator.n_way is not None and estimator.n_way > counts.size:
+            raise ValueError(
+                f"n_way={estimator.n_way} exceeds the number of classes in y "
+                f"({counts.size}); lower n_way or leave it None."
+            )
+        need = (estimator.k_shot or 1) + (estimator.n_query or 1)
+        n_way = estimator.n_way or min(20, int((counts >= need).sum()))
+        if n_way < 2:
+            raise ValueError(
+                f"Meta-training needs at least 2 classes with {need} samples each "
+                f"(k_shot + n_query); y has {int((counts >= need).sum())} "
+                f"(n_samples={int(counts.sum())}). Add samples, lower "
+                "k_shot/n_query, or pass pretrained=."
+            )
+        budget = int(counts[n_way - 1])  # samples of the n_way-th largest class
+        k_shot, n_query = _shot_sizes(estimator, budget, 5, 15)
+        if k_shot + n_query > budget:
+            raise ValueError(
+                f"A {n_way}-way episode with k_shot={k_shot} and n_query={n_query} "
+                f"needs {n_way} classes with {k_shot + n_query} samples each; y has "
+                f"only {int((counts >= k_shot + n_query).sum())}. Lower n_way, "
+                "k_shot or n_query, or add samples."
+            )
+        return n_way, k_shot, n_query
+
+    def n_outputs(self, estimator) -> int:
+        """The ``n_classes`` adaptation gets."""
+        return len(estimator.classes_)
+
+
+class Regression(Task):
+    """Real targets, tasks as ``groups``; one task per episode, up to 10 shots
+    and 10 queries; inner learning rate 0.01 (MAML's sinusoid setting)."""
+
+    name = "regression"
+    regression = True
+    default_method = "maml"
+    default_settings = {"inner_lr": 0.01}
+    wrong_model = (
+        "The pretrained model was meta-trained for classification "
+        "(method={method!r}); {estimator} needs one meta-trained by a "
+        "FewShotRegressor."
+    )
+
+    def constraints(self) -> dict:
+        # an episode is one task (a group): no ways, no classes to augment
+        return {
+            **super().constraints(),
+            "backbone": [StrOptions({"auto", "mlp"}), callable],
+            "n_way": [None],
+            "class_augmentation": [None],
+        }
+
+    def validate(self, estimator, X, y, groups=None):
+        """Checked X, float32 targets, and each row's task code."""
+        X, y = validate_data(estimator, X, y, dtype=np.float32, y_numeric=True)
+        if groups is None:
+            return X, y.astype(np.float32), np.zeros(len(y), dtype=np.int64)
+        groups = column_or_1d(groups)
+        if len(groups) != len(y):
+            raise ValueError(
+                f"groups has {len(groups)} values but X has {len(y)} rows."
+            )
+        return X, y.astype(np.float32), np.unique(groups, return_inverse=True)[1]
+
+    def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
+        """(1, k_shot, n_query): the estimator's, or fitted to the smallest task."""
+        smallest = int(np.bincount(labels).min())
+        k_shot, n_query = _shot_sizes(estimator, smallest, 10, 10)
+        if k_shot + n_query > smallest:
+            raise ValueError(
+                f"Each task (group) needs k_shot + n_query = {k_shot + n_query} rows; "
+                f"the smallest has {smallest} (n_samples={len(labels)}). Lower "
+                "k_shot or n_query, or give bigger tasks."
+            )
+        return 1, k_shot, n_query
+
+    def n_outputs(self, estimator) -> int:
+        return 1
+
+
+CLASSIFICATION, REGRESSION = Classification(), Regression()
+_TASKS = {task.name: task for task in (CLASSIFICATION, REGRESSION)}
+
+
+def available_methods(task: str = "classification") -> dict[str, str]:
+    """The meta-learning methods the estimators accept as ``method``.
+
+    Read from the registry of the torch layer, so a newly registered method
+    appears here, and in the estimators' checks and messages, without any
+    estimator change.
+
+    .. versionadded:: 0.1
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}, default="classification"
+        ``"classification"`` for :class:`FewShotClassifier` and
+        :class:`MetaFeatureExtractor`, ``"regression"`` for
+        :class:`FewShotRegressor`.
+
+    Returns
+    -------
+    dict
+        Method name -> one-line summary, in registration order.
+
+    Examples
+    --------
+    >>> from skmeta import available_methods
+    >>> "protonet" in available_methods(), "protonet" in available_methods(
+    ...     "regression"
+    ... )
+    (True, False)
+    """
+    if task not in _TASKS:
+        raise ValueError(
+            f"task={task!r} is unknown; use 'classification' or 'regression'."
+        )
+    return _TASKS[task].methods()

@@ -1,0 +1,250 @@
+"""The flow the estimators share: method settings, `pretrained=` rules, warnings.
+
+No setting is silently ignored: one the method does not take, or one fixed by
+meta-training that differs from a pretrained model's, raises; meta-training
+parameters set together with ``pretrained=`` warn once.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV
+
+import skmeta._base
+from skmeta import (
+    EpisodicSplit,
+    FewShotClassifier,
+    FewShotRegressor,
+    MetaFeatureExtractor,
+    available_methods,
+)
+from skmeta.datasets import make_sinusoid_tasks
+from skmeta.meta.algorithms import ALGORITHMS
+
+
+@pytest.fixture(scope="module")
+def maml_model(blobs):
+    X, y = blobs
+    clf = FewShotClassifier(
+        method="maml", n_way=5, k_shot=1, n_query=2, max_iter=3, random_state=0
+    )
+    return clf.fit(X[y < 16], y[y < 16]).meta_model_
+
+
+def _novel(blobs):
+    X, y = blobs
+    return X[y >= 16], y[y >= 16]
+
+
+class _Stop(Exception):
+    """Raised by a stand-in for meta_train, carrying its TrainSettings."""
+
+
+@pytest.fixture
+def train_settings(monkeypatch):
+    """Run `fit` up to meta-training and return the TrainSettings it got."""
+
+    def stop(X, y, settings, targets=None):
+        raise _Stop(settings)
+
+    monkeypatch.setattr(skmeta._base, "meta_train", stop)
+
+    def run(estimator, *data, **fit_params):
+        with pytest.raises(_Stop) as info:
+            estimator.fit(*data, **fit_params)
+        return info.value.args[0]
+
+    return run
+
+
+# -- methods and their settings come from the registry --------------------------
+
+
+def test_a_registered_method_needs_no_estimator_change(blobs, monkeypatch):
+    class FullContext(ALGORITHMS["protonet"]):
+        name = "fullcontext"
+        summary = "a stand-in for a method with a setting of its own"
+        settings = ("distance", "full_context")
+
+        def __init__(self, distance="euclidean", full_context=False):
+            super().__init__(distance)
+            self.full_context = full_context
+
+    monkeypatch.setitem(ALGORITHMS, "fullcontext", FullContext)
+    assert available_methods()["fullcontext"] == FullContext.summary
+    X, y = blobs
+    clf = FewShotClassifier(
+        method="fullcontext", method_params={"full_context": True}, max_iter=2
+    ).fit(X, y)
+    assert clf.meta_model_.config["method_params"]["full_context"] is True
+    with pytest.raises(ValueError, match="'fullcontext'"):  # listed in the error
+        FewShotClassifier(method="nope").fit(X, y)
+
+
+def test_regressor_methods_are_those_that_support_regression(blobs):
+    expected = [name for name, cls in ALGORITHMS.items() if cls.supports_regression]
+    assert list(available_methods("regression")) == expected
+    unsupported = next(n for n, c in ALGORITHMS.items() if not c.supports_regression)
+    with pytest.raises(ValueError, match="'method' parameter"):
+        FewShotRegressor(method=unsupported).fit(*blobs)
+
+
+@pytest.mark.parametrize(
+    "estimator, match",
+    [
+        (
+            FewShotClassifier(method="maml", distance="cosine"),
+            "distance='cosine' does not apply to method='maml' .it takes inner_lr, "
+            "inner_steps, first_order.; methods that take distance: protonet",
+        ),
+        (FewShotClassifier(inner_lr=0.1), "inner_lr=0.1 does not apply to method='p"),
+        (
+            FewShotClassifier(method="reptile", first_order=True),
+            "first_order=True does not apply to method='reptile'",
+        ),
+        (
+            FewShotClassifier(method_params={"full_context": True}),
+            "method_params has 'full_context', which method='protonet' does not "
+            "take: it takes distance",
+        ),
+        (
+            FewShotClassifier(
+                method="maml", inner_lr=0.1, method_params={"inner_lr": 1}
+            ),
+            "inner_lr given both as a parameter and in method_params",
+        ),
+        (FewShotClassifier(distance="manhattan"), "distance must be one of"),
+        (MetaFeatureExtractor(method="anil", distance="cosine"), "does not apply"),
+        (FewShotRegressor(distance="cosine"), "no regression method takes distance"),
+        (FewShotRegressor(n_way=5), "'n_way' parameter of FewShotRegressor"),
+        (FewShotRegressor(class_augmentation="rot90"), "'class_augmentation' param"),
+    ],
+)
+def test_settings_the_method_does_not_take_are_refused(
+    estimator, match, blobs, train_settings
+):
+    X, y = blobs
+    with pytest.raises(ValueError, match=match):
+        train_settings(estimator, X, y)  # refused before meta-training
+
+
+def test_method_settings_reach_meta_training(blobs, train_settings):
+    X, y = blobs
+    maml = train_settings(
+        FewShotClassifier(method="maml", method_params={"inner_steps": 2}), X, y
+    )
+    assert maml.method == "maml" and maml.method_params == {"inner_steps": 2}
+    cosine = train_settings(FewShotClassifier(distance="cosine"), X, y)
+    assert cosine.method == "protonet" and cosine.method_params == {
+        "distance": "cosine"
+    }
+    assert train_settings(FewShotClassifier(), X, y).method_params == {}
+    X, y, groups = make_sinusoid_tasks(10, 20, random_state=0)
+    reg = train_settings(FewShotRegressor(inner_steps=3), X, y, groups=groups)
+    assert (reg.method, reg.n_way, reg.k_shot, reg.n_query) == ("maml", 1, 10, 10)
+    assert reg.method_params == {"inner_lr": 0.01, "inner_steps": 3, "regression": True}
+
+
+@pytest.mark.parametrize("n_jobs", [None, 1, 2, -1])
+def test_n_jobs_reaches_meta_training(blobs, train_settings, n_jobs):
+    X, y = blobs
+    settings = train_settings(FewShotClassifier(method="maml", n_jobs=n_jobs), X, y)
+    assert settings.n_jobs == n_jobs
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, "2"])
+def test_bad_n_jobs_is_refused(blobs, n_jobs):
+    with pytest.raises(ValueError, match="'n_jobs' parameter"):
+        FewShotClassifier(n_jobs=n_jobs).fit(*blobs)
+
+
+# -- with pretrained=: what adapts, what must match, what warns -----------------
+
+
+def test_distance_is_fixed_by_meta_training(blob_model, blobs):
+    X, y = _novel(blobs)
+    assert FewShotClassifier().distance is None
+    assert blob_model.config["method_params"]["distance"] == "euclidean"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FewShotClassifier(pretrained=blob_model, distance="euclidean").fit(X, y)
+    for clf in (
+        FewShotClassifier(pretrained=blob_model, distance="cosine"),
+        FewShotClassifier(pretrained=blob_model, method_params={"distance": "cosine"}),
+    ):
+        with pytest.raises(
+            ValueError,
+            match="distance='cosine' differs from the pretrained model's 'euclidean'",
+        ):
+            clf.fit(X, y)
+
+
+def test_first_order_is_fixed_and_the_inner_loop_adapts(maml_model, blobs):
+    X, y = _novel(blobs)
+    with pytest.raises(ValueError, match="first_order=True differs .* False"):
+        FewShotClassifier(pretrained=maml_model, first_order=True).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = FewShotClassifier(pretrained=maml_model, inner_steps=3).fit(X, y)
+    assert clf._algorithm().inner_steps == 3
+    with pytest.raises(ValueError, match="distance=.cosine. does not apply"):
+        FewShotClassifier(pretrained=maml_model, distance="cosine").fit(X, y)
+
+
+def test_a_pretrained_metasgd_model_refuses_inner_lr(blobs):
+    X, y = blobs
+    model = (
+        FewShotClassifier(method="metasgd", n_way=5, k_shot=1, n_query=2, max_iter=2)
+        .fit(X[y < 16], y[y < 16])
+        .meta_model_
+    )
+    X, y = _novel(blobs)
+    with pytest.raises(ValueError, match="meta-learnt per-weight learning rates"):
+        FewShotClassifier(pretrained=model, inner_lr=0.1).fit(X, y)
+    FewShotClassifier(pretrained=model, inner_steps=2).fit(X, y)
+
+
+def test_meta_training_parameters_with_pretrained_warn_once(blob_model, blobs):
+    X, y = _novel(blobs)
+    clf = FewShotClassifier(
+        pretrained=blob_model, max_iter=50, k_shot=2, input_shape=(10,), n_jobs=2
+    )
+    with pytest.warns(UserWarning) as record:
+        clf.fit(X, y)
+    assert len(record) == 1
+    assert str(record[0].message).startswith(
+        "FewShotClassifier reuses the pretrained model, so these meta-training "
+        "settings are ignored: input_shape=(10,), k_shot=2, max_iter=50, n_jobs=2."
+    )
+    assert record[0].filename == __file__  # points at the caller's fit
+
+
+def test_defaults_with_pretrained_are_quiet_in_a_grid_search(maml_model, blobs):
+    X, y = _novel(blobs)
+    cv = EpisodicSplit(n_way=3, k_shot=1, n_query=2, n_episodes=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GridSearchCV(
+            FewShotClassifier(pretrained=maml_model),
+            {"inner_steps": [1, 2], "inner_lr": [None, 0.1]},
+            cv=cv,
+            error_score="raise",
+        ).fit(X, y)
+        MetaFeatureExtractor(pretrained=maml_model).fit(X)
+
+
+def test_extractor_warns_that_it_does_not_adapt(maml_model, blobs):
+    X, _ = _novel(blobs)
+    with pytest.warns(UserWarning, match="ignored: inner_steps=3"):
+        MetaFeatureExtractor(pretrained=maml_model, inner_steps=3).fit(X)
+
+
+def test_regressor_warns_about_groups_with_pretrained():
+    X, y, groups = make_sinusoid_tasks(20, 10, random_state=0)
+    model = FewShotRegressor(max_iter=2, random_state=0).fit(X, y, groups=groups)
+    reg = FewShotRegressor(pretrained=model.meta_model_)
+    with pytest.warns(UserWarning, match="ignored: max_iter=5, groups"):
+        reg.set_params(max_iter=5).fit(X[:10], y[:10], groups=groups[:10])
+    assert model.meta_model_.config["method_params"]["inner_lr"] == 0.01
+    assert np.isfinite(reg.predict(X[:10])).all()
