@@ -30,9 +30,9 @@ from .meta.train import TrainSettings, meta_train
 # method's other settings go in `method_params`. Which method takes which is
 # the registry's `Algorithm.settings`.
 TOP_LEVEL_SETTINGS = ("distance", "inner_lr", "inner_steps", "first_order")
-# The settings a pretrained model's method takes anew at adaptation (the inner
-# loop); every other method setting is fixed by meta-training.
-ADAPTATION_SETTINGS = ("inner_lr", "inner_steps")
+# Which settings a pretrained model's method takes anew at adaptation is the
+# registry's `Algorithm.adaptation_settings`; every other method setting is
+# fixed by meta-training.
 # Parameters only meta-training uses: with `pretrained=`, a value other than
 # the default is ignored and warned about.
 META_TRAINING_PARAMETERS = (
@@ -244,20 +244,19 @@ class MetaEstimator(BaseEstimator):
         Settings fixed by meta-training must equal the model's, or are refused.
         """
         recorded = model.config["method_params"]
-        # Meta-SGD adapts with its meta-learnt step sizes, never with inner_lr
-        learnt_lr = getattr(ALGORITHMS[model.method], "learn_inner_lr", False)
+        method = ALGORITHMS[model.method]
         overrides, ignored = {}, []
         for name, value in self._given_settings(model.method).items():
-            if name in ADAPTATION_SETTINGS and not self._adapts:
+            if name in method.adaptation_settings and not self._adapts:
                 ignored.append(f"{name}={value!r}")
-            elif name == "inner_lr" and learnt_lr:
+            elif name in method.adaptation_settings:
+                overrides[name] = value
+            elif name == "inner_lr":  # Meta-SGD: its learnt rates adapt
                 raise ValueError(
                     f"inner_lr does not apply to a pretrained {model.method!r} model: "
                     "it adapts with its meta-learnt per-weight learning rates. "
                     "Leave inner_lr=None."
                 )
-            elif name in ADAPTATION_SETTINGS:
-                overrides[name] = value
             elif value != recorded.get(name):
                 raise ValueError(
                     f"{name}={value!r} differs from the pretrained model's "

@@ -191,3 +191,44 @@ def test_pretrained_path_is_read_once_per_file_version(blob_model, blobs, tmp_pa
     assert again is first  # shared, not re-read
     with pytest.raises(FileNotFoundError, match="no such model file"):
         FewShotClassifier(pretrained=tmp_path / "nope.safetensors").fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["protonet", "maml", "matching"])
+def test_threads_sharing_one_model_predict_as_one_thread(blobs, method):
+    """One MetaModel serves several threads at once: adaptation and
+    prediction write nothing into it (functional batch norm, per-thread
+    replicas for other weights)."""
+    import threading
+
+    X, y = blobs
+    base = FewShotClassifier(
+        method=method,
+        backbone_params={"hidden_sizes": (32,)},
+        max_iter=10,
+        random_state=0,
+        **({"inner_steps": 2} if method == "maml" else {}),
+    ).fit(X[y < 16], y[y < 16])
+    tasks = [np.flatnonzero(np.isin(y, [16 + i, 17 + i, 18 + i])) for i in range(4)]
+    expected = [
+        FewShotClassifier(pretrained=base.meta_model_)
+        .fit(X[rows[::3]], y[rows[::3]])
+        .predict_proba(X)
+        for rows in tasks
+    ]
+    got = [None] * 4
+    barrier = threading.Barrier(4)
+
+    def run(i):
+        barrier.wait()
+        for _ in range(3):
+            clf = FewShotClassifier(pretrained=base.meta_model_)
+            clf.fit(X[tasks[i][::3]], y[tasks[i][::3]])
+            got[i] = clf.predict_proba(X)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(have, want)

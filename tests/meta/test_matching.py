@@ -107,3 +107,24 @@ def test_meta_training_learns_new_classes(blobs, full_context):
     state = model.adapt(algorithm, X_new[first], y_new[first], 8)
     scores = model.predict(algorithm, state, X_new)
     assert (scores.argmax(1) == y_new).mean() > 0.8
+
+
+def test_estimator_takes_it_by_name_and_method_params(blobs):
+    from skmeta import FewShotClassifier, available_methods
+
+    assert "matching" in available_methods()
+    X, y = blobs
+    base = FewShotClassifier(
+        method="matching",
+        method_params={"full_context": True, "read_steps": 2},
+        max_iter=30,
+        random_state=0,
+    ).fit(X[y < 16], y[y < 16])
+    assert base.meta_model_.config["method_params"]["full_context"] is True
+    new = y >= 16
+    first = np.unique(y[new], return_index=True)[1]
+    clf = FewShotClassifier(pretrained=base.meta_model_)
+    clf.fit(X[new][first], y[new][first])
+    proba = clf.predict_proba(X[new])
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert clf.score(X[new], y[new]) > 0.5

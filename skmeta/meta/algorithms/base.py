@@ -104,6 +104,9 @@ class Algorithm(ABC):
 
     - ``name``, ``summary``: the ``method=`` value and a one-line description;
     - ``settings``: constructor arguments the estimators may set;
+    - ``adaptation_settings``: those of them a meta-trained model takes anew
+      when it adapts (e.g. the inner loop's); the others are fixed by
+      meta-training;
     - ``supports_regression``: whether ``regression=True`` is accepted;
     - ``episodic``: meta-training draws episodes (:class:`TaskBatch`), or plain
       mini-batches over all base classes (:class:`LabelledBatch`);
@@ -118,6 +121,7 @@ class Algorithm(ABC):
     name: str = ""
     summary: str = ""
     settings: tuple[str, ...] = ()
+    adaptation_settings: tuple[str, ...] = ()
     supports_regression: bool = False
     episodic: bool = True
     regression: bool = False

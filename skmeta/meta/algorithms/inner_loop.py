@@ -59,6 +59,7 @@ class InnerLoopMethod(Algorithm):
     """
 
     settings = ("inner_lr", "inner_steps")
+    adaptation_settings = ("inner_lr", "inner_steps")
     supports_regression = True
     task_norm = True
     # the head starts from the support embeddings (first-order methods then

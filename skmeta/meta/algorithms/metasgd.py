@@ -26,6 +26,7 @@ class MetaSGD(MAML):
 
     name = "metasgd"
     summary = "Meta-SGD: MAML with learnt per-weight inner learning rates"
+    adaptation_settings = ("inner_steps",)  # its learnt rates replace inner_lr
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         params = super().meta_parameters(net, embedding_dim, n_classes)
