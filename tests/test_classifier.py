@@ -199,6 +199,7 @@ def test_threads_sharing_one_model_predict_as_one_thread(blobs, method):
     prediction write nothing into it (functional batch norm, per-thread
     replicas for other weights)."""
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     X, y = blobs
     base = FewShotClassifier(
@@ -215,7 +216,6 @@ def test_threads_sharing_one_model_predict_as_one_thread(blobs, method):
         .predict_proba(X)
         for rows in tasks
     ]
-    got = [None] * 4
     barrier = threading.Barrier(4)
 
     def run(i):
@@ -223,12 +223,9 @@ def test_threads_sharing_one_model_predict_as_one_thread(blobs, method):
         for _ in range(3):
             clf = FewShotClassifier(pretrained=base.meta_model_)
             clf.fit(X[tasks[i][::3]], y[tasks[i][::3]])
-            got[i] = clf.predict_proba(X)
+        return clf.predict_proba(X)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(run, range(4)))
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)

@@ -1,4 +1,5 @@
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
@@ -38,7 +39,6 @@ def test_statistics_are_private_to_each_thread():
         with norm_statistics() as stats:
             norm(x)
         expected.append(stats)
-    got = [None] * 4
     barrier = threading.Barrier(4)
 
     def run(i):
@@ -47,12 +47,9 @@ def test_statistics_are_private_to_each_thread():
             for _ in range(50):
                 stats.clear()
                 norm(support[i])
-        got[i] = stats
+        return stats
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(run, range(4)))
     for want, have in zip(expected, got, strict=True):
         torch.testing.assert_close(have, want)
