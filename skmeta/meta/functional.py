@@ -36,7 +36,7 @@ def thread_replica(module: nn.Module) -> nn.Module:
     ``torch.func.functional_call`` swaps tensors into the module it is given
     for the length of the call, so each thread runs it on its own copy: built
     once per thread and module (only the module objects are new), dropped with
-    the module.
+    the module, and in the module's training mode (dropout, batch norm).
     """
     replicas = getattr(_LOCAL, "replicas", None)
     if replicas is None:
@@ -45,6 +45,8 @@ def thread_replica(module: nn.Module) -> nn.Module:
     if replica is None:
         shared = {id(t): t for t in (*module.parameters(), *module.buffers())}
         replica = replicas[module] = copy.deepcopy(module, memo=shared)
+    if replica.training != module.training:  # e.g. validation between steps
+        replica.train(module.training)
     return replica
 
 

@@ -70,3 +70,11 @@ def test_each_thread_gets_its_own_replica_sharing_the_tensors():
     for replica in replicas:
         for a, b in zip(net.parameters(), replica.parameters(), strict=True):
             assert a is b
+
+
+def test_the_replica_follows_the_networks_training_mode():
+    net = _net().train()
+    assert thread_replica(net).training
+    net.eval()
+    assert not thread_replica(net).training
+    assert not any(m.training for m in thread_replica(net).modules())
