@@ -16,11 +16,12 @@ gradients included), and the same parameters in the same order (pool and ReLU
 have none), so the same seed gives the same weights: ``--check`` verifies the
 weights, the embeddings and the weight gradients in float64.  One step is what
 ``skmeta.meta.train._meta_train`` does per iteration: ``ProtoNet().loss`` on a
-``TaskBatch`` (one backbone pass on cat(support, query)), finite-loss check,
+``TaskBatch`` (a backbone pass on the support, one on the query, as easyfsl
+does), finite-loss check,
 ``zero_grad(set_to_none=True)``, ``backward``, ``Adam.step``, ``loss.item()``.
 Its LR schedule is left out (cost ~µs; the peers use a constant 1e-3).
 ``MetaNet``'s input scaling keeps its identity statistics (mean 0, scale 1), so
-the numbers equal ``proto_torch``'s.
+the numbers equal a two-pass ``proto_torch``'s.
 
 Cases ``proto_skmeta_x_<idea>`` vary that step (same weights, episode and
 optimizer); see ``IDEAS``. ``proto_skmeta_x_textbook`` runs skmeta's step on the
@@ -260,8 +261,9 @@ def _check(n_steps: int) -> int:
     b32 = task_batches(args, common)[0]
 
     def harness_loss(model, dtype):
-        """bench_peers.build_proto_torch's loss on the first episode."""
-        z = model(torch.cat([S, Q], 0).to(dtype))
+        """ProtoNet's loss on the first episode, support and query in two passes
+        as easyfsl runs them (``build_proto_torch`` makes one pass on both)."""
+        z = torch.cat([model(S.to(dtype)), model(Q.to(dtype))])
         protos = z[: N * K].view(N, K, -1).mean(1)
         logits = -(z[N * K :].unsqueeze(1) - protos.unsqueeze(0)).pow(2).sum(-1)
         return torch.nn.functional.cross_entropy(logits, QY), z
@@ -283,7 +285,7 @@ def _check(n_steps: int) -> int:
                 b32.n_way,
             )
             loss = ProtoNet().loss(model, batch)[0]
-            z = model(torch.cat([batch.support_x[0], batch.query_x[0]]))
+            z = torch.cat([model(batch.support_x[0]), model(batch.query_x[0])])
             params = list(model.backbone.parameters())
         loss.backward()
         grads = torch.cat([p.grad.flatten() for p in params]).double()

@@ -99,8 +99,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines += [
         "",
         "Same seeded episodes, same initial weights and same optimizer for every "
-        "row; tasks/s = training episodes (steps) per second. easyfsl embeds support "
-        "and query in two backbone passes, the others in one. Foreign CPU load: "
+        "row; tasks/s = training episodes (steps) per second. easyfsl and skmeta "
+        "embed support and query in two backbone passes, plain torch in one. "
+        "Foreign CPU load: "
         "share of the machine other processes used during the case (above ~5% the "
         "numbers are contaminated when the cases use every CPU; with 1 thread on 2 "
         "CPUs, 50% means the other CPU was busy). Rows marked variant are "

@@ -116,12 +116,18 @@ class ProtoNet(Algorithm):
 
     def loss(self, net: MetaNet, batch: TaskBatch):
         n_tasks, n_support, n_features = batch.support_x.shape
-        rows = torch.cat([batch.support_x, batch.query_x], 1).reshape(-1, n_features)
-        emb = net(rows)
-        emb = emb.view(n_tasks, -1, emb.shape[-1])
-        support, query = emb[:, :n_support], emb[:, n_support:]
+        # Support and query rows in two passes (as easyfsl and LibFewShot do),
+        # so in training batch norm normalises each set with its own statistics.
+        # One pass over both is the same method, but its activations are twice
+        # as large: past glibc's 32 MiB mmap ceiling (20-way 5-shot 5-query on
+        # 28x28 max-pool Conv4: 40 MB), every step then page-faults its memory
+        # in afresh, 1.46x slower (benchmarks/README.md).
+        support = net(batch.support_x.reshape(-1, n_features))
+        query = net(batch.query_x.reshape(-1, n_features))
+        support = support.view(n_tasks, n_support, -1)
+        query = query.view(n_tasks, -1, support.shape[-1])
         # Support rows are class-major with equal shots: mean over the shot axis.
-        protos = support.view(n_tasks, batch.n_way, -1, emb.shape[-1]).mean(2)
+        protos = support.view(n_tasks, batch.n_way, -1, support.shape[-1]).mean(2)
         logits = prototype_logits(query, protos, self.distance, self._scale(net))
         targets = batch.query_y.repeat(n_tasks)
         logits = logits.reshape(-1, batch.n_way)
