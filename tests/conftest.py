@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+from _torchvision_env import allow_torchvision_import
 from sklearn.datasets import make_blobs
 
 from skmeta.meta.train import TrainSettings, meta_train
+
+allow_torchvision_import()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,41 @@
+"""Imports of optional dependencies, with errors that say what to install."""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["import_torchvision"]
+
+TORCH_INSTALL = "https://pytorch.org/get-started/locally/"
+
+
+def import_torchvision(feature: str):
+    """Import torchvision for `feature`, or raise an ImportError that says how to
+    get a build matching the installed torch.
+
+    Parameters
+    ----------
+    feature : str
+        What needs it, for the message (e.g. ``"backbone='torchvision:resnet18'"``).
+
+    Returns
+    -------
+    module
+        The ``torchvision`` package.
+    """
+    import torch
+
+    advice = (
+        f"Install the torchvision build that matches torch {torch.__version__} "
+        f"(pip install 'skmeta[vision]', or the command for your machine at "
+        f"{TORCH_INSTALL})."
+    )
+    try:
+        return importlib.import_module("torchvision")
+    except ImportError as exc:
+        raise ImportError(f"{feature} needs torchvision. {advice}") from exc
+    except RuntimeError as exc:  # e.g. a CUDA build next to a CPU torch
+        raise ImportError(
+            f"{feature} needs torchvision, which is installed but does not load "
+            f"with this torch ({str(exc).splitlines()[0]}). {advice}"
+        ) from exc
