@@ -22,6 +22,7 @@ from ._checks import check_input_shape, load_pretrained, resolve_device
 from ._sklearn_compat import Interval, Options, StrOptions
 from ._tasks import CLASSIFICATION
 from .meta.algorithms import ALGORITHMS, make_algorithm
+from .meta.augment import FeatureAugmentation, ImageAugmentation
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.model import MetaModel
 from .meta.train import TrainSettings, meta_train
@@ -39,6 +40,7 @@ META_TRAINING_PARAMETERS = (
     "backbone",
     "backbone_params",
     "class_augmentation",
+    "augmentation",
     "input_shape",
     "n_way",
     "k_shot",
@@ -58,6 +60,13 @@ PARAMETER_CONSTRAINTS = {
     "backbone": [StrOptions({"auto", *BUILTIN_BACKBONES}), callable],
     "backbone_params": [dict, None],
     "class_augmentation": [StrOptions({"rot90"}), None],
+    "augmentation": [
+        StrOptions({"images", "features"}),
+        ImageAugmentation,
+        FeatureAugmentation,
+        callable,
+        None,
+    ],
     "input_shape": [tuple, list, None],
     "distance": [str, None],  # values: the method's own check
     "inner_lr": [Interval(Real, 0, None, closed="neither"), None],
@@ -103,6 +112,7 @@ class MetaEstimator(BaseEstimator):
         backbone="auto",
         backbone_params=None,
         class_augmentation=None,
+        augmentation=None,
         input_shape=None,
         distance=None,
         inner_lr=None,
@@ -129,6 +139,7 @@ class MetaEstimator(BaseEstimator):
         self.backbone = backbone
         self.backbone_params = backbone_params
         self.class_augmentation = class_augmentation
+        self.augmentation = augmentation
         self.input_shape = input_shape
         self.distance = distance
         self.inner_lr = inner_lr
@@ -323,6 +334,7 @@ class MetaEstimator(BaseEstimator):
             backbone=self.backbone,
             backbone_params=self.backbone_params,
             class_augmentation=self.class_augmentation,
+            augmentation=self.augmentation,
             meta_batch_size=self.meta_batch_size,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -347,7 +359,11 @@ class MetaEstimator(BaseEstimator):
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         """Adapt the meta-model to (X, y), the checked output of ``fit``."""
         self.adapted_ = self.meta_model_.adapt(
-            self._algorithm(), X, y, self._task.n_outputs(self), self._device()
+            self._algorithm(),
+            np.asarray(X, dtype=np.float32),
+            y,
+            self._task.n_outputs(self),
+            self._device(),
         )
 
     def _outputs(self, X) -> np.ndarray:

@@ -28,7 +28,8 @@ class MetaFeatureExtractor(
 
     Parameters
     ----------
-    method, backbone, backbone_params, class_augmentation : see FewShotClassifier
+    method, backbone, backbone_params, class_augmentation, augmentation : \
+see FewShotClassifier
         The method (:func:`skmeta.available_methods`) and the network, as for
         :class:`FewShotClassifier`.
     input_shape, distance : see FewShotClassifier

@@ -43,6 +43,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
     class_augmentation : None
         Classification only, refused unless None: there are no classes to
         rotate.
+    augmentation : {"features"}, FeatureAugmentation or callable, default=None
+        Data augmentation during meta-training, as for
+        :class:`FewShotClassifier`.
     input_shape, distance : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     inner_lr, inner_steps : float, int, default=None

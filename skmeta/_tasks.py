@@ -18,7 +18,12 @@ from ._sklearn_compat import StrOptions
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
 
-__all__ = ["CLASSIFICATION", "REGRESSION", "available_methods"]
+__all__ = ["CLASSIFICATION", "FIT_DTYPES", "REGRESSION", "available_methods"]
+
+# Dtypes `fit` keeps as given (any other becomes float32): meta-training reads
+# rows one batch at a time and converts only those, so a uint8 or float64 array,
+# or a memory map of one, is never copied whole (skmeta.meta.rows).
+FIT_DTYPES = [np.float32, np.float64, np.uint8]
 
 
 def _shot_sizes(estimator, budget: int, k_default: int, q_default: int):
@@ -84,7 +89,7 @@ class Classification(Task):
         """
         if y is None and estimator.pretrained is not None:
             return validate_data(estimator, X, dtype=np.float32), None, None
-        X, y = validate_data(estimator, X, y, dtype=np.float32)
+        X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
         if is_classifier(estimator):
@@ -156,7 +161,7 @@ class Regression(Task):
 
     def validate(self, estimator, X, y, groups=None):
         """Checked X, float32 targets, and each row's task code."""
-        X, y = validate_data(estimator, X, y, dtype=np.float32, y_numeric=True)
+        X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES, y_numeric=True)
         if groups is None:
             return X, y.astype(np.float32), np.zeros(len(y), dtype=np.int64)
         groups = column_or_1d(groups)

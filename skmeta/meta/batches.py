@@ -1,5 +1,6 @@
-"""What meta-training draws: class-disjoint splits, class augmentation, and
-endless streams of episodes (:class:`TaskBatch`) or labelled mini-batches."""
+"""What meta-training draws: class-disjoint splits, the class index of the
+training rows (rotated classes included), and endless streams of episodes
+(:class:`TaskBatch`) or labelled mini-batches, read one batch at a time."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import torch
 
 from .algorithms import LabelledBatch, TaskBatch
 from .episodes import ClassIndex, sample_episodes
+from .rows import Rows
 
 __all__ = [
     "labelled_batches",
-    "rotate_classes",
     "split_classes",
     "task_batches",
+    "training_index",
     "validation_batch",
 ]
 
@@ -42,70 +44,107 @@ def split_classes(
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
-def rotate_classes(
-    X: torch.Tensor, codes: np.ndarray, input_shape: tuple[int, ...]
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Class augmentation: each rotation by 0, 90, 180, 270 degrees is a new class.
+def training_index(
+    rows: np.ndarray, codes: np.ndarray, n_samples: int, rotations: int
+) -> tuple[ClassIndex, np.ndarray, np.ndarray]:
+    """The rows meta-training draws from, indexed by class.
 
     Parameters
     ----------
-    X : Tensor of shape (n, C * H * W)
-        Image rows with ``input_shape == (C, H, W)`` and ``H == W``.
-    codes : ndarray of shape (n,)
-        Class codes ``0..n_classes-1``.
-    input_shape : tuple of int
+    rows : ndarray of shape (n_train,), int64
+        Real rows of the data set to train on.
+    codes : ndarray of shape (n_train,)
+        Their class codes ``0..n_classes-1``.
+    n_samples : int
+        Rows in the whole data set.
+    rotations : int
+        1, or 4 for class augmentation: row ``r`` rotated by ``k * 90`` degrees
+        is virtual row ``k * n_samples + r`` of class ``k * n_classes + c``
+        (:class:`~skmeta.meta.rows.Rows`).
 
     Returns
     -------
-    X_rotated : Tensor of shape (4 * n, C * H * W)
-        The rows, then the rows rotated by 90, 180 and 270 degrees.
-    codes_rotated : ndarray of shape (4 * n,)
-        Class ``c`` rotated by ``k * 90`` degrees gets code ``k * n_classes + c``.
+    index : ClassIndex
+        Virtual row numbers of each class.
+    virtual_rows, virtual_codes : ndarrays of shape (rotations * n_train,)
     """
-    if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
-        raise ValueError(
-            "class_augmentation='rot90' needs square images: input_shape=(C, H, H); "
-            f"got input_shape={tuple(input_shape)}."
-        )
-    images = X.view(-1, *input_shape)
-    rotated = [images.rot90(k, dims=(2, 3)).reshape(X.shape) for k in range(4)]
-    n_classes = int(codes.max()) + 1
-    return torch.cat(rotated), np.concatenate([codes + k * n_classes for k in range(4)])
+    n_classes = int(codes.max()) + 1 if codes.size else 0
+    virtual_rows = np.concatenate([rows + k * n_samples for k in range(rotations)])
+    virtual_codes = np.concatenate([codes + k * n_classes for k in range(rotations)])
+    index = ClassIndex.from_labels(virtual_codes)
+    mapped = np.where(index.rows >= 0, virtual_rows[index.rows], -1)
+    return ClassIndex(mapped, index.counts), virtual_rows, virtual_codes
 
 
-def task_batches(X, index, settings, rng, n_way, n_query, n_tasks, targets=None):
+def task_batches(
+    rows: Rows,
+    index,
+    settings,
+    rng,
+    n_way,
+    n_query,
+    n_tasks,
+    targets=None,
+    augment=True,
+):
     """Yield TaskBatch objects forever, sampling 64 iterations' episodes at once.
 
-    Classification: labels are the ways. Regression (`targets` given, one group
-    per task, ``n_way == 1``): labels are the rows' targets, per task.
+    Classification: labels are the ways. Regression (`targets` given, a tensor
+    of every row's target; one group per task, ``n_way == 1``): labels are the
+    rows' targets, per task. Only the rows of the batch at hand are read
+    (:meth:`Rows.gather`), and augmented when `augment`.
     """
-    support_y = torch.arange(n_way, device=X.device).repeat_interleave(settings.k_shot)
-    query_y = torch.arange(n_way, device=X.device).repeat_interleave(n_query)
+    device = rows.device
+    support_y = torch.arange(n_way, device=device).repeat_interleave(settings.k_shot)
+    query_y = torch.arange(n_way, device=device).repeat_interleave(n_query)
     while True:
         episodes = sample_episodes(
             index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
         )
-        support = torch.from_numpy(episodes.support).to(X.device)
-        query = torch.from_numpy(episodes.query).to(X.device)
         for start in range(0, 64 * n_tasks, n_tasks):
-            s, q = support[start : start + n_tasks], query[start : start + n_tasks]
+            s = episodes.support[start : start + n_tasks]
+            q = episodes.query[start : start + n_tasks]
             if targets is not None:
-                support_y, query_y = targets[s], targets[q]
-            yield TaskBatch(X[s], support_y, X[q], query_y, n_way)
+                support_y = targets[torch.from_numpy(s).to(device)]
+                query_y = targets[torch.from_numpy(q).to(device)]
+            yield TaskBatch(
+                rows.gather(s, augment),
+                support_y,
+                rows.gather(q, augment),
+                query_y,
+                n_way,
+            )
 
 
-def labelled_batches(X, y, batch_size, rng):
-    """Yield LabelledBatch objects forever, one shuffled pass after another."""
-    batch_size = min(batch_size, X.shape[0])
+def labelled_batches(rows: Rows, virtual_rows, codes, batch_size, rng):
+    """Yield LabelledBatch objects forever, one shuffled pass after another.
+
+    Parameters
+    ----------
+    rows : Rows
+    virtual_rows : ndarray of shape (n,), int64
+        The (virtual) rows to draw, see :func:`training_index`.
+    codes : ndarray of shape (n,)
+        Their class codes.
+    batch_size : int
+    rng : numpy.random.Generator
+    """
+    batch_size = min(batch_size, virtual_rows.size)
+    labels = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(rows.device)
     while True:
-        order = torch.from_numpy(rng.permutation(X.shape[0])).to(X.device)
-        for start in range(0, X.shape[0] - batch_size + 1, batch_size):
-            rows = order[start : start + batch_size]
-            yield LabelledBatch(X[rows], y[rows])
+        order = rng.permutation(virtual_rows.size)
+        for start in range(0, virtual_rows.size - batch_size + 1, batch_size):
+            chosen = order[start : start + batch_size]
+            yield LabelledBatch(
+                rows.gather(virtual_rows[chosen]),
+                labels[torch.from_numpy(chosen).to(rows.device)],
+            )
 
 
-def validation_batch(X, y, settings, rng, targets=None) -> TaskBatch:
-    index = ClassIndex.from_labels(y)
+def validation_batch(rows: Rows, val_rows, y, settings, rng, targets=None) -> TaskBatch:
+    """One fixed batch of validation episodes from the rows `val_rows` (real
+    rows, never augmented) with class codes `y`."""
+    index, _, _ = training_index(val_rows, y, rows.X.shape[0], 1)
     n_way = min(settings.n_way, index.n_classes)
     n_query = settings.n_query
     if targets is None and n_way < 2:
@@ -117,7 +156,7 @@ def validation_batch(X, y, settings, rng, targets=None) -> TaskBatch:
     try:
         return next(
             task_batches(
-                X,
+                rows,
                 index,
                 settings,
                 rng,
@@ -125,6 +164,7 @@ def validation_batch(X, y, settings, rng, targets=None) -> TaskBatch:
                 n_query,
                 settings.n_val_episodes,
                 targets,
+                augment=False,
             )
         )
     except ValueError as exc:

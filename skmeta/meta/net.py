@@ -45,12 +45,12 @@ class MetaNet(nn.Module):
         self.extra = nn.ParameterDict()
 
     @torch.no_grad()
-    def set_input_statistics(self, x: torch.Tensor) -> None:
-        """Set the standardisation from training rows x, shape (n, n_features)."""
-        if self.input_mean.numel() == 1:
-            mean, std = x.mean(), x.std()
-        else:
-            mean, std = x.mean(0), x.std(0)
+    def set_input_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the standardisation from the training rows' mean and standard
+        deviation, tensors shaped like the buffers: ``(n_features,)`` with
+        per-feature scaling, else ``(1,)`` (see
+        :func:`skmeta.meta.rows.input_statistics`). A zero or non-finite
+        deviation scales by 1."""
         std = torch.where(torch.isfinite(std) & (std > 1e-8), std, torch.ones_like(std))
         self.input_mean.copy_(mean)
         self.input_scale.copy_(std)

@@ -20,20 +20,21 @@ import torch
 from . import accel
 from .accel.malloc import malloc_tuning
 from .algorithms import Algorithm, make_algorithm
+from .augment import describe_augmentation, make_augmentation
 from .backbones import build_backbone, resolve_backbone
 from .batches import (
     labelled_batches,
-    rotate_classes,
     split_classes,
     task_batches,
+    training_index,
     validation_batch,
 )
 from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
-from .episodes import ClassIndex
 from .model import MetaModel
 from .net import MetaNet
 from .norm import use_task_norm
 from .optim import CosineAdam
+from .rows import Rows, input_statistics
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
 
@@ -55,6 +56,7 @@ class TrainSettings:
     backbone: str | Callable = "auto"
     backbone_params: dict | None = None
     class_augmentation: str | None = None
+    augmentation: object = None  # see skmeta.meta.augment.make_augmentation
     meta_batch_size: int = 1
     max_iter: int = 1000
     learning_rate: float = 1e-3
@@ -173,6 +175,18 @@ class MetaTrainer:
         return self
 
 
+def _as_rows(X) -> np.ndarray:
+    """`X` as a 2-D array of real or integer numbers, without a copy."""
+    X = X if isinstance(X, np.ndarray) else np.asarray(X)
+    if X.ndim != 2 or not (
+        np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"X must be a 2-D array of numbers; got shape {X.shape}, dtype {X.dtype}."
+        )
+    return X
+
+
 def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_classes):
     custom = not isinstance(backbone, str)
     return {
@@ -197,6 +211,7 @@ def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_class
                 for k, v in asdict(settings).items()
                 if k not in ("backbone", "backbone_params", "method_params")
             },
+            "augmentation": describe_augmentation(settings.augmentation),
             "n_classes": n_classes,
         },
     }
@@ -213,7 +228,10 @@ def meta_train(
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float32
+    X : ndarray of shape (n_samples, n_features)
+        Any real or integer dtype (``uint8`` images stay ``uint8``), in memory
+        or a ``numpy.memmap``: it is read one batch of rows at a time and never
+        copied whole.
     y : ndarray of shape (n_samples,), int
         Class codes (any integers); for regression, the task (group) of each row.
     settings : TrainSettings
@@ -239,7 +257,7 @@ def meta_train(
         return _meta_train(X, y, settings, device, rng, targets, callbacks)
 
 
-def _build_net(settings, algorithm, backbone, X_train, n_classes, device) -> MetaNet:
+def _build_net(settings, algorithm, backbone, statistics, n_classes, device) -> MetaNet:
     backbone_module = build_backbone(
         backbone, settings.input_shape, settings.backbone_params
     )
@@ -250,7 +268,7 @@ def _build_net(settings, algorithm, backbone, X_train, n_classes, device) -> Met
         settings.input_shape,
         per_feature_scaling=len(settings.input_shape) != 3,
     )
-    net.set_input_statistics(X_train)
+    net.set_input_statistics(*statistics)
     embedding_dim = net.embedding_dim()
     for name, value in algorithm.meta_parameters(net, embedding_dim, n_classes).items():
         net.extra[name] = torch.nn.Parameter(value.clone().float())
@@ -264,56 +282,57 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
             f"method={settings.method!r} with regression={algorithm.regression} "
             f"does not fit {'regression' if targets is not None else 'class'} data."
         )
+    if settings.class_augmentation not in (None, "rot90"):
+        raise ValueError(
+            f"class_augmentation={settings.class_augmentation!r} is unknown; use "
+            "None or 'rot90'."
+        )
     backbone = resolve_backbone(settings.backbone, settings.input_shape)
-    X_all = torch.tensor(X, dtype=torch.float32, device=device)
+    X = _as_rows(X)
     T_all = (
         None
         if targets is None
         else torch.tensor(targets, dtype=torch.float32, device=device)
     )
     y = np.asarray(y)
+    rotations = 4 if settings.class_augmentation == "rot90" else 1
+    rows = Rows(X, settings.input_shape, device, rotations)
     built_in: list[Callback] = [History()]
     if settings.max_grad_norm is not None:
         built_in.append(GradientClipping(settings.max_grad_norm))
     if settings.early_stopping:
         train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
-        val_index = torch.from_numpy(val_rows).to(device)
-        val_batch = validation_batch(
-            X_all[val_index],
-            y[val_rows],
-            settings,
-            rng,
-            None if T_all is None else T_all[val_index],
-        )
+        val_batch = validation_batch(rows, val_rows, y[val_rows], settings, rng, T_all)
         built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
     else:
         train_rows = np.arange(y.size)
     if settings.verbose:
         built_in.append(ProgressBar(f"meta-training {settings.method}"))
-    train_index = torch.from_numpy(train_rows).to(device)
-    X_train = X_all[train_index]
-    T_train = None if T_all is None else T_all[train_index]
     classes, codes = np.unique(y[train_rows], return_inverse=True)
-    if settings.class_augmentation == "rot90":
-        X_train, codes = rotate_classes(X_train, codes, settings.input_shape)
-        classes = np.arange(codes.max() + 1)
-    elif settings.class_augmentation is not None:
-        raise ValueError(
-            f"class_augmentation={settings.class_augmentation!r} is unknown; use "
-            "None or 'rot90'."
-        )
-    net = _build_net(settings, algorithm, backbone, X_train, classes.size, device)
+    index, virtual_rows, virtual_codes = training_index(
+        train_rows, codes, X.shape[0], rotations
+    )
+    n_classes = classes.size * rotations
+    statistics = input_statistics(
+        X,
+        len(settings.input_shape) != 3,
+        None if train_rows.size == y.size else train_rows,
+    )
+    rows.augment = make_augmentation(
+        settings.augmentation, settings.input_shape, *statistics
+    )
+    net = _build_net(settings, algorithm, backbone, statistics, n_classes, device)
 
     if algorithm.episodic:
         batches = task_batches(
-            X_train,
-            ClassIndex.from_labels(codes),
+            rows,
+            index,
             settings,
             rng,
             settings.n_way,
             settings.n_query,
             settings.meta_batch_size,
-            T_train,
+            T_all,
         )
     else:
         rows_per_step = (
@@ -322,16 +341,14 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
             * settings.meta_batch_size
         )
         batches = labelled_batches(
-            X_train, torch.from_numpy(codes).to(device), rows_per_step, rng
+            rows, virtual_rows, virtual_codes, rows_per_step, rng
         )
     optimizer = CosineAdam(net.parameters(), settings.learning_rate, settings.max_iter)
     start = time.perf_counter()
     loop = MetaTrainer(
         net, algorithm, optimizer, batches, settings, [*built_in, *callbacks]
     ).run()
-    config = _config(
-        settings, algorithm, backbone, net.embedding_dim(), int(classes.size)
-    )
+    config = _config(settings, algorithm, backbone, net.embedding_dim(), n_classes)
     config["training"].update(
         n_iter=loop.n_iter,
         best_iter=loop.best_iter,

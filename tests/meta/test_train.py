@@ -117,20 +117,6 @@ def test_max_grad_norm_clips_the_meta_gradient_and_records_its_norm(blobs):
     assert "grad_norm" not in free.history[0]
 
 
-def test_rotate_classes_makes_each_rotation_a_new_class():
-    from skmeta.meta.train import rotate_classes
-
-    images = np.arange(2 * 9, dtype=np.float32).reshape(2, 1, 3, 3)
-    X = torch.from_numpy(images.reshape(2, 9))
-    X_rot, codes = rotate_classes(X, np.array([0, 1]), (1, 3, 3))
-    assert codes.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
-    for k in range(4):
-        expected = np.rot90(images, k, axes=(2, 3)).reshape(2, 9)
-        np.testing.assert_array_equal(X_rot[2 * k : 2 * k + 2].numpy(), expected)
-    with pytest.raises(ValueError, match="square images"):
-        rotate_classes(torch.zeros(2, 6), np.array([0, 1]), (1, 2, 3))
-
-
 def test_rot90_class_augmentation_quadruples_training_classes(images):
     X, y = images
     model = meta_train(

@@ -1,0 +1,191 @@
+"""Data augmentation during meta-training, one batch at a time.
+
+Augmentation only ever applies to the rows meta-training draws (episodes and
+mini-batches); validation, adaptation and ``transform`` see the data as it is.
+Random draws come from torch's generator, which meta-training seeds from
+``random_state``, so a run is reproducible.
+
+- :class:`ImageAugmentation`: random resized crop, horizontal flip and colour
+  jitter, per image, with ``torchvision.transforms.v2``.
+- :class:`FeatureAugmentation`: Gaussian noise and feature dropout for rows of
+  features, in units of each feature's standard deviation.
+- Any callable taking one sample ``(*input_shape)`` tensor and returning one of
+  the same shape (a torchvision transform, for example), applied per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "FeatureAugmentation",
+    "ImageAugmentation",
+    "describe_augmentation",
+    "make_augmentation",
+]
+
+PRESETS = ("images", "features")
+
+
+@dataclass(frozen=True)
+class ImageAugmentation:
+    """Random resized crop, horizontal flip and colour jitter of each image.
+
+    Parameters
+    ----------
+    crop_scale : tuple of float, default=(0.5, 1.0)
+        Range of the cropped area as a share of the image (then resized back
+        to the image's size); None for no crop.
+    flip : bool, default=True
+        Flip left-right with probability 0.5. Turn it off where mirror images
+        are different classes (characters, digits).
+    color_jitter : float, default=0.4
+        Strength of random brightness, contrast and saturation changes (colour
+        images) or brightness and contrast (grey); 0 for none. Needs ``uint8``
+        pixels or floats in [0, 1].
+    """
+
+    crop_scale: tuple[float, float] | None = (0.5, 1.0)
+    flip: bool = True
+    color_jitter: float = 0.4
+
+    def build(self, input_shape: tuple[int, ...]) -> Callable:
+        """The per-batch function for images of `input_shape` ``(C, H, W)``."""
+        if len(input_shape) != 3:
+            raise ValueError(
+                "ImageAugmentation needs images: input_shape=(C, H, W); got "
+                f"input_shape={tuple(input_shape)}. For rows of features use "
+                "augmentation='features'."
+            )
+        import importlib
+
+        from .._optional import import_torchvision
+
+        import_torchvision("augmentation=ImageAugmentation")
+        v2 = importlib.import_module("torchvision.transforms.v2")
+        steps = []
+        if self.crop_scale is not None:
+            steps.append(
+                v2.RandomResizedCrop(
+                    input_shape[1:], scale=tuple(self.crop_scale), antialias=True
+                )
+            )
+        if self.flip:
+            steps.append(v2.RandomHorizontalFlip())
+        jitter = self.color_jitter
+        if jitter:
+            colour = input_shape[0] == 3
+            steps.append(
+                v2.ColorJitter(jitter, jitter, saturation=jitter if colour else None)
+            )
+        per_image = v2.Compose(steps)
+
+        def augment(images: torch.Tensor) -> torch.Tensor:
+            if jitter and images.is_floating_point():
+                low, high = images.aminmax()
+                if low < 0 or high > 1:
+                    raise ValueError(
+                        "ImageAugmentation's colour jitter needs uint8 pixels or "
+                        f"floats in [0, 1]; the data range from {low:g} to "
+                        f"{high:g}. Rescale X, or set color_jitter=0."
+                    )
+            return _per_sample(per_image, images)
+
+        return augment
+
+
+@dataclass(frozen=True)
+class FeatureAugmentation:
+    """Gaussian noise and feature dropout for rows of features.
+
+    Parameters
+    ----------
+    noise : float, default=0.1
+        Standard deviation of the added noise, in units of each feature's
+        standard deviation in the meta-training data.
+    dropout : float, default=0.1
+        Probability that a feature of a row is replaced by its mean.
+    """
+
+    noise: float = 0.1
+    dropout: float = 0.1
+
+    def build(self, mean: torch.Tensor, scale: torch.Tensor) -> Callable:
+        """The per-batch function, given the per-feature (or global) mean and
+        standard deviation, tensors of shape ``(n_features,)`` or ``(1,)``."""
+        if self.noise < 0 or not 0 <= self.dropout < 1:
+            raise ValueError(
+                "FeatureAugmentation needs noise >= 0 and 0 <= dropout < 1; got "
+                f"noise={self.noise}, dropout={self.dropout}."
+            )
+
+        def augment(rows: torch.Tensor) -> torch.Tensor:
+            shape = rows.shape
+            x = rows.reshape(shape[0], -1).to(torch.float32)
+            m, s = mean.to(x.device), scale.to(x.device)
+            if self.noise:
+                x = x + self.noise * s * torch.randn(x.shape).to(x.device)
+            if self.dropout:
+                dropped = torch.rand(x.shape).to(x.device) < self.dropout
+                x = torch.where(dropped, m.expand_as(x), x)
+            return x.view(shape)
+
+        return augment
+
+
+def _per_sample(transform: Callable, batch: torch.Tensor) -> torch.Tensor:
+    """`transform` applied to each sample of `batch` (its own random draw)."""
+    return torch.stack([transform(sample) for sample in batch])
+
+
+def make_augmentation(
+    spec, input_shape: tuple[int, ...], mean: torch.Tensor, scale: torch.Tensor
+) -> Callable | None:
+    """The per-batch augmentation function for the ``augmentation`` setting.
+
+    Parameters
+    ----------
+    spec : None, str, ImageAugmentation, FeatureAugmentation or callable
+        ``"images"`` and ``"features"`` are the classes with their defaults; a
+        callable is applied to each sample, a tensor of shape `input_shape`.
+    input_shape : tuple of int
+    mean, scale : Tensor of shape (n_features,) or (1,)
+        The meta-training data's statistics.
+
+    Returns
+    -------
+    callable or None
+        ``augment(batch) -> batch`` on tensors of shape ``(n, *input_shape)``.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(
+                f"augmentation={spec!r} is unknown; use None, one of {PRESETS}, an "
+                "ImageAugmentation, a FeatureAugmentation or a callable."
+            )
+        spec = ImageAugmentation() if spec == "images" else FeatureAugmentation()
+    if isinstance(spec, ImageAugmentation):
+        return spec.build(input_shape)
+    if isinstance(spec, FeatureAugmentation):
+        return spec.build(mean, scale)
+    if callable(spec):
+        return lambda batch: _per_sample(spec, batch)
+    raise TypeError(
+        "augmentation must be None, 'images', 'features', an ImageAugmentation, a "
+        f"FeatureAugmentation or a callable; got {type(spec).__name__}."
+    )
+
+
+def describe_augmentation(spec) -> str | None:
+    """How `spec` is recorded in a model's config (JSON): a string or None."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    if isinstance(spec, ImageAugmentation | FeatureAugmentation):
+        return repr(spec)
+    name = getattr(spec, "__qualname__", None)  # a function or class
+    return f"{getattr(spec, '__module__', '?')}.{name}" if name else repr(spec)

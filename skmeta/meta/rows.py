@@ -1,0 +1,177 @@
+"""The user's rows as meta-training reads them: by index, one batch at a time.
+
+Meta-training never copies the data set. :class:`Rows` keeps the user's array
+as it is (``uint8`` or float, in memory or a ``numpy.memmap``) and turns only the
+rows of the current batch into float32 tensors on the training device. Class
+augmentation by rotation adds *virtual* rows (row ``r`` rotated by ``k * 90``
+degrees is row ``k * n + r``), so four rotations cost an index, not four copies;
+other augmentations also run per batch (:mod:`.augment`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["Rows", "input_statistics"]
+
+# Rows per chunk when a statistic is computed over the whole array: a few MB of
+# float64 at a time, whatever the data's size.
+_STATISTICS_CHUNK_VALUES = 1 << 20
+
+
+class Rows:
+    """Read access to the rows of `X`, as float32 tensors on `device`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Any real or integer dtype, C-contiguous rows; a ``numpy.memmap`` is read
+        row by row and never loaded whole.
+    input_shape : tuple of int
+        Shape of one row, ``(n_features,)`` or ``(C, H, W)``.
+    device : torch.device
+    rotations : int, default=1
+        1, or 4 for class augmentation by rotation: virtual row ``k * n + r`` is
+        row ``r`` rotated by ``k * 90`` degrees (square images only).
+    augment : callable, optional
+        ``augment(batch) -> batch`` on tensors of shape ``(n, *input_shape)`` in
+        the data's dtype, applied to every gathered batch (see :mod:`.augment`).
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        input_shape: tuple[int, ...],
+        device: torch.device,
+        rotations: int = 1,
+        augment=None,
+    ) -> None:
+        if rotations not in (1, 4):
+            raise ValueError(f"rotations must be 1 or 4, got {rotations}.")
+        if rotations == 4 and (
+            len(input_shape) != 3 or input_shape[1] != input_shape[2]
+        ):
+            raise ValueError(
+                "class_augmentation='rot90' needs square images: "
+                f"input_shape=(C, H, H); got input_shape={tuple(input_shape)}."
+            )
+        self.X = X
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.device = torch.device(device)
+        self.rotations = rotations
+        self.augment = augment
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows, virtual rotated rows included."""
+        return self.X.shape[0] * self.rotations
+
+    def codes(self, codes: np.ndarray) -> np.ndarray:
+        """Class codes of every (virtual) row: class ``c`` rotated by ``k * 90``
+        degrees is class ``k * n_classes + c``.
+
+        Parameters
+        ----------
+        codes : ndarray of shape (n_samples,)
+            Class codes ``0..n_classes-1`` of the real rows.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,)
+        """
+        if self.rotations == 1:
+            return codes
+        n_classes = int(codes.max()) + 1
+        return np.concatenate([codes + k * n_classes for k in range(self.rotations)])
+
+    def gather(self, index, augment: bool = True) -> torch.Tensor:
+        """Rows `index` as float32 on the device, rotated and augmented.
+
+        Parameters
+        ----------
+        index : ndarray or Tensor of int, any shape ``S``
+            Virtual row numbers in ``0..n_rows-1``.
+        augment : bool, default=True
+            Apply the augmentation (never for validation).
+
+        Returns
+        -------
+        Tensor of shape ``S + (n_features,)``, float32
+        """
+        index = np.asarray(index.cpu() if torch.is_tensor(index) else index)
+        shape = index.shape
+        flat = index.reshape(-1)
+        n = self.X.shape[0]
+        # The real rows, read in increasing order (sequential on a memory map)
+        # and put back in the order asked for.
+        real = flat % n
+        order = np.argsort(real, kind="stable")
+        values = np.empty((flat.size, self.X.shape[1]), dtype=self.X.dtype)
+        values[order] = self.X[real[order]]
+        batch = torch.from_numpy(values).to(self.device)
+        if self.rotations > 1 or (augment and self.augment is not None):
+            images = batch.view(-1, *self.input_shape)
+            if self.rotations > 1:
+                images = _rotate(images, torch.from_numpy(flat // n).to(self.device))
+            if augment and self.augment is not None:
+                images = self.augment(images)
+            batch = images.reshape(flat.size, -1)
+        return batch.to(torch.float32).view(*shape, -1)
+
+
+def _rotate(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Each image rotated by its number of quarter turns (0-3), (n, C, H, H)."""
+    out = images.clone()
+    for k in range(1, 4):
+        which = torch.nonzero(turns == k).flatten()
+        if which.numel():
+            out[which] = images[which].rot90(k, dims=(2, 3))
+    return out
+
+
+def input_statistics(
+    X: np.ndarray, per_feature: bool, rows: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation (unbiased) of `X`, in chunks of rows.
+
+    Two passes in float64 (the mean, then squared deviations from it), a few
+    MB of rows at a time, so a memory-mapped array is never loaded whole.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    per_feature : bool
+        One statistic per feature (shape ``(n_features,)``), or one over all
+        values (shape ``(1,)``).
+    rows : ndarray of int, optional
+        Only these rows (default: all).
+
+    Returns
+    -------
+    mean, std : Tensor, float32
+    """
+    rows = None if rows is None else np.sort(rows)
+    n, width = (X.shape[0] if rows is None else rows.size), X.shape[1]
+    step = max(1, _STATISTICS_CHUNK_VALUES // max(width, 1))
+    axis = 0 if per_feature else None
+
+    def total(fn):
+        acc = 0.0
+        for start in range(0, n, step):
+            chunk = (
+                X[start : start + step]
+                if rows is None
+                else X[rows[start : start + step]]
+            )
+            acc = acc + fn(np.asarray(chunk, dtype=np.float64))
+        return acc
+
+    count = n if per_feature else n * width
+    mean = total(lambda c: c.sum(axis)) / max(count, 1)
+    var = total(lambda c: ((c - mean) ** 2).sum(axis)) / max(count - 1, 1)
+    shape = (width,) if per_feature else (1,)
+    return (
+        torch.tensor(np.broadcast_to(mean, shape), dtype=torch.float32),
+        torch.tensor(np.broadcast_to(np.sqrt(var), shape), dtype=torch.float32),
+    )
