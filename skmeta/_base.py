@@ -25,6 +25,7 @@ from .meta.algorithms import ALGORITHMS, make_algorithm
 from .meta.augment import FeatureAugmentation, ImageAugmentation
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.model import MetaModel
+from .meta.precision import PRECISIONS
 from .meta.train import TrainSettings, meta_train
 
 # Method settings with a parameter of their own (what GridSearchCV tunes); a
@@ -53,6 +54,7 @@ META_TRAINING_PARAMETERS = (
     "validation_fraction",
     "n_iter_no_change",
     "n_jobs",
+    "precision",
 )
 
 PARAMETER_CONSTRAINTS = {
@@ -88,6 +90,7 @@ PARAMETER_CONSTRAINTS = {
         Options(Integral, {-1}),
         None,
     ],
+    "precision": [StrOptions(set(PRECISIONS))],
     "pretrained": [MetaModel, str, os.PathLike, None],
     "device": [str, torch.device],
     "random_state": ["random_state"],
@@ -130,6 +133,7 @@ class MetaEstimator(BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         n_jobs=None,
+        precision="float32",
         pretrained=None,
         device="auto",
         random_state=None,
@@ -157,6 +161,7 @@ class MetaEstimator(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.n_jobs = n_jobs
+        self.precision = precision
         self.pretrained = pretrained
         self.device = device
         self.random_state = random_state
@@ -344,6 +349,7 @@ class MetaEstimator(BaseEstimator):
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
             n_jobs=self.n_jobs,
+            precision=self.precision,
             device=str(resolve_device(self.device)),
             seed=int(seed),
         )

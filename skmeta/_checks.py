@@ -66,11 +66,23 @@ def resolve_device(device) -> torch.device:
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(
             f"device={device!r} is not a valid torch device: {exc}"
         ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r}, but this torch ({torch.__version__}) sees no "
+            "CUDA GPU. Use device='auto' (a GPU when there is one) or 'cpu'; an "
+            "estimator fitted on a GPU moves with est.set_params(device='cpu')."
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r}: this machine has {torch.cuda.device_count()} "
+            "CUDA device(s)."
+        )
+    return resolved
 
 
 def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:

@@ -127,13 +127,20 @@ FeatureAugmentation or callable, default=None
         where each worker can run a thread of its own, else 1; -1: all of
         torch's intra-op threads; 1: one task after the other in the calling
         thread (the lower-memory choice).
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Arithmetic of meta-training. ``"bfloat16"`` and ``"float16"`` run the
+        forward passes under ``torch.autocast`` (mixed precision, for GPUs with
+        tensor cores; ``"float16"`` with loss scaling) and take the reference
+        meta-gradient instead of the CPU speed paths. Weights, the saved model,
+        adaptation and prediction stay float32.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,
         `backbone_params`, `class_augmentation`, `input_shape`, `n_way`,
         `k_shot`, `n_query`, `meta_batch_size`, `max_iter`, `learning_rate`,
         `max_grad_norm`, `early_stopping`, `validation_fraction`,
-        `n_iter_no_change`, `n_jobs`) are then unused, and :meth:`fit` warns
+        `n_iter_no_change`, `n_jobs`, `precision`) are then unused, and
+        :meth:`fit` warns
         with one ``UserWarning`` naming those not at their defaults.
     device : str or torch.device, default="auto"
         Where torch runs: ``"auto"`` takes a GPU when there is one.

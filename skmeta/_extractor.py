@@ -43,8 +43,10 @@ see FewShotClassifier
         Episodes and length of meta-training, as for :class:`FewShotClassifier`.
     learning_rate, max_grad_norm, early_stopping : see FewShotClassifier
         The meta-optimiser, as for :class:`FewShotClassifier`.
-    validation_fraction, n_iter_no_change, n_jobs : see FewShotClassifier
-        Early stopping and worker threads, as for :class:`FewShotClassifier`.
+    validation_fraction, n_iter_no_change, n_jobs, precision : \
+see FewShotClassifier
+        Early stopping, worker threads and mixed precision, as for
+        :class:`FewShotClassifier`.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.

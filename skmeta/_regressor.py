@@ -64,7 +64,7 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks.
     max_grad_norm, early_stopping, validation_fraction : see FewShotClassifier
         As for :class:`FewShotClassifier`; `validation_fraction` holds out tasks.
-    n_iter_no_change, n_jobs, pretrained : see FewShotClassifier
+    n_iter_no_change, n_jobs, precision, pretrained : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`.

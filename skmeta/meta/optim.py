@@ -65,6 +65,12 @@ class CosineAdam:
         self._state: dict[int, tuple[torch.Tensor, ...]] = {}
 
     @property
+    def param_groups(self) -> list[dict]:
+        """The parameters as one group, as ``torch.optim`` lays them out (what
+        ``torch.amp.GradScaler`` reads to unscale the gradients)."""
+        return [{"params": self.params}]
+
+    @property
     def lr(self) -> float:
         """The learning rate the next step uses."""
         # rounded as LambdaLR(lambda i: 0.5 * (1 + cos(pi * i / n))) rounds it

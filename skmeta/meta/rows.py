@@ -18,6 +18,8 @@ __all__ = ["Rows", "input_statistics"]
 # Rows per chunk when a statistic is computed over the whole array: a few MB of
 # float64 at a time, whatever the data's size.
 _STATISTICS_CHUNK_VALUES = 1 << 20
+# Values past which the statistics come from a random sample of rows.
+_SAMPLE_VALUES = 1 << 26
 
 
 class Rows:
@@ -131,12 +133,19 @@ def _rotate(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
 
 
 def input_statistics(
-    X: np.ndarray, per_feature: bool, rows: np.ndarray | None = None
+    X: np.ndarray,
+    per_feature: bool,
+    rows: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation (unbiased) of `X`, in chunks of rows.
 
     Two passes in float64 (the mean, then squared deviations from it), a few
-    MB of rows at a time, so a memory-mapped array is never loaded whole.
+    MB of rows at a time, so a memory-mapped array is never loaded whole. Past
+    ``2**26`` values (64 MB of uint8), a random sample of rows of that size
+    stands for the whole (drawn from `rng`): reading every page of a memory
+    map would make all of it resident, and a few thousand images estimate a
+    mean and a deviation to far better than the precision they need.
 
     Parameters
     ----------
@@ -146,13 +155,22 @@ def input_statistics(
         values (shape ``(1,)``).
     rows : ndarray of int, optional
         Only these rows (default: all).
+    rng : numpy.random.Generator, optional
+        Draws the sample of a large `X`; required only then.
 
     Returns
     -------
     mean, std : Tensor, float32
     """
+    width = X.shape[1]
+    limit = max(2, _SAMPLE_VALUES // max(width, 1))
+    if (X.shape[0] if rows is None else rows.size) > limit:
+        if rng is None:
+            raise ValueError("input_statistics needs rng to sample a large X.")
+        pool = np.arange(X.shape[0]) if rows is None else rows
+        rows = rng.choice(pool, size=limit, replace=False)
     rows = None if rows is None else np.sort(rows)
-    n, width = (X.shape[0] if rows is None else rows.size), X.shape[1]
+    n = X.shape[0] if rows is None else rows.size
     step = max(1, _STATISTICS_CHUNK_VALUES // max(width, 1))
     axis = 0 if per_feature else None
 

@@ -9,6 +9,7 @@ progress are callbacks (:mod:`.callbacks`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ from .model import MetaModel
 from .net import MetaNet
 from .norm import use_task_norm
 from .optim import CosineAdam
+from .precision import Precision
 from .rows import Rows, input_statistics
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
@@ -68,6 +70,7 @@ class TrainSettings:
     verbose: int = 0
     n_jobs: int | None = None  # worker threads for meta-gradients; None: automatic
     device: str = "cpu"
+    precision: str = "float32"  # or "bfloat16", "float16": skmeta.meta.precision
     seed: int = 0
 
     @property
@@ -76,11 +79,14 @@ class TrainSettings:
         return max(1, min(100, self.max_iter // 20))
 
 
-def meta_gradient(algorithm: Algorithm, net: MetaNet, batch, n_jobs=None):
+def meta_gradient(
+    algorithm: Algorithm, net: MetaNet, batch, n_jobs=None, precision=None
+):
     """Add the meta-gradient of `batch` to the ``.grad`` of `net`'s parameters.
 
     The speed path registered for the method (``skmeta.meta.accel``), or the
-    reference: ``algorithm.loss(net, batch).backward()``.
+    reference: ``algorithm.loss(net, batch).backward()``, which mixed
+    precision always takes (:mod:`.precision`).
 
     Returns
     -------
@@ -88,12 +94,18 @@ def meta_gradient(algorithm: Algorithm, net: MetaNet, batch, n_jobs=None):
     metrics : dict
         ``{algorithm.metric: value}``.
     """
-    path = accel.find("meta_gradient", algorithm)
+    mixed = precision is not None and precision.mixed
+    path = None if mixed else accel.find("meta_gradient", algorithm)
     if path is not None:
         return path(algorithm, net, batch, n_jobs)
-    loss, metrics = algorithm.loss(net, batch)
+    with precision.autocast() if mixed else contextlib.nullcontext():
+        loss, metrics = algorithm.loss(net, batch)
+    loss = loss.float()
     if torch.isfinite(loss):  # the loop reports a non-finite loss
-        loss.backward()
+        if mixed:
+            precision.backward(loss)
+        else:
+            loss.backward()
     return loss.item(), metrics
 
 
@@ -124,6 +136,8 @@ class MetaTrainer:
         it; otherwise the last).
     stop : bool
         Set by a callback to end after the current iteration.
+    precision : Precision
+        Autocast and loss scaling (``settings.precision``).
     """
 
     def __init__(
@@ -140,6 +154,7 @@ class MetaTrainer:
         self.callbacks = list(callbacks)
         self.n_iter, self.history, self.stop = 0, [], False
         self.best_iter = 0
+        self.precision = Precision(settings.precision, settings.device)
 
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -154,15 +169,20 @@ class MetaTrainer:
             self.net.train()
             self.optimizer.zero_grad()
             loss, metrics = meta_gradient(
-                self.algorithm, self.net, next(self.batches), settings.n_jobs
+                self.algorithm,
+                self.net,
+                next(self.batches),
+                settings.n_jobs,
+                self.precision,
             )
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"The meta-training loss became {loss} at iteration "
                     f"{self.n_iter}; lower learning_rate."
                 )
+            self.precision.unscale(self.optimizer)
             self._call("on_gradient")
-            self.optimizer.step()
+            self.precision.step(self.optimizer)
             self._call("on_step_end", loss, metrics)
             if self.n_iter % settings.eval_interval == 0 or (
                 self.n_iter == settings.max_iter
@@ -317,6 +337,7 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
         X,
         len(settings.input_shape) != 3,
         None if train_rows.size == y.size else train_rows,
+        rng,
     )
     rows.augment = make_augmentation(
         settings.augmentation, settings.input_shape, *statistics

@@ -116,3 +116,29 @@ def test_batches_read_a_memory_map_without_copying_it(tmp_path):
         labelled_batches(rows, virtual_rows, codes, 8, np.random.default_rng(0))
     )
     assert (mini.x[:, 0].long() // 5 == mini.y).all()
+
+
+def test_input_statistics_of_a_large_array_come_from_a_sample(monkeypatch):
+    import skmeta.meta.rows as rows_module
+
+    monkeypatch.setattr(rows_module, "_SAMPLE_VALUES", 3000)  # 1,000 rows of 3
+    rng = np.random.default_rng(0)
+    X = rng.normal(5.0, 2.0, (20_000, 3)).astype(np.float32)
+    read = []
+    sampled = X.view(_Recording)
+    sampled.read = read
+    mean, std = input_statistics(sampled, True, rng=np.random.default_rng(1))
+    assert sum(read) == 2 * 1000  # two passes over the sample only
+    np.testing.assert_allclose(mean, [5.0] * 3, atol=0.2)
+    np.testing.assert_allclose(std, [2.0] * 3, atol=0.15)
+    with pytest.raises(ValueError, match="needs rng"):
+        input_statistics(X, True)
+
+
+class _Recording(np.ndarray):
+    """An array that counts the rows read through fancy indexing."""
+
+    def __getitem__(self, key):
+        if isinstance(key, np.ndarray):
+            self.read.append(key.size)
+        return np.asarray(self).__getitem__(key)

@@ -1,0 +1,79 @@
+"""Mixed-precision meta-training (autocast, float16 loss scaling) and devices."""
+
+import numpy as np
+import pytest
+import torch
+
+from skmeta import FewShotClassifier
+from skmeta.meta.optim import CosineAdam
+from skmeta.meta.precision import Precision
+from skmeta.meta.train import TrainSettings, meta_train
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_meta_training_learns_and_keeps_float32_weights(
+    blobs, precision
+):
+    X, y = blobs
+    base = y < 16
+    settings = dict(n_way=5, k_shot=2, n_query=5, input_shape=(10,), max_iter=60)
+    model = meta_train(X[base], y[base], TrainSettings(precision=precision, **settings))
+    assert all(t.dtype == torch.float32 for t in model.state.values())
+    assert model.config["training"]["precision"] == precision
+    first, last = model.history[0], model.history[-1]
+    assert last["loss"] < first["loss"]
+    clf = FewShotClassifier(pretrained=model).fit(X[~base][::2], y[~base][::2])
+    assert clf.score(X[~base][1::2], y[~base][1::2]) > 0.8
+
+
+def test_mixed_precision_runs_the_forward_in_16_bits(monkeypatch, blobs):
+    X, y = blobs
+    seen = []
+    from skmeta.meta.algorithms import ProtoNet
+
+    loss = ProtoNet.loss
+
+    def spy(self, net, batch):
+        out = loss(self, net, batch)
+        seen.append(net.backbone(batch.support_x[0][:2]).dtype)
+        return out
+
+    monkeypatch.setattr(ProtoNet, "loss", spy)
+    settings = dict(n_way=5, k_shot=2, n_query=2, input_shape=(10,), max_iter=2)
+    meta_train(X, y, TrainSettings(precision="bfloat16", **settings))
+    assert seen == [torch.bfloat16, torch.bfloat16]
+    seen.clear()
+    meta_train(X, y, TrainSettings(**settings))
+    assert seen == [torch.float32, torch.float32]
+
+
+def test_float16_skips_a_step_whose_gradients_overflow():
+    precision = Precision("float16", CPU)
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = CosineAdam([weight], 0.1, 10)
+    scale = precision.scaler.get_scale()
+    precision.backward((weight * torch.tensor([1.0, float("inf"), 1.0])).sum())
+    precision.unscale(optimizer)
+    precision.step(optimizer)
+    assert torch.equal(weight.detach(), torch.ones(3))  # skipped
+    assert precision.scaler.get_scale() < scale  # and the scale lowered
+    optimizer.zero_grad()
+    precision.backward(weight.sum())
+    precision.unscale(optimizer)
+    np.testing.assert_allclose(weight.grad, np.ones(3))  # unscaled
+    precision.step(optimizer)
+    assert (weight.detach() < 1).all()
+
+
+def test_bad_precision_is_refused():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Precision("float8", CPU)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_a_gpu_is_a_clear_error(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="sees no CUDA GPU.*set_params"):
+        FewShotClassifier(device="cuda", max_iter=2).fit(X, y)
