@@ -4,6 +4,8 @@ training rows (rotated classes included), and endless streams of episodes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -17,6 +19,7 @@ __all__ = [
     "task_batches",
     "training_index",
     "validation_batch",
+    "ValidationEpisodes",
 ]
 
 
@@ -141,9 +144,62 @@ def labelled_batches(rows: Rows, virtual_rows, codes, batch_size, rng):
             )
 
 
-def validation_batch(rows: Rows, val_rows, y, settings, rng, targets=None) -> TaskBatch:
-    """One fixed batch of validation episodes from the rows `val_rows` (real
-    rows, never augmented) with class codes `y`."""
+@dataclass(frozen=True)
+class ValidationEpisodes:
+    """Validation episodes drawn once, read a few tasks at a time.
+
+    Only indices are held: a fixed set of a hundred episodes of large images
+    would otherwise hold hundreds of MB, and one pass over all of them
+    activations of several GB.
+
+    Attributes
+    ----------
+    rows : Rows
+    support, query : ndarray of shape (n_episodes, n_way * k_shot or n_query)
+        Row numbers, class-major.
+    support_y, query_y : Tensor
+        Ways (1-D, shared by every episode) or per-episode regression targets
+        (2-D).
+    n_way : int
+    """
+
+    rows: Rows
+    support: np.ndarray
+    query: np.ndarray
+    support_y: torch.Tensor
+    query_y: torch.Tensor
+    n_way: int
+
+    @property
+    def n_tasks(self) -> int:
+        return self.support.shape[0]
+
+    def batches(self, max_rows: int = 1024):
+        """Yield TaskBatch objects of whole episodes, at most `max_rows` rows
+        each (at least one episode), never augmented."""
+        per_task = self.support.shape[1] + self.query.shape[1]
+        step = max(1, max_rows // per_task)
+        for start in range(0, self.n_tasks, step):
+            tasks = slice(start, start + step)
+
+            def part(labels, tasks=tasks):
+                return labels[tasks] if labels.dim() == 2 else labels
+
+            yield TaskBatch(
+                self.rows.gather(self.support[tasks], augment=False),
+                part(self.support_y),
+                self.rows.gather(self.query[tasks], augment=False),
+                part(self.query_y),
+                self.n_way,
+            )
+
+
+def validation_batch(
+    rows: Rows, val_rows, y, settings, rng, targets=None
+) -> ValidationEpisodes:
+    """Validation episodes from the real rows `val_rows` with class codes `y`
+    (``settings.n_val_episodes`` of them, drawn as the first of a training
+    stream would be)."""
     index, _, _ = training_index(val_rows, y, rows.X.shape[0], 1)
     n_way = min(settings.n_way, index.n_classes)
     n_query = settings.n_query
@@ -153,19 +209,21 @@ def validation_batch(rows: Rows, val_rows, y, settings, rng, targets=None) -> Ta
             f"(validation_fraction={settings.validation_fraction}); at least 2 are "
             "needed. Raise validation_fraction or turn early_stopping off."
         )
+    n_tasks = settings.n_val_episodes
     try:
-        return next(
-            task_batches(
-                rows,
-                index,
-                settings,
-                rng,
-                n_way,
-                n_query,
-                settings.n_val_episodes,
-                targets,
-                augment=False,
-            )
+        episodes = sample_episodes(
+            index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
         )
     except ValueError as exc:
         raise ValueError(f"Validation classes (early_stopping=True): {exc}") from None
+    support, query = episodes.support[:n_tasks], episodes.query[:n_tasks]
+    device = rows.device
+    if targets is None:
+        support_y = torch.arange(n_way, device=device).repeat_interleave(
+            settings.k_shot
+        )
+        query_y = torch.arange(n_way, device=device).repeat_interleave(n_query)
+    else:
+        support_y = targets[torch.from_numpy(support).to(device)]
+        query_y = targets[torch.from_numpy(query).to(device)]
+    return ValidationEpisodes(rows, support, query, support_y, query_y, n_way)

@@ -22,6 +22,7 @@ __all__ = [
     "GradientClipping",
     "History",
     "ProgressBar",
+    "validation_metrics",
 ]
 
 
@@ -99,6 +100,19 @@ class GradientClipping(Callback):
         self.total, self.n = 0.0, 0
 
 
+def validation_metrics(algorithm, net, episodes) -> tuple[float, float]:
+    """Mean loss and metric of `algorithm` over the tasks of `episodes`, taken
+    a few tasks at a time (each chunk weighted by its number of tasks)."""
+    loss = score = 0.0
+    n_tasks = 0
+    for batch in episodes.batches():
+        chunk_loss, chunk_score = algorithm.episode_metrics(net, batch)
+        loss += chunk_loss * batch.n_tasks
+        score += chunk_score * batch.n_tasks
+        n_tasks += batch.n_tasks
+    return loss / n_tasks, score / n_tasks
+
+
 class EarlyStopping(Callback):
     """Validate on held-out episodes at every record; stop after `patience`
     records without improvement of the validation loss, and keep the best
@@ -106,15 +120,17 @@ class EarlyStopping(Callback):
 
     Parameters
     ----------
-    batch : TaskBatch
-        Validation episodes, drawn once from held-out classes.
+    episodes : ValidationEpisodes
+        Validation episodes, drawn once from held-out classes
+        (:class:`~skmeta.meta.batches.ValidationEpisodes`), or any object
+        whose ``batches()`` yields :class:`TaskBatch` objects.
     patience : int
         Records without an improvement of more than `tol` before stopping.
     tol : float, default=1e-4
     """
 
-    def __init__(self, batch, patience: int, tol: float = 1e-4) -> None:
-        self.batch, self.patience, self.tol = batch, patience, tol
+    def __init__(self, episodes, patience: int, tol: float = 1e-4) -> None:
+        self.episodes, self.patience, self.tol = episodes, patience, tol
         self.best_loss, self.best_iter, self.best_state, self.stale = (
             math.inf,
             0,
@@ -125,8 +141,8 @@ class EarlyStopping(Callback):
     def on_record(self, loop, record):
         metric = loop.algorithm.metric
         loop.net.eval()
-        record["val_loss"], record[f"val_{metric}"] = loop.algorithm.episode_metrics(
-            loop.net, self.batch
+        record["val_loss"], record[f"val_{metric}"] = validation_metrics(
+            loop.algorithm, loop.net, self.episodes
         )
         if record["val_loss"] < self.best_loss - self.tol:
             self.best_loss, self.best_iter, self.stale = (

@@ -142,3 +142,23 @@ class _Recording(np.ndarray):
         if isinstance(key, np.ndarray):
             self.read.append(key.size)
         return np.asarray(self).__getitem__(key)
+
+
+def test_validation_episodes_are_read_a_few_tasks_at_a_time():
+    from skmeta.meta.batches import validation_batch
+
+    X = np.arange(60, dtype=np.float32).reshape(60, 1)
+    y = np.repeat(np.arange(6), 10)
+    rows = Rows(X, (1,), torch.device("cpu"), augment=lambda b: b + 1000)
+    settings = TrainSettings(
+        n_way=3, k_shot=2, n_query=3, input_shape=(1,), n_val_episodes=7
+    )
+    episodes = validation_batch(
+        rows, np.arange(60), y, settings, np.random.default_rng(0)
+    )
+    chunks = list(episodes.batches(max_rows=30))  # 15 rows a task: 2 tasks a chunk
+    assert [c.n_tasks for c in chunks] == [2, 2, 2, 1]
+    support = torch.cat([c.support_x for c in chunks])[..., 0]
+    assert support.max() < 60  # never augmented
+    ways = (support.long() // 10).view(7, 3, 2)
+    assert (ways == ways[..., :1]).all()  # class-major, one class per way
