@@ -324,9 +324,34 @@ class MetaEstimator(BaseEstimator):
                 stacklevel=4,
             )
 
+    def _warn_unused_n_jobs(self, method: str) -> None:
+        """`n_jobs` only spreads task-by-task meta-gradients over threads."""
+        if self.n_jobs is None:
+            return
+        if not ALGORITHMS[method].parallel_tasks:
+            takers = [m for m in self._task.methods() if ALGORITHMS[m].parallel_tasks]
+            reason = (
+                f"method={method!r} takes its meta-gradient in one batched pass "
+                f"(n_jobs applies to {', '.join(takers)})"
+            )
+        elif self.precision != "float32":
+            reason = (
+                f"precision={self.precision!r} takes the reference meta-gradient "
+                "in the calling thread"
+            )
+        else:
+            return
+        warnings.warn(
+            f"n_jobs={self.n_jobs!r} is ignored: {reason}. torch's intra-op "
+            "threads (torch.set_num_threads) still parallelise each pass.",
+            UserWarning,
+            stacklevel=4,
+        )
+
     def _meta_train(self, X, labels, targets, method, settings) -> MetaModel:
         """Meta-train on X with episodes drawn from `labels` (class or task codes)."""
         input_shape = check_input_shape(self.input_shape, X.shape[1])
+        self._warn_unused_n_jobs(method)
         n_way, k_shot, n_query = self._task.episode_sizes(self, labels)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         train = TrainSettings(

@@ -153,6 +153,28 @@ def test_n_jobs_reaches_meta_training(blobs, train_settings, n_jobs):
     assert settings.n_jobs == n_jobs
 
 
+@pytest.mark.parametrize(
+    "params, reason",
+    [
+        (dict(method="protonet"), "one batched pass.*maml"),
+        (dict(method="pretrain"), "one batched pass"),
+        (dict(method="maml", precision="bfloat16"), "reference meta-gradient"),
+    ],
+)
+def test_n_jobs_warns_where_it_does_not_apply(blobs, params, reason):
+    X, y = blobs
+    est = FewShotClassifier(n_jobs=2, max_iter=2, **params)
+    with pytest.warns(UserWarning, match=f"n_jobs=2 is ignored: .*{reason}"):
+        est.fit(X, y)
+
+
+def test_n_jobs_does_not_warn_where_it_applies(blobs):
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FewShotClassifier(method="maml", n_jobs=2, max_iter=2).fit(X, y)
+
+
 @pytest.mark.parametrize("n_jobs", [0, -2, 1.5, "2"])
 def test_bad_n_jobs_is_refused(blobs, n_jobs):
     with pytest.raises(ValueError, match="'n_jobs' parameter"):

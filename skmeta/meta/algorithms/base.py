@@ -110,7 +110,9 @@ class Algorithm(ABC):
     - ``supports_regression``: whether ``regression=True`` is accepted;
     - ``episodic``: meta-training draws episodes (:class:`TaskBatch`), or plain
       mini-batches over all base classes (:class:`LabelledBatch`);
-    - ``task_norm``: batch norm with support statistics (:mod:`..norm`).
+    - ``task_norm``: batch norm with support statistics (:mod:`..norm`);
+    - ``parallel_tasks``: the meta-gradient is taken task by task, so worker
+      threads (the estimators' ``n_jobs``) can share a meta-batch.
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -127,6 +129,7 @@ class Algorithm(ABC):
     regression: bool = False
     metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"
     task_norm: bool = False
+    parallel_tasks: bool = False
 
     def meta_parameters(
         self, net: MetaNet, embedding_dim: int, n_classes: int

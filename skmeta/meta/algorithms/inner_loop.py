@@ -62,6 +62,7 @@ class InnerLoopMethod(Algorithm):
     adaptation_settings = ("inner_lr", "inner_steps")
     supports_regression = True
     task_norm = True
+    parallel_tasks = True  # skmeta.meta.accel.meta_gradient's worker threads
     # the head starts from the support embeddings (first-order methods then
     # keep the support graph for the query loss's gradient)
     head_from_support = False
