@@ -104,7 +104,7 @@ print(json.dumps({
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=2.0)
-    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--path", default="/tmp/skmeta_memmap_2gb.npy")
     parser.add_argument("--method", default="protonet")
     parser.add_argument("--backbone", default="conv4")

@@ -16,6 +16,8 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from .net import widest_activations
+
 __all__ = [
     "Callback",
     "EarlyStopping",
@@ -100,12 +102,19 @@ class GradientClipping(Callback):
         self.total, self.n = 0.0, 0
 
 
+# Floats in the widest activation of one validation pass (128 MB): a task of
+# 84x84 images through Conv4 at a time, a few of 28x28.
+_VALIDATION_FLOATS = 1 << 25
+
+
 def validation_metrics(algorithm, net, episodes) -> tuple[float, float]:
     """Mean loss and metric of `algorithm` over the tasks of `episodes`, taken
-    a few tasks at a time (each chunk weighted by its number of tasks)."""
+    a few tasks at a time (each chunk weighted by its number of tasks): as
+    many as keep the network's widest activation within 128 MB."""
     loss = score = 0.0
     n_tasks = 0
-    for batch in episodes.batches():
+    max_rows = max(1, _VALIDATION_FLOATS // widest_activations(net)[0])
+    for batch in episodes.batches(max_rows):
         chunk_loss, chunk_score = algorithm.episode_metrics(net, batch)
         loss += chunk_loss * batch.n_tasks
         score += chunk_score * batch.n_tasks

@@ -10,6 +10,10 @@ other augmentations also run per batch (:mod:`.augment`).
 
 from __future__ import annotations
 
+import mmap
+import os
+import weakref
+
 import numpy as np
 import torch
 
@@ -63,29 +67,32 @@ class Rows:
         self.device = torch.device(device)
         self.rotations = rotations
         self.augment = augment
+        self._file = _FileRows.of(X)
 
     @property
     def n_rows(self) -> int:
         """Number of rows, virtual rotated rows included."""
         return self.X.shape[0] * self.rotations
 
-    def codes(self, codes: np.ndarray) -> np.ndarray:
-        """Class codes of every (virtual) row: class ``c`` rotated by ``k * 90``
-        degrees is class ``k * n_classes + c``.
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """Real rows `rows` (increasing) as they are stored, in a new array.
+
+        A memory-mapped ``.npy`` is read with ``pread`` from its file rather
+        than through the mapping: pages touched through a mapping count in
+        the process's RSS (whole large folios of them), pages read from the
+        file stay in the kernel's cache only.
 
         Parameters
         ----------
-        codes : ndarray of shape (n_samples,)
-            Class codes ``0..n_classes-1`` of the real rows.
+        rows : ndarray of int, shape (n,), increasing
 
         Returns
         -------
-        ndarray of shape (n_rows,)
+        ndarray of shape (n, n_features), the data's dtype
         """
-        if self.rotations == 1:
-            return codes
-        n_classes = int(codes.max()) + 1
-        return np.concatenate([codes + k * n_classes for k in range(self.rotations)])
+        if self._file is None:
+            return np.asarray(self.X[rows])
+        return self._file.read(rows)
 
     def gather(self, index, augment: bool = True) -> torch.Tensor:
         """Rows `index` as float32 on the device, rotated and augmented.
@@ -110,7 +117,7 @@ class Rows:
         real = flat % n
         order = np.argsort(real, kind="stable")
         values = np.empty((flat.size, self.X.shape[1]), dtype=self.X.dtype)
-        values[order] = self.X[real[order]]
+        values[order] = self.read(real[order])
         batch = torch.from_numpy(values).to(self.device)
         if self.rotations > 1 or (augment and self.augment is not None):
             images = batch.view(-1, *self.input_shape)
@@ -133,59 +140,55 @@ def _rotate(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
 
 
 def input_statistics(
-    X: np.ndarray,
+    rows: Rows,
     per_feature: bool,
-    rows: np.ndarray | None = None,
+    subset: np.ndarray | None = None,
     rng: np.random.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation (unbiased) of `X`, in chunks of rows.
+    """Mean and standard deviation (unbiased) of the rows' values, in chunks.
 
     Two passes in float64 (the mean, then squared deviations from it), a few
     MB of rows at a time, so a memory-mapped array is never loaded whole. Past
     ``2**26`` values (64 MB of uint8), a random sample of rows of that size
-    stands for the whole (drawn from `rng`): reading every page of a memory
-    map would make all of it resident, and a few thousand images estimate a
-    mean and a deviation to far better than the precision they need.
+    stands for the whole (drawn from `rng`): a few thousand images estimate a
+    mean and a deviation to far better than the precision they need, and
+    reading them all would cost a pass over the whole data set.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    rows : Rows
+        The data (its real rows; rotation does not change these statistics).
     per_feature : bool
         One statistic per feature (shape ``(n_features,)``), or one over all
         values (shape ``(1,)``).
-    rows : ndarray of int, optional
-        Only these rows (default: all).
+    subset : ndarray of int, optional
+        Only these real rows (default: all).
     rng : numpy.random.Generator, optional
-        Draws the sample of a large `X`; required only then.
+        Draws the sample of a large data set; required only then.
 
     Returns
     -------
     mean, std : Tensor, float32
     """
-    width = X.shape[1]
+    n_all, width = rows.X.shape
+    pool = np.arange(n_all) if subset is None else np.asarray(subset)
     limit = max(2, _SAMPLE_VALUES // max(width, 1))
-    if (X.shape[0] if rows is None else rows.size) > limit:
+    if pool.size > limit:
         if rng is None:
             raise ValueError("input_statistics needs rng to sample a large X.")
-        pool = np.arange(X.shape[0]) if rows is None else rows
-        rows = rng.choice(pool, size=limit, replace=False)
-    rows = None if rows is None else np.sort(rows)
-    n = X.shape[0] if rows is None else rows.size
+        pool = rng.choice(pool, size=limit, replace=False)
+    pool = np.sort(pool)
     step = max(1, _STATISTICS_CHUNK_VALUES // max(width, 1))
     axis = 0 if per_feature else None
 
     def total(fn):
         acc = 0.0
-        for start in range(0, n, step):
-            chunk = (
-                X[start : start + step]
-                if rows is None
-                else X[rows[start : start + step]]
-            )
-            acc = acc + fn(np.asarray(chunk, dtype=np.float64))
+        for start in range(0, pool.size, step):
+            chunk = rows.read(pool[start : start + step])
+            acc = acc + fn(chunk.astype(np.float64))
         return acc
 
-    count = n if per_feature else n * width
+    count = pool.size if per_feature else pool.size * width
     mean = total(lambda c: c.sum(axis)) / max(count, 1)
     var = total(lambda c: ((c - mean) ** 2).sum(axis)) / max(count - 1, 1)
     shape = (width,) if per_feature else (1,)
@@ -193,3 +196,47 @@ def input_statistics(
         torch.tensor(np.broadcast_to(mean, shape), dtype=torch.float32),
         torch.tensor(np.broadcast_to(np.sqrt(var), shape), dtype=torch.float32),
     )
+
+
+class _FileRows:
+    """The rows of a C-contiguous view of a file-backed ``numpy.memmap``, read
+    with ``os.preadv`` (one call per run of consecutive rows)."""
+
+    def __init__(self, path: str, offset: int, row_bytes: int, dtype, width: int):
+        self.file = open(path, "rb", buffering=0)  # noqa: SIM115 - lives with Rows
+        weakref.finalize(self, self.file.close)
+        self.offset, self.row_bytes = offset, row_bytes
+        self.dtype, self.width = dtype, width
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> _FileRows | None:
+        """A reader for `X` if it views a file mapped by ``numpy.memmap``,
+        else None (then rows are read by indexing)."""
+        if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.flags.c_contiguous):
+            return None
+        mapped = X
+        # np.memmap's own array is the one whose base is the mmap object; its
+        # first byte is at file offset `.offset` (views copy .offset unchanged).
+        while mapped is not None and not isinstance(mapped.base, mmap.mmap):
+            mapped = mapped.base if isinstance(mapped.base, np.ndarray) else None
+        if mapped is None or getattr(mapped, "filename", None) is None:
+            return None
+        start = mapped.offset + (X.ctypes.data - mapped.ctypes.data)
+        return cls(mapped.filename, start, X.strides[0], X.dtype, X.shape[1])
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((rows.size, self.width), dtype=self.dtype)
+        if not rows.size:
+            return out
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for first, last in zip(np.r_[0, breaks], np.r_[breaks, rows.size], strict=True):
+            target = memoryview(out[first:last]).cast("B")
+            position = self.offset + int(rows[first]) * self.row_bytes
+            while target.nbytes:
+                got = os.preadv(self.file.fileno(), [target], position)
+                if got <= 0:
+                    raise OSError(
+                        f"{self.file.name}: file shorter than its header says"
+                    )
+                target, position = target[got:], position + got
+        return out

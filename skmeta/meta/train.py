@@ -334,7 +334,7 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
     )
     n_classes = classes.size * rotations
     statistics = input_statistics(
-        X,
+        rows,
         len(settings.input_shape) != 3,
         None if train_rows.size == y.size else train_rows,
         rng,
