@@ -2,7 +2,8 @@
 
 Every backbone takes a batch shaped ``(batch, *input_shape)`` and returns
 ``(batch, embedding_dim)``. Built-ins are named by string (``"mlp"``, ``"conv4"``,
-``"conv4_strided"``); any ``torch.nn.Module`` class or factory works too.
+``"conv4_strided"``, ``"resnet12"``); any ``torch.nn.Module`` class or factory
+works too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["BUILTIN_BACKBONES", "MLP", "Conv4", "build_backbone", "resolve_backbone"]
+from .resnet12 import ResNet12
+
+__all__ = [
+    "BUILTIN_BACKBONES",
+    "MLP",
+    "Conv4",
+    "ResNet12",
+    "build_backbone",
+    "resolve_backbone",
+]
 
 
 class MLP(nn.Module):
@@ -117,11 +127,18 @@ def _conv4_strided(input_shape: tuple[int, ...], **params) -> nn.Module:
     return Conv4(input_shape[0], downsample="strided", **params)
 
 
+def _resnet12(input_shape: tuple[int, ...], **params) -> nn.Module:
+    return ResNet12(input_shape[0], **params)
+
+
 BUILTIN_BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "mlp": _mlp,
     "conv4": _conv4,
     "conv4_strided": _conv4_strided,
+    "resnet12": _resnet12,
 }
+# built-ins that take images, input_shape=(C, H, W)
+_IMAGE_BACKBONES = ("conv4", "conv4_strided", "resnet12")
 
 
 def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
@@ -139,7 +156,7 @@ def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
                 f"{['auto', *BUILTIN_BACKBONES]}, a torch.nn.Module class or a "
                 "callable that returns a module."
             )
-        if backbone.startswith("conv") and len(input_shape) != 3:
+        if backbone in _IMAGE_BACKBONES and len(input_shape) != 3:
             raise ValueError(
                 f"backbone={backbone!r} needs images: pass input_shape=(C, H, W) "
                 f"(got input_shape={input_shape})."
