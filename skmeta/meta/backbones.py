@@ -2,8 +2,9 @@
 
 Every backbone takes a batch shaped ``(batch, *input_shape)`` and returns
 ``(batch, embedding_dim)``. Built-ins are named by string (``"mlp"``, ``"conv4"``,
-``"conv4_strided"``, ``"resnet12"``); any ``torch.nn.Module`` class or factory
-works too.
+``"conv4_strided"``, ``"resnet12"``), torchvision's classification models by
+``"torchvision:<name>"`` (:mod:`.vision`); any ``torch.nn.Module`` class or
+factory works too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from . import vision
 from .resnet12 import ResNet12
 
 __all__ = [
@@ -142,21 +144,26 @@ _IMAGE_BACKBONES = ("conv4", "conv4_strided", "resnet12")
 
 
 def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
-    """Name of a built-in backbone, or the user's class/factory unchanged.
+    """Name of a built-in or torchvision backbone, or the user's class/factory
+    unchanged.
 
     ``"auto"`` is ``"conv4"`` for images (an `input_shape` of length 3) and
-    ``"mlp"`` otherwise.
+    ``"mlp"`` otherwise. A ``"torchvision:<name>"`` is checked against
+    torchvision's classification models (importing torchvision).
     """
     if isinstance(backbone, str):
         if backbone == "auto":
             return "conv4" if len(input_shape) == 3 else "mlp"
-        if backbone not in BUILTIN_BACKBONES:
+        if backbone.startswith(vision.PREFIX):
+            vision.check_name(backbone[len(vision.PREFIX) :])
+        elif backbone not in BUILTIN_BACKBONES:
             raise ValueError(
                 f"backbone={backbone!r} is unknown; use one of "
-                f"{['auto', *BUILTIN_BACKBONES]}, a torch.nn.Module class or a "
-                "callable that returns a module."
+                f"{['auto', *BUILTIN_BACKBONES]}, 'torchvision:<model name>', a "
+                "torch.nn.Module class or a callable that returns a module."
             )
-        if backbone in _IMAGE_BACKBONES and len(input_shape) != 3:
+        images = backbone in _IMAGE_BACKBONES or backbone.startswith(vision.PREFIX)
+        if images and len(input_shape) != 3:
             raise ValueError(
                 f"backbone={backbone!r} needs images: pass input_shape=(C, H, W) "
                 f"(got input_shape={input_shape})."
@@ -171,15 +178,39 @@ def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
 
 
 def build_backbone(
-    backbone: str | Callable, input_shape: tuple[int, ...], params: dict | None
+    backbone: str | Callable,
+    input_shape: tuple[int, ...],
+    params: dict | None,
+    load_weights: bool = True,
 ) -> nn.Module:
-    """Build a fresh backbone module (float32, on the CPU, freshly initialised).
+    """Build a fresh backbone module (float32, on the CPU).
 
-    Built-ins receive `input_shape` plus `params`; a user class or factory receives
-    only `params` as keyword arguments.
+    Parameters
+    ----------
+    backbone : str or callable
+        A built-in name, ``"torchvision:<name>"``, or a module class or
+        factory.
+    input_shape : tuple of int
+        Shape of one row, e.g. ``(n_features,)`` or ``(C, H, W)``.
+    params : dict or None
+        ``backbone_params``. Built-ins and torchvision models receive
+        `input_shape` plus these; a user class or factory receives only these,
+        as keyword arguments.
+    load_weights : bool, default=True
+        Read a torchvision model's ``weights``. False when rebuilding a saved
+        model, whose file holds the weights.
+
+    Returns
+    -------
+    torch.nn.Module
     """
     params = dict(params or {})
-    if isinstance(backbone, str):
+    if isinstance(backbone, str) and backbone.startswith(vision.PREFIX):
+        name = backbone[len(vision.PREFIX) :]
+        module = vision.build_torchvision(
+            name, tuple(input_shape), read_weights=load_weights, **params
+        )
+    elif isinstance(backbone, str):
         module = BUILTIN_BACKBONES[backbone](tuple(input_shape), **params)
     else:
         module = backbone(**params)

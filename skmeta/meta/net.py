@@ -115,10 +115,17 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     Parameters
     ----------
     config : dict
-        Keys ``backbone`` (a built-in name or ``"custom"``), ``backbone_params``,
-        ``input_shape``, ``per_feature_scaling``, optionally ``task_norm``.
+        Keys ``backbone`` (a built-in or torchvision name, or ``"custom"``),
+        ``backbone_params``, ``input_shape``, ``per_feature_scaling``,
+        optionally ``task_norm``.
     backbone_factory : callable, optional
         The user's module class or factory when ``config["backbone"] == "custom"``.
+
+    Returns
+    -------
+    MetaNet
+        Its tensors are to be loaded from a state dict: a torchvision
+        backbone is built without reading its ``weights``.
     """
     from .backbones import build_backbone
 
@@ -132,7 +139,10 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
             )
         name = backbone_factory
     backbone = build_backbone(
-        name, tuple(config["input_shape"]), config["backbone_params"]
+        name,
+        tuple(config["input_shape"]),
+        config["backbone_params"],
+        load_weights=False,
     )
     if config.get("task_norm"):
         from .norm import use_task_norm
