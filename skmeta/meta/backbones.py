@@ -4,27 +4,37 @@ Every backbone takes a batch shaped ``(batch, *input_shape)`` and returns
 ``(batch, embedding_dim)``. Built-ins are named by string (``"mlp"``, ``"conv4"``,
 ``"conv4_strided"``, ``"resnet12"``), torchvision's classification models by
 ``"torchvision:<name>"`` (:mod:`.vision`); any ``torch.nn.Module`` class or
-factory works too.
+factory works too, and a module instance serves as a template (deep-copied).
+
+``backbone_params`` reach the module's constructor, except the keys skmeta
+itself reads (:data:`SKMETA_PARAMS`): ``"trainable_blocks"``
+(:mod:`.freezing`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from . import vision
+from .freezing import freeze_blocks
 from .resnet12 import ResNet12
 
 __all__ = [
     "BUILTIN_BACKBONES",
     "MLP",
+    "SKMETA_PARAMS",
     "Conv4",
     "ResNet12",
     "build_backbone",
     "resolve_backbone",
 ]
+
+# backbone_params keys skmeta reads itself, never passed to a factory
+SKMETA_PARAMS = ("trainable_blocks",)
 
 
 class MLP(nn.Module):
@@ -145,7 +155,7 @@ _IMAGE_BACKBONES = ("conv4", "conv4_strided", "resnet12")
 
 def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
     """Name of a built-in or torchvision backbone, or the user's class/factory
-    unchanged.
+    (or module instance) unchanged.
 
     ``"auto"`` is ``"conv4"`` for images (an `input_shape` of length 3) and
     ``"mlp"`` otherwise. A ``"torchvision:<name>"`` is checked against
@@ -178,7 +188,7 @@ def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
 
 
 def build_backbone(
-    backbone: str | Callable,
+    backbone: str | Callable | nn.Module,
     input_shape: tuple[int, ...],
     params: dict | None,
     load_weights: bool = True,
@@ -187,15 +197,17 @@ def build_backbone(
 
     Parameters
     ----------
-    backbone : str or callable
-        A built-in name, ``"torchvision:<name>"``, or a module class or
-        factory.
+    backbone : str, callable or torch.nn.Module
+        A built-in name, ``"torchvision:<name>"``, a module class or factory,
+        or a module instance (deep-copied, never changed).
     input_shape : tuple of int
         Shape of one row, e.g. ``(n_features,)`` or ``(C, H, W)``.
     params : dict or None
         ``backbone_params``. Built-ins and torchvision models receive
         `input_shape` plus these; a user class or factory receives only these,
-        as keyword arguments.
+        as keyword arguments; a module instance takes none. The keys of
+        :data:`SKMETA_PARAMS` are skmeta's: ``trainable_blocks`` freezes blocks
+        (:func:`~skmeta.meta.freezing.freeze_blocks`).
     load_weights : bool, default=True
         Read a torchvision model's ``weights``. False when rebuilding a saved
         model, whose file holds the weights.
@@ -205,7 +217,15 @@ def build_backbone(
     torch.nn.Module
     """
     params = dict(params or {})
-    if isinstance(backbone, str) and backbone.startswith(vision.PREFIX):
+    trainable_blocks = params.pop("trainable_blocks", None)
+    if isinstance(backbone, nn.Module):
+        if params:
+            raise ValueError(
+                "backbone is a module instance, which takes no backbone_params; "
+                f"got {sorted(params)}."
+            )
+        module = copy.deepcopy(backbone)
+    elif isinstance(backbone, str) and backbone.startswith(vision.PREFIX):
         name = backbone[len(vision.PREFIX) :]
         module = vision.build_torchvision(
             name, tuple(input_shape), read_weights=load_weights, **params
@@ -219,4 +239,4 @@ def build_backbone(
                 f"The backbone factory {backbone!r} returned "
                 f"{type(module).__name__}, not a torch.nn.Module."
             )
-    return module.float()
+    return freeze_blocks(module.float(), trainable_blocks)

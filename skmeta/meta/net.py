@@ -27,6 +27,14 @@ class MetaNet(nn.Module):
     per_feature_scaling : bool
         Standardise each feature (tabular rows) rather than with one global mean
         and scale (images).
+
+    Attributes
+    ----------
+    frozen_parameters : frozenset of str
+        Names (``"backbone. ..."``) of the backbone's parameters that did not
+        require gradients when the net was built: frozen ones
+        (:mod:`~skmeta.meta.freezing`), which gradient-based methods do not
+        adapt either.
     """
 
     def __init__(
@@ -41,6 +49,11 @@ class MetaNet(nn.Module):
         stats_shape = (self.n_features,) if per_feature_scaling else (1,)
         self.register_buffer("input_mean", torch.zeros(stats_shape))
         self.register_buffer("input_scale", torch.ones(stats_shape))
+        self.frozen_parameters = frozenset(
+            f"backbone.{name}"
+            for name, p in backbone.named_parameters()
+            if not p.requires_grad
+        )
         self.backbone = backbone
         self.extra = nn.ParameterDict()
 
@@ -117,9 +130,11 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     config : dict
         Keys ``backbone`` (a built-in or torchvision name, or ``"custom"``),
         ``backbone_params``, ``input_shape``, ``per_feature_scaling``,
-        optionally ``task_norm``.
-    backbone_factory : callable, optional
-        The user's module class or factory when ``config["backbone"] == "custom"``.
+        optionally ``task_norm`` and ``frozen_parameters`` (names of
+        parameters to freeze).
+    backbone_factory : callable or torch.nn.Module, optional
+        The user's module class, factory or template module when
+        ``config["backbone"] == "custom"``.
 
     Returns
     -------
@@ -144,6 +159,10 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
         config["backbone_params"],
         load_weights=False,
     )
+    for parameter in config.get("frozen_parameters", ()):
+        backbone.get_parameter(parameter.removeprefix("backbone.")).requires_grad_(
+            False
+        )
     if config.get("task_norm"):
         from .norm import use_task_norm
 

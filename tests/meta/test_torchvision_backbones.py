@@ -142,7 +142,7 @@ def test_meta_trained_model_reloads_without_the_weights_file(tmp_path):
         n_query=1,
         input_shape=SHAPE,
         backbone="torchvision:resnet18",
-        backbone_params={"weights": str(weights)},
+        backbone_params={"weights": str(weights), "trainable_blocks": 1},
         max_iter=1,
         seed=0,
     )
