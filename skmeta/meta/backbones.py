@@ -8,7 +8,7 @@ factory works too, and a module instance serves as a template (deep-copied).
 
 ``backbone_params`` reach the module's constructor, except the keys skmeta
 itself reads (:data:`SKMETA_PARAMS`): ``"trainable_blocks"``
-(:mod:`.freezing`).
+(:mod:`.freezing`) and ``"input_normalization"`` (:mod:`.input_normalization`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # backbone_params keys skmeta reads itself, never passed to a factory
-SKMETA_PARAMS = ("trainable_blocks",)
+SKMETA_PARAMS = ("trainable_blocks", "input_normalization")
 
 
 class MLP(nn.Module):
@@ -218,6 +218,7 @@ def build_backbone(
     """
     params = dict(params or {})
     trainable_blocks = params.pop("trainable_blocks", None)
+    params.pop("input_normalization", None)
     if isinstance(backbone, nn.Module):
         if params:
             raise ValueError(
