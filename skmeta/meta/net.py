@@ -221,7 +221,8 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
             raise ValueError(
                 "This model uses a custom backbone "
                 f"({config.get('backbone_name', 'unknown')}); pass the same "
-                "torch.nn.Module class or factory as backbone=."
+                "torch.nn.Module class or factory as backbone=, or a module of "
+                "the same architecture (its weights are replaced by the file's)."
             )
         name = backbone_factory
     backbone = build_backbone(

@@ -107,6 +107,30 @@ def test_user_overrides():
         resolve_input_normalization({"mean": [0.5], "std": [0.1, 0.2]}, 3)
 
 
+def test_a_normalized_model_saves_and_loads_it(tmp_path):
+    model = MetaModel.from_module(
+        nn.Flatten(), SHAPE, input_normalization="imagenet", pixel_range=255.0
+    )
+    config = model.config
+    assert config["per_feature_scaling"] and config["input_normalization"]["kind"] == (
+        "imagenet"
+    )
+    assert model.state["input_mean"].shape == (60,)
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    loaded = MetaModel.load(path, backbone=nn.Flatten())
+    assert loaded.config["input_normalization"] == config["input_normalization"]
+    thawed = loaded.thawed_config()["input_normalization"]
+    assert loaded.network().input_normalization == thawed
+    rows = np.random.default_rng(0).integers(0, 256, (4, 60)).astype(np.float32)
+    expected = (rows.reshape(4, 3, 20) / 255 - np.reshape(IMAGENET_MEAN, (3, 1))) / (
+        np.reshape(IMAGENET_STD, (3, 1))
+    )
+    np.testing.assert_allclose(
+        loaded.transform(rows), expected.reshape(4, 60), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_files_with_one_scale_for_images_still_load(images, tmp_path):
     X, y = images
     settings = TrainSettings(
