@@ -2,6 +2,8 @@
 
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
+from .meta.vision import PREFIX
+
 __all__ = ["BackboneOptions", "Interval", "Options", "StrOptions"]
 
 
@@ -15,7 +17,7 @@ class BackboneOptions(StrOptions):
         The built-in names (and ``"auto"``).
     """
 
-    prefix = "torchvision:"
+    prefix = PREFIX
 
     def is_satisfied_by(self, val) -> bool:
         return super().is_satisfied_by(val) or (

@@ -14,6 +14,7 @@ backbone.
 from __future__ import annotations
 
 import copy
+import numbers
 
 import torch
 from torch import nn
@@ -53,10 +54,13 @@ def model_from_module(
             f"module must be a torch.nn.Module instance, got {type(module).__name__}."
         )
     input_shape = tuple(input_shape)
-    if not input_shape or not all(isinstance(s, int) and s > 0 for s in input_shape):
+    if not input_shape or not all(
+        isinstance(s, numbers.Integral) and s > 0 for s in input_shape
+    ):
         raise ValueError(
             f"input_shape must be a tuple of positive ints, got {input_shape!r}."
         )
+    input_shape = tuple(int(s) for s in input_shape)
     images = len(input_shape) == 3
     if input_normalization not in (None, "data") and not images:
         raise ValueError(

@@ -49,6 +49,8 @@ def test_extractor_and_classifier_use_the_module_as_it_is():
     module = _module()
     model = MetaModel.from_module(module, SHAPE)
     assert model.embedding_dim == 24 and model.method == "protonet"
+    assert model.input_shape == SHAPE
+    assert MetaModel.from_module(module, np.array(SHAPE)).input_shape == SHAPE
     X, y = _blobs()
     expected = _forward(module, X)
     features = MetaFeatureExtractor(pretrained=model).fit(X).transform(X)
