@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ._checks import check_input_shape, load_pretrained, resolve_device
-from ._sklearn_compat import Interval, Options, StrOptions
+from ._sklearn_compat import BackboneOptions, Interval, Options, StrOptions
 from ._tasks import CLASSIFICATION
 from .meta.algorithms import ALGORITHMS, make_algorithm
 from .meta.augment import FeatureAugmentation, ImageAugmentation
@@ -59,7 +59,7 @@ META_TRAINING_PARAMETERS = (
 
 PARAMETER_CONSTRAINTS = {
     "method": [StrOptions(set(ALGORITHMS)), None],  # per task: _tasks.py
-    "backbone": [StrOptions({"auto", *BUILTIN_BACKBONES}), callable],
+    "backbone": [BackboneOptions({"auto", *BUILTIN_BACKBONES}), callable],
     "backbone_params": [dict, None],
     "class_augmentation": [StrOptions({"rot90"}), None],
     "augmentation": [

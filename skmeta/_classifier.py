@@ -37,16 +37,26 @@ class FewShotClassifier(ClassifierMixin, MetaEstimator):
         ``"protonet"`` (Prototypical Networks) when meta-training, and the
         method of `pretrained` otherwise; another method than the pretrained
         model's is refused.
-    backbone : {"auto", "mlp", "conv4", "conv4_strided"} or callable, \
-default="auto"
+    backbone : {"auto", "mlp", "conv4", "conv4_strided", "resnet12"}, str or \
+callable, default="auto"
         The network that embeds rows. ``"auto"`` is ``"conv4"`` when
-        `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise. A
-        ``torch.nn.Module`` class or factory is called with `backbone_params` as
-        keyword arguments and must map ``(batch, *input_shape)`` to
-        ``(batch, dim)``.
+        `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise.
+        ``"resnet12"`` is the ResNet-12 of MetaOptNet/FEAT/RFS (640-d, for
+        84x84 images). ``"torchvision:<name>"`` is a torchvision classification
+        model without its head (e.g. ``"torchvision:resnet18"``; needs
+        torchvision). A ``torch.nn.Module`` class or factory is called with
+        `backbone_params` as keyword arguments and must map
+        ``(batch, *input_shape)`` to ``(batch, dim)``.
     backbone_params : dict, default=None
         Keyword arguments of the backbone, e.g. ``{"hidden_sizes": (128,)}`` for
-        ``"mlp"`` or ``{"hidden_channels": 32}`` for ``"conv4"``.
+        ``"mlp"``, ``{"hidden_channels": 32}`` for ``"conv4"``, ``{"channels":
+        (64, 160, 320, 640)}`` for ``"resnet12"``, ``{"weights": "DEFAULT"}`` (a
+        torchvision weights name or a local file) for ``"torchvision:<name>"``.
+        Two keys are skmeta's own: ``"trainable_blocks"`` (an int ``k``: freeze
+        all but the last ``k`` blocks of the backbone, see
+        ``skmeta.meta.freezing``) and ``"input_normalization"`` (``"data"``,
+        ``"imagenet"`` or ``{"mean": ..., "std": ...}`` per channel; by default
+        ImageNet's for torchvision weights, the data's statistics otherwise).
     class_augmentation : {"rot90"}, default=None
         Class augmentation for square images during meta-training:
         ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three

@@ -14,7 +14,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._sklearn_compat import StrOptions
+from ._sklearn_compat import BackboneOptions, StrOptions
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
 
@@ -78,7 +78,7 @@ class Classification(Task):
     def constraints(self) -> dict:
         return {
             **super().constraints(),
-            "backbone": [StrOptions({"auto", *BUILTIN_BACKBONES}), callable],
+            "backbone": [BackboneOptions({"auto", *BUILTIN_BACKBONES}), callable],
         }
 
     def validate(self, estimator, X, y, groups=None):

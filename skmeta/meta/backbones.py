@@ -2,17 +2,39 @@
 
 Every backbone takes a batch shaped ``(batch, *input_shape)`` and returns
 ``(batch, embedding_dim)``. Built-ins are named by string (``"mlp"``, ``"conv4"``,
-``"conv4_strided"``); any ``torch.nn.Module`` class or factory works too.
+``"conv4_strided"``, ``"resnet12"``), torchvision's classification models by
+``"torchvision:<name>"`` (:mod:`.vision`); any ``torch.nn.Module`` class or
+factory works too, and a module instance serves as a template (deep-copied).
+
+``backbone_params`` reach the module's constructor, except the keys skmeta
+itself reads (:data:`SKMETA_PARAMS`): ``"trainable_blocks"``
+(:mod:`.freezing`) and ``"input_normalization"`` (:mod:`.input_normalization`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["BUILTIN_BACKBONES", "MLP", "Conv4", "build_backbone", "resolve_backbone"]
+from . import vision
+from .freezing import freeze_blocks
+from .resnet12 import ResNet12
+
+__all__ = [
+    "BUILTIN_BACKBONES",
+    "MLP",
+    "SKMETA_PARAMS",
+    "Conv4",
+    "ResNet12",
+    "build_backbone",
+    "resolve_backbone",
+]
+
+# backbone_params keys skmeta reads itself, never passed to a factory
+SKMETA_PARAMS = ("trainable_blocks", "input_normalization")
 
 
 class MLP(nn.Module):
@@ -117,29 +139,41 @@ def _conv4_strided(input_shape: tuple[int, ...], **params) -> nn.Module:
     return Conv4(input_shape[0], downsample="strided", **params)
 
 
+def _resnet12(input_shape: tuple[int, ...], **params) -> nn.Module:
+    return ResNet12(input_shape[0], **params)
+
+
 BUILTIN_BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "mlp": _mlp,
     "conv4": _conv4,
     "conv4_strided": _conv4_strided,
+    "resnet12": _resnet12,
 }
+# built-ins that take images, input_shape=(C, H, W)
+_IMAGE_BACKBONES = ("conv4", "conv4_strided", "resnet12")
 
 
 def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
-    """Name of a built-in backbone, or the user's class/factory unchanged.
+    """Name of a built-in or torchvision backbone, or the user's class/factory
+    (or module instance) unchanged.
 
     ``"auto"`` is ``"conv4"`` for images (an `input_shape` of length 3) and
-    ``"mlp"`` otherwise.
+    ``"mlp"`` otherwise. A ``"torchvision:<name>"`` is checked against
+    torchvision's classification models (importing torchvision).
     """
     if isinstance(backbone, str):
         if backbone == "auto":
             return "conv4" if len(input_shape) == 3 else "mlp"
-        if backbone not in BUILTIN_BACKBONES:
+        if backbone.startswith(vision.PREFIX):
+            vision.check_name(backbone[len(vision.PREFIX) :])
+        elif backbone not in BUILTIN_BACKBONES:
             raise ValueError(
                 f"backbone={backbone!r} is unknown; use one of "
-                f"{['auto', *BUILTIN_BACKBONES]}, a torch.nn.Module class or a "
-                "callable that returns a module."
+                f"{['auto', *BUILTIN_BACKBONES]}, 'torchvision:<model name>', a "
+                "torch.nn.Module class or a callable that returns a module."
             )
-        if backbone.startswith("conv") and len(input_shape) != 3:
+        images = backbone in _IMAGE_BACKBONES or backbone.startswith(vision.PREFIX)
+        if images and len(input_shape) != 3:
             raise ValueError(
                 f"backbone={backbone!r} needs images: pass input_shape=(C, H, W) "
                 f"(got input_shape={input_shape})."
@@ -154,15 +188,50 @@ def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
 
 
 def build_backbone(
-    backbone: str | Callable, input_shape: tuple[int, ...], params: dict | None
+    backbone: str | Callable | nn.Module,
+    input_shape: tuple[int, ...],
+    params: dict | None,
+    load_weights: bool = True,
 ) -> nn.Module:
-    """Build a fresh backbone module (float32, on the CPU, freshly initialised).
+    """Build a fresh backbone module (float32, on the CPU).
 
-    Built-ins receive `input_shape` plus `params`; a user class or factory receives
-    only `params` as keyword arguments.
+    Parameters
+    ----------
+    backbone : str, callable or torch.nn.Module
+        A built-in name, ``"torchvision:<name>"``, a module class or factory,
+        or a module instance (deep-copied, never changed).
+    input_shape : tuple of int
+        Shape of one row, e.g. ``(n_features,)`` or ``(C, H, W)``.
+    params : dict or None
+        ``backbone_params``. Built-ins and torchvision models receive
+        `input_shape` plus these; a user class or factory receives only these,
+        as keyword arguments; a module instance takes none. The keys of
+        :data:`SKMETA_PARAMS` are skmeta's: ``trainable_blocks`` freezes blocks
+        (:func:`~skmeta.meta.freezing.freeze_blocks`).
+    load_weights : bool, default=True
+        Read a torchvision model's ``weights``. False when rebuilding a saved
+        model, whose file holds the weights.
+
+    Returns
+    -------
+    torch.nn.Module
     """
     params = dict(params or {})
-    if isinstance(backbone, str):
+    trainable_blocks = params.pop("trainable_blocks", None)
+    params.pop("input_normalization", None)
+    if isinstance(backbone, nn.Module):
+        if params:
+            raise ValueError(
+                "backbone is a module instance, which takes no backbone_params; "
+                f"got {sorted(params)}."
+            )
+        module = copy.deepcopy(backbone)
+    elif isinstance(backbone, str) and backbone.startswith(vision.PREFIX):
+        name = backbone[len(vision.PREFIX) :]
+        module = vision.build_torchvision(
+            name, tuple(input_shape), read_weights=load_weights, **params
+        )
+    elif isinstance(backbone, str):
         module = BUILTIN_BACKBONES[backbone](tuple(input_shape), **params)
     else:
         module = backbone(**params)
@@ -171,4 +240,4 @@ def build_backbone(
                 f"The backbone factory {backbone!r} returned "
                 f"{type(module).__name__}, not a torch.nn.Module."
             )
-    return module.float()
+    return freeze_blocks(module.float(), trainable_blocks)

@@ -57,9 +57,9 @@ class MetaModel:
         ``embedding_dim``, ``training``.
     history : sequence of mapping, default=()
         Training log, one record per evaluation point.
-    backbone : callable, optional
-        The user's backbone class or factory when ``config["backbone"]`` is
-        ``"custom"``.
+    backbone : callable or torch.nn.Module, optional
+        The user's backbone class or factory, or a template module (copied),
+        when ``config["backbone"]`` is ``"custom"``.
 
     Attributes
     ----------
@@ -281,6 +281,74 @@ class MetaModel:
         """
         return inference.predict(self, algorithm, state, X, torch.device(device))
 
+    @classmethod
+    def from_module(
+        cls,
+        module: torch.nn.Module,
+        input_shape: Sequence[int],
+        method: str = "protonet",
+        method_params: Mapping | None = None,
+        input_normalization: str | Mapping | None = None,
+        pixel_range: float = 1.0,
+    ) -> MetaModel:
+        """Wrap any torch module (e.g. a pretrained network without its head)
+        as a model, with no meta-training.
+
+        The result serves as ``pretrained=`` of the estimators like any
+        meta-trained model. The module is copied: neither it nor the model
+        changes the other later. Parameters of `module` that do not require
+        gradients are frozen (recorded in ``config["frozen_parameters"]``):
+        gradient-based methods do not adapt them.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            Maps ``(batch, *input_shape)`` to ``(batch, dim)`` (any output is
+            flattened to that).
+        input_shape : sequence of int
+            Shape of one row, e.g. ``(3, 224, 224)`` for colour images.
+        method : str, default="protonet"
+            How the model adapts to a support set. Meta-parameters a method
+            would learn (e.g. MAML's head) keep their initial values.
+        method_params : mapping, optional
+            The method's settings, e.g. ``{"distance": "cosine"}``.
+        input_normalization : None, "imagenet" or mapping, default=None
+            None: rows reach the module as they are. ``"imagenet"``: each
+            channel normalised with ImageNet's mean and std; a mapping:
+            ``{"mean": [...], "std": [...]}`` per channel, for pixels in [0, 1]
+            (:mod:`~skmeta.meta.input_normalization`). Recorded in
+            ``config["input_normalization"]``.
+        pixel_range : float, default=1.0
+            The value of a white pixel in the rows (255.0 for 0-255 data), for
+            `input_normalization`.
+
+        Returns
+        -------
+        MetaModel
+            Its config records ``"from_module": true``. Saved, it loads with
+            ``MetaModel.load(path, backbone=...)``, given a module of the same
+            architecture (its weights are replaced by the file's) or a factory
+            that builds one.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+        >>> model = MetaModel.from_module(body, (1, 4, 4))
+        >>> model.transform(np.zeros((3, 16), dtype=np.float32)).shape
+        (3, 8)
+        """
+        from .wrapping import model_from_module
+
+        return model_from_module(
+            module,
+            input_shape,
+            method,
+            None if method_params is None else dict(method_params),
+            input_normalization,
+            pixel_range,
+        )
+
     # -- files ------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the model to a safetensors file (weights + JSON metadata).
@@ -296,9 +364,11 @@ class MetaModel:
         Parameters
         ----------
         path : str or Path
-        backbone : callable, optional
+        backbone : callable or torch.nn.Module, optional
             Needed when the model was trained with a custom backbone: the same
-            ``torch.nn.Module`` class or factory (the file holds only weights).
+            ``torch.nn.Module`` class or factory, or a module of the same
+            architecture (the file holds only weights). Models made by
+            :meth:`from_module` need it too.
 
         Returns
         -------

@@ -1,7 +1,8 @@
 """MetaNet: input scaling, backbone and a method's meta-parameters in one module.
 
 Rows come in flat, ``(batch, n_features)``, as scikit-learn hands them over; the
-net standardises them with statistics of the meta-training data, reshapes them to
+net standardises them (with statistics of the meta-training data, or with the
+per-channel normalisation pretrained weights expect), reshapes them to
 ``input_shape`` and runs the backbone.
 """
 
@@ -25,8 +26,21 @@ class MetaNet(nn.Module):
     input_shape : tuple of int
         Shape of one row, e.g. ``(n_features,)`` or ``(C, H, W)``.
     per_feature_scaling : bool
-        Standardise each feature (tabular rows) rather than with one global mean
-        and scale (images).
+        Standardise each feature (tabular rows, or images normalised per
+        channel) rather than with one global mean and scale (images).
+
+    Attributes
+    ----------
+    input_mean, input_scale : Tensor of shape (n_features,) or (1,)
+        Buffers: the net computes ``(x - input_mean) / input_scale``.
+    input_normalization : dict or None
+        The per-channel normalisation set by :meth:`set_channel_normalization`
+        (``kind``, ``mean``, ``std``, ``pixel_range``), or None.
+    frozen_parameters : frozenset of str
+        Names (``"backbone. ..."``) of the backbone's parameters that did not
+        require gradients when the net was built: frozen ones
+        (:mod:`~skmeta.meta.freezing`), which gradient-based methods do not
+        adapt either.
     """
 
     def __init__(
@@ -41,8 +55,78 @@ class MetaNet(nn.Module):
         stats_shape = (self.n_features,) if per_feature_scaling else (1,)
         self.register_buffer("input_mean", torch.zeros(stats_shape))
         self.register_buffer("input_scale", torch.ones(stats_shape))
+        self.input_normalization: dict | None = None
+        self.frozen_parameters = frozenset(
+            f"backbone.{name}"
+            for name, p in backbone.named_parameters()
+            if not p.requires_grad
+        )
         self.backbone = backbone
         self.extra = nn.ParameterDict()
+
+    @property
+    def per_feature_scaling(self) -> bool:
+        """Whether the scaling buffers hold one value per feature."""
+        return self.input_mean.numel() > 1
+
+    @torch.no_grad()
+    def set_channel_normalization(
+        self,
+        mean,
+        std,
+        pixel_range: float = 1.0,
+        kind: str = "custom",
+    ) -> None:
+        """Normalise image channels as pretrained weights expect.
+
+        Each pixel ``x`` of channel ``c`` becomes
+        ``(x / pixel_range - mean[c]) / std[c]``, filled into the per-feature
+        buffers as ``input_mean = mean[c] * pixel_range`` and ``input_scale =
+        std[c] * pixel_range`` (so the standardisation stays one fused op).
+        Buffers of shape ``(1,)`` are replaced by ``(n_features,)`` ones.
+
+        Parameters
+        ----------
+        mean, std : sequence of float
+            Per channel, for pixels in [0, 1]; one value (or a channel count
+            of 1) applies to every channel. ImageNet's are ``(0.485, 0.456,
+            0.406)`` and ``(0.229, 0.224, 0.225)``.
+        pixel_range : float, default=1.0
+            The value of a white pixel in the rows: 255.0 for 0-255 data
+            (uint8 images), 1.0 for floats in [0, 1].
+        kind : str, default="custom"
+            A label recorded in :attr:`input_normalization` (e.g.
+            ``"imagenet"``).
+        """
+        if len(self.input_shape) != 3:
+            raise ValueError(
+                "Per-channel normalisation needs images, input_shape=(C, H, W); "
+                f"got {self.input_shape}."
+            )
+        n_channels = self.input_shape[0]
+        mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        std = torch.as_tensor(std, dtype=torch.float32).flatten()
+        for name, values in (("mean", mean), ("std", std)):
+            if values.numel() not in (1, n_channels):
+                raise ValueError(
+                    f"{name} has {values.numel()} values; the images have "
+                    f"{n_channels} channels (input_shape={self.input_shape})."
+                )
+        if not (bool((std > 0).all()) and pixel_range > 0):
+            raise ValueError("std and pixel_range must be positive.")
+        per_pixel = self.n_features // n_channels
+        if self.input_mean.numel() != self.n_features:
+            self.input_mean = self.input_mean.new_empty(self.n_features)
+            self.input_scale = self.input_scale.new_empty(self.n_features)
+        for buffer, values in ((self.input_mean, mean), (self.input_scale, std)):
+            values = values.expand(n_channels) * float(pixel_range)
+            buffer.copy_(values.repeat_interleave(per_pixel))
+        self.input_normalization = {
+            "kind": kind,
+            "mean": mean.expand(n_channels).tolist(),
+            "std": std.expand(n_channels).tolist(),
+            "pixel_range": float(pixel_range),
+        }
 
     @torch.no_grad()
     def set_input_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -115,10 +199,19 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     Parameters
     ----------
     config : dict
-        Keys ``backbone`` (a built-in name or ``"custom"``), ``backbone_params``,
-        ``input_shape``, ``per_feature_scaling``, optionally ``task_norm``.
-    backbone_factory : callable, optional
-        The user's module class or factory when ``config["backbone"] == "custom"``.
+        Keys ``backbone`` (a built-in or torchvision name, or ``"custom"``),
+        ``backbone_params``, ``input_shape``, ``per_feature_scaling``,
+        optionally ``task_norm``, ``input_normalization`` and
+        ``frozen_parameters`` (names of parameters to freeze).
+    backbone_factory : callable or torch.nn.Module, optional
+        The user's module class, factory or template module when
+        ``config["backbone"] == "custom"``.
+
+    Returns
+    -------
+    MetaNet
+        Its tensors are to be loaded from a state dict: a torchvision
+        backbone is built without reading its ``weights``.
     """
     from .backbones import build_backbone
 
@@ -128,19 +221,27 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
             raise ValueError(
                 "This model uses a custom backbone "
                 f"({config.get('backbone_name', 'unknown')}); pass the same "
-                "torch.nn.Module class or factory as backbone=."
+                "torch.nn.Module class or factory as backbone=, or a module of "
+                "the same architecture (its weights are replaced by the file's)."
             )
         name = backbone_factory
     backbone = build_backbone(
-        name, tuple(config["input_shape"]), config["backbone_params"]
+        name,
+        tuple(config["input_shape"]),
+        config["backbone_params"],
+        load_weights=False,
     )
+    for parameter in config.get("frozen_parameters", ()):
+        backbone.get_parameter(parameter.removeprefix("backbone.")).requires_grad_(
+            False
+        )
     if config.get("task_norm"):
         from .norm import use_task_norm
 
         use_task_norm(backbone)
-    return MetaNet(
-        backbone, tuple(config["input_shape"]), config["per_feature_scaling"]
-    )
+    net = MetaNet(backbone, tuple(config["input_shape"]), config["per_feature_scaling"])
+    net.input_normalization = config.get("input_normalization")
+    return net
 
 
 def embed_rows(net: MetaNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:

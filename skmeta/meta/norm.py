@@ -108,10 +108,17 @@ class TaskBatchNorm(nn.BatchNorm2d):
 
 def use_task_norm(module: nn.Module) -> nn.Module:
     """Replace every ``nn.BatchNorm1d/2d`` in `module` by a :class:`TaskBatchNorm`
-    with the same parameters and buffers (in place; returns `module`)."""
+    with the same parameters and buffers (in place; returns `module`).
+
+    Frozen batch norms (:mod:`~skmeta.meta.freezing`) stay as they are: a
+    fixed function that normalises with its running statistics. Parameters
+    keep their ``requires_grad``.
+    """
+    from .freezing import FROZEN_NORMS
+
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm1d | nn.BatchNorm2d) and not isinstance(
-            child, TaskBatchNorm
+            child, (TaskBatchNorm, *FROZEN_NORMS)
         ):
             norm = TaskBatchNorm(
                 child.num_features,
@@ -121,6 +128,8 @@ def use_task_norm(module: nn.Module) -> nn.Module:
                 track_running_stats=child.track_running_stats,
             )
             norm.load_state_dict(child.state_dict())
+            for new, old in zip(norm.parameters(), child.parameters(), strict=True):
+                new.requires_grad_(old.requires_grad)
             setattr(module, name, norm)
         else:
             use_task_norm(child)

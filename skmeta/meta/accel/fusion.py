@@ -17,18 +17,20 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..backbones import MLP
+from ..freezing import FROZEN_NORMS
 from ..net import MetaNet
 from . import register
 
 __all__ = ["fuse_for_inference", "inference_network"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# frozen batch norms differ from plain ones only by staying in eval mode
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, *FROZEN_NORMS)
 
 
 def _foldable(norm: nn.Module) -> bool:
-    """A plain batch norm (not a subclass with its own forward, such as task
-    batch norm) that normalises with running statistics."""
+    """A plain (or frozen) batch norm (not a subclass with its own forward,
+    such as task batch norm) that normalises with running statistics."""
     return (
         type(norm) in _NORMS
         and not norm.training

@@ -103,6 +103,17 @@ class InnerLoopMethod(Algorithm):
         the network's, by name): all of them."""
         return {k: v for k, v in params.items() if k.startswith("backbone.")}
 
+    def inner_parameters(self, net: MetaNet, params: dict) -> dict[str, torch.Tensor]:
+        """The parameters the inner loop adapts: :meth:`adapted_parameters`
+        less the network's frozen ones (``net.frozen_parameters``, see
+        :mod:`skmeta.meta.freezing`), which keep their meta-trained values."""
+        frozen = getattr(net, "frozen_parameters", frozenset())
+        return {
+            name: p
+            for name, p in self.adapted_parameters(params).items()
+            if name not in frozen
+        }
+
     def sgd_step(self, params, names, tensors, grads) -> list[torch.Tensor]:
         """``tensor - inner_lr * grad`` for each tensor, differentiable.
 
@@ -144,7 +155,7 @@ class InnerLoopMethod(Algorithm):
         n_tasks = support_x.shape[0]
         weights = {
             name: p.expand(n_tasks, *p.shape)
-            for name, p in self.adapted_parameters(params).items()
+            for name, p in self.inner_parameters(net, params).items()
         }
         emb, stats = embed_tasks(net, weights, support_x)
         head_w, head_b = self.initial_head(params, emb, support_y, n_classes)

@@ -30,7 +30,7 @@ class MetaSGD(MAML):
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         params = super().meta_parameters(net, embedding_dim, n_classes)
-        adapted = self.adapted_parameters(dict(net.named_parameters()))
+        adapted = self.inner_parameters(net, dict(net.named_parameters()))
         shapes = {name: p.shape for name, p in adapted.items()}
         shapes.update({name: p.shape for name, p in params.items()})
         for name, shape in shapes.items():

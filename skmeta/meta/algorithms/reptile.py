@@ -41,7 +41,7 @@ class Reptile(InnerLoopMethod):
         x = torch.cat([batch.support_x, batch.query_x], 1)
         y = torch.cat([batch.support_y, batch.query_y], -1)
         state = self.adapt_tasks(net, params, x, y, batch.n_way, create_graph=False)
-        meta = {**self.adapted_parameters(params)}
+        meta = {**self.inner_parameters(net, params)}
         meta.update({k: params["extra." + k] for k in HEAD})
         adapted = dict(state["weights"])
         adapted.update(

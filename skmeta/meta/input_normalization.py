@@ -1,0 +1,194 @@
+"""How a network's input is normalised: data statistics, or per channel as
+pretrained weights expect.
+
+By default :class:`~skmeta.meta.net.MetaNet` standardises rows with the
+meta-training data's mean and scale (``set_input_statistics``). Weights
+pretrained on ImageNet expect each channel normalised with ImageNet's mean
+and standard deviation instead; :func:`default_input_normalization` says which
+applies, and :meth:`MetaNet.set_channel_normalization
+<skmeta.meta.net.MetaNet.set_channel_normalization>` applies it.
+
+Users choose with ``backbone_params={"input_normalization": ...}``:
+
+- ``"data"``: the data's statistics, as for networks trained from scratch;
+- ``"imagenet"``: ImageNet's per-channel mean and std;
+- a dict ``{"mean": [...], "std": [...]}``, per channel, for pixels in [0, 1]
+  (optionally ``"pixel_range"``, and ``"kind"``, a label);
+- not given: ``"imagenet"`` for a ``"torchvision:<name>"`` backbone with
+  ``weights`` (a weights name or a local file), ``"data"`` otherwise.
+
+The pixel range (255 for 0-255 data, 1 for [0, 1]) is that of the
+meta-training rows: 255 for an integer array, otherwise 255 when a sample of
+the rows holds values above 1.5, else 1; a dict may fix it
+(``"pixel_range"``). Rows given later (``transform``, ``predict``) must be on
+the same range. For 1-channel images, ImageNet's mean and std are averaged
+over its channels (0.449, 0.226), and a torchvision backbone repeats the grey
+channel to 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "default_input_normalization",
+    "infer_pixel_range",
+    "resolve_input_normalization",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_KEYS = {"kind", "mean", "std", "pixel_range"}
+
+
+def infer_pixel_range(X) -> float:
+    """The value of a white pixel in rows `X`: 255.0 or 1.0.
+
+    Parameters
+    ----------
+    X : ndarray or Tensor of shape (n_samples, n_features)
+        Integer data gives 255.0 without reading it; float data gives 255.0
+        when a sample of at most 2,048 rows holds a value above 1.5.
+
+    Returns
+    -------
+    float
+    """
+    dtype = X.dtype
+    is_float = (
+        dtype.is_floating_point
+        if isinstance(X, torch.Tensor)
+        else (np.issubdtype(dtype, np.floating))
+    )
+    if not is_float:
+        return 255.0
+    step = max(1, len(X) // 2048)
+    sample = X[::step]
+    top = float(sample.max()) if len(sample) else 0.0
+    return 255.0 if top > 1.5 else 1.0
+
+
+def resolve_input_normalization(
+    spec, n_channels: int, pixel_range: float | None = None
+) -> dict | None:
+    """A per-channel normalisation in full, from its short forms.
+
+    Parameters
+    ----------
+    spec : None, {"data", "imagenet"} or mapping
+        See the module doc. None and ``"data"`` mean the data's statistics.
+    n_channels : int
+        Channels of the images.
+    pixel_range : float, optional
+        Used when `spec` does not give one; default 1.0.
+
+    Returns
+    -------
+    dict or None
+        ``{"kind", "mean", "std", "pixel_range"}`` with one mean and std per
+        channel (what :meth:`MetaNet.set_channel_normalization
+        <skmeta.meta.net.MetaNet.set_channel_normalization>` takes as
+        keywords), or None for the data's statistics.
+    """
+    if spec is None or (isinstance(spec, str) and spec == "data"):
+        return None
+    if isinstance(spec, str) and spec == "imagenet":
+        spec = {"kind": "imagenet"}
+    if not isinstance(spec, Mapping) or set(spec) - _KEYS:
+        raise ValueError(
+            "input_normalization must be 'data', 'imagenet' or a dict with keys "
+            f"among {sorted(_KEYS)} ('mean' and 'std' per channel, for pixels in "
+            f"[0, 1]); got {spec!r}."
+        )
+    kind = spec.get("kind", "custom")
+    if kind == "imagenet":
+        mean, std = spec.get("mean", IMAGENET_MEAN), spec.get("std", IMAGENET_STD)
+        if n_channels == 1:  # grey images: ImageNet's averaged over channels
+            mean, std = [float(np.mean(mean))], [float(np.mean(std))]
+    elif "mean" in spec and "std" in spec:
+        mean, std = spec["mean"], spec["std"]
+    else:
+        raise ValueError(
+            f"input_normalization={dict(spec)!r} needs 'mean' and 'std' (one value "
+            "per channel, for pixels in [0, 1]), or kind='imagenet'."
+        )
+    mean = [float(v) for v in np.ravel(mean)]
+    std = [float(v) for v in np.ravel(std)]
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) not in (1, n_channels):
+            raise ValueError(
+                f"input_normalization: {name} has {len(values)} values for images "
+                f"of {n_channels} channels."
+            )
+    pixel_range = float(spec.get("pixel_range", pixel_range or 1.0))
+    return {
+        "kind": str(kind),
+        "mean": mean * (n_channels // len(mean)),
+        "std": std * (n_channels // len(std)),
+        "pixel_range": pixel_range,
+    }
+
+
+def default_input_normalization(
+    backbone, backbone_params: Mapping | None, input_shape, X=None
+) -> dict | None:
+    """The input normalisation meta-training should use (see the module doc).
+
+    Parameters
+    ----------
+    backbone : str, callable or torch.nn.Module
+        The ``backbone`` setting, resolved or not.
+    backbone_params : mapping or None
+        Its ``input_normalization`` key, if any, decides; otherwise a
+        ``"torchvision:<name>"`` backbone with ``weights`` gets ImageNet's.
+    input_shape : tuple of int
+        Shape of one row; only images, ``(C, H, W)``, are normalised per
+        channel.
+    X : ndarray or Tensor of shape (n_samples, n_features), optional
+        The meta-training rows, for their pixel range
+        (:func:`infer_pixel_range`); 1.0 when not given.
+
+    Returns
+    -------
+    dict or None
+        Keywords for :meth:`MetaNet.set_channel_normalization
+        <skmeta.meta.net.MetaNet.set_channel_normalization>`, or None: use
+        the data's statistics (``MetaNet.set_input_statistics``).
+
+    Examples
+    --------
+    >>> norm = default_input_normalization(
+    ...     "torchvision:resnet18", {"weights": "DEFAULT"}, (3, 32, 32)
+    ... )
+    >>> norm["kind"], norm["mean"], norm["pixel_range"]
+    ('imagenet', [0.485, 0.456, 0.406], 1.0)
+    >>> default_input_normalization("conv4", None, (3, 32, 32)) is None
+    True
+    """
+    from .vision import PREFIX
+
+    params = dict(backbone_params or {})
+    if "input_normalization" in params:
+        spec = params["input_normalization"]
+    elif (
+        isinstance(backbone, str)
+        and backbone.startswith(PREFIX)
+        and params.get("weights") is not None
+    ):
+        spec = "imagenet"
+    else:
+        spec = None
+    if spec is None or (isinstance(spec, str) and spec == "data"):
+        return None
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"input_normalization={spec!r} normalises image channels; it needs "
+            f"input_shape=(C, H, W), got {tuple(input_shape)}."
+        )
+    pixel_range = None if X is None else infer_pixel_range(X)
+    return resolve_input_normalization(spec, int(input_shape[0]), pixel_range)

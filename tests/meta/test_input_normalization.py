@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skmeta.meta.input_normalization import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    default_input_normalization,
+    infer_pixel_range,
+    resolve_input_normalization,
+)
+from skmeta.meta.model import MetaModel
+from skmeta.meta.net import MetaNet, build_net
+from skmeta.meta.train import TrainSettings, meta_train
+
+SHAPE = (3, 4, 5)
+
+
+def _net(shape=SHAPE, per_feature=False):
+    return MetaNet(nn.Flatten(), shape, per_feature_scaling=per_feature)
+
+
+@pytest.mark.parametrize("pixel_range", [1.0, 255.0])
+def test_channel_normalization_standardizes_each_channel(pixel_range):
+    net = _net()
+    assert net.input_mean.shape == (1,)
+    net.set_channel_normalization(IMAGENET_MEAN, IMAGENET_STD, pixel_range, "imagenet")
+    assert net.input_mean.shape == net.input_scale.shape == (60,)
+    assert net.per_feature_scaling
+    x = torch.rand(7, *SHAPE) * pixel_range
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    expected = (x / pixel_range - mean) / std
+    torch.testing.assert_close(net.standardize(x.flatten(1)), expected.flatten(1))
+    assert net.input_normalization == {
+        "kind": "imagenet",
+        "mean": pytest.approx(list(IMAGENET_MEAN)),
+        "std": pytest.approx(list(IMAGENET_STD)),
+        "pixel_range": pixel_range,
+    }
+
+
+def test_channel_normalization_refuses_bad_input():
+    with pytest.raises(ValueError, match="needs images"):
+        MetaNet(nn.Identity(), (10,), True).set_channel_normalization([0.5], [0.2])
+    with pytest.raises(ValueError, match="mean has 2 values"):
+        _net().set_channel_normalization([0.5, 0.5], [0.2])
+    with pytest.raises(ValueError, match="positive"):
+        _net().set_channel_normalization([0.5], [0.0])
+
+
+def test_pixel_range_inference():
+    assert infer_pixel_range(np.zeros((3, 4), dtype=np.uint8)) == 255.0
+    assert infer_pixel_range(torch.zeros(3, 4, dtype=torch.uint8)) == 255.0
+    assert infer_pixel_range(np.full((3, 4), 0.9, dtype=np.float32)) == 1.0
+    assert infer_pixel_range(torch.full((3, 4), 200.0)) == 255.0
+    many = np.random.default_rng(0).integers(0, 256, (10_000, 8)).astype(np.float32)
+    assert infer_pixel_range(many) == 255.0  # from a sample of 2,048 rows
+    assert infer_pixel_range(many / 255) == 1.0
+
+
+def test_defaults_per_backbone():
+    rows = np.zeros((5, 60), dtype=np.uint8)
+    norm = default_input_normalization(
+        "torchvision:resnet18", {"weights": "/w.pth"}, SHAPE, rows
+    )
+    assert norm == {
+        "kind": "imagenet",
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "pixel_range": 255.0,
+    }
+    assert default_input_normalization("torchvision:resnet18", {}, SHAPE) is None
+    assert default_input_normalization("conv4", None, SHAPE) is None
+    grey = default_input_normalization(
+        "torchvision:resnet18", {"weights": "DEFAULT"}, (1, 4, 4)
+    )
+    assert grey["mean"] == [pytest.approx(0.449)]
+    assert grey["std"] == [pytest.approx(0.226)]
+
+
+def test_user_overrides():
+    params = {"weights": "DEFAULT", "input_normalization": "data"}
+    assert default_input_normalization("torchvision:resnet18", params, SHAPE) is None
+    custom = {"mean": [0.5], "std": [0.25], "pixel_range": 255}
+    norm = default_input_normalization("conv4", {"input_normalization": custom}, SHAPE)
+    assert norm == {
+        "kind": "custom",
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+        "pixel_range": 255.0,
+    }
+    assert (
+        default_input_normalization(
+            "conv4", {"input_normalization": "imagenet"}, SHAPE
+        )["kind"]
+        == "imagenet"
+    )
+    with pytest.raises(ValueError, match="input_shape=\\(C, H, W\\)"):
+        default_input_normalization("mlp", {"input_normalization": "imagenet"}, (6,))
+    with pytest.raises(ValueError, match="'mean' and 'std'"):
+        resolve_input_normalization({"mean": [0.5]}, 3)
+    with pytest.raises(ValueError, match="keys among"):
+        resolve_input_normalization({"average": [0.5]}, 3)
+    with pytest.raises(ValueError, match="std has 2 values"):
+        resolve_input_normalization({"mean": [0.5], "std": [0.1, 0.2]}, 3)
+
+
+def test_a_normalized_model_saves_and_loads_it(tmp_path):
+    model = MetaModel.from_module(
+        nn.Flatten(), SHAPE, input_normalization="imagenet", pixel_range=255.0
+    )
+    config = model.config
+    assert config["per_feature_scaling"] and config["input_normalization"]["kind"] == (
+        "imagenet"
+    )
+    assert model.state["input_mean"].shape == (60,)
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    loaded = MetaModel.load(path, backbone=nn.Flatten())
+    assert loaded.config["input_normalization"] == config["input_normalization"]
+    thawed = loaded.thawed_config()["input_normalization"]
+    assert loaded.network().input_normalization == thawed
+    rows = np.random.default_rng(0).integers(0, 256, (4, 60)).astype(np.float32)
+    expected = (rows.reshape(4, 3, 20) / 255 - np.reshape(IMAGENET_MEAN, (3, 1))) / (
+        np.reshape(IMAGENET_STD, (3, 1))
+    )
+    np.testing.assert_allclose(
+        loaded.transform(rows), expected.reshape(4, 60), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_files_with_one_scale_for_images_still_load(images, tmp_path):
+    X, y = images
+    settings = TrainSettings(
+        n_way=3,
+        k_shot=2,
+        n_query=2,
+        input_shape=(1, 12, 12),
+        backbone="conv4_strided",
+        max_iter=2,
+    )
+    model = meta_train(X, y, settings)
+    assert model.state["input_scale"].shape == (1,)
+    config = model.thawed_config()
+    config.pop("input_normalization", None)  # as files written before it
+    net = build_net(config)
+    assert net.input_mean.shape == (1,) and net.input_normalization is None
+    path = tmp_path / "old.safetensors"
+    model.save(path)
+    np.testing.assert_array_equal(MetaModel.load(path).transform(X), model.transform(X))
