@@ -31,6 +31,7 @@ from .batches import (
     validation_batch,
 )
 from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
+from .input_normalization import default_input_normalization
 from .model import MetaModel
 from .net import MetaNet
 from .norm import use_task_norm
@@ -207,7 +208,16 @@ def _as_rows(X) -> np.ndarray:
     return X
 
 
-def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_classes):
+def _pixel_sample(rows: Rows) -> np.ndarray:
+    """Up to 2,048 evenly spaced rows, to tell 0-255 from 0-1 pixels (integer
+    data needs none: its dtype says)."""
+    X = rows.X
+    if np.issubdtype(X.dtype, np.integer):
+        return X[:0]
+    return rows.read(np.unique(np.linspace(0, X.shape[0] - 1, 2048).astype(np.int64)))
+
+
+def _config(settings: TrainSettings, algorithm, backbone, net, n_classes):
     custom = not isinstance(backbone, str)
     return {
         "method": settings.method,
@@ -222,9 +232,11 @@ def _config(settings: TrainSettings, algorithm, backbone, embedding_dim, n_class
         ),
         "backbone_params": dict(settings.backbone_params or {}),
         "input_shape": list(settings.input_shape),
-        "per_feature_scaling": len(settings.input_shape) != 3,
+        "per_feature_scaling": len(settings.input_shape) != 3
+        or net.input_normalization is not None,
+        "input_normalization": net.input_normalization,
         "task_norm": algorithm.task_norm,
-        "embedding_dim": embedding_dim,
+        "embedding_dim": net.embedding_dim(),
         "training": {
             **{
                 k: v
@@ -277,7 +289,12 @@ def meta_train(
         return _meta_train(X, y, settings, device, rng, targets, callbacks)
 
 
-def _build_net(settings, algorithm, backbone, statistics, n_classes, device) -> MetaNet:
+def _build_net(
+    settings, algorithm, backbone, statistics, pixel_sample, n_classes, device
+) -> MetaNet:
+    """The network to meta-train, its input scaling set: the data's
+    `statistics()` (mean, std), or the per-channel normalisation the backbone's
+    pretrained weights expect (pixel range read from `pixel_sample`)."""
     backbone_module = build_backbone(
         backbone, settings.input_shape, settings.backbone_params
     )
@@ -288,10 +305,23 @@ def _build_net(settings, algorithm, backbone, statistics, n_classes, device) -> 
         settings.input_shape,
         per_feature_scaling=len(settings.input_shape) != 3,
     )
-    net.set_input_statistics(*statistics)
+    norm = default_input_normalization(
+        backbone, settings.backbone_params, settings.input_shape, pixel_sample
+    )
+    if norm is None:
+        net.set_input_statistics(*statistics())
+    else:
+        net.set_channel_normalization(**norm)
     embedding_dim = net.embedding_dim()
     for name, value in algorithm.meta_parameters(net, embedding_dim, n_classes).items():
         net.extra[name] = torch.nn.Parameter(value.clone().float())
+    if not any(p.requires_grad for p in net.parameters()):
+        raise ValueError(
+            f"Nothing to meta-train: backbone_params={settings.backbone_params!r} "
+            f"freezes the whole backbone and method={settings.method!r} learns "
+            "nothing else. Train at least one block, or use "
+            "MetaModel.from_module to use the backbone as it is."
+        )
     return net.to(device)
 
 
@@ -333,16 +363,26 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
         train_rows, codes, X.shape[0], rotations
     )
     n_classes = classes.size * rotations
-    statistics = input_statistics(
-        rows,
-        len(settings.input_shape) != 3,
-        None if train_rows.size == y.size else train_rows,
-        rng,
+    net = _build_net(
+        settings,
+        algorithm,
+        backbone,
+        lambda: input_statistics(
+            rows,
+            len(settings.input_shape) != 3,
+            None if train_rows.size == y.size else train_rows,
+            rng,
+        ),
+        _pixel_sample(rows),
+        n_classes,
+        device,
     )
     rows.augment = make_augmentation(
-        settings.augmentation, settings.input_shape, *statistics
+        settings.augmentation,
+        settings.input_shape,
+        net.input_mean.cpu(),
+        net.input_scale.cpu(),
     )
-    net = _build_net(settings, algorithm, backbone, statistics, n_classes, device)
 
     if algorithm.episodic:
         batches = task_batches(
@@ -364,12 +404,13 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
         batches = labelled_batches(
             rows, virtual_rows, virtual_codes, rows_per_step, rng
         )
-    optimizer = CosineAdam(net.parameters(), settings.learning_rate, settings.max_iter)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    optimizer = CosineAdam(trainable, settings.learning_rate, settings.max_iter)
     start = time.perf_counter()
     loop = MetaTrainer(
         net, algorithm, optimizer, batches, settings, [*built_in, *callbacks]
     ).run()
-    config = _config(settings, algorithm, backbone, net.embedding_dim(), n_classes)
+    config = _config(settings, algorithm, backbone, net, n_classes)
     config["training"].update(
         n_iter=loop.n_iter,
         best_iter=loop.best_iter,

@@ -150,3 +150,56 @@ def test_files_with_one_scale_for_images_still_load(images, tmp_path):
     path = tmp_path / "old.safetensors"
     model.save(path)
     np.testing.assert_array_equal(MetaModel.load(path).transform(X), model.transform(X))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_meta_training_normalises_for_pretrained_weights_end_to_end(tmp_path, dtype):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    weights = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (16, 3 * 32 * 32)).astype(np.uint8)
+    X = pixels.astype(dtype)  # uint8 as given, or floats of 0-255
+    y = np.repeat(np.arange(4), 4)
+    settings = dict(n_way=2, k_shot=1, n_query=1, input_shape=(3, 32, 32), max_iter=1)
+    model = meta_train(
+        X,
+        y,
+        TrainSettings(
+            backbone="torchvision:resnet18",
+            backbone_params={"weights": str(weights), "trainable_blocks": 1},
+            **settings,
+        ),
+    )
+    assert model.config["input_normalization"]["pixel_range"] == 255.0
+    assert model.config["per_feature_scaling"]
+    x = torch.from_numpy(pixels.astype(np.float32))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = (x.view(-1, 3, 32, 32) / 255 - mean) / std
+    torch.testing.assert_close(model.network().standardize(x), expected.flatten(1))
+    model.save(tmp_path / "m.safetensors")
+    weights.unlink()  # the file carries the weights
+    loaded = MetaModel.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(
+        loaded.transform(x.numpy()), model.transform(x.numpy())
+    )
+    plain = meta_train(X, y, TrainSettings(backbone="conv4_strided", **settings))
+    assert plain.config["per_feature_scaling"] is False
+    assert plain.config["input_normalization"] is None
+
+
+def test_a_wholly_frozen_network_is_refused():
+    X = np.random.default_rng(0).random((16, 256)).astype(np.float32)
+    y = np.repeat(np.arange(4), 4)
+    settings = TrainSettings(
+        n_way=2,
+        k_shot=1,
+        n_query=1,
+        input_shape=(1, 16, 16),
+        backbone_params={"trainable_blocks": 0},
+        max_iter=1,
+    )
+    with pytest.raises(ValueError, match="Nothing to meta-train"):
+        meta_train(X, y, settings)
