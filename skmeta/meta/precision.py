@@ -4,9 +4,10 @@
 of :mod:`skmeta.meta.accel`. ``"bfloat16"`` and ``"float16"`` run the forward
 passes under ``torch.autocast`` (matrix products and convolutions in 16 bits,
 reductions and the loss in float32): on a GPU with tensor cores that is up to
-several times faster. They take the reference meta-gradient,
-``algorithm.loss(net, batch).backward()``, because autocast is a per-thread
-setting that the speed paths' worker threads would not see. ``"float16"``
+several times faster. They take the reference computations,
+``algorithm.loss(net, batch).backward()`` without the speed paths of
+:mod:`.accel`: those call fused kernels autocast does not know, and their
+worker threads would not see autocast, a per-thread setting. ``"float16"``
 also scales the loss (``torch.amp.GradScaler``) so that small gradients do not
 underflow; a step whose gradients overflow is skipped and the scale lowered.
 The weights and the optimiser's state stay float32, and so does the saved model.
@@ -53,11 +54,17 @@ class Precision:
         """Whether ops run in 16 bits (and the reference path is taken)."""
         return self.dtype is not None
 
+    @contextlib.contextmanager
     def autocast(self):
-        """Context in which the forward passes run."""
+        """Context in which the forward passes run: autocast, and (in this
+        thread) the reference computations only, whose ops autocast knows."""
         if not self.mixed:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+            yield
+            return
+        from . import accel
+
+        with accel.reference_only(), torch.autocast(self.device.type, dtype=self.dtype):
+            yield
 
     def backward(self, loss: torch.Tensor) -> None:
         """Backpropagate `loss`, scaled for float16."""

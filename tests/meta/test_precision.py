@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from skmeta import FewShotClassifier
+from skmeta.meta.algorithms import make_algorithm
 from skmeta.meta.optim import CosineAdam
 from skmeta.meta.precision import Precision
 from skmeta.meta.train import TrainSettings, meta_train
@@ -77,3 +78,26 @@ def test_cuda_device_without_a_gpu_is_a_clear_error(blobs):
     X, y = blobs
     with pytest.raises(ValueError, match="sees no CUDA GPU.*set_params"):
         FewShotClassifier(device="cuda", max_iter=2).fit(X, y)
+
+
+def test_mixed_precision_takes_the_reference_paths_in_its_thread_only(images):
+    from skmeta.meta import accel
+
+    X, y = images
+    settings = TrainSettings(
+        n_way=3,
+        k_shot=1,
+        n_query=1,
+        input_shape=(1, 12, 12),
+        backbone="conv4_strided",
+        method="maml",
+        method_params={"inner_steps": 1},
+        precision="bfloat16",
+        max_iter=2,
+    )
+    # MAML's fast paths call fused batch-norm kernels autocast does not know
+    model = meta_train(X, y, settings)
+    assert all(torch.isfinite(t).all() for t in model.state.values())
+    with accel.reference_only():
+        assert accel.find("meta_gradient", make_algorithm("maml")) is None
+    assert accel.find("meta_gradient", make_algorithm("maml")) is not None

@@ -39,12 +39,23 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 
-__all__ = ["disabled", "enabled", "find", "register", "set_enabled"]
+__all__ = [
+    "disabled",
+    "enabled",
+    "find",
+    "reference_only",
+    "register",
+    "set_enabled",
+]
 
 KINDS = ("embed_tasks", "embed_once", "inference", "meta_gradient")
 
 _STATE = {"enabled": os.environ.get("SKMETA_ACCEL", "1") != "0", "loaded": False}
+# Set in a thread (a context) that must take the references, whatever the
+# process-wide switch says: mixed precision, whose autocast is per thread too.
+_REFERENCE_ONLY: ContextVar[bool] = ContextVar("skmeta_reference_only", default=False)
 _PATHS: dict[str, list[tuple[Callable[[object], bool], Callable]]] = {
     kind: [] for kind in KINDS
 }
@@ -84,6 +95,24 @@ def disabled():
         set_enabled(previous)
 
 
+@contextlib.contextmanager
+def reference_only():
+    """Run the block with the reference computations, in this thread only.
+
+    Examples
+    --------
+    >>> from skmeta.meta import accel
+    >>> with accel.reference_only():
+    ...     accel.find("inference", object()) is None
+    True
+    """
+    token = _REFERENCE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _REFERENCE_ONLY.reset(token)
+
+
 def register(kind: str, supports: Callable[[object], bool]):
     """Decorator: register a speed path of `kind` for the objects `supports`
     accepts (a network, or a method for ``meta_gradient``)."""
@@ -102,7 +131,7 @@ def find(kind: str, obj) -> Callable | None:
 
     None whenever the paths are switched off.
     """
-    if not _STATE["enabled"]:
+    if not _STATE["enabled"] or _REFERENCE_ONLY.get():
         return None
     if not _STATE["loaded"]:
         # the built-in paths register themselves on import
