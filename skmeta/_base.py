@@ -8,9 +8,7 @@ What differs between classification and regression is a task object
 from __future__ import annotations
 
 import inspect
-import os
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -19,83 +17,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ._checks import check_input_shape, load_pretrained, resolve_device
-from ._sklearn_compat import BackboneOptions, Interval, Options, StrOptions
+from ._parameters import (
+    META_TRAINING_PARAMETERS,
+    PARAMETER_CONSTRAINTS,
+    TOP_LEVEL_SETTINGS,
+)
 from ._tasks import CLASSIFICATION
 from .meta.algorithms import ALGORITHMS, make_algorithm
-from .meta.augment import FeatureAugmentation, ImageAugmentation
-from .meta.backbones import BUILTIN_BACKBONES
 from .meta.model import MetaModel
-from .meta.precision import PRECISIONS
 from .meta.train import TrainSettings, meta_train
-
-# Method settings with a parameter of their own (what GridSearchCV tunes); a
-# method's other settings go in `method_params`. Which method takes which is
-# the registry's `Algorithm.settings`.
-TOP_LEVEL_SETTINGS = ("distance", "inner_lr", "inner_steps", "first_order")
-# Which settings a pretrained model's method takes anew at adaptation is the
-# registry's `Algorithm.adaptation_settings`; every other method setting is
-# fixed by meta-training.
-# Parameters only meta-training uses: with `pretrained=`, a value other than
-# the default is ignored and warned about.
-META_TRAINING_PARAMETERS = (
-    "backbone",
-    "backbone_params",
-    "class_augmentation",
-    "augmentation",
-    "input_shape",
-    "n_way",
-    "k_shot",
-    "n_query",
-    "meta_batch_size",
-    "max_iter",
-    "learning_rate",
-    "max_grad_norm",
-    "early_stopping",
-    "validation_fraction",
-    "n_iter_no_change",
-    "n_jobs",
-    "precision",
-)
-
-PARAMETER_CONSTRAINTS = {
-    "method": [StrOptions(set(ALGORITHMS)), None],  # per task: _tasks.py
-    "backbone": [BackboneOptions({"auto", *BUILTIN_BACKBONES}), callable],
-    "backbone_params": [dict, None],
-    "class_augmentation": [StrOptions({"rot90"}), None],
-    "augmentation": [
-        StrOptions({"images", "features"}),
-        ImageAugmentation,
-        FeatureAugmentation,
-        callable,
-        None,
-    ],
-    "input_shape": [tuple, list, None],
-    "distance": [str, None],  # values: the method's own check
-    "inner_lr": [Interval(Real, 0, None, closed="neither"), None],
-    "inner_steps": [Interval(Integral, 1, None, closed="left"), None],
-    "first_order": ["boolean", None],
-    "method_params": [dict, None],
-    "n_way": [Interval(Integral, 2, None, closed="left"), None],
-    "k_shot": [Interval(Integral, 1, None, closed="left"), None],
-    "n_query": [Interval(Integral, 1, None, closed="left"), None],
-    "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "learning_rate": [Interval(Real, 0, None, closed="neither")],
-    "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-    "n_jobs": [
-        Interval(Integral, 1, None, closed="left"),
-        Options(Integral, {-1}),
-        None,
-    ],
-    "precision": [StrOptions(set(PRECISIONS))],
-    "pretrained": [MetaModel, str, os.PathLike, None],
-    "device": [str, torch.device],
-    "random_state": ["random_state"],
-    "verbose": ["verbose"],
-}
 
 
 class MetaEstimator(BaseEstimator):

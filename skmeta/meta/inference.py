@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import accel
 from .algorithms import Algorithm, map_tensors
 from .net import MetaNet, widest_activations
 
@@ -67,12 +66,7 @@ def transform(
     check_finite_rows: bool = False,
 ) -> np.ndarray:
     """Embed rows with `model` (see :meth:`MetaModel.transform`)."""
-    net = model._embedders.get(device)
-    if net is None:
-        reference = model.network(device)
-        path = accel.find("inference", reference)
-        net = reference if path is None else path(reference)
-        model._embedders[device] = net
+    net = model.inference_network(device)
     batch_size = batch_size or model.batch_size(device)
     X = np.require(X, dtype=np.float32, requirements=["C", "W"])  # torch needs W
     if check_finite_rows:

@@ -6,10 +6,11 @@ Loading never executes code from the file: no pickle.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "frozen", "load", "save", "thawed"]
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "skmeta"
@@ -71,3 +72,21 @@ def load(path: str | Path, backbone: Callable | None = None):
     from .model import MetaModel
 
     return MetaModel(state, config, data.get("history", ()), backbone=backbone)
+
+
+def frozen(value):
+    """Read-only view of nested JSON-like data."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(frozen(v) for v in value)
+    return value
+
+
+def thawed(value):
+    """Plain dicts and lists again, from :func:`frozen` data."""
+    if isinstance(value, Mapping):
+        return {k: thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thawed(v) for v in value]
+    return value

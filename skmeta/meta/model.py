@@ -16,28 +16,11 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from . import inference, io
+from . import accel, inference, io
 from .algorithms import Algorithm, make_algorithm
 from .net import MetaNet, build_net
 
 __all__ = ["MetaModel"]
-
-
-def _freeze(value):
-    """Read-only view of nested JSON-like data."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _thaw(value):
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_thaw(v) for v in value]
-    return value
 
 
 class MetaModel:
@@ -83,10 +66,10 @@ class MetaModel:
         }
         object.__setattr__(self, "_state", MappingProxyType(tensors))
         object.__setattr__(
-            self, "_config", _freeze(json.loads(json.dumps(_thaw(config))))
+            self, "_config", io.frozen(json.loads(json.dumps(io.thawed(config))))
         )
         object.__setattr__(
-            self, "_history", _freeze(json.loads(json.dumps(_thaw(history))))
+            self, "_history", io.frozen(json.loads(json.dumps(io.thawed(history))))
         )
         object.__setattr__(self, "_backbone", backbone)
         object.__setattr__(self, "_nets", {})
@@ -110,8 +93,8 @@ class MetaModel:
     def __getstate__(self):
         return {
             "state": dict(self._state),
-            "config": _thaw(self._config),
-            "history": _thaw(self._history),
+            "config": io.thawed(self._config),
+            "history": io.thawed(self._history),
             "backbone": self._backbone,
         }
 
@@ -166,7 +149,7 @@ class MetaModel:
             Adaptation settings to change, e.g. ``inner_lr=0.1, inner_steps=5``
             for gradient-based methods; the meta-training values otherwise.
         """
-        settings = {**_thaw(self._config["method_params"]), **overrides}
+        settings = {**io.thawed(self._config["method_params"]), **overrides}
         return make_algorithm(self.method, **settings)
 
     def network(self, device: torch.device | str = "cpu") -> MetaNet:
@@ -178,7 +161,7 @@ class MetaModel:
         device = torch.device(device)
         net = self._nets.get(device)
         if net is None:
-            net = build_net(_thaw(self._config), self._backbone)
+            net = build_net(io.thawed(self._config), self._backbone)
             for name, tensor in self._state.items():
                 if name.startswith("extra."):
                     net.extra[name[len("extra.") :]] = torch.nn.Parameter(
@@ -198,6 +181,19 @@ class MetaModel:
             net.requires_grad_(False)
             net = net.to(device).eval()
             self._nets[device] = net
+        return net
+
+    def inference_network(self, device: torch.device | str = "cpu") -> MetaNet:
+        """The network ``transform`` runs on `device`: the speed path's
+        inference copy (``skmeta.meta.accel``, e.g. batch norms folded) when
+        one is registered, else :meth:`network`; built once per device."""
+        device = torch.device(device)
+        net = self._embedders.get(device)
+        if net is None:
+            reference = self.network(device)
+            path = accel.find("inference", reference)
+            net = reference if path is None else path(reference)
+            self._embedders[device] = net
         return net
 
     def batch_size(self, device: torch.device | str = "cpu") -> int:
@@ -385,8 +381,8 @@ class MetaModel:
 
     def thawed_config(self) -> dict:
         """The config as plain (mutable) dicts and lists, a copy."""
-        return _thaw(self._config)
+        return io.thawed(self._config)
 
     def thawed_history(self) -> list:
         """The history as plain (mutable) dicts, a copy."""
-        return _thaw(self._history)
+        return io.thawed(self._history)

@@ -1,26 +1,23 @@
-"""The meta-training loop: episodes in, an immutable MetaModel out.
+"""Meta-training: rows and settings in, an immutable MetaModel out.
 
 Kept apart from the methods (which only compute losses) and from the estimators
-(which only validate input and hold fitted state). No scikit-learn here. The
-loop itself (:class:`MetaTrainer`) draws a batch, takes its meta-gradient and
-steps the optimiser; the history, clipping, validation, early stopping and
-progress are callbacks (:mod:`.callbacks`).
+(which only validate input and hold fitted state). No scikit-learn here.
+:func:`meta_train` assembles a run: the rows read by index (:mod:`.rows`), the
+episode streams (:mod:`.batches`), the network and its input scaling, the
+built-in callbacks; the loop itself is :class:`~.loop.MetaTrainer`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from . import accel
 from .accel.malloc import malloc_tuning
-from .algorithms import Algorithm, make_algorithm
+from .algorithms import make_algorithm
 from .augment import describe_augmentation, make_augmentation
 from .backbones import build_backbone, resolve_backbone
 from .batches import (
@@ -32,14 +29,16 @@ from .batches import (
 )
 from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
 from .input_normalization import default_input_normalization
+from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
 from .net import MetaNet
 from .norm import use_task_norm
 from .optim import CosineAdam
-from .precision import Precision
 from .rows import Rows, input_statistics
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
+
+# MetaTrainer and meta_gradient live in .loop; importable from here as well.
 
 
 @dataclass(frozen=True)
@@ -78,122 +77,6 @@ class TrainSettings:
     def eval_interval(self) -> int:
         """Iterations between two history records (and validations)."""
         return max(1, min(100, self.max_iter // 20))
-
-
-def meta_gradient(
-    algorithm: Algorithm, net: MetaNet, batch, n_jobs=None, precision=None
-):
-    """Add the meta-gradient of `batch` to the ``.grad`` of `net`'s parameters.
-
-    The speed path registered for the method (``skmeta.meta.accel``), or the
-    reference: ``algorithm.loss(net, batch).backward()``, which mixed
-    precision always takes (:mod:`.precision`).
-
-    Returns
-    -------
-    loss : float
-    metrics : dict
-        ``{algorithm.metric: value}``.
-    """
-    mixed = precision is not None and precision.mixed
-    path = None if mixed else accel.find("meta_gradient", algorithm)
-    if path is not None:
-        return path(algorithm, net, batch, n_jobs)
-    with precision.autocast() if mixed else contextlib.nullcontext():
-        loss, metrics = algorithm.loss(net, batch)
-    loss = loss.float()
-    if torch.isfinite(loss):  # the loop reports a non-finite loss
-        if mixed:
-            precision.backward(loss)
-        else:
-            loss.backward()
-    return loss.item(), metrics
-
-
-class MetaTrainer:
-    """The loop: for each iteration, a batch, its meta-gradient, an update.
-
-    Parameters
-    ----------
-    net : MetaNet
-        Trained in place.
-    algorithm : Algorithm
-    optimizer : CosineAdam
-    batches : iterator
-        Endless :class:`~skmeta.meta.algorithms.TaskBatch` or
-        :class:`~skmeta.meta.algorithms.LabelledBatch` objects.
-    settings : TrainSettings
-    callbacks : sequence of Callback
-        Run in this order at each hook.
-
-    Attributes
-    ----------
-    n_iter : int
-        Iterations done.
-    history : list of dict
-        The records callbacks filled.
-    best_iter : int
-        The iteration whose weights were kept (an early-stopping callback sets
-        it; otherwise the last).
-    stop : bool
-        Set by a callback to end after the current iteration.
-    precision : Precision
-        Autocast and loss scaling (``settings.precision``).
-    """
-
-    def __init__(
-        self,
-        net: MetaNet,
-        algorithm: Algorithm,
-        optimizer: CosineAdam,
-        batches: Iterator,
-        settings: TrainSettings,
-        callbacks: Sequence[Callback] = (),
-    ) -> None:
-        self.net, self.algorithm, self.optimizer = net, algorithm, optimizer
-        self.batches, self.settings = batches, settings
-        self.callbacks = list(callbacks)
-        self.n_iter, self.history, self.stop = 0, [], False
-        self.best_iter = 0
-        self.precision = Precision(settings.precision, settings.device)
-
-    def _call(self, hook: str, *args) -> None:
-        for callback in self.callbacks:
-            getattr(callback, hook)(self, *args)
-
-    def run(self) -> MetaTrainer:
-        """Meta-train for ``settings.max_iter`` iterations or until stopped."""
-        settings = self.settings
-        self._call("on_train_begin")
-        while self.n_iter < settings.max_iter and not self.stop:
-            self.n_iter += 1
-            self.net.train()
-            self.optimizer.zero_grad()
-            loss, metrics = meta_gradient(
-                self.algorithm,
-                self.net,
-                next(self.batches),
-                settings.n_jobs,
-                self.precision,
-            )
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"The meta-training loss became {loss} at iteration "
-                    f"{self.n_iter}; lower learning_rate."
-                )
-            self.precision.unscale(self.optimizer)
-            self._call("on_gradient")
-            self.precision.step(self.optimizer)
-            self._call("on_step_end", loss, metrics)
-            if self.n_iter % settings.eval_interval == 0 or (
-                self.n_iter == settings.max_iter
-            ):
-                record = {"iter": self.n_iter}
-                self._call("on_record", record)
-                self.history.append(record)
-        self.best_iter = self.n_iter
-        self._call("on_train_end")
-        return self
 
 
 def _as_rows(X) -> np.ndarray:

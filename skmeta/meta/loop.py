@@ -1,0 +1,145 @@
+"""The meta-training loop: a batch, its meta-gradient, an update, and hooks.
+
+:class:`MetaTrainer` runs the iterations; everything around them (history,
+clipping, validation, early stopping, progress) is a callback
+(:mod:`.callbacks`). :func:`meta_gradient` takes one batch's meta-gradient by
+the method's speed path or its reference. What to train on and with which
+network is assembled in :mod:`.train`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from . import accel
+from .algorithms import Algorithm
+from .callbacks import Callback
+from .net import MetaNet
+from .optim import CosineAdam
+from .precision import Precision
+
+if TYPE_CHECKING:  # .train imports this module
+    from .train import TrainSettings
+
+__all__ = ["MetaTrainer", "meta_gradient"]
+
+
+def meta_gradient(
+    algorithm: Algorithm, net: MetaNet, batch, n_jobs=None, precision=None
+):
+    """Add the meta-gradient of `batch` to the ``.grad`` of `net`'s parameters.
+
+    The speed path registered for the method (``skmeta.meta.accel``), or the
+    reference: ``algorithm.loss(net, batch).backward()``, which mixed
+    precision always takes (:mod:`.precision`).
+
+    Returns
+    -------
+    loss : float
+    metrics : dict
+        ``{algorithm.metric: value}``.
+    """
+    mixed = precision is not None and precision.mixed
+    path = None if mixed else accel.find("meta_gradient", algorithm)
+    if path is not None:
+        return path(algorithm, net, batch, n_jobs)
+    with precision.autocast() if mixed else contextlib.nullcontext():
+        loss, metrics = algorithm.loss(net, batch)
+    loss = loss.float()
+    if torch.isfinite(loss):  # the loop reports a non-finite loss
+        if mixed:
+            precision.backward(loss)
+        else:
+            loss.backward()
+    return loss.item(), metrics
+
+
+class MetaTrainer:
+    """The loop: for each iteration, a batch, its meta-gradient, an update.
+
+    Parameters
+    ----------
+    net : MetaNet
+        Trained in place.
+    algorithm : Algorithm
+    optimizer : CosineAdam
+    batches : iterator
+        Endless :class:`~skmeta.meta.algorithms.TaskBatch` or
+        :class:`~skmeta.meta.algorithms.LabelledBatch` objects.
+    settings : TrainSettings
+    callbacks : sequence of Callback
+        Run in this order at each hook.
+
+    Attributes
+    ----------
+    n_iter : int
+        Iterations done.
+    history : list of dict
+        The records callbacks filled.
+    best_iter : int
+        The iteration whose weights were kept (an early-stopping callback sets
+        it; otherwise the last).
+    stop : bool
+        Set by a callback to end after the current iteration.
+    precision : Precision
+        Autocast and loss scaling (``settings.precision``).
+    """
+
+    def __init__(
+        self,
+        net: MetaNet,
+        algorithm: Algorithm,
+        optimizer: CosineAdam,
+        batches: Iterator,
+        settings: TrainSettings,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.net, self.algorithm, self.optimizer = net, algorithm, optimizer
+        self.batches, self.settings = batches, settings
+        self.callbacks = list(callbacks)
+        self.n_iter, self.history, self.stop = 0, [], False
+        self.best_iter = 0
+        self.precision = Precision(settings.precision, settings.device)
+
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def run(self) -> MetaTrainer:
+        """Meta-train for ``settings.max_iter`` iterations or until stopped."""
+        settings = self.settings
+        self._call("on_train_begin")
+        while self.n_iter < settings.max_iter and not self.stop:
+            self.n_iter += 1
+            self.net.train()
+            self.optimizer.zero_grad()
+            loss, metrics = meta_gradient(
+                self.algorithm,
+                self.net,
+                next(self.batches),
+                settings.n_jobs,
+                self.precision,
+            )
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"The meta-training loss became {loss} at iteration "
+                    f"{self.n_iter}; lower learning_rate."
+                )
+            self.precision.unscale(self.optimizer)
+            self._call("on_gradient")
+            self.precision.step(self.optimizer)
+            self._call("on_step_end", loss, metrics)
+            if self.n_iter % settings.eval_interval == 0 or (
+                self.n_iter == settings.max_iter
+            ):
+                record = {"iter": self.n_iter}
+                self._call("on_record", record)
+                self.history.append(record)
+        self.best_iter = self.n_iter
+        self._call("on_train_end")
+        return self
