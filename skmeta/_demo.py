@@ -6,6 +6,7 @@ the other classes, next to the same episodes solved on raw pixels.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -127,3 +128,77 @@ def format_table(rows: list[dict], headers: list[str]) -> str:
         timing = "-" if seconds is None else f"{seconds:.0f} s"
         lines.append(f"{row['method']:<12}{timing:>14}{cells}")
     return "\n".join(lines)
+
+
+# --quick's values for the flags the user did not give (given flags win).
+QUICK = {"n_classes": 120, "max_iter": 20, "n_episodes": 20}
+DEFAULTS = {"n_classes": 1000, "max_iter": 2000, "n_episodes": 300}
+
+
+def add_demo_parser(commands) -> None:
+    """The ``skmeta demo`` sub-command's flags."""
+    demo = commands.add_parser(
+        "demo",
+        help="meta-train on some classes, classify never-seen ones from 1-5 examples",
+        description="Meta-train ProtoNet and the supervised-pretraining baseline on "
+        "most classes of a data set (by default glyphs rendered from matplotlib's "
+        "fonts, no download), then report N-way K-shot accuracy on the other "
+        "classes next to raw pixels.",
+    )
+    demo.add_argument(
+        "--data-home",
+        default=None,
+        help="folder with Omniglot (see skmeta.datasets.load_omniglot); "
+        "default: the embedded glyph data",
+    )
+    for flag, what in (
+        ("--max-iter", "meta-training iterations per method"),
+        ("--n-episodes", "test episodes per task"),
+        ("--n-classes", "glyph classes to generate"),
+    ):
+        name = flag[2:].replace("-", "_")
+        demo.add_argument(
+            flag,
+            type=int,
+            default=None,
+            help=f"{what} (default: {DEFAULTS[name]}; --quick: {QUICK[name]})",
+        )
+    demo.add_argument(
+        "--methods",
+        default="protonet,pretrain",
+        help="comma-separated methods (default: protonet,pretrain)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few seconds' smoke run: tiny data, 20 iterations, no progress "
+        "bars (flags given explicitly still win)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def demo_config(args) -> DemoConfig:
+    """The run the flags ask for: explicit flags, else --quick's, else defaults."""
+    preset = QUICK if args.quick else DEFAULTS
+    sizes = {
+        name: preset[name] if getattr(args, name) is None else getattr(args, name)
+        for name in DEFAULTS
+    }
+    return DemoConfig(
+        **sizes,
+        random_state=args.seed,
+        data_home=args.data_home,
+        methods=tuple(args.methods.split(",")),
+        verbose=0 if args.quick or args.quiet else 1,
+    )
+
+
+def run_demo_command(args) -> int:
+    """``skmeta demo``; returns the exit status."""
+    try:
+        run_demo(demo_config(args))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"skmeta demo: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

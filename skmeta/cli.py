@@ -1,94 +1,319 @@
-"""The ``skmeta`` command line."""
+"""The ``skmeta`` command line: the estimators on your own files.
+
+Commands: ``demo``, ``train``, ``evaluate``, ``embed``, ``predict``, ``info``.
+``DATA`` is a folder with one subfolder of images per class, an ``.npz`` file
+(``X``, ``y``) or a ``.csv`` file with a label column. The help of each flag
+that sets an estimator parameter is that parameter's docstring, so the two
+cannot drift apart.
+
+Exit status: 0 on success, 2 for bad arguments or input (a message names the
+file or flag), 1 for any other failure.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+# (flag, estimator parameter, argparse type); help comes from the docstring.
+TRAIN_FLAGS = [
+    ("--method", "method", str),
+    ("--backbone", "backbone", str),
+    ("--max-iter", "max_iter", int),
+    ("--n-way", "n_way", int),
+    ("--k-shot", "k_shot", int),
+    ("--n-query", "n_query", int),
+    ("--learning-rate", "learning_rate", float),
+    ("--class-augmentation", "class_augmentation", str),
+    ("--augmentation", "augmentation", str),
+    ("--device", "device", str),
+    ("--precision", "precision", str),
+    ("--seed", "random_state", int),
+]
+
+
+def parameter_help(name: str) -> str:
+    """The first sentence of the ``FewShotClassifier`` docstring's entry for
+    parameter `name`, alone or in a group such as ``n_way, k_shot, n_query``
+    (markup dropped, ``%`` doubled for argparse)."""
+    from ._classifier import FewShotClassifier
+
+    doc = FewShotClassifier.__doc__ or ""
+    section = doc.split("Parameters\n    ----------\n", 1)[-1]
+    match = re.search(
+        rf"^    (?:\w+, )*{name}(?:, \w+)* : [^\n]*\n((?:        [^\n]*\n|\n)+)",
+        section,
+        re.MULTILINE,
+    )
+    if match is None:
+        return ""
+    text = " ".join(match.group(1).split())
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "").replace("`", "")
+    sentence = re.split(r"(?<=\.)(?<!al\.)\s", text, maxsplit=1)[0]
+    if len(sentence) > 240:
+        sentence = sentence[:237].rsplit(" ", 1)[0] + "..."
+    return sentence.replace("%", "%%")
+
+
+def _add_data_flags(command) -> None:
+    command.add_argument(
+        "--image-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="image folders: height [width] in pixels (train default: 84; "
+        "other commands: the model's)",
+    )
+    command.add_argument(
+        "--color",
+        choices=["rgb", "grey"],
+        default=None,
+        help="image folders: colour or grey (train default: rgb; other "
+        "commands: the model's)",
+    )
+    command.add_argument(
+        "--label-column",
+        default="label",
+        help=".csv data: the column of labels (default: label)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from ._demo import add_demo_parser
+
     parser = argparse.ArgumentParser(
-        prog="skmeta", description="Meta-learning as scikit-learn estimators."
+        prog="skmeta",
+        description="Meta-learning as scikit-learn estimators, on your files.",
+        epilog="Exit status: 0 success, 2 bad arguments or input, 1 other failure.",
     )
+    parser.add_argument("--version", action="version", version=f"skmeta {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo",
-        help="meta-train on some classes, classify never-seen ones from 1-5 examples",
-        description="Meta-train ProtoNet and the supervised-pretraining baseline on "
-        "most classes of a data set (by default glyphs rendered from matplotlib's "
-        "fonts, no download), then report N-way K-shot accuracy on the other "
-        "classes next to raw pixels.",
+    add_demo_parser(commands)
+
+    train = commands.add_parser(
+        "train",
+        help="meta-train on DATA, write a model file",
+        description="Meta-train a backbone on the classes of DATA and write the "
+        "model (safetensors weights + JSON; no pickle).",
     )
-    demo.add_argument(
-        "--data-home",
-        default=None,
-        help="folder with Omniglot (see skmeta.datasets.load_omniglot); "
-        "default: the embedded glyph data",
+    train.add_argument("data", metavar="DATA")
+    train.add_argument("--out", required=True, help="model file to write")
+    for flag, name, kind in TRAIN_FLAGS:
+        train.add_argument(flag, type=kind, default=None, help=parameter_help(name))
+    _add_data_flags(train)
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="N-way K-shot accuracy of MODEL on the classes of DATA",
+        description="Few-shot accuracy as papers report it: mean and 95%% "
+        "confidence interval over random episodes of DATA's classes.",
     )
-    demo.add_argument(
-        "--max-iter",
-        type=int,
-        default=2000,
-        help="meta-training iterations per method (default: 2000)",
+    evaluate.add_argument("model", metavar="MODEL")
+    evaluate.add_argument("data", metavar="DATA")
+    evaluate.add_argument("--n-way", type=int, default=5)
+    evaluate.add_argument("--k-shot", type=int, default=1)
+    evaluate.add_argument("--n-query", type=int, default=15)
+    evaluate.add_argument("--n-episodes", type=int, default=600)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    _add_data_flags(evaluate)
+
+    embed = commands.add_parser(
+        "embed",
+        help="embed DATA with MODEL",
+        description="Embed every row or image of DATA; .npy, .npz, .csv or "
+        ".parquet by the name given to --out.",
     )
-    demo.add_argument(
-        "--n-episodes",
-        type=int,
-        default=300,
-        help="test episodes per task (default: 300)",
+    embed.add_argument("model", metavar="MODEL")
+    embed.add_argument("data", metavar="DATA")
+    embed.add_argument("--out", required=True, help="features file to write")
+    _add_data_flags(embed)
+
+    predict = commands.add_parser(
+        "predict",
+        help="label the images of a query folder from a labelled support set",
+        description="Adapt MODEL to the support set (a folder of class "
+        "subfolders, .npz or .csv), then print each query image's label.",
     )
-    demo.add_argument(
-        "--n-classes",
-        type=int,
-        default=1000,
-        help="glyph classes to generate (default: 1000)",
-    )
-    demo.add_argument(
-        "--methods",
-        default="protonet,pretrain",
-        help="comma-separated methods (default: protonet,pretrain)",
-    )
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    demo.add_argument(
-        "--quick",
-        action="store_true",
-        help="a few seconds' smoke run: tiny data, 20 iterations",
-    )
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("--support", required=True, metavar="DATA")
+    predict.add_argument("--query", required=True, metavar="DIR")
+    predict.add_argument("--label-column", default="label")
+
+    info = commands.add_parser("info", help="describe a model file")
+    info.add_argument("model", metavar="MODEL")
     return parser
+
+
+def _load_model(path):
+    from ._cli_data import DataError
+    from .meta.model import MetaModel
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such model file.")
+    try:
+        return MetaModel.load(path)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
+
+
+def _image_options(args, model=None) -> dict:
+    """image_size and color for image folders: the flags, else the model's."""
+    size, color = args.image_size, args.color
+    shape = None if model is None else model.input_shape
+    if size is None:
+        size = [84] if shape is None or len(shape) != 3 else list(shape[1:])
+    if color is None:
+        color = "rgb" if shape is None or len(shape) != 3 or shape[0] == 3 else "grey"
+    size = (size[0], size[-1])
+    return {"image_size": size, "color": color, "label_column": args.label_column}
+
+
+def _train(args) -> None:
+    from ._cli_data import load_dataset
+    from ._extractor import MetaFeatureExtractor
+
+    data = load_dataset(args.data, **_image_options(args))
+    params = {
+        name: getattr(args, flag[2:].replace("-", "_"))
+        for flag, name, _ in TRAIN_FLAGS
+        if getattr(args, flag[2:].replace("-", "_")) is not None
+    }
+    extractor = MetaFeatureExtractor(
+        input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
+    ).fit(data.X, data.y)
+    extractor.meta_model_.save(args.out)
+    print(f"wrote {args.out} ({extractor.n_iter_} iterations)")
+
+
+def _evaluate(args) -> None:
+    from ._classifier import FewShotClassifier
+    from ._cli_data import load_dataset
+    from .model_selection import episodic_score
+
+    model = _load_model(args.model)
+    data = load_dataset(args.data, **_image_options(args, model))
+    result = episodic_score(
+        FewShotClassifier(pretrained=model),
+        data.X,
+        data.y,
+        n_way=args.n_way,
+        k_shot=args.k_shot,
+        n_query=args.n_query,
+        n_episodes=args.n_episodes,
+        random_state=args.seed,
+    )
+    task = f"{args.n_way}-way {args.k_shot}-shot"
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "task": task,
+                    "mean": result.mean,
+                    "ci95": result.ci95,
+                    "n_episodes": args.n_episodes,
+                }
+            )
+        )
+    else:
+        print(
+            f"{task}: {100 * result.mean:.2f} ± {100 * result.ci95:.2f}% "
+            f"({args.n_episodes} episodes of {args.n_query} queries per class)"
+        )
+
+
+def _embed(args) -> None:
+    from ._cli_data import load_dataset, save_features
+    from ._extractor import MetaFeatureExtractor
+
+    model = _load_model(args.model)
+    data = load_dataset(args.data, **_image_options(args, model))
+    extractor = MetaFeatureExtractor(pretrained=model).fit(data.X[:1])
+    save_features(args.out, extractor.transform(data.X), data)
+    print(f"wrote {args.out} ({len(data.X)} rows of {model.embedding_dim} features)")
+
+
+def _predict(args) -> None:
+    from ._classifier import FewShotClassifier
+    from ._cli_data import load_dataset, load_unlabelled_images
+
+    model = _load_model(args.model)
+    shape = model.input_shape
+    options = {"label_column": args.label_column}
+    if len(shape) == 3:
+        options.update(image_size=shape[1:], color="grey" if shape[0] == 1 else "rgb")
+    support = load_dataset(args.support, **options)
+    query = load_unlabelled_images(args.query, shape)
+    classifier = FewShotClassifier(pretrained=model).fit(support.X, support.y)
+    labels = classifier.predict(query.X)
+    confidence = classifier.predict_proba(query.X).max(1)
+    print("file,label,probability")
+    for name, label, p in zip(query.names, labels, confidence, strict=True):
+        print(f"{name},{label},{p:.4f}")
+
+
+def _info(args) -> None:
+    model = _load_model(args.model)
+    config = model.config
+    training = config.get("training", {})
+    lines = [
+        f"model:        {args.model}",
+        f"method:       {model.method} {dict(config.get('method_params', {}))}",
+        f"backbone:     {config.get('backbone_name', config['backbone'])} "
+        f"{dict(config.get('backbone_params') or {})}",
+        f"input shape:  {model.input_shape}",
+        f"embedding:    {model.embedding_dim} features",
+    ]
+    if training:
+        lines.append(
+            f"meta-trained: {training.get('n_iter')} iterations "
+            f"({training.get('n_way')}-way {training.get('k_shot')}-shot "
+            f"{training.get('n_query')}-query, {training.get('n_classes')} classes)"
+        )
+    if model.history:
+        last = dict(model.history[-1])
+        lines.append(f"last record:  {json.dumps(last)}")
+    print("\n".join(lines))
+
+
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "embed": _embed,
+    "predict": _predict,
+    "info": _info,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``skmeta``; returns the exit status."""
-    args = _parser().parse_args(argv)
-    from ._demo import DemoConfig, run_demo
+    from ._cli_data import DataError
 
-    if args.quick:
-        config = DemoConfig(
-            n_classes=120,
-            max_iter=20,
-            n_episodes=20,
-            random_state=args.seed,
-            data_home=args.data_home,
-            methods=tuple(args.methods.split(",")),
-            verbose=0,
-        )
-    else:
-        config = DemoConfig(
-            n_classes=args.n_classes,
-            max_iter=args.max_iter,
-            n_episodes=args.n_episodes,
-            random_state=args.seed,
-            data_home=args.data_home,
-            methods=tuple(args.methods.split(",")),
-            verbose=0 if args.quiet else 1,
-        )
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo_command
+
+        return run_demo_command(args)
     try:
-        run_demo(config)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"skmeta demo: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        COMMANDS[args.command](args)
+    except (DataError, FileNotFoundError) as exc:
+        print(f"skmeta {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:  # a parameter the estimators refuse
+        print(f"skmeta {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"skmeta {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 if __name__ == "__main__":

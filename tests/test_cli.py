@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skmeta.cli import main
@@ -58,3 +60,148 @@ def test_demo_on_omniglot(capsys):
     )
     out = capsys.readouterr().out
     assert "Omniglot" in out and "659 classes never seen" in out
+
+
+def test_explicit_demo_flags_win_over_quick():
+    from skmeta._demo import demo_config
+    from skmeta.cli import _parser
+
+    quick = demo_config(_parser().parse_args(["demo", "--quick", "--max-iter", "7"]))
+    assert (quick.max_iter, quick.n_classes, quick.n_episodes) == (7, 120, 20)
+    full = demo_config(_parser().parse_args(["demo"]))
+    assert (full.max_iter, full.n_classes, full.verbose) == (2000, 1000, 1)
+
+
+def test_version_and_python_dash_m(capsys):
+    import skmeta
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skmeta {skmeta.__version__}"
+    done = subprocess.run(
+        [sys.executable, "-m", "skmeta", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # flag help is the estimators' docstring
+    assert "Number of meta-updates." in done.stdout
+    assert "Episode size in meta-training" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def image_tree(tmp_path_factory):
+    """8 classes of 6 grey 28x28 glyph PNGs, and a trained model file."""
+    from _image_trees import write_image_tree
+
+    from skmeta.datasets import make_glyphs
+
+    root = tmp_path_factory.mktemp("cli")
+    X, y = make_glyphs(n_classes=8, n_samples_per_class=6, random_state=0)
+    write_image_tree(root / "data", X, y)
+    model = root / "model.safetensors"
+    argv = ["train", str(root / "data"), "--out", str(model), "--image-size", "28"]
+    argv += ["--color", "grey", "--backbone", "conv4_strided", "--max-iter", "5"]
+    assert main([*argv, "--n-way", "3", "--k-shot", "2", "--quiet"]) == 0
+    return root
+
+
+def test_train_info_evaluate_on_an_image_folder(image_tree, capsys):
+    model, data = str(image_tree / "model.safetensors"), str(image_tree / "data")
+    capsys.readouterr()
+    assert main(["info", model]) == 0
+    out = capsys.readouterr().out
+    assert "protonet" in out and "(1, 28, 28)" in out and "5 iterations" in out
+    argv = ["evaluate", model, data, "--n-way", "3", "--n-episodes", "4", "--json"]
+    assert main([*argv, "--n-query", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "3-way 1-shot" and 0 <= result["mean"] <= 1
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".csv"])
+def test_embed_writes_features(image_tree, tmp_path, suffix, capsys):
+    out = tmp_path / f"features{suffix}"
+    model = str(image_tree / "model.safetensors")
+    assert main(["embed", model, str(image_tree / "data"), "--out", str(out)]) == 0
+    if suffix == ".npy":
+        assert np.load(out).shape[0] == 48
+    elif suffix == ".npz":
+        saved = np.load(out)
+        assert saved["features"].shape[0] == 48 and saved["y"].shape == (48,)
+    else:
+        lines = out.read_text().splitlines()
+        assert lines[0].startswith("name,label,f0") and len(lines) == 49
+
+
+def test_predict_labels_query_images_by_support_classes(image_tree, tmp_path, capsys):
+    import shutil
+
+    data = image_tree / "data"
+    query = tmp_path / "query"
+    query.mkdir()
+    classes = sorted(p.name for p in data.iterdir())[:3]
+    support = tmp_path / "support"
+    for name in classes:
+        files = sorted((data / name).iterdir())
+        shutil.copytree(data / name, support / name)
+        shutil.copy(files[0], query / f"{name}.png")
+    capsys.readouterr()
+    model = str(image_tree / "model.safetensors")
+    argv = ["predict", model, "--support", str(support), "--query", str(query)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "file,label,probability" and len(lines) == 4
+    for line in lines[1:]:
+        name, label, p = line.split(",")
+        assert label in classes and 0 < float(p) <= 1
+    # a support image itself is labelled as its class
+    assert all(line.split(",")[1] == line.split(".png")[0] for line in lines[1:])
+
+
+def test_train_on_csv_and_npz_tables(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) + np.repeat(np.arange(6), 10)[:, None]
+    y = np.repeat(np.array(list("abcdef")), 10)
+    table = tmp_path / "rows.csv"
+    with open(table, "w") as handle:
+        handle.write("a,b,species,c,d\n")
+        for row, label in zip(X, y, strict=True):
+            handle.write(f"{row[0]},{row[1]},{label},{row[2]},{row[3]}\n")
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(table), "--out", str(out), "--max-iter", "3", "--quiet"]
+    assert main([*argv, "--label-column", "species", "--n-way", "3"]) == 0
+    np.savez(tmp_path / "rows.npz", X=X.astype(np.float32), y=y)
+    argv = ["evaluate", str(out), str(tmp_path / "rows.npz"), "--n-episodes", "3"]
+    assert main([*argv, "--n-way", "3", "--n-query", "2"]) == 0
+    assert "3-way 1-shot:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "{tmp}/missing", "--out", "{tmp}/m"], "missing: no such file"),
+        (["train", "{tmp}/x.txt", "--out", "{tmp}/m"], "unknown kind of data"),
+        (["info", "{tmp}/x.txt"], "x.txt"),
+        (["train", "{tmp}/t.csv", "--out", "{tmp}/m"], "no column 'label'"),
+        (
+            [
+                "train",
+                "{tmp}/t.csv",
+                "--out",
+                "{tmp}/m",
+                "--label-column",
+                "y",
+                "--method",
+                "nope",
+            ],
+            "method",
+        ),
+    ],
+)
+def test_bad_input_exits_2_naming_the_file_or_flag(tmp_path, capsys, argv, message):
+    (tmp_path / "x.txt").write_text("not a model")
+    (tmp_path / "t.csv").write_text("a,y\n1,0\n2,1\n3,0\n4,1\n")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

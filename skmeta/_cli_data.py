@@ -1,0 +1,238 @@
+"""What the ``skmeta`` command reads and writes: data sets from image folders,
+``.npz`` and ``.csv`` files, and features to ``.npy``, ``.npz``, ``.csv`` or
+``.parquet``.
+
+Every failure is a :class:`DataError` whose message names the file or flag.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._image_decode import decode_image
+from ._image_folder import IMG_EXTENSIONS, load_image_folder
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "load_dataset",
+    "load_unlabelled_images",
+    "save_features",
+]
+
+
+class DataError(ValueError):
+    """Bad input data or a bad data flag; the command exits with status 2."""
+
+
+@dataclass
+class Dataset:
+    """Rows, labels and where they came from.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,) or None
+    input_shape : tuple of int
+        ``(C, H, W)`` for images, ``(n_features,)`` for tables.
+    names : ndarray of shape (n_samples,) of str
+        File names of images, row numbers of tables.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    input_shape: tuple[int, ...]
+    names: np.ndarray
+
+
+def load_dataset(
+    path, image_size=(84, 84), color="rgb", label_column="label", mmap_path=None
+) -> Dataset:
+    """A labelled data set from `path`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A folder with one subfolder per class (images), an ``.npz`` file with
+        arrays ``X`` (or ``data``) and ``y`` (or ``target``), and optionally
+        ``input_shape``; or a ``.csv`` file with a header and a label column.
+    image_size : tuple of int (height, width), default=(84, 84)
+        For image folders.
+    color : {"rgb", "grey"}, default="rgb"
+        For image folders.
+    label_column : str, default="label"
+        For ``.csv`` files: the column holding the labels.
+    mmap_path : str or path-like, optional
+        For image folders: cache the rows in this memory-mapped ``.npy``.
+
+    Returns
+    -------
+    Dataset
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder.")
+    if path.is_dir():
+        try:
+            bunch = load_image_folder(
+                path, image_size=image_size, color=color, mmap_path=mmap_path
+            )
+        except (ValueError, OSError) as exc:
+            raise DataError(str(exc)) from None
+        return Dataset(
+            bunch.data,
+            bunch.target_names[bunch.target],
+            tuple(bunch.input_shape),
+            np.asarray(bunch.filenames),
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(path)
+    if suffix == ".csv":
+        return _load_csv(path, label_column)
+    raise DataError(
+        f"{path}: unknown kind of data; give a folder of class subfolders of "
+        "images, an .npz file or a .csv file."
+    )
+
+
+def _load_npz(path: Path) -> Dataset:
+    try:
+        arrays = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    with arrays:
+        X = next((arrays[k] for k in ("X", "data") if k in arrays.files), None)
+        y = next((arrays[k] for k in ("y", "target") if k in arrays.files), None)
+        shape = arrays["input_shape"] if "input_shape" in arrays.files else None
+    if X is None or y is None:
+        raise DataError(
+            f"{path}: an .npz data set holds arrays 'X' (or 'data') and 'y' (or "
+            f"'target'); it has {sorted(arrays.files)}."
+        )
+    if X.ndim > 2:  # images as (n, C, H, W) or (n, H, W)
+        shape = X.shape[1:] if X.ndim == 4 else (1, *X.shape[1:])
+        X = X.reshape(X.shape[0], -1)
+    if X.ndim != 2 or len(y) != len(X):
+        raise DataError(
+            f"{path}: X has shape {X.shape} and y {np.shape(y)}; expected rows "
+            "(n_samples, n_features) and one label per row."
+        )
+    shape = (X.shape[1],) if shape is None else tuple(int(s) for s in shape)
+    names = np.array([str(i) for i in range(len(X))])
+    return Dataset(X, np.asarray(y), shape, names)
+
+
+def _load_csv(path: Path, label_column: str) -> Dataset:
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty file.")
+        if label_column not in header:
+            raise DataError(
+                f"{path}: no column {label_column!r} (--label-column); the columns "
+                f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
+            )
+        at = header.index(label_column)
+        labels, rows = [], []
+        for line, record in enumerate(reader, start=2):
+            if len(record) != len(header):
+                raise DataError(
+                    f"{path}, line {line}: {len(record)} fields, the header has "
+                    f"{len(header)}."
+                )
+            labels.append(record[at])
+            try:
+                rows.append([float(v) for i, v in enumerate(record) if i != at])
+            except ValueError:
+                raise DataError(
+                    f"{path}, line {line}: a feature is not a number."
+                ) from None
+    if not rows:
+        raise DataError(f"{path}: no data rows.")
+    X = np.asarray(rows, dtype=np.float32)
+    y = np.asarray(labels)
+    if all(_is_int(v) for v in labels):
+        y = y.astype(np.int64)
+    return Dataset(X, y, (X.shape[1],), np.array([str(i) for i in range(len(X))]))
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_unlabelled_images(path, input_shape) -> Dataset:
+    """Every image file in folder `path` (recursively), decoded to the size and
+    colour of `input_shape` ``(C, H, W)``; no labels."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder of images.")
+    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
+        raise DataError(
+            f"The model takes rows of shape {tuple(input_shape)}, not grey or "
+            "colour images; give its data as .npz or .csv."
+        )
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMG_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise DataError(f"{path}: no image files.")
+    mode = "L" if input_shape[0] == 1 else "RGB"
+    try:
+        rows = [decode_image(f, tuple(input_shape[1:]), mode, False) for f in files]
+    except (ValueError, OSError) as exc:
+        raise DataError(str(exc)) from None
+    names = np.array([str(f.relative_to(path)) for f in files])
+    return Dataset(np.stack(rows), None, tuple(input_shape), names)
+
+
+def save_features(path, features: np.ndarray, data: Dataset) -> None:
+    """Write embeddings by the file's suffix: ``.npy`` (the matrix), ``.npz``
+    (``features``, ``y``, ``names``), ``.csv`` or ``.parquet`` (one row per
+    sample: name, label, features)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        np.save(path, features)
+        return
+    if suffix == ".npz":
+        extra = {} if data.y is None else {"y": data.y}
+        np.savez(path, features=features, names=data.names, **extra)
+        return
+    if suffix not in (".csv", ".parquet"):
+        raise DataError(f"--out {path}: use a .npy, .npz, .csv or .parquet file name.")
+    columns = [f"f{i}" for i in range(features.shape[1])]
+    if suffix == ".parquet":
+        try:
+            import pandas as pd
+
+            frame = pd.DataFrame(features, columns=columns)
+            frame.insert(0, "name", data.names)
+            if data.y is not None:
+                frame.insert(1, "label", data.y)
+            frame.to_parquet(path)
+        except ImportError as exc:
+            raise DataError(
+                f"--out {path}: writing parquet needs pandas and pyarrow ({exc})."
+            ) from None
+        return
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        head = ["name"] + (["label"] if data.y is not None else []) + columns
+        writer.writerow(head)
+        for i, row in enumerate(features):
+            label = [] if data.y is None else [data.y[i]]
+            writer.writerow([data.names[i], *label, *(f"{v:.7g}" for v in row)])
