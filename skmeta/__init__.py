@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 # Imported on first use (PEP 562), so that ``import skmeta.meta`` -- the torch
 # layer alone -- does not load scikit-learn, SciPy and pandas.
