@@ -7,13 +7,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.frozen import FrozenEstimator  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skmeta import (  # noqa: E402
     EpisodicScoreDisplay,
     FewShotClassifier,
     MetaFeatureExtractor,
+    MetaModel,
     MetaTrainingDisplay,
     episodic_score,
 )
@@ -92,9 +97,13 @@ def test_validation_false_leaves_the_validation_curves_out(early_stopped):
     assert sorted(display.lines_) == ["accuracy", "loss"]
 
 
-def test_unfitted_estimator_is_refused():
+def test_unfitted_or_foreign_estimator_is_refused(plain):
     with pytest.raises(NotFittedError):
         MetaTrainingDisplay.from_estimator(MetaFeatureExtractor())
+    with pytest.raises(TypeError, match=r"not a Pipeline.*named_steps"):
+        MetaTrainingDisplay.from_estimator(make_pipeline(plain, StandardScaler()))
+    frozen = MetaTrainingDisplay.from_estimator(FrozenEstimator(plain))
+    assert sorted(frozen.lines_) == ["accuracy", "loss"]
 
 
 def test_existing_axes_are_used(early_stopped, plain):
@@ -141,6 +150,9 @@ def test_regression_history_plots_its_mse():
 def test_bad_histories_are_refused(plain):
     with pytest.raises(ValueError, match="history is empty"):
         MetaTrainingDisplay.from_history([])
+    untrained = MetaModel.from_module(torch.nn.Linear(10, 4), input_shape=(10,))
+    with pytest.raises(ValueError, match="history is empty.*from_module"):
+        MetaTrainingDisplay.from_model(untrained)
     with pytest.raises(ValueError, match="no 'grad_norm'.*records hold"):
         MetaTrainingDisplay.from_estimator(plain, curves=["loss", "grad_norm"])
     with pytest.raises(TypeError, match="best_iter"):

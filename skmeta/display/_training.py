@@ -268,13 +268,7 @@ class MetaTrainingDisplay:
         display : MetaTrainingDisplay
             The plotted display.
         """
-        return cls.from_history(
-            model.thawed_history(),
-            best_iter=_kept_iteration(model),
-            name=model.method if name is None else name,
-            ax=ax,
-            **kwargs,
-        )
+        return cls._from_model_records(model, model.thawed_history(), name, ax, kwargs)
 
     @classmethod
     def from_estimator(cls, estimator, *, name=None, ax=None, **kwargs):
@@ -303,23 +297,33 @@ class MetaTrainingDisplay:
         ------
         sklearn.exceptions.NotFittedError
             When `estimator` is not fitted.
+        TypeError
+            When `estimator` is not a skmeta estimator (a ``Pipeline``, for
+            instance).
         """
+        from .._base import MetaEstimator
+
+        if not (isinstance(estimator, MetaEstimator) or hasattr(estimator, "history_")):
+            raise TypeError(
+                "from_estimator takes a FewShotClassifier, MetaFeatureExtractor or "
+                f"FewShotRegressor, not a {type(estimator).__name__}; for a "
+                "Pipeline, pass its skmeta step (pipe.named_steps[name])."
+            )
         check_is_fitted(estimator, ["history_", "meta_model_"])
-        model = estimator.meta_model_
+        return cls._from_model_records(
+            estimator.meta_model_, estimator.history_, name, ax, kwargs
+        )
+
+    @classmethod
+    def _from_model_records(cls, model, history, name, ax, kwargs):
+        """Plot `history`, the records of `model`: the iteration early stopping
+        kept is marked, and the method names the curves unless `name` does."""
+        training = model.config.get("training", {})
+        best = training.get("best_iter") if training.get("early_stopping") else None
         return cls.from_history(
-            estimator.history_,
-            best_iter=_kept_iteration(model),
+            history,
+            best_iter=None if best is None else int(best),
             name=model.method if name is None else name,
             ax=ax,
             **kwargs,
         )
-
-
-def _kept_iteration(model) -> int | None:
-    """The iteration whose weights early stopping kept; None without early
-    stopping."""
-    training = model.config.get("training", {})
-    if not training.get("early_stopping"):
-        return None
-    best = training.get("best_iter")
-    return None if best is None else int(best)
