@@ -8,6 +8,8 @@ through ordinary scikit-learn estimators:
 - :class:`FewShotRegressor` -- follows a new regression task from a few points;
 - :class:`EpisodicSplit` and :func:`episodic_score` -- episodic evaluation
   through ``cross_val_score`` / ``GridSearchCV``;
+- :class:`MetaTrainingDisplay` and :class:`EpisodicScoreDisplay` -- learning
+  curves and accuracy against shots, plotted with matplotlib;
 - :class:`MetaModel` -- the immutable, saveable result of meta-training;
 - :func:`available_methods` -- the meta-learning methods, with a summary each.
 """
@@ -17,16 +19,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 # Imported on first use (PEP 562), so that ``import skmeta.meta`` -- the torch
 # layer alone -- does not load scikit-learn, SciPy and pandas.
 _LAZY = {
+    "EpisodicScoreDisplay": ".display",
     "EpisodicSplit": ".model_selection",
     "FewShotClassifier": "._classifier",
     "FewShotRegressor": "._regressor",
     "MetaFeatureExtractor": "._extractor",
     "MetaModel": ".meta.model",
+    "MetaTrainingDisplay": ".display",
     "available_methods": "._tasks",
     "episodic_score": ".model_selection",
 }
@@ -36,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._extractor import MetaFeatureExtractor
     from ._regressor import FewShotRegressor
     from ._tasks import available_methods
+    from .display import EpisodicScoreDisplay, MetaTrainingDisplay
     from .meta.model import MetaModel
     from .model_selection import EpisodicSplit, episodic_score
 
@@ -53,11 +58,13 @@ def __dir__():
 
 
 __all__ = [
+    "EpisodicScoreDisplay",
     "EpisodicSplit",
     "FewShotClassifier",
     "FewShotRegressor",
     "MetaFeatureExtractor",
     "MetaModel",
+    "MetaTrainingDisplay",
     "available_methods",
     "episodic_score",
     "__version__",

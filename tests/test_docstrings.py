@@ -9,6 +9,7 @@ import skmeta
 validate = pytest.importorskip("numpydoc.validate", reason="numpydoc: dev extra")
 
 ESTIMATORS = ["FewShotClassifier", "MetaFeatureExtractor", "FewShotRegressor"]
+DISPLAYS = ["MetaTrainingDisplay", "EpisodicScoreDisplay"]
 
 # Checks not asserted, and why:
 # - ES01 (extended summary), SA01 (See Also), EX01 (Examples) on every method:
@@ -20,14 +21,20 @@ IGNORED = {"ES01", "SA01", "EX01", "RT02"}
 CHECKED = sorted(set(validate.ERROR_MSGS) - IGNORED)
 
 
+def _is_method(value) -> bool:
+    """A function or a class method (``from_estimator``, bound to its class)."""
+    return inspect.isfunction(value) or inspect.ismethod(value)
+
+
 def _documented_objects():
-    """The estimators, their public methods written in skmeta (scikit-learn's
-    inherited ones are its own to document), and ``available_methods``."""
+    """The estimators and displays, their public methods written in skmeta
+    (scikit-learn's inherited ones are its own to document), and
+    ``available_methods``."""
     names = ["skmeta.available_methods"]
-    for name in ESTIMATORS:
+    for name in ESTIMATORS + DISPLAYS:
         cls = getattr(skmeta, name)
         names.append(f"skmeta.{name}")
-        for attr, value in inspect.getmembers(cls, inspect.isfunction):
+        for attr, value in inspect.getmembers(cls, _is_method):
             if not attr.startswith("_") and value.__module__.startswith("skmeta"):
                 names.append(f"skmeta.{name}.{attr}")
     return names
@@ -39,6 +46,10 @@ def test_the_methods_of_every_estimator_are_covered():
         assert f"skmeta.FewShotClassifier.{method}" in names
     assert "skmeta.MetaFeatureExtractor.transform" in names
     assert "skmeta.FewShotRegressor.predict" in names
+    for method in ("plot", "from_estimator", "from_model", "from_history"):
+        assert f"skmeta.MetaTrainingDisplay.{method}" in names
+    for method in ("plot", "from_estimators", "from_scores"):
+        assert f"skmeta.EpisodicScoreDisplay.{method}" in names
 
 
 @pytest.mark.parametrize("name", _documented_objects())
