@@ -31,6 +31,7 @@ _LAZY = {
     "MetaFeatureExtractor": "._extractor",
     "MetaModel": ".meta.model",
     "MetaTrainingDisplay": ".display",
+    "TaskSplit": ".model_selection",
     "available_methods": "._tasks",
     "episodic_score": ".model_selection",
 }
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._tasks import available_methods
     from .display import EpisodicScoreDisplay, MetaTrainingDisplay
     from .meta.model import MetaModel
-    from .model_selection import EpisodicSplit, episodic_score
+    from .model_selection import EpisodicSplit, TaskSplit, episodic_score
 
 
 def __getattr__(name: str):
@@ -65,6 +66,7 @@ __all__ = [
     "MetaFeatureExtractor",
     "MetaModel",
     "MetaTrainingDisplay",
+    "TaskSplit",
     "available_methods",
     "episodic_score",
     "__version__",

@@ -109,7 +109,14 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
             Real-valued targets.
         groups : array-like of shape (n_samples,), default=None
             Task of each row, for meta-training (with `pretrained`, all rows
-            are the one new task and ``fit`` warns). None: one task.
+            are the one new task and ``fit`` warns). None: one task. Inside
+            ``cross_validate`` or ``GridSearchCV``, `groups` reach ``fit`` only
+            through scikit-learn's metadata routing
+            (``sklearn.set_config(enable_metadata_routing=True)`` and
+            ``reg.set_fit_request(groups=True)``); without it they reach only
+            the splitter, and each fold meta-trains on one task. To score a
+            pretrained regressor task by task, use
+            :class:`~skmeta.model_selection.TaskSplit` as `cv`.
 
         Returns
         -------

@@ -1,8 +1,9 @@
 """Episodic evaluation through scikit-learn's model selection tools.
 
 :class:`EpisodicSplit` is a cross-validation splitter whose folds are N-way
-K-shot episodes, so ``cross_val_score``, ``cross_validate`` and ``GridSearchCV``
-*are* the episodic evaluation of the few-shot literature; :func:`episodic_score`
+K-shot episodes (:class:`TaskSplit`: few-shot regression tasks), so
+``cross_val_score``, ``cross_validate`` and ``GridSearchCV`` *are* the episodic
+evaluation of the few-shot literature; :func:`episodic_score`
 adds the mean and 95% confidence interval that papers report.
 """
 
@@ -18,7 +19,7 @@ from sklearn.utils.validation import check_scalar, column_or_1d
 
 from .meta.episodes import ClassIndex, sample_episodes
 
-__all__ = ["EpisodicScore", "EpisodicSplit", "episodic_score"]
+__all__ = ["EpisodicScore", "EpisodicSplit", "TaskSplit", "episodic_score"]
 
 
 class EpisodicSplit:
@@ -102,21 +103,110 @@ class EpisodicSplit:
         y = column_or_1d(y)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)}.")
-        _, codes = np.unique(y, return_inverse=True)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        episodes = sample_episodes(
-            ClassIndex.from_labels(codes),
-            self.n_way,
-            self.k_shot,
-            self.n_query,
-            self.n_episodes,
-            np.random.default_rng(seed),
+        yield from _folds(
+            y, self.n_way, self.k_shot, self.n_query, self.n_episodes, self
         )
-        yield from zip(episodes.support, episodes.query, strict=True)
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """Number of episodes."""
         return self.n_episodes
+
+
+class TaskSplit:
+    """Few-shot regression tasks as cross-validation folds.
+
+    Each fold is one task (one value of ``groups``) among those with at least
+    ``k_shot + n_query`` rows: the training indices are `k_shot` of its rows
+    (the support set), the test indices `n_query` others (the queries).
+    Fitting a :class:`~skmeta.FewShotRegressor` with ``pretrained=`` on a fold
+    and scoring it on the queries is one task of few-shot regression's
+    evaluation, as :class:`EpisodicSplit` is for classification.
+
+    .. versionadded:: 0.1
+
+    Parameters
+    ----------
+    k_shot : int, default=5
+        Support rows per task.
+    n_query : int, default=10
+        Query rows per task.
+    n_tasks : int, default=100
+        Number of tasks (folds), drawn at random (a task may come back).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws; an int gives the same folds at every ``split``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmeta import TaskSplit
+    >>> groups = np.repeat([0, 1, 2], 8)
+    >>> cv = TaskSplit(k_shot=2, n_query=3, n_tasks=4, random_state=0)
+    >>> support, query = next(cv.split(np.zeros((24, 1)), groups=groups))
+    >>> len(support), len(query), len(set(groups[support]) | set(groups[query]))
+    (2, 3, 1)
+    """
+
+    def __init__(self, k_shot=5, n_query=10, n_tasks=100, random_state=None):
+        self.k_shot = k_shot
+        self.n_query = n_query
+        self.n_tasks = n_tasks
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskSplit(k_shot={self.k_shot}, n_query={self.n_query}, "
+            f"n_tasks={self.n_tasks}, random_state={self.random_state!r})"
+        )
+
+    def split(self, X, y=None, groups=None):
+        """Yield (support indices, query indices), one pair per task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Only its length is used.
+        y : ignored
+            Present for API compatibility.
+        groups : array-like of shape (n_samples,)
+            The task of each row.
+
+        Yields
+        ------
+        support : ndarray of shape (k_shot,)
+        query : ndarray of shape (n_query,)
+        """
+        check_scalar(self.k_shot, "k_shot", Integral, min_val=1)
+        check_scalar(self.n_query, "n_query", Integral, min_val=1)
+        check_scalar(self.n_tasks, "n_tasks", Integral, min_val=1)
+        if groups is None:
+            raise ValueError(
+                "TaskSplit.split needs groups, the task of each row (e.g. "
+                "cross_val_score(..., groups=groups, cv=TaskSplit()))."
+            )
+        groups = column_or_1d(groups)
+        if len(groups) != len(X):
+            raise ValueError(f"X has {len(X)} samples but groups has {len(groups)}.")
+        yield from _folds(groups, 1, self.k_shot, self.n_query, self.n_tasks, self)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Number of tasks."""
+        return self.n_tasks
+
+
+def _folds(labels, n_way, k_shot, n_query, n_folds, splitter):
+    """(support, query) index pairs of `n_folds` episodes over `labels`,
+    seeded by ``splitter.random_state``."""
+    _, codes = np.unique(labels, return_inverse=True)
+    seed = check_random_state(splitter.random_state).randint(np.iinfo(np.int32).max)
+    episodes = sample_episodes(
+        ClassIndex.from_labels(codes),
+        n_way,
+        k_shot,
+        n_query,
+        n_folds,
+        np.random.default_rng(seed),
+    )
+    return zip(episodes.support, episodes.query, strict=True)
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,70 @@ def test_errors_are_clear(sine_model, blob_model, blobs):
     # and the classifier refuses a regression model
     with pytest.raises(ValueError, match="meta-trained for regression"):
         FewShotClassifier(pretrained=sine_model).fit(X, (y > 0).astype(int))
+
+
+def _n_tasks_seen(reg) -> int:
+    return reg.meta_model_.config["training"]["n_classes"]
+
+
+def test_groups_reach_meta_training_through_metadata_routing():
+    """Without routing, cross_validate hands groups to the splitter only; with
+    scikit-learn's metadata routing and set_fit_request(groups=True), fit gets
+    them too, so each fold meta-trains on its tasks, not on one."""
+    import sklearn
+    from sklearn.model_selection import cross_validate
+
+    X, y, groups = make_sinusoid_tasks(12, 20, random_state=0)
+    settings = dict(k_shot=5, n_query=5, max_iter=3, random_state=0)
+    plain = cross_validate(
+        FewShotRegressor(**settings),
+        X,
+        y,
+        groups=groups,
+        cv=GroupKFold(2),
+        return_estimator=True,
+    )
+    assert [_n_tasks_seen(r) for r in plain["estimator"]] == [1, 1]
+    with sklearn.config_context(enable_metadata_routing=True):
+        reg = FewShotRegressor(**settings).set_fit_request(groups=True)
+        routed = cross_validate(
+            reg,
+            X,
+            y,
+            params={"groups": groups},
+            cv=GroupKFold(2),
+            return_estimator=True,
+        )
+        assert [_n_tasks_seen(r) for r in routed["estimator"]] == [6, 6]
+        search = GridSearchCV(
+            reg,
+            {"inner_steps": [1, 2]},
+            cv=GroupKFold(2),
+            scoring="neg_mean_squared_error",
+        ).fit(X, y, groups=groups)
+        assert _n_tasks_seen(search.best_estimator_) == 12
+
+
+def test_task_split_scores_a_pretrained_regressor_task_by_task(sine_model):
+    from skmeta import TaskSplit
+
+    X, y, groups = make_sinusoid_tasks(30, 20, random_state=3)
+    cv = TaskSplit(k_shot=5, n_query=10, n_tasks=20, random_state=0)
+    folds = list(cv.split(X, groups=groups))
+    assert len(folds) == cv.get_n_splits() == 20
+    for support, query in folds:
+        assert len(support) == 5 and len(query) == 10
+        assert len(set(groups[support]) | set(groups[query])) == 1  # one task
+        assert not set(support) & set(query)
+    scores = cross_val_score(
+        FewShotRegressor(pretrained=sine_model),
+        X,
+        y,
+        groups=groups,
+        cv=cv,
+        scoring="neg_mean_squared_error",
+    )
+    unadapted = np.mean(y**2)
+    assert -scores.mean() < unadapted
+    with pytest.raises(ValueError, match="needs groups"):
+        next(cv.split(X))
