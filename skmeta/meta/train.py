@@ -161,8 +161,8 @@ def meta_train(
     -------
     MetaModel
         Its ``history`` holds one record per ``settings.eval_interval``
-        iterations; ``config["training"]`` the settings, ``n_iter`` and
-        ``best_iter``.
+        iterations; ``config["training"]`` the settings, ``n_iter``,
+        ``best_iter`` and ``interrupted`` (by ``KeyboardInterrupt``).
     """
     device = torch.device(settings.device)
     rng = np.random.default_rng(settings.seed)
@@ -297,6 +297,7 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
     config["training"].update(
         n_iter=loop.n_iter,
         best_iter=loop.best_iter,
+        interrupted=loop.interrupted,
         elapsed=time.perf_counter() - start,
     )
     return MetaModel(
