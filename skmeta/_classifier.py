@@ -168,7 +168,9 @@ FeatureAugmentation or callable, default=None
         refused with ``ValueError``; with ``random_state=None`` the resumed
         run keeps the seed the file records. The file stays after
         :meth:`fit` (a later fit of the same run resumes at its end and
-        trains no more); delete it to meta-train afresh.
+        trains no more); delete it to meta-train afresh. One file holds one
+        run: fits on other data or settings (the folds and candidates of a
+        grid search) need paths of their own.
     checkpoint_every : int, default=None
         Iterations between two checkpoints. None: at each record of
         ``history_`` (every ``max_iter // 20`` iterations, at most 100).

@@ -123,19 +123,25 @@ class Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-def test_resume_after_ctrl_c_in_the_same_process(blobs, tmp_path):
+@pytest.mark.parametrize(
+    "changes",
+    [
+        dict(augmentation="features"),  # torch's random state resumes too
+        dict(precision="float16", max_grad_norm=0.5),  # loss scale, clipping sums
+    ],
+    ids=["augmentation", "float16_clipping"],
+)
+def test_resume_after_ctrl_c_in_the_same_process(blobs, tmp_path, changes):
     X, y = blobs
-    settings = TrainSettings(
-        **_settings(augmentation="features", checkpoint=str(tmp_path / "c"))
-    )  # eval_interval 2: a checkpoint every 2 iterations
+    settings = TrainSettings(**_settings(checkpoint=str(tmp_path / "c"), **changes))
     with pytest.warns(UserWarning, match="interrupted"):
         meta_train(X, y, settings, callbacks=[Interrupt(25)])
+    # eval_interval is 2: the last checkpoint was after iteration 24
     assert _saved_state(tmp_path / "c")["n_iter"] == 24
-    # augmented rows: torch's random state resumes too; the progress bar
-    # (verbose, free to change) starts where the run resumes
+    # the progress bar (verbose, free to change) starts where the run resumes
     _assert_same_run(
         meta_train(X, y, dataclasses.replace(settings, verbose=1)),
-        meta_train(X, y, TrainSettings(**_settings(augmentation="features"))),
+        meta_train(X, y, TrainSettings(**_settings(**changes))),
     )
 
 
