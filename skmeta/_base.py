@@ -8,6 +8,7 @@ What differs between classification and regression is a task object
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 
 import numpy as np
@@ -24,6 +25,7 @@ from ._parameters import (
 )
 from ._tasks import CLASSIFICATION
 from .meta.algorithms import ALGORITHMS, make_algorithm
+from .meta.checkpoint import recorded_seed
 from .meta.model import MetaModel
 from .meta.train import TrainSettings, meta_train
 
@@ -64,6 +66,9 @@ class MetaEstimator(BaseEstimator):
         n_iter_no_change=10,
         n_jobs=None,
         precision="float32",
+        warm_start=False,
+        checkpoint=None,
+        checkpoint_every=None,
         pretrained=None,
         device="auto",
         random_state=None,
@@ -92,6 +97,9 @@ class MetaEstimator(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.n_jobs = n_jobs
         self.precision = precision
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
         self.pretrained = pretrained
         self.device = device
         self.random_state = random_state
@@ -278,12 +286,23 @@ class MetaEstimator(BaseEstimator):
             stacklevel=4,
         )
 
+    def _seed(self, checkpoint: str | None) -> int:
+        """Meta-training's seed, from `random_state`; when that is None and
+        `checkpoint` exists, the seed of the run it holds, to resume it."""
+        if checkpoint is not None and self.random_state is None:
+            seed = recorded_seed(checkpoint)
+            if seed is not None:
+                return seed
+        return int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        )
+
     def _meta_train(self, X, labels, targets, method, settings) -> MetaModel:
         """Meta-train on X with episodes drawn from `labels` (class or task codes)."""
         input_shape = check_input_shape(self.input_shape, X.shape[1])
         self._warn_unused_n_jobs(method)
         n_way, k_shot, n_query = self._task.episode_sizes(self, labels)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        checkpoint = None if self.checkpoint is None else os.fspath(self.checkpoint)
         train = TrainSettings(
             n_way=n_way,
             k_shot=k_shot,
@@ -306,9 +325,13 @@ class MetaEstimator(BaseEstimator):
             n_jobs=self.n_jobs,
             precision=self.precision,
             device=str(resolve_device(self.device)),
-            seed=int(seed),
+            seed=self._seed(checkpoint),
+            checkpoint=checkpoint,
+            checkpoint_every=self.checkpoint_every,
         )
-        model = meta_train(X, labels, train, targets=targets)
+        warm = self.warm_start and hasattr(self, "meta_model_")
+        init = self.meta_model_ if warm else None
+        model = meta_train(X, labels, train, targets=targets, init=init)
         self.n_iter_ = int(model.config["training"]["n_iter"])
         return model
 

@@ -27,6 +27,11 @@ class FewShotClassifier(ClassifierMixin, MetaEstimator):
     raises ``ValueError``; meta-training parameters set together with
     ``pretrained=`` (and so unused) make ``fit`` warn.
 
+    Ctrl-C (``KeyboardInterrupt``) during meta-training ends :meth:`fit` with
+    the model so far (with `early_stopping`, its best weights) and a warning.
+    With `checkpoint`, a run killed or interrupted resumes where its last
+    checkpoint left it when :meth:`fit` is called again.
+
     .. versionadded:: 0.1
 
     Parameters
@@ -143,15 +148,41 @@ FeatureAugmentation or callable, default=None
         tensor cores; ``"float16"`` with loss scaling) and take the reference
         meta-gradient instead of the CPU speed paths. Weights, the saved model,
         adaptation and prediction stay float32.
+    warm_start : bool, default=False
+        Whether :meth:`fit` continues meta-training from the fitted
+        ``meta_model_`` rather than from a new network, as scikit-learn's
+        ``MLPClassifier`` does: `max_iter` more iterations from its weights and
+        input scaling, with a new cosine cycle of the learning rate and a new
+        Adam; ``n_iter_`` and ``history_`` count on from the previous fit's.
+        The method and the network (`backbone`, `backbone_params`,
+        `input_shape`) must stay those of ``meta_model_``. Without a fitted
+        model, :meth:`fit` meta-trains anew.
+    checkpoint : str or path-like, default=None
+        A file in which meta-training keeps its whole state (weights, Adam's
+        state and schedule, random states, history, early-stopping state),
+        written every `checkpoint_every` iterations and after the last,
+        atomically (a temporary file, then a rename) in a format whose loading
+        runs no code (safetensors + JSON). When the file exists, :meth:`fit`
+        resumes from it: a run killed at any point ends with the same weights
+        as one never stopped. A file of other settings or other data is
+        refused with ``ValueError``; with ``random_state=None`` the resumed
+        run keeps the seed the file records. The file stays after
+        :meth:`fit` (a later fit of the same run resumes at its end and
+        trains no more); delete it to meta-train afresh. One file holds one
+        run: fits on other data or settings (the folds and candidates of a
+        grid search) need paths of their own.
+    checkpoint_every : int, default=None
+        Iterations between two checkpoints. None: at each record of
+        ``history_`` (every ``max_iter // 20`` iterations, at most 100).
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,
         `backbone_params`, `class_augmentation`, `input_shape`, `n_way`,
         `k_shot`, `n_query`, `meta_batch_size`, `max_iter`, `learning_rate`,
         `max_grad_norm`, `early_stopping`, `validation_fraction`,
-        `n_iter_no_change`, `n_jobs`, `precision`) are then unused, and
-        :meth:`fit` warns
-        with one ``UserWarning`` naming those not at their defaults.
+        `n_iter_no_change`, `n_jobs`, `precision`, `warm_start`, `checkpoint`,
+        `checkpoint_every`) are then unused, and :meth:`fit` warns with one
+        ``UserWarning`` naming those not at their defaults.
     device : str or torch.device, default="auto"
         Where torch runs: ``"auto"`` takes a GPU when there is one.
     random_state : int, RandomState instance or None, default=None
@@ -176,7 +207,8 @@ FeatureAugmentation or callable, default=None
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string column names.
     n_iter_ : int
-        Meta-training iterations run by this ``fit`` (0 with ``pretrained``).
+        Meta-training iterations behind ``meta_model_``: those of this ``fit``
+        (0 with ``pretrained``), with `warm_start` added to the previous fits'.
     history_ : list of dict
         The meta-training log of ``meta_model_``.
 

@@ -47,6 +47,9 @@ see FewShotClassifier
 see FewShotClassifier
         Early stopping, worker threads and mixed precision, as for
         :class:`FewShotClassifier`.
+    warm_start, checkpoint, checkpoint_every : see FewShotClassifier
+        Continuing meta-training from the fitted model, and checkpoints to
+        resume an interrupted run from, as for :class:`FewShotClassifier`.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.
@@ -56,8 +59,9 @@ see FewShotClassifier
     meta_model_ : MetaModel
         The meta-trained model (``pretrained`` itself when given; never modified).
     n_iter_, history_, n_features_in_, feature_names_in_ : see FewShotClassifier
-        Meta-training iterations run by this ``fit`` (0 with ``pretrained``),
-        the meta-training log, and the number and names of the features.
+        Meta-training iterations behind ``meta_model_`` (0 with
+        ``pretrained``; counted on with `warm_start`), the meta-training log,
+        and the number and names of the features.
 
     See Also
     --------

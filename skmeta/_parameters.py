@@ -42,6 +42,9 @@ META_TRAINING_PARAMETERS = (
     "n_iter_no_change",
     "n_jobs",
     "precision",
+    "warm_start",
+    "checkpoint",
+    "checkpoint_every",
 )
 
 PARAMETER_CONSTRAINTS = {
@@ -78,6 +81,9 @@ PARAMETER_CONSTRAINTS = {
         None,
     ],
     "precision": [StrOptions(set(PRECISIONS))],
+    "warm_start": ["boolean"],
+    "checkpoint": [str, os.PathLike, None],
+    "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
     "pretrained": [MetaModel, str, os.PathLike, None],
     "device": [str, torch.device],
     "random_state": ["random_state"],

@@ -64,7 +64,12 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks.
     max_grad_norm, early_stopping, validation_fraction : see FewShotClassifier
         As for :class:`FewShotClassifier`; `validation_fraction` holds out tasks.
-    n_iter_no_change, n_jobs, precision, pretrained : see FewShotClassifier
+    n_iter_no_change, n_jobs, precision : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    warm_start, checkpoint, checkpoint_every : see FewShotClassifier
+        Continuing meta-training from the fitted model, and checkpoints to
+        resume an interrupted run from, as for :class:`FewShotClassifier`.
+    pretrained : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`.
@@ -76,8 +81,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
     adapted_ : dict
         The adapted weights of the last ``fit``.
     n_iter_, history_, n_features_in_, feature_names_in_ : see FewShotClassifier
-        Meta-training iterations run by this ``fit`` (0 with ``pretrained``),
-        the meta-training log, and the number and names of the features.
+        Meta-training iterations behind ``meta_model_`` (0 with
+        ``pretrained``; counted on with `warm_start`), the meta-training log,
+        and the number and names of the features.
 
     See Also
     --------

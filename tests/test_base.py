@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV
 
 import skmeta._base
@@ -21,6 +22,8 @@ from skmeta import (
 )
 from skmeta.datasets import make_sinusoid_tasks
 from skmeta.meta.algorithms import ALGORITHMS
+from skmeta.meta.callbacks import History
+from skmeta.meta.checkpoint import recorded_seed
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ class _Stop(Exception):
 def train_settings(monkeypatch):
     """Run `fit` up to meta-training and return the TrainSettings it got."""
 
-    def stop(X, y, settings, targets=None):
+    def stop(X, y, settings, targets=None, init=None):
         raise _Stop(settings)
 
     monkeypatch.setattr(skmeta._base, "meta_train", stop)
@@ -270,3 +273,103 @@ def test_regressor_warns_about_groups_with_pretrained():
         reg.set_params(max_iter=5).fit(X[:10], y[:10], groups=groups[:10])
     assert model.meta_model_.config["method_params"]["inner_lr"] == 0.01
     assert np.isfinite(reg.predict(X[:10])).all()
+
+
+# -- Ctrl-C, checkpoints and warm starts -------------------------------------------
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """Make meta-training raise KeyboardInterrupt after iteration `n`'s update."""
+
+    def at(n):
+        step = History.on_step_end
+
+        def interrupted(self, loop, loss, metrics):
+            step(self, loop, loss, metrics)
+            if loop.n_iter == n:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(History, "on_step_end", interrupted)
+
+    return at
+
+
+@pytest.mark.parametrize("estimator", ["classifier", "regressor"])
+def test_an_interrupted_fit_resumes_from_its_checkpoint(
+    blobs, tmp_path, interrupt_at, monkeypatch, estimator
+):
+    if estimator == "classifier":
+        make, (X, y), groups = FewShotClassifier, blobs, {}
+    else:
+        X, y, g = make_sinusoid_tasks(20, 10, random_state=0)
+        make, groups = FewShotRegressor, {"groups": g}
+    path = tmp_path / "run.ckpt"
+    est = make(max_iter=30, checkpoint=path, checkpoint_every=5, random_state=0)
+    interrupt_at(17)
+    with pytest.warns(UserWarning, match="interrupted .KeyboardInterrupt. after 17"):
+        est.fit(X, y, **groups)  # Ctrl-C: fitted with the model so far
+    assert est.n_iter_ == 17 and np.isfinite(est.predict(X)).all()
+    monkeypatch.undo()
+    resumed = est.fit(X, y, **groups).meta_model_  # from iteration 15
+    assert est.n_iter_ == 30
+    assert est.history_[0]["iter"] == 1  # the history before the interruption
+    whole = make(max_iter=30, random_state=0).fit(X, y, **groups).meta_model_
+    for name, value in whole.state.items():
+        assert torch.equal(resumed.state[name], value), name
+    np.testing.assert_array_equal(
+        est.predict(X), make(pretrained=whole).fit(X, y).predict(X)
+    )
+    with pytest.raises(ValueError, match="max_iter=30 there, 40 here"):
+        est.set_params(max_iter=40).fit(X, y, **groups)
+
+
+def test_without_random_state_a_resumed_fit_keeps_the_checkpoint_seed(
+    blobs, tmp_path, interrupt_at, monkeypatch
+):
+    X, y = blobs
+    path = tmp_path / "run.ckpt"
+    clf = FewShotClassifier(max_iter=20, checkpoint=path)
+    interrupt_at(12)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)
+    monkeypatch.undo()
+    seed = recorded_seed(path)
+    assert clf.fit(X, y).n_iter_ == 20  # not refused for another seed
+    assert clf.meta_model_.config["training"]["seed"] == seed
+
+
+def test_warm_start_meta_trains_max_iter_more_iterations(blobs):
+    X, y = blobs
+    clf = FewShotClassifier(max_iter=10, warm_start=True, random_state=0).fit(X, y)
+    first = clf.meta_model_
+    assert clf.fit(X, y).n_iter_ == 20
+    assert [r["iter"] for r in clf.history_] == list(range(1, 21))
+    assert clf.meta_model_ is not first
+    assert any(
+        not torch.equal(clf.meta_model_.state[name], value)
+        for name, value in first.state.items()
+    )
+    cold = clf.set_params(warm_start=False).fit(X, y)
+    assert cold.n_iter_ == 10
+    for name, value in first.state.items():
+        assert torch.equal(cold.meta_model_.state[name], value)
+    clf.set_params(warm_start=True, backbone_params={"hidden_sizes": (8,)})
+    with pytest.raises(ValueError, match="warm_start=True continues the fitted model"):
+        clf.fit(X, y)
+
+
+def test_checkpoint_and_warm_start_with_pretrained_warn(blob_model, blobs):
+    X, y = _novel(blobs)
+    clf = FewShotClassifier(pretrained=blob_model, warm_start=True, checkpoint="c")
+    with pytest.warns(UserWarning, match="ignored: warm_start=True, checkpoint='c'"):
+        clf.fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params", [dict(checkpoint=3), dict(checkpoint_every=0), dict(warm_start="yes")]
+)
+def test_bad_checkpoint_parameters_are_refused(blobs, params):
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        FewShotClassifier(**params).fit(*blobs)

@@ -14,6 +14,7 @@ from .episodes import ClassIndex, sample_episodes
 from .rows import Rows
 
 __all__ = [
+    "BatchStream",
     "labelled_batches",
     "split_classes",
     "task_batches",
@@ -79,6 +80,60 @@ def training_index(
     return ClassIndex(mapped, index.counts), virtual_rows, virtual_codes
 
 
+class BatchStream:
+    """Endless batches drawn a block at a time from a numpy Generator, resumable.
+
+    Each block is ``draw(rng)`` (e.g. 64 iterations' episodes, or one shuffled
+    pass), of which ``make(block, i)`` builds batch ``i``. The stream's
+    position is the generator's state before the current block was drawn plus
+    the batches taken from it, so a resumed stream (:meth:`load_state_dict`)
+    redraws that block and continues with exactly the batches an
+    uninterrupted one would yield.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Drawn from only by this stream once it has started.
+    draw : callable
+        ``draw(rng)`` -> a block.
+    size : int
+        Batches per block.
+    make : callable
+        ``make(block, i)`` -> batch ``i`` of `block`, for ``0 <= i < size``.
+    """
+
+    def __init__(self, rng: np.random.Generator, draw, size: int, make) -> None:
+        self.rng, self._draw, self.size, self._make = rng, draw, size, make
+        self._block, self._block_state, self._offset = None, None, size
+
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self):
+        if self._offset == self.size:
+            self._block_state = self.rng.bit_generator.state
+            self._block, self._offset = self._draw(self.rng), 0
+        self._offset += 1
+        return self._make(self._block, self._offset - 1)
+
+    def state_dict(self) -> dict:
+        """The position, JSON-compatible: ``{"block_rng": the generator's
+        state before the current block was drawn (before the first: now),
+        "offset": batches taken from that block}``."""
+        if self._block is None:
+            return {"block_rng": self.rng.bit_generator.state, "offset": 0}
+        return {"block_rng": self._block_state, "offset": self._offset}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a position given by :meth:`state_dict`."""
+        offset = int(state["offset"])
+        if not 0 <= offset <= self.size:
+            raise ValueError(f"offset {offset} is not within a block of {self.size}.")
+        self.rng.bit_generator.state = state["block_rng"]
+        self._block_state = self.rng.bit_generator.state
+        self._block, self._offset = self._draw(self.rng), offset
+
+
 def task_batches(
     rows: Rows,
     index,
@@ -89,8 +144,8 @@ def task_batches(
     n_tasks,
     targets=None,
     augment=True,
-):
-    """Yield TaskBatch objects forever, sampling 64 iterations' episodes at once.
+) -> BatchStream:
+    """TaskBatch objects forever, sampling 64 iterations' episodes at once.
 
     Classification: labels are the ways. Regression (`targets` given, a tensor
     of every row's target; one group per task, ``n_way == 1``): labels are the
@@ -98,29 +153,31 @@ def task_batches(
     (:meth:`Rows.gather`), and augmented when `augment`.
     """
     device = rows.device
-    support_y = torch.arange(n_way, device=device).repeat_interleave(settings.k_shot)
-    query_y = torch.arange(n_way, device=device).repeat_interleave(n_query)
-    while True:
-        episodes = sample_episodes(
+    ways = torch.arange(n_way, device=device)
+    support_y = ways.repeat_interleave(settings.k_shot)
+    query_y = ways.repeat_interleave(n_query)
+
+    def draw(rng):
+        return sample_episodes(
             index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
         )
-        for start in range(0, 64 * n_tasks, n_tasks):
-            s = episodes.support[start : start + n_tasks]
-            q = episodes.query[start : start + n_tasks]
-            if targets is not None:
-                support_y = targets[torch.from_numpy(s).to(device)]
-                query_y = targets[torch.from_numpy(q).to(device)]
-            yield TaskBatch(
-                rows.gather(s, augment),
-                support_y,
-                rows.gather(q, augment),
-                query_y,
-                n_way,
-            )
+
+    def make(episodes, i):
+        s = episodes.support[i * n_tasks : (i + 1) * n_tasks]
+        q = episodes.query[i * n_tasks : (i + 1) * n_tasks]
+        s_y, q_y = support_y, query_y
+        if targets is not None:
+            s_y = targets[torch.from_numpy(s).to(device)]
+            q_y = targets[torch.from_numpy(q).to(device)]
+        return TaskBatch(
+            rows.gather(s, augment), s_y, rows.gather(q, augment), q_y, n_way
+        )
+
+    return BatchStream(rng, draw, 64, make)
 
 
-def labelled_batches(rows: Rows, virtual_rows, codes, batch_size, rng):
-    """Yield LabelledBatch objects forever, one shuffled pass after another.
+def labelled_batches(rows: Rows, virtual_rows, codes, batch_size, rng) -> BatchStream:
+    """LabelledBatch objects forever, one shuffled pass after another.
 
     Parameters
     ----------
@@ -134,14 +191,18 @@ def labelled_batches(rows: Rows, virtual_rows, codes, batch_size, rng):
     """
     batch_size = min(batch_size, virtual_rows.size)
     labels = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(rows.device)
-    while True:
-        order = rng.permutation(virtual_rows.size)
-        for start in range(0, virtual_rows.size - batch_size + 1, batch_size):
-            chosen = order[start : start + batch_size]
-            yield LabelledBatch(
-                rows.gather(virtual_rows[chosen]),
-                labels[torch.from_numpy(chosen).to(rows.device)],
-            )
+
+    def make(order, i):
+        chosen = order[i * batch_size : (i + 1) * batch_size]
+        return LabelledBatch(
+            rows.gather(virtual_rows[chosen]),
+            labels[torch.from_numpy(chosen).to(rows.device)],
+        )
+
+    def draw(rng):
+        return rng.permutation(virtual_rows.size)
+
+    return BatchStream(rng, draw, virtual_rows.size // batch_size, make)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ meta-gradients and steps the optimiser; everything else is a
 :class:`Callback`: the history, gradient clipping, validation with early
 stopping, the progress bar. A new cross-cutting feature (checkpoints,
 distributed all-reduce, online meta-learning) is a new callback, not an edit of
-the loop.
+the loop. A callback that keeps state across iterations gives it in
+:meth:`Callback.state_dict`, so that a checkpoint (:mod:`.checkpoint`) saves
+and restores it.
 """
 
 from __future__ import annotations
@@ -51,8 +53,21 @@ class Callback:
         """Every ``settings.eval_interval`` iterations and at the last: add
         entries to `record`, which then joins ``loop.history``."""
 
+    def on_iteration_end(self, loop) -> None:
+        """Iteration ``loop.n_iter`` is complete, its record (if any) in
+        ``loop.history``: the state a checkpoint saves."""
+
     def on_train_end(self, loop) -> None:
-        """After the last iteration (also when stopped early)."""
+        """After the last iteration (also when stopped early or interrupted)."""
+
+    def state_dict(self) -> dict:
+        """What this callback carries from one iteration to the next, for a
+        checkpoint: numbers, strings, lists, dicts and tensors (nothing else).
+        Empty (the default) for a callback without such state."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`, after :meth:`on_train_begin`."""
 
 
 class History(Callback):
@@ -78,6 +93,18 @@ class History(Callback):
         record["elapsed"] = time.perf_counter() - self.start
         self._reset()
 
+    def state_dict(self):
+        return {
+            "loss": self.loss,
+            "score": self.score,
+            "n": self.n,
+            "elapsed": time.perf_counter() - self.start,
+        }
+
+    def load_state_dict(self, state):
+        self.loss, self.score, self.n = state["loss"], state["score"], state["n"]
+        self.start = time.perf_counter() - state["elapsed"]
+
 
 class GradientClipping(Callback):
     """Clip the meta-gradient to a total norm (``clip_grad_norm_``); records
@@ -100,6 +127,12 @@ class GradientClipping(Callback):
     def on_record(self, loop, record):
         record["grad_norm"] = self.total / max(1, self.n)
         self.total, self.n = 0.0, 0
+
+    def state_dict(self):
+        return {"total": self.total, "n": self.n}
+
+    def load_state_dict(self, state):
+        self.total, self.n = state["total"], state["n"]
 
 
 # Floats in the widest activation of one validation pass (128 MB): a task of
@@ -170,6 +203,18 @@ class EarlyStopping(Callback):
             loop.net.load_state_dict(self.best_state)
             loop.best_iter = self.best_iter
 
+    def state_dict(self):
+        return {
+            "best_loss": self.best_loss,
+            "best_iter": self.best_iter,
+            "best_state": self.best_state,
+            "stale": self.stale,
+        }
+
+    def load_state_dict(self, state):
+        self.best_loss, self.best_iter = state["best_loss"], state["best_iter"]
+        self.best_state, self.stale = state["best_state"], state["stale"]
+
 
 class ProgressBar(Callback):
     """A tqdm bar over the iterations, showing the latest record's loss and
@@ -189,7 +234,7 @@ class ProgressBar(Callback):
         )
 
     def on_step_end(self, loop, loss, metrics):
-        self.bar.update()
+        self.bar.update(loop.n_iter - self.bar.n)  # from where a resumed run is
 
     def on_record(self, loop, record):
         metric = loop.algorithm.metric

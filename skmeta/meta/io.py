@@ -1,19 +1,36 @@
-"""The model file: safetensors weights plus JSON metadata (config, history).
+"""The files: models (safetensors weights plus JSON metadata: config,
+history) and meta-training checkpoints (safetensors tensors plus JSON state,
+written atomically).
 
-Loading never executes code from the file: no pickle.
+Loading never executes code from a file: no pickle.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-__all__ = ["FORMAT_VERSION", "frozen", "load", "save", "thawed"]
+import torch
+
+__all__ = [
+    "FORMAT_VERSION",
+    "checkpoint_metadata",
+    "frozen",
+    "load",
+    "load_checkpoint",
+    "save",
+    "save_checkpoint",
+    "thawed",
+]
 
 FORMAT_VERSION = 1
 _METADATA_KEY = "skmeta"
+CHECKPOINT_FORMAT_VERSION = 1
+_CHECKPOINT_KEY = "skmeta_checkpoint"
+_TENSOR = "__tensor__"  # {"__tensor__": name}: a tensor of the file, in the JSON
 
 
 def save(model, path: str | Path) -> None:
@@ -90,3 +107,99 @@ def thawed(value):
     if isinstance(value, tuple | list):
         return [thawed(v) for v in value]
     return value
+
+
+# -- checkpoints ------------------------------------------------------------------
+
+
+def save_checkpoint(path: str | Path, data: Mapping) -> None:
+    """Write `data` (nested dicts and lists of JSON values and tensors) to a
+    safetensors file, atomically: a temporary file in the same folder, synced
+    to disk, then renamed over `path`. A process killed at any moment leaves
+    the previous file or the new one, whole."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors: dict = {}
+    metadata = {"format_version": CHECKPOINT_FORMAT_VERSION, **_pack(data, "", tensors)}
+    temporary = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(temporary), metadata={_CHECKPOINT_KEY: json.dumps(metadata)})
+    _fsync(temporary, os.O_RDONLY)
+    os.replace(temporary, path)
+    try:  # the rename itself, where the system lets a folder be synced
+        _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        pass
+
+
+def checkpoint_metadata(path: str | Path) -> dict:
+    """The JSON of a checkpoint written by :func:`save_checkpoint` (tensors
+    as ``{"__tensor__": name}``), without reading its tensors.
+
+    Raises
+    ------
+    ValueError
+        If `path` is not such a checkpoint, or of another format version.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        data = json.loads(metadata[_CHECKPOINT_KEY])
+        version = data["format_version"]
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"checkpoint={str(path)!r} is not a skmeta checkpoint ({exc!r}). "
+            "Delete it (or give another path) to meta-train afresh."
+        ) from None
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint={str(path)!r} is of format {version}; this skmeta "
+            f"reads format {CHECKPOINT_FORMAT_VERSION}."
+        )
+    return data
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """The data :func:`save_checkpoint` wrote, tensors on the CPU."""
+    from safetensors.torch import load_file
+
+    data = checkpoint_metadata(path)
+    try:
+        return _unpack(data, load_file(str(path)))
+    except (KeyError, OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"checkpoint={str(path)!r} is corrupt: {exc!r}") from None
+
+
+def _pack(value, name: str, tensors: dict):
+    """`value` with each tensor moved to `tensors` (a CPU copy, so that none
+    shares memory with another) and replaced by a reference to it."""
+    if isinstance(value, torch.Tensor):
+        tensors[name] = value.detach().to("cpu", copy=True).contiguous()
+        return {_TENSOR: name}
+    prefix = f"{name}/" if name else ""
+    if isinstance(value, Mapping):
+        return {str(k): _pack(v, f"{prefix}{k}", tensors) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_pack(v, f"{prefix}{i}", tensors) for i, v in enumerate(value)]
+    return value
+
+
+def _unpack(value, tensors: Mapping):
+    if isinstance(value, dict):
+        if set(value) == {_TENSOR}:
+            return tensors[value[_TENSOR]]
+        return {k: _unpack(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unpack(v, tensors) for v in value]
+    return value
+
+
+def _fsync(path: Path, flags: int) -> None:
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

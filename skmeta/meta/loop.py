@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,8 @@ class MetaTrainer:
         it; otherwise the last).
     stop : bool
         Set by a callback to end after the current iteration.
+    interrupted : bool
+        Whether ``KeyboardInterrupt`` ended the run (see :meth:`run`).
     precision : Precision
         Autocast and loss scaling (``settings.precision``).
     """
@@ -103,7 +106,8 @@ class MetaTrainer:
         self.batches, self.settings = batches, settings
         self.callbacks = list(callbacks)
         self.n_iter, self.history, self.stop = 0, [], False
-        self.best_iter = 0
+        self.best_iter, self.interrupted = 0, False
+        self._updated = 0  # iterations whose update was made
         self.precision = Precision(settings.precision, settings.device)
 
     def _call(self, hook: str, *args) -> None:
@@ -111,35 +115,61 @@ class MetaTrainer:
             getattr(callback, hook)(self, *args)
 
     def run(self) -> MetaTrainer:
-        """Meta-train for ``settings.max_iter`` iterations or until stopped."""
+        """Meta-train for ``settings.max_iter`` iterations or until stopped.
+
+        Ctrl-C (``KeyboardInterrupt``) during an iteration ends meta-training
+        as if stopped (``on_train_end`` runs: early stopping's best weights
+        are kept), with a warning; `n_iter` then counts the iterations whose
+        update was made.
+        """
         settings = self.settings
-        self._call("on_train_begin")
-        while self.n_iter < settings.max_iter and not self.stop:
-            self.n_iter += 1
-            self.net.train()
-            self.optimizer.zero_grad()
-            loss, metrics = meta_gradient(
-                self.algorithm,
-                self.net,
-                next(self.batches),
-                settings.n_jobs,
-                self.precision,
-            )
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"The meta-training loss became {loss} at iteration "
-                    f"{self.n_iter}; lower learning_rate."
-                )
-            self.precision.unscale(self.optimizer)
-            self._call("on_gradient")
-            self.precision.step(self.optimizer)
-            self._call("on_step_end", loss, metrics)
-            if self.n_iter % settings.eval_interval == 0 or (
-                self.n_iter == settings.max_iter
-            ):
-                record = {"iter": self.n_iter}
-                self._call("on_record", record)
-                self.history.append(record)
+        self._call("on_train_begin")  # a checkpoint may restore n_iter here
+        self._updated = self.n_iter
+        try:
+            while self.n_iter < settings.max_iter and not self.stop:
+                self._iteration()
+                self._call("on_iteration_end")
+        except KeyboardInterrupt:
+            self.n_iter, self.interrupted = self._updated, True
         self.best_iter = self.n_iter
         self._call("on_train_end")
+        if self.interrupted:
+            warnings.warn(
+                "Meta-training interrupted (KeyboardInterrupt) after "
+                f"{self.n_iter} of {settings.max_iter} iterations; keeping the "
+                f"model so far (the weights of iteration {self.best_iter}).",
+                UserWarning,
+                stacklevel=2,
+            )
         return self
+
+    def _iteration(self) -> None:
+        """Iteration ``n_iter + 1``: a batch, its meta-gradient, the update,
+        the hooks, and a record every ``eval_interval`` iterations."""
+        settings = self.settings
+        self.n_iter += 1
+        self.net.train()
+        self.optimizer.zero_grad()
+        loss, metrics = meta_gradient(
+            self.algorithm,
+            self.net,
+            next(self.batches),
+            settings.n_jobs,
+            self.precision,
+        )
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"The meta-training loss became {loss} at iteration "
+                f"{self.n_iter}; lower learning_rate."
+            )
+        self.precision.unscale(self.optimizer)
+        self._call("on_gradient")
+        self.precision.step(self.optimizer)
+        self._updated = self.n_iter  # the weights are this iteration's
+        self._call("on_step_end", loss, metrics)
+        if self.n_iter % settings.eval_interval == 0 or (
+            self.n_iter == settings.max_iter
+        ):
+            record = {"iter": self.n_iter}
+            self._call("on_record", record)
+            self.history.append(record)

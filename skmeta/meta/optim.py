@@ -77,6 +77,47 @@ class CosineAdam:
         factor = 0.5 * (1 + math.cos(math.pi * self.steps_taken / self.total_steps))
         return self.base_lr * factor
 
+    def state_dict(self) -> dict:
+        """The schedule's position and Adam's state per parameter (by position
+        in `params`; only those that have had a gradient), as tensors and
+        numbers for :mod:`..checkpoint`."""
+        return {
+            "steps_taken": self.steps_taken,
+            "lr": self.base_lr,
+            "total_steps": self.total_steps,
+            "params": {
+                str(i): {"exp_avg": m, "exp_avg_sq": v, "step": n}
+                for i, (m, v, n) in self._state.items()
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` (tensors copied onto each
+        parameter's device); the schedule must be this optimiser's."""
+        if (state["lr"], state["total_steps"]) != (self.base_lr, self.total_steps):
+            raise ValueError(
+                f"The optimiser state is of a schedule of {state['total_steps']} "
+                f"steps from lr={state['lr']}, not {self.total_steps} from "
+                f"lr={self.base_lr}."
+            )
+        moments = {}
+        for key, value in state["params"].items():
+            p = self.params[int(key)]
+            if any(value[name].shape != p.shape for name in ("exp_avg", "exp_avg_sq")):
+                raise ValueError(
+                    f"The optimiser state of parameter {key} has the wrong shape."
+                )
+            exp_avg, exp_avg_sq = (
+                torch.empty_like(p, memory_format=torch.preserve_format).copy_(
+                    value[name]
+                )
+                for name in ("exp_avg", "exp_avg_sq")
+            )
+            step = value["step"].to(dtype=_scalar_dtype()).clone()
+            moments[int(key)] = (exp_avg, exp_avg_sq, step)
+        self._state = moments
+        self.steps_taken = int(state["steps_taken"])
+
     def zero_grad(self) -> None:
         """Drop every gradient (``set_to_none``, as torch's default)."""
         for p in self.params:

@@ -75,6 +75,15 @@ class Precision:
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)
 
+    def state_dict(self) -> dict:
+        """The loss scaler's state (scale, growth tracker), empty without one."""
+        return {} if self.scaler is None else dict(self.scaler.state_dict())
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`."""
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
     def step(self, optimizer) -> None:
         """Step the optimiser; with float16, skip a step whose gradients
         overflowed and adjust the scale."""

@@ -28,6 +28,7 @@ from .batches import (
     validation_batch,
 )
 from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
+from .checkpoint import Checkpoint, run_fingerprint, start_from
 from .input_normalization import default_input_normalization
 from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
@@ -72,6 +73,8 @@ class TrainSettings:
     device: str = "cpu"
     precision: str = "float32"  # or "bfloat16", "float16": skmeta.meta.precision
     seed: int = 0
+    checkpoint: str | None = None  # a file: resumed from if present (.checkpoint)
+    checkpoint_every: int | None = None  # None: every eval_interval iterations
 
     @property
     def eval_interval(self) -> int:
@@ -138,8 +141,16 @@ def meta_train(
     settings: TrainSettings,
     targets: np.ndarray | None = None,
     callbacks: Sequence[Callback] = (),
+    init: MetaModel | None = None,
 ) -> MetaModel:
     """Meta-train a network on rows `X` with class codes `y`.
+
+    With ``settings.checkpoint``, the state of the run is written to that file
+    every ``settings.checkpoint_every`` iterations and after the last
+    (:class:`~.checkpoint.Checkpoint`); when the file exists, the run resumes
+    from it, to the same final weights as an uninterrupted run, or is refused
+    if the file is of other settings or data. A ``KeyboardInterrupt`` ends the
+    run with the model so far and a warning.
 
     Parameters
     ----------
@@ -155,21 +166,28 @@ def meta_train(
         method must be a regression one (``method_params["regression"]``).
     callbacks : sequence of Callback, optional
         Run after the built-in ones (history, clipping, early stopping,
-        progress bar).
+        progress bar), before the checkpoint.
+    init : MetaModel, optional
+        A warm start: meta-train on from this model's weights and input
+        scaling (same method and network) for ``settings.max_iter`` more
+        iterations, with a new Adam and a new cosine cycle of the learning
+        rate.
 
     Returns
     -------
     MetaModel
         Its ``history`` holds one record per ``settings.eval_interval``
-        iterations; ``config["training"]`` the settings, ``n_iter`` and
-        ``best_iter``.
+        iterations (after those of `init`, counting on from them);
+        ``config["training"]`` the settings, ``n_iter`` and ``best_iter``
+        (counting on from `init`'s too), and ``interrupted`` (by
+        ``KeyboardInterrupt``).
     """
     device = torch.device(settings.device)
     rng = np.random.default_rng(settings.seed)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), malloc_tuning():
         torch.manual_seed(int(rng.integers(2**63 - 1)))
-        return _meta_train(X, y, settings, device, rng, targets, callbacks)
+        return _meta_train(X, y, settings, device, rng, targets, callbacks, init)
 
 
 def _build_net(
@@ -208,7 +226,7 @@ def _build_net(
     return net.to(device)
 
 
-def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
+def _meta_train(X, y, settings, device, rng, targets, callbacks, init) -> MetaModel:
     algorithm = make_algorithm(settings.method, **settings.method_params)
     if (targets is not None) != algorithm.regression:
         raise ValueError(
@@ -260,6 +278,7 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
         n_classes,
         device,
     )
+    offset = 0 if init is None else start_from(net, init, settings)
     rows.augment = make_augmentation(
         settings.augmentation,
         settings.input_shape,
@@ -289,19 +308,27 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks) -> MetaModel:
         )
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = CosineAdam(trainable, settings.learning_rate, settings.max_iter)
+    if settings.checkpoint is not None:
+        fingerprint = run_fingerprint(settings, X, y, targets, init)
+        callbacks = [
+            *callbacks,
+            Checkpoint(settings.checkpoint, settings.checkpoint_every, fingerprint),
+        ]
     start = time.perf_counter()
     loop = MetaTrainer(
         net, algorithm, optimizer, batches, settings, [*built_in, *callbacks]
     ).run()
+    history = [{**r, "iter": r["iter"] + offset} for r in loop.history]
     config = _config(settings, algorithm, backbone, net, n_classes)
     config["training"].update(
-        n_iter=loop.n_iter,
-        best_iter=loop.best_iter,
+        n_iter=offset + loop.n_iter,
+        best_iter=offset + loop.best_iter,
+        interrupted=loop.interrupted,
         elapsed=time.perf_counter() - start,
     )
     return MetaModel(
         net.state_dict(),
         config,
-        loop.history,
+        [*(() if init is None else init.thawed_history()), *history],
         backbone=None if isinstance(backbone, str) else backbone,
     )

@@ -1,8 +1,11 @@
 """The training loop's hooks (skmeta.meta.callbacks): features plug in as
 callbacks, without editing the loop."""
 
+import signal
+
 import numpy as np
 import pytest
+import torch
 
 from skmeta.meta.callbacks import Callback
 from skmeta.meta.train import TrainSettings, meta_train
@@ -113,3 +116,51 @@ def test_non_finite_loss_stops_with_a_clear_error(blobs):
     X, y = blobs
     with pytest.raises(FloatingPointError, match="lower learning_rate"):
         meta_train(X * 1e30, y, _settings(learning_rate=1e30, max_iter=50))
+
+
+class Interrupt(Callback):
+    """Ctrl-C at an iteration: raised, or as the signal itself."""
+
+    def __init__(self, at, by_signal=False):
+        self.at, self.by_signal = at, by_signal
+
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == self.at:
+            if self.by_signal:
+                signal.raise_signal(signal.SIGINT)
+            raise KeyboardInterrupt
+
+
+class RecordSnapshots(Callback):
+    """The weights at each record."""
+
+    def __init__(self):
+        self.states = {}
+
+    def on_record(self, loop, record):
+        self.states[loop.n_iter] = {
+            k: v.clone() for k, v in loop.net.state_dict().items()
+        }
+
+
+@pytest.mark.parametrize("by_signal", [False, True])
+def test_ctrl_c_keeps_the_model_so_far_and_warns(blobs, by_signal):
+    X, y = blobs
+    with pytest.warns(UserWarning, match="interrupted .KeyboardInterrupt. after 7 of"):
+        model = meta_train(X, y, _settings(), callbacks=[Interrupt(7, by_signal)])
+    training = model.config["training"]
+    assert training["n_iter"] == training["best_iter"] == 7
+    assert training["interrupted"] is True
+    assert np.isfinite(model.transform(X)).all()
+
+
+def test_ctrl_c_with_early_stopping_keeps_the_best_weights(blobs):
+    X, y = blobs
+    snapshots = RecordSnapshots()
+    settings = _settings(max_iter=200, early_stopping=True)
+    with pytest.warns(UserWarning, match="after 95 of 200 iterations"):
+        model = meta_train(X, y, settings, callbacks=[snapshots, Interrupt(95)])
+    best = model.config["training"]["best_iter"]
+    assert best < 95 and best in snapshots.states
+    for name, value in model.state.items():
+        assert torch.equal(value, snapshots.states[best][name])

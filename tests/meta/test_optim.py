@@ -96,3 +96,30 @@ def test_meta_training_does_not_import_the_compiler_stack():
     n_group_calls, compiler_modules = output[-2:]
     assert int(n_group_calls) == 3  # the grouped path ran, once an iteration
     assert compiler_modules == "[]"
+
+
+def test_state_dict_resumes_to_the_bit():
+    """Adam's moments (only of parameters that had gradients) and the
+    schedule's position, loaded into a new optimiser over new parameters."""
+    whole, first = _net(), _net()
+    opt = CosineAdam(whole.parameters(), lr=0.01, total_steps=6)
+    half = CosineAdam(first.parameters(), lr=0.01, total_steps=6)
+    for step in range(6):
+        _set_grads(whole, step)
+        opt.step()
+        if step < 1:  # the last layer has no state yet
+            _set_grads(first, step)
+            half.step()
+    state = half.state_dict()
+    assert sorted(state["params"]) == ["0", "1"] and state["steps_taken"] == 1
+    resumed = _net()
+    resumed.load_state_dict(first.state_dict())
+    again = CosineAdam(resumed.parameters(), lr=0.01, total_steps=6)
+    again.load_state_dict(state)
+    for step in range(1, 6):
+        _set_grads(resumed, step)
+        again.step()
+    for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="schedule of 6 steps"):
+        CosineAdam(_net().parameters(), lr=0.01, total_steps=7).load_state_dict(state)
