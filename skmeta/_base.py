@@ -17,7 +17,12 @@ from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from ._checks import check_input_shape, load_pretrained, resolve_device
+from ._checks import (
+    check_input_shape,
+    load_pretrained,
+    resolve_device,
+    warn_if_still_improving,
+)
 from ._parameters import (
     META_TRAINING_PARAMETERS,
     PARAMETER_CONSTRAINTS,
@@ -333,6 +338,7 @@ class MetaEstimator(BaseEstimator):
         init = self.meta_model_ if warm else None
         model = meta_train(X, labels, train, targets=targets, init=init)
         self.n_iter_ = int(model.config["training"]["n_iter"])
+        warn_if_still_improving(model, self.max_iter)
         return model
 
     # -- adaptation and prediction ----------------------------------------------

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
 from .meta.model import MetaModel
@@ -100,3 +102,41 @@ def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
             f"has {n_features} features; they must match (e.g. (1, 28, 28) for 784)."
         )
     return tuple(int(s) for s in shape)
+
+
+# Share of its value the loss must still be falling by, between the last two
+# fifths of the records, for meta-training to count as unfinished.
+STILL_IMPROVING = 0.02
+
+
+def warn_if_still_improving(model, max_iter: int) -> None:
+    """A ``ConvergenceWarning`` when meta-training ran all `max_iter`
+    iterations while its loss was still falling (as scikit-learn's MLP warns).
+
+    The loss is the validation loss when early stopping recorded one, else the
+    training loss; "still falling" means the mean of the last fifth of the
+    records is more than 2% below the mean of the fifth before. Runs stopped
+    early, interrupted, or with fewer than 10 records are not judged.
+    """
+    training = model.config["training"]
+    history = model.history
+    if (
+        training.get("interrupted")
+        or training["n_iter"] < training.get("n_iter_before", 0) + max_iter
+        or len(history) < 10
+    ):
+        return
+    key = "val_loss" if "val_loss" in history[-1] else "loss"
+    values = np.array([record[key] for record in history], dtype=float)
+    k = len(values) // 5
+    before, last = values[-2 * k : -k].mean(), values[-k:].mean()
+    if np.isfinite(before) and last < before - STILL_IMPROVING * abs(before):
+        what = "validation loss" if key == "val_loss" else "meta-training loss"
+        warnings.warn(
+            f"Meta-training reached max_iter={max_iter} while its {what} was "
+            f"still falling ({before:.4g} -> {last:.4g} over the last "
+            f"{2 * k} records); the model may be undertrained. Raise max_iter "
+            "(or use early_stopping=True to stop when it levels off).",
+            ConvergenceWarning,
+            stacklevel=5,
+        )

@@ -373,3 +373,28 @@ def test_bad_checkpoint_parameters_are_refused(blobs, params):
     name = next(iter(params))
     with pytest.raises(ValueError, match=f"'{name}' parameter"):
         FewShotClassifier(**params).fit(*blobs)
+
+
+def test_no_convergence_warning_when_stopped_early_or_levelled_off(blobs):
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skmeta._checks import warn_if_still_improving
+
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        # early stopping ends before max_iter
+        FewShotClassifier(
+            max_iter=2000, early_stopping=True, n_iter_no_change=2, random_state=0
+        ).fit(X, y)
+
+    class Levelled:  # a history whose loss has flattened out
+        config = {"training": {"n_iter": 100}}
+        history = [{"loss": 1.0 + 0.001 * (i % 2)} for i in range(20)]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        warn_if_still_improving(Levelled, 100)
+    Levelled.history = [{"loss": 2.0 - 0.05 * i} for i in range(20)]
+    with pytest.warns(ConvergenceWarning, match="still falling"):
+        warn_if_still_improving(Levelled, 100)

@@ -156,3 +156,13 @@ def test_task_split_scores_a_pretrained_regressor_task_by_task(sine_model):
     assert -scores.mean() < unadapted
     with pytest.raises(ValueError, match="needs groups"):
         next(cv.split(X))
+
+
+def test_undertrained_meta_training_says_so():
+    """The issue's case: a default MAML regressor stops while still learning."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y, groups = make_sinusoid_tasks(200, 20, random_state=0)
+    match = "max_iter=1000 while its meta-training loss was still falling"
+    with pytest.warns(ConvergenceWarning, match=match):
+        FewShotRegressor(random_state=0).fit(X, y, groups=groups)

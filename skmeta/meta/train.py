@@ -322,6 +322,7 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks, init) -> MetaMo
     config = _config(settings, algorithm, backbone, net, n_classes)
     config["training"].update(
         n_iter=offset + loop.n_iter,
+        n_iter_before=offset,
         best_iter=offset + loop.best_iter,
         interrupted=loop.interrupted,
         elapsed=time.perf_counter() - start,
