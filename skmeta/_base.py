@@ -267,6 +267,15 @@ class MetaEstimator(BaseEstimator):
                 stacklevel=4,
             )
 
+    def _seen(self) -> dict:
+        """Class and feature names of the data, for the model's provenance."""
+        classes = getattr(self, "_seen_classes", None)
+        features = getattr(self, "feature_names_in_", None)
+        return {
+            "class_names": None if classes is None else [str(c) for c in classes],
+            "feature_names": None if features is None else [str(f) for f in features],
+        }
+
     def _warn_unused_n_jobs(self, method: str) -> None:
         """`n_jobs` only spreads task-by-task meta-gradients over threads."""
         if self.n_jobs is None:
@@ -336,7 +345,9 @@ class MetaEstimator(BaseEstimator):
         )
         warm = self.warm_start and hasattr(self, "meta_model_")
         init = self.meta_model_ if warm else None
-        model = meta_train(X, labels, train, targets=targets, init=init)
+        model = meta_train(
+            X, labels, train, targets=targets, init=init, description=self._seen()
+        )
         self.n_iter_ = int(model.config["training"]["n_iter"])
         warn_if_still_improving(model, self.max_iter)
         return model

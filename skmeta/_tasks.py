@@ -92,6 +92,7 @@ class Classification(Task):
         X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
+        estimator._seen_classes = classes  # recorded in the model's provenance
         if is_classifier(estimator):
             if classes.size < 2:
                 raise ValueError(

@@ -261,27 +261,9 @@ def _predict(args) -> None:
 
 
 def _info(args) -> None:
-    model = _load_model(args.model)
-    config = model.config
-    training = config.get("training", {})
-    lines = [
-        f"model:        {args.model}",
-        f"method:       {model.method} {dict(config.get('method_params', {}))}",
-        f"backbone:     {config.get('backbone_name', config['backbone'])} "
-        f"{dict(config.get('backbone_params') or {})}",
-        f"input shape:  {model.input_shape}",
-        f"embedding:    {model.embedding_dim} features",
-    ]
-    if training:
-        lines.append(
-            f"meta-trained: {training.get('n_iter')} iterations "
-            f"({training.get('n_way')}-way {training.get('k_shot')}-shot "
-            f"{training.get('n_query')}-query, {training.get('n_classes')} classes)"
-        )
-    if model.history:
-        last = dict(model.history[-1])
-        lines.append(f"last record:  {json.dumps(last)}")
-    print("\n".join(lines))
+    from .meta.provenance import summary
+
+    print(summary(_load_model(args.model), args.model))
 
 
 COMMANDS = {

@@ -38,7 +38,7 @@ def save(model, path: str | Path) -> None:
 
     Loading it back never executes code from the file.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as to_bytes
 
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -46,7 +46,26 @@ def save(model, path: str | Path) -> None:
         "history": model.thawed_history(),
     }
     tensors = {k: v.contiguous() for k, v in model.state.items()}
-    save_file(tensors, str(path), metadata={_METADATA_KEY: json.dumps(metadata)})
+    _write_atomically(
+        Path(path), to_bytes(tensors, metadata={_METADATA_KEY: json.dumps(metadata)})
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """`data` to `path` through a temporary file in the same folder, synced,
+    then renamed over `path`: a process killed at any moment leaves the old
+    file or the new one, whole. The file gets the permissions of any new file
+    (``0o666`` less the umask; safetensors' own writer makes them ``0o600``)."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    try:  # the rename itself, where the system lets a folder be synced
+        _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        pass
 
 
 def load(path: str | Path, backbone: Callable | None = None):
@@ -117,19 +136,13 @@ def save_checkpoint(path: str | Path, data: Mapping) -> None:
     safetensors file, atomically: a temporary file in the same folder, synced
     to disk, then renamed over `path`. A process killed at any moment leaves
     the previous file or the new one, whole."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save as to_bytes
 
-    path = Path(path)
     tensors: dict = {}
     metadata = {"format_version": CHECKPOINT_FORMAT_VERSION, **_pack(data, "", tensors)}
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(temporary), metadata={_CHECKPOINT_KEY: json.dumps(metadata)})
-    _fsync(temporary, os.O_RDONLY)
-    os.replace(temporary, path)
-    try:  # the rename itself, where the system lets a folder be synced
-        _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        pass
+    _write_atomically(
+        Path(path), to_bytes(tensors, metadata={_CHECKPOINT_KEY: json.dumps(metadata)})
+    )
 
 
 def checkpoint_metadata(path: str | Path) -> dict:

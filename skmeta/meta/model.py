@@ -345,6 +345,13 @@ class MetaModel:
             pixel_range,
         )
 
+    def summary(self) -> str:
+        """A few lines for people: method, backbone, shapes, meta-training, and
+        where the model came from (versions, date, data, classes)."""
+        from .provenance import summary
+
+        return summary(self)
+
     # -- files ------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the model to a safetensors file (weights + JSON metadata).

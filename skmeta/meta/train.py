@@ -10,7 +10,7 @@ built-in callbacks; the loop itself is :class:`~.loop.MetaTrainer`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -35,6 +35,7 @@ from .model import MetaModel
 from .net import MetaNet
 from .norm import use_task_norm
 from .optim import CosineAdam
+from .provenance import describe
 from .rows import Rows, input_statistics
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
@@ -103,9 +104,10 @@ def _pixel_sample(rows: Rows) -> np.ndarray:
     return rows.read(np.unique(np.linspace(0, X.shape[0] - 1, 2048).astype(np.int64)))
 
 
-def _config(settings: TrainSettings, algorithm, backbone, net, n_classes):
+def _config(settings: TrainSettings, algorithm, backbone, net, n_classes, made):
     custom = not isinstance(backbone, str)
     return {
+        "provenance": made,
         "method": settings.method,
         # resolved values, defaults included, so the file says what was used
         "method_params": algorithm.method_params(),
@@ -142,6 +144,7 @@ def meta_train(
     targets: np.ndarray | None = None,
     callbacks: Sequence[Callback] = (),
     init: MetaModel | None = None,
+    description: Mapping | None = None,
 ) -> MetaModel:
     """Meta-train a network on rows `X` with class codes `y`.
 
@@ -172,6 +175,10 @@ def meta_train(
         scaling (same method and network) for ``settings.max_iter`` more
         iterations, with a new Adam and a new cosine cycle of the learning
         rate.
+    description : mapping, optional
+        Recorded in ``config["provenance"]`` beside the versions, the date and
+        the data's shape (:func:`~.provenance.describe`), e.g.
+        ``{"class_names": [...], "feature_names": [...]}``.
 
     Returns
     -------
@@ -187,7 +194,9 @@ def meta_train(
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), malloc_tuning():
         torch.manual_seed(int(rng.integers(2**63 - 1)))
-        return _meta_train(X, y, settings, device, rng, targets, callbacks, init)
+        return _meta_train(
+            X, y, settings, device, rng, targets, callbacks, init, description
+        )
 
 
 def _build_net(
@@ -226,7 +235,9 @@ def _build_net(
     return net.to(device)
 
 
-def _meta_train(X, y, settings, device, rng, targets, callbacks, init) -> MetaModel:
+def _meta_train(
+    X, y, settings, device, rng, targets, callbacks, init, description
+) -> MetaModel:
     algorithm = make_algorithm(settings.method, **settings.method_params)
     if (targets is not None) != algorithm.regression:
         raise ValueError(
@@ -319,7 +330,9 @@ def _meta_train(X, y, settings, device, rng, targets, callbacks, init) -> MetaMo
         net, algorithm, optimizer, batches, settings, [*built_in, *callbacks]
     ).run()
     history = [{**r, "iter": r["iter"] + offset} for r in loop.history]
-    config = _config(settings, algorithm, backbone, net, n_classes)
+    config = _config(
+        settings, algorithm, backbone, net, n_classes, describe(X, description)
+    )
     config["training"].update(
         n_iter=offset + loop.n_iter,
         n_iter_before=offset,

@@ -1,0 +1,109 @@
+"""Where a model came from: versions, date, the data it saw; and its summary.
+
+Recorded in ``config["provenance"]`` at meta-training, so a model file says
+which skmeta and torch wrote it, when, and from what data shape, classes and
+feature names (:func:`describe`); :func:`summary` is the text of
+``MetaModel.summary()`` and ``skmeta info``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+__all__ = ["describe", "summary"]
+
+
+def describe(X, extra: Mapping | None = None) -> dict:
+    """The provenance record of a meta-training run on rows `X`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    extra : mapping, optional
+        What the caller knows besides, e.g. ``class_names`` and
+        ``feature_names`` (lists of str).
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``skmeta``, ``torch`` and ``numpy`` versions, ``created``
+        (UTC, ISO 8601), ``data`` (``n_samples``, ``n_features``, ``dtype``),
+        and `extra`'s entries.
+    """
+    from .._version import __version__
+
+    return {
+        "skmeta": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "data": {
+            "n_samples": int(X.shape[0]),
+            "n_features": int(X.shape[1]),
+            "dtype": str(X.dtype),
+        },
+        **{k: v for k, v in dict(extra or {}).items() if v is not None},
+    }
+
+
+def _names(names, most: int = 8) -> str:
+    shown = ", ".join(str(n) for n in names[:most])
+    return f"{len(names)} ({shown}{', ...' if len(names) > most else ''})"
+
+
+def summary(model, path=None) -> str:
+    """A few lines describing `model` (a MetaModel), for people.
+
+    Parameters
+    ----------
+    model : MetaModel
+    path : str or path-like, optional
+        The file it was read from, shown first.
+
+    Returns
+    -------
+    str
+    """
+    config = model.config
+    params = dict(config.get("method_params", {}))
+    backbone_params = dict(config.get("backbone_params") or {})
+    lines = [] if path is None else [f"model:        {path}"]
+    lines += [
+        f"method:       {model.method} {params}",
+        f"backbone:     {config.get('backbone_name', config['backbone'])} "
+        f"{backbone_params}",
+        f"input shape:  {model.input_shape}",
+        f"embedding:    {model.embedding_dim} features",
+    ]
+    training = config.get("training", {})
+    if training:
+        lines.append(
+            f"meta-trained: {training.get('n_iter')} iterations "
+            f"({training.get('n_way')}-way {training.get('k_shot')}-shot "
+            f"{training.get('n_query')}-query, {training.get('n_classes')} classes)"
+        )
+    made = config.get("provenance")
+    if made:
+        data = made.get("data", {})
+        lines.append(
+            f"written by:   skmeta {made.get('skmeta')}, torch {made.get('torch')}, "
+            f"{made.get('created')}"
+        )
+        lines.append(
+            f"data:         {data.get('n_samples')} rows x {data.get('n_features')} "
+            f"({data.get('dtype')})"
+        )
+        if made.get("class_names"):
+            lines.append(f"classes:      {_names(list(made['class_names']))}")
+        if made.get("feature_names"):
+            lines.append(f"features:     {_names(list(made['feature_names']))}")
+    if model.history:
+        lines.append(f"last record:  {json.dumps(dict(model.history[-1]))}")
+    return "\n".join(lines)

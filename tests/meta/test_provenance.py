@@ -1,0 +1,56 @@
+"""Model files say where they came from, and old files keep loading."""
+
+import stat
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skmeta import FewShotClassifier, MetaFeatureExtractor, MetaModel
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_the_golden_model_file_loads_and_computes_as_it_did():
+    """Written by tests/data/make_golden.py at format version 1: every later
+    version must load it and embed as it did."""
+    model = MetaModel.load(DATA / "golden_model_v1.safetensors")
+    expected = np.load(DATA / "golden_model_v1_expected.npz")
+    np.testing.assert_allclose(
+        model.transform(expected["X"]), expected["embeddings"], rtol=1e-5, atol=1e-6
+    )
+    assert model.method == "protonet" and model.input_shape == (6,)
+    assert list(model.config["provenance"]["class_names"]) == [str(c) for c in range(8)]
+    clf = FewShotClassifier(pretrained=model).fit(expected["X"], np.arange(10) % 2)
+    assert clf.predict(expected["X"]).shape == (10,)
+
+
+def test_meta_training_records_versions_data_classes_and_features(blobs, tmp_path):
+    import torch
+
+    import skmeta
+
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    labels = np.array(["cat", "dog", "owl"])[y % 3]
+    extractor = MetaFeatureExtractor(max_iter=3, n_way=3, random_state=0)
+    model = extractor.fit(frame, labels).meta_model_
+    made = model.config["provenance"]
+    assert made["skmeta"] == skmeta.__version__ and made["torch"] == torch.__version__
+    assert made["data"] == {"n_samples": 360, "n_features": 10, "dtype": "float32"}
+    assert list(made["class_names"]) == ["cat", "dog", "owl"]
+    assert list(made["feature_names"]) == list(frame.columns)
+    assert made["created"].endswith("+00:00")
+    text = model.summary()
+    assert "3 (cat, dog, owl)" in text and "skmeta " + skmeta.__version__ in text
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    assert MetaModel.load(path).config["provenance"] == made
+    # a saved model is readable as any new file is (safetensors' writer alone
+    # makes it owner-only)
+    assert path.stat().st_mode & stat.S_IRGRP
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_summary_of_a_model_without_provenance(blob_model):
+    assert "protonet" in blob_model.summary()
