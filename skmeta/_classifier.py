@@ -204,7 +204,7 @@ FeatureAugmentation or callable, default=None
         the gradient-based methods.
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined when X has string column names.
     n_iter_ : int
         Meta-training iterations behind ``meta_model_``: those of this ``fit``
