@@ -113,16 +113,21 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="N-way K-shot accuracy of MODEL on the classes of DATA",
-        description="Few-shot accuracy as papers report it: mean and 95%% "
+        description="Few-shot accuracy as papers report it: mean and 95% "
         "confidence interval over random episodes of DATA's classes.",
     )
     evaluate.add_argument("model", metavar="MODEL")
     evaluate.add_argument("data", metavar="DATA")
-    evaluate.add_argument("--n-way", type=int, default=5)
-    evaluate.add_argument("--k-shot", type=int, default=1)
-    evaluate.add_argument("--n-query", type=int, default=15)
-    evaluate.add_argument("--n-episodes", type=int, default=600)
-    evaluate.add_argument("--seed", type=int, default=0)
+    for flag, default, what in (
+        ("--n-way", 5, "classes per episode"),
+        ("--k-shot", 1, "labelled examples per class (the support set)"),
+        ("--n-query", 15, "queries per class, scored"),
+        ("--n-episodes", 600, "episodes averaged"),
+        ("--seed", 0, "seed of the episodes"),
+    ):
+        evaluate.add_argument(
+            flag, type=int, default=default, help=f"{what} (default: {default})"
+        )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     _add_data_flags(evaluate)
 

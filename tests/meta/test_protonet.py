@@ -115,3 +115,22 @@ def test_validation_in_chunks_of_tasks_equals_one_pass():
     assert loss == pytest.approx(expected[0], rel=1e-6)
     assert accuracy == pytest.approx(expected[1])
     assert len(list(episodes.batches(max_rows=40))) == 3  # 2 tasks per chunk
+
+
+def test_pretrain_validates_with_prototypes_under_early_stopping(blobs):
+    from skmeta.meta.train import TrainSettings, meta_train
+
+    X, y = blobs
+    settings = TrainSettings(
+        n_way=4,
+        k_shot=2,
+        n_query=3,
+        input_shape=(10,),
+        method="pretrain",
+        early_stopping=True,
+        validation_fraction=0.3,
+        max_iter=20,
+    )
+    model = meta_train(X, y, settings)  # crashed: validation episodes are not
+    # the labelled mini-batches pretrain trains on
+    assert "val_accuracy" in model.history[-1]

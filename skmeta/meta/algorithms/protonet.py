@@ -152,6 +152,8 @@ class ProtoNet(Algorithm):
         )
 
     def episode_metrics(self, net, batch):
+        # ProtoNet's own episode loss, also for subclasses that train with
+        # another one (pretrain): validation scores the deployed prototypes.
         with torch.no_grad():
-            loss, metrics = self.loss(net, batch)
+            loss, metrics = ProtoNet.loss(self, net, batch)
         return loss.item(), metrics["accuracy"]
