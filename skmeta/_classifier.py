@@ -96,7 +96,11 @@ FeatureAugmentation or callable, default=None
         `pretrained`. Set with `pretrained`, they change only the adaptation in
         :meth:`fit` -- what ``GridSearchCV`` over them tunes, with no
         meta-training. A pretrained ``"metasgd"`` model adapts with its
-        meta-learnt step sizes and refuses `inner_lr`.
+        meta-learnt step sizes and refuses `inner_lr`. The classification
+        head starts at zero (it serves any number of classes), so the first
+        step adapts only the head and later steps the whole network: with one
+        step, ``"maml"`` adapts like ``"anil"``; use two or more to adapt the
+        backbone too.
     first_order : bool, default=None
         Whether the meta-gradient of the gradient-based methods drops second
         derivatives. None means the method's own (``"fomaml"``: True). Fixed by
