@@ -16,7 +16,23 @@ import torch.nn.functional as F
 
 from ..net import MetaNet
 
-__all__ = ["Algorithm", "LabelledBatch", "TaskBatch", "map_tensors", "task_targets"]
+__all__ = [
+    "AdaptationDiverged",
+    "Algorithm",
+    "LabelledBatch",
+    "TaskBatch",
+    "map_tensors",
+    "task_targets",
+]
+
+
+class AdaptationDiverged(ValueError):
+    """An adaptation whose support loss, state or outputs turned NaN or
+    infinite (e.g. an inner learning rate too large for the inner steps).
+
+    A ``ValueError``, so ``fit`` fails with it and scikit-learn's searches
+    record the candidate as failed (``error_score``) with its message.
+    """
 
 
 def map_tensors(fn, value):
@@ -215,14 +231,19 @@ class Algorithm(ABC):
         :meth:`predict`, task by task: validation during meta-training."""
         losses, scores = [], []
         for task in range(batch.n_tasks):
-            state = self.adapt(
-                net,
-                batch.support_x[task],
-                task_targets(batch.support_y, task),
-                batch.n_way,
-            )
-            with torch.no_grad():
-                outputs = self.predict(net, state, batch.query_x[task])
+            try:
+                state = self.adapt(
+                    net,
+                    batch.support_x[task],
+                    task_targets(batch.support_y, task),
+                    batch.n_way,
+                )
+                with torch.no_grad():
+                    outputs = self.predict(net, state, batch.query_x[task])
+            except AdaptationDiverged:  # recorded as such: NaN loss and metric
+                losses.append(float("nan"))
+                scores.append(float("nan"))
+                continue
             loss, score = self.evaluate(outputs, task_targets(batch.query_y, task))
             losses.append(loss)
             scores.append(score)
