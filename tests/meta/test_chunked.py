@@ -134,3 +134,16 @@ def test_chunked_conv4_values_match_the_whole_set(conv_model, monkeypatch):
 def test_default_chunk_keeps_usual_episodes_whole(conv_model):
     net = conv_model.network()
     assert chunked.adapt_chunk_rows(net) >= 100  # 20-way 5-shot is 100 rows
+
+
+def test_chunked_regression_matches_one_chunk(monkeypatch):
+    algorithm = make_algorithm("maml", inner_lr=0.05, inner_steps=2, regression=True)
+    net = _tiny_net(algorithm)
+    x, _ = _support()
+    y = torch.sin(x[:, 0])
+    one = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x, y[None], 1, 1000, []
+    )
+    monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 8)
+    state = algorithm.adapt(net, x, y, 1)
+    torch.testing.assert_close(_flat(state), _flat(one), rtol=1e-10, atol=1e-12)

@@ -30,7 +30,7 @@ import torch
 
 from ..functional import embed, embed_once, forward
 from ..net import MetaNet, widest_activations
-from ..norm import Statistics, probe_statistics
+from ..norm import Statistics, TaskBatchNorm, probe_statistics
 
 __all__ = ["adapt_chunk_rows", "chunked_inner_loop", "support_statistics"]
 
@@ -88,7 +88,10 @@ def support_statistics(
         (and pixels), combined in float64 from the chunks'.
     """
     stats: Statistics = []
-    while True:
+    # one pass per task batch norm (a module called twice in a pass would
+    # need more), and none to find that there is no other
+    n_norms = sum(isinstance(m, TaskBatchNorm) for m in net.modules())
+    while len(stats) < n_norms:
         running = count = None
         for part in x.split(chunk_rows):
             h = probe_statistics(functools.partial(forward, net, weights, part), stats)
@@ -100,6 +103,7 @@ def support_statistics(
             count, *running = _merge(running, count, mean, var, n)
         mean, m2 = running
         stats.append((mean.to(x.dtype), (m2 / count).to(x.dtype)))
+    return stats
 
 
 def _leaves(tensors) -> list[torch.Tensor]:
