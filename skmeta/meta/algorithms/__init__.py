@@ -11,13 +11,13 @@ from __future__ import annotations
 from .anil import ANIL
 from .base import (
     AdaptationDiverged,
+    AdaptationWarning,
     Algorithm,
     LabelledBatch,
     TaskBatch,
     map_tensors,
     task_targets,
 )
-from .divergence import AdaptationWarning
 from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML

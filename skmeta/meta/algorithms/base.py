@@ -8,6 +8,7 @@ deployed.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from ..net import MetaNet
 
 __all__ = [
     "AdaptationDiverged",
+    "AdaptationWarning",
     "Algorithm",
     "LabelledBatch",
     "TaskBatch",
@@ -33,6 +35,10 @@ class AdaptationDiverged(ValueError):
     A ``ValueError``, so ``fit`` fails with it and scikit-learn's searches
     record the candidate as failed (``error_score``) with its message.
     """
+
+
+class AdaptationWarning(UserWarning):
+    """The support loss rose over the inner steps: the inner loop diverges."""
 
 
 def map_tensors(fn, value):
@@ -232,12 +238,14 @@ class Algorithm(ABC):
         losses, scores = [], []
         for task in range(batch.n_tasks):
             try:
-                state = self.adapt(
-                    net,
-                    batch.support_x[task],
-                    task_targets(batch.support_y, task),
-                    batch.n_way,
-                )
+                with warnings.catch_warnings():  # a half-trained model's, expected
+                    warnings.simplefilter("ignore", AdaptationWarning)
+                    state = self.adapt(
+                        net,
+                        batch.support_x[task],
+                        task_targets(batch.support_y, task),
+                        batch.n_way,
+                    )
                 with torch.no_grad():
                     outputs = self.predict(net, state, batch.query_x[task])
             except AdaptationDiverged:  # recorded as such: NaN loss and metric

@@ -6,7 +6,7 @@ adaptation whose support loss, adapted state or support outputs are not
 finite raises :class:`~.base.AdaptationDiverged` (a ``ValueError``: ``fit``
 fails, and scikit-learn's searches record the candidate as failed with this
 message); one whose support loss ended above where it started warns with
-:class:`AdaptationWarning`. Both name ``inner_steps`` and ``inner_lr``.
+:class:`~.base.AdaptationWarning`. Both name ``inner_steps`` and ``inner_lr``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ import warnings
 
 import torch
 
-from .base import AdaptationDiverged
+from .base import AdaptationDiverged, AdaptationWarning
 
-__all__ = ["AdaptationWarning", "check_adaptation", "settings_text"]
-
-
-class AdaptationWarning(UserWarning):
-    """The support loss rose over the inner steps: the inner loop diverges."""
+__all__ = ["check_adaptation", "settings_text"]
 
 
 def settings_text(method) -> str:
