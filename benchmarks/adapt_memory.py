@@ -56,7 +56,8 @@ footprint = hwm()
 tic = time.perf_counter()
 clf = FewShotClassifier(pretrained=model, inner_steps=10).fit(X, y)
 seconds = time.perf_counter() - tic
-print(json.dumps({"rows": len(X), "footprint_mib": footprint,
+import skmeta
+print(json.dumps({"rows": len(X), "footprint_mib": footprint, "skmeta": skmeta.__file__,
                   "rise_mib": hwm() - footprint, "seconds": seconds,
                   "train_accuracy": float(clf.score(X, y))}))
 """
@@ -76,17 +77,17 @@ def _model(path: Path, data_home: str) -> Path:
 
 
 def memory(args) -> dict:
-    model = _model(Path(args.model), args.data_home)
+    model = _model(Path(args.model), args.data_home).resolve()
     trees = {"chunked": str(HERE.parent)}
     if args.before:
-        trees["before"] = args.before
+        trees["before"] = str(Path(args.before).resolve())
     runs = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():
             env = {**os.environ, "PYTHONPATH": tree, "OMP_WAIT_POLICY": "PASSIVE"}
-            done = subprocess.run(
+            done = subprocess.run(  # in `tree`: "-c" puts the cwd first on sys.path
                 [sys.executable, "-c", CHILD, args.data_home, str(model)],
-                capture_output=True, text=True, env=env, check=True,
+                capture_output=True, text=True, env=env, check=True, cwd=tree,
             )  # fmt: skip
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(name, runs[name][-1], flush=True)
