@@ -188,6 +188,9 @@ def main() -> None:
     parser.add_argument("--model", default="/tmp/skmeta_adapt_memory_maml.safetensors")
     parser.add_argument("--before", help="source tree of the code to compare with")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--append", action="store_true", help="add to the stored memory runs"
+    )
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--chunk", type=int, default=25)
     args = parser.parse_args()
@@ -196,6 +199,9 @@ def main() -> None:
     if args.what != "table":
         result = (memory if args.what == "memory" else accuracy)(args)
     report = json.loads(path.read_text()) if path.exists() else {}  # read late
+    if args.what == "memory" and "memory" in report and args.append:
+        for name, runs in result["runs"].items():  # rounds of another run
+            result["runs"][name] = report["memory"]["runs"].get(name, []) + runs
     if result is not None:
         report[args.what] = result
     report["date"] = time.strftime("%Y-%m-%d")
