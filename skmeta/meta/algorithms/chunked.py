@@ -117,7 +117,9 @@ def _embed_rows(net, weights, x, stats, chunk_rows) -> torch.Tensor:
     return torch.cat([embed(net, weights, p, stats)[0] for p in x.split(chunk_rows)])
 
 
-def chunked_inner_loop(method, net, params, x, y, n_classes, chunk_rows, losses):
+def chunked_inner_loop(
+    method, net, params, x, y, n_classes, chunk_rows, losses, batch_size=100
+):
     """One task's inner loop, the support set run `chunk_rows` rows at a time.
 
     Parameters
@@ -133,8 +135,13 @@ def chunked_inner_loop(method, net, params, x, y, n_classes, chunk_rows, losses)
         Class codes, or regression targets with a task axis.
     n_classes : int
     chunk_rows : int
+        Rows per forward and backward pass of the gradient.
     losses : list
         Receives each step's support loss (a 0-d tensor) before its update.
+    batch_size : int, default=100
+        Rows per pass without gradient (statistics, embeddings), at most
+        `chunk_rows`: the inference chunk, cache-sized (24 rows for the Conv4
+        on 28x28 images took 3.0 s where 160 took 4.2 s for the statistics).
 
     Returns
     -------
@@ -143,16 +150,16 @@ def chunked_inner_loop(method, net, params, x, y, n_classes, chunk_rows, losses)
         ``head_weight`` ``(ways, dim)``, ``head_bias`` ``(ways,)`` and
         ``stats`` (per task batch norm, ``(channels,)`` each), detached.
     """
-    n = x.shape[0]
+    n, pass_rows = x.shape[0], min(batch_size, chunk_rows)
     weights = dict(method.inner_parameters(net, params))
-    stats = support_statistics(net, weights, x, chunk_rows)
-    emb = _embed_rows(net, weights, x, stats, chunk_rows)
+    stats = support_statistics(net, weights, x, pass_rows)
+    emb = _embed_rows(net, weights, x, stats, pass_rows)
     head = method.initial_head(params, emb.unsqueeze(0), y, n_classes)
     head_w, head_b = _leaves(head)
     targets = y.split(chunk_rows, dim=-1)
     for step in range(method.inner_steps):
         if step and weights:
-            stats = support_statistics(net, weights, x, chunk_rows)
+            stats = support_statistics(net, weights, x, pass_rows)
         names = [*weights, "head_weight", "head_bias"]
         current = [*weights.values(), head_w, head_b]
         grads = [torch.zeros_like(t) for t in current]
@@ -173,7 +180,7 @@ def chunked_inner_loop(method, net, params, x, y, n_classes, chunk_rows, losses)
         *updated, head_w, head_b = _leaves([*updated, head_w, head_b])
         weights = dict(zip(names[:-2], updated, strict=True))
     if weights and stats:  # the adapted weights' statistics, for prediction
-        stats = support_statistics(net, weights, x, chunk_rows)
+        stats = support_statistics(net, weights, x, pass_rows)
     return {
         "weights": {k: w.detach() for k, w in weights.items()},
         "head_weight": head_w.detach()[0],

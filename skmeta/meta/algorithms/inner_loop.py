@@ -246,6 +246,7 @@ class InnerLoopMethod(Algorithm):
                     n_classes,
                     chunk_rows,
                     losses,
+                    batch_size,
                 )
             else:
                 state = self.adapt_tasks(
@@ -261,7 +262,7 @@ class InnerLoopMethod(Algorithm):
         state = map_tensors(torch.Tensor.detach, state)
         with torch.no_grad():  # the support loss after the last step
             outputs = torch.cat(
-                [self.outputs(net, state, part) for part in support_x.split(chunk_rows)]
+                [self.outputs(net, state, part) for part in support_x.split(batch_size)]
             )
             targets = support_y[0] if self.regression else support_y
             losses.append(self.head.loss(outputs, targets))
