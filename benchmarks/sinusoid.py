@@ -24,13 +24,15 @@ import torch
 
 from skmeta import FewShotRegressor
 from skmeta.datasets import make_sinusoid_tasks
+from skmeta.meta.algorithms import AdaptationDiverged
 
 RESULTS = Path(__file__).resolve().parent / "results"
 X_GRID = np.linspace(-5, 5, 100)[:, None]
 
 
 def evaluate(model, k_shot, n_tasks, seed, inner_steps):
-    """MSE on the grid after adapting to k_shot points of each of n_tasks waves."""
+    """MSE on the grid after adapting to k_shot points of each of n_tasks waves
+    (NaN for a wave whose adaptation diverged: ``fit`` raises then)."""
     X, y, groups, amp, phase = make_sinusoid_tasks(
         n_tasks, k_shot, random_state=seed, return_params=True
     )
@@ -39,7 +41,11 @@ def evaluate(model, k_shot, n_tasks, seed, inner_steps):
     for task in range(n_tasks):
         rows = groups == task
         truth = amp[task] * np.sin(X_GRID[:, 0] - phase[task])
-        reg.fit(X[rows], y[rows])
+        try:
+            reg.fit(X[rows], y[rows])
+        except AdaptationDiverged:  # NaN/inf loss or outputs: counted as NaN
+            errors[task] = np.nan
+            continue
         errors[task] = np.mean((reg.predict(X_GRID) - truth) ** 2)
     return errors
 

@@ -25,7 +25,7 @@ from torch.func import functional_call
 from . import accel
 from .norm import Statistics, norm_statistics
 
-__all__ = ["embed", "embed_once", "embed_tasks", "thread_replica"]
+__all__ = ["embed", "embed_once", "embed_tasks", "forward", "thread_replica"]
 
 _LOCAL = threading.local()
 
@@ -77,11 +77,19 @@ def embed(
         The statistics each task batch norm used.
     """
     with norm_statistics(stats) as used:
-        if weights:
-            out = functional_call(thread_replica(net), weights, (x,), strict=False)
-        else:
-            out = net(x)
+        out = forward(net, weights, x)
     return out, used
+
+
+def forward(
+    net: nn.Module, weights: dict[str, torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """``net(x)`` with some parameters replaced, its task batch norms left to
+    the caller's :func:`~skmeta.meta.norm.norm_statistics` scope (or their
+    batch's statistics). Arguments as :func:`embed`'s."""
+    if weights:
+        return functional_call(thread_replica(net), weights, (x,), strict=False)
+    return net(x)
 
 
 def embed_tasks(

@@ -21,6 +21,7 @@ import contextlib
 from contextvars import ContextVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "batch_statistics",
     "norm_statistics",
     "normalize",
+    "probe_statistics",
     "use_task_norm",
 ]
 
@@ -40,6 +42,13 @@ class _Pass:
     def __init__(self, given: Statistics | None) -> None:
         self.given = given or None
         self.used: Statistics = []
+        # probe_statistics: stop at the layer after the given ones, keep its input
+        self.probe = False
+        self.probed: torch.Tensor | None = None
+
+
+class _ProbeReached(Exception):
+    """Raised by the probed layer to end the pass there."""
 
 
 _CURRENT: ContextVar[_Pass | None] = ContextVar("skmeta_norm_pass", default=None)
@@ -95,6 +104,15 @@ class TaskBatchNorm(nn.BatchNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         current = _CURRENT.get()
+        weight, bias = (self.weight, self.bias) if self.affine else (None, None)
+        if current is not None and current.probe:
+            if len(current.used) == len(current.given or ()):
+                current.probed = x
+                raise _ProbeReached
+            mean, var = current.given[len(current.used)]
+            current.used.append((mean, var))
+            # no gradient here: one fused kernel
+            return F.batch_norm(x, mean, var, weight, bias, False, 0.0, self.eps)
         if current is not None and current.given is not None:
             # layer after layer; a scope may hold several passes
             mean, var = current.given[len(current.used) % len(current.given)]
@@ -102,7 +120,6 @@ class TaskBatchNorm(nn.BatchNorm2d):
             mean, var = batch_statistics(x)
         if current is not None:
             current.used.append((mean, var))
-        weight, bias = (self.weight, self.bias) if self.affine else (None, None)
         return normalize(x, mean, var, weight, bias, self.eps)
 
 
@@ -169,3 +186,36 @@ def norm_statistics(given: Statistics | None = None):
         yield current.used
     finally:
         _CURRENT.reset(token)
+
+
+def probe_statistics(run, given: Statistics) -> torch.Tensor | None:
+    """The input of the first :class:`TaskBatchNorm` after the given ones.
+
+    Runs ``run()`` (a forward pass) with the task batch norms it reaches first
+    normalising with `given` (in order), and stops the pass at the next one,
+    returning its input: how statistics over more rows than one pass holds
+    are built layer after layer (each layer's statistics need the earlier
+    layers normalised with theirs).
+
+    Parameters
+    ----------
+    run : callable
+        Runs the forward pass; its result is discarded.
+    given : list of (mean, var)
+        Statistics of the first ``len(given)`` task batch norms.
+
+    Returns
+    -------
+    Tensor of shape (batch, channels, ...) or None
+        None when the pass reached no task batch norm past the given ones.
+    """
+    current = _Pass(None)
+    current.given, current.probe = list(given), True
+    token = _CURRENT.set(current)
+    try:
+        run()
+    except _ProbeReached:
+        return current.probed
+    finally:
+        _CURRENT.reset(token)
+    return None

@@ -9,7 +9,15 @@ regression) is read from :data:`ALGORITHMS`.
 from __future__ import annotations
 
 from .anil import ANIL
-from .base import Algorithm, LabelledBatch, TaskBatch, map_tensors, task_targets
+from .base import (
+    AdaptationDiverged,
+    AdaptationWarning,
+    Algorithm,
+    LabelledBatch,
+    TaskBatch,
+    map_tensors,
+    task_targets,
+)
 from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
@@ -22,6 +30,8 @@ from .reptile import Reptile
 
 __all__ = [
     "ALGORITHMS",
+    "AdaptationDiverged",
+    "AdaptationWarning",
     "Algorithm",
     "InnerLoopMethod",
     "LabelledBatch",

@@ -8,6 +8,7 @@ deployed.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -16,7 +17,28 @@ import torch.nn.functional as F
 
 from ..net import MetaNet
 
-__all__ = ["Algorithm", "LabelledBatch", "TaskBatch", "map_tensors", "task_targets"]
+__all__ = [
+    "AdaptationDiverged",
+    "AdaptationWarning",
+    "Algorithm",
+    "LabelledBatch",
+    "TaskBatch",
+    "map_tensors",
+    "task_targets",
+]
+
+
+class AdaptationDiverged(ValueError):
+    """An adaptation whose support loss, state or outputs turned NaN or
+    infinite (e.g. an inner learning rate too large for the inner steps).
+
+    A ``ValueError``, so ``fit`` fails with it and scikit-learn's searches
+    record the candidate as failed (``error_score``) with its message.
+    """
+
+
+class AdaptationWarning(UserWarning):
+    """The support loss rose over the inner steps: the inner loop diverges."""
 
 
 def map_tensors(fn, value):
@@ -215,14 +237,21 @@ class Algorithm(ABC):
         :meth:`predict`, task by task: validation during meta-training."""
         losses, scores = [], []
         for task in range(batch.n_tasks):
-            state = self.adapt(
-                net,
-                batch.support_x[task],
-                task_targets(batch.support_y, task),
-                batch.n_way,
-            )
-            with torch.no_grad():
-                outputs = self.predict(net, state, batch.query_x[task])
+            try:
+                with warnings.catch_warnings():  # a half-trained model's, expected
+                    warnings.simplefilter("ignore", AdaptationWarning)
+                    state = self.adapt(
+                        net,
+                        batch.support_x[task],
+                        task_targets(batch.support_y, task),
+                        batch.n_way,
+                    )
+                with torch.no_grad():
+                    outputs = self.predict(net, state, batch.query_x[task])
+            except AdaptationDiverged:  # recorded as such: NaN loss and metric
+                losses.append(float("nan"))
+                scores.append(float("nan"))
+                continue
             loss, score = self.evaluate(outputs, task_targets(batch.query_y, task))
             losses.append(loss)
             scores.append(score)

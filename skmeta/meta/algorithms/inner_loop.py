@@ -25,7 +25,9 @@ import torch
 
 from ..functional import embed_once, embed_tasks
 from ..net import MetaNet
-from .base import Algorithm, map_tensors
+from .base import AdaptationDiverged, Algorithm, map_tensors
+from .chunked import adapt_chunk_rows, chunked_inner_loop
+from .divergence import check_adaptation, settings_text
 from .heads import ClassificationHead, RegressionHead
 
 __all__ = ["InnerLoopMethod", "task_state"]
@@ -41,6 +43,13 @@ def task_state(state: dict, task: int) -> dict:
         "head_bias": state["head_bias"][task],
         "stats": [(mean[task], var[task]) for mean, var in state["stats"]],
     }
+
+
+def _tensors(value):
+    """The tensors of a nest of dicts, lists and tuples."""
+    found = []
+    map_tensors(found.append, value)
+    return found
 
 
 class InnerLoopMethod(Algorithm):
@@ -129,7 +138,9 @@ class InnerLoopMethod(Algorithm):
         return self.head.initial(weight, bias, support_emb.shape[0], n_classes)
 
     # -- the inner loop ---------------------------------------------------
-    def adapt_tasks(self, net, params, support_x, support_y, n_classes, create_graph):
+    def adapt_tasks(
+        self, net, params, support_x, support_y, n_classes, create_graph, losses=None
+    ):
         """Adapt to several tasks at once, each from the same meta-weights.
 
         Parameters
@@ -144,6 +155,9 @@ class InnerLoopMethod(Algorithm):
         n_classes : int
         create_graph : bool
             Keep the graph of the steps (second-order meta-gradients).
+        losses : list, optional
+            Receives each step's support loss (the sum over tasks, a 0-d
+            tensor, detached) before its update.
 
         Returns
         -------
@@ -165,6 +179,8 @@ class InnerLoopMethod(Algorithm):
             outputs = torch.baddbmm(head_b.unsqueeze(1), emb, head_w.transpose(1, 2))
             # the sum of the tasks' losses: each task's weights get its own gradient
             loss = self.head.loss_sum(outputs, support_y)
+            if losses is not None:
+                losses.append(loss.detach())
             names = [*weights, *HEAD]
             current = [*weights.values(), head_w, head_b]
             grads = torch.autograd.grad(
@@ -198,6 +214,19 @@ class InnerLoopMethod(Algorithm):
 
     # -- Algorithm interface ----------------------------------------------
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
+        """Adapt to one support set (see :class:`~.base.Algorithm`).
+
+        A support set of more rows than one chunk
+        (:func:`~.chunked.adapt_chunk_rows`) is run in chunks with the whole
+        set's batch statistics given (:mod:`.chunked`); a smaller one in one
+        pass. The support loss after the last step is computed too:
+        :func:`~.divergence.check_adaptation` raises
+        :class:`~.base.AdaptationDiverged` when a step's loss, the adapted
+        state or the support outputs are not finite, and warns when the loss
+        rose over the steps.
+        """
+        losses: list[torch.Tensor] = []
+        chunk_rows = adapt_chunk_rows(net)
         with torch.enable_grad():
             # leaves of our own, sharing the network's memory: the network and
             # its parameters are left as they are (shared by other callers)
@@ -207,14 +236,47 @@ class InnerLoopMethod(Algorithm):
             }
             if self.regression:  # per-task targets
                 support_y = support_y.unsqueeze(0)
-            state = self.adapt_tasks(
-                net, params, support_x.unsqueeze(0), support_y, n_classes, False
+            if support_x.shape[0] > chunk_rows:
+                state = chunked_inner_loop(
+                    self,
+                    net,
+                    params,
+                    support_x,
+                    support_y,
+                    n_classes,
+                    chunk_rows,
+                    losses,
+                    batch_size,
+                )
+            else:
+                state = self.adapt_tasks(
+                    net,
+                    params,
+                    support_x.unsqueeze(0),
+                    support_y,
+                    n_classes,
+                    False,
+                    losses,
+                )
+                state = task_state(state, 0)
+        state = map_tensors(torch.Tensor.detach, state)
+        with torch.no_grad():  # the support loss after the last step
+            outputs = torch.cat(
+                [self.outputs(net, state, part) for part in support_x.split(batch_size)]
             )
-        return map_tensors(torch.Tensor.detach, task_state(state, 0))
+            targets = support_y[0] if self.regression else support_y
+            losses.append(self.head.loss(outputs, targets))
+        check_adaptation(self, losses, [*_tensors(state), outputs])
+        return state
 
     def predict(self, net, state, query_x, batch_size=100):
         chunks = [self.outputs(net, state, part) for part in query_x.split(batch_size)]
-        return torch.cat(chunks).double()
+        outputs = torch.cat(chunks).double()
+        if not torch.isfinite(outputs).all():
+            raise AdaptationDiverged(
+                f"The adapted model's outputs are not finite ({settings_text(self)}."
+            )
+        return outputs
 
     def evaluate(self, outputs, targets):
         outputs = outputs.float()

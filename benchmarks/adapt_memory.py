@@ -1,0 +1,215 @@
+"""Adaptation to a large support set: memory, time and accuracy (issue 16, part 4).
+
+``memory``: the issue's case. In a fresh process, ``FewShotClassifier(
+pretrained=maml_model, inner_steps=10).fit`` on 2,000 Omniglot ``background``
+rows of 100 classes (default max-pool Conv4, 28x28 grey), reporting the
+footprint (``VmHWM`` of ``/proc/self/status`` after imports, data and model
+loaded), the peak RSS rise over it and the seconds of ``fit``. Runs alternate
+between this tree and ``--before`` (a source tree of the code before, e.g.
+``git archive``'d), since the machine may be shared. The MAML model is
+meta-trained for a few iterations (the weights do not change the cost) and
+cached at ``--model``.
+
+``accuracy``: chunked against one-pass adaptation on the same episodes:
+20-way 5-shot, 15 queries per class, ``inner_steps=10``, on the Omniglot
+``evaluation`` split, with a MAML model given by ``--model`` (meta-trained
+5-way 1-shot on ``background``). The one-pass loop takes these 100-row support
+sets whole; the chunked loop is forced to ``--chunk`` rows.
+
+    python benchmarks/adapt_memory.py memory --before /tmp/before --rounds 2
+    python benchmarks/adapt_memory.py accuracy --model maml.safetensors
+
+Results: ``benchmarks/results/adapt_memory.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DATA = HERE.parent.parent / "shared" / "data" / "omniglot"
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024  # MiB
+
+from skmeta import FewShotClassifier, MetaModel
+from skmeta.datasets import load_omniglot
+X, y = load_omniglot("background", data_home=sys.argv[1], return_X_y=True)
+X, y = X[y < 100], y[y < 100]
+model = MetaModel.load(sys.argv[2])
+footprint = hwm()
+tic = time.perf_counter()
+clf = FewShotClassifier(pretrained=model, inner_steps=10).fit(X, y)
+seconds = time.perf_counter() - tic
+import skmeta
+print(json.dumps({"rows": len(X), "footprint_mib": footprint, "skmeta": skmeta.__file__,
+                  "rise_mib": hwm() - footprint, "seconds": seconds,
+                  "train_accuracy": float(clf.score(X, y))}))
+"""
+
+
+def _model(path: Path, data_home: str) -> Path:
+    if not path.exists():
+        from skmeta import MetaFeatureExtractor
+        from skmeta.datasets import load_omniglot
+
+        X, y = load_omniglot("background", data_home=data_home, return_X_y=True)
+        MetaFeatureExtractor(
+            method="maml", n_way=5, k_shot=1, n_query=15, inner_steps=2,
+            max_iter=20, random_state=0, input_shape=(1, 28, 28),
+        ).fit(X, y).meta_model_.save(path)  # fmt: skip
+    return path
+
+
+def memory(args) -> dict:
+    model = _model(Path(args.model), args.data_home).resolve()
+    trees = {"chunked": str(HERE.parent)}
+    if args.before:
+        trees["before"] = str(Path(args.before).resolve())
+    runs = {name: [] for name in trees}
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": tree, "OMP_WAIT_POLICY": "PASSIVE"}
+            done = subprocess.run(  # in `tree`: "-c" puts the cwd first on sys.path
+                [sys.executable, "-c", CHILD, args.data_home, str(model)],
+                capture_output=True, text=True, env=env, check=True, cwd=tree,
+            )  # fmt: skip
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(name, runs[name][-1], flush=True)
+    return {"case": "FewShotClassifier(pretrained=maml, inner_steps=10).fit, "
+            "2,000 Omniglot rows, 100 classes, Conv4 28x28", "runs": runs}  # fmt: skip
+
+
+def _episodes(y, n_episodes, n_way, k_shot, n_query, seed):
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
+    for _ in range(n_episodes):
+        ways = rng.choice(len(by_class), n_way, replace=False)
+        rows = [rng.choice(by_class[c], k_shot + n_query, replace=False) for c in ways]
+        support = np.concatenate([r[:k_shot] for r in rows])
+        query = np.concatenate([r[k_shot:] for r in rows])
+        yield support, np.repeat(np.arange(n_way), k_shot), query, n_way, n_query
+
+
+def accuracy(args) -> dict:
+    import torch
+
+    from skmeta import MetaModel
+    from skmeta.datasets import load_omniglot
+    from skmeta.meta.algorithms import inner_loop
+
+    X, y = load_omniglot("evaluation", data_home=args.data_home, return_X_y=True)
+    model = MetaModel.load(args.model)
+    net, alg = model.network(), model.algorithm(inner_steps=10)
+    own = inner_loop.adapt_chunk_rows
+    scores = {"one_pass": [], "chunked": []}
+    for s, s_y, q, n_way, n_query in _episodes(y, args.episodes, 20, 5, 15, 0):
+        sx, sy = torch.tensor(X[s]), torch.tensor(s_y)
+        qy = torch.arange(n_way).repeat_interleave(n_query)
+        for name, rows in (("one_pass", None), ("chunked", args.chunk)):
+            inner_loop.adapt_chunk_rows = own if rows is None else lambda net, r=rows: r
+            state = alg.adapt(net, sx, sy, n_way)
+            with torch.inference_mode():
+                out = alg.predict(net, state, torch.tensor(X[q]))
+            scores[name].append(float((out.argmax(1) == qy).float().mean()))
+        if len(scores["chunked"]) % 20 == 0:
+            print(len(scores["chunked"]), "episodes", flush=True)
+    inner_loop.adapt_chunk_rows = own
+    diff = np.subtract(scores["chunked"], scores["one_pass"])
+
+    def ci(a):
+        return 1.96 * np.std(a, ddof=1) / np.sqrt(len(a))
+
+    out = {
+        name: {"mean": float(np.mean(v)), "ci95": float(ci(v))}
+        for name, v in scores.items()
+    }
+    out["difference"] = {"mean": float(diff.mean()), "ci95": float(ci(diff))}
+    out["setting"] = (
+        f"20-way 5-shot, 15 queries, inner_steps=10, {args.episodes} episodes, "
+        f"chunks of {args.chunk} rows, Omniglot evaluation, model {args.model}"
+    )
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def _table(report: dict) -> str:
+    lines = ["# Adaptation to a large support set (issue 16, part 4)", ""]
+    mem = report.get("memory")
+    if mem:
+        lines += [
+            f"{mem['case']}; `benchmarks/adapt_memory.py memory`, {report['date']}, "
+            "alternating runs on a shared 2-core machine (busy: timings noisy).",
+            "",
+            "| code | footprint MiB | peak RSS rise MiB | fit seconds |",
+            "|---|---|---|---|",
+        ]
+        for name, runs in mem["runs"].items():
+            for run in runs:
+                lines.append(
+                    f"| {name} | {run['footprint_mib']:.0f} | "
+                    f"{run['rise_mib']:.0f} | {run['seconds']:.1f} |"
+                )
+    acc = report.get("accuracy")
+    if acc:
+        lines += [
+            "",
+            f"Held-out accuracy, {acc['setting']} (same episodes for both):",
+            "",
+            "| adaptation | accuracy | 95% CI |",
+            "|---|---|---|",
+        ]
+        for name in ("one_pass", "chunked", "difference"):
+            lines.append(
+                f"| {name} | {acc[name]['mean']:.4f} | ±{acc[name]['ci95']:.4f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("memory", "accuracy", "table"))
+    parser.add_argument("--data-home", default=str(DATA))
+    parser.add_argument("--model", default="/tmp/skmeta_adapt_memory_maml.safetensors")
+    parser.add_argument("--before", help="source tree of the code to compare with")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--append", action="store_true", help="add to the stored memory runs"
+    )
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--chunk", type=int, default=25)
+    args = parser.parse_args()
+    path = RESULTS / "adapt_memory.json"
+    result = None
+    if args.what != "table":
+        result = (memory if args.what == "memory" else accuracy)(args)
+    report = json.loads(path.read_text()) if path.exists() else {}  # read late
+    if args.what == "memory" and "memory" in report and args.append:
+        for name, runs in result["runs"].items():  # rounds of another run
+            result["runs"][name] = report["memory"]["runs"].get(name, []) + runs
+    if result is not None:
+        report[args.what] = result
+    report["date"] = time.strftime("%Y-%m-%d")
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    (RESULTS / "adapt_memory.md").write_text(_table(report))
+    print(_table(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Divergence of an inner loop is never silent.
+
+Too large an inner learning rate, or too many inner steps, can make the
+support loss grow step after step until the weights and outputs overflow. An
+adaptation whose support loss, adapted state or support outputs are not
+finite raises :class:`~.base.AdaptationDiverged` (a ``ValueError``: ``fit``
+fails, and scikit-learn's searches record the candidate as failed with this
+message); one whose support loss ended above where it started warns with
+:class:`~.base.AdaptationWarning`. Both name ``inner_steps`` and ``inner_lr``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .base import AdaptationDiverged, AdaptationWarning
+
+__all__ = ["check_adaptation", "settings_text"]
+
+
+def settings_text(method) -> str:
+    """The inner-loop settings of `method` and what to change, in words: the
+    end of a sentence whose parenthesis this closes."""
+    rate = f"inner_lr={method.inner_lr}"
+    if "inner_lr" not in method.adaptation_settings:  # Meta-SGD: learnt rates
+        rate += ", the initial value of its meta-learnt step sizes"
+    return (
+        f"inner_steps={method.inner_steps}, {rate}); use fewer inner_steps or a "
+        "smaller inner_lr"
+    )
+
+
+def check_adaptation(method, losses: list[torch.Tensor], tensors) -> None:
+    """Raise or warn if an adaptation diverged.
+
+    Parameters
+    ----------
+    method : InnerLoopMethod
+    losses : list of 0-d Tensor
+        The support loss before each of the ``inner_steps`` updates, then the
+        one after the last.
+    tensors : iterable of Tensor
+        The adapted state's tensors and the support outputs.
+
+    Raises
+    ------
+    AdaptationDiverged
+        If a loss or a tensor is NaN or infinite; the message names the step.
+    """
+    values = torch.stack([loss.detach().float().reshape(()) for loss in losses])
+    finite = torch.isfinite(values)
+    if not finite.all():
+        bad = int((~finite).nonzero()[0, 0])
+        where = f"inner step {bad + 1}" if bad < method.inner_steps else "the last step"
+        raise AdaptationDiverged(
+            f"Adaptation diverged: the support loss became {float(values[bad])} "
+            f"{'at' if bad < method.inner_steps else 'after'} {where} "
+            f"({settings_text(method)}."
+        )
+    if not all(bool(torch.isfinite(t).all()) for t in tensors):
+        raise AdaptationDiverged(
+            "Adaptation diverged: the adapted weights or the support outputs are "
+            f"not finite after the last inner step ({settings_text(method)}."
+        )
+    if values[-1] > values[0]:
+        steps = ", ".join(f"{v:.4g}" for v in values.tolist())
+        warnings.warn(
+            f"The support loss rose over the inner steps ({steps}): the inner loop "
+            f"diverges ({settings_text(method)}.",
+            AdaptationWarning,
+            stacklevel=3,
+        )

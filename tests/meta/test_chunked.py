@@ -1,0 +1,149 @@
+"""Adaptation to large support sets by chunks (skmeta/meta/algorithms/chunked.py)."""
+
+import pytest
+import torch
+from maml_helpers import GRADIENT_METHODS, _tiny_net
+
+from skmeta.meta.algorithms import chunked, inner_loop, make_algorithm
+from skmeta.meta.algorithms.inner_loop import task_state
+from skmeta.meta.functional import embed
+from skmeta.meta.train import TrainSettings, meta_train
+
+
+def _support(n=50, width=4, n_classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, width, generator=g, dtype=torch.float64)
+    return x, torch.arange(n) % n_classes
+
+
+def _leaves(net):
+    return {n: p.detach().requires_grad_(True) for n, p in net.named_parameters()}
+
+
+def _flat(state):
+    return torch.cat([t.reshape(-1) for t in inner_loop._tensors(state)])
+
+
+@pytest.fixture(scope="module")
+def conv_model():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(60, 256, generator=g).numpy()
+    y = torch.arange(60).numpy() % 6
+    return meta_train(
+        X,
+        y,
+        TrainSettings(
+            n_way=3,
+            k_shot=1,
+            n_query=2,
+            input_shape=(1, 16, 16),
+            backbone="conv4",
+            method="maml",
+            max_iter=2,
+            seed=0,
+            backbone_params={"hidden_channels": 8},
+            method_params={"inner_lr": 0.1, "inner_steps": 2},
+        ),
+    )
+
+
+def test_support_statistics_are_the_whole_batchs():
+    net = _tiny_net(make_algorithm("maml"))
+    x, _ = _support()
+    whole = embed(net, {}, x)[1]
+    for rows in (7, 50, 200):
+        stats = chunked.support_statistics(net, {}, x, rows)
+        assert len(stats) == len(whole) == 1
+        for got, want in zip(stats[0], whole[0], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_support_statistics_of_a_conv4_layer_after_layer(conv_model):
+    net = conv_model.network()
+    params = _leaves(net)
+    x = torch.rand(40, 256, generator=torch.Generator().manual_seed(1))
+    weights = {k: v + 0.01 for k, v in params.items() if k.startswith("backbone.")}
+    with torch.no_grad():
+        whole = embed(net, weights, x)[1]
+    stats = chunked.support_statistics(net, weights, x, 9)
+    assert len(stats) == len(whole) == 4
+    for layer, want in zip(stats, whole, strict=True):
+        for got, value in zip(layer, want, strict=True):
+            torch.testing.assert_close(got, value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_small_support_sets_adapt_as_before_bit_for_bit(method):
+    algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=3)
+    net = _tiny_net(algorithm)
+    x, y = _support(n=15)
+    assert x.shape[0] <= chunked.adapt_chunk_rows(net)
+    state = algorithm.adapt(net, x, y, 3)
+    with torch.enable_grad():  # the one-pass inner loop, as adapt ran it before
+        before = task_state(
+            algorithm.adapt_tasks(net, _leaves(net), x[None], y, 3, False), 0
+        )
+    assert torch.equal(_flat(state), _flat(before).detach())
+
+
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_chunks_do_not_change_the_result(method, monkeypatch):
+    algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=3)
+    net = _tiny_net(algorithm)
+    x, y = _support()
+    one = chunked.chunked_inner_loop(algorithm, net, _leaves(net), x, y, 3, 1000, [])
+    calls = []
+    monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 7)
+    monkeypatch.setattr(
+        inner_loop,
+        "chunked_inner_loop",
+        lambda *args: calls.append(args[6]) or chunked.chunked_inner_loop(*args),
+    )
+    state = algorithm.adapt(net, x, y, 3)
+    assert calls == [7]
+    torch.testing.assert_close(_flat(state), _flat(one), rtol=1e-10, atol=1e-12)
+
+
+def test_chunked_anil_equals_one_pass(monkeypatch):
+    # the body does not adapt: no gradient through the statistics to leave out
+    algorithm = make_algorithm("anil", inner_lr=0.3, inner_steps=3)
+    net = _tiny_net(algorithm)
+    x, y = _support()
+    whole = algorithm.adapt(net, x, y, 3)
+    monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 7)
+    torch.testing.assert_close(_flat(algorithm.adapt(net, x, y, 3)), _flat(whole))
+
+
+def test_chunked_conv4_values_match_the_whole_set(conv_model, monkeypatch):
+    algorithm, net = conv_model.algorithm(inner_steps=3), conv_model.network()
+    x = torch.rand(40, 256, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(40) % 4
+    whole = chunked.chunked_inner_loop(algorithm, net, _leaves(net), x, y, 4, 40, [])
+    monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 9)
+    state = algorithm.adapt(net, x, y, 4)
+    torch.testing.assert_close(_flat(state), _flat(whole), rtol=1e-4, atol=1e-5)
+    # close to the one-pass loop too: only the statistics' gradient term differs
+    monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 128)
+    one_pass = algorithm.adapt(net, x, y, 4)
+    with torch.inference_mode():
+        a = algorithm.predict(net, state, x)
+        b = algorithm.predict(net, one_pass, x)
+    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.9
+
+
+def test_default_chunk_keeps_usual_episodes_whole(conv_model):
+    net = conv_model.network()
+    assert chunked.adapt_chunk_rows(net) >= 100  # 20-way 5-shot is 100 rows
+
+
+def test_chunked_regression_matches_one_chunk(monkeypatch):
+    algorithm = make_algorithm("maml", inner_lr=0.05, inner_steps=2, regression=True)
+    net = _tiny_net(algorithm)
+    x, _ = _support()
+    y = torch.sin(x[:, 0])
+    one = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x, y[None], 1, 1000, []
+    )
+    monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 8)
+    state = algorithm.adapt(net, x, y, 1)
+    torch.testing.assert_close(_flat(state), _flat(one), rtol=1e-10, atol=1e-12)
