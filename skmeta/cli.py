@@ -106,7 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("data", metavar="DATA")
     train.add_argument("--out", required=True, help="model file to write")
     for flag, name, kind in TRAIN_FLAGS:
-        train.add_argument(flag, type=kind, default=None, help=parameter_help(name))
+        train.add_argument(
+            flag,
+            dest=name,  # the estimator parameter it sets
+            metavar=flag[2:].upper().replace("-", "_"),
+            type=kind,
+            default=None,
+            help=parameter_help(name),
+        )
     _add_data_flags(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -188,9 +195,9 @@ def _train(args) -> None:
 
     data = load_dataset(args.data, **_image_options(args))
     params = {
-        name: getattr(args, flag[2:].replace("-", "_"))
-        for flag, name, _ in TRAIN_FLAGS
-        if getattr(args, flag[2:].replace("-", "_")) is not None
+        name: getattr(args, name)
+        for _, name, _ in TRAIN_FLAGS
+        if getattr(args, name) is not None
     }
     extractor = MetaFeatureExtractor(
         input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
