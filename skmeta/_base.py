@@ -67,6 +67,7 @@ class MetaEstimator(BaseEstimator):
         learning_rate=1e-3,
         max_grad_norm=None,
         early_stopping=False,
+        calibrate="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         n_jobs=None,
@@ -74,6 +75,8 @@ class MetaEstimator(BaseEstimator):
         warm_start=False,
         checkpoint=None,
         checkpoint_every=None,
+        unknown_label=None,
+        rejection_rate=None,
         pretrained=None,
         device="auto",
         random_state=None,
@@ -98,6 +101,7 @@ class MetaEstimator(BaseEstimator):
         self.learning_rate = learning_rate
         self.max_grad_norm = max_grad_norm
         self.early_stopping = early_stopping
+        self.calibrate = calibrate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.n_jobs = n_jobs
@@ -105,6 +109,8 @@ class MetaEstimator(BaseEstimator):
         self.warm_start = warm_start
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.unknown_label = unknown_label
+        self.rejection_rate = rejection_rate
         self.pretrained = pretrained
         self.device = device
         self.random_state = random_state
@@ -333,6 +339,7 @@ class MetaEstimator(BaseEstimator):
             learning_rate=self.learning_rate,
             max_grad_norm=self.max_grad_norm,
             early_stopping=self.early_stopping,
+            calibrate=self._calibrates(),
             validation_fraction=self.validation_fraction,
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
@@ -351,6 +358,17 @@ class MetaEstimator(BaseEstimator):
         self.n_iter_ = int(model.config["training"]["n_iter"])
         warn_if_still_improving(model, self.max_iter)
         return model
+
+    def _calibrates(self) -> bool:
+        """Whether meta-training fits a temperature and open-set scores on
+        held-out classes: ``calibrate=True``, or ``"auto"`` with
+        `early_stopping` (which holds classes out anyway); never for
+        regression."""
+        if self._task.regression:
+            return False
+        return self.calibrate is True or (
+            self.calibrate == "auto" and self.early_stopping
+        )
 
     # -- adaptation and prediction ----------------------------------------------
     def _algorithm(self):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
+from .meta.calibration import known_score_threshold
 
 __all__ = ["FewShotClassifier"]
 
@@ -134,8 +136,17 @@ FeatureAugmentation or callable, default=None
         Hold out a class-disjoint `validation_fraction` of the classes, evaluate
         on their episodes regularly, stop after `n_iter_no_change` evaluations
         without improvement and keep the best weights.
+    calibrate : {"auto"} or bool, default="auto"
+        After meta-training, fit a temperature on episodes of the held-out
+        classes (those `early_stopping` holds out, or, with ``True`` and no
+        early stopping, a `validation_fraction` of the classes held out for
+        it): :meth:`predict_proba` then divides the class scores by it (Guo et
+        al. 2017), and the model records the expected calibration error before
+        and after (``meta_model_.config["calibration"]``) and the scores of
+        known-class queries that `unknown_label` needs. ``"auto"``: with
+        `early_stopping` only, so no class is held out just for it.
     validation_fraction : float, default=0.1
-        Share of the classes held out for `early_stopping`.
+        Share of the classes held out for `early_stopping` and `calibrate`.
     n_iter_no_change : int, default=10
         Evaluations without improvement before stopping (every ``max_iter // 20``
         iterations, at most 100).
@@ -178,6 +189,20 @@ FeatureAugmentation or callable, default=None
     checkpoint_every : int, default=None
         Iterations between two checkpoints. None: at each record of
         ``history_`` (every ``max_iter // 20`` iterations, at most 100).
+    unknown_label : object, default=None
+        Open-set prediction: :meth:`predict` returns this label (e.g. ``-1``
+        or ``"unknown"``, not one of the classes) for a query whose best class
+        score is below what `rejection_rate` of the known-class queries of the
+        held-out classes reached in meta-training -- a query far from every
+        class. Needs a model meta-trained with `calibrate`. None: every query
+        gets one of ``classes_``. :meth:`predict_proba` and
+        :meth:`decision_function` are unchanged.
+    rejection_rate : float, default=None
+        With `unknown_label`: the share of known-class queries to reject, in
+        ``[0, 0.5]``, which sets the threshold (``unknown_threshold_``). None
+        means 0.05. The threshold was measured on episodes of meta-training's
+        ``k_shot``; with more shots the known queries score higher and fewer
+        are rejected.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,
@@ -206,6 +231,13 @@ FeatureAugmentation or callable, default=None
         What adaptation produced (CPU tensors): ``{"prototypes": (n_classes,
         dim)}`` for ProtoNet; adapted weights, head and support statistics for
         the gradient-based methods.
+    temperature_ : float
+        The divisor of the class scores in :meth:`predict_proba`: the model's
+        calibrated temperature (see `calibrate`), or 1.0 for a model meta-trained
+        without it.
+    unknown_threshold_ : float
+        With `unknown_label`: the best class score below which :meth:`predict`
+        returns `unknown_label`.
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -253,7 +285,34 @@ FeatureAugmentation or callable, default=None
         """
         X, codes = self._fit_meta_model(X, y)
         self._adapt(X, codes)
+        self._set_open_set()
         return self
+
+    def _set_open_set(self) -> None:
+        """The temperature of the model, and the open-set threshold."""
+        record = self.meta_model_.config.get("calibration")
+        self.temperature_ = 1.0 if record is None else float(record["temperature"])
+        if self.unknown_label is None:
+            if self.rejection_rate is not None:
+                raise ValueError(
+                    f"rejection_rate={self.rejection_rate!r} applies only with "
+                    "unknown_label; set unknown_label (e.g. -1) or leave "
+                    "rejection_rate=None."
+                )
+            return
+        if record is None:
+            raise ValueError(
+                "unknown_label needs a model meta-trained with calibrate=True (or "
+                "early_stopping=True), which records the scores of known-class "
+                "queries on held-out classes; this model has none."
+            )
+        if np.any(self.classes_ == self.unknown_label):
+            raise ValueError(
+                f"unknown_label={self.unknown_label!r} is one of the classes in "
+                "y; choose a label that is not."
+            )
+        rate = 0.05 if self.rejection_rate is None else self.rejection_rate
+        self.unknown_threshold_ = known_score_threshold(record, rate)
 
     def decision_function(self, X):
         """Class scores of X, higher for more likely classes.
@@ -286,10 +345,13 @@ FeatureAugmentation or callable, default=None
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Probabilities of ``classes_``, each row summing to 1.
+            Probabilities of ``classes_``, each row summing to 1: the softmax
+            of the class scores divided by ``temperature_`` (calibrated on
+            held-out classes when the model was meta-trained with
+            `calibrate`).
         """
         check_is_fitted(self)
-        return softmax(self._outputs(X), axis=1)
+        return softmax(self._outputs(X) / np.float32(self.temperature_), axis=1)
 
     def predict(self, X):
         """Label of the most likely class for each row of X.
@@ -302,7 +364,18 @@ FeatureAugmentation or callable, default=None
         Returns
         -------
         ndarray of shape (n_samples,)
-            Labels from ``classes_``.
+            Labels from ``classes_``, or `unknown_label` for the queries whose
+            best score is below ``unknown_threshold_``.
         """
         check_is_fitted(self)
-        return self.classes_[self._outputs(X).argmax(axis=1)]
+        scores = self._outputs(X)
+        best = scores.argmax(axis=1)
+        if self.unknown_label is None:
+            return self.classes_[best]
+        unknown = np.asarray([self.unknown_label])
+        dtype = np.result_type(self.classes_, unknown)
+        if dtype.kind != self.classes_.dtype.kind:  # never numbers as strings
+            dtype = object
+        labels = np.concatenate([self.classes_.astype(dtype), unknown.astype(dtype)])
+        rejected = scores.max(axis=1) < self.unknown_threshold_
+        return labels[np.where(rejected, len(self.classes_), best)]

@@ -43,13 +43,17 @@ see FewShotClassifier
         Episodes and length of meta-training, as for :class:`FewShotClassifier`.
     learning_rate, max_grad_norm, early_stopping : see FewShotClassifier
         The meta-optimiser, as for :class:`FewShotClassifier`.
-    validation_fraction, n_iter_no_change, n_jobs, precision : \
+    calibrate, validation_fraction, n_iter_no_change, n_jobs, precision : \
 see FewShotClassifier
-        Early stopping, worker threads and mixed precision, as for
-        :class:`FewShotClassifier`.
+        Calibration on held-out classes, early stopping, worker threads and
+        mixed precision, as for :class:`FewShotClassifier`: the model it
+        meta-trains then gives calibrated probabilities and open-set
+        thresholds to the classifiers that reuse it.
     warm_start, checkpoint, checkpoint_every : see FewShotClassifier
         Continuing meta-training from the fitted model, and checkpoints to
         resume an interrupted run from, as for :class:`FewShotClassifier`.
+    unknown_label, rejection_rate : None
+        Prediction only (:class:`FewShotClassifier`), refused unless None.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.
@@ -78,6 +82,15 @@ see FewShotClassifier
     >>> extractor.get_feature_names_out()[:2]
     array(['metafeatureextractor0', 'metafeatureextractor1'], dtype=object)
     """
+
+    @property
+    def _parameter_constraints(self) -> dict:
+        # an extractor never predicts labels: nothing can be unknown
+        return {
+            **super()._parameter_constraints,
+            "unknown_label": [None],
+            "rejection_rate": [None],
+        }
 
     def fit(self, X, y=None):
         """Meta-train on (X, y), or check and reuse `pretrained`.

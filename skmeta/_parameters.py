@@ -38,6 +38,7 @@ META_TRAINING_PARAMETERS = (
     "learning_rate",
     "max_grad_norm",
     "early_stopping",
+    "calibrate",
     "validation_fraction",
     "n_iter_no_change",
     "n_jobs",
@@ -73,6 +74,7 @@ PARAMETER_CONSTRAINTS = {
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     "early_stopping": ["boolean"],
+    "calibrate": [StrOptions({"auto"}), "boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "n_jobs": [
@@ -84,6 +86,8 @@ PARAMETER_CONSTRAINTS = {
     "warm_start": ["boolean"],
     "checkpoint": [str, os.PathLike, None],
     "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
+    "unknown_label": "no_validation",  # any label; checked against classes_
+    "rejection_rate": [Interval(Real, 0, 0.5, closed="both"), None],
     "pretrained": [MetaModel, str, os.PathLike, None],
     "device": [str, torch.device],
     "random_state": ["random_state"],

@@ -62,13 +62,20 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         (query) in meta-training. None: up to 10 and 10, fewer for small tasks.
     meta_batch_size, max_iter, learning_rate : see FewShotClassifier
         As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks.
-    max_grad_norm, early_stopping, validation_fraction : see FewShotClassifier
-        As for :class:`FewShotClassifier`; `validation_fraction` holds out tasks.
+    max_grad_norm, early_stopping : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    calibrate : {"auto", False}, default="auto"
+        Classification only: a regressor never calibrates, and ``True`` is
+        refused.
+    validation_fraction : see FewShotClassifier
+        As for :class:`FewShotClassifier`; it holds out tasks.
     n_iter_no_change, n_jobs, precision : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     warm_start, checkpoint, checkpoint_every : see FewShotClassifier
         Continuing meta-training from the fitted model, and checkpoints to
         resume an interrupted run from, as for :class:`FewShotClassifier`.
+    unknown_label, rejection_rate : None
+        Classification only, refused unless None.
     pretrained : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     device, random_state, verbose : see FewShotClassifier

@@ -14,7 +14,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._sklearn_compat import BackboneOptions, StrOptions
+from ._sklearn_compat import BackboneOptions, Options, StrOptions
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
 
@@ -158,6 +158,10 @@ class Regression(Task):
             "backbone": [StrOptions({"auto", "mlp"}), callable],
             "n_way": [None],
             "class_augmentation": [None],
+            # no classes: nothing to calibrate, nothing unknown
+            "calibrate": [StrOptions({"auto"}), Options(bool, {False})],
+            "unknown_label": [None],
+            "rejection_rate": [None],
         }
 
     def validate(self, estimator, X, y, groups=None):

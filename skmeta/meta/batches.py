@@ -266,9 +266,10 @@ def validation_batch(
     n_query = settings.n_query
     if targets is None and n_way < 2:
         raise ValueError(
-            f"early_stopping holds out {index.n_classes} class(es) "
+            f"early_stopping / calibrate hold out {index.n_classes} class(es) "
             f"(validation_fraction={settings.validation_fraction}); at least 2 are "
-            "needed. Raise validation_fraction or turn early_stopping off."
+            "needed. Raise validation_fraction or turn early_stopping and "
+            "calibrate off."
         )
     n_tasks = settings.n_val_episodes
     try:
@@ -276,7 +277,9 @@ def validation_batch(
             index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
         )
     except ValueError as exc:
-        raise ValueError(f"Validation classes (early_stopping=True): {exc}") from None
+        raise ValueError(
+            f"Validation classes (early_stopping / calibrate): {exc}"
+        ) from None
     support, query = episodes.support[:n_tasks], episodes.query[:n_tasks]
     device = rows.device
     if targets is None:

@@ -27,6 +27,7 @@ from .batches import (
     training_index,
     validation_batch,
 )
+from .calibration import calibration_record, validation_outputs
 from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
 from .checkpoint import Checkpoint, run_fingerprint, start_from
 from .input_normalization import default_input_normalization
@@ -66,6 +67,7 @@ class TrainSettings:
     learning_rate: float = 1e-3
     max_grad_norm: float | None = None
     early_stopping: bool = False
+    calibrate: bool = False  # temperature and open-set scores: .calibration
     validation_fraction: float = 0.1
     n_iter_no_change: int = 10
     n_val_episodes: int = 100
@@ -262,12 +264,16 @@ def _meta_train(
     built_in: list[Callback] = [History()]
     if settings.max_grad_norm is not None:
         built_in.append(GradientClipping(settings.max_grad_norm))
-    if settings.early_stopping:
+    if settings.calibrate and targets is not None:
+        raise ValueError("calibrate=True applies to classification only.")
+    val_batch = None
+    if settings.early_stopping or settings.calibrate:
         train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
         val_batch = validation_batch(rows, val_rows, y[val_rows], settings, rng, T_all)
-        built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
     else:
         train_rows = np.arange(y.size)
+    if settings.early_stopping:
+        built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
     if settings.verbose:
         built_in.append(ProgressBar(f"meta-training {settings.method}"))
     classes, codes = np.unique(y[train_rows], return_inverse=True)
@@ -333,6 +339,11 @@ def _meta_train(
     config = _config(
         settings, algorithm, backbone, net, n_classes, describe(X, description)
     )
+    if settings.calibrate:  # on the held-out classes, with the final weights
+        net.eval()
+        config["calibration"] = calibration_record(
+            *validation_outputs(algorithm, net, val_batch)
+        )
     config["training"].update(
         n_iter=offset + loop.n_iter,
         n_iter_before=offset,

@@ -1,0 +1,150 @@
+"""FewShotClassifier's calibrated probabilities (``calibrate``) and open-set
+prediction (``unknown_label``, ``rejection_rate``)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+from sklearn.exceptions import ConvergenceWarning
+
+from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
+from skmeta.meta.model import MetaModel
+
+
+def _blobs(n_classes=40, per_class=25, dim=12, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_classes, dim)) * 2.5
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = centers[y] + rng.normal(size=(y.size, dim))
+    return X.astype(np.float32), y
+
+
+X, y = _blobs()
+BASE = y < 28  # meta-training classes; 28..33 known novel, 34..39 unknown
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return (
+            MetaFeatureExtractor(
+                calibrate=True,
+                n_way=5,
+                k_shot=1,
+                n_query=10,
+                max_iter=150,
+                validation_fraction=0.2,
+                random_state=0,
+            )
+            .fit(X[BASE], y[BASE])
+            .meta_model_
+        )
+
+
+def _support(classes, shots=1):
+    return np.concatenate([np.flatnonzero(y == c)[:shots] for c in classes])
+
+
+def test_predict_proba_divides_scores_by_the_calibrated_temperature(calibrated):
+    record = calibrated.config["calibration"]
+    assert record["temperature"] > 0 and record["ece_after"] <= record["ece_before"]
+    support = _support(range(28, 33))
+    clf = FewShotClassifier(pretrained=calibrated).fit(X[support], y[support])
+    assert clf.temperature_ == record["temperature"]
+    queries = X[np.isin(y, range(28, 33))]
+    expected = softmax(
+        clf.decision_function(queries) / np.float32(record["temperature"]), axis=1
+    )
+    np.testing.assert_allclose(clf.predict_proba(queries), expected, rtol=1e-5)
+    assert np.array_equal(clf.predict(queries), clf.classes_[expected.argmax(1)])
+
+
+def test_calibrate_auto_holds_no_class_out_without_early_stopping():
+    kwargs = dict(n_way=5, k_shot=1, n_query=5, max_iter=20, random_state=0)
+    auto = FewShotClassifier(**kwargs).fit(X[BASE], y[BASE])
+    off = FewShotClassifier(calibrate=False, **kwargs).fit(X[BASE], y[BASE])
+    assert "calibration" not in auto.meta_model_.config
+    assert auto.temperature_ == 1.0
+    np.testing.assert_array_equal(auto.decision_function(X), off.decision_function(X))
+    early = FewShotClassifier(early_stopping=True, validation_fraction=0.2, **kwargs)
+    assert "calibration" in early.fit(X[BASE], y[BASE]).meta_model_.config
+
+
+def test_unknown_label_rejects_queries_of_classes_not_in_the_support(calibrated):
+    support = _support(range(28, 34), shots=5)
+    clf = FewShotClassifier(pretrained=calibrated, unknown_label=-1, rejection_rate=0.1)
+    clf.fit(X[support], y[support])
+    known = np.isin(y, range(28, 34)) & ~np.isin(np.arange(y.size), support)
+    unknown = y >= 34
+    rejected_known = np.mean(clf.predict(X[known]) == -1)
+    rejected_unknown = np.mean(clf.predict(X[unknown]) == -1)
+    assert rejected_unknown > 0.5 and rejected_known < 0.3
+    assert rejected_unknown > 3 * rejected_known
+    accepted = clf.predict(X[known])
+    accepted_right = accepted[accepted != -1] == y[known][accepted != -1]
+    assert accepted_right.mean() > 0.8
+    # a stricter rate rejects more of both
+    strict = FewShotClassifier(
+        pretrained=calibrated, unknown_label=-1, rejection_rate=0.4
+    )
+    strict.fit(X[support], y[support])
+    assert strict.unknown_threshold_ > clf.unknown_threshold_
+    assert np.mean(strict.predict(X[known]) == -1) >= rejected_known
+
+
+def test_unknown_label_of_another_type_than_the_classes(calibrated):
+    support = _support(range(28, 33))
+    clf = FewShotClassifier(
+        pretrained=calibrated, unknown_label="unknown", rejection_rate=0.5
+    )
+    labels = clf.fit(X[support], y[support]).predict(X[y >= 28])
+    assert labels.dtype == object
+    assert "unknown" in set(labels) and set(labels) - {"unknown"} <= set(range(28, 33))
+    # numbers stay numbers (not strings) beside the unknown label
+    assert all(isinstance(v, (int, np.integer)) for v in labels if v != "unknown")
+
+
+def test_open_set_errors(calibrated):
+    support = _support(range(28, 33))
+    plain = (
+        MetaFeatureExtractor(n_way=5, k_shot=1, n_query=5, max_iter=5, random_state=0)
+        .fit(X[BASE], y[BASE])
+        .meta_model_
+    )
+    with pytest.raises(ValueError, match="calibrate=True"):
+        FewShotClassifier(pretrained=plain, unknown_label=-1).fit(
+            X[support], y[support]
+        )
+    with pytest.raises(ValueError, match="is one of the classes"):
+        FewShotClassifier(pretrained=calibrated, unknown_label=28).fit(
+            X[support], y[support]
+        )
+    with pytest.raises(ValueError, match="applies only with unknown_label"):
+        FewShotClassifier(pretrained=calibrated, rejection_rate=0.1).fit(
+            X[support], y[support]
+        )
+    with pytest.raises(ValueError, match="rejection_rate"):
+        FewShotClassifier(
+            pretrained=calibrated, unknown_label=-1, rejection_rate=0.9
+        ).fit(X[support], y[support])
+    with pytest.raises(ValueError, match="unknown_label"):
+        MetaFeatureExtractor(pretrained=calibrated, unknown_label=-1).fit(X[:5])
+    with pytest.raises(ValueError, match="calibrate"):
+        FewShotRegressor(calibrate=True).fit(X, X[:, 0])
+
+
+def test_calibration_survives_save_and_load(calibrated, tmp_path):
+    calibrated.save(tmp_path / "m.safetensors")
+    loaded = MetaModel.load(tmp_path / "m.safetensors")
+    assert loaded.config["calibration"] == calibrated.config["calibration"]
+    support = _support(range(28, 33))
+    a = FewShotClassifier(pretrained=calibrated, unknown_label=-1).fit(
+        X[support], y[support]
+    )
+    b = FewShotClassifier(pretrained=loaded, unknown_label=-1).fit(
+        X[support], y[support]
+    )
+    assert a.unknown_threshold_ == b.unknown_threshold_
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
