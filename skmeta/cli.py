@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help=parameter_help(name),
         )
+    train.add_argument(
+        "--calibrate",
+        action="store_true",
+        default=None,
+        help=parameter_help("calibrate"),
+    )
     _add_data_flags(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -159,6 +165,18 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--support", required=True, metavar="DATA")
     predict.add_argument("--query", required=True, metavar="DIR")
     predict.add_argument("--label-column", default="label")
+    predict.add_argument(
+        "--unknown-label",
+        metavar="LABEL",
+        default=None,
+        help=parameter_help("unknown_label"),
+    )
+    predict.add_argument(
+        "--rejection-rate",
+        type=float,
+        default=None,
+        help=parameter_help("rejection_rate"),
+    )
 
     info = commands.add_parser("info", help="describe a model file")
     info.add_argument("model", metavar="MODEL")
@@ -196,7 +214,7 @@ def _train(args) -> None:
     data = load_dataset(args.data, **_image_options(args))
     params = {
         name: getattr(args, name)
-        for _, name, _ in TRAIN_FLAGS
+        for name in [name for _, name, _ in TRAIN_FLAGS] + ["calibrate"]
         if getattr(args, name) is not None
     }
     extractor = MetaFeatureExtractor(
@@ -264,7 +282,11 @@ def _predict(args) -> None:
         options.update(image_size=shape[1:], color="grey" if shape[0] == 1 else "rgb")
     support = load_dataset(args.support, **options)
     query = load_unlabelled_images(args.query, shape)
-    classifier = FewShotClassifier(pretrained=model).fit(support.X, support.y)
+    classifier = FewShotClassifier(
+        pretrained=model,
+        unknown_label=args.unknown_label,
+        rejection_rate=args.rejection_rate,
+    ).fit(support.X, support.y)
     labels = classifier.predict(query.X)
     confidence = classifier.predict_proba(query.X).max(1)
     print("file,label,probability")

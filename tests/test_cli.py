@@ -205,3 +205,24 @@ def test_bad_input_exits_2_naming_the_file_or_flag(tmp_path, capsys, argv, messa
     argv = [a.format(tmp=tmp_path) for a in argv]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_calibrate_and_info_shows_the_temperature(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(24), 8)
+    X = (rng.normal(size=(24, 4)) * 3)[y] + rng.normal(size=(y.size, 4))
+    np.savez(tmp_path / "rows.npz", X=X.astype(np.float32), y=y)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(tmp_path / "rows.npz"), "--out", str(out), "--quiet"]
+    assert main([*argv, "--max-iter", "5", "--n-way", "3", "--calibrate"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "calibration:  temperature" in capsys.readouterr().out
+
+
+def test_predict_unknown_label_needs_a_calibrated_model(image_tree, capsys):
+    model, data = str(image_tree / "model.safetensors"), str(image_tree / "data")
+    query = str(sorted((image_tree / "data").iterdir())[0])
+    argv = ["predict", model, "--support", data, "--query", query]
+    assert main([*argv, "--unknown-label", "none"]) == 2
+    assert "calibrate=True" in capsys.readouterr().err

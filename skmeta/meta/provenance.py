@@ -89,6 +89,14 @@ def summary(model, path=None) -> str:
             f"({training.get('n_way')}-way {training.get('k_shot')}-shot "
             f"{training.get('n_query')}-query, {training.get('n_classes')} classes)"
         )
+    calibration = config.get("calibration")
+    if calibration:
+        lines.append(
+            f"calibration:  temperature {calibration['temperature']:.4g}; on "
+            f"{calibration['n_queries']} queries of held-out classes, expected "
+            f"calibration error {100 * calibration['ece_before']:.2f}% -> "
+            f"{100 * calibration['ece_after']:.2f}%"
+        )
     made = config.get("provenance")
     if made:
         data = made.get("data", {})
