@@ -142,13 +142,23 @@ class MetaEstimator(BaseEstimator):
             self.meta_model_ = self._meta_train(X, labels, targets, method, settings)
             self._overrides = {}
         else:
-            model = self._check_pretrained(load_pretrained(self.pretrained), X.shape[1])
+            model = self._check_pretrained(
+                load_pretrained(self.pretrained, self._custom_backbone()), X.shape[1]
+            )
             self._overrides, ignored = self._adaptation_settings(model)
             self._warn_ignored([*ignored, *(["groups"] if groups is not None else [])])
             self.meta_model_ = model
             self.n_iter_ = 0
         self.history_ = [dict(record) for record in self.meta_model_.history]
         return X, y
+
+    def _custom_backbone(self):
+        """`backbone` when it rebuilds a custom-backbone model read from a file
+        (`pretrained` a path, `backbone` a module class, factory or instance),
+        else None."""
+        if isinstance(self.pretrained, MetaModel) or isinstance(self.backbone, str):
+            return None
+        return self.backbone
 
     def _given_settings(self, method: str) -> dict:
         """The method settings set here (as parameters or in `method_params`);
@@ -259,10 +269,11 @@ class MetaEstimator(BaseEstimator):
         (those left at their defaults are not named)."""
         params = self.get_params(deep=False)
         defaults = inspect.signature(type(self)).parameters
+        used = {"backbone"} if self._custom_backbone() is not None else set()
         ignored = [
             f"{name}={params[name]!r}"
             for name in META_TRAINING_PARAMETERS
-            if params[name] != defaults[name].default
+            if params[name] != defaults[name].default and name not in used
         ] + extra
         if ignored:
             warnings.warn(

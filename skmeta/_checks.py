@@ -19,15 +19,18 @@ __all__ = ["check_input_shape", "load_pretrained", "resolve_device", "validated_
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime_ns: int, size: int) -> MetaModel:
-    return MetaModel.load(path)
+def _load_cached(path: str, mtime_ns: int, size: int, backbone=None) -> MetaModel:
+    return MetaModel.load(path, backbone)
 
 
-def load_pretrained(pretrained) -> MetaModel:
+def load_pretrained(pretrained, backbone=None) -> MetaModel:
     """The `pretrained` parameter as a MetaModel.
 
-    A path is read once per file version: a MetaModel is immutable, so the
-    1,000 fits of an episodic evaluation share one copy of the weights.
+    A path is read once per file version (and `backbone`): a MetaModel is
+    immutable, so the 1,000 fits of an episodic evaluation share one copy of
+    the weights. `backbone` (a module class, factory or instance) is what a
+    file of a custom-backbone model needs to be rebuilt (``MetaModel.load``);
+    it is not used for a MetaModel given as such.
     """
     if isinstance(pretrained, MetaModel):
         return pretrained
@@ -35,7 +38,7 @@ def load_pretrained(pretrained) -> MetaModel:
     if not path.is_file():
         raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
     stat = path.stat()
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, backbone)
 
 
 def validated_rows(estimator, X) -> np.ndarray:

@@ -208,10 +208,14 @@ FeatureAugmentation or callable, default=None
         instead of meta-training. The meta-training parameters (`backbone`,
         `backbone_params`, `class_augmentation`, `input_shape`, `n_way`,
         `k_shot`, `n_query`, `meta_batch_size`, `max_iter`, `learning_rate`,
-        `max_grad_norm`, `early_stopping`, `validation_fraction`,
+        `max_grad_norm`, `early_stopping`, `calibrate`, `validation_fraction`,
         `n_iter_no_change`, `n_jobs`, `precision`, `warm_start`, `checkpoint`,
         `checkpoint_every`) are then unused, and :meth:`fit` warns with one
-        ``UserWarning`` naming those not at their defaults.
+        ``UserWarning`` naming those not at their defaults. One exception: a
+        file of a model with a custom backbone (a module class, factory or
+        instance, or ``MetaModel.from_module``) holds only its weights, and
+        `backbone` (the same class or factory, or a module of the same
+        architecture) rebuilds it.
     device : str or torch.device, default="auto"
         Where torch runs: ``"auto"`` takes a GPU when there is one.
     random_state : int, RandomState instance or None, default=None

@@ -120,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=parameter_help("calibrate"),
     )
+    train.add_argument(
+        "--card",
+        action="store_true",
+        help="also write the model card (Markdown) beside the model, as "
+        "OUT with the suffix .md",
+    )
     _add_data_flags(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -142,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
             flag, type=int, default=default, help=f"{what} (default: {default})"
         )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument(
+        "--record",
+        action="store_true",
+        help="add the result to the model file's evaluations (rewritten "
+        "atomically; its model card beside it too, if there is one)",
+    )
     _add_data_flags(evaluate)
 
     embed = commands.add_parser(
@@ -220,7 +232,7 @@ def _train(args) -> None:
     extractor = MetaFeatureExtractor(
         input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
     ).fit(data.X, data.y)
-    extractor.meta_model_.save(args.out)
+    extractor.meta_model_.save(args.out, card=args.card)
     print(f"wrote {args.out} ({extractor.n_iter_} iterations)")
 
 
@@ -242,6 +254,19 @@ def _evaluate(args) -> None:
         random_state=args.seed,
     )
     task = f"{args.n_way}-way {args.k_shot}-shot"
+    if args.record:
+        from .meta.model_card import card_path, evaluation_record
+
+        entry = evaluation_record(
+            f"{task}, {args.n_query} queries",
+            result.mean,
+            result.ci95,
+            args.n_episodes,
+            {"source": str(args.data), "n_classes": int(len(set(data.y)))},
+        )
+        model.with_evaluation(entry).save(
+            args.model, card=card_path(args.model).is_file()
+        )
     if args.json:
         print(
             json.dumps(

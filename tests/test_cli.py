@@ -226,3 +226,28 @@ def test_predict_unknown_label_needs_a_calibrated_model(image_tree, capsys):
     argv = ["predict", model, "--support", data, "--query", query]
     assert main([*argv, "--unknown-label", "none"]) == 2
     assert "calibrate=True" in capsys.readouterr().err
+
+
+def test_train_card_and_evaluate_record_write_results_into_the_model(
+    image_tree, tmp_path, capsys
+):
+    from skmeta.meta.model import MetaModel
+
+    data = str(image_tree / "data")
+    out = tmp_path / "glyphs.safetensors"
+    argv = ["train", data, "--out", str(out), "--image-size", "28", "--color", "grey"]
+    argv += ["--backbone", "conv4_strided", "--max-iter", "3", "--n-way", "3"]
+    assert main([*argv, "--k-shot", "2", "--quiet", "--card"]) == 0
+    card = tmp_path / "glyphs.md"
+    assert "Not measured yet" in card.read_text()
+    argv = ["evaluate", str(out), data, "--n-way", "3", "--n-episodes", "4"]
+    assert main([*argv, "--n-query", "2", "--json", "--record"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (entry,) = MetaModel.load(out).config["evaluations"]
+    assert entry["task"] == "3-way 1-shot, 2 queries" and entry["n_episodes"] == 4
+    assert entry["mean"] == pytest.approx(result["mean"])
+    assert entry["data"]["n_classes"] == 8
+    text = card.read_text()
+    assert "| 3-way 1-shot, 2 queries |" in text and "Not measured" not in text
+    assert main(["info", str(out)]) == 0
+    assert "evaluated:    3-way 1-shot, 2 queries" in capsys.readouterr().out

@@ -352,13 +352,45 @@ class MetaModel:
 
         return summary(self)
 
+    def with_evaluation(self, evaluation: Mapping) -> MetaModel:
+        """This model with one more entry in ``config["evaluations"]``.
+
+        The weights are shared, not copied; the model itself is unchanged.
+
+        Parameters
+        ----------
+        evaluation : mapping
+            E.g. :func:`~skmeta.meta.model_card.evaluation_record`'s result:
+            ``task``, ``mean``, ``ci95``, ``n_episodes``, ``data``.
+
+        Returns
+        -------
+        MetaModel
+        """
+        config = self.thawed_config()
+        config["evaluations"] = [*config.get("evaluations", []), dict(evaluation)]
+        return MetaModel(self._state, config, self._history, self._backbone)
+
     # -- files ------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, card: bool = False) -> None:
         """Write the model to a safetensors file (weights + JSON metadata).
 
         Loading it back never executes code from the file (:mod:`.io`).
+
+        Parameters
+        ----------
+        path : str or Path
+        card : bool, default=False
+            Also write its model card (Markdown: what it is, its
+            meta-training, data, evaluations and calibration, how to use it)
+            beside it, as `path` with the suffix ``.md``
+            (:mod:`~skmeta.meta.model_card`).
         """
         io.save(self, path)
+        if card:
+            from .model_card import card_path, model_card
+
+            card_path(path).write_text(model_card(self, Path(path).name))
 
     @classmethod
     def load(cls, path: str | Path, backbone: Callable | None = None) -> MetaModel:

@@ -112,6 +112,11 @@ def summary(model, path=None) -> str:
             lines.append(f"classes:      {_names(list(made['class_names']))}")
         if made.get("feature_names"):
             lines.append(f"features:     {_names(list(made['feature_names']))}")
+    for e in config.get("evaluations") or []:
+        lines.append(
+            f"evaluated:    {e['task']}: {100 * e['mean']:.2f} ± "
+            f"{100 * e['ci95']:.2f}% ({e['n_episodes']} episodes, {e.get('measured')})"
+        )
     if model.history:
         lines.append(f"last record:  {json.dumps(dict(model.history[-1]))}")
     return "\n".join(lines)

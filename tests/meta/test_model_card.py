@@ -1,0 +1,71 @@
+"""Model cards and evaluations recorded in model files."""
+
+import numpy as np
+import pytest
+import torch
+
+from skmeta.meta.model import MetaModel
+from skmeta.meta.model_card import card_path, evaluation_record, model_card
+from skmeta.meta.train import TrainSettings, meta_train
+
+
+@pytest.fixture(scope="module")
+def model():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(12), 6)
+    X = (rng.normal(size=(12, 5)) * 3)[y] + rng.normal(size=(y.size, 5))
+    settings = TrainSettings(n_way=3, k_shot=1, n_query=2, input_shape=(5,), max_iter=3)
+    description = {"class_names": [f"c{i}" for i in range(12)]}
+    return meta_train(X.astype(np.float32), y, settings, description=description)
+
+
+def test_with_evaluation_adds_an_entry_and_shares_the_weights(model):
+    entry = evaluation_record("5-way 1-shot", 0.9, 0.01, 600, {"source": "x/"})
+    evaluated = model.with_evaluation(entry).with_evaluation(entry)
+    assert "evaluations" not in model.config
+    assert len(evaluated.config["evaluations"]) == 2
+    assert evaluated.config["evaluations"][0]["mean"] == 0.9
+    for name, tensor in model.state.items():
+        assert evaluated.state[name].data_ptr() == tensor.data_ptr()
+    rows = np.ones((2, 5), dtype=np.float32)
+    np.testing.assert_array_equal(evaluated.transform(rows), model.transform(rows))
+
+
+def test_card_says_what_the_model_is_and_how_it_did(model, tmp_path):
+    entry = evaluation_record("5-way 1-shot, 15 queries", 0.9123, 0.0051, 600)
+    path = tmp_path / "m.safetensors"
+    model.with_evaluation(entry).save(path, card=True)
+    text = card_path(path).read_text()
+    assert text.startswith("# m: a skmeta protonet model")
+    assert "3 iterations of 3-way 1-shot 2-query episodes on 12 classes" in text
+    assert "c0, c1" in text and "91.23 ± 0.51%" in text
+    assert 'FewShotClassifier(pretrained="m.safetensors")' in text
+    # what the card says is what the file holds
+    loaded = MetaModel.load(path)
+    assert model_card(loaded, "m.safetensors") == text
+    assert loaded.config["evaluations"][0]["task"] == "5-way 1-shot, 15 queries"
+
+
+def test_a_model_without_evaluations_says_so(model):
+    assert "Not measured yet" in model_card(model)
+
+
+def test_custom_backbone_file_as_pretrained_with_backbone(tmp_path):
+    from skmeta import FewShotClassifier
+
+    body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 4))
+    model = MetaModel.from_module(body, (6,))
+    path = tmp_path / "custom.safetensors"
+    model.save(path)
+    X = np.random.default_rng(0).normal(size=(6, 6)).astype(np.float32)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match="backbone"):
+        FewShotClassifier(pretrained=str(path)).fit(X, y)
+    fresh = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 4))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the backbone is used, not ignored
+        clf = FewShotClassifier(pretrained=str(path), backbone=fresh).fit(X, y)
+    reference = FewShotClassifier(pretrained=model).fit(X, y)
+    np.testing.assert_allclose(clf.decision_function(X), reference.decision_function(X))
