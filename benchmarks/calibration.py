@@ -1,9 +1,11 @@
 """Probabilities to trust and "none of these" (issue 15, part 7), on Omniglot.
 
-A ProtoNet is meta-trained on ``background`` with ``calibrate=True``: a
-class-disjoint tenth of the background classes is held out, and after the last
-step a temperature is fitted on their episodes (the deployed prototypes'
-scores). Reported on ``evaluation`` (classes never seen):
+Each method (``--methods``; ProtoNet, trained on the softmax of its episode
+scores, and the supervised ``pretrain`` baseline, whose prototype distances
+were never trained as logits) is meta-trained on ``background`` with
+``calibrate=True``: a class-disjoint tenth of the background classes is held
+out, and after the last step a temperature is fitted on their episodes (the
+deployed scores). Reported on ``evaluation`` (classes never seen):
 
 - **calibration**: the expected calibration error (15 bins) and the negative
   log-likelihood of ``predict_proba`` with the raw softmax (temperature 1)
@@ -15,10 +17,10 @@ scores). Reported on ``evaluation`` (classes never seen):
   at ``rejection_rate=0.05`` (the threshold from the held-out background
   classes).
 
-    python benchmarks/calibration.py [--max-iter 3000] [--model PATH]
+    python benchmarks/calibration.py [--methods protonet,pretrain] [--max-iter 3000]
 
-writes ``results/calibration.{json,md}``. ``--model`` takes a saved model
-meta-trained with ``calibrate=True`` instead of meta-training one.
+writes ``results/calibration.{json,md}`` (one entry per method, merged into
+the file's).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from sklearn.metrics import roc_auc_score
 from skmeta import FewShotClassifier, MetaFeatureExtractor
 from skmeta.datasets import load_omniglot
 from skmeta.meta.calibration import expected_calibration_error
-from skmeta.meta.model import MetaModel
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -118,21 +119,24 @@ def open_set(model, X, y, by_class, classes, k_shot, episodes, seed, rate=0.05):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-iter", type=int, default=3000)
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--methods", default="protonet,pretrain")
     ap.add_argument("--episodes", type=int, default=600)
     ap.add_argument("--data-home", default=str(DATA))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    report = {"torch_threads": torch.get_num_threads()}
-    if args.model:
-        model = MetaModel.load(args.model)
-        report["model"] = args.model
-    else:
-        background = load_omniglot("background", data_home=args.data_home)
+    path = RESULTS / "calibration.json"
+    report = json.loads(path.read_text()) if path.exists() else {"methods": {}}
+    report["torch_threads"] = torch.get_num_threads()
+    background = load_omniglot("background", data_home=args.data_home)
+    evaluation = load_omniglot("evaluation", data_home=args.data_home)
+    X, y = evaluation.data, evaluation.target
+    classes = np.unique(y)
+    by_class = {c: np.flatnonzero(y == c) for c in classes}
+    for method in args.methods.split(","):
         tic = time.perf_counter()
         model = (
             MetaFeatureExtractor(
-                method="protonet",
+                method=method,
                 backbone="conv4_strided",
                 input_shape=(1, 28, 28),
                 n_way=20,
@@ -146,65 +150,63 @@ def main() -> None:
             .fit(background.data, background.target)
             .meta_model_
         )
-        report["meta_training_seconds"] = time.perf_counter() - tic
-        report["max_iter"] = args.max_iter
-    if "calibration" not in model.config:
-        raise SystemExit("the model was meta-trained without calibrate=True")
-    report["held_out"] = model.config["calibration"]
-    evaluation = load_omniglot("evaluation", data_home=args.data_home)
-    X, y = evaluation.data, evaluation.target
-    classes = np.unique(y)
-    by_class = {c: np.flatnonzero(y == c) for c in classes}
-    report["calibration"] = {}
-    for n_way, k_shot in ((5, 1), (5, 5), (20, 1)):
-        key = f"{n_way}w{k_shot}s"
-        report["calibration"][key] = calibration(
-            model, X, y, by_class, classes, n_way, k_shot, args.episodes, args.seed
-        )
-        print(key, report["calibration"][key], flush=True)
-    report["open_set"] = {}
-    for k_shot in (1, 5):
-        key = f"5w{k_shot}s+5unknown"
-        report["open_set"][key] = open_set(
-            model, X, y, by_class, classes, k_shot, args.episodes, args.seed
-        )
-        print(key, report["open_set"][key], flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "calibration.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / "calibration.md").write_text(table(report))
+        entry = {
+            "meta_training_seconds": time.perf_counter() - tic,
+            "max_iter": args.max_iter,
+            "held_out": model.config["calibration"],
+            "calibration": {},
+            "open_set": {},
+        }
+        for n_way, k_shot in ((5, 1), (5, 5), (20, 1)):
+            key = f"{n_way}w{k_shot}s"
+            entry["calibration"][key] = calibration(
+                model, X, y, by_class, classes, n_way, k_shot, args.episodes, args.seed
+            )
+            print(method, key, entry["calibration"][key], flush=True)
+        for k_shot in (1, 5):
+            key = f"5w{k_shot}s+5unknown"
+            entry["open_set"][key] = open_set(
+                model, X, y, by_class, classes, k_shot, args.episodes, args.seed
+            )
+            print(method, key, entry["open_set"][key], flush=True)
+        report["methods"][method] = entry
+        RESULTS.mkdir(exist_ok=True)
+        path.write_text(json.dumps(report, indent=1))
+        (RESULTS / "calibration.md").write_text(table(report))
     print(table(report))
 
 
 def table(report: dict) -> str:
-    held = report["held_out"]
     lines = [
-        f"Temperature {held['temperature']:.3g}, fitted on {held['n_queries']} "
-        f"queries of held-out background classes ({held['n_way']}-way); there "
-        f"ECE {100 * held['ece_before']:.2f}% -> {100 * held['ece_after']:.2f}%.",
-        "",
-        "| Omniglot evaluation | accuracy | ECE raw softmax | ECE calibrated | "
-        "NLL raw | NLL calibrated |",
-        "|---|---|---|---|---|---|",
+        "| method | temperature (held-out background) | Omniglot evaluation | "
+        "accuracy | ECE raw softmax | ECE calibrated | NLL raw | NLL calibrated |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for key, r in report["calibration"].items():
-        lines.append(
-            f"| {key} | {100 * r['accuracy']:.2f}% | {100 * r['ece_raw']:.2f}% | "
-            f"{100 * r['ece_calibrated']:.2f}% | {r['nll_raw']:.3f} | "
-            f"{r['nll_calibrated']:.3f} |"
-        )
+    for method, entry in report["methods"].items():
+        held = entry["held_out"]
+        for key, r in entry["calibration"].items():
+            lines.append(
+                f"| {method} | {held['temperature']:.3g} (ECE "
+                f"{100 * held['ece_before']:.2f}% -> {100 * held['ece_after']:.2f}%) | "
+                f"{key} | {100 * r['accuracy']:.2f}% | {100 * r['ece_raw']:.2f}% | "
+                f"{100 * r['ece_calibrated']:.2f}% | {r['nll_raw']:.3f} | "
+                f"{r['nll_calibrated']:.3f} |"
+            )
     lines += [
         "",
-        "| open set (15 queries per class) | AUROC unknown vs known | "
+        "| method | open set (15 queries per class) | AUROC unknown vs known | "
         "known rejected | unknown rejected | accuracy of accepted known |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
-    for key, r in report["open_set"].items():
-        lines.append(
-            f"| {key}, rejection_rate={r['rejection_rate']} | "
-            f"{r['auroc']:.3f} ± {r['auroc_ci95']:.3f} | "
-            f"{100 * r['known_rejected']:.1f}% | {100 * r['unknown_rejected']:.1f}% | "
-            f"{100 * r['accuracy_of_accepted_known']:.2f}% |"
-        )
+    for method, entry in report["methods"].items():
+        for key, r in entry["open_set"].items():
+            lines.append(
+                f"| {method} | {key}, rejection_rate={r['rejection_rate']} | "
+                f"{r['auroc']:.3f} ± {r['auroc_ci95']:.3f} | "
+                f"{100 * r['known_rejected']:.1f}% | "
+                f"{100 * r['unknown_rejected']:.1f}% | "
+                f"{100 * r['accuracy_of_accepted_known']:.2f}% |"
+            )
     return "\n".join(lines) + "\n"
 
 
