@@ -1,9 +1,10 @@
 """Probabilities to trust, and "none of these": what meta-training measures on
 held-out classes after its last step.
 
-A few-shot classifier's scores are logits of distances or of an adapted head,
-whose scale meta-training never asks to be a probability: the softmax of
-ProtoNet's squared distances is typically far too confident. Temperature
+A few-shot classifier's scores are logits of distances or of an adapted head.
+Only some methods train them as logits of the episodes they meet (ProtoNet
+does); a pretrained backbone's prototype distances, or any method's scores on
+other episode sizes, have an arbitrary scale. Temperature
 scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks") divides
 the logits by one scalar ``T`` fitted to minimise the negative log-likelihood of
 held-out predictions; it changes no ranking, so accuracy stays the same.
