@@ -242,4 +242,35 @@ class ProgressBar(Callback):
         self.bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in shown})
 
     def on_train_end(self, loop):
+        elapsed = self.bar.format_dict.get("elapsed", 0.0)
         self.bar.close()
+        tqdm.write(summary_line(self.description, loop, elapsed), file=self.bar.fp)
+
+
+def summary_line(description: str, loop, seconds: float) -> str:
+    """The line a progress bar leaves behind: iterations, time, the last
+    record's loss and metrics, and how the run ended.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> loop = SimpleNamespace(n_iter=200, history=[{"loss": 0.5, "accuracy": 0.81,
+    ...     "val_accuracy": 0.77}], algorithm=SimpleNamespace(metric="accuracy"),
+    ...     interrupted=False, stop=True, best_iter=150)
+    >>> summary_line("meta-training protonet", loop, 12.34)
+    'meta-training protonet: 200 iterations in 12.3 s; loss 0.5, accuracy 0.81, \
+val_accuracy 0.77; stopped early; kept the weights of iteration 150'
+    """
+    parts = [f"{description}: {loop.n_iter} iterations in {seconds:.3g} s"]
+    if loop.history:
+        metric = loop.algorithm.metric
+        last = loop.history[-1]
+        shown = [k for k in ("loss", metric, f"val_{metric}") if k in last]
+        parts.append(", ".join(f"{k} {last[k]:.3g}" for k in shown))
+    if loop.interrupted:
+        parts.append("interrupted")
+    elif loop.stop:
+        parts.append("stopped early")
+    if loop.best_iter != loop.n_iter:
+        parts.append(f"kept the weights of iteration {loop.best_iter}")
+    return "; ".join(parts)

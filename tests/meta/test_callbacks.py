@@ -164,3 +164,21 @@ def test_ctrl_c_with_early_stopping_keeps_the_best_weights(blobs):
     assert best < 95 and best in snapshots.states
     for name, value in model.state.items():
         assert torch.equal(value, snapshots.states[best][name])
+
+
+def test_progress_bar_leaves_a_one_line_summary(capsys):
+    import numpy as np
+
+    from skmeta.meta.train import TrainSettings, meta_train
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(6), 6)
+    X = (rng.normal(size=(6, 4)) * 3)[y] + rng.normal(size=(y.size, 4))
+    settings = TrainSettings(
+        n_way=3, k_shot=1, n_query=2, input_shape=(4,), max_iter=20, verbose=1
+    )
+    meta_train(X.astype(np.float32), y, settings)
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("meta-training protonet: 20 iterations in ")
+    assert "; loss " in last and "accuracy " in last
