@@ -58,7 +58,8 @@ def images(report: dict) -> None:
     entry = {
         "meta_training_seconds": seconds,
         "episodes": f"{training['n_way']}-way {training['k_shot']}-shot "
-        f"{training['n_query']}-query, backbone {extractor.meta_model_.config['backbone']}",
+        f"{training['n_query']}-query, "
+        f"backbone {extractor.meta_model_.config['backbone']}",
         "warnings": [str(w.message)[:160] for w in caught],
         "scores": {},
     }
