@@ -64,6 +64,13 @@ def _settings(**changes):
     return TrainSettings(**{**base, **changes})
 
 
+def _bn_mlp():
+    """An MLP with a batch norm on batch statistics (ProtoNet's, not per task)."""
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8)
+    )
+
+
 def _data():
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 12)
@@ -121,6 +128,8 @@ def _worker(rank, folder):
         for name, changes in RUNS.items():
             model = meta_train(X, y, _settings(**changes))
             out[f"run_{name}"] = (dict(model.state), [dict(r) for r in model.history])
+        batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
+        out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
         for name, (X_, y_, changes) in {
             "small_batch": (X, y, {"meta_batch_size": 1}),
             "other_data": (X, (y + rank) % 10, {}),
@@ -183,6 +192,16 @@ def test_two_processes_train_the_weights_one_process_trains(ranks_out, name):
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
     if name == "protonet":
         assert "val_loss" in history0[-1]
+
+
+def test_batch_norm_running_statistics_agree_across_ranks(ranks_out):
+    """Each rank normalises its share with its own batch statistics (as DDP
+    without SyncBatchNorm); the running statistics are averaged, so the ranks
+    still end with the same model."""
+    one, two = (out["run_batch_norm"] for out in ranks_out)
+    for key, value in one.items():
+        assert torch.equal(value, two[key]), key
+    assert not torch.equal(one["backbone.1.running_mean"], torch.zeros(16))
 
 
 def test_refused_runs_raise_on_every_rank(ranks_out):
@@ -276,6 +295,7 @@ def test_estimator_fit_under_torchrun(tmp_path):
     assert "meta-training maml" not in _logs(tmp_path, 1, "stderr")
 
 
+@pytest.mark.slow
 def test_cli_train_under_torchrun_writes_one_model(tmp_path):
     X, y = _data()
     np.savez(tmp_path / "data.npz", X=X, y=y)
