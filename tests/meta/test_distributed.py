@@ -128,6 +128,11 @@ def _worker(rank, folder):
         for name, changes in RUNS.items():
             model = meta_train(X, y, _settings(**changes))
             out[f"run_{name}"] = (dict(model.state), [dict(r) for r in model.history])
+        # the checkpoint path is free to differ: each rank names its own file
+        checkpoint = f"{folder}/checkpoint{rank}.safetensors"
+        meta_train(X, y, _settings(**RUNS["maml"], checkpoint=checkpoint))
+        dist.barrier()
+        out["checkpoints"] = sorted(p.name for p in Path(folder).glob("checkpoint*"))
         batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
         out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
         for name, (X_, y_, changes) in {
@@ -212,6 +217,10 @@ def test_refused_runs_raise_on_every_rank(ranks_out):
         )
         assert "different runs" in out["error_other_data"]
     assert [out["main"] for out in ranks_out] == [True, False]
+
+
+def test_only_rank_0_writes_the_checkpoint(ranks_out):
+    assert ranks_out[1]["checkpoints"] == ["checkpoint0.safetensors"]
 
 
 def test_outside_a_distributed_run_nothing_changes(monkeypatch):
