@@ -21,8 +21,9 @@ batch norm) and are unaffected.
 
 The process group: the one the caller initialised, or, when none is and the
 process was started by torchrun (``WORLD_SIZE`` > 1 and ``MASTER_ADDR`` in the
-environment), one skmeta initialises itself (gloo to train on a CPU, nccl on a
-GPU) and keeps for the life of the process. ``SKMETA_DISTRIBUTED=0`` makes
+environment, and the process is not a worker a pool started), one skmeta
+initialises itself (gloo to train on a CPU, nccl on a GPU) and keeps for the
+life of the process. ``SKMETA_DISTRIBUTED=0`` makes
 every process meta-train on its own.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,7 +56,15 @@ SWITCH = "SKMETA_DISTRIBUTED"
 
 
 def _launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "MASTER_ADDR" in os.environ
+    """Whether torchrun started this very process: its environment, and no
+    parent of Python's ``multiprocessing`` (a pool's worker, e.g. joblib's
+    under ``GridSearchCV(n_jobs=...)``, inherits the environment but is no
+    rank of the run)."""
+    return (
+        int(os.environ.get("WORLD_SIZE", "1")) > 1
+        and "MASTER_ADDR" in os.environ
+        and multiprocessing.parent_process() is None
+    )
 
 
 def current_ranks(device: torch.device) -> Ranks | None:
@@ -188,7 +198,8 @@ class Ranks:
             raise ValueError(
                 f"The {self.size} processes of this distributed run were given "
                 "different runs (data, parameters or random_state differ): every "
-                "process must call fit with the same X, y and parameters."
+                "process must call fit with the same X, y and parameters (or set "
+                "SKMETA_DISTRIBUTED=0 for each process to meta-train on its own)."
             )
 
     def broadcast_state(self, net: nn.Module) -> None:

@@ -4,6 +4,7 @@ same history, as one process taking the whole meta-batch; ranks agree; the
 estimator and ``skmeta train`` under torchrun."""
 
 import datetime
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -227,6 +228,13 @@ def test_outside_a_distributed_run_nothing_changes(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert current_ranks(torch.device("cpu")) is None
     monkeypatch.setenv("WORLD_SIZE", "2")  # but no MASTER_ADDR: not torchrun
+    assert current_ranks(torch.device("cpu")) is None
+    # torchrun's environment, inherited by a pool's worker (e.g. joblib's)
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setenv("MASTER_PORT", "1")
+    monkeypatch.setattr(
+        multiprocessing, "parent_process", lambda: multiprocessing.current_process()
+    )
     assert current_ranks(torch.device("cpu")) is None
     assert not dist.is_initialized()
     assert is_main_process()
