@@ -91,7 +91,7 @@ def current_ranks(device: torch.device) -> Ranks | None:
             return None
         backend = "nccl" if device.type == "cuda" else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(local_rank)
+            torch.cuda.set_device(local_rank if device.index is None else device)
         dist.init_process_group(backend)
     if dist.get_world_size() == 1:
         return None
@@ -158,6 +158,17 @@ class Ranks:
     @property
     def _wire(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def local_gpu(self) -> torch.device:
+        """GPU ``LOCAL_RANK`` of this machine: one GPU per process."""
+        if self.local_rank >= torch.cuda.device_count():
+            raise ValueError(
+                f"device='cuda' trains process LOCAL_RANK={self.local_rank} on GPU "
+                f"{self.local_rank}, but this machine has "
+                f"{torch.cuda.device_count()}: launch at most one process per GPU "
+                "(torchrun --nproc-per-node), or give device='cuda:<index>'."
+            )
+        return torch.device("cuda", self.local_rank)
 
     def share(self, n: int) -> slice:
         """This process's part of `n` tasks or rows (:func:`share_of`)."""

@@ -204,7 +204,7 @@ def meta_train(
     ranks = current_ranks(device)
     if ranks is not None:
         if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", ranks.local_rank)
+            device = ranks.local_gpu()
         ranks = dataclasses.replace(ranks, device=device)
         settings = dataclasses.replace(
             settings, seed=ranks.broadcast_int(settings.seed)

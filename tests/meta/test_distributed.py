@@ -21,7 +21,7 @@ from torch import nn
 import skmeta
 from skmeta.meta.algorithms import make_algorithm
 from skmeta.meta.batches import share_of
-from skmeta.meta.distributed import current_ranks, is_main_process
+from skmeta.meta.distributed import Ranks, current_ranks, is_main_process
 from skmeta.meta.loop import meta_gradient
 from skmeta.meta.model import MetaModel
 from skmeta.meta.net import MetaNet
@@ -238,6 +238,13 @@ def test_outside_a_distributed_run_nothing_changes(monkeypatch):
     assert current_ranks(torch.device("cpu")) is None
     assert not dist.is_initialized()
     assert is_main_process()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="needs at most 1 GPU")
+def test_more_processes_than_gpus_is_a_clear_error():
+    ranks = Ranks(rank=1, size=2, local_rank=1, device=torch.device("cuda"))
+    with pytest.raises(ValueError, match="LOCAL_RANK=1 on GPU 1.*one process per GPU"):
+        ranks.local_gpu()
 
 
 SCRIPT = """
