@@ -106,14 +106,19 @@ def current_ranks(device: torch.device) -> Ranks | None:
 
 def is_main_process() -> bool:
     """Whether this process writes files and shows progress: rank 0 of a
-    distributed run, or any process outside one.
+    distributed run (``RANK`` 0 of a torchrun launch, before ``fit`` too), or
+    any process outside one.
 
     Examples
     --------
     >>> is_main_process()
     True
     """
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    if os.environ.get(SWITCH, "1") != "0" and _launched_by_torchrun():
+        return int(os.environ.get("RANK", "0")) == 0
+    return True
 
 
 def _running_statistics(net: nn.Module) -> list[torch.Tensor]:

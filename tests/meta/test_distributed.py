@@ -238,6 +238,13 @@ def test_outside_a_distributed_run_nothing_changes(monkeypatch):
     assert current_ranks(torch.device("cpu")) is None
     assert not dist.is_initialized()
     assert is_main_process()
+    monkeypatch.undo()  # torchrun's environment, before any process group
+    for name, value in dict(WORLD_SIZE="2", MASTER_ADDR="localhost", RANK="1").items():
+        monkeypatch.setenv(name, value)
+    assert not is_main_process()
+    monkeypatch.setenv("SKMETA_DISTRIBUTED", "0")
+    assert is_main_process()
+    assert current_ranks(torch.device("cpu")) is None
 
 
 @pytest.mark.skipif(torch.cuda.device_count() > 1, reason="needs at most 1 GPU")
