@@ -20,12 +20,15 @@ from torch import nn
 
 import skmeta
 from skmeta.meta.algorithms import make_algorithm
-from skmeta.meta.batches import share_of
+from skmeta.meta.augment import FeatureAugmentation, make_augmentation
+from skmeta.meta.batches import labelled_batches, share_of, task_batches
 from skmeta.meta.distributed import Ranks, current_ranks, is_main_process
+from skmeta.meta.episodes import ClassIndex
 from skmeta.meta.loop import meta_gradient
 from skmeta.meta.model import MetaModel
 from skmeta.meta.net import MetaNet
 from skmeta.meta.norm import use_task_norm
+from skmeta.meta.rows import Rows
 from skmeta.meta.train import TrainSettings, meta_train
 
 ROOT = str(Path(skmeta.__file__).resolve().parents[1])
@@ -247,6 +250,46 @@ def test_outside_a_distributed_run_nothing_changes(monkeypatch):
     assert current_ranks(torch.device("cpu")) is None
 
 
+def _stream(kind, parts, augment):
+    """A task (3 tasks a meta-batch) or labelled (10 rows) stream, seeded."""
+    X = np.arange(300 * 4, dtype=np.float32).reshape(300, 4)
+    y = np.repeat(np.arange(30), 10)
+    rows, rng = Rows(X, (4,), torch.device("cpu")), np.random.default_rng(0)
+    if augment:
+        rows.augment = make_augmentation(
+            FeatureAugmentation(noise=0.1), (4,), torch.zeros(4), torch.ones(4)
+        )
+    if kind == "tasks":
+        settings = TrainSettings(n_way=3, k_shot=2, n_query=2, input_shape=(4,))
+        index = ClassIndex.from_labels(y)
+        return task_batches(rows, index, settings, rng, 3, 2, 3, parts=parts)
+    return labelled_batches(rows, np.arange(300), y, 10, rng, parts)
+
+
+def _rows_of(batch):
+    if hasattr(batch, "support_x"):
+        return [batch.support_x, batch.query_x]
+    return [batch.x, batch.y.float()[:, None]]
+
+
+@pytest.mark.parametrize("kind", ["tasks", "labelled"])
+@pytest.mark.parametrize("augment", [False, True])
+def test_the_shares_of_the_ranks_make_up_the_whole_batch(kind, augment):
+    """Each rank's share, drawn from the same seed, is its part of the batch
+    one process draws (uneven: 3 tasks or 10 rows in 2 parts of 1 and 2, or 5
+    and 5), augmentation's random draws included."""
+    shares = []
+    for parts in [(0, 1), (0, 2), (1, 2)]:
+        torch.manual_seed(0)
+        stream = _stream(kind, parts, augment)
+        shares.append([_rows_of(next(stream)) for _ in range(3)])
+    whole, first, second = shares
+    for w, a, b in zip(whole, first, second, strict=True):
+        for tensor_w, tensor_a, tensor_b in zip(w, a, b, strict=True):
+            assert 0 < tensor_a.shape[0] < tensor_w.shape[0]
+            assert torch.equal(torch.cat([tensor_a, tensor_b]), tensor_w)
+
+
 @pytest.mark.skipif(torch.cuda.device_count() > 1, reason="needs at most 1 GPU")
 def test_more_processes_than_gpus_is_a_clear_error():
     ranks = Ranks(rank=1, size=2, local_rank=1, device=torch.device("cuda"))
@@ -259,6 +302,7 @@ import sys
 import numpy as np
 import torch.distributed as dist
 from skmeta import MetaFeatureExtractor
+from skmeta.meta.episodes import ClassIndex
 from skmeta.meta.distributed import is_main_process
 from skmeta.meta.model import MetaModel
 
