@@ -39,6 +39,14 @@ RUNS = {  # name -> meta_train settings changes; MLPs have no batch norm
     "maml": dict(method="maml", method_params={"inner_steps": 2}),
     "protonet": dict(method="protonet", early_stopping=True, n_iter_no_change=2),
     "pretrain": dict(method="pretrain"),
+    "regression": dict(  # per-task targets: 2-D labels, split with the tasks
+        method="maml",
+        method_params={"regression": True, "inner_lr": 0.01, "inner_steps": 2},
+        n_way=1,
+        k_shot=4,
+        n_query=4,
+        early_stopping=True,
+    ),
 }
 
 # Parameters whose meta-gradient is 0 but for rounding, which Adam scales up to
@@ -80,6 +88,14 @@ def _data():
     y = np.repeat(np.arange(10), 12)
     X = (rng.normal(size=(y.size, 6)) + y[:, None] % 3).astype(np.float32)
     return X, y
+
+
+def _targets(name):
+    """Regression targets (a line per task, `y` the task), or None."""
+    if name != "regression":
+        return None
+    X, y = _data()
+    return (X[:, 0] * (1 + y % 4) - y % 3).astype(np.float32)
 
 
 def _net(method, seed=0):
@@ -130,7 +146,7 @@ def _worker(rank, folder):
             out[f"loss_{method}"] = (loss, metrics)
         X, y = _data()
         for name, changes in RUNS.items():
-            model = meta_train(X, y, _settings(**changes))
+            model = meta_train(X, y, _settings(**changes), _targets(name))
             out[f"run_{name}"] = (dict(model.state), [dict(r) for r in model.history])
         # the checkpoint path is free to differ: each rank names its own file
         checkpoint = f"{folder}/checkpoint{rank}.safetensors"
@@ -182,12 +198,14 @@ def _without_time(history):
 @pytest.mark.parametrize("name", list(RUNS))
 def test_two_processes_train_the_weights_one_process_trains(ranks_out, name):
     X, y = _data()
-    single = meta_train(X, y, _settings(**RUNS[name]))
+    single = meta_train(X, y, _settings(**RUNS[name]), _targets(name))
     (state0, history0), (state1, history1) = (out[f"run_{name}"] for out in ranks_out)
     for key, value in state0.items():  # ranks agree to the bit
         assert torch.equal(value, state1[key]), key
     assert _without_time(history0) == _without_time(history1)
-    initial = meta_train(X, y, _settings(**RUNS[name], learning_rate=0.0)).state
+    initial = meta_train(
+        X, y, _settings(**RUNS[name], learning_rate=0.0), _targets(name)
+    ).state
     for key, value in single.state.items():
         if key in ROUNDING_DRIVEN.get(name, ()):
             continue
@@ -199,7 +217,7 @@ def test_two_processes_train_the_weights_one_process_trains(ranks_out, name):
         assert got.keys() == want.keys()
         for key in got.keys() - {"elapsed"}:
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
-    if name == "protonet":
+    if RUNS[name].get("early_stopping"):
         assert "val_loss" in history0[-1]
 
 
