@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,10 @@ import skmeta
 from skmeta.meta.algorithms import make_algorithm
 from skmeta.meta.augment import FeatureAugmentation, make_augmentation
 from skmeta.meta.batches import labelled_batches, share_of, task_batches
+from skmeta.meta.callbacks import Callback
 from skmeta.meta.distributed import Ranks, current_ranks, is_main_process
 from skmeta.meta.episodes import ClassIndex
+from skmeta.meta.io import load_checkpoint
 from skmeta.meta.loop import meta_gradient
 from skmeta.meta.model import MetaModel
 from skmeta.meta.net import MetaNet
@@ -121,6 +124,14 @@ def _gradients(method, share=slice(None)):
     return net, batch, loss, metrics
 
 
+class Stop(Callback):
+    """Ctrl-C after the update of iteration 3, on every rank."""
+
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == 3:
+            raise KeyboardInterrupt
+
+
 def _worker(rank, folder):
     """Rank `rank` of a gloo run: meta-gradients, meta_train runs, and the
     errors for what is refused; results saved in `folder`."""
@@ -153,6 +164,16 @@ def _worker(rank, folder):
         meta_train(X, y, _settings(**RUNS["maml"], checkpoint=checkpoint))
         dist.barrier()
         out["checkpoints"] = sorted(p.name for p in Path(folder).glob("checkpoint*"))
+        # interrupted after iteration 3 (its checkpoint: 2), then resumed
+        shared = f"{folder}/shared.safetensors"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Meta-training interrupted"
+            meta_train(
+                X, y, _settings(**RUNS["maml"], checkpoint=shared), callbacks=[Stop()]
+            )
+        out["interrupted_at"] = load_checkpoint(shared)["state"]["n_iter"]
+        resumed = meta_train(X, y, _settings(**RUNS["maml"], checkpoint=shared))
+        out["resumed"] = dict(resumed.state)
         batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
         out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
         for name, (X_, y_, changes) in {
@@ -245,6 +266,14 @@ def test_only_rank_0_writes_the_checkpoint(ranks_out):
     assert ranks_out[1]["checkpoints"] == ["checkpoint0.safetensors"]
 
 
+def test_resumed_from_a_checkpoint_every_rank_ends_as_if_uninterrupted(ranks_out):
+    for out in ranks_out:
+        assert out["interrupted_at"] == 2  # the file the second run resumed from
+        uninterrupted = out["run_maml"][0]
+        for key, value in out["resumed"].items():
+            assert torch.equal(value, uninterrupted[key]), key
+
+
 def test_outside_a_distributed_run_nothing_changes(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert current_ranks(torch.device("cpu")) is None
@@ -322,6 +351,7 @@ import torch.distributed as dist
 from skmeta import MetaFeatureExtractor
 from skmeta.meta.episodes import ClassIndex
 from skmeta.meta.distributed import is_main_process
+from skmeta.meta.io import load_checkpoint
 from skmeta.meta.model import MetaModel
 
 folder = sys.argv[1]
