@@ -28,6 +28,7 @@ TRAIN_FLAGS = [
     ("--n-way", "n_way", int),
     ("--k-shot", "k_shot", int),
     ("--n-query", "n_query", int),
+    ("--meta-batch-size", "meta_batch_size", int),
     ("--learning-rate", "learning_rate", float),
     ("--class-augmentation", "class_augmentation", str),
     ("--augmentation", "augmentation", str),
@@ -220,8 +221,11 @@ def _image_options(args, model=None) -> dict:
 
 
 def _train(args) -> None:
+    """Meta-train and write the model; under torchrun, every process trains
+    its share and rank 0 writes (docs/user_guide/distributed.rst)."""
     from ._cli_data import load_dataset
     from ._extractor import MetaFeatureExtractor
+    from .meta.distributed import is_main_process
 
     data = load_dataset(args.data, **_image_options(args))
     params = {
@@ -232,8 +236,9 @@ def _train(args) -> None:
     extractor = MetaFeatureExtractor(
         input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
     ).fit(data.X, data.y)
-    extractor.meta_model_.save(args.out, card=args.card)
-    print(f"wrote {args.out} ({extractor.n_iter_} iterations)")
+    if is_main_process():
+        extractor.meta_model_.save(args.out, card=args.card)
+        print(f"wrote {args.out} ({extractor.n_iter_} iterations)")
 
 
 def _evaluate(args) -> None:

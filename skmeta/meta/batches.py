@@ -16,12 +16,24 @@ from .rows import Rows
 __all__ = [
     "BatchStream",
     "labelled_batches",
+    "share_of",
     "split_classes",
     "task_batches",
     "training_index",
     "validation_batch",
     "ValidationEpisodes",
 ]
+
+
+def share_of(n: int, rank: int, size: int) -> slice:
+    """Part `rank` of `size` near-equal contiguous parts of ``range(n)``.
+
+    Examples
+    --------
+    >>> share_of(5, 0, 2), share_of(5, 1, 2)
+    (slice(0, 2, None), slice(2, 5, None))
+    """
+    return slice(rank * n // size, (rank + 1) * n // size)
 
 
 def split_classes(
@@ -144,6 +156,7 @@ def task_batches(
     n_tasks,
     targets=None,
     augment=True,
+    parts: tuple[int, int] = (0, 1),
 ) -> BatchStream:
     """TaskBatch objects forever, sampling 64 iterations' episodes at once.
 
@@ -151,8 +164,16 @@ def task_batches(
     of every row's target; one group per task, ``n_way == 1``): labels are the
     rows' targets, per task. Only the rows of the batch at hand are read
     (:meth:`Rows.gather`), and augmented when `augment`.
+
+    With ``parts=(rank, size)`` (a process's share in a distributed run,
+    :mod:`.distributed`), each batch is part `rank` of `size` near-equal parts
+    of the `n_tasks` tasks drawn (:func:`share_of`): only their rows are read,
+    unless rows are augmented; then the whole meta-batch is, so that the
+    augmentation's random draws, and torch's generator after them, are those
+    of one process.
     """
     device = rows.device
+    share = share_of(n_tasks, *parts)
     ways = torch.arange(n_way, device=device)
     support_y = ways.repeat_interleave(settings.k_shot)
     query_y = ways.repeat_interleave(n_query)
@@ -165,18 +186,24 @@ def task_batches(
     def make(episodes, i):
         s = episodes.support[i * n_tasks : (i + 1) * n_tasks]
         q = episodes.query[i * n_tasks : (i + 1) * n_tasks]
+        whole = parts[1] > 1 and augment and rows.augment is not None
+        if not whole:
+            s, q = s[share], q[share]
         s_y, q_y = support_y, query_y
         if targets is not None:
             s_y = targets[torch.from_numpy(s).to(device)]
             q_y = targets[torch.from_numpy(q).to(device)]
-        return TaskBatch(
+        batch = TaskBatch(
             rows.gather(s, augment), s_y, rows.gather(q, augment), q_y, n_way
         )
+        return batch.tasks(share) if whole else batch
 
     return BatchStream(rng, draw, 64, make)
 
 
-def labelled_batches(rows: Rows, virtual_rows, codes, batch_size, rng) -> BatchStream:
+def labelled_batches(
+    rows: Rows, virtual_rows, codes, batch_size, rng, parts: tuple[int, int] = (0, 1)
+) -> BatchStream:
     """LabelledBatch objects forever, one shuffled pass after another.
 
     Parameters
@@ -188,15 +215,23 @@ def labelled_batches(rows: Rows, virtual_rows, codes, batch_size, rng) -> BatchS
         Their class codes.
     batch_size : int
     rng : numpy.random.Generator
+    parts : (int, int), default=(0, 1)
+        ``(rank, size)``: each batch is part `rank` of `size` near-equal
+        parts of the mini-batch drawn (a process's share in a distributed
+        run, :mod:`.distributed`), read alone unless rows are augmented (as
+        :func:`task_batches` does).
     """
     batch_size = min(batch_size, virtual_rows.size)
     labels = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(rows.device)
+    share = share_of(batch_size, *parts)
 
     def make(order, i):
         chosen = order[i * batch_size : (i + 1) * batch_size]
+        whole = parts[1] > 1 and rows.augment is not None
+        x = rows.gather(virtual_rows[chosen if whole else chosen[share]])
         return LabelledBatch(
-            rows.gather(virtual_rows[chosen]),
-            labels[torch.from_numpy(chosen).to(rows.device)],
+            x[share] if whole else x,
+            labels[torch.from_numpy(chosen[share]).to(rows.device)],
         )
 
     def draw(rng):
@@ -234,6 +269,21 @@ class ValidationEpisodes:
     @property
     def n_tasks(self) -> int:
         return self.support.shape[0]
+
+    def tasks(self, episodes: slice) -> ValidationEpisodes:
+        """The episodes in `episodes` (a process's share of validation)."""
+
+        def part(labels):
+            return labels[episodes] if labels.dim() == 2 else labels
+
+        return ValidationEpisodes(
+            self.rows,
+            self.support[episodes],
+            self.query[episodes],
+            part(self.support_y),
+            part(self.query_y),
+            self.n_way,
+        )
 
     def batches(self, max_rows: int = 1024):
         """Yield TaskBatch objects of whole episodes, at most `max_rows` rows

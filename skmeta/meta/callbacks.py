@@ -27,6 +27,7 @@ __all__ = [
     "History",
     "ProgressBar",
     "validation_metrics",
+    "validation_sums",
 ]
 
 
@@ -140,10 +141,10 @@ class GradientClipping(Callback):
 _VALIDATION_FLOATS = 1 << 25
 
 
-def validation_metrics(algorithm, net, episodes) -> tuple[float, float]:
-    """Mean loss and metric of `algorithm` over the tasks of `episodes`, taken
-    a few tasks at a time (each chunk weighted by its number of tasks): as
-    many as keep the network's widest activation within 128 MB."""
+def validation_sums(algorithm, net, episodes) -> tuple[float, float, int]:
+    """Summed loss and metric of `algorithm` over the tasks of `episodes`, and
+    their number, taken a few tasks at a time: as many as keep the network's
+    widest activation within 128 MB."""
     loss = score = 0.0
     n_tasks = 0
     max_rows = max(1, _VALIDATION_FLOATS // widest_activations(net)[0])
@@ -152,6 +153,13 @@ def validation_metrics(algorithm, net, episodes) -> tuple[float, float]:
         loss += chunk_loss * batch.n_tasks
         score += chunk_score * batch.n_tasks
         n_tasks += batch.n_tasks
+    return loss, score, n_tasks
+
+
+def validation_metrics(algorithm, net, episodes) -> tuple[float, float]:
+    """Mean loss and metric of `algorithm` over the tasks of `episodes`
+    (:func:`validation_sums`)."""
+    loss, score, n_tasks = validation_sums(algorithm, net, episodes)
     return loss / n_tasks, score / n_tasks
 
 
@@ -169,10 +177,16 @@ class EarlyStopping(Callback):
     patience : int
         Records without an improvement of more than `tol` before stopping.
     tol : float, default=1e-4
+    reduce : callable, optional
+        In a distributed run, `episodes` are this process's share, and
+        ``reduce([loss_sum, metric_sum, n_tasks])`` returns their sums over
+        all processes (:meth:`~skmeta.meta.distributed.Ranks.sum`), the same
+        on every one: so are the records and the decision to stop.
     """
 
-    def __init__(self, episodes, patience: int, tol: float = 1e-4) -> None:
+    def __init__(self, episodes, patience: int, tol: float = 1e-4, reduce=None) -> None:
         self.episodes, self.patience, self.tol = episodes, patience, tol
+        self.reduce = reduce
         self.best_loss, self.best_iter, self.best_state, self.stale = (
             math.inf,
             0,
@@ -183,9 +197,11 @@ class EarlyStopping(Callback):
     def on_record(self, loop, record):
         metric = loop.algorithm.metric
         loop.net.eval()
-        record["val_loss"], record[f"val_{metric}"] = validation_metrics(
-            loop.algorithm, loop.net, self.episodes
-        )
+        sums = validation_sums(loop.algorithm, loop.net, self.episodes)
+        if self.reduce is not None:
+            sums = self.reduce(sums)
+        loss, score, n_tasks = sums
+        record["val_loss"], record[f"val_{metric}"] = loss / n_tasks, score / n_tasks
         if record["val_loss"] < self.best_loss - self.tol:
             self.best_loss, self.best_iter, self.stale = (
                 record["val_loss"],

@@ -70,6 +70,10 @@ class Checkpoint(Callback):
     fingerprint : mapping, optional
         What the run is (:func:`run_fingerprint`): a checkpoint whose
         fingerprint differs is refused.
+    writes : bool, default=True
+        False on the processes other than rank 0 of a distributed run
+        (:mod:`.distributed`): they resume from the file (which must then be
+        on a file system they share) but leave writing it to rank 0.
 
     Attributes
     ----------
@@ -77,8 +81,10 @@ class Checkpoint(Callback):
         The iteration the run resumed after, None for a fresh run.
     """
 
-    def __init__(self, path, every: int | None = None, fingerprint=None) -> None:
-        self.path, self.every = Path(path), every
+    def __init__(
+        self, path, every: int | None = None, fingerprint=None, writes: bool = True
+    ) -> None:
+        self.path, self.every, self.writes = Path(path), every, writes
         self.fingerprint = _jsonable(dict(fingerprint or {}))
         self.resumed_from = None
 
@@ -102,7 +108,7 @@ class Checkpoint(Callback):
     def on_iteration_end(self, loop):
         every = self.every or loop.settings.eval_interval
         last = loop.stop or loop.n_iter >= loop.settings.max_iter
-        if last or loop.n_iter % every == 0:
+        if self.writes and (last or loop.n_iter % every == 0):
             self.save(loop)
 
     def save(self, loop) -> None:

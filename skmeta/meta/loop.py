@@ -25,6 +25,7 @@ from .optim import CosineAdam
 from .precision import Precision
 
 if TYPE_CHECKING:  # .train imports this module
+    from .distributed import Ranks
     from .train import TrainSettings
 
 __all__ = ["MetaTrainer", "meta_gradient"]
@@ -75,6 +76,11 @@ class MetaTrainer:
     settings : TrainSettings
     callbacks : sequence of Callback
         Run in this order at each hook.
+    ranks : Ranks, optional
+        The processes of a distributed run (:mod:`.distributed`): `batches`
+        are this process's shares of the meta-batches, and each meta-gradient
+        is all-reduced into the whole meta-batch's before anything else sees
+        it (loss scaling, the finite-loss check, ``on_gradient``).
 
     Attributes
     ----------
@@ -101,8 +107,10 @@ class MetaTrainer:
         batches: Iterator,
         settings: TrainSettings,
         callbacks: Sequence[Callback] = (),
+        ranks: Ranks | None = None,
     ) -> None:
         self.net, self.algorithm, self.optimizer = net, algorithm, optimizer
+        self.ranks = ranks
         self.batches, self.settings = batches, settings
         self.callbacks = list(callbacks)
         self.n_iter, self.history, self.stop = 0, [], False
@@ -150,13 +158,14 @@ class MetaTrainer:
         self.n_iter += 1
         self.net.train()
         self.optimizer.zero_grad()
+        batch = next(self.batches)
         loss, metrics = meta_gradient(
-            self.algorithm,
-            self.net,
-            next(self.batches),
-            settings.n_jobs,
-            self.precision,
+            self.algorithm, self.net, batch, settings.n_jobs, self.precision
         )
+        if self.ranks is not None:
+            loss, metrics = self.ranks.reduce_meta_gradient(
+                self.optimizer.params, batch, loss, metrics
+            )
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"The meta-training loss became {loss} at iteration "

@@ -9,6 +9,7 @@ built-in callbacks; the loop itself is :class:`~.loop.MetaTrainer`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ from .batches import (
 from .calibration import calibration_record, validation_outputs
 from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
 from .checkpoint import Checkpoint, run_fingerprint, start_from
+from .distributed import DistributedSync, current_ranks
 from .input_normalization import default_input_normalization
 from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
@@ -182,6 +184,15 @@ def meta_train(
         the data's shape (:func:`~.provenance.describe`), e.g.
         ``{"class_names": [...], "feature_names": [...]}``.
 
+    Notes
+    -----
+    Started by torchrun on several processes (or inside a process group the
+    caller initialised), every process must call this with the same data and
+    settings: each takes a share of each meta-batch, the meta-gradients are
+    all-reduced, and every process returns the same model (rank 0's seed is
+    used; only rank 0 writes the checkpoint and shows progress). See
+    :mod:`.distributed`.
+
     Returns
     -------
     MetaModel
@@ -192,12 +203,20 @@ def meta_train(
         ``KeyboardInterrupt``).
     """
     device = torch.device(settings.device)
+    ranks = current_ranks(device)
+    if ranks is not None:
+        if device.type == "cuda" and device.index is None:
+            device = ranks.local_gpu()
+        ranks = dataclasses.replace(ranks, device=device)
+        settings = dataclasses.replace(
+            settings, seed=ranks.broadcast_int(settings.seed)
+        )
     rng = np.random.default_rng(settings.seed)
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), malloc_tuning():
         torch.manual_seed(int(rng.integers(2**63 - 1)))
         return _meta_train(
-            X, y, settings, device, rng, targets, callbacks, init, description
+            X, y, settings, device, rng, targets, callbacks, init, description, ranks
         )
 
 
@@ -238,7 +257,7 @@ def _build_net(
 
 
 def _meta_train(
-    X, y, settings, device, rng, targets, callbacks, init, description
+    X, y, settings, device, rng, targets, callbacks, init, description, ranks
 ) -> MetaModel:
     algorithm = make_algorithm(settings.method, **settings.method_params)
     if (targets is not None) != algorithm.regression:
@@ -259,9 +278,16 @@ def _meta_train(
         else torch.tensor(targets, dtype=torch.float32, device=device)
     )
     y = np.asarray(y)
+    parts = (0, 1)
+    built_in: list[Callback] = []
+    if ranks is not None:
+        ranks.check_same(run_fingerprint(settings, X, y, targets, init))
+        ranks.check_meta_batch(settings.meta_batch_size)
+        parts = (ranks.rank, ranks.size)
+        built_in.append(DistributedSync(ranks))
     rotations = 4 if settings.class_augmentation == "rot90" else 1
     rows = Rows(X, settings.input_shape, device, rotations)
-    built_in: list[Callback] = [History()]
+    built_in.append(History())
     if settings.max_grad_norm is not None:
         built_in.append(GradientClipping(settings.max_grad_norm))
     if settings.calibrate and targets is not None:
@@ -272,9 +298,13 @@ def _meta_train(
         val_batch = validation_batch(rows, val_rows, y[val_rows], settings, rng, T_all)
     else:
         train_rows = np.arange(y.size)
-    if settings.early_stopping:
+    if settings.early_stopping and ranks is None:
         built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
-    if settings.verbose:
+    elif settings.early_stopping:  # each process validates its share
+        share = val_batch.tasks(ranks.share(val_batch.n_tasks))
+        stopping = EarlyStopping(share, settings.n_iter_no_change, reduce=ranks.sum)
+        built_in.append(stopping)
+    if settings.verbose and (ranks is None or ranks.is_main):
         built_in.append(ProgressBar(f"meta-training {settings.method}"))
     classes, codes = np.unique(y[train_rows], return_inverse=True)
     index, virtual_rows, virtual_codes = training_index(
@@ -313,6 +343,7 @@ def _meta_train(
             settings.n_query,
             settings.meta_batch_size,
             T_all,
+            parts=parts,
         )
     else:
         rows_per_step = (
@@ -321,7 +352,7 @@ def _meta_train(
             * settings.meta_batch_size
         )
         batches = labelled_batches(
-            rows, virtual_rows, virtual_codes, rows_per_step, rng
+            rows, virtual_rows, virtual_codes, rows_per_step, rng, parts
         )
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = CosineAdam(trainable, settings.learning_rate, settings.max_iter)
@@ -329,11 +360,16 @@ def _meta_train(
         fingerprint = run_fingerprint(settings, X, y, targets, init)
         callbacks = [
             *callbacks,
-            Checkpoint(settings.checkpoint, settings.checkpoint_every, fingerprint),
+            Checkpoint(
+                settings.checkpoint,
+                settings.checkpoint_every,
+                fingerprint,
+                writes=ranks is None or ranks.is_main,
+            ),
         ]
     start = time.perf_counter()
     loop = MetaTrainer(
-        net, algorithm, optimizer, batches, settings, [*built_in, *callbacks]
+        net, algorithm, optimizer, batches, settings, [*built_in, *callbacks], ranks
     ).run()
     history = [{**r, "iter": r["iter"] + offset} for r in loop.history]
     config = _config(
@@ -350,6 +386,7 @@ def _meta_train(
         best_iter=offset + loop.best_iter,
         interrupted=loop.interrupted,
         elapsed=time.perf_counter() - start,
+        world_size=1 if ranks is None else ranks.size,
     )
     return MetaModel(
         net.state_dict(),

@@ -1,0 +1,453 @@
+"""Distributed meta-training (skmeta.meta.distributed) on 2 local processes
+(gloo): the same meta-gradients, the same weights after a few steps, and the
+same history, as one process taking the whole meta-batch; ranks agree; the
+estimator and ``skmeta train`` under torchrun."""
+
+import datetime
+import multiprocessing
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from maml_helpers import classification_batch
+from torch import nn
+
+import skmeta
+from skmeta.meta.algorithms import make_algorithm
+from skmeta.meta.augment import FeatureAugmentation, make_augmentation
+from skmeta.meta.batches import labelled_batches, share_of, task_batches
+from skmeta.meta.callbacks import Callback
+from skmeta.meta.distributed import Ranks, current_ranks, is_main_process
+from skmeta.meta.episodes import ClassIndex
+from skmeta.meta.io import load_checkpoint
+from skmeta.meta.loop import meta_gradient
+from skmeta.meta.model import MetaModel
+from skmeta.meta.net import MetaNet
+from skmeta.meta.norm import use_task_norm
+from skmeta.meta.rows import Rows
+from skmeta.meta.train import TrainSettings, meta_train
+
+ROOT = str(Path(skmeta.__file__).resolve().parents[1])
+WORLD = 2
+N_TASKS = 4
+
+RUNS = {  # name -> meta_train settings changes; MLPs have no batch norm
+    "maml": dict(method="maml", method_params={"inner_steps": 2}),
+    "protonet": dict(method="protonet", early_stopping=True, n_iter_no_change=2),
+    "pretrain": dict(method="pretrain"),
+    "regression": dict(  # per-task targets: 2-D labels, split with the tasks
+        method="maml",
+        method_params={"regression": True, "inner_lr": 0.01, "inner_steps": 2},
+        n_way=1,
+        k_shot=4,
+        n_query=4,
+        early_stopping=True,
+    ),
+}
+
+# Parameters whose meta-gradient is 0 but for rounding, which Adam scales up to
+# steps of learning_rate: a run with n_jobs=2 differs from n_jobs=1 as much.
+# MAML's shared head (moving every class row at once changes no softmax);
+# ProtoNet's last bias (moving every embedding at once changes no distance).
+ROUNDING_DRIVEN = {
+    "maml": ("extra.head_weight", "extra.head_bias"),
+    "protonet": ("backbone.layers.2.bias",),
+}
+
+
+def _settings(**changes):
+    base = dict(
+        n_way=3,
+        k_shot=2,
+        n_query=3,
+        input_shape=(6,),
+        backbone_params={"hidden_sizes": (16,), "out_features": 8},
+        meta_batch_size=N_TASKS,
+        max_iter=6,
+        learning_rate=0.01,
+        n_val_episodes=5,
+        validation_fraction=0.3,
+        seed=4,
+    )
+    return TrainSettings(**{**base, **changes})
+
+
+def _bn_mlp():
+    """An MLP with a batch norm on batch statistics (ProtoNet's, not per task)."""
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8)
+    )
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 12)
+    X = (rng.normal(size=(y.size, 6)) + y[:, None] % 3).astype(np.float32)
+    return X, y
+
+
+def _targets(name):
+    """Regression targets (a line per task, `y` the task), or None."""
+    if name != "regression":
+        return None
+    X, y = _data()
+    return (X[:, 0] * (1 + y % 4) - y % 3).astype(np.float32)
+
+
+def _net(method, seed=0):
+    """A float64 MLP; MAML's with a (task) batch norm, per task in training."""
+    torch.manual_seed(seed)
+    layers = [nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)]
+    if method == "maml":
+        layers.insert(1, nn.BatchNorm1d(7))
+    backbone = nn.Sequential(*layers)
+    algorithm = make_algorithm(method)
+    if algorithm.task_norm:
+        use_task_norm(backbone)
+    net = MetaNet(backbone, (5,), per_feature_scaling=True)
+    for name, value in algorithm.meta_parameters(net, 3, 3).items():
+        net.extra[name] = nn.Parameter(value + 0.3 * torch.randn_like(value))
+    return algorithm, net.double()
+
+
+def _gradients(method, share=slice(None)):
+    algorithm, net = _net(method)
+    batch = classification_batch(N_TASKS, 5).tasks(share)
+    loss, metrics = meta_gradient(algorithm, net, batch)
+    return net, batch, loss, metrics
+
+
+class Stop(Callback):
+    """Ctrl-C after the update of iteration 3, on every rank."""
+
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == 3:
+            raise KeyboardInterrupt
+
+
+def _worker(rank, folder):
+    """Rank `rank` of a gloo run: meta-gradients, meta_train runs, and the
+    errors for what is refused; results saved in `folder`."""
+    os.environ.update(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{folder}/rendezvous",
+        rank=rank,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=120),
+    )
+    try:
+        ranks = current_ranks(torch.device("cpu"))
+        out = {"main": is_main_process()}
+        for method in ("maml", "protonet"):
+            net, batch, loss, metrics = _gradients(
+                method, share_of(N_TASKS, rank, WORLD)
+            )
+            params = [p for p in net.parameters() if p.requires_grad]
+            loss, metrics = ranks.reduce_meta_gradient(params, batch, loss, metrics)
+            out[f"grad_{method}"] = [p.grad.clone() for p in params]
+            out[f"loss_{method}"] = (loss, metrics)
+        X, y = _data()
+        for name, changes in RUNS.items():
+            model = meta_train(X, y, _settings(**changes), _targets(name))
+            out[f"run_{name}"] = (dict(model.state), [dict(r) for r in model.history])
+        # the checkpoint path is free to differ: each rank names its own file
+        checkpoint = f"{folder}/checkpoint{rank}.safetensors"
+        meta_train(X, y, _settings(**RUNS["maml"], checkpoint=checkpoint))
+        dist.barrier()
+        out["checkpoints"] = sorted(p.name for p in Path(folder).glob("checkpoint*"))
+        # interrupted after iteration 3 (its checkpoint: 2), then resumed
+        shared = f"{folder}/shared.safetensors"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Meta-training interrupted"
+            meta_train(
+                X, y, _settings(**RUNS["maml"], checkpoint=shared), callbacks=[Stop()]
+            )
+        out["interrupted_at"] = load_checkpoint(shared)["state"]["n_iter"]
+        resumed = meta_train(X, y, _settings(**RUNS["maml"], checkpoint=shared))
+        out["resumed"] = dict(resumed.state)
+        batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
+        out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
+        for name, (X_, y_, changes) in {
+            "small_batch": (X, y, {"meta_batch_size": 1}),
+            "other_data": (X, (y + rank) % 10, {}),
+        }.items():
+            try:
+                meta_train(X_, y_, _settings(**changes))
+            except ValueError as exc:
+                out[f"error_{name}"] = str(exc)
+        torch.save(out, f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ranks_out(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distributed")
+    mp.spawn(_worker, args=(str(folder),), nprocs=WORLD, join=True)
+    return [torch.load(folder / f"rank{r}.pt") for r in range(WORLD)]
+
+
+@pytest.mark.parametrize("method", ["maml", "protonet"])
+def test_all_reduced_meta_gradient_is_the_whole_meta_batch(ranks_out, method):
+    net, _, loss, metrics = _gradients(method)
+    reference = [p.grad for p in net.parameters() if p.requires_grad]
+    for out in ranks_out:
+        for got, want in zip(out[f"grad_{method}"], reference, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        got_loss, got_metrics = out[f"loss_{method}"]
+        assert got_loss == pytest.approx(loss, rel=1e-10)
+        assert got_metrics == pytest.approx(metrics, rel=1e-6)  # float32 accuracy
+    # each rank alone does not have it: the all-reduce did the work
+    partial = _gradients(method, share_of(N_TASKS, 0, WORLD))[0]
+    grads = [p.grad for p in partial.parameters() if p.requires_grad]
+    assert not all(torch.allclose(a, b) for a, b in zip(grads, reference, strict=True))
+
+
+def _without_time(history):
+    return [{k: v for k, v in record.items() if k != "elapsed"} for record in history]
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_two_processes_train_the_weights_one_process_trains(ranks_out, name):
+    X, y = _data()
+    single = meta_train(X, y, _settings(**RUNS[name]), _targets(name))
+    (state0, history0), (state1, history1) = (out[f"run_{name}"] for out in ranks_out)
+    for key, value in state0.items():  # ranks agree to the bit
+        assert torch.equal(value, state1[key]), key
+    assert _without_time(history0) == _without_time(history1)
+    initial = meta_train(
+        X, y, _settings(**RUNS[name], learning_rate=0.0), _targets(name)
+    ).state
+    for key, value in single.state.items():
+        if key in ROUNDING_DRIVEN.get(name, ()):
+            continue
+        torch.testing.assert_close(state0[key], value, rtol=1e-4, atol=1e-5)
+        if "input" not in key:  # not the input scaling: trained
+            assert not torch.equal(value, initial[key]), key
+    assert len(history0) == len(single.history)
+    for got, want in zip(history0, single.history, strict=True):
+        assert got.keys() == want.keys()
+        for key in got.keys() - {"elapsed"}:
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+    if RUNS[name].get("early_stopping"):
+        assert "val_loss" in history0[-1]
+
+
+def test_batch_norm_running_statistics_agree_across_ranks(ranks_out):
+    """Each rank normalises its share with its own batch statistics (as DDP
+    without SyncBatchNorm); the running statistics are averaged, so the ranks
+    still end with the same model."""
+    one, two = (out["run_batch_norm"] for out in ranks_out)
+    for key, value in one.items():
+        assert torch.equal(value, two[key]), key
+    assert not torch.equal(one["backbone.1.running_mean"], torch.zeros(16))
+
+
+def test_refused_runs_raise_on_every_rank(ranks_out):
+    for out in ranks_out:
+        assert (
+            "meta_batch_size=1 is smaller than the 2 processes"
+            in (out["error_small_batch"])
+        )
+        assert "different runs" in out["error_other_data"]
+    assert [out["main"] for out in ranks_out] == [True, False]
+
+
+def test_only_rank_0_writes_the_checkpoint(ranks_out):
+    assert ranks_out[1]["checkpoints"] == ["checkpoint0.safetensors"]
+
+
+def test_resumed_from_a_checkpoint_every_rank_ends_as_if_uninterrupted(ranks_out):
+    for out in ranks_out:
+        assert out["interrupted_at"] == 2  # the file the second run resumed from
+        uninterrupted = out["run_maml"][0]
+        for key, value in out["resumed"].items():
+            assert torch.equal(value, uninterrupted[key]), key
+
+
+def test_outside_a_distributed_run_nothing_changes(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert current_ranks(torch.device("cpu")) is None
+    monkeypatch.setenv("WORLD_SIZE", "2")  # but no MASTER_ADDR: not torchrun
+    assert current_ranks(torch.device("cpu")) is None
+    # torchrun's environment, inherited by a pool's worker (e.g. joblib's)
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setenv("MASTER_PORT", "1")
+    monkeypatch.setattr(
+        multiprocessing, "parent_process", lambda: multiprocessing.current_process()
+    )
+    assert current_ranks(torch.device("cpu")) is None
+    assert not dist.is_initialized()
+    assert is_main_process()
+    monkeypatch.undo()  # torchrun's environment, before any process group
+    for name, value in dict(WORLD_SIZE="2", MASTER_ADDR="localhost", RANK="1").items():
+        monkeypatch.setenv(name, value)
+    assert not is_main_process()
+    monkeypatch.setenv("SKMETA_DISTRIBUTED", "0")
+    assert is_main_process()
+    assert current_ranks(torch.device("cpu")) is None
+
+
+def _stream(kind, parts, augment):
+    """A task (3 tasks a meta-batch) or labelled (10 rows) stream, seeded."""
+    X = np.arange(300 * 4, dtype=np.float32).reshape(300, 4)
+    y = np.repeat(np.arange(30), 10)
+    rows, rng = Rows(X, (4,), torch.device("cpu")), np.random.default_rng(0)
+    if augment:
+        rows.augment = make_augmentation(
+            FeatureAugmentation(noise=0.1), (4,), torch.zeros(4), torch.ones(4)
+        )
+    if kind == "tasks":
+        settings = TrainSettings(n_way=3, k_shot=2, n_query=2, input_shape=(4,))
+        index = ClassIndex.from_labels(y)
+        return task_batches(rows, index, settings, rng, 3, 2, 3, parts=parts)
+    return labelled_batches(rows, np.arange(300), y, 10, rng, parts)
+
+
+def _rows_of(batch):
+    if hasattr(batch, "support_x"):
+        return [batch.support_x, batch.query_x]
+    return [batch.x, batch.y.float()[:, None]]
+
+
+@pytest.mark.parametrize("kind", ["tasks", "labelled"])
+@pytest.mark.parametrize("augment", [False, True])
+def test_the_shares_of_the_ranks_make_up_the_whole_batch(kind, augment):
+    """Each rank's share, drawn from the same seed, is its part of the batch
+    one process draws (uneven: 3 tasks or 10 rows in 2 parts of 1 and 2, or 5
+    and 5), augmentation's random draws included."""
+    shares = []
+    for parts in [(0, 1), (0, 2), (1, 2)]:
+        torch.manual_seed(0)
+        stream = _stream(kind, parts, augment)
+        shares.append([_rows_of(next(stream)) for _ in range(3)])
+    whole, first, second = shares
+    for w, a, b in zip(whole, first, second, strict=True):
+        for tensor_w, tensor_a, tensor_b in zip(w, a, b, strict=True):
+            assert 0 < tensor_a.shape[0] < tensor_w.shape[0]
+            assert torch.equal(torch.cat([tensor_a, tensor_b]), tensor_w)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="needs at most 1 GPU")
+def test_more_processes_than_gpus_is_a_clear_error():
+    ranks = Ranks(rank=1, size=2, local_rank=1, device=torch.device("cuda"))
+    with pytest.raises(ValueError, match="LOCAL_RANK=1 on GPU 1.*one process per GPU"):
+        ranks.local_gpu()
+
+
+SCRIPT = """
+import sys
+import numpy as np
+import torch.distributed as dist
+from skmeta import MetaFeatureExtractor
+from skmeta.meta.episodes import ClassIndex
+from skmeta.meta.distributed import is_main_process
+from skmeta.meta.io import load_checkpoint
+from skmeta.meta.model import MetaModel
+
+folder = sys.argv[1]
+rng = np.random.default_rng(0)
+y = np.repeat(np.arange(8), 10)
+X = (rng.normal(size=(y.size, 6)) + y[:, None] % 3).astype(np.float32)
+extractor = MetaFeatureExtractor(
+    method="maml", n_way=3, k_shot=2, n_query=3, meta_batch_size=2, max_iter=4,
+    early_stopping=True, validation_fraction=0.3, n_iter_no_change=1,
+    backbone_params={"hidden_sizes": (16,), "out_features": 8}, verbose=1,
+).fit(X, y)
+rank = dist.get_rank()
+extractor.meta_model_.save(f"{folder}/rank{rank}.safetensors")
+if is_main_process():
+    extractor.meta_model_.save(f"{folder}/model.safetensors")
+"""
+
+
+def _torchrun(args, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(WORLD),
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--redirects",
+            "3",
+            *args,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _logs(tmp_path, rank="*", stream="std*"):
+    """What torchrun's processes printed (its --log-dir files)."""
+    files = sorted((tmp_path / "logs").glob(f"*/attempt_*/{rank}/{stream}.log"))
+    return "".join(f.read_text() for f in files)
+
+
+def test_estimator_fit_under_torchrun(tmp_path):
+    (tmp_path / "fit.py").write_text(SCRIPT)
+    done = _torchrun(["fit.py", str(tmp_path)], tmp_path)
+    assert done.returncode == 0, _logs(tmp_path)
+    one, two = (MetaModel.load(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert one.state.keys() == two.state.keys()
+    for key, value in one.state.items():
+        assert torch.equal(value, two.state[key]), key
+    assert _without_time(one.history) == _without_time(two.history)
+    assert "val_loss" in one.history[-1]
+    assert one.config["training"]["world_size"] == WORLD
+    assert (tmp_path / "model.safetensors").is_file()
+    # the progress bar on rank 0 only
+    assert "meta-training maml" in _logs(tmp_path, 0, "stderr")
+    assert "meta-training maml" not in _logs(tmp_path, 1, "stderr")
+
+
+@pytest.mark.slow
+def test_cli_train_under_torchrun_writes_one_model(tmp_path):
+    X, y = _data()
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    done = _torchrun(
+        [
+            "-m",
+            "skmeta",
+            "train",
+            str(tmp_path / "data.npz"),
+            "--out",
+            str(tmp_path / "model.safetensors"),
+            "--method",
+            "protonet",
+            "--max-iter",
+            "3",
+            "--n-way",
+            "3",
+            "--k-shot",
+            "2",
+            "--n-query",
+            "2",
+            "--meta-batch-size",
+            "2",
+            "--quiet",
+        ],
+        tmp_path,
+    )
+    assert done.returncode == 0, _logs(tmp_path)
+    assert "wrote " in _logs(tmp_path, 0, "stdout")
+    assert "wrote " not in _logs(tmp_path, 1, "stdout")  # rank 0 only
+    model = MetaModel.load(tmp_path / "model.safetensors")
+    assert model.config["training"]["world_size"] == WORLD
