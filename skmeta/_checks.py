@@ -38,10 +38,15 @@ def load_pretrained(pretrained) -> MetaModel:
     """
     if isinstance(pretrained, MetaModel):
         return pretrained
-    path = Path(pretrained).resolve()
-    if not path.is_file():
+    try:
+        path = Path(pretrained).resolve()
+        stat = path.stat() if path.is_file() else None
+    except (ValueError, OSError) as exc:  # a NUL byte, a name too long...
+        raise ValueError(
+            f"pretrained={str(pretrained)!r} is not a usable path: {exc}."
+        ) from None
+    if stat is None:
         raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
-    stat = path.stat()
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT_VERSION",
     "checkpoint_metadata",
     "frozen",
+    "json_value",
     "load",
     "load_checkpoint",
     "save",
@@ -105,6 +106,16 @@ def load(path: str | Path, backbone: Callable | None = None):
         return MetaModel(state, data["config"], data.get("history", ()), backbone)
     except (RuntimeError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ValueError(f"{path} is not a valid skmeta model file: {exc!r}") from exc
+
+
+def json_value(value):
+    """``json.dumps``'s `default`: a NumPy scalar as the Python number it holds
+    (``n_way=np.int64(5)`` is a valid setting); anything else is refused."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def frozen(value):

@@ -2,6 +2,7 @@
 the model that was saved or a ``ValueError``, and never runs code."""
 
 import json
+import os
 import pickle
 import struct
 
@@ -17,8 +18,9 @@ from skmeta.meta.io_checks import checksum
 from skmeta.meta.model import MetaModel
 from skmeta.meta.train import TrainSettings, meta_train
 
+# SKMETA_FUZZ_EXAMPLES=500 searches harder (minutes instead of seconds)
 FUZZ = settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("SKMETA_FUZZ_EXAMPLES", 40)),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
