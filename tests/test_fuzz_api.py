@@ -205,6 +205,7 @@ ANY_VALUE = st.one_of(
     st.text(max_size=8),
     st.sampled_from(["auto", "cpu", "cuda", "meta", "mps", "mlp", "conv4", "images"]),
     st.lists(st.integers(-2, 4), max_size=3).map(tuple),
+    st.sampled_from([(10**12,), (1, 10**6, 10**6), (2**63, 2**63), (10, 1, 1)]),
     st.dictionaries(st.sampled_from(["hidden_sizes", "x", "distance"]), st.none()),
     st.just(object()),
     st.just(np.float32(0.5)),
