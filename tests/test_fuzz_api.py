@@ -254,7 +254,9 @@ def test_meta_training_parameters_of_any_value(blobs, data, name):
     if name == "backbone_params" and isinstance(value, dict):
         params[name] = {**TINY["backbone_params"], **value}
     clf = FewShotClassifier(**params)
-    result = clear_error_or_result(lambda: clf.fit(X[:120], y[:120]), name)
+    # a bad setting inside a dict is named by its key
+    keys = [str(key) for key in value] if isinstance(value, dict) else []
+    result = clear_error_or_result(lambda: clf.fit(X[:120], y[:120]), name, *keys)
     if not isinstance(result, Exception):
         assert clf.predict(X[:5]).shape == (5,)
 
@@ -450,6 +452,14 @@ def test_mixed_label_types_in_splits_and_groups_name_the_input(blobs):
         FewShotRegressor(max_iter=1, **TINY).fit(X[:60], y[:60], groups=mixed)
     with pytest.raises(TypeError, match="X must be array-like"):
         next(EpisodicSplit().split(None, y))
+
+
+def test_inner_lr_beyond_float32_is_refused_by_name(tiny, blobs):
+    """It used to reach torch, which failed converting it to float32."""
+    X, y = blobs
+    clf = FewShotClassifier(pretrained=tiny["maml"], inner_lr=3.5e38)
+    with pytest.raises(ValueError, match="inner_lr must be positive and at most"):
+        clf.fit(X[y >= 16], y[y >= 16])
 
 
 def test_numpy_scalar_parameters_are_recorded_as_numbers(blobs):
