@@ -20,6 +20,7 @@ from sklearn.utils.validation import validate_data
 from ._checks import (
     check_input_shape,
     load_pretrained,
+    refuse_bool_counts,
     resolve_device,
     warn_if_still_improving,
 )
@@ -134,6 +135,7 @@ class MetaEstimator(BaseEstimator):
         adaptation takes them (y: class codes or float targets).
         """
         self._validate_params()
+        refuse_bool_counts(self)
         X, y, labels = self._task.validate(self, X, y, groups)
         if self.pretrained is None:
             method = self.method or self._task.default_method

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from numbers import Integral
 from pathlib import Path
@@ -15,7 +16,13 @@ from sklearn.utils.validation import validate_data
 
 from .meta.model import MetaModel
 
-__all__ = ["check_input_shape", "load_pretrained", "resolve_device", "validated_rows"]
+__all__ = [
+    "check_input_shape",
+    "load_pretrained",
+    "refuse_bool_counts",
+    "resolve_device",
+    "validated_rows",
+]
 
 
 @functools.lru_cache(maxsize=8)
@@ -34,10 +41,15 @@ def load_pretrained(pretrained, backbone=None) -> MetaModel:
     """
     if isinstance(pretrained, MetaModel):
         return pretrained
-    path = Path(pretrained).resolve()
-    if not path.is_file():
+    try:
+        path = Path(pretrained).resolve()
+        stat = path.stat() if path.is_file() else None
+    except (ValueError, OSError) as exc:  # a NUL byte, a name too long...
+        raise ValueError(
+            f"pretrained={str(pretrained)!r} is not a usable path: {exc}."
+        ) from None
+    if stat is None:
         raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
-    stat = path.stat()
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, backbone)
 
 
@@ -87,7 +99,41 @@ def resolve_device(device) -> torch.device:
             f"device={device!r}: this machine has {torch.cuda.device_count()} "
             "CUDA device(s)."
         )
+    if resolved.type not in ("cpu", "cuda"):
+        problem = _device_problem(resolved)
+        if problem is not None:
+            raise ValueError(
+                f"device={device!r} cannot hold data in this torch "
+                f"({torch.__version__}): {problem}. Use device='auto' or 'cpu'."
+            )
     return resolved
+
+
+@functools.lru_cache(maxsize=8)
+def _device_problem(device: torch.device) -> str | None:
+    """Why `device` cannot take a tensor there and back (None if it can): a
+    backend torch was built without (``"mps"``, ``"xla"``), or ``"meta"``,
+    which holds shapes but no values."""
+    try:
+        torch.zeros(1, device=device).cpu()
+    except Exception as exc:  # NotImplementedError, RuntimeError, ImportError...
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return None
+
+
+def refuse_bool_counts(estimator) -> None:
+    """Refuse True/False for the integer parameters (episode sizes,
+    ``max_iter``, ...): scikit-learn's ``Interval(Integral, ...)`` takes them
+    as 1 and 0, and torch then fails deep inside with a ``TypeError``."""
+    for name, constraints in estimator._parameter_constraints.items():
+        value = getattr(estimator, name, None)
+        if isinstance(value, bool | np.bool_) and any(
+            getattr(c, "type", None) is Integral for c in constraints
+        ):
+            raise TypeError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be an "
+                f"int, not a bool; got {value!r}."
+            )
 
 
 def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
@@ -95,13 +141,15 @@ def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
     if input_shape is None:
         return (n_features,)
     shape = tuple(input_shape)
-    if not shape or not all(isinstance(s, Integral) and s > 0 for s in shape):
+    if not shape or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in shape
+    ):
         raise ValueError(
             f"input_shape must be a tuple of positive ints, got {input_shape!r}."
         )
-    if int(np.prod(shape)) != n_features:
+    if math.prod(shape) != n_features:
         raise ValueError(
-            f"input_shape={shape} holds {int(np.prod(shape))} values per row but X "
+            f"input_shape={shape} holds {math.prod(shape)} values per row but X "
             f"has {n_features} features; they must match (e.g. (1, 28, 28) for 784)."
         )
     return tuple(int(s) for s in shape)

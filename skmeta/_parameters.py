@@ -71,7 +71,8 @@ PARAMETER_CONSTRAINTS = {
     "n_query": [Interval(Integral, 1, None, closed="left"), None],
     "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
-    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    # above ~1e37, Adam's float32 step overflows inside torch
+    "learning_rate": [Interval(Real, 0, 1e30, closed="neither")],
     "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     "early_stopping": ["boolean"],
     "calibrate": [StrOptions({"auto"}), "boolean"],

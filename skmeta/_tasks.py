@@ -26,6 +26,19 @@ __all__ = ["CLASSIFICATION", "FIT_DTYPES", "REGRESSION", "available_methods"]
 FIT_DTYPES = [np.float32, np.float64, np.uint8]
 
 
+def check_float32_range(values: np.ndarray, name: str) -> None:
+    """Refuse float64 values beyond float32's range: the network computes in
+    float32, where they would become infinite (and the loss NaN)."""
+    if values.dtype != np.float64 or values.size == 0:
+        return
+    limit = float(np.finfo(np.float32).max)
+    if values.max() > limit or values.min() < -limit:
+        raise ValueError(
+            f"{name} holds values beyond float32's range (+-{limit:.3g}), which "
+            "the network computes in; rescale them (e.g. with StandardScaler)."
+        )
+
+
 def _shot_sizes(estimator, budget: int, k_default: int, q_default: int):
     """(k_shot, n_query): the estimator's, or defaults fitted to `budget` rows."""
     k_shot = estimator.k_shot or max(1, min(k_default, budget // 2))
@@ -88,8 +101,14 @@ class Classification(Task):
         For a classifier, also sets ``classes_`` and requires two classes.
         """
         if y is None and estimator.pretrained is not None:
-            return validate_data(estimator, X, dtype=np.float32), None, None
+            if not is_classifier(estimator):  # an extractor needs no labels
+                return validate_data(estimator, X, dtype=np.float32), None, None
+            raise ValueError(  # scikit-learn's wording, which its checks expect
+                f"{type(estimator).__name__} requires y to be passed, but the "
+                "target y is None: fit adapts to the labelled support set (X, y)."
+            )
         X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES)
+        check_float32_range(X, "X")
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
         estimator._seen_classes = classes  # recorded in the model's provenance
@@ -167,6 +186,8 @@ class Regression(Task):
     def validate(self, estimator, X, y, groups=None):
         """Checked X, float32 targets, and each row's task code."""
         X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES, y_numeric=True)
+        check_float32_range(X, "X")
+        check_float32_range(y, "y")
         if groups is None:
             return X, y.astype(np.float32), np.zeros(len(y), dtype=np.int64)
         groups = column_or_1d(groups)
@@ -174,7 +195,14 @@ class Regression(Task):
             raise ValueError(
                 f"groups has {len(groups)} values but X has {len(y)} rows."
             )
-        return X, y.astype(np.float32), np.unique(groups, return_inverse=True)[1]
+        try:
+            codes = np.unique(groups, return_inverse=True)[1]
+        except TypeError:  # e.g. strings and numbers mixed: they do not sort
+            raise TypeError(
+                "groups mixes values of types that cannot be compared; give "
+                "every task an id of one type (all ints, or all strings)."
+            ) from None
+        return X, y.astype(np.float32), codes
 
     def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
         """(1, k_shot, n_query): the estimator's, or fitted to the smallest task."""

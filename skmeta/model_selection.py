@@ -101,10 +101,10 @@ class EpisodicSplit:
         if y is None:
             raise ValueError("EpisodicSplit.split needs the class labels y.")
         y = column_or_1d(y)
-        if len(y) != len(X):
+        if len(y) != _n_rows(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)}.")
         yield from _folds(
-            y, self.n_way, self.k_shot, self.n_query, self.n_episodes, self
+            y, self.n_way, self.k_shot, self.n_query, self.n_episodes, self, "y"
         )
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
@@ -184,19 +184,38 @@ class TaskSplit:
                 "cross_val_score(..., groups=groups, cv=TaskSplit()))."
             )
         groups = column_or_1d(groups)
-        if len(groups) != len(X):
+        if len(groups) != _n_rows(X):
             raise ValueError(f"X has {len(X)} samples but groups has {len(groups)}.")
-        yield from _folds(groups, 1, self.k_shot, self.n_query, self.n_tasks, self)
+        yield from _folds(
+            groups, 1, self.k_shot, self.n_query, self.n_tasks, self, "groups"
+        )
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """Number of tasks."""
         return self.n_tasks
 
 
-def _folds(labels, n_way, k_shot, n_query, n_folds, splitter):
-    """(support, query) index pairs of `n_folds` episodes over `labels`,
-    seeded by ``splitter.random_state``."""
-    _, codes = np.unique(labels, return_inverse=True)
+def _n_rows(X) -> int:
+    """The number of rows of `X` (only its length is used)."""
+    try:
+        return len(X)
+    except TypeError:
+        raise TypeError(
+            f"X must be array-like with one row per sample; got {type(X).__name__}."
+        ) from None
+
+
+def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
+    """(support, query) index pairs of `n_folds` episodes over `labels` (the
+    parameter `name`), seeded by ``splitter.random_state``."""
+    try:
+        _, codes = np.unique(labels, return_inverse=True)
+    except TypeError:  # e.g. strings and numbers mixed: they do not sort
+        kinds = sorted({type(label).__name__ for label in labels})
+        raise TypeError(
+            f"{name} mixes labels of types that cannot be compared "
+            f"({', '.join(kinds)}); use labels of one type, e.g. all strings."
+        ) from None
     seed = check_random_state(splitter.random_state).randint(np.iinfo(np.int32).max)
     episodes = sample_episodes(
         ClassIndex.from_labels(codes),

@@ -197,7 +197,10 @@ def test_pretrained_path_is_read_once_per_file_version(blob_model, blobs, tmp_pa
 def test_threads_sharing_one_model_predict_as_one_thread(blobs, method):
     """One MetaModel serves several threads at once: adaptation and
     prediction write nothing into it (functional batch norm, per-thread
-    replicas for other weights)."""
+    replicas for other weights). 4 threads run 128 fit/predict_proba calls
+    on estimators sharing the model, on tasks of 2 to 4 classes and 1 to 3
+    shots, and each result equals the same call's in one thread, bit for bit
+    (``benchmarks/serving_soak.py`` runs 10,000s of such calls)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -209,23 +212,27 @@ def test_threads_sharing_one_model_predict_as_one_thread(blobs, method):
         random_state=0,
         **({"inner_steps": 2} if method == "maml" else {}),
     ).fit(X[y < 16], y[y < 16])
-    tasks = [np.flatnonzero(np.isin(y, [16 + i, 17 + i, 18 + i])) for i in range(4)]
-    expected = [
-        FewShotClassifier(pretrained=base.meta_model_)
-        .fit(X[rows[::3]], y[rows[::3]])
-        .predict_proba(X)
-        for rows in tasks
-    ]
+
+    def job(i):
+        rng = np.random.default_rng(i)
+        classes = 16 + rng.choice(8, int(rng.integers(2, 5)), replace=False)
+        shots = int(rng.integers(1, 4))
+        support = np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), shots, replace=False) for c in classes]
+        )
+        clf = FewShotClassifier(pretrained=base.meta_model_)
+        return clf.fit(X[support], y[support]).predict_proba(X[y >= 16])
+
+    n_jobs = 64  # a fit and a predict_proba each
+    expected = [job(i) for i in range(n_jobs)]
     barrier = threading.Barrier(4)
 
-    def run(i):
+    def run(thread):
         barrier.wait()
-        for _ in range(3):
-            clf = FewShotClassifier(pretrained=base.meta_model_)
-            clf.fit(X[tasks[i][::3]], y[tasks[i][::3]])
-        return clf.predict_proba(X)
+        return [job(i) for i in range(thread, n_jobs, 4)]
 
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(run, range(4)))
-    for want, have in zip(expected, got, strict=True):
-        np.testing.assert_array_equal(have, want)
+    for thread, results in enumerate(got):
+        for i, have in zip(range(thread, n_jobs, 4), results, strict=True):
+            np.testing.assert_array_equal(have, expected[i])

@@ -1,6 +1,7 @@
 """The files: models (safetensors weights plus JSON metadata: config,
-history) and meta-training checkpoints (safetensors tensors plus JSON state,
-written atomically).
+history, and a SHA-256 of both that loading checks, ``io_checks.py``) and
+meta-training checkpoints (safetensors tensors plus JSON state, written
+atomically).
 
 Loading never executes code from a file: no pickle.
 """
@@ -15,10 +16,13 @@ from types import MappingProxyType
 
 import torch
 
+from .io_checks import check_model_file, checksum
+
 __all__ = [
     "FORMAT_VERSION",
     "checkpoint_metadata",
     "frozen",
+    "json_value",
     "load",
     "load_checkpoint",
     "save",
@@ -46,6 +50,7 @@ def save(model, path: str | Path) -> None:
         "history": model.thawed_history(),
     }
     tensors = {k: v.contiguous() for k, v in model.state.items()}
+    metadata["sha256"] = checksum(metadata, tensors)  # checked by load
     _write_atomically(
         Path(path), to_bytes(tensors, metadata={_METADATA_KEY: json.dumps(metadata)})
     )
@@ -92,22 +97,25 @@ def load(path: str | Path, backbone: Callable | None = None):
         )
     try:
         data = json.loads(metadata[_METADATA_KEY])
-        version, config = data["format_version"], data["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except json.JSONDecodeError as exc:
         raise ValueError(f"{path} has corrupt skmeta metadata: {exc!r}") from None
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} was written by a newer skmeta (format {version}); "
-            "upgrade skmeta to read it."
-        )
-    if config["backbone"] != "custom" and backbone is not None:
-        raise ValueError(
-            f"{path} uses the built-in backbone {config['backbone']!r}; "
-            "do not pass backbone=."
-        )
+    check_model_file(str(path), data, state, backbone, FORMAT_VERSION)
     from .model import MetaModel
 
-    return MetaModel(state, config, data.get("history", ()), backbone=backbone)
+    try:
+        return MetaModel(state, data["config"], data.get("history", ()), backbone)
+    except (RuntimeError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{path} is not a valid skmeta model file: {exc!r}") from exc
+
+
+def json_value(value):
+    """``json.dumps``'s `default`: a NumPy scalar as the Python number it holds
+    (``n_way=np.int64(5)`` is a valid setting); anything else is refused."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def frozen(value):

@@ -23,6 +23,12 @@ from .net import MetaNet, build_net
 __all__ = ["MetaModel"]
 
 
+def _json_roundtrip(value):
+    """`value` as it reads back from JSON (tuples as lists, NumPy scalars as
+    Python numbers)."""
+    return json.loads(json.dumps(io.thawed(value), default=io.json_value))
+
+
 class MetaModel:
     """What meta-training produces, immutable once built.
 
@@ -65,12 +71,8 @@ class MetaModel:
             k: v.detach().to("cpu").requires_grad_(False) for k, v in state.items()
         }
         object.__setattr__(self, "_state", MappingProxyType(tensors))
-        object.__setattr__(
-            self, "_config", io.frozen(json.loads(json.dumps(io.thawed(config))))
-        )
-        object.__setattr__(
-            self, "_history", io.frozen(json.loads(json.dumps(io.thawed(history))))
-        )
+        object.__setattr__(self, "_config", io.frozen(_json_roundtrip(config)))
+        object.__setattr__(self, "_history", io.frozen(_json_roundtrip(history)))
         object.__setattr__(self, "_backbone", backbone)
         object.__setattr__(self, "_nets", {})
         object.__setattr__(self, "_embedders", {})

@@ -226,9 +226,14 @@ def _build_net(
     """The network to meta-train, its input scaling set: the data's
     `statistics()` (mean, std), or the per-channel normalisation the backbone's
     pretrained weights expect (pixel range read from `pixel_sample`)."""
-    backbone_module = build_backbone(
-        backbone, settings.input_shape, settings.backbone_params
-    )
+    try:
+        backbone_module = build_backbone(
+            backbone, settings.input_shape, settings.backbone_params
+        )
+    except RuntimeError as exc:  # negative or absurd sizes: torch's message
+        raise _unfit_backbone(settings, exc) from exc
+    except TypeError as exc:  # a size of the wrong type, an unknown keyword
+        raise TypeError(str(_unfit_backbone(settings, exc))) from exc
     if algorithm.task_norm:
         use_task_norm(backbone_module)
     net = MetaNet(
@@ -243,7 +248,12 @@ def _build_net(
         net.set_input_statistics(*statistics())
     else:
         net.set_channel_normalization(**norm)
-    embedding_dim = net.embedding_dim()
+    try:
+        embedding_dim = net.embedding_dim()
+    except RuntimeError as exc:  # e.g. images too small for the poolings
+        raise _unfit_backbone(settings, exc) from exc
+    if embedding_dim < 1:
+        raise _unfit_backbone(settings, "its embedding has no features")
     for name, value in algorithm.meta_parameters(net, embedding_dim, n_classes).items():
         net.extra[name] = torch.nn.Parameter(value.clone().float())
     if not any(p.requires_grad for p in net.parameters()):
@@ -254,6 +264,18 @@ def _build_net(
             "MetaModel.from_module to use the backbone as it is."
         )
     return net.to(device)
+
+
+def _unfit_backbone(settings, problem) -> ValueError:
+    """The error for a backbone that cannot be built or run on `input_shape`."""
+    problem = str(problem).splitlines()[0] if str(problem) else repr(problem)
+    return ValueError(
+        f"backbone={settings.backbone!r} with backbone_params="
+        f"{settings.backbone_params!r} does not work on rows of input_shape="
+        f"{settings.input_shape}: {problem}. Check the sizes in backbone_params, "
+        "and input_shape (images must be large enough for the backbone's "
+        "poolings, e.g. 16x16 or more for conv4)."
+    )
 
 
 def _meta_train(

@@ -79,8 +79,11 @@ class InnerLoopMethod(Algorithm):
     def __init__(
         self, inner_lr: float = 0.4, inner_steps: int = 1, regression: bool = False
     ) -> None:
-        if not inner_lr > 0:
-            raise ValueError(f"inner_lr must be positive, got {inner_lr}.")
+        if not 0 < inner_lr <= torch.finfo(torch.float32).max:  # a float32 rate
+            raise ValueError(
+                f"inner_lr must be positive and at most float32's largest value, "
+                f"got {inner_lr}."
+            )
         if int(inner_steps) != inner_steps or inner_steps < 1:
             raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps}.")
         if regression and not self.supports_regression:

@@ -1,0 +1,176 @@
+"""Checks of a model file's contents before anything is built from them.
+
+A model file is safetensors tensors plus JSON (:mod:`.io`); neither can run
+code, but either can be corrupt or made up. :func:`check_model_file` refuses,
+with ``ValueError``, metadata of the wrong types, a checksum that does not
+match (a flipped bit anywhere in the weights or the JSON), and weights whose
+names, shapes or dtypes differ from those of the network the config
+describes. The network is first built on torch's ``"meta"`` device, which
+holds shapes and no values, so a config with absurd sizes costs no memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from numbers import Integral
+
+import torch
+
+__all__ = ["check_model_file", "checksum"]
+
+
+def checksum(metadata: Mapping, tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a model's JSON metadata (keys sorted) and its tensors (names,
+    dtypes, shapes and bytes, in name order), as hex."""
+    digest = hashlib.sha256(
+        json.dumps(metadata, sort_keys=True, allow_nan=True).encode()
+    )
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"\0{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_model_file(
+    where: str,
+    data,
+    state: Mapping[str, torch.Tensor],
+    backbone: Callable | None,
+    format_version: int,
+) -> None:
+    """Refuse model-file contents that are corrupt or do not fit together.
+
+    Parameters
+    ----------
+    where : str
+        The file, for messages.
+    data : object
+        The parsed JSON metadata: ``format_version``, ``config``, ``history``
+        and, in files written since the checksum was added, ``sha256``.
+    state : mapping of str to Tensor
+        The file's tensors.
+    backbone : callable or torch.nn.Module or None
+        What ``MetaModel.load`` was given for a custom backbone.
+    format_version : int
+        The newest format this skmeta reads.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong.
+    """
+
+    def fail(problem: str):
+        raise ValueError(f"{where} is not a valid skmeta model file: {problem}.")
+
+    if not isinstance(data, dict):
+        fail("its metadata is not a JSON object")
+    version = data.get("format_version")
+    if not _is_int(version) or version < 1:
+        fail(f"format_version is {version!r}, not a positive int")
+    if version > format_version:
+        raise ValueError(
+            f"{where} was written by a newer skmeta (format {version}); "
+            "upgrade skmeta to read it."
+        )
+    expected = data.get("sha256")
+    if expected is not None:
+        unsigned = {k: v for k, v in data.items() if k != "sha256"}
+        if expected != checksum(unsigned, state):
+            fail("its checksum does not match (the file is corrupt)")
+    config, history = data.get("config"), data.get("history", [])
+    if not isinstance(config, dict):
+        fail("config is not a JSON object")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        fail("history is not a list of JSON objects")
+    _check_config(config, fail)
+    _check_weights(config, state, backbone, fail)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _check_config(config: dict, fail) -> None:
+    from .algorithms import ALGORITHMS, make_algorithm
+
+    kinds = {
+        "method": str,
+        "method_params": dict,
+        "backbone": str,
+        "input_shape": list,
+        "per_feature_scaling": bool,
+    }
+    for key, kind in kinds.items():
+        if not isinstance(config.get(key), kind):
+            fail(f"config[{key!r}] is {config.get(key)!r}, not a {kind.__name__}")
+    if not isinstance(config.get("backbone_params"), dict | None):
+        fail(f"config['backbone_params'] is {config.get('backbone_params')!r}")
+    shape = config["input_shape"]
+    if not shape or not all(_is_int(s) and s > 0 for s in shape):
+        fail(f"config['input_shape'] is {shape!r}, not a list of positive ints")
+    if not _is_int(config.get("embedding_dim")) or config["embedding_dim"] < 1:
+        fail(f"config['embedding_dim'] is {config.get('embedding_dim')!r}")
+    if config["method"] not in ALGORITHMS:
+        fail(f"config['method'] is {config['method']!r}, not a known method")
+    try:
+        make_algorithm(config["method"], **config["method_params"])
+    except (TypeError, ValueError) as exc:
+        fail(f"config['method_params'] do not fit {config['method']!r}: {exc}")
+
+
+def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
+    """The file's tensors against the network the config describes, built on
+    the ``meta`` device: the same names, shapes and dtypes."""
+    from .algorithms import make_algorithm
+    from .net import build_net
+
+    if config["backbone"] != "custom" and backbone is not None:
+        raise ValueError(
+            f"The model uses the built-in backbone {config['backbone']!r}; "
+            "do not pass backbone=."
+        )
+    try:
+        with torch.device("meta"):
+            net = build_net(config, backbone)
+            embedding_dim = net.embedding_dim()
+            algorithm = make_algorithm(config["method"], **config["method_params"])
+            extras = [algorithm.meta_parameters(net, embedding_dim, n) for n in (2, 3)]
+    except ValueError:  # build_net's own messages (a custom backbone needed)
+        raise
+    except Exception as exc:  # a config no network can be built from
+        if config["backbone"] == "custom":
+            return  # the user's module may not run on "meta"; MetaModel checks
+        fail(f"its config describes no network skmeta can build ({exc!r})")
+    if embedding_dim != config["embedding_dim"]:
+        fail(
+            f"config['embedding_dim'] is {config['embedding_dim']}, but the "
+            f"network it describes embeds in {embedding_dim}"
+        )
+    wanted = {k: (v.shape, v.dtype) for k, v in net.state_dict().items()}
+    for name, two in extras[0].items():
+        three = extras[1][name].shape
+        # a size that depends on the number of classes (a fixed-way head)
+        shape = [a if a == b else None for a, b in zip(two.shape, three, strict=True)]
+        wanted[f"extra.{name}"] = (shape, torch.float32)
+    missing = sorted(set(wanted) - set(state))
+    unexpected = sorted(set(state) - set(wanted))
+    if missing or unexpected:
+        fail(
+            "its weights do not fit the network its config describes: missing "
+            f"{missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for name, (shape, dtype) in wanted.items():
+        tensor = state[name]
+        fits = len(tensor.shape) == len(shape) and all(
+            want is None or want == got
+            for want, got in zip(shape, tensor.shape, strict=True)
+        )
+        if not fits or tensor.dtype != dtype:
+            fail(
+                f"weight {name!r} is {tensor.dtype} of shape {tuple(tensor.shape)}; "
+                f"the network needs {dtype} of shape {tuple(shape)}"
+            )
