@@ -72,6 +72,7 @@ class MetaEstimator(BaseEstimator):
         n_jobs=None,
         precision="float32",
         warm_start=False,
+        replay_per_class=None,
         checkpoint=None,
         checkpoint_every=None,
         pretrained=None,
@@ -103,6 +104,7 @@ class MetaEstimator(BaseEstimator):
         self.n_jobs = n_jobs
         self.precision = precision
         self.warm_start = warm_start
+        self.replay_per_class = replay_per_class
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.pretrained = pretrained
@@ -121,14 +123,15 @@ class MetaEstimator(BaseEstimator):
         return is_classifier(self) or is_regressor(self)
 
     # -- fit ------------------------------------------------------------------
-    def _fit_meta_model(self, X, y, groups=None):
+    def _fit_meta_model(self, X, y, groups=None, classes=None):
         """Check parameters and data, then reuse `pretrained` or meta-train.
 
         Sets ``meta_model_``, ``n_iter_`` and ``history_``; returns X and y as
-        adaptation takes them (y: class codes or float targets).
+        adaptation takes them (y: class codes or float targets). `classes`:
+        the labels ``partial_fit`` declares (a superset of y's).
         """
         self._validate_params()
-        X, y, labels = self._task.validate(self, X, y, groups)
+        X, y, labels = self._task.validate(self, X, y, groups, classes)
         if self.pretrained is None:
             method = self.method or self._task.default_method
             settings = self._training_settings(method)

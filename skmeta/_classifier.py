@@ -7,6 +7,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
+from ._online import classifier_partial_fit, mask_classes_without_rows, record_support
 
 __all__ = ["FewShotClassifier"]
 
@@ -160,7 +161,17 @@ FeatureAugmentation or callable, default=None
         Adam; ``n_iter_`` and ``history_`` count on from the previous fit's.
         The method and the network (`backbone`, `backbone_params`,
         `input_shape`) must stay those of ``meta_model_``. Without a fitted
-        model, :meth:`fit` meta-trains anew.
+        model, :meth:`fit` meta-trains anew. (:meth:`partial_fit` never
+        meta-trains after its first call; this does not apply to it.)
+    replay_per_class : int, default=None
+        Support rows kept per class for :meth:`partial_fit`, for the methods
+        that adapt anew to all rows at each call (the gradient-based family,
+        Matching Networks): a uniform sample of each class's rows (reservoir
+        sampling, seeded by `random_state`). None keeps every row, so each
+        call adapts exactly as :meth:`fit` on all rows so far. ProtoNet keeps
+        no rows (per-class sums and counts). For
+        :class:`MetaFeatureExtractor`, the replay buffer of its
+        :meth:`~MetaFeatureExtractor.partial_fit`.
     checkpoint : str or path-like, default=None
         A file in which meta-training keeps its whole state (weights, Adam's
         state and schedule, random states, history, early-stopping state),
@@ -201,7 +212,11 @@ FeatureAugmentation or callable, default=None
     meta_model_ : MetaModel
         The meta-trained model (``pretrained`` itself when given; never modified).
     classes_ : ndarray of shape (n_classes,)
-        Class labels of the support set.
+        Class labels of the support set, sorted; :meth:`partial_fit` adds
+        new ones in their sorted place.
+    class_count_ : ndarray of shape (n_classes,)
+        Support rows seen per class (0 for a class that `classes=` of
+        :meth:`partial_fit` declared and no row has shown yet).
     adapted_ : dict
         What adaptation produced (CPU tensors): ``{"prototypes": (n_classes,
         dim)}`` for ProtoNet; adapted weights, head and support statistics for
@@ -253,7 +268,51 @@ FeatureAugmentation or callable, default=None
         """
         X, codes = self._fit_meta_model(X, y)
         self._adapt(X, codes)
+        record_support(self, X, codes)
         return self
+
+    def partial_fit(self, X, y, classes=None):
+        """Add support rows, of known or new classes, without refitting.
+
+        The first call is :meth:`fit` (meta-training first without
+        `pretrained`); each later call adapts only, from ``meta_model_``:
+
+        - ProtoNet (and ``"pretrain"``) embeds only the new rows and adds them
+          to per-class sums and counts (in ``adapted_``), so the prototypes
+          equal those of :meth:`fit` on all rows so far;
+        - the other methods adapt anew, from the meta-learnt start, on the
+          support rows kept so far (all of them, or `replay_per_class` of each
+          class): the same adaptation as :meth:`fit` on those rows. Each call
+          costs one adaptation on them, in bounded memory (large support sets
+          are adapted in chunks).
+
+        Unlike scikit-learn's classifiers, later calls may bring classes never
+        seen before: ``classes_`` grows and stays sorted (so the columns of
+        :meth:`predict_proba` are those :meth:`fit` on the same rows gives);
+        compare ``classes_`` between calls to follow the columns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New support rows (images flattened; see `input_shape`).
+        y : array-like of shape (n_samples,)
+            Their labels, of the same kind (numbers or strings) at every call.
+        classes : array-like of shape (n_classes,), default=None
+            Labels to know from now on, as scikit-learn's ``partial_fit``
+            takes them at the first call; they must include every label of
+            `y`. A class without rows yet is never predicted (score
+            ``-inf``, probability 0) until rows of it arrive. None: the labels
+            of `y`. Never required: later calls may add classes.
+
+        Returns
+        -------
+        self : FewShotClassifier
+            The classifier, adapted to every row so far.
+        """
+        return classifier_partial_fit(self, X, y, classes)
+
+    def _outputs(self, X):
+        return mask_classes_without_rows(self, super()._outputs(X))
 
     def decision_function(self, X):
         """Class scores of X, higher for more likely classes.

@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
 from ._checks import validated_rows
+from ._online import extractor_partial_fit, record_replay
 
 __all__ = ["MetaFeatureExtractor"]
 
@@ -49,7 +50,13 @@ see FewShotClassifier
         :class:`FewShotClassifier`.
     warm_start, checkpoint, checkpoint_every : see FewShotClassifier
         Continuing meta-training from the fitted model, and checkpoints to
-        resume an interrupted run from, as for :class:`FewShotClassifier`.
+        resume an interrupted run from, as for :class:`FewShotClassifier`
+        (:meth:`partial_fit` always continues, and refuses `checkpoint`).
+    replay_per_class : int, default=None
+        Rows of each class the replay buffer of :meth:`partial_fit` keeps (a
+        uniform sample of each class: reservoir sampling, seeded by
+        `random_state`). None: 20, or ``k_shot + n_query`` when they are set
+        and need more, so that every past class can still fill an episode.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.
@@ -94,8 +101,44 @@ see FewShotClassifier
         self : MetaFeatureExtractor
             The fitted extractor.
         """
-        self._fit_meta_model(X, y)
+        X, codes = self._fit_meta_model(X, y)
+        record_replay(self, X, codes)
         return self
+
+    def partial_fit(self, X, y):
+        """Continue meta-training on newly arrived classes, without forgetting
+        the earlier ones (online meta-learning, FTML).
+
+        Follows the meta-leader (Finn et al. 2019, "Online Meta-Learning"):
+        each call adds (X, y) to a replay buffer of the classes seen so far
+        (at most `replay_per_class` rows of each) and meta-trains `max_iter`
+        iterations, from the current ``meta_model_``, on episodes drawn from
+        all of the buffer's classes, with a new Adam and a new cosine cycle
+        of the learning rate (as `warm_start`). The rows of an earlier
+        :meth:`fit` are the first in the buffer. The network and the method
+        settings are those of the model being continued; the episode sizes,
+        `max_iter`, `learning_rate` and the other meta-training parameters
+        are this estimator's, read at each call.
+
+        Without `pretrained`, the first call is :meth:`fit`. With it, the first
+        call continues `pretrained` (which is not modified) on (X, y); the
+        classes it was meta-trained on are not in the buffer, so use them in
+        the first call if they must not be forgotten.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows of new (or known) classes, images flattened.
+        y : array-like of shape (n_samples,)
+            Their class labels, of the same kind (numbers or strings) at every
+            call. A label seen before is the same class.
+
+        Returns
+        -------
+        self : MetaFeatureExtractor
+            The extractor, its ``meta_model_`` continued.
+        """
+        return extractor_partial_fit(self, X, y)
 
     def transform(self, X):
         """Embed rows.

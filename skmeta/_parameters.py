@@ -82,6 +82,7 @@ PARAMETER_CONSTRAINTS = {
     ],
     "precision": [StrOptions(set(PRECISIONS))],
     "warm_start": ["boolean"],
+    "replay_per_class": [Interval(Integral, 1, None, closed="left"), None],
     "checkpoint": [str, os.PathLike, None],
     "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
     "pretrained": [MetaModel, str, os.PathLike, None],

@@ -69,6 +69,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
     warm_start, checkpoint, checkpoint_every : see FewShotClassifier
         Continuing meta-training from the fitted model, and checkpoints to
         resume an interrupted run from, as for :class:`FewShotClassifier`.
+    replay_per_class : None
+        For ``partial_fit``, which the regressor does not have: refused unless
+        None.
     pretrained : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     device, random_state, verbose : see FewShotClassifier
