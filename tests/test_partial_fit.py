@@ -108,9 +108,7 @@ def test_maml_more_shots_do_not_hurt(maml_model, blobs):
     support = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(16, 24)])
     queries = np.setdiff1d(np.arange(y.size), support)
     one_shot = support.reshape(8, 5)[:, 0]
-    clf = FewShotClassifier(pretrained=maml_model).partial_fit(
-        X[one_shot], y[one_shot]
-    )
+    clf = FewShotClassifier(pretrained=maml_model).partial_fit(X[one_shot], y[one_shot])
     before = clf.score(X[queries], y[queries])
     rest = support.reshape(8, 5)[:, 1:].ravel()
     after = clf.partial_fit(X[rest], y[rest]).score(X[queries], y[queries])
@@ -203,8 +201,9 @@ def test_ftml_remembers_earlier_classes_where_fine_tuning_forgets(stream):
         naive.meta_model_ = ftml.meta_model_  # naive: fine-tune on B alone
         naive.fit(XB, yB)
         ftml.partial_fit(XB, yB)
-    kept, forgotten = _accuracy(ftml.meta_model_, XA, yA), _accuracy(
-        naive.meta_model_, XA, yA
+    kept, forgotten = (
+        _accuracy(ftml.meta_model_, XA, yA),
+        _accuracy(naive.meta_model_, XA, yA),
     )
     assert learnt > 0.9
     assert kept > 0.8  # no collapse on the first classes
@@ -236,9 +235,7 @@ def test_extractor_fit_rows_are_replayed(blobs):
     X, y = blobs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ext = MetaFeatureExtractor(max_iter=5, random_state=0).fit(
-            X[y < 16], y[y < 16]
-        )
+        ext = MetaFeatureExtractor(max_iter=5, random_state=0).fit(X[y < 16], y[y < 16])
         ext.partial_fit(*_novel(blobs))
     assert ext._replay.rows()[1].tolist() == np.sort(y).tolist()  # <= 20 per class
     assert ext.meta_model_.config["training"]["n_classes"] == 24
