@@ -72,9 +72,9 @@ class MetaEstimator(BaseEstimator):
         n_jobs=None,
         precision="float32",
         warm_start=False,
-        replay_per_class=None,
         checkpoint=None,
         checkpoint_every=None,
+        replay_per_class=None,
         pretrained=None,
         device="auto",
         random_state=None,
@@ -104,9 +104,9 @@ class MetaEstimator(BaseEstimator):
         self.n_jobs = n_jobs
         self.precision = precision
         self.warm_start = warm_start
-        self.replay_per_class = replay_per_class
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.replay_per_class = replay_per_class
         self.pretrained = pretrained
         self.device = device
         self.random_state = random_state

@@ -161,17 +161,8 @@ FeatureAugmentation or callable, default=None
         Adam; ``n_iter_`` and ``history_`` count on from the previous fit's.
         The method and the network (`backbone`, `backbone_params`,
         `input_shape`) must stay those of ``meta_model_``. Without a fitted
-        model, :meth:`fit` meta-trains anew. (:meth:`partial_fit` never
-        meta-trains after its first call; this does not apply to it.)
-    replay_per_class : int, default=None
-        Support rows kept per class for :meth:`partial_fit`, for the methods
-        that adapt anew to all rows at each call (the gradient-based family,
-        Matching Networks): a uniform sample of each class's rows (reservoir
-        sampling, seeded by `random_state`). None keeps every row, so each
-        call adapts exactly as :meth:`fit` on all rows so far. ProtoNet keeps
-        no rows (per-class sums and counts). For
-        :class:`MetaFeatureExtractor`, the replay buffer of its
-        :meth:`~MetaFeatureExtractor.partial_fit`.
+        model, :meth:`fit` meta-trains anew. It does not apply to
+        :meth:`partial_fit`, which never meta-trains after its first call.
     checkpoint : str or path-like, default=None
         A file in which meta-training keeps its whole state (weights, Adam's
         state and schedule, random states, history, early-stopping state),
@@ -189,6 +180,15 @@ FeatureAugmentation or callable, default=None
     checkpoint_every : int, default=None
         Iterations between two checkpoints. None: at each record of
         ``history_`` (every ``max_iter // 20`` iterations, at most 100).
+    replay_per_class : int, default=None
+        Support rows kept per class for :meth:`partial_fit`, for the methods
+        that adapt anew to all rows at each call (the gradient-based family,
+        Matching Networks): a uniform sample of each class's rows (reservoir
+        sampling, seeded by `random_state`). None keeps every row, so each
+        call adapts exactly as :meth:`fit` on all rows so far. ProtoNet keeps
+        no rows (per-class sums and counts). For
+        :class:`MetaFeatureExtractor`, the replay buffer of its
+        :meth:`~MetaFeatureExtractor.partial_fit`.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,

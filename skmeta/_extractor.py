@@ -106,8 +106,7 @@ see FewShotClassifier
         return self
 
     def partial_fit(self, X, y):
-        """Continue meta-training on newly arrived classes, without forgetting
-        the earlier ones (online meta-learning, FTML).
+        """Meta-train on new classes without forgetting the earlier ones (FTML).
 
         Follows the meta-leader (Finn et al. 2019, "Online Meta-Learning"):
         each call adds (X, y) to a replay buffer of the classes seen so far
