@@ -185,8 +185,10 @@ FeatureAugmentation or callable, default=None
         that adapt anew to all rows at each call (the gradient-based family,
         Matching Networks): a uniform sample of each class's rows (reservoir
         sampling, seeded by `random_state`). None keeps every row, so each
-        call adapts exactly as :meth:`fit` on all rows so far. ProtoNet keeps
-        no rows (per-class sums and counts). For
+        call adapts exactly as :meth:`fit` on all rows so far (then
+        :meth:`fit` keeps a reference to its support rows; they are part of
+        the fitted estimator and its pickle). ProtoNet keeps no rows
+        (per-class sums and counts). For
         :class:`MetaFeatureExtractor`, the replay buffer of its
         :meth:`~MetaFeatureExtractor.partial_fit`.
     pretrained : MetaModel or path, default=None

@@ -8,7 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
 from ._checks import validated_rows
-from ._online import extractor_partial_fit, record_replay
+from ._online import extractor_partial_fit
 
 __all__ = ["MetaFeatureExtractor"]
 
@@ -101,8 +101,8 @@ see FewShotClassifier
         self : MetaFeatureExtractor
             The fitted extractor.
         """
-        X, codes = self._fit_meta_model(X, y)
-        record_replay(self, X, codes)
+        self._fit_meta_model(X, y)
+        self._replay = None  # partial_fit's buffer: fit keeps no rows
         return self
 
     def partial_fit(self, X, y):
@@ -113,8 +113,10 @@ see FewShotClassifier
         (at most `replay_per_class` rows of each) and meta-trains `max_iter`
         iterations, from the current ``meta_model_``, on episodes drawn from
         all of the buffer's classes, with a new Adam and a new cosine cycle
-        of the learning rate (as `warm_start`). The rows of an earlier
-        :meth:`fit` are the first in the buffer. The network and the method
+        of the learning rate (as `warm_start`). :meth:`fit` keeps no rows (its
+        data may be large): after it, this warns that the classes of `fit` are
+        not replayed; start with this method to replay them. The network and
+        the method
         settings are those of the model being continued; the episode sizes,
         `max_iter`, `learning_rate` and the other meta-training parameters
         are this estimator's, read at each call.

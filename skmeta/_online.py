@@ -75,11 +75,14 @@ def _seed(estimator) -> int:
 # -- FewShotClassifier ---------------------------------------------------------
 def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
     """After ``fit`` (or a first ``partial_fit``): the rows per class, and, for
-    a method that adapts anew, a reference to the support rows (copied into a
-    buffer only if ``partial_fit`` follows)."""
+    a method that adapts anew, its support rows: a bounded buffer with
+    `replay_per_class`, else a reference to them (copied into a buffer only
+    if ``partial_fit`` follows)."""
     clf.class_count_ = np.bincount(codes, minlength=clf.classes_.size)
     incremental = hasattr(clf._algorithm(), "update")
     clf._support = None if incremental else (X, clf.classes_[codes])
+    if clf._support is not None and clf.replay_per_class is not None:
+        _support_buffer(clf)
 
 
 def _support_buffer(clf) -> ReplayBuffer:
@@ -146,24 +149,13 @@ def mask_classes_without_rows(clf, scores: np.ndarray) -> np.ndarray:
 
 # -- MetaFeatureExtractor ------------------------------------------------------
 def _replay_buffer(ext) -> ReplayBuffer:
-    """The extractor's replay buffer; the rows of a previous ``fit`` go in
-    first (they are the earliest classes)."""
-    replay = getattr(ext, "_replay", None)
-    if not isinstance(replay, ReplayBuffer):
+    """The extractor's replay buffer, made at the first ``partial_fit``."""
+    if getattr(ext, "_replay", None) is None:
         per_class = ext.replay_per_class or max(
             DEFAULT_REPLAY_PER_CLASS, (ext.k_shot or 5) + (ext.n_query or 15)
         )
-        buffer = ReplayBuffer(per_class, _seed(ext))
-        if replay is not None:
-            buffer.add(*replay)
-        ext._replay = replay = buffer
-    return replay
-
-
-def record_replay(ext, X: np.ndarray, codes: np.ndarray | None) -> None:
-    """After ``fit``: a reference to its labelled rows, for a later
-    ``partial_fit`` to replay (copied into the buffer only then)."""
-    ext._replay = None if codes is None else (X, ext._seen_classes[codes])
+        ext._replay = ReplayBuffer(per_class, _seed(ext))
+    return ext._replay
 
 
 def _continued_model(ext, X: np.ndarray, y: np.ndarray):
@@ -236,8 +228,17 @@ def extractor_partial_fit(ext, X, y):
         )
     if not hasattr(ext, "meta_model_") and ext.pretrained is None:
         X, codes = ext._fit_meta_model(X, y)  # the first call: fit
-        record_replay(ext, X, codes)
+        ext._replay = None
+        _replay_buffer(ext).add(X, ext._seen_classes[codes])
         return ext
+    if hasattr(ext, "meta_model_") and getattr(ext, "_replay", None) is None:
+        warnings.warn(
+            "partial_fit continues a model made by fit, whose rows are not in the "
+            "replay buffer (fit keeps none), so their classes may be forgotten. "
+            "To keep them, start with partial_fit instead of fit.",
+            UserWarning,
+            stacklevel=3,
+        )
     first = not hasattr(ext, "meta_model_")
     X, y = validate_data(ext, X, y, reset=first, dtype=FIT_DTYPES)
     check_classification_targets(y)

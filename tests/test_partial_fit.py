@@ -124,6 +124,8 @@ def test_replay_per_class_bounds_the_kept_support_rows(maml_model, blobs):
     assert len(clf._support) == 3 * 8
     assert clf.class_count_.sum() == y.size  # counted, though not all kept
     assert clf.score(X, y) > 0.4
+    fitted = FewShotClassifier(pretrained=maml_model, replay_per_class=2).fit(X, y)
+    assert len(fitted._support) == 2 * 8  # bounded from fit on
 
 
 def test_declared_classes_without_rows_are_never_predicted(blob_model, blobs):
@@ -231,13 +233,27 @@ def test_extractor_continues_pretrained_without_modifying_it(blob_model, blobs):
     assert ext.transform(X[:3]).shape == (3, blob_model.embedding_dim)
 
 
-def test_extractor_fit_rows_are_replayed(blobs):
+def test_extractor_partial_fit_after_fit_warns_that_fit_kept_no_rows(blobs):
     X, y = blobs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ext = MetaFeatureExtractor(max_iter=5, random_state=0).fit(X[y < 16], y[y < 16])
+    assert ext._replay is None  # a fitted extractor holds none of its rows
+    with pytest.warns(UserWarning, match="start with partial_fit"):
         ext.partial_fit(*_novel(blobs))
-    assert ext._replay.rows()[1].tolist() == np.sort(y).tolist()  # <= 20 per class
+    assert ext._replay.rows()[1].tolist() == np.sort(y[y >= 16]).tolist()
+    assert ext.n_iter_ == 10
+
+
+def test_first_extractor_call_fills_the_buffer(blobs):
+    X, y = blobs
+    ext = MetaFeatureExtractor(max_iter=5, replay_per_class=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "kept no rows" warning
+        ext.partial_fit(X[y < 16], y[y < 16])
+        assert len(ext._replay) == 4 * 16
+        ext.partial_fit(*_novel(blobs))
+    assert len(ext._replay) == 4 * 24
     assert ext.meta_model_.config["training"]["n_classes"] == 24
 
 
