@@ -14,6 +14,7 @@ meta-training (MetaFeatureExtractor), on the torch layer's
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -103,6 +104,8 @@ def classifier_partial_fit(clf, X, y, classes=None):
         record_support(clf, X, codes)
         return clf
     clf._validate_params()
+    # the adaptation settings as set now (e.g. inner_lr changed by set_params)
+    overrides, _ = clf._adaptation_settings(clf.meta_model_)
     X, y = validate_data(clf, X, y, reset=False, dtype=FIT_DTYPES)
     check_classification_targets(y)
     labels = np.unique(y)
@@ -115,11 +118,10 @@ def classifier_partial_fit(clf, X, y, classes=None):
     counts = np.zeros(new_classes.size, dtype=np.int64)
     counts[positions] = clf.class_count_
     counts += np.bincount(codes, minlength=new_classes.size)
-    algorithm = clf._algorithm()
     if clf._support is None:  # incremental: the new rows alone
         clf.adapted_ = update_adaptation(
             clf.meta_model_,
-            algorithm,
+            clf.meta_model_.algorithm(**overrides),
             clf.adapted_,
             positions,
             np.asarray(X, dtype=np.float32),
@@ -127,13 +129,19 @@ def classifier_partial_fit(clf, X, y, classes=None):
             new_classes.size,
             clf._device(),
         )
-        clf.classes_ = new_classes
+        clf.classes_, clf._overrides = new_classes, overrides
     else:  # adapt anew on the kept rows, from the meta-learnt start
-        buffer = _support_buffer(clf)
+        buffer = copy.deepcopy(_support_buffer(clf))  # unchanged if this fails
         buffer.add(X, y)
         rows, row_labels = buffer.rows()
-        clf.classes_ = new_classes
-        clf._adapt(rows, np.searchsorted(new_classes, row_labels))
+        known = clf.classes_, clf._overrides
+        clf.classes_, clf._overrides = new_classes, overrides  # what _adapt reads
+        try:
+            clf._adapt(rows, np.searchsorted(new_classes, row_labels))
+        except BaseException:
+            clf.classes_, clf._overrides = known
+            raise
+        clf._support = buffer
     clf.class_count_ = counts
     return clf
 
@@ -250,13 +258,14 @@ def extractor_partial_fit(ext, X, y):
             "(e.g. 'protonet') to meta-train online."
         )
     ext._warn_unused_n_jobs(model.method)
-    buffer = _replay_buffer(ext)
+    buffer = copy.deepcopy(_replay_buffer(ext))  # unchanged if this fails
     buffer.add(X, y)
     rows, labels = buffer.rows()
     ext._seen_classes, codes = np.unique(labels, return_inverse=True)
     ext.meta_model_ = meta_train(
         rows, codes, _settings(ext, model, codes), init=model, description=ext._seen()
     )
+    ext._replay = buffer
     ext.n_iter_ = int(ext.meta_model_.config["training"]["n_iter"])
     ext.history_ = [dict(record) for record in ext.meta_model_.history]
     return ext

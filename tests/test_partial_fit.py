@@ -141,6 +141,25 @@ def test_declared_classes_without_rows_are_never_predicted(blob_model, blobs):
     assert np.mean(clf.predict(X[y == 19]) == 19) > 0.8
 
 
+def test_a_failed_call_changes_nothing_and_settings_are_read_anew(maml_model, blobs):
+    X, y = _novel(blobs)
+    clf = FewShotClassifier(pretrained=maml_model).fit(X[y < 20], y[y < 20])
+    scores = clf.decision_function(X)
+    clf.set_params(inner_lr=1e30)  # diverges: AdaptationDiverged
+    with pytest.raises(ValueError, match="inner_lr"):
+        clf.partial_fit(X[y >= 20], y[y >= 20])
+    assert clf.classes_.tolist() == [16, 17, 18, 19]
+    assert clf.class_count_.sum() == (y < 20).sum()
+    clf.set_params(inner_lr=None)
+    np.testing.assert_array_equal(clf.decision_function(X), scores)
+    clf.set_params(inner_steps=1)  # read at each call
+    clf.partial_fit(X[y >= 20], y[y >= 20])
+    whole = FewShotClassifier(pretrained=maml_model, inner_steps=1).fit(X, y)
+    np.testing.assert_allclose(
+        clf.decision_function(X), whole.decision_function(X), rtol=1e-4, atol=1e-4
+    )
+
+
 def test_bad_labels_are_refused(blob_model, blobs):
     X, y = _novel(blobs)
     clf = FewShotClassifier(pretrained=blob_model)
