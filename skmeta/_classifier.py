@@ -221,8 +221,9 @@ FeatureAugmentation or callable, default=None
         :meth:`partial_fit` declared and no row has shown yet).
     adapted_ : dict
         What adaptation produced (CPU tensors): ``{"prototypes": (n_classes,
-        dim)}`` for ProtoNet; adapted weights, head and support statistics for
-        the gradient-based methods.
+        dim)}`` for ProtoNet, with the per-class ``"sums"`` and ``"counts"``
+        that :meth:`partial_fit` adds to; adapted weights, head and support
+        statistics for the gradient-based methods.
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

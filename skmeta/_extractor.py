@@ -113,13 +113,12 @@ see FewShotClassifier
         (at most `replay_per_class` rows of each) and meta-trains `max_iter`
         iterations, from the current ``meta_model_``, on episodes drawn from
         all of the buffer's classes, with a new Adam and a new cosine cycle
-        of the learning rate (as `warm_start`). :meth:`fit` keeps no rows (its
-        data may be large): after it, this warns that the classes of `fit` are
-        not replayed; start with this method to replay them. The network and
-        the method
+        of the learning rate (as `warm_start`). The network and the method
         settings are those of the model being continued; the episode sizes,
         `max_iter`, `learning_rate` and the other meta-training parameters
-        are this estimator's, read at each call.
+        are this estimator's, read at each call. :meth:`fit` keeps no rows
+        (its data may be large): after it, this warns that the classes of
+        :meth:`fit` are not replayed; start with this method to replay them.
 
         Without `pretrained`, the first call is :meth:`fit`. With it, the first
         call continues `pretrained` (which is not modified) on (X, y); the
