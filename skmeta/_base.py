@@ -78,6 +78,7 @@ class MetaEstimator(BaseEstimator):
         checkpoint_every=None,
         unknown_label=None,
         rejection_rate=None,
+        replay_per_class=None,
         pretrained=None,
         device="auto",
         random_state=None,
@@ -112,6 +113,7 @@ class MetaEstimator(BaseEstimator):
         self.checkpoint_every = checkpoint_every
         self.unknown_label = unknown_label
         self.rejection_rate = rejection_rate
+        self.replay_per_class = replay_per_class
         self.pretrained = pretrained
         self.device = device
         self.random_state = random_state
@@ -128,15 +130,16 @@ class MetaEstimator(BaseEstimator):
         return is_classifier(self) or is_regressor(self)
 
     # -- fit ------------------------------------------------------------------
-    def _fit_meta_model(self, X, y, groups=None):
+    def _fit_meta_model(self, X, y, groups=None, classes=None):
         """Check parameters and data, then reuse `pretrained` or meta-train.
 
         Sets ``meta_model_``, ``n_iter_`` and ``history_``; returns X and y as
-        adaptation takes them (y: class codes or float targets).
+        adaptation takes them (y: class codes or float targets). `classes`:
+        the labels ``partial_fit`` declares (a superset of y's).
         """
         self._validate_params()
         refuse_bool_counts(self)
-        X, y, labels = self._task.validate(self, X, y, groups)
+        X, y, labels = self._task.validate(self, X, y, groups, classes)
         if self.pretrained is None:
             method = self.method or self._task.default_method
             settings = self._training_settings(method)

@@ -8,6 +8,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
+from ._online import classifier_partial_fit, mask_classes_without_rows, record_support
 from .meta.calibration import known_score_threshold
 
 __all__ = ["FewShotClassifier"]
@@ -171,7 +172,8 @@ FeatureAugmentation or callable, default=None
         Adam; ``n_iter_`` and ``history_`` count on from the previous fit's.
         The method and the network (`backbone`, `backbone_params`,
         `input_shape`) must stay those of ``meta_model_``. Without a fitted
-        model, :meth:`fit` meta-trains anew.
+        model, :meth:`fit` meta-trains anew. It does not apply to
+        :meth:`partial_fit`, which never meta-trains after its first call.
     checkpoint : str or path-like, default=None
         A file in which meta-training keeps its whole state (weights, Adam's
         state and schedule, random states, history, early-stopping state),
@@ -203,6 +205,17 @@ FeatureAugmentation or callable, default=None
         means 0.05. The threshold was measured on episodes of meta-training's
         ``k_shot``; with more shots the known queries score higher and fewer
         are rejected.
+    replay_per_class : int, default=None
+        Support rows kept per class for :meth:`partial_fit`, for the methods
+        that adapt anew to all rows at each call (the gradient-based family,
+        Matching Networks): a uniform sample of each class's rows (reservoir
+        sampling, seeded by `random_state`). None keeps every row, so each
+        call adapts exactly as :meth:`fit` on all rows so far (then
+        :meth:`fit` keeps a reference to its support rows; they are part of
+        the fitted estimator and its pickle). ProtoNet keeps no rows
+        (per-class sums and counts). For
+        :class:`MetaFeatureExtractor`, the replay buffer of its
+        :meth:`~MetaFeatureExtractor.partial_fit`.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,
@@ -230,11 +243,16 @@ FeatureAugmentation or callable, default=None
     meta_model_ : MetaModel
         The meta-trained model (``pretrained`` itself when given; never modified).
     classes_ : ndarray of shape (n_classes,)
-        Class labels of the support set.
+        Class labels of the support set, sorted; :meth:`partial_fit` adds
+        new ones in their sorted place.
+    class_count_ : ndarray of shape (n_classes,)
+        Support rows seen per class (0 for a class that `classes=` of
+        :meth:`partial_fit` declared and no row has shown yet).
     adapted_ : dict
         What adaptation produced (CPU tensors): ``{"prototypes": (n_classes,
-        dim)}`` for ProtoNet; adapted weights, head and support statistics for
-        the gradient-based methods.
+        dim)}`` for ProtoNet, with the per-class ``"sums"`` and ``"counts"``
+        that :meth:`partial_fit` adds to; adapted weights, head and support
+        statistics for the gradient-based methods.
     temperature_ : float
         The divisor of the class scores in :meth:`predict_proba`: the model's
         calibrated temperature (see `calibrate`), or 1.0 for a model meta-trained
@@ -290,6 +308,7 @@ FeatureAugmentation or callable, default=None
         X, codes = self._fit_meta_model(X, y)
         self._adapt(X, codes)
         self._set_open_set()
+        record_support(self, X, codes)
         return self
 
     def _set_open_set(self) -> None:
@@ -317,6 +336,49 @@ FeatureAugmentation or callable, default=None
             )
         rate = 0.05 if self.rejection_rate is None else self.rejection_rate
         self.unknown_threshold_ = known_score_threshold(record, rate)
+
+    def partial_fit(self, X, y, classes=None):
+        """Add support rows, of known or new classes, without refitting.
+
+        The first call is :meth:`fit` (meta-training first without
+        `pretrained`); each later call adapts only, from ``meta_model_``:
+
+        - ProtoNet (and ``"pretrain"``) embeds only the new rows and adds them
+          to per-class sums and counts (in ``adapted_``), so the prototypes
+          equal those of :meth:`fit` on all rows so far;
+        - the other methods adapt anew, from the meta-learnt start, on the
+          support rows kept so far (all of them, or `replay_per_class` of each
+          class): the same adaptation as :meth:`fit` on those rows. Each call
+          costs one adaptation on them, in bounded memory (large support sets
+          are adapted in chunks).
+
+        Unlike scikit-learn's classifiers, later calls may bring classes never
+        seen before: ``classes_`` grows and stays sorted (so the columns of
+        :meth:`predict_proba` are those :meth:`fit` on the same rows gives);
+        compare ``classes_`` between calls to follow the columns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New support rows (images flattened; see `input_shape`).
+        y : array-like of shape (n_samples,)
+            Their labels, of the same kind (numbers or strings) at every call.
+        classes : array-like of shape (n_classes,), default=None
+            Labels to know from now on, as scikit-learn's ``partial_fit``
+            takes them at the first call; they must include every label of
+            `y`. A class without rows yet is never predicted (score
+            ``-inf``, probability 0) until rows of it arrive. None: the labels
+            of `y`. Never required: later calls may add classes.
+
+        Returns
+        -------
+        self : FewShotClassifier
+            The classifier, adapted to every row so far.
+        """
+        return classifier_partial_fit(self, X, y, classes)
+
+    def _outputs(self, X):
+        return mask_classes_without_rows(self, super()._outputs(X))
 
     def decision_function(self, X):
         """Class scores of X, higher for more likely classes.

@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
 from ._checks import validated_rows
+from ._online import extractor_partial_fit
 
 __all__ = ["MetaFeatureExtractor"]
 
@@ -54,6 +55,13 @@ see FewShotClassifier
         resume an interrupted run from, as for :class:`FewShotClassifier`.
     unknown_label, rejection_rate : None
         Prediction only (:class:`FewShotClassifier`), refused unless None.
+        resume an interrupted run from, as for :class:`FewShotClassifier`
+        (:meth:`partial_fit` always continues, and refuses `checkpoint`).
+    replay_per_class : int, default=None
+        Rows of each class the replay buffer of :meth:`partial_fit` keeps (a
+        uniform sample of each class: reservoir sampling, seeded by
+        `random_state`). None: 20, or ``k_shot + n_query`` when they are set
+        and need more, so that every past class can still fill an episode.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.
@@ -108,7 +116,43 @@ see FewShotClassifier
             The fitted extractor.
         """
         self._fit_meta_model(X, y)
+        self._replay = None  # partial_fit's buffer: fit keeps no rows
         return self
+
+    def partial_fit(self, X, y):
+        """Meta-train on new classes without forgetting the earlier ones (FTML).
+
+        Follows the meta-leader (Finn et al. 2019, "Online Meta-Learning"):
+        each call adds (X, y) to a replay buffer of the classes seen so far
+        (at most `replay_per_class` rows of each) and meta-trains `max_iter`
+        iterations, from the current ``meta_model_``, on episodes drawn from
+        all of the buffer's classes, with a new Adam and a new cosine cycle
+        of the learning rate (as `warm_start`). The network and the method
+        settings are those of the model being continued; the episode sizes,
+        `max_iter`, `learning_rate` and the other meta-training parameters
+        are this estimator's, read at each call. :meth:`fit` keeps no rows
+        (its data may be large): after it, this warns that the classes of
+        :meth:`fit` are not replayed; start with this method to replay them.
+
+        Without `pretrained`, the first call is :meth:`fit`. With it, the first
+        call continues `pretrained` (which is not modified) on (X, y); the
+        classes it was meta-trained on are not in the buffer, so use them in
+        the first call if they must not be forgotten.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows of new (or known) classes, images flattened.
+        y : array-like of shape (n_samples,)
+            Their class labels, of the same kind (numbers or strings) at every
+            call. A label seen before is the same class.
+
+        Returns
+        -------
+        self : MetaFeatureExtractor
+            The extractor, its ``meta_model_`` continued.
+        """
+        return extractor_partial_fit(self, X, y)
 
     def transform(self, X):
         """Embed rows.

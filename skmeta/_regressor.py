@@ -76,6 +76,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         resume an interrupted run from, as for :class:`FewShotClassifier`.
     unknown_label, rejection_rate : None
         Classification only, refused unless None.
+    replay_per_class : None
+        For ``partial_fit``, which the regressor does not have: refused unless
+        None.
     pretrained : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     device, random_state, verbose : see FewShotClassifier

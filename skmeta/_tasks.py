@@ -94,11 +94,12 @@ class Classification(Task):
             "backbone": [BackboneOptions({"auto", *BUILTIN_BACKBONES}), callable],
         }
 
-    def validate(self, estimator, X, y, groups=None):
+    def validate(self, estimator, X, y, groups=None, classes_declared=None):
         """Checked X and class codes ``0..n_classes-1``, twice (what adaptation
         and episodes take); y may be None only to reuse a pretrained model.
 
-        For a classifier, also sets ``classes_`` and requires two classes.
+        For a classifier, also sets ``classes_`` (y's labels, and `classes`
+        when ``partial_fit`` declares them) and requires two classes.
         """
         if y is None and estimator.pretrained is not None:
             if not is_classifier(estimator):  # an extractor needs no labels
@@ -111,6 +112,11 @@ class Classification(Task):
         check_float32_range(X, "X")
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
+        if classes_declared is not None:
+            from ._online import declared_classes  # partial_fit's `classes`
+
+            classes = declared_classes(classes_declared, classes)
+            codes = np.searchsorted(classes, y)
         estimator._seen_classes = classes  # recorded in the model's provenance
         if is_classifier(estimator):
             if classes.size < 2:
@@ -181,10 +187,12 @@ class Regression(Task):
             "calibrate": [StrOptions({"auto"}), Options(bool, {False})],
             "unknown_label": [None],
             "rejection_rate": [None],
+            "replay_per_class": [None],  # no partial_fit
         }
 
-    def validate(self, estimator, X, y, groups=None):
-        """Checked X, float32 targets, and each row's task code."""
+    def validate(self, estimator, X, y, groups=None, classes_declared=None):
+        """Checked X, float32 targets, and each row's task code
+        (`classes_declared`: classification only, always None here)."""
         X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES, y_numeric=True)
         check_float32_range(X, "X")
         check_float32_range(y, "y")

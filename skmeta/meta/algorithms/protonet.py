@@ -136,9 +136,51 @@ class ProtoNet(Algorithm):
         return loss, {"accuracy": accuracy}
 
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
+        # Per-class sums and counts beside the prototypes, so that `update`
+        # adds rows without the old ones: the result equals adapting to all.
+        return self.update(net, None, None, support_x, support_y, n_classes, batch_size)
+
+    def update(
+        self, net, state, positions, support_x, support_y, n_classes, batch_size=100
+    ):
+        """Add support rows to an adapted state (online adaptation).
+
+        Parameters
+        ----------
+        net : MetaNet
+            The meta-trained network; never modified.
+        state : dict or None
+            A state from :meth:`adapt` or :meth:`update`: ``"prototypes"`` and
+            ``"sums"`` of shape (n_old, dim), ``"counts"`` of shape (n_old,);
+            None for no rows yet.
+        positions : Tensor of shape (n_old,), int64, or None
+            The class code in ``0..n_classes-1`` of each class of `state`
+            (classes may be added anywhere, e.g. to keep labels sorted).
+        support_x : Tensor of shape (n_new, n_features)
+        support_y : Tensor of shape (n_new,), int64 in ``0..n_classes-1``
+        n_classes : int
+        batch_size : int, default=100
+            Rows per forward pass when embedding.
+
+        Returns
+        -------
+        dict
+            The state of all rows so far: prototypes, sums and counts of
+            shape (n_classes, dim), (n_classes, dim) and (n_classes,). A class
+            without rows has a zero prototype and count 0.
+        """
         with torch.no_grad():
             embeddings = embed_rows(net, support_x, batch_size)
-            return {"prototypes": prototypes(embeddings, support_y, n_classes)}
+            sums = embeddings.new_zeros(n_classes, embeddings.shape[1])
+            counts = torch.zeros(n_classes, dtype=torch.int64, device=sums.device)
+            if state is not None:
+                positions = positions.to(sums.device)
+                sums[positions] = state["sums"].to(sums)
+                counts[positions] = state["counts"].to(counts)
+            sums.index_add_(0, support_y, embeddings)
+            counts += torch.bincount(support_y, minlength=n_classes)
+            means = sums / counts.clamp_min(1).unsqueeze(1).to(sums.dtype)
+            return {"prototypes": means, "sums": sums, "counts": counts}
 
     def predict(self, net, state, query_x, batch_size=100):
         # Float64 distances: float32 round-off in ||q||^2 - 2 q.p + ||p||^2 would

@@ -1,0 +1,273 @@
+"""``partial_fit``: online adaptation (FewShotClassifier) and online
+meta-training (MetaFeatureExtractor), on the torch layer's
+:mod:`skmeta.meta.online`.
+
+- The classifier adds shots and classes without refitting. ProtoNet (and the
+  methods that adapt as it does) keeps per-class sums and counts, so its state
+  after any sequence of calls equals ``fit`` on all rows so far; the other
+  methods (the gradient-based family, Matching Networks) keep the support rows
+  and adapt anew on all of them, from the meta-learnt start, as ``fit`` would.
+- The extractor follows the meta-leader (FTML): each call meta-trains
+  ``max_iter`` iterations from the current model on episodes drawn from every
+  class so far, the past ones through a bounded replay buffer.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
+
+from ._checks import load_pretrained, resolve_device
+from ._tasks import FIT_DTYPES
+from .meta.algorithms import ALGORITHMS
+from .meta.online import ReplayBuffer, network_settings, update_adaptation
+from .meta.train import TrainSettings, meta_train
+
+__all__ = [
+    "classifier_partial_fit",
+    "declared_classes",
+    "extractor_partial_fit",
+    "mask_classes_without_rows",
+    "record_support",
+]
+
+# Rows per class the extractor's replay buffer keeps when replay_per_class is
+# None: a default episode's 5 shots + 15 queries (and all of Omniglot's 20).
+DEFAULT_REPLAY_PER_CLASS = 20
+
+
+def _label_kind(labels: np.ndarray) -> str:
+    return "strings" if labels.dtype.kind in "OUS" else "numbers"
+
+
+def _check_same_kind(known: np.ndarray, new: np.ndarray, name: str) -> None:
+    if _label_kind(known) != _label_kind(new):
+        raise ValueError(
+            f"{name} has labels that are {_label_kind(new)}, but the classes seen "
+            f"before are {_label_kind(known)} ({known[:3].tolist()}...); use one "
+            "kind of label in every call."
+        )
+
+
+def declared_classes(classes, labels: np.ndarray) -> np.ndarray:
+    """``partial_fit``'s `classes`, sorted and unique; they must hold every
+    label of y (`labels`, sorted)."""
+    declared = np.unique(column_or_1d(np.asarray(classes), warn=True))
+    _check_same_kind(declared, labels, "y")
+    missing = labels[~np.isin(labels, declared)]
+    if missing.size:
+        raise ValueError(
+            f"y has labels that classes= does not list: {missing[:5].tolist()}. "
+            "classes= must list every label of y; leave it None to take y's "
+            "labels (later calls may add classes)."
+        )
+    return declared
+
+
+def _seed(estimator) -> int:
+    return int(check_random_state(estimator.random_state).randint(2**31 - 1))
+
+
+# -- FewShotClassifier ---------------------------------------------------------
+def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
+    """After ``fit`` (or a first ``partial_fit``): the rows per class, and, for
+    a method that adapts anew, its support rows: a bounded buffer with
+    `replay_per_class`, else a reference to them (copied into a buffer only
+    if ``partial_fit`` follows)."""
+    clf.class_count_ = np.bincount(codes, minlength=clf.classes_.size)
+    incremental = hasattr(clf._algorithm(), "update")
+    clf._support = None if incremental else (X, clf.classes_[codes])
+    if clf._support is not None and clf.replay_per_class is not None:
+        _support_buffer(clf)
+
+
+def _support_buffer(clf) -> ReplayBuffer:
+    """The kept support rows, as a buffer (built at the first ``partial_fit``)."""
+    support = clf._support
+    if not isinstance(support, ReplayBuffer):
+        buffer = ReplayBuffer(clf.replay_per_class, _seed(clf))
+        buffer.add(*support)
+        clf._support = support = buffer
+    return support
+
+
+def classifier_partial_fit(clf, X, y, classes=None):
+    """``FewShotClassifier.partial_fit``: see its docstring."""
+    if not hasattr(clf, "adapted_"):  # the first call: fit, with `classes`
+        X, codes = clf._fit_meta_model(X, y, classes=classes)
+        clf._adapt(X, codes)
+        clf._set_open_set()
+        record_support(clf, X, codes)
+        return clf
+    clf._validate_params()
+    # the adaptation settings as set now (e.g. inner_lr changed by set_params)
+    overrides, _ = clf._adaptation_settings(clf.meta_model_)
+    X, y = validate_data(clf, X, y, reset=False, dtype=FIT_DTYPES)
+    check_classification_targets(y)
+    labels = np.unique(y)
+    _check_same_kind(clf.classes_, labels, "y")
+    if classes is not None:
+        labels = declared_classes(classes, labels)
+    new_classes = np.union1d(clf.classes_, labels)
+    positions = np.searchsorted(new_classes, clf.classes_)
+    codes = np.searchsorted(new_classes, y)
+    counts = np.zeros(new_classes.size, dtype=np.int64)
+    counts[positions] = clf.class_count_
+    counts += np.bincount(codes, minlength=new_classes.size)
+    if clf._support is None:  # incremental: the new rows alone
+        clf.adapted_ = update_adaptation(
+            clf.meta_model_,
+            clf.meta_model_.algorithm(**overrides),
+            clf.adapted_,
+            positions,
+            np.asarray(X, dtype=np.float32),
+            codes,
+            new_classes.size,
+            clf._device(),
+        )
+        clf.classes_, clf._overrides = new_classes, overrides
+    else:  # adapt anew on the kept rows, from the meta-learnt start
+        buffer = copy.deepcopy(_support_buffer(clf))  # unchanged if this fails
+        buffer.add(X, y)
+        rows, row_labels = buffer.rows()
+        known = clf.classes_, clf._overrides
+        clf.classes_, clf._overrides = new_classes, overrides  # what _adapt reads
+        try:
+            clf._adapt(rows, np.searchsorted(new_classes, row_labels))
+        except BaseException:
+            clf.classes_, clf._overrides = known
+            raise
+        clf._support = buffer
+    clf.class_count_ = counts
+    clf._set_open_set()  # the temperature, and unknown_label among new classes
+    return clf
+
+
+def mask_classes_without_rows(clf, scores: np.ndarray) -> np.ndarray:
+    """Scores of -inf for the classes `classes=` declared that have no rows
+    yet, so they are never predicted (probability 0)."""
+    counts = getattr(clf, "class_count_", None)
+    if counts is not None and not counts.all():
+        scores[:, counts == 0] = -np.inf
+    return scores
+
+
+# -- MetaFeatureExtractor ------------------------------------------------------
+def _replay_buffer(ext) -> ReplayBuffer:
+    """The extractor's replay buffer, made at the first ``partial_fit``."""
+    if getattr(ext, "_replay", None) is None:
+        per_class = ext.replay_per_class or max(
+            DEFAULT_REPLAY_PER_CLASS, (ext.k_shot or 5) + (ext.n_query or 15)
+        )
+        ext._replay = ReplayBuffer(per_class, _seed(ext))
+    return ext._replay
+
+
+def _continued_model(ext, X: np.ndarray, y: np.ndarray):
+    """The model to continue: the fitted one, or `pretrained` at the first
+    call (checked against X and the parameters)."""
+    if hasattr(ext, "meta_model_"):
+        return ext.meta_model_
+    model = ext._check_pretrained(load_pretrained(ext.pretrained), X.shape[1])
+    recorded = model.config["method_params"]
+    for name, value in ext._given_settings(model.method).items():
+        if value != recorded.get(name):
+            raise ValueError(
+                f"{name}={value!r} differs from the pretrained model's "
+                f"{recorded.get(name)!r}; partial_fit continues its meta-training "
+                f"with its settings. Leave {name}=None."
+            )
+    ignored = [
+        f"{name}={getattr(ext, name)!r}"
+        for name, default in (("backbone", "auto"), ("backbone_params", None))
+        if getattr(ext, name) != default
+    ]
+    if ignored:
+        warnings.warn(
+            f"partial_fit continues the pretrained model's network, so "
+            f"{', '.join(ignored)} is ignored. Leave it at its default.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return model
+
+
+def _settings(ext, model, codes: np.ndarray) -> TrainSettings:
+    """Meta-training settings of one call: the network and method of `model`,
+    the episodes, length and optimiser of the estimator's parameters."""
+    n_way, k_shot, n_query = ext._task.episode_sizes(ext, codes)
+    return TrainSettings(
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        **network_settings(model),
+        class_augmentation=ext.class_augmentation,
+        augmentation=ext.augmentation,
+        meta_batch_size=ext.meta_batch_size,
+        max_iter=ext.max_iter,
+        learning_rate=ext.learning_rate,
+        max_grad_norm=ext.max_grad_norm,
+        early_stopping=ext.early_stopping,
+        validation_fraction=ext.validation_fraction,
+        n_iter_no_change=ext.n_iter_no_change,
+        verbose=ext.verbose,
+        n_jobs=ext.n_jobs,
+        precision=ext.precision,
+        device=str(resolve_device(ext.device)),
+        seed=ext._seed(None),
+    )
+
+
+def extractor_partial_fit(ext, X, y):
+    """``MetaFeatureExtractor.partial_fit``: see its docstring."""
+    ext._validate_params()
+    if ext.checkpoint is not None:
+        raise ValueError(
+            "checkpoint= does not apply to partial_fit: each call is a meta-training "
+            "run on other rows. Leave checkpoint=None (save meta_model_ between "
+            "calls instead)."
+        )
+    if y is None:
+        raise ValueError(
+            "partial_fit needs the labels y of X: it meta-trains on their classes."
+        )
+    if not hasattr(ext, "meta_model_") and ext.pretrained is None:
+        X, codes = ext._fit_meta_model(X, y)  # the first call: fit
+        ext._replay = None
+        _replay_buffer(ext).add(X, ext._seen_classes[codes])
+        return ext
+    if hasattr(ext, "meta_model_") and getattr(ext, "_replay", None) is None:
+        warnings.warn(
+            "partial_fit continues a model made by fit, whose rows are not in the "
+            "replay buffer (fit keeps none), so their classes may be forgotten. "
+            "To keep them, start with partial_fit instead of fit.",
+            UserWarning,
+            stacklevel=3,
+        )
+    first = not hasattr(ext, "meta_model_")
+    X, y = validate_data(ext, X, y, reset=first, dtype=FIT_DTYPES)
+    check_classification_targets(y)
+    model = _continued_model(ext, X, y)
+    if not ALGORITHMS[model.method].episodic:
+        raise ValueError(
+            f"method={model.method!r} learns a head over a fixed set of base "
+            "classes, which partial_fit cannot grow; use an episodic method "
+            "(e.g. 'protonet') to meta-train online."
+        )
+    ext._warn_unused_n_jobs(model.method)
+    buffer = copy.deepcopy(_replay_buffer(ext))  # unchanged if this fails
+    buffer.add(X, y)
+    rows, labels = buffer.rows()
+    ext._seen_classes, codes = np.unique(labels, return_inverse=True)
+    ext.meta_model_ = meta_train(
+        rows, codes, _settings(ext, model, codes), init=model, description=ext._seen()
+    )
+    ext._replay = buffer
+    ext.n_iter_ = int(ext.meta_model_.config["training"]["n_iter"])
+    ext.history_ = [dict(record) for record in ext.meta_model_.history]
+    return ext
