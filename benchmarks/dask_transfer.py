@@ -1,8 +1,9 @@
 """Bytes per task and wall time of episodic evaluation on Dask (issue 16, part 2).
 
-A MAML model on the default max-pool Conv4 (28x28 grey, meta-trained for one
-iteration: the weights do not change the costs), evaluated on 5-way 5-shot
-episodes of 15 queries with ``inner_steps=10`` on random rows of 20 classes.
+A model on the default max-pool Conv4 (28x28 grey, meta-trained for one
+iteration: the weights do not change the costs), ProtoNet by default
+(``--method maml`` adapts with ``--inner-steps``), evaluated on 5-way 5-shot
+episodes of 15 queries on random rows of 20 classes.
 
 ``bytes``: in one run on a ``distributed.LocalCluster`` of 2 worker processes,
 what joblib submits per task batch (the pickle of the batch and its arguments,
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import time
 from datetime import date
@@ -42,7 +44,7 @@ from skmeta.model_selection import ship_once
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def make_case(n_episodes: int):
+def make_case(n_episodes: int, method: str, inner_steps: int):
     rng = np.random.default_rng(0)
     X = rng.random((400, 784), dtype=np.float32)
     y = np.repeat(np.arange(20), 20)
@@ -51,13 +53,14 @@ def make_case(n_episodes: int):
         k_shot=1,
         n_query=1,
         input_shape=(1, 28, 28),
-        method="maml",
+        method=method,
         backbone="conv4",
         max_iter=1,
         seed=0,
     )
     model = meta_train(X, y, settings)
-    estimator = FewShotClassifier(pretrained=model, inner_steps=10)
+    steps = {"inner_steps": inner_steps} if method != "protonet" else {}
+    estimator = FewShotClassifier(pretrained=model, **steps)
     cv = EpisodicSplit(5, 5, 15, n_episodes, random_state=0)
     return model, estimator, X, y, cv
 
@@ -105,9 +108,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--method", default="protonet")
+    ap.add_argument("--inner-steps", type=int, default=10)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
-    model, estimator, X, y, cv = make_case(args.episodes)
+    load_start = os.getloadavg()[0]
+    model, estimator, X, y, cv = make_case(args.episodes, args.method, args.inner_steps)
     env = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     with (
         LocalCluster(
@@ -140,12 +146,14 @@ def main() -> None:
     report = {
         "date": date.today().isoformat(),
         "case": (
-            f"MAML Conv4 1x28x28, 5-way 5-shot 15 queries, inner_steps=10, "
-            f"{args.episodes} episodes"
+            f"{args.method} Conv4 1x28x28, 5-way 5-shot 15 queries"
+            + (f", inner_steps={args.inner_steps}" if args.method != "protonet" else "")
+            + f", {args.episodes} episodes"
         ),
         "transfer": transfer,
         "seconds": times,
         "scores_identical": same,
+        "load_average_1min_start_end": [load_start, os.getloadavg()[0]],
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +186,13 @@ def markdown(report: dict) -> str:
     lines += ["", "| run | seconds per round |", "|---|---|"]
     for label, values in report["seconds"].items():
         lines.append(f"| {label} | {', '.join(f'{v:.1f}' for v in values)} |")
-    lines += ["", f"Scores identical across runs: {report['scores_identical']}.", ""]
+    load = report["load_average_1min_start_end"]
+    lines += [
+        "",
+        f"Scores identical across runs: {report['scores_identical']}. "
+        f"Load average (1 min) at start and end: {load[0]:.1f}, {load[1]:.1f}.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -268,9 +268,21 @@ def episodic_score(
         Usually ``FewShotClassifier(pretrained=model)``, or a ``Pipeline`` whose
         last step is a classifier.
     X : array-like of shape (n_samples, n_features)
+        Rows of the classes to evaluate on (usually classes unseen in
+        meta-training).
     y : array-like of shape (n_samples,)
-    n_way, k_shot, n_query, n_episodes, random_state
-        Episodes, as for :class:`EpisodicSplit`; ignored when `cv` is given.
+        Their class labels.
+    n_way : int, default=5
+        Classes per episode, as for :class:`EpisodicSplit`; ignored when `cv`
+        is given (so are the next four).
+    k_shot : int, default=1
+        Support samples per class.
+    n_query : int, default=15
+        Query samples per class.
+    n_episodes : int, default=600
+        Number of episodes.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the episodes.
     cv : EpisodicSplit, default=None
         Splitter to use instead.
     scoring : str or callable, default=None
@@ -285,6 +297,7 @@ def episodic_score(
     Returns
     -------
     EpisodicScore
+        Mean score, 95% confidence half-width and the score of each episode.
 
     Examples
     --------

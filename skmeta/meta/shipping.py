@@ -154,6 +154,22 @@ def handle_of(model) -> tuple | None:
 def resolve(token: str, plugin: str | None, path: str | None):
     """The model a handle names, in whichever process unpickles it.
 
+    Parameters
+    ----------
+    token : str
+        The model's content hash (the first 32 hex digits of the SHA-256 of
+        its whole pickle).
+    plugin : str or None
+        Name of the Dask worker plugin that put the model into this process.
+    path : str or None
+        File holding the model's whole pickle (the file store).
+
+    Returns
+    -------
+    MetaModel
+        The sender's own object in the process that opened the shipment, else
+        the one this process received (unpickled once, then kept).
+
     Raises
     ------
     ValueError
