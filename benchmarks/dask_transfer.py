@@ -10,7 +10,7 @@ what joblib submits per task batch (the pickle of the batch and its arguments,
 recorded by wrapping ``client.submit``; ``X`` and ``y`` travel once, scattered
 by joblib), for ``cross_val_score`` as is (the model pickled into every batch)
 and inside ``ship_once`` (a handle per batch, the model once per worker
-through a worker plugin).
+through a worker plugin), with the seconds each took.
 
 ``time``: ``episodic_score`` with ``n_jobs=1`` in this process against the same
 call under ``joblib.parallel_config(backend="dask")`` on the 2-worker cluster
@@ -83,6 +83,7 @@ def measure_bytes(client, model, estimator, X, y, cv) -> dict:
     out = {"model_pickle_bytes": len(pickle.dumps(model))}
     for label in ("naive", "ship_once"):
         sent.clear()
+        start = time.perf_counter()
         with joblib.parallel_config(backend="dask"):
             if label == "naive":
                 cross_val_score(estimator, X, y, cv=cv)
@@ -91,6 +92,7 @@ def measure_bytes(client, model, estimator, X, y, cv) -> dict:
                 with ship_once(estimator) as shipment:
                     cross_val_score(estimator, X, y, cv=cv)
                 once = sum(shipment.payload_bytes.values())
+        seconds = time.perf_counter() - start
         total, tasks = sum(s for s, _ in sent), sum(n for _, n in sent)
         out[label] = {
             "batches": len(sent),
@@ -99,6 +101,7 @@ def measure_bytes(client, model, estimator, X, y, cv) -> dict:
             "bytes_per_batch_max": max(s for s, _ in sent),
             "bytes_per_task": total / tasks,
             "once_per_worker_bytes": once,
+            "seconds": seconds,
         }
     del client.submit  # the instance attribute: back to the class's method
     return out
@@ -173,15 +176,16 @@ def markdown(report: dict) -> str:
         f"{t['model_pickle_bytes']:,} bytes.",
         "",
         "| pickling | batches | tasks | bytes per batch | bytes per task "
-        "| sent once per worker |",
-        "|---|---|---|---|---|---|",
+        "| sent once per worker | seconds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label in ("naive", "ship_once"):
         r = t[label]
         lines.append(
             f"| {label} | {r['batches']} | {r['tasks']} | "
             f"{r['bytes_per_batch_min']:,}-{r['bytes_per_batch_max']:,} | "
-            f"{r['bytes_per_task']:,.0f} | {r['once_per_worker_bytes']:,} |"
+            f"{r['bytes_per_task']:,.0f} | {r['once_per_worker_bytes']:,} | "
+            f"{r['seconds']:.1f} |"
         )
     lines += ["", "| run | seconds per round |", "|---|---|"]
     for label, values in report["seconds"].items():
