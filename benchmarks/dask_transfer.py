@@ -13,9 +13,11 @@ and inside ``ship_once`` (a handle per batch, the model once per worker
 through a worker plugin), with the seconds each took.
 
 ``time``: ``episodic_score`` with ``n_jobs=1`` in this process against the same
-call under ``joblib.parallel_config(backend="dask")`` on the 2-worker cluster
+call under ``joblib.parallel_config(backend="dask")`` on a 2-worker cluster
 (started beforehand, workers warmed up by one call), alternating, torch on one
-thread everywhere.
+thread everywhere. The cluster runs twice: as dask sets it up, and without the
+``MALLOC_TRIM_THRESHOLD_=65536`` its nanny puts into the workers' environment
+(which turns off glibc's adaptive mmap threshold).
 
     OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/dask_transfer.py
 
@@ -32,6 +34,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import dask
 import joblib
 import numpy as np
 from distributed import Client, LocalCluster
@@ -107,6 +110,33 @@ def measure_bytes(client, model, estimator, X, y, cv) -> dict:
     return out
 
 
+ONE_JOB = "n_jobs=1, this process"
+# label -> whether workers get dask's MALLOC_TRIM_THRESHOLD_=65536
+CLUSTERS = {
+    "dask, 2 worker processes": True,
+    "dask, 2 worker processes, glibc's malloc defaults": False,
+}
+
+
+def local_cluster(dask_malloc: bool) -> LocalCluster:
+    """2 worker processes of 1 thread; `dask_malloc` False drops the
+    ``MALLOC_TRIM_THRESHOLD_`` dask's nanny sets by default."""
+    env = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    overrides = {}
+    if not dask_malloc:
+        # The nanny also writes it into this process's environment.
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        overrides = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+    with dask.config.set(overrides):
+        return LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            env=env,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=40)
@@ -117,35 +147,26 @@ def main() -> None:
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     model, estimator, X, y, cv = make_case(args.episodes, args.method, args.inner_steps)
-    env = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            env=env,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        with joblib.parallel_config(backend="dask"):  # warm-up: imports on workers
-            episodic_score(estimator, X, y, cv=EpisodicSplit(5, 5, 15, 2))
-        transfer = measure_bytes(client, model, estimator, X, y, cv)
-        print(json.dumps(transfer, indent=1), flush=True)
-        times: dict[str, list] = {"n_jobs=1": [], "dask 2 workers": []}
-        scores = {}
-        for _ in range(args.rounds):
-            for label in times:
+    times: dict[str, list] = {label: [] for label in (ONE_JOB, *CLUSTERS)}
+    scores, transfer = {}, None
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        scores[ONE_JOB] = episodic_score(estimator, X, y, cv=cv, n_jobs=1).scores
+        times[ONE_JOB].append(time.perf_counter() - start)
+        print(ONE_JOB, times[ONE_JOB][-1], flush=True)
+        for label, dask_malloc in CLUSTERS.items():
+            with local_cluster(dask_malloc) as cluster, Client(cluster) as client:
+                with joblib.parallel_config(backend="dask"):  # imports on workers
+                    episodic_score(estimator, X, y, cv=EpisodicSplit(5, 5, 15, 2))
+                if transfer is None:
+                    transfer = measure_bytes(client, model, estimator, X, y, cv)
+                    print(json.dumps(transfer, indent=1), flush=True)
                 start = time.perf_counter()
-                if label == "n_jobs=1":
-                    result = episodic_score(estimator, X, y, cv=cv, n_jobs=1)
-                else:
-                    with joblib.parallel_config(backend="dask"):
-                        result = episodic_score(estimator, X, y, cv=cv)
+                with joblib.parallel_config(backend="dask"):
+                    scores[label] = episodic_score(estimator, X, y, cv=cv).scores
                 times[label].append(time.perf_counter() - start)
-                scores[label] = result.scores
                 print(label, times[label][-1], flush=True)
-    same = bool(np.array_equal(scores["n_jobs=1"], scores["dask 2 workers"]))
+    same = all(np.array_equal(scores[ONE_JOB], v) for v in scores.values())
     report = {
         "date": date.today().isoformat(),
         "case": (
