@@ -208,7 +208,15 @@ def markdown(report: dict) -> str:
             f"{r['bytes_per_task']:,.0f} | {r['once_per_worker_bytes']:,} | "
             f"{r['seconds']:.1f} |"
         )
-    lines += ["", "| run | seconds per round |", "|---|---|"]
+    lines += [
+        "",
+        "Both runs above on the first cluster (dask's defaults). Below, wall time "
+        "of `episodic_score`, a fresh cluster per round (start-up and warm-up not "
+        "counted):",
+        "",
+        "| run | seconds per round |",
+        "|---|---|",
+    ]
     for label, values in report["seconds"].items():
         lines.append(f"| {label} | {', '.join(f'{v:.1f}' for v in values)} |")
     load = report["load_average_1min_start_end"]
