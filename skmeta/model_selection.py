@@ -332,7 +332,7 @@ def ship_once(*objects, client=None) -> Iterator[Shipment]:
     A parallel ``cross_val_score``, ``GridSearchCV`` or :func:`episodic_score`
     pickles a clone of the estimator, ``pretrained`` model included, into
     every task batch. Inside this block those models pickle as a handle of
-    about a hundred bytes, and their weights reach each worker process once:
+    about 150 bytes, and their weights reach each worker process once:
     through a ``distributed.WorkerPlugin`` under Dask's joblib backend, through
     one temporary file under loky or multiprocessing. Workers keep the live
     model, so its networks are built once per process, not once per task.

@@ -4,7 +4,7 @@ A joblib task that fits an estimator carries the estimator, and with it the
 ``pretrained`` :class:`~skmeta.meta.model.MetaModel`: pickled whole, once per
 task batch. Inside a :class:`Shipment` (opened by
 :func:`skmeta.model_selection.ship_once` and by ``episodic_score``), the
-models it was given pickle instead as a *handle*, about a hundred bytes, and
+models it was given pickle instead as a *handle*, about 150 bytes, and
 their weights reach each worker process once, by one of two stores:
 
 - ``"dask"``: a ``distributed.WorkerPlugin`` holding the model's pickle,
@@ -15,8 +15,8 @@ their weights reach each worker process once, by one of two stores:
   multiprocessing workers share the machine's file system), removed when the
   shipment closes.
 
-A worker keeps what it received, keyed by the model's content hash (plugins:
-until teardown; files: the last :data:`FILE_CACHE_SIZE` models), so every task
+A worker keeps what it received (plugins: by plugin name, until teardown;
+files: by content hash, the last :data:`FILE_CACHE_SIZE` models), so every task
 after the first gets the same live ``MetaModel``, networks already built. In
 the process that opened the shipment, a handle resolves to the original
 object. This module imports neither joblib nor dask; the store's client is
