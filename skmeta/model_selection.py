@@ -5,21 +5,34 @@ K-shot episodes (:class:`TaskSplit`: few-shot regression tasks), so
 ``cross_val_score``, ``cross_validate`` and ``GridSearchCV`` *are* the episodic
 evaluation of the few-shot literature; :func:`episodic_score`
 adds the mean and 95% confidence interval that papers report.
+:func:`ship_once` sends the ``pretrained`` models of a search to each worker
+process once rather than with every task.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
+from joblib.parallel import get_active_backend
 from sklearn.model_selection import cross_val_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_scalar, column_or_1d
 
 from .meta.episodes import ClassIndex, sample_episodes
+from .meta.model import MetaModel
+from .meta.shipping import Shipment
 
-__all__ = ["EpisodicScore", "EpisodicSplit", "TaskSplit", "episodic_score"]
+__all__ = [
+    "EpisodicScore",
+    "EpisodicSplit",
+    "TaskSplit",
+    "episodic_score",
+    "ship_once",
+]
 
 
 class EpisodicSplit:
@@ -274,19 +287,36 @@ def episodic_score(
         Usually ``FewShotClassifier(pretrained=model)``, or a ``Pipeline`` whose
         last step is a classifier.
     X : array-like of shape (n_samples, n_features)
+        Rows of the classes to evaluate on (usually classes unseen in
+        meta-training).
     y : array-like of shape (n_samples,)
-    n_way, k_shot, n_query, n_episodes, random_state
-        Episodes, as for :class:`EpisodicSplit`; ignored when `cv` is given.
+        Their class labels.
+    n_way : int, default=5
+        Classes per episode, as for :class:`EpisodicSplit`; ignored when `cv`
+        is given (so are the next four).
+    k_shot : int, default=1
+        Support samples per class.
+    n_query : int, default=15
+        Query samples per class.
+    n_episodes : int, default=600
+        Number of episodes.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the episodes.
     cv : EpisodicSplit, default=None
         Splitter to use instead.
     scoring : str or callable, default=None
         Default: the estimator's ``score`` (accuracy).
     n_jobs : int, default=None
-        Episodes evaluated in parallel (joblib).
+        Episodes evaluated in parallel by joblib's active backend (loky
+        processes by default; Dask or Ray through ``joblib.parallel_config``).
+        The episodes come from the splitter alone, so the scores are the same
+        for any `n_jobs` and backend. The estimator's ``pretrained`` models
+        reach each worker once (:func:`ship_once`).
 
     Returns
     -------
     EpisodicScore
+        Mean score, 95% confidence half-width and the score of each episode.
 
     Examples
     --------
@@ -301,10 +331,105 @@ def episodic_score(
     """
     if cv is None:
         cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes, random_state)
-    scores = cross_val_score(
-        estimator, X, y, cv=cv, scoring=scoring, n_jobs=n_jobs, error_score="raise"
-    )
+    backend, default_n_jobs = get_active_backend()
+    sequential = (default_n_jobs if n_jobs is None else n_jobs) in (None, 1)
+    local_and_sequential = sequential and _is_local(backend)
+    with nullcontext() if local_and_sequential else ship_once(estimator):
+        scores = cross_val_score(
+            estimator, X, y, cv=cv, scoring=scoring, n_jobs=n_jobs, error_score="raise"
+        )
     ci95 = (
         1.96 * scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.nan
     )
     return EpisodicScore(float(scores.mean()), float(ci95), scores)
+
+
+@contextmanager
+def ship_once(*objects, client=None) -> Iterator[Shipment]:
+    """Send the MetaModels in `objects` to each worker process once.
+
+    A parallel ``cross_val_score``, ``GridSearchCV`` or :func:`episodic_score`
+    pickles a clone of the estimator, ``pretrained`` model included, into
+    every task batch. Inside this block those models pickle as a handle of
+    about 150 bytes, and their weights reach each worker process once:
+    through a ``distributed.WorkerPlugin`` under Dask's joblib backend, through
+    one temporary file under loky or multiprocessing. Workers keep the live
+    model, so its networks are built once per process, not once per task.
+    Other backends (threading, sequential, Ray) get the models whole, as
+    outside the block. :func:`episodic_score` opens this block itself.
+
+    .. versionadded:: 0.1
+
+    Parameters
+    ----------
+    *objects : MetaModel, estimator, or containers of them
+        Where to find the models: estimators are searched through
+        ``get_params(deep=True)`` (a ``GridSearchCV``'s ``param_grid``
+        included), lists, tuples and dicts item by item.
+    client : distributed.Client, optional
+        Ship through this Dask client. Default: the client of joblib's active
+        Dask backend, if that is the backend.
+
+    Yields
+    ------
+    Shipment
+        Its ``payload_bytes`` maps each model's content hash to the size of
+        the pickle each worker receives once.
+
+    Notes
+    -----
+    A pickle made inside the block holds only the handle, valid on the
+    block's workers while it runs: save models with ``MetaModel.save`` or
+    pickle them outside the block.
+
+    Examples
+    --------
+    >>> import joblib
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from skmeta import EpisodicSplit, FewShotClassifier
+    >>> from skmeta.model_selection import ship_once
+    >>> def search(model, X, y):  # doctest: +SKIP
+    ...     grid = GridSearchCV(FewShotClassifier(pretrained=model),
+    ...                         {"inner_steps": [1, 5]}, cv=EpisodicSplit())
+    ...     with joblib.parallel_config(backend="dask"), ship_once(grid):
+    ...         return grid.fit(X, y)
+    """
+    models = _models_in(objects)
+    store = None
+    if models:
+        backend, _ = get_active_backend()
+        if client is not None:
+            store = "dask"
+        elif type(backend).__name__ == "DaskDistributedBackend":
+            store, client = "dask", backend.client
+        elif _is_local(backend):
+            store = "file"
+    with Shipment(models, store, client) as shipment:
+        yield shipment
+
+
+def _is_local(backend) -> bool:
+    """Whether a joblib backend runs its workers on this machine (loky,
+    multiprocessing) rather than in threads or on a cluster."""
+    return type(backend).__name__ in ("LokyBackend", "MultiprocessingBackend")
+
+
+def _models_in(objects, depth: int = 0) -> list:
+    """The MetaModels found in `objects` (estimators' deep parameters,
+    lists, tuples, dicts), each once."""
+    found = {}
+    for item in objects:
+        if isinstance(item, MetaModel):
+            found[id(item)] = item
+        elif depth < 8:
+            if hasattr(item, "get_params") and not isinstance(item, type):
+                inner = list(item.get_params(deep=True).values())
+            elif isinstance(item, Mapping):
+                inner = list(item.values())
+            elif isinstance(item, (list, tuple)):
+                inner = list(item)
+            else:
+                continue
+            for model in _models_in(inner, depth + 1):
+                found[id(model)] = model
+    return list(found.values())

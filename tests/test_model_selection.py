@@ -1,9 +1,14 @@
+import pickle
+
+import joblib
 import numpy as np
 import pytest
+import torch
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.neighbors import KNeighborsClassifier
 
-from skmeta import EpisodicSplit, FewShotClassifier, episodic_score
+from skmeta import EpisodicSplit, FewShotClassifier, MetaModel, episodic_score
 
 
 def test_split_yields_episodes_from_eligible_classes():
@@ -75,3 +80,34 @@ def test_repr():
         "EpisodicSplit(n_way=3, k_shot=1, n_query=15, n_episodes=100, "
         "random_state=None)"
     )
+
+
+def test_ship_once_finds_models_in_pipelines_and_grids(blob_model):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skmeta.model_selection import ship_once
+
+    other = MetaModel.from_module(torch.nn.Linear(10, 256), (10,))  # 10 KB
+    pipeline = make_pipeline(StandardScaler(), FewShotClassifier(pretrained=other))
+    search = GridSearchCV(FewShotClassifier(), {"pretrained": [blob_model, other]})
+    whole = len(pickle.dumps(clone(pipeline)))
+    with ship_once(pipeline, search) as shipment:  # loky, the default: a file
+        assert shipment.store == "file"
+        assert len(pickle.dumps(clone(pipeline))) < whole / 4
+    assert len(shipment.payload_bytes) == 2
+    with joblib.parallel_config(backend="threading"), ship_once(search) as shipment:
+        assert shipment.store is None  # threads share the model unpickled
+    with ship_once(KNeighborsClassifier()) as shipment:
+        assert shipment.models == []
+
+
+@pytest.mark.slow
+def test_episodic_score_in_loky_processes_equals_one_job(blob_model, blobs):
+    X, y = blobs
+    novel = y >= 16
+    estimator = FewShotClassifier(pretrained=blob_model)
+    cv = EpisodicSplit(n_way=5, k_shot=1, n_query=5, n_episodes=12, random_state=0)
+    expected = episodic_score(estimator, X[novel], y[novel], cv=cv, n_jobs=1)
+    result = episodic_score(estimator, X[novel], y[novel], cv=cv, n_jobs=2)
+    np.testing.assert_array_equal(result.scores, expected.scores)

@@ -16,7 +16,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from . import accel, inference, io
+from . import accel, inference, io, shipping
 from .algorithms import Algorithm, make_algorithm
 from .net import MetaNet, build_net
 
@@ -104,6 +104,13 @@ class MetaModel:
         MetaModel.__init__(
             self, data["state"], data["config"], data["history"], data["backbone"]
         )
+
+    def __reduce_ex__(self, protocol):
+        # Inside a shipment (`shipping`, `ship_once`) a handle, whole otherwise.
+        handle = shipping.handle_of(self)
+        if handle is not None:
+            return shipping.resolve, handle
+        return super().__reduce_ex__(protocol)
 
     # -- description ------------------------------------------------------
     @property
