@@ -153,7 +153,7 @@ def main() -> None:
         entry = {
             "meta_training_seconds": time.perf_counter() - tic,
             "max_iter": args.max_iter,
-            "held_out": model.config["calibration"],
+            "held_out": model.thawed_config()["calibration"],
             "calibration": {},
             "open_set": {},
         }
