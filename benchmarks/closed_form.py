@@ -1,0 +1,147 @@
+"""Closed-form heads against ProtoNet on Omniglot, same meta-training time.
+
+ProtoNet, R2-D2 (``method="r2d2"``) and MetaOptNet (``method="metaoptnet"``)
+are each meta-trained on Omniglot ``background`` for the same wall-clock
+budget (iterations from a speed probe of each method), with the same episodes
+(strided Conv4, 28x28, 20-way 1-shot 5-query, rot90 class augmentation), then
+scored on ``evaluation`` with :func:`skmeta.episodic_score` (5-way 1-shot and
+5-shot, 15 queries, 300 episodes, 95% CI).
+
+    OMP_NUM_THREADS=1 python benchmarks/closed_form.py --minutes 5
+
+Writes ``benchmarks/results/closed_form.json`` and ``closed_form.md`` after
+each method. Needs the Omniglot data (``--data-home``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from skmeta import FewShotClassifier, MetaFeatureExtractor, episodic_score
+from skmeta.datasets import load_omniglot
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "omniglot"
+EPISODES = dict(n_way=20, k_shot=1, n_query=5, class_augmentation="rot90")
+TASKS = ((5, 1), (5, 5))
+
+
+def _extractor(method: str, max_iter: int, seed: int) -> MetaFeatureExtractor:
+    return MetaFeatureExtractor(
+        method=method,
+        backbone="conv4_strided",
+        input_shape=(1, 28, 28),
+        max_iter=max_iter,
+        random_state=seed,
+        **EPISODES,
+    )
+
+
+def _seconds_per_iteration(method: str, X, y, seed: int, n_iter: int = 30) -> float:
+    """Speed after warm-up: the mean of the last half of a short run."""
+    model = _extractor(method, n_iter, seed).fit(X, y).meta_model_
+    history = model.history
+    half = [h for h in history if h["iter"] > n_iter // 2]
+    first, last = half[0], history[-1]
+    return (last["elapsed"] - first["elapsed"]) / (last["iter"] - first["iter"])
+
+
+def run(args) -> None:
+    background = load_omniglot("background", data_home=args.data_home)
+    evaluation = load_omniglot("evaluation", data_home=args.data_home)
+    out = RESULTS / "closed_form.json"
+    report = {
+        "protocol": {
+            "train": "Omniglot background, "
+            + ", ".join(f"{k}={v}" for k, v in EPISODES.items()),
+            "backbone": "conv4_strided, input_shape=(1, 28, 28)",
+            "budget_minutes": args.minutes,
+            "test": f"Omniglot evaluation, 15 queries, {args.n_episodes} episodes",
+            "torch_threads": torch.get_num_threads(),
+            "seed": args.seed,
+        },
+        "runs": {},
+    }
+    for method in args.methods.split(","):
+        per_iter = _seconds_per_iteration(
+            method, background.data, background.target, args.seed
+        )
+        max_iter = max(1, int(args.minutes * 60 / per_iter))
+        print(
+            f"== {method}: {per_iter * 1e3:.1f} ms/it probe, {max_iter} it", flush=True
+        )
+        tic = time.perf_counter()
+        extractor = _extractor(method, max_iter, args.seed)
+        extractor.fit(background.data, background.target)
+        seconds = time.perf_counter() - tic
+        scores = {}
+        for n_way, k_shot in TASKS:
+            tic = time.perf_counter()
+            result = episodic_score(
+                FewShotClassifier(pretrained=extractor.meta_model_),
+                evaluation.data,
+                evaluation.target,
+                n_way=n_way,
+                k_shot=k_shot,
+                n_query=15,
+                n_episodes=args.n_episodes,
+                random_state=args.seed,
+            )
+            scores[f"{n_way}w{k_shot}s"] = {
+                "mean": result.mean,
+                "ci95": result.ci95,
+                "seconds": time.perf_counter() - tic,
+            }
+            print(f"  {n_way}-way {k_shot}-shot: {result}", flush=True)
+        history = extractor.meta_model_.history
+        report["runs"][method] = {
+            "max_iter": max_iter,
+            "train_seconds": seconds,
+            "ms_per_iteration": 1e3 * seconds / max_iter,
+            "final_training_loss": history[-1]["loss"],
+            "scores": scores,
+        }
+        RESULTS.mkdir(exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        _table(report)
+
+
+def _table(report: dict) -> None:
+    lines = [
+        f"Meta-training: {report['protocol']['train']}; "
+        f"{report['protocol']['backbone']}; {report['protocol']['budget_minutes']} "
+        f"min each. Test: {report['protocol']['test']}, mean ± 95% CI.",
+        "",
+        "| method | iterations | ms / iteration | 5-way 1-shot | 5-way 5-shot |",
+        "|---|---|---|---|---|",
+    ]
+    for method, r in report["runs"].items():
+        cells = " | ".join(
+            f"{100 * r['scores'][t]['mean']:.2f} ± {100 * r['scores'][t]['ci95']:.2f}%"
+            for t in ("5w1s", "5w5s")
+        )
+        lines.append(
+            f"| {method} | {r['max_iter']} | {r['ms_per_iteration']:.1f} | {cells} |"
+        )
+    (RESULTS / "closed_form.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--methods", default="protonet,r2d2,metaoptnet")
+    ap.add_argument("--n-episodes", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-home", default=str(DEFAULT_DATA))
+    run(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()
