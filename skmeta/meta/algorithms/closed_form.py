@@ -22,6 +22,10 @@ Both return heads ``(n_tasks, n_classes, dim)`` and ``(n_tasks, n_classes)``
 in float64 and a row per class, for any number of classes: with two classes,
 row 1 is scikit-learn's binary ``coef_`` and row 0 its negation (both
 problems are symmetric under ``y -> -y``, ``w -> -w``).
+
+:class:`ClosedFormHeadMethod` is the method both build on (``r2d2.py``,
+``metaoptnet.py``): meta-training loss, ``adapt`` and ``predict`` around a
+:meth:`~ClosedFormHeadMethod.solve` hook.
 """
 
 from __future__ import annotations
