@@ -124,6 +124,18 @@ def check_estimator_head_is_sklearn(blobs, method, setting, reference, tmp_path)
     )
     assert (clf.predict(X_new) == fitted.predict(queries)).mean() > 0.99
     assert clf.score(X_new, y_new) > 0.8
+    # two classes: scikit-learn's one binary classifier; the decision
+    # function is the difference of the two rows' logits, 2 * scale * its own
+    pair = np.isin(y_new[shots], [16, 17])
+    binary = FewShotClassifier(pretrained=model, method_params={setting: 0.3})
+    binary.fit(X_new[shots][pair], y_new[shots][pair])
+    fitted = reference.fit(features[pair], y_new[shots][pair])
+    np.testing.assert_allclose(
+        binary.decision_function(X_new),
+        2 * scale * fitted.decision_function(queries),
+        rtol=1e-3,
+        atol=1e-3,
+    )
     # another value is another head
     default = FewShotClassifier(pretrained=model).fit(X_new[shots], y_new[shots])
     assert not np.allclose(default.adapted_["weight"], clf.adapted_["weight"])

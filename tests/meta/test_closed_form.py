@@ -1,5 +1,7 @@
 """Closed-form heads (skmeta.meta.algorithms.closed_form) against scikit-learn."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -108,16 +110,21 @@ def test_gradients_match_finite_differences(solver, n):
     assert torch.autograd.gradcheck(scores, (features.requires_grad_(),))
 
 
-def test_svm_optimum_satisfies_its_optimality_conditions():
-    # the gradient of the primal objective vanishes at the returned head
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_svm_optimum_satisfies_its_optimality_conditions(scale):
+    # the gradient of the primal objective vanishes at the returned head, also
+    # for large features (an ill-conditioned Hessian) and with no warning
     X, y = _data(30, 4, 3, seed=2)
-    weight, bias = _head(svm_head, X, y, 3, 2.0)
+    X = scale * X
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weight, bias = _head(svm_head, X, y, 3, 2.0)
     w = np.hstack([weight, bias[:, None]])
     Xa = np.hstack([X, np.ones((30, 1))])
     targets = 2.0 * (y[:, None] == np.arange(3)) - 1
     residual = np.maximum(0, 1 - targets * (Xa @ w.T))
     gradient = w - 2 * 2.0 * (targets * residual).T @ Xa
-    np.testing.assert_allclose(gradient, 0, atol=1e-9)
+    np.testing.assert_allclose(gradient, 0, atol=1e-9 * scale)
     assert (residual > 0).any() and (residual == 0).any()  # both kinds of rows
 
 

@@ -148,15 +148,22 @@ def _solve_hessian(x, active, C, v):
 
 def _newton(x, targets, C, tol, max_iter):
     """Minimiser of the squared-hinge objective for each (task, class), by
-    Newton's method with backtracking (Armijo) line search; no gradients."""
+    Newton's method with backtracking (Armijo) line search; no gradients.
+
+    A (task, class) is done when its gradient is small, or when a full Newton
+    step left its active set unchanged: the step then landed on the minimiser
+    of the quadratic the active set defines, which is the optimum (this ends
+    the search where round-off keeps the gradient above `tol`).
+    """
     n_tasks, p = x.shape[0], x.shape[-1]
     w = x.new_zeros(n_tasks, targets.shape[0], p)
     grad, active = _svm_gradient(w, x, targets, C)
     threshold = tol * grad.norm(dim=-1).clamp_min(1.0)  # relative to the start
+    done = grad.norm(dim=-1) <= threshold
     for _ in range(max_iter):
-        if (grad.norm(dim=-1) <= threshold).all():
+        if done.all():
             return w
-        step = _solve_hessian(x, active, C, grad)
+        step = _solve_hessian(x, active, C, grad) * ~done.unsqueeze(-1)
         decrease = (grad * step).sum(-1)  # > 0: H is positive definite
         start = _svm_objective(w, x, targets, C)
         rate = torch.ones_like(start)
@@ -167,8 +174,11 @@ def _newton(x, targets, C, tol, max_iter):
                 break
             rate = torch.where(ok, rate, rate / 2)
         w = trial
-        grad, active = _svm_gradient(w, x, targets, C)
-    if not (grad.norm(dim=-1) <= threshold).all():
+        grad, new_active = _svm_gradient(w, x, targets, C)
+        same_piece = (rate == 1) & (new_active == active).all(-1)
+        done = done | same_piece | (grad.norm(dim=-1) <= threshold)
+        active = new_active
+    if not done.all():
         warnings.warn(
             f"The SVM head did not converge in {max_iter} Newton steps (gradient "
             f"norm {grad.norm(dim=-1).max().item():.3g}); the features may be "
@@ -236,8 +246,6 @@ class ClosedFormHeadMethod(Algorithm):
     :meth:`predict` returns the same logits, so ``predict_proba`` is their
     softmax. Support and query rows are embedded in two passes, as ProtoNet's.
     """
-
-    adaptation_settings: tuple[str, ...] = ()
 
     def solve(
         self, features: torch.Tensor, labels: torch.Tensor, n_classes: int
