@@ -3,6 +3,7 @@ each is run there with the method's name, its regularisation setting and the
 scikit-learn estimator its head equals."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,6 +66,21 @@ def check_loss_is_the_deployed_head(method, setting, value, solver):
     torch.testing.assert_close(state["weight"], weight[0])
     outputs = algorithm.predict(net, state, batch.query_x[0], batch_size=5)
     torch.testing.assert_close(outputs, expected)
+    # validation scores the deployed heads, all tasks at once
+    deployed = [
+        algorithm.evaluate(
+            algorithm.predict(
+                net,
+                algorithm.adapt(net, batch.support_x[t], batch.support_y, 3),
+                batch.query_x[t],
+            ),
+            batch.query_y,
+        )
+        for t in range(2)
+    ]
+    loss, accuracy = algorithm.episode_metrics(net, batch)
+    assert loss == pytest.approx(np.mean([d[0] for d in deployed]), rel=1e-5)
+    assert accuracy == pytest.approx(np.mean([d[1] for d in deployed]))
 
 
 def check_meta_training_learns(blobs, method):
