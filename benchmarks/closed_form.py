@@ -10,6 +10,8 @@ on a shared machine the speed of a run varies with the other jobs, so the
 time per iteration is measured and reported beside the scores instead.
 
     OMP_NUM_THREADS=1 python benchmarks/closed_form.py --max-iter 1500
+    OMP_NUM_THREADS=1 python benchmarks/closed_form.py --append \
+        --methods "r2d2:alpha=10,metaoptnet:C=0.1"    # other settings
 
 Writes ``benchmarks/results/closed_form.json`` and ``closed_form.md`` after
 each method. Needs the Omniglot data (``--data-home``).
@@ -34,9 +36,21 @@ EPISODES = dict(n_way=20, k_shot=1, n_query=5, class_augmentation="rot90")
 TASKS = ((5, 1), (5, 5))
 
 
-def _extractor(method: str, max_iter: int, seed: int) -> MetaFeatureExtractor:
+def _parse(run: str) -> tuple[str, dict]:
+    """``"metaoptnet:C=0.1"`` -> ``("metaoptnet", {"C": 0.1})``."""
+    method, _, settings = run.partition(":")
+    params = {}
+    for item in filter(None, settings.split(";")):
+        key, _, value = item.partition("=")
+        params[key] = float(value)
+    return method, params
+
+
+def _extractor(run: str, max_iter: int, seed: int) -> MetaFeatureExtractor:
+    method, params = _parse(run)
     return MetaFeatureExtractor(
         method=method,
+        method_params=params or None,
         backbone="conv4_strided",
         input_shape=(1, 28, 28),
         max_iter=max_iter,
@@ -49,6 +63,8 @@ def run(args) -> None:
     background = load_omniglot("background", data_home=args.data_home)
     evaluation = load_omniglot("evaluation", data_home=args.data_home)
     out = RESULTS / "closed_form.json"
+    if args.append and out.exists():
+        previous = json.loads(out.read_text())
     report = {
         "protocol": {
             "train": "Omniglot background, "
@@ -61,6 +77,10 @@ def run(args) -> None:
         },
         "runs": {},
     }
+    if args.append and out.exists():
+        if previous["protocol"] != report["protocol"]:
+            raise SystemExit("--append: the protocol differs from the file's.")
+        report = previous
     for method in args.methods.split(","):
         max_iter = args.max_iter
         print(f"== {method}: {max_iter} iterations", flush=True)
@@ -125,7 +145,14 @@ def _table(report: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-iter", type=int, default=1500)
-    ap.add_argument("--methods", default="protonet,r2d2,metaoptnet")
+    ap.add_argument(
+        "--methods",
+        default="protonet,r2d2,metaoptnet",
+        help='comma-separated; settings after a colon: "metaoptnet:C=0.1"',
+    )
+    ap.add_argument(
+        "--append", action="store_true", help="add runs to an existing report"
+    )
     ap.add_argument("--n-episodes", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-home", default=str(DEFAULT_DATA))
