@@ -24,10 +24,14 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from skmeta import FewShotClassifier, MetaFeatureExtractor, episodic_score
 from skmeta.datasets import load_omniglot
+from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.backbones import build_backbone
+from skmeta.meta.net import MetaNet
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -57,6 +61,16 @@ def _extractor(run: str, max_iter: int, seed: int) -> MetaFeatureExtractor:
         random_state=seed,
         **EPISODES,
     )
+
+
+def speed(args) -> None:
+    out = RESULTS / "closed_form.json"
+    report = json.loads(out.read_text())
+    report["loss_step_ms"] = _loss_step_ms(
+        args.methods.split(","), rounds=7, reps=5, seed=args.seed
+    )
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    _table(report)
 
 
 def run(args) -> None:
@@ -120,6 +134,42 @@ def run(args) -> None:
         _table(report)
 
 
+def _loss_step_ms(runs: list[str], rounds: int, reps: int, seed: int) -> dict:
+    """Median time of one meta-training loss and its backward per method, on
+    the same 20-way 1-shot 5-query episode of 28x28 images and the same
+    strided Conv4, methods interleaved round by round (a shared machine's
+    load then weighs on each alike)."""
+    torch.manual_seed(seed)
+    n_way, k_shot, n_query = EPISODES["n_way"], EPISODES["k_shot"], 5
+    batch = TaskBatch(
+        torch.rand(1, n_way * k_shot, 784),
+        torch.arange(n_way).repeat_interleave(k_shot),
+        torch.rand(1, n_way * n_query, 784),
+        torch.arange(n_way).repeat_interleave(n_query),
+        n_way,
+    )
+    steps = {}
+    for run in runs:
+        method, params = _parse(run)
+        algorithm = make_algorithm(method, **params)
+        torch.manual_seed(seed)
+        backbone = build_backbone("conv4_strided", (1, 28, 28), {})
+        net = MetaNet(backbone, (1, 28, 28), per_feature_scaling=False)
+        for name, value in algorithm.meta_parameters(net, 256, 64).items():
+            net.extra[name] = torch.nn.Parameter(value.clone())
+        steps[run] = (algorithm, net)
+        algorithm.loss(net, batch)[0].backward()  # warm-up
+    times = {run: [] for run in runs}
+    for _ in range(rounds):
+        for run, (algorithm, net) in steps.items():
+            tic = time.perf_counter()
+            for _ in range(reps):
+                loss, _ = algorithm.loss(net, batch)
+                loss.backward()
+            times[run].append(1e3 * (time.perf_counter() - tic) / reps)
+    return {run: float(np.median(t)) for run, t in times.items()}
+
+
 def _table(report: dict) -> None:
     lines = [
         f"Meta-training: {report['protocol']['train']}; "
@@ -138,6 +188,14 @@ def _table(report: dict) -> None:
             f"| {method} | {r['train_seconds'] / 60:.1f} min | "
             f"{r['ms_per_iteration']:.0f} | {cells} |"
         )
+    if "loss_step_ms" in report:
+        lines += [
+            "",
+            "One loss + backward on the same 20-way 1-shot 5-query episode "
+            "(median of interleaved rounds, ms): "
+            + ", ".join(f"{m} {t:.1f}" for m, t in report["loss_step_ms"].items())
+            + ".",
+        ]
     (RESULTS / "closed_form.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 
@@ -156,7 +214,13 @@ def main() -> None:
     ap.add_argument("--n-episodes", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-home", default=str(DEFAULT_DATA))
-    run(ap.parse_args())
+    ap.add_argument(
+        "--speed",
+        action="store_true",
+        help="only time one loss + backward per method (added to the report)",
+    )
+    args = ap.parse_args()
+    speed(args) if args.speed else run(args)
 
 
 if __name__ == "__main__":
