@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.algorithms import AdaptationDiverged, TaskBatch, make_algorithm
 from skmeta.meta.net import MetaNet
 from skmeta.meta.train import TrainSettings, meta_train
 
@@ -81,6 +81,12 @@ def check_loss_is_the_deployed_head(method, setting, value, solver):
     loss, accuracy = algorithm.episode_metrics(net, batch)
     assert loss == pytest.approx(np.mean([d[0] for d in deployed]), rel=1e-5)
     assert accuracy == pytest.approx(np.mean([d[1] for d in deployed]))
+    # a network whose embeddings turned NaN: adaptation says so
+    with torch.no_grad():
+        net.backbone[0].weight[0, 0] = float("nan")
+    with pytest.raises(AdaptationDiverged, match="not finite"):
+        algorithm.adapt(net, batch.support_x[0], batch.support_y, 3)
+    assert not torch.isfinite(algorithm.loss(net, batch)[0])
 
 
 def check_meta_training_learns(blobs, method):

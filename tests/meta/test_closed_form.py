@@ -139,3 +139,12 @@ def test_svm_head_warns_when_newton_stops_short():
     X, y = _data(30, 4, 3, seed=2)
     with pytest.warns(RuntimeWarning, match="did not converge in 1 Newton"):
         svm_head(torch.tensor(X)[None], torch.tensor(y), 3, 2.0, max_iter=1)
+
+
+@pytest.mark.parametrize("solver", [ridge_head, svm_head])
+def test_non_finite_features_give_a_nan_head_not_an_error(solver):
+    features = torch.randn(2, 6, 3, dtype=torch.float64)
+    features[1, 2, 0] = float("nan")
+    weight, bias = solver(features, torch.arange(6) % 2, 2, 1.0)
+    assert weight.shape == (2, 2, 3) and bias.shape == (2, 2)
+    assert torch.isnan(weight).all() and torch.isnan(bias).all()

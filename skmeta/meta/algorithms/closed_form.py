@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
-from .base import Algorithm, TaskBatch
+from .base import AdaptationDiverged, Algorithm, TaskBatch
 
 __all__ = ["ClosedFormHeadMethod", "one_vs_rest_targets", "ridge_head", "svm_head"]
 
@@ -67,6 +67,14 @@ def _check_positive(value: float, name: str) -> float:
     return float(value)
 
 
+def _nan_head(x: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head of non-finite features: NaN, so that a loss or an adaptation
+    reports it (the training loop's non-finite loss check, ``adapt``'s
+    :class:`AdaptationDiverged`) rather than a factorisation failing."""
+    nan = x.new_full((x.shape[0], n_classes, x.shape[-1] + 1), float("nan"))
+    return nan[..., :-1], nan[..., -1]
+
+
 def ridge_head(
     features: torch.Tensor, labels: torch.Tensor, n_classes: int, alpha: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,6 +97,8 @@ def ridge_head(
     """
     alpha = _check_positive(alpha, "alpha")
     x = features.double()
+    if not torch.isfinite(x).all():
+        return _nan_head(x, n_classes)
     n, dim = x.shape[-2:]
     targets = one_vs_rest_targets(labels, n_classes, x.dtype)
     x_mean = x.mean(-2, keepdim=True)  # (T, 1, dim)
@@ -223,6 +233,8 @@ def svm_head(
     """
     C = _check_positive(C, "C")
     x = features.double()
+    if not torch.isfinite(x).all():
+        return _nan_head(x, n_classes)
     x = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], -1)  # intercept column
     targets = one_vs_rest_targets(labels, n_classes, x.dtype).mT  # (K, n)
     with torch.no_grad():
@@ -282,6 +294,11 @@ class ClosedFormHeadMethod(Algorithm):
         with torch.no_grad():
             embeddings = embed_rows(net, support_x, batch_size)
             weight, bias = self.solve(embeddings.unsqueeze(0), support_y, n_classes)
+        if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+            raise AdaptationDiverged(
+                f"The {self.name} head of this support set is not finite: the "
+                "network's support embeddings hold NaN or infinity."
+            )
         return {"weight": weight[0], "bias": bias[0]}
 
     def predict(self, net, state, query_x, batch_size=100):
