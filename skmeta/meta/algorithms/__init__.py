@@ -22,10 +22,12 @@ from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
 from .matching import MatchingNetworks
+from .metaoptnet import MetaOptNet
 from .metasgd import MetaSGD
 from .pretrain import Pretrain
 from .protomaml import ProtoMAML
 from .protonet import ProtoNet
+from .r2d2 import R2D2
 from .reptile import Reptile
 
 __all__ = [
@@ -53,6 +55,8 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         ProtoMAML,
         Reptile,
         MatchingNetworks,
+        R2D2,
+        MetaOptNet,
     )
 }
 
