@@ -223,7 +223,9 @@ def _build_net(
     else:
         net.set_channel_normalization(**norm)
     embedding_dim = net.embedding_dim()
-    for name, value in algorithm.meta_parameters(net, embedding_dim, n_classes).items():
+    # a fixed-way method's output layer has one unit per way of the episodes
+    n_outputs = settings.n_way if algorithm.fixed_way else n_classes
+    for name, value in algorithm.meta_parameters(net, embedding_dim, n_outputs).items():
         net.extra[name] = torch.nn.Parameter(value.clone().float())
     if not any(p.requires_grad for p in net.parameters()):
         raise ValueError(

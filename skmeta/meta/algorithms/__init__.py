@@ -21,6 +21,7 @@ from .base import (
 from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
+from .mann import MANN
 from .matching import MatchingNetworks
 from .metasgd import MetaSGD
 from .pretrain import Pretrain
@@ -53,6 +54,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         ProtoMAML,
         Reptile,
         MatchingNetworks,
+        MANN,
     )
 }
 
