@@ -70,7 +70,8 @@ def run(args) -> None:
     model = extractor.meta_model_
     train_seconds = model.config["training"]["elapsed"]
     history = [
-        {k: r[k] for k in ("iter", "loss", "accuracy") if k in r} for r in model.history
+        {k: float(r[k]) for k in ("iter", "loss", "accuracy") if k in r}
+        for r in model.history
     ]
     scores = {}
     for n_way, k_shot in TASKS:
@@ -92,12 +93,13 @@ def run(args) -> None:
             "seconds": time.perf_counter() - tic,
         }
         print(f"  {n_way}-way {k_shot}-shot: {result}", flush=True)
-    path = RESULTS / "mann.json"
+    out = Path(args.out)
+    path = out / "mann.json"
     report = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     report["common"] = {**COMMON, "input_shape": list(COMMON["input_shape"])}
     report["runs"][args.method] = {
         "recipe": RECIPES[args.method],
-        "method_params": model.config["method_params"],
+        "method_params": dict(model.config["method_params"]),
         "budget_seconds": args.budget,
         "max_iter": max_iter,
         "train_seconds": train_seconds,
@@ -109,13 +111,14 @@ def run(args) -> None:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "seed": args.seed,
     }
-    RESULTS.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     table(args)
 
 
 def table(args) -> None:
-    report = json.loads((RESULTS / "mann.json").read_text())
+    out = Path(args.out)
+    report = json.loads((out / "mann.json").read_text())
     lines = [
         "| method | meta-training episodes | iterations | meta-training | s/it | "
         "5-way 1-shot | 5-way 5-shot |",
@@ -144,7 +147,7 @@ def table(args) -> None:
         "mean ± 95% CI; backbone conv4_strided, rot90 class augmentation, "
         "the same meta-training time for both (machine shared)."
     )
-    (RESULTS / "mann.md").write_text("\n".join(lines) + "\n")
+    (out / "mann.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -156,6 +159,7 @@ def main() -> None:
     ap.add_argument("--n-episodes", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-home", default=str(DEFAULT_DATA))
+    ap.add_argument("--out", default=str(RESULTS), help="folder of the results")
     args = ap.parse_args()
     {"run": run, "table": table}[args.command](args)
 
