@@ -30,9 +30,12 @@ Departures from the paper, and why:
   the same protocol, so what is trained is what is deployed. The loss covers
   the support steps' predictions too (each row predicted before its label is
   given, as in the paper) and the queries'.
-- **Key strength.** Each head's cosine similarities are multiplied by a
-  strength ``beta = 1 + softplus(.)`` from the controller, as in Neural Turing
-  Machines; without it a softmax of cosines over 128 slots is nearly uniform.
+- **Controller interface.** The controller also takes the previous reads
+  ``r_{t-1}``, and writes an add vector ``a_t`` of its own rather than its key
+  (as Neural Turing Machines and the public reimplementations do). Each head's
+  cosines are multiplied by a strength ``beta = 1 + softplus(.)`` from the
+  controller, about 11 at first (a softmax of plain cosines over 128 slots is
+  nearly uniform); the LSTM's forget-gate bias starts at 1.
 - **Support order.** Meta-training shuffles each episode's support rows;
   adaptation reads the user's support rows in one fixed pseudo-random order
   (seeded), so ``fit`` is deterministic and a class-sorted support set looks
@@ -55,6 +58,7 @@ __all__ = ["MANN", "least_used", "lrua_read", "lrua_write"]
 MEMORY_INIT = 1e-6  # the paper's constant initial memory
 SUPPORT_ORDER_SEED = 0
 STRENGTH_INIT = 10.0  # key strength's pre-activation bias at initialisation
+SIZES = ("memory_slots", "slot_width", "controller_size", "read_heads")
 
 
 class MemoryState(NamedTuple):
@@ -66,8 +70,7 @@ class MemoryState(NamedTuple):
     usage : Tensor of shape (T, memory_slots)
     read_weights : Tensor of shape (T, read_heads, memory_slots)
     reads : Tensor of shape (T, read_heads * slot_width)
-    h, c : Tensor of shape (T, controller_size)
-        The controller's hidden and cell states.
+    h, c : Tensor of shape (T, controller_size), the controller's states
     """
 
     memory: torch.Tensor
@@ -174,13 +177,7 @@ class MANN(Algorithm):
         "memory-augmented network: LSTM controller with LRUA external memory "
         "(at most meta-training's n_way classes)"
     )
-    settings = (
-        "memory_slots",
-        "slot_width",
-        "controller_size",
-        "read_heads",
-        "usage_decay",
-    )
+    settings = SIZES + ("usage_decay",)
     fixed_way = True
 
     def __init__(
@@ -191,12 +188,8 @@ class MANN(Algorithm):
         read_heads: int = 4,
         usage_decay: float = 0.95,
     ) -> None:
-        for name, value in (
-            ("memory_slots", memory_slots),
-            ("slot_width", slot_width),
-            ("controller_size", controller_size),
-            ("read_heads", read_heads),
-        ):
+        sizes = (memory_slots, slot_width, controller_size, read_heads)
+        for name, value in zip(SIZES, sizes, strict=True):
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
         if read_heads > memory_slots:
@@ -241,14 +234,14 @@ class MANN(Algorithm):
         """Memory at the paper's small constant, nothing used or read, the
         controller at zero; dtype and device of `like`."""
         slots, heads, width = self.memory_slots, self.read_heads, self.slot_width
-        zeros = like.new_zeros
+        zeros, size = like.new_zeros, self.controller_size
         return MemoryState(
-            memory=like.new_full((n_tasks, slots, width), MEMORY_INIT),
-            usage=zeros(n_tasks, slots),
-            read_weights=zeros(n_tasks, heads, slots),
-            reads=zeros(n_tasks, heads * width),
-            h=zeros(n_tasks, self.controller_size),
-            c=zeros(n_tasks, self.controller_size),
+            like.new_full((n_tasks, slots, width), MEMORY_INIT),
+            zeros(n_tasks, slots),
+            zeros(n_tasks, heads, slots),
+            zeros(n_tasks, heads * width),
+            zeros(n_tasks, size),
+            zeros(n_tasks, size),
         )
 
     def _controller(self, net, x, labels, state):
