@@ -254,7 +254,9 @@ def _build_net(
         raise _unfit_backbone(settings, exc) from exc
     if embedding_dim < 1:
         raise _unfit_backbone(settings, "its embedding has no features")
-    for name, value in algorithm.meta_parameters(net, embedding_dim, n_classes).items():
+    # a fixed-way method's output layer has one unit per way of the episodes
+    n_outputs = settings.n_way if algorithm.fixed_way else n_classes
+    for name, value in algorithm.meta_parameters(net, embedding_dim, n_outputs).items():
         net.extra[name] = torch.nn.Parameter(value.clone().float())
     if not any(p.requires_grad for p in net.parameters()):
         raise ValueError(

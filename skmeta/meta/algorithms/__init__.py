@@ -21,6 +21,7 @@ from .base import (
 from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
+from .mann import MANN
 from .matching import MatchingNetworks
 from .metaoptnet import MetaOptNet
 from .metasgd import MetaSGD
@@ -57,6 +58,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         MatchingNetworks,
         R2D2,
         MetaOptNet,
+        MANN,
     )
 }
 

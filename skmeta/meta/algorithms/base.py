@@ -134,7 +134,11 @@ class Algorithm(ABC):
       mini-batches over all base classes (:class:`LabelledBatch`);
     - ``task_norm``: batch norm with support statistics (:mod:`..norm`);
     - ``parallel_tasks``: the meta-gradient is taken task by task, so worker
-      threads (the estimators' ``n_jobs``) can share a meta-batch.
+      threads (the estimators' ``n_jobs``) can share a meta-batch;
+    - ``fixed_way``: the method's output layer has one unit per way of the
+      meta-training episodes, so :meth:`meta_parameters` is given
+      ``n_classes = n_way`` (not the number of base classes) and the model
+      classifies at most that many classes.
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -152,6 +156,7 @@ class Algorithm(ABC):
     metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"
     task_norm: bool = False
     parallel_tasks: bool = False
+    fixed_way: bool = False
 
     def meta_parameters(
         self, net: MetaNet, embedding_dim: int, n_classes: int
@@ -165,7 +170,8 @@ class Algorithm(ABC):
         embedding_dim : int
             Width of the backbone's output.
         n_classes : int
-            Number of base classes meta-training sees.
+            Number of base classes meta-training sees; for a ``fixed_way``
+            method, the ``n_way`` of its episodes.
 
         Returns
         -------
