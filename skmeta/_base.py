@@ -338,6 +338,14 @@ class MetaEstimator(BaseEstimator):
         input_shape = check_input_shape(self.input_shape, X.shape[1])
         self._warn_unused_n_jobs(method)
         n_way, k_shot, n_query = self._task.episode_sizes(self, labels)
+        n_classes = np.unique(labels).size
+        if ALGORITHMS[method].fixed_way and is_classifier(self) and n_classes > n_way:
+            raise ValueError(  # found before meta-training, not after it
+                f"method={method!r} classifies at most the n_way={n_way} classes "
+                f"it meta-trains on, and fit then adapts to all {n_classes} "
+                "classes of y. Set n_way to the number of classes, or meta-train "
+                "a MetaFeatureExtractor and adapt to fewer classes."
+            )
         checkpoint = None if self.checkpoint is None else os.fspath(self.checkpoint)
         train = TrainSettings(
             n_way=n_way,

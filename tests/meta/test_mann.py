@@ -282,3 +282,19 @@ def test_estimator_refuses_more_classes_than_the_model_was_trained_on(five_class
     clf.fit(X[y < 3], y[y < 3])  # up to 3 classes: fine
     with pytest.raises(ValueError, match="at most 3 classes"):
         clf.fit(X, y)
+
+
+def test_classifier_with_more_classes_than_n_way_is_refused_before_meta_training():
+    import time
+
+    import numpy as np
+
+    from skmeta import FewShotClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    y = np.repeat(np.arange(6), 10)
+    tic = time.perf_counter()
+    with pytest.raises(ValueError, match="at most the n_way=3 classes"):
+        FewShotClassifier(method="mann", n_way=3, max_iter=10_000).fit(X, y)
+    assert time.perf_counter() - tic < 30  # no 10,000 iterations first
