@@ -11,8 +11,7 @@ process once rather than with every task.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -22,9 +21,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_scalar, column_or_1d
 
+from ._ship_once import _is_local, ship_once
 from .meta.episodes import ClassIndex, sample_episodes
-from .meta.model import MetaModel
-from .meta.shipping import Shipment
 
 __all__ = [
     "EpisodicScore",
@@ -342,94 +340,3 @@ def episodic_score(
         1.96 * scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.nan
     )
     return EpisodicScore(float(scores.mean()), float(ci95), scores)
-
-
-@contextmanager
-def ship_once(*objects, client=None) -> Iterator[Shipment]:
-    """Send the MetaModels in `objects` to each worker process once.
-
-    A parallel ``cross_val_score``, ``GridSearchCV`` or :func:`episodic_score`
-    pickles a clone of the estimator, ``pretrained`` model included, into
-    every task batch. Inside this block those models pickle as a handle of
-    about 150 bytes, and their weights reach each worker process once:
-    through a ``distributed.WorkerPlugin`` under Dask's joblib backend, through
-    one temporary file under loky or multiprocessing. Workers keep the live
-    model, so its networks are built once per process, not once per task.
-    Other backends (threading, sequential, Ray) get the models whole, as
-    outside the block. :func:`episodic_score` opens this block itself.
-
-    .. versionadded:: 0.1
-
-    Parameters
-    ----------
-    *objects : MetaModel, estimator, or containers of them
-        Where to find the models: estimators are searched through
-        ``get_params(deep=True)`` (a ``GridSearchCV``'s ``param_grid``
-        included), lists, tuples and dicts item by item.
-    client : distributed.Client, optional
-        Ship through this Dask client. Default: the client of joblib's active
-        Dask backend, if that is the backend.
-
-    Yields
-    ------
-    Shipment
-        Its ``payload_bytes`` maps each model's content hash to the size of
-        the pickle each worker receives once.
-
-    Notes
-    -----
-    A pickle made inside the block holds only the handle, valid on the
-    block's workers while it runs: save models with ``MetaModel.save`` or
-    pickle them outside the block.
-
-    Examples
-    --------
-    >>> import joblib
-    >>> from sklearn.model_selection import GridSearchCV
-    >>> from skmeta import EpisodicSplit, FewShotClassifier
-    >>> from skmeta.model_selection import ship_once
-    >>> def search(model, X, y):  # doctest: +SKIP
-    ...     grid = GridSearchCV(FewShotClassifier(pretrained=model),
-    ...                         {"inner_steps": [1, 5]}, cv=EpisodicSplit())
-    ...     with joblib.parallel_config(backend="dask"), ship_once(grid):
-    ...         return grid.fit(X, y)
-    """
-    models = _models_in(objects)
-    store = None
-    if models:
-        backend, _ = get_active_backend()
-        if client is not None:
-            store = "dask"
-        elif type(backend).__name__ == "DaskDistributedBackend":
-            store, client = "dask", backend.client
-        elif _is_local(backend):
-            store = "file"
-    with Shipment(models, store, client) as shipment:
-        yield shipment
-
-
-def _is_local(backend) -> bool:
-    """Whether a joblib backend runs its workers on this machine (loky,
-    multiprocessing) rather than in threads or on a cluster."""
-    return type(backend).__name__ in ("LokyBackend", "MultiprocessingBackend")
-
-
-def _models_in(objects, depth: int = 0) -> list:
-    """The MetaModels found in `objects` (estimators' deep parameters,
-    lists, tuples, dicts), each once."""
-    found = {}
-    for item in objects:
-        if isinstance(item, MetaModel):
-            found[id(item)] = item
-        elif depth < 8:
-            if hasattr(item, "get_params") and not isinstance(item, type):
-                inner = list(item.get_params(deep=True).values())
-            elif isinstance(item, Mapping):
-                inner = list(item.values())
-            elif isinstance(item, (list, tuple)):
-                inner = list(item)
-            else:
-                continue
-            for model in _models_in(inner, depth + 1):
-                found[id(model)] = model
-    return list(found.values())
