@@ -18,6 +18,7 @@ import torch
 
 from .accel.malloc import malloc_tuning
 from .algorithms import make_algorithm
+from .algorithms.feature_norm import BASE_MEAN, base_class_mean
 from .augment import describe_augmentation, make_augmentation
 from .backbones import build_backbone, resolve_backbone
 from .batches import (
@@ -184,7 +185,9 @@ def meta_train(
     -------
     MetaModel
         Its ``history`` holds one record per ``settings.eval_interval``
-        iterations (after those of `init`, counting on from them);
+        iterations (after those of `init`, counting on from them; with the
+        ``generation`` of a distillation method, whose generations each run
+        ``max_iter`` iterations);
         ``config["training"]`` the settings, ``n_iter`` and ``best_iter``
         (counting on from `init`'s too), and ``interrupted`` (by
         ``KeyboardInterrupt``).
@@ -225,6 +228,9 @@ def _build_net(
     embedding_dim = net.embedding_dim()
     for name, value in algorithm.meta_parameters(net, embedding_dim, n_classes).items():
         net.extra[name] = torch.nn.Parameter(value.clone().float())
+    if getattr(algorithm, "keeps_base_mean", False):  # filled after training
+        zeros = torch.zeros(embedding_dim)
+        net.extra[BASE_MEAN] = torch.nn.Parameter(zeros, requires_grad=False)
     if not any(p.requires_grad for p in net.parameters()):
         raise ValueError(
             f"Nothing to meta-train: backbone_params={settings.backbone_params!r} "
@@ -233,6 +239,20 @@ def _build_net(
             "MetaModel.from_module to use the backbone as it is."
         )
     return net.to(device)
+
+
+def _built_in_callbacks(settings, val_batch, generation, generations) -> list:
+    """History, and clipping, early stopping and a progress bar when asked
+    for: new ones for each generation of a distillation method."""
+    built_in: list[Callback] = [History()]
+    if settings.max_grad_norm is not None:
+        built_in.append(GradientClipping(settings.max_grad_norm))
+    if val_batch is not None:
+        built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
+    if settings.verbose:
+        which = "" if generations is None else f" generation {generation}"
+        built_in.append(ProgressBar(f"meta-training {settings.method}{which}"))
+    return built_in
 
 
 def _meta_train(
@@ -259,22 +279,26 @@ def _meta_train(
     y = np.asarray(y)
     rotations = 4 if settings.class_augmentation == "rot90" else 1
     rows = Rows(X, settings.input_shape, device, rotations)
-    built_in: list[Callback] = [History()]
-    if settings.max_grad_norm is not None:
-        built_in.append(GradientClipping(settings.max_grad_norm))
+    # Distillation methods (RFS) meta-train one network per generation.
+    generations = getattr(algorithm, "generations", None)
+    if generations and (init is not None or settings.checkpoint is not None):
+        raise ValueError(
+            f"method={settings.method!r} with generations={generations} trains "
+            "a network per generation, which warm_start and checkpoint do not "
+            "follow; set generations=0, or turn warm_start and checkpoint off."
+        )
+    val_batch = None
     if settings.early_stopping:
         train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
         val_batch = validation_batch(rows, val_rows, y[val_rows], settings, rng, T_all)
-        built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
     else:
         train_rows = np.arange(y.size)
-    if settings.verbose:
-        built_in.append(ProgressBar(f"meta-training {settings.method}"))
     classes, codes = np.unique(y[train_rows], return_inverse=True)
     index, virtual_rows, virtual_codes = training_index(
         train_rows, codes, X.shape[0], rotations
     )
     n_classes = classes.size * rotations
+    pixel_sample = _pixel_sample(rows)
     net = _build_net(
         settings,
         algorithm,
@@ -285,7 +309,7 @@ def _meta_train(
             None if train_rows.size == y.size else train_rows,
             rng,
         ),
-        _pixel_sample(rows),
+        pixel_sample,
         n_classes,
         device,
     )
@@ -317,8 +341,6 @@ def _meta_train(
         batches = labelled_batches(
             rows, virtual_rows, virtual_codes, rows_per_step, rng
         )
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    optimizer = CosineAdam(trainable, settings.learning_rate, settings.max_iter)
     if settings.checkpoint is not None:
         fingerprint = run_fingerprint(settings, X, y, targets, init)
         callbacks = [
@@ -326,17 +348,46 @@ def _meta_train(
             Checkpoint(settings.checkpoint, settings.checkpoint_every, fingerprint),
         ]
     start = time.perf_counter()
-    loop = MetaTrainer(
-        net, algorithm, optimizer, batches, settings, [*built_in, *callbacks]
-    ).run()
-    history = [{**r, "iter": r["iter"] + offset} for r in loop.history]
+    history, done, step_algorithm = [], 0, algorithm
+    for generation in range(1 + (generations or 0)):
+        if generation:  # a fresh student; the previous network is its teacher
+            teacher = net
+            net = _build_net(
+                settings,
+                algorithm,
+                backbone,
+                lambda t=teacher: (t.input_mean, t.input_scale),
+                pixel_sample,
+                n_classes,
+                device,
+            )
+            step_algorithm = algorithm.with_teacher(teacher)
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        optimizer = CosineAdam(trainable, settings.learning_rate, settings.max_iter)
+        built_in = _built_in_callbacks(settings, val_batch, generation, generations)
+        loop = MetaTrainer(
+            net, step_algorithm, optimizer, batches, settings, [*built_in, *callbacks]
+        ).run()
+        tag = {} if generations is None else {"generation": generation}
+        history += [
+            {**r, **tag, "iter": r["iter"] + offset + done} for r in loop.history
+        ]
+        best_iter, done = done + loop.best_iter, done + loop.n_iter
+        if loop.interrupted:
+            break
+    if BASE_MEAN in net.extra:  # of the real training rows, for feature_norm
+        sample_rng = np.random.default_rng([settings.seed, 1])  # not the stream's
+        with torch.no_grad():
+            net.extra[BASE_MEAN].copy_(
+                base_class_mean(net, rows, train_rows, sample_rng)
+            )
     config = _config(
         settings, algorithm, backbone, net, n_classes, describe(X, description)
     )
     config["training"].update(
-        n_iter=offset + loop.n_iter,
+        n_iter=offset + done,
         n_iter_before=offset,
-        best_iter=offset + loop.best_iter,
+        best_iter=offset + best_iter,
         interrupted=loop.interrupted,
         elapsed=time.perf_counter() - start,
     )

@@ -18,6 +18,7 @@ from .base import (
     map_tensors,
     task_targets,
 )
+from .baselinepp import BaselinePlusPlus
 from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
@@ -27,6 +28,7 @@ from .pretrain import Pretrain
 from .protomaml import ProtoMAML
 from .protonet import ProtoNet
 from .reptile import Reptile
+from .rfs import RFS
 
 __all__ = [
     "ALGORITHMS",
@@ -46,6 +48,8 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     for cls in (
         ProtoNet,
         Pretrain,
+        BaselinePlusPlus,
+        RFS,
         MAML,
         FOMAML,
         MetaSGD,
