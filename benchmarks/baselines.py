@@ -56,6 +56,11 @@ class KeepGenerations(Callback):
     def on_train_begin(self, loop):
         self.start = time.perf_counter()
 
+    def on_record(self, loop, record):
+        if loop.n_iter % 100 == 0:
+            elapsed = time.perf_counter() - self.start
+            print(f"    iteration {loop.n_iter}, {elapsed:.0f} s", flush=True)
+
     def on_train_end(self, loop):
         seconds = time.perf_counter() - self.start
         mean = base_class_mean(
@@ -233,8 +238,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("run", "table"))
     ap.add_argument("--data-home", default=DEFAULT_DATA)
-    ap.add_argument("--max-iter", type=int, default=800)
-    ap.add_argument("--episodes", type=int, default=400)
+    ap.add_argument("--max-iter", type=int, default=400)
+    ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.command == "run":

@@ -156,6 +156,12 @@ def meta_train(
     if the file is of other settings or data. A ``KeyboardInterrupt`` ends the
     run with the model so far and a warning.
 
+    A distillation method (a ``generations`` setting: RFS) trains one network
+    per generation, each a loop of ``max_iter`` iterations (records tagged
+    with their ``generation``) taught by the frozen previous one. A prototype
+    method stores the mean embedding of up to 4,096 training rows with the
+    model (``extra.base_mean``), for ``feature_norm="cl2n"``.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
@@ -185,9 +191,7 @@ def meta_train(
     -------
     MetaModel
         Its ``history`` holds one record per ``settings.eval_interval``
-        iterations (after those of `init`, counting on from them; with the
-        ``generation`` of a distillation method, whose generations each run
-        ``max_iter`` iterations);
+        iterations (after those of `init`, counting on from them);
         ``config["training"]`` the settings, ``n_iter`` and ``best_iter``
         (counting on from `init`'s too), and ``interrupted`` (by
         ``KeyboardInterrupt``).
@@ -242,8 +246,7 @@ def _build_net(
 
 
 def _built_in_callbacks(settings, val_batch, generation, generations) -> list:
-    """History, and clipping, early stopping and a progress bar when asked
-    for: new ones for each generation of a distillation method."""
+    """The built-in callbacks, new ones for each generation (distillation)."""
     built_in: list[Callback] = [History()]
     if settings.max_grad_norm is not None:
         built_in.append(GradientClipping(settings.max_grad_norm))
@@ -279,7 +282,6 @@ def _meta_train(
     y = np.asarray(y)
     rotations = 4 if settings.class_augmentation == "rot90" else 1
     rows = Rows(X, settings.input_shape, device, rotations)
-    # Distillation methods (RFS) meta-train one network per generation.
     generations = getattr(algorithm, "generations", None)
     if generations and (init is not None or settings.checkpoint is not None):
         raise ValueError(
@@ -375,12 +377,9 @@ def _meta_train(
         best_iter, done = done + loop.best_iter, done + loop.n_iter
         if loop.interrupted:
             break
-    if BASE_MEAN in net.extra:  # of the real training rows, for feature_norm
-        sample_rng = np.random.default_rng([settings.seed, 1])  # not the stream's
-        with torch.no_grad():
-            net.extra[BASE_MEAN].copy_(
-                base_class_mean(net, rows, train_rows, sample_rng)
-            )
+    if BASE_MEAN in net.extra:  # the real training rows; a generator of its own
+        sample = np.random.default_rng([settings.seed, 1])
+        net.extra[BASE_MEAN].copy_(base_class_mean(net, rows, train_rows, sample))
     config = _config(
         settings, algorithm, backbone, net, n_classes, describe(X, description)
     )
