@@ -138,6 +138,7 @@ def run(args) -> None:
         "machine": f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, shared; torch threads {torch.get_num_threads()}",
         "seed": args.seed,
+        "notes": [],  # written by hand after a run
         "rows": [],
     }
 
@@ -259,6 +260,8 @@ def table() -> None:
             f"| {row['train_seconds'] / 60:.1f} min | {row['n_iter']} "
             f"| {' | '.join(scores)} |"
         )
+    if data.get("notes"):
+        lines += ["", "## Reading", ""] + [f"- {note}" for note in data["notes"]]
     if "base_mean_check_max_abs_diff" in data:
         lines += [
             "",
