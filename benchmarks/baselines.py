@@ -16,6 +16,7 @@ meta-training does (checked against the stored one for the last generation).
 
     python benchmarks/baselines.py run [--max-iter N] [--episodes 300]
     python benchmarks/baselines.py control  # pretrain, 3 x max_iter iterations
+    python benchmarks/baselines.py paired   # CL2N and L2 gains, paired episodes
     python benchmarks/baselines.py table   # rebuild results/baselines.md
 
 Results: ``benchmarks/results/baselines.json`` and ``baselines.md``.
@@ -237,6 +238,46 @@ def control(args) -> None:
         _write(data)
 
 
+def paired(args) -> None:
+    """Gains of feature normalisation on pretrain as paired differences over
+    the same episodes (mean and 95% CI of the per-episode difference)."""
+    background = load_omniglot("background", data_home=args.data_home)
+    evaluation = load_omniglot("evaluation", data_home=args.data_home)
+    data = json.loads((RESULTS / "baselines.json").read_text())
+    settings = _settings("pretrain", {}, args.max_iter, args.seed)
+    model = meta_train(background.data, background.target, settings)
+    out = {"n_iter": args.max_iter, "episodes": args.episodes}
+    for n_way, k_shot in TASKS:
+        scores = {}
+        for feature_norm in (None, "l2", "cl2n"):
+            scores[feature_norm] = episodic_score(
+                FewShotClassifier(
+                    pretrained=model, method_params={"feature_norm": feature_norm}
+                ),
+                evaluation.data,
+                evaluation.target,
+                n_way=n_way,
+                k_shot=k_shot,
+                n_query=15,
+                n_episodes=args.episodes,
+                random_state=0,
+            ).scores
+        for feature_norm in ("l2", "cl2n"):
+            diff = scores[feature_norm] - scores[None]
+            half = 1.96 * diff.std(ddof=1) / np.sqrt(diff.size)
+            out[f"{n_way}w{k_shot}s {feature_norm} - none"] = {
+                "mean": float(diff.mean()),
+                "ci95": float(half),
+            }
+            print(
+                f"{n_way}-way {k_shot}-shot {feature_norm} - none: "
+                f"{100 * diff.mean():+.2f} ± {100 * half:.2f} points",
+                flush=True,
+            )
+    data["paired_feature_norm_gain"] = out
+    _write(data)
+
+
 def table() -> None:
     data = json.loads((RESULTS / "baselines.json").read_text())
     lines = [
@@ -262,6 +303,20 @@ def table() -> None:
         )
     if data.get("notes"):
         lines += ["", "## Reading", ""] + [f"- {note}" for note in data["notes"]]
+    gains = data.get("paired_feature_norm_gain")
+    if gains:
+        lines += [
+            "",
+            f"Paired gains of feature normalisation on pretrain "
+            f"({gains['n_iter']} iterations, {gains['episodes']} episodes, the "
+            "same for each; mean and 95% CI of the per-episode difference):",
+            "",
+        ]
+        lines += [
+            f"- {key}: {100 * v['mean']:+.2f} ± {100 * v['ci95']:.2f} points"
+            for key, v in gains.items()
+            if isinstance(v, dict)
+        ]
     if "base_mean_check_max_abs_diff" in data:
         lines += [
             "",
@@ -274,7 +329,7 @@ def table() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("run", "control", "table"))
+    ap.add_argument("command", choices=("run", "control", "paired", "table"))
     ap.add_argument("--data-home", default=DEFAULT_DATA)
     ap.add_argument("--max-iter", type=int, default=400)
     ap.add_argument("--episodes", type=int, default=300)
@@ -284,6 +339,8 @@ def main() -> None:
         run(args)
     elif args.command == "control":
         control(args)
+    elif args.command == "paired":
+        paired(args)
     else:
         table()
 
