@@ -167,10 +167,15 @@ def warn_if_still_improving(model, max_iter: int) -> None:
     The loss is the validation loss when early stopping recorded one, else the
     training loss; "still falling" means the mean of the last fifth of the
     records is more than 2% below the mean of the fifth before. Runs stopped
-    early, interrupted, or with fewer than 10 records are not judged.
+    early, interrupted, or with fewer than 10 records are not judged. Of a
+    distillation method (records with a ``generation``), the last generation
+    is judged.
     """
     training = model.config["training"]
     history = model.history
+    if history and "generation" in history[-1]:  # distillation: the last one's
+        last = history[-1]["generation"]
+        history = [r for r in history if r.get("generation") == last]
     if (
         training.get("interrupted")
         or training["n_iter"] < training.get("n_iter_before", 0) + max_iter

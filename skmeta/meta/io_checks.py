@@ -156,6 +156,9 @@ def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
         # a size that depends on the number of classes (a fixed-way head)
         shape = [a if a == b else None for a, b in zip(two.shape, three, strict=True)]
         wanted[f"extra.{name}"] = (shape, torch.float32)
+    base_mean = "extra.base_mean"  # feature_norm="cl2n"'s; older files lack it
+    if getattr(algorithm, "keeps_base_mean", False) and base_mean in state:
+        wanted[base_mean] = ([embedding_dim], torch.float32)
     missing = sorted(set(wanted) - set(state))
     unexpected = sorted(set(state) - set(wanted))
     if missing or unexpected:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .accel.malloc import malloc_tuning
 from .algorithms import make_algorithm
-from .augment import describe_augmentation, make_augmentation
-from .backbones import build_backbone, resolve_backbone
+from .algorithms.feature_norm import BASE_MEAN, base_class_mean
+from .augment import make_augmentation
+from .backbones import resolve_backbone
 from .batches import (
     labelled_batches,
     split_classes,
@@ -29,17 +30,21 @@ from .batches import (
     validation_batch,
 )
 from .calibration import calibration_record, validation_outputs
-from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
+from .callbacks import Callback
 from .checkpoint import Checkpoint, run_fingerprint, start_from
-from .distributed import DistributedSync, current_ranks
-from .input_normalization import default_input_normalization
+from .distributed import current_ranks
 from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
-from .net import MetaNet
-from .norm import use_task_norm
 from .optim import CosineAdam
 from .provenance import describe
 from .rows import Rows, input_statistics
+from .train_setup import (
+    as_rows,
+    build_net,
+    built_in_callbacks,
+    pixel_sample,
+    run_config,
+)
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
 
@@ -87,60 +92,6 @@ class TrainSettings:
         return max(1, min(100, self.max_iter // 20))
 
 
-def _as_rows(X) -> np.ndarray:
-    """`X` as a 2-D array of real or integer numbers, without a copy."""
-    X = X if isinstance(X, np.ndarray) else np.asarray(X)
-    if X.ndim != 2 or not (
-        np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
-    ):
-        raise ValueError(
-            f"X must be a 2-D array of numbers; got shape {X.shape}, dtype {X.dtype}."
-        )
-    return X
-
-
-def _pixel_sample(rows: Rows) -> np.ndarray:
-    """Up to 2,048 evenly spaced rows, to tell 0-255 from 0-1 pixels (integer
-    data needs none: its dtype says)."""
-    X = rows.X
-    if np.issubdtype(X.dtype, np.integer):
-        return X[:0]
-    return rows.read(np.unique(np.linspace(0, X.shape[0] - 1, 2048).astype(np.int64)))
-
-
-def _config(settings: TrainSettings, algorithm, backbone, net, n_classes, made):
-    custom = not isinstance(backbone, str)
-    return {
-        "provenance": made,
-        "method": settings.method,
-        # resolved values, defaults included, so the file says what was used
-        "method_params": algorithm.method_params(),
-        "backbone": "custom" if custom else backbone,
-        "backbone_name": (
-            f"{getattr(backbone, '__module__', '?')}."
-            f"{getattr(backbone, '__qualname__', type(backbone).__name__)}"
-            if custom
-            else backbone
-        ),
-        "backbone_params": dict(settings.backbone_params or {}),
-        "input_shape": list(settings.input_shape),
-        "per_feature_scaling": len(settings.input_shape) != 3
-        or net.input_normalization is not None,
-        "input_normalization": net.input_normalization,
-        "task_norm": algorithm.task_norm,
-        "embedding_dim": net.embedding_dim(),
-        "training": {
-            **{
-                k: v
-                for k, v in asdict(settings).items()
-                if k not in ("backbone", "backbone_params", "method_params")
-            },
-            "augmentation": describe_augmentation(settings.augmentation),
-            "n_classes": n_classes,
-        },
-    }
-
-
 def meta_train(
     X: np.ndarray,
     y: np.ndarray,
@@ -158,6 +109,12 @@ def meta_train(
     from it, to the same final weights as an uninterrupted run, or is refused
     if the file is of other settings or data. A ``KeyboardInterrupt`` ends the
     run with the model so far and a warning.
+
+    A distillation method (a ``generations`` setting: RFS) trains one network
+    per generation, each a loop of ``max_iter`` iterations (records tagged
+    with their ``generation``) taught by the frozen previous one. A prototype
+    method stores the mean embedding of up to 4,096 training rows with the
+    model (``extra.base_mean``), for ``feature_norm="cl2n"``.
 
     Parameters
     ----------
@@ -220,66 +177,6 @@ def meta_train(
         )
 
 
-def _build_net(
-    settings, algorithm, backbone, statistics, pixel_sample, n_classes, device
-) -> MetaNet:
-    """The network to meta-train, its input scaling set: the data's
-    `statistics()` (mean, std), or the per-channel normalisation the backbone's
-    pretrained weights expect (pixel range read from `pixel_sample`)."""
-    try:
-        backbone_module = build_backbone(
-            backbone, settings.input_shape, settings.backbone_params
-        )
-    except RuntimeError as exc:  # negative or absurd sizes: torch's message
-        raise _unfit_backbone(settings, exc) from exc
-    except TypeError as exc:  # a size of the wrong type, an unknown keyword
-        raise TypeError(str(_unfit_backbone(settings, exc))) from exc
-    if algorithm.task_norm:
-        use_task_norm(backbone_module)
-    net = MetaNet(
-        backbone_module,
-        settings.input_shape,
-        per_feature_scaling=len(settings.input_shape) != 3,
-    )
-    norm = default_input_normalization(
-        backbone, settings.backbone_params, settings.input_shape, pixel_sample
-    )
-    if norm is None:
-        net.set_input_statistics(*statistics())
-    else:
-        net.set_channel_normalization(**norm)
-    try:
-        embedding_dim = net.embedding_dim()
-    except RuntimeError as exc:  # e.g. images too small for the poolings
-        raise _unfit_backbone(settings, exc) from exc
-    if embedding_dim < 1:
-        raise _unfit_backbone(settings, "its embedding has no features")
-    # a fixed-way method's output layer has one unit per way of the episodes
-    n_outputs = settings.n_way if algorithm.fixed_way else n_classes
-    for name, value in algorithm.meta_parameters(net, embedding_dim, n_outputs).items():
-        net.extra[name] = torch.nn.Parameter(value.clone().float())
-    if not any(p.requires_grad for p in net.parameters()):
-        raise ValueError(
-            f"Nothing to meta-train: backbone_params={settings.backbone_params!r} "
-            f"freezes the whole backbone and method={settings.method!r} learns "
-            "nothing else. Train at least one block, or use "
-            "MetaModel.from_module to use the backbone as it is."
-        )
-    return net.to(device)
-
-
-def _unfit_backbone(settings, problem) -> ValueError:
-    """The error for a backbone that cannot be built or run on `input_shape`."""
-    problem = str(problem).splitlines()[0] if str(problem) else repr(problem)
-    return ValueError(
-        f"backbone={settings.backbone!r} with backbone_params="
-        f"{settings.backbone_params!r} does not work on rows of input_shape="
-        f"{settings.input_shape}: {problem}. Check the sizes in backbone_params, "
-        "and input_shape (images must be large enough for the backbone's "
-        "poolings, e.g. 16x16 or more for conv4)."
-    )
-
-
 def _meta_train(
     X, y, settings, device, rng, targets, callbacks, init, description, ranks
 ) -> MetaModel:
@@ -295,7 +192,7 @@ def _meta_train(
             "None or 'rot90'."
         )
     backbone = resolve_backbone(settings.backbone, settings.input_shape)
-    X = _as_rows(X)
+    X = as_rows(X)
     T_all = (
         None
         if targets is None
@@ -303,39 +200,34 @@ def _meta_train(
     )
     y = np.asarray(y)
     parts = (0, 1)
-    built_in: list[Callback] = []
     if ranks is not None:
         ranks.check_same(run_fingerprint(settings, X, y, targets, init))
         ranks.check_meta_batch(settings.meta_batch_size)
         parts = (ranks.rank, ranks.size)
-        built_in.append(DistributedSync(ranks))
     rotations = 4 if settings.class_augmentation == "rot90" else 1
     rows = Rows(X, settings.input_shape, device, rotations)
-    built_in.append(History())
-    if settings.max_grad_norm is not None:
-        built_in.append(GradientClipping(settings.max_grad_norm))
     if settings.calibrate and targets is not None:
         raise ValueError("calibrate=True applies to classification only.")
+    generations = getattr(algorithm, "generations", None)
+    if generations and (init is not None or settings.checkpoint is not None):
+        raise ValueError(
+            f"method={settings.method!r} with generations={generations} trains "
+            "a network per generation, which warm_start and checkpoint do not "
+            "follow; set generations=0, or turn warm_start and checkpoint off."
+        )
     val_batch = None
     if settings.early_stopping or settings.calibrate:
         train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
         val_batch = validation_batch(rows, val_rows, y[val_rows], settings, rng, T_all)
     else:
         train_rows = np.arange(y.size)
-    if settings.early_stopping and ranks is None:
-        built_in.append(EarlyStopping(val_batch, settings.n_iter_no_change))
-    elif settings.early_stopping:  # each process validates its share
-        share = val_batch.tasks(ranks.share(val_batch.n_tasks))
-        stopping = EarlyStopping(share, settings.n_iter_no_change, reduce=ranks.sum)
-        built_in.append(stopping)
-    if settings.verbose and (ranks is None or ranks.is_main):
-        built_in.append(ProgressBar(f"meta-training {settings.method}"))
     classes, codes = np.unique(y[train_rows], return_inverse=True)
     index, virtual_rows, virtual_codes = training_index(
         train_rows, codes, X.shape[0], rotations
     )
     n_classes = classes.size * rotations
-    net = _build_net(
+    pixels = pixel_sample(rows)
+    net = build_net(
         settings,
         algorithm,
         backbone,
@@ -345,7 +237,7 @@ def _meta_train(
             None if train_rows.size == y.size else train_rows,
             rng,
         ),
-        _pixel_sample(rows),
+        pixels,
         n_classes,
         device,
     )
@@ -378,8 +270,6 @@ def _meta_train(
         batches = labelled_batches(
             rows, virtual_rows, virtual_codes, rows_per_step, rng, parts
         )
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    optimizer = CosineAdam(trainable, settings.learning_rate, settings.max_iter)
     if settings.checkpoint is not None:
         fingerprint = run_fingerprint(settings, X, y, targets, init)
         callbacks = [
@@ -392,11 +282,45 @@ def _meta_train(
             ),
         ]
     start = time.perf_counter()
-    loop = MetaTrainer(
-        net, algorithm, optimizer, batches, settings, [*built_in, *callbacks], ranks
-    ).run()
-    history = [{**r, "iter": r["iter"] + offset} for r in loop.history]
-    config = _config(
+    history, done, step_algorithm = [], 0, algorithm
+    for generation in range(1 + (generations or 0)):
+        if generation:  # a fresh student; the previous network is its teacher
+            teacher = net
+            net = build_net(
+                settings,
+                algorithm,
+                backbone,
+                lambda t=teacher: (t.input_mean, t.input_scale),
+                pixels,
+                n_classes,
+                device,
+            )
+            step_algorithm = algorithm.with_teacher(teacher)
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        optimizer = CosineAdam(trainable, settings.learning_rate, settings.max_iter)
+        built_in = built_in_callbacks(
+            settings, val_batch, ranks, generation, generations
+        )
+        loop = MetaTrainer(
+            net,
+            step_algorithm,
+            optimizer,
+            batches,
+            settings,
+            [*built_in, *callbacks],
+            ranks,
+        ).run()
+        tag = {} if generations is None else {"generation": generation}
+        history += [
+            {**r, **tag, "iter": r["iter"] + offset + done} for r in loop.history
+        ]
+        best_iter, done = done + loop.best_iter, done + loop.n_iter
+        if loop.interrupted:
+            break
+    if BASE_MEAN in net.extra:  # the real training rows; a generator of its own
+        sample = np.random.default_rng([settings.seed, 1])
+        net.extra[BASE_MEAN].copy_(base_class_mean(net, rows, train_rows, sample))
+    config = run_config(
         settings, algorithm, backbone, net, n_classes, describe(X, description)
     )
     if settings.calibrate:  # on the held-out classes, with the final weights
@@ -405,9 +329,9 @@ def _meta_train(
             *validation_outputs(algorithm, net, val_batch)
         )
     config["training"].update(
-        n_iter=offset + loop.n_iter,
+        n_iter=offset + done,
         n_iter_before=offset,
-        best_iter=offset + loop.best_iter,
+        best_iter=offset + best_iter,
         interrupted=loop.interrupted,
         elapsed=time.perf_counter() - start,
         world_size=1 if ranks is None else ranks.size,

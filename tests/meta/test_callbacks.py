@@ -89,6 +89,8 @@ def test_callbacks_see_the_weights_as_they_train(blobs):
     assert sorted(snapshots.states) == [5, 10]
     last = snapshots.states[10]
     for name, value in model.state.items():
+        if name == "extra.base_mean":  # not trained: computed after the loop
+            continue
         np.testing.assert_array_equal(value.numpy(), last[name].numpy())
     assert any(
         not np.array_equal(last[k].numpy(), snapshots.states[5][k].numpy())
@@ -163,6 +165,8 @@ def test_ctrl_c_with_early_stopping_keeps_the_best_weights(blobs):
     best = model.config["training"]["best_iter"]
     assert best < 95 and best in snapshots.states
     for name, value in model.state.items():
+        if name == "extra.base_mean":  # not trained: computed after the loop
+            continue
         assert torch.equal(value, snapshots.states[best][name])
 
 

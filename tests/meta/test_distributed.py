@@ -230,6 +230,12 @@ def test_two_processes_train_the_weights_one_process_trains(ranks_out, name):
     for key, value in single.state.items():
         if key in ROUNDING_DRIVEN.get(name, ()):
             continue
+        if key == "extra.base_mean":
+            # embedded in eval mode after training, with batch norm's running
+            # statistics, which 2 processes average from their halves of each
+            # batch: close, not equal to 1e-4
+            torch.testing.assert_close(state0[key], value, rtol=0.05, atol=0.02)
+            continue
         torch.testing.assert_close(state0[key], value, rtol=1e-4, atol=1e-5)
         if "input" not in key:  # not the input scaling: trained
             assert not torch.equal(value, initial[key]), key

@@ -18,6 +18,7 @@ from .base import (
     map_tensors,
     task_targets,
 )
+from .baselinepp import BaselinePlusPlus
 from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
@@ -30,6 +31,7 @@ from .protomaml import ProtoMAML
 from .protonet import ProtoNet
 from .r2d2 import R2D2
 from .reptile import Reptile
+from .rfs import RFS
 
 __all__ = [
     "ALGORITHMS",
@@ -49,6 +51,8 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
     for cls in (
         ProtoNet,
         Pretrain,
+        BaselinePlusPlus,
+        RFS,
         MAML,
         FOMAML,
         MetaSGD,

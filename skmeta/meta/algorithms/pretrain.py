@@ -30,6 +30,9 @@ class Pretrain(ProtoNet):
     ----------
     distance : {"euclidean", "cosine"}, default="euclidean"
         Distance used at deployment (and in validation).
+    feature_norm : {None, "l2", "cl2n"}, default=None
+        Normalisation of the embeddings at deployment (SimpleShot), see
+        :class:`~skmeta.meta.algorithms.protonet.ProtoNet`.
     """
 
     name = "pretrain"
@@ -41,10 +44,13 @@ class Pretrain(ProtoNet):
         params = {"head_weight": head.weight.detach(), "head_bias": head.bias.detach()}
         return {**super().meta_parameters(net, embedding_dim, n_classes), **params}
 
+    def head_logits(self, net, x: torch.Tensor) -> torch.Tensor:
+        """Scores of rows `x` ``(batch, n_features)`` for every base class,
+        ``(batch, n_classes)``: the linear head on the embedding."""
+        return F.linear(net(x), net.extra["head_weight"], net.extra["head_bias"])
+
     def loss(self, net, batch: LabelledBatch):
-        logits = F.linear(
-            net(batch.x), net.extra["head_weight"], net.extra["head_bias"]
-        )
+        logits = self.head_logits(net, batch.x)
         loss = F.cross_entropy(logits, batch.y)
         accuracy = (logits.argmax(1) == batch.y).float().mean().item()
         return loss, {"accuracy": accuracy}

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
 from .base import Algorithm, TaskBatch
+from .feature_norm import check_feature_norm, normalize_features, stored_base_mean
 
 __all__ = ["ProtoNet", "prototype_logits", "prototypes", "prototypes_of_tasks"]
 
@@ -95,16 +96,35 @@ class ProtoNet(Algorithm):
     distance : {"euclidean", "cosine"}, default="euclidean"
         Squared Euclidean distance as in the paper, or cosine similarity times a
         learnt temperature (meta-parameter ``"scale"``, initialised at 10).
+    feature_norm : {None, "l2", "cl2n"}, default=None
+        Normalisation of support and query embeddings at deployment (``adapt``
+        and ``predict``), as SimpleShot (Wang et al. 2019): ``"l2"`` divides
+        each by its norm, ``"cl2n"`` first subtracts the mean embedding of the
+        base classes, which meta-training stores with the model
+        (:mod:`.feature_norm`). The meta-training loss and its validation are
+        unchanged. An adaptation setting: a pretrained model takes it anew.
+
+    Attributes
+    ----------
+    keeps_base_mean : bool
+        True: meta-training stores the base classes' mean embedding
+        (``net.extra["base_mean"]``) for ``feature_norm="cl2n"``.
     """
 
     name = "protonet"
     summary = "Prototypical Networks: nearest class mean of the embeddings"
-    settings = ("distance",)
+    settings = ("distance", "feature_norm")
+    adaptation_settings = ("feature_norm",)
+    keeps_base_mean = True
 
-    def __init__(self, distance: str = "euclidean") -> None:
+    def __init__(
+        self, distance: str = "euclidean", feature_norm: str | None = None
+    ) -> None:
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
+        check_feature_norm(feature_norm)
         self.distance = distance
+        self.feature_norm = feature_norm
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         if self.distance == "cosine":
@@ -134,6 +154,11 @@ class ProtoNet(Algorithm):
         loss = F.cross_entropy(logits, targets)
         accuracy = (logits.argmax(1) == targets).float().mean().item()
         return loss, {"accuracy": accuracy}
+
+    def normalized(self, net: MetaNet, embeddings: torch.Tensor) -> torch.Tensor:
+        """`embeddings` ``(n, dim)`` normalised as ``feature_norm`` says."""
+        base_mean = stored_base_mean(net) if self.feature_norm == "cl2n" else None
+        return normalize_features(embeddings, self.feature_norm, base_mean)
 
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
         # Per-class sums and counts beside the prototypes, so that `update`
@@ -170,7 +195,7 @@ class ProtoNet(Algorithm):
             without rows has a zero prototype and count 0.
         """
         with torch.no_grad():
-            embeddings = embed_rows(net, support_x, batch_size)
+            embeddings = self.normalized(net, embed_rows(net, support_x, batch_size))
             sums = embeddings.new_zeros(n_classes, embeddings.shape[1])
             counts = torch.zeros(n_classes, dtype=torch.int64, device=sums.device)
             if state is not None:
@@ -187,7 +212,7 @@ class ProtoNet(Algorithm):
         # make a row's scores depend on which other rows share its batch.
         scale = self._scale(net)
         return prototype_logits(
-            embed_rows(net, query_x, batch_size).double(),
+            self.normalized(net, embed_rows(net, query_x, batch_size).double()),
             state["prototypes"].double(),
             self.distance,
             None if scale is None else scale.double(),
