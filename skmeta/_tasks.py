@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._sklearn_compat import BackboneOptions, StrOptions
+from ._transductive import UNLABELLED, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
 
@@ -84,6 +85,8 @@ class Classification(Task):
     def validate(self, estimator, X, y, groups=None):
         """Checked X and class codes ``0..n_classes-1``, twice (what adaptation
         and episodes take); y may be None only to reuse a pretrained model.
+        With a classifier's `transductive` set, rows labelled -1 are
+        unlabelled: their code is -1 and they name no class.
 
         For a classifier, also sets ``classes_`` and requires two classes.
         """
@@ -91,7 +94,17 @@ class Classification(Task):
             return validate_data(estimator, X, dtype=np.float32), None, None
         X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES)
         check_classification_targets(y)
-        classes, codes = np.unique(y, return_inverse=True)
+        unlabelled = np.zeros(len(y), dtype=bool)
+        if is_classifier(estimator) and estimator.transductive is not None:
+            unlabelled = unlabelled_rows(y)  # y == -1, as sklearn.semi_supervised
+            if unlabelled.all():
+                raise ValueError(
+                    "Every row of y is -1 (unlabelled); transductive inference "
+                    "needs at least one labelled row of each class."
+                )
+        classes, known = np.unique(y[~unlabelled], return_inverse=True)
+        codes = np.full(len(y), UNLABELLED, dtype=known.dtype)
+        codes[~unlabelled] = known
         estimator._seen_classes = classes  # recorded in the model's provenance
         if is_classifier(estimator):
             if classes.size < 2:
@@ -158,6 +171,8 @@ class Regression(Task):
             "backbone": [StrOptions({"auto", "mlp"}), callable],
             "n_way": [None],
             "class_augmentation": [None],
+            "transductive": [None],
+            "transductive_params": [None],
         }
 
     def validate(self, estimator, X, y, groups=None):

@@ -134,7 +134,10 @@ class Algorithm(ABC):
       mini-batches over all base classes (:class:`LabelledBatch`);
     - ``task_norm``: batch norm with support statistics (:mod:`..norm`);
     - ``parallel_tasks``: the meta-gradient is taken task by task, so worker
-      threads (the estimators' ``n_jobs``) can share a meta-batch.
+      threads (the estimators' ``n_jobs``) can share a meta-batch;
+    - ``prototype_deployment``: deployment is nearest prototype on the
+      embedding, so the transductive methods (``skmeta.meta.transductive``)
+      apply to its models.
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -147,6 +150,7 @@ class Algorithm(ABC):
     settings: tuple[str, ...] = ()
     adaptation_settings: tuple[str, ...] = ()
     supports_regression: bool = False
+    prototype_deployment: bool = False
     episodic: bool = True
     regression: bool = False
     metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"

@@ -100,6 +100,7 @@ class ProtoNet(Algorithm):
     name = "protonet"
     summary = "Prototypical Networks: nearest class mean of the embeddings"
     settings = ("distance",)
+    prototype_deployment = True
 
     def __init__(self, distance: str = "euclidean") -> None:
         if distance not in DISTANCES:
