@@ -132,7 +132,7 @@ default=None
         (e.g. TIM fine-tunes its classifier on the support rows). None:
         inductive, and ``-1`` is an ordinary label.
     transductive_params : dict, default=None
-        Settings of the `transductive` method by name, e.g. ``{"lam": 0.5}``
+        Settings of the `transductive` method by name, such as ``{"lam": 0.5}``
         for ``"laplacianshot"``; the keys are its ``settings`` in
         ``skmeta.meta.transductive.TRANSDUCTIVE`` (others are refused), and
         their defaults are the paper's.
