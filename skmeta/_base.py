@@ -381,6 +381,7 @@ class MetaEstimator(BaseEstimator):
         if self._transducer is not None:
             transduce(self, np.asarray(X, dtype=np.float32), y)
             return
+        self.__dict__.pop("transduction_", None)  # from an earlier transductive fit
         self.adapted_ = self.meta_model_.adapt(
             self._algorithm(),
             np.asarray(X, dtype=np.float32),

@@ -113,6 +113,11 @@ def test_default_keeps_minus_one_an_ordinary_label(identity_model):
     np.testing.assert_array_equal(clf.classes_, np.concatenate([[-1], LABELS]))
     assert not hasattr(clf, "transduction_")
     assert set(clf.adapted_) == {"prototypes"}
+    # an inductive refit of a transductive classifier keeps nothing of it
+    clf.set_params(transductive="bdcspn").fit(X, y)
+    assert hasattr(clf, "transduction_") and "shift" in clf.adapted_
+    clf.set_params(transductive=None).fit(X, y)
+    assert not hasattr(clf, "transduction_") and set(clf.adapted_) == {"prototypes"}
 
 
 def test_meta_training_uses_the_labelled_rows_only(monkeypatch):
