@@ -93,15 +93,16 @@ class Classification(Task):
         if y is None and estimator.pretrained is not None:
             return validate_data(estimator, X, dtype=np.float32), None, None
         X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES)
-        check_classification_targets(y)
         unlabelled = np.zeros(len(y), dtype=bool)
         if is_classifier(estimator) and estimator.transductive is not None:
-            unlabelled = unlabelled_rows(y)  # y == -1, as sklearn.semi_supervised
+            # y == -1, as sklearn.semi_supervised (also among string labels)
+            unlabelled = unlabelled_rows(y)
             if unlabelled.all():
                 raise ValueError(
                     "Every row of y is -1 (unlabelled); transductive inference "
                     "needs at least one labelled row of each class."
                 )
+        check_classification_targets(y[~unlabelled])
         classes, known = np.unique(y[~unlabelled], return_inverse=True)
         codes = np.full(len(y), UNLABELLED, dtype=known.dtype)
         codes[~unlabelled] = known

@@ -120,6 +120,19 @@ def test_default_keeps_minus_one_an_ordinary_label(identity_model):
     assert not hasattr(clf, "transduction_") and set(clf.adapted_) == {"prototypes"}
 
 
+def test_string_labels_with_minus_one(identity_model):
+    X, y, truth = make_rows(0, 4)
+    names = np.array(["w", "x", "y", "z"])
+    as_text = np.array(
+        [names[np.searchsorted(LABELS, v)] if v != -1 else -1 for v in y], dtype=object
+    )
+    clf = transductive(identity_model, "bdcspn").fit(X, as_text)
+    np.testing.assert_array_equal(clf.classes_, names)
+    numeric = transductive(identity_model, "bdcspn").fit(X, y)
+    expected = names[np.searchsorted(LABELS, numeric.transduction_)]
+    np.testing.assert_array_equal(clf.transduction_, expected)
+
+
 def test_meta_training_uses_the_labelled_rows_only(monkeypatch):
     seen = {}
     original = MetaEstimator._meta_train
