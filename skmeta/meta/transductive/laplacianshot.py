@@ -13,8 +13,9 @@ Defaults of the paper and its code: embeddings centred and L2-normalised
 ("CL2N"; centred here on the task's own rows, support and unlabelled, since a
 model file keeps no base-class mean), prototypes rectified as in BD-CSPN
 (:mod:`.bdcspn`), ``knn = 3`` counting the row itself (2 neighbours), and
-``lambda = 0.7`` (the paper's mini-ImageNet 1-shot value; it is tuned per data
-set and shot on validation tasks).
+at most 20 bound updates. The paper tunes ``lambda`` per data set and number
+of shots on validation tasks; the default here, 0.7, is not tuned for any data
+(set it with ``transductive_params={"lam": ...}``).
 """
 
 from __future__ import annotations
