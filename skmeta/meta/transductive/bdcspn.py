@@ -8,7 +8,7 @@ Two biases of the support prototypes are reduced with the unlabelled rows:
 - intra-class bias: each unlabelled row is pseudo-labelled with its nearest
   prototype (cosine), and each class's prototype becomes the weighted mean of
   its support rows and pseudo-labelled rows, weights ``exp(eps * cos(x, P_c))``
-  normalised within the class (the paper's eq. 6, ``eps = 10``).
+  normalised within the class (the paper's ``eps = 10``).
 
 Rows are then classified by cosine similarity to the rectified prototypes
 (scores ``eps * cos``). Every pseudo-labelled row joins its class, as in the
