@@ -146,8 +146,8 @@ class MetaEstimator(BaseEstimator):
             targets = y if self._task.regression else None
             X_train, labels_train = X, labels
             if labels is not None and (labels == UNLABELLED).any():
-                # meta-training learns from the labelled rows only
-                X_train, labels_train = X[labels != UNLABELLED], labels[labels >= 0]
+                labelled = labels != UNLABELLED  # meta-training learns from these
+                X_train, labels_train = X[labelled], labels[labelled]
             self.meta_model_ = self._meta_train(
                 X_train, labels_train, targets, method, settings
             )
