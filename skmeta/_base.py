@@ -30,6 +30,12 @@ from ._parameters import (
     TOP_LEVEL_SETTINGS,
 )
 from ._tasks import CLASSIFICATION
+from ._transductive import (
+    UNLABELLED,
+    check_transductive,
+    transduce,
+    transductive_scores,
+)
 from .meta.algorithms import ALGORITHMS, make_algorithm
 from .meta.checkpoint import recorded_seed
 from .meta.model import MetaModel
@@ -60,6 +66,8 @@ class MetaEstimator(BaseEstimator):
         inner_steps=None,
         first_order=None,
         method_params=None,
+        transductive=None,
+        transductive_params=None,
         n_way=None,
         k_shot=None,
         n_query=None,
@@ -95,6 +103,8 @@ class MetaEstimator(BaseEstimator):
         self.inner_steps = inner_steps
         self.first_order = first_order
         self.method_params = method_params
+        self.transductive = transductive
+        self.transductive_params = transductive_params
         self.n_way = n_way
         self.k_shot = k_shot
         self.n_query = n_query
@@ -143,13 +153,21 @@ class MetaEstimator(BaseEstimator):
         if self.pretrained is None:
             method = self.method or self._task.default_method
             settings = self._training_settings(method)
+            self._transducer = check_transductive(self, method)
             targets = y if self._task.regression else None
-            self.meta_model_ = self._meta_train(X, labels, targets, method, settings)
+            X_train, labels_train = X, labels
+            if labels is not None and (labels == UNLABELLED).any():
+                labelled = labels != UNLABELLED  # meta-training learns from these
+                X_train, labels_train = X[labelled], labels[labelled]
+            self.meta_model_ = self._meta_train(
+                X_train, labels_train, targets, method, settings
+            )
             self._overrides = {}
         else:
             model = self._check_pretrained(
                 load_pretrained(self.pretrained, self._custom_backbone()), X.shape[1]
             )
+            self._transducer = check_transductive(self, model.method)
             self._overrides, ignored = self._adaptation_settings(model)
             self._warn_ignored([*ignored, *(["groups"] if groups is not None else [])])
             self.meta_model_ = model
@@ -400,7 +418,12 @@ class MetaEstimator(BaseEstimator):
         return self.meta_model_.algorithm(**self._overrides)
 
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Adapt the meta-model to (X, y), the checked output of ``fit``."""
+        """Adapt the meta-model to (X, y), the checked output of ``fit``
+        (transductively when `transductive` is set: y is -1 on unlabelled rows)."""
+        if self._transducer is not None:
+            transduce(self, np.asarray(X, dtype=np.float32), y)
+            return
+        self.__dict__.pop("transduction_", None)  # from an earlier transductive fit
         self.adapted_ = self.meta_model_.adapt(
             self._algorithm(),
             np.asarray(X, dtype=np.float32),
@@ -412,6 +435,8 @@ class MetaEstimator(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         """The adapted model's outputs (class scores, or predictions) for X."""
         X = validate_data(self, X, reset=False, dtype=np.float32)
+        if self._transducer is not None:
+            return transductive_scores(self, X)
         return self.meta_model_.predict(
             self._algorithm(), self.adapted_, X, self._device()
         )

@@ -115,6 +115,30 @@ FeatureAugmentation or callable, default=None
         refused, and so is a setting given both here and as a parameter. The
         rules above apply: with `pretrained`, `inner_lr` and `inner_steps` change
         the adaptation and every other setting must equal the model's.
+    transductive : {"bdcspn", "tim", "alpha-tim", "laplacianshot", "ptmap"}, \
+default=None
+        Transductive inference: rows of y labelled ``-1`` are unlabelled (as
+        in ``sklearn.semi_supervised``) and :meth:`fit` labels them together
+        with the labelled rows, on the meta-model's embedding, into
+        ``transduction_``; :meth:`predict` then scores rows with what the
+        unlabelled rows taught. ``"bdcspn"``: prototype rectification (Liu et
+        al. 2020); ``"tim"``, ``"alpha-tim"``: transductive information
+        maximisation (Boudiaf et al. 2020; Veilleux et al. 2021, more robust
+        to class-imbalanced unlabelled rows); ``"laplacianshot"``: Laplacian
+        regularisation (Ziko et al. 2020); ``"ptmap"``: power transform and
+        optimal transport (Hu et al. 2021; it assumes balanced classes).
+        Each method uses its paper's settings and its own distance (not
+        `distance`), and applies to the methods that classify by nearest
+        prototype (``"protonet"``, ``"pretrain"``); others are refused.
+        Without `pretrained`, meta-training uses the labelled rows only. With
+        no unlabelled row, each method falls back on its own inductive form
+        (e.g. TIM fine-tunes its classifier on the support rows). None:
+        inductive, and ``-1`` is an ordinary label.
+    transductive_params : dict, default=None
+        Settings of the `transductive` method by name, such as ``{"lam": 0.5}``
+        for ``"laplacianshot"``; the keys are its ``settings`` in
+        ``skmeta.meta.transductive.TRANSDUCTIVE`` (others are refused), and
+        their defaults are the paper's.
     n_way, k_shot, n_query : int, default=None
         Episode size in meta-training: classes per episode, labelled examples
         per class, and queries per class. None adapts to the data: up to
@@ -243,8 +267,8 @@ FeatureAugmentation or callable, default=None
     meta_model_ : MetaModel
         The meta-trained model (``pretrained`` itself when given; never modified).
     classes_ : ndarray of shape (n_classes,)
-        Class labels of the support set, sorted; :meth:`partial_fit` adds
-        new ones in their sorted place.
+        Class labels of the support set (with `transductive`, of its labelled
+        rows), sorted; :meth:`partial_fit` adds new ones in their sorted place.
     class_count_ : ndarray of shape (n_classes,)
         Support rows seen per class (0 for a class that `classes=` of
         :meth:`partial_fit` declared and no row has shown yet).
@@ -252,11 +276,20 @@ FeatureAugmentation or callable, default=None
         What adaptation produced (CPU tensors): ``{"prototypes": (n_classes,
         dim)}`` for ProtoNet, with the per-class ``"sums"`` and ``"counts"``
         that :meth:`partial_fit` adds to; adapted weights, head and support
-        statistics for the gradient-based methods.
+        statistics for the gradient-based methods; with `transductive`, the
+        method's state (e.g. rectified prototypes) and ``"unlabelled_scores"``.
+    transduction_ : ndarray of shape (n_samples,)
+        With `transductive`: the label of every row of X in :meth:`fit`, as
+        given for the labelled rows and inferred for the unlabelled ones (as
+        ``sklearn.semi_supervised.LabelSpreading``). :meth:`predict` scores
+        each row on its own with the fitted state, so on the unlabelled rows
+        it can differ from ``transduction_`` for the methods that label them
+        jointly (LaplacianShot's graph, PT-MAP's transport).
     temperature_ : float
         The divisor of the class scores in :meth:`predict_proba`: the model's
-        calibrated temperature (see `calibrate`), or 1.0 for a model meta-trained
-        without it.
+        calibrated temperature (see `calibrate`); 1.0 for a model meta-trained
+        without it, and with `transductive` (whose scores are not those the
+        temperature was fitted to).
     unknown_threshold_ : float
         With `unknown_label`: the best class score below which :meth:`predict`
         returns `unknown_label`.
@@ -299,6 +332,7 @@ FeatureAugmentation or callable, default=None
             Support rows (images flattened; see `input_shape`).
         y : array-like of shape (n_samples,)
             Their labels: any labels scikit-learn accepts, strings included.
+            With `transductive`, ``-1`` marks an unlabelled row.
 
         Returns
         -------
@@ -314,6 +348,14 @@ FeatureAugmentation or callable, default=None
     def _set_open_set(self) -> None:
         """The temperature of the model, and the open-set threshold."""
         record = self.meta_model_.config.get("calibration")
+        if self.transductive is not None:  # scores of another scale than those
+            record = None  # the temperature and thresholds were fitted to
+            if self.unknown_label is not None:
+                raise ValueError(
+                    "unknown_label does not apply with transductive="
+                    f"{self.transductive!r}: the open-set threshold was measured "
+                    "on the model's inductive scores. Leave one of them None."
+                )
         self.temperature_ = 1.0 if record is None else float(record["temperature"])
         if self.unknown_label is None:
             if self.rejection_rate is not None:

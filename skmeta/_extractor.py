@@ -40,6 +40,10 @@ see FewShotClassifier
         `pretrained` they are unused and :meth:`fit` warns.
     first_order, method_params : see FewShotClassifier
         As for :class:`FewShotClassifier`.
+    transductive, transductive_params : see FewShotClassifier
+        Transductive inference of a classifier. An extractor only embeds, so
+        they are unused and :meth:`fit` warns when `transductive` is set; y
+        keeps ``-1`` as an ordinary label.
     n_way, k_shot, n_query, meta_batch_size, max_iter : see FewShotClassifier
         Episodes and length of meta-training, as for :class:`FewShotClassifier`.
     learning_rate, max_grad_norm, early_stopping : see FewShotClassifier

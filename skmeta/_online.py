@@ -79,7 +79,11 @@ def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
     a method that adapts anew, its support rows: a bounded buffer with
     `replay_per_class`, else a reference to them (copied into a buffer only
     if ``partial_fit`` follows)."""
-    clf.class_count_ = np.bincount(codes, minlength=clf.classes_.size)
+    labelled = codes >= 0  # with `transductive`, -1 marks unlabelled rows
+    clf.class_count_ = np.bincount(codes[labelled], minlength=clf.classes_.size)
+    if clf.transductive is not None:  # partial_fit refuses it: nothing to keep
+        clf._support = None
+        return
     incremental = hasattr(clf._algorithm(), "update")
     clf._support = None if incremental else (X, clf.classes_[codes])
     if clf._support is not None and clf.replay_per_class is not None:
@@ -98,6 +102,12 @@ def _support_buffer(clf) -> ReplayBuffer:
 
 def classifier_partial_fit(clf, X, y, classes=None):
     """``FewShotClassifier.partial_fit``: see its docstring."""
+    if clf.transductive is not None:
+        raise ValueError(
+            f"partial_fit does not apply with transductive={clf.transductive!r}: "
+            "the transductive methods label the unlabelled rows jointly with "
+            "the support set. Call fit with all rows instead."
+        )
     if not hasattr(clf, "adapted_"):  # the first call: fit, with `classes`
         X, codes = clf._fit_meta_model(X, y, classes=classes)
         clf._adapt(X, codes)

@@ -12,6 +12,7 @@ from .meta.augment import FeatureAugmentation, ImageAugmentation
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.model import MetaModel
 from .meta.precision import PRECISIONS
+from .meta.transductive import TRANSDUCTIVE
 
 __all__ = ["META_TRAINING_PARAMETERS", "PARAMETER_CONSTRAINTS", "TOP_LEVEL_SETTINGS"]
 
@@ -66,6 +67,8 @@ PARAMETER_CONSTRAINTS = {
     "inner_steps": [Interval(Integral, 1, None, closed="left"), None],
     "first_order": ["boolean", None],
     "method_params": [dict, None],
+    "transductive": [StrOptions(set(TRANSDUCTIVE)), None],
+    "transductive_params": [dict, None],
     "n_way": [Interval(Integral, 2, None, closed="left"), None],
     "k_shot": [Interval(Integral, 1, None, closed="left"), None],
     "n_query": [Interval(Integral, 1, None, closed="left"), None],

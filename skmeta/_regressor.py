@@ -55,6 +55,8 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         `pretrained`.
     first_order, method_params : see FewShotClassifier
         As for :class:`FewShotClassifier`.
+    transductive, transductive_params : None
+        Classification only, refused unless None.
     n_way : None
         Classification only, refused unless None: an episode is one task.
     k_shot, n_query : int, default=None

@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._sklearn_compat import BackboneOptions, Options, StrOptions
+from ._transductive import UNLABELLED, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
 
@@ -97,6 +98,8 @@ class Classification(Task):
     def validate(self, estimator, X, y, groups=None, classes_declared=None):
         """Checked X and class codes ``0..n_classes-1``, twice (what adaptation
         and episodes take); y may be None only to reuse a pretrained model.
+        With a classifier's `transductive` set, rows labelled -1 are
+        unlabelled: their code is -1 and they name no class.
 
         For a classifier, also sets ``classes_`` (y's labels, and `classes`
         when ``partial_fit`` declares them) and requires two classes.
@@ -110,13 +113,24 @@ class Classification(Task):
             )
         X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES)
         check_float32_range(X, "X")
-        check_classification_targets(y)
-        classes, codes = np.unique(y, return_inverse=True)
+        unlabelled = np.zeros(len(y), dtype=bool)
+        if is_classifier(estimator) and estimator.transductive is not None:
+            # y == -1, as sklearn.semi_supervised (also among string labels)
+            unlabelled = unlabelled_rows(y)
+            if unlabelled.all():
+                raise ValueError(
+                    "Every row of y is -1 (unlabelled); transductive inference "
+                    "needs at least one labelled row of each class."
+                )
+        check_classification_targets(y[~unlabelled])
+        classes, known = np.unique(y[~unlabelled], return_inverse=True)
         if classes_declared is not None:
             from ._online import declared_classes  # partial_fit's `classes`
 
             classes = declared_classes(classes_declared, classes)
-            codes = np.searchsorted(classes, y)
+            known = np.searchsorted(classes, y[~unlabelled])
+        codes = np.full(len(y), UNLABELLED, dtype=known.dtype)
+        codes[~unlabelled] = known
         estimator._seen_classes = classes  # recorded in the model's provenance
         if is_classifier(estimator):
             if classes.size < 2:
@@ -188,6 +202,8 @@ class Regression(Task):
             "unknown_label": [None],
             "rejection_rate": [None],
             "replay_per_class": [None],  # no partial_fit
+            "transductive": [None],
+            "transductive_params": [None],
         }
 
     def validate(self, estimator, X, y, groups=None, classes_declared=None):

@@ -148,3 +148,23 @@ def test_calibration_survives_save_and_load(calibrated, tmp_path):
     )
     assert a.unknown_threshold_ == b.unknown_threshold_
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_transductive_scores_take_no_temperature_and_no_open_set(calibrated):
+    support = _support(range(28, 33))
+    queries = np.flatnonzero(np.isin(y, range(28, 33)))[-20:]
+    rows = np.concatenate([support, queries])
+    labels = np.concatenate([y[support], np.full(queries.size, -1)])
+    clf = FewShotClassifier(pretrained=calibrated, transductive="bdcspn")
+    clf.fit(X[rows], labels)
+    assert clf.temperature_ == 1.0
+    expected = softmax(clf.decision_function(X[queries]), axis=1)
+    np.testing.assert_allclose(clf.predict_proba(X[queries]), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown_label does not apply"):
+        FewShotClassifier(
+            pretrained=calibrated, transductive="bdcspn", unknown_label=-2
+        ).fit(X[rows], labels)
+    with pytest.raises(ValueError, match="partial_fit does not apply"):
+        FewShotClassifier(pretrained=calibrated, transductive="bdcspn").partial_fit(
+            X[rows], labels
+        )

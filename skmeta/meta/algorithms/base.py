@@ -139,6 +139,9 @@ class Algorithm(ABC):
       meta-training episodes, so :meth:`meta_parameters` is given
       ``n_classes = n_way`` (not the number of base classes) and the model
       classifies at most that many classes.
+    - ``prototype_deployment``: deployment is nearest prototype on the
+      embedding, so the transductive methods (``skmeta.meta.transductive``)
+      apply to its models.
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -151,6 +154,7 @@ class Algorithm(ABC):
     settings: tuple[str, ...] = ()
     adaptation_settings: tuple[str, ...] = ()
     supports_regression: bool = False
+    prototype_deployment: bool = False
     episodic: bool = True
     regression: bool = False
     metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"

@@ -116,6 +116,7 @@ class ProtoNet(Algorithm):
     settings = ("distance", "feature_norm")
     adaptation_settings = ("feature_norm",)
     keeps_base_mean = True
+    prototype_deployment = True
 
     def __init__(
         self, distance: str = "euclidean", feature_norm: str | None = None

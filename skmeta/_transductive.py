@@ -1,0 +1,109 @@
+"""Transductive and semi-supervised inference in the estimators: rows labelled
+``-1`` are unlabelled (scikit-learn's ``sklearn.semi_supervised``
+convention), and a method of ``skmeta.meta.transductive`` labels them jointly
+with the labelled rows on the meta-model's embedding.
+
+``_base.py`` calls these when ``transductive`` is set; with the default
+(None) nothing here runs and ``-1`` is an ordinary label.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .meta.algorithms import ALGORITHMS
+from .meta.algorithms.base import map_tensors
+from .meta.transductive import TRANSDUCTIVE, TransductiveMethod, make_transductive
+
+__all__ = [
+    "UNLABELLED",
+    "check_transductive",
+    "transduce",
+    "transductive_scores",
+    "unlabelled_rows",
+]
+
+UNLABELLED = -1
+
+
+def unlabelled_rows(y: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of `y` labelled ``-1`` (never true for string
+    labels other than the integer -1 in an object array)."""
+    if y.dtype.kind in "iuf":
+        return y == UNLABELLED
+    if y.dtype.kind == "O":
+        return np.fromiter(
+            (isinstance(v, int | float | np.number) and v == UNLABELLED for v in y),
+            dtype=bool,
+            count=len(y),
+        )
+    return np.zeros(len(y), dtype=bool)
+
+
+def check_transductive(estimator, method: str) -> TransductiveMethod | None:
+    """The transductive method `estimator` asks for with a model of `method`,
+    or None for inductive inference.
+
+    Raises ``ValueError`` for `transductive_params` without `transductive`,
+    for settings the method does not take, and for a `method` whose
+    deployment is not nearest prototype on the embedding. An estimator that
+    never adapts (the extractor) warns that the setting is unused.
+    """
+    name, params = estimator.transductive, estimator.transductive_params
+    if name is None:
+        if params is not None:
+            raise ValueError(
+                f"transductive_params={params!r} is set but transductive=None; "
+                f"set transductive to one of {list(TRANSDUCTIVE)}, or leave "
+                "transductive_params=None."
+            )
+        return None
+    transducer = make_transductive(name, **(params or {}))  # bad settings fail here
+    if not estimator._adapts:
+        warnings.warn(
+            f"transductive={name!r} is ignored: {type(estimator).__name__} does "
+            "not classify (it only embeds), so it has no rows to label. Leave "
+            "transductive=None.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return None
+    if not ALGORITHMS[method].prototype_deployment:
+        takers = [m for m, cls in ALGORITHMS.items() if cls.prototype_deployment]
+        raise ValueError(
+            f"transductive={name!r} applies to methods that classify by nearest "
+            f"prototype on the embedding ({', '.join(takers)}); method={method!r} "
+            "does not. Leave transductive=None, or use one of those methods."
+        )
+    return transducer
+
+
+def transduce(estimator, X: np.ndarray, codes: np.ndarray) -> None:
+    """Embed X, run the transductive method on its labelled rows (`codes` >=
+    0) and unlabelled rows (-1); set ``adapted_`` and ``transduction_``."""
+    device = estimator._device()
+    embeddings = torch.from_numpy(estimator.meta_model_.transform(X, device))
+    unlabelled = codes == UNLABELLED
+    state = estimator._transducer.fit(
+        embeddings[~unlabelled],
+        torch.from_numpy(codes[~unlabelled]).long(),
+        embeddings[unlabelled],
+        len(estimator.classes_),
+    )
+    estimator.adapted_ = map_tensors(lambda t: t.detach().cpu(), state)
+    inferred = codes.copy()
+    inferred[unlabelled] = state["unlabelled_scores"].argmax(1).numpy()
+    estimator.transduction_ = estimator.classes_[inferred]
+
+
+def transductive_scores(estimator, X: np.ndarray) -> np.ndarray:
+    """Class scores of rows X with the fitted transductive state, float32,
+    shape (n_samples, n_classes)."""
+    embeddings = estimator.meta_model_.transform(X, estimator._device())
+    scores = estimator._transducer.predict(
+        estimator.adapted_, torch.from_numpy(embeddings)
+    )
+    return scores.float().numpy()

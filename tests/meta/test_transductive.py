@@ -1,0 +1,214 @@
+"""The transductive methods on synthetic embeddings (skmeta.meta.transductive)."""
+
+import inspect
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from skmeta.meta.transductive import TRANSDUCTIVE, make_transductive
+from skmeta.meta.transductive.base import class_means, squared_distances
+from skmeta.meta.transductive.laplacianshot import knn_graph
+from skmeta.meta.transductive.ptmap import sinkhorn
+
+N_CLASSES, DIM = 4, 16
+FAST = {"n_iter": 200}  # TIM's 1,000 Adam steps cut where speed matters
+
+
+def make_task(seed, counts, outlier=3.0):
+    """Gaussian classes whose one labelled row each lies `outlier` away from
+    the class centre, so the support prototypes are biased and the unlabelled
+    rows (`counts` per class) show where the classes are."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 3.0 * torch.eye(N_CLASSES, DIM) + 2.0
+    directions = F.normalize(torch.randn(N_CLASSES, DIM, generator=g), dim=1)
+    support = centres + outlier * directions
+    rows = [
+        centres[c] + 0.7 * torch.randn(k, DIM, generator=g)
+        for c, k in enumerate(counts)
+    ]
+    labels = [torch.full((k,), c) for c, k in enumerate(counts)]
+    return support, torch.arange(N_CLASSES), torch.cat(rows), torch.cat(labels)
+
+
+def accuracy(scores, labels):
+    return (scores.argmax(1) == labels).double().mean().item()
+
+
+def inductive_accuracy(support, support_y, rows, labels):
+    protos = class_means(support.double(), support_y, N_CLASSES)
+    return accuracy(-squared_distances(rows.double(), protos), labels)
+
+
+def mean_accuracies(name, counts, seeds=range(4), **settings):
+    method = make_transductive(name, **settings)
+    ours, base = [], []
+    for seed in seeds:
+        support, support_y, rows, labels = make_task(seed, counts)
+        state = method.fit(support, support_y, rows, N_CLASSES)
+        ours.append(accuracy(state["unlabelled_scores"], labels))
+        base.append(inductive_accuracy(support, support_y, rows, labels))
+    return sum(ours) / len(ours), sum(base) / len(base)
+
+
+def test_registry_names_and_settings():
+    assert list(TRANSDUCTIVE) == [
+        "bdcspn",
+        "tim",
+        "alpha-tim",
+        "laplacianshot",
+        "ptmap",
+    ]
+    for name, cls in TRANSDUCTIVE.items():
+        assert cls.name == name and cls.summary
+        assert set(cls.settings) == set(inspect.signature(cls).parameters)
+
+
+@pytest.mark.parametrize("name", list(TRANSDUCTIVE))
+def test_unlabelled_rows_correct_biased_prototypes(name):
+    ours, base = mean_accuracies(name, [25] * N_CLASSES)
+    assert base < 0.93  # the outlying labelled rows mislead the inductive rule
+    assert ours >= base + 0.02
+
+
+def test_alpha_tim_is_robust_to_imbalanced_unlabelled_rows():
+    counts = [60, 25, 10, 5]
+    tim, base = mean_accuracies("tim", counts)
+    alpha_tim, _ = mean_accuracies("alpha-tim", counts)
+    assert tim < base - 0.1  # TIM's marginal entropy pushes towards balance
+    assert alpha_tim > tim + 0.1 and alpha_tim > base - 0.03
+
+
+def test_tim_closed_form_gradient_equals_autograd():
+    g = torch.Generator().manual_seed(1)
+    support = F.normalize(torch.randn(6, 7, generator=g, dtype=torch.float64), dim=1)
+    rows = F.normalize(torch.randn(9, 7, generator=g, dtype=torch.float64), dim=1)
+    targets = F.one_hot(torch.tensor([0, 1, 2, 0, 1, 2]), 3).double()
+    weights = torch.randn(3, 7, generator=g, dtype=torch.float64)
+    for method in (
+        make_transductive("tim"),
+        make_transductive("alpha-tim"),
+        make_transductive("alpha-tim", alpha=3.0, loss_weights=(0.5, 2.0, 1.0)),
+    ):
+        for shots in (1, 5):
+            leaf = weights.clone().requires_grad_(True)
+            loss = method.loss(leaf, support, targets, rows, shots)
+            (expected,) = torch.autograd.grad(loss, leaf)
+            got = method.gradient(weights, support, targets, rows, shots)
+            torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+            no_rows = method.gradient(weights, support, targets, rows[:0], shots)
+            leaf = weights.clone().requires_grad_(True)
+            loss = method.loss(leaf, support, targets, rows[:0], shots)
+            torch.testing.assert_close(no_rows, torch.autograd.grad(loss, leaf)[0])
+
+
+def test_alpha_tim_order_follows_the_shots():
+    method = make_transductive("alpha-tim")
+    assert [method.order(k) for k in (1, 3, 5, 10)] == [2.0, 5.0, 7.0, 7.0]
+    assert make_transductive("alpha-tim", alpha=4.0).order(1) == 4.0
+
+
+@pytest.mark.parametrize("name", list(TRANSDUCTIVE))
+def test_shapes_determinism_and_class_relabelling(name):
+    settings = FAST if "tim" in name else {}
+    method = make_transductive(name, **settings)
+    support, support_y, rows, _ = make_task(0, [7, 5, 6, 4])
+    state = method.fit(support, support_y, rows, N_CLASSES)
+    again = method.fit(support, support_y, rows, N_CLASSES)
+    assert state["unlabelled_scores"].shape == (22, N_CLASSES)
+    assert state["unlabelled_scores"].dtype == torch.float64
+    for key in state:
+        assert torch.equal(state[key], again[key]), key
+    new = rows[:5] + 0.1
+    scores = method.predict(state, new)
+    assert scores.shape == (5, N_CLASSES) and torch.isfinite(scores).all()
+    # naming the classes otherwise permutes the score columns, nothing else
+    perm = torch.tensor([2, 0, 3, 1])
+    relabelled = method.fit(support, perm[support_y], rows, N_CLASSES)
+    torch.testing.assert_close(
+        relabelled["unlabelled_scores"][:, perm], state["unlabelled_scores"]
+    )
+    torch.testing.assert_close(method.predict(relabelled, new)[:, perm], scores)
+
+
+@pytest.mark.parametrize("name", ["bdcspn", "tim", "alpha-tim"])
+def test_predict_on_the_unlabelled_rows_is_the_transduction(name):
+    method = make_transductive(name, **(FAST if "tim" in name else {}))
+    support, support_y, rows, _ = make_task(1, [5] * N_CLASSES)
+    state = method.fit(support, support_y, rows, N_CLASSES)
+    torch.testing.assert_close(method.predict(state, rows), state["unlabelled_scores"])
+
+
+@pytest.mark.parametrize("name", list(TRANSDUCTIVE))
+def test_no_unlabelled_rows(name):
+    method = make_transductive(name, **(FAST if "tim" in name else {}))
+    support, support_y, rows, _ = make_task(2, [5] * N_CLASSES)
+    state = method.fit(support, support_y, rows[:0], N_CLASSES)
+    assert state["unlabelled_scores"].shape == (0, N_CLASSES)
+    scores = method.predict(state, rows)
+    assert scores.shape == (20, N_CLASSES) and torch.isfinite(scores).all()
+    # the labelled rows are classified as labelled
+    assert torch.equal(method.predict(state, support).argmax(1), support_y)
+
+
+def test_bdcspn_without_unlabelled_rows_is_cosine_nearest_mean():
+    support, support_y, rows, _ = make_task(3, [5] * N_CLASSES)
+    method = make_transductive("bdcspn")
+    state = method.fit(support, support_y, rows[:0], N_CLASSES)
+    cosine = F.normalize(rows.double(), dim=1) @ F.normalize(support.double(), dim=1).T
+    torch.testing.assert_close(method.predict(state, rows), 10 * cosine)
+
+
+def test_laplacianshot_graph_and_zero_weight():
+    rows = torch.randn(12, 5, generator=torch.Generator().manual_seed(0)).double()
+    graph = knn_graph(rows, 2, exclude_self=True)
+    assert graph.sum(1).tolist() == [2.0] * 12 and graph.diagonal().sum() == 0
+    nearest = squared_distances(rows, rows).fill_diagonal_(float("inf")).argmin(1)
+    assert graph[torch.arange(12), nearest].all()
+    # lambda = 0: no Laplacian term, nearest rectified prototype
+    support, support_y, unlabelled, _ = make_task(0, [6] * N_CLASSES)
+    state = make_transductive("laplacianshot", lam=0.0).fit(
+        support, support_y, unlabelled, N_CLASSES
+    )
+    assert torch.allclose(
+        F.softmax(state["unlabelled_scores"], 1), state["assignments"]
+    )
+
+
+def test_sinkhorn_meets_its_marginals():
+    g = torch.Generator().manual_seed(0)
+    cost = torch.rand(30, 3, generator=g, dtype=torch.float64)
+    columns = torch.tensor([10.0, 15.0, 5.0], dtype=torch.float64)
+    plan = sinkhorn(cost, columns, lam=10.0, tol=1e-9)
+    torch.testing.assert_close(plan.sum(1), torch.ones(30, dtype=torch.float64))
+    torch.testing.assert_close(plan.sum(0), columns)
+    # a tolerance stops it earlier, rows then within it
+    rough = sinkhorn(cost, columns, lam=10.0, tol=1e-2)
+    assert (rough.sum(1) - 1).abs().max() < 2e-2
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: make_transductive("nope"), "transductive='nope' is unknown"),
+        (lambda: make_transductive("tim", lam=1.0), "does not take: it takes"),
+        (lambda: make_transductive("tim", lr=0.0), "lr must be > 0"),
+        (lambda: make_transductive("alpha-tim", alpha=1.0), "alpha must be"),
+        (lambda: make_transductive("ptmap", alpha=2.0), "alpha in"),
+        (lambda: make_transductive("laplacianshot", knn=0), "knn"),
+        (lambda: make_transductive("bdcspn", temperature=-1), "temperature"),
+        (lambda: make_transductive("tim", loss_weights=(1, 1)), "3 numbers"),
+    ],
+)
+def test_bad_settings(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("name", list(TRANSDUCTIVE))
+def test_every_class_needs_a_labelled_row(name):
+    support, _, rows, _ = make_task(0, [3] * N_CLASSES)
+    with pytest.raises(ValueError, match=r"classes \[3\] have none"):
+        make_transductive(name).fit(support[:3], torch.arange(3), rows, N_CLASSES)
+    with pytest.raises(ValueError, match="features"):
+        make_transductive(name).fit(support, torch.arange(4), rows[:, :3], N_CLASSES)
