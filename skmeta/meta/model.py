@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 from . import accel, inference, io, shipping
 from .algorithms import Algorithm, make_algorithm
+from .model_records import ModelRecords
 from .net import MetaNet, build_net
 
 __all__ = ["MetaModel"]
@@ -29,7 +29,7 @@ def _json_roundtrip(value):
     return json.loads(json.dumps(io.thawed(value), default=io.json_value))
 
 
-class MetaModel:
+class MetaModel(ModelRecords):
     """What meta-training produces, immutable once built.
 
     Build one with :class:`~skmeta.MetaFeatureExtractor` or
@@ -353,84 +353,3 @@ class MetaModel:
             input_normalization,
             pixel_range,
         )
-
-    def summary(self) -> str:
-        """A few lines for people: method, backbone, shapes, meta-training, and
-        where the model came from (versions, date, data, classes)."""
-        from .provenance import summary
-
-        return summary(self)
-
-    def with_evaluation(self, evaluation: Mapping) -> MetaModel:
-        """This model with one more entry in ``config["evaluations"]``.
-
-        The weights are shared, not copied; the model itself is unchanged.
-
-        Parameters
-        ----------
-        evaluation : mapping
-            E.g. :func:`~skmeta.meta.model_card.evaluation_record`'s result:
-            ``task``, ``mean``, ``ci95``, ``n_episodes``, ``data``.
-
-        Returns
-        -------
-        MetaModel
-        """
-        config = self.thawed_config()
-        config["evaluations"] = [*config.get("evaluations", []), dict(evaluation)]
-        return MetaModel(self._state, config, self._history, self._backbone)
-
-    # -- files ------------------------------------------------------------
-    def save(self, path: str | Path, card: bool = False) -> None:
-        """Write the model to a safetensors file (weights + JSON metadata).
-
-        Loading it back never executes code from the file (:mod:`.io`).
-
-        Parameters
-        ----------
-        path : str or Path
-        card : bool, default=False
-            Also write its model card (Markdown: what it is, its
-            meta-training, data, evaluations and calibration, how to use it)
-            beside it, as `path` with the suffix ``.md``
-            (:mod:`~skmeta.meta.model_card`).
-        """
-        io.save(self, path)
-        if card:
-            from .model_card import card_path, model_card
-
-            card_path(path).write_text(model_card(self, Path(path).name))
-
-    @classmethod
-    def load(cls, path: str | Path, backbone: Callable | None = None) -> MetaModel:
-        """Read a model written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or Path
-        backbone : callable or torch.nn.Module, optional
-            Needed when the model was trained with a custom backbone: the same
-            ``torch.nn.Module`` class or factory, or a module of the same
-            architecture (the file holds only weights). Models made by
-            :meth:`from_module` need it too.
-
-        Returns
-        -------
-        MetaModel
-
-        Raises
-        ------
-        FileNotFoundError
-            If `path` does not exist.
-        ValueError
-            If the file is not a skmeta model (corrupt, or another format).
-        """
-        return io.load(path, backbone)
-
-    def thawed_config(self) -> dict:
-        """The config as plain (mutable) dicts and lists, a copy."""
-        return io.thawed(self._config)
-
-    def thawed_history(self) -> list:
-        """The history as plain (mutable) dicts, a copy."""
-        return io.thawed(self._history)
