@@ -24,10 +24,10 @@ from ._checks import (
     resolve_device,
     warn_if_still_improving,
 )
+from ._method_settings import MethodSettings
 from ._parameters import (
     META_TRAINING_PARAMETERS,
     PARAMETER_CONSTRAINTS,
-    TOP_LEVEL_SETTINGS,
 )
 from ._tasks import CLASSIFICATION
 from ._transductive import (
@@ -36,13 +36,13 @@ from ._transductive import (
     transduce,
     transductive_scores,
 )
-from .meta.algorithms import ALGORITHMS, make_algorithm
+from .meta.algorithms import ALGORITHMS
 from .meta.checkpoint import recorded_seed
 from .meta.model import MetaModel
 from .meta.train import TrainSettings, meta_train
 
 
-class MetaEstimator(BaseEstimator):
+class MetaEstimator(MethodSettings, BaseEstimator):
     """Base class of the skmeta estimators: one set of parameters, one fit flow.
 
     The parameters are documented in ``FewShotClassifier``. Subclasses set
@@ -182,86 +182,6 @@ class MetaEstimator(BaseEstimator):
         if isinstance(self.pretrained, MetaModel) or isinstance(self.backbone, str):
             return None
         return self.backbone
-
-    def _given_settings(self, method: str) -> dict:
-        """The method settings set here (as parameters or in `method_params`);
-        one that `method` does not take is refused."""
-        given = {
-            name: getattr(self, name)
-            for name in TOP_LEVEL_SETTINGS
-            if getattr(self, name) is not None
-        }
-        extra = dict(self.method_params or {})
-        twice = sorted(given.keys() & extra.keys())
-        if twice:
-            raise ValueError(
-                f"{', '.join(twice)} given both as a parameter and in method_params; "
-                "give each setting once."
-            )
-        accepted = ALGORITHMS[method].settings
-        takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
-        for name, value in given.items():
-            if name not in accepted:
-                others = [
-                    m for m in self._task.methods() if name in ALGORITHMS[m].settings
-                ]
-                takers = (
-                    f"methods that take {name}: {', '.join(others)}"
-                    if others
-                    else f"no {self._task.name} method takes {name}"
-                )
-                raise ValueError(
-                    f"{name}={value!r} does not apply to method={method!r} ({takes}); "
-                    f"{takers}. Leave {name}=None."
-                )
-        unknown = sorted(set(extra) - set(accepted))
-        if unknown:
-            raise ValueError(
-                f"method_params has {', '.join(map(repr, unknown))}, which "
-                f"method={method!r} does not take: {takes}. See "
-                "skmeta.available_methods() for the methods."
-            )
-        return {**given, **extra}
-
-    def _training_settings(self, method: str) -> dict:
-        """Settings to meta-train `method` with (checked by building it)."""
-        accepted = ALGORITHMS[method].settings
-        settings = {
-            **{k: v for k, v in self._task.default_settings.items() if k in accepted},
-            **self._given_settings(method),
-        }
-        if self._task.regression:
-            settings["regression"] = True
-        make_algorithm(method, **settings)  # bad values fail before meta-training
-        return settings
-
-    def _adaptation_settings(self, model: MetaModel) -> tuple[dict, list[str]]:
-        """Overrides of the pretrained model's method settings for adaptation,
-        and the settings given that only meta-training would use.
-
-        Settings fixed by meta-training must equal the model's, or are refused.
-        """
-        recorded = model.config["method_params"]
-        method = ALGORITHMS[model.method]
-        overrides, ignored = {}, []
-        for name, value in self._given_settings(model.method).items():
-            if name in method.adaptation_settings and not self._adapts:
-                ignored.append(f"{name}={value!r}")
-            elif name in method.adaptation_settings:
-                overrides[name] = value
-            elif name == "inner_lr":  # Meta-SGD: its learnt rates adapt
-                raise ValueError(
-                    f"inner_lr does not apply to a pretrained {model.method!r} model: "
-                    "it adapts with its meta-learnt per-weight learning rates. "
-                    "Leave inner_lr=None."
-                )
-            elif value != recorded.get(name):
-                raise ValueError(
-                    f"{name}={value!r} differs from the pretrained model's "
-                    f"{recorded.get(name)!r}; it is fixed by meta-training. Leave "
-                    f"{name}=None to use the model's, or meta-train anew."
-                )
-        return overrides, ignored
 
     def _check_pretrained(self, model: MetaModel, n_features: int) -> MetaModel:
         """Refuse a pretrained model that does not fit X or the parameters."""

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.special import softmax
 from sklearn.base import ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
-from ._online import classifier_partial_fit, mask_classes_without_rows, record_support
-from .meta.calibration import known_score_threshold
+from ._classifier_outputs import ClassifierOutputs
+from ._online import classifier_partial_fit, record_support
 
 __all__ = ["FewShotClassifier"]
 
 
-class FewShotClassifier(ClassifierMixin, MetaEstimator):
+class FewShotClassifier(ClassifierOutputs, ClassifierMixin, MetaEstimator):
     """Few-shot classifier: learns new classes from a few examples each.
 
     With ``pretrained=``, :meth:`fit` only adapts the meta-trained model to the
@@ -345,40 +342,6 @@ default=None
         record_support(self, X, codes)
         return self
 
-    def _set_open_set(self) -> None:
-        """The temperature of the model, and the open-set threshold."""
-        record = self.meta_model_.config.get("calibration")
-        if self.transductive is not None:  # scores of another scale than those
-            record = None  # the temperature and thresholds were fitted to
-            if self.unknown_label is not None:
-                raise ValueError(
-                    "unknown_label does not apply with transductive="
-                    f"{self.transductive!r}: the open-set threshold was measured "
-                    "on the model's inductive scores. Leave one of them None."
-                )
-        self.temperature_ = 1.0 if record is None else float(record["temperature"])
-        if self.unknown_label is None:
-            if self.rejection_rate is not None:
-                raise ValueError(
-                    f"rejection_rate={self.rejection_rate!r} applies only with "
-                    "unknown_label; set unknown_label (e.g. -1) or leave "
-                    "rejection_rate=None."
-                )
-            return
-        if record is None:
-            raise ValueError(
-                "unknown_label needs a model meta-trained with calibrate=True (or "
-                "early_stopping=True), which records the scores of known-class "
-                "queries on held-out classes; this model has none."
-            )
-        if np.any(self.classes_ == self.unknown_label):
-            raise ValueError(
-                f"unknown_label={self.unknown_label!r} is one of the classes in "
-                "y; choose a label that is not."
-            )
-        rate = 0.05 if self.rejection_rate is None else self.rejection_rate
-        self.unknown_threshold_ = known_score_threshold(record, rate)
-
     def partial_fit(self, X, y, classes=None):
         """Add support rows, of known or new classes, without refitting.
 
@@ -418,72 +381,3 @@ default=None
             The classifier, adapted to every row so far.
         """
         return classifier_partial_fit(self, X, y, classes)
-
-    def _outputs(self, X):
-        return mask_classes_without_rows(self, super()._outputs(X))
-
-    def decision_function(self, X):
-        """Class scores of X, higher for more likely classes.
-
-        For ProtoNet, minus the squared distances to the prototypes.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query rows.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes), or (n_samples,) with 2 classes
-            The scores, float32 like the network; with 2 classes, the score of
-            ``classes_[1]`` minus that of ``classes_[0]``.
-        """
-        check_is_fitted(self)
-        logits = self._outputs(X)
-        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
-
-    def predict_proba(self, X):
-        """Class probabilities (softmax of the class scores).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query rows.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-            Probabilities of ``classes_``, each row summing to 1: the softmax
-            of the class scores divided by ``temperature_`` (calibrated on
-            held-out classes when the model was meta-trained with
-            `calibrate`).
-        """
-        check_is_fitted(self)
-        return softmax(self._outputs(X) / np.float32(self.temperature_), axis=1)
-
-    def predict(self, X):
-        """Label of the most likely class for each row of X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Query rows.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            Labels from ``classes_``, or `unknown_label` for the queries whose
-            best score is below ``unknown_threshold_``.
-        """
-        check_is_fitted(self)
-        scores = self._outputs(X)
-        best = scores.argmax(axis=1)
-        if self.unknown_label is None:
-            return self.classes_[best]
-        unknown = np.asarray([self.unknown_label])
-        dtype = np.result_type(self.classes_, unknown)
-        if dtype.kind != self.classes_.dtype.kind:  # never numbers as strings
-            dtype = object
-        labels = np.concatenate([self.classes_.astype(dtype), unknown.astype(dtype)])
-        rejected = scores.max(axis=1) < self.unknown_threshold_
-        return labels[np.where(rejected, len(self.classes_), best)]
