@@ -130,7 +130,7 @@ def main() -> None:
     )
     path = RESULTS / "omniglot_methods.json"
     report = json.loads(path.read_text()) if path.exists() else {"rows": {}}
-    report["protocol"] = {
+    protocol = {
         "episodes": args.episodes,
         "lake_runs": args.runs,
         "n_query": N_QUERY,
@@ -149,6 +149,7 @@ def main() -> None:
                 "transductive": transductive,
                 "meta_training_minutes": training.get("elapsed", float("nan")) / 60,
                 "n_iter": training.get("n_iter"),
+                "protocol": protocol,
                 "scores": {},
             }
             for key, eps in episodes.items():
@@ -170,11 +171,11 @@ def main() -> None:
 def table(report: dict) -> str:
     keys = ["5w1s", "5w5s", "20w1s", "20w5s", "lake20w1s"]
     head = (
-        "| model | deployment | meta-training | "
+        "| model | deployment | meta-training | episodes, Lake runs | "
         + " | ".join(keys)
         + " | s/episode (20w1s) |"
     )
-    lines = [head, "|" + "---|" * (len(keys) + 4)]
+    lines = [head, "|" + "---|" * (len(keys) + 5)]
     rows = sorted(
         report["rows"].items(), key=lambda kv: kv[1]["transductive"] is not None
     )
@@ -189,6 +190,7 @@ def table(report: dict) -> str:
         lines.append(
             f"| {name.split(' + ')[0]} | {r['transductive'] or 'inductive'} | "
             f"{r['meta_training_minutes']:.1f} min, {r['n_iter']} it | "
+            f"{r['protocol']['episodes']}, {r['protocol']['lake_runs']} | "
             + " | ".join(cells)
             + f" | {'' if speed is None else f'{speed:.3f}'} |"
         )
