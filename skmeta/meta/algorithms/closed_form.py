@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
 from .base import AdaptationDiverged, Algorithm, TaskBatch
+from .protonet import embed_support_and_query
 
 __all__ = ["ClosedFormHeadMethod", "one_vs_rest_targets", "ridge_head", "svm_head"]
 
@@ -277,11 +278,8 @@ class ClosedFormHeadMethod(Algorithm):
         return scale * (query.double() @ weight.mT + bias.unsqueeze(-2))
 
     def loss(self, net: MetaNet, batch: TaskBatch):
-        n_tasks, n_support, n_features = batch.support_x.shape
-        support = net(batch.support_x.reshape(-1, n_features))
-        query = net(batch.query_x.reshape(-1, n_features))
-        support = support.view(n_tasks, n_support, -1)
-        query = query.view(n_tasks, -1, support.shape[-1])
+        n_tasks = batch.n_tasks
+        support, query = embed_support_and_query(net, batch)
         weight, bias = self.solve(support, batch.support_y, batch.n_way)
         logits = self._logits(net, query, weight, bias).float()
         logits = logits.reshape(-1, batch.n_way)

@@ -14,7 +14,13 @@ from ..net import MetaNet, embed_rows
 from .base import Algorithm, TaskBatch
 from .feature_norm import check_feature_norm, normalize_features, stored_base_mean
 
-__all__ = ["ProtoNet", "prototype_logits", "prototypes", "prototypes_of_tasks"]
+__all__ = [
+    "ProtoNet",
+    "embed_support_and_query",
+    "prototype_logits",
+    "prototypes",
+    "prototypes_of_tasks",
+]
 
 DISTANCES = ("euclidean", "cosine")
 
@@ -57,6 +63,28 @@ def prototypes_of_tasks(
     sums.index_add_(1, labels, embeddings)
     counts = torch.bincount(labels, minlength=n_classes).clamp_min(1)
     return sums / counts.unsqueeze(1).to(embeddings.dtype)
+
+
+def embed_support_and_query(net, batch: TaskBatch):
+    """Embeddings of a meta-batch's support and query rows, in two passes.
+
+    Two passes (as easyfsl and LibFewShot do), so in training batch norm
+    normalises each set with its own statistics. One pass over both is the
+    same method, but its activations are twice as large: past glibc's 32 MiB
+    mmap ceiling (20-way 5-shot 5-query on 28x28 max-pool Conv4: 40 MB), every
+    step then page-faults its memory in afresh, 1.46x slower
+    (benchmarks/README.md).
+
+    Returns
+    -------
+    support : Tensor of shape (n_tasks, n_support, dim)
+    query : Tensor of shape (n_tasks, n_query_rows, dim)
+    """
+    n_tasks, n_support, n_features = batch.support_x.shape
+    support = net(batch.support_x.reshape(-1, n_features))
+    query = net(batch.query_x.reshape(-1, n_features))
+    support = support.view(n_tasks, n_support, -1)
+    return support, query.view(n_tasks, -1, support.shape[-1])
 
 
 def prototype_logits(
@@ -136,17 +164,8 @@ class ProtoNet(Algorithm):
         return net.extra["scale"] if self.distance == "cosine" else None
 
     def loss(self, net: MetaNet, batch: TaskBatch):
-        n_tasks, n_support, n_features = batch.support_x.shape
-        # Support and query rows in two passes (as easyfsl and LibFewShot do),
-        # so in training batch norm normalises each set with its own statistics.
-        # One pass over both is the same method, but its activations are twice
-        # as large: past glibc's 32 MiB mmap ceiling (20-way 5-shot 5-query on
-        # 28x28 max-pool Conv4: 40 MB), every step then page-faults its memory
-        # in afresh, 1.46x slower (benchmarks/README.md).
-        support = net(batch.support_x.reshape(-1, n_features))
-        query = net(batch.query_x.reshape(-1, n_features))
-        support = support.view(n_tasks, n_support, -1)
-        query = query.view(n_tasks, -1, support.shape[-1])
+        n_tasks = batch.n_tasks
+        support, query = embed_support_and_query(net, batch)
         # Support rows are class-major with equal shots: mean over the shot axis.
         protos = support.view(n_tasks, batch.n_way, -1, support.shape[-1]).mean(2)
         logits = prototype_logits(query, protos, self.distance, self._scale(net))
