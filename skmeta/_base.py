@@ -71,7 +71,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         n_way=None,
         k_shot=None,
         n_query=None,
-        meta_batch_size=1,
+        meta_batch_size=None,
         max_iter=1000,
         learning_rate=1e-3,
         max_grad_norm=None,
@@ -296,7 +296,8 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             backbone_params=self.backbone_params,
             class_augmentation=self.class_augmentation,
             augmentation=self.augmentation,
-            meta_batch_size=self.meta_batch_size,
+            meta_batch_size=self.meta_batch_size
+            or self._task.default_meta_batch_size(labels),
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_grad_norm=self.max_grad_norm,

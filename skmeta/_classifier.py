@@ -142,8 +142,10 @@ default=None
         20-way, 5-shot and 15 queries, fewer when the data have too few classes
         or samples per class. Values you set are honoured or refused with an
         error.
-    meta_batch_size : int, default=1
-        Episodes per meta-update.
+    meta_batch_size : int, default=None
+        Episodes per meta-update. None: 1 for classification; for regression
+        (:class:`FewShotRegressor`), 25 tasks when `groups` holds several
+        (MAML's sine-wave setting), else 1.
     max_iter : int, default=1000
         Number of meta-updates.
     learning_rate : float, default=1e-3

@@ -218,7 +218,7 @@ def _settings(ext, model, codes: np.ndarray) -> TrainSettings:
         **network_settings(model),
         class_augmentation=ext.class_augmentation,
         augmentation=ext.augmentation,
-        meta_batch_size=ext.meta_batch_size,
+        meta_batch_size=ext.meta_batch_size or 1,
         max_iter=ext.max_iter,
         learning_rate=ext.learning_rate,
         max_grad_norm=ext.max_grad_norm,

@@ -72,7 +72,7 @@ PARAMETER_CONSTRAINTS = {
     "n_way": [Interval(Integral, 2, None, closed="left"), None],
     "k_shot": [Interval(Integral, 1, None, closed="left"), None],
     "n_query": [Interval(Integral, 1, None, closed="left"), None],
-    "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
+    "meta_batch_size": [Interval(Integral, 1, None, closed="left"), None],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     # above ~1e37, Adam's float32 step overflows inside torch
     "learning_rate": [Interval(Real, 0, 1e30, closed="neither")],

@@ -63,10 +63,10 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         Rows of a task used to adapt (support) and to score the adaptation
         (query) in meta-training. None: up to 10 and 10, fewer for small tasks.
     meta_batch_size, max_iter, learning_rate : see FewShotClassifier
-        As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks.
-        Regression wants many per meta-update: on sine waves,
-        ``meta_batch_size=25`` alone brings the 5-shot MSE of the defaults
-        from 1.33 to 0.56 (``benchmarks/results/defaults.md``).
+        As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks,
+        and None means 25 when `groups` holds several tasks, else 1. On sine
+        waves, one task per meta-update left the defaults at a 5-shot MSE of
+        1.33, against 0.56 with 25 (``benchmarks/results/defaults.md``).
     max_grad_norm, early_stopping : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     calibrate : {"auto", False}, default="auto"

@@ -236,3 +236,11 @@ def test_threads_sharing_one_model_predict_as_one_thread(blobs, method):
     for thread, results in enumerate(got):
         for i, have in zip(range(thread, n_jobs, 4), results, strict=True):
             np.testing.assert_array_equal(have, expected[i])
+
+
+def test_meta_batch_size_none_is_one_episode_for_classification():
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(120, n_features=4, centers=6, random_state=0)
+    clf = FewShotClassifier(max_iter=2, random_state=0).fit(X, y)
+    assert clf.meta_model_.config["training"]["meta_batch_size"] == 1

@@ -164,5 +164,17 @@ def test_undertrained_meta_training_says_so():
 
     X, y, groups = make_sinusoid_tasks(200, 20, random_state=0)
     match = "max_iter=1000 while its meta-training loss was still falling"
-    with pytest.warns(ConvergenceWarning, match=match):
-        FewShotRegressor(random_state=0).fit(X, y, groups=groups)
+    with pytest.warns(ConvergenceWarning, match=match):  # one task per update
+        FewShotRegressor(meta_batch_size=1, random_state=0).fit(X, y, groups=groups)
+
+
+def test_meta_batch_size_none_is_25_tasks_with_groups_and_1_without():
+    X, y, groups = make_sinusoid_tasks(30, 8, random_state=0)
+    with_groups = FewShotRegressor(k_shot=4, n_query=4, max_iter=2, random_state=0)
+    training = with_groups.fit(X, y, groups=groups).meta_model_.config["training"]
+    assert training["meta_batch_size"] == 25
+    one_task = FewShotRegressor(k_shot=4, n_query=4, max_iter=2).fit(X, y)
+    assert one_task.meta_model_.config["training"]["meta_batch_size"] == 1
+    given = FewShotRegressor(k_shot=4, n_query=4, max_iter=2, meta_batch_size=3)
+    config = given.fit(X, y, groups=groups).meta_model_.config
+    assert config["training"]["meta_batch_size"] == 3
