@@ -257,6 +257,7 @@ def _evaluate(args) -> None:
         n_query=args.n_query,
         n_episodes=args.n_episodes,
         random_state=args.seed,
+        verbose=int(sys.stderr.isatty()),  # a progress bar on a terminal
     )
     task = f"{args.n_way}-way {args.k_shot}-shot"
     if args.record:

@@ -17,9 +17,11 @@ from numbers import Integral
 
 import numpy as np
 from joblib.parallel import get_active_backend
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import cross_val_score
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_scalar, column_or_1d
+from tqdm.auto import tqdm
 
 from ._ship_once import _is_local, ship_once
 from .meta.episodes import ClassIndex, sample_episodes
@@ -273,6 +275,7 @@ def episodic_score(
     cv=None,
     scoring=None,
     n_jobs=None,
+    verbose=0,
 ) -> EpisodicScore:
     """Few-shot accuracy as papers report it: mean and 95% CI over episodes.
 
@@ -310,6 +313,10 @@ def episodic_score(
         The episodes come from the splitter alone, so the scores are the same
         for any `n_jobs` and backend. The estimator's ``pretrained`` models
         reach each worker once (:func:`ship_once`).
+    verbose : int, default=0
+        Show progress when positive: a progress bar over the episodes when
+        they run in this process, joblib's progress lines when they run in
+        parallel.
 
     Returns
     -------
@@ -332,11 +339,38 @@ def episodic_score(
     backend, default_n_jobs = get_active_backend()
     sequential = (default_n_jobs if n_jobs is None else n_jobs) in (None, 1)
     local_and_sequential = sequential and _is_local(backend)
-    with nullcontext() if local_and_sequential else ship_once(estimator):
-        scores = cross_val_score(
-            estimator, X, y, cv=cv, scoring=scoring, n_jobs=n_jobs, error_score="raise"
-        )
+    bar = None
+    if verbose and local_and_sequential:  # a bar moved by each episode's score
+        total = cv.get_n_splits(X, y)
+        bar = tqdm(total=total, desc="episodes", unit="ep", leave=False)
+        scoring = _counted(check_scoring(estimator, scoring), bar)
+    try:
+        with nullcontext() if local_and_sequential else ship_once(estimator):
+            scores = cross_val_score(
+                estimator,
+                X,
+                y,
+                cv=cv,
+                scoring=scoring,
+                n_jobs=n_jobs,
+                error_score="raise",
+                verbose=0 if bar is not None else verbose,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
     ci95 = (
         1.96 * scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.nan
     )
     return EpisodicScore(float(scores.mean()), float(ci95), scores)
+
+
+def _counted(scorer, bar):
+    """`scorer`, advancing `bar` by one at each call (each episode)."""
+
+    def score(estimator, X, y):
+        value = scorer(estimator, X, y)
+        bar.update()
+        return value
+
+    return score

@@ -111,3 +111,21 @@ def test_episodic_score_in_loky_processes_equals_one_job(blob_model, blobs):
     expected = episodic_score(estimator, X[novel], y[novel], cv=cv, n_jobs=1)
     result = episodic_score(estimator, X[novel], y[novel], cv=cv, n_jobs=2)
     np.testing.assert_array_equal(result.scores, expected.scores)
+
+
+def test_episodic_score_verbose_shows_progress_and_changes_nothing(capsys):
+    from sklearn.datasets import make_blobs
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = make_blobs(200, centers=10, random_state=0)
+    knn = KNeighborsClassifier(n_neighbors=1)
+    quiet = episodic_score(knn, X, y, n_episodes=12, random_state=0)
+    capsys.readouterr()
+    shown = episodic_score(knn, X, y, n_episodes=12, random_state=0, verbose=1)
+    assert "episodes" in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet.scores, shown.scores)
+    parallel = episodic_score(
+        knn, X, y, n_episodes=12, random_state=0, verbose=1, n_jobs=2
+    )
+    assert "Done" in capsys.readouterr().err  # joblib's progress lines
+    np.testing.assert_array_equal(quiet.scores, parallel.scores)
