@@ -12,10 +12,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
 
+from .meta import inference
 from .meta.algorithms import ALGORITHMS
-from .meta.algorithms.base import map_tensors
 from .meta.transductive import TRANSDUCTIVE, TransductiveMethod, make_transductive
 
 __all__ = [
@@ -84,26 +83,26 @@ def check_transductive(estimator, method: str) -> TransductiveMethod | None:
 def transduce(estimator, X: np.ndarray, codes: np.ndarray) -> None:
     """Embed X, run the transductive method on its labelled rows (`codes` >=
     0) and unlabelled rows (-1); set ``adapted_`` and ``transduction_``."""
-    device = estimator._device()
-    embeddings = torch.from_numpy(estimator.meta_model_.transform(X, device))
-    unlabelled = codes == UNLABELLED
-    state = estimator._transducer.fit(
-        embeddings[~unlabelled],
-        torch.from_numpy(codes[~unlabelled]).long(),
-        embeddings[unlabelled],
+    estimator.adapted_, inferred_unlabelled = inference.transduce(
+        estimator.meta_model_,
+        estimator._transducer,
+        X,
+        codes,
         len(estimator.classes_),
+        estimator._device(),
     )
-    estimator.adapted_ = map_tensors(lambda t: t.detach().cpu(), state)
     inferred = codes.copy()
-    inferred[unlabelled] = state["unlabelled_scores"].argmax(1).numpy()
+    inferred[codes == UNLABELLED] = inferred_unlabelled
     estimator.transduction_ = estimator.classes_[inferred]
 
 
 def transductive_scores(estimator, X: np.ndarray) -> np.ndarray:
     """Class scores of rows X with the fitted transductive state, float32,
     shape (n_samples, n_classes)."""
-    embeddings = estimator.meta_model_.transform(X, estimator._device())
-    scores = estimator._transducer.predict(
-        estimator.adapted_, torch.from_numpy(embeddings)
+    return inference.transductive_predict(
+        estimator.meta_model_,
+        estimator._transducer,
+        estimator.adapted_,
+        X,
+        estimator._device(),
     )
-    return scores.float().numpy()

@@ -12,7 +12,15 @@ import torch
 from .algorithms import Algorithm, map_tensors
 from .net import MetaNet, widest_activations
 
-__all__ = ["adapt", "check_finite", "inference_batch_size", "predict", "transform"]
+__all__ = [
+    "adapt",
+    "check_finite",
+    "inference_batch_size",
+    "predict",
+    "transduce",
+    "transductive_predict",
+    "transform",
+]
 
 
 # On a CPU, inference runs fastest when a chunk's activations stay cache-sized.
@@ -103,3 +111,34 @@ def predict(model, algorithm: Algorithm, state: dict, X, device) -> np.ndarray:
             model.batch_size(device),
         )
     return out.float().cpu().numpy()
+
+
+def transduce(model, method, X, codes, n_classes: int, device):
+    """Run a transductive `method` (``skmeta.meta.transductive``) on the
+    embeddings of rows `X`: labelled where `codes` >= 0, unlabelled where -1.
+
+    Returns
+    -------
+    state : dict
+        The method's state, as CPU tensors.
+    inferred : ndarray of shape (n_unlabelled,), int
+        The class code the method gives each unlabelled row.
+    """
+    embeddings = torch.from_numpy(transform(model, X, device))
+    codes = np.asarray(codes)
+    unlabelled = codes < 0
+    state = method.fit(
+        embeddings[~unlabelled],
+        torch.from_numpy(codes[~unlabelled]).long(),
+        embeddings[unlabelled],
+        n_classes,
+    )
+    state = map_tensors(lambda t: t.detach().cpu(), state)
+    return state, state["unlabelled_scores"].argmax(1).numpy()
+
+
+def transductive_predict(model, method, state: dict, X, device) -> np.ndarray:
+    """Class scores ``(n_samples, n_classes)``, float32, of rows `X` with a
+    fitted transductive `state` (see :func:`transduce`)."""
+    embeddings = torch.from_numpy(transform(model, X, device))
+    return method.predict(state, embeddings).float().numpy()
