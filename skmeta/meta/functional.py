@@ -15,6 +15,7 @@ one is registered for the network.
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import weakref
 
@@ -23,9 +24,22 @@ from torch import nn
 from torch.func import functional_call
 
 from . import accel
-from .norm import Statistics, norm_statistics
+from .norm import (
+    Statistics,
+    TaskBatchNorm,
+    merge_moments,
+    norm_statistics,
+    probe_statistics,
+)
 
-__all__ = ["embed", "embed_once", "embed_tasks", "forward", "thread_replica"]
+__all__ = [
+    "embed",
+    "embed_once",
+    "embed_tasks",
+    "forward",
+    "support_statistics",
+    "thread_replica",
+]
 
 _LOCAL = threading.local()
 
@@ -141,3 +155,54 @@ def embed_once(
     if path is not None:
         return path(net, weights, x, stats)
     return embed(net, weights, x, stats)[0]
+
+
+@torch.no_grad()
+def support_statistics(
+    net: nn.Module, weights: dict[str, torch.Tensor], x: torch.Tensor, chunk_rows: int
+) -> Statistics:
+    """Task batch norm statistics of all of `x`, as one pass over it has them,
+    computed chunk by chunk (for a support set larger than one pass holds).
+
+    The reference finds each layer's statistics with a pass of its own that
+    stops there (:func:`~.norm.probe_statistics`): layer ``k``'s need the
+    layers before it normalised with theirs. A speed path of
+    :mod:`skmeta.meta.accel` may compute the same in one pass.
+
+    Parameters
+    ----------
+    net : MetaNet
+    weights : dict of str to Tensor
+        Parameter values by name (one task's, no task axis).
+    x : Tensor of shape (n_rows, n_features)
+    chunk_rows : int
+        Rows per forward pass.
+
+    Returns
+    -------
+    list of (mean, var)
+        Per :class:`~.norm.TaskBatchNorm`, in the order a pass reaches them,
+        each of shape (channels,): the mean and biased variance over all rows
+        (and pixels), combined in float64 from the chunks'.
+    """
+    path = accel.find("support_statistics", net)
+    fast = None if path is None else path(net, weights, x, chunk_rows)
+    if fast is not None:  # None: the path declined (too many rows to keep)
+        return fast
+    stats: Statistics = []
+    # one pass per task batch norm (a module called twice in a pass would
+    # need more), and none to find that there is no other
+    n_norms = sum(isinstance(m, TaskBatchNorm) for m in net.modules())
+    while len(stats) < n_norms:
+        running = count = None
+        for part in x.split(chunk_rows):
+            h = probe_statistics(functools.partial(forward, net, weights, part), stats)
+            if h is None:  # no task batch norm left
+                return stats
+            dims = [0, *range(2, h.dim())]
+            var, mean = torch.var_mean(h, dims, unbiased=False)
+            n = h.numel() // h.shape[1]
+            count, *running = merge_moments(running, count, mean, var, n)
+        mean, m2 = running
+        stats.append((mean.to(x.dtype), (m2 / count).to(x.dtype)))
+    return stats

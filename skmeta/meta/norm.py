@@ -27,6 +27,7 @@ from torch import nn
 __all__ = [
     "TaskBatchNorm",
     "batch_statistics",
+    "merge_moments",
     "norm_statistics",
     "normalize",
     "probe_statistics",
@@ -87,6 +88,38 @@ def batch_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and biased variance of `x` (batch, channels, ...)."""
     dims = [0, *range(2, x.dim())]
     return x.mean(dims), x.var(dims, unbiased=False)
+
+
+def merge_moments(running, count, mean, var, n):
+    """Running per-channel moments merged with a chunk's (Chan et al.), in float64.
+
+    Parameters
+    ----------
+    running : (mean, m2) or None
+        Merged so far: the mean, and the sum of squared deviations, each of
+        shape (channels,), float64; None before the first chunk.
+    count : int or None
+        Values per channel merged so far.
+    mean, var : Tensor of shape (channels,)
+        The chunk's mean and biased variance.
+    n : int
+        Values per channel in the chunk.
+
+    Returns
+    -------
+    count, mean, m2
+        The merged count, mean and sum of squared deviations (float64).
+    """
+    mean, m2 = mean.double(), var.double() * n
+    if running is None:
+        return n, mean, m2
+    total = count + n
+    delta = mean - running[0]
+    return (
+        total,
+        running[0] + delta * (n / total),
+        running[1] + m2 + delta * delta * (count * n / total),
+    )
 
 
 class TaskBatchNorm(nn.BatchNorm2d):

@@ -6,7 +6,7 @@ from maml_helpers import GRADIENT_METHODS, _tiny_net
 
 from skmeta.meta.algorithms import chunked, inner_loop, make_algorithm
 from skmeta.meta.algorithms.inner_loop import task_state
-from skmeta.meta.functional import embed
+from skmeta.meta.functional import embed, support_statistics
 from skmeta.meta.train import TrainSettings, meta_train
 
 
@@ -52,7 +52,7 @@ def test_support_statistics_are_the_whole_batchs():
     x, _ = _support()
     whole = embed(net, {}, x)[1]
     for rows in (7, 50, 200):
-        stats = chunked.support_statistics(net, {}, x, rows)
+        stats = support_statistics(net, {}, x, rows)
         assert len(stats) == len(whole) == 1
         for got, want in zip(stats[0], whole[0], strict=True):
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
@@ -65,7 +65,7 @@ def test_support_statistics_of_a_conv4_layer_after_layer(conv_model):
     weights = {k: v + 0.01 for k, v in params.items() if k.startswith("backbone.")}
     with torch.no_grad():
         whole = embed(net, weights, x)[1]
-    stats = chunked.support_statistics(net, weights, x, 9)
+    stats = support_statistics(net, weights, x, 9)
     assert len(stats) == len(whole) == 4
     for layer, want in zip(stats, whole, strict=True):
         for got, value in zip(layer, want, strict=True):

@@ -23,6 +23,10 @@ kind                reference                              path (module)
                                                            worker threads
                                                            (:mod:`.meta_gradient`:
                                                            inner-loop methods)
+``support_``        ``functional.support_statistics``,     layer after layer over
+``statistics``      a probe pass per batch norm            all rows, in one pass
+                                                           (:mod:`.statistics`:
+                                                           Conv4)
 ==================  =====================================  ======================
 
 The methods (``skmeta.meta.algorithms``) never import this package: the
@@ -50,7 +54,13 @@ __all__ = [
     "set_enabled",
 ]
 
-KINDS = ("embed_tasks", "embed_once", "inference", "meta_gradient")
+KINDS = (
+    "embed_tasks",
+    "embed_once",
+    "inference",
+    "meta_gradient",
+    "support_statistics",
+)
 
 _STATE = {"enabled": os.environ.get("SKMETA_ACCEL", "1") != "0", "loaded": False}
 # Set in a thread (a context) that must take the references, whatever the
@@ -135,7 +145,13 @@ def find(kind: str, obj) -> Callable | None:
         return None
     if not _STATE["loaded"]:
         # the built-in paths register themselves on import
-        from . import first_order, fusion, grouped, meta_gradient  # noqa: F401
+        from . import (  # noqa: F401
+            first_order,
+            fusion,
+            grouped,
+            meta_gradient,
+            statistics,
+        )
 
         _STATE["loaded"] = True
     for supports, path in _PATHS[kind]:

@@ -24,15 +24,12 @@ takes the one-pass inner loop, unchanged.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from ..functional import embed, embed_once, forward
+from ..functional import embed, embed_once, support_statistics
 from ..net import MetaNet, widest_activations
-from ..norm import Statistics, TaskBatchNorm, probe_statistics
 
-__all__ = ["adapt_chunk_rows", "chunked_inner_loop", "support_statistics"]
+__all__ = ["adapt_chunk_rows", "chunked_inner_loop"]
 
 # Rows per chunk: as many as keep the widest activation of one row times the
 # rows within CHUNK_FLOATS (32 MiB of float32; a pass's graph keeps a few such
@@ -48,62 +45,6 @@ def adapt_chunk_rows(net: MetaNet) -> int:
     Conv4 on 28x28 images, 128 (the minimum) for larger images."""
     widest, _ = widest_activations(net)
     return max(MIN_CHUNK_ROWS, CHUNK_FLOATS // widest)
-
-
-def _merge(stats, count, mean, var, n):
-    """Running (count, mean, M2) of a layer in float64, merged with a chunk's
-    ``n`` values of mean `mean` and biased variance `var` (Chan et al.)."""
-    mean, m2 = mean.double(), var.double() * n
-    if stats is None:
-        return n, mean, m2
-    total = count + n
-    delta = mean - stats[0]
-    return (
-        total,
-        stats[0] + delta * (n / total),
-        stats[1] + m2 + delta * delta * (count * n / total),
-    )
-
-
-@torch.no_grad()
-def support_statistics(
-    net: MetaNet, weights: dict[str, torch.Tensor], x: torch.Tensor, chunk_rows: int
-) -> Statistics:
-    """Task batch norm statistics of all of `x`, as one pass over it has them.
-
-    Parameters
-    ----------
-    net : MetaNet
-    weights : dict of str to Tensor
-        Parameter values by name (one task's, no task axis).
-    x : Tensor of shape (n_rows, n_features)
-    chunk_rows : int
-        Rows per forward pass.
-
-    Returns
-    -------
-    list of (mean, var)
-        Per :class:`~..norm.TaskBatchNorm`, in the order a pass reaches them,
-        each of shape (channels,): the mean and biased variance over all rows
-        (and pixels), combined in float64 from the chunks'.
-    """
-    stats: Statistics = []
-    # one pass per task batch norm (a module called twice in a pass would
-    # need more), and none to find that there is no other
-    n_norms = sum(isinstance(m, TaskBatchNorm) for m in net.modules())
-    while len(stats) < n_norms:
-        running = count = None
-        for part in x.split(chunk_rows):
-            h = probe_statistics(functools.partial(forward, net, weights, part), stats)
-            if h is None:  # no task batch norm left
-                return stats
-            dims = [0, *range(2, h.dim())]
-            var, mean = torch.var_mean(h, dims, unbiased=False)
-            n = h.numel() // h.shape[1]
-            count, *running = _merge(running, count, mean, var, n)
-        mean, m2 = running
-        stats.append((mean.to(x.dtype), (m2 / count).to(x.dtype)))
-    return stats
 
 
 def _leaves(tensors) -> list[torch.Tensor]:
