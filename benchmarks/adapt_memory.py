@@ -62,6 +62,29 @@ print(json.dumps({"rows": len(X), "footprint_mib": footprint, "skmeta": skmeta._
                   "train_accuracy": float(clf.score(X, y))}))
 """
 
+# The bare floor of the same work: the model's network as plain torch modules
+# (batch norm with each chunk's statistics, channels-last Conv4), ten passes of
+# forward and backward over the 2,000 rows in 160-row chunks, a linear head:
+# what ten inner steps cost with no statistics pass and no skmeta around them.
+FLOOR = r"""
+import json, sys, time
+import torch
+from skmeta import MetaModel
+from skmeta.datasets import load_omniglot
+X, y = load_omniglot("background", data_home=sys.argv[1], return_X_y=True)
+X, y = torch.from_numpy(X[y < 100]), torch.from_numpy(y[y < 100])
+net = MetaModel.load(sys.argv[2]).network().train()
+head = torch.nn.Linear(net.embedding_dim(), 100)
+params = [*net.parameters(), *head.parameters()]
+tic = time.perf_counter()
+for step in range(10):
+    for part, target in zip(X.split(160), y.split(160)):
+        loss = torch.nn.functional.cross_entropy(head(net(part)), target)
+        torch.autograd.grad(loss, params)
+print(json.dumps({"rows": len(X), "footprint_mib": None, "rise_mib": None,
+                  "seconds": time.perf_counter() - tic}))
+"""
+
 
 def _model(path: Path, data_home: str) -> Path:
     if not path.exists():
@@ -78,15 +101,20 @@ def _model(path: Path, data_home: str) -> Path:
 
 def memory(args) -> dict:
     model = _model(Path(args.model), args.data_home).resolve()
-    trees = {"chunked": str(HERE.parent)}
+    trees = {args.label: (str(HERE.parent), CHILD)}
     if args.before:
-        trees["before"] = str(Path(args.before).resolve())
+        trees[args.before_label] = (str(Path(args.before).resolve()), CHILD)
+    if args.floor:
+        trees["bare torch floor (10 forward+backward passes)"] = (
+            str(HERE.parent),
+            FLOOR,
+        )
     runs = {name: [] for name in trees}
     for _ in range(args.rounds):
-        for name, tree in trees.items():
+        for name, (tree, child) in trees.items():
             env = {**os.environ, "PYTHONPATH": tree, "OMP_WAIT_POLICY": "PASSIVE"}
             done = subprocess.run(  # in `tree`: "-c" puts the cwd first on sys.path
-                [sys.executable, "-c", CHILD, args.data_home, str(model)],
+                [sys.executable, "-c", child, args.data_home, str(model)],
                 capture_output=True, text=True, env=env, check=True, cwd=tree,
             )  # fmt: skip
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -161,10 +189,11 @@ def _table(report: dict) -> str:
         ]
         for name, runs in mem["runs"].items():
             for run in runs:
-                lines.append(
-                    f"| {name} | {run['footprint_mib']:.0f} | "
-                    f"{run['rise_mib']:.0f} | {run['seconds']:.1f} |"
-                )
+                mib = [
+                    "-" if run[key] is None else f"{run[key]:.0f}"
+                    for key in ("footprint_mib", "rise_mib")
+                ]
+                lines.append(f"| {name} | {' | '.join(mib)} | {run['seconds']:.1f} |")
     acc = report.get("accuracy")
     if acc:
         lines += [
@@ -187,6 +216,11 @@ def main() -> None:
     parser.add_argument("--data-home", default=str(DATA))
     parser.add_argument("--model", default="/tmp/skmeta_adapt_memory_maml.safetensors")
     parser.add_argument("--before", help="source tree of the code to compare with")
+    parser.add_argument("--label", default="chunked", help="name of this tree's runs")
+    parser.add_argument("--before-label", default="before")
+    parser.add_argument(
+        "--floor", action="store_true", help="also time the bare torch floor"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--append", action="store_true", help="add to the stored memory runs"
