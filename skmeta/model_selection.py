@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_scalar, column_or_1d
 from tqdm.auto import tqdm
 
 from ._ship_once import _is_local, ship_once
-from .meta.episodes import ClassIndex, sample_episodes
+from .meta.episodes import ClassIndex, iter_episode_blocks
 
 __all__ = [
     "EpisodicScore",
@@ -56,7 +56,10 @@ class EpisodicSplit:
     n_query : int, default=15
         Query samples per class.
     n_episodes : int, default=100
-        Number of episodes (folds).
+        Number of episodes (folds). They are drawn in blocks as ``split`` is
+        consumed, so memory does not grow with `n_episodes` (``10**9`` is
+        fine for the first few folds); the episodes of a seed do not depend
+        on the blocks.
     random_state : int, RandomState instance or None, default=None
         Seeds the episodes; an int gives the same episodes at every ``split``.
 
@@ -220,7 +223,12 @@ def _n_rows(X) -> int:
 
 def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
     """(support, query) index pairs of `n_folds` episodes over `labels` (the
-    parameter `name`), seeded by ``splitter.random_state``."""
+    parameter `name`), seeded by ``splitter.random_state``.
+
+    The episodes are drawn in blocks as the pairs are consumed
+    (:func:`~skmeta.meta.episodes.iter_episode_blocks`): memory is one block's
+    whatever `n_folds`, and the episodes are those of one draw of all of them.
+    """
     try:
         _, codes = np.unique(labels, return_inverse=True)
     except TypeError:  # e.g. strings and numbers mixed: they do not sort
@@ -230,7 +238,7 @@ def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
             f"({', '.join(kinds)}); use labels of one type, e.g. all strings."
         ) from None
     seed = check_random_state(splitter.random_state).randint(np.iinfo(np.int32).max)
-    episodes = sample_episodes(
+    blocks = iter_episode_blocks(
         ClassIndex.from_labels(codes),
         n_way,
         k_shot,
@@ -238,7 +246,8 @@ def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
         n_folds,
         np.random.default_rng(seed),
     )
-    return zip(episodes.support, episodes.query, strict=True)
+    for block in blocks:
+        yield from zip(block.support, block.query, strict=True)
 
 
 @dataclass(frozen=True)
