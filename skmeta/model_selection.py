@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_scalar, column_or_1d
 from tqdm.auto import tqdm
 
 from ._ship_once import _is_local, ship_once
+from ._transductive_episodes import TransductiveEpisode, transductive_of
 from .meta.episodes import ClassIndex, iter_episode_blocks
 
 __all__ = [
@@ -289,7 +290,11 @@ def episodic_score(
     """Few-shot accuracy as papers report it: mean and 95% CI over episodes.
 
     Each episode fits a clone of `estimator` on the support set and scores it
-    on the queries (``cross_val_score`` with an :class:`EpisodicSplit`).
+    on the queries (``cross_val_score`` with an :class:`EpisodicSplit`). For a
+    classifier with ``transductive`` set (or a pipeline ending in one), each
+    episode is transductive: the clone is fitted on the support set and the
+    queries together, the queries labelled ``-1``, and its ``transduction_``
+    of the queries is scored.
 
     Parameters
     ----------
@@ -345,6 +350,8 @@ def episodic_score(
     """
     if cv is None:
         cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes, random_state)
+    if transductive_of(estimator) is not None:  # queries labelled jointly
+        estimator = TransductiveEpisode(estimator)
     backend, default_n_jobs = get_active_backend()
     sequential = (default_n_jobs if n_jobs is None else n_jobs) in (None, 1)
     local_and_sequential = sequential and _is_local(backend)

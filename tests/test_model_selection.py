@@ -220,3 +220,31 @@ def test_episodic_score_verbose_shows_progress_and_changes_nothing(capsys):
     )
     assert "Done" in capsys.readouterr().err  # joblib's progress lines
     np.testing.assert_array_equal(quiet.scores, parallel.scores)
+
+
+def test_episodic_score_of_a_transductive_classifier_labels_queries_jointly(
+    blob_model, blobs
+):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = blobs
+    novel = y >= 16
+    noise = np.random.default_rng(0).normal(0, 3, X.shape).astype(np.float32)
+    X, y = X[novel] + noise[novel], y[novel]  # hard enough to err; integer labels
+    cv = EpisodicSplit(n_way=5, k_shot=1, n_query=5, n_episodes=6, random_state=0)
+    by_hand = []
+    for support, query in cv.split(X, y):
+        clf = FewShotClassifier(pretrained=blob_model, transductive="laplacianshot")
+        clf.fit(X[np.r_[support, query]], np.r_[y[support], np.full(len(query), -1)])
+        by_hand.append(np.mean(clf.transduction_[len(support) :] == y[query]))
+    estimator = FewShotClassifier(pretrained=blob_model, transductive="laplacianshot")
+    result = episodic_score(estimator, X, y, cv=cv)
+    np.testing.assert_allclose(result.scores, by_hand)
+    pipeline = make_pipeline(FunctionTransformer(), estimator)
+    with joblib.parallel_config(backend="threading"):
+        parallel = episodic_score(pipeline, X, y, cv=cv, n_jobs=2)
+    np.testing.assert_allclose(parallel.scores, by_hand)
+    inductive = episodic_score(FewShotClassifier(pretrained=blob_model), X, y, cv=cv)
+    assert not np.array_equal(inductive.scores, result.scores)
+    assert 0.3 < result.mean < 1
