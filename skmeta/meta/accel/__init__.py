@@ -23,11 +23,15 @@ kind                reference                              path (module)
                                                            worker threads
                                                            (:mod:`.meta_gradient`:
                                                            inner-loop methods)
+``tim_gradient``    autograd of the transductive TIM's     the gradient in closed
+                    loss (``TIM.reference_gradient``)      form (:mod:`.tim_gradient`:
+                                                           TIM, alpha-TIM)
 ==================  =====================================  ======================
 
 The methods (``skmeta.meta.algorithms``) never import this package: the
 functional forward (``skmeta.meta.functional``), the training loop and the
 inference code ask :func:`find` for a path and fall back on the reference.
+TIM (``skmeta.meta.transductive.tim``) asks for its gradient the same way.
 
 One switch turns every path off: ``SKMETA_ACCEL=0`` in the environment, or
 :func:`set_enabled` / :func:`disabled` in code. Separately, the glibc malloc
@@ -50,7 +54,7 @@ __all__ = [
     "set_enabled",
 ]
 
-KINDS = ("embed_tasks", "embed_once", "inference", "meta_gradient")
+KINDS = ("embed_tasks", "embed_once", "inference", "meta_gradient", "tim_gradient")
 
 _STATE = {"enabled": os.environ.get("SKMETA_ACCEL", "1") != "0", "loaded": False}
 # Set in a thread (a context) that must take the references, whatever the
@@ -135,7 +139,13 @@ def find(kind: str, obj) -> Callable | None:
         return None
     if not _STATE["loaded"]:
         # the built-in paths register themselves on import
-        from . import first_order, fusion, grouped, meta_gradient  # noqa: F401
+        from . import (  # noqa: F401
+            first_order,
+            fusion,
+            grouped,
+            meta_gradient,
+            tim_gradient,
+        )
 
         _STATE["loaded"] = True
     for supports, path in _PATHS[kind]:
