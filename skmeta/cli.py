@@ -38,10 +38,11 @@ TRAIN_FLAGS = [
 ]
 
 
-def parameter_help(name: str) -> str:
-    """The first sentence of the ``FewShotClassifier`` docstring's entry for
-    parameter `name`, alone or in a group such as ``n_way, k_shot, n_query``
-    (markup dropped, ``%`` doubled for argparse)."""
+def parameter_help(name: str, sentence: int = 0, max_chars: int = 240) -> str:
+    """A sentence (the first by default) of the ``FewShotClassifier``
+    docstring's entry for parameter `name`, alone or in a group such as
+    ``n_way, k_shot, n_query`` (markup dropped, ``%`` doubled for argparse,
+    cut at `max_chars`)."""
     from ._classifier import FewShotClassifier
 
     doc = FewShotClassifier.__doc__ or ""
@@ -55,10 +56,24 @@ def parameter_help(name: str) -> str:
         return ""
     text = " ".join(match.group(1).split())
     text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "").replace("`", "")
-    sentence = re.split(r"(?<=\.)(?<!al\.)\s", text, maxsplit=1)[0]
-    if len(sentence) > 240:
-        sentence = sentence[:237].rsplit(" ", 1)[0] + "..."
-    return sentence.replace("%", "%%")
+    sentences = re.split(r"(?<=\.)(?<!al\.)\s", text)
+    chosen = sentences[sentence] if sentence < len(sentences) else ""
+    if len(chosen) > max_chars:
+        chosen = chosen[: max_chars - 3].rsplit(" ", 1)[0] + "..."
+    return chosen.replace("%", "%%")
+
+
+def _add_transductive_flag(command, rows: str) -> None:
+    from .meta.transductive import TRANSDUCTIVE
+
+    command.add_argument(
+        "--transductive",
+        choices=list(TRANSDUCTIVE),
+        default=None,
+        help=f"label {rows} jointly with the support set (default: each on its "
+        "own), by one of FewShotClassifier's transductive methods: "
+        + parameter_help("transductive", sentence=1, max_chars=400),
+    )
 
 
 def _add_data_flags(command) -> None:
@@ -148,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
         evaluate.add_argument(
             flag, type=int, default=default, help=f"{what} (default: {default})"
         )
+    _add_transductive_flag(evaluate, "each episode's queries")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.add_argument(
         "--record",
@@ -190,6 +206,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=parameter_help("rejection_rate"),
     )
+    _add_transductive_flag(predict, "the query images")
 
     info = commands.add_parser("info", help="describe a model file")
     info.add_argument("model", metavar="MODEL")
@@ -248,8 +265,8 @@ def _evaluate(args) -> None:
 
     model = _load_model(args.model)
     data = load_dataset(args.data, **_image_options(args, model))
-    result = episodic_score(
-        FewShotClassifier(pretrained=model),
+    result = episodic_score(  # transductive: each episode's queries jointly
+        FewShotClassifier(pretrained=model, transductive=args.transductive),
         data.X,
         data.y,
         n_way=args.n_way,
@@ -260,6 +277,8 @@ def _evaluate(args) -> None:
         verbose=int(sys.stderr.isatty()),  # a progress bar on a terminal
     )
     task = f"{args.n_way}-way {args.k_shot}-shot"
+    if args.transductive is not None:
+        task += f", transductive {args.transductive}"
     if args.record:
         from .meta.model_card import card_path, evaluation_record
 
@@ -317,9 +336,21 @@ def _predict(args) -> None:
         pretrained=model,
         unknown_label=args.unknown_label,
         rejection_rate=args.rejection_rate,
-    ).fit(support.X, support.y)
-    labels = classifier.predict(query.X)
-    confidence = classifier.predict_proba(query.X).max(1)
+        transductive=args.transductive,
+    )
+    if args.transductive is None:
+        classifier.fit(support.X, support.y)
+        labels = classifier.predict(query.X)
+        confidence = classifier.predict_proba(query.X).max(1)
+    else:  # the query images are the unlabelled rows of the fit
+        from scipy.special import softmax
+
+        from ._transductive_episodes import fit_with_queries
+
+        fit_with_queries(classifier, support.X, support.y, query.X)
+        labels = classifier.transduction_[len(support.X) :]
+        scores = classifier.adapted_["unlabelled_scores"].numpy()
+        confidence = softmax(scores, axis=1).max(1)  # the labels' probabilities
     print("file,label,probability")
     for name, label, p in zip(query.names, labels, confidence, strict=True):
         print(f"{name},{label},{p:.4f}")

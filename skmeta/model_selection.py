@@ -24,7 +24,8 @@ from sklearn.utils.validation import check_scalar, column_or_1d
 from tqdm.auto import tqdm
 
 from ._ship_once import _is_local, ship_once
-from .meta.episodes import ClassIndex, sample_episodes
+from ._transductive_episodes import TransductiveEpisode, transductive_of
+from .meta.episodes import ClassIndex, iter_episode_blocks
 
 __all__ = [
     "EpisodicScore",
@@ -56,7 +57,10 @@ class EpisodicSplit:
     n_query : int, default=15
         Query samples per class.
     n_episodes : int, default=100
-        Number of episodes (folds).
+        Number of episodes (folds). They are drawn in blocks as ``split`` is
+        consumed, so memory does not grow with `n_episodes` (``10**9`` is
+        fine for the first few folds); the episodes of a seed do not depend
+        on the blocks.
     random_state : int, RandomState instance or None, default=None
         Seeds the episodes; an int gives the same episodes at every ``split``.
 
@@ -220,7 +224,12 @@ def _n_rows(X) -> int:
 
 def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
     """(support, query) index pairs of `n_folds` episodes over `labels` (the
-    parameter `name`), seeded by ``splitter.random_state``."""
+    parameter `name`), seeded by ``splitter.random_state``.
+
+    The episodes are drawn in blocks as the pairs are consumed
+    (:func:`~skmeta.meta.episodes.iter_episode_blocks`): memory is one block's
+    whatever `n_folds`, and the episodes are those of one draw of all of them.
+    """
     try:
         _, codes = np.unique(labels, return_inverse=True)
     except TypeError:  # e.g. strings and numbers mixed: they do not sort
@@ -230,7 +239,7 @@ def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
             f"({', '.join(kinds)}); use labels of one type, e.g. all strings."
         ) from None
     seed = check_random_state(splitter.random_state).randint(np.iinfo(np.int32).max)
-    episodes = sample_episodes(
+    blocks = iter_episode_blocks(
         ClassIndex.from_labels(codes),
         n_way,
         k_shot,
@@ -238,7 +247,8 @@ def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
         n_folds,
         np.random.default_rng(seed),
     )
-    return zip(episodes.support, episodes.query, strict=True)
+    for block in blocks:
+        yield from zip(block.support, block.query, strict=True)
 
 
 @dataclass(frozen=True)
@@ -280,7 +290,11 @@ def episodic_score(
     """Few-shot accuracy as papers report it: mean and 95% CI over episodes.
 
     Each episode fits a clone of `estimator` on the support set and scores it
-    on the queries (``cross_val_score`` with an :class:`EpisodicSplit`).
+    on the queries (``cross_val_score`` with an :class:`EpisodicSplit`). For a
+    classifier with ``transductive`` set (or a pipeline ending in one), each
+    episode is transductive: the clone is fitted on the support set and the
+    queries together, the queries labelled ``-1``, and its ``transduction_``
+    of the queries is scored.
 
     Parameters
     ----------
@@ -336,6 +350,8 @@ def episodic_score(
     """
     if cv is None:
         cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes, random_state)
+    if transductive_of(estimator) is not None:  # queries labelled jointly
+        estimator = TransductiveEpisode(estimator)
     backend, default_n_jobs = get_active_backend()
     sequential = (default_n_jobs if n_jobs is None else n_jobs) in (None, 1)
     local_and_sequential = sequential and _is_local(backend)

@@ -1,14 +1,36 @@
 import pickle
+import time
+import tracemalloc
 
 import joblib
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.model_selection import GridSearchCV, cross_val_score, cross_validate
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.utils import check_random_state
 
 from skmeta import EpisodicSplit, FewShotClassifier, MetaModel, episodic_score
+from skmeta.meta import episodes as episodes_module
+from skmeta.meta.episodes import ClassIndex, sample_episodes
+from skmeta.model_selection import TaskSplit
+
+
+def all_at_once_folds(labels, n_way, k_shot, n_query, n_folds, random_state):
+    """The folds as EpisodicSplit drew them before it drew lazily: every
+    episode in one sample_episodes call."""
+    _, codes = np.unique(labels, return_inverse=True)
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    episodes = sample_episodes(
+        ClassIndex.from_labels(codes),
+        n_way,
+        k_shot,
+        n_query,
+        n_folds,
+        np.random.default_rng(seed),
+    )
+    return list(zip(episodes.support, episodes.query, strict=True))
 
 
 def test_split_yields_episodes_from_eligible_classes():
@@ -34,6 +56,75 @@ def test_int_seed_repeats_episodes_none_does_not():
     assert [s.tolist() for s, _ in fresh.split(X, y)] != [
         s.tolist() for s, _ in fresh.split(X, y)
     ]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few episodes, so that a split crosses many of them."""
+    monkeypatch.setattr(episodes_module, "BLOCK_KEYS", 300)
+
+
+@pytest.mark.parametrize("n_episodes", [1, 40, 600])
+@pytest.mark.parametrize("seed", [0, 3, 12345])
+def test_lazy_split_gives_the_episodes_of_one_draw(small_blocks, seed, n_episodes):
+    y = np.random.default_rng(seed).integers(0, 20, 300).astype(str)
+    X = np.zeros((300, 1))
+    cv = EpisodicSplit(4, 2, 3, n_episodes, random_state=seed)
+    folds = list(cv.split(X, y))
+    expected = all_at_once_folds(y, 4, 2, 3, n_episodes, seed)
+    assert len(folds) == len(expected) == n_episodes
+    for (support, query), (want_support, want_query) in zip(
+        folds, expected, strict=True
+    ):
+        np.testing.assert_array_equal(support, want_support)
+        np.testing.assert_array_equal(query, want_query)
+    # a RandomState instance is drawn from once per split, as before
+    lazy = [
+        s.tolist()
+        for s, _ in EpisodicSplit(
+            4, 2, 3, n_episodes, random_state=np.random.RandomState(seed)
+        ).split(X, y)
+    ]
+    eager = all_at_once_folds(y, 4, 2, 3, n_episodes, np.random.RandomState(seed))
+    assert lazy == [s.tolist() for s, _ in eager]
+    groups = np.repeat(np.arange(30), 10)
+    tasks = list(TaskSplit(2, 3, n_episodes, random_state=seed).split(X, None, groups))
+    eager = all_at_once_folds(groups, 1, 2, 3, n_episodes, seed)
+    assert [s.tolist() + q.tolist() for s, q in tasks] == [
+        s.tolist() + q.tolist() for s, q in eager
+    ]
+
+
+def test_a_billion_episodes_cost_nothing_until_consumed():
+    y = np.repeat(np.arange(100), 20)
+    X = np.zeros((2000, 1))
+    cv = EpisodicSplit(n_way=5, k_shot=1, n_query=15, n_episodes=10**9, random_state=0)
+    assert cv.get_n_splits() == 10**9
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        folds = cv.split(X, y)
+        first = [next(folds) for _ in range(5)]
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6 and seconds < 5
+    assert [s.shape + q.shape for s, q in first] == [(5, 75)] * 5
+    for support, query in first:
+        assert len(set(y[support])) == 5 and set(y[query]) == set(y[support])
+
+
+def test_scores_over_all_episodes_are_those_of_one_draw(small_blocks):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 10)
+    X = rng.standard_normal((100, 4)) + 1.5 * np.eye(10, 4)[y]
+    knn = KNeighborsClassifier(1)
+    result = episodic_score(knn, X, y, n_episodes=120, n_query=5, random_state=0)
+    before = cross_val_score(knn, X, y, cv=all_at_once_folds(y, 5, 1, 5, 120, 0))
+    np.testing.assert_array_equal(result.scores, before)
+    cv = EpisodicSplit(5, 1, 5, 120, random_state=0)
+    np.testing.assert_array_equal(cross_val_score(knn, X, y, cv=cv), before)
 
 
 def test_split_errors_are_clear():
@@ -129,3 +220,31 @@ def test_episodic_score_verbose_shows_progress_and_changes_nothing(capsys):
     )
     assert "Done" in capsys.readouterr().err  # joblib's progress lines
     np.testing.assert_array_equal(quiet.scores, parallel.scores)
+
+
+def test_episodic_score_of_a_transductive_classifier_labels_queries_jointly(
+    blob_model, blobs
+):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = blobs
+    novel = y >= 16
+    noise = np.random.default_rng(0).normal(0, 3, X.shape).astype(np.float32)
+    X, y = X[novel] + noise[novel], y[novel]  # hard enough to err; integer labels
+    cv = EpisodicSplit(n_way=5, k_shot=1, n_query=5, n_episodes=6, random_state=0)
+    by_hand = []
+    for support, query in cv.split(X, y):
+        clf = FewShotClassifier(pretrained=blob_model, transductive="laplacianshot")
+        clf.fit(X[np.r_[support, query]], np.r_[y[support], np.full(len(query), -1)])
+        by_hand.append(np.mean(clf.transduction_[len(support) :] == y[query]))
+    estimator = FewShotClassifier(pretrained=blob_model, transductive="laplacianshot")
+    result = episodic_score(estimator, X, y, cv=cv)
+    np.testing.assert_allclose(result.scores, by_hand)
+    pipeline = make_pipeline(FunctionTransformer(), estimator)
+    with joblib.parallel_config(backend="threading"):
+        parallel = episodic_score(pipeline, X, y, cv=cv, n_jobs=2)
+    np.testing.assert_allclose(parallel.scores, by_hand)
+    inductive = episodic_score(FewShotClassifier(pretrained=blob_model), X, y, cv=cv)
+    assert not np.array_equal(inductive.scores, result.scores)
+    assert 0.3 < result.mean < 1

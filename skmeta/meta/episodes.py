@@ -6,11 +6,12 @@ Everything here is NumPy; no torch, no scikit-learn.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClassIndex", "Episodes", "sample_episodes"]
+__all__ = ["ClassIndex", "Episodes", "iter_episode_blocks", "sample_episodes"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,129 @@ def sample_episodes(
     support = chosen[..., :k_shot].reshape(n_episodes, n_way * k_shot)
     query = chosen[..., k_shot:].reshape(n_episodes, n_way * n_query)
     return Episodes(support, query, classes)
+
+
+#: Random keys (float64) drawn per block by :func:`iter_episode_blocks` when no
+#: `block_size` is given: about 2 MB per array.
+BLOCK_KEYS = 1 << 18
+
+
+def iter_episode_blocks(
+    index: ClassIndex,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    n_episodes: int,
+    rng: np.random.Generator,
+    block_size: int | None = None,
+) -> Iterator[Episodes]:
+    """The episodes of :func:`sample_episodes`, drawn lazily in blocks.
+
+    The blocks, concatenated, are exactly (bit for bit) the episodes that
+    ``sample_episodes(index, n_way, k_shot, n_query, n_episodes, rng)`` draws,
+    for any `block_size`, while memory stays that of one block: so a splitter
+    with ``n_episodes=10**9`` costs nothing until its folds are consumed.
+    :func:`sample_episodes` draws every episode's class keys, then every
+    episode's row keys, from one stream; here two copies of the generator
+    read the same stream at those two places (``bit_generator.advance``), so
+    each block takes its keys from where the all-at-once draw would.
+
+    Parameters
+    ----------
+    index : ClassIndex
+        Rows of each class.
+    n_way, k_shot, n_query : int
+        Episode size; `n_query` may be 0.
+    n_episodes : int
+        Number of episodes in all.
+    rng : numpy.random.Generator
+        Source of all randomness, on a ``PCG64`` or ``PCG64DXSM`` bit
+        generator (``numpy.random.default_rng``'s). Its state is read when
+        this function is called; `rng` itself is not advanced.
+    block_size : int, default=None
+        Episodes per block; by default as many as keep each block's random
+        keys near ``BLOCK_KEYS`` (about 2 MB).
+
+    Yields
+    ------
+    Episodes
+        ``min(block_size, episodes left)`` episodes at a time.
+
+    Raises
+    ------
+    ValueError
+        If fewer than `n_way` classes have ``k_shot + n_query`` rows (at the
+        call, not at the first block).
+    TypeError
+        If `rng`'s bit generator cannot jump ahead (``advance``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> index = ClassIndex.from_labels(np.repeat(np.arange(10), 6))
+    >>> blocks = iter_episode_blocks(index, 5, 1, 2, n_episodes=10**9,
+    ...                              rng=np.random.default_rng(0), block_size=4)
+    >>> next(blocks).support.shape
+    (4, 5)
+    """
+    per_class = k_shot + n_query
+    eligible = np.flatnonzero(index.counts >= per_class)
+    if eligible.size < n_way:
+        raise ValueError(
+            f"Cannot draw {n_way}-way episodes with {k_shot} shots and {n_query} "
+            f"queries: only {eligible.size} classes have at least {per_class} "
+            f"samples. Lower n_way, k_shot or n_query, or add samples."
+        )
+    if not isinstance(rng.bit_generator, np.random.PCG64 | np.random.PCG64DXSM):
+        raise TypeError(
+            "iter_episode_blocks needs rng on a PCG64 or PCG64DXSM bit generator "
+            f"(numpy.random.default_rng); got {type(rng.bit_generator).__name__}."
+        )
+    row_keys_per_episode = n_way * index.rows.shape[1]
+    if block_size is None:
+        keys_per_episode = eligible.size + row_keys_per_episode
+        block_size = max(1, BLOCK_KEYS // keys_per_episode)
+    # One float64 key is one 64-bit draw: the class keys of all episodes come
+    # first in the stream, then their row keys.
+    class_rng = _copy(rng)
+    row_rng = _copy(rng)
+    row_rng.bit_generator.advance(n_episodes * eligible.size)
+    return _blocks(
+        index,
+        eligible,
+        n_way,
+        k_shot,
+        n_query,
+        n_episodes,
+        block_size,
+        class_rng,
+        row_rng,
+    )
+
+
+def _copy(rng: np.random.Generator) -> np.random.Generator:
+    """A generator with `rng`'s bit generator type and state, independent of it."""
+    bit_generator = type(rng.bit_generator)()
+    bit_generator.state = rng.bit_generator.state
+    return np.random.Generator(bit_generator)
+
+
+def _blocks(
+    index, eligible, n_way, k_shot, n_query, n_episodes, block_size, class_rng, row_rng
+):
+    """The blocks of :func:`iter_episode_blocks` (its checks done)."""
+    per_class = k_shot + n_query
+    for start in range(0, n_episodes, block_size):
+        size = min(block_size, n_episodes - start)
+        keys = class_rng.random((size, eligible.size))
+        classes = eligible[_smallest(keys, n_way)]  # (B, N)
+        rows = index.rows[classes]  # (B, N, max_count), padded with -1
+        keys = row_rng.random(rows.shape)
+        keys[rows < 0] = np.inf  # padding is never picked
+        chosen = np.take_along_axis(rows, _smallest(keys, per_class), axis=2)
+        support = chosen[..., :k_shot].reshape(size, n_way * k_shot)
+        query = chosen[..., k_shot:].reshape(size, n_way * n_query)
+        yield Episodes(support, query, classes)
 
 
 def _smallest(keys: np.ndarray, k: int) -> np.ndarray:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import accel
-from .algorithms import Algorithm
+from .algorithms import Algorithm, InnerLoopMethod
+from .algorithms.divergence import settings_text
 from .callbacks import Callback
 from .net import MetaNet
 from .optim import CosineAdam
@@ -167,13 +168,22 @@ class MetaTrainer:
                 self.optimizer.params, batch, loss, metrics
             )
         if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"The meta-training loss became {loss} at iteration "
-                f"{self.n_iter}; lower learning_rate."
-            )
+            raise FloatingPointError(self._diverged(f"the loss became {loss}"))
         self.precision.unscale(self.optimizer)
+        # With float16 loss scaling an overflowing gradient is expected: the
+        # scaler skips that step. Otherwise it would put NaN into the weights.
+        if self.precision.scaler is None and not _all_finite(
+            [p.grad for p in self.optimizer.params if p.grad is not None]
+        ):
+            raise FloatingPointError(
+                self._diverged(f"the meta-gradient is not finite (loss {loss:.4g})")
+            )
         self._call("on_gradient")
         self.precision.step(self.optimizer)
+        if not _all_finite(self.optimizer.params):
+            raise FloatingPointError(
+                self._diverged("the update made the weights non-finite")
+            )
         self._updated = self.n_iter  # the weights are this iteration's
         self._call("on_step_end", loss, metrics)
         if self.n_iter % settings.eval_interval == 0 or (
@@ -182,3 +192,49 @@ class MetaTrainer:
             record = {"iter": self.n_iter}
             self._call("on_record", record)
             self.history.append(record)
+
+    def _diverged(self, what: str) -> str:
+        """The error message of a meta-training that diverged at this
+        iteration: `what` happened, the settings to change, and what the
+        checkpoint (if any) still holds."""
+        settings, algorithm = self.settings, self.algorithm
+        rates = f"learning_rate={settings.learning_rate}"
+        if isinstance(algorithm, InnerLoopMethod):  # the MAML family, Reptile
+            advice = f"{rates}, {settings_text(algorithm)}, or lower learning_rate"
+        else:
+            advice = f"{rates}); lower learning_rate"
+        message = (
+            f"Meta-training diverged at iteration {self.n_iter} of "
+            f"{settings.max_iter}: {what} ({advice}."
+        )
+        return message + self._checkpoint_text()
+
+    def _checkpoint_text(self) -> str:
+        """What ``settings.checkpoint`` holds after a divergence ("" without
+        one): the last state written before, whose weights were finite."""
+        path = self.settings.checkpoint
+        if path is None:
+            return ""
+        every = self.settings.checkpoint_every or self.settings.eval_interval
+        written = ((self.n_iter - 1) // every) * every
+        for callback in self.callbacks:
+            written = max(written, getattr(callback, "resumed_from", None) or 0)
+        if written == 0:
+            return f" No checkpoint was written yet to checkpoint={path!r}."
+        return (
+            f" checkpoint={path!r} keeps the state of iteration {written}, the last "
+            "written before this, with finite weights; it resumes only with these "
+            "settings (give another checkpoint path to change them)."
+        )
+
+
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether every value in `tensors` is finite: one fused norm, and the
+    element-wise test only when the norm is not finite (it may overflow for
+    large finite values)."""
+    if not tensors:
+        return True
+    norms = torch._foreach_norm([t.detach() for t in tensors])
+    if bool(torch.isfinite(torch.stack([n.float() for n in norms])).all()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from skmeta.meta.episodes import ClassIndex, sample_episodes
+from skmeta.meta.episodes import ClassIndex, iter_episode_blocks, sample_episodes
 
 
 def test_class_index_pads():
@@ -61,3 +61,36 @@ def test_too_few_classes_raises_clear_error():
     y = np.repeat(np.arange(4), 3)
     with pytest.raises(ValueError, match="only 4 classes have at least 3"):
         sample_episodes(ClassIndex.from_labels(y), 5, 1, 2, 1, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("n_episodes", [1, 9, 250])
+@pytest.mark.parametrize("block_size", [1, 4, 64, None])
+def test_episode_blocks_are_the_episodes_of_one_draw(seed, n_episodes, block_size):
+    y = np.random.default_rng(seed).integers(0, 12, 150)  # unequal class sizes
+    index = ClassIndex.from_labels(y)
+    whole = sample_episodes(index, 4, 2, 3, n_episodes, np.random.default_rng(seed))
+    blocks = list(
+        iter_episode_blocks(
+            index, 4, 2, 3, n_episodes, np.random.default_rng(seed), block_size
+        )
+    )
+    if block_size is not None:
+        assert [len(b.support) for b in blocks[:-1]] == [block_size] * (len(blocks) - 1)
+    for field in ("support", "query", "classes"):
+        joined = np.concatenate([getattr(block, field) for block in blocks])
+        np.testing.assert_array_equal(joined, getattr(whole, field))
+
+
+def test_episode_blocks_check_at_the_call_and_leave_rng_alone():
+    index = ClassIndex.from_labels(np.repeat(np.arange(4), 3))
+    with pytest.raises(ValueError, match="only 4 classes have at least 3"):
+        iter_episode_blocks(index, 5, 1, 2, 10, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="PCG64"):
+        iter_episode_blocks(
+            index, 2, 1, 1, 10, np.random.Generator(np.random.MT19937(0))
+        )
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    next(iter_episode_blocks(index, 2, 1, 1, 10**12, rng))
+    assert rng.bit_generator.state == state

@@ -27,11 +27,15 @@ kind                reference                              path (module)
 ``statistics``      a probe pass per batch norm            all rows, in one pass
                                                            (:mod:`.statistics`:
                                                            Conv4)
+``tim_gradient``    autograd of the transductive TIM's     the gradient in closed
+                    loss (``TIM.reference_gradient``)      form (:mod:`.tim_gradient`:
+                                                           TIM, alpha-TIM)
 ==================  =====================================  ======================
 
 The methods (``skmeta.meta.algorithms``) never import this package: the
 functional forward (``skmeta.meta.functional``), the training loop and the
 inference code ask :func:`find` for a path and fall back on the reference.
+TIM (``skmeta.meta.transductive.tim``) asks for its gradient the same way.
 
 One switch turns every path off: ``SKMETA_ACCEL=0`` in the environment, or
 :func:`set_enabled` / :func:`disabled` in code. Separately, the glibc malloc
@@ -60,6 +64,7 @@ KINDS = (
     "inference",
     "meta_gradient",
     "support_statistics",
+    "tim_gradient",
 )
 
 _STATE = {"enabled": os.environ.get("SKMETA_ACCEL", "1") != "0", "loaded": False}
@@ -151,6 +156,7 @@ def find(kind: str, obj) -> Callable | None:
             grouped,
             meta_gradient,
             statistics,
+            tim_gradient,
         )
 
         _STATE["loaded"] = True

@@ -22,6 +22,12 @@ the class-balance prior less and so suffer less from class-imbalanced
 queries. Its defaults: weights ``(1, 1, 1)``, the same optimiser, ``alpha = 2``
 for 1-shot and ``7`` for 5-shot tasks (tuned on validation tasks in the
 paper; the reference code's 5.0 in between).
+
+The gradient of the loss is autograd's here (:meth:`TIM.reference_gradient`);
+a closed form of it is a speed path of :mod:`skmeta.meta.accel`
+(``tim_gradient``: a TIM fit 1.1 to 2.7 times faster on one CPU thread,
+``benchmarks/results/tim_gradient.md``), tested equal and taken unless the paths
+are switched off (``SKMETA_ACCEL=0``).
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .. import accel
 from .base import TransductiveMethod, check_embeddings, class_means, one_hot
 
 __all__ = ["TIM", "AlphaTIM"]
 
-_EPS = 1e-12
+EPS = 1e-12  # inside the logarithms and powers of probabilities
 
 
 def _adam(weights, gradient_fn, n_iter, lr, betas=(0.9, 0.999), eps=1e-8):
@@ -50,11 +57,6 @@ def _adam(weights, gradient_fn, n_iter, lr, betas=(0.9, 0.999), eps=1e-8):
         denom = (second / (1 - betas[1] ** step)).sqrt_().add_(eps)
         weights.addcdiv_(first, denom, value=-lr / (1 - betas[0] ** step))
     return weights
-
-
-def _softmax_backward(probs: torch.Tensor, grad_probs: torch.Tensor) -> torch.Tensor:
-    """Gradient with respect to the logits of a row-wise softmax."""
-    return probs * (grad_probs - (grad_probs * probs).sum(1, keepdim=True))
 
 
 class TIM(TransductiveMethod):
@@ -115,22 +117,14 @@ class TIM(TransductiveMethod):
         """(marginal entropy, mean conditional entropy) of the unlabelled rows'
         class probabilities `probs` (n_unlabelled, n_classes): Shannon's."""
         marginal = probs.mean(0)
-        h_marginal = -(marginal * torch.log(marginal + _EPS)).sum()
-        h_conditional = -(probs * torch.log(probs + _EPS)).sum(1).mean()
+        h_marginal = -(marginal * torch.log(marginal + EPS)).sum()
+        h_conditional = -(probs * torch.log(probs + EPS)).sum(1).mean()
         return h_marginal, h_conditional
 
-    def query_gradient(self, probs: torch.Tensor, support_shots: int) -> torch.Tensor:
-        """Gradient of ``-(l_marg * H(Y_Q) - l_cond * H(Y_Q | X_Q))`` (the
-        :meth:`query_terms`) with respect to `probs`, shape (n, n_classes)."""
-        _, w_marginal, w_conditional = self.loss_weights
-        n = probs.shape[0]
-        marginal = probs.mean(0)
-        d_marginal = -(torch.log(marginal + _EPS) + marginal / (marginal + _EPS))
-        d_conditional = -(torch.log(probs + _EPS) + probs / (probs + _EPS))
-        return (-w_marginal * d_marginal + w_conditional * d_conditional) / n
-
     def loss(self, weights, support, targets, unlabelled, shots) -> torch.Tensor:
-        """The training loss (the reference :meth:`gradient` is tested against)."""
+        """The training loss of the classifier `weights` (n_classes, dim) on
+        normalised `support` rows with one-hot `targets` and `unlabelled`
+        rows, whose smallest class has `shots` support rows."""
         w_ce, w_marginal, w_conditional = self.loss_weights
         log_probs = F.log_softmax(self.logits(weights, support), dim=1)
         value = -w_ce * (targets * log_probs).sum(1).mean()
@@ -140,21 +134,29 @@ class TIM(TransductiveMethod):
             value = value - (w_marginal * h_marginal - w_conditional * h_conditional)
         return value
 
+    def reference_gradient(
+        self, weights, support, targets, unlabelled, shots
+    ) -> torch.Tensor:
+        """Gradient of :meth:`loss` with respect to `weights`, by autograd:
+        the reference every faster path is tested against."""
+        with torch.inference_mode(False), torch.enable_grad():
+            # tensors made in inference mode cannot be saved for backward
+            support, targets, unlabelled = (
+                t.clone() if t.is_inference() else t
+                for t in (support, targets, unlabelled)
+            )
+            leaf = weights.detach().clone().requires_grad_(True)
+            value = self.loss(leaf, support, targets, unlabelled, shots)
+            (grad,) = torch.autograd.grad(value, leaf)
+        return grad
+
     def gradient(self, weights, support, targets, unlabelled, shots) -> torch.Tensor:
-        """Gradient of :meth:`loss` in closed form (one-tenth of autograd's
-        time per iteration): the logits' gradient ``G`` gives
-        ``T * (G^T X - diag(sum_i G_i) W)``."""
-        probs = F.softmax(self.logits(weights, support), dim=1)
-        grad_logits = [self.loss_weights[0] * (probs - targets) / support.shape[0]]
-        rows = [support]
-        if unlabelled.shape[0]:
-            probs = F.softmax(self.logits(weights, unlabelled), dim=1)
-            grad_probs = self.query_gradient(probs, shots)
-            grad_logits.append(_softmax_backward(probs, grad_probs))
-            rows.append(unlabelled)
-        grad = sum(g.T @ x for g, x in zip(grad_logits, rows, strict=True))
-        counts = sum(g.sum(0) for g in grad_logits)
-        return self.temperature * (grad - counts.unsqueeze(1) * weights)
+        """Gradient of :meth:`loss` with respect to `weights`, shape
+        (n_classes, dim): the ``tim_gradient`` speed path of
+        :mod:`skmeta.meta.accel` when it knows this method and the paths are
+        on, else :meth:`reference_gradient`."""
+        path = accel.find("tim_gradient", self) or type(self).reference_gradient
+        return path(self, weights, support, targets, unlabelled, shots)
 
     def fit(self, support, support_y, unlabelled, n_classes):
         support, support_y, unlabelled = check_embeddings(
@@ -165,9 +167,11 @@ class TIM(TransductiveMethod):
         targets = one_hot(support_y, n_classes)
         shots = int(torch.bincount(support_y, minlength=n_classes).min())
         initial = class_means(support, support_y, n_classes)
+        # the path looked up once, not at each of the n_iter steps
+        path = accel.find("tim_gradient", self) or type(self).reference_gradient
         weights = _adam(
             initial,
-            lambda w: self.gradient(w, support, targets, unlabelled, shots),
+            lambda w: path(self, w, support, targets, unlabelled, shots),
             self.n_iter,
             self.lr,
         )
@@ -228,13 +232,5 @@ class AlphaTIM(TIM):
         alpha = self.order(support_shots)
         marginal = probs.mean(0)
         h_marginal = (1 - marginal.pow(alpha).sum()) / (alpha - 1)
-        h_conditional = ((1 - (probs + _EPS).pow(alpha).sum(1)) / (alpha - 1)).mean()
+        h_conditional = ((1 - (probs + EPS).pow(alpha).sum(1)) / (alpha - 1)).mean()
         return h_marginal, h_conditional
-
-    def query_gradient(self, probs, support_shots):
-        alpha = self.order(support_shots)
-        _, w_marginal, w_conditional = self.loss_weights
-        n = probs.shape[0]
-        d_marginal = -alpha * probs.mean(0).pow(alpha - 1) / (alpha - 1)
-        d_conditional = -alpha * (probs + _EPS).pow(alpha - 1) / (alpha - 1)
-        return (-w_marginal * d_marginal + w_conditional * d_conditional) / n
