@@ -122,6 +122,13 @@ def sample_episodes(
     >>> ep.support.shape, ep.query.shape
     ((3, 5), (3, 10))
     """
+    eligible = _eligible(index, n_way, k_shot, n_query)
+    return _draw(index, eligible, n_way, k_shot, n_query, n_episodes, rng, rng)
+
+
+def _eligible(index: ClassIndex, n_way: int, k_shot: int, n_query: int):
+    """Positions of the classes with ``k_shot + n_query`` rows; ValueError if
+    fewer than `n_way`."""
     per_class = k_shot + n_query
     eligible = np.flatnonzero(index.counts >= per_class)
     if eligible.size < n_way:
@@ -130,15 +137,22 @@ def sample_episodes(
             f"queries: only {eligible.size} classes have at least {per_class} "
             f"samples. Lower n_way, k_shot or n_query, or add samples."
         )
-    # Choose the ways, then the rows of each way, by ranking random keys.
-    keys = rng.random((n_episodes, eligible.size))
+    return eligible
+
+
+def _draw(index, eligible, n_way, k_shot, n_query, size, class_rng, row_rng):
+    """`size` episodes: the ways by ranking keys of `class_rng`, then the rows
+    of each way by ranking keys of `row_rng` (the same generator for
+    :func:`sample_episodes`: all class keys, then all row keys)."""
+    per_class = k_shot + n_query
+    keys = class_rng.random((size, eligible.size))
     classes = eligible[_smallest(keys, n_way)]  # (E, N)
     rows = index.rows[classes]  # (E, N, max_count), padded with -1
-    keys = rng.random(rows.shape)
+    keys = row_rng.random(rows.shape)
     keys[rows < 0] = np.inf  # padding is never picked
     chosen = np.take_along_axis(rows, _smallest(keys, per_class), axis=2)
-    support = chosen[..., :k_shot].reshape(n_episodes, n_way * k_shot)
-    query = chosen[..., k_shot:].reshape(n_episodes, n_way * n_query)
+    support = chosen[..., :k_shot].reshape(size, n_way * k_shot)
+    query = chosen[..., k_shot:].reshape(size, n_way * n_query)
     return Episodes(support, query, classes)
 
 
@@ -205,14 +219,7 @@ def iter_episode_blocks(
     >>> next(blocks).support.shape
     (4, 5)
     """
-    per_class = k_shot + n_query
-    eligible = np.flatnonzero(index.counts >= per_class)
-    if eligible.size < n_way:
-        raise ValueError(
-            f"Cannot draw {n_way}-way episodes with {k_shot} shots and {n_query} "
-            f"queries: only {eligible.size} classes have at least {per_class} "
-            f"samples. Lower n_way, k_shot or n_query, or add samples."
-        )
+    eligible = _eligible(index, n_way, k_shot, n_query)
     if not isinstance(rng.bit_generator, np.random.PCG64 | np.random.PCG64DXSM):
         raise TypeError(
             "iter_episode_blocks needs rng on a PCG64 or PCG64DXSM bit generator "
@@ -251,18 +258,9 @@ def _blocks(
     index, eligible, n_way, k_shot, n_query, n_episodes, block_size, class_rng, row_rng
 ):
     """The blocks of :func:`iter_episode_blocks` (its checks done)."""
-    per_class = k_shot + n_query
     for start in range(0, n_episodes, block_size):
         size = min(block_size, n_episodes - start)
-        keys = class_rng.random((size, eligible.size))
-        classes = eligible[_smallest(keys, n_way)]  # (B, N)
-        rows = index.rows[classes]  # (B, N, max_count), padded with -1
-        keys = row_rng.random(rows.shape)
-        keys[rows < 0] = np.inf  # padding is never picked
-        chosen = np.take_along_axis(rows, _smallest(keys, per_class), axis=2)
-        support = chosen[..., :k_shot].reshape(size, n_way * k_shot)
-        query = chosen[..., k_shot:].reshape(size, n_way * n_query)
-        yield Episodes(support, query, classes)
+        yield _draw(index, eligible, n_way, k_shot, n_query, size, class_rng, row_rng)
 
 
 def _smallest(keys: np.ndarray, k: int) -> np.ndarray:
