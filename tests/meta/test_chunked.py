@@ -136,6 +136,27 @@ def test_default_chunk_keeps_usual_episodes_whole(conv_model):
     assert chunked.adapt_chunk_rows(net) >= 100  # 20-way 5-shot is 100 rows
 
 
+def test_gradient_passes_take_smaller_chunks(conv_model, monkeypatch):
+    net = conv_model.network()
+    rows = chunked.gradient_chunk_rows(net)
+    assert chunked.MIN_GRADIENT_CHUNK_ROWS <= rows < chunked.adapt_chunk_rows(net)
+    # the loop runs its forward passes `rows` rows at a time
+    seen = []
+    original = chunked.embed_once
+
+    def spy(net, weights, x, stats=None):
+        seen.append(x.shape[0])
+        return original(net, weights, x, stats)
+
+    monkeypatch.setattr(chunked, "embed_once", spy)
+    monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 30)
+    monkeypatch.setattr(chunked, "GRADIENT_CHUNK_FLOATS", 0)  # the minimum
+    x = torch.rand(70, 256, generator=torch.Generator().manual_seed(3))
+    algorithm = conv_model.algorithm()
+    algorithm.adapt(net, x, torch.arange(70) % 3, 3)
+    assert seen and max(seen) == chunked.MIN_GRADIENT_CHUNK_ROWS
+
+
 def test_chunked_regression_matches_one_chunk(monkeypatch):
     algorithm = make_algorithm("maml", inner_lr=0.05, inner_steps=2, regression=True)
     net = _tiny_net(algorithm)

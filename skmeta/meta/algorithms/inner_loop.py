@@ -26,7 +26,7 @@ import torch
 from ..functional import embed_once, embed_tasks
 from ..net import MetaNet
 from .base import AdaptationDiverged, Algorithm, map_tensors
-from .chunked import adapt_chunk_rows, chunked_inner_loop
+from .chunked import adapt_chunk_rows, chunked_inner_loop, gradient_chunk_rows
 from .divergence import check_adaptation, settings_text
 from .heads import ClassificationHead, RegressionHead
 
@@ -220,7 +220,8 @@ class InnerLoopMethod(Algorithm):
         """Adapt to one support set (see :class:`~.base.Algorithm`).
 
         A support set of more rows than one chunk
-        (:func:`~.chunked.adapt_chunk_rows`) is run in chunks with the whole
+        (:func:`~.chunked.adapt_chunk_rows`) is run in chunks
+        (:func:`~.chunked.gradient_chunk_rows`) with the whole
         set's batch statistics given (:mod:`.chunked`); a smaller one in one
         pass. The support loss after the last step is computed too:
         :func:`~.divergence.check_adaptation` raises
@@ -247,7 +248,7 @@ class InnerLoopMethod(Algorithm):
                     support_x,
                     support_y,
                     n_classes,
-                    chunk_rows,
+                    min(chunk_rows, gradient_chunk_rows(net)),
                     losses,
                     batch_size,
                 )
