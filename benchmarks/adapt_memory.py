@@ -64,8 +64,9 @@ print(json.dumps({"rows": len(X), "footprint_mib": footprint, "skmeta": skmeta._
 
 # The bare floor of the same work: the model's network as plain torch modules
 # (batch norm with each chunk's statistics, channels-last Conv4), ten passes of
-# forward and backward over the 2,000 rows in 160-row chunks, a linear head:
-# what ten inner steps cost with no statistics pass and no skmeta around them.
+# forward and backward over the 2,000 rows in 41-row chunks (as skmeta's), a
+# linear head: what ten inner steps cost with no statistics pass and no skmeta
+# around them.
 FLOOR = r"""
 import json, sys, time
 import torch
@@ -78,7 +79,7 @@ head = torch.nn.Linear(net.embedding_dim(), 100)
 params = [*net.parameters(), *head.parameters()]
 tic = time.perf_counter()
 for step in range(10):
-    for part, target in zip(X.split(160), y.split(160)):
+    for part, target in zip(X.split(41), y.split(41)):
         loss = torch.nn.functional.cross_entropy(head(net(part)), target)
         torch.autograd.grad(loss, params)
 print(json.dumps({"rows": len(X), "footprint_mib": None, "rise_mib": None,
