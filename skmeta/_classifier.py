@@ -141,9 +141,11 @@ default=None
     n_way, k_shot, n_query : int, default=None
         Episode size in meta-training: classes per episode, labelled examples
         per class, and queries per class. None adapts to the data: up to
-        20-way, 5-shot and 15 queries, fewer when the data have too few classes
-        or samples per class. Values you set are honoured or refused with an
-        error.
+        20-way, 1-shot and 15 queries, fewer when the data have too few classes
+        or samples per class. One shot, the hardest case, serves tasks with
+        more shots too: on Omniglot it scored as well at 5 shots as 5-shot
+        episodes did, and better at 1 shot. Values you set are honoured or
+        refused with an error.
     meta_batch_size : int, default=None
         Episodes per meta-update. None: 1 for classification; for regression
         (:class:`FewShotRegressor`), 25 tasks when `groups` holds several
