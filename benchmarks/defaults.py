@@ -3,7 +3,7 @@ at its default, against the tuned recipes of the other benchmarks.
 
 - Images: ``MetaFeatureExtractor(input_shape=(1, 28, 28))`` meta-trained on
   Omniglot ``background`` with its defaults (ProtoNet, the max-pool Conv4,
-  episodes sized to the data: 20-way 5-shot 15-query, 1,000 iterations), scored
+  episodes sized to the data: 20-way 1-shot 15-query, 1,000 iterations), scored
   on ``evaluation`` (600 episodes per task, 15 queries per class) against
   ``results/omniglot_final.json``'s recipe (strided Conv4, 20-way 1-shot with
   rotations, 27,925 iterations).

@@ -78,7 +78,7 @@ class Task:
 
 
 class Classification(Task):
-    """Class labels; episodes of up to 20 ways, 5 shots and 15 queries."""
+    """Class labels; episodes of up to 20 ways, 1 shot and 15 queries."""
 
     name = "classification"
     regression = False
@@ -161,7 +161,7 @@ class Classification(Task):
                 "k_shot/n_query, or pass pretrained=."
             )
         budget = int(counts[n_way - 1])  # samples of the n_way-th largest class
-        k_shot, n_query = _shot_sizes(estimator, budget, 5, 15)
+        k_shot, n_query = _shot_sizes(estimator, budget, 1, 15)
         if k_shot + n_query > budget:
             raise ValueError(
                 f"A {n_way}-way episode with k_shot={k_shot} and n_query={n_query} "

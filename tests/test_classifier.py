@@ -163,6 +163,13 @@ def test_defaults_adapt_to_tiny_data():
     assert (training["n_way"], training["k_shot"], training["n_query"]) == (3, 1, 2)
 
 
+def test_default_episodes_are_one_shot_with_up_to_20_ways_and_15_queries(blobs):
+    X, y = blobs  # 24 classes of 15 samples
+    clf = FewShotClassifier(max_iter=2, random_state=0).fit(X, y)
+    training = clf.meta_model_.config["training"]
+    assert (training["n_way"], training["k_shot"], training["n_query"]) == (20, 1, 14)
+
+
 def test_class_augmentation_option(images):
     X, y = images
     clf = FewShotClassifier(

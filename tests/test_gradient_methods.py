@@ -119,3 +119,55 @@ def test_max_grad_norm_reaches_meta_training_and_is_validated(blobs):
     assert clipped.meta_model_.config["training"]["max_grad_norm"] == 0.5
     with pytest.raises(ValueError, match="max_grad_norm"):
         clone(clf).set_params(max_grad_norm=0.0).fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["maml", "fomaml", "metasgd"])
+def test_default_inner_loop_adapts_the_backbone(blobs, method):
+    """At its defaults the inner loop moves the body too, not only the head;
+    with one step the body keeps its meta-trained weights (the shared head's
+    class rows are equal, so the body's first gradient is zero, up to float
+    rounding)."""
+    X, y = blobs
+    base, novel = y < 16, y >= 16
+    clf = FewShotClassifier(
+        method=method, n_way=5, k_shot=1, n_query=5, max_iter=5, random_state=0
+    ).fit(X[base], y[base])
+    assert clf.meta_model_.config["method_params"]["inner_steps"] == 2
+    meta = clf.meta_model_.state
+
+    def body_change(adapted):
+        return {
+            name: (weight - meta[name]).abs().max().item()
+            for name, weight in adapted["weights"].items()
+        }
+
+    moved = body_change(
+        FewShotClassifier(pretrained=clf.meta_model_).fit(X[novel], y[novel]).adapted_
+    )
+    assert moved and all(change > 0 for change in moved.values())
+    one_step = FewShotClassifier(pretrained=clf.meta_model_, inner_steps=1)
+    kept = body_change(one_step.fit(X[novel], y[novel]).adapted_)
+    # zero up to float rounding, against steps that move every body tensor
+    assert kept.keys() == moved.keys()
+    assert max(kept.values()) < 1e-6 * min(moved.values())
+
+
+@pytest.mark.parametrize(
+    ("method", "regression", "steps"),
+    [
+        ("maml", False, 2),
+        ("maml", True, 1),
+        ("fomaml", False, 2),
+        ("metasgd", False, 2),
+        ("anil", False, 1),
+        ("protomaml", False, 1),
+        ("reptile", False, 5),
+    ],
+)
+def test_default_inner_steps_are_the_fewest_that_adapt_everything(
+    method, regression, steps
+):
+    from skmeta.meta.algorithms import make_algorithm
+
+    params = {"regression": True} if regression else {}
+    assert make_algorithm(method, **params).inner_steps == steps

@@ -13,12 +13,15 @@ class ANIL(MAML):
 
     Parameters
     ----------
-    inner_lr, inner_steps, first_order, regression
+    inner_lr, first_order, regression
         As for :class:`~.maml.MAML`.
+    inner_steps : int, default=None
+        Inner SGD steps on the head. None means 1.
     """
 
     name = "anil"
     summary = "ANIL: the inner loop adapts the head only"
+    classification_steps = 1  # the head, all it adapts, moves at the first step
 
     def adapted_parameters(self, params):
         return {}

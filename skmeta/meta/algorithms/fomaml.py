@@ -22,5 +22,7 @@ class FOMAML(MAML):
     name = "fomaml"
     summary = "first-order MAML"
 
-    def __init__(self, inner_lr=0.4, inner_steps=1, first_order=True, regression=False):
+    def __init__(
+        self, inner_lr=0.4, inner_steps=None, first_order=True, regression=False
+    ):
         super().__init__(inner_lr, inner_steps, first_order, regression)

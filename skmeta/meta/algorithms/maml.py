@@ -23,9 +23,14 @@ class MAML(InnerLoopMethod):
     ----------
     inner_lr : float, default=0.4
         Step size of the inner SGD loop.
-    inner_steps : int, default=1
-        Inner SGD steps on the support set. With the shared head, the first
-        step moves only the head: use 2 or more to adapt the body too.
+    inner_steps : int, default=None
+        Inner SGD steps on the support set. None means
+        ``classification_steps`` (2) for classification and 1 for
+        regression: the fewest that adapt the whole network. The any-way
+        classification head starts with every class row equal, which makes
+        the body's gradient zero at the first step, so ``inner_steps=1``
+        adapts only the head (as ANIL does). The regression head
+        (:class:`~.heads.RegressionHead`) moves the body at the first step.
     first_order : bool, default=False
         Drop second derivatives (FOMAML): faster, less memory.
     regression : bool, default=False
@@ -35,14 +40,20 @@ class MAML(InnerLoopMethod):
     name = "maml"
     summary = "MAML: second-order gradient steps on the support set"
     settings = ("inner_lr", "inner_steps", "first_order")
+    # `inner_steps` for classification when None: the first step moves only
+    # the shared head (its class rows are equal, so the body's gradient is
+    # zero), the second the body too (benchmarks/results/defaults_select.md)
+    classification_steps = 2
 
     def __init__(
         self,
         inner_lr: float = 0.4,
-        inner_steps: int = 1,
+        inner_steps: int | None = None,
         first_order: bool = False,
         regression: bool = False,
     ) -> None:
+        if inner_steps is None:
+            inner_steps = 1 if regression else self.classification_steps
         super().__init__(inner_lr, inner_steps, regression)
         self.first_order = bool(first_order)
 

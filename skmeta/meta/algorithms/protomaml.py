@@ -15,8 +15,11 @@ class ProtoMAML(MAML):
 
     Parameters
     ----------
-    inner_lr, inner_steps, first_order
+    inner_lr, first_order
         As for :class:`~.maml.MAML`.
+    inner_steps : int, default=None
+        Inner SGD steps. None means 1: the head started from the prototypes
+        has a different row per class, so the first step adapts the body too.
     regression : bool, default=False
         Not supported (prototypes need classes).
     """
@@ -25,6 +28,9 @@ class ProtoMAML(MAML):
     summary = "Proto-MAML: head started from the support prototypes"
     supports_regression = False
     head_from_support = True
+    # the head from the prototypes differs between classes: the first step
+    # moves the body too
+    classification_steps = 1
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         return {}
