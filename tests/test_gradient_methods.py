@@ -149,7 +149,7 @@ def test_default_inner_loop_adapts_the_backbone(blobs, method):
     kept = body_change(one_step.fit(X[novel], y[novel]).adapted_)
     # zero up to float rounding, against steps that move every body tensor
     assert kept.keys() == moved.keys()
-    assert max(kept.values()) < 1e-6 * min(moved.values())
+    assert max(kept.values()) < 1e-4 * min(moved.values())
 
 
 @pytest.mark.parametrize(
