@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -79,27 +80,66 @@ def extractor(args, max_iter: int) -> MetaFeatureExtractor:
     )
 
 
-def train(args, X, y, groups) -> tuple[MetaFeatureExtractor, dict]:
-    """Probe the CPU cost per iteration, then meta-train within the budget."""
+def train(args, X, y, groups):
+    """Probe the CPU cost per iteration, then meta-train within the budget.
+
+    With ``--segment-minutes``, meta-training runs in segments of at most
+    that many minutes of wall time (this machine is shared, and one job may
+    not run longer): each segment resumes from the checkpoint of the last
+    (``checkpoint=``, the same weights as an uninterrupted run), is ended by
+    an alarm (``KeyboardInterrupt``, at most ``checkpoint_every`` iterations
+    lost and redone), and adds its CPU time to a ledger beside the
+    checkpoint. Returns (None, None) until the last segment has finished.
+    """
     fit_groups = groups if args.within > 0 else None
-    tic = time.process_time()
-    extractor(args, args.probe_iter).fit(X, y, groups=fit_groups)
-    probe = time.process_time() - tic
-    max_iter = args.max_iter or int(0.97 * args.cpu_budget * args.probe_iter / probe)
-    print(f"probe: {probe:.1f} CPU s / {args.probe_iter} it -> {max_iter}", flush=True)
+    ledger_path = MODELS / f"lake_{args.stage}_{args.name}.ledger.json"
+    ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
+    if "iterations" not in ledger:
+        tic = time.process_time()
+        extractor(args, args.probe_iter).fit(X, y, groups=fit_groups)
+        probe = time.process_time() - tic
+        ledger = {
+            "iterations": args.max_iter
+            or int(0.97 * args.cpu_budget * args.probe_iter / probe),
+            "probe_cpu_seconds": probe,
+            "probe_iterations": args.probe_iter,
+            "segments": [],
+        }
+    max_iter = ledger["iterations"]
+    print(
+        f"probe: {ledger['probe_cpu_seconds']:.1f} CPU s -> {max_iter} it", flush=True
+    )
     model = extractor(args, max_iter)
+    if args.segment_minutes:
+        model.set_params(
+            checkpoint=str(ledger_path).replace(".ledger.json", ".ckpt"),
+            checkpoint_every=100,
+        )
+        signal.signal(signal.SIGALRM, _interrupt)
+        signal.alarm(int(60 * args.segment_minutes))
     tic, wall = time.process_time(), time.perf_counter()
     model.fit(X, y, groups=fit_groups)
+    signal.alarm(0)
     cpu, wall = time.process_time() - tic, time.perf_counter() - wall
-    print(f"trained: {cpu:.0f} CPU s, {wall:.0f} s wall, {max_iter} it", flush=True)
+    done = not model.meta_model_.config["training"]["interrupted"]
+    ledger["segments"].append({"cpu_seconds": cpu, "wall_seconds": wall, "done": done})
+    ledger_path.write_text(json.dumps(ledger, indent=1))
+    print(f"segment: {cpu:.0f} CPU s, {wall:.0f} s wall, finished: {done}", flush=True)
+    if not done:
+        return None, None
     return model, {
-        "cpu_seconds": cpu,
-        "wall_seconds": wall,
+        "cpu_seconds": sum(s["cpu_seconds"] for s in ledger["segments"]),
+        "wall_seconds": sum(s["wall_seconds"] for s in ledger["segments"]),
+        "segments": len(ledger["segments"]),
         "iterations": max_iter,
-        "probe_cpu_seconds": probe,
-        "probe_iterations": args.probe_iter,
+        "probe_cpu_seconds": ledger["probe_cpu_seconds"],
+        "probe_iterations": ledger["probe_iterations"],
         "threads": torch.get_num_threads(),
     }
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # ends fit with the model so far; resumed next time
 
 
 def evaluate(model, X, y, groups, drawer, args) -> dict:
@@ -146,6 +186,7 @@ def main() -> None:
     ap.add_argument("--max-iter", type=int, default=None)
     ap.add_argument("--probe-iter", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--segment-minutes", type=float, default=None)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--transductive", default="tim,bdcspn")
@@ -173,9 +214,13 @@ def main() -> None:
         test = np.isin(groups, held)
         record["held_out_alphabets"] = [str(raw["alphabet_names"][a]) for a in held]
         model, record["training"] = train(args, X[~test], y[~test], groups[~test])
+        if model is None:
+            return  # resumed by the next segment
         X_t, y_t, g_t, d_t = X[test], y[test], groups[test], drawer[test]
     else:
         model, record["training"] = train(args, X, y, groups)
+        if model is None:
+            return  # resumed by the next segment
         evaluation = load_omniglot(
             "evaluation", data_home=args.data_home, image_size=size
         )
