@@ -244,9 +244,23 @@ def main() -> None:
 
 
 def table(report: dict) -> str:
-    keys = ["lake inductive", "lake bdcspn", "lake tim", "20w1s inductive"]
+    keys = [
+        "lake inductive",
+        "lake bdcspn",
+        "lake tim",
+        "lake ptmap",
+        "20w1s inductive",
+    ]
     keys.append("5w1s inductive")
     lines = [
+        "Lake et al. (2015) within-alphabet one-shot runs (20 characters of one "
+        "alphabet, support by one drawer, one query each by another): "
+        "`benchmarks/lake_runs.py`. *select*: meta-trained on 25 background "
+        "alphabets, scored on 5 held-out ones; *final*: meta-trained on all of "
+        "background, scored on evaluation. CPU s: process CPU time of "
+        "meta-training (2 threads; budget 2,400), the probe fit that sized "
+        "`max_iter` apart. Accuracy in %, ± 95% CI (runs or episodes).",
+        "",
         "| stage | name | within | px | width | CPU s (probe) | it | "
         + " | ".join(keys)
         + " |",
