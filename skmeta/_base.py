@@ -71,6 +71,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         n_way=None,
         k_shot=None,
         n_query=None,
+        within_group_episodes=0.0,
         meta_batch_size=None,
         max_iter=1000,
         learning_rate=1e-3,
@@ -108,6 +109,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         self.n_way = n_way
         self.k_shot = k_shot
         self.n_query = n_query
+        self.within_group_episodes = within_group_episodes
         self.meta_batch_size = meta_batch_size
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -145,12 +147,15 @@ class MetaEstimator(MethodSettings, BaseEstimator):
 
         Sets ``meta_model_``, ``n_iter_`` and ``history_``; returns X and y as
         adaptation takes them (y: class codes or float targets). `classes`:
-        the labels ``partial_fit`` declares (a superset of y's).
+        the labels ``partial_fit`` declares (a superset of y's). `groups`:
+        the tasks of a regressor, the groups of `within_group_episodes` of a
+        classifier or extractor.
         """
         self._validate_params()
         refuse_bool_counts(self)
         X, y, labels = self._task.validate(self, X, y, groups, classes)
         if self.pretrained is None:
+            group_codes = self._task.episode_groups(self, groups, len(X))
             method = self.method or self._task.default_method
             settings = self._training_settings(method)
             self._transducer = check_transductive(self, method)
@@ -159,8 +164,10 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             if labels is not None and (labels == UNLABELLED).any():
                 labelled = labels != UNLABELLED  # meta-training learns from these
                 X_train, labels_train = X[labelled], labels[labelled]
+                if group_codes is not None:
+                    group_codes = group_codes[labelled]
             self.meta_model_ = self._meta_train(
-                X_train, labels_train, targets, method, settings
+                X_train, labels_train, targets, method, settings, group_codes
             )
             self._overrides = {}
         else:
@@ -271,8 +278,11 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
 
-    def _meta_train(self, X, labels, targets, method, settings) -> MetaModel:
-        """Meta-train on X with episodes drawn from `labels` (class or task codes)."""
+    def _meta_train(
+        self, X, labels, targets, method, settings, groups=None
+    ) -> MetaModel:
+        """Meta-train on X with episodes drawn from `labels` (class or task
+        codes), those of `within_group_episodes` within the `groups` codes."""
         input_shape = check_input_shape(self.input_shape, X.shape[1])
         self._warn_unused_n_jobs(method)
         n_way, k_shot, n_query = self._task.episode_sizes(self, labels)
@@ -298,6 +308,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             augmentation=self.augmentation,
             meta_batch_size=self.meta_batch_size
             or self._task.default_meta_batch_size(labels),
+            within_group_episodes=float(self.within_group_episodes),
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_grad_norm=self.max_grad_norm,
@@ -316,7 +327,13 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         warm = self.warm_start and hasattr(self, "meta_model_")
         init = self.meta_model_ if warm else None
         model = meta_train(
-            X, labels, train, targets=targets, init=init, description=self._seen()
+            X,
+            labels,
+            train,
+            targets=targets,
+            init=init,
+            description=self._seen(),
+            groups=groups,
         )
         self.n_iter_ = int(model.config["training"]["n_iter"])
         warn_if_still_improving(model, self.max_iter)

@@ -146,6 +146,17 @@ default=None
         more shots too: on Omniglot it scored as well at 5 shots as 5-shot
         episodes did, and better at 1 shot. Values you set are honoured or
         refused with an error.
+    within_group_episodes : float in [0, 1], default=0.0
+        Share of the meta-training episodes whose `n_way` classes are drawn
+        from one group of ``fit(X, y, groups=...)`` (a group chosen uniformly
+        among those with `n_way` classes of ``k_shot + n_query`` rows; the
+        other episodes are drawn among all classes). Groups of similar
+        classes, such as the characters of one Omniglot alphabet, make hard
+        episodes like Lake et al.'s within-alphabet one-shot runs. With
+        `class_augmentation`, a rotated class stays in its group. Validation
+        episodes stay random. 0 draws every episode among all classes, as
+        without groups; a value above 0 needs `groups` and an episodic
+        method.
     meta_batch_size : int, default=None
         Episodes per meta-update. None: 1 for classification; for regression
         (:class:`FewShotRegressor`), 25 tasks when `groups` holds several
@@ -326,7 +337,7 @@ default=None
     True
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Adapt to the support set (X, y), meta-training first without `pretrained`.
 
         Parameters
@@ -336,13 +347,21 @@ default=None
         y : array-like of shape (n_samples,)
             Their labels: any labels scikit-learn accepts, strings included.
             With `transductive`, ``-1`` marks an unlabelled row.
+        groups : array-like of shape (n_samples,), default=None
+            The group of each row (e.g. the alphabet of each character), for
+            the meta-training episodes of `within_group_episodes`; every row
+            of a class must share one. Unused otherwise, with a warning. In
+            ``cross_validate`` or ``GridSearchCV``, `groups` reach ``fit``
+            only through scikit-learn's metadata routing
+            (``sklearn.set_config(enable_metadata_routing=True)`` and
+            ``clf.set_fit_request(groups=True)``).
 
         Returns
         -------
         self : FewShotClassifier
             The fitted classifier.
         """
-        X, codes = self._fit_meta_model(X, y)
+        X, codes = self._fit_meta_model(X, y, groups)
         self._adapt(X, codes)
         self._set_open_set()
         record_support(self, X, codes)

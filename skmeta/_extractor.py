@@ -44,8 +44,14 @@ see FewShotClassifier
         Transductive inference of a classifier. An extractor only embeds, so
         they are unused and :meth:`fit` warns when `transductive` is set; y
         keeps ``-1`` as an ordinary label.
-    n_way, k_shot, n_query, meta_batch_size, max_iter : see FewShotClassifier
-        Episodes and length of meta-training, as for :class:`FewShotClassifier`.
+    n_way, k_shot, n_query : see FewShotClassifier
+        Episode size of meta-training, as for :class:`FewShotClassifier`.
+    within_group_episodes : float in [0, 1], default=0.0
+        Share of the meta-training episodes drawn within one group of
+        ``fit(X, y, groups=...)``, as for :class:`FewShotClassifier`.
+    meta_batch_size, max_iter : see FewShotClassifier
+        Episodes per update and length of meta-training, as for
+        :class:`FewShotClassifier`.
     learning_rate, max_grad_norm, early_stopping : see FewShotClassifier
         The meta-optimiser, as for :class:`FewShotClassifier`.
     calibrate, validation_fraction, n_iter_no_change, n_jobs, precision : \
@@ -104,7 +110,7 @@ see FewShotClassifier
             "rejection_rate": [None],
         }
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, groups=None):
         """Meta-train on (X, y), or check and reuse `pretrained`.
 
         Parameters
@@ -113,13 +119,16 @@ see FewShotClassifier
             Rows (images flattened; see `input_shape`).
         y : array-like of shape (n_samples,), default=None
             Class labels; required unless `pretrained` is given.
+        groups : array-like of shape (n_samples,), default=None
+            The group of each row, for the episodes of
+            `within_group_episodes` (see :class:`FewShotClassifier`).
 
         Returns
         -------
         self : MetaFeatureExtractor
             The fitted extractor.
         """
-        self._fit_meta_model(X, y)
+        self._fit_meta_model(X, y, groups)
         self._replay = None  # partial_fit's buffer: fit keeps no rows
         return self
 

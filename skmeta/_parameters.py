@@ -34,6 +34,7 @@ META_TRAINING_PARAMETERS = (
     "n_way",
     "k_shot",
     "n_query",
+    "within_group_episodes",
     "meta_batch_size",
     "max_iter",
     "learning_rate",
@@ -72,6 +73,7 @@ PARAMETER_CONSTRAINTS = {
     "n_way": [Interval(Integral, 2, None, closed="left"), None],
     "k_shot": [Interval(Integral, 1, None, closed="left"), None],
     "n_query": [Interval(Integral, 1, None, closed="left"), None],
+    "within_group_episodes": [Interval(Real, 0, 1, closed="both")],
     "meta_batch_size": [Interval(Integral, 1, None, closed="left"), None],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     # above ~1e37, Adam's float32 step overflows inside torch

@@ -62,6 +62,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
     k_shot, n_query : int, default=None
         Rows of a task used to adapt (support) and to score the adaptation
         (query) in meta-training. None: up to 10 and 10, fewer for small tasks.
+    within_group_episodes : 0, default=0.0
+        Classification only, refused unless 0: a regressor's groups are its
+        tasks, and an episode is one of them.
     meta_batch_size, max_iter, learning_rate : see FewShotClassifier
         As for :class:`FewShotClassifier`; `meta_batch_size` counts tasks,
         and None means 25 when `groups` holds several tasks, else 1. On sine

@@ -9,6 +9,9 @@ model that fits. Everything said about methods is read from the registry,
 
 from __future__ import annotations
 
+import warnings
+from numbers import Real
+
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.multiclass import check_classification_targets
@@ -141,6 +144,30 @@ class Classification(Task):
             estimator.classes_ = classes
         return X, codes, codes
 
+    def episode_groups(self, estimator, groups, n_rows: int) -> np.ndarray | None:
+        """Group codes of the rows for `within_group_episodes` (None when it
+        is 0: then `groups` are unused, and a warning says so)."""
+        share = estimator.within_group_episodes
+        if groups is None:
+            if share > 0:
+                raise ValueError(
+                    f"within_group_episodes={share!r} draws episodes within "
+                    "groups: pass fit(X, y, groups=...), the group of each row "
+                    "(e.g. the alphabet of each character), or set "
+                    "within_group_episodes=0."
+                )
+            return None
+        if share == 0:
+            warnings.warn(
+                f"{type(estimator).__name__} uses groups only to draw "
+                "meta-training episodes within a group; with "
+                "within_group_episodes=0 they are ignored.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return None
+        return _group_codes(groups, n_rows)
+
     def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
         """Final (n_way, k_shot, n_query): the estimator's, or fitted to the
         class sizes of `labels`."""
@@ -206,6 +233,7 @@ class Regression(Task):
             "unknown_label": [None],
             "rejection_rate": [None],
             "replay_per_class": [None],  # no partial_fit
+            "within_group_episodes": [Options(Real, {0})],  # no classes
             "transductive": [None],
             "transductive_params": [None],
         }
@@ -218,19 +246,11 @@ class Regression(Task):
         check_float32_range(y, "y")
         if groups is None:
             return X, y.astype(np.float32), np.zeros(len(y), dtype=np.int64)
-        groups = column_or_1d(groups)
-        if len(groups) != len(y):
-            raise ValueError(
-                f"groups has {len(groups)} values but X has {len(y)} rows."
-            )
-        try:
-            codes = np.unique(groups, return_inverse=True)[1]
-        except TypeError:  # e.g. strings and numbers mixed: they do not sort
-            raise TypeError(
-                "groups mixes values of types that cannot be compared; give "
-                "every task an id of one type (all ints, or all strings)."
-            ) from None
-        return X, y.astype(np.float32), codes
+        return X, y.astype(np.float32), _group_codes(groups, len(y))
+
+    def episode_groups(self, estimator, groups, n_rows: int) -> None:
+        """None: a regressor's groups are its tasks (see :meth:`validate`)."""
+        return None
 
     def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
         """(1, k_shot, n_query): the estimator's, or fitted to the smallest task."""
@@ -253,6 +273,20 @@ class Regression(Task):
 
     def n_outputs(self, estimator) -> int:
         return 1
+
+
+def _group_codes(groups, n_rows: int) -> np.ndarray:
+    """Codes ``0..n_groups-1`` of `groups`, one value per row."""
+    groups = column_or_1d(groups)
+    if len(groups) != n_rows:
+        raise ValueError(f"groups has {len(groups)} values but X has {n_rows} rows.")
+    try:
+        return np.unique(groups, return_inverse=True)[1]
+    except TypeError:  # e.g. strings and numbers mixed: they do not sort
+        raise TypeError(
+            "groups mixes values of types that cannot be compared; give "
+            "every group an id of one type (all ints, or all strings)."
+        ) from None
 
 
 CLASSIFICATION, REGRESSION = Classification(), Regression()

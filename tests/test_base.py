@@ -48,7 +48,7 @@ class _Stop(Exception):
 def train_settings(monkeypatch):
     """Run `fit` up to meta-training and return the TrainSettings it got."""
 
-    def stop(X, y, settings, targets=None, init=None, description=None):
+    def stop(X, y, settings, targets=None, init=None, description=None, groups=None):
         raise _Stop(settings)
 
     monkeypatch.setattr(skmeta._base, "meta_train", stop)

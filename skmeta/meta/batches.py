@@ -12,6 +12,7 @@ import torch
 from .algorithms import LabelledBatch, TaskBatch
 from .episodes import ClassIndex, sample_episodes
 from .rows import Rows
+from .within_group import mixed_episodes
 
 __all__ = [
     "BatchStream",
@@ -157,6 +158,8 @@ def task_batches(
     targets=None,
     augment=True,
     parts: tuple[int, int] = (0, 1),
+    groups: np.ndarray | None = None,
+    within_group: float = 0.0,
 ) -> BatchStream:
     """TaskBatch objects forever, sampling 64 iterations' episodes at once.
 
@@ -171,6 +174,12 @@ def task_batches(
     unless rows are augmented; then the whole meta-batch is, so that the
     augmentation's random draws, and torch's generator after them, are those
     of one process.
+
+    With ``within_group > 0``, each episode is drawn within one group
+    (:func:`~.episodes.sample_group_episodes`; `groups` gives the group of
+    each class of `index`, :func:`~.within_group.class_groups`) with that
+    probability, and at random otherwise; with 0 (the default), the stream is
+    that of earlier versions, draw for draw.
     """
     device = rows.device
     share = share_of(n_tasks, *parts)
@@ -179,8 +188,19 @@ def task_batches(
     query_y = ways.repeat_interleave(n_query)
 
     def draw(rng):
-        return sample_episodes(
-            index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
+        if within_group == 0.0:
+            return sample_episodes(
+                index, n_way, settings.k_shot, n_query, 64 * n_tasks, rng
+            )
+        return mixed_episodes(
+            index,
+            groups,
+            within_group,
+            n_way,
+            settings.k_shot,
+            n_query,
+            64 * n_tasks,
+            rng,
         )
 
     def make(episodes, i):

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ClassIndex", "Episodes", "iter_episode_blocks", "sample_episodes"]
+__all__ = [
+    "ClassIndex",
+    "Episodes",
+    "iter_episode_blocks",
+    "sample_episodes",
+    "sample_group_episodes",
+]
 
 
 @dataclass(frozen=True)
@@ -144,15 +150,28 @@ def _draw(index, eligible, n_way, k_shot, n_query, size, class_rng, row_rng):
     """`size` episodes: the ways by ranking keys of `class_rng`, then the rows
     of each way by ranking keys of `row_rng` (the same generator for
     :func:`sample_episodes`: all class keys, then all row keys)."""
-    per_class = k_shot + n_query
     keys = class_rng.random((size, eligible.size))
     classes = eligible[_smallest(keys, n_way)]  # (E, N)
+    return _draw_rows(index, classes, k_shot, n_query, row_rng)
+
+
+def _draw_rows(
+    index: ClassIndex,
+    classes: np.ndarray,
+    k_shot: int,
+    n_query: int,
+    rng: np.random.Generator,
+) -> Episodes:
+    """``k_shot + n_query`` distinct random rows of each class of `classes`,
+    an ndarray of shape (n_episodes, n_way) of positions in `index`."""
+    n_episodes, n_way = classes.shape
+    per_class = k_shot + n_query
     rows = index.rows[classes]  # (E, N, max_count), padded with -1
-    keys = row_rng.random(rows.shape)
+    keys = rng.random(rows.shape)
     keys[rows < 0] = np.inf  # padding is never picked
     chosen = np.take_along_axis(rows, _smallest(keys, per_class), axis=2)
-    support = chosen[..., :k_shot].reshape(size, n_way * k_shot)
-    query = chosen[..., k_shot:].reshape(size, n_way * n_query)
+    support = chosen[..., :k_shot].reshape(n_episodes, n_way * k_shot)
+    query = chosen[..., k_shot:].reshape(n_episodes, n_way * n_query)
     return Episodes(support, query, classes)
 
 
@@ -261,6 +280,81 @@ def _blocks(
     for start in range(0, n_episodes, block_size):
         size = min(block_size, n_episodes - start)
         yield _draw(index, eligible, n_way, k_shot, n_query, size, class_rng, row_rng)
+
+
+def sample_group_episodes(
+    index: ClassIndex,
+    class_groups: np.ndarray,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    n_episodes: int,
+    rng: np.random.Generator,
+) -> Episodes:
+    """Draw `n_episodes` episodes whose `n_way` classes all share one group.
+
+    Each episode picks a group uniformly among those with at least `n_way`
+    classes of ``k_shot + n_query`` rows, then `n_way` distinct classes of it
+    and ``k_shot + n_query`` distinct rows of each, as :func:`sample_episodes`
+    does (vectorised, no loop per episode). Within-alphabet episodes of
+    Omniglot, the groups being alphabets, contrast similar characters, as
+    Lake et al.'s one-shot runs do.
+
+    Parameters
+    ----------
+    index : ClassIndex
+        Rows of each class.
+    class_groups : ndarray of shape (n_classes,), int
+        Group code of each class of `index`.
+    n_way, k_shot, n_query : int
+        Episode size; `n_query` may be 0.
+    n_episodes : int
+        Number of episodes to draw.
+    rng : numpy.random.Generator
+        Source of all randomness.
+
+    Returns
+    -------
+    Episodes
+
+    Raises
+    ------
+    ValueError
+        If no group has `n_way` classes of ``k_shot + n_query`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> index = ClassIndex.from_labels(np.repeat(np.arange(12), 4))
+    >>> groups = np.repeat([0, 1, 2], 4)  # classes 0-3, 4-7, 8-11
+    >>> ep = sample_group_episodes(index, groups, 3, 1, 1, n_episodes=2,
+    ...                            rng=np.random.default_rng(0))
+    >>> [len(set(groups[c] for c in way)) for way in ep.classes]
+    [1, 1]
+    """
+    per_class = k_shot + n_query
+    class_groups = np.asarray(class_groups)
+    if class_groups.shape != (index.n_classes,):
+        raise ValueError(
+            f"class_groups has shape {class_groups.shape}; expected one group "
+            f"per class, ({index.n_classes},)."
+        )
+    eligible = np.flatnonzero(index.counts >= per_class)
+    names, members = np.unique(class_groups[eligible], return_inverse=True)
+    sizes = np.bincount(members, minlength=names.size)
+    usable = np.flatnonzero(sizes >= n_way)
+    if usable.size == 0:
+        raise ValueError(
+            f"within_group_episodes: no group has {n_way} classes with at least "
+            f"{per_class} samples (k_shot + n_query) to draw a {n_way}-way "
+            f"episode from; the largest has {int(sizes.max(initial=0))}. Lower "
+            "n_way, give larger groups, or set within_group_episodes=0."
+        )
+    chosen = usable[rng.integers(usable.size, size=n_episodes)]  # (E,)
+    keys = rng.random((n_episodes, eligible.size))
+    keys[members[None, :] != chosen[:, None]] = np.inf  # other groups never
+    classes = eligible[_smallest(keys, n_way)]  # (E, N)
+    return _draw_rows(index, classes, k_shot, n_query, rng)
 
 
 def _smallest(keys: np.ndarray, k: int) -> np.ndarray:

@@ -45,6 +45,7 @@ from .train_setup import (
     pixel_sample,
     run_config,
 )
+from .within_group import check_group_sizes, check_within_group, class_groups
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
 
@@ -70,6 +71,7 @@ class TrainSettings:
     class_augmentation: str | None = None
     augmentation: object = None  # see skmeta.meta.augment.make_augmentation
     meta_batch_size: int = 1
+    within_group_episodes: float = 0.0  # share of episodes drawn in one group
     max_iter: int = 1000
     learning_rate: float = 1e-3
     max_grad_norm: float | None = None
@@ -100,6 +102,7 @@ def meta_train(
     callbacks: Sequence[Callback] = (),
     init: MetaModel | None = None,
     description: Mapping | None = None,
+    groups: np.ndarray | None = None,
 ) -> MetaModel:
     """Meta-train a network on rows `X` with class codes `y`.
 
@@ -140,6 +143,12 @@ def meta_train(
         Recorded in ``config["provenance"]`` beside the versions, the date and
         the data's shape (:func:`~.provenance.describe`), e.g.
         ``{"class_names": [...], "feature_names": [...]}``.
+    groups : ndarray of shape (n_samples,), int, optional
+        Group code of each row (e.g. the alphabet of an Omniglot character),
+        one per class; needed when ``settings.within_group_episodes > 0``, the
+        share of training episodes whose classes are drawn from one group
+        (:func:`~.episodes.sample_group_episodes`). Validation episodes stay
+        random.
 
     Notes
     -----
@@ -173,12 +182,22 @@ def meta_train(
     with torch.random.fork_rng(devices=devices), malloc_tuning():
         torch.manual_seed(int(rng.integers(2**63 - 1)))
         return _meta_train(
-            X, y, settings, device, rng, targets, callbacks, init, description, ranks
+            X,
+            y,
+            settings,
+            device,
+            rng,
+            targets,
+            callbacks,
+            init,
+            description,
+            ranks,
+            groups,
         )
 
 
 def _meta_train(
-    X, y, settings, device, rng, targets, callbacks, init, description, ranks
+    X, y, settings, device, rng, targets, callbacks, init, description, ranks, groups
 ) -> MetaModel:
     algorithm = make_algorithm(settings.method, **settings.method_params)
     if (targets is not None) != algorithm.regression:
@@ -191,6 +210,7 @@ def _meta_train(
             f"class_augmentation={settings.class_augmentation!r} is unknown; use "
             "None or 'rot90'."
         )
+    check_within_group(settings, algorithm, groups, len(y), targets is not None)
     backbone = resolve_backbone(settings.backbone, settings.input_shape)
     X = as_rows(X)
     T_all = (
@@ -226,6 +246,10 @@ def _meta_train(
         train_rows, codes, X.shape[0], rotations
     )
     n_classes = classes.size * rotations
+    by_group = None
+    if settings.within_group_episodes > 0:
+        by_group = class_groups(np.asarray(groups)[train_rows], codes, rotations)
+        check_group_sizes(index, by_group, settings)
     pixels = pixel_sample(rows)
     net = build_net(
         settings,
@@ -260,6 +284,8 @@ def _meta_train(
             settings.meta_batch_size,
             T_all,
             parts=parts,
+            groups=by_group,
+            within_group=settings.within_group_episodes,
         )
     else:
         rows_per_step = (

@@ -1,0 +1,106 @@
+"""Within-group episodes: meta-training episodes whose classes share a group
+(e.g. the characters of one Omniglot alphabet), mixed with random ones.
+
+The groups are an array of codes per row, given beside the class codes; this
+module maps them to classes (rotated classes keep their group), checks them,
+and draws the mixed episodes of :func:`~.batches.task_batches`. NumPy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .episodes import Episodes, sample_episodes, sample_group_episodes
+
+__all__ = ["check_group_sizes", "check_within_group", "class_groups", "mixed_episodes"]
+
+
+def check_within_group(settings, algorithm, groups, n_samples, regression) -> None:
+    """Refuse `within_group_episodes` where it cannot apply."""
+    share = settings.within_group_episodes
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"within_group_episodes={share!r} must be in [0, 1].")
+    if share == 0.0:
+        return
+    if regression or not algorithm.episodic:
+        what = "regression" if regression else f"method={settings.method!r}"
+        raise ValueError(
+            f"within_group_episodes={share!r} applies to episodic classification "
+            f"only; {what} draws no N-way episodes. Set it to 0."
+        )
+    if groups is None or len(groups) != n_samples:
+        raise ValueError(
+            f"within_group_episodes={share!r} needs the group of each row "
+            f"(groups of shape ({n_samples},)); got "
+            f"{None if groups is None else len(groups)}."
+        )
+
+
+def check_group_sizes(index, by_group: np.ndarray, settings) -> None:
+    """Refuse groups too small for ``settings.n_way`` now, not in the loop."""
+    sample_group_episodes(
+        index,
+        by_group,
+        settings.n_way,
+        settings.k_shot,
+        settings.n_query,
+        0,
+        np.random.default_rng(0),
+    )
+
+
+def class_groups(groups: np.ndarray, codes: np.ndarray, rotations: int) -> np.ndarray:
+    """The group of each class of :func:`~.batches.training_index` (rotated too).
+
+    Parameters
+    ----------
+    groups : ndarray of shape (n_train,), int
+        Group code of each training row; every row of a class must share one.
+    codes : ndarray of shape (n_train,)
+        Class codes ``0..n_classes-1`` of the training rows.
+    rotations : int
+        1, or 4 with class augmentation: a rotated class (code
+        ``k * n_classes + c``) stays in the group of class ``c``.
+
+    Returns
+    -------
+    ndarray of shape (rotations * n_classes,), int64
+
+    Raises
+    ------
+    ValueError
+        If a class has rows in two groups.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class_groups(np.array([5, 5, 5, 7]), np.array([0, 0, 1, 2]), 2).tolist()
+    [5, 5, 7, 5, 5, 7]
+    """
+    codes, groups = np.asarray(codes), np.asarray(groups, dtype=np.int64)
+    n_classes = int(codes.max()) + 1 if codes.size else 0
+    per_class = np.full(n_classes, -1, dtype=np.int64)
+    per_class[codes] = groups
+    split = np.flatnonzero(per_class[codes] != groups)
+    if split.size:
+        raise ValueError(
+            "within_group_episodes draws the classes of an episode from one "
+            f"group, but class code {int(codes[split[0]])} has rows in several "
+            "groups; give every row of a class the same group."
+        )
+    return np.tile(per_class, rotations)
+
+
+def mixed_episodes(index, groups, within_group, n_way, k_shot, n_query, n, rng):
+    """`n` episodes, each drawn within one group with probability `within_group`
+    and among all classes otherwise (the episodes' order is random)."""
+    inside = rng.random(n) < within_group
+    k = int(inside.sum())
+    grouped = sample_group_episodes(index, groups, n_way, k_shot, n_query, k, rng)
+    free = sample_episodes(index, n_way, k_shot, n_query, n - k, rng)
+    parts = {}
+    for name in ("support", "query", "classes"):
+        out = np.empty((n, getattr(free, name).shape[1]), dtype=np.int64)
+        out[inside], out[~inside] = getattr(grouped, name), getattr(free, name)
+        parts[name] = out
+    return Episodes(**parts)
