@@ -242,6 +242,13 @@ def extractor_partial_fit(ext, X, y):
             "run on other rows. Leave checkpoint=None (save meta_model_ between "
             "calls instead)."
         )
+    if ext.within_group_episodes:
+        raise ValueError(
+            f"within_group_episodes={ext.within_group_episodes!r} does not apply "
+            "to partial_fit, which takes no groups: its episodes are drawn among "
+            "all of the replay buffer's classes. Set within_group_episodes=0, or "
+            "use fit(X, y, groups=...)."
+        )
     if y is None:
         raise ValueError(
             "partial_fit needs the labels y of X: it meta-trains on their classes."

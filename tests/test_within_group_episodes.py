@@ -100,6 +100,17 @@ def test_errors_name_the_parameter():
         FewShotRegressor(within_group_episodes=0.5).fit(X, Y.astype(float), Y)
 
 
+def test_extractor_partial_fit_refuses_the_setting():
+    # partial_fit takes no groups: it cannot draw within-group episodes
+    ext = MetaFeatureExtractor(within_group_episodes=0.5, **SETTINGS)
+    with pytest.raises(ValueError, match="within_group_episodes=0.5 does not apply"):
+        ext.partial_fit(X, Y)
+    ext.set_params(within_group_episodes=0.0).partial_fit(X, Y)
+    ext.set_params(within_group_episodes=0.5)
+    with pytest.raises(ValueError, match="within_group_episodes=0.5 does not apply"):
+        ext.partial_fit(X, Y)  # on later calls too
+
+
 def test_pretrained_warns_that_the_setting_is_unused():
     base = FewShotClassifier(**SETTINGS).fit(X, Y)
     clf = FewShotClassifier(pretrained=base.meta_model_, within_group_episodes=0.5)
