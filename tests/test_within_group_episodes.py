@@ -111,6 +111,17 @@ def test_extractor_partial_fit_refuses_the_setting():
         ext.partial_fit(X, Y)  # on later calls too
 
 
+def test_a_checkpoint_is_of_its_groups(tmp_path):
+    path = tmp_path / "run.ckpt"
+    settings = dict(SETTINGS, within_group_episodes=0.5, checkpoint=path)
+    FewShotClassifier(**settings).fit(X, Y, GROUPS)
+    other = np.where(GROUPS == "a", "b", np.where(GROUPS == "b", "a", GROUPS))
+    other[Y == 0] = "c"  # class 0 moves to another group
+    with pytest.raises(ValueError, match="labels or groups"):
+        FewShotClassifier(**settings).fit(X, Y, other)
+    FewShotClassifier(**settings).fit(X, Y, GROUPS)  # the same groups resume
+
+
 def test_pretrained_warns_that_the_setting_is_unused():
     base = FewShotClassifier(**SETTINGS).fit(X, Y)
     clf = FewShotClassifier(pretrained=base.meta_model_, within_group_episodes=0.5)

@@ -210,10 +210,11 @@ def _digest(*arrays) -> str:
     return sha.hexdigest()
 
 
-def run_fingerprint(settings, X, y, targets=None, init=None) -> dict:
+def run_fingerprint(settings, X, y, targets=None, init=None, groups=None) -> dict:
     """What makes a run the run it is, JSON: its settings (all but those of
     speed, place and logging), the data's shape and dtype, a digest of the
-    class codes (and targets), and the model it started from.
+    class codes (and targets, and the groups when episodes are drawn within
+    them), and the model it started from.
 
     Parameters
     ----------
@@ -223,6 +224,8 @@ def run_fingerprint(settings, X, y, targets=None, init=None) -> dict:
     targets : ndarray of shape (n_samples,), optional
     init : MetaModel, optional
         The model a warm start continues (:func:`start_from`).
+    groups : ndarray of shape (n_samples,), int, optional
+        The rows' groups; part of the run with ``within_group_episodes``.
 
     Returns
     -------
@@ -238,6 +241,8 @@ def run_fingerprint(settings, X, y, targets=None, init=None) -> dict:
         "labels": _digest(np.asarray(y, dtype=np.int64)),
         "targets": None if targets is None else _digest(np.asarray(targets)),
     }
+    if groups is not None and settings.within_group_episodes:
+        data["groups"] = _digest(np.asarray(groups, dtype=np.int64))
     start = None
     if init is not None:
         start = {
@@ -261,7 +266,7 @@ def _differences(recorded: Mapping, current: Mapping) -> list[str]:
             found.append(f"{name}={before!r} there, {value!r} here{source}")
     if recorded.get("data") != current.get("data"):
         found.append(
-            "other data (shape, dtype or labels: "
+            "other data (shape, dtype, labels or groups: "
             f"{recorded.get('data', {}).get('shape')} there, "
             f"{current.get('data', {}).get('shape')} here)"
         )

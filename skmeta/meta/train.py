@@ -221,7 +221,7 @@ def _meta_train(
     y = np.asarray(y)
     parts = (0, 1)
     if ranks is not None:
-        ranks.check_same(run_fingerprint(settings, X, y, targets, init))
+        ranks.check_same(run_fingerprint(settings, X, y, targets, init, groups))
         ranks.check_meta_batch(settings.meta_batch_size)
         parts = (ranks.rank, ranks.size)
     rotations = 4 if settings.class_augmentation == "rot90" else 1
@@ -297,7 +297,7 @@ def _meta_train(
             rows, virtual_rows, virtual_codes, rows_per_step, rng, parts
         )
     if settings.checkpoint is not None:
-        fingerprint = run_fingerprint(settings, X, y, targets, init)
+        fingerprint = run_fingerprint(settings, X, y, targets, init, groups)
         callbacks = [
             *callbacks,
             Checkpoint(
