@@ -49,7 +49,9 @@ def check_transductive(estimator, method: str) -> TransductiveMethod | None:
     Raises ``ValueError`` for `transductive_params` without `transductive`,
     for settings the method does not take, and for a `method` whose
     deployment is not nearest prototype on the embedding. An estimator that
-    never adapts (the extractor) warns that the setting is unused.
+    never adapts (the extractor) warns that the setting is unused, and so does
+    one given the method's own deployment settings (``feature_norm``), which
+    the transductive method replaces.
     """
     name, params = estimator.transductive, estimator.transductive_params
     if name is None:
@@ -76,6 +78,20 @@ def check_transductive(estimator, method: str) -> TransductiveMethod | None:
             f"transductive={name!r} applies to methods that classify by nearest "
             f"prototype on the embedding ({', '.join(takers)}); method={method!r} "
             "does not. Leave transductive=None, or use one of those methods."
+        )
+    deployment = [
+        f"{key}={value!r}"
+        for key, value in (estimator.method_params or {}).items()
+        if key in ALGORITHMS[method].adaptation_settings and value is not None
+    ]
+    if deployment:
+        warnings.warn(
+            f"method_params {', '.join(deployment)} is ignored with "
+            f"transductive={name!r}: it sets how method={method!r} classifies "
+            "new rows, and the transductive method labels them instead. Leave "
+            "it out, or set transductive=None.",
+            UserWarning,
+            stacklevel=4,
         )
     return transducer
 

@@ -191,6 +191,19 @@ def test_a_pretrained_model_of_another_method_is_refused(identity_model):
         transductive(maml, "bdcspn").fit(X, y)
 
 
+def test_the_methods_deployment_settings_warn_as_ignored(identity_model):
+    X, y, _ = make_rows(0, 2)
+    clf = transductive(identity_model, "bdcspn", method_params={"feature_norm": "l2"})
+    with pytest.warns(UserWarning, match="feature_norm='l2' is ignored with"):
+        clf.fit(X, y)
+    # the same labels as without the setting: it was not applied
+    plain = transductive(identity_model, "bdcspn").fit(X, y)
+    np.testing.assert_array_equal(clf.transduction_, plain.transduction_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain.fit(X, y)  # no setting given, no warning
+
+
 def test_labelled_rows_are_needed(identity_model):
     X, y, _ = make_rows(0, 2)
     with pytest.raises(ValueError, match="Every row of y is -1"):
