@@ -56,6 +56,21 @@ def _non_leaf(t: torch.Tensor | None) -> torch.Tensor | None:
     return t
 
 
+def convolve(
+    layer: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None, h: torch.Tensor
+) -> torch.Tensor:
+    """`layer`'s convolution of `h` with the given `weight` and `bias`."""
+    return F.conv2d(
+        h,
+        weight,
+        bias,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups,
+    )
+
+
 def _channel_view(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.view(1, -1, 1, 1)
 
@@ -184,15 +199,7 @@ def first_order_embed(
     while i < len(layers):
         layer = layers[i]
         if isinstance(layer, nn.Conv2d):
-            h = F.conv2d(
-                h,
-                param(i, "weight"),
-                param(i, "bias"),
-                stride=layer.stride,
-                padding=layer.padding,
-                dilation=layer.dilation,
-                groups=layer.groups,
-            )
+            h = convolve(layer, param(i, "weight"), param(i, "bias"), h)
         elif isinstance(layer, nn.BatchNorm2d):
             mean = var = None
             if isinstance(layer, TaskBatchNorm):

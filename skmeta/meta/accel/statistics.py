@@ -36,7 +36,7 @@ from torch import nn
 from ..net import MetaNet
 from ..norm import Statistics, TaskBatchNorm, merge_moments
 from . import register
-from .first_order import supports_first_order_embed
+from .first_order import convolve, supports_first_order_embed
 from .grouped import _layers
 
 __all__ = ["CACHE_BYTES", "layerwise_statistics", "supports_layerwise_statistics"]
@@ -180,13 +180,4 @@ def _moments(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _convolve(layers, i, param, h):
     """Layer `i` (a ``Conv2d``) of `layers` with its weights from `param`."""
-    layer = layers[i]
-    return F.conv2d(
-        h,
-        param(i, "weight"),
-        param(i, "bias"),
-        stride=layer.stride,
-        padding=layer.padding,
-        dilation=layer.dilation,
-        groups=layer.groups,
-    )
+    return convolve(layers[i], param(i, "weight"), param(i, "bias"), h)
