@@ -86,6 +86,8 @@ class Classification(Task):
     name = "classification"
     regression = False
     default_method = "protonet"
+    # episode size when k_shot, n_query are None (fewer for small classes)
+    default_k_shot, default_n_query = 1, 15
     wrong_model = (
         "The pretrained model was meta-trained for regression (by a "
         "FewShotRegressor, method={method!r}); {estimator} needs a classification "
@@ -188,7 +190,9 @@ class Classification(Task):
                 "k_shot/n_query, or pass pretrained=."
             )
         budget = int(counts[n_way - 1])  # samples of the n_way-th largest class
-        k_shot, n_query = _shot_sizes(estimator, budget, 1, 15)
+        k_shot, n_query = _shot_sizes(
+            estimator, budget, self.default_k_shot, self.default_n_query
+        )
         if k_shot + n_query > budget:
             raise ValueError(
                 f"A {n_way}-way episode with k_shot={k_shot} and n_query={n_query} "
