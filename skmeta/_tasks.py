@@ -21,6 +21,7 @@ from ._sklearn_compat import BackboneOptions, Options, StrOptions
 from ._transductive import UNLABELLED, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
+from .meta.within_group import class_groups
 
 __all__ = ["CLASSIFICATION", "FIT_DTYPES", "REGRESSION", "available_methods"]
 
@@ -146,9 +147,10 @@ class Classification(Task):
             estimator.classes_ = classes
         return X, codes, codes
 
-    def episode_groups(self, estimator, groups, n_rows: int) -> np.ndarray | None:
+    def episode_groups(self, estimator, groups, labels) -> np.ndarray | None:
         """Group codes of the rows for `within_group_episodes` (None when it
-        is 0: then `groups` are unused, and a warning says so)."""
+        is 0: then `groups` are unused, and a warning says so), checked to
+        give every class of `labels` (codes, -1 unlabelled) one group."""
         share = estimator.within_group_episodes
         if groups is None:
             if share > 0:
@@ -168,7 +170,10 @@ class Classification(Task):
                 stacklevel=4,
             )
             return None
-        return _group_codes(groups, n_rows)
+        codes = _group_codes(groups, len(labels))
+        known = labels != UNLABELLED
+        class_groups(codes[known], labels[known], 1, estimator._seen_classes)
+        return codes
 
     def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
         """Final (n_way, k_shot, n_query): the estimator's, or fitted to the
@@ -252,7 +257,7 @@ class Regression(Task):
             return X, y.astype(np.float32), np.zeros(len(y), dtype=np.int64)
         return X, y.astype(np.float32), _group_codes(groups, len(y))
 
-    def episode_groups(self, estimator, groups, n_rows: int) -> None:
+    def episode_groups(self, estimator, groups, labels) -> None:
         """None: a regressor's groups are its tasks (see :meth:`validate`)."""
         return None
 

@@ -84,7 +84,9 @@ def check_group_sizes(index, by_group: np.ndarray, settings) -> None:
     )
 
 
-def class_groups(groups: np.ndarray, codes: np.ndarray, rotations: int) -> np.ndarray:
+def class_groups(
+    groups: np.ndarray, codes: np.ndarray, rotations: int, names=None
+) -> np.ndarray:
     """The group of each class of :func:`~.batches.training_index` (rotated too).
 
     Parameters
@@ -96,6 +98,9 @@ def class_groups(groups: np.ndarray, codes: np.ndarray, rotations: int) -> np.nd
     rotations : int
         1, or 4 with class augmentation: a rotated class (code
         ``k * n_classes + c``) stays in the group of class ``c``.
+    names : array-like of shape (n_classes,), default=None
+        The label of each class code, for the error message (the user's
+        labels, where the caller knows them); None names the code.
 
     Returns
     -------
@@ -118,10 +123,16 @@ def class_groups(groups: np.ndarray, codes: np.ndarray, rotations: int) -> np.nd
     per_class[codes] = groups
     split = np.flatnonzero(per_class[codes] != groups)
     if split.size:
+        code = int(codes[split[0]])
+        if names is None:
+            name = f"code {code}"
+        else:
+            label = names[code]  # a NumPy scalar shown as the plain value
+            name = repr(label.item() if isinstance(label, np.generic) else label)
         raise ValueError(
             "within_group_episodes draws the classes of an episode from one "
-            f"group, but class code {int(codes[split[0]])} has rows in several "
-            "groups; give every row of a class the same group."
+            f"group, but class {name} has rows in several groups; give every "
+            "row of a class the same group."
         )
     return np.tile(per_class, rotations)
 
