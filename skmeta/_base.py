@@ -155,7 +155,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         refuse_bool_counts(self)
         X, y, labels = self._task.validate(self, X, y, groups, classes)
         if self.pretrained is None:
-            group_codes = self._task.episode_groups(self, groups, len(X))
+            group_codes = self._task.episode_groups(self, groups, labels)
             method = self.method or self._task.default_method
             settings = self._training_settings(method)
             self._transducer = check_transductive(self, method)

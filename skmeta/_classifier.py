@@ -98,11 +98,9 @@ FeatureAugmentation or callable, default=None
         `pretrained`, they change only the adaptation in :meth:`fit` -- what
         ``GridSearchCV`` over them tunes, with no meta-training. A pretrained
         ``"metasgd"`` model adapts with its meta-learnt step sizes and refuses
-        `inner_lr`. The classification head starts with every class row equal
-        (it serves any number of classes), so the first step adapts only the
-        head and later steps the whole network: ``inner_steps=1`` makes
-        ``"maml"`` adapt like ``"anil"`` (cheaper; the backbone keeps its
-        meta-trained weights).
+        `inner_lr`. The classification head starts with equal class rows (it
+        serves any number of classes), so the first step adapts only the head:
+        ``inner_steps=1`` makes ``"maml"`` adapt like ``"anil"`` (cheaper).
     first_order : bool, default=None
         Whether the meta-gradient of the gradient-based methods drops second
         derivatives. None means the method's own (``"fomaml"``: True). Fixed by
@@ -142,21 +140,17 @@ default=None
         Episode size in meta-training: classes per episode, labelled examples
         per class, and queries per class. None adapts to the data: up to
         20-way, 1-shot and 15 queries, fewer when the data have too few classes
-        or samples per class. One shot, the hardest case, serves tasks with
-        more shots too: on Omniglot it scored as well at 5 shots as 5-shot
-        episodes did, and better at 1 shot. Values you set are honoured or
-        refused with an error.
+        or samples per class (one shot serves more shots too: see the tuning
+        guide). Values you set are honoured or refused with an error.
     within_group_episodes : float in [0, 1], default=0.0
         Share of the meta-training episodes whose `n_way` classes are drawn
-        from one group of ``fit(X, y, groups=...)`` (a group chosen uniformly
-        among those with `n_way` classes of ``k_shot + n_query`` rows; the
-        other episodes are drawn among all classes). Groups of similar
-        classes, such as the characters of one Omniglot alphabet, make hard
-        episodes like Lake et al.'s within-alphabet one-shot runs. With
-        `class_augmentation`, a rotated class stays in its group. Validation
-        episodes stay random. 0 draws every episode among all classes, as
-        without groups; a value above 0 needs `groups` and an episodic
-        method.
+        from one group of ``fit(X, y, groups=...)``, chosen uniformly among
+        those with `n_way` classes of ``k_shot + n_query`` rows; the others
+        (and validation episodes) are drawn among all classes. Groups of
+        similar classes (the characters of one Omniglot alphabet) make hard
+        episodes, as Lake et al.'s within-alphabet runs. A rotated class
+        (`class_augmentation`) stays in its group. Above 0 it needs `groups`
+        and an episodic method.
     meta_batch_size : int, default=None
         Episodes per meta-update. None: 1 for classification; for regression
         (:class:`FewShotRegressor`), 25 tasks when `groups` holds several
@@ -348,13 +342,10 @@ default=None
             Their labels: any labels scikit-learn accepts, strings included.
             With `transductive`, ``-1`` marks an unlabelled row.
         groups : array-like of shape (n_samples,), default=None
-            The group of each row (e.g. the alphabet of each character), for
-            the meta-training episodes of `within_group_episodes`; every row
-            of a class must share one. Unused otherwise, with a warning. In
-            ``cross_validate`` or ``GridSearchCV``, `groups` reach ``fit``
-            only through scikit-learn's metadata routing
-            (``sklearn.set_config(enable_metadata_routing=True)`` and
-            ``clf.set_fit_request(groups=True)``).
+            The group of each row (e.g. its character's alphabet) for
+            `within_group_episodes`, one per class; unused otherwise, with a
+            warning. ``cross_validate`` and ``GridSearchCV`` pass them only by
+            metadata routing (``clf.set_fit_request(groups=True)``).
 
         Returns
         -------

@@ -23,7 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device
-from ._tasks import FIT_DTYPES
+from ._tasks import CLASSIFICATION, FIT_DTYPES
 from .meta.algorithms import ALGORITHMS
 from .meta.online import ReplayBuffer, network_settings, update_adaptation
 from .meta.train import TrainSettings, meta_train
@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 # Rows per class the extractor's replay buffer keeps when replay_per_class is
-# None: a default episode's 5 shots + 15 queries (and all of Omniglot's 20).
+# None: room for a default episode (1 shot + 15 queries) and up to 5 shots,
+# and all of Omniglot's 20.
 DEFAULT_REPLAY_PER_CLASS = 20
 
 
@@ -171,8 +172,10 @@ def mask_classes_without_rows(clf, scores: np.ndarray) -> np.ndarray:
 def _replay_buffer(ext) -> ReplayBuffer:
     """The extractor's replay buffer, made at the first ``partial_fit``."""
     if getattr(ext, "_replay", None) is None:
+        k_shot = ext.k_shot or CLASSIFICATION.default_k_shot
+        n_query = ext.n_query or CLASSIFICATION.default_n_query
         per_class = ext.replay_per_class or max(
-            DEFAULT_REPLAY_PER_CLASS, (ext.k_shot or 5) + (ext.n_query or 15)
+            DEFAULT_REPLAY_PER_CLASS, k_shot + n_query
         )
         ext._replay = ReplayBuffer(per_class, _seed(ext))
     return ext._replay

@@ -21,6 +21,7 @@ from ._sklearn_compat import BackboneOptions, Options, StrOptions
 from ._transductive import UNLABELLED, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
+from .meta.within_group import class_groups
 
 __all__ = ["CLASSIFICATION", "FIT_DTYPES", "REGRESSION", "available_methods"]
 
@@ -86,6 +87,8 @@ class Classification(Task):
     name = "classification"
     regression = False
     default_method = "protonet"
+    # episode size when k_shot, n_query are None (fewer for small classes)
+    default_k_shot, default_n_query = 1, 15
     wrong_model = (
         "The pretrained model was meta-trained for regression (by a "
         "FewShotRegressor, method={method!r}); {estimator} needs a classification "
@@ -144,9 +147,10 @@ class Classification(Task):
             estimator.classes_ = classes
         return X, codes, codes
 
-    def episode_groups(self, estimator, groups, n_rows: int) -> np.ndarray | None:
+    def episode_groups(self, estimator, groups, labels) -> np.ndarray | None:
         """Group codes of the rows for `within_group_episodes` (None when it
-        is 0: then `groups` are unused, and a warning says so)."""
+        is 0: then `groups` are unused, and a warning says so), checked to
+        give every class of `labels` (codes, -1 unlabelled) one group."""
         share = estimator.within_group_episodes
         if groups is None:
             if share > 0:
@@ -166,7 +170,10 @@ class Classification(Task):
                 stacklevel=4,
             )
             return None
-        return _group_codes(groups, n_rows)
+        codes = _group_codes(groups, len(labels))
+        known = labels != UNLABELLED
+        class_groups(codes[known], labels[known], 1, estimator._seen_classes)
+        return codes
 
     def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
         """Final (n_way, k_shot, n_query): the estimator's, or fitted to the
@@ -188,7 +195,9 @@ class Classification(Task):
                 "k_shot/n_query, or pass pretrained=."
             )
         budget = int(counts[n_way - 1])  # samples of the n_way-th largest class
-        k_shot, n_query = _shot_sizes(estimator, budget, 1, 15)
+        k_shot, n_query = _shot_sizes(
+            estimator, budget, self.default_k_shot, self.default_n_query
+        )
         if k_shot + n_query > budget:
             raise ValueError(
                 f"A {n_way}-way episode with k_shot={k_shot} and n_query={n_query} "
@@ -248,7 +257,7 @@ class Regression(Task):
             return X, y.astype(np.float32), np.zeros(len(y), dtype=np.int64)
         return X, y.astype(np.float32), _group_codes(groups, len(y))
 
-    def episode_groups(self, estimator, groups, n_rows: int) -> None:
+    def episode_groups(self, estimator, groups, labels) -> None:
         """None: a regressor's groups are its tasks (see :meth:`validate`)."""
         return None
 

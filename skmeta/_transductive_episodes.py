@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.utils.validation import check_is_fitted
 
-from ._transductive import UNLABELLED
+from ._transductive import UNLABELLED, unlabelled_rows
 
 __all__ = ["TransductiveEpisode", "fit_with_queries", "transductive_of"]
 
@@ -48,8 +48,20 @@ def fit_with_queries(estimator, support_X, support_y, queries):
         `estimator`, or its last step: its ``transduction_[n_support:]`` are
         the labels of the queries, and ``adapted_["unlabelled_scores"]`` of
         shape (n_queries, n_classes) the method's joint scores of them.
+
+    Raises
+    ------
+    ValueError
+        If `support_y` holds the label ``-1``: the classifier would take
+        those rows for unlabelled ones.
     """
     support_y = np.asarray(support_y)
+    if unlabelled_rows(support_y).any():
+        raise ValueError(
+            "y holds the label -1, which a transductive classifier reads as "
+            "'unlabelled': its support rows would silently join the queries. "
+            "Relabel that class (e.g. y + 1), or leave transductive=None."
+        )
     unlabelled = np.full(len(queries), UNLABELLED)
     if support_y.dtype.kind not in "iuf":  # strings: -1 among them as an int
         support_y = support_y.astype(object)

@@ -248,3 +248,18 @@ def test_episodic_score_of_a_transductive_classifier_labels_queries_jointly(
     inductive = episodic_score(FewShotClassifier(pretrained=blob_model), X, y, cv=cv)
     assert not np.array_equal(inductive.scores, result.scores)
     assert 0.3 < result.mean < 1
+
+
+def test_transductive_episodes_refuse_a_class_labelled_minus_one(blob_model, blobs):
+    """-1 marks an unlabelled row: a class of that label would silently lose
+    its support rows to the queries, so it is refused."""
+    X, y = blobs
+    novel = y >= 16
+    X, y = X[novel], y[novel] - 17  # classes -1..6
+    clf = FewShotClassifier(pretrained=blob_model, transductive="bdcspn")
+    with pytest.raises(ValueError, match="label -1"):
+        episodic_score(clf, X, y, n_way=8, k_shot=1, n_query=2, n_episodes=2)
+    shifted = episodic_score(
+        clf, X, y + 1, n_way=8, k_shot=1, n_query=2, n_episodes=2, random_state=0
+    )
+    assert shifted.scores.shape == (2,)

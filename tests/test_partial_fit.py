@@ -276,6 +276,18 @@ def test_first_extractor_call_fills_the_buffer(blobs):
     assert ext.meta_model_.config["training"]["n_classes"] == 24
 
 
+@pytest.mark.parametrize(
+    "params, per_class",
+    [({}, 20), ({"n_query": 20}, 21), ({"k_shot": 5, "n_query": 20}, 25)],
+)
+def test_default_replay_buffer_fits_a_default_episode(params, per_class):
+    """None: 20 rows per class, or k_shot + n_query (the unset one at its
+    default: 1 shot, 15 queries) when they need more."""
+    from skmeta._online import _replay_buffer
+
+    assert _replay_buffer(MetaFeatureExtractor(**params)).per_class == per_class
+
+
 def test_extractor_partial_fit_refusals(blobs):
     X, y = blobs
     pretrain = meta_train(

@@ -86,8 +86,11 @@ def test_errors_name_the_parameter():
         )
     split = GROUPS.copy()
     split[0] = "z" if split[0] != "z" else "y"
-    with pytest.raises(ValueError, match="has rows in several groups"):
-        FewShotClassifier(within_group_episodes=0.5, **SETTINGS).fit(X, Y, split)
+    with pytest.raises(ValueError, match=f"class 'L{Y[0]}' has rows in several groups"):
+        # the user's label, not an internal class code
+        FewShotClassifier(within_group_episodes=0.5, **SETTINGS).fit(
+            X, np.char.add("L", Y.astype(str)), split
+        )
     with pytest.raises(ValueError, match="groups has 3 values but X has 160"):
         FewShotClassifier(within_group_episodes=0.5, **SETTINGS).fit(X, Y, [1, 2, 3])
     with pytest.raises(InvalidParameterError, match="within_group_episodes"):

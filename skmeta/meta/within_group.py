@@ -16,7 +16,27 @@ __all__ = ["check_group_sizes", "check_within_group", "class_groups", "mixed_epi
 
 
 def check_within_group(settings, algorithm, groups, n_samples, regression) -> None:
-    """Refuse `within_group_episodes` where it cannot apply."""
+    """Refuse `within_group_episodes` where it cannot apply.
+
+    Parameters
+    ----------
+    settings : TrainSettings
+        Its ``within_group_episodes`` (and ``method``, for the message).
+    algorithm : Algorithm
+        The method: within-group episodes need an episodic one.
+    groups : ndarray of shape (n_samples,) or None
+        Group code of each row.
+    n_samples : int
+        Rows of the training data.
+    regression : bool
+        Whether the run is regression (no classes to group).
+
+    Raises
+    ------
+    ValueError
+        If the share is outside [0, 1], or above 0 for regression, a
+        non-episodic method, or without one group per row.
+    """
     share = settings.within_group_episodes
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"within_group_episodes={share!r} must be in [0, 1].")
@@ -37,7 +57,22 @@ def check_within_group(settings, algorithm, groups, n_samples, regression) -> No
 
 
 def check_group_sizes(index, by_group: np.ndarray, settings) -> None:
-    """Refuse groups too small for ``settings.n_way`` now, not in the loop."""
+    """Refuse groups too small for ``settings.n_way`` now, not in the loop.
+
+    Parameters
+    ----------
+    index : ClassIndex
+        Rows of each training class.
+    by_group : ndarray of shape (n_classes,), int
+        Group code of each class of `index` (:func:`class_groups`).
+    settings : TrainSettings
+        Its ``n_way``, ``k_shot`` and ``n_query``.
+
+    Raises
+    ------
+    ValueError
+        If no group has ``n_way`` classes of ``k_shot + n_query`` rows.
+    """
     sample_group_episodes(
         index,
         by_group,
@@ -49,7 +84,9 @@ def check_group_sizes(index, by_group: np.ndarray, settings) -> None:
     )
 
 
-def class_groups(groups: np.ndarray, codes: np.ndarray, rotations: int) -> np.ndarray:
+def class_groups(
+    groups: np.ndarray, codes: np.ndarray, rotations: int, names=None
+) -> np.ndarray:
     """The group of each class of :func:`~.batches.training_index` (rotated too).
 
     Parameters
@@ -61,6 +98,9 @@ def class_groups(groups: np.ndarray, codes: np.ndarray, rotations: int) -> np.nd
     rotations : int
         1, or 4 with class augmentation: a rotated class (code
         ``k * n_classes + c``) stays in the group of class ``c``.
+    names : array-like of shape (n_classes,), default=None
+        The label of each class code, for the error message (the user's
+        labels, where the caller knows them); None names the code.
 
     Returns
     -------
@@ -83,17 +123,46 @@ def class_groups(groups: np.ndarray, codes: np.ndarray, rotations: int) -> np.nd
     per_class[codes] = groups
     split = np.flatnonzero(per_class[codes] != groups)
     if split.size:
+        code = int(codes[split[0]])
+        if names is None:
+            name = f"code {code}"
+        else:
+            label = names[code]  # a NumPy scalar shown as the plain value
+            name = repr(label.item() if isinstance(label, np.generic) else label)
         raise ValueError(
             "within_group_episodes draws the classes of an episode from one "
-            f"group, but class code {int(codes[split[0]])} has rows in several "
-            "groups; give every row of a class the same group."
+            f"group, but class {name} has rows in several groups; give every "
+            "row of a class the same group."
         )
     return np.tile(per_class, rotations)
 
 
 def mixed_episodes(index, groups, within_group, n_way, k_shot, n_query, n, rng):
     """`n` episodes, each drawn within one group with probability `within_group`
-    and among all classes otherwise (the episodes' order is random)."""
+    and among all classes otherwise (the episodes' order is random).
+
+    Parameters
+    ----------
+    index : ClassIndex
+        Rows of each class.
+    groups : ndarray of shape (n_classes,), int
+        Group code of each class of `index` (:func:`class_groups`).
+    within_group : float in [0, 1]
+        Probability of an episode being drawn within one group
+        (:func:`~.episodes.sample_group_episodes`).
+    n_way, k_shot, n_query : int
+        Episode size.
+    n : int
+        Number of episodes.
+    rng : numpy.random.Generator
+        Source of all randomness.
+
+    Returns
+    -------
+    Episodes
+        ``support`` (n, n_way * k_shot), ``query`` (n, n_way * n_query) and
+        ``classes`` (n, n_way), int64.
+    """
     inside = rng.random(n) < within_group
     k = int(inside.sum())
     grouped = sample_group_episodes(index, groups, n_way, k_shot, n_query, k, rng)

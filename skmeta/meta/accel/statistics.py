@@ -1,9 +1,9 @@
 """Task batch norm statistics of a large support set in one forward pass.
 
-The reference (:func:`skmeta.meta.algorithms.chunked.support_statistics`)
-finds each layer's statistics with a pass of its own: a layer's statistics
-need the layers before it normalised with theirs, so pass ``k`` runs every
-chunk of rows up to task batch norm ``k`` and stops there. On the Conv4 that
+The reference (:func:`skmeta.meta.functional.support_statistics`) finds
+each layer's statistics with a pass of its own: a layer's statistics need the
+layers before it normalised with theirs, so pass ``k`` runs every chunk of
+rows up to task batch norm ``k`` and stops there. On the Conv4 that
 is about 2.8 forward passes per inner step (the later layers are the cheap
 ones; every probe repeats the first ones).
 

@@ -39,6 +39,19 @@ def query_gradient(method: TIM, probs: torch.Tensor, shots: int) -> torch.Tensor
 
     Shannon entropies for TIM, Tsallis alpha-entropies of order
     ``method.order(shots)`` for alpha-TIM.
+
+    Parameters
+    ----------
+    method : TIM or AlphaTIM
+        Its ``loss_weights`` (and alpha-TIM's ``order``).
+    probs : Tensor of shape (n_unlabelled, n_classes)
+        Class probabilities of the unlabelled rows.
+    shots : int
+        Support rows of the smallest class (alpha-TIM's order).
+
+    Returns
+    -------
+    Tensor of shape (n_unlabelled, n_classes)
     """
     _, w_marginal, w_conditional = method.loss_weights
     n = probs.shape[0]

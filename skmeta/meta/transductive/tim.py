@@ -155,8 +155,13 @@ class TIM(TransductiveMethod):
         (n_classes, dim): the ``tim_gradient`` speed path of
         :mod:`skmeta.meta.accel` when it knows this method and the paths are
         on, else :meth:`reference_gradient`."""
-        path = accel.find("tim_gradient", self) or type(self).reference_gradient
+        path = self._gradient_function()
         return path(self, weights, support, targets, unlabelled, shots)
+
+    def _gradient_function(self):
+        """The function :meth:`gradient` runs, ``f(method, weights, support,
+        targets, unlabelled, shots)``: the speed path, or the reference."""
+        return accel.find("tim_gradient", self) or type(self).reference_gradient
 
     def fit(self, support, support_y, unlabelled, n_classes):
         support, support_y, unlabelled = check_embeddings(
@@ -168,7 +173,7 @@ class TIM(TransductiveMethod):
         shots = int(torch.bincount(support_y, minlength=n_classes).min())
         initial = class_means(support, support_y, n_classes)
         # the path looked up once, not at each of the n_iter steps
-        path = accel.find("tim_gradient", self) or type(self).reference_gradient
+        path = self._gradient_function()
         weights = _adam(
             initial,
             lambda w: path(self, w, support, targets, unlabelled, shots),
