@@ -285,7 +285,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         codes), those of `within_group_episodes` within the `groups` codes."""
         input_shape = check_input_shape(self.input_shape, X.shape[1])
         self._warn_unused_n_jobs(method)
-        n_way, k_shot, n_query = self._task.episode_sizes(self, labels)
+        n_way, k_shot, n_query = self._task.episode_sizes(self, labels, groups)
         n_classes = np.unique(labels).size
         if ALGORITHMS[method].fixed_way and is_classifier(self) and n_classes > n_way:
             raise ValueError(  # found before meta-training, not after it

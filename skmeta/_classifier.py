@@ -148,9 +148,9 @@ default=None
         those with `n_way` classes of ``k_shot + n_query`` rows; the others
         (and validation episodes) are drawn among all classes. Groups of
         similar classes (the characters of one Omniglot alphabet) make hard
-        episodes, as Lake et al.'s within-alphabet runs. A rotated class
-        (`class_augmentation`) stays in its group. Above 0 it needs `groups`
-        and an episodic method.
+        episodes, as Lake et al.'s within-alphabet runs. A rotated class stays
+        in its group. Above 0 it needs `groups` and an episodic method, and
+        `n_way=None` takes at most the largest group's number of classes.
     meta_batch_size : int, default=None
         Episodes per meta-update. None: 1 for classification; for regression
         (:class:`FewShotRegressor`), 25 tasks when `groups` holds several

@@ -175,10 +175,14 @@ class Classification(Task):
         class_groups(codes[known], labels[known], 1, estimator._seen_classes)
         return codes
 
-    def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
+    def episode_sizes(
+        self, estimator, labels: np.ndarray, groups: np.ndarray | None = None
+    ) -> tuple[int, int, int]:
         """Final (n_way, k_shot, n_query): the estimator's, or fitted to the
-        class sizes of `labels`."""
-        counts = np.sort(np.bincount(labels))[::-1]
+        class sizes of `labels` (and, with `groups` for within-group
+        episodes, to the largest group's classes when `n_way` is None)."""
+        by_class = np.bincount(labels)
+        counts = np.sort(by_class)[::-1]
         counts = counts[counts > 0]
         if estimator.n_way is not None and estimator.n_way > counts.size:
             raise ValueError(
@@ -187,6 +191,13 @@ class Classification(Task):
             )
         need = (estimator.k_shot or 1) + (estimator.n_query or 1)
         n_way = estimator.n_way or min(20, int((counts >= need).sum()))
+        if estimator.n_way is None and groups is not None:
+            # within-group episodes: as many ways as the largest group holds
+            eligible = np.flatnonzero(by_class >= need)
+            group_of = np.zeros(by_class.size, dtype=np.int64)
+            group_of[labels] = groups
+            largest = np.unique(group_of[eligible], return_counts=True)[1].max()
+            n_way = min(n_way, int(largest))
         if n_way < 2:
             raise ValueError(
                 f"Meta-training needs at least 2 classes with {need} samples each "
@@ -261,8 +272,11 @@ class Regression(Task):
         """None: a regressor's groups are its tasks (see :meth:`validate`)."""
         return None
 
-    def episode_sizes(self, estimator, labels: np.ndarray) -> tuple[int, int, int]:
-        """(1, k_shot, n_query): the estimator's, or fitted to the smallest task."""
+    def episode_sizes(
+        self, estimator, labels: np.ndarray, groups: np.ndarray | None = None
+    ) -> tuple[int, int, int]:
+        """(1, k_shot, n_query): the estimator's, or fitted to the smallest task
+        (`groups` unused: a regressor's tasks are its groups)."""
         smallest = int(np.bincount(labels).min())
         k_shot, n_query = _shot_sizes(estimator, smallest, 10, 10)
         if k_shot + n_query > smallest:

@@ -103,6 +103,17 @@ def test_errors_name_the_parameter():
         FewShotRegressor(within_group_episodes=0.5).fit(X, Y.astype(float), Y)
 
 
+def test_automatic_n_way_fits_the_largest_group(drawn):
+    # n_way left None: as many ways as a group holds (4 here), not min(20, 16)
+    settings = {k: v for k, v in SETTINGS.items() if k != "n_way"}
+    clf = FewShotClassifier(within_group_episodes=0.5, **settings).fit(X, Y, GROUPS)
+    assert {c.shape[1] for c in drawn} == {4}
+    assert clf.meta_model_.config["training"]["n_way"] == 4
+    assert clf.score(X, Y) > 0.25  # a working classifier of all 16 classes
+    plain = FewShotClassifier(**settings).fit(X, Y)  # no groups: all 16 classes
+    assert plain.meta_model_.config["training"]["n_way"] == 16
+
+
 def test_extractor_partial_fit_refuses_the_setting():
     # partial_fit takes no groups: it cannot draw within-group episodes
     ext = MetaFeatureExtractor(within_group_episodes=0.5, **SETTINGS)
