@@ -12,6 +12,7 @@ at ``fit`` and fits the estimator on the support set and the queries together
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.utils.validation import check_is_fitted
 
@@ -84,6 +85,8 @@ class TransductiveEpisode(ClassifierMixin, BaseEstimator):
     support_X_ : array-like of shape (n_support, n_features)
     support_y_ : ndarray of shape (n_support,)
         The labelled rows given to :meth:`fit`, kept for :meth:`predict`.
+    classes_ : ndarray of shape (n_classes,)
+        The sorted labels of the support set (the classifier's ``classes_``).
     """
 
     def __init__(self, estimator):
@@ -102,6 +105,7 @@ class TransductiveEpisode(ClassifierMixin, BaseEstimator):
         self
         """
         self.support_X_, self.support_y_ = X, np.asarray(y)
+        self.classes_ = np.unique(self.support_y_)
         return self
 
     def predict(self, X):
@@ -121,6 +125,27 @@ class TransductiveEpisode(ClassifierMixin, BaseEstimator):
             clone(self.estimator), self.support_X_, self.support_y_, X
         )
         return classifier.transduction_[len(self.support_y_) :]
+
+    def predict_proba(self, X):
+        """Class probabilities of the queries X, inferred jointly with the
+        support set: the softmax of the method's joint scores of them, whose
+        largest is the label :meth:`predict` gives.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_queries, n_classes)
+            Probabilities of ``classes_``, each row summing to 1.
+        """
+        check_is_fitted(self)
+        classifier = fit_with_queries(
+            clone(self.estimator), self.support_X_, self.support_y_, X
+        )
+        scores = np.asarray(classifier.adapted_["unlabelled_scores"], dtype=np.float64)
+        return softmax(scores, axis=1)
 
 
 def _rows(first, second):

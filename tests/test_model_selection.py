@@ -250,6 +250,26 @@ def test_episodic_score_of_a_transductive_classifier_labels_queries_jointly(
     assert 0.3 < result.mean < 1
 
 
+def test_transductive_episodes_give_probabilities_for_log_loss(blob_model, blobs):
+    X, y = blobs
+    novel = y >= 16
+    X, y = X[novel], y[novel]
+    cv = EpisodicSplit(n_way=5, k_shot=1, n_query=3, n_episodes=3, random_state=0)
+    clf = FewShotClassifier(pretrained=blob_model, transductive="bdcspn")
+    result = episodic_score(clf, X, y, cv=cv, scoring="neg_log_loss")
+    assert result.scores.shape == (3,) and np.all(result.scores <= 0)
+    # the probabilities agree with the labels predict gives
+    support, query = next(cv.split(X, y))
+    from skmeta._transductive_episodes import TransductiveEpisode
+
+    episode = TransductiveEpisode(clf).fit(X[support], y[support])
+    proba = episode.predict_proba(X[query])
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_array_equal(
+        episode.classes_[proba.argmax(1)], episode.predict(X[query])
+    )
+
+
 def test_transductive_episodes_refuse_a_class_labelled_minus_one(blob_model, blobs):
     """-1 marks an unlabelled row: a class of that label would silently lose
     its support rows to the queries, so it is refused."""
