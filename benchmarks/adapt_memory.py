@@ -18,6 +18,14 @@ sets whole; the chunked loop is forced to ``--chunk`` rows.
 
     python benchmarks/adapt_memory.py memory --before /tmp/before --rounds 2
     python benchmarks/adapt_memory.py accuracy --model maml.safetensors
+    python benchmarks/adapt_memory.py memory --inner-batch-size 100 200
+    python benchmarks/adapt_memory.py large --model maml.safetensors \\
+        --inner-batch-size 100 200 400
+
+``memory --inner-batch-size``: the same case with mini-batch inner steps
+(``method_params={"inner_batch_size": ...}``). ``large``: whole-set against
+mini-batch inner steps on 100-way 16-shot support sets, held-out accuracy
+and time.
 
 Results: ``benchmarks/results/adapt_memory.{json,md}``.
 """
@@ -52,9 +60,11 @@ from skmeta.datasets import load_omniglot
 X, y = load_omniglot("background", data_home=sys.argv[1], return_X_y=True)
 X, y = X[y < 100], y[y < 100]
 model = MetaModel.load(sys.argv[2])
+method_params = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
 footprint = hwm()
 tic = time.perf_counter()
-clf = FewShotClassifier(pretrained=model, inner_steps=10).fit(X, y)
+clf = FewShotClassifier(pretrained=model, inner_steps=10, method_params=method_params)
+clf.fit(X, y)
 seconds = time.perf_counter() - tic
 import skmeta
 print(json.dumps({"rows": len(X), "footprint_mib": footprint, "skmeta": skmeta.__file__,
@@ -110,12 +120,17 @@ def memory(args) -> dict:
             str(HERE.parent),
             FLOOR,
         )
+    extra = {name: [] for name in trees}
+    for rows in args.inner_batch_size or ():
+        name = f"{args.label}, inner_batch_size={rows}"
+        trees[name] = (str(HERE.parent), CHILD)
+        extra[name] = [json.dumps({"inner_batch_size": rows})]
     runs = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, (tree, child) in trees.items():
             env = {**os.environ, "PYTHONPATH": tree, "OMP_WAIT_POLICY": "PASSIVE"}
             done = subprocess.run(  # in `tree`: "-c" puts the cwd first on sys.path
-                [sys.executable, "-c", child, args.data_home, str(model)],
+                [sys.executable, "-c", child, args.data_home, str(model), *extra[name]],
                 capture_output=True, text=True, env=env, check=True, cwd=tree,
             )  # fmt: skip
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -177,6 +192,44 @@ def accuracy(args) -> dict:
     return out
 
 
+def large(args) -> dict:
+    """Held-out accuracy and fit time of whole-set against mini-batch inner
+    steps on large support sets: `--sets` draws of 100 ``evaluation`` classes,
+    16 images of each as the support (1,600 rows), the other 4 as queries."""
+    from skmeta import FewShotClassifier, MetaModel
+    from skmeta.datasets import load_omniglot
+
+    X, y = load_omniglot("evaluation", data_home=args.data_home, return_X_y=True)
+    model = MetaModel.load(args.model)
+    rng = np.random.default_rng(0)
+    sizes = [None, *(args.inner_batch_size or ())]
+    runs = {str(size): [] for size in sizes}
+    for _ in range(args.sets):
+        support, query = [], []
+        for c in rng.choice(np.unique(y), 100, replace=False):
+            rows = rng.permutation(np.flatnonzero(y == c))
+            support.append(rows[:16])
+            query.append(rows[16:])
+        s, q = np.concatenate(support), np.concatenate(query)
+        for size in sizes:
+            params = None if size is None else {"inner_batch_size": size}
+            tic = time.perf_counter()
+            clf = FewShotClassifier(
+                pretrained=model, inner_steps=10, method_params=params
+            ).fit(X[s], y[s])
+            seconds = time.perf_counter() - tic
+            runs[str(size)].append(
+                {"accuracy": float(clf.score(X[q], y[q])), "seconds": seconds}
+            )
+            print(size, runs[str(size)][-1], flush=True)
+    return {
+        "setting": f"100-way 16-shot (1,600 rows), 4 queries per class, "
+        f"inner_steps=10, {args.sets} draws of classes from Omniglot evaluation, "
+        f"model {args.model}",
+        "runs": runs,
+    }
+
+
 def _table(report: dict) -> str:
     lines = ["# Adaptation to a large support set (issue 16, part 4)", ""]
     mem = report.get("memory")
@@ -208,12 +261,27 @@ def _table(report: dict) -> str:
             lines.append(
                 f"| {name} | {acc[name]['mean']:.4f} | ±{acc[name]['ci95']:.4f} |"
             )
+    big = report.get("large")
+    if big:
+        lines += [
+            "",
+            f"Whole-set against mini-batch inner steps, {big['setting']} "
+            "(`benchmarks/adapt_memory.py large`; same draws for every row):",
+            "",
+            "| inner_batch_size | accuracy (mean of draws) | fit seconds (mean) |",
+            "|---|---|---|",
+        ]
+        for size, runs in big["runs"].items():
+            acc = np.mean([r["accuracy"] for r in runs])
+            sec = np.mean([r["seconds"] for r in runs])
+            name = "None (whole set)" if size == "None" else size
+            lines.append(f"| {name} | {acc:.4f} | {sec:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("memory", "accuracy", "table"))
+    parser.add_argument("what", choices=("memory", "accuracy", "large", "table"))
     parser.add_argument("--data-home", default=str(DATA))
     parser.add_argument("--model", default="/tmp/skmeta_adapt_memory_maml.safetensors")
     parser.add_argument("--before", help="source tree of the code to compare with")
@@ -228,11 +296,20 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--chunk", type=int, default=25)
+    parser.add_argument(
+        "--inner-batch-size",
+        type=int,
+        nargs="*",
+        help="memory, large: also run with these inner_batch_size values",
+    )
+    parser.add_argument("--sets", type=int, default=3, help="large: class draws")
     args = parser.parse_args()
     path = RESULTS / "adapt_memory.json"
     result = None
     if args.what != "table":
-        result = (memory if args.what == "memory" else accuracy)(args)
+        result = {"memory": memory, "accuracy": accuracy, "large": large}[args.what](
+            args
+        )
     report = json.loads(path.read_text()) if path.exists() else {}  # read late
     if args.what == "memory" and "memory" in report and args.append:
         for name, runs in result["runs"].items():  # rounds of another run

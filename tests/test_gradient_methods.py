@@ -74,6 +74,39 @@ def test_inner_settings_change_adaptation(maml_model, blobs):
     assert not np.allclose(a.decision_function(X[novel]), b.decision_function(X[novel]))
 
 
+def test_inner_batch_size_adapts_by_minibatches(maml_model, blobs, tmp_path):
+    X, y = blobs
+    novel = y >= 16  # 120 rows
+    whole = FewShotClassifier(pretrained=maml_model, inner_steps=6)
+    capped = FewShotClassifier(
+        pretrained=maml_model, inner_steps=6, method_params={"inner_batch_size": 40}
+    )
+    a = whole.fit(X[novel], y[novel]).decision_function(X[novel])
+    b = capped.fit(X[novel], y[novel]).decision_function(X[novel])
+    assert not np.allclose(a, b)  # the setting reaches adaptation
+    # stochastic steps on a third of the rows still learn the new classes
+    assert capped.score(X[novel], y[novel]) > 0.8 * whole.score(X[novel], y[novel])
+    # a model meta-trained with it records it, and its file keeps it
+    base = y < 16
+    clf = FewShotClassifier(
+        method="maml",
+        n_way=5,
+        k_shot=1,
+        n_query=5,
+        max_iter=3,
+        random_state=0,
+        method_params={"inner_batch_size": 64},
+    ).fit(X[base], y[base])
+    assert clf.meta_model_.config["method_params"]["inner_batch_size"] == 64
+    clf.meta_model_.save(tmp_path / "m.safetensors")
+    loaded = MetaModel.load(tmp_path / "m.safetensors")
+    assert loaded.algorithm().inner_batch_size == 64
+    with pytest.raises(ValueError, match="inner_batch_size"):
+        FewShotClassifier(
+            pretrained=maml_model, method_params={"inner_batch_size": 0}
+        ).fit(X[novel], y[novel])
+
+
 def test_inner_settings_on_a_prototype_model_are_refused(blob_model, blobs):
     X, y = blobs
     with pytest.raises(ValueError, match="does not apply to method=.protonet."):

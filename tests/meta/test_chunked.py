@@ -168,3 +168,144 @@ def test_chunked_regression_matches_one_chunk(monkeypatch):
     monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 8)
     state = algorithm.adapt(net, x, y, 1)
     torch.testing.assert_close(_flat(state), _flat(one), rtol=1e-10, atol=1e-12)
+
+
+# -- mini-batch inner steps (inner_batch_size) ---------------------------------
+
+
+def test_minibatch_rows_are_seeded_epochs_of_every_row():
+    batches = chunked.minibatch_rows(10, 4, 5)
+    assert [b.shape for b in batches] == [torch.Size([4])] * 5
+    order = torch.cat(batches)
+    # the first epoch (10 rows) uses each row once, the second starts anew
+    assert sorted(order[:10].tolist()) == list(range(10))
+    assert len(set(order[10:20].tolist())) == 10
+    again = chunked.minibatch_rows(10, 4, 5)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_minibatches_hold_each_class_in_its_share():
+    labels = torch.arange(100) % 5  # 20 rows per class
+    batches = chunked.minibatch_rows(100, 25, 8, labels)
+    for rows in batches:
+        assert torch.bincount(labels[rows], minlength=5).tolist() == [5] * 5
+    assert sorted(torch.cat(batches[:4]).tolist()) == list(range(100))
+    # uneven classes: each batch within one row of the class's share
+    labels = torch.tensor([0] * 30 + [1] * 10 + [2] * 20)
+    for rows in chunked.minibatch_rows(60, 12, 5, labels):
+        counts = torch.bincount(labels[rows], minlength=3).tolist()
+        assert all(abs(c - share) <= 1 for c, share in zip(counts, [6, 2, 4]))
+
+
+def test_inner_batch_size_is_checked():
+    for bad in (0, -3, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="inner_batch_size"):
+            make_algorithm("maml", inner_batch_size=bad)
+    assert make_algorithm("maml", inner_batch_size=8).inner_batch_size == 8
+
+
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_a_batch_as_large_as_the_support_set_changes_nothing(method):
+    x, y = _support(n=15)
+    whole = make_algorithm(method, inner_lr=0.3, inner_steps=3)
+    capped = make_algorithm(method, inner_lr=0.3, inner_steps=3, inner_batch_size=15)
+    net = _tiny_net(whole)
+    assert torch.equal(
+        _flat(whole.adapt(net, x, y, 3)), _flat(capped.adapt(net, x, y, 3))
+    )
+
+
+@pytest.mark.parametrize("method", ["maml", "protomaml", "anil"])
+def test_whole_set_batches_in_any_order_give_the_full_batch_steps(method):
+    # the mean loss and the statistics do not depend on the rows' order: rows
+    # and targets must be taken together for this to hold
+    algorithm = make_algorithm(method, inner_lr=0.3, inner_steps=3)
+    net = _tiny_net(algorithm)
+    x, y = _support()
+    full = chunked.chunked_inner_loop(algorithm, net, _leaves(net), x, y, 3, 7, [])
+    g = torch.Generator().manual_seed(4)
+    batches = [torch.randperm(50, generator=g) for _ in range(3)]
+    shuffled = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x, y, 3, 7, [], batches=batches
+    )
+    torch.testing.assert_close(_flat(shuffled), _flat(full), rtol=1e-10, atol=1e-12)
+
+
+def test_a_minibatch_step_is_a_full_step_on_its_rows():
+    algorithm = make_algorithm("maml", inner_lr=0.3, inner_steps=1)
+    net = _tiny_net(algorithm)
+    x, y = _support()
+    rows = chunked.minibatch_rows(50, 12, 1)
+    one = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x, y, 3, 5, [], batches=rows
+    )
+    on_rows = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x[rows[0]], y[rows[0]], 3, 5, []
+    )
+    for key in ("head_weight", "head_bias"):
+        torch.testing.assert_close(one[key], on_rows[key], rtol=1e-10, atol=1e-12)
+    for name, w in one["weights"].items():
+        torch.testing.assert_close(w, on_rows["weights"][name], rtol=1e-10, atol=1e-12)
+    # the statistics kept for prediction are the whole set's
+    want = support_statistics(net, one["weights"], x, 50)
+    torch.testing.assert_close(one["stats"], want, rtol=1e-10, atol=1e-12)
+
+
+def test_anil_minibatch_steps_are_sgd_on_the_fixed_embeddings():
+    # an independent reference: plain SGD on a linear head over the body's
+    # embeddings of the whole set, one seeded mini-batch per step
+    algorithm = make_algorithm("anil", inner_lr=0.5, inner_steps=6, inner_batch_size=8)
+    net = _tiny_net(algorithm)
+    x, y = _support(n=30)
+    state = algorithm.adapt(net, x, y, 3)
+    with torch.no_grad():
+        emb = embed(net, {}, x)[0]
+    params = dict(net.named_parameters())
+    weight, bias = (
+        t.detach()[0].clone() for t in algorithm.initial_head(params, emb[None], y, 3)
+    )
+    for rows in chunked.minibatch_rows(30, 8, 6, y):
+        weight.requires_grad_(True)
+        bias.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(emb[rows] @ weight.T + bias, y[rows])
+        gw, gb = torch.autograd.grad(loss, [weight, bias])
+        weight, bias = (weight - 0.5 * gw).detach(), (bias - 0.5 * gb).detach()
+    torch.testing.assert_close(state["head_weight"], weight, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(state["head_bias"], bias, rtol=1e-10, atol=1e-12)
+
+
+def test_minibatch_steps_read_only_their_rows(conv_model, monkeypatch):
+    seen = []
+    original = chunked.support_statistics
+
+    def spy(net, weights, x, chunk_rows):
+        seen.append(x.shape[0])
+        return original(net, weights, x, chunk_rows)
+
+    monkeypatch.setattr(chunked, "support_statistics", spy)
+    net = conv_model.network()
+    algorithm = conv_model.algorithm(inner_steps=4, inner_batch_size=16)
+    x = torch.rand(70, 256, generator=torch.Generator().manual_seed(5))
+    state = algorithm.adapt(net, x, torch.arange(70) % 5, 5)
+    # one statistics pass per step on its 16 rows, then the whole set's once
+    assert seen == [16, 16, 16, 16, 70]
+    again = algorithm.adapt(net, x, torch.arange(70) % 5, 5)
+    assert torch.equal(_flat(state), _flat(again))  # seeded: reproducible
+    whole = conv_model.algorithm(inner_steps=4).adapt(net, x, torch.arange(70) % 5, 5)
+    assert not torch.equal(_flat(state), _flat(whole))
+
+
+def test_minibatch_regression_takes_targets_with_their_rows():
+    algorithm = make_algorithm("maml", inner_lr=0.05, inner_steps=2, regression=True)
+    net = _tiny_net(algorithm)
+    x, _ = _support()
+    y = torch.sin(x[:, 0])
+    full = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x, y[None], 1, 9, []
+    )
+    g = torch.Generator().manual_seed(6)
+    batches = [torch.randperm(50, generator=g) for _ in range(2)]
+    shuffled = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x, y[None], 1, 9, [], batches=batches
+    )
+    torch.testing.assert_close(_flat(shuffled), _flat(full), rtol=1e-10, atol=1e-12)

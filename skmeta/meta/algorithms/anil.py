@@ -13,7 +13,7 @@ class ANIL(MAML):
 
     Parameters
     ----------
-    inner_lr, first_order, regression
+    inner_lr, first_order, regression, inner_batch_size
         As for :class:`~.maml.MAML`.
     inner_steps : int, default=None
         Inner SGD steps on the head. None means 1.

@@ -13,7 +13,7 @@ class FOMAML(MAML):
 
     Parameters
     ----------
-    inner_lr, inner_steps, regression
+    inner_lr, inner_steps, regression, inner_batch_size
         As for :class:`~.maml.MAML`.
     first_order : bool, default=True
         False makes it MAML.
@@ -23,6 +23,13 @@ class FOMAML(MAML):
     summary = "first-order MAML"
 
     def __init__(
-        self, inner_lr=0.4, inner_steps=None, first_order=True, regression=False
+        self,
+        inner_lr=0.4,
+        inner_steps=None,
+        first_order=True,
+        regression=False,
+        inner_batch_size=None,
     ):
-        super().__init__(inner_lr, inner_steps, first_order, regression)
+        super().__init__(
+            inner_lr, inner_steps, first_order, regression, inner_batch_size
+        )

@@ -21,12 +21,19 @@ Classification and regression differ by the head (:mod:`.heads`) only.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from ..functional import embed_once, embed_tasks
 from ..net import MetaNet
 from .base import AdaptationDiverged, Algorithm, map_tensors
-from .chunked import adapt_chunk_rows, chunked_inner_loop, gradient_chunk_rows
+from .chunked import (
+    adapt_chunk_rows,
+    chunked_inner_loop,
+    gradient_chunk_rows,
+    minibatch_rows,
+)
 from .divergence import check_adaptation, settings_text
 from .heads import ClassificationHead, RegressionHead
 
@@ -65,10 +72,18 @@ class InnerLoopMethod(Algorithm):
         Real-valued targets: a linear output and mean squared error
         (:class:`~.heads.RegressionHead`) instead of the any-way classification
         head.
+    inner_batch_size : int, default=None
+        Rows per inner step when a trained model adapts (``fit``, validation,
+        ``episodic_score``): a support set of more rows takes each step on
+        a mini-batch of that many (:func:`~.chunked.minibatch_rows`: classes
+        in their shares, the mini-batch's batch statistics), which costs
+        time linear in it rather than in the support set. None takes every step on the whole support
+        set (exact). Meta-training's own inner loop on its episodes always
+        takes the whole support set.
     """
 
-    settings = ("inner_lr", "inner_steps")
-    adaptation_settings = ("inner_lr", "inner_steps")
+    settings = ("inner_lr", "inner_steps", "inner_batch_size")
+    adaptation_settings = ("inner_lr", "inner_steps", "inner_batch_size")
     supports_regression = True
     task_norm = True
     parallel_tasks = True  # skmeta.meta.accel.meta_gradient's worker threads
@@ -77,7 +92,11 @@ class InnerLoopMethod(Algorithm):
     head_from_support = False
 
     def __init__(
-        self, inner_lr: float = 0.4, inner_steps: int = 1, regression: bool = False
+        self,
+        inner_lr: float = 0.4,
+        inner_steps: int = 1,
+        regression: bool = False,
+        inner_batch_size: int | None = None,
     ) -> None:
         if not 0 < inner_lr <= torch.finfo(torch.float32).max:  # a float32 rate
             raise ValueError(
@@ -88,8 +107,20 @@ class InnerLoopMethod(Algorithm):
             raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps}.")
         if regression and not self.supports_regression:
             raise ValueError(f"method={self.name!r} does not do regression.")
+        if inner_batch_size is not None and (
+            isinstance(inner_batch_size, bool)
+            or not isinstance(inner_batch_size, numbers.Integral)
+            or inner_batch_size < 1
+        ):
+            raise ValueError(
+                "inner_batch_size must be None or an int >= 1, got "
+                f"{inner_batch_size!r}."
+            )
         self.inner_lr = float(inner_lr)
         self.inner_steps = int(inner_steps)
+        self.inner_batch_size = (
+            None if inner_batch_size is None else int(inner_batch_size)
+        )
         self.head = RegressionHead() if regression else ClassificationHead()
 
     @property
@@ -104,6 +135,8 @@ class InnerLoopMethod(Algorithm):
         params = super().method_params()
         if self.regression:
             params["regression"] = True
+        if self.inner_batch_size is None:  # model files as before the setting
+            del params["inner_batch_size"]
         return params
 
     def meta_parameters(self, net, embedding_dim, n_classes):
@@ -223,14 +256,18 @@ class InnerLoopMethod(Algorithm):
         (:func:`~.chunked.adapt_chunk_rows`) is run in chunks
         (:func:`~.chunked.gradient_chunk_rows`) with the whole
         set's batch statistics given (:mod:`.chunked`); a smaller one in one
-        pass. The support loss after the last step is computed too:
-        :func:`~.divergence.check_adaptation` raises
+        pass. With ``inner_batch_size`` set and more support rows than it,
+        each step takes a mini-batch of the rows instead
+        (:func:`~.chunked.minibatch_rows`). The support loss after the last
+        step is computed too: :func:`~.divergence.check_adaptation` raises
         :class:`~.base.AdaptationDiverged` when a step's loss, the adapted
         state or the support outputs are not finite, and warns when the loss
         rose over the steps.
         """
         losses: list[torch.Tensor] = []
         chunk_rows = adapt_chunk_rows(net)
+        n_rows, batch_rows = support_x.shape[0], self.inner_batch_size
+        minibatch = batch_rows is not None and n_rows > batch_rows
         with torch.enable_grad():
             # leaves of our own, sharing the network's memory: the network and
             # its parameters are left as they are (shared by other callers)
@@ -240,7 +277,7 @@ class InnerLoopMethod(Algorithm):
             }
             if self.regression:  # per-task targets
                 support_y = support_y.unsqueeze(0)
-            if support_x.shape[0] > chunk_rows:
+            if minibatch or n_rows > chunk_rows:
                 state = chunked_inner_loop(
                     self,
                     net,
@@ -251,6 +288,14 @@ class InnerLoopMethod(Algorithm):
                     min(chunk_rows, gradient_chunk_rows(net)),
                     losses,
                     batch_size,
+                    minibatch_rows(
+                        n_rows,
+                        batch_rows,
+                        self.inner_steps,
+                        None if self.regression else support_y,
+                    )
+                    if minibatch
+                    else None,
                 )
             else:
                 state = self.adapt_tasks(

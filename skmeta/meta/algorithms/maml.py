@@ -35,11 +35,14 @@ class MAML(InnerLoopMethod):
         Drop second derivatives (FOMAML): faster, less memory.
     regression : bool, default=False
         Real-valued targets (a linear output, mean squared error).
+    inner_batch_size : int, default=None
+        Rows per inner step when the trained model adapts; None: all of
+        the support set (see :class:`~.inner_loop.InnerLoopMethod`).
     """
 
     name = "maml"
     summary = "MAML: second-order gradient steps on the support set"
-    settings = ("inner_lr", "inner_steps", "first_order")
+    settings = ("inner_lr", "inner_steps", "first_order", "inner_batch_size")
     # `inner_steps` for classification when None: the first step moves only
     # the shared head (its class rows are equal, so the body's gradient is
     # zero), the second the body too (benchmarks/results/defaults_select.md)
@@ -51,10 +54,11 @@ class MAML(InnerLoopMethod):
         inner_steps: int | None = None,
         first_order: bool = False,
         regression: bool = False,
+        inner_batch_size: int | None = None,
     ) -> None:
         if inner_steps is None:
             inner_steps = 1 if regression else self.classification_steps
-        super().__init__(inner_lr, inner_steps, regression)
+        super().__init__(inner_lr, inner_steps, regression, inner_batch_size)
         self.first_order = bool(first_order)
 
     def loss(self, net: MetaNet, batch: TaskBatch):

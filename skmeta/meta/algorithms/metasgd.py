@@ -20,13 +20,14 @@ class MetaSGD(MAML):
 
     Parameters
     ----------
-    inner_lr, inner_steps, first_order, regression
+    inner_lr, inner_steps, first_order, regression, inner_batch_size
         As for :class:`~.maml.MAML`; `inner_lr` initialises the rates.
     """
 
     name = "metasgd"
     summary = "Meta-SGD: MAML with learnt per-weight inner learning rates"
-    adaptation_settings = ("inner_steps",)  # its learnt rates replace inner_lr
+    # its learnt rates replace inner_lr
+    adaptation_settings = ("inner_steps", "inner_batch_size")
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         params = super().meta_parameters(net, embedding_dim, n_classes)

@@ -15,7 +15,7 @@ class ProtoMAML(MAML):
 
     Parameters
     ----------
-    inner_lr, first_order
+    inner_lr, first_order, inner_batch_size
         As for :class:`~.maml.MAML`.
     inner_steps : int, default=None
         Inner SGD steps. None means 1: the head started from the prototypes

@@ -26,13 +26,18 @@ class Reptile(InnerLoopMethod):
     inner_lr : float, default=0.1
     inner_steps : int, default=5
     regression : bool, default=False
+    inner_batch_size : int, default=None
+        Rows per inner step when the trained model adapts; None: all of
+        the support set (see :class:`~.inner_loop.InnerLoopMethod`).
     """
 
     name = "reptile"
     summary = "Reptile: first-order meta-learning towards adapted weights"
 
-    def __init__(self, inner_lr=0.1, inner_steps=5, regression=False):
-        super().__init__(inner_lr, inner_steps, regression)
+    def __init__(
+        self, inner_lr=0.1, inner_steps=5, regression=False, inner_batch_size=None
+    ):
+        super().__init__(inner_lr, inner_steps, regression, inner_batch_size)
 
     def loss(self, net: MetaNet, batch: TaskBatch):
         """Surrogate whose gradient is the mean over tasks of ``theta - theta'``;
