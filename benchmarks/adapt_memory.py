@@ -268,14 +268,19 @@ def _table(report: dict) -> str:
             f"Whole-set against mini-batch inner steps, {big['setting']} "
             "(`benchmarks/adapt_memory.py large`; same draws for every row):",
             "",
-            "| inner_batch_size | accuracy (mean of draws) | fit seconds (mean) |",
-            "|---|---|---|",
+            "| inner_batch_size | accuracy (mean of draws) | difference from "
+            "the whole set (± 95% CI over draws) | fit seconds (mean) |",
+            "|---|---|---|---|",
         ]
+        whole = np.array([r["accuracy"] for r in big["runs"]["None"]])
         for size, runs in big["runs"].items():
-            acc = np.mean([r["accuracy"] for r in runs])
+            acc = np.array([r["accuracy"] for r in runs])
             sec = np.mean([r["seconds"] for r in runs])
+            diff = acc - whole
+            ci = 1.96 * diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else 0
+            gap = "-" if size == "None" else f"{diff.mean():+.4f} ± {ci:.4f}"
             name = "None (whole set)" if size == "None" else size
-            lines.append(f"| {name} | {acc:.4f} | {sec:.1f} |")
+            lines.append(f"| {name} | {acc.mean():.4f} | {gap} | {sec:.1f} |")
     return "\n".join(lines) + "\n"
 
 

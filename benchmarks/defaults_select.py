@@ -50,6 +50,9 @@ CANDIDATES = {
         "auto": {},
         "strided": dict(backbone="conv4_strided"),
         "1shot": dict(k_shot=1),
+        # the default is 1-shot episodes now: a faster start for 1,000 iterations?
+        "lr2e-3": dict(learning_rate=2e-3),
+        "lr4e-3": dict(learning_rate=4e-3),
     },
 }
 # Meta-training iterations per part (the estimators' default is 1,000).

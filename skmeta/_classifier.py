@@ -110,8 +110,8 @@ FeatureAugmentation or callable, default=None
         The keys a method accepts are its ``settings`` in the registry
         (``skmeta.meta.algorithms.ALGORITHMS[method].settings``); others are
         refused, and so is a setting given both here and as a parameter. The
-        rules above apply: with `pretrained`, `inner_lr` and `inner_steps` change
-        the adaptation and every other setting must equal the model's.
+        rules above apply: with `pretrained`, adaptation settings (``inner_lr``,
+        ``inner_steps``, ``inner_batch_size``...) apply; others must match.
     transductive : {"bdcspn", "tim", "alpha-tim", "laplacianshot", "ptmap"}, \
 default=None
         Transductive inference: rows of y labelled ``-1`` are unlabelled (as
