@@ -53,6 +53,7 @@ CANDIDATES = {
         # the default is 1-shot episodes now: a faster start for 1,000 iterations?
         "lr2e-3": dict(learning_rate=2e-3),
         "lr4e-3": dict(learning_rate=4e-3),
+        "lr8e-3": dict(learning_rate=8e-3),
     },
 }
 # Meta-training iterations per part (the estimators' default is 1,000).

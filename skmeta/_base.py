@@ -74,7 +74,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         within_group_episodes=0.0,
         meta_batch_size=None,
         max_iter=1000,
-        learning_rate=1e-3,
+        learning_rate=None,
         max_grad_norm=None,
         early_stopping=False,
         calibrate="auto",
@@ -310,7 +310,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             or self._task.default_meta_batch_size(labels),
             within_group_episodes=float(self.within_group_episodes),
             max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
+            learning_rate=self._learning_rate(method),
             max_grad_norm=self.max_grad_norm,
             early_stopping=self.early_stopping,
             calibrate=self._calibrates(),
@@ -338,6 +338,12 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         self.n_iter_ = int(model.config["training"]["n_iter"])
         warn_if_still_improving(model, self.max_iter)
         return model
+
+    def _learning_rate(self, method: str) -> float:
+        """Adam's initial rate: `learning_rate`, or None's per-method default."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return ALGORITHMS[method].default_learning_rate
 
     def _calibrates(self) -> bool:
         """Whether meta-training fits a temperature and open-set scores on

@@ -157,9 +157,9 @@ default=None
         (MAML's sine-wave setting), else 1.
     max_iter : int, default=1000
         Number of meta-updates.
-    learning_rate : float, default=1e-3
-        Initial learning rate of Adam; it follows a cosine schedule to 0 over
-        `max_iter`.
+    learning_rate : float, default=None
+        Initial learning rate of Adam, cosine-annealed to 0 over `max_iter`.
+        None: the method's (``"protonet"``: 4e-3, the others: 1e-3).
     max_grad_norm : float, default=None
         Clip the meta-gradient to this total norm before each update (as
         ``torch.nn.utils.clip_grad_norm_``), a guard against the sudden

@@ -223,7 +223,7 @@ def _settings(ext, model, codes: np.ndarray) -> TrainSettings:
         augmentation=ext.augmentation,
         meta_batch_size=ext.meta_batch_size or 1,
         max_iter=ext.max_iter,
-        learning_rate=ext.learning_rate,
+        learning_rate=ext._learning_rate(model.method),
         max_grad_norm=ext.max_grad_norm,
         early_stopping=ext.early_stopping,
         validation_fraction=ext.validation_fraction,

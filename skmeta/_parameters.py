@@ -77,7 +77,7 @@ PARAMETER_CONSTRAINTS = {
     "meta_batch_size": [Interval(Integral, 1, None, closed="left"), None],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     # above ~1e37, Adam's float32 step overflows inside torch
-    "learning_rate": [Interval(Real, 0, 1e30, closed="neither")],
+    "learning_rate": [Interval(Real, 0, 1e30, closed="neither"), None],
     "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
     "early_stopping": ["boolean"],
     "calibrate": [StrOptions({"auto"}), "boolean"],

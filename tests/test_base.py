@@ -99,7 +99,8 @@ def test_regressor_methods_are_those_that_support_regression(blobs):
         (
             FewShotClassifier(method="maml", distance="cosine"),
             "distance='cosine' does not apply to method='maml' .it takes inner_lr, "
-            "inner_steps, first_order.; methods that take distance: protonet",
+            "inner_steps, first_order, inner_batch_size.; methods that take "
+            "distance: protonet",
         ),
         (FewShotClassifier(inner_lr=0.1), "inner_lr=0.1 does not apply to method='p"),
         (
@@ -147,6 +148,16 @@ def test_method_settings_reach_meta_training(blobs, train_settings):
     reg = train_settings(FewShotRegressor(inner_steps=3), X, y, groups=groups)
     assert (reg.method, reg.n_way, reg.k_shot, reg.n_query) == ("maml", 1, 10, 10)
     assert reg.method_params == {"inner_lr": 0.01, "inner_steps": 3, "regression": True}
+
+
+def test_learning_rate_none_takes_the_methods_default(blobs, train_settings):
+    X, y = blobs
+    rate = train_settings(FewShotClassifier(), X, y).learning_rate
+    assert rate == ALGORITHMS["protonet"].default_learning_rate == 4e-3
+    rate = train_settings(FewShotClassifier(method="maml"), X, y).learning_rate
+    assert rate == ALGORITHMS["maml"].default_learning_rate == 1e-3
+    given = train_settings(FewShotClassifier(learning_rate=0.02), X, y)
+    assert given.learning_rate == 0.02
 
 
 @pytest.mark.parametrize("n_jobs", [None, 1, 2, -1])

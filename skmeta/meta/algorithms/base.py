@@ -142,6 +142,8 @@ class Algorithm(ABC):
     - ``prototype_deployment``: deployment is nearest prototype on the
       embedding, so the transductive methods (``skmeta.meta.transductive``)
       apply to its models.
+    - ``default_learning_rate``: Adam's initial rate when the estimators'
+      ``learning_rate`` is None.
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -158,6 +160,7 @@ class Algorithm(ABC):
     episodic: bool = True
     regression: bool = False
     metric: str = "accuracy"  # reported beside the loss: "accuracy" or "mse"
+    default_learning_rate: float = 1e-3
     task_norm: bool = False
     parallel_tasks: bool = False
     fixed_way: bool = False
