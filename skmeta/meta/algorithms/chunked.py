@@ -23,9 +23,10 @@ takes the one-pass inner loop, unchanged.
 
 With the method's ``inner_batch_size`` set and a larger support set, each
 step instead runs on a mini-batch of that many rows (:func:`minibatch_rows`,
-each class in its share of the rows), with that mini-batch's statistics: stochastic steps whose cost is linear in
-the mini-batch, not in the support set. The head starts, and the statistics
-kept for prediction are found, on the whole support set.
+each class in its share of the rows), with that mini-batch's statistics:
+stochastic steps whose cost is linear in the mini-batch, not in the support
+set. The head starts, and the statistics kept for prediction are found, on
+the whole support set.
 """
 
 from __future__ import annotations

@@ -77,9 +77,9 @@ class InnerLoopMethod(Algorithm):
         ``episodic_score``): a support set of more rows takes each step on
         a mini-batch of that many (:func:`~.chunked.minibatch_rows`: classes
         in their shares, the mini-batch's batch statistics), which costs
-        time linear in it rather than in the support set. None takes every step on the whole support
-        set (exact). Meta-training's own inner loop on its episodes always
-        takes the whole support set.
+        time linear in it rather than in the support set. None takes every
+        step on the whole support set (exact). Meta-training's own inner loop
+        on its episodes always takes the whole support set.
     """
 
     settings = ("inner_lr", "inner_steps", "inner_batch_size")
