@@ -194,7 +194,8 @@ def test_minibatches_hold_each_class_in_its_share():
     labels = torch.tensor([0] * 30 + [1] * 10 + [2] * 20)
     for rows in chunked.minibatch_rows(60, 12, 5, labels):
         counts = torch.bincount(labels[rows], minlength=3).tolist()
-        assert all(abs(c - share) <= 1 for c, share in zip(counts, [6, 2, 4], strict=True))
+        shares = zip(counts, [6, 2, 4], strict=True)
+        assert all(abs(c - share) <= 1 for c, share in shares)
 
 
 def test_inner_batch_size_is_checked():
