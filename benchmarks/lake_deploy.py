@@ -90,6 +90,18 @@ WARP_SETS["shift1+rot10+scale10"] = sorted(
 WARP_SETS["shift0.5+shift1"] = sorted(set(WARP_SETS["shift0.5"] + WARP_SETS["shift1"]))
 WARP_SETS["shift1+shift2"] = sorted(set(WARP_SETS["shift1"] + WARP_SETS["shift2"]))
 WARP_SETS["shift3"] = [IDENTITY, *_shifts(3.0)]
+WARP_SETS["shift1+shift2+shift3"] = sorted(
+    set(WARP_SETS["shift1+shift2"] + WARP_SETS["shift3"])
+)
+WARP_SETS["grid5"] = [
+    (float(dx), float(dy), 0.0, 1.0) for dx in range(-2, 3) for dy in range(-2, 3)
+]
+WARP_SETS["shift1+shift2+rot10+scale10"] = sorted(
+    set(WARP_SETS["shift1+shift2"] + WARP_SETS["rot10"] + WARP_SETS["scale10"])
+)
+WARP_SETS["grid5+rot10+scale10"] = sorted(
+    set(WARP_SETS["grid5"] + WARP_SETS["rot10"] + WARP_SETS["scale10"])
+)
 ALL_WARPS = sorted({w for ws in WARP_SETS.values() for w in ws})
 
 
@@ -217,16 +229,16 @@ def chosen_rows(chosen: str, names: list[str]) -> list[tuple]:
     chosen warp set."""
     out = []
     sets = list(dict.fromkeys(["none", chosen]))
-    if len(names) > 1:
-        ens = f"ensemble {'+'.join(names)}"
-        out += [(f"{ens} | {s} | emb", names, s, "emb", False) for s in sets]
+    groups = [names, names[:2]] if len(names) > 2 else [names] if len(names) > 1 else []
+    for members in groups:
+        ens = f"ensemble {'+'.join(members)}"
+        out += [(f"{ens} | {s} | emb", members, s, "emb", False) for s in sets]
     for m in names:
         for s in sets:
             for t in ("tim", "ptmap", "setcentred"):
                 out.append((f"{m} | {s} | {t} (transductive)", [m], s, t, False))
-    for m in [*names, *(["ensemble"] if len(names) > 1 else [])]:
-        members = names if m == "ensemble" else [m]
-        label = f"ensemble {'+'.join(names)}" if m == "ensemble" else m
+    for members in [[m] for m in names] + groups:
+        label = members[0] if len(members) == 1 else f"ensemble {'+'.join(members)}"
         for s in sets:
             out.append(
                 (f"{label} | {s} | emb + assignment (prior)", members, s, "emb", True)
