@@ -5,19 +5,15 @@ same runs (``omniglot_methods.within_alphabet_runs``: 20 characters of one
 alphabet, the support by one drawer, one query per character by another),
 with no new meta-training:
 
-- **test-time augmentation (TTA)**: every support and query image is embedded
-  under a set of small affine warps (shifts, rotations, scales; applied to the
-  105 px original, then Lanczos-resampled to 28 px exactly as
-  ``load_omniglot`` makes its images) and its embeddings are averaged
-  (``emb``), or the squared distances are averaged over all warp pairs
-  (``dist``);
+- **test-time augmentation (TTA)**: every image is embedded under small
+  affine warps (of the 105 px original, then Lanczos-resampled to 28 px as
+  ``load_omniglot`` does) and its embeddings averaged (``emb``), or the
+  squared distances averaged over all warp pairs (``dist``);
 - **support centring** (inductive): the support's mean embedding subtracted
   from every embedding, then each divided by its norm;
-- **ensembles** of models: the sum of each model's squared distances divided
-  by their mean over the run;
-- **transductive** TIM and PT-MAP (``skmeta.meta.transductive``) given the
-  (TTA) embeddings, and per-set centring (support and queries each centred on
-  their own mean: the drawer's style removed);
+- **ensembles**: the sum of each model's squared distances over their mean;
+- **transductive** TIM, PT-MAP (``skmeta.meta.transductive``) on the (TTA)
+  embeddings, and per-set centring (support, queries each on their own mean);
 - **one-to-one assignment** (``scipy.optimize.linear_sum_assignment`` on the
   distances): uses that each run has exactly one query per character, a prior
   Lake et al.'s subjects did not have (each of their trials was one query on
@@ -65,43 +61,36 @@ STEP = SOURCE / SIZE  # one 28 px pixel in source pixels
 
 
 def _shifts(pixels: float) -> list[tuple]:
-    return [
-        (dx * pixels, dy * pixels, 0.0, 1.0)
-        for dx in (-1, 0, 1)
-        for dy in (-1, 0, 1)
-        if dx or dy
-    ]
+    """The identity and the 8 shifts of `pixels` (28 px scale)."""
+    steps = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    return [(dx * pixels, dy * pixels, 0.0, 1.0) for dx, dy in steps]
+
+
+def _union(*names: str) -> list[tuple]:
+    return sorted({w for name in names for w in WARP_SETS[name]})
 
 
 # A warp: (dx, dy in 28 px pixels, rotation in degrees, scale).
 IDENTITY = (0.0, 0.0, 0.0, 1.0)
-WARP_SETS = {
+WARP_SETS = {f"shift{p:g}": _shifts(p) for p in (0.5, 1.0, 2.0, 3.0)}
+WARP_SETS |= {
     "none": [IDENTITY],
-    "shift0.5": [IDENTITY, *_shifts(0.5)],
-    "shift1": [IDENTITY, *_shifts(1.0)],
-    "shift2": [IDENTITY, *_shifts(2.0)],
-    "rot10": [IDENTITY, (0, 0, -10, 1), (0, 0, 10, 1)],
-    "rot5": [IDENTITY, (0, 0, -5, 1), (0, 0, 5, 1)],
-    "scale10": [IDENTITY, (0, 0, 0, 0.9), (0, 0, 0, 1.1)],
+    "rot10": [IDENTITY, (0.0, 0.0, -10.0, 1.0), (0.0, 0.0, 10.0, 1.0)],
+    "rot5": [IDENTITY, (0.0, 0.0, -5.0, 1.0), (0.0, 0.0, 5.0, 1.0)],
+    "scale10": [IDENTITY, (0.0, 0.0, 0.0, 0.9), (0.0, 0.0, 0.0, 1.1)],
+    "grid5": [
+        (float(x), float(y), 0.0, 1.0) for x in range(-2, 3) for y in range(-2, 3)
+    ],
 }
-WARP_SETS["shift1+rot10+scale10"] = sorted(
-    set(WARP_SETS["shift1"] + WARP_SETS["rot10"] + WARP_SETS["scale10"])
-)
-WARP_SETS["shift0.5+shift1"] = sorted(set(WARP_SETS["shift0.5"] + WARP_SETS["shift1"]))
-WARP_SETS["shift1+shift2"] = sorted(set(WARP_SETS["shift1"] + WARP_SETS["shift2"]))
-WARP_SETS["shift3"] = [IDENTITY, *_shifts(3.0)]
-WARP_SETS["shift1+shift2+shift3"] = sorted(
-    set(WARP_SETS["shift1+shift2"] + WARP_SETS["shift3"])
-)
-WARP_SETS["grid5"] = [
-    (float(dx), float(dy), 0.0, 1.0) for dx in range(-2, 3) for dy in range(-2, 3)
-]
-WARP_SETS["shift1+shift2+rot10+scale10"] = sorted(
-    set(WARP_SETS["shift1+shift2"] + WARP_SETS["rot10"] + WARP_SETS["scale10"])
-)
-WARP_SETS["grid5+rot10+scale10"] = sorted(
-    set(WARP_SETS["grid5"] + WARP_SETS["rot10"] + WARP_SETS["scale10"])
-)
+for combined in (
+    "shift1+rot10+scale10",
+    "shift0.5+shift1",
+    "shift1+shift2",
+    "shift1+shift2+shift3",
+    "shift1+shift2+rot10+scale10",
+    "grid5+rot10+scale10",
+):
+    WARP_SETS[combined] = _union(*combined.split("+"))
 ALL_WARPS = sorted({w for ws in WARP_SETS.values() for w in ws})
 
 
@@ -172,11 +161,12 @@ def ensemble(per_model: list[np.ndarray]) -> np.ndarray:
     return sum(d / d.mean() for d in per_model)
 
 
-def transductive(name: str, embedded: dict, warps: list) -> np.ndarray:
-    """Minus the scores of `name` (TIM, PT-MAP) on TTA-averaged embeddings,
-    shape (20, 20): lower is better, as for distances."""
-    support = np.mean([embedded[w][0] for w in warps], axis=0)
-    queries = np.mean([embedded[w][1] for w in warps], axis=0)
+def transductive(name: str, embedded: list[dict], warps: list) -> np.ndarray:
+    """Minus the scores of `name` (TIM, PT-MAP) on the TTA-averaged
+    embeddings of one or more models (concatenated), shape (20, 20): lower is
+    better, as for distances."""
+    support = np.hstack([np.mean([e[w][0] for w in warps], axis=0) for e in embedded])
+    queries = np.hstack([np.mean([e[w][1] for w in warps], axis=0) for e in embedded])
     state = make_transductive(name).fit(
         torch.from_numpy(support),
         torch.arange(len(support)),
@@ -233,6 +223,10 @@ def chosen_rows(chosen: str, names: list[str]) -> list[tuple]:
     for members in groups:
         ens = f"ensemble {'+'.join(members)}"
         out += [(f"{ens} | {s} | emb", members, s, "emb", False) for s in sets]
+        out += [
+            (f"{ens} | {s} | ptmap (transductive)", members, s, "ptmap", False)
+            for s in sets
+        ]
     for m in names:
         for s in sets:
             for t in ("tim", "ptmap", "setcentred"):
@@ -280,7 +274,7 @@ def score_rows(rows: list, embedded: list, embed_seconds: dict) -> dict:
         tic = time.perf_counter()
         for per_model in embedded:
             if kind in ("tim", "ptmap"):
-                cost = transductive(kind, per_model[members[0]], warps)
+                cost = transductive(kind, [per_model[m] for m in members], warps)
             else:
                 per = [distances(per_model[m], warps, kind) for m in members]
                 cost = per[0] if len(members) == 1 else ensemble(per)
