@@ -122,7 +122,7 @@ def memory(args) -> dict:
         )
     extra = {name: [] for name in trees}
     for rows in args.inner_batch_size or ():
-        name = f"{args.label}, inner_batch_size={rows}"
+        name = f"mini-batch steps, inner_batch_size={rows}"
         trees[name] = (str(HERE.parent), CHILD)
         extra[name] = [json.dumps({"inner_batch_size": rows})]
     runs = {name: [] for name in trees}

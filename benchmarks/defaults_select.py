@@ -169,7 +169,11 @@ candidate) continues with ``warm_start``: each part restarts the cosine
 learning-rate schedule, so its later rows are not those of one run of that
 many iterations. "support losses rose": episodes whose inner loop ended above
 its starting support loss (an ``AdaptationWarning``; for the first two MAML
-rows counted from the run's log).
+rows counted from the run's log). Defaults of the time of each row: the
+protonet rows before ``lr2e-3`` ran at ``learning_rate=1e-3`` (the default
+then; now None, the method's rate, 4e-3 for protonet, chosen from the
+``lr*`` rows), and ``auto`` at 5-shot episodes (the default before ``1shot``
+was chosen).
 """
 
 
