@@ -310,3 +310,33 @@ def test_minibatch_regression_takes_targets_with_their_rows():
         algorithm, net, _leaves(net), x, y[None], 1, 9, [], batches=batches
     )
     torch.testing.assert_close(_flat(shuffled), _flat(full), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "method, regression",
+    [(m, False) for m in GRADIENT_METHODS] + [("maml", True), ("anil", True)],
+)
+def test_minibatch_divergence_check_compares_whole_set_losses(
+    method, regression, monkeypatch
+):
+    # check_adaptation warns when the last loss (the whole set's, after the
+    # last step) is above the first: the first must be the whole set's too,
+    # not the first mini-batch's (they differ when the head does not start
+    # with equal class rows: Proto-MAML's prototypes, a regression head)
+    x, y = _support()
+    if regression:
+        y = torch.sin(3 * x[:, 0])
+    seen = []
+    monkeypatch.setattr(
+        inner_loop, "check_adaptation", lambda m, losses, t: seen.append(losses)
+    )
+    for size in (None, 8):
+        algorithm = make_algorithm(
+            method, inner_lr=0.05, inner_steps=3, regression=regression,
+            inner_batch_size=size,
+        )  # fmt: skip
+        algorithm.adapt(_tiny_net(algorithm), x, y, 1 if regression else 3)
+    whole, mini = seen
+    assert len(mini) == len(whole) == 4
+    torch.testing.assert_close(mini[0], whole[0], rtol=1e-10, atol=1e-12)
+    assert not torch.equal(mini[-1], whole[-1])  # the steps did differ

@@ -173,7 +173,9 @@ def chunked_inner_loop(
     chunk_rows : int
         Rows per forward and backward pass of the gradient.
     losses : list
-        Receives each step's support loss (a 0-d tensor) before its update.
+        Receives each step's support loss (a 0-d tensor) before its update:
+        with `batches`, its mini-batch's, except the first step's, which is
+        the whole set's (:func:`_whole_set_start_loss`).
     batch_size : int, default=100
         Rows per pass without gradient (statistics, embeddings), at most
         `chunk_rows`: the inference chunk, cache-sized (24 rows for the Conv4
@@ -202,6 +204,9 @@ def chunked_inner_loop(
         emb = _embed_rows(net, weights, x, stats, pass_rows)
     head = method.initial_head(params, emb.unsqueeze(0), y, n_classes)
     head_w, head_b = _leaves(head)
+    start = None
+    if batches is not None:
+        start = _whole_set_start_loss(method, net, weights, x, y, emb, head, pass_rows)
     for step in range(method.inner_steps):
         rows = None if batches is None else batches[step].to(x.device)
         step_x = x if rows is None else x[rows]
@@ -214,7 +219,7 @@ def chunked_inner_loop(
         grads, total = _support_gradient(
             method, net, weights, current, step_x, step_y, stats, step_emb, chunk_rows
         )
-        losses.append(total)
+        losses.append(start if step == 0 and start is not None else total)
         *updated, head_w, head_b = method.sgd_step(params, names, current, grads)
         # each step starts from leaves of its own: no graph across steps
         *updated, head_w, head_b = _leaves([*updated, head_w, head_b])
@@ -227,6 +232,49 @@ def chunked_inner_loop(
         "head_bias": head_b.detach()[0],
         "stats": stats,
     }
+
+
+def _whole_set_start_loss(method, net, weights, x, y, emb, head, pass_rows):
+    """The whole support set's mean loss before the first mini-batch step.
+
+    :func:`~.divergence.check_adaptation` compares the loss after the last
+    step (the whole set's) with the first one recorded, so that one must be
+    the whole set's too, not the first mini-batch's. Free where the whole
+    set's embeddings are at hand (`emb`, found with the whole set's
+    statistics); a classification head whose class rows are all equal has
+    the loss log(ways) on any rows, so the first mini-batch's loss is the
+    whole set's already (None); otherwise two passes without gradient.
+
+    Parameters
+    ----------
+    method, net, weights, x, y, pass_rows
+        As in :func:`chunked_inner_loop`.
+    emb : Tensor of shape (n_rows, dim) or (n_rows, 0)
+        The whole set's embeddings, or none (no columns).
+    head : tuple of Tensor
+        The initial head's weight ``(1, ways, dim)`` and bias ``(1, ways)``.
+
+    Returns
+    -------
+    Tensor or None
+        The loss, 0-d; None where the first mini-batch's is the same.
+    """
+    weight, bias = head
+    with torch.no_grad():
+        if not emb.shape[-1]:
+            equal_rows = torch.equal(weight, weight[:, :1].expand_as(weight))
+            if (
+                not method.regression
+                and equal_rows
+                and bool((bias == bias[0, 0]).all())
+            ):
+                return None
+            stats = support_statistics(net, weights, x, pass_rows)
+            emb = _embed_rows(net, weights, x, stats, pass_rows)
+        outputs = torch.baddbmm(
+            bias.unsqueeze(1), emb.unsqueeze(0), weight.transpose(1, 2)
+        )
+        return method.head.loss_sum(outputs, y)
 
 
 def _support_gradient(method, net, weights, current, x, y, stats, emb, chunk_rows):

@@ -40,7 +40,9 @@ def check_adaptation(method, losses: list[torch.Tensor], tensors) -> None:
     method : InnerLoopMethod
     losses : list of 0-d Tensor
         The support loss before each of the ``inner_steps`` updates, then the
-        one after the last.
+        one after the last. With mini-batch steps (``inner_batch_size``), the
+        first and the last are the whole set's and those between the
+        mini-batches' (:func:`~.chunked.chunked_inner_loop`).
     tensors : iterable of Tensor
         The adapted state's tensors and the support outputs.
 
