@@ -305,3 +305,27 @@ def test_extractor_partial_fit_refusals(blobs):
         ).partial_fit(X, y)
     with pytest.raises(InvalidParameterError, match="replay_per_class"):
         FewShotRegressor(replay_per_class=3).fit(X, y.astype(float))
+
+
+def test_extractor_partial_fit_takes_the_models_learning_rate(
+    blob_model, maml_model, blobs, monkeypatch
+):
+    # learning_rate=None: the default of the method of the model continued
+    import skmeta._online
+
+    class Stop(Exception):
+        pass
+
+    def stop(rows, codes, settings, **kwargs):
+        raise Stop(settings.learning_rate)
+
+    monkeypatch.setattr(skmeta._online, "meta_train", stop)
+    X, y = _novel(blobs)
+    rates = []
+    for model, given in [(blob_model, None), (maml_model, None), (blob_model, 0.02)]:
+        ext = MetaFeatureExtractor(pretrained=model, learning_rate=given)
+        with pytest.raises(Stop) as info, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ext.partial_fit(X, y)
+        rates.append(info.value.args[0])
+    assert rates == [4e-3, 1e-3, 0.02]
