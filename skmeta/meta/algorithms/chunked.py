@@ -23,7 +23,8 @@ takes the one-pass inner loop, unchanged.
 
 With the method's ``inner_batch_size`` set and a larger support set, each
 step instead runs on a mini-batch of that many rows (:func:`minibatch_rows`,
-each class in its share of the rows), with that mini-batch's statistics:
+each class in its share of the rows), with that mini-batch's statistics
+(where the body adapts; ANIL's steps take the whole set's embeddings):
 stochastic steps whose cost is linear in the mini-batch, not in the support
 set. The head starts, and the statistics kept for prediction are found, on
 the whole support set.
@@ -182,8 +183,9 @@ def chunked_inner_loop(
         on 28x28 images took 3.0 s where 160 took 4.2 s for the statistics).
     batches : list of Tensor, optional
         Each step's rows (:func:`minibatch_rows`), one per inner step: that
-        step's loss, gradient and batch statistics are those of its rows.
-        None: every step takes all rows.
+        step's loss and gradient are those of its rows, and so are the batch
+        statistics when the body adapts (a body that does not, as ANIL's,
+        keeps the whole set's embeddings). None: every step takes all rows.
 
     Returns
     -------

@@ -76,10 +76,11 @@ class InnerLoopMethod(Algorithm):
         Rows per inner step when a trained model adapts (``fit``, validation,
         ``episodic_score``): a support set of more rows takes each step on
         a mini-batch of that many (:func:`~.chunked.minibatch_rows`: classes
-        in their shares, the mini-batch's batch statistics), which costs
-        time linear in it rather than in the support set. None takes every
-        step on the whole support set (exact). Meta-training's own inner loop
-        on its episodes always takes the whole support set.
+        in their shares, the mini-batch's batch statistics where the body
+        adapts), which costs time linear in it rather than in the support
+        set. None takes every step on the whole support set (exact).
+        Meta-training's own inner loop on its episodes always takes the
+        whole support set.
     """
 
     settings = ("inner_lr", "inner_steps", "inner_batch_size")
