@@ -9,20 +9,19 @@ import skmeta._base
 from skmeta import EpisodicSplit, FewShotClassifier, MetaModel
 
 
-@pytest.fixture(scope="module")
-def maml_model(blobs):
+def _meta_train_maml(blobs, **params):
+    """MAML meta-trained on the 16 base classes of `blobs` (5-way 1-shot)."""
     X, y = blobs
     base = y < 16
     clf = FewShotClassifier(
-        method="maml",
-        n_way=5,
-        k_shot=1,
-        n_query=5,
-        inner_steps=2,
-        max_iter=40,
-        random_state=0,
+        method="maml", n_way=5, k_shot=1, n_query=5, random_state=0, **params
     )
     return clf.fit(X[base], y[base]).meta_model_
+
+
+@pytest.fixture(scope="module")
+def maml_model(blobs):
+    return _meta_train_maml(blobs, inner_steps=2, max_iter=40)
 
 
 def test_meta_training_records_resolved_inner_settings(maml_model):
@@ -87,18 +86,9 @@ def test_inner_batch_size_adapts_by_minibatches(maml_model, blobs, tmp_path):
     # stochastic steps on a third of the rows still learn the new classes
     assert capped.score(X[novel], y[novel]) > 0.8 * whole.score(X[novel], y[novel])
     # a model meta-trained with it records it, and its file keeps it
-    base = y < 16
-    clf = FewShotClassifier(
-        method="maml",
-        n_way=5,
-        k_shot=1,
-        n_query=5,
-        max_iter=3,
-        random_state=0,
-        method_params={"inner_batch_size": 64},
-    ).fit(X[base], y[base])
-    assert clf.meta_model_.config["method_params"]["inner_batch_size"] == 64
-    clf.meta_model_.save(tmp_path / "m.safetensors")
+    model = _meta_train_maml(blobs, max_iter=3, method_params={"inner_batch_size": 64})
+    assert model.config["method_params"]["inner_batch_size"] == 64
+    model.save(tmp_path / "m.safetensors")
     loaded = MetaModel.load(tmp_path / "m.safetensors")
     assert loaded.algorithm().inner_batch_size == 64
     with pytest.raises(ValueError, match="inner_batch_size"):
