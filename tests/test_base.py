@@ -158,6 +158,11 @@ def test_learning_rate_none_takes_the_methods_default(blobs, train_settings):
     assert rate == ALGORITHMS["maml"].default_learning_rate == 1e-3
     given = train_settings(FewShotClassifier(learning_rate=0.02), X, y)
     assert given.learning_rate == 0.02
+    # ProtoNet's rate is its own, not inherited by its subclasses (pretrain,
+    # baseline++, rfs), as the docstring says: every other method takes 1e-3
+    others = {m: a.default_learning_rate for m, a in ALGORITHMS.items()}
+    assert others.pop("protonet") == 4e-3
+    assert set(others.values()) == {1e-3}
 
 
 @pytest.mark.parametrize("n_jobs", [None, 1, 2, -1])

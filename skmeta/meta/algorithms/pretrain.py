@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import LabelledBatch
+from .base import Algorithm, LabelledBatch
 from .protonet import ProtoNet
 
 __all__ = ["Pretrain"]
@@ -38,6 +38,9 @@ class Pretrain(ProtoNet):
     name = "pretrain"
     summary = "supervised pre-training on all base classes, then prototypes"
     episodic = False
+    # ProtoNet's 4e-3 was chosen for episodes; plain mini-batch training
+    # (this, Baseline++, RFS) keeps the base rate
+    default_learning_rate = Algorithm.default_learning_rate
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         head = torch.nn.Linear(embedding_dim, n_classes)
