@@ -29,7 +29,7 @@ def image_tree(tmp_path_factory):
     model = root / "model.safetensors"
     argv = ["train", str(root / "data"), "--out", str(model), "--image-size", "28"]
     argv += ["--color", "grey", "--backbone", "conv4_strided", "--max-iter", "5"]
-    assert main([*argv, "--n-way", "3", "--k-shot", "2", "--quiet"]) == 0
+    assert main([*argv, "--n-way", "3", "--k-shot", "2", "--quiet", "--seed", "0"]) == 0
     (root / "query").mkdir()
     for name in sorted(p.name for p in (root / "data").iterdir())[:3]:
         files = sorted((root / "data" / name).iterdir())
