@@ -93,20 +93,13 @@ def test_version_and_python_dash_m(capsys):
 @pytest.fixture(scope="module")
 def image_tree(tmp_path_factory):
     """8 classes of 6 grey 28x28 glyph PNGs, and a trained model file."""
-    from _image_trees import write_image_tree
-
-    from skmeta.datasets import make_glyphs
+    from _cli_models import glyph_folder_and_model
 
     root = tmp_path_factory.mktemp("cli")
-    X, y = make_glyphs(n_classes=8, n_samples_per_class=6, random_state=0)
-    write_image_tree(root / "data", X, y)
-    model = root / "model.safetensors"
-    argv = ["train", str(root / "data"), "--out", str(model), "--image-size", "28"]
-    # seeded, and long enough at the default learning rate (ProtoNet's 4e-3)
-    # for a support image to be nearest its own class: after 5 or 20
-    # iterations, 3 of 10 seeds were not; after 100, none
-    argv += ["--color", "grey", "--backbone", "conv4_strided", "--max-iter", "100"]
-    assert main([*argv, "--n-way", "3", "--k-shot", "2", "--quiet", "--seed", "0"]) == 0
+    # long enough at the default learning rate (ProtoNet's 4e-3) for a support
+    # image to be nearest its own class: after 5 or 20 iterations, 3 of 10
+    # seeds were not; after 100, none
+    glyph_folder_and_model(root, max_iter=100)
     return root
 
 

@@ -19,17 +19,10 @@ from skmeta.meta.transductive import TRANSDUCTIVE
 def image_tree(tmp_path_factory):
     """8 classes of 6 grey 28x28 glyph PNGs, a trained model file, and a
     3-class support folder with a query folder of 2 other images per class."""
-    from _image_trees import write_image_tree
-
-    from skmeta.datasets import make_glyphs
+    from _cli_models import glyph_folder_and_model
 
     root = tmp_path_factory.mktemp("cli_transductive")
-    X, y = make_glyphs(n_classes=8, n_samples_per_class=6, random_state=0)
-    write_image_tree(root / "data", X, y)
-    model = root / "model.safetensors"
-    argv = ["train", str(root / "data"), "--out", str(model), "--image-size", "28"]
-    argv += ["--color", "grey", "--backbone", "conv4_strided", "--max-iter", "5"]
-    assert main([*argv, "--n-way", "3", "--k-shot", "2", "--quiet", "--seed", "0"]) == 0
+    glyph_folder_and_model(root, max_iter=5)
     (root / "query").mkdir()
     for name in sorted(p.name for p in (root / "data").iterdir())[:3]:
         files = sorted((root / "data" / name).iterdir())

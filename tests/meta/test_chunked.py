@@ -157,14 +157,21 @@ def test_gradient_passes_take_smaller_chunks(conv_model, monkeypatch):
     assert seen and max(seen) == chunked.MIN_GRADIENT_CHUNK_ROWS
 
 
-def test_chunked_regression_matches_one_chunk(monkeypatch):
+def _sine_regression(chunk_rows):
+    """A regression MAML, its network, a support set (x, sin of its first
+    column), and the chunked loop's state on all of it at once."""
     algorithm = make_algorithm("maml", inner_lr=0.05, inner_steps=2, regression=True)
     net = _tiny_net(algorithm)
     x, _ = _support()
     y = torch.sin(x[:, 0])
-    one = chunked.chunked_inner_loop(
-        algorithm, net, _leaves(net), x, y[None], 1, 1000, []
+    whole = chunked.chunked_inner_loop(
+        algorithm, net, _leaves(net), x, y[None], 1, chunk_rows, []
     )
+    return algorithm, net, x, y, whole
+
+
+def test_chunked_regression_matches_one_chunk(monkeypatch):
+    algorithm, net, x, y, one = _sine_regression(chunk_rows=1000)
     monkeypatch.setattr(inner_loop, "adapt_chunk_rows", lambda net: 8)
     state = algorithm.adapt(net, x, y, 1)
     torch.testing.assert_close(_flat(state), _flat(one), rtol=1e-10, atol=1e-12)
@@ -297,13 +304,7 @@ def test_minibatch_steps_read_only_their_rows(conv_model, monkeypatch):
 
 
 def test_minibatch_regression_takes_targets_with_their_rows():
-    algorithm = make_algorithm("maml", inner_lr=0.05, inner_steps=2, regression=True)
-    net = _tiny_net(algorithm)
-    x, _ = _support()
-    y = torch.sin(x[:, 0])
-    full = chunked.chunked_inner_loop(
-        algorithm, net, _leaves(net), x, y[None], 1, 9, []
-    )
+    algorithm, net, x, y, full = _sine_regression(chunk_rows=9)
     g = torch.Generator().manual_seed(6)
     batches = [torch.randperm(50, generator=g) for _ in range(2)]
     shuffled = chunked.chunked_inner_loop(
