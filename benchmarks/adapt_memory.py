@@ -121,6 +121,10 @@ def memory(args) -> dict:
             FLOOR,
         )
     extra = {name: [] for name in trees}
+    if args.exact:
+        name = "exact whole-set steps, inner_batch_size=None"
+        trees[name] = (str(HERE.parent), CHILD)
+        extra[name] = [json.dumps({"inner_batch_size": None})]
     for rows in args.inner_batch_size or ():
         name = f"mini-batch steps, inner_batch_size={rows}"
         trees[name] = (str(HERE.parent), CHILD)
@@ -194,8 +198,9 @@ def accuracy(args) -> dict:
 
 def large(args) -> dict:
     """Held-out accuracy and fit time of whole-set against mini-batch inner
-    steps on large support sets: `--sets` draws of 100 ``evaluation`` classes,
-    16 images of each as the support (1,600 rows), the other 4 as queries."""
+    steps on large support sets: `--sets` draws of `--ways` (100)
+    ``evaluation`` classes, `--shots` (16) images of each as the support
+    (1,600 rows), the other ``20 - shots`` as queries."""
     from skmeta import FewShotClassifier, MetaModel
     from skmeta.datasets import load_omniglot
 
@@ -206,13 +211,13 @@ def large(args) -> dict:
     runs = {str(size): [] for size in sizes}
     for _ in range(args.sets):
         support, query = [], []
-        for c in rng.choice(np.unique(y), 100, replace=False):
+        for c in rng.choice(np.unique(y), args.ways, replace=False):
             rows = rng.permutation(np.flatnonzero(y == c))
-            support.append(rows[:16])
-            query.append(rows[16:])
+            support.append(rows[: args.shots])
+            query.append(rows[args.shots :])
         s, q = np.concatenate(support), np.concatenate(query)
         for size in sizes:
-            params = None if size is None else {"inner_batch_size": size}
+            params = {"inner_batch_size": size}  # None: whole-set steps
             tic = time.perf_counter()
             clf = FewShotClassifier(
                 pretrained=model, inner_steps=10, method_params=params
@@ -223,7 +228,8 @@ def large(args) -> dict:
             )
             print(size, runs[str(size)][-1], flush=True)
     return {
-        "setting": f"100-way 16-shot (1,600 rows), 4 queries per class, "
+        "setting": f"{args.ways}-way {args.shots}-shot "
+        f"({args.ways * args.shots:,} rows), {20 - args.shots} queries per class, "
         f"inner_steps=10, {args.sets} draws of classes from Omniglot evaluation, "
         f"model {args.model}",
         "runs": runs,
@@ -261,8 +267,8 @@ def _table(report: dict) -> str:
             lines.append(
                 f"| {name} | {acc[name]['mean']:.4f} | ±{acc[name]['ci95']:.4f} |"
             )
-    big = report.get("large")
-    if big:
+    for key in sorted(k for k in report if k.startswith("large")):
+        big = report[key]
         lines += [
             "",
             f"Whole-set against mini-batch inner steps, {big['setting']} "
@@ -303,10 +309,17 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=25)
     parser.add_argument(
         "--inner-batch-size",
-        type=int,
+        type=lambda v: v if v == "auto" else int(v),
         nargs="*",
-        help="memory, large: also run with these inner_batch_size values",
+        help='memory, large: also run with these inner_batch_size values (or "auto")',
     )
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="memory: also run with whole-set steps (inner_batch_size=None)",
+    )
+    parser.add_argument("--ways", type=int, default=100, help="large: classes")
+    parser.add_argument("--shots", type=int, default=16, help="large: support shots")
     parser.add_argument("--sets", type=int, default=3, help="large: class draws")
     args = parser.parse_args()
     path = RESULTS / "adapt_memory.json"
@@ -320,7 +333,10 @@ def main() -> None:
         for name, runs in result["runs"].items():  # rounds of another run
             result["runs"][name] = report["memory"]["runs"].get(name, []) + runs
     if result is not None:
-        report[args.what] = result
+        key = args.what
+        if args.what == "large" and (args.ways, args.shots) != (100, 16):
+            key = f"large_{args.ways}x{args.shots}"  # beside the 1,600-row case
+        report[key] = result
     report["date"] = time.strftime("%Y-%m-%d")
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(report, indent=1))

@@ -91,6 +91,18 @@ def test_inner_batch_size_adapts_by_minibatches(maml_model, blobs, tmp_path):
     model.save(tmp_path / "m.safetensors")
     loaded = MetaModel.load(tmp_path / "m.safetensors")
     assert loaded.algorithm().inner_batch_size == 64
+    # whole-set steps at any size (None) are recorded as such; the default
+    # ("auto") is left out of the file, as before the setting existed
+    whole = {"inner_batch_size": None}
+    exact = _meta_train_maml(blobs, max_iter=3, method_params=whole)
+    exact.save(tmp_path / "exact.safetensors")
+    loaded = MetaModel.load(tmp_path / "exact.safetensors")
+    assert loaded.config["method_params"]["inner_batch_size"] is None
+    assert loaded.algorithm().batch_rows(10**6) is None
+    assert (
+        "inner_batch_size"
+        not in _meta_train_maml(blobs, max_iter=3).config["method_params"]
+    )
     with pytest.raises(ValueError, match="inner_batch_size"):
         FewShotClassifier(
             pretrained=maml_model, method_params={"inner_batch_size": 0}

@@ -182,13 +182,29 @@ def test_chunked_regression_matches_one_chunk(monkeypatch):
 
 def test_minibatch_rows_are_seeded_epochs_of_every_row():
     batches = chunked.minibatch_rows(10, 4, 5)
-    assert [b.shape for b in batches] == [torch.Size([4])] * 5
+    # each epoch of 10 rows is cut into ceil(10 / 4) = 3 near-equal batches
+    assert [b.numel() for b in batches] == [4, 3, 3, 4, 3]
     order = torch.cat(batches)
     # the first epoch (10 rows) uses each row once, the second starts anew
     assert sorted(order[:10].tolist()) == list(range(10))
-    assert len(set(order[10:20].tolist())) == 10
+    assert len(set(order[10:].tolist())) == 7
     again = chunked.minibatch_rows(10, 4, 5)
     assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def test_no_minibatch_holds_a_row_twice():
+    # 299 of 300 rows per step: batches that ran on across epochs held one
+    # more repeated row at each step
+    labels = torch.arange(300) % 30
+    for batch_rows in (299, 200, 7):
+        batches = chunked.minibatch_rows(300, batch_rows, 10, labels)
+        for rows in batches:
+            assert rows.numel() <= batch_rows
+            assert rows.unique().numel() == rows.numel()
+        assert {rows.numel() for rows in batches} <= {
+            300 // -(-300 // batch_rows),
+            300 // -(-300 // batch_rows) + 1,
+        }
 
 
 def test_minibatches_hold_each_class_in_its_share():
@@ -206,10 +222,39 @@ def test_minibatches_hold_each_class_in_its_share():
 
 
 def test_inner_batch_size_is_checked():
-    for bad in (0, -3, 2.5, True, "10"):
+    for bad in (0, -3, 2.5, True, "10", "Auto", ""):
         with pytest.raises(ValueError, match="inner_batch_size"):
             make_algorithm("maml", inner_batch_size=bad)
     assert make_algorithm("maml", inner_batch_size=8).inner_batch_size == 8
+    assert make_algorithm("maml", inner_batch_size=None).batch_rows(10**6) is None
+    assert make_algorithm("maml", inner_batch_size=8).batch_rows(9) == 8
+    for method in GRADIENT_METHODS:  # the default is "auto"
+        algorithm = make_algorithm(method)
+        assert algorithm.inner_batch_size == "auto"
+        assert algorithm.batch_rows(1000) is None
+        assert algorithm.batch_rows(1001) == 400
+
+
+@pytest.mark.parametrize("method", ["maml", "anil"])
+def test_auto_takes_whole_set_steps_up_to_a_limit_and_minibatches_beyond(
+    method, monkeypatch
+):
+    # the limits made small, so that the test's support sets cross them
+    monkeypatch.setattr(chunked, "AUTO_WHOLE_SET_ROWS", 60)
+    monkeypatch.setattr(chunked, "AUTO_INNER_BATCH_ROWS", 25)
+
+    def adapted(n, inner_batch_size):
+        x, y = _support(n=n, seed=1)
+        algorithm = make_algorithm(
+            method, inner_lr=0.3, inner_steps=3, inner_batch_size=inner_batch_size
+        )
+        return _flat(algorithm.adapt(_tiny_net(algorithm), x, y, 3))
+
+    # up to the limit: "auto" is the exact whole-set loop
+    assert torch.equal(adapted(60, "auto"), adapted(60, None))
+    # a larger support set: "auto" is mini-batches of at most 25 rows
+    assert torch.equal(adapted(70, "auto"), adapted(70, 25))
+    assert not torch.allclose(adapted(70, "auto"), adapted(70, None))
 
 
 @pytest.mark.parametrize("method", GRADIENT_METHODS)
@@ -295,8 +340,9 @@ def test_minibatch_steps_read_only_their_rows(conv_model, monkeypatch):
     algorithm = conv_model.algorithm(inner_steps=4, inner_batch_size=16)
     x = torch.rand(70, 256, generator=torch.Generator().manual_seed(5))
     state = algorithm.adapt(net, x, torch.arange(70) % 5, 5)
-    # one statistics pass per step on its 16 rows, then the whole set's once
-    assert seen == [16, 16, 16, 16, 70]
+    # one statistics pass per step on its rows (70 rows in batches of at most
+    # 16: five of 14 per epoch), then the whole set's once
+    assert seen == [14, 14, 14, 14, 70]
     again = algorithm.adapt(net, x, torch.arange(70) % 5, 5)
     assert torch.equal(_flat(state), _flat(again))  # seeded: reproducible
     whole = conv_model.algorithm(inner_steps=4).adapt(net, x, torch.arange(70) % 5, 5)

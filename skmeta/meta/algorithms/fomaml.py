@@ -28,7 +28,7 @@ class FOMAML(MAML):
         inner_steps=None,
         first_order=True,
         regression=False,
-        inner_batch_size=None,
+        inner_batch_size="auto",
     ):
         super().__init__(
             inner_lr, inner_steps, first_order, regression, inner_batch_size

@@ -30,6 +30,7 @@ from ..net import MetaNet
 from .base import AdaptationDiverged, Algorithm, map_tensors
 from .chunked import (
     adapt_chunk_rows,
+    auto_batch_rows,
     chunked_inner_loop,
     gradient_chunk_rows,
     minibatch_rows,
@@ -72,13 +73,17 @@ class InnerLoopMethod(Algorithm):
         Real-valued targets: a linear output and mean squared error
         (:class:`~.heads.RegressionHead`) instead of the any-way classification
         head.
-    inner_batch_size : int, default=None
+    inner_batch_size : int, "auto" or None, default="auto"
         Rows per inner step when a trained model adapts (``fit``, validation,
         ``episodic_score``): a support set of more rows takes each step on
         a mini-batch of that many (:func:`~.chunked.minibatch_rows`: classes
         in their shares, the mini-batch's batch statistics where the body
         adapts), which costs time linear in it rather than in the support
-        set. None takes every step on the whole support set (exact).
+        set. "auto" (:func:`~.chunked.auto_batch_rows`) takes whole-set
+        steps on a support set of up to 1,000 rows (every usual episode:
+        20-way 5-shot is 100), and mini-batches of at most 400 rows on a
+        larger one. None takes every step on the whole support set (exact,
+        at any size).
         Meta-training's own inner loop on its episodes always takes the
         whole support set.
     """
@@ -97,7 +102,7 @@ class InnerLoopMethod(Algorithm):
         inner_lr: float = 0.4,
         inner_steps: int = 1,
         regression: bool = False,
-        inner_batch_size: int | None = None,
+        inner_batch_size: int | str | None = "auto",
     ) -> None:
         if not 0 < inner_lr <= torch.finfo(torch.float32).max:  # a float32 rate
             raise ValueError(
@@ -108,21 +113,35 @@ class InnerLoopMethod(Algorithm):
             raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps}.")
         if regression and not self.supports_regression:
             raise ValueError(f"method={self.name!r} does not do regression.")
-        if inner_batch_size is not None and (
-            isinstance(inner_batch_size, bool)
-            or not isinstance(inner_batch_size, numbers.Integral)
-            or inner_batch_size < 1
+        if (
+            inner_batch_size is not None
+            and not (isinstance(inner_batch_size, str) and inner_batch_size == "auto")
+            and (
+                isinstance(inner_batch_size, (bool, str))
+                or not isinstance(inner_batch_size, numbers.Integral)
+                or inner_batch_size < 1
+            )
         ):
             raise ValueError(
-                "inner_batch_size must be None or an int >= 1, got "
+                'inner_batch_size must be "auto", None or an int >= 1, got '
                 f"{inner_batch_size!r}."
             )
         self.inner_lr = float(inner_lr)
         self.inner_steps = int(inner_steps)
         self.inner_batch_size = (
-            None if inner_batch_size is None else int(inner_batch_size)
+            inner_batch_size
+            if inner_batch_size is None or inner_batch_size == "auto"
+            else int(inner_batch_size)
         )
         self.head = RegressionHead() if regression else ClassificationHead()
+
+    def batch_rows(self, n_rows: int) -> int | None:
+        """Rows per adaptation step on a support set of `n_rows` rows, with
+        `inner_batch_size` "auto" resolved (:func:`~.chunked.auto_batch_rows`);
+        None: every step takes the whole set."""
+        if self.inner_batch_size == "auto":
+            return auto_batch_rows(n_rows)
+        return self.inner_batch_size
 
     @property
     def regression(self) -> bool:
@@ -136,7 +155,7 @@ class InnerLoopMethod(Algorithm):
         params = super().method_params()
         if self.regression:
             params["regression"] = True
-        if self.inner_batch_size is None:  # model files as before the setting
+        if self.inner_batch_size == "auto":  # the default: files as before it
             del params["inner_batch_size"]
         return params
 
@@ -267,7 +286,8 @@ class InnerLoopMethod(Algorithm):
         """
         losses: list[torch.Tensor] = []
         chunk_rows = adapt_chunk_rows(net)
-        n_rows, batch_rows = support_x.shape[0], self.inner_batch_size
+        n_rows = support_x.shape[0]
+        batch_rows = self.batch_rows(n_rows)
         minibatch = batch_rows is not None and n_rows > batch_rows
         with torch.enable_grad():
             # leaves of our own, sharing the network's memory: the network and

@@ -35,9 +35,11 @@ class MAML(InnerLoopMethod):
         Drop second derivatives (FOMAML): faster, less memory.
     regression : bool, default=False
         Real-valued targets (a linear output, mean squared error).
-    inner_batch_size : int, default=None
-        Rows per inner step when the trained model adapts; None: all of
-        the support set (see :class:`~.inner_loop.InnerLoopMethod`).
+    inner_batch_size : int, "auto" or None, default="auto"
+        Rows per inner step when the trained model adapts: "auto" takes
+        the whole support set up to 1,000 rows and 400-row mini-batches
+        beyond, None the whole set always (see
+        :class:`~.inner_loop.InnerLoopMethod`).
     """
 
     name = "maml"
@@ -54,7 +56,7 @@ class MAML(InnerLoopMethod):
         inner_steps: int | None = None,
         first_order: bool = False,
         regression: bool = False,
-        inner_batch_size: int | None = None,
+        inner_batch_size: int | str | None = "auto",
     ) -> None:
         if inner_steps is None:
             inner_steps = 1 if regression else self.classification_steps

@@ -26,16 +26,18 @@ class Reptile(InnerLoopMethod):
     inner_lr : float, default=0.1
     inner_steps : int, default=5
     regression : bool, default=False
-    inner_batch_size : int, default=None
-        Rows per inner step when the trained model adapts; None: all of
-        the support set (see :class:`~.inner_loop.InnerLoopMethod`).
+    inner_batch_size : int, "auto" or None, default="auto"
+        Rows per inner step when the trained model adapts: "auto" takes
+        the whole support set up to 1,000 rows and 400-row mini-batches
+        beyond, None the whole set always (see
+        :class:`~.inner_loop.InnerLoopMethod`).
     """
 
     name = "reptile"
     summary = "Reptile: first-order meta-learning towards adapted weights"
 
     def __init__(
-        self, inner_lr=0.1, inner_steps=5, regression=False, inner_batch_size=None
+        self, inner_lr=0.1, inner_steps=5, regression=False, inner_batch_size="auto"
     ):
         super().__init__(inner_lr, inner_steps, regression, inner_batch_size)
 
