@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ._checks import (
+    ROW_DTYPES,
     check_input_shape,
     load_pretrained,
     refuse_bool_counts,
@@ -364,13 +365,14 @@ class MetaEstimator(MethodSettings, BaseEstimator):
     def _adapt(self, X: np.ndarray, y: np.ndarray) -> None:
         """Adapt the meta-model to (X, y), the checked output of ``fit``
         (transductively when `transductive` is set: y is -1 on unlabelled rows)."""
+        # X as checked (float32, float64 or uint8): inference converts blocks
         if self._transducer is not None:
-            transduce(self, np.asarray(X, dtype=np.float32), y)
+            transduce(self, X, y)
             return
         self.__dict__.pop("transduction_", None)  # from an earlier transductive fit
         self.adapted_ = self.meta_model_.adapt(
             self._algorithm(),
-            np.asarray(X, dtype=np.float32),
+            X,
             y,
             self._task.n_outputs(self),
             self._device(),
@@ -378,7 +380,8 @@ class MetaEstimator(MethodSettings, BaseEstimator):
 
     def _outputs(self, X) -> np.ndarray:
         """The adapted model's outputs (class scores, or predictions) for X."""
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        # uint8 rows (images, a memory map) stay so: converted a block at a time
+        X = validate_data(self, X, reset=False, dtype=ROW_DTYPES)
         if self._transducer is not None:
             return transductive_scores(self, X)
         return self.meta_model_.predict(

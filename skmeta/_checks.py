@@ -16,6 +16,12 @@ from sklearn.utils.validation import validate_data
 
 from .meta.model import MetaModel
 
+# What the rows to embed or predict are kept as: float32, or uint8 (images,
+# memory maps of them), which inference converts a block at a time instead of
+# copying all of it as float32; anything else becomes float32 here (float64
+# beyond float32's range thus fails the finiteness check).
+ROW_DTYPES = [np.float32, np.uint8]
+
 __all__ = [
     "check_input_shape",
     "load_pretrained",
@@ -54,8 +60,9 @@ def load_pretrained(pretrained, backbone=None) -> MetaModel:
 
 
 def validated_rows(estimator, X) -> np.ndarray:
-    """`X` as scikit-learn's ``validate_data(reset=False, dtype=float32)`` returns
-    it for a fitted `estimator`, without its finite check (the caller's).
+    """`X` as scikit-learn's ``validate_data(reset=False, dtype=ROW_DTYPES)``
+    returns it for a fitted `estimator` (float32, or uint8 kept as is), without
+    its finite check (the caller's).
 
     A float32 C-contiguous matrix of the fitted width, for an estimator fitted
     without feature names, is returned as is without the call: ``validate_data``
@@ -74,7 +81,7 @@ def validated_rows(estimator, X) -> np.ndarray:
     ):
         return X
     return validate_data(
-        estimator, X, reset=False, dtype=np.float32, ensure_all_finite=False
+        estimator, X, reset=False, dtype=ROW_DTYPES, ensure_all_finite=False
     )
 
 

@@ -80,3 +80,76 @@ def test_meta_training_never_copies_the_data_set(tmp_path):
     # NumPy's allocations (tracemalloc sees them): the statistics' chunks and
     # the batches (22 MB here), never a copy of X (even in uint8)
     assert peak < X.nbytes
+
+
+def _many_blocks(monkeypatch):
+    # 12x12 rows, 144 values: 3 rows per converted block
+    from skmeta.meta import inference
+
+    monkeypatch.setattr(inference, "CONVERT_FLOATS", 3 * 144)
+
+
+@pytest.mark.parametrize("method", ["protonet", "maml"])
+def test_uint8_rows_adapt_and_predict_by_blocks_as_floats_do(
+    tmp_path, monkeypatch, method
+):
+    X, y = _uint8_images()
+    model = (
+        MetaFeatureExtractor(
+            method=method,
+            input_shape=(1, 12, 12),
+            backbone="conv4_strided",
+            max_iter=3,
+            n_way=4,
+            k_shot=2,
+            n_query=2,
+            random_state=0,
+        )
+        .fit(X, y)
+        .meta_model_
+    )
+    floats = FewShotClassifier(pretrained=model).fit(X.astype(np.float32), y)
+    want = floats.decision_function(X.astype(np.float32))
+    _many_blocks(monkeypatch)
+    mapped = _memmap(tmp_path, X)
+    blocks = FewShotClassifier(pretrained=model).fit(mapped, y)
+    # ProtoNet's per-class sums add up block by block (float rounding apart);
+    # MAML takes the support set whole, and the queries go by blocks
+    np.testing.assert_allclose(
+        blocks.decision_function(mapped), want, rtol=1e-5, atol=1e-6
+    )
+    if method == "protonet":
+        counts = blocks.adapted_["counts"].numpy()
+        np.testing.assert_array_equal(counts, np.bincount(y))
+
+
+def test_uint8_rows_embed_by_blocks_as_floats_do(tmp_path, monkeypatch):
+    X, y = _uint8_images()
+    ext = MetaFeatureExtractor(
+        input_shape=(1, 12, 12), backbone="conv4_strided", max_iter=2, random_state=0
+    ).fit(X, y)
+    want = ext.transform(X.astype(np.float32))
+    _many_blocks(monkeypatch)
+    np.testing.assert_allclose(ext.transform(_memmap(tmp_path, X)), want, rtol=1e-5)
+
+
+def test_embedding_and_predicting_a_memory_map_never_copy_it(tmp_path):
+    # 48,000 rows of 1x28x28 uint8: 36 MiB; a float32 copy would be 144 MiB
+    rng = np.random.default_rng(0)
+    X = _memmap(tmp_path, rng.integers(0, 256, (48_000, 784), dtype=np.uint8))
+    y = np.arange(48_000) % 20  # few classes: the scores stay small
+    small = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(20)])
+    ext = MetaFeatureExtractor(
+        input_shape=(1, 28, 28), backbone="conv4_strided", max_iter=1, random_state=0
+    ).fit(X[small], y[small])
+    tracemalloc.start()
+    try:
+        ext.transform(X)
+        clf = FewShotClassifier(pretrained=ext.meta_model_).fit(X, y)
+        clf.predict(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # one 64 MiB float32 block at a time and the embeddings (49 MB), never
+    # all of X as float32 (150 MB, and the embeddings beside it)
+    assert peak < X.nbytes * 4
