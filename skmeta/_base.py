@@ -31,6 +31,7 @@ from ._parameters import (
     PARAMETER_CONSTRAINTS,
 )
 from ._tasks import CLASSIFICATION
+from ._test_time import check_shifts, check_views_unchanged, test_time_views
 from ._transductive import (
     UNLABELLED,
     check_transductive,
@@ -89,6 +90,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         unknown_label=None,
         rejection_rate=None,
         replay_per_class=None,
+        test_time_shifts=None,
         pretrained=None,
         device="auto",
         random_state=None,
@@ -127,6 +129,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         self.unknown_label = unknown_label
         self.rejection_rate = rejection_rate
         self.replay_per_class = replay_per_class
+        self.test_time_shifts = test_time_shifts
         self.pretrained = pretrained
         self.device = device
         self.random_state = random_state
@@ -160,6 +163,9 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             method = self.method or self._task.default_method
             settings = self._training_settings(method)
             self._transducer = check_transductive(self, method)
+            embeds_only = not self._adapts or self._transducer is not None
+            method_class = None if embeds_only else ALGORITHMS[method]
+            check_shifts(self.test_time_shifts, self.input_shape, method_class)
             targets = y if self._task.regression else None
             X_train, labels_train = X, labels
             if labels is not None and (labels == UNLABELLED).any():
@@ -366,26 +372,25 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         """Adapt the meta-model to (X, y), the checked output of ``fit``
         (transductively when `transductive` is set: y is -1 on unlabelled rows)."""
         # X as checked (float32, float64 or uint8): inference converts blocks
+        self._fitted_views = views = test_time_views(self)
         if self._transducer is not None:
-            transduce(self, X, y)
+            transduce(self, X, y, views)
             return
         self.__dict__.pop("transduction_", None)  # from an earlier transductive fit
         self.adapted_ = self.meta_model_.adapt(
-            self._algorithm(),
-            X,
-            y,
-            self._task.n_outputs(self),
-            self._device(),
+            self._algorithm(), X, y, self._task.n_outputs(self), self._device(), views
         )
 
     def _outputs(self, X) -> np.ndarray:
         """The adapted model's outputs (class scores, or predictions) for X."""
         # uint8 rows (images, a memory map) stay so: converted a block at a time
         X = validate_data(self, X, reset=False, dtype=ROW_DTYPES)
+        views = test_time_views(self)
+        check_views_unchanged(self, views)
         if self._transducer is not None:
-            return transductive_scores(self, X)
+            return transductive_scores(self, X, views)
         return self.meta_model_.predict(
-            self._algorithm(), self.adapted_, X, self._device()
+            self._algorithm(), self.adapted_, X, self._device(), views
         )
 
     def _device(self) -> torch.device:

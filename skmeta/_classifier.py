@@ -23,14 +23,11 @@ class FewShotClassifier(ClassifierOutputs, ClassifierMixin, MetaEstimator):
     classifier, usable anywhere scikit-learn expects one.
 
     No setting is silently ignored: a method setting the method does not take,
-    or one that differs from what a pretrained model was meta-trained with,
-    raises ``ValueError``; meta-training parameters set together with
-    ``pretrained=`` (and so unused) make ``fit`` warn.
+    or one unlike the pretrained model's, raises ``ValueError``; meta-training
+    parameters set with ``pretrained=`` (so unused) make ``fit`` warn.
 
-    Ctrl-C (``KeyboardInterrupt``) during meta-training ends :meth:`fit` with
-    the model so far (with `early_stopping`, its best weights) and a warning.
-    With `checkpoint`, a run killed or interrupted resumes where its last
-    checkpoint left it when :meth:`fit` is called again.
+    Ctrl-C during meta-training ends :meth:`fit` with the model so far and a
+    warning; with `checkpoint`, the next :meth:`fit` resumes a killed run.
 
     .. versionadded:: 0.1
 
@@ -71,7 +68,7 @@ callable, default="auto"
 FeatureAugmentation or callable, default=None
         Data augmentation of the rows meta-training draws, a batch at a time
         and seeded by `random_state`; validation, adaptation and
-        :meth:`predict` never augment. ``"images"`` is
+        :meth:`predict` never augment (see `test_time_shifts`). ``"images"`` is
         :class:`~skmeta.augmentation.ImageAugmentation` with its defaults
         (random resized crop, horizontal flip, colour jitter; torchvision),
         ``"features"`` is :class:`~skmeta.augmentation.FeatureAugmentation`
@@ -248,6 +245,12 @@ default=None
         (per-class sums and counts). For
         :class:`MetaFeatureExtractor`, the replay buffer of its
         :meth:`~MetaFeatureExtractor.partial_fit`.
+    test_time_shifts : sequence of int, default=None
+        Test-time augmentation of image rows: a row's embedding is the mean
+        over the row and its 8 shifts by each of these pixel counts (edges
+        replicated), in :meth:`fit` and :meth:`predict`; ``(1, 2, 3)`` is 25
+        views, 25 times the cost. For the methods that classify embeddings
+        and every `transductive` method; applies with `pretrained`.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,
@@ -281,18 +284,15 @@ default=None
         Support rows seen per class (0 for a class that `classes=` of
         :meth:`partial_fit` declared and no row has shown yet).
     adapted_ : dict
-        What adaptation produced (CPU tensors): ``{"prototypes": (n_classes,
-        dim)}`` for ProtoNet, with the per-class ``"sums"`` and ``"counts"``
-        that :meth:`partial_fit` adds to; adapted weights, head and support
-        statistics for the gradient-based methods; with `transductive`, the
-        method's state (e.g. rectified prototypes) and ``"unlabelled_scores"``.
+        What adaptation produced (CPU tensors): ProtoNet's ``"prototypes"``
+        ``(n_classes, dim)`` and the per-class ``"sums"`` and ``"counts"`` that
+        :meth:`partial_fit` adds to; the gradient-based methods' adapted weights,
+        head and statistics; with `transductive`, the method's state.
     transduction_ : ndarray of shape (n_samples,)
         With `transductive`: the label of every row of X in :meth:`fit`, as
-        given for the labelled rows and inferred for the unlabelled ones (as
-        ``sklearn.semi_supervised.LabelSpreading``). :meth:`predict` scores
-        each row on its own with the fitted state, so on the unlabelled rows
-        it can differ from ``transduction_`` for the methods that label them
-        jointly (LaplacianShot's graph, PT-MAP's transport).
+        given for the labelled rows and inferred for the unlabelled ones.
+        :meth:`predict` scores each row on its own, so it can differ from it
+        where the method labels rows jointly (LaplacianShot, PT-MAP).
     temperature_ : float
         The divisor of the class scores in :meth:`predict_proba`: the model's
         calibrated temperature (see `calibrate`); 1.0 for a model meta-trained

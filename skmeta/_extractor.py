@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import MetaEstimator
 from ._checks import validated_rows
 from ._online import extractor_partial_fit
+from ._test_time import test_time_views
 
 __all__ = ["MetaFeatureExtractor"]
 
@@ -62,16 +63,20 @@ see FewShotClassifier
         thresholds to the classifiers that reuse it.
     warm_start, checkpoint, checkpoint_every : see FewShotClassifier
         Continuing meta-training from the fitted model, and checkpoints to
-        resume an interrupted run from, as for :class:`FewShotClassifier`.
-    unknown_label, rejection_rate : None
-        Prediction only (:class:`FewShotClassifier`), refused unless None.
         resume an interrupted run from, as for :class:`FewShotClassifier`
         (:meth:`partial_fit` always continues, and refuses `checkpoint`).
+    unknown_label, rejection_rate : None
+        Prediction only (:class:`FewShotClassifier`), refused unless None.
     replay_per_class : int, default=None
         Rows of each class the replay buffer of :meth:`partial_fit` keeps (a
         uniform sample of each class: reservoir sampling, seeded by
         `random_state`). None: 20, or ``k_shot + n_query`` when they are set
         and need more, so that every past class can still fill an episode.
+    test_time_shifts : sequence of int, default=None
+        Test-time augmentation of image rows in :meth:`transform`: a row's
+        embedding is the mean over the row and its 8 shifts by each of these
+        pixel counts (edges replicated); ``(1, 2, 3)`` is 25 views, 25 times
+        the cost. Any method; it may be changed after :meth:`fit`.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.
@@ -129,6 +134,7 @@ see FewShotClassifier
             The fitted extractor.
         """
         self._fit_meta_model(X, y, groups)
+        test_time_views(self, adapting=False)  # bad test_time_shifts fail here
         self._replay = None  # partial_fit's buffer: fit keeps no rows
         return self
 
@@ -188,6 +194,7 @@ see FewShotClassifier
             X,
             self._device(),
             check_finite=not get_config()["assume_finite"],
+            views=test_time_views(self, adapting=False),
         )
 
     @property

@@ -24,6 +24,7 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device
 from ._tasks import CLASSIFICATION, FIT_DTYPES
+from ._test_time import check_views_unchanged, test_time_views
 from .meta.algorithms import ALGORITHMS
 from .meta.online import ReplayBuffer, network_settings, update_adaptation
 from .meta.train import TrainSettings, meta_train
@@ -131,6 +132,8 @@ def classifier_partial_fit(clf, X, y, classes=None):
     counts[positions] = clf.class_count_
     counts += np.bincount(codes, minlength=new_classes.size)
     if clf._support is None:  # incremental: the new rows alone
+        views = test_time_views(clf)
+        check_views_unchanged(clf, views)  # the sums are of the fit's views
         clf.adapted_ = update_adaptation(
             clf.meta_model_,
             clf.meta_model_.algorithm(**overrides),
@@ -140,6 +143,7 @@ def classifier_partial_fit(clf, X, y, classes=None):
             codes,
             new_classes.size,
             clf._device(),
+            views,
         )
         clf.classes_, clf._overrides = new_classes, overrides
     else:  # adapt anew on the kept rows, from the meta-learnt start

@@ -96,9 +96,10 @@ def check_transductive(estimator, method: str) -> TransductiveMethod | None:
     return transducer
 
 
-def transduce(estimator, X: np.ndarray, codes: np.ndarray) -> None:
-    """Embed X, run the transductive method on its labelled rows (`codes` >=
-    0) and unlabelled rows (-1); set ``adapted_`` and ``transduction_``."""
+def transduce(estimator, X: np.ndarray, codes: np.ndarray, views=None) -> None:
+    """Embed X (averaged over `views`, test-time augmentation), run the
+    transductive method on its labelled rows (`codes` >= 0) and unlabelled
+    rows (-1); set ``adapted_`` and ``transduction_``."""
     estimator.adapted_, inferred_unlabelled = inference.transduce(
         estimator.meta_model_,
         estimator._transducer,
@@ -106,13 +107,14 @@ def transduce(estimator, X: np.ndarray, codes: np.ndarray) -> None:
         codes,
         len(estimator.classes_),
         estimator._device(),
+        views,
     )
     inferred = codes.copy()
     inferred[codes == UNLABELLED] = inferred_unlabelled
     estimator.transduction_ = estimator.classes_[inferred]
 
 
-def transductive_scores(estimator, X: np.ndarray) -> np.ndarray:
+def transductive_scores(estimator, X: np.ndarray, views=None) -> np.ndarray:
     """Class scores of rows X with the fitted transductive state, float32,
     shape (n_samples, n_classes)."""
     return inference.transductive_predict(
@@ -121,4 +123,5 @@ def transductive_scores(estimator, X: np.ndarray) -> np.ndarray:
         estimator.adapted_,
         X,
         estimator._device(),
+        views,
     )

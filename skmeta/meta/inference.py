@@ -11,6 +11,7 @@ import torch
 
 from .algorithms import Algorithm, map_tensors
 from .net import MetaNet, widest_activations
+from .views import ViewAveraged
 
 __all__ = [
     "CONVERT_FLOATS",
@@ -94,17 +95,24 @@ def inference_batch_size(net: MetaNet, device: torch.device) -> int:
     return int(np.clip(rows, 16, 8192))
 
 
+def _viewed(model, net, views):
+    """`net`, or `net` averaging the shifted `views` (offsets ``(dy, dx)``)."""
+    return net if views is None else ViewAveraged(net, model.input_shape, views)
+
+
 def transform(
     model,
     X: np.ndarray,
     device: torch.device,
     batch_size: int | None = None,
     check_finite_rows: bool = False,
+    views=None,
 ) -> np.ndarray:
     """Embed rows with `model` (see :meth:`MetaModel.transform`); rows of
     another dtype than float32 are converted a block at a time
-    (:func:`row_blocks`)."""
-    net = model.inference_network(device)
+    (:func:`row_blocks`). `views`: offsets of :mod:`.views`, whose
+    embeddings are averaged (test-time augmentation); None: the rows alone."""
+    net = _viewed(model, model.inference_network(device), views)
     batch_size = batch_size or model.batch_size(device)
     out = np.empty((X.shape[0], model.embedding_dim), dtype=np.float32)
     for first, last in row_blocks(X):
@@ -120,16 +128,20 @@ def transform(
     return out
 
 
-def adapt(model, algorithm: Algorithm, X, y, n_classes: int, device) -> dict:
+def adapt(
+    model, algorithm: Algorithm, X, y, n_classes: int, device, views=None
+) -> dict:
     """Adapt `algorithm` on `model`'s network to a support set of arrays; the
-    state comes back as CPU tensors (see :meth:`MetaModel.adapt`).
+    state comes back as CPU tensors (see :meth:`MetaModel.adapt`). `views`
+    as for :func:`transform`, for a method that ``classifies_embeddings``.
 
     A method that adds rows to its state (``update``: ProtoNet and its
     family, whose state is per-class sums) takes rows of another dtype than
     float32 a block at a time (:func:`row_blocks`), the same state to float
     rounding; the others take the support set as one float32 tensor.
     """
-    net, batch_size = model.network(device), model.batch_size(device)
+    net = _viewed(model, model.network(device), views)
+    batch_size = model.batch_size(device)
     blocks = row_blocks(X)
     if len(blocks) > 1 and hasattr(algorithm, "update"):
         state, positions = None, None
@@ -155,13 +167,16 @@ def adapt(model, algorithm: Algorithm, X, y, n_classes: int, device) -> dict:
     return map_tensors(lambda t: t.detach().cpu(), state)
 
 
-def predict(model, algorithm: Algorithm, state: dict, X, device) -> np.ndarray:
+def predict(
+    model, algorithm: Algorithm, state: dict, X, device, views=None
+) -> np.ndarray:
     """Outputs of an adapted `state` for query rows (see
     :meth:`MetaModel.predict`); rows of another dtype than float32 are
     converted a block at a time (:func:`row_blocks`: each row's outputs
-    depend on that row alone)."""
+    depend on that row alone). `views` as for :func:`adapt`."""
     state = map_tensors(lambda t: t.to(device), state)
-    net, batch_size = model.network(device), model.batch_size(device)
+    net = _viewed(model, model.network(device), views)
+    batch_size = model.batch_size(device)
     outputs = []
     with torch.inference_mode():
         for first, last in row_blocks(X):
@@ -172,9 +187,10 @@ def predict(model, algorithm: Algorithm, state: dict, X, device) -> np.ndarray:
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
 
-def transduce(model, method, X, codes, n_classes: int, device):
+def transduce(model, method, X, codes, n_classes: int, device, views=None):
     """Run a transductive `method` (``skmeta.meta.transductive``) on the
-    embeddings of rows `X`: labelled where `codes` >= 0, unlabelled where -1.
+    embeddings of rows `X` (averaged over `views`, as :func:`transform`):
+    labelled where `codes` >= 0, unlabelled where -1.
 
     Returns
     -------
@@ -183,7 +199,7 @@ def transduce(model, method, X, codes, n_classes: int, device):
     inferred : ndarray of shape (n_unlabelled,), int
         The class code the method gives each unlabelled row.
     """
-    embeddings = torch.from_numpy(transform(model, X, device))
+    embeddings = torch.from_numpy(transform(model, X, device, views=views))
     codes = np.asarray(codes)
     unlabelled = codes < 0
     state = method.fit(
@@ -196,8 +212,10 @@ def transduce(model, method, X, codes, n_classes: int, device):
     return state, state["unlabelled_scores"].argmax(1).numpy()
 
 
-def transductive_predict(model, method, state: dict, X, device) -> np.ndarray:
+def transductive_predict(
+    model, method, state: dict, X, device, views=None
+) -> np.ndarray:
     """Class scores ``(n_samples, n_classes)``, float32, of rows `X` with a
     fitted transductive `state` (see :func:`transduce`)."""
-    embeddings = torch.from_numpy(transform(model, X, device))
+    embeddings = torch.from_numpy(transform(model, X, device, views=views))
     return method.predict(state, embeddings).float().numpy()

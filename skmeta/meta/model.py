@@ -221,6 +221,7 @@ class MetaModel(ModelRecords):
         device: torch.device | str = "cpu",
         batch_size: int | None = None,
         check_finite: bool = False,
+        views=None,
     ) -> np.ndarray:
         """Embed rows.
 
@@ -234,13 +235,17 @@ class MetaModel(ModelRecords):
             Raise ``ValueError`` naming the first row that holds NaN or
             infinity (one threaded sum over `X`, faster than scikit-learn's
             check).
+        views : list of (int, int), optional
+            Pixel offsets ``(dy, dx)`` of image rows
+            (:func:`~skmeta.meta.views.shift_offsets`) whose embeddings are
+            averaged: test-time augmentation. None: the rows as given.
 
         Returns
         -------
         ndarray of shape (n_samples, embedding_dim), float32
         """
         return inference.transform(
-            self, X, torch.device(device), batch_size, check_finite
+            self, X, torch.device(device), batch_size, check_finite, views
         )
 
     def adapt(
@@ -250,6 +255,7 @@ class MetaModel(ModelRecords):
         y: np.ndarray,
         n_classes: int,
         device: torch.device | str = "cpu",
+        views=None,
     ) -> dict:
         """Adapt to a support set given as arrays.
 
@@ -262,13 +268,18 @@ class MetaModel(ModelRecords):
             Class codes ``0..n_classes-1``, or float targets for regression.
         n_classes : int
         device : torch device, default="cpu"
+        views : list of (int, int), optional
+            As for :meth:`transform`, for a method that
+            ``classifies_embeddings`` (its embeddings are the views' mean).
 
         Returns
         -------
         dict
             The adaptation state, as CPU tensors (picklable anywhere).
         """
-        return inference.adapt(self, algorithm, X, y, n_classes, torch.device(device))
+        return inference.adapt(
+            self, algorithm, X, y, n_classes, torch.device(device), views
+        )
 
     def predict(
         self,
@@ -276,15 +287,17 @@ class MetaModel(ModelRecords):
         state: dict,
         X: np.ndarray,
         device: torch.device | str = "cpu",
+        views=None,
     ) -> np.ndarray:
-        """Outputs of an adapted state for query rows.
+        """Outputs of an adapted state for query rows (`views` as for
+        :meth:`adapt`).
 
         Returns
         -------
         ndarray of shape (n_query, n_outputs), float32
             Class scores (logits), or the regression output.
         """
-        return inference.predict(self, algorithm, state, X, torch.device(device))
+        return inference.predict(self, algorithm, state, X, torch.device(device), views)
 
     @classmethod
     def from_module(

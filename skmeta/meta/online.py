@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .algorithms import Algorithm, map_tensors
+from .views import ViewAveraged
 
 __all__ = ["ReplayBuffer", "network_settings", "update_adaptation"]
 
@@ -152,6 +153,7 @@ def update_adaptation(
     y: np.ndarray,
     n_classes: int,
     device: torch.device,
+    views=None,
 ) -> dict:
     """Add support rows to an adapted state with the method's ``update``
     (ProtoNet and the methods that adapt as it does); arrays in, CPU tensors
@@ -172,6 +174,9 @@ def update_adaptation(
     n_classes : int
         Classes after the update.
     device : torch.device
+    views : list of (int, int), optional
+        Offsets whose embeddings are averaged (:mod:`.views`), as the state
+        was adapted with.
 
     Returns
     -------
@@ -179,8 +184,9 @@ def update_adaptation(
         The state of all rows so far, as CPU tensors.
     """
     state = map_tensors(lambda t: t.to(device), state)
+    net = model.network(device)
     new = algorithm.update(
-        model.network(device),
+        net if views is None else ViewAveraged(net, model.input_shape, views),
         state,
         torch.as_tensor(np.asarray(positions, dtype=np.int64), device=device),
         torch.tensor(X, device=device),

@@ -144,6 +144,11 @@ class Algorithm(ABC):
       apply to its models.
     - ``default_learning_rate``: Adam's initial rate when the estimators'
       ``learning_rate`` is None.
+    - ``classifies_embeddings``: :meth:`adapt` and :meth:`predict` call the
+      network only on whole rows (``net(x)``, e.g. by
+      :func:`~..net.embed_rows`) and read its ``extra``, so a network
+      averaging shifted views (:class:`~..views.ViewAveraged`) serves them:
+      test-time augmentation applies.
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -164,6 +169,7 @@ class Algorithm(ABC):
     task_norm: bool = False
     parallel_tasks: bool = False
     fixed_way: bool = False
+    classifies_embeddings: bool = False
 
     def meta_parameters(
         self, net: MetaNet, embedding_dim: int, n_classes: int

@@ -260,6 +260,8 @@ class ClosedFormHeadMethod(Algorithm):
     softmax. Support and query rows are embedded in two passes, as ProtoNet's.
     """
 
+    classifies_embeddings = True
+
     def solve(
         self, features: torch.Tensor, labels: torch.Tensor, n_classes: int
     ) -> tuple[torch.Tensor, torch.Tensor]:

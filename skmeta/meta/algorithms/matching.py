@@ -67,6 +67,7 @@ class MatchingNetworks(Algorithm):
     name = "matching"
     summary = "Matching Networks: attention over the support embeddings"
     settings = ("full_context", "read_steps")
+    classifies_embeddings = True
 
     def __init__(self, full_context: bool = False, read_steps: int = 4) -> None:
         if int(read_steps) != read_steps or read_steps < 1:

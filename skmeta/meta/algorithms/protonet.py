@@ -145,6 +145,7 @@ class ProtoNet(Algorithm):
     adaptation_settings = ("feature_norm",)
     keeps_base_mean = True
     prototype_deployment = True
+    classifies_embeddings = True
     # at the estimators' 1,000 iterations, on 5 alphabets held out from
     # Omniglot background: 20-way 1-shot 85.69% at 1e-3, 87.44% at 2e-3,
     # 88.38% at 4e-3 (benchmarks/results/defaults_select.md)

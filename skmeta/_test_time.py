@@ -1,0 +1,87 @@
+"""The estimators' ``test_time_shifts``: which views of a row to average.
+
+Read at every use: an extractor's ``set_params(test_time_shifts=...)`` after
+``fit`` applies to its next ``transform``. A classifier records the views its
+adapted state was built with (``fit``, ``partial_fit``), and scoring with
+others is refused: the prototypes would be of other embeddings.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+from .meta.views import shift_offsets
+
+__all__ = ["check_shifts", "check_views_unchanged", "test_time_views"]
+
+
+def test_time_views(estimator, adapting: bool = True) -> list | None:
+    """The offsets ``(dy, dx)`` of `estimator`'s ``test_time_shifts`` for its
+    fitted ``meta_model_``, or None; ``ValueError`` naming the parameter when
+    they cannot apply.
+
+    Parameters
+    ----------
+    estimator : FewShotClassifier, FewShotRegressor or MetaFeatureExtractor
+        With ``meta_model_`` set.
+    adapting : bool, default=True
+        Whether the views serve the method's adaptation and prediction (a
+        classifier or regressor) or only ``transform`` (an extractor), which
+        any method's embedding takes.
+    """
+    model = estimator.meta_model_
+    embeds_only = not adapting or getattr(estimator, "_transducer", None) is not None
+    return check_shifts(
+        estimator.test_time_shifts,
+        model.input_shape,
+        None if embeds_only else type(model.algorithm()),
+    )
+
+
+def check_shifts(shifts, input_shape, method=None) -> list | None:
+    """Offsets of `shifts` (``test_time_shifts``) for rows of `input_shape`,
+    served by the algorithm class `method` (None: embeddings alone, as
+    ``transform`` and the transductive methods take them); ``ValueError``
+    naming the parameter when they cannot apply. ``fit`` calls it before
+    meta-training too, so that a bad value fails at once."""
+    if shifts is None:
+        return None
+    name = "test_time_shifts"
+    if isinstance(shifts, (str, bytes)) or not hasattr(shifts, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of ints or None, got {shifts!r}.")
+    shifts = list(shifts)
+    if not shifts or not all(
+        isinstance(d, Integral) and not isinstance(d, bool) and d >= 1 for d in shifts
+    ):
+        raise ValueError(
+            f"{name} must hold one or more ints >= 1 (pixels), got {shifts!r}."
+        )
+    shape = tuple(input_shape or ())
+    if len(shape) != 3:
+        raise ValueError(
+            f"{name} shifts images, but the rows have input_shape="
+            f"{input_shape}; set input_shape=(C, H, W) for image rows."
+        )
+    if max(shifts) >= min(shape[1:]):
+        raise ValueError(
+            f"{name}={shifts!r}: a shift must be smaller than the images "
+            f"({shape[1]}x{shape[2]})."
+        )
+    if method is not None and not method.classifies_embeddings:
+        raise ValueError(
+            f"{name} applies to the methods that classify embeddings "
+            "(protonet, pretrain, baselinepp, rfs, matching, r2d2, "
+            "metaoptnet) and to every transductive method; "
+            f"method={method.name!r} adapts the network's layers itself."
+        )
+    return shift_offsets(sorted(set(int(d) for d in shifts)))
+
+
+def check_views_unchanged(estimator, views) -> None:
+    """Refuse to score with other views than ``fit`` adapted with."""
+    fitted = getattr(estimator, "_fitted_views", None)
+    if views != fitted:
+        raise ValueError(
+            "test_time_shifts changed since fit (the adapted state was built "
+            "with other views of the support rows); call fit again."
+        )
