@@ -124,7 +124,7 @@ def transform(
                 chunk = torch.from_numpy(block[start : start + batch_size])
                 rows = slice(first + start, first + start + chunk.shape[0])
                 out[rows] = net(chunk.to(device)).cpu().numpy()
-        del block, chunk  # before the next block: one at a time
+        block = chunk = None  # freed before the next block: one at a time
     return out
 
 
@@ -183,7 +183,7 @@ def predict(
             block = torch.from_numpy(float_rows(X, first, last)).to(device)
             out = algorithm.predict(net, state, block, batch_size)
             outputs.append(out.float().cpu().numpy())
-            del block, out  # before the next block: one at a time
+            block = out = None  # freed before the next block: one at a time
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
 
