@@ -12,6 +12,7 @@ accuracy, and ``final`` reports it and no augmentation on ``evaluation``
 
     python benchmarks/lake_library.py select --model base-28
     python benchmarks/lake_library.py final --model base-28
+    python benchmarks/lake_library.py final --model wg50-28
 
 writes ``results/lake_library.{json,md}``.
 """
@@ -102,7 +103,8 @@ def main() -> None:
                 s = score(model, X, y, runs, CANDIDATES[name], transductive)
             scores[f"{name} | {transductive or 'inductive'}"] = s
             print(name, transductive, f"{100 * s['mean']:.1f} ± {100 * s['ci95']:.1f}")
-    report[args.stage] = {"model": str(path), "runs": args.runs, "scores": scores}
+    key = "select" if args.stage == "select" else f"final {args.model}"
+    report[key] = {"model": str(path), "runs": args.runs, "scores": scores}
     if args.stage == "select":
         report["select"]["chosen"] = max(
             names, key=lambda n: scores[f"{n} | inductive"]["mean"]
@@ -123,10 +125,8 @@ def table(report: dict) -> str:
         "held out from background) by inductive accuracy. Accuracy in % ± 95% "
         "CI over runs; s/run on one thread.",
     ]
-    for stage in ("select", "final"):
-        r = report.get(stage)
-        if r is None:
-            continue
+    for stage in sorted(report, key=lambda k: (k != "select", k)):
+        r = report[stage]
         chosen = report.get("select", {}).get("chosen")
         lines += [
             "",
