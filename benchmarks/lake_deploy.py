@@ -29,8 +29,13 @@ Stages (settings chosen only on background):
 
     python benchmarks/lake_deploy.py select
     python benchmarks/lake_deploy.py final --models base-28,wg50-28
+    python benchmarks/lake_deploy.py select --merge --models base-28,lr4-28
 
-writes ``results/lake_deploy.{json,md}``.
+writes ``results/lake_deploy.{json,md}``. With ``--merge`` the stage's
+recorded section is added to rather than replaced: only the identity and the
+warp set already chosen on select are embedded (the choice is not redone), the
+new rows are added, rows already recorded are kept as they were (and whether
+they came out the same is logged in the section's ``merged`` list).
 """
 
 from __future__ import annotations
@@ -189,12 +194,14 @@ def load_split(stage: str, data_home: Path, seed: int):
     return images, y, groups, drawer
 
 
-def inductive_rows(stage: str, chosen: str | None, names: list[str]) -> list[tuple]:
+def inductive_rows(
+    stage: str, chosen: str | None, names: list[str], merge: bool = False
+) -> list[tuple]:
     """(row name, models, warp set, decision, assignment): the inductive rows
-    the warp set is chosen on (select) or that it fixes (final)."""
-    sets = (
-        list(WARP_SETS) if stage == "select" else list(dict.fromkeys(["none", chosen]))
-    )
+    the warp set is chosen on (select; with `merge`, the recorded choice and
+    no TTA only) or that it fixes (final)."""
+    every_set = stage == "select" and not merge
+    sets = list(WARP_SETS) if every_set else list(dict.fromkeys(["none", chosen]))
     kinds = ["emb", "dist", "centred"] if stage == "select" else ["emb"]
     out = []
     for m in names:
@@ -292,6 +299,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-home", default=str(DATA))
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="add to the stage's recorded rows (recorded warp choice only)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     default = "base-28,wg50-28,wg100-28" if args.stage == "select" else "wg50-28"
@@ -300,34 +312,79 @@ def main() -> None:
     models = {n: MetaModel.load(p) for n, p in paths.items()}
     out = RESULTS / "lake_deploy.json"
     report = json.loads(out.read_text()) if out.exists() else {}
-    chosen = report["select"]["chosen_warps"] if args.stage == "final" else None
+    if args.merge:
+        check_mergeable(report, args)
+    rechoose = args.stage == "select" and not args.merge
+    chosen = None if rechoose else report["select"]["chosen_warps"]
     images, y, groups, drawer = load_split(args.stage, Path(args.data_home), args.seed)
     runs = within_alphabet_runs(y, groups, drawer, args.runs, args.seed)
-    warps = (
-        ALL_WARPS
-        if args.stage == "select"
-        else sorted(set(WARP_SETS[chosen]) | {IDENTITY})
-    )
+    warps = ALL_WARPS if rechoose else sorted(set(WARP_SETS[chosen]) | {IDENTITY})
     embedded, embed_seconds = embed_runs(models, images, runs, warps)
-    scores = score_rows(
-        inductive_rows(args.stage, chosen, names), embedded, embed_seconds
-    )
-    if args.stage == "select":
+    rows = inductive_rows(args.stage, chosen, names, args.merge)
+    scores = score_rows(rows, embedded, embed_seconds)
+    if rechoose:
         chosen = choose(scores, names)
         print(f"chosen warp set: {chosen}", flush=True)
     scores.update(score_rows(chosen_rows(chosen, names), embedded, embed_seconds))
-    report[args.stage] = {
+    section = {
         "models": {n: str(p) for n, p in paths.items()},
         "runs": args.runs,
         "seed": args.seed,
         "chosen_warps": chosen,
         "scores": scores,
     }
+    if args.merge:
+        section = merged(report[args.stage], section)
+    report[args.stage] = section
     report["warp_sets"] = {k: [list(w) for w in v] for k, v in WARP_SETS.items()}
     RESULTS.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     (RESULTS / "lake_deploy.md").write_text(table(report))
     print(table(report))
+
+
+def check_mergeable(report: dict, args) -> None:
+    """Exit unless `args` can add to the recorded section of its stage."""
+    recorded = report.get(args.stage)
+    if recorded is None or "select" not in report:
+        raise SystemExit(f"--merge: no recorded {args.stage} section (and select)")
+    for key in ("runs", "seed"):
+        if recorded[key] != getattr(args, key):
+            raise SystemExit(
+                f"--merge: --{key} {getattr(args, key)} differs from the "
+                f"recorded {args.stage} section's {recorded[key]}"
+            )
+
+
+def merged(recorded: dict, new: dict) -> dict:
+    """`recorded` with the rows and models of `new` added; rows already
+    recorded are kept, and the mean accuracies recomputed for them compared
+    (listed under ``merged``)."""
+    out = {**recorded, "scores": dict(recorded["scores"])}
+    out["models"] = {**recorded["models"], **new["models"]}
+    added, same, differed = [], [], []
+    for name, v in new["scores"].items():
+        old = recorded["scores"].get(name)
+        if old is None:
+            out["scores"][name] = v
+            added.append(name)
+        elif np.isclose(old["mean"], v["mean"]):
+            same.append(name)
+        else:
+            differed.append({"row": name, "recorded": old["mean"], "now": v["mean"]})
+            print(f"differs from the record: {name}: {old['mean']} -> {v['mean']}")
+    out["merged"] = [
+        *recorded.get("merged", []),
+        {
+            "models": list(new["models"]),
+            "warp_sets": sorted({"none", new["chosen_warps"]}),
+            "added": len(added),
+            "reproduced": len(same),
+            "differed": differed,
+        },
+    ]
+    print(f"merged: {len(added)} rows added, {len(same)} reproduced", flush=True)
+    return out
 
 
 def choose(scores: dict, names: list[str]) -> str:
@@ -386,6 +443,10 @@ def table(report: dict) -> str:
                 f"{100 * v['mean']:.1f} ± {100 * v['ci95']:.1f} | {v['n_runs']} | "
                 f"{v['seconds_per_run']:.2f} |"
             )
+    for d in report.get("decisions", []):
+        lines += ["", f"**Decision rule** (recorded {d['recorded']}): {d['rule']}"]
+        if "outcome" in d:
+            lines += ["", f"Outcome: {d['outcome']}"]
     return "\n".join(lines) + "\n"
 
 

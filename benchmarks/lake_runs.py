@@ -297,13 +297,13 @@ def table(report: dict) -> str:
         "`benchmarks/lake_runs.py`. *select*: meta-trained on 25 background "
         "alphabets, scored on 5 held-out ones; *final*: meta-trained on all of "
         "background, scored on evaluation. CPU s: process CPU time of "
-        "meta-training (2 threads; budget 2,400), the probe fit that sized "
+        "meta-training (budget 2,400), the probe fit that sized "
         "`max_iter` apart. Accuracy in %, ± 95% CI (runs or episodes).",
         "",
-        "| stage | name | within | px | width | CPU s (probe) | it | "
+        "| stage | name | within | px | width | lr | threads | CPU s (probe) | it | "
         + " | ".join(keys)
         + " |",
-        "|" + "---|" * (len(keys) + 7),
+        "|" + "---|" * (len(keys) + 9),
     ]
     for r in report["runs"].values():
         s, t = r["settings"], r["training"]
@@ -317,7 +317,8 @@ def table(report: dict) -> str:
             cells.append(f"{mean:.1f} ± {ci:.1f} ({v['n_episodes']})")
         lines.append(
             f"| {r['stage']} | {s['name']} | {s['within']} | {s['image_size']} | "
-            f"{s['width'] or 64} | {t['cpu_seconds']:.0f} "
+            f"{s['width'] or 64} | {s['lr']:g} | {t['threads']} | "
+            f"{t['cpu_seconds']:.0f} "
             f"({t['probe_cpu_seconds']:.0f}) | {t['iterations']} | "
             + " | ".join(cells)
             + " |"
