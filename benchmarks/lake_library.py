@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import omniglot_methods
 import torch
 from lake_runs import held_out_alphabets
 from omniglot_methods import within_alphabet_runs
 
-from skmeta import FewShotClassifier, MetaModel
+from skmeta import MetaModel
 from skmeta.datasets import load_omniglot
 
 HERE = Path(__file__).parent
@@ -55,24 +55,14 @@ def load(stage: str, data_home: str, seed: int):
 
 
 def score(model, X, y, runs, shifts, transductive) -> dict:
-    """Accuracy over the runs of the public-API deployment."""
-    hits, tic = [], time.perf_counter()
-    for support, query in runs:
-        clf = FewShotClassifier(
-            pretrained=model, test_time_shifts=shifts, transductive=transductive
-        )
-        if transductive is None:
-            clf.fit(X[support], y[support])
-        else:
-            rows = np.concatenate([support, query])
-            clf.fit(X[rows], np.concatenate([y[support], np.full(query.size, -1)]))
-        hits.append(np.mean(clf.predict(X[query]) == y[query]))
-    hits = np.asarray(hits)
+    """Accuracy over the runs of the public-API deployment
+    (``omniglot_methods.score``), keyed by runs."""
+    s = omniglot_methods.score(model, transductive, X, y, runs, shifts)
     return {
-        "mean": float(hits.mean()),
-        "ci95": float(1.96 * hits.std(ddof=1) / np.sqrt(hits.size)),
-        "runs": int(hits.size),
-        "seconds_per_run": (time.perf_counter() - tic) / hits.size,
+        "mean": s["mean"],
+        "ci95": s["ci95"],
+        "runs": s["n_episodes"],
+        "seconds_per_run": s["seconds_per_episode"],
     }
 
 

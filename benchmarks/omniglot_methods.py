@@ -84,18 +84,22 @@ def within_alphabet_runs(y, alphabet, drawer, n_runs, seed, n_way=20):
     return out
 
 
-def score(model, transductive, X, y, episodes) -> dict:
-    """Accuracy of `model` deployed inductively (None) or transductively."""
+def score(model, transductive, X, y, episodes, test_time_shifts=None) -> dict:
+    """Accuracy of `model` deployed inductively (None) or transductively,
+    with the classifier's `test_time_shifts`."""
     accuracies = []
     tic = time.perf_counter()
     for support, query in episodes:
+        clf = FewShotClassifier(
+            pretrained=model,
+            transductive=transductive,
+            test_time_shifts=test_time_shifts,
+        )
         if transductive is None:
-            clf = FewShotClassifier(pretrained=model).fit(X[support], y[support])
+            clf.fit(X[support], y[support])
         else:
             rows = np.concatenate([support, query])
-            labels = np.concatenate([y[support], np.full(query.size, -1)])
-            clf = FewShotClassifier(pretrained=model, transductive=transductive)
-            clf.fit(X[rows], labels)
+            clf.fit(X[rows], np.concatenate([y[support], np.full(query.size, -1)]))
         accuracies.append(np.mean(clf.predict(X[query]) == y[query]))
     accuracies = np.asarray(accuracies)
     return {
