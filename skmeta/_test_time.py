@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from numbers import Integral
 
+from .meta.algorithms import ALGORITHMS
 from .meta.views import shift_offsets
 
 __all__ = ["check_shifts", "check_views_unchanged", "test_time_views"]
@@ -68,10 +69,10 @@ def check_shifts(shifts, input_shape, method=None) -> list | None:
             f"({shape[1]}x{shape[2]})."
         )
     if method is not None and not method.classifies_embeddings:
+        serving = [n for n, cls in ALGORITHMS.items() if cls.classifies_embeddings]
         raise ValueError(
             f"{name} applies to the methods that classify embeddings "
-            "(protonet, pretrain, baselinepp, rfs, matching, r2d2, "
-            "metaoptnet) and to every transductive method; "
+            f"({', '.join(serving)}) and to every transductive method; "
             f"method={method.name!r} adapts the network's layers itself."
         )
     return shift_offsets(sorted(set(int(d) for d in shifts)))
