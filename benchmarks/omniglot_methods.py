@@ -19,7 +19,11 @@ seconds of evaluation per episode.
 
     python benchmarks/omniglot_methods.py --model protonet=/tmp/m.safetensors \
         [--transductive bdcspn,tim,alpha-tim,laplacianshot,ptmap] \
-        [--episodes 600] [--runs 100]
+        [--episodes 600] [--runs 100] [--test-time-shifts 1,2,3]
+
+With ``--test-time-shifts``, every deployment averages each image row's
+embedding over the shifted views (``FewShotClassifier(test_time_shifts=...)``);
+name such rows apart (``--model name-tta=PATH``).
 
 writes ``results/omniglot_methods.{json,md}`` (rows merged by name, so models
 can be added one run at a time).
@@ -119,7 +123,13 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--data-home", default=str(DATA))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--test-time-shifts",
+        default="",
+        help="the classifier's test_time_shifts, e.g. 1,2,3 (default: none)",
+    )
     args = ap.parse_args()
+    shifts = tuple(int(d) for d in args.test_time_shifts.split(",") if d) or None
     evaluation = load_omniglot("evaluation", data_home=args.data_home)
     raw = np.load(Path(args.data_home) / "evaluation.npz")
     if not np.array_equal(raw["labels"], evaluation.target):
@@ -148,6 +158,7 @@ def main() -> None:
         for transductive in deployments:
             row = name if transductive is None else f"{name} + {transductive}"
             result = {
+                "test_time_shifts": shifts,
                 "model": file,
                 "method": model.method,
                 "transductive": transductive,
@@ -159,7 +170,9 @@ def main() -> None:
             for key, eps in episodes.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    result["scores"][key] = score(model, transductive, X, y, eps)
+                    result["scores"][key] = score(
+                        model, transductive, X, y, eps, shifts
+                    )
                 s = result["scores"][key]
                 print(
                     f"{row} {key}: {100 * s['mean']:.2f} ± {100 * s['ci95']:.2f}%",
@@ -175,11 +188,10 @@ def main() -> None:
 def table(report: dict) -> str:
     keys = ["5w1s", "5w5s", "20w1s", "20w5s", "lake20w1s"]
     head = (
-        "| model | deployment | meta-training | episodes, Lake runs | "
-        + " | ".join(keys)
-        + " | s/episode (20w1s) |"
+        "| model | deployment | test_time_shifts | meta-training "
+        "| episodes, Lake runs | " + " | ".join(keys) + " | s/episode (20w1s) |"
     )
-    lines = [head, "|" + "---|" * (len(keys) + 5)]
+    lines = [head, "|" + "---|" * (len(keys) + 6)]
     rows = sorted(
         report["rows"].items(), key=lambda kv: kv[1]["transductive"] is not None
     )
@@ -191,8 +203,10 @@ def table(report: dict) -> str:
                 "" if s is None else f"{100 * s['mean']:.2f} ± {100 * s['ci95']:.2f}%"
             )
         speed = r["scores"].get("20w1s", {}).get("seconds_per_episode")
+        shifts = ",".join(map(str, r.get("test_time_shifts") or ())) or "none"
         lines.append(
             f"| {name.split(' + ')[0]} | {r['transductive'] or 'inductive'} | "
+            f"{shifts} | "
             f"{r['meta_training_minutes']:.1f} min, {r['n_iter']} it | "
             f"{r['protocol']['episodes']}, {r['protocol']['lake_runs']} | "
             + " | ".join(cells)
