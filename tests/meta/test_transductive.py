@@ -85,6 +85,29 @@ def test_alpha_tim_order_follows_the_shots():
     assert make_transductive("alpha-tim", alpha=4.0).order(1) == 4.0
 
 
+def test_alpha_tim_loss_weights_follow_the_classes():
+    method = make_transductive("alpha-tim")
+    assert method.weights_for(5) == (1.0, 1.0, 1.0)  # the paper's, tuned at 5 ways
+    assert method.weights_for(6) == method.weights_for(20) == (0.1, 1.0, 0.1)
+    given = make_transductive("alpha-tim", loss_weights=(1, 1, 1))
+    assert given.weights_for(20) == (1.0, 1.0, 1.0)  # a user's choice is kept
+    assert make_transductive("tim").weights_for(20) == (0.1, 1.0, 0.1)
+
+
+def test_alpha_tim_default_loss_at_many_classes_uses_tims_weights():
+    g = torch.Generator().manual_seed(0)
+    n = 8
+    support = F.normalize(torch.randn(n, DIM, generator=g, dtype=torch.float64), dim=1)
+    rows = F.normalize(torch.randn(30, DIM, generator=g, dtype=torch.float64), dim=1)
+    targets = F.one_hot(torch.arange(n), n).double()
+    weights = support + 0.1
+    default = make_transductive("alpha-tim").loss(weights, support, targets, rows, 1)
+    tims = make_transductive("alpha-tim", loss_weights=(0.1, 1, 0.1))
+    paper = make_transductive("alpha-tim", loss_weights=(1, 1, 1))
+    assert torch.equal(default, tims.loss(weights, support, targets, rows, 1))
+    assert not torch.allclose(default, paper.loss(weights, support, targets, rows, 1))
+
+
 @pytest.mark.parametrize("name", list(TRANSDUCTIVE))
 def test_shapes_determinism_and_class_relabelling(name):
     settings = FAST if "tim" in name else {}

@@ -43,7 +43,8 @@ def query_gradient(method: TIM, probs: torch.Tensor, shots: int) -> torch.Tensor
     Parameters
     ----------
     method : TIM or AlphaTIM
-        Its ``loss_weights`` (and alpha-TIM's ``order``).
+        Its loss weights for ``n_classes`` (``method.weights_for``) and
+        alpha-TIM's ``order``.
     probs : Tensor of shape (n_unlabelled, n_classes)
         Class probabilities of the unlabelled rows.
     shots : int
@@ -53,7 +54,7 @@ def query_gradient(method: TIM, probs: torch.Tensor, shots: int) -> torch.Tensor
     -------
     Tensor of shape (n_unlabelled, n_classes)
     """
-    _, w_marginal, w_conditional = method.loss_weights
+    _, w_marginal, w_conditional = method.weights_for(probs.shape[1])
     n = probs.shape[0]
     marginal = probs.mean(0)
     if isinstance(method, AlphaTIM):
@@ -95,7 +96,8 @@ def tim_gradient(
     Tensor of shape (n_classes, dim)
     """
     probs = F.softmax(method.logits(weights, support), dim=1)
-    grad_logits = [method.loss_weights[0] * (probs - targets) / support.shape[0]]
+    w_ce = method.weights_for(targets.shape[1])[0]
+    grad_logits = [w_ce * (probs - targets) / support.shape[0]]
     rows = [support]
     if unlabelled.shape[0]:
         probs = F.softmax(method.logits(weights, unlabelled), dim=1)

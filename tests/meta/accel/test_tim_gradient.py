@@ -18,24 +18,28 @@ METHODS = [
 ]
 
 
-def _problem(seed=1, n_unlabelled=9):
+def _problem(seed=1, n_unlabelled=9, n_classes=3):
     g = torch.Generator().manual_seed(seed)
-    support = F.normalize(torch.randn(6, 7, generator=g, dtype=torch.float64), dim=1)
+    n_support = 2 * n_classes
+    support = F.normalize(
+        torch.randn(n_support, 7, generator=g, dtype=torch.float64), dim=1
+    )
     rows = F.normalize(
         torch.randn(n_unlabelled, 7, generator=g, dtype=torch.float64), dim=1
     )
-    targets = F.one_hot(torch.tensor([0, 1, 2, 0, 1, 2]), 3).double()
-    weights = torch.randn(3, 7, generator=g, dtype=torch.float64)
+    targets = F.one_hot(torch.arange(n_support) % n_classes, n_classes).double()
+    weights = torch.randn(n_classes, 7, generator=g, dtype=torch.float64)
     return weights, support, targets, rows
 
 
 @pytest.mark.parametrize("name, settings", METHODS)
 @pytest.mark.parametrize("shots", [1, 3, 5])
 @pytest.mark.parametrize("n_unlabelled", [0, 9])
-def test_closed_form_equals_autograd(name, settings, shots, n_unlabelled):
+@pytest.mark.parametrize("n_classes", [3, 8])  # alpha-TIM's weights differ at 8
+def test_closed_form_equals_autograd(name, settings, shots, n_unlabelled, n_classes):
     method = make_transductive(name, **settings)
     for seed in range(3):
-        weights, support, targets, rows = _problem(seed, n_unlabelled)
+        weights, support, targets, rows = _problem(seed, n_unlabelled, n_classes)
         expected = method.reference_gradient(weights, support, targets, rows, shots)
         got = tim_gradient(method, weights, support, targets, rows, shots)
         assert expected.abs().max() > 1e-3  # a gradient worth comparing
