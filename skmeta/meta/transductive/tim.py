@@ -27,15 +27,17 @@ paper; the reference code's 5.0 in between).
 its weights on 5-way tasks. The order-2 marginal entropy ``1 - sum m_k^2``
 pulls towards balance with a gradient ``-2 m_k``, about ``-2 / K`` for ``K``
 classes, so at 20 ways it weighs a quarter of what it weighs at 5, and the
-conditional term drives the predictions into a few classes: on Omniglot
-20-way 1-shot tasks the paper's weights lost 1.6 points to inductive ProtoNet.
-With TIM's weights ``(0.1, 1, 0.1)`` (ten times the balance term, relative;
-Adam is blind to the loss's overall scale) alpha-TIM gained 4.7 points on
-balanced and 4.6 on imbalanced queries at 20 ways, and 4.2 on balanced ones at
-10 ways, while at 5 ways the paper's weights stayed best (chosen on alphabets
-held out from ``background``, ``benchmarks/alpha_tim_select.py``). So
-``loss_weights=None`` means the paper's up to :data:`PAPER_WEIGHTS_UP_TO`
-classes and TIM's beyond.
+conditional term drives the predictions into a few classes. On Omniglot
+1-shot tasks of alphabets held out from ``background``
+(``benchmarks/alpha_tim_select.py``), the paper's weights lost 1.6 points
+(balanced queries) and 0.8 (Dirichlet-imbalanced) to inductive ProtoNet at 20
+ways, where TIM's weights ``(0.1, 1, 0.1)`` (ten times the balance term,
+relative; Adam is blind to the loss's overall scale) gained 4.7 and 4.6; at
+10 ways 0.9 and 1.1 against 4.2 and 1.9; at 5 ways the paper's weights stayed
+best (on imbalanced queries TIM's lost 1.5 points). So ``loss_weights=None``
+means the paper's up to :data:`PAPER_WEIGHTS_UP_TO` classes and TIM's beyond.
+On ``evaluation``: +4.4 and +3.2 points at 20 ways against the paper's +0.5
+and +0.2; at 10 ways +2.5 and +0.1 against +0.8 and +1.2.
 
 The gradient of the loss is autograd's here (:meth:`TIM.reference_gradient`);
 a closed form of it is a speed path of :mod:`skmeta.meta.accel`
