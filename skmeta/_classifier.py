@@ -121,8 +121,8 @@ default=None
         to class-imbalanced unlabelled rows); ``"laplacianshot"``: Laplacian
         regularisation (Ziko et al. 2020); ``"ptmap"``: power transform and
         optimal transport (Hu et al. 2021; it assumes balanced classes).
-        Each method uses its paper's settings and its own distance (not
-        `distance`), and applies to the methods that classify by nearest
+        Each uses its paper's settings (alpha-TIM's loss weights excepted) and
+        its own distance (not `distance`), and applies to those classifying by nearest
         prototype (``"protonet"``, ``"pretrain"``); others are refused.
         Without `pretrained`, meta-training uses the labelled rows only. With
         no unlabelled row, each method falls back on its own inductive form
@@ -132,7 +132,7 @@ default=None
         Settings of the `transductive` method by name, such as ``{"lam": 0.5}``
         for ``"laplacianshot"``; the keys are its ``settings`` in
         ``skmeta.meta.transductive.TRANSDUCTIVE`` (others are refused), and
-        their defaults are the paper's.
+        their defaults are the paper's (alpha-TIM's loss weights excepted).
     n_way, k_shot, n_query : int, default=None
         Episode size in meta-training: classes per episode, labelled examples
         per class, and queries per class. None adapts to the data: up to

@@ -222,7 +222,8 @@ class AlphaTIM(TIM):
         Weights of the support cross-entropy, the marginal and the conditional
         alpha-entropies. None: by the task's number of classes, the paper's
         ``(1, 1, 1)`` up to 5 classes and TIM's ``(0.1, 1, 0.1)`` beyond (see
-        the module's notes).
+        the module's notes); the attribute then holds the paper's, and
+        :meth:`weights_for` says which a task takes.
     n_iter : int, default=1000
         Adam iterations.
     lr : float, default=1e-4
@@ -238,6 +239,7 @@ class AlphaTIM(TIM):
     settings = (*TIM.settings, "alpha")
     default_loss_weights = (1.0, 1.0, 1.0)  # the paper's, up to 5 classes
     many_class_loss_weights = TIM.default_loss_weights
+    _weights_by_classes = False  # an instance pickled before the rule keeps its own
 
     def __init__(
         self,
