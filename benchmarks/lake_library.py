@@ -13,6 +13,13 @@ accuracy, and ``final`` reports it and no augmentation on ``evaluation``
     python benchmarks/lake_library.py select --model base-28
     python benchmarks/lake_library.py final --model base-28
     python benchmarks/lake_library.py final --model wg50-28
+    python benchmarks/lake_library.py select-transductive --model lr4-28
+    python benchmarks/lake_library.py final-transductive --model lr4-28-full
+
+``select-transductive`` chooses the transductive deployment among
+:data:`TRANSDUCTIVE` with the chosen shifts, on the held-out runs of
+``lake_select_<model>``: **rule, written before scoring: the best mean
+accuracy**; ``final-transductive`` scores it and PT-MAP on ``evaluation``.
 
 writes ``results/lake_library.{json,md}``.
 """
@@ -38,6 +45,7 @@ RESULTS = HERE / "results"
 DATA = HERE.parent.parent / "shared" / "data" / "omniglot"
 MODELS = Path("/tmp/models")
 CANDIDATES = {"none": None, "1": (1,), "1,2": (1, 2), "1,2,3": (1, 2, 3)}
+TRANSDUCTIVE = ("ptmap", "tim", "alpha-tim")
 
 
 def load(stage: str, data_home: str, seed: int):
@@ -68,7 +76,10 @@ def score(model, X, y, runs, shifts, transductive) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["select", "final"])
+    ap.add_argument(
+        "stage",
+        choices=["select", "final", "select-transductive", "final-transductive"],
+    )
     ap.add_argument("--model", default="base-28", help="name of lake_<stage>_<name>")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -77,10 +88,13 @@ def main() -> None:
     torch.set_num_threads(1)
     out = RESULTS / "lake_library.json"
     report = json.loads(out.read_text()) if out.exists() else {}
-    path = MODELS / f"lake_{args.stage}_{args.model}.safetensors"
+    stage = args.stage.split("-")[0]
+    path = MODELS / f"lake_{stage}_{args.model}.safetensors"
     model = MetaModel.load(path)
-    X, y, groups, drawer = load(args.stage, args.data_home, args.seed)
+    X, y, groups, drawer = load(stage, args.data_home, args.seed)
     runs = within_alphabet_runs(y, groups, drawer, args.runs, args.seed)
+    if args.stage.endswith("transductive"):
+        return transductive_stage(args, report, path, model, X, y, runs)
     if args.stage == "select":
         names = list(CANDIDATES)
     else:
@@ -105,6 +119,34 @@ def main() -> None:
     print(table(report))
 
 
+def transductive_stage(args, report, path, model, X, y, runs) -> None:
+    """The ``*-transductive`` stages: every deployment of :data:`TRANSDUCTIVE`
+    on the held-out runs (select), or the chosen one and PT-MAP (final),
+    with the shifts chosen by ``select``."""
+    shifts = report["select"]["chosen"]
+    if args.stage == "select-transductive":
+        names, key = TRANSDUCTIVE, "select transductive"
+    else:
+        chosen = report["select transductive"]["chosen_deployment"]
+        names = tuple(dict.fromkeys(["ptmap", chosen]))
+        key = f"final transductive {args.model}"
+    scores = {}
+    for name in names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            s = score(model, X, y, runs, CANDIDATES[shifts], name)
+        scores[f"{shifts} | {name}"] = s
+        print(name, f"{100 * s['mean']:.1f} ± {100 * s['ci95']:.1f}", flush=True)
+    report[key] = {"model": str(path), "runs": args.runs, "scores": scores}
+    if args.stage == "select-transductive":
+        report[key]["chosen_deployment"] = max(
+            names, key=lambda n: scores[f"{shifts} | {n}"]["mean"]
+        )
+    (RESULTS / "lake_library.json").write_text(json.dumps(report, indent=1))
+    (RESULTS / "lake_library.md").write_text(table(report))
+    print(table(report))
+
+
 def table(report: dict) -> str:
     lines = [
         "Lake et al.'s within-alphabet 20-way 1-shot runs through the public "
@@ -118,6 +160,9 @@ def table(report: dict) -> str:
     for stage in sorted(report, key=lambda k: (k != "select", k)):
         r = report[stage]
         chosen = report.get("select", {}).get("chosen")
+        if "transductive" in stage:
+            deployment = report.get("select transductive", {})
+            chosen += f"; deployment: {deployment.get('chosen_deployment')}"
         lines += [
             "",
             f"**{stage}** (`{r['model']}`, {r['runs']} runs; chosen: {chosen})",
