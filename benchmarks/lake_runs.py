@@ -77,6 +77,7 @@ def extractor(args, max_iter: int) -> MetaFeatureExtractor:
         within_group_episodes=args.within,
         max_iter=max_iter,
         learning_rate=args.lr,
+        augmentation=getattr(args, "augmentation", None),  # lake_augment.py
         random_state=args.seed,
     )
 

@@ -8,7 +8,7 @@ import torch
 
 from ._sklearn_compat import BackboneOptions, Interval, Options, StrOptions
 from .meta.algorithms import ALGORITHMS
-from .meta.augment import FeatureAugmentation, ImageAugmentation
+from .meta.augment import AffineAugmentation, FeatureAugmentation, ImageAugmentation
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.model import MetaModel
 from .meta.precision import PRECISIONS
@@ -56,8 +56,9 @@ PARAMETER_CONSTRAINTS = {
     "backbone_params": [dict, None],
     "class_augmentation": [StrOptions({"rot90"}), None],
     "augmentation": [
-        StrOptions({"images", "features"}),
+        StrOptions({"images", "affine", "features"}),
         ImageAugmentation,
+        AffineAugmentation,
         FeatureAugmentation,
         callable,
         None,

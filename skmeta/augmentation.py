@@ -4,6 +4,6 @@ Augmentation applies to the rows meta-training draws, one batch at a time, and
 never to validation, adaptation or ``transform``.
 """
 
-from .meta.augment import FeatureAugmentation, ImageAugmentation
+from .meta.augment import AffineAugmentation, FeatureAugmentation, ImageAugmentation
 
-__all__ = ["FeatureAugmentation", "ImageAugmentation"]
+__all__ = ["AffineAugmentation", "FeatureAugmentation", "ImageAugmentation"]
