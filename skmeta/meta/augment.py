@@ -179,28 +179,51 @@ class AffineAugmentation:
         return augment
 
     def draw(self, n: int) -> torch.Tensor:
-        """`n` random affine maps, shape ``(n, 2, 3)``, from output pixel
-        coordinates to input ones in [-1, 1] (``affine_grid``'s convention)."""
+        """`n` random maps for ``affine_grid``, shape ``(n, 2, 3)``."""
 
         def uniform(low, high, size=(n,)):
             return low + (high - low) * torch.rand(size)
 
-        angle = torch.deg2rad(uniform(-self.degrees, self.degrees))
-        shear = torch.deg2rad(uniform(-self.shear, self.shear))
-        zoom = uniform(*self.scale)
-        shift = uniform(-2 * self.translate, 2 * self.translate, (n, 2))
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        # Forward map: rotate, shear, then zoom; the grid needs its inverse.
-        forward = torch.stack(
-            [
-                torch.stack([cos, -sin + cos * torch.tan(shear)], 1),
-                torch.stack([sin, cos + sin * torch.tan(shear)], 1),
-            ],
-            1,
-        ) * zoom.view(n, 1, 1)
-        inverse = torch.linalg.inv(forward)
-        offset = -(inverse @ shift.unsqueeze(2))
-        return torch.cat([inverse, offset], 2)
+        return affine_maps(
+            angle=uniform(-self.degrees, self.degrees),
+            shear=uniform(-self.shear, self.shear),
+            zoom=uniform(*self.scale),
+            shift=uniform(-self.translate, self.translate, (n, 2)),
+        )
+
+
+def affine_maps(angle, shear, zoom, shift) -> torch.Tensor:
+    """Sampling maps of images rotated, sheared, zoomed, then shifted.
+
+    Parameters
+    ----------
+    angle, shear : Tensor of shape (n,)
+        Counter-clockwise rotation and horizontal shear, in degrees.
+    zoom : Tensor of shape (n,)
+        Scale factors (2: twice as large).
+    shift : Tensor of shape (n, 2)
+        Right and down shifts, as shares of the image's width and height.
+
+    Returns
+    -------
+    Tensor of shape (n, 2, 3)
+        For each image, the map from output to input coordinates in
+        ``affine_grid``'s convention ([-1, 1], x to the right, y down): the
+        inverse of the forward map.
+    """
+    angle, shear = torch.deg2rad(angle), torch.deg2rad(shear)
+    cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
+    # y points down, so a counter-clockwise turn on screen has -sin above.
+    forward = torch.stack(
+        [
+            torch.stack([cos, sin + cos * tan], 1),
+            torch.stack([-sin, cos - sin * tan], 1),
+        ],
+        1,
+    ) * zoom.view(-1, 1, 1)
+    inverse = torch.linalg.inv(forward)
+    offset = -(inverse @ (2 * shift).unsqueeze(2))
+    return torch.cat([inverse, offset], 2)
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,118 @@ def test_adaptation_and_transform_never_augment(blobs):
     clf = FewShotClassifier(pretrained=model).fit(X[y >= 16], y[y >= 16])
     clf.predict(X[y >= 16])
     assert augment.calls == 0
+
+
+def _centroid(images: torch.Tensor) -> torch.Tensor:
+    """(x, y) centre of mass of each image, in pixels: shape (n, 2)."""
+    n, _, h, w = images.shape
+    mass = images.sum((1, 2, 3))
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    x = (images.sum(1) * xs).sum((1, 2)) / mass
+    y = (images.sum(1) * ys).sum((1, 2)) / mass
+    return torch.stack([x, y], 1)
+
+
+def _dot(size: int = 33, x: int = 24, y: int = 16) -> torch.Tensor:
+    """One image, (1, 1, size, size), black with a 3 x 3 white dot at (x, y)."""
+    image = torch.zeros(1, 1, size, size)
+    image[..., y - 1 : y + 2, x - 1 : x + 2] = 1.0
+    return image
+
+
+def _apply(theta: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), False)
+    return torch.nn.functional.grid_sample(images, grid, align_corners=False)
+
+
+def test_affine_maps_rotate_zoom_and_shift_as_documented():
+    from skmeta.meta.augment import affine_maps
+
+    image = _dot()  # 8 pixels right of the centre (16, 16)
+    one, zero = torch.ones(1), torch.zeros(1)
+    turned = _apply(affine_maps(90 * one, zero, one, torch.zeros(1, 2)), image)
+    np.testing.assert_allclose(_centroid(turned)[0], [16, 8], atol=0.05)  # above
+    zoomed = _apply(affine_maps(zero, zero, 1.5 * one, torch.zeros(1, 2)), image)
+    np.testing.assert_allclose(_centroid(zoomed)[0], [28, 16], atol=0.1)
+    moved = _apply(affine_maps(zero, zero, one, torch.tensor([[-0.25, 0.25]])), image)
+    np.testing.assert_allclose(_centroid(moved)[0], [24 - 8.25, 16 + 8.25], atol=0.1)
+    # a horizontal shear moves a point below the centre to the right
+    low = _dot(x=16, y=24)
+    sheared = _apply(affine_maps(zero, 45 * one, one, torch.zeros(1, 2)), low)
+    np.testing.assert_allclose(_centroid(sheared)[0], [24, 24], atol=0.1)
+
+
+def test_affine_augmentation_draws_per_image_within_its_ranges():
+    from skmeta.augmentation import AffineAugmentation
+
+    still = AffineAugmentation(degrees=0, translate=0, scale=(1, 1)).build((1, 9, 9))
+    images = torch.rand(3, 1, 9, 9)
+    torch.testing.assert_close(still(images), images)
+    shift = AffineAugmentation(degrees=0, translate=0.1, scale=(1, 1))
+    augment = shift.build((1, 33, 33))
+    torch.manual_seed(0)
+    moved = _centroid(augment(_dot().expand(200, -1, -1, -1))) - torch.tensor([24, 16])
+    assert moved.abs().max() <= 0.1 * 33 + 0.05  # shifts up to 10% of the side
+    assert moved.std(0).min() > 0.1 * 33 / 3  # spread over the range, per image
+    # rotation and zoom about the centre keep a centred blob centred
+    blob = torch.zeros(50, 1, 33, 33)
+    blob[..., 12:21, 14:19] = 1.0
+    turn = AffineAugmentation(degrees=30, translate=0, scale=(0.8, 1.2), shear=10)
+    out = turn.build((1, 33, 33))(blob)
+    np.testing.assert_allclose(_centroid(out), 16.0, atol=0.05)
+    assert not torch.equal(out[0], out[1])
+
+
+def test_affine_augmentation_is_seeded_keeps_dtype_and_fills_borders():
+    from skmeta.augmentation import AffineAugmentation
+
+    augment = make_augmentation("affine", (1, 16, 16), ONE, ONE)
+    images = torch.randint(0, 256, (5, 1, 16, 16), dtype=torch.uint8)
+    torch.manual_seed(1)
+    first = augment(images)
+    torch.manual_seed(1)
+    assert torch.equal(first, augment(images)) and first.dtype == torch.uint8
+    # "border" repeats a white background; "zeros" fills it with black
+    white = torch.ones(4, 1, 16, 16)
+    far = AffineAugmentation(degrees=0, translate=0.4, scale=(0.5, 0.6))
+    assert torch.equal(far.build((1, 16, 16))(white), white)
+    fill = AffineAugmentation(
+        degrees=0, translate=0.4, scale=(0.5, 0.6), padding="zeros"
+    )
+    assert fill.build((1, 16, 16))(white).min() == 0
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"degrees": -1}, "degrees >= 0"),
+        ({"translate": 1.0}, "translate < 1"),
+        ({"scale": (1.2, 0.8)}, "scale"),
+        ({"shear": 90}, "shear < 90"),
+        ({"padding": "wrap"}, "padding must be"),
+    ],
+)
+def test_bad_affine_settings_are_refused(params, match):
+    from skmeta.augmentation import AffineAugmentation
+
+    with pytest.raises(ValueError, match=match):
+        AffineAugmentation(**params).build((1, 8, 8))
+    with pytest.raises(ValueError, match="needs images"):
+        make_augmentation("affine", (64,), ONE, ONE)
+
+
+def test_estimators_take_the_affine_preset_and_record_it(images):
+    X, y = images
+    extractor = MetaFeatureExtractor(
+        augmentation="affine",
+        input_shape=(1, 12, 12),
+        backbone="conv4_strided",
+        n_way=4,
+        k_shot=2,
+        n_query=2,
+        max_iter=4,
+        random_state=0,
+    ).fit(X, y)
+    recorded = extractor.meta_model_.config["training"]["augmentation"]
+    assert recorded == "affine"
+    assert extractor.transform(X[:3]).shape[0] == 3
