@@ -64,15 +64,15 @@ callable, default="auto"
         ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three
         new classes (as in the Omniglot experiments of Vinyals et al. 2016 and
         Snell et al. 2017). Adaptation in :meth:`fit` is unchanged.
-    augmentation : {"images", "features"}, ImageAugmentation, \
-FeatureAugmentation or callable, default=None
+    augmentation : {"images", "affine", "features"}, ImageAugmentation, \
+AffineAugmentation, FeatureAugmentation or callable, default=None
         Data augmentation of the rows meta-training draws, a batch at a time
         and seeded by `random_state`; validation, adaptation and
-        :meth:`predict` never augment (see `test_time_shifts`). ``"images"`` is
-        :class:`~skmeta.augmentation.ImageAugmentation` with its defaults
-        (random resized crop, horizontal flip, colour jitter; torchvision),
-        ``"features"`` is :class:`~skmeta.augmentation.FeatureAugmentation`
-        (Gaussian noise and feature dropout). A callable is applied to each
+        :meth:`predict` never augment (see `test_time_shifts`). The strings
+        are :mod:`skmeta.augmentation`'s classes with their defaults:
+        ``"images"`` (crop, flip, colour jitter; torchvision), ``"affine"``
+        (rotation, shift, zoom; no flip: characters, digits), ``"features"``
+        (Gaussian noise, feature dropout). A callable is applied to each
         sample, a tensor of shape `input_shape` in X's dtype, e.g. a
         ``torchvision.transforms.v2`` transform.
     input_shape : tuple of int, default=None
