@@ -21,6 +21,12 @@ Two stages, settings chosen only on background:
   baseline's by more than 1 point; of those that pass, the best mean of the
   two goes to ``final``. Augmentation costs CPU time, so its cost per
   iteration is measured and reported beside the accuracies.
+  **Second round, written before its scoring:** at 5,517 iterations no
+  candidate passed (the models are far from converged there, and
+  augmentation is a regulariser), so the baseline and ``aff10-28`` (the
+  better of the first round by the rule's mean) are meta-trained again for
+  20,000 iterations (``lr4-28-20k``, ``aff10-28-20k``) and the same rule
+  decides.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.train``'s probe, augmentation included), score 100
   runs and 300 random episodes on ``evaluation``.
