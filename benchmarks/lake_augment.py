@@ -27,9 +27,14 @@ Two stages, settings chosen only on background:
   better of the first round by the rule's mean) are meta-trained again for
   20,000 iterations (``lr4-28-20k``, ``aff10-28-20k``) and the same rule
   decides.
+  Neither passed at 20,000 iterations either (``aff10-28-20k``: +0.75
+  inductive+shifts, -0.1 PT-MAP+shifts), so ``final`` ran without
+  augmentation: the recipe with the whole budget (``lr4-28-full2``).
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
-  budget (``lake_runs.train``'s probe, augmentation included), score 100
-  runs and 300 random episodes on ``evaluation``.
+  budget (``lake_runs.probe_budget``'s two probes, augmentation included),
+  score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
+  choice of transductive deployment) and 300 random episodes on
+  ``evaluation``.
 
     python benchmarks/lake_augment.py select --name lr4-28 --max-iter 5517
     python benchmarks/lake_augment.py select --name aff10-28 --max-iter 5517 \\
@@ -64,6 +69,7 @@ DEPLOYMENTS = {
     "inductive": (None, None),
     "inductive+shifts": (None, SHIFTS),
     "ptmap+shifts": ("ptmap", SHIFTS),
+    "tim+shifts": ("tim", SHIFTS),
 }
 
 
@@ -117,7 +123,9 @@ def evaluate(model, test, args) -> dict:
     for key, eps in episodes.items():
         for deployment, (transductive, shifts) in DEPLOYMENTS.items():
             if key != "lake" and transductive is not None:
-                continue  # PT-MAP on the Lake runs only (seconds per episode)
+                continue  # transductive on the Lake runs only (s per episode)
+            if transductive == "tim" and args.stage == "select":
+                continue  # added for final (lake_library's held-out choice)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 s = score(model, transductive, X, y, eps, shifts)
