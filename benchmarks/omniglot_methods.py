@@ -88,15 +88,18 @@ def within_alphabet_runs(y, alphabet, drawer, n_runs, seed, n_way=20):
     return out
 
 
-def score(model, transductive, X, y, episodes, test_time_shifts=None) -> dict:
+def score(
+    model, transductive, X, y, episodes, test_time_shifts=None, params=None
+) -> dict:
     """Accuracy of `model` deployed inductively (None) or transductively,
-    with the classifier's `test_time_shifts`."""
+    with the classifier's `test_time_shifts` and `transductive_params`."""
     accuracies = []
     tic = time.perf_counter()
     for support, query in episodes:
         clf = FewShotClassifier(
             pretrained=model,
             transductive=transductive,
+            transductive_params=params,
             test_time_shifts=test_time_shifts,
         )
         if transductive is None:
