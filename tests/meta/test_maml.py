@@ -87,7 +87,8 @@ def test_adapts_to_any_number_of_ways_and_ignores_query_batching(
         whole = algorithm.predict(net, state, queries, batch_size=1000)
         chunked = algorithm.predict(net, state, queries, batch_size=3)
     assert whole.shape == (keep.sum(), n_classes)
-    torch.testing.assert_close(whole, chunked)
+    # float32 layers round by batch size on some CPUs: float32's tolerance
+    torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-5)
     assert not any(p.requires_grad for p in model.state.values())
 
 

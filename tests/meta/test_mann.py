@@ -141,11 +141,13 @@ def test_adapt_and_predict_read_the_support_then_each_query_read_only():
     assert whole.shape == (9, 3)
     # each row alone, and in other company, scores the same
     alone = torch.cat([algorithm.predict(net, state, q[None]) for q in queries])
-    torch.testing.assert_close(whole, alone)
+    # float32 layers may round by batch size (CPU-dependent kernels)
+    tol = dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(whole, alone, **tol)
     mixed = algorithm.predict(net, state, torch.cat([queries[:4], torch.randn(5, 4)]))
-    torch.testing.assert_close(whole[:4], mixed[:4])
+    torch.testing.assert_close(whole[:4], mixed[:4], **tol)
     chunked = algorithm.predict(net, state, queries, batch_size=2)
-    torch.testing.assert_close(whole, chunked)
+    torch.testing.assert_close(whole, chunked, **tol)
     # the memory state is what the support sequence left: queries wrote nothing
     again = algorithm.predict(net, state, queries)
     torch.testing.assert_close(whole, again)

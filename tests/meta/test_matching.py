@@ -74,7 +74,9 @@ def test_query_batching_does_not_change_predictions():
     queries = torch.randn(11, 4)
     whole = algorithm.predict(net, state, queries, batch_size=100)
     chunked = algorithm.predict(net, state, queries, batch_size=3)
-    torch.testing.assert_close(whole, chunked)
+    # float32 embeddings of batches of 3 and of 11 may round apart (the CPU's
+    # kernels differ by batch size): float32's tolerance on the float64 scores
+    torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-6)
 
 
 def test_settings_are_checked():
