@@ -168,7 +168,7 @@ class AffineAugmentation:
 
             n = images.shape[0]
             x = images.to(torch.float32)
-            theta = self.draw(n).to(x.device)
+            theta = self.draw(n, aspect=x.shape[2] / x.shape[3]).to(x.device)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             out = F.grid_sample(x, grid, padding_mode=self.padding, align_corners=False)
             if not images.is_floating_point():
@@ -178,8 +178,9 @@ class AffineAugmentation:
 
         return augment
 
-    def draw(self, n: int) -> torch.Tensor:
-        """`n` random maps for ``affine_grid``, shape ``(n, 2, 3)``."""
+    def draw(self, n: int, aspect: float = 1.0) -> torch.Tensor:
+        """`n` random maps for ``affine_grid``, shape ``(n, 2, 3)``, for
+        images whose height is `aspect` times their width."""
 
         def uniform(low, high, size=(n,)):
             return low + (high - low) * torch.rand(size)
@@ -189,10 +190,11 @@ class AffineAugmentation:
             shear=uniform(-self.shear, self.shear),
             zoom=uniform(*self.scale),
             shift=uniform(-self.translate, self.translate, (n, 2)),
+            aspect=aspect,
         )
 
 
-def affine_maps(angle, shear, zoom, shift) -> torch.Tensor:
+def affine_maps(angle, shear, zoom, shift, aspect: float = 1.0) -> torch.Tensor:
     """Sampling maps of images rotated, sheared, zoomed, then shifted.
 
     Parameters
@@ -203,6 +205,10 @@ def affine_maps(angle, shear, zoom, shift) -> torch.Tensor:
         Scale factors (2: twice as large).
     shift : Tensor of shape (n, 2)
         Right and down shifts, as shares of the image's width and height.
+    aspect : float, default=1.0
+        The images' height over their width. Angles are those of the pixel
+        grid: ``affine_grid``'s coordinates run from -1 to 1 along both
+        axes, so a map is turned into them through the image's aspect.
 
     Returns
     -------
@@ -221,6 +227,10 @@ def affine_maps(angle, shear, zoom, shift) -> torch.Tensor:
         ],
         1,
     ) * zoom.view(-1, 1, 1)
+    # in pixels p = D n with D = diag(width, height) / 2: the map in
+    # normalised coordinates is D^-1 A D
+    forward[:, 0, 1] *= aspect
+    forward[:, 1, 0] /= aspect
     inverse = torch.linalg.inv(forward)
     offset = -(inverse @ (2 * shift).unsqueeze(2))
     return torch.cat([inverse, offset], 2)

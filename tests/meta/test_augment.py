@@ -152,6 +152,34 @@ def test_affine_maps_rotate_zoom_and_shift_as_documented():
     np.testing.assert_allclose(_centroid(sheared)[0], [24, 24], atol=0.1)
 
 
+def test_affine_maps_turn_wide_images_in_pixels(monkeypatch):
+    from skmeta.augmentation import AffineAugmentation
+    from skmeta.meta.augment import affine_maps
+
+    # 20 rows, 40 columns: a 2 x 2 dot 6 pixels right of the centre (20, 10)
+    image = torch.zeros(1, 1, 20, 40)
+    image[..., 9:11, 25:27] = 1.0
+    one, zero = torch.ones(1), torch.zeros(1)
+    theta = affine_maps(90 * one, zero, one, torch.zeros(1, 2), aspect=0.5)
+    turned = _apply(theta, image)  # 6 pixels above, not 6 * 20 / 40
+    np.testing.assert_allclose(_centroid(turned)[0], [19.5, 3.5], atol=0.05)
+    # sheared in pixels too: 45 degrees move a point 4 rows down 4 columns
+    low = torch.zeros(1, 1, 20, 40)
+    low[..., 13:15, 19:21] = 1.0  # centre (19.5, 13.5): 4 rows below (19.5, 9.5)
+    theta = affine_maps(zero, 45 * one, one, torch.zeros(1, 2), aspect=0.5)
+    sheared = _apply(theta, low)
+    np.testing.assert_allclose(_centroid(sheared)[0], [23.5, 13.5], atol=0.05)
+    # the estimator's augmentation passes the aspect of its images
+    def quarter_turns(self, n, aspect=1.0):
+        return affine_maps(
+            90 * torch.ones(n), torch.zeros(n), torch.ones(n), torch.zeros(n, 2), aspect
+        )
+
+    monkeypatch.setattr(AffineAugmentation, "draw", quarter_turns)
+    augment = AffineAugmentation().build((1, 20, 40))
+    np.testing.assert_allclose(_centroid(augment(image))[0], [19.5, 3.5], atol=0.05)
+
+
 def test_affine_augmentation_draws_per_image_within_its_ranges():
     from skmeta.augmentation import AffineAugmentation
 
