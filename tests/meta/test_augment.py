@@ -169,6 +169,7 @@ def test_affine_maps_turn_wide_images_in_pixels(monkeypatch):
     theta = affine_maps(zero, 45 * one, one, torch.zeros(1, 2), aspect=0.5)
     sheared = _apply(theta, low)
     np.testing.assert_allclose(_centroid(sheared)[0], [23.5, 13.5], atol=0.05)
+
     # the estimator's augmentation passes the aspect of its images
     def quarter_turns(self, n, aspect=1.0):
         return affine_maps(
