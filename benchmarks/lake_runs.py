@@ -97,6 +97,7 @@ def train(args, X, y, groups):
     checkpoint. Returns (None, None) until the last segment has finished.
     """
     fit_groups = groups if args.within > 0 else None
+    MODELS.mkdir(parents=True, exist_ok=True)  # before the run, not after it
     ledger_path = MODELS / f"lake_{args.stage}_{args.name}.ledger.json"
     ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
     if "iterations" not in ledger:
