@@ -219,12 +219,14 @@ def table(report: dict) -> str:
         "`augmentation=AffineAugmentation(...)`. *select*: 25 background "
         "alphabets, fixed iterations, scored on 5 held-out ones; *final*: all of "
         "background within 2,400 CPU s, scored on evaluation. +shifts: "
-        "`test_time_shifts=(1, 2, 3)`. Accuracy in % ± 95% CI (100 Lake runs, "
-        "300 random episodes); ms: CPU time of one augmentation of a 120-image "
-        "meta-batch.",
+        "`test_time_shifts=(1, 2, 3)`. Episodes: meta-training's, 1 shot. "
+        "Accuracy in % ± 95% CI (100 Lake runs, 300 random episodes); ms: CPU "
+        "time of one augmentation of a meta-batch (120 images in every row).",
         "",
-        "| stage/name | augmentation | it | CPU s | ms | " + " | ".join(keys) + " |",
-        "|---|---|---|---|---|" + "---|" * len(keys),
+        "| stage/name | episodes | augmentation | it | CPU s | ms | "
+        + " | ".join(keys)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(keys),
     ]
     for name, r in report.items():
         t, s = r["training"], r["scores"]
@@ -233,8 +235,12 @@ def table(report: dict) -> str:
             for k in keys
         ]
         aug = r["settings"]["affine"] or "none"
+        way, query = (
+            r["settings"].get(k, d) for k, d in (("n_way", 20), ("n_query", 5))
+        )
         lines.append(
-            f"| {name} | {aug} | {t['iterations']} | {t['cpu_seconds']:.0f} | "
+            f"| {name} | {way}-way, {query} queries | {aug} | {t['iterations']} | "
+            f"{t['cpu_seconds']:.0f} | "
             f"{t['augmentation_ms_per_batch']:.1f} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines) + "\n"
