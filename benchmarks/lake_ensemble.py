@@ -25,6 +25,10 @@ two-model ensemble here, at twice the budget, gained 0.2 points
   than 1 point on both; of the episode shapes that pass (20-way 5-query
   against ``lr4-28-20k``, 40-way 2-query against ``w40q2-20k``), the best
   mean of the two goes to ``final``.
+  Neither passed: on the 400 held-out runs the 20-way ensemble lost 1.38
+  and 0.66 points to its single model, the 40-way one 1.71 and 0.49; two
+  networks of half the iterations each were weaker than one trained twice
+  as long, so ``final`` was not run.
 - ``final``: the ensemble of the final members (all of ``background``) on
   200 ``evaluation`` runs (run seeds 0 and 1): inductive+shifts, PT-MAP+shifts
   and TIM+shifts at the chosen settings; and 300 random 5-way and 20-way
