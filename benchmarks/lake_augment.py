@@ -54,7 +54,8 @@ Two stages, settings chosen only on background:
   inductive+shifts and with PT-MAP+shifts at ``lake_transductive.py``'s
   chosen settings; the same rule (more than 1 point on both means over the
   baseline's), and of those that pass the best mean of the two goes to
-  ``final``.
+  ``final``. Neither passed: 40-way +1.45 and +0.92 points, 60-way +0.22
+  and +0.55, so no final was trained with them.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
