@@ -14,6 +14,16 @@ recorded beside it), then scored with ``episodic_score`` on the other 5
 - ``protonet``: ProtoNet at every default (``backbone="auto"``, episodes sized
   to the data) against a faster backbone or other episode shapes for 20-way.
 
+- ``protonet``'s ``ways40q7`` (40-way 1-shot 7-query episodes, 320 images
+  each as the default's 20-way 1-shot 15-query): on Lake et al.'s runs,
+  40-way 2-query episodes beat 20-way 5-query ones at equal cost
+  (``lake_augment.py``'s confirm, ``lake_ensemble.py``'s 400 runs: +1.8
+  points). **Rule, written before scoring:** against ``lr4e-3`` (today's
+  defaults, rerun the same day), it becomes the default episode shape if it
+  gains more than 1 point 20-way 1-shot and loses no more than 0.3 points
+  5-way 1-shot and 5-way 5-shot.
+
+    python benchmarks/defaults_select.py protonet --candidates lr4e-3,ways40q7
     python benchmarks/defaults_select.py maml --max-iter 150 \
         --candidates steps1-lr0.4,steps2-lr0.4
     python benchmarks/defaults_select.py protonet --max-iter 1000,1000 ...
@@ -54,6 +64,7 @@ CANDIDATES = {
         "lr2e-3": dict(learning_rate=2e-3),
         "lr4e-3": dict(learning_rate=4e-3),
         "lr8e-3": dict(learning_rate=8e-3),
+        "ways40q7": dict(n_way=40, n_query=7),
     },
 }
 # Meta-training iterations per part (the estimators' default is 1,000).
