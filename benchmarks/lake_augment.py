@@ -170,21 +170,31 @@ def evaluate(model, test, args) -> dict:
     return out
 
 
+def runs_of(y, groups, drawer, seeds, n_runs: int) -> list:
+    """Lake runs (``within_alphabet_runs``) of `n_runs` for each run seed."""
+    return [
+        run
+        for seed in seeds
+        for run in within_alphabet_runs(y, groups, drawer, n_runs, seed)
+    ]
+
+
+def chosen_transductive() -> dict:
+    """``lake_transductive.py``'s held-out choice of settings, by method."""
+    report = json.loads((RESULTS / "lake_transductive.json").read_text())
+    return {method: section["select"]["chosen"] for method, section in report.items()}
+
+
 def confirm(args) -> dict:
     """The confirmation round: the baseline and the candidates (``--name``,
     comma-separated select models) on the runs of :data:`CONFIRM_SEEDS`,
     inductive+shifts and PT-MAP+shifts at ``lake_transductive.py``'s chosen
     settings, and the rule's verdict."""
     _, (X, y, groups, drawer) = data("select", args.data_home, args.seed)
-    runs = [
-        run
-        for seed in CONFIRM_SEEDS
-        for run in within_alphabet_runs(y, groups, drawer, args.runs, seed)
-    ]
-    chosen = json.loads((RESULTS / "lake_transductive.json").read_text())
+    runs = runs_of(y, groups, drawer, CONFIRM_SEEDS, args.runs)
     deployments = {
         "inductive+shifts": (None, None),
-        "ptmap+shifts": ("ptmap", chosen["ptmap"]["select"]["chosen"]),
+        "ptmap+shifts": ("ptmap", chosen_transductive()["ptmap"]),
     }
     names = [args.baseline] + args.name.split(",")
     scores = {}

@@ -53,7 +53,7 @@ import warnings
 import lake_augment
 import lake_runs
 import torch
-from omniglot_methods import random_episodes, score, within_alphabet_runs
+from omniglot_methods import random_episodes, score
 
 from skmeta import MetaModel
 
@@ -115,20 +115,16 @@ def train(args) -> None:
     train_rows, _ = lake_augment.data(args.stage, args.data_home, 0)
     model, training = lake_runs.train(recipe, *train_rows)
     model.meta_model_.save(member_path(args.stage, args.name, args.seed))
-    update(
-        lambda report: report.setdefault("members", {}).__setitem__(
-            f"{args.stage}/{recipe.name}",
-            {"n_way": args.n_way, "n_query": args.n_query, **training},
-        )
-    )
+    member = {"n_way": args.n_way, "n_query": args.n_query, **training}
+    update(("members", f"{args.stage}/{recipe.name}"), member)
 
 
 def deployments() -> dict:
-    chosen = json.loads((RESULTS / "lake_transductive.json").read_text())
+    chosen = lake_augment.chosen_transductive()
     return {
         "inductive+shifts": (None, None),
-        "ptmap+shifts": ("ptmap", chosen["ptmap"]["select"]["chosen"]),
-        "tim+shifts": ("tim", chosen["tim"]["select"]["chosen"]),
+        "ptmap+shifts": ("ptmap", chosen["ptmap"]),
+        "tim+shifts": ("tim", chosen["tim"]),
     }
 
 
@@ -136,11 +132,7 @@ def evaluate(args) -> None:
     """``select`` or ``final``: score the ensemble (and, for select, the
     single model) on the stage's runs, and apply the rule."""
     _, (X, y, groups, drawer) = lake_augment.data(args.stage, args.data_home, 0)
-    runs = [
-        run
-        for seed in RUN_SEEDS[args.stage]
-        for run in within_alphabet_runs(y, groups, drawer, 100, seed)
-    ]
+    runs = lake_augment.runs_of(y, groups, drawer, RUN_SEEDS[args.stage], 100)
     models = {f"ensemble {args.name}": ensemble(args.stage, args.name)}
     used = dict(deployments())
     if args.stage == "select":
@@ -167,14 +159,18 @@ def evaluate(args) -> None:
         gains = {k: ens[k]["mean"] - single[k]["mean"] for k in single}
         record["gains"] = gains
         record["passed"] = all(g > 0.01 for g in gains.values())
-    update(lambda report: report.__setitem__(f"{args.stage}/{args.name}", record))
+    update((f"{args.stage}/{args.name}",), record)
 
 
-def update(change) -> None:
-    """Apply `change` to the report read afresh, and write it."""
+def update(keys: tuple, record: dict) -> None:
+    """Set `record` at the path `keys` of the report read afresh (another
+    member may have written since this run began), and write it."""
     out = RESULTS / "lake_ensemble.json"
     report = json.loads(out.read_text()) if out.exists() else {}
-    change(report)
+    node = report
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = record
     out.write_text(json.dumps(report, indent=1))
     (RESULTS / "lake_ensemble.md").write_text(table(report))
     print(table(report))
