@@ -76,7 +76,7 @@ def extractor(args, max_iter: int) -> MetaFeatureExtractor:
         n_way=args.n_way,
         k_shot=1,
         n_query=args.n_query,
-        class_augmentation="rot90",
+        class_augmentation=getattr(args, "class_augmentation", "rot90"),
         within_group_episodes=args.within,
         max_iter=max_iter,
         learning_rate=args.lr,

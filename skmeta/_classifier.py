@@ -59,11 +59,13 @@ callable, default="auto"
         ``skmeta.meta.freezing``) and ``"input_normalization"`` (``"data"``,
         ``"imagenet"`` or ``{"mean": ..., "std": ...}`` per channel; by default
         ImageNet's for torchvision weights, the data's statistics otherwise).
-    class_augmentation : {"rot90"}, default=None
+    class_augmentation : {"rot90", "dihedral"}, default=None
         Class augmentation for square images during meta-training:
         ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three
         new classes (as in the Omniglot experiments of Vinyals et al. 2016 and
-        Snell et al. 2017). Adaptation in :meth:`fit` is unchanged.
+        Snell et al. 2017); ``"dihedral"`` adds its mirror image and the mirror
+        image's three rotations too (eight classes per class). Adaptation in
+        :meth:`fit` is unchanged.
     augmentation : {"images", "affine", "features"}, ImageAugmentation, \
 AffineAugmentation, FeatureAugmentation or callable, default=None
         Data augmentation of the rows meta-training draws, a batch at a time

@@ -54,7 +54,7 @@ PARAMETER_CONSTRAINTS = {
     "method": [StrOptions(set(ALGORITHMS)), None],  # per task: _tasks.py
     "backbone": [BackboneOptions({"auto", *BUILTIN_BACKBONES}), callable],
     "backbone_params": [dict, None],
-    "class_augmentation": [StrOptions({"rot90"}), None],
+    "class_augmentation": [StrOptions({"rot90", "dihedral"}), None],
     "augmentation": [
         StrOptions({"images", "affine", "features"}),
         ImageAugmentation,

@@ -17,7 +17,12 @@ import weakref
 import numpy as np
 import torch
 
-__all__ = ["Rows", "input_statistics"]
+__all__ = ["CLASS_AUGMENTATIONS", "Rows", "input_statistics"]
+
+# ``class_augmentation`` -> the number of virtual copies of each class: the
+# row itself and its quarter turns ("rot90"), and their mirror images too
+# ("dihedral", the 8 symmetries of a square).
+CLASS_AUGMENTATIONS = {None: 1, "rot90": 4, "dihedral": 8}
 
 # Rows per chunk when a statistic is computed over the whole array: a few MB of
 # float64 at a time, whatever the data's size.
@@ -38,8 +43,10 @@ class Rows:
         Shape of one row, ``(n_features,)`` or ``(C, H, W)``.
     device : torch.device
     rotations : int, default=1
-        1, or 4 for class augmentation by rotation: virtual row ``k * n + r`` is
-        row ``r`` rotated by ``k * 90`` degrees (square images only).
+        1; 4 for class augmentation by rotation: virtual row ``k * n + r`` is
+        row ``r`` rotated by ``k * 90`` degrees; or 8 for the dihedral group:
+        ``k`` in 4..7 mirrors the row left to right, then rotates it by
+        ``(k - 4) * 90`` degrees (square images only).
     augment : callable, optional
         ``augment(batch) -> batch`` on tensors of shape ``(n, *input_shape)`` in
         the data's dtype, applied to every gathered batch (see :mod:`.augment`).
@@ -53,13 +60,13 @@ class Rows:
         rotations: int = 1,
         augment=None,
     ) -> None:
-        if rotations not in (1, 4):
-            raise ValueError(f"rotations must be 1 or 4, got {rotations}.")
-        if rotations == 4 and (
+        if rotations not in (1, 4, 8):
+            raise ValueError(f"rotations must be 1, 4 or 8, got {rotations}.")
+        if rotations > 1 and (
             len(input_shape) != 3 or input_shape[1] != input_shape[2]
         ):
             raise ValueError(
-                "class_augmentation='rot90' needs square images: "
+                "class_augmentation='rot90' or 'dihedral' needs square images: "
                 f"input_shape=(C, H, H); got input_shape={tuple(input_shape)}."
             )
         self.X = X
@@ -130,12 +137,18 @@ class Rows:
 
 
 def _rotate(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
-    """Each image rotated by its number of quarter turns (0-3), (n, C, H, H)."""
+    """Each image rotated by its number of quarter turns, (n, C, H, H).
+
+    Turns 0-3 rotate; 4-7 mirror left to right, then rotate by ``turns - 4``.
+    """
     out = images.clone()
-    for k in range(1, 4):
+    for k in range(1, 8):
         which = torch.nonzero(turns == k).flatten()
         if which.numel():
-            out[which] = images[which].rot90(k, dims=(2, 3))
+            chosen = images[which]
+            if k >= 4:
+                chosen = chosen.flip(3)
+            out[which] = chosen.rot90(k % 4, dims=(2, 3))
     return out
 
 

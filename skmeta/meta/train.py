@@ -37,7 +37,7 @@ from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
 from .optim import CosineAdam
 from .provenance import describe
-from .rows import Rows, input_statistics
+from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
 from .train_setup import (
     as_rows,
     build_net,
@@ -205,10 +205,10 @@ def _meta_train(
             f"method={settings.method!r} with regression={algorithm.regression} "
             f"does not fit {'regression' if targets is not None else 'class'} data."
         )
-    if settings.class_augmentation not in (None, "rot90"):
+    if settings.class_augmentation not in CLASS_AUGMENTATIONS:
         raise ValueError(
             f"class_augmentation={settings.class_augmentation!r} is unknown; use "
-            "None or 'rot90'."
+            "None, 'rot90' or 'dihedral'."
         )
     check_within_group(settings, algorithm, groups, len(y), targets is not None)
     backbone = resolve_backbone(settings.backbone, settings.input_shape)
@@ -224,7 +224,7 @@ def _meta_train(
         ranks.check_same(run_fingerprint(settings, X, y, targets, init, groups))
         ranks.check_meta_batch(settings.meta_batch_size)
         parts = (ranks.rank, ranks.size)
-    rotations = 4 if settings.class_augmentation == "rot90" else 1
+    rotations = CLASS_AUGMENTATIONS[settings.class_augmentation]
     rows = Rows(X, settings.input_shape, device, rotations)
     if settings.calibrate and targets is not None:
         raise ValueError("calibrate=True applies to classification only.")

@@ -25,6 +25,23 @@ def test_virtual_rows_are_the_rows_rotated_by_quarter_turns():
         Rows(np.zeros((2, 6)), (1, 2, 3), torch.device("cpu"), rotations=4)
 
 
+def test_dihedral_virtual_rows_add_the_mirror_images_rotated():
+    images = np.arange(2 * 9, dtype=np.uint8).reshape(2, 1, 3, 3)
+    rows = Rows(images.reshape(2, 9), (1, 3, 3), torch.device("cpu"), rotations=8)
+    assert rows.n_rows == 16
+    out = rows.gather(np.arange(16)).reshape(8, 2, 9).numpy()
+    for k in range(8):
+        for r in range(2):
+            image = images[r, :, :, ::-1] if k >= 4 else images[r]
+            np.testing.assert_array_equal(
+                out[k, r], np.rot90(image, k % 4, axes=(1, 2)).reshape(9)
+            )
+    # the 8 symmetries of an image with none of its own are 8 distinct images
+    assert len({tuple(v) for v in out[:, 0]}) == 8
+    with pytest.raises(ValueError, match="rotations must be 1, 4 or 8"):
+        Rows(images.reshape(2, 9), (1, 3, 3), torch.device("cpu"), rotations=2)
+
+
 def test_gather_reads_rows_in_any_order_and_augments_only_when_asked():
     X = np.arange(20, dtype=np.float32).reshape(10, 2)
     calls = []

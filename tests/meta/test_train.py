@@ -133,6 +133,23 @@ def test_rot90_class_augmentation_quadruples_training_classes(images):
     assert model.config["training"]["class_augmentation"] == "rot90"
 
 
+def test_dihedral_class_augmentation_gives_eight_classes_per_class(images):
+    X, y = images
+    model = meta_train(
+        X,
+        y,
+        _settings(
+            input_shape=(1, 12, 12),
+            max_iter=5,
+            backbone="conv4_strided",
+            class_augmentation="dihedral",
+        ),
+    )
+    assert model.config["training"]["n_classes"] == 80
+    with pytest.raises(ValueError, match="'rot90' or 'dihedral'"):
+        meta_train(X, y, _settings(input_shape=(1, 12, 12), class_augmentation="flip"))
+
+
 def test_malloc_tuning_is_opt_in_and_changes_speed_not_results(blobs, monkeypatch):
     from skmeta.meta.accel import malloc
 
