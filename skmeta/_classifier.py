@@ -62,10 +62,8 @@ callable, default="auto"
     class_augmentation : {"rot90", "dihedral"}, default=None
         Class augmentation for square images during meta-training:
         ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three
-        new classes (as in the Omniglot experiments of Vinyals et al. 2016 and
-        Snell et al. 2017); ``"dihedral"`` adds its mirror image and the mirror
-        image's three rotations too (eight classes per class). Adaptation in
-        :meth:`fit` is unchanged.
+        new classes (Omniglot in Vinyals et al. 2016, Snell et al. 2017);
+        ``"dihedral"`` adds the mirror images too. Adaptation is unchanged.
     augmentation : {"images", "affine", "features"}, ImageAugmentation, \
 AffineAugmentation, FeatureAugmentation or callable, default=None
         Data augmentation of the rows meta-training draws, a batch at a time
