@@ -117,7 +117,10 @@ def test_max_grad_norm_clips_the_meta_gradient_and_records_its_norm(blobs):
     assert "grad_norm" not in free.history[0]
 
 
-def test_rot90_class_augmentation_quadruples_training_classes(images):
+@pytest.mark.parametrize(("augmentation", "per_class"), [("rot90", 4), ("dihedral", 8)])
+def test_class_augmentation_multiplies_training_classes(
+    images, augmentation, per_class
+):
     X, y = images
     model = meta_train(
         X,
@@ -126,26 +129,15 @@ def test_rot90_class_augmentation_quadruples_training_classes(images):
             input_shape=(1, 12, 12),
             max_iter=5,
             backbone="conv4_strided",
-            class_augmentation="rot90",
+            class_augmentation=augmentation,
         ),
     )
-    assert model.config["training"]["n_classes"] == 40
-    assert model.config["training"]["class_augmentation"] == "rot90"
+    assert model.config["training"]["n_classes"] == 10 * per_class
+    assert model.config["training"]["class_augmentation"] == augmentation
 
 
-def test_dihedral_class_augmentation_gives_eight_classes_per_class(images):
+def test_an_unknown_class_augmentation_is_refused(images):
     X, y = images
-    model = meta_train(
-        X,
-        y,
-        _settings(
-            input_shape=(1, 12, 12),
-            max_iter=5,
-            backbone="conv4_strided",
-            class_augmentation="dihedral",
-        ),
-    )
-    assert model.config["training"]["n_classes"] == 80
     with pytest.raises(ValueError, match="'rot90' or 'dihedral'"):
         meta_train(X, y, _settings(input_shape=(1, 12, 12), class_augmentation="flip"))
 
