@@ -71,6 +71,8 @@ Two stages, settings chosen only on background:
   goes to ``final`` within the budget as priced by the probes that day,
   scored on ``evaluation``'s runs of seeds 0 and 1 (100 each, as
   ``lake_transductive.py``'s final).
+  It did not pass: +1.54 inductive+shifts and +0.66 PT-MAP+shifts over the
+  baseline (+0.23 and +0.11 over the reference), so no final was trained.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
