@@ -165,6 +165,25 @@ def test_adaptation_is_deterministic_and_takes_fewer_classes_than_trained():
     torch.testing.assert_close(out, algorithm.predict(net, second, queries))
 
 
+def test_the_controller_sees_layer_normalised_embeddings():
+    """Scaling and offsetting every embedding changes no prediction: positive,
+    alike ReLU embeddings reach the controller centred and at unit scale."""
+    algorithm = make_algorithm("mann", **SMALL)
+    net = _net(algorithm)
+    net.backbone = nn.Identity()
+    support_x, support_y = torch.randn(6, 4), torch.tensor([0, 1, 2, 2, 1, 0])
+    queries = torch.randn(5, 4)
+    logits = algorithm.predict(
+        net, algorithm.adapt(net, support_x, support_y, 3), queries
+    )
+    state = algorithm.adapt(net, 3 * support_x + 1, support_y, 3)
+    moved = algorithm.predict(net, state, 3 * queries + 1)
+    torch.testing.assert_close(moved, logits, rtol=1e-4, atol=1e-4)
+    # a scale per feature is no such change: the predictions move
+    stretched = queries * torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert not torch.allclose(algorithm.predict(net, state, stretched), logits)
+
+
 def test_more_classes_than_trained_ways_is_refused():
     algorithm = make_algorithm("mann", **SMALL)
     net = _net(algorithm, n_way=3)

@@ -36,6 +36,11 @@ Departures from the paper, and why:
   cosines are multiplied by a strength ``beta = 1 + softplus(.)`` from the
   controller, about 11 at first (a softmax of plain cosines over 128 slots is
   nearly uniform); the LSTM's forget-gate bias starts at 1.
+- **Input normalisation.** Each embedding is layer-normalised (no
+  parameters) before the controller. ReLU embeddings are positive and alike
+  (high cosines), and their differences small; on such 5-way 5-shot toy
+  episodes MANN stayed at chance for 600 iterations, and learnt (86%) with
+  the normalisation.
 - **Support order.** Meta-training shuffles each episode's support rows;
   adaptation reads the user's support rows in one fixed pseudo-random order
   (seeded), so ``fit`` is deterministic and a class-sorted support set looks
@@ -247,12 +252,9 @@ class MANN(Algorithm):
     def _controller(self, net, x, labels, state):
         """The LSTM step and its interface: ``h, c``, keys, adds, gates and
         strengths for inputs ``x (..., dim)`` and labels ``(..., n_way)``."""
-        dtype = x.dtype
-        extra = net.extra
-        cell = tuple(
-            extra[f"controller_{k}"].to(dtype)
-            for k in ("weight_ih", "weight_hh", "bias")
-        )
+        dtype, extra, names = x.dtype, net.extra, ("weight_ih", "weight_hh", "bias")
+        cell = tuple(extra[f"controller_{k}"].to(dtype) for k in names)
+        x = F.layer_norm(x, x.shape[-1:])  # see "Input normalisation" above
         inputs = torch.cat([x, labels, state.reads.expand(*x.shape[:-1], -1)], -1)
         h_prev = state.h.expand(*x.shape[:-1], -1)
         c_prev = state.c.expand(*x.shape[:-1], -1)
@@ -269,12 +271,10 @@ class MANN(Algorithm):
         return h, c, keys, adds, gates, strengths
 
     def _output(self, net, h, reads):
-        dtype = h.dtype
-        return F.linear(
-            torch.cat([h, reads.flatten(-2)], -1),
-            net.extra["output_weight"].to(dtype),
-            net.extra["output_bias"].to(dtype),
+        weight, bias = (
+            net.extra[f"output_{k}"].to(h.dtype) for k in ("weight", "bias")
         )
+        return F.linear(torch.cat([h, reads.flatten(-2)], -1), weight, bias)
 
     def write_step(self, net, x, labels, state: MemoryState):
         """One step that writes: ``x (T, dim)``, previous labels ``(T, n_way)``.
@@ -286,11 +286,7 @@ class MANN(Algorithm):
             state.memory, state.usage, state.read_weights, gates, adds
         )
         reads, read_weights = lrua_read(memory, keys, strengths)
-        usage = (
-            self.usage_decay * state.usage
-            + read_weights.sum(-2)
-            + write_weights.sum(-2)
-        )
+        usage = self.usage_decay * state.usage + (read_weights + write_weights).sum(-2)
         new = MemoryState(memory, usage, read_weights, reads.flatten(-2), h, c)
         return self._output(net, h, reads), new
 
