@@ -165,9 +165,9 @@ def test_adaptation_is_deterministic_and_takes_fewer_classes_than_trained():
     torch.testing.assert_close(out, algorithm.predict(net, second, queries))
 
 
-def test_the_controller_sees_layer_normalised_embeddings():
-    """Scaling and offsetting every embedding changes no prediction: positive,
-    alike ReLU embeddings reach the controller centred and at unit scale."""
+def test_the_controller_sees_projected_layer_normalised_embeddings():
+    """Embeddings are mapped to `input_width` features and layer-normalised:
+    scaling every embedding changes no prediction."""
     algorithm = make_algorithm("mann", **SMALL)
     net = _net(algorithm)
     net.backbone = nn.Identity()
@@ -176,8 +176,9 @@ def test_the_controller_sees_layer_normalised_embeddings():
     logits = algorithm.predict(
         net, algorithm.adapt(net, support_x, support_y, 3), queries
     )
-    state = algorithm.adapt(net, 3 * support_x + 1, support_y, 3)
-    moved = algorithm.predict(net, state, 3 * queries + 1)
+    assert net.extra["input_weight"].shape == (64, 4)  # input_width x dim
+    state = algorithm.adapt(net, 3 * support_x, support_y, 3)
+    moved = algorithm.predict(net, state, 3 * queries)
     torch.testing.assert_close(moved, logits, rtol=1e-4, atol=1e-4)
     # a scale per feature is no such change: the predictions move
     stretched = queries * torch.tensor([1.0, 2.0, 3.0, 4.0])
@@ -260,7 +261,11 @@ def test_estimator_round_trip_and_saved_model(five_classes, blobs, tmp_path):
         random_state=0,
     ).fit(X, y)
     model = clf.meta_model_
-    assert model.config["method_params"] == {**SMALL, "usage_decay": 0.95}
+    assert model.config["method_params"] == {
+        **SMALL,
+        "usage_decay": 0.95,
+        "input_width": 64,
+    }
     assert model.state["extra.output_weight"].shape[0] == 5
     proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
