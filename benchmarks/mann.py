@@ -10,17 +10,17 @@ scored on ``evaluation`` with :func:`skmeta.episodic_score`: 5-way 1-shot and
 MANN's output layer is as wide as its episodes (5-way), so it meta-trains on
 5-way 5-shot 5-query episodes, 4 per meta-batch (the paper: 16; fewer rows per
 update leave more updates within the budget), with the paper's memory (128 slots
-of 40, 4 heads, a 200-unit LSTM). ProtoNet takes the repository's Omniglot
+of 40, 4 heads, a 200-unit LSTM) and the library's input layer (64 features,
+layer-normalised; the rows before it, at chance, are in git's history).
+ProtoNet takes the repository's Omniglot
 recipe (20-way 1-shot 5-query, one episode per meta-batch,
 ``benchmarks/omniglot.py``). Both at the default learning rate, 1e-3.
 
     python benchmarks/mann.py run --method protonet --budget 420
     python benchmarks/mann.py run --method mann --budget 420
-    python benchmarks/mann.py run --method mann --budget 360 \
-        --learning-rate 3e-3 --name mann-lr3e-3   # the toy problem's rate
     python benchmarks/mann.py run --method mann --budget 420 \
         --learning-rate 3e-3 --name mann-frozen-protonet-lr3e-3 \
-        --frozen-backbone /tmp/models/lake_select_lr4-28.safetensors
+        --frozen-backbone /tmp/models/lake_select_lr4-28-20k.safetensors
     python benchmarks/mann.py table
 
 ``--frozen-backbone MODEL`` gives MANN the backbone of a saved ProtoNet,
@@ -203,12 +203,12 @@ def table(args) -> None:
         "mean ± 95% CI; backbone conv4_strided, rot90 class augmentation, "
         "learning rate 1e-3 unless the row's name says otherwise (3e-3: the "
         "rate of the unit test's toy problem, not tuned on Omniglot). Each "
-        "row's budget (420 s; 360 s for the mann-lr3e-3 row) set its iterations from "
+        "row's budget (420 s) set its iterations from "
         "a 40-iteration probe, so the actual times differ with the load of the "
         "shared machine. Training loss and query accuracy are the first and "
         "last records of the meta-training history (chance: ln 5 = 1.609 and "
         "20% for 5-way episodes). `frozen-protonet`: the backbone of a ProtoNet "
-        "meta-trained on 25 background alphabets (`lake_select_lr4-28`), "
+        "meta-trained on 25 background alphabets (`lake_select_lr4-28-20k`), "
         "frozen, its embeddings L2-normalised (`--frozen-backbone`)."
     )
     (out / "mann.md").write_text("\n".join(lines) + "\n")
