@@ -17,8 +17,9 @@ recipe (20-way 1-shot 5-query, one episode per meta-batch,
 ``benchmarks/omniglot.py``). Both at the default learning rate, 1e-3.
 
     python benchmarks/mann.py run --method protonet --budget 420
-    python benchmarks/mann.py run --method mann --budget 420
-    python benchmarks/mann.py run --method mann --budget 420 \
+    python benchmarks/mann.py run --method mann --budget 900 \
+        --learning-rate 3e-3 --name mann-lr3e-3
+    python benchmarks/mann.py run --method mann --budget 900 \
         --learning-rate 3e-3 --name mann-frozen-protonet-lr3e-3 \
         --frozen-backbone /tmp/models/lake_select_lr4-28-20k.safetensors
     python benchmarks/mann.py table
@@ -203,7 +204,7 @@ def table(args) -> None:
         "mean ± 95% CI; backbone conv4_strided, rot90 class augmentation, "
         "learning rate 1e-3 unless the row's name says otherwise (3e-3: the "
         "rate of the unit test's toy problem, not tuned on Omniglot). Each "
-        "row's budget (420 s) set its iterations from "
+        "row's budget (420 s for ProtoNet, 900 s for MANN) set its iterations from "
         "a 40-iteration probe, so the actual times differ with the load of the "
         "shared machine. Training loss and query accuracy are the first and "
         "last records of the meta-training history (chance: ln 5 = 1.609 and "
