@@ -166,8 +166,8 @@ def test_adaptation_is_deterministic_and_takes_fewer_classes_than_trained():
 
 
 def test_the_controller_sees_projected_layer_normalised_embeddings():
-    """Embeddings are mapped to `input_width` features and layer-normalised:
-    scaling every embedding changes no prediction."""
+    """Embeddings are layer-normalised, mapped to `input_width` features and
+    normalised again: scaling every embedding changes no prediction."""
     algorithm = make_algorithm("mann", **SMALL)
     net = _net(algorithm)
     net.backbone = nn.Identity()
