@@ -10,8 +10,9 @@ scored on ``evaluation`` with :func:`skmeta.episodic_score`: 5-way 1-shot and
 MANN's output layer is as wide as its episodes (5-way), so it meta-trains on
 5-way 5-shot 5-query episodes, 4 per meta-batch (the paper: 16; fewer rows per
 update leave more updates within the budget), with the paper's memory (128 slots
-of 40, 4 heads, a 200-unit LSTM) and the library's input layer (64 features,
-layer-normalised; the rows before it, at chance, are in git's history).
+of 40, 4 heads, a 200-unit LSTM) and the library's input layer as of
+52c0e8c (64 features, layer-normalised; 8cd9ba8 added a layer norm before
+it and was not rerun here; the rows before it, at chance, are in git).
 ProtoNet takes the repository's Omniglot
 recipe (20-way 1-shot 5-query, one episode per meta-batch,
 ``benchmarks/omniglot.py``). Both at the default learning rate, 1e-3.
