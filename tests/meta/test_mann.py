@@ -1,5 +1,7 @@
 """Memory-augmented neural network (skmeta.meta.algorithms.mann)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -112,10 +114,13 @@ def test_loss_is_the_sequence_and_query_cross_entropy_of_the_shuffled_support():
     logits, queries = [], []
     with torch.no_grad():
         for t in range(2):  # task by task: batching over tasks changes nothing
-            support = net(batch.support_x[t][order[t]])[None]
+            # centred on the mean of the class means (balanced: of the rows)
+            centre = net(batch.support_x[t]).mean(0)
+            support = (net(batch.support_x[t][order[t]]) - centre)[None]
             labels = batch.support_y[order[t]][None]
             out, state = algorithm.read_support(net, support, labels)
-            query = algorithm.query_step(net, net(batch.query_x[t])[None], state)[0]
+            query = (net(batch.query_x[t]) - centre)[None]
+            query = algorithm.query_step(net, query, state)[0]
             logits += [out[0], query]
             queries.append(query)
     targets = torch.cat(
@@ -183,6 +188,36 @@ def test_the_controller_sees_projected_layer_normalised_embeddings():
     # a scale per feature is no such change: the predictions move
     stretched = queries * torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert not torch.allclose(algorithm.predict(net, state, stretched), logits)
+
+
+def test_episodes_are_centred_on_the_mean_of_the_support_class_means():
+    """Moving every embedding by one vector changes no prediction, and an
+    imbalanced support set is centred on its classes, not on its rows."""
+    algorithm = make_algorithm("mann", **SMALL)
+    net = _net(algorithm)
+    net.backbone = nn.Identity()
+    support_x, support_y = torch.randn(6, 4), torch.tensor([0, 1, 2, 2, 2, 2])
+    queries = torch.randn(5, 4)
+    state = algorithm.adapt(net, support_x, support_y, 3)
+    class_means = torch.stack([support_x[support_y == c].mean(0) for c in range(3)])
+    torch.testing.assert_close(state["centre"], class_means.mean(0))
+    logits = algorithm.predict(net, state, queries)
+    shift = torch.tensor([5.0, -3.0, 0.5, 2.0])
+    moved = algorithm.adapt(net, support_x + shift, support_y, 3)
+    torch.testing.assert_close(
+        algorithm.predict(net, moved, queries + shift), logits, rtol=1e-4, atol=1e-4
+    )
+    # the same in meta-training's loss, where a layer norm alone would not do
+    batch = _batch()
+    torch.manual_seed(3)
+    loss, _ = algorithm.loss(net, batch)
+    shifted = dataclasses.replace(
+        batch, support_x=batch.support_x + shift, query_x=batch.query_x + shift
+    )
+    torch.manual_seed(3)
+    assert algorithm.loss(net, shifted)[0].item() == pytest.approx(
+        loss.item(), rel=1e-4
+    )
 
 
 def test_more_classes_than_trained_ways_is_refused():

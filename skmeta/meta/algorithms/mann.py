@@ -42,6 +42,13 @@ Departures from the paper, and why:
   such toy 5-way 5-shot episodes MANN stayed at chance (20.1%) for 600
   iterations, and learns (78.7%) with it (``benchmarks/mann_toy.py``). On
   frozen 256-d Omniglot embeddings a layer norm alone left it at chance.
+- **Episode centring.** Every embedding of an episode, support and query,
+  has the mean of the support's class means subtracted before the input
+  layer. Frozen ProtoNet embeddings of Omniglot look alike (mean cosine about
+  0.75); MANN meta-trained on them through the estimators stayed at chance
+  (12,291 iterations) and learns with the centring (91.7% query accuracy
+  after 2,200 iterations in an exploration; ``benchmarks/RESULTS.md``). A
+  query's prediction still depends only on the support set and that query.
 - **Support order.** Meta-training shuffles each episode's support rows;
   adaptation reads the user's support rows in one fixed pseudo-random order
   (seeded), so ``fit`` is deterministic and a class-sorted support set looks
@@ -57,9 +64,10 @@ import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
 from .base import Algorithm, TaskBatch
+from .lrua import least_used, lrua_read, lrua_write
 from .matching import _lstm_step, _lstm_weights
 
-__all__ = ["MANN", "least_used", "lrua_read", "lrua_write"]
+__all__ = ["MANN", "episode_centre", "least_used", "lrua_read", "lrua_write"]
 
 MEMORY_INIT = 1e-6  # the paper's constant initial memory
 SUPPORT_ORDER_SEED = 0
@@ -87,78 +95,31 @@ class MemoryState(NamedTuple):
     c: torch.Tensor
 
 
-def least_used(usage: torch.Tensor, n: int) -> torch.Tensor:
-    """One-hot rows of the `n` least used slots, least used first.
+def episode_centre(
+    support: torch.Tensor, labels: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    """The mean of the support's class means, what an episode is centred on.
 
     Parameters
     ----------
-    usage : Tensor of shape (..., memory_slots)
-    n : int
+    support : Tensor of shape (..., L, dim)
+        Embeddings of the support rows.
+    labels : Tensor of shape (L,) or (..., L), int64
+        Their classes, in ``0 .. n_classes - 1``.
+    n_classes : int
 
     Returns
     -------
-    Tensor of shape (..., n, memory_slots)
-        Row ``i`` marks the ``i``-th least used slot; ties go to the lowest
-        slot index (a stable sort).
+    Tensor of shape (..., 1, dim)
+        Classes with no row are left out; a class with many rows weighs as
+        much as one with a single row.
     """
-    order = torch.sort(usage, dim=-1, stable=True).indices[..., :n]
-    return F.one_hot(order, usage.shape[-1]).to(usage.dtype)
-
-
-def lrua_write(
-    memory: torch.Tensor,
-    usage: torch.Tensor,
-    last_read: torch.Tensor,
-    gates: torch.Tensor,
-    adds: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Least-recently-used write.
-
-    Parameters
-    ----------
-    memory : Tensor of shape (T, memory_slots, slot_width)
-    usage : Tensor of shape (T, memory_slots)
-        Usage after the previous step.
-    last_read : Tensor of shape (T, heads, memory_slots)
-        The previous step's read weights.
-    gates : Tensor of shape (T, heads)
-        ``alpha`` before its sigmoid: 1 writes where the head last read, 0 to
-        its least used slot.
-    adds : Tensor of shape (T, heads, slot_width)
-        What each head writes.
-
-    Returns
-    -------
-    memory : Tensor of shape (T, memory_slots, slot_width)
-        The least used slot zeroed, then ``w_w^T adds`` added.
-    write_weights : Tensor of shape (T, heads, memory_slots)
-    """
-    lu = least_used(usage, gates.shape[-1])
-    gate = torch.sigmoid(gates).unsqueeze(-1)
-    write_weights = gate * last_read + (1 - gate) * lu
-    memory = memory * (1 - lu[..., 0, :].unsqueeze(-1)) + write_weights.mT @ adds
-    return memory, write_weights
-
-
-def lrua_read(
-    memory: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Content-based read: softmax over slots of ``strength * cos(key, slot)``.
-
-    Parameters
-    ----------
-    memory : Tensor of shape (..., memory_slots, slot_width)
-    keys : Tensor of shape (..., heads, slot_width)
-    strengths : Tensor of shape (..., heads)
-
-    Returns
-    -------
-    reads : Tensor of shape (..., heads, slot_width)
-    read_weights : Tensor of shape (..., heads, memory_slots)
-    """
-    sims = F.normalize(keys, dim=-1) @ F.normalize(memory, dim=-1).mT
-    weights = torch.softmax(strengths.unsqueeze(-1) * sims, -1)
-    return weights @ memory, weights
+    onehot = F.one_hot(labels, n_classes).to(support.dtype)
+    counts = onehot.sum(-2)
+    means = (onehot.mT @ support) / counts.clamp_min(1).unsqueeze(-1)
+    present = (counts > 0).to(support.dtype)
+    total = (means * present.unsqueeze(-1)).sum(-2, keepdim=True)
+    return total / present.sum(-1, keepdim=True).unsqueeze(-1)
 
 
 class MANN(Algorithm):
@@ -361,6 +322,8 @@ class MANN(Algorithm):
         query = net(batch.query_x.reshape(-1, n_features))
         support = support.view(n_tasks, n_support, -1)
         query = query.view(n_tasks, -1, support.shape[-1])
+        centre = episode_centre(support, batch.support_y, batch.n_way)
+        support, query = support - centre, query - centre
         # the paper's shuffled sequences: each task's support in its own order
         order = torch.rand(n_tasks, n_support, device=support.device).argsort(1)
         support = support.gather(1, order.unsqueeze(-1).expand_as(support))
@@ -383,15 +346,19 @@ class MANN(Algorithm):
         order = order.to(support_x.device)
         with torch.no_grad():
             support = embed_rows(net, support_x[order], batch_size)
+            centre = episode_centre(support, support_y[order], n_classes)
+            support = support - centre
             _, state = self.read_support(net, support[None], support_y[order][None])
         return {
             **{k: v[0] for k, v in state._asdict().items()},
+            "centre": centre[0],
             "n_classes": torch.tensor(n_classes),
         }
 
     def predict(self, net, state, query_x, batch_size=100):
         # float64 steps: a row's logits must not depend on its batch
         query = embed_rows(net, query_x, batch_size).double()
+        query = query - state["centre"].double()
         memory = MemoryState(
             **{k: state[k].double()[None] for k in MemoryState._fields}
         )
