@@ -10,12 +10,11 @@ scored on ``evaluation`` with :func:`skmeta.episodic_score`: 5-way 1-shot and
 MANN's output layer is as wide as its episodes (5-way), so it meta-trains on
 5-way 5-shot 5-query episodes, 4 per meta-batch (the paper: 16; fewer rows per
 update leave more updates within the budget), with the paper's memory (128 slots
-of 40, 4 heads, a 200-unit LSTM) and the library's input layer as of
-52c0e8c (64 features, layer-normalised; 8cd9ba8 added a layer norm before
-it and was not rerun here; the rows before it, at chance, are in git).
+of 40, 4 heads, a 200-unit LSTM), and the library's episode centring and
+input layer (62f7680; the rows before them, at chance, are in git).
 ProtoNet takes the repository's Omniglot
 recipe (20-way 1-shot 5-query, one episode per meta-batch,
-``benchmarks/omniglot.py``). Both at the default learning rate, 1e-3.
+``benchmarks/omniglot.py``) at the default learning rate, 1e-3; MANN at 3e-3.
 
     python benchmarks/mann.py run --method protonet --budget 420
     python benchmarks/mann.py run --method mann --budget 900 \
@@ -29,7 +28,8 @@ recipe (20-way 1-shot 5-query, one episode per meta-batch,
 frozen (``trainable_blocks=0``), its embeddings L2-normalised: features on
 which nearest prototypes already classify well, so that only the controller
 and memory learn. It tells whether MANN's slow start is in its features or in
-its binding of rows to labels.
+its binding of rows to labels. That ProtoNet's own meta-training (20,000
+iterations, 771 CPU s) is not counted in the row's time.
 
 Results: ``benchmarks/results/mann.json`` and ``benchmarks/results/mann.md``.
 """
@@ -211,7 +211,10 @@ def table(args) -> None:
         "last records of the meta-training history (chance: ln 5 = 1.609 and "
         "20% for 5-way episodes). `frozen-protonet`: the backbone of a ProtoNet "
         "meta-trained on 25 background alphabets (`lake_select_lr4-28-20k`), "
-        "frozen, its embeddings L2-normalised (`--frozen-backbone`)."
+        "frozen, its embeddings L2-normalised (`--frozen-backbone`); its own "
+        "meta-training (771 CPU s) is not in the row's time. MANN rows: "
+        "episode centring and input layer (62f7680); before them MANN stayed "
+        "at chance (rows in git)."
     )
     (out / "mann.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
