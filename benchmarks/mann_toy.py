@@ -15,8 +15,9 @@ vectors:
 Each run reports the query accuracy over the last 100 iterations and the
 first iteration at which the mean of 100 passed 50%. Run it at a commit
 before the controller's input normalisation (``c7370cb``), after its layer
-norm (``8315a61``), after its input layer (``52c0e8c``) and with a layer
-norm before that layer too (``8cd9ba8``) to see what each changed; the
+norm (``8315a61``), after its input layer (``52c0e8c``), with a layer
+norm before that layer too (``8cd9ba8``) and with episode centring
+(``62f7680``) to see what each changed; the
 results file keeps one row per kind and ``--label``.
 
     python benchmarks/mann_toy.py --label "layer-normalised input"
