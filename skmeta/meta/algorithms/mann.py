@@ -66,6 +66,7 @@ from ..net import MetaNet, embed_rows
 from .base import Algorithm, TaskBatch
 from .lrua import least_used, lrua_read, lrua_write
 from .matching import _lstm_step, _lstm_weights
+from .protonet import prototypes_of_tasks
 
 __all__ = ["MANN", "episode_centre", "least_used", "lrua_read", "lrua_write"]
 
@@ -102,24 +103,20 @@ def episode_centre(
 
     Parameters
     ----------
-    support : Tensor of shape (..., L, dim)
-        Embeddings of the support rows.
-    labels : Tensor of shape (L,) or (..., L), int64
-        Their classes, in ``0 .. n_classes - 1``.
+    support : Tensor of shape (n_tasks, L, dim)
+        Embeddings of the support rows of tasks with the same labels.
+    labels : Tensor of shape (L,), int64 in ``0 .. n_classes - 1``
     n_classes : int
 
     Returns
     -------
-    Tensor of shape (..., 1, dim)
+    Tensor of shape (n_tasks, 1, dim)
         Classes with no row are left out; a class with many rows weighs as
         much as one with a single row.
     """
-    onehot = F.one_hot(labels, n_classes).to(support.dtype)
-    counts = onehot.sum(-2)
-    means = (onehot.mT @ support) / counts.clamp_min(1).unsqueeze(-1)
-    present = (counts > 0).to(support.dtype)
-    total = (means * present.unsqueeze(-1)).sum(-2, keepdim=True)
-    return total / present.sum(-1, keepdim=True).unsqueeze(-1)
+    present = torch.bincount(labels, minlength=n_classes) > 0
+    means = prototypes_of_tasks(support, labels, n_classes)[:, present]
+    return means.mean(1, keepdim=True)
 
 
 class MANN(Algorithm):
@@ -346,7 +343,7 @@ class MANN(Algorithm):
         order = order.to(support_x.device)
         with torch.no_grad():
             support = embed_rows(net, support_x[order], batch_size)
-            centre = episode_centre(support, support_y[order], n_classes)
+            centre = episode_centre(support[None], support_y[order], n_classes)[0]
             support = support - centre
             _, state = self.read_support(net, support[None], support_y[order][None])
         return {
