@@ -77,7 +77,6 @@ METHODS = {
             {"beta": b, "lam": 40.0, "alpha": a}
             for b, a in itertools.product((1.0, 1.25, 1.5, 2.0), (0.2, 0.4))
         ],
-        "current": {"beta": 1.0, "lam": 40.0, "alpha": 0.4},
     },
     "tim": {
         "paper": {"temperature": 15.0, "n_iter": 1000, "lr": 1e-4},
@@ -114,7 +113,7 @@ def main() -> None:
     paper = METHODS[args.method]["paper"]
     selection = "select" + (" wide" if wide else "")
     # the second grid's reference is the first grid's choice
-    reference = METHODS[args.method]["current"] if wide else paper
+    reference = section["select"]["chosen"] if wide else paper
     path = MODELS / f"lake_{args.stage}_{args.model}.safetensors"
     model = MetaModel.load(path)
     X, y, groups, drawer = load(args.stage, args.data_home, args.seed)
