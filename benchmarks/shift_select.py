@@ -87,8 +87,11 @@ def main() -> None:
             for s in candidates[1:]
             if all(scores[name(s)][k]["mean"] > base[k]["mean"] for k in base)
         ]
-        mean = lambda s: sum(v["mean"] for v in scores[name(s)].values())  # noqa: E731
-        record["chosen"] = list(max(passed, key=mean) if passed else CURRENT)
+
+        def total(shifts) -> float:
+            return sum(v["mean"] for v in scores[name(shifts)].values())
+
+        record["chosen"] = list(max(passed, key=total) if passed else CURRENT)
     report[args.stage] = record
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
