@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
-from skmeta.meta.algorithms.mann import least_used, lrua_read, lrua_write
+from skmeta.meta.algorithms.lrua import least_used, lrua_read, lrua_write
 from skmeta.meta.net import MetaNet
 
 SMALL = {"memory_slots": 8, "slot_width": 6, "controller_size": 16, "read_heads": 2}

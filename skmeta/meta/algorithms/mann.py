@@ -64,11 +64,11 @@ import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
 from .base import Algorithm, TaskBatch
-from .lrua import least_used, lrua_read, lrua_write
+from .lrua import lrua_read, lrua_write
 from .matching import _lstm_step, _lstm_weights
 from .protonet import prototypes_of_tasks
 
-__all__ = ["MANN", "episode_centre", "least_used", "lrua_read", "lrua_write"]
+__all__ = ["MANN", "episode_centre"]
 
 MEMORY_INIT = 1e-6  # the paper's constant initial memory
 SUPPORT_ORDER_SEED = 0
