@@ -69,6 +69,11 @@ random episodes (seed 24):
     python benchmarks/lake_views.py select --round centring
     python benchmarks/lake_views.py final --round centring
 
+It lost at select (86.92 against 88.02% on the Lake runs, 94.04 against
+94.68% 20-way 1-shot), so ``mean`` stays. The finals of both rounds scored
+every candidate on ``evaluation`` (shown, not chosen): nothing beat the
+current deployments by the paired margin there either.
+
 Each candidate is computed from the views' embeddings
 (``MetaModel.transform(X, views=[offset])``, one offset at a time); a check
 on the first runs compares ``mean`` and ``ptmap`` with
