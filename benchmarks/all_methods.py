@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -162,7 +163,7 @@ def merge(method: str, record: dict) -> None:
     """Add `method`'s record to the JSON under a lock, rewrite the table."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "all_methods.json"
-    with open(RESULTS / ".all_methods.lock", "w") as lock:
+    with open(Path(tempfile.gettempdir()) / "skmeta_all_methods.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         report = json.loads(path.read_text()) if path.exists() else {}
         report[method] = record
