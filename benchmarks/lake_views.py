@@ -91,6 +91,7 @@ import argparse
 import json
 import time
 import warnings
+from dataclasses import dataclass
 
 import lake_runs
 import numpy as np
@@ -122,12 +123,23 @@ ROUNDS = {
 }
 
 
-def view_embeddings(model, X) -> torch.Tensor:
-    """Embeddings of every view: shape (n_views, n_rows, dim), float64."""
+@dataclass(frozen=True)
+class Views:
+    """Embeddings of every view, ``each`` of shape (n_views, n_rows, dim),
+    and their mean over the views, ``mean`` of shape (n_rows, dim), computed
+    once for all episodes; float64."""
+
+    each: torch.Tensor
+    mean: torch.Tensor
+
+
+def view_embeddings(model, X) -> Views:
+    """The :class:`Views` of the rows `X`."""
     views = [
         model.transform(X, views=[offset]) for offset in shift_offsets(list(SHIFTS))
     ]
-    return torch.from_numpy(np.stack(views)).double()
+    each = torch.from_numpy(np.stack(views)).double()
+    return Views(each, each.mean(0))
 
 
 def squared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -137,19 +149,19 @@ def squared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ).clamp_min(0)
 
 
-def inductive(name, E, support, query) -> torch.Tensor:
-    """Predicted support positions (one shot a class) of the queries."""
+def inductive(name, V, support, query) -> torch.Tensor:
+    """Predicted support positions (one shot a class) of the queries, from
+    the :class:`Views` `V`."""
+    E, mean = V.each, V.mean
     if name == "mean":
-        mean = E.mean(0)
         return squared(mean[query], mean[support]).argmin(1)
     if name == "support-centred-l2":
-        mean = E.mean(0)
         centre = mean[support].mean(0)  # one shot: the support class means' mean
         s = torch.nn.functional.normalize(mean[support] - centre, dim=1)
         q = torch.nn.functional.normalize(mean[query] - centre, dim=1)
         return squared(q, s).argmin(1)
     if name == "align-query":
-        d = squared(E[:, query], E.mean(0)[support].expand(E.shape[0], -1, -1))
+        d = squared(E[:, query], mean[support].expand(E.shape[0], -1, -1))
         return d.min(0).values.argmin(1)
     if name == "align-both":
         q = E[:, query].reshape(-1, E.shape[-1])  # (views * queries, d)
@@ -159,9 +171,9 @@ def inductive(name, E, support, query) -> torch.Tensor:
     raise ValueError(name)
 
 
-def transductive(name, E, support, query, params) -> torch.Tensor:
+def transductive(name, V, support, query, params) -> torch.Tensor:
     """Predicted support positions of the queries, labelled together."""
-    mean = E.mean(0)
+    E, mean = V.each, V.mean
     n = len(support)
     labels = torch.arange(n)
     ptmap = make_transductive("ptmap", **params["ptmap"])
@@ -214,7 +226,7 @@ def paired(candidate, current) -> dict:
     return {"gain": float(diff.mean()), "margin": float(1.96 * se)}
 
 
-def library_check(model, X, y, E, runs, params, n: int = 10) -> dict:
+def library_check(model, X, y, V, runs, params, n: int = 10) -> dict:
     """Share of the first `n` runs' queries on which ``mean`` and ``ptmap``
     predict as ``FewShotClassifier(test_time_shifts=(1, 2, 3))`` does."""
     out = {}
@@ -229,11 +241,11 @@ def library_check(model, X, y, E, runs, params, n: int = 10) -> dict:
             )
             if trans is None:
                 clf.fit(X[support], y[support])
-                ours = inductive(name, E, support, query)
+                ours = inductive(name, V, support, query)
             else:
                 rows = np.concatenate([support, query])
                 clf.fit(X[rows], np.concatenate([y[support], np.full(query.size, -1)]))
-                ours = transductive(name, E, support, query, params)
+                ours = transductive(name, V, support, query, params)
             agree.append(clf.predict(X[query]) == y[support][ours.numpy()])
         out[name] = float(np.mean(np.concatenate(agree)))
     return out
@@ -260,16 +272,17 @@ def run(args) -> dict:
     model = MetaModel.load(lake_runs.MODELS / f"{MODELS[stage]}.safetensors")
     _, (X, y, groups, drawer) = data(stage, args.data_home, 0)
     tic = time.perf_counter()
-    E = view_embeddings(model, X)
+    V = view_embeddings(model, X)
     embed_s = time.perf_counter() - tic
-    print(f"{E.shape[0]} views of {E.shape[1]} rows in {embed_s:.0f} s", flush=True)
+    n_views, n_rows, _ = V.each.shape
+    print(f"{n_views} views of {n_rows} rows in {embed_s:.0f} s", flush=True)
     params = chosen_transductive()
     runs = [
         run
         for seed in spec["run_seeds"][stage]
         for run in within_alphabet_runs(y, groups, drawer, args.runs, seed)
     ]
-    check = library_check(model, X, y, E, runs, params)
+    check = library_check(model, X, y, V, runs, params)
     print(f"agreement with the estimators: {check}", flush=True)
     seed = spec["episode_seed"][stage]
     tasks = {
@@ -281,13 +294,13 @@ def run(args) -> dict:
     for task, episodes in tasks.items():
         print(task, flush=True)
         scores[task] = accuracies(
-            spec["inductive"], lambda n, s, q: inductive(n, E, s, q), episodes, y
+            spec["inductive"], lambda n, s, q: inductive(n, V, s, q), episodes, y
         )
         if task == "lake":
             scores[task].update(
                 accuracies(
                     spec["transductive"],
-                    lambda n, s, q: transductive(n, E, s, q, params),
+                    lambda n, s, q: transductive(n, V, s, q, params),
                     episodes,
                     y,
                 )
