@@ -68,11 +68,15 @@ def extractor(args, max_iter: int) -> MetaFeatureExtractor:
     """The recipe of ``benchmarks/omniglot.py`` (strided Conv4, rot90, 20-way
     1-shot episodes) with this run's resolution, width and episode groups."""
     size = args.image_size
+    params = {} if args.width is None else {"hidden_channels": args.width}
+    downsample = getattr(args, "downsample", None)  # lake_augment.py's per block
+    if downsample is not None:
+        params["downsample"] = list(downsample)
     return MetaFeatureExtractor(
         method="protonet",
         input_shape=(1, size, size),
-        backbone="conv4_strided",
-        backbone_params=None if args.width is None else {"hidden_channels": args.width},
+        backbone="conv4" if downsample is not None else "conv4_strided",
+        backbone_params=params or None,
         n_way=args.n_way,
         k_shot=1,
         n_query=args.n_query,

@@ -89,10 +89,18 @@ def within_alphabet_runs(y, alphabet, drawer, n_runs, seed, n_way=20):
 
 
 def score(
-    model, transductive, X, y, episodes, test_time_shifts=None, params=None
+    model,
+    transductive,
+    X,
+    y,
+    episodes,
+    test_time_shifts=None,
+    params=None,
+    per_episode=False,
 ) -> dict:
     """Accuracy of `model` deployed inductively (None) or transductively,
-    with the classifier's `test_time_shifts` and `transductive_params`."""
+    with the classifier's `test_time_shifts` and `transductive_params`;
+    `per_episode` adds each episode's accuracy (for paired comparisons)."""
     accuracies = []
     tic = time.perf_counter()
     for support, query in episodes:
@@ -109,12 +117,15 @@ def score(
             clf.fit(X[rows], np.concatenate([y[support], np.full(query.size, -1)]))
         accuracies.append(np.mean(clf.predict(X[query]) == y[query]))
     accuracies = np.asarray(accuracies)
-    return {
+    out = {
         "mean": float(accuracies.mean()),
         "ci95": float(1.96 * accuracies.std(ddof=1) / np.sqrt(accuracies.size)),
         "n_episodes": int(accuracies.size),
         "seconds_per_episode": (time.perf_counter() - tic) / accuracies.size,
     }
+    if per_episode:
+        out["per_episode"] = accuracies
+    return out
 
 
 def main() -> None:

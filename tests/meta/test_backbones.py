@@ -67,3 +67,25 @@ def test_conv4_equals_the_textbook_layer_order():
         conv, bn, pool = layers[i], layers[i + 1], layers[i + 2]
         h = pool(torch.relu(bn(conv(h))))
     torch.testing.assert_close(net(x), h.flatten(1))
+
+
+def test_conv4_downsamples_block_by_block():
+    """One choice per block: max-pool the first (full resolution), stride the
+    rest; 28 -> 14 (pool) -> 7 -> 4 -> 2 (strides, rounded up)."""
+    mixed = ("maxpool", "strided", "strided", "strided")
+    net = build_backbone("conv4", (1, 28, 28), {"downsample": mixed}).eval()
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 64 * 2 * 2)
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    assert [c.stride for c in convs] == [(1, 1), (2, 2), (2, 2), (2, 2)]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in net.features) == 1
+    # a list (as read back from a model file's JSON) builds the same network
+    again = build_backbone("conv4", (1, 28, 28), {"downsample": list(mixed)})
+    assert str(again) == str(net)
+
+
+@pytest.mark.parametrize(
+    "downsample", ["avgpool", ("maxpool", "strided"), ("maxpool",) * 3 + ("blur",), 2]
+)
+def test_conv4_refuses_bad_downsample(downsample):
+    with pytest.raises(ValueError, match="downsample must be"):
+        build_backbone("conv4", (1, 28, 28), {"downsample": downsample})

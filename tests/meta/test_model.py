@@ -237,3 +237,17 @@ def test_embedder_falls_back_when_folding_changes_the_output(peek):
     x = torch.randn(3, 36)
     with torch.inference_mode():
         torch.testing.assert_close(embedder(x), net(x), rtol=1e-4, atol=1e-5)
+
+
+def test_per_block_downsampling_saves_and_loads(images, tmp_path):
+    """A Conv4 with one downsampling per block meta-trains, and its model file
+    (the choices as a JSON list) loads to the same embeddings."""
+    mixed = ("maxpool", "strided", "strided", "strided")
+    model = _strided_conv_model(
+        images, backbone="conv4", backbone_params={"downsample": mixed}
+    )
+    path = tmp_path / "mixed.safetensors"
+    model.save(path)
+    loaded = MetaModel.load(path)
+    X = images[0]
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))

@@ -1,0 +1,108 @@
+"""CPU cost of one meta-training iteration per Conv4 downsampling (issue 15).
+
+Prices the seventeenth try at the Lake target (``lake_augment.py``): Conv4s
+that max-pool in some blocks and stride in the others, meta-trained for the
+same CPU time as the strided Conv4's select model. Each candidate fits the
+40-way 2-query, rot90 recipe for 100 and 500 iterations on one thread (the
+difference over 400 is the cost of an iteration, free of the fixed cost of
+a fit), the candidates alternated over ``--rounds`` rounds in one process,
+so that the machine's load falls on all of them alike.
+
+    python benchmarks/conv4_cost.py
+
+Writes ``results/conv4_cost.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import lake_augment
+import lake_runs
+import numpy as np
+import torch
+
+from skmeta import MetaFeatureExtractor
+
+RESULTS = Path(__file__).parent / "results"
+CANDIDATES = {
+    "strided": ("strided",) * 4,
+    "maxpool-first": ("maxpool", "strided", "strided", "strided"),
+    "maxpool": ("maxpool",) * 4,
+}
+
+
+def fit_seconds(X, y, downsample, max_iter: int) -> float:
+    model = MetaFeatureExtractor(
+        method="protonet",
+        input_shape=(1, 28, 28),
+        backbone="conv4",
+        backbone_params={"downsample": list(downsample)},
+        n_way=40,
+        k_shot=1,
+        n_query=2,
+        class_augmentation="rot90",
+        max_iter=max_iter,
+        learning_rate=4e-3,
+        random_state=0,
+    )
+    tic = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short fits' ConvergenceWarning
+        model.fit(X, y)
+    return time.process_time() - tic
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    (X, y, _), _ = lake_augment.data("select", str(lake_runs.DATA), 0)
+    ms = {name: [] for name in CANDIDATES}
+    for _ in range(args.rounds):
+        for name, downsample in CANDIDATES.items():
+            short = fit_seconds(X, y, downsample, 100)
+            long = fit_seconds(X, y, downsample, 500)
+            ms[name].append(1000 * (long - short) / 400)
+            print(f"{name}: {ms[name][-1]:.1f} ms per iteration", flush=True)
+    base = np.mean(ms["strided"])
+    report = {
+        name: {
+            "downsample": list(CANDIDATES[name]),
+            "ms_per_iteration": values,
+            "mean_ms": float(np.mean(values)),
+            "iterations_for_20000_strided": round(20000 * base / np.mean(values)),
+            "iterations_for_78369_strided": round(78369 * base / np.mean(values)),
+        }
+        for name, values in ms.items()
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "conv4_cost.json").write_text(json.dumps(report, indent=1))
+    lines = [
+        "# Conv4 downsampling: CPU cost of one 40-way 2-query iteration",
+        "",
+        "`python benchmarks/conv4_cost.py` (one thread; fits of 100 and 500 "
+        "iterations, candidates alternated).",
+        "",
+        "| downsampling per block | ms per iteration (rounds) | mean | "
+        "iterations for 20,000 strided | for 78,369 strided |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report.values():
+        lines.append(
+            f"| {', '.join(r['downsample'])} | "
+            f"{', '.join(f'{v:.1f}' for v in r['ms_per_iteration'])} | "
+            f"{r['mean_ms']:.1f} | {r['iterations_for_20000_strided']:,} | "
+            f"{r['iterations_for_78369_strided']:,} |"
+        )
+    (RESULTS / "conv4_cost.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
