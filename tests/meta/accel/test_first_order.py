@@ -46,7 +46,9 @@ def _close(actual, expected, scale):
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-12 * float(scale))
 
 
-@pytest.mark.parametrize("downsample", ["strided", "maxpool"])
+@pytest.mark.parametrize(
+    "downsample", ["strided", "maxpool", ("maxpool", "strided", "maxpool", "strided")]
+)
 @pytest.mark.parametrize("task_norm", [False, True])
 @pytest.mark.parametrize("affine", [True, False])
 def test_embedding_and_gradients_equal_the_modules(downsample, task_norm, affine):

@@ -16,15 +16,26 @@ from skmeta.meta.net import MetaNet, widest_activations
 from skmeta.meta.norm import norm_statistics, use_task_norm
 from skmeta.meta.train import meta_gradient
 
-SHAPES = {"conv4": (1, 16, 16), "conv4_strided": (2, 8, 8), "mlp": (5,)}
+SHAPES = {
+    "conv4": (1, 16, 16),
+    "conv4_strided": (2, 8, 8),
+    "conv4_mixed": (1, 16, 16),  # max-pool in the first block, strides after
+    "mlp": (5,),
+}
+DOWNSAMPLE = {
+    "conv4": "maxpool",
+    "conv4_strided": "strided",
+    "conv4_mixed": ("maxpool", "strided", "strided", "strided"),
+}
 
 
 def _backbone(kind, task_norm=True):
     if kind == "mlp":
         backbone = MLP(5, hidden_sizes=(7,), out_features=4)
     else:
-        downsample = "strided" if kind == "conv4_strided" else "maxpool"
-        backbone = Conv4(SHAPES[kind][0], hidden_channels=3, downsample=downsample)
+        backbone = Conv4(
+            SHAPES[kind][0], hidden_channels=3, downsample=DOWNSAMPLE[kind]
+        )
     if task_norm:
         use_task_norm(backbone)
     else:  # batch statistics in every pass, no running averages
