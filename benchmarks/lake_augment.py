@@ -130,6 +130,13 @@ Two stages, settings chosen only on background:
   mean of the two goes to ``final`` with ``iterations_for_78369_strided``
   iterations (``w40q2-full``'s budget at the same cost ratio), scored as
   the eleventh try's final and reported whichever way it falls.
+  Neither passed: ``w40q2-mp1`` (10,298 iterations, 770 CPU s beside the
+  other) 87.66 / 95.95% and ``w40q2-mp4`` (5,923, 742 CPU s) 88.50 /
+  96.19% against 88.95 / 96.65% (inductive+shifts / PT-MAP+shifts; paired
+  gains -1.29 / -0.70 and -0.45 / -0.46 points), so no final was trained.
+  Without the shifts both led at select (85.3 and 86.2% on Lake's runs
+  against 85.9%, 93.3 and 93.9% 20-way 1-shot against 93.2%): max-pooling
+  buys the invariance the shifts give, at the price of iterations.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
