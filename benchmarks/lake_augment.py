@@ -137,6 +137,18 @@ Two stages, settings chosen only on background:
   Without the shifts both led at select (85.3 and 86.2% on Lake's runs
   against 85.9%, 93.3 and 93.9% 20-way 1-shot against 93.2%): max-pooling
   buys the invariance the shifts give, at the price of iterations.
+  **Eighteenth try, written as its training began, before any scoring: the
+  learning rate for 40-way episodes.** 4e-3 was chosen for 20-way episodes
+  at 5,517 iterations (``lake_runs.py``'s fourth try); the 40-way recipe
+  runs 78,369 with the same cosine schedule, and a longer schedule often
+  takes a higher peak. ``select --name w40q2-lr8-20k --max-iter 20000
+  --n-way 40 --n-query 2 --lr 8e-3`` and ``--name w40q2-lr2-20k --lr
+  2e-3`` (the cost per iteration of ``w40q2-20k``), then ``confirm --name
+  w40q2-lr8-20k,w40q2-lr2-20k --baseline w40q2-20k --round
+  confirm-eighteenth --run-seeds 36,37,38,39 --rule paired``: the
+  seventeenth try's paired rule; of those that pass, the best mean of the
+  two goes to ``final`` with 78,369 iterations at its learning rate,
+  reported whichever way it falls.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
