@@ -83,10 +83,10 @@ class Conv4(nn.Module):
     downsample : {"maxpool", "strided"} or sequence of 4 of them, default="maxpool"
         ``"maxpool"``: conv (stride 1) then 2x2 max-pool, as in Prototypical Networks.
         ``"strided"``: conv with stride 2 (MAML's Omniglot model), several times
-        faster on a CPU. A sequence gives one choice per block, e.g.
-        ``("maxpool", "strided", "strided", "strided")``: the first block, whose
-        convolution has few input channels and costs little at full resolution,
-        max-pools; the other three stride.
+        faster on a CPU. A sequence gives one choice per block: e.g.
+        ``("maxpool", "strided", "strided", "strided")`` max-pools the first,
+        full-resolution block and strides the rest (1.9x the strided Conv4's
+        meta-training time on 28x28 images, ``benchmarks/conv4_cost.py``).
 
     Shapes: ``(batch, C, H, W) -> (batch, hidden_channels * h * w)`` where ``h, w``
     are H, W halved four times, rounded down by a max-pool and up by a stride
@@ -102,7 +102,11 @@ class Conv4(nn.Module):
     ) -> None:
         super().__init__()
         per_block = [downsample] * 4 if isinstance(downsample, str) else downsample
-        if not isinstance(per_block, Sequence) or len(per_block) != 4:
+        if (
+            not isinstance(per_block, Sequence)
+            or len(per_block) != 4
+            or any(choice not in ("maxpool", "strided") for choice in per_block)
+        ):
             raise ValueError(
                 "downsample must be 'maxpool', 'strided' or a sequence of 4 of "
                 f"them (one per block), got {downsample!r}."
@@ -110,11 +114,6 @@ class Conv4(nn.Module):
         blocks: list[nn.Module] = []
         channels = in_channels
         for choice in per_block:
-            if choice not in ("maxpool", "strided"):
-                raise ValueError(
-                    "downsample must be 'maxpool', 'strided' or a sequence of 4 of "
-                    f"them (one per block), got {downsample!r}."
-                )
             stride = 2 if choice == "strided" else 1
             blocks += [
                 nn.Conv2d(channels, hidden_channels, 3, stride=stride, padding=1),
