@@ -149,6 +149,9 @@ Two stages, settings chosen only on background:
   seventeenth try's paired rule; of those that pass, the best mean of the
   two goes to ``final`` with 78,369 iterations at its learning rate,
   reported whichever way it falls.
+  Neither passed: 8e-3 87.50 / 95.66% and 2e-3 86.88 / 96.06% against
+  88.01 / 96.24% (inductive+shifts / PT-MAP+shifts; paired gains -0.51 /
+  -0.57 and -1.14 / -0.17 points), so 4e-3 stays and no final was trained.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
