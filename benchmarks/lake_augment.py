@@ -196,7 +196,7 @@ from pathlib import Path
 import lake_runs
 import numpy as np
 import torch
-from omniglot_methods import random_episodes, score, within_alphabet_runs
+from omniglot_methods import paired, random_episodes, score, within_alphabet_runs
 
 from skmeta import MetaModel
 from skmeta.augmentation import AffineAugmentation
@@ -363,14 +363,6 @@ def confirm(args) -> dict:
             default=None,
         ),
     }
-
-
-def paired(candidate: np.ndarray, baseline: np.ndarray) -> dict:
-    """Mean per-run gain of `candidate` over `baseline` and 1.96 standard
-    errors of the per-run differences (``lake_views.py``'s test)."""
-    diff = candidate - baseline
-    margin = 1.96 * diff.std(ddof=1) / np.sqrt(diff.size)
-    return {"gain": float(diff.mean()), "margin": float(margin)}
 
 
 def main() -> None:

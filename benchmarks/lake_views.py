@@ -97,7 +97,7 @@ import lake_runs
 import numpy as np
 import torch
 from lake_augment import chosen_transductive, data
-from omniglot_methods import random_episodes, within_alphabet_runs
+from omniglot_methods import paired, random_episodes, within_alphabet_runs
 
 from skmeta import FewShotClassifier, MetaModel
 from skmeta.meta.transductive import make_transductive
@@ -217,13 +217,6 @@ def summary(acc) -> dict:
         "ci95": float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)),
         "n_episodes": int(acc.size),
     }
-
-
-def paired(candidate, current) -> dict:
-    """Mean per-episode gain of `candidate` over `current` and its 1.96 SE."""
-    diff = np.asarray(candidate) - np.asarray(current)
-    se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.any() else 0.0
-    return {"gain": float(diff.mean()), "margin": float(1.96 * se)}
 
 
 def library_check(model, X, y, V, runs, params, n: int = 10) -> dict:

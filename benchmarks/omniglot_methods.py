@@ -128,6 +128,16 @@ def score(
     return out
 
 
+def paired(candidate, current) -> dict:
+    """Mean per-episode gain of `candidate` over `current` (per-episode
+    accuracies of the same episodes) and 1.96 standard errors of the paired
+    differences: the margin the Lake tries' paired rules ask the gain to
+    exceed."""
+    diff = np.asarray(candidate) - np.asarray(current)
+    se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.any() else 0.0
+    return {"gain": float(diff.mean()), "margin": float(1.96 * se)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", required=True, help="name=path")
