@@ -1,16 +1,19 @@
-"""CPU cost of one meta-training iteration per Conv4 downsampling (issue 15).
+"""CPU cost of one meta-training iteration per Conv4 downsampling and width
+(issue 15).
 
-Prices the seventeenth try at the Lake target (``lake_augment.py``): Conv4s
-that max-pool in some blocks and stride in the others, meta-trained for the
-same CPU time as the strided Conv4's select model. Each candidate fits the
+Prices the seventeenth and nineteenth tries at the Lake target
+(``lake_augment.py``): Conv4s that max-pool in some blocks and stride in
+the others, or narrower strided ones, meta-trained for the same CPU time as
+the strided Conv4's select model. Each candidate fits the
 40-way 2-query, rot90 recipe for 100 and 500 iterations on one thread (the
 difference over 400 is the cost of an iteration, free of the fixed cost of
 a fit), the candidates alternated over ``--rounds`` rounds in one process,
 so that the machine's load falls on all of them alike.
 
     python benchmarks/conv4_cost.py
+    python benchmarks/conv4_cost.py --candidates strided-48 --out conv4_cost_width
 
-Writes ``results/conv4_cost.{json,md}``.
+Writes ``results/<out>.{json,md}`` (``conv4_cost`` by default).
 """
 
 from __future__ import annotations
@@ -29,19 +32,22 @@ import torch
 from skmeta import MetaFeatureExtractor
 
 RESULTS = Path(__file__).parent / "results"
+# name: (downsampling per block, channels of every conv layer)
 CANDIDATES = {
-    "strided": ("strided",) * 4,
-    "maxpool-first": ("maxpool", "strided", "strided", "strided"),
-    "maxpool": ("maxpool",) * 4,
+    "strided": (("strided",) * 4, 64),
+    "maxpool-first": (("maxpool", "strided", "strided", "strided"), 64),
+    "maxpool": (("maxpool",) * 4, 64),
+    "strided-48": (("strided",) * 4, 48),  # the nineteenth try
 }
 
 
-def fit_seconds(X, y, downsample, max_iter: int) -> float:
+def fit_seconds(X, y, candidate, max_iter: int) -> float:
+    downsample, width = candidate
     model = MetaFeatureExtractor(
         method="protonet",
         input_shape=(1, 28, 28),
         backbone="conv4",
-        backbone_params={"downsample": list(downsample)},
+        backbone_params={"downsample": list(downsample), "hidden_channels": width},
         n_way=40,
         k_shot=1,
         n_query=2,
@@ -60,20 +66,28 @@ def fit_seconds(X, y, downsample, max_iter: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--candidates",
+        default="strided,maxpool-first,maxpool",
+        help=f"comma-separated, of {', '.join(CANDIDATES)}; strided is always in",
+    )
+    ap.add_argument("--out", default="conv4_cost", help="results/<out>.{json,md}")
     args = ap.parse_args()
+    names = ["strided"] + [n for n in args.candidates.split(",") if n != "strided"]
     torch.set_num_threads(1)
     (X, y, _), _ = lake_augment.data("select", str(lake_runs.DATA), 0)
-    ms = {name: [] for name in CANDIDATES}
+    ms = {name: [] for name in names}
     for _ in range(args.rounds):
-        for name, downsample in CANDIDATES.items():
-            short = fit_seconds(X, y, downsample, 100)
-            long = fit_seconds(X, y, downsample, 500)
+        for name in names:
+            short = fit_seconds(X, y, CANDIDATES[name], 100)
+            long = fit_seconds(X, y, CANDIDATES[name], 500)
             ms[name].append(1000 * (long - short) / 400)
             print(f"{name}: {ms[name][-1]:.1f} ms per iteration", flush=True)
     base = np.mean(ms["strided"])
     report = {
         name: {
-            "downsample": list(CANDIDATES[name]),
+            "downsample": list(CANDIDATES[name][0]),
+            "hidden_channels": CANDIDATES[name][1],
             "ms_per_iteration": values,
             "mean_ms": float(np.mean(values)),
             "iterations_for_20000_strided": round(20000 * base / np.mean(values)),
@@ -82,25 +96,25 @@ def main() -> None:
         for name, values in ms.items()
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "conv4_cost.json").write_text(json.dumps(report, indent=1))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1))
     lines = [
         "# Conv4 downsampling: CPU cost of one 40-way 2-query iteration",
         "",
         "`python benchmarks/conv4_cost.py` (one thread; fits of 100 and 500 "
         "iterations, candidates alternated).",
         "",
-        "| downsampling per block | ms per iteration (rounds) | mean | "
+        "| downsampling per block | channels | ms per iteration (rounds) | mean | "
         "iterations for 20,000 strided | for 78,369 strided |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for r in report.values():
         lines.append(
-            f"| {', '.join(r['downsample'])} | "
+            f"| {', '.join(r['downsample'])} | {r['hidden_channels']} | "
             f"{', '.join(f'{v:.1f}' for v in r['ms_per_iteration'])} | "
             f"{r['mean_ms']:.1f} | {r['iterations_for_20000_strided']:,} | "
             f"{r['iterations_for_78369_strided']:,} |"
         )
-    (RESULTS / "conv4_cost.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
