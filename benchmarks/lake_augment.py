@@ -152,6 +152,17 @@ Two stages, settings chosen only on background:
   Neither passed: 8e-3 87.50 / 95.66% and 2e-3 86.88 / 96.06% against
   88.01 / 96.24% (inductive+shifts / PT-MAP+shifts; paired gains -0.51 /
   -0.57 and -1.14 / -0.17 points), so 4e-3 stays and no final was trained.
+  **Nineteenth try, written before its training: a narrower strided Conv4
+  for more iterations.** A width of 96 lost at half the iterations
+  (``lake_runs.py``'s fourth try); the other way round, 48 channels (a
+  192-d embedding) cost less per iteration. ``conv4_cost.py --candidates
+  strided-48 --out conv4_cost_width`` prices it; ``select --name
+  w40q2-c48 --n-way 40 --n-query 2 --width 48 --max-iter N`` with N its
+  ``iterations_for_20000_strided``, then ``confirm --name w40q2-c48
+  --baseline w40q2-20k --round confirm-nineteenth --run-seeds 40,41,42,43
+  --rule paired``: the seventeenth try's paired rule; if it passes, a
+  final with its ``iterations_for_78369_strided``, reported whichever way
+  it falls.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
@@ -399,6 +410,9 @@ def main() -> None:
         "PT-MAP+shifts gain beyond 1.96 paired SE and no inductive loss (paired)",
     )
     ap.add_argument(
+        "--width", type=int, default=None, help="Conv4's channels (default 64)"
+    )
+    ap.add_argument(
         "--downsample",
         default=None,
         help="Conv4's downsampling per block, comma-separated (e.g. "
@@ -431,7 +445,7 @@ def main() -> None:
         name=args.name,
         within=args.within,
         image_size=28,
-        width=None,
+        width=args.width,
         n_way=args.n_way,
         n_query=args.n_query,
         lr=args.lr,
