@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -98,10 +99,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=1))
     lines = [
-        "# Conv4 downsampling: CPU cost of one 40-way 2-query iteration",
+        "# Conv4 downsampling and width: CPU cost of one 40-way 2-query iteration",
         "",
-        "`python benchmarks/conv4_cost.py` (one thread; fits of 100 and 500 "
-        "iterations, candidates alternated).",
+        f"`python benchmarks/conv4_cost.py {' '.join(sys.argv[1:])}`".replace(" `", "`")
+        + " (one thread; fits of 100 and 500 iterations, candidates alternated).",
         "",
         "| downsampling per block | channels | ms per iteration (rounds) | mean | "
         "iterations for 20,000 strided | for 78,369 strided |",
