@@ -163,6 +163,9 @@ Two stages, settings chosen only on background:
   --rule paired``: the seventeenth try's paired rule; if it passes, a
   final with its ``iterations_for_78369_strided``, reported whichever way
   it falls.
+  It did not pass: an iteration cost 0.84x the 64-channel one (32.5
+  against 38.9 ms), so 23,960 iterations (699 CPU s); 87.78 / 96.10%
+  against 88.66 / 96.34% (paired -0.89 / -0.24 points), no final.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
