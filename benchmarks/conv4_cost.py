@@ -30,8 +30,6 @@ import lake_runs
 import numpy as np
 import torch
 
-from skmeta import MetaFeatureExtractor
-
 RESULTS = Path(__file__).parent / "results"
 # name: (downsampling per block, channels of every conv layer)
 CANDIDATES = {
@@ -43,20 +41,21 @@ CANDIDATES = {
 
 
 def fit_seconds(X, y, candidate, max_iter: int) -> float:
+    """CPU seconds of one fit of the trained recipe (``lake_runs.extractor``,
+    as ``lake_augment.py select`` builds it) with `candidate`'s Conv4."""
     downsample, width = candidate
-    model = MetaFeatureExtractor(
-        method="protonet",
-        input_shape=(1, 28, 28),
-        backbone="conv4",
-        backbone_params={"downsample": list(downsample), "hidden_channels": width},
+    recipe = argparse.Namespace(
+        image_size=28,
+        width=width,
+        downsample=downsample,
         n_way=40,
-        k_shot=1,
         n_query=2,
         class_augmentation="rot90",
-        max_iter=max_iter,
-        learning_rate=4e-3,
-        random_state=0,
+        within=0.0,
+        lr=4e-3,
+        seed=0,
     )
+    model = lake_runs.extractor(recipe, max_iter)
     tic = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the short fits' ConvergenceWarning
