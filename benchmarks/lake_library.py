@@ -48,10 +48,11 @@ CANDIDATES = {"none": None, "1": (1,), "1,2": (1, 2), "1,2,3": (1, 2, 3)}
 TRANSDUCTIVE = ("ptmap", "tim", "alpha-tim")
 
 
-def load(stage: str, data_home: str, seed: int):
-    """28 px rows, labels, alphabets and drawers of the stage's runs."""
+def load(stage: str, data_home: str, seed: int, image_size: int = 28):
+    """Rows of `image_size` px, labels, alphabets and drawers of the stage's
+    runs."""
     split = "background" if stage == "select" else "evaluation"
-    data = load_omniglot(split, data_home=data_home, image_size=28)
+    data = load_omniglot(split, data_home=data_home, image_size=image_size)
     raw = np.load(Path(data_home) / f"{split}.npz")
     if not np.array_equal(raw["labels"], data.target):
         raise SystemExit("the data file's rows are not in load_omniglot's order")

@@ -116,7 +116,9 @@ def main() -> None:
     reference = section["select"]["chosen"] if wide else paper
     path = MODELS / f"lake_{args.stage}_{args.model}.safetensors"
     model = MetaModel.load(path)
-    X, y, groups, drawer = load(args.stage, args.data_home, args.seed)
+    X, y, groups, drawer = load(
+        args.stage, args.data_home, args.seed, model.input_shape[-1]
+    )
     runs = within_alphabet_runs(y, groups, drawer, args.runs, args.seed)
     if args.stage == "select":
         candidates = METHODS[args.method]["wide" if wide else "grid"]
