@@ -26,12 +26,9 @@ from ._checks import (
     warn_if_still_improving,
 )
 from ._method_settings import MethodSettings
-from ._parameters import (
-    META_TRAINING_PARAMETERS,
-    PARAMETER_CONSTRAINTS,
-)
+from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS
 from ._tasks import CLASSIFICATION
-from ._test_time import check_shifts, check_views_unchanged, test_time_views
+from ._test_time import check_views, check_views_unchanged, test_time_views
 from ._transductive import (
     UNLABELLED,
     check_transductive,
@@ -91,6 +88,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         rejection_rate=None,
         replay_per_class=None,
         test_time_shifts=None,
+        test_time_turns=False,
         pretrained=None,
         device="auto",
         random_state=None,
@@ -130,6 +128,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         self.rejection_rate = rejection_rate
         self.replay_per_class = replay_per_class
         self.test_time_shifts = test_time_shifts
+        self.test_time_turns = test_time_turns
         self.pretrained = pretrained
         self.device = device
         self.random_state = random_state
@@ -165,7 +164,8 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             self._transducer = check_transductive(self, method)
             embeds_only = not self._adapts or self._transducer is not None
             method_class = None if embeds_only else ALGORITHMS[method]
-            check_shifts(self.test_time_shifts, self.input_shape, method_class)
+            shifts, turns = self.test_time_shifts, self.test_time_turns
+            check_views(shifts, turns, self.input_shape, method_class)
             targets = y if self._task.regression else None
             X_train, labels_train = X, labels
             if labels is not None and (labels == UNLABELLED).any():

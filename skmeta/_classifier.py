@@ -25,7 +25,6 @@ class FewShotClassifier(ClassifierOutputs, ClassifierMixin, MetaEstimator):
     No setting is silently ignored: a method setting the method does not take,
     or one unlike the pretrained model's, raises ``ValueError``; meta-training
     parameters set with ``pretrained=`` (so unused) make ``fit`` warn.
-
     Ctrl-C during meta-training ends :meth:`fit` with the model so far and a
     warning; with `checkpoint`, the next :meth:`fit` resumes a killed run.
 
@@ -143,15 +142,13 @@ default=None
         Share of the meta-training episodes whose `n_way` classes are drawn
         from one group of ``fit(X, y, groups=...)``, chosen uniformly among
         those with `n_way` classes of ``k_shot + n_query`` rows; the others
-        (and validation episodes) are drawn among all classes. Groups of
-        similar classes (the characters of one Omniglot alphabet) make hard
-        episodes, as Lake et al.'s within-alphabet runs. A rotated class stays
-        in its group. Above 0 it needs `groups` and an episodic method, and
+        (and validation episodes) are drawn among all classes: hard episodes,
+        as Lake et al.'s within-alphabet runs. A rotated class stays in its
+        group. Above 0 it needs `groups` and an episodic method, and
         `n_way=None` takes at most the largest group's number of classes.
     meta_batch_size : int, default=None
-        Episodes per meta-update. None: 1 for classification; for regression
-        (:class:`FewShotRegressor`), 25 tasks when `groups` holds several
-        (MAML's sine-wave setting), else 1.
+        Episodes per meta-update. None: 1 for classification; for regression,
+        25 tasks when `groups` holds several (MAML's sine waves), else 1.
     max_iter : int, default=1000
         Number of meta-updates.
     learning_rate : float, default=None
@@ -181,12 +178,11 @@ default=None
         Evaluations without improvement before stopping (every ``max_iter // 20``
         iterations, at most 100).
     n_jobs : int, default=None
-        Worker threads that take the meta-gradients of a meta-batch's tasks in
-        parallel, on a CPU, for the methods that take them task by task (the
-        gradient-based family). None: as many as torch has intra-op threads
-        where each worker can run a thread of its own, else 1; -1: all of
-        torch's intra-op threads; 1: one task after the other in the calling
-        thread (the lower-memory choice).
+        Worker threads for the meta-gradients of a meta-batch's tasks, on a
+        CPU, for the gradient-based family. None: as many as torch has
+        intra-op threads where each worker can run a thread of its own, else
+        1; -1: all of torch's intra-op threads; 1: one task after the other in
+        the calling thread (the lower-memory choice).
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         Arithmetic of meta-training. ``"bfloat16"`` and ``"float16"`` run the
         forward passes under ``torch.autocast`` (mixed precision, for GPUs with
@@ -197,12 +193,11 @@ default=None
         Whether :meth:`fit` continues meta-training from the fitted
         ``meta_model_`` rather than from a new network, as scikit-learn's
         ``MLPClassifier`` does: `max_iter` more iterations from its weights and
-        input scaling, with a new cosine cycle of the learning rate and a new
-        Adam; ``n_iter_`` and ``history_`` count on from the previous fit's.
-        The method and the network (`backbone`, `backbone_params`,
-        `input_shape`) must stay those of ``meta_model_``. Without a fitted
-        model, :meth:`fit` meta-trains anew. It does not apply to
-        :meth:`partial_fit`, which never meta-trains after its first call.
+        input scaling, a new cosine cycle and a new Adam; ``n_iter_`` and
+        ``history_`` count on. The method and the network (`backbone`,
+        `backbone_params`, `input_shape`) must stay those of ``meta_model_``.
+        Without a fitted model, :meth:`fit` meta-trains anew; :meth:`partial_fit`
+        never meta-trains after its first call.
     checkpoint : str or path-like, default=None
         A file in which meta-training keeps its whole state (weights, Adam's
         state and schedule, random states, history, early-stopping state),
@@ -251,6 +246,12 @@ default=None
         replicated), in :meth:`fit` and :meth:`predict`; ``(1, 2, 3)`` is 25
         views, 25 times the cost. For the methods that classify embeddings
         and every `transductive` method; applies with `pretrained`.
+    test_time_turns : bool, default=False
+        Test-time augmentation of square images: each image and its 3 quarter
+        turns embedded (each over `test_time_shifts`) side by side, halved
+        (squared distances: the mean over the turns); 4 times the cost. For
+        models meta-trained with ``class_augmentation="rot90"``; as
+        `test_time_shifts`, for the methods that classify embeddings.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,
@@ -375,8 +376,7 @@ default=None
 
         Unlike scikit-learn's classifiers, later calls may bring classes never
         seen before: ``classes_`` grows and stays sorted (so the columns of
-        :meth:`predict_proba` are those :meth:`fit` on the same rows gives);
-        compare ``classes_`` between calls to follow the columns.
+        :meth:`predict_proba` are those :meth:`fit` on the same rows gives).
 
         Parameters
         ----------

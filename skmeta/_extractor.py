@@ -77,6 +77,11 @@ see FewShotClassifier
         embedding is the mean over the row and its 8 shifts by each of these
         pixel counts (edges replicated); ``(1, 2, 3)`` is 25 views, 25 times
         the cost. Any method; it may be changed after :meth:`fit`.
+    test_time_turns : bool, default=False
+        In :meth:`transform`, the embeddings of each square image and its
+        turns by 90, 180 and 270 degrees side by side, divided by 2:
+        ``4 * embedding_dim`` columns (see :class:`FewShotClassifier`). Any
+        method; it may be changed after :meth:`fit`.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.
@@ -134,7 +139,7 @@ see FewShotClassifier
             The fitted extractor.
         """
         self._fit_meta_model(X, y, groups)
-        test_time_views(self, adapting=False)  # bad test_time_shifts fail here
+        test_time_views(self, adapting=False)  # bad test-time views fail here
         self._replay = None  # partial_fit's buffer: fit keeps no rows
         return self
 
@@ -184,7 +189,8 @@ see FewShotClassifier
         Returns
         -------
         ndarray of shape (n_samples, embedding_dim)
-            The embeddings, float32.
+            The embeddings, float32 (``4 * embedding_dim`` columns with
+            `test_time_turns`).
         """
         check_is_fitted(self)
         # NaN and infinity: MetaModel.transform's check is 5x faster here than
@@ -199,7 +205,8 @@ see FewShotClassifier
 
     @property
     def _n_features_out(self) -> int:
-        return self.meta_model_.embedding_dim
+        turns = 4 if self.test_time_turns else 1
+        return turns * self.meta_model_.embedding_dim
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

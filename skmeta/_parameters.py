@@ -93,6 +93,7 @@ PARAMETER_CONSTRAINTS = {
     "warm_start": ["boolean"],
     "replay_per_class": [Interval(Integral, 1, None, closed="left"), None],
     "test_time_shifts": "no_validation",  # checked with the model: _test_time.py
+    "test_time_turns": ["boolean"],
     "checkpoint": [str, os.PathLike, None],
     "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
     "unknown_label": "no_validation",  # any label; checked against classes_

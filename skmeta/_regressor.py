@@ -87,9 +87,10 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
     replay_per_class : None
         For ``partial_fit``, which the regressor does not have: refused unless
         None.
-    test_time_shifts : None
-        Refused unless None: the regression methods adapt the network's layers
-        themselves, which test-time augmentation of embeddings cannot serve.
+    test_time_shifts, test_time_turns : None, False
+        Refused unless None and False: the regression methods adapt the
+        network's layers themselves, which test-time augmentation of
+        embeddings cannot serve.
     pretrained : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     device, random_state, verbose : see FewShotClassifier

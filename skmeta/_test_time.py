@@ -1,4 +1,5 @@
-"""The estimators' ``test_time_shifts``: which views of a row to average.
+"""The estimators' ``test_time_shifts`` and ``test_time_turns``: which views
+of a row to embed.
 
 Read at every use: an extractor's ``set_params(test_time_shifts=...)`` after
 ``fit`` applies to its next ``transform``. A classifier records the views its
@@ -11,15 +12,15 @@ from __future__ import annotations
 from numbers import Integral
 
 from .meta.algorithms import ALGORITHMS
-from .meta.views import shift_offsets
+from .meta.views import RowViews, shift_offsets
 
-__all__ = ["check_shifts", "check_views_unchanged", "test_time_views"]
+__all__ = ["check_views", "check_views_unchanged", "test_time_views"]
 
 
-def test_time_views(estimator, adapting: bool = True) -> list | None:
-    """The offsets ``(dy, dx)`` of `estimator`'s ``test_time_shifts`` for its
-    fitted ``meta_model_``, or None; ``ValueError`` naming the parameter when
-    they cannot apply.
+def test_time_views(estimator, adapting: bool = True) -> list | RowViews | None:
+    """The views of `estimator`'s ``test_time_shifts`` and
+    ``test_time_turns`` for its fitted ``meta_model_`` (:func:`check_views`);
+    ``ValueError`` naming the parameter when they cannot apply.
 
     Parameters
     ----------
@@ -32,19 +33,56 @@ def test_time_views(estimator, adapting: bool = True) -> list | None:
     """
     model = estimator.meta_model_
     embeds_only = not adapting or getattr(estimator, "_transducer", None) is not None
-    return check_shifts(
+    return check_views(
         estimator.test_time_shifts,
+        getattr(estimator, "test_time_turns", False),
         model.input_shape,
         None if embeds_only else type(model.algorithm()),
     )
 
 
-def check_shifts(shifts, input_shape, method=None) -> list | None:
-    """Offsets of `shifts` (``test_time_shifts``) for rows of `input_shape`,
-    served by the algorithm class `method` (None: embeddings alone, as
-    ``transform`` and the transductive methods take them); ``ValueError``
-    naming the parameter when they cannot apply. ``fit`` calls it before
-    meta-training too, so that a bad value fails at once."""
+def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | None:
+    """The views of `shifts` (``test_time_shifts``) and `turns`
+    (``test_time_turns``) for rows of `input_shape`, served by the algorithm
+    class `method` (None: embeddings alone, as ``transform`` and the
+    transductive methods take them): None, a list of offsets ``(dy, dx)``
+    (shifts alone) or a :class:`~skmeta.meta.views.RowViews` (with turns).
+    ``ValueError`` naming the parameter when they cannot apply; ``fit`` calls
+    it before meta-training too, so that a bad value fails at once."""
+    if not isinstance(turns, bool):
+        raise ValueError(f"test_time_turns must be True or False, got {turns!r}.")
+    offsets = _check_shifts(shifts, input_shape, method)
+    if not turns:
+        return offsets
+    shape = _check_image_rows("test_time_turns", input_shape, method)
+    if shape[1] != shape[2]:
+        raise ValueError(
+            f"test_time_turns turns images by quarter turns, which needs square "
+            f"images; input_shape={tuple(input_shape)}."
+        )
+    return RowViews(tuple(offsets or [(0, 0)]), quarter_turns=True)
+
+
+def _check_image_rows(name: str, input_shape, method) -> tuple:
+    """`input_shape` as ``(C, H, W)``, and `method` classifying embeddings."""
+    shape = tuple(input_shape or ())
+    if len(shape) != 3:
+        raise ValueError(
+            f"{name} transforms images, but the rows have input_shape="
+            f"{input_shape}; set input_shape=(C, H, W) for image rows."
+        )
+    if method is not None and not method.classifies_embeddings:
+        serving = [n for n, cls in ALGORITHMS.items() if cls.classifies_embeddings]
+        raise ValueError(
+            f"{name} applies to the methods that classify embeddings "
+            f"({', '.join(serving)}) and to every transductive method; "
+            f"method={method.name!r} adapts the network's layers itself."
+        )
+    return shape
+
+
+def _check_shifts(shifts, input_shape, method) -> list | None:
+    """Offsets of `shifts` (``test_time_shifts``), or None."""
     if shifts is None:
         return None
     name = "test_time_shifts"
@@ -57,23 +95,11 @@ def check_shifts(shifts, input_shape, method=None) -> list | None:
         raise ValueError(
             f"{name} must hold one or more ints >= 1 (pixels), got {shifts!r}."
         )
-    shape = tuple(input_shape or ())
-    if len(shape) != 3:
-        raise ValueError(
-            f"{name} shifts images, but the rows have input_shape="
-            f"{input_shape}; set input_shape=(C, H, W) for image rows."
-        )
+    shape = _check_image_rows(name, input_shape, method)
     if max(shifts) >= min(shape[1:]):
         raise ValueError(
             f"{name}={shifts!r}: a shift must be smaller than the images "
             f"({shape[1]}x{shape[2]})."
-        )
-    if method is not None and not method.classifies_embeddings:
-        serving = [n for n, cls in ALGORITHMS.items() if cls.classifies_embeddings]
-        raise ValueError(
-            f"{name} applies to the methods that classify embeddings "
-            f"({', '.join(serving)}) and to every transductive method; "
-            f"method={method.name!r} adapts the network's layers itself."
         )
     return shift_offsets(sorted(set(int(d) for d in shifts)))
 
@@ -83,6 +109,7 @@ def check_views_unchanged(estimator, views) -> None:
     fitted = getattr(estimator, "_fitted_views", None)
     if views != fitted:
         raise ValueError(
-            "test_time_shifts changed since fit (the adapted state was built "
-            "with other views of the support rows); call fit again."
+            "test_time_shifts or test_time_turns changed since fit (the adapted "
+            "state was built with other views of the support rows); call fit "
+            "again."
         )

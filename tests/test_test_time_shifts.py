@@ -149,5 +149,6 @@ def test_bad_or_inapplicable_shifts_are_refused(image_model, images, blobs):
     # a classifier's adapted state is of the views of fit
     clf = FewShotClassifier(pretrained=image_model, test_time_shifts=[1]).fit(X, y)
     clf.set_params(test_time_shifts=[2])
-    with pytest.raises(ValueError, match="test_time_shifts changed since fit"):
+    changed = "test_time_shifts or test_time_turns changed since fit"
+    with pytest.raises(ValueError, match=changed):
         clf.predict(X)

@@ -11,7 +11,7 @@ import torch
 
 from .algorithms import Algorithm, map_tensors
 from .net import MetaNet, widest_activations
-from .views import ViewAveraged
+from .views import viewed
 
 __all__ = [
     "CONVERT_FLOATS",
@@ -96,8 +96,8 @@ def inference_batch_size(net: MetaNet, device: torch.device) -> int:
 
 
 def _viewed(model, net, views):
-    """`net`, or `net` averaging the shifted `views` (offsets ``(dy, dx)``)."""
-    return net if views is None else ViewAveraged(net, model.input_shape, views)
+    """`net` embedding the `views` of each row (:func:`.views.viewed`)."""
+    return viewed(net, model.input_shape, views)
 
 
 def transform(
@@ -110,11 +110,12 @@ def transform(
 ) -> np.ndarray:
     """Embed rows with `model` (see :meth:`MetaModel.transform`); rows of
     another dtype than float32 are converted a block at a time
-    (:func:`row_blocks`). `views`: offsets of :mod:`.views`, whose
-    embeddings are averaged (test-time augmentation); None: the rows alone."""
+    (:func:`row_blocks`). `views`: those of :func:`.views.viewed`
+    (test-time augmentation); None: the rows alone."""
     net = _viewed(model, model.inference_network(device), views)
     batch_size = batch_size or model.batch_size(device)
-    out = np.empty((X.shape[0], model.embedding_dim), dtype=np.float32)
+    turns = 4 if getattr(views, "quarter_turns", False) else 1
+    out = np.empty((X.shape[0], turns * model.embedding_dim), dtype=np.float32)
     for first, last in row_blocks(X):
         block = float_rows(X, first, last)
         if check_finite_rows and X.dtype.kind == "f":

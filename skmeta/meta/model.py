@@ -235,14 +235,17 @@ class MetaModel(ModelRecords):
             Raise ``ValueError`` naming the first row that holds NaN or
             infinity (one threaded sum over `X`, faster than scikit-learn's
             check).
-        views : list of (int, int), optional
+        views : list of (int, int) or RowViews, optional
             Pixel offsets ``(dy, dx)`` of image rows
             (:func:`~skmeta.meta.views.shift_offsets`) whose embeddings are
-            averaged: test-time augmentation. None: the rows as given.
+            averaged: test-time augmentation; a
+            :class:`~skmeta.meta.views.RowViews` may add the quarter turns.
+            None: the rows as given.
 
         Returns
         -------
         ndarray of shape (n_samples, embedding_dim), float32
+            ``4 * embedding_dim`` columns with quarter turns.
         """
         return inference.transform(
             self, X, torch.device(device), batch_size, check_finite, views

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .algorithms import Algorithm, map_tensors
-from .views import ViewAveraged
+from .views import viewed
 
 __all__ = ["ReplayBuffer", "network_settings", "update_adaptation"]
 
@@ -174,8 +174,8 @@ def update_adaptation(
     n_classes : int
         Classes after the update.
     device : torch.device
-    views : list of (int, int), optional
-        Offsets whose embeddings are averaged (:mod:`.views`), as the state
+    views : list of (int, int) or RowViews, optional
+        The views of each row embedded (:func:`.views.viewed`), as the state
         was adapted with.
 
     Returns
@@ -186,7 +186,7 @@ def update_adaptation(
     state = map_tensors(lambda t: t.to(device), state)
     net = model.network(device)
     new = algorithm.update(
-        net if views is None else ViewAveraged(net, model.input_shape, views),
+        viewed(net, model.input_shape, views),
         state,
         torch.as_tensor(np.asarray(positions, dtype=np.int64), device=device),
         torch.tensor(X, device=device),

@@ -1,0 +1,147 @@
+"""Test-time quarter turns: `test_time_turns` (skmeta/_test_time.py,
+skmeta/meta/views.py)."""
+
+import numpy as np
+import pytest
+
+from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
+
+SHAPE = (1, 12, 12)
+
+
+def _turned(X, k):
+    """Rows of 12x12 images turned by `k` quarter turns: NumPy's own rot90,
+    independent of skmeta's."""
+    return np.rot90(X.reshape(-1, 12, 12), k, axes=(1, 2)).reshape(len(X), -1)
+
+
+def _numpy_shift(X, dy, dx):
+    pad = max(abs(dy), abs(dx), 1)
+    images = np.pad(X.reshape(-1, 12, 12), ((0, 0), (pad, pad), (pad, pad)), "edge")
+    top, left = pad - dy, pad - dx
+    return images[:, top : top + 12, left : left + 12].reshape(len(X), -1)
+
+
+def _turns_embedding(embed, X, shift=None):
+    """The four turns' embeddings side by side, halved; with `shift` (one
+    pixel count), each turn averaged over the identity and its 8 shifts."""
+
+    def one(rows):
+        if shift is None:
+            return embed(rows)
+        offsets = [(dy * shift, dx * shift) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        return sum(embed(_numpy_shift(rows, dy, dx)) for dy, dx in offsets) / 9
+
+    return np.concatenate([one(_turned(X, k)) for k in range(4)], axis=1) / 2
+
+
+@pytest.fixture(scope="module")
+def image_model(images):
+    X, y = images
+    return (
+        MetaFeatureExtractor(
+            input_shape=SHAPE,
+            backbone="conv4_strided",
+            class_augmentation="rot90",
+            max_iter=3,
+            n_way=4,
+            k_shot=2,
+            n_query=2,
+            random_state=0,
+        )
+        .fit(X[y < 6], y[y < 6])
+        .meta_model_
+    )
+
+
+def test_transform_puts_the_turns_side_by_side(image_model, images):
+    X, _ = images
+    plain = MetaFeatureExtractor(pretrained=image_model).fit(X)
+    ext = MetaFeatureExtractor(pretrained=image_model, test_time_turns=True).fit(X)
+    got = ext.transform(X)
+    dim = image_model.embedding_dim
+    assert got.shape == (len(X), 4 * dim)
+    assert len(ext.get_feature_names_out()) == 4 * dim
+    np.testing.assert_allclose(
+        got, _turns_embedding(plain.transform, X), rtol=1e-5, atol=1e-6
+    )
+    # the identity's block is the plain embedding, halved
+    np.testing.assert_allclose(got[:, :dim], plain.transform(X) / 2, rtol=1e-6)
+    # with shifts: each turn is averaged over its shifted views first
+    both = MetaFeatureExtractor(
+        pretrained=image_model, test_time_turns=True, test_time_shifts=[1]
+    ).fit(X)
+    np.testing.assert_allclose(
+        both.transform(X),
+        _turns_embedding(plain.transform, X, shift=1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    ext.set_params(test_time_turns=False)  # may change after fit
+    np.testing.assert_array_equal(ext.transform(X), plain.transform(X))
+
+
+def test_squared_distances_are_the_mean_over_the_turns(image_model, images):
+    X, y = images
+    support, query = np.arange(len(y)) % 8 < 3, np.arange(len(y)) % 8 >= 3
+    clf = FewShotClassifier(pretrained=image_model, test_time_turns=True)
+    clf.fit(X[support], y[support])
+    embed = MetaFeatureExtractor(pretrained=image_model).fit(X).transform
+    mean_squared = 0.0
+    for k in range(4):
+        s = embed(_turned(X[support], k)).astype(np.float64)
+        q = embed(_turned(X[query], k)).astype(np.float64)
+        protos = np.stack([s[y[support] == c].mean(0) for c in range(10)])
+        mean_squared += ((q[:, None] - protos[None]) ** 2).sum(-1) / 4
+    np.testing.assert_allclose(
+        clf.decision_function(X[query]), -mean_squared, rtol=1e-4, atol=1e-4
+    )
+    # partial_fit adds rows with the same views: as fit on all rows
+    more = FewShotClassifier(pretrained=image_model, test_time_turns=True)
+    half = np.flatnonzero(support)
+    more.partial_fit(X[half[:12]], y[half[:12]]).partial_fit(X[half[12:]], y[half[12:]])
+    np.testing.assert_allclose(
+        more.decision_function(X[query]),
+        clf.decision_function(X[query]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    # transductive methods take the turned embeddings too
+    labels = np.where(support, y, -1)
+    trans = FewShotClassifier(
+        pretrained=image_model, transductive="ptmap", test_time_turns=True
+    ).fit(X, labels)
+    assert trans.transduction_.shape == (len(X),)
+
+
+def test_bad_or_inapplicable_turns_are_refused(image_model, images, blobs):
+    X, y = images
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="test_time_turns"):
+            FewShotClassifier(pretrained=image_model, test_time_turns=bad).fit(X, y)
+    with pytest.raises(ValueError, match="test_time_turns.*input_shape"):
+        MetaFeatureExtractor(test_time_turns=True, max_iter=2).fit(*blobs)
+    wide = np.zeros((8, 2 * 12 * 6), dtype=np.float32)
+    with pytest.raises(ValueError, match="test_time_turns.*square"):
+        MetaFeatureExtractor(
+            input_shape=(2, 12, 6), test_time_turns=True, max_iter=1
+        ).fit(wide, np.repeat(np.arange(4), 2))
+    maml = MetaFeatureExtractor(
+        method="maml",
+        input_shape=SHAPE,
+        backbone="conv4_strided",
+        max_iter=1,
+        n_way=3,
+        k_shot=1,
+        n_query=1,
+    ).fit(X, y)
+    with pytest.raises(ValueError, match=r"test_time_turns.*'maml'"):
+        FewShotClassifier(pretrained=maml.meta_model_, test_time_turns=True).fit(X, y)
+    with pytest.raises(ValueError, match="test_time_turns"):
+        FewShotRegressor(input_shape=SHAPE, test_time_turns=True, max_iter=1).fit(
+            X, y.astype(float)
+        )
+    clf = FewShotClassifier(pretrained=image_model).fit(X, y)
+    clf.set_params(test_time_turns=True)
+    with pytest.raises(ValueError, match="test_time_turns changed since fit"):
+        clf.predict(X)
