@@ -97,10 +97,12 @@ def score(
     test_time_shifts=None,
     params=None,
     per_episode=False,
+    test_time_turns=False,
 ) -> dict:
     """Accuracy of `model` deployed inductively (None) or transductively,
-    with the classifier's `test_time_shifts` and `transductive_params`;
-    `per_episode` adds each episode's accuracy (for paired comparisons)."""
+    with the classifier's `test_time_shifts`, `transductive_params` and
+    `test_time_turns`; `per_episode` adds each episode's accuracy (for paired
+    comparisons)."""
     accuracies = []
     tic = time.perf_counter()
     for support, query in episodes:
@@ -109,6 +111,7 @@ def score(
             transductive=transductive,
             transductive_params=params,
             test_time_shifts=test_time_shifts,
+            test_time_turns=test_time_turns,
         )
         if transductive is None:
             clf.fit(X[support], y[support])
