@@ -186,6 +186,10 @@ Two stages, settings chosen only on background:
   seventeenth try's paired rule; of those that pass, the best mean of the
   two goes to ``final`` with its ``iterations_for_78369_strided``, scored
   as the eleventh try's final and reported whichever way it falls.
+  Neither passed: 1.21x and 1.92x the cost of an iteration (37.7 and 59.7
+  against 31.1 ms), so 16,516 and 10,414 iterations; 87.25 / 96.11% (32
+  px) and 85.93 / 95.49% (40 px) against 87.92 / 96.54% (paired -0.67 /
+  -0.42 and -2.00 / -1.05 points), so no final was trained.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
