@@ -141,6 +141,13 @@ against ``mean`` on the Lake runs (seeds 60-63), by the rule above; if
 through them.
 
     python benchmarks/lake_views.py select --round turns-mirrors
+    python benchmarks/lake_views.py estimators --round turns-mirrors \
+        --tasks 20w1s,5w1s,lake --deployments dihedral
+
+``dihedral`` passed: +0.13 points over ``turns`` at random 20-way 1-shot
+(margin 0.06; 98.96 against 98.89% 5-way) and +0.66 over ``mean`` on the
+Lake runs inductive (margin 0.42). The estimators gained
+``test_time_turns="dihedral"``, the chosen inductive deployment for both.
 
 Each candidate is computed from the views' embeddings
 (``MetaModel.transform(X, views=[offset])``, one offset at a time); a check
@@ -213,6 +220,7 @@ ROUNDS = {
 ESTIMATOR_DEPLOYMENTS = {
     "mean": (None, False),
     "turns": (None, True),
+    "dihedral": (None, "dihedral"),
     "ptmap": ("ptmap", False),
     "ptmap-concat": ("ptmap", True),
 }

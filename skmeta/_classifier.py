@@ -246,12 +246,12 @@ default=None
         replicated), in :meth:`fit` and :meth:`predict`; ``(1, 2, 3)`` is 25
         views, 25 times the cost. For the methods that classify embeddings
         and every `transductive` method; applies with `pretrained`.
-    test_time_turns : bool, default=False
+    test_time_turns : {False, True, "rot90", "dihedral"}, default=False
         Test-time augmentation of square images: each image and its 3 quarter
-        turns embedded (each over `test_time_shifts`) side by side, halved
-        (squared distances: the mean over the turns); 4 times the cost. For
-        models meta-trained with ``class_augmentation="rot90"``; as
-        `test_time_shifts`, for the methods that classify embeddings.
+        turns (True, ``"rot90"``), and its mirror image's 4 (``"dihedral"``),
+        embedded side by side (each over `test_time_shifts`), squared distances
+        the mean over them; 4 or 8 times the cost. For models meta-trained with
+        ``class_augmentation="rot90"``; the methods of `test_time_shifts`.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,

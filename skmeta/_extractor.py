@@ -10,6 +10,7 @@ from ._base import MetaEstimator
 from ._checks import validated_rows
 from ._online import extractor_partial_fit
 from ._test_time import test_time_views
+from .meta.views import embedding_blocks
 
 __all__ = ["MetaFeatureExtractor"]
 
@@ -77,11 +78,11 @@ see FewShotClassifier
         embedding is the mean over the row and its 8 shifts by each of these
         pixel counts (edges replicated); ``(1, 2, 3)`` is 25 views, 25 times
         the cost. Any method; it may be changed after :meth:`fit`.
-    test_time_turns : bool, default=False
+    test_time_turns : {False, True, "rot90", "dihedral"}, default=False
         In :meth:`transform`, the embeddings of each square image and its
-        turns by 90, 180 and 270 degrees side by side, divided by 2:
-        ``4 * embedding_dim`` columns (see :class:`FewShotClassifier`). Any
-        method; it may be changed after :meth:`fit`.
+        turns side by side (see :class:`FewShotClassifier`): ``4 *
+        embedding_dim`` columns, 8 times with ``"dihedral"``. Any method; it
+        may be changed after :meth:`fit`.
     pretrained, device, random_state, verbose : see FewShotClassifier
         As for :class:`FewShotClassifier`; with `pretrained`, :meth:`fit` needs
         no labels.
@@ -189,7 +190,7 @@ see FewShotClassifier
         Returns
         -------
         ndarray of shape (n_samples, embedding_dim)
-            The embeddings, float32 (``4 * embedding_dim`` columns with
+            The embeddings, float32 (4 or 8 times as many columns with
             `test_time_turns`).
         """
         check_is_fitted(self)
@@ -205,8 +206,8 @@ see FewShotClassifier
 
     @property
     def _n_features_out(self) -> int:
-        turns = 4 if self.test_time_turns else 1
-        return turns * self.meta_model_.embedding_dim
+        views = test_time_views(self, adapting=False)
+        return embedding_blocks(views) * self.meta_model_.embedding_dim
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

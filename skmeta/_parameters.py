@@ -93,7 +93,7 @@ PARAMETER_CONSTRAINTS = {
     "warm_start": ["boolean"],
     "replay_per_class": [Interval(Integral, 1, None, closed="left"), None],
     "test_time_shifts": "no_validation",  # checked with the model: _test_time.py
-    "test_time_turns": ["boolean"],
+    "test_time_turns": ["boolean", StrOptions({"rot90", "dihedral"})],
     "checkpoint": [str, os.PathLike, None],
     "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
     "unknown_label": "no_validation",  # any label; checked against classes_

@@ -12,7 +12,7 @@ from __future__ import annotations
 from numbers import Integral
 
 from .meta.algorithms import ALGORITHMS
-from .meta.views import RowViews, shift_offsets
+from .meta.views import TURNS, RowViews, shift_offsets
 
 __all__ = ["check_views", "check_views_unchanged", "test_time_views"]
 
@@ -49,10 +49,13 @@ def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | No
     (shifts alone) or a :class:`~skmeta.meta.views.RowViews` (with turns).
     ``ValueError`` naming the parameter when they cannot apply; ``fit`` calls
     it before meta-training too, so that a bad value fails at once."""
-    if not isinstance(turns, bool):
-        raise ValueError(f"test_time_turns must be True or False, got {turns!r}.")
+    if not isinstance(turns, bool) and not (isinstance(turns, str) and turns in TURNS):
+        raise ValueError(
+            "test_time_turns must be True, False, 'rot90' or 'dihedral', got "
+            f"{turns!r}."
+        )
     offsets = _check_shifts(shifts, input_shape, method)
-    if not turns:
+    if turns is False:
         return offsets
     shape = _check_image_rows("test_time_turns", input_shape, method)
     if shape[1] != shape[2]:
@@ -60,7 +63,8 @@ def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | No
             f"test_time_turns turns images by quarter turns, which needs square "
             f"images; input_shape={tuple(input_shape)}."
         )
-    return RowViews(tuple(offsets or [(0, 0)]), quarter_turns=True)
+    turns = "rot90" if turns is True else turns
+    return RowViews(tuple(offsets or [(0, 0)]), turns)
 
 
 def _check_image_rows(name: str, input_shape, method) -> tuple:

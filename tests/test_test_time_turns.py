@@ -79,6 +79,28 @@ def test_transform_puts_the_turns_side_by_side(image_model, images):
     )
     ext.set_params(test_time_turns=False)  # may change after fit
     np.testing.assert_array_equal(ext.transform(X), plain.transform(X))
+    ext.set_params(test_time_turns="rot90")  # True's name
+    np.testing.assert_array_equal(ext.transform(X), got)
+
+
+def test_dihedral_adds_the_mirror_images_turns(image_model, images):
+    X, _ = images
+    plain = MetaFeatureExtractor(pretrained=image_model).fit(X).transform
+    ext = MetaFeatureExtractor(pretrained=image_model, test_time_turns="dihedral")
+    got = ext.fit(X).transform(X)
+    dim = image_model.embedding_dim
+    assert got.shape == (len(X), 8 * dim)
+    assert len(ext.get_feature_names_out()) == 8 * dim
+    mirrored = np.flip(X.reshape(-1, 12, 12), axis=2).reshape(len(X), -1)
+    blocks = [plain(_turned(rows, k)) for rows in (X, mirrored) for k in range(4)]
+    want = np.concatenate(blocks, axis=1) / np.sqrt(8)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # a squared distance is the mean of the eight views' squared distances
+    a, b = got[0].astype(np.float64), got[1].astype(np.float64)
+    mean = np.mean(
+        [((blk[0].astype(np.float64) - blk[1]) ** 2).sum() for blk in blocks]
+    )
+    np.testing.assert_allclose(((a - b) ** 2).sum(), mean, rtol=1e-4)
 
 
 def test_squared_distances_are_the_mean_over_the_turns(image_model, images):
@@ -116,7 +138,7 @@ def test_squared_distances_are_the_mean_over_the_turns(image_model, images):
 
 def test_bad_or_inapplicable_turns_are_refused(image_model, images, blobs):
     X, y = images
-    for bad in ("yes", 1, None):
+    for bad in ("yes", 1, None, ["rot90"]):
         with pytest.raises(ValueError, match="test_time_turns"):
             FewShotClassifier(pretrained=image_model, test_time_turns=bad).fit(X, y)
     with pytest.raises(ValueError, match="test_time_turns.*input_shape"):

@@ -11,7 +11,7 @@ import torch
 
 from .algorithms import Algorithm, map_tensors
 from .net import MetaNet, widest_activations
-from .views import viewed
+from .views import embedding_blocks, viewed
 
 __all__ = [
     "CONVERT_FLOATS",
@@ -114,8 +114,8 @@ def transform(
     (test-time augmentation); None: the rows alone."""
     net = _viewed(model, model.inference_network(device), views)
     batch_size = batch_size or model.batch_size(device)
-    turns = 4 if getattr(views, "quarter_turns", False) else 1
-    out = np.empty((X.shape[0], turns * model.embedding_dim), dtype=np.float32)
+    width = embedding_blocks(views) * model.embedding_dim
+    out = np.empty((X.shape[0], width), dtype=np.float32)
     for first, last in row_blocks(X):
         block = float_rows(X, first, last)
         if check_finite_rows and X.dtype.kind == "f":
