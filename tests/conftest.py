@@ -36,3 +36,25 @@ def images():
     y = np.repeat(np.arange(10), 8)
     X = patterns[y] * 1.0 + 0.3 * rng.standard_normal((80, 144))
     return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="session")
+def maml_image_model(images):
+    """A MAML model of the `images` fixture's 1x12x12 rows (one iteration):
+    a method that adapts the network's layers itself."""
+    from skmeta import MetaFeatureExtractor
+
+    X, y = images
+    return (
+        MetaFeatureExtractor(
+            method="maml",
+            input_shape=(1, 12, 12),
+            backbone="conv4_strided",
+            max_iter=1,
+            n_way=3,
+            k_shot=1,
+            n_query=1,
+        )
+        .fit(X, y)
+        .meta_model_
+    )

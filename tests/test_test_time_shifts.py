@@ -4,6 +4,7 @@ skmeta/meta/views.py)."""
 import numpy as np
 import pytest
 import torch
+from _pixels import numpy_shift
 
 from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
 from skmeta.meta.transductive import make_transductive
@@ -12,18 +13,9 @@ from skmeta.meta.views import shift_offsets, shifted
 SHAPE = (1, 12, 12)
 
 
-def _numpy_shift(X, dy, dx):
-    """Rows of 1x12x12 images shifted by (dy, dx), edges replicated: NumPy's
-    own padding, independent of skmeta's."""
-    pad = max(abs(dy), abs(dx), 1)
-    images = np.pad(X.reshape(-1, 12, 12), ((0, 0), (pad, pad), (pad, pad)), "edge")
-    top, left = pad - dy, pad - dx
-    return images[:, top : top + 12, left : left + 12].reshape(len(X), -1)
-
-
 def _views_mean(embed, X, shifts):
     offsets = shift_offsets(shifts)
-    return sum(embed(_numpy_shift(X, dy, dx)) for dy, dx in offsets) / len(offsets)
+    return sum(embed(numpy_shift(X, dy, dx)) for dy, dx in offsets) / len(offsets)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +44,7 @@ def test_shift_offsets_and_shifted_pixels():
     X = np.arange(2 * 144, dtype=np.float32).reshape(2, 144)
     for dy, dx in [(0, 0), (1, 0), (0, -2), (3, 3), (-1, 2)]:
         got = shifted(torch.from_numpy(X), SHAPE, dy, dx).numpy()
-        np.testing.assert_array_equal(got, _numpy_shift(X, dy, dx))
+        np.testing.assert_array_equal(got, numpy_shift(X, dy, dx))
     # a shift down by one: row i holds the input's row i - 1 (row 0 repeated)
     down = shifted(torch.from_numpy(X), SHAPE, 1, 0).numpy().reshape(2, 12, 12)
     np.testing.assert_array_equal(down[:, 1:], X.reshape(2, 12, 12)[:, :-1])
@@ -122,26 +114,19 @@ def test_transductive_methods_see_the_averaged_embeddings(image_model, images):
     )
 
 
-def test_bad_or_inapplicable_shifts_are_refused(image_model, images, blobs):
+def test_bad_or_inapplicable_shifts_are_refused(
+    image_model, maml_image_model, images, blobs
+):
     X, y = images
     for bad in (0, [0], [-1], [2.5], ["1"], [], "1", [True], [12]):
         with pytest.raises(ValueError, match="test_time_shifts"):
             FewShotClassifier(pretrained=image_model, test_time_shifts=bad).fit(X, y)
     with pytest.raises(ValueError, match="test_time_shifts.*input_shape"):
         MetaFeatureExtractor(test_time_shifts=[1], max_iter=2).fit(*blobs)
-    maml = MetaFeatureExtractor(
-        method="maml",
-        input_shape=SHAPE,
-        backbone="conv4_strided",
-        max_iter=1,
-        n_way=3,
-        k_shot=1,
-        n_query=1,
-    ).fit(X, y)
     with pytest.raises(ValueError, match=r"test_time_shifts.*baseline\+\+.*'maml'"):
-        FewShotClassifier(pretrained=maml.meta_model_, test_time_shifts=[1]).fit(X, y)
+        FewShotClassifier(pretrained=maml_image_model, test_time_shifts=[1]).fit(X, y)
     # any method's embedding takes it in transform
-    MetaFeatureExtractor(pretrained=maml.meta_model_, test_time_shifts=[1]).fit(X)
+    MetaFeatureExtractor(pretrained=maml_image_model, test_time_shifts=[1]).fit(X)
     with pytest.raises(ValueError, match="test_time_shifts"):
         FewShotRegressor(input_shape=SHAPE, test_time_shifts=[1], max_iter=1).fit(
             X, y.astype(float)

@@ -3,6 +3,7 @@ skmeta/meta/views.py)."""
 
 import numpy as np
 import pytest
+from _pixels import numpy_shift
 
 from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
 
@@ -15,13 +16,6 @@ def _turned(X, k):
     return np.rot90(X.reshape(-1, 12, 12), k, axes=(1, 2)).reshape(len(X), -1)
 
 
-def _numpy_shift(X, dy, dx):
-    pad = max(abs(dy), abs(dx), 1)
-    images = np.pad(X.reshape(-1, 12, 12), ((0, 0), (pad, pad), (pad, pad)), "edge")
-    top, left = pad - dy, pad - dx
-    return images[:, top : top + 12, left : left + 12].reshape(len(X), -1)
-
-
 def _turns_embedding(embed, X, shift=None):
     """The four turns' embeddings side by side, halved; with `shift` (one
     pixel count), each turn averaged over the identity and its 8 shifts."""
@@ -30,7 +24,7 @@ def _turns_embedding(embed, X, shift=None):
         if shift is None:
             return embed(rows)
         offsets = [(dy * shift, dx * shift) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-        return sum(embed(_numpy_shift(rows, dy, dx)) for dy, dx in offsets) / 9
+        return sum(embed(numpy_shift(rows, dy, dx)) for dy, dx in offsets) / 9
 
     return np.concatenate([one(_turned(X, k)) for k in range(4)], axis=1) / 2
 
@@ -136,7 +130,9 @@ def test_squared_distances_are_the_mean_over_the_turns(image_model, images):
     assert trans.transduction_.shape == (len(X),)
 
 
-def test_bad_or_inapplicable_turns_are_refused(image_model, images, blobs):
+def test_bad_or_inapplicable_turns_are_refused(
+    image_model, maml_image_model, images, blobs
+):
     X, y = images
     for bad in ("yes", 1, None, ["rot90"]):
         with pytest.raises(ValueError, match="test_time_turns"):
@@ -148,17 +144,8 @@ def test_bad_or_inapplicable_turns_are_refused(image_model, images, blobs):
         MetaFeatureExtractor(
             input_shape=(2, 12, 6), test_time_turns=True, max_iter=1
         ).fit(wide, np.repeat(np.arange(4), 2))
-    maml = MetaFeatureExtractor(
-        method="maml",
-        input_shape=SHAPE,
-        backbone="conv4_strided",
-        max_iter=1,
-        n_way=3,
-        k_shot=1,
-        n_query=1,
-    ).fit(X, y)
     with pytest.raises(ValueError, match=r"test_time_turns.*'maml'"):
-        FewShotClassifier(pretrained=maml.meta_model_, test_time_turns=True).fit(X, y)
+        FewShotClassifier(pretrained=maml_image_model, test_time_turns=True).fit(X, y)
     with pytest.raises(ValueError, match="test_time_turns"):
         FewShotRegressor(input_shape=SHAPE, test_time_turns=True, max_iter=1).fit(
             X, y.astype(float)
