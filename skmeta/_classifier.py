@@ -249,9 +249,9 @@ default=None
     test_time_turns : {False, True, "rot90", "dihedral"}, default=False
         Test-time augmentation of square images: each image and its 3 quarter
         turns (True, ``"rot90"``), and its mirror image's 4 (``"dihedral"``),
-        embedded side by side (each over `test_time_shifts`), squared distances
-        the mean over them; 4 or 8 times the cost. For models meta-trained with
-        ``class_augmentation="rot90"``; the methods of `test_time_shifts`.
+        embedded side by side (each over `test_time_shifts`); Euclidean squared
+        distances are the mean over them; 4 or 8 times the cost. For models
+        meta-trained with ``class_augmentation="rot90"``; as `test_time_shifts`.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,

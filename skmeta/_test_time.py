@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from numbers import Integral
 
+import numpy as np
+
 from .meta.algorithms import ALGORITHMS
 from .meta.views import TURNS, RowViews, shift_offsets
 
@@ -37,18 +39,20 @@ def test_time_views(estimator, adapting: bool = True) -> list | RowViews | None:
         estimator.test_time_shifts,
         getattr(estimator, "test_time_turns", False),
         model.input_shape,
-        None if embeds_only else type(model.algorithm()),
+        None if embeds_only else estimator._algorithm(),  # with fit's settings
     )
 
 
 def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | None:
     """The views of `shifts` (``test_time_shifts``) and `turns`
     (``test_time_turns``) for rows of `input_shape`, served by the algorithm
-    class `method` (None: embeddings alone, as ``transform`` and the
-    transductive methods take them): None, a list of offsets ``(dy, dx)``
+    class or instance `method` (None: embeddings alone, as ``transform``
+    and the transductive methods take them): None, a list of offsets ``(dy, dx)``
     (shifts alone) or a :class:`~skmeta.meta.views.RowViews` (with turns).
     ``ValueError`` naming the parameter when they cannot apply; ``fit`` calls
     it before meta-training too, so that a bad value fails at once."""
+    if isinstance(turns, np.bool_):
+        turns = bool(turns)  # as scikit-learn's "boolean" constraint takes it
     if not isinstance(turns, bool) and not (isinstance(turns, str) and turns in TURNS):
         raise ValueError(
             "test_time_turns must be True, False, 'rot90' or 'dihedral', got "
@@ -63,6 +67,14 @@ def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | No
             f"test_time_turns turns images by quarter turns, which needs square "
             f"images; input_shape={tuple(input_shape)}."
         )
+    if method is not None and not isinstance(method, type):
+        if method.fixed_embedding_width:
+            raise ValueError(
+                f"test_time_turns widens the embedding 4 or 8 times, but "
+                f"method={method.name!r} adapts with a setting sized by the "
+                "embedding (feature_norm='cl2n', full_context=True); leave "
+                "test_time_turns=False for it."
+            )
     turns = "rot90" if turns is True else turns
     return RowViews(tuple(offsets or [(0, 0)]), turns)
 

@@ -3,9 +3,11 @@ skmeta/meta/views.py)."""
 
 import numpy as np
 import pytest
+import torch
 from _pixels import numpy_shift
 
 from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
+from skmeta.meta.transductive import make_transductive
 
 SHAPE = (1, 12, 12)
 
@@ -122,12 +124,34 @@ def test_squared_distances_are_the_mean_over_the_turns(image_model, images):
         rtol=1e-5,
         atol=1e-5,
     )
-    # transductive methods take the turned embeddings too
-    labels = np.where(support, y, -1)
-    trans = FewShotClassifier(
+    # True names "rot90": the same views, so no refit is asked for
+    clf.set_params(test_time_turns="rot90")
+    np.testing.assert_array_equal(
+        clf.decision_function(X[query]), more.decision_function(X[query])
+    )
+
+
+def test_transductive_methods_see_the_turned_embeddings(image_model, images):
+    X, y = images
+    labels = np.where(np.arange(len(y)) % 8 < 2, y, -1)
+    clf = FewShotClassifier(
         pretrained=image_model, transductive="ptmap", test_time_turns=True
     ).fit(X, labels)
-    assert trans.transduction_.shape == (len(X),)
+    embed = MetaFeatureExtractor(pretrained=image_model).fit(X).transform
+    emb = torch.from_numpy(_turns_embedding(embed, X))
+    known = labels >= 0
+    state = make_transductive("ptmap").fit(
+        emb[known], torch.from_numpy(labels[known]), emb[~known], 10
+    )
+    np.testing.assert_allclose(
+        clf.adapted_["unlabelled_scores"].numpy(),
+        state["unlabelled_scores"].numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    assert (
+        clf.transduction_[~known] == state["unlabelled_scores"].argmax(1).numpy()
+    ).all()
 
 
 def test_bad_or_inapplicable_turns_are_refused(
@@ -137,6 +161,13 @@ def test_bad_or_inapplicable_turns_are_refused(
     for bad in ("yes", 1, None, ["rot90"]):
         with pytest.raises(ValueError, match="test_time_turns"):
             FewShotClassifier(pretrained=image_model, test_time_turns=bad).fit(X, y)
+    # the check of the torch layer's views, past the parameter validation
+    from skmeta._test_time import check_views
+
+    for bad in ("yes", 1, None, ["rot90"]):
+        with pytest.raises(ValueError, match="test_time_turns"):
+            check_views(None, bad, SHAPE)
+    assert check_views(None, np.True_, SHAPE) == check_views(None, "rot90", SHAPE)
     with pytest.raises(ValueError, match="test_time_turns.*input_shape"):
         MetaFeatureExtractor(test_time_turns=True, max_iter=2).fit(*blobs)
     wide = np.zeros((8, 2 * 12 * 6), dtype=np.float32)
@@ -150,6 +181,25 @@ def test_bad_or_inapplicable_turns_are_refused(
         FewShotRegressor(input_shape=SHAPE, test_time_turns=True, max_iter=1).fit(
             X, y.astype(float)
         )
+    # settings sized by the embedding's width cannot take wider embeddings
+    cl2n = {"feature_norm": "cl2n"}
+    with pytest.raises(ValueError, match="test_time_turns.*cl2n"):
+        FewShotClassifier(
+            pretrained=image_model, method_params=cl2n, test_time_turns=True
+        ).fit(X, y)
+    FewShotClassifier(pretrained=image_model, method_params=cl2n).fit(X, y)
+    fce = MetaFeatureExtractor(
+        method="matching",
+        method_params={"full_context": True},
+        input_shape=SHAPE,
+        backbone="conv4_strided",
+        max_iter=1,
+        n_way=3,
+        k_shot=1,
+        n_query=1,
+    ).fit(X, y)
+    with pytest.raises(ValueError, match="test_time_turns.*full_context"):
+        FewShotClassifier(pretrained=fce.meta_model_, test_time_turns=True).fit(X, y)
     clf = FewShotClassifier(pretrained=image_model).fit(X, y)
     clf.set_params(test_time_turns=True)
     with pytest.raises(ValueError, match="test_time_turns changed since fit"):

@@ -245,7 +245,7 @@ class MetaModel(ModelRecords):
         Returns
         -------
         ndarray of shape (n_samples, embedding_dim), float32
-            ``4 * embedding_dim`` columns with quarter turns.
+            4 or 8 times as many columns with quarter turns.
         """
         return inference.transform(
             self, X, torch.device(device), batch_size, check_finite, views

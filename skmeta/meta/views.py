@@ -122,8 +122,8 @@ class QuarterTurns:
     """A network whose embedding of an image row is the concatenation of the
     embeddings of the image turned by 0, 1, 2 and 3 quarter turns (and,
     with `mirrors`, of its mirror image turned likewise), divided by the
-    square root of their number (squared distances: the mean over the
-    turns).
+    square root of their number (squared Euclidean distances: the mean over
+    the turns).
 
     Parameters
     ----------

@@ -149,6 +149,10 @@ class Algorithm(ABC):
       :func:`~..net.embed_rows`) and read its ``extra``, so a network
       averaging shifted views (:class:`~..views.ViewAveraged`) serves them:
       test-time augmentation applies.
+    - ``fixed_embedding_width``: a setting ties adaptation to the
+      embedding's width (a learnt vector or layer of that size), so the
+      wider embeddings of test-time turns (:class:`~..views.QuarterTurns`)
+      cannot serve it.
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -170,6 +174,7 @@ class Algorithm(ABC):
     parallel_tasks: bool = False
     fixed_way: bool = False
     classifies_embeddings: bool = False
+    fixed_embedding_width: bool = False
 
     def meta_parameters(
         self, net: MetaNet, embedding_dim: int, n_classes: int

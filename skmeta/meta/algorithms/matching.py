@@ -75,6 +75,10 @@ class MatchingNetworks(Algorithm):
         self.full_context = bool(full_context)
         self.read_steps = int(read_steps)
 
+    @property
+    def fixed_embedding_width(self) -> bool:
+        return self.full_context  # LSTMs sized by the embedding
+
     def meta_parameters(self, net, embedding_dim, n_classes):
         params = {"scale": torch.tensor(10.0)}
         if self.full_context:

@@ -160,6 +160,10 @@ class ProtoNet(Algorithm):
         self.distance = distance
         self.feature_norm = feature_norm
 
+    @property
+    def fixed_embedding_width(self) -> bool:
+        return self.feature_norm == "cl2n"  # the stored base mean's width
+
     def meta_parameters(self, net, embedding_dim, n_classes):
         if self.distance == "cosine":
             return {"scale": torch.tensor(10.0)}
