@@ -4,10 +4,9 @@ skmeta/meta/views.py)."""
 import numpy as np
 import pytest
 import torch
-from _pixels import numpy_shift
+from _test_time_helpers import assert_transduces_as, numpy_shift
 
 from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
-from skmeta.meta.transductive import make_transductive
 from skmeta.meta.views import shift_offsets, shifted
 
 SHAPE = (1, 12, 12)
@@ -101,17 +100,7 @@ def test_transductive_methods_see_the_averaged_embeddings(image_model, images):
         pretrained=image_model, transductive="bdcspn", test_time_shifts=[1]
     ).fit(X, labels)
     embed = MetaFeatureExtractor(pretrained=image_model).fit(X).transform
-    emb = torch.from_numpy(_views_mean(embed, X, [1]))
-    known = labels >= 0
-    state = make_transductive("bdcspn").fit(
-        emb[known], torch.from_numpy(labels[known]), emb[~known], 10
-    )
-    np.testing.assert_allclose(
-        clf.adapted_["unlabelled_scores"].numpy(),
-        state["unlabelled_scores"].numpy(),
-        rtol=1e-4,
-        atol=1e-4,
-    )
+    assert_transduces_as(clf, "bdcspn", _views_mean(embed, X, [1]), labels)
 
 
 def test_bad_or_inapplicable_shifts_are_refused(

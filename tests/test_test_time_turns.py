@@ -3,11 +3,9 @@ skmeta/meta/views.py)."""
 
 import numpy as np
 import pytest
-import torch
-from _pixels import numpy_shift
+from _test_time_helpers import assert_transduces_as, numpy_shift
 
 from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
-from skmeta.meta.transductive import make_transductive
 
 SHAPE = (1, 12, 12)
 
@@ -138,17 +136,8 @@ def test_transductive_methods_see_the_turned_embeddings(image_model, images):
         pretrained=image_model, transductive="ptmap", test_time_turns=True
     ).fit(X, labels)
     embed = MetaFeatureExtractor(pretrained=image_model).fit(X).transform
-    emb = torch.from_numpy(_turns_embedding(embed, X))
+    state = assert_transduces_as(clf, "ptmap", _turns_embedding(embed, X), labels)
     known = labels >= 0
-    state = make_transductive("ptmap").fit(
-        emb[known], torch.from_numpy(labels[known]), emb[~known], 10
-    )
-    np.testing.assert_allclose(
-        clf.adapted_["unlabelled_scores"].numpy(),
-        state["unlabelled_scores"].numpy(),
-        rtol=1e-4,
-        atol=1e-4,
-    )
     assert (
         clf.transduction_[~known] == state["unlabelled_scores"].argmax(1).numpy()
     ).all()
