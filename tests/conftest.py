@@ -39,6 +39,29 @@ def images():
 
 
 @pytest.fixture(scope="session")
+def image_model(images):
+    """A ProtoNet of the `images` fixture's 1x12x12 rows (3 iterations, rot90
+    classes): the model the test-time augmentation tests deploy."""
+    from skmeta import MetaFeatureExtractor
+
+    X, y = images
+    return (
+        MetaFeatureExtractor(
+            input_shape=(1, 12, 12),
+            backbone="conv4_strided",
+            class_augmentation="rot90",
+            max_iter=3,
+            n_way=4,
+            k_shot=2,
+            n_query=2,
+            random_state=0,
+        )
+        .fit(X[y < 6], y[y < 6])
+        .meta_model_
+    )
+
+
+@pytest.fixture(scope="session")
 def maml_image_model(images):
     """A MAML model of the `images` fixture's 1x12x12 rows (one iteration):
     a method that adapts the network's layers itself."""

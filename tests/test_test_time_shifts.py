@@ -17,24 +17,6 @@ def _views_mean(embed, X, shifts):
     return sum(embed(numpy_shift(X, dy, dx)) for dy, dx in offsets) / len(offsets)
 
 
-@pytest.fixture(scope="module")
-def image_model(images):
-    X, y = images
-    return (
-        MetaFeatureExtractor(
-            input_shape=SHAPE,
-            backbone="conv4_strided",
-            max_iter=3,
-            n_way=4,
-            k_shot=2,
-            n_query=2,
-            random_state=0,
-        )
-        .fit(X[y < 6], y[y < 6])
-        .meta_model_
-    )
-
-
 def test_shift_offsets_and_shifted_pixels():
     assert shift_offsets([1]) == [
         (0, 0), (-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)

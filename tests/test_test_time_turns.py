@@ -29,25 +29,6 @@ def _turns_embedding(embed, X, shift=None):
     return np.concatenate([one(_turned(X, k)) for k in range(4)], axis=1) / 2
 
 
-@pytest.fixture(scope="module")
-def image_model(images):
-    X, y = images
-    return (
-        MetaFeatureExtractor(
-            input_shape=SHAPE,
-            backbone="conv4_strided",
-            class_augmentation="rot90",
-            max_iter=3,
-            n_way=4,
-            k_shot=2,
-            n_query=2,
-            random_state=0,
-        )
-        .fit(X[y < 6], y[y < 6])
-        .meta_model_
-    )
-
-
 def test_transform_puts_the_turns_side_by_side(image_model, images):
     X, _ = images
     plain = MetaFeatureExtractor(pretrained=image_model).fit(X)
