@@ -403,7 +403,9 @@ def confirm(args) -> dict:
     for name in names:
         model = MetaModel.load(lake_runs.MODELS / f"lake_select_{name}.safetensors")
         size = model.input_shape[-1]  # each model is scored on its own size
-        settings = report.get(f"select/{name}", {}).get("settings", {})
+        if f"select/{name}" not in report:
+            raise SystemExit(f"no select record of {name} in lake_augment.json")
+        settings = report[f"select/{name}"]["settings"]
         key = size, settings.get("ink", "none")  # and on its own ink normalisation
         if key not in test:  # the same rows, runs and drawers, resampled
             test[key] = data("select", args.data_home, args.seed, *key)[1]
