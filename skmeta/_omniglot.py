@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import numbers
 import os
 import tempfile
 import urllib.request
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from sklearn.utils import Bunch
+
+from ._ink_box import ink_box as _ink_box
 
 __all__ = ["load_omniglot"]
 
@@ -39,33 +42,42 @@ def _data_home(data_home: str | os.PathLike | None) -> Path:
     return Path(data_home).expanduser()
 
 
-def _candidates(home: Path, split: str, image_size: int) -> list[tuple[str, Path]]:
-    """Places to look, best first: (kind, path) with kind npz, zip or folder."""
+def _candidates(
+    home: Path, split: str, image_size: int, original: bool = False
+) -> list[tuple[str, Path]]:
+    """Places to look, best first: (kind, path) with kind npz, zip or folder;
+    the 28x28 copy only for ``image_size=28`` and not `original`."""
     roots = (home, home / "omniglot")
     names = [("npz", f"{split}_105.npz"), ("zip", f"images_{split}.zip")]
     names.append(("folder", f"images_{split}"))
-    if image_size == 28:
+    if image_size == 28 and not original:
         names.insert(0, ("npz", f"{split}.npz"))
     return [(kind, root / name) for kind, name in names for root in roots]
 
 
-def _find(home: Path, split: str, image_size: int) -> tuple[str, Path] | None:
-    for kind, path in _candidates(home, split, image_size):
+def _find(
+    home: Path, split: str, image_size: int, original: bool = False
+) -> tuple[str, Path] | None:
+    for kind, path in _candidates(home, split, image_size, original):
         if path.is_dir() if kind == "folder" else path.is_file():
             return kind, path
     return None
 
 
-def _not_found(home: Path, split: str, image_size: int) -> FileNotFoundError:
-    tried = "\n".join(f"  {p}" for _, p in _candidates(home, split, image_size))
+def _not_found(
+    home: Path, split: str, image_size: int, original: bool = False
+) -> FileNotFoundError:
+    candidates = _candidates(home, split, image_size, original)
+    tried = "\n".join(f"  {p}" for _, p in candidates)
     msg = (
         f"Omniglot split {split!r} (image_size={image_size}) not found. "
         f"Looked at:\n{tried}\n"
     )
     small = (home / f"{split}.npz", home / "omniglot" / f"{split}.npz")
-    if image_size != 28 and any(p.is_file() for p in small):
+    if (image_size != 28 or original) and any(p.is_file() for p in small):
+        needs = "ink_box" if image_size == 28 else f"image_size={image_size}"
         msg += (
-            f"(a 28x28 {split}.npz is there, but image_size={image_size} needs "
+            f"(a 28x28 {split}.npz is there, but {needs} needs "
             "the 105x105 source: "
             f"{split}_105.npz, images_{split}.zip or images_{split}/.)\n"
         )
@@ -167,11 +179,21 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _ink_box_share(ink_box) -> float | None:
+    """``load_omniglot``'s `ink_box` as :func:`ink_box`'s ``box`` (None: off)."""
+    if isinstance(ink_box, bool | np.bool_):
+        return 20 / 28 if ink_box else None
+    if isinstance(ink_box, numbers.Real) and 0 < ink_box <= 1:
+        return float(ink_box)
+    raise ValueError(f"ink_box must be a bool or a float in (0, 1], got {ink_box!r}")
+
+
 def load_omniglot(
     split: str = "background",
     *,
     data_home: str | os.PathLike | None = None,
     image_size: int = 28,
+    ink_box: bool | float = False,
     return_X_y: bool = False,
     download: bool = False,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
@@ -194,6 +216,14 @@ def load_omniglot(
         variable if set, else ``~/skmeta_data``.
     image_size : int, default=28
         Side of the square images returned.
+    ink_box : bool or float, default=False
+        Scale each character so that the larger side of its ink box fills
+        this share of ``image_size`` (``True``: 20/28, as MNIST's digits),
+        and centre it on its ink (:func:`skmeta.datasets.ink_box`); needs
+        the 105x105 source. Models meta-trained on such images need them at prediction
+        too: load both splits alike.
+
+        .. versionadded:: 0.1
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     download : bool, default=False
@@ -218,7 +248,7 @@ def load_omniglot(
     Raises
     ------
     ValueError
-        If ``split`` or ``image_size`` is invalid.
+        If ``split``, ``image_size`` or ``ink_box`` is invalid.
     FileNotFoundError
         If the split is absent and ``download`` is False; the message lists
         every path looked at.
@@ -232,14 +262,18 @@ def load_omniglot(
     if image_size < 1:
         raise ValueError(f"image_size must be a positive int, got {image_size!r}")
     image_size = int(image_size)
+    box = _ink_box_share(ink_box)
     home = _data_home(data_home)
-    found = _find(home, split, image_size)
+    found = _find(home, split, image_size, box is not None)
     if found is None:
         if not download:
-            raise _not_found(home, split, image_size)
+            raise _not_found(home, split, image_size, box is not None)
         found = ("zip", _download(home, split))
     raw = _read_source(*found)
-    images = _resize(raw["images"], image_size)
+    if box is None:
+        images = _resize(raw["images"], image_size)
+    else:
+        images = _ink_box(raw["images"], image_size, box=box)
     data = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
     target = np.array(raw["labels"], dtype=np.int64)  # copy: raw may be cached
     if return_X_y:

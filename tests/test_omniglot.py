@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from skmeta._omniglot import _URL, _read_source, _resize, load_omniglot
+from skmeta.datasets import ink_box
 
 # Official layout, deliberately listed out of order: the loader must sort.
 ALPHABETS = {
@@ -164,6 +165,36 @@ def test_missing_explains_28_only(tmp_path):
     (tmp_path / "background.npz").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="needs the 105x105 source"):
         load_omniglot(data_home=tmp_path, image_size=32)
+
+
+def test_ink_box_reads_the_originals(zip_home, tiny):
+    exp = tiny[1]
+    fields = {
+        "labels": exp["target"].astype(np.int32),
+        "alphabet": exp["groups"].astype(np.int16),
+        "alphabet_names": np.array(exp["alphabet_names"]),
+        "character_names": np.array(exp["character_names"]),
+    }
+    small = np.full((12, 28, 28), 51, dtype=np.uint8)
+    np.savez(zip_home / "background.npz", images=small, **fields)
+    b = load_omniglot(data_home=zip_home, ink_box=True)  # not the 28x28 file
+    ink = exp["ink"].astype(np.uint8) * 255
+    np.testing.assert_array_equal(b.images * 255, ink_box(ink, 28))
+    assert b.input_shape == (1, 28, 28) and b.data.dtype == np.float32
+    half = load_omniglot(data_home=zip_home, image_size=20, ink_box=0.5)
+    np.testing.assert_array_equal(half.images * 255, ink_box(ink, 20, box=0.5))
+
+
+def test_ink_box_needs_the_originals(tmp_path):
+    (tmp_path / "background.npz").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="ink_box needs the 105x105 source"):
+        load_omniglot(data_home=tmp_path, ink_box=True)
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "yes", None])
+def test_bad_ink_box(value, tmp_path):
+    with pytest.raises(ValueError, match="ink_box"):
+        load_omniglot(data_home=tmp_path, ink_box=value)
 
 
 @pytest.mark.parametrize("split", ["train", "Background", "test"])

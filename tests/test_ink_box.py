@@ -1,0 +1,110 @@
+"""Tests for skmeta.datasets.ink_box: characters scaled to a box and centred
+on their ink."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skmeta.datasets import ink_box
+
+
+def _canvas(rows: slice, cols: slice, side: int = 105) -> np.ndarray:
+    image = np.zeros((1, side, side), dtype=np.uint8)
+    image[0, rows, cols] = 255
+    return image
+
+
+def _ink_extent(image: np.ndarray) -> tuple[int, int]:
+    rows, cols = np.nonzero(image > 127)
+    return int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
+
+
+def _centre_of_mass(image: np.ndarray) -> np.ndarray:
+    weights = image.astype(float)
+    grid = np.indices(image.shape) + 0.5
+    return (grid * weights).sum((1, 2)) / weights.sum()
+
+
+def test_larger_side_fills_the_box_aspect_kept_and_centred():
+    tall = _canvas(slice(5, 45), slice(70, 80))  # 40 x 10, in a corner
+    out = ink_box(tall, 28)
+    assert out.shape == (1, 28, 28) and out.dtype == np.uint8
+    height, width = _ink_extent(out[0])
+    assert abs(height - 20) <= 1  # the larger side: 20 of 28 pixels
+    assert abs(width - 5) <= 1  # a quarter of it, as drawn
+    np.testing.assert_allclose(_centre_of_mass(out[0]), [14, 14], atol=0.3)
+
+
+@pytest.mark.parametrize("box", [0.5, 1.0])
+def test_box_share(box):
+    out = ink_box(_canvas(slice(40, 60), slice(30, 50)), 40, box=box)
+    assert max(_ink_extent(out[0])) == pytest.approx(box * 40, abs=1)
+
+
+def test_box_none_keeps_the_size_and_only_centres():
+    bar = _canvas(slice(10, 62), slice(80, 90))  # 52 px of 105
+    out = ink_box(bar, 28, box=None)
+    assert _ink_extent(out[0])[0] == pytest.approx(52 * 28 / 105, abs=1)
+    np.testing.assert_allclose(_centre_of_mass(out[0]), [14, 14], atol=0.3)
+
+
+def test_same_character_at_another_place_and_size_gives_the_same_image():
+    rng = np.random.default_rng(0)
+    glyph = (rng.random((12, 10)) < 0.5).astype(np.uint8) * 255  # any shape
+    small = np.zeros((105, 105), dtype=np.uint8)
+    small[10:46, 60:90] = np.asarray(
+        Image.fromarray(glyph).resize((30, 36), Image.Resampling.NEAREST)
+    )
+    large = np.zeros((105, 105), dtype=np.uint8)
+    large[30:102, 5:65] = np.asarray(
+        Image.fromarray(glyph).resize((60, 72), Image.Resampling.NEAREST)
+    )
+    a, b = ink_box(np.stack([small, large]), 28).astype(float) / 255
+    plain = [
+        np.asarray(Image.fromarray(x).resize((28, 28))) / 255 for x in (small, large)
+    ]
+    assert np.abs(a - b).mean() < 0.03  # up to resampling
+    assert np.abs(plain[0] - plain[1]).mean() > 5 * np.abs(a - b).mean()
+
+
+def test_float_input_gives_float_output_equal_to_uint8():
+    rng = np.random.default_rng(1)
+    images = (rng.random((3, 50, 60)) < 0.1).astype(np.uint8) * 255
+    as_float = ink_box(images.astype(np.float64) / 255, 20)
+    assert as_float.dtype == np.float32
+    np.testing.assert_array_equal(as_float * 255, ink_box(images, 20))
+
+
+def test_image_without_ink_stays_blank():
+    out = ink_box(np.zeros((2, 30, 30), dtype=np.uint8), 10)
+    assert out.shape == (2, 10, 10) and out.max() == 0
+
+
+def test_non_square_canvas():
+    image = np.zeros((1, 40, 100), dtype=np.uint8)
+    image[0, 5:15, 80:95] = 255
+    out = ink_box(image, 16)
+    assert max(_ink_extent(out[0])) == pytest.approx(20 / 28 * 16, abs=1)
+
+
+@pytest.mark.parametrize(
+    "images, kwargs, error, match",
+    [
+        (np.zeros((5, 5), np.uint8), {}, ValueError, "n_images, height, width"),
+        (np.zeros((0, 5, 5), np.uint8), {}, ValueError, "no empty axis"),
+        (np.zeros((1, 5, 5), np.int32), {}, TypeError, "uint8"),
+        (np.full((1, 5, 5), 2.0), {}, ValueError, r"\[0, 1\]"),
+        (np.full((1, 5, 5), np.nan), {}, ValueError, "finite"),
+        (np.zeros((1, 5, 5), np.uint8), {"image_size": 0}, ValueError, "image_size"),
+        (np.zeros((1, 5, 5), np.uint8), {"image_size": True}, ValueError, "image_size"),
+        (np.zeros((1, 5, 5), np.uint8), {"box": 0}, ValueError, "box"),
+        (np.zeros((1, 5, 5), np.uint8), {"box": 1.5}, ValueError, "box"),
+        (np.zeros((1, 5, 5), np.uint8), {"box": True}, ValueError, "box"),
+        (np.zeros((1, 5, 5), np.uint8), {"supersample": 0}, ValueError, "supersample"),
+    ],
+)
+def test_bad_input_is_named(images, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ink_box(images, **kwargs)
