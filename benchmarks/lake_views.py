@@ -216,6 +216,14 @@ ROUNDS = {
         "episode_seed": {"select": 60, "final": 0},
         "current": {"random inductive": "turns"},  # the twenty-first's choice
     },
+    "ink-box": {  # the twenty-fourth try's final (lake_augment.py): estimators only
+        "inductive": (),
+        "transductive": (),
+        "run_seeds": {"final": (0, 1)},
+        "episode_seed": {"final": 0},
+        "models": {"final": "lake_final_w40q2-box-full"},
+        "ink": "box",
+    },
 }
 # the estimators' deployments (``estimators`` stage): transductive method,
 # test_time_turns; every one with test_time_shifts=(1, 2, 3)
@@ -419,6 +427,8 @@ def choose(scores, names, family, task, guard=None, current=None) -> dict:
 
 def run(args) -> dict:
     stage, spec = args.stage, ROUNDS[args.round]
+    if stage not in spec["run_seeds"]:
+        raise SystemExit(f"round {args.round!r} has no {stage} stage")
     model = MetaModel.load(lake_runs.MODELS / f"{MODELS[stage]}.safetensors")
     _, (X, y, groups, drawer) = data(stage, args.data_home, 0)
     tic = time.perf_counter()
@@ -497,8 +507,10 @@ def estimators(args) -> dict:
     (``omniglot_methods.score``), ``--deployments`` on ``--tasks``: the
     episodes of the round's final."""
     spec = ROUNDS[args.round]
-    model = MetaModel.load(lake_runs.MODELS / f"{MODELS['final']}.safetensors")
-    _, (X, y, groups, drawer) = data("final", args.data_home, 0)
+    name = spec.get("models", MODELS)["final"]
+    model = MetaModel.load(lake_runs.MODELS / f"{name}.safetensors")
+    ink = spec.get("ink", "none")  # the rows the model was meta-trained on
+    _, (X, y, groups, drawer) = data("final", args.data_home, 0, 28, ink)
     params = chosen_transductive()["ptmap"]
     seed = spec["episode_seed"]["final"]
     tasks = {
@@ -530,13 +542,14 @@ def estimators(args) -> dict:
             s["per_episode"] = s["per_episode"].tolist()
             out.setdefault(task, {})[name] = s
             print(f"  {task} {name}: {100 * s['mean']:.2f}%", flush=True)
-    return {"model": MODELS["final"], "ptmap_params": params, "scores": out}
+    return {"model": name, "ink": ink, "ptmap_params": params, "scores": out}
 
 
 def estimators_table(key: str, r: dict) -> list[str]:
     lines = [
         f"## {key}: `{r['model']}` through `FewShotClassifier(test_time_shifts="
-        "(1, 2, 3), test_time_turns=...)`, the final's episodes",
+        "(1, 2, 3), test_time_turns=...)`, the final's episodes"
+        + (f" (rows `--ink {r['ink']}`)" if r.get("ink", "none") != "none" else ""),
         "",
         "| task | deployment | accuracy | s/episode |",
         "|---|---|---|---|",
