@@ -212,6 +212,13 @@ Two stages, settings chosen only on background:
   twenty-third try's deployments (``test_time_turns="dihedral"``
   inductive, PT-MAP+shifts transductive) on ``evaluation`` and reported
   whichever way it falls.
+  Both passed: box 90.85 / 97.49% and centre 89.62 / 97.17% against 87.80
+  / 95.99% (paired +3.05 / +1.50, margins 0.64 / 0.60; +1.82 / +1.19).
+  ``final --name w40q2-box-full --n-way 40 --n-query 2 --ink box
+  --max-iter 78369`` (2,931 CPU s beside other jobs), then ``lake_views.py
+  estimators --round ink-box``: 97.08% on Lake's runs with PT-MAP (200),
+  90.53% inductive with the dihedral turns, 99.09% random 5-way 1-shot,
+  97.42% 20-way 1-shot (``benchmarks/RESULTS.md``).
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out

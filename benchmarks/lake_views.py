@@ -151,6 +151,17 @@ Lake runs inductive (margin 0.42). The estimators gained
 Through them on ``evaluation``: 96.33% random 20-way 1-shot, 98.63% 5-way
 1-shot, 87.60% on Lake's runs (95.87 / 98.41 / 85.97% without the turns).
 
+**Round ``ink-box`` (estimators only):** ``lake_augment.py``'s twenty-fourth
+try's final, ``lake_final_w40q2-box-full``, meta-trained on rows of
+``load_omniglot(..., ink_box=True)`` and scored on such rows of
+``evaluation``, with the twenty-third try's deployments and episodes:
+
+    python benchmarks/lake_views.py estimators --round ink-box \
+        --tasks lake,5w1s,20w1s --deployments dihedral,ptmap
+
+97.08% on Lake's runs with PT-MAP, 90.53% inductive with ``dihedral``,
+99.09% random 5-way 1-shot, 97.42% 20-way 1-shot.
+
 Each candidate is computed from the views' embeddings
 (``MetaModel.transform(X, views=[offset])``, one offset at a time); a check
 on the first runs compares ``mean`` and ``ptmap`` with
@@ -507,8 +518,8 @@ def estimators(args) -> dict:
     (``omniglot_methods.score``), ``--deployments`` on ``--tasks``: the
     episodes of the round's final."""
     spec = ROUNDS[args.round]
-    name = spec.get("models", MODELS)["final"]
-    model = MetaModel.load(lake_runs.MODELS / f"{name}.safetensors")
+    model_name = spec.get("models", MODELS)["final"]
+    model = MetaModel.load(lake_runs.MODELS / f"{model_name}.safetensors")
     ink = spec.get("ink", "none")  # the rows the model was meta-trained on
     _, (X, y, groups, drawer) = data("final", args.data_home, 0, 28, ink)
     params = chosen_transductive()["ptmap"]
@@ -542,7 +553,7 @@ def estimators(args) -> dict:
             s["per_episode"] = s["per_episode"].tolist()
             out.setdefault(task, {})[name] = s
             print(f"  {task} {name}: {100 * s['mean']:.2f}%", flush=True)
-    return {"model": name, "ink": ink, "ptmap_params": params, "scores": out}
+    return {"model": model_name, "ink": ink, "ptmap_params": params, "scores": out}
 
 
 def estimators_table(key: str, r: dict) -> list[str]:
