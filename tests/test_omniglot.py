@@ -130,14 +130,20 @@ def test_zip_in_omniglot_subfolder_and_folder_layout(tmp_path, tiny):
     assert list(from_dir.character_names) == tiny[1]["character_names"]
 
 
+def _npz_fields(expected: dict) -> dict:
+    """The data file's fields other than ``images``, from `_tiny_official`'s
+    expected arrays."""
+    return {
+        "labels": expected["target"].astype(np.int32),
+        "alphabet": expected["groups"].astype(np.int16),
+        "alphabet_names": np.array(expected["alphabet_names"]),
+        "character_names": np.array(expected["character_names"]),
+    }
+
+
 def test_npz_preferred_and_28_only_for_size_28(zip_home, tiny):
     exp = tiny[1]
-    fields = {
-        "labels": exp["target"].astype(np.int32),
-        "alphabet": exp["groups"].astype(np.int16),
-        "alphabet_names": np.array(exp["alphabet_names"]),
-        "character_names": np.array(exp["character_names"]),
-    }
+    fields = _npz_fields(exp)
     small = np.full((12, 28, 28), 51, dtype=np.uint8)  # recognisable: 0.2
     np.savez(zip_home / "background.npz", images=small, **fields)
     assert np.allclose(load_omniglot(data_home=zip_home).data, 0.2)
@@ -169,12 +175,7 @@ def test_missing_explains_28_only(tmp_path):
 
 def test_ink_box_reads_the_originals(zip_home, tiny):
     exp = tiny[1]
-    fields = {
-        "labels": exp["target"].astype(np.int32),
-        "alphabet": exp["groups"].astype(np.int16),
-        "alphabet_names": np.array(exp["alphabet_names"]),
-        "character_names": np.array(exp["character_names"]),
-    }
+    fields = _npz_fields(exp)
     small = np.full((12, 28, 28), 51, dtype=np.uint8)
     np.savez(zip_home / "background.npz", images=small, **fields)
     b = load_omniglot(data_home=zip_home, ink_box=True)  # not the 28x28 file
