@@ -64,10 +64,12 @@ def ink_box(
     the larger side of the character's ink bounding box (pixels above half
     the ink level) is scaled to ``box * image_size`` pixels, the aspect
     ratio kept, and the ink's centre of mass is put at the image's centre.
-    Drawers vary a character's size and place far more than its shape, so a
-    few-shot model trained and applied on such images compares shapes. On
-    Omniglot's within-alphabet one-shot runs it gained several points over
-    the plain images (``benchmarks/RESULTS.md``, twenty-fourth try).
+    Drawers vary a character's size and place as well as its shape; a
+    few-shot model trained and applied on such images is left with the
+    shape. On Omniglot's within-alphabet one-shot runs of held-out alphabets
+    a ProtoNet meta-trained and scored on such rows gained 3.05 points
+    inductive and 1.50 with PT-MAP over the plain rows
+    (``benchmarks/RESULTS.md``, the twenty-fourth try).
 
     Each image is rendered by one affine map at ``supersample * image_size``
     pixels (bicubic), then reduced to ``image_size`` with Lanczos
@@ -79,7 +81,8 @@ def ink_box(
     ----------
     images : array-like of shape (n_images, height, width)
         Grey images with ink high: uint8 (ink 255, paper 0) or floats in
-        [0, 1] (ink 1), as :func:`load_omniglot` returns them.
+        [0, 1] (ink 1). Pass them at full resolution (Omniglot's 105x105
+        originals, your scans as read): the result is rendered from them.
     image_size : int, default=28
         Side of the square images returned.
     box : float or None, default=20/28
