@@ -240,14 +240,10 @@ ROUNDS = {
         "models": {"final": "lake_final_w40q2-box-full"},
         "ink": "box",
     },
-    "ink-box-1200": {  # the same recipe within 1,200 CPU s (lake_augment.py)
-        "inductive": (),
-        "transductive": (),
-        "run_seeds": {"final": (0, 1)},
-        "episode_seed": {"final": 0},
-        "models": {"final": "lake_final_w40q2-box-1200"},
-        "ink": "box",
-    },
+}
+ROUNDS["ink-box-1200"] = {  # the same recipe within 1,200 CPU s (lake_augment.py)
+    **ROUNDS["ink-box"],
+    "models": {"final": "lake_final_w40q2-box-1200"},
 }
 # the estimators' deployments (``estimators`` stage): transductive method,
 # test_time_turns; every one with test_time_shifts=(1, 2, 3)
