@@ -219,6 +219,35 @@ Two stages, settings chosen only on background:
   estimators --round ink-box``: 97.08% on Lake's runs with PT-MAP (200),
   90.53% inductive with the dihedral turns, 99.09% random 5-way 1-shot,
   97.42% 20-way 1-shot (``benchmarks/RESULTS.md``).
+  **Twenty-fifth try, written before its training: wide characters given
+  more pixels, and mirror images as classes on the boxed rows.** The
+  inductive deployment's errors on held-out runs (50 runs of seed 68,
+  ``w40q2-box-20k``, dihedral turns: 68 errors in 1,000 queries) fall on
+  wide characters: queries whose ink box is over 2.2 times as wide as
+  high are 6% of the queries and 19% of the errors, and the widest
+  alphabet (median ratio 1.75) has 15% errors against 0.5-9% for the
+  others. With the aspect kept, such a character spans 20 pixels but only
+  6-9 pixels high. Two candidates, each against ``w40q2-box-20k``:
+  ``--ink box-adaptive`` (``ink_box(..., aspect="adaptive")``: the short
+  side scaled to the square root of the sine of the ratio of the sides,
+  Liu et al.'s 2004 aspect ratio adaptive normalisation of handwritten
+  digits; a 3:1 character becomes 10:7) and ``--ink box
+  --class-augmentation dihedral`` (the tenth try's mirror classes, which
+  gained +0.23 / +0.11 on plain rows; the rows have changed since).
+  ``select --name w40q2-boxa-20k --n-way 40 --n-query 2 --ink box-adaptive
+  --max-iter 20000`` and ``--name w40q2-box-d8-20k --ink box
+  --class-augmentation dihedral``, then ``confirm --name
+  w40q2-boxa-20k,w40q2-box-d8-20k --baseline w40q2-box-20k --round
+  confirm-twenty-fifth --run-seeds 68,69,70,71 --rule inductive`` (400
+  new held-out runs; seed 68 served only the error count above, and
+  ``--runs 100`` each). **Rule** (``--rule inductive``, new: the target
+  left is the inductive one): the inductive+shifts gain beyond 1.96
+  paired standard errors, and no significant PT-MAP+shifts loss (a
+  paired gain above minus its margin); of those that pass, the best
+  inductive+shifts mean goes to ``final`` within 1,200 CPU s
+  (``--cpu-budget 1200``, priced by the probes that day) and is scored
+  with ``lake_views.py estimators`` as the twenty-fourth try's
+  ``ink-box-1200`` round was, reported whichever way it falls.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
@@ -255,7 +284,9 @@ Writes ``results/lake_augment.{json,md}``; models go to
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -301,8 +332,9 @@ def ink_rows(
     raw = np.load(Path(data_home) / f"{split}_105.npz")
     if not np.array_equal(raw["labels"], target):
         raise SystemExit(f"{split}_105.npz's rows are not in load_omniglot's order")
-    box = {"box": 20 / 28, "com": None}[ink]
-    images = ink_box(raw["images"], image_size, box=box)
+    box = {"box": 20 / 28, "box-adaptive": 20 / 28, "com": None}[ink]
+    aspect = "adaptive" if ink == "box-adaptive" else "keep"
+    images = ink_box(raw["images"], image_size, box=box, aspect=aspect)
     return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
 
 
@@ -432,7 +464,18 @@ def confirm(args) -> dict:
         }
         for name in candidates
     }
-    if args.rule == "paired":
+    if args.rule == "inductive":
+        # the inductive figure gains significantly, PT-MAP+shifts does not
+        # fall significantly
+        passed = [
+            name
+            for name in candidates
+            if paired_gains[name]["inductive+shifts"]["gain"]
+            > paired_gains[name]["inductive+shifts"]["margin"]
+            and paired_gains[name]["ptmap+shifts"]["gain"]
+            > -paired_gains[name]["ptmap+shifts"]["margin"]
+        ]
+    elif args.rule == "paired":
         # the Lake figure (PT-MAP+shifts) gains significantly, the inductive
         # one does not fall
         passed = [
@@ -465,7 +508,11 @@ def confirm(args) -> dict:
         "passed": passed,
         "chosen": max(
             passed,
-            key=lambda n: sum(s["mean"] for s in scores[n].values()),
+            key=(
+                (lambda n: scores[n]["inductive+shifts"]["mean"])
+                if args.rule == "inductive"
+                else (lambda n: sum(s["mean"] for s in scores[n].values()))
+            ),
             default=None,
         ),
     }
@@ -500,9 +547,11 @@ def main() -> None:
     ap.add_argument(
         "--rule",
         default="points",
-        choices=["points", "paired"],
-        help="confirm: more than 1 point on both deployments (points), or a "
-        "PT-MAP+shifts gain beyond 1.96 paired SE and no inductive loss (paired)",
+        choices=["points", "paired", "inductive"],
+        help="confirm: more than 1 point on both deployments (points), a "
+        "PT-MAP+shifts gain beyond 1.96 paired SE and no inductive loss "
+        "(paired), or an inductive+shifts gain beyond 1.96 paired SE and no "
+        "significant PT-MAP+shifts loss (inductive)",
     )
     ap.add_argument(
         "--width", type=int, default=None, help="Conv4's channels (default 64)"
@@ -522,9 +571,10 @@ def main() -> None:
     ap.add_argument(
         "--ink",
         default="none",
-        choices=["none", "com", "box"],
-        help="each character scaled to a box and centred on its ink (box), only "
-        "centred (com), or as drawn (none); skmeta.datasets.ink_box",
+        choices=["none", "com", "box", "box-adaptive"],
+        help="each character scaled to a box and centred on its ink (box; "
+        "box-adaptive: wide and tall ones widened along their short side), "
+        "only centred (com), or as drawn (none); skmeta.datasets.ink_box",
     )
     ap.add_argument(
         "--within",
@@ -540,12 +590,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    out = RESULTS / "lake_augment.json"
     if args.stage == "confirm":
-        record = confirm(args)
-        report = json.loads(out.read_text()) if out.exists() else {}
-        report[args.round] = record
-        return write(report)
+        return update(args.round, confirm(args))
     aug = augmentation(args)
     # lake_runs.train's settings: its recipe, with this run's augmentation.
     recipe = argparse.Namespace(
@@ -581,9 +627,18 @@ def main() -> None:
         "model": str(path),
         "scores": evaluate(model.meta_model_, test, args),
     }
-    report = json.loads(out.read_text()) if out.exists() else {}
-    report[f"{args.stage}/{args.name}"] = record
-    write(report)
+    update(f"{args.stage}/{args.name}", record)
+
+
+def update(key: str, record: dict) -> None:
+    """Add `record` to the report under `key`, read and written under a file
+    lock: select runs started side by side end at about the same time."""
+    out = RESULTS / "lake_augment.json"
+    with open(Path(tempfile.gettempdir()) / "skmeta_lake_augment.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = json.loads(out.read_text()) if out.exists() else {}
+        report[key] = record
+        write(report)
 
 
 def write(report: dict) -> None:
