@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from skmeta._ink_box import adaptive_aspect
 from skmeta.datasets import ink_box
 
 
@@ -89,6 +90,41 @@ def test_non_square_canvas():
     assert max(_ink_extent(out[0])) == pytest.approx(20 / 28 * 16, abs=1)
 
 
+def test_adaptive_aspect_mapping():
+    ratios = np.linspace(0.01, 1, 50)
+    mapped = adaptive_aspect(ratios)
+    assert adaptive_aspect(1.0) == pytest.approx(1.0)
+    assert adaptive_aspect(1 / 3) == pytest.approx(np.sqrt(0.5))  # sin(pi / 6)
+    assert np.all(np.diff(mapped) > 0) and np.all(mapped >= ratios)
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_adaptive_aspect_widens_the_short_side_only(wide):
+    rows, cols = (
+        (slice(40, 52), slice(10, 70)) if wide else (slice(10, 70), slice(40, 52))
+    )
+    bar = _canvas(rows, cols)  # 12 x 60 or 60 x 12: ratio 1/5
+    kept = _ink_extent(ink_box(bar, 28)[0])
+    out = ink_box(bar, 28, aspect="adaptive")[0]
+    adapted = _ink_extent(out)
+    long_axis, short_axis = (1, 0) if wide else (0, 1)
+    assert adapted[long_axis] == kept[long_axis] == pytest.approx(20, abs=1)
+    assert kept[short_axis] == pytest.approx(4, abs=1)  # 20 / 5
+    expected = 20 * adaptive_aspect(1 / 5)  # 11.1 pixels
+    assert adapted[short_axis] == pytest.approx(expected, abs=1)
+    np.testing.assert_allclose(_centre_of_mass(out), [14, 14], atol=0.3)
+
+
+def test_adaptive_aspect_leaves_square_characters_as_kept():
+    rng = np.random.default_rng(1)
+    image = np.zeros((1, 105, 105), dtype=np.uint8)
+    image[0, 20:60, 30:70] = (rng.random((40, 40)) < 0.4) * 255
+    image[0, 20, 30] = image[0, 59, 69] = 255  # a 40 x 40 ink box
+    np.testing.assert_array_equal(
+        ink_box(image, 28, aspect="adaptive"), ink_box(image, 28)
+    )
+
+
 @pytest.mark.parametrize(
     "images, kwargs, error, match",
     [
@@ -103,6 +139,13 @@ def test_non_square_canvas():
         (np.zeros((1, 5, 5), np.uint8), {"box": 1.5}, ValueError, "box"),
         (np.zeros((1, 5, 5), np.uint8), {"box": True}, ValueError, "box"),
         (np.zeros((1, 5, 5), np.uint8), {"supersample": 0}, ValueError, "supersample"),
+        (np.zeros((1, 5, 5), np.uint8), {"aspect": "fill"}, ValueError, "aspect"),
+        (
+            np.zeros((1, 5, 5), np.uint8),
+            {"aspect": "adaptive", "box": None},
+            ValueError,
+            "needs a box",
+        ),
     ],
 )
 def test_bad_input_is_named(images, kwargs, error, match):
