@@ -102,6 +102,15 @@ def ink_box(
         Share of ``image_size`` that the larger side of each ink box fills.
         ``None`` keeps each character's size relative to its canvas: the
         image is only resized and centred on its ink.
+    aspect : {"keep", "adaptive"}, default="keep"
+        ``"keep"``: both sides of the ink box scaled alike. ``"adaptive"``:
+        the shorter side scaled further, to ``sqrt(sin(pi / 2 * r))`` of
+        the box, ``r`` the ratio of the shorter side to the longer (Liu et
+        al.'s aspect ratio adaptive normalisation, 2004, "Handwritten
+        digit recognition: investigation of normalization and feature
+        extraction techniques"): squares stay square, and a character three
+        times as wide as high is rendered 0.71 times as high as wide, not
+        left a few pixels high. Needs a ``box``.
     supersample : int, default=4
         Factor of the intermediate rendering before the Lanczos reduction.
 
