@@ -194,6 +194,7 @@ def load_omniglot(
     data_home: str | os.PathLike | None = None,
     image_size: int = 28,
     ink_box: bool | float = False,
+    ink_aspect: str = "keep",
     return_X_y: bool = False,
     download: bool = False,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
@@ -224,6 +225,14 @@ def load_omniglot(
         too: load both splits alike.
 
         .. versionadded:: 0.1
+    ink_aspect : {"keep", "adaptive"}, default="keep"
+        With ``ink_box``: ``"keep"`` scales both sides of the ink box alike;
+        ``"adaptive"`` widens wide and tall characters along their short
+        side (``ink_box(..., aspect="adaptive")``, Liu et al.'s aspect ratio
+        adaptive normalisation), so a wide character is not left a few
+        pixels high.
+
+        .. versionadded:: 0.1
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     download : bool, default=False
@@ -248,7 +257,8 @@ def load_omniglot(
     Raises
     ------
     ValueError
-        If ``split``, ``image_size`` or ``ink_box`` is invalid.
+        If ``split``, ``image_size``, ``ink_box`` or ``ink_aspect`` is
+        invalid, or ``ink_aspect="adaptive"`` comes without ``ink_box``.
     FileNotFoundError
         If the split is absent and ``download`` is False; the message lists
         every path looked at.
@@ -263,6 +273,10 @@ def load_omniglot(
         raise ValueError(f"image_size must be a positive int, got {image_size!r}")
     image_size = int(image_size)
     box = _ink_box_share(ink_box)
+    if ink_aspect not in ("keep", "adaptive"):
+        raise ValueError(f"ink_aspect must be 'keep' or 'adaptive', got {ink_aspect!r}")
+    if ink_aspect == "adaptive" and box is None:
+        raise ValueError("ink_aspect='adaptive' needs ink_box=True (or a share)")
     home = _data_home(data_home)
     found = _find(home, split, image_size, box is not None)
     if found is None:
@@ -273,7 +287,7 @@ def load_omniglot(
     if box is None:
         images = _resize(raw["images"], image_size)
     else:
-        images = _ink_box(raw["images"], image_size, box=box)
+        images = _ink_box(raw["images"], image_size, box=box, aspect=ink_aspect)
     data = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
     target = np.array(raw["labels"], dtype=np.int64)  # copy: raw may be cached
     if return_X_y:

@@ -184,6 +184,11 @@ def test_ink_box_reads_the_originals(zip_home, tiny):
     assert b.input_shape == (1, 28, 28) and b.data.dtype == np.float32
     half = load_omniglot(data_home=zip_home, image_size=20, ink_box=0.5)
     np.testing.assert_array_equal(half.images * 255, ink_box(ink, 20, box=0.5))
+    wide = load_omniglot(data_home=zip_home, ink_box=True, ink_aspect="adaptive")
+    assert not np.array_equal(wide.images, b.images)  # the option is used
+    np.testing.assert_array_equal(
+        wide.images * 255, ink_box(ink, 28, aspect="adaptive")
+    )
 
 
 def test_ink_box_needs_the_originals(tmp_path):
@@ -196,6 +201,18 @@ def test_ink_box_needs_the_originals(tmp_path):
 def test_bad_ink_box(value, tmp_path):
     with pytest.raises(ValueError, match="ink_box"):
         load_omniglot(data_home=tmp_path, ink_box=value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"ink_box": True, "ink_aspect": "fill"}, "ink_aspect must be"),
+        ({"ink_aspect": "adaptive"}, "needs ink_box"),
+    ],
+)
+def test_bad_ink_aspect(kwargs, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        load_omniglot(data_home=tmp_path, **kwargs)
 
 
 @pytest.mark.parametrize("split", ["train", "Background", "test"])
