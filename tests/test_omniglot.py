@@ -184,11 +184,18 @@ def test_ink_box_reads_the_originals(zip_home, tiny):
     assert b.input_shape == (1, 28, 28) and b.data.dtype == np.float32
     half = load_omniglot(data_home=zip_home, image_size=20, ink_box=0.5)
     np.testing.assert_array_equal(half.images * 255, ink_box(ink, 20, box=0.5))
-    wide = load_omniglot(data_home=zip_home, ink_box=True, ink_aspect="adaptive")
-    assert not np.array_equal(wide.images, b.images)  # the option is used
-    np.testing.assert_array_equal(
-        wide.images * 255, ink_box(ink, 28, aspect="adaptive")
-    )
+
+
+def test_ink_aspect_adaptive_widens_wide_characters(tmp_path, tiny):
+    originals = np.zeros((12, 105, 105), dtype=np.uint8)
+    originals[:, 40:52, 10:70] = 255  # wide bars: 12 x 60 pixels
+    np.savez(tmp_path / "background_105.npz", images=originals, **_npz_fields(tiny[1]))
+    kept = load_omniglot(data_home=tmp_path, ink_box=True)
+    wide = load_omniglot(data_home=tmp_path, ink_box=True, ink_aspect="adaptive")
+    expected = ink_box(originals, 28, aspect="adaptive")
+    np.testing.assert_array_equal(wide.images, expected / np.float32(255))
+    rows = lambda b: np.ptp(np.nonzero(b.images[0] > 0.5)[0]) + 1  # noqa: E731
+    assert rows(kept) <= 5 and rows(wide) >= 10  # 20 / 5 against 20 * 0.51
 
 
 def test_ink_box_needs_the_originals(tmp_path):
