@@ -181,10 +181,13 @@ Writes ``results/lake_views.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import lake_runs
 import numpy as np
@@ -244,6 +247,11 @@ ROUNDS = {
 ROUNDS["ink-box-1200"] = {  # the same recipe within 1,200 CPU s (lake_augment.py)
     **ROUNDS["ink-box"],
     "models": {"final": "lake_final_w40q2-box-1200"},
+}
+ROUNDS["ink-box-adaptive-1200"] = {  # the twenty-fifth try's final
+    **ROUNDS["ink-box"],
+    "models": {"final": "lake_final_w40q2-boxa-1200"},
+    "ink": "box-adaptive",
 }
 # the estimators' deployments (``estimators`` stage): transductive method,
 # test_time_turns; every one with test_time_shifts=(1, 2, 3)
@@ -641,16 +649,19 @@ def main() -> None:
         warnings.simplefilter("ignore", UserWarning)
         record = estimators(args) if args.stage == "estimators" else run(args)
     out = RESULTS / "lake_views.json"
-    # read now: another stage's process may have written since this one began
-    report = json.loads(out.read_text()) if out.exists() else {}
-    key = f"{args.round}/{args.stage}"
-    if args.stage == "estimators" and key in report:  # tasks run apart add up
-        for task, scores in record["scores"].items():
-            report[key]["scores"].setdefault(task, {}).update(scores)
-        record = report[key]
-    report[key] = record
-    out.write_text(json.dumps(report, indent=1))
-    (RESULTS / "lake_views.md").write_text(table(report))
+    # read now, under a lock: another stage's process may have written since
+    # this one began, or be writing
+    with open(Path(tempfile.gettempdir()) / "skmeta_lake_views.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = json.loads(out.read_text()) if out.exists() else {}
+        key = f"{args.round}/{args.stage}"
+        if args.stage == "estimators" and key in report:  # tasks run apart add up
+            for task, scores in record["scores"].items():
+                report[key]["scores"].setdefault(task, {}).update(scores)
+            record = report[key]
+        report[key] = record
+        out.write_text(json.dumps(report, indent=1))
+        (RESULTS / "lake_views.md").write_text(table(report))
     print(table(report))
 
 
