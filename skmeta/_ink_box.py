@@ -7,6 +7,8 @@ import numbers
 import numpy as np
 from PIL import Image
 
+from ._optional import import_skimage_skeletonize
+
 __all__ = ["ink_box"]
 
 
@@ -36,8 +38,8 @@ def _redrawn(image, scales, centre, big: int, radius: float) -> Image.Image:
     the `big` x `big` canvas by `scales` (rows, columns) about `centre`, and
     redrawn as strokes of `radius` canvas pixels, antialiased."""
     from scipy import ndimage
-    from skimage.morphology import skeletonize
 
+    skeletonize = import_skimage_skeletonize("ink_box(stroke_width=...)")
     rows, cols = np.nonzero(skeletonize(image > 127))
     u = np.rint((rows + 0.5 - centre[0]) * scales[0] + big / 2 - 0.5).astype(int)
     v = np.rint((cols + 0.5 - centre[1]) * scales[1] + big / 2 - 0.5).astype(int)
@@ -150,8 +152,10 @@ def ink_box(
     ------
     ValueError
         If ``images`` is not 3-d, float images leave [0, 1] or are not
-        finite, or ``image_size``, ``box``, ``aspect`` or ``supersample`` is
-        invalid.
+        finite, or ``image_size``, ``box``, ``aspect``, ``stroke_width``
+        or ``supersample`` is invalid.
+    ImportError
+        If ``stroke_width`` is set and scikit-image is not installed.
     TypeError
         If ``images`` is neither uint8 nor floating point.
 

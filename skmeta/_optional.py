@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["import_torchvision"]
+__all__ = ["import_skimage_skeletonize", "import_torchvision"]
 
 TORCH_INSTALL = "https://pytorch.org/get-started/locally/"
 
@@ -38,4 +38,27 @@ def import_torchvision(feature: str):
         raise ImportError(
             f"{feature} needs torchvision, which is installed but does not load "
             f"with this torch ({str(exc).splitlines()[0]}). {advice}"
+        ) from exc
+
+
+def import_skimage_skeletonize(feature: str):
+    """scikit-image's ``skeletonize`` for `feature`, or an ImportError that
+    says how to install it.
+
+    Parameters
+    ----------
+    feature : str
+        What needs it, for the message (e.g. ``"ink_box(stroke_width=...)"``).
+
+    Returns
+    -------
+    callable
+        ``skimage.morphology.skeletonize``.
+    """
+    try:
+        return importlib.import_module("skimage.morphology").skeletonize
+    except ImportError as exc:
+        raise ImportError(
+            f"{feature} needs scikit-image: pip install 'skmeta[strokes]' "
+            "(or pip install scikit-image)."
         ) from exc

@@ -125,6 +125,38 @@ def test_adaptive_aspect_leaves_square_characters_as_kept():
     )
 
 
+def _stroke_width(image: np.ndarray) -> float:
+    """Twice the ink area over its edge pixels: a stroke's width, in pixels."""
+    from scipy import ndimage
+
+    ink = image > 127
+    edge = ink & ~ndimage.binary_erosion(ink)
+    return 2 * ink.sum() / edge.sum()
+
+
+def test_stroke_width_redraws_thin_and_thick_pens_alike():
+    pytest.importorskip("skimage")
+    thin = _canvas(slice(20, 23), slice(10, 90))  # a 3-pixel pen, wide bar
+    thick = _canvas(slice(15, 30), slice(10, 90))  # a 15-pixel pen
+    for bar in (thin, thick):
+        bar[0, 10:90, 48 : 51 if bar is thin else 43 : 58] = 255  # a cross
+    kept = [_stroke_width(ink_box(b, 56)[0]) for b in (thin, thick)]
+    redrawn = [
+        _stroke_width(ink_box(b, 56, stroke_width=3.0)[0]) for b in (thin, thick)
+    ]
+    assert kept[1] > 3 * kept[0]  # the pen's width scales with the box
+    assert redrawn == pytest.approx([3.0, 3.0], abs=0.8)
+    out = ink_box(thick, 56, stroke_width=3.0)[0]
+    np.testing.assert_allclose(_centre_of_mass(out), [28, 28], atol=1.0)
+
+
+def test_stroke_width_keeps_the_box():
+    pytest.importorskip("skimage")
+    tall = _canvas(slice(5, 65), slice(40, 44))  # a vertical bar, 60 high
+    height, _ = _ink_extent(ink_box(tall, 28, stroke_width=1.6)[0])
+    assert height == pytest.approx(20, abs=2)  # the skeleton spans the box
+
+
 @pytest.mark.parametrize(
     "images, kwargs, error, match",
     [
@@ -146,8 +178,37 @@ def test_adaptive_aspect_leaves_square_characters_as_kept():
             ValueError,
             "needs a box",
         ),
+        (
+            np.zeros((1, 5, 5), np.uint8),
+            {"stroke_width": 0},
+            ValueError,
+            "stroke_width",
+        ),
+        (
+            np.zeros((1, 5, 5), np.uint8),
+            {"stroke_width": 28},
+            ValueError,
+            "stroke_width",
+        ),
+        (
+            np.zeros((1, 5, 5), np.uint8),
+            {"stroke_width": "1"},
+            ValueError,
+            "stroke_width",
+        ),
     ],
 )
 def test_bad_input_is_named(images, kwargs, error, match):
     with pytest.raises(error, match=match):
         ink_box(images, **kwargs)
+
+
+def test_stroke_width_without_scikit_image_says_what_to_install(monkeypatch):
+    import skmeta._optional as optional
+
+    def missing(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(optional.importlib, "import_module", missing)
+    with pytest.raises(ImportError, match=r"skmeta\[strokes\]"):
+        ink_box(_canvas(slice(10, 20), slice(10, 60)), 28, stroke_width=1.6)
