@@ -285,6 +285,18 @@ Two stages, settings chosen only on background:
   w40q2-boxa-20k --round confirm-twenty-seventh --run-seeds 77,78,79,80
   --rule inductive`` (400 new held-out runs). If it passes, its final
   (``--max-iter 34170``) is scored as the twenty-fifth try's was.
+  **Twenty-eighth try, written before its training: rotations and shears
+  on the normalised rows.** The sixth try's affine augmentation gained
+  +0.75 points inductive+shifts at 20,000 iterations on plain rows,
+  judged then by a rule on both deployments; the box now removes size
+  and place, so what drawers still vary is slant and rotation. ``select
+  --name w40q2-boxa-rs-20k --n-way 40 --n-query 2 --ink box-adaptive
+  --max-iter 20000 --affine '{"degrees": 10, "translate": 0.0, "scale":
+  [1.0, 1.0], "shear": 10}'``, then ``confirm --name w40q2-boxa-rs-20k
+  --baseline w40q2-boxa-20k --round confirm-twenty-eighth --run-seeds
+  81,82,83,84 --rule inductive`` (400 new held-out runs). If it passes,
+  its final (``--max-iter 34170``) is scored as the twenty-fifth try's
+  was.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
