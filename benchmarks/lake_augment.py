@@ -285,6 +285,10 @@ Two stages, settings chosen only on background:
   w40q2-boxa-20k --round confirm-twenty-seventh --run-seeds 77,78,79,80
   --rule inductive`` (400 new held-out runs). If it passes, its final
   (``--max-iter 34170``) is scored as the twenty-fifth try's was.
+  It lost: 90.47 / 97.28% against 91.65 / 97.76% (paired -1.17 (margin
+  0.56) / -0.49 (0.57)); no final. The strokes' width carries something
+  the skeleton loses (where strokes meet and overlap), or the width
+  itself told characters drawn small from large ones within an alphabet.
   **Twenty-eighth try, written before its training: rotations and shears
   on the normalised rows.** The sixth try's affine augmentation gained
   +0.75 points inductive+shifts at 20,000 iterations on plain rows,

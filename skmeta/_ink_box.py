@@ -138,7 +138,11 @@ def ink_box(
         A float: each character is thinned to its skeleton (scikit-image's
         ``skeletonize``, at the input's resolution), mapped by the same
         transform, and redrawn with strokes this many pixels wide in the
-        output image. Needs scikit-image.
+        output image. Needs scikit-image. On Omniglot, whose pen has one
+        width at the source, it lost 1.17 points inductive on held-out
+        runs (``stroke_width=1.6``, the median after the box;
+        ``benchmarks/RESULTS.md``, the twenty-seventh try): use it for
+        scans written with pens of different widths.
     supersample : int, default=4
         Factor of the intermediate rendering before the Lanczos reduction.
 
