@@ -27,19 +27,21 @@ def adaptive_aspect(ratio: np.ndarray | float) -> np.ndarray | float:
     A character whose ink box has sides in the ratio `ratio` (shorter over
     longer, in (0, 1]) is rendered with sides in the ratio
     ``sqrt(sin(pi / 2 * ratio))``: squares stay square, and a wide or tall
-    character is widened along its short side (ratio 1/3 becomes 0.70), so
+    character is widened along its short side (ratio 1/3 becomes 0.71), so
     its strokes get more pixels while its shape still tells it apart.
     """
     return np.sqrt(np.sin(np.pi / 2 * np.asarray(ratio, dtype=np.float64)))
 
 
-def _redrawn(image, scales, centre, big: int, radius: float) -> Image.Image:
-    """`image`'s ink thinned to its skeleton, each skeleton pixel mapped to
-    the `big` x `big` canvas by `scales` (rows, columns) about `centre`, and
-    redrawn as strokes of `radius` canvas pixels, antialiased."""
+def _redrawn(
+    image, scales, centre, big: int, radius: float, skeletonize
+) -> Image.Image:
+    """`image`'s ink thinned to its skeleton (`skeletonize`), each skeleton
+    pixel mapped to the `big` x `big` canvas by `scales` (rows, columns)
+    about `centre`, and redrawn as strokes of `radius` canvas pixels,
+    antialiased."""
     from scipy import ndimage
 
-    skeletonize = import_skimage_skeletonize("ink_box(stroke_width=...)")
     rows, cols = np.nonzero(skeletonize(image > 127))
     u = np.rint((rows + 0.5 - centre[0]) * scales[0] + big / 2 - 0.5).astype(int)
     v = np.rint((cols + 0.5 - centre[1]) * scales[1] + big / 2 - 0.5).astype(int)
@@ -190,6 +192,8 @@ def ink_box(
             f"stroke_width must be None or a positive float below image_size, "
             f"got {stroke_width!r}"
         )
+    if stroke_width is not None:
+        skeletonize = import_skimage_skeletonize("ink_box(stroke_width=...)")
     n, height, width = images.shape
     big = supersample * image_size
     out = np.empty((n, image_size, image_size), dtype=np.uint8)
@@ -216,7 +220,9 @@ def ink_box(
             cy, cx = _centre_of_mass(image)
         if stroke_width is not None and ink_rows.size:
             radius = stroke_width * supersample / 2
-            rendered = _redrawn(image, (scale_y, scale_x), (cy, cx), big, radius)
+            rendered = _redrawn(
+                image, (scale_y, scale_x), (cy, cx), big, radius, skeletonize
+            )
             out[i] = np.asarray(
                 rendered.resize((image_size, image_size), Image.Resampling.LANCZOS)
             )

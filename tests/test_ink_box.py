@@ -3,6 +3,8 @@ on their ink."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -204,11 +206,8 @@ def test_bad_input_is_named(images, kwargs, error, match):
 
 
 def test_stroke_width_without_scikit_image_says_what_to_install(monkeypatch):
-    import skmeta._optional as optional
-
-    def missing(name):
-        raise ImportError(f"No module named {name!r}")
-
-    monkeypatch.setattr(optional.importlib, "import_module", missing)
+    monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage fails
+    monkeypatch.setitem(sys.modules, "skimage.morphology", None)
+    blank = np.zeros((1, 20, 20), dtype=np.uint8)  # raised before any ink
     with pytest.raises(ImportError, match=r"skmeta\[strokes\]"):
-        ink_box(_canvas(slice(10, 20), slice(10, 60)), 28, stroke_width=1.6)
+        ink_box(blank, 28, stroke_width=1.6)
