@@ -397,7 +397,11 @@ def ink_rows(
     """The split's rows with each character scaled to a box and centred on its
     ink (``ink="box"``) or only centred (``"com"``), from the 105 px
     originals (``skmeta.datasets.ink_box``, what ``load_omniglot(...,
-    ink_box=True)`` returns for ``"box"``), in ``load_omniglot``'s row order."""
+    ink_box=True)`` returns for ``"box"``), in ``load_omniglot``'s row order.
+    ``"box-adaptive"``: with ``aspect="adaptive"`` (``load_omniglot(...,
+    ink_aspect="adaptive")``); ``-stroke``: also ``stroke_width=1.6`` (the
+    rows cached beside the models); ``-22``, ``-24``: a box of 22 or 24 of
+    the 28 pixels."""
     raw = np.load(Path(data_home) / f"{split}_105.npz")
     if not np.array_equal(raw["labels"], target):
         raise SystemExit(f"{split}_105.npz's rows are not in load_omniglot's order")
