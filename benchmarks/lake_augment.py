@@ -317,6 +317,9 @@ Two stages, settings chosen only on background:
   new held-out runs). The best that passes gets a final (``--max-iter
   34170``), scored as the twenty-fifth try's was, in a later session if
   this one has no time left.
+  Neither passed: 91.51 / 98.04% (22) and 91.19 / 97.94% (24) against
+  91.60 / 97.99% (paired -0.09 (margin 0.46) / +0.05 and -0.41 (0.47) /
+  -0.05): 20 of 28 pixels stays; no final.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
