@@ -356,9 +356,7 @@ Writes ``results/lake_augment.{json,md}``; models go to
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -731,8 +729,7 @@ def update(key: str, record: dict) -> None:
     """Add `record` to the report under `key`, read and written under a file
     lock: select runs started side by side end at about the same time."""
     out = RESULTS / "lake_augment.json"
-    with open(Path(tempfile.gettempdir()) / "skmeta_lake_augment.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lake_runs.report_lock("lake_augment"):
         report = json.loads(out.read_text()) if out.exists() else {}
         report[key] = record
         write(report)

@@ -38,8 +38,11 @@ rewrites ``results/lake_runs.md``. Models go to ``/tmp/models/lake_<name>.*``
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import signal
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -137,6 +140,16 @@ def train(args, X, y, groups):
         "probe_iterations": ledger["probe_iterations"],
         "threads": torch.get_num_threads(),
     }
+
+
+@contextlib.contextmanager
+def report_lock(name: str):
+    """Hold an exclusive file lock named `name` (one per report) while a
+    report is read, updated and written: runs started side by side end at
+    about the same time."""
+    with open(Path(tempfile.gettempdir()) / f"skmeta_{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def probe_budget(args, X, y, fit_groups) -> dict:

@@ -181,13 +181,10 @@ Writes ``results/lake_views.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import lake_runs
 import numpy as np
@@ -651,8 +648,7 @@ def main() -> None:
     out = RESULTS / "lake_views.json"
     # read now, under a lock: another stage's process may have written since
     # this one began, or be writing
-    with open(Path(tempfile.gettempdir()) / "skmeta_lake_views.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lake_runs.report_lock("lake_views"):
         report = json.loads(out.read_text()) if out.exists() else {}
         key = f"{args.round}/{args.stage}"
         if args.stage == "estimators" and key in report:  # tasks run apart add up
