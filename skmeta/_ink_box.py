@@ -21,6 +21,19 @@ def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
     return (weights.sum(1) @ rows) / total, (weights.sum(0) @ cols) / total
 
 
+def _skew(image: np.ndarray, centre: tuple[float, float]) -> float:
+    """Ink-weighted covariance of column and row over the variance of the
+    row: the horizontal shear per row that the ink's principal slant shows
+    (the moment deskewing of handwritten digits); 0 for a flat stroke."""
+    weights = image.astype(np.float64)
+    rows = np.arange(image.shape[0]) + 0.5 - centre[0]
+    cols = np.arange(image.shape[1]) + 0.5 - centre[1]
+    var_rows = weights.sum(1) @ rows**2
+    if var_rows <= 0:
+        return 0.0
+    return float(rows @ weights @ cols / var_rows)
+
+
 def adaptive_aspect(ratio: np.ndarray | float) -> np.ndarray | float:
     """Liu et al.'s (2004) aspect ratio adaptive mapping, square root of sine.
 
@@ -34,17 +47,21 @@ def adaptive_aspect(ratio: np.ndarray | float) -> np.ndarray | float:
 
 
 def _redrawn(
-    image, scales, centre, big: int, radius: float, skeletonize
+    image, scales, centre, shear: float, big: int, radius: float, skeletonize
 ) -> Image.Image:
     """`image`'s ink thinned to its skeleton (`skeletonize`), each skeleton
-    pixel mapped to the `big` x `big` canvas by `scales` (rows, columns)
-    about `centre`, and redrawn as strokes of `radius` canvas pixels,
-    antialiased."""
+    pixel sheared by `shear` columns per row about `centre`, mapped to the
+    `big` x `big` canvas by `scales` (rows, columns) about `centre`, and
+    redrawn as strokes of `radius` canvas pixels, antialiased."""
     from scipy import ndimage
 
     rows, cols = np.nonzero(skeletonize(image > 127))
-    u = np.rint((rows + 0.5 - centre[0]) * scales[0] + big / 2 - 0.5).astype(int)
-    v = np.rint((cols + 0.5 - centre[1]) * scales[1] + big / 2 - 0.5).astype(int)
+    dy, dx = (
+        rows + 0.5 - centre[0],
+        cols + 0.5 - centre[1] - shear * (rows + 0.5 - centre[0]),
+    )
+    u = np.rint(dy * scales[0] + big / 2 - 0.5).astype(int)
+    v = np.rint(dx * scales[1] + big / 2 - 0.5).astype(int)
     inside = (u >= 0) & (u < big) & (v >= 0) & (v < big)
     line = np.zeros((big, big), dtype=bool)
     line[u[inside], v[inside]] = True
@@ -92,6 +109,7 @@ def ink_box(
     box: float | None = 20 / 28,
     aspect: str = "keep",
     stroke_width: float | None = None,
+    deskew: float = 0.0,
     supersample: int = 4,
 ) -> np.ndarray:
     """Scale each character to a box and centre it on its ink.
@@ -145,6 +163,13 @@ def ink_box(
         runs (``stroke_width=1.6``, the median after the box;
         ``benchmarks/RESULTS.md``, the twenty-seventh try): use it for
         scans written with pens of different widths.
+    deskew : float, default=0.0
+        Share of each character's slant removed, in [0, 1]: the ink is
+        sheared along the rows so that the covariance of its columns with
+        its rows (ink-weighted, about the centre of mass) falls by that
+        share, before the box is measured (moment deskewing, as for
+        handwritten digits). ``0`` leaves the slant as drawn; ``1``
+        removes it; a slant that tells two characters apart goes with it.
     supersample : int, default=4
         Factor of the intermediate rendering before the Lanczos reduction.
 
@@ -158,8 +183,8 @@ def ink_box(
     ------
     ValueError
         If ``images`` is not 3-d, float images leave [0, 1] or are not
-        finite, or ``image_size``, ``box``, ``aspect``, ``stroke_width``
-        or ``supersample`` is invalid.
+        finite, or ``image_size``, ``box``, ``aspect``, ``stroke_width``,
+        ``deskew`` or ``supersample`` is invalid.
     ImportError
         If ``stroke_width`` is set and scikit-image is not installed.
     TypeError
@@ -192,6 +217,12 @@ def ink_box(
             f"stroke_width must be None or a positive float below image_size, "
             f"got {stroke_width!r}"
         )
+    if (
+        isinstance(deskew, bool)
+        or not isinstance(deskew, numbers.Real)
+        or not 0 <= deskew <= 1
+    ):
+        raise ValueError(f"deskew must be a float in [0, 1], got {deskew!r}")
     if stroke_width is not None:
         skeletonize = import_skimage_skeletonize("ink_box(stroke_width=...)")
     n, height, width = images.shape
@@ -199,15 +230,19 @@ def ink_box(
     out = np.empty((n, image_size, image_size), dtype=np.uint8)
     for i, image in enumerate(images):
         ink_rows, ink_cols = np.nonzero(image > 127)
+        shear = 0.0
         if ink_rows.size == 0:
             scale = big / max(height, width)
             scale_y, scale_x, (cy, cx) = scale, scale, (height / 2, width / 2)
         else:
+            cy, cx = _centre_of_mass(image)
+            if deskew:
+                shear = deskew * _skew(image, (cy, cx))
             if box is None:
                 scale_y = scale_x = big / max(height, width)
             else:
                 tall = np.ptp(ink_rows) + 1
-                wide = np.ptp(ink_cols) + 1
+                wide = np.ptp(ink_cols - shear * (ink_rows + 0.5 - cy)) + 1
                 scale_y = scale_x = box * big / max(tall, wide)
                 if aspect == "adaptive":
                     short = (
@@ -217,22 +252,30 @@ def ink_box(
                         scale_y = short / tall
                     else:
                         scale_x = short / wide
-            cy, cx = _centre_of_mass(image)
         if stroke_width is not None and ink_rows.size:
             radius = stroke_width * supersample / 2
             rendered = _redrawn(
-                image, (scale_y, scale_x), (cy, cx), big, radius, skeletonize
+                image, (scale_y, scale_x), (cy, cx), shear, big, radius, skeletonize
             )
             out[i] = np.asarray(
                 rendered.resize((image_size, image_size), Image.Resampling.LANCZOS)
             )
             continue
-        # output pixel (u, v) samples input (cx + (u - big / 2) / scale_x, ...)
+        # output pixel (column u, row v) samples input row
+        # cy + (v - big / 2) / scale_y and column cx + (u - big / 2) / scale_x
+        # + shear * (that row - cy)
         inv_x, inv_y = 1 / scale_x, 1 / scale_y
         rendered = Image.fromarray(image).transform(
             (big, big),
             Image.Transform.AFFINE,
-            (inv_x, 0, cx - big / 2 * inv_x, 0, inv_y, cy - big / 2 * inv_y),
+            (
+                inv_x,
+                shear * inv_y,
+                cx - big / 2 * (inv_x + shear * inv_y),
+                0,
+                inv_y,
+                cy - big / 2 * inv_y,
+            ),
             resample=Image.Resampling.BICUBIC,
         )
         out[i] = np.asarray(

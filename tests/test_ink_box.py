@@ -127,6 +127,57 @@ def test_adaptive_aspect_leaves_square_characters_as_kept():
     )
 
 
+def _slanted_bar(side: int = 105) -> np.ndarray:
+    """A bar 60 rows high leaning right by half a column per row."""
+    image = np.zeros((1, side, side), dtype=np.uint8)
+    for row in range(20, 80):
+        col = 30 + (row - 20) // 2
+        image[0, row, col : col + 6] = 255
+    return image
+
+
+def _shear_of(image: np.ndarray) -> float:
+    """Columns per row of the ink's principal slant (moment skew)."""
+    weights = image.astype(float)
+    rows, cols = np.indices(image.shape) + 0.5
+    total = weights.sum()
+    dy = rows - (rows * weights).sum() / total
+    dx = cols - (cols * weights).sum() / total
+    return float((dy * dx * weights).sum() / (dy * dy * weights).sum())
+
+
+def test_deskew_stands_a_slanted_bar_upright():
+    bar = _slanted_bar()
+    assert _shear_of(bar[0]) == pytest.approx(0.5, abs=0.05)
+    kept = ink_box(bar, 56)[0]
+    upright = ink_box(bar, 56, deskew=1.0)[0]
+    half = ink_box(bar, 56, deskew=0.5)[0]
+    assert _shear_of(kept) == pytest.approx(0.5, abs=0.05)  # isotropic box
+    assert abs(_shear_of(upright)) < 0.03
+    assert _shear_of(half) == pytest.approx(0.25, abs=0.04)
+    # the box is measured on the deskewed ink: the bar fills it upright
+    height, width = _ink_extent(upright)
+    assert height == pytest.approx(40, abs=1)  # 20 of 28 at 56 px
+    assert width < 10
+    np.testing.assert_allclose(_centre_of_mass(upright), [28, 28], atol=0.5)
+
+
+def test_deskew_zero_is_the_default_rendering():
+    rng = np.random.default_rng(2)
+    images = ((rng.random((3, 105, 105)) < 0.02) * 255).astype(np.uint8)
+    images = np.concatenate([images, _slanted_bar()])
+    for kwargs in ({}, {"aspect": "adaptive"}, {"box": None}):
+        np.testing.assert_array_equal(
+            ink_box(images, 28, deskew=0.0, **kwargs), ink_box(images, 28, **kwargs)
+        )
+
+
+def test_deskew_with_redrawn_strokes():
+    pytest.importorskip("skimage")
+    upright = ink_box(_slanted_bar(), 56, deskew=1.0, stroke_width=3.0)[0]
+    assert abs(_shear_of(upright)) < 0.05
+
+
 def _stroke_width(image: np.ndarray) -> float:
     """Twice the ink area over its edge pixels: a stroke's width, in pixels."""
     from scipy import ndimage
@@ -180,6 +231,10 @@ def test_stroke_width_keeps_the_box():
             ValueError,
             "needs a box",
         ),
+        (np.zeros((1, 5, 5), np.uint8), {"deskew": -0.1}, ValueError, "deskew"),
+        (np.zeros((1, 5, 5), np.uint8), {"deskew": 1.5}, ValueError, "deskew"),
+        (np.zeros((1, 5, 5), np.uint8), {"deskew": True}, ValueError, "deskew"),
+        (np.zeros((1, 5, 5), np.uint8), {"deskew": "1"}, ValueError, "deskew"),
         (
             np.zeros((1, 5, 5), np.uint8),
             {"stroke_width": 0},
