@@ -10,6 +10,7 @@ from ._sklearn_compat import BackboneOptions, Interval, Options, StrOptions
 from .meta.algorithms import ALGORITHMS
 from .meta.augment import AffineAugmentation, FeatureAugmentation, ImageAugmentation
 from .meta.backbones import BUILTIN_BACKBONES
+from .meta.elastic import ElasticAugmentation
 from .meta.model import MetaModel
 from .meta.precision import PRECISIONS
 from .meta.transductive import TRANSDUCTIVE
@@ -59,6 +60,7 @@ PARAMETER_CONSTRAINTS = {
         StrOptions({"images", "affine", "features"}),
         ImageAugmentation,
         AffineAugmentation,
+        ElasticAugmentation,
         FeatureAugmentation,
         callable,
         None,

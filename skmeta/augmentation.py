@@ -5,5 +5,11 @@ never to validation, adaptation or ``transform``.
 """
 
 from .meta.augment import AffineAugmentation, FeatureAugmentation, ImageAugmentation
+from .meta.elastic import ElasticAugmentation
 
-__all__ = ["AffineAugmentation", "FeatureAugmentation", "ImageAugmentation"]
+__all__ = [
+    "AffineAugmentation",
+    "ElasticAugmentation",
+    "FeatureAugmentation",
+    "ImageAugmentation",
+]

@@ -10,6 +10,8 @@ Random draws come from torch's generator, which meta-training seeds from
 - :class:`AffineAugmentation`: small random rotations, shifts, scalings and
   shears, drawn per image and applied to the whole batch in one resampling
   (strokes, characters, digits: images that must not flip).
+- :class:`~skmeta.meta.elastic.ElasticAugmentation` (its own module): random
+  elastic distortions per image, one batched resampling (Simard et al. 2003).
 - :class:`FeatureAugmentation`: Gaussian noise and feature dropout for rows of
   features, in units of each feature's standard deviation.
 - Any callable taking one sample ``(*input_shape)`` tensor and returning one of
@@ -22,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from .elastic import ElasticAugmentation
 
 __all__ = [
     "AffineAugmentation",
@@ -288,7 +292,7 @@ def make_augmentation(
     Parameters
     ----------
     spec : None, str, ImageAugmentation, AffineAugmentation, \
-FeatureAugmentation or callable
+ElasticAugmentation, FeatureAugmentation or callable
         ``"images"``, ``"affine"`` and ``"features"`` are the classes with
         their defaults; a
         callable is applied to each sample, a tensor of shape `input_shape`.
@@ -307,15 +311,15 @@ FeatureAugmentation or callable
         if spec not in PRESETS:
             raise ValueError(
                 f"augmentation={spec!r} is unknown; use None, one of {PRESETS}, an "
-                "ImageAugmentation, an AffineAugmentation, a FeatureAugmentation "
-                "or a callable."
+                "ImageAugmentation, an AffineAugmentation, an ElasticAugmentation, "
+                "a FeatureAugmentation or a callable."
             )
         spec = {
             "images": ImageAugmentation,
             "affine": AffineAugmentation,
             "features": FeatureAugmentation,
         }[spec]()
-    if isinstance(spec, ImageAugmentation | AffineAugmentation):
+    if isinstance(spec, ImageAugmentation | AffineAugmentation | ElasticAugmentation):
         return spec.build(input_shape)
     if isinstance(spec, FeatureAugmentation):
         return spec.build(mean, scale)
@@ -323,8 +327,8 @@ FeatureAugmentation or callable
         return lambda batch: _per_sample(spec, batch)
     raise TypeError(
         "augmentation must be None, 'images', 'affine', 'features', an "
-        "ImageAugmentation, an AffineAugmentation, a FeatureAugmentation or a "
-        f"callable; got {type(spec).__name__}."
+        "ImageAugmentation, an AffineAugmentation, an ElasticAugmentation, a "
+        f"FeatureAugmentation or a callable; got {type(spec).__name__}."
     )
 
 
@@ -332,7 +336,13 @@ def describe_augmentation(spec) -> str | None:
     """How `spec` is recorded in a model's config (JSON): a string or None."""
     if spec is None or isinstance(spec, str):
         return spec
-    if isinstance(spec, ImageAugmentation | AffineAugmentation | FeatureAugmentation):
+    known = (
+        ImageAugmentation,
+        AffineAugmentation,
+        ElasticAugmentation,
+        FeatureAugmentation,
+    )
+    if isinstance(spec, known):
         return repr(spec)
     name = getattr(spec, "__qualname__", None)  # a function or class
     return f"{getattr(spec, '__module__', '?')}.{name}" if name else repr(spec)
