@@ -337,6 +337,9 @@ Two stages, settings chosen only on background:
   confirm-thirtieth --run-seeds 89,90,91,92 --rule inductive`` (400 new
   held-out runs). The best that passes gets a final (``--max-iter
   34170``), scored as the twenty-fifth try's was.
+  Both lost: 90.47 / 97.26% (deskewed) and 91.42 / 97.85% (half) against
+  91.90 / 97.96% (paired -1.43 (margin 0.51) / -0.70 (0.40) and -0.47
+  (0.47) / -0.11 (0.37)); no final. The slant stays as drawn.
   **Thirty-first try, written before its training: elastic distortions.**
   The twenty-eighth try's rotations and shears gained +0.42 inductive
   (margin 0.45); what separates two drawings of one character is less a
