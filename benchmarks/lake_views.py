@@ -167,6 +167,12 @@ Round ``ink-box-1200``: the same recipe meta-trained within 1,200 CPU s
 1200``, 34,170 iterations): 97.00% on Lake's runs with PT-MAP, 89.88%
 inductive, 99.07% random 5-way and 97.23% 20-way 1-shot.
 
+Round ``ink-box-adaptive-1200``: the twenty-fifth try's final
+(``--ink box-adaptive``, the same iterations). Round
+``ink-box-adaptive-elastic-1200``: the thirty-first try's final, the same
+rows and iterations meta-trained with ``ElasticAugmentation(alpha=16,
+sigma=4)``.
+
 Each candidate is computed from the views' embeddings
 (``MetaModel.transform(X, views=[offset])``, one offset at a time); a check
 on the first runs compares ``mean`` and ``ptmap`` with
@@ -249,6 +255,10 @@ ROUNDS["ink-box-adaptive-1200"] = {  # the twenty-fifth try's final
     **ROUNDS["ink-box"],
     "models": {"final": "lake_final_w40q2-boxa-1200"},
     "ink": "box-adaptive",
+}
+ROUNDS["ink-box-adaptive-elastic-1200"] = {  # the thirty-first try's final
+    **ROUNDS["ink-box-adaptive-1200"],
+    "models": {"final": "lake_final_w40q2-boxa-el16-1200"},
 }
 # the estimators' deployments (``estimators`` stage): transductive method,
 # test_time_turns; every one with test_time_shifts=(1, 2, 3)
