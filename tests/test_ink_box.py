@@ -162,14 +162,26 @@ def test_deskew_stands_a_slanted_bar_upright():
     np.testing.assert_allclose(_centre_of_mass(upright), [28, 28], atol=0.5)
 
 
-def test_deskew_zero_is_the_default_rendering():
+def test_deskew_path_with_no_shear_renders_as_before():
+    # 1e-12 of the slant takes the shearing map, with a negligible shear:
+    # its rendering is the unsheared one, pixel for pixel
     rng = np.random.default_rng(2)
     images = ((rng.random((3, 105, 105)) < 0.02) * 255).astype(np.uint8)
     images = np.concatenate([images, _slanted_bar()])
     for kwargs in ({}, {"aspect": "adaptive"}, {"box": None}):
         np.testing.assert_array_equal(
-            ink_box(images, 28, deskew=0.0, **kwargs), ink_box(images, 28, **kwargs)
+            ink_box(images, 28, deskew=1e-12, **kwargs), ink_box(images, 28, **kwargs)
         )
+
+
+def test_deskew_shears_nearly_flat_characters_45_degrees_at_most():
+    flat = np.zeros((1, 105, 105), dtype=np.uint8)
+    flat[0, 50:53, 20:50] = 255  # a bar 3 rows high, stepping up one row
+    flat[0, 49:52, 50:80] = 255
+    assert abs(_shear_of(flat[0])) > 5  # the moments alone: 8 columns a row
+    kept = _ink_extent(ink_box(flat, 56)[0])
+    upright = _ink_extent(ink_box(flat, 56, deskew=1.0)[0])
+    assert upright[1] >= kept[1] - 2  # still as long: not folded onto itself
 
 
 def test_deskew_with_redrawn_strokes():

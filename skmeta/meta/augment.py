@@ -172,7 +172,8 @@ class AffineAugmentation:
 
             n = images.shape[0]
             x = images.to(torch.float32)
-            theta = self.draw(n, aspect=x.shape[2] / x.shape[3]).to(x.device)
+            theta = self.draw(n, aspect=x.shape[2] / x.shape[3])
+            theta = theta.to(device=x.device, dtype=x.dtype)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             out = F.grid_sample(x, grid, padding_mode=self.padding, align_corners=False)
             if not images.is_floating_point():

@@ -12,17 +12,27 @@ import torch.nn.functional as F
 __all__ = ["ElasticAugmentation", "gaussian_smoothed"]
 
 
+def _reflected(positions: torch.Tensor, size: int) -> torch.Tensor:
+    """`positions` folded into ``range(size)`` by mirroring about the end
+    pixels, as often as needed (torch's ``"reflect"`` padding, which leaves
+    the end pixel out of the mirror, for any reach)."""
+    if size == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (size - 1)
+    folded = positions % period
+    return torch.where(folded >= size, period - folded, folded)
+
+
 def _blur_matrix(size: int, sigma: float, dtype, device) -> torch.Tensor:
     """The (size, size) matrix of a 1-d Gaussian blur of `sigma` pixels,
-    reaching 3 `sigma` each way, with the signal reflected at its ends (or
-    repeated, when shorter than the kernel's reach)."""
+    reaching 3 `sigma` each way, with the signal mirrored at its ends."""
     radius = max(1, math.ceil(3 * sigma))
     offsets = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
     kernel = kernel / kernel.sum()
     unit = torch.eye(size, dtype=dtype, device=device).unsqueeze(1)  # (size, 1, size)
-    mode = "reflect" if radius < size else "replicate"
-    blurred = F.conv1d(F.pad(unit, (radius, radius), mode=mode), kernel.view(1, 1, -1))
+    reach = _reflected(torch.arange(-radius, size + radius, device=device), size)
+    blurred = F.conv1d(unit[:, :, reach], kernel.view(1, 1, -1))
     return blurred[:, 0].T  # column j: the blur of the unit impulse at j
 
 
@@ -34,16 +44,19 @@ def gaussian_smoothed(field: torch.Tensor, sigma: float) -> torch.Tensor:
 
     Parameters
     ----------
-    field : Tensor of shape (n, channels, height, width)
+    field : Tensor of shape (..., height, width)
     sigma : float
         Standard deviation of the Gaussian, in pixels (> 0). The kernel
-        reaches 3 `sigma` each way; the field is reflected at its edges
-        where the image is large enough, else repeated.
+        reaches 3 `sigma` each way; the field is mirrored at its edges (as
+        often as the kernel's reach needs), so a constant stays constant
+        and a very wide blur tends to the field's mean.
 
     Returns
     -------
-    Tensor of shape (n, channels, height, width)
+    Tensor of shape (..., height, width)
     """
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite float > 0, got {sigma!r}")
     height, width = field.shape[-2:]
     rows = _blur_matrix(height, sigma, field.dtype, field.device)
     cols = _blur_matrix(width, sigma, field.dtype, field.device)
@@ -69,17 +82,19 @@ class ElasticAugmentation:
     Parameters
     ----------
     alpha : float, default=16.0
-        Scale of the displacement field, in pixels. With ``sigma=4`` the
-        displacement's standard deviation is about ``alpha / 25`` pixels
-        per axis away from the edges, more within ``3 * sigma`` of them,
-        where the noise is reflected (0.8 pixels over a 28x28 image at the
-        default). Simard et al. used 34 on 28x28 digits.
+        Scale of the displacement field, in pixels. The displacement's
+        standard deviation is about ``alpha / (6.1 * sigma)`` pixels per
+        axis (``alpha / 25`` at ``sigma=4``) away from the edges, more
+        within ``3 * sigma`` of them, where the noise is mirrored (0.8
+        pixels over a 28x28 image at the default). Simard et al. used 34
+        on 28x28 digits.
     sigma : float, default=4.0
         Standard deviation of the Gaussian that smooths the field, in
         pixels.
     padding : {"border", "zeros", "reflection"}, default="border"
         Values where a displacement reaches past the image: ``"border"``
-        repeats the edge pixels, ``"zeros"`` fills with 0.
+        repeats the edge pixels, ``"zeros"`` fills with 0, ``"reflection"``
+        mirrors the image at its edges.
 
     Examples
     --------
@@ -103,10 +118,19 @@ class ElasticAugmentation:
                 f"input_shape={tuple(input_shape)}. For rows of features use "
                 "augmentation='features'."
             )
-        if not (self.alpha >= 0 and self.sigma > 0):
-            raise ValueError(
-                f"ElasticAugmentation needs alpha >= 0 and sigma > 0; got {self!r}."
+        for name, low in (("alpha", "0 <="), ("sigma", "0 <")):
+            value = getattr(self, name)
+            valid = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and (value >= 0 if name == "alpha" else value > 0)
             )
+            if not valid:
+                raise ValueError(
+                    f"ElasticAugmentation's {name} must be a finite float, "
+                    f"{low} {name}; got {name}={value!r}."
+                )
         if self.padding not in ("border", "zeros", "reflection"):
             raise ValueError(
                 "ElasticAugmentation's padding must be 'border', 'zeros' or "
@@ -116,7 +140,7 @@ class ElasticAugmentation:
         def augment(images: torch.Tensor) -> torch.Tensor:
             x = images.to(torch.float32)
             n, _, height, width = x.shape
-            grid = self.grid(n, height, width).to(x.device)
+            grid = self.grid(n, height, width).to(device=x.device, dtype=x.dtype)
             out = F.grid_sample(x, grid, padding_mode=self.padding, align_corners=False)
             if not images.is_floating_point():
                 info = torch.iinfo(images.dtype)

@@ -24,8 +24,27 @@ def test_gaussian_smoothing_keeps_constants_and_spreads_a_point():
     rows = torch.arange(41.0) - 20
     spread = (blurred.sum(1) * rows**2).sum().sqrt()
     assert spread == pytest.approx(3.0, abs=0.05)  # the Gaussian's sigma
-    # an image smaller than the kernel still gets a field of its shape
-    assert gaussian_smoothed(torch.rand(1, 2, 5, 5), 4.0).shape == (1, 2, 5, 5)
+    # an image smaller than the kernel's reach: mirrored as often as needed,
+    # so constants stay constant and a wider blur only flattens the field
+    small = torch.full((1, 2, 5, 5), 0.3)
+    torch.testing.assert_close(gaussian_smoothed(small, 4.0), small)
+    noise = torch.rand(400, 2, 28, 28, generator=torch.Generator().manual_seed(0))
+    spread = [gaussian_smoothed(noise, s).std().item() for s in (4, 9, 10, 30, 100)]
+    assert spread == sorted(spread, reverse=True)
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_smoothed(noise, 0.0)
+
+
+def test_displacements_move_sampling_points_right_then_down_in_pixels():
+    class Constant(ElasticAugmentation):
+        def displacements(self, n, height, width):
+            field = torch.zeros(n, 2, height, width)
+            field[:, 0], field[:, 1] = 1.0, 2.0  # 1 pixel right, 2 down
+            return field
+
+    x = torch.rand(2, 1, 5, 9)
+    out = Constant(padding="zeros").build((1, 5, 9))(x)
+    torch.testing.assert_close(out[..., :3, :8], x[..., 2:, 1:])
 
 
 def test_displacements_have_the_documented_scale_and_smoothness():
@@ -60,14 +79,20 @@ def test_elastic_augmentation_moves_ink_a_little_per_image_and_is_seeded():
     centre = (out.sum((1, 2)) * cols).sum(1) / out.sum((1, 2, 3))
     assert (centre - 14.0).abs().max() < 3.0
     as_bytes = (images * 255).to(torch.uint8)
-    assert augment(as_bytes).dtype == torch.uint8
+    torch.manual_seed(3)
+    moved_bytes = augment(as_bytes)
+    assert moved_bytes.dtype == torch.uint8
+    torch.testing.assert_close(moved_bytes.float(), (out * 255).round())
 
 
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"alpha": -1.0}, "alpha >= 0"),
-        ({"sigma": 0.0}, "sigma > 0"),
+        ({"alpha": -1.0}, "alpha must be a finite float, 0 <= alpha"),
+        ({"alpha": float("inf")}, "alpha must be a finite float"),
+        ({"alpha": "16"}, "alpha must be a finite float"),
+        ({"sigma": 0.0}, "sigma must be a finite float, 0 < sigma"),
+        ({"sigma": float("inf")}, "sigma must be a finite float"),
         ({"padding": "wrap"}, "padding must be"),
     ],
 )
