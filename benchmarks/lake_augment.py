@@ -369,6 +369,19 @@ Two stages, settings chosen only on background:
   90.97% on Lake's runs inductive (``dihedral``; 90.55% without elastic,
   paired +0.42, margin 0.54), 96.83% with PT-MAP (96.62%), 97.65% random
   20-way 1-shot (97.46%; +0.19, margin 0.08), 99.11% 5-way (99.02%).
+  **Thirty-second try, written before its training: mirror classes with
+  the elastic distortions.** The twenty-fifth try's mirror classes
+  (``--class-augmentation dihedral``) passed on the boxed rows (+0.55)
+  and added +0.21 (margin 0.37) to the adaptive ones; with the elastic
+  distortions the network sees more drawings of each class, and twice the
+  classes may pay where they did not. ``select --name
+  w40q2-boxa-el16-d8-20k --n-way 40 --n-query 2 --ink box-adaptive
+  --max-iter 20000 --elastic '{"alpha": 16, "sigma": 4}'
+  --class-augmentation dihedral``, then ``confirm --name
+  w40q2-boxa-el16-d8-20k --baseline w40q2-boxa-el16-20k --round
+  confirm-thirty-second --run-seeds 93,94,95,96 --rule inductive``. If it
+  passes, its final (``--max-iter 34170``) is scored as the thirty-first
+  try's was, in a later session if this one has no time left.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
