@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from .elastic import ElasticAugmentation
+from .resample import check_images, check_padding, resampled
 
 __all__ = [
     "AffineAugmentation",
@@ -143,12 +144,7 @@ class AffineAugmentation:
 
     def build(self, input_shape: tuple[int, ...]) -> Callable:
         """The per-batch function for images of `input_shape` ``(C, H, W)``."""
-        if len(input_shape) != 3:
-            raise ValueError(
-                "AffineAugmentation needs images: input_shape=(C, H, W); got "
-                f"input_shape={tuple(input_shape)}. For rows of features use "
-                "augmentation='features'."
-            )
+        check_images("AffineAugmentation", input_shape)
         low, high = self.scale
         if not (
             self.degrees >= 0
@@ -161,25 +157,16 @@ class AffineAugmentation:
                 "0 < scale[0] <= scale[1] and 0 <= shear < 90; got "
                 f"{self!r}."
             )
-        if self.padding not in ("border", "zeros", "reflection"):
-            raise ValueError(
-                "AffineAugmentation's padding must be 'border', 'zeros' or "
-                f"'reflection'; got {self.padding!r}."
-            )
+        check_padding("AffineAugmentation", self.padding)
 
         def augment(images: torch.Tensor) -> torch.Tensor:
             import torch.nn.functional as F
 
-            n = images.shape[0]
-            x = images.to(torch.float32)
-            theta = self.draw(n, aspect=x.shape[2] / x.shape[3])
-            theta = theta.to(device=x.device, dtype=x.dtype)
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            out = F.grid_sample(x, grid, padding_mode=self.padding, align_corners=False)
-            if not images.is_floating_point():
-                info = torch.iinfo(images.dtype)
-                out = out.round().clamp(info.min, info.max)
-            return out.to(images.dtype)
+            n, shape = images.shape[0], list(images.shape)
+            theta = self.draw(n, aspect=shape[2] / shape[3])
+            theta = theta.to(device=images.device, dtype=torch.float32)
+            grid = F.affine_grid(theta, shape, align_corners=False)
+            return resampled(images, grid, self.padding)
 
         return augment
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .resample import check_images, check_padding, resampled
+
 __all__ = ["ElasticAugmentation", "gaussian_smoothed"]
 
 
@@ -118,12 +120,7 @@ class ElasticAugmentation:
 
     def build(self, input_shape: tuple[int, ...]) -> Callable:
         """The per-batch function for images of `input_shape` ``(C, H, W)``."""
-        if len(input_shape) != 3:
-            raise ValueError(
-                "ElasticAugmentation needs images: input_shape=(C, H, W); got "
-                f"input_shape={tuple(input_shape)}. For rows of features use "
-                "augmentation='features'."
-            )
+        check_images("ElasticAugmentation", input_shape)
         for name, low in (("alpha", "0 <="), ("sigma", "0 <")):
             value = getattr(self, name)
             valid = (
@@ -137,21 +134,11 @@ class ElasticAugmentation:
                     f"ElasticAugmentation's {name} must be a finite float, "
                     f"{low} {name}; got {name}={value!r}."
                 )
-        if self.padding not in ("border", "zeros", "reflection"):
-            raise ValueError(
-                "ElasticAugmentation's padding must be 'border', 'zeros' or "
-                f"'reflection'; got {self.padding!r}."
-            )
+        check_padding("ElasticAugmentation", self.padding)
 
         def augment(images: torch.Tensor) -> torch.Tensor:
-            x = images.to(torch.float32)
-            n, _, height, width = x.shape
-            grid = self.grid(n, height, width).to(device=x.device, dtype=x.dtype)
-            out = F.grid_sample(x, grid, padding_mode=self.padding, align_corners=False)
-            if not images.is_floating_point():
-                info = torch.iinfo(images.dtype)
-                out = out.round().clamp(info.min, info.max)
-            return out.to(images.dtype)
+            n, _, height, width = images.shape
+            return resampled(images, self.grid(n, height, width), self.padding)
 
         return augment
 
