@@ -382,6 +382,8 @@ Two stages, settings chosen only on background:
   confirm-thirty-second --run-seeds 93,94,95,96 --rule inductive``. If it
   passes, its final (``--max-iter 34170``) is scored as the thirty-first
   try's was, in a later session if this one has no time left.
+  It did not pass: 92.70 / 98.15% against 92.86 / 98.09% (paired -0.16
+  (margin 0.36) / +0.06 (0.30)); no final.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
