@@ -21,7 +21,12 @@ Candidates (each with ``lam`` in :data:`LAMBDAS`):
 - ``full``: ``S`` over the deployment's whole embedding (8 turns of 256
   columns, each averaged over the 25 shifted views: 2,048 columns);
 - ``blocks``: ``S`` block-diagonal, one 256 x 256 block per turn (fewer
-  numbers to estimate from the same rows).
+  numbers to estimate from the same rows);
+- ``shared``: one block for every turn, the mean of ``S``'s 8 diagonal
+  blocks (the scatter of the network's own embedding over the characters
+  and their turns, which were classes of its meta-training): the same
+  linear map after the network for every view, so a library option would
+  be a linear layer appended to the model (added before any scoring).
 
 ``S`` is estimated on the select model's meta-training rows (the 25
 ``background`` alphabets it trained on; :data:`DRAWERS_PER_CLASS` drawings
@@ -66,6 +71,11 @@ DRAWERS_PER_CLASS = 8
 MODEL = "w40q2-boxa-el16-20k"
 INK = "box-adaptive"
 SELECT_SEEDS = (97, 98)
+CANDIDATES = {  # whitener's blocks and shared
+    "full": (None, False),
+    "blocks": (TURN_BLOCKS, False),
+    "shared": (TURN_BLOCKS, True),
+}
 CONFIRM_SEEDS = (99, 100, 101, 102)
 
 
@@ -105,11 +115,18 @@ def within_class_scatter(E: np.ndarray, y: np.ndarray) -> np.ndarray:
     return centred.T @ centred / (len(E) - n_classes)
 
 
-def whitener(S: np.ndarray, lam: float, blocks: int | None) -> np.ndarray:
+def whitener(
+    S: np.ndarray, lam: float, blocks: int | None, shared: bool = False
+) -> np.ndarray:
     """A matrix ``W`` with ``W W^T = (S / s + lam I)^{-1}`` (``s``: the mean
     eigenvalue of `S`), on the whole of `S` (`blocks` None) or on each of
-    its `blocks` diagonal blocks, the rest zero."""
+    its `blocks` diagonal blocks, the rest zero; `shared`: every block
+    replaced by their mean."""
     dim = S.shape[0]
+    if shared:
+        step = dim // blocks
+        mean = sum(S[i : i + step, i : i + step] for i in range(0, dim, step))
+        S = np.kron(np.eye(blocks), mean / blocks)
     W = np.zeros_like(S)
     step = dim if blocks is None else dim // blocks
     for start in range(0, dim, step):
@@ -174,9 +191,9 @@ def select(args) -> dict:
     print(f"  against the estimators: {check}")
     scores = {"euclidean": summary(run_accuracies(E, y, runs))}
     print(f"  euclidean: {100 * scores['euclidean']['mean']:.2f}%")
-    for name, blocks in (("full", None), ("blocks", TURN_BLOCKS)):
+    for name, blocks in CANDIDATES.items():
         for lam in LAMBDAS:
-            acc = run_accuracies(E, y, runs, whitener(S, lam, blocks))
+            acc = run_accuracies(E, y, runs, whitener(S, lam, *blocks))
             scores[f"{name} lam={lam}"] = summary(acc)
             print(f"  {name} lam={lam}: {100 * acc.mean():.2f}%", flush=True)
     candidates = [k for k in scores if k != "euclidean"]
@@ -204,7 +221,7 @@ def confirm(args, report: dict) -> dict:
         for r in within_alphabet_runs(y, groups, drawer, 100, s)
     ]
     base = run_accuracies(E, y, runs)
-    W = whitener(S, float(lam), None if name == "full" else TURN_BLOCKS)
+    W = whitener(S, float(lam), *CANDIDATES[name])
     cand = run_accuracies(E, y, runs, W)
     gain = paired(cand, base)
     print(
