@@ -64,15 +64,15 @@ callable, default="auto"
         new classes (Omniglot in Vinyals et al. 2016, Snell et al. 2017);
         ``"dihedral"`` adds the mirror images too. Adaptation is unchanged.
     augmentation : {"images", "affine", "features"}, an object of \
-:mod:`skmeta.augmentation` or callable, default=None
+:mod:`skmeta.augmentation`, callable or list, default=None
         Data augmentation of the rows meta-training draws, a batch at a time
         and seeded by `random_state`; validation, adaptation and
         :meth:`predict` never augment (see `test_time_shifts`). The strings
         are :mod:`skmeta.augmentation`'s classes with their defaults:
         ``"images"`` (crop, flip, colour jitter; torchvision), ``"affine"``
-        (rotation, shift, zoom; no flip: characters, digits), ``"features"``
-        (Gaussian noise, feature dropout); ``ElasticAugmentation`` bends
-        strokes. A callable is applied to each sample (shape `input_shape`,
+        (rotation, shift, zoom; no flip), ``"features"`` (noise, dropout);
+        ``ElasticAugmentation`` bends strokes; a list applies its items in
+        turn. A callable is applied to each sample (shape `input_shape`,
         X's dtype), e.g. a ``torchvision.transforms.v2`` transform.
     input_shape : tuple of int, default=None
         Shape of one row, e.g. ``(1, 28, 28)`` for 28x28 grey images stored as

@@ -63,6 +63,8 @@ PARAMETER_CONSTRAINTS = {
         ElasticAugmentation,
         FeatureAugmentation,
         callable,
+        list,  # of the above, applied in turn: make_augmentation checks them
+        tuple,
         None,
     ],
     "input_shape": [tuple, list, None],

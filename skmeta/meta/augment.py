@@ -16,6 +16,8 @@ Random draws come from torch's generator, which meta-training seeds from
   features, in units of each feature's standard deviation.
 - Any callable taking one sample ``(*input_shape)`` tensor and returning one of
   the same shape (a torchvision transform, for example), applied per sample.
+- A list or tuple of these, applied in turn to each batch (e.g. an affine map
+  then elastic distortions, as Simard et al. 2003 composed them).
 """
 
 from __future__ import annotations
@@ -280,10 +282,11 @@ def make_augmentation(
     Parameters
     ----------
     spec : None, str, ImageAugmentation, AffineAugmentation, \
-ElasticAugmentation, FeatureAugmentation or callable
+ElasticAugmentation, FeatureAugmentation, callable, or list or tuple of them
         ``"images"``, ``"affine"`` and ``"features"`` are the classes with
-        their defaults; a
-        callable is applied to each sample, a tensor of shape `input_shape`.
+        their defaults; a callable is applied to each sample, a tensor of
+        shape `input_shape`; a list or tuple applies its items in turn, each
+        to the batch the one before returned.
     input_shape : tuple of int
     mean, scale : Tensor of shape (n_features,) or (1,)
         The meta-training data's statistics.
@@ -295,6 +298,8 @@ ElasticAugmentation, FeatureAugmentation or callable
     """
     if spec is None:
         return None
+    if isinstance(spec, list | tuple):
+        return _composed(spec, input_shape, mean, scale)
     if isinstance(spec, str):
         if spec not in PRESETS:
             raise ValueError(
@@ -316,14 +321,34 @@ ElasticAugmentation, FeatureAugmentation or callable
     raise TypeError(
         "augmentation must be None, 'images', 'affine', 'features', an "
         "ImageAugmentation, an AffineAugmentation, an ElasticAugmentation, a "
-        f"FeatureAugmentation or a callable; got {type(spec).__name__}."
+        "FeatureAugmentation, a callable, or a list of them; got "
+        f"{type(spec).__name__}."
     )
+
+
+def _composed(specs, input_shape, mean, scale) -> Callable:
+    """The augmentations of the list or tuple `specs`, applied in turn."""
+    if len(specs) == 0 or any(s is None or isinstance(s, list | tuple) for s in specs):
+        raise ValueError(
+            "augmentation as a list needs one or more augmentations, none of "
+            f"them None or a list; got {specs!r}. Use augmentation=None for none."
+        )
+    steps = [make_augmentation(s, input_shape, mean, scale) for s in specs]
+
+    def augment(batch: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            batch = step(batch)
+        return batch
+
+    return augment
 
 
 def describe_augmentation(spec) -> str | None:
     """How `spec` is recorded in a model's config (JSON): a string or None."""
     if spec is None or isinstance(spec, str):
         return spec
+    if isinstance(spec, list | tuple):
+        return "[" + ", ".join(describe_augmentation(s) for s in spec) + "]"
     known = (
         ImageAugmentation,
         AffineAugmentation,

@@ -255,3 +255,63 @@ def test_estimators_take_the_affine_preset_and_record_it(images):
     recorded = extractor.meta_model_.config["training"]["augmentation"]
     assert recorded == "affine"
     assert extractor.transform(X[:3]).shape[0] == 3
+
+
+def test_a_list_of_augmentations_applies_them_in_turn():
+    from skmeta.augmentation import AffineAugmentation, ElasticAugmentation
+
+    affine = AffineAugmentation(degrees=10, translate=0.0, shear=10)
+    elastic = ElasticAugmentation(alpha=16, sigma=4)
+    images = torch.rand(6, 1, 16, 16)
+    composed = make_augmentation([affine, elastic], (1, 16, 16), ONE, ONE)
+    torch.manual_seed(5)
+    out = composed(images)
+    torch.manual_seed(5)
+    by_hand = elastic.build((1, 16, 16))(affine.build((1, 16, 16))(images))
+    assert torch.equal(out, by_hand)
+    torch.manual_seed(5)
+    elastic_alone = elastic.build((1, 16, 16))(images)
+    assert not torch.allclose(out, elastic_alone)  # the affine map took part
+    assert make_augmentation((affine,), (1, 16, 16), ONE, ONE) is not None
+
+
+@pytest.mark.parametrize("spec", [[], (), ["affine", None], [["affine"]]])
+def test_a_bad_list_of_augmentations_is_refused(spec):
+    with pytest.raises(ValueError, match="augmentation as a list"):
+        make_augmentation(spec, (1, 8, 8), ONE, ONE)
+
+
+def test_a_list_item_is_checked_as_an_augmentation():
+    with pytest.raises(TypeError, match="augmentation must be"):
+        make_augmentation(["affine", 3], (1, 8, 8), ONE, ONE)
+    with pytest.raises(ValueError, match="unknown"):
+        make_augmentation(["affine", "colour"], (1, 8, 8), ONE, ONE)
+
+
+def test_estimators_take_a_list_of_augmentations_and_record_it(images):
+    from skmeta.augmentation import ElasticAugmentation
+
+    X, y = images
+    elastic = ElasticAugmentation(alpha=8, sigma=3)
+    params = dict(
+        n_way=4,
+        k_shot=2,
+        n_query=2,
+        input_shape=(1, 12, 12),
+        max_iter=6,
+        backbone="conv4_strided",
+        random_state=0,
+    )
+    fitted = [
+        MetaFeatureExtractor(augmentation=["affine", elastic], **params).fit(X, y)
+        for _ in range(2)
+    ]
+    elastic_only = MetaFeatureExtractor(augmentation=elastic, **params).fit(X, y)
+    a, b = (f.meta_model_ for f in fitted)
+    for key, value in a.state.items():
+        assert torch.equal(value, b.state[key])
+    assert any(
+        not torch.equal(value, elastic_only.meta_model_.state[key])
+        for key, value in a.state.items()
+    )
+    assert a.config["training"]["augmentation"] == f"[affine, {elastic!r}]"
