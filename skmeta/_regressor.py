@@ -43,7 +43,7 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
     class_augmentation : None
         Classification only, refused unless None: there are no classes to
         rotate.
-    augmentation : {"features"}, FeatureAugmentation or callable, default=None
+    augmentation : {"features"}, FeatureAugmentation, callable or list, default=None
         Data augmentation during meta-training, as for
         :class:`FewShotClassifier`.
     input_shape, distance : see FewShotClassifier
