@@ -10,6 +10,9 @@ from skmeta.meta.augment import make_augmentation
 from skmeta.meta.train import TrainSettings, meta_train
 
 ONE = torch.ones(1)
+TINY_EPISODES = dict(  # 12x12 images, a few short episodes
+    n_way=4, k_shot=2, n_query=2, input_shape=(1, 12, 12), backbone="conv4_strided"
+)
 
 
 def test_image_augmentation_changes_images_reproducibly():
@@ -61,14 +64,7 @@ def test_bad_augmentation_settings_are_refused():
 
 def test_meta_training_with_augmentation_is_seeded_and_recorded(images):
     X, y = images
-    settings = dict(
-        n_way=4,
-        k_shot=2,
-        n_query=2,
-        input_shape=(1, 12, 12),
-        max_iter=8,
-        backbone="conv4_strided",
-    )
+    settings = dict(TINY_EPISODES, max_iter=8)
     flip = ImageAugmentation(crop_scale=(0.7, 1.0), color_jitter=0)
     a = meta_train(X, y, TrainSettings(augmentation=flip, seed=3, **settings))
     b = meta_train(X, y, TrainSettings(augmentation=flip, seed=3, **settings))
@@ -293,15 +289,7 @@ def test_estimators_take_a_list_of_augmentations_and_record_it(images):
 
     X, y = images
     elastic = ElasticAugmentation(alpha=8, sigma=3)
-    params = dict(
-        n_way=4,
-        k_shot=2,
-        n_query=2,
-        input_shape=(1, 12, 12),
-        max_iter=6,
-        backbone="conv4_strided",
-        random_state=0,
-    )
+    params = dict(TINY_EPISODES, max_iter=6, random_state=0)
     fitted = [
         MetaFeatureExtractor(augmentation=["affine", elastic], **params).fit(X, y)
         for _ in range(2)
