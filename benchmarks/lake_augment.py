@@ -433,7 +433,9 @@ Two stages, settings chosen only on background:
         --affine '{"degrees": 10, "translate": 0.1, "scale": [0.9, 1.1]}'
 
 Writes ``results/lake_augment.{json,md}``; models go to
-``/tmp/models/lake_<stage>_<name>.safetensors`` (not in git).
+``/tmp/models/lake_<stage>_<name>.safetensors`` (not in git). A ``select``
+or ``final`` whose meta-training finished (the model and its ledger on
+disk) is scored again without retraining.
 """
 
 from __future__ import annotations
@@ -452,6 +454,7 @@ from omniglot_methods import paired, random_episodes, score, within_alphabet_run
 from skmeta import MetaModel
 from skmeta.augmentation import AffineAugmentation, ElasticAugmentation
 from skmeta.datasets import ink_box, load_omniglot
+from skmeta.meta.augment import describe_augmentation, make_augmentation
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -549,11 +552,33 @@ def data(
     return (X, y, groups), test
 
 
+def finished_model(path: Path) -> tuple[MetaModel | None, dict | None]:
+    """The model at `path` and its training record from the ledger beside it,
+    when its meta-training finished there (a stage that failed after
+    training is scored again without retraining); else ``(None, None)``."""
+    ledger_path = Path(str(path).replace(".safetensors", ".ledger.json"))
+    if not (path.exists() and ledger_path.exists()):
+        return None, None
+    ledger = json.loads(ledger_path.read_text())
+    if not ledger["segments"] or not ledger["segments"][-1]["done"]:
+        return None, None
+    print(f"meta-trained before: {path}", flush=True)
+    return MetaModel.load(path), {
+        "cpu_seconds": sum(s["cpu_seconds"] for s in ledger["segments"]),
+        "wall_seconds": sum(s["wall_seconds"] for s in ledger["segments"]),
+        "segments": len(ledger["segments"]),
+        "iterations": ledger["iterations"],
+        "probe_cpu_seconds": ledger["probe_cpu_seconds"],
+        "probe_iterations": ledger["probe_iterations"],
+        "threads": 1,
+    }
+
+
 def augmentation_cost(aug, n_rows: int, size: int = 28, repeats: int = 200) -> float:
     """CPU milliseconds of one augmentation of `n_rows` images of `size` px."""
     if aug is None:
         return 0.0
-    fn = aug.build((1, size, size))
+    fn = make_augmentation(aug, (1, size, size), torch.zeros(1), torch.ones(1))
     images = torch.rand(n_rows, 1, size, size)
     tic = time.process_time()
     for _ in range(repeats):
@@ -807,19 +832,27 @@ def main() -> None:
         downsample=None if args.downsample is None else args.downsample.split(","),
     )
     train, test = data(args.stage, args.data_home, args.seed, args.image_size, args.ink)
-    model, training = lake_runs.train(recipe, *train)
-    lake_runs.MODELS.mkdir(exist_ok=True)
     path = lake_runs.MODELS / f"lake_{args.stage}_{args.name}.safetensors"
-    model.meta_model_.save(path)
+    meta_model, training = finished_model(path)
+    if meta_model is None:
+        model, training = lake_runs.train(recipe, *train)
+        lake_runs.MODELS.mkdir(exist_ok=True)
+        meta_model = model.meta_model_
+        meta_model.save(path)
     rows = args.n_way * (1 + args.n_query)  # a meta-batch: 1 shot + queries
     training["augmentation_ms_per_batch"] = augmentation_cost(
         aug, rows, args.image_size
     )
     record = {
-        "settings": {**vars(args), "augmentation": repr(aug)},
+        "settings": {
+            **vars(args),
+            "augmentation": (
+                describe_augmentation(aug) if isinstance(aug, list) else repr(aug)
+            ),
+        },
         "training": training,
         "model": str(path),
-        "scores": evaluate(model.meta_model_, test, args),
+        "scores": evaluate(meta_model, test, args),
     }
     update(f"{args.stage}/{args.name}", record)
 
