@@ -901,9 +901,10 @@ def table(report: dict) -> str:
             f"{100 * s[k]['mean']:.1f} ± {100 * s[k]['ci95']:.1f}" if k in s else ""
             for k in keys
         ]
-        aug = r["settings"]["affine"] or "none"
+        parts = [r["settings"]["affine"]]  # the affine map, then elastic
         if r["settings"].get("elastic"):
-            aug = f"elastic {r['settings']['elastic']}"
+            parts.append(f"elastic {r['settings']['elastic']}")
+        aug = " then ".join(p for p in parts if p) or "none"
         if r["settings"].get("class_augmentation", "rot90") != "rot90":
             aug += f", class_augmentation={r['settings']['class_augmentation']}"
         if r["settings"].get("ink", "none") != "none":
