@@ -403,6 +403,12 @@ Two stages, settings chosen only on background:
   92.65 / 98.15%, so the retraining is not bit-identical). If it passes,
   its final (``--max-iter 34170``) is scored as the thirty-first try's
   was.
+  It did not pass: 92.82 / 98.46% against 92.91 / 98.35% (paired -0.09
+  (margin 0.42) / +0.11 (0.30)); no final. The select run crashed after
+  training (the augmentation's pricing took one augmentation, not a list)
+  and was scored again from its saved model and ledger: 1,062 CPU s for
+  the 20,000 iterations (6.4 ms a meta-batch of augmentation) beside the
+  CI run, where the baseline's retraining took 950.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
