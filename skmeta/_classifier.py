@@ -63,17 +63,17 @@ callable, default="auto"
         ``"rot90"`` adds each class rotated by 90, 180 and 270 degrees as three
         new classes (Omniglot in Vinyals et al. 2016, Snell et al. 2017);
         ``"dihedral"`` adds the mirror images too. Adaptation is unchanged.
-    augmentation : {"images", "affine", "features"}, an object of \
+    augmentation : {"images", "affine", "elastic", "features"}, an object of \
 :mod:`skmeta.augmentation`, callable or list, default=None
         Data augmentation of the rows meta-training draws, a batch at a time
         and seeded by `random_state`; validation, adaptation and
         :meth:`predict` never augment (see `test_time_shifts`). The strings
         are :mod:`skmeta.augmentation`'s classes with their defaults:
         ``"images"`` (crop, flip, colour jitter; torchvision), ``"affine"``
-        (rotation, shift, zoom; no flip), ``"features"`` (noise, dropout);
-        ``ElasticAugmentation`` bends strokes; a list applies its items in
-        turn. A callable is applied to each sample (shape `input_shape`,
-        X's dtype), e.g. a ``torchvision.transforms.v2`` transform.
+        (rotation, shift, zoom; no flip), ``"elastic"`` (strokes bent),
+        ``"features"`` (noise, dropout); a list applies its items in turn. A
+        callable is applied to each sample (shape `input_shape`, X's dtype),
+        e.g. a ``torchvision.transforms.v2`` transform.
     input_shape : tuple of int, default=None
         Shape of one row, e.g. ``(1, 28, 28)`` for 28x28 grey images stored as
         784 columns. None means flat rows ``(n_features,)``, or the shape of

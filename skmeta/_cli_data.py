@@ -19,6 +19,7 @@ from ._image_folder import IMG_EXTENSIONS, load_image_folder
 __all__ = [
     "DataError",
     "Dataset",
+    "augmentation_names",
     "load_dataset",
     "load_unlabelled_images",
     "save_features",
@@ -47,6 +48,16 @@ class Dataset:
     y: np.ndarray | None
     input_shape: tuple[int, ...]
     names: np.ndarray
+
+
+def augmentation_names(value: str) -> str | list[str]:
+    """``--augmentation``'s value: one preset, or presets separated by commas
+    (a list, applied in turn)."""
+    names = [name.strip() for name in value.split(",")]
+    return names if len(names) > 1 else names[0]
+
+
+augmentation_names.help = " Presets separated by commas apply in turn: affine,elastic."
 
 
 def load_dataset(

@@ -57,7 +57,7 @@ PARAMETER_CONSTRAINTS = {
     "backbone_params": [dict, None],
     "class_augmentation": [StrOptions({"rot90", "dihedral"}), None],
     "augmentation": [
-        StrOptions({"images", "affine", "features"}),
+        StrOptions({"images", "affine", "elastic", "features"}),
         ImageAugmentation,
         AffineAugmentation,
         ElasticAugmentation,

@@ -2,9 +2,8 @@
 
 Commands: ``demo``, ``train``, ``evaluate``, ``embed``, ``predict``, ``info``.
 ``DATA`` is a folder with one subfolder of images per class, an ``.npz`` file
-(``X``, ``y``) or a ``.csv`` file with a label column. The help of each flag
-that sets an estimator parameter is that parameter's docstring, so the two
-cannot drift apart.
+(``X``, ``y``) or a ``.csv`` file with a label column. Each flag that sets an
+estimator parameter takes its help from that parameter's docstring.
 
 Exit status: 0 on success, 2 for bad arguments or input (a message names the
 file or flag), 1 for any other failure.
@@ -17,6 +16,8 @@ import json
 import re
 import sys
 from pathlib import Path
+
+from ._cli_data import augmentation_names
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -31,7 +32,7 @@ TRAIN_FLAGS = [
     ("--meta-batch-size", "meta_batch_size", int),
     ("--learning-rate", "learning_rate", float),
     ("--class-augmentation", "class_augmentation", str),
-    ("--augmentation", "augmentation", str),
+    ("--augmentation", "augmentation", augmentation_names),
     ("--device", "device", str),
     ("--precision", "precision", str),
     ("--seed", "random_state", int),
@@ -128,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
             metavar=flag[2:].upper().replace("-", "_"),
             type=kind,
             default=None,
-            help=parameter_help(name),
+            help=parameter_help(name) + getattr(kind, "help", ""),
         )
     train.add_argument(
         "--calibrate",

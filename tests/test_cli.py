@@ -247,3 +247,28 @@ def test_train_card_and_evaluate_record_write_results_into_the_model(
     assert "| 3-way 1-shot, 2 queries |" in text and "Not measured" not in text
     assert main(["info", str(out)]) == 0
     assert "evaluated:    3-way 1-shot, 2 queries" in capsys.readouterr().out
+
+
+def test_train_takes_augmentation_presets_separated_by_commas(
+    image_tree, tmp_path, capsys
+):
+    from skmeta.meta.model import MetaModel
+
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(image_tree / "data"), "--out", str(out), "--quiet"]
+    argv += ["--max-iter", "2", "--n-way", "3"]
+    assert main([*argv, "--augmentation", "affine,elastic"]) == 0
+    recorded = MetaModel.load(out).config["training"]["augmentation"]
+    assert recorded == "[affine, elastic]"
+    assert main([*argv, "--augmentation", "elastic"]) == 0
+    assert MetaModel.load(out).config["training"]["augmentation"] == "elastic"
+    capsys.readouterr()
+    assert main([*argv, "--augmentation", "affine,colour"]) == 2
+    assert "augmentation='colour' is unknown" in capsys.readouterr().err
+
+
+def test_train_help_says_augmentation_presets_compose():
+    from skmeta.cli import _parser
+
+    train = _parser()._subparsers._group_actions[0].choices["train"]
+    assert "affine,elastic" in train.format_help()

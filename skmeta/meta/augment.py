@@ -38,7 +38,7 @@ __all__ = [
     "make_augmentation",
 ]
 
-PRESETS = ("images", "affine", "features")
+PRESETS = ("images", "affine", "elastic", "features")
 
 
 @dataclass(frozen=True)
@@ -283,8 +283,8 @@ def make_augmentation(
     ----------
     spec : None, str, ImageAugmentation, AffineAugmentation, \
 ElasticAugmentation, FeatureAugmentation, callable, or list or tuple of them
-        ``"images"``, ``"affine"`` and ``"features"`` are the classes with
-        their defaults; a callable is applied to each sample, a tensor of
+        ``"images"``, ``"affine"``, ``"elastic"`` and ``"features"`` are the
+        classes with their defaults; a callable is applied to each sample, a tensor of
         shape `input_shape`; a list or tuple applies its items in turn, each
         to the batch the one before returned.
     input_shape : tuple of int
@@ -310,6 +310,7 @@ ElasticAugmentation, FeatureAugmentation, callable, or list or tuple of them
         spec = {
             "images": ImageAugmentation,
             "affine": AffineAugmentation,
+            "elastic": ElasticAugmentation,
             "features": FeatureAugmentation,
         }[spec]()
     if isinstance(spec, ImageAugmentation | AffineAugmentation | ElasticAugmentation):
@@ -319,7 +320,7 @@ ElasticAugmentation, FeatureAugmentation, callable, or list or tuple of them
     if callable(spec):
         return lambda batch: _per_sample(spec, batch)
     raise TypeError(
-        "augmentation must be None, 'images', 'affine', 'features', an "
+        "augmentation must be None, 'images', 'affine', 'elastic', 'features', an "
         "ImageAugmentation, an AffineAugmentation, an ElasticAugmentation, a "
         "FeatureAugmentation, a callable, or a list of them; got "
         f"{type(spec).__name__}."

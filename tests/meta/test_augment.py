@@ -303,3 +303,13 @@ def test_estimators_take_a_list_of_augmentations_and_record_it(images):
         for key, value in a.state.items()
     )
     assert a.config["training"]["augmentation"] == f"[affine, {elastic!r}]"
+
+
+def test_the_elastic_preset_is_elastic_augmentation_with_its_defaults():
+    from skmeta.augmentation import ElasticAugmentation
+
+    images = torch.rand(4, 1, 16, 16)
+    torch.manual_seed(2)
+    preset = make_augmentation("elastic", (1, 16, 16), ONE, ONE)(images)
+    torch.manual_seed(2)
+    assert torch.equal(preset, ElasticAugmentation().build((1, 16, 16))(images))
