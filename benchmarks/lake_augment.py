@@ -409,6 +409,23 @@ Two stages, settings chosen only on background:
   and was scored again from its saved model and ledger: 1,062 CPU s for
   the 20,000 iterations (6.4 ms a meta-batch of augmentation) beside the
   CI run, where the baseline's retraining took 950.
+  (``lake_hubness.py`` and ``lake_local.py`` hold the thirty-fifth and
+  thirty-sixth tries, at deployment.)
+  **Thirty-seventh try, written before its training: a 4x4 embedding.**
+  The errors left are near misses, often a dot or a short stroke; the
+  strided Conv4 ends in a 2x2 map (256 features), its last block halving
+  a 4x4 one. ``--downsample strided,strided,strided,none`` (``"none"``,
+  new: a block that keeps its input's size) ends in the 4x4 map (1,024
+  features) at about 5% more computation (its last block computes 16
+  positions where it computed 4, the first 196). ``select --name
+  w40q2-boxa-el16-s4-20k --n-way 40 --n-query 2 --ink box-adaptive
+  --max-iter 20000 --elastic '{"alpha": 16, "sigma": 4}' --downsample
+  strided,strided,strided,none``, then ``confirm --name
+  w40q2-boxa-el16-s4-20k --baseline w40q2-boxa-el16-20k --round
+  confirm-thirty-seventh --run-seeds 115,116,117,118 --rule inductive``.
+  If it passes, its final (``--max-iter 34170``, its CPU time reported
+  as measured) is scored as the thirty-first try's was, in a later session
+  if this one has no time left.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out

@@ -80,17 +80,20 @@ class Conv4(nn.Module):
         Channels of the input images.
     hidden_channels : int, default=64
         Channels of every conv layer.
-    downsample : {"maxpool", "strided"} or sequence of 4 of them, default="maxpool"
+    downsample : {"maxpool", "strided", "none"} or sequence of 4, default="maxpool"
         ``"maxpool"``: conv (stride 1) then 2x2 max-pool, as in Prototypical Networks.
         ``"strided"``: conv with stride 2 (MAML's Omniglot model), several times
-        faster on a CPU. A sequence gives one choice per block: e.g.
+        faster on a CPU. ``"none"``: conv (stride 1) alone, the block keeps
+        its input's size (a larger embedding, more positions to compute). A
+        sequence gives one choice per block: e.g.
         ``("maxpool", "strided", "strided", "strided")`` max-pools the first,
         full-resolution block and strides the rest (1.9x the strided Conv4's
         meta-training time on 28x28 images, ``benchmarks/conv4_cost.py``).
 
     Shapes: ``(batch, C, H, W) -> (batch, hidden_channels * h * w)`` where ``h, w``
-    are H, W halved four times, rounded down by a max-pool and up by a stride
-    (28x28 gives 1x1 with max-pool, 2x2 strided). Computed channels-last, with
+    are H, W halved by each block that downsamples, rounded down by a max-pool
+    and up by a stride (28x28 gives 1x1 with max-pool, 2x2 strided, 4x4 with
+    ``("strided", "strided", "strided", "none")``). Computed channels-last, with
     max-pool before ReLU (the same function, faster).
     """
 
@@ -105,11 +108,11 @@ class Conv4(nn.Module):
         if (
             not isinstance(per_block, Sequence)
             or len(per_block) != 4
-            or any(choice not in ("maxpool", "strided") for choice in per_block)
+            or any(choice not in ("maxpool", "strided", "none") for choice in per_block)
         ):
             raise ValueError(
-                "downsample must be 'maxpool', 'strided' or a sequence of 4 of "
-                f"them (one per block), got {downsample!r}."
+                "downsample must be 'maxpool', 'strided', 'none' or a sequence "
+                f"of 4 of them (one per block), got {downsample!r}."
             )
         blocks: list[nn.Module] = []
         channels = in_channels

@@ -89,3 +89,13 @@ def test_conv4_downsamples_block_by_block():
 def test_conv4_refuses_bad_downsample(downsample):
     with pytest.raises(ValueError, match="downsample must be"):
         build_backbone("conv4", (1, 28, 28), {"downsample": downsample})
+
+
+def test_conv4_block_without_downsampling_keeps_its_size():
+    """``"none"``: a stride-1 conv alone; 28 -> 14 -> 7 -> 4 -> 4."""
+    kept = ("strided", "strided", "strided", "none")
+    net = build_backbone("conv4", (1, 28, 28), {"downsample": kept}).eval()
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 64 * 4 * 4)
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (2, 2), (2, 2), (1, 1)]
+    assert not any(isinstance(m, nn.MaxPool2d) for m in net.features)
