@@ -284,9 +284,9 @@ def make_augmentation(
     spec : None, str, ImageAugmentation, AffineAugmentation, \
 ElasticAugmentation, FeatureAugmentation, callable, or list or tuple of them
         ``"images"``, ``"affine"``, ``"elastic"`` and ``"features"`` are the
-        classes with their defaults; a callable is applied to each sample, a tensor of
-        shape `input_shape`; a list or tuple applies its items in turn, each
-        to the batch the one before returned.
+        classes with their defaults; a callable is applied to each sample, a
+        tensor of shape `input_shape`; a list or tuple applies its items in
+        turn, each to the batch the one before returned.
     input_shape : tuple of int
     mean, scale : Tensor of shape (n_features,) or (1,)
         The meta-training data's statistics.
