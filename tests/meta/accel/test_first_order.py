@@ -47,7 +47,13 @@ def _close(actual, expected, scale):
 
 
 @pytest.mark.parametrize(
-    "downsample", ["strided", "maxpool", ("maxpool", "strided", "maxpool", "strided")]
+    "downsample",
+    [
+        "strided",
+        "maxpool",
+        ("maxpool", "strided", "maxpool", "strided"),
+        ("strided", "strided", "none", "none"),
+    ],
 )
 @pytest.mark.parametrize("task_norm", [False, True])
 @pytest.mark.parametrize("affine", [True, False])

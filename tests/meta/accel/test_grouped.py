@@ -19,13 +19,13 @@ from skmeta.meta.train import meta_gradient
 SHAPES = {
     "conv4": (1, 16, 16),
     "conv4_strided": (2, 8, 8),
-    "conv4_mixed": (1, 16, 16),  # max-pool in the first block, strides after
+    "conv4_mixed": (1, 16, 16),  # max-pool first, strides, a block kept at 2x2
     "mlp": (5,),
 }
 DOWNSAMPLE = {
     "conv4": "maxpool",
     "conv4_strided": "strided",
-    "conv4_mixed": ("maxpool", "strided", "strided", "strided"),
+    "conv4_mixed": ("maxpool", "strided", "strided", "none"),
 }
 
 
