@@ -52,6 +52,7 @@ import argparse
 import json
 from pathlib import Path
 
+import lake_metric
 import lake_runs
 import numpy as np
 from lake_augment import data
@@ -152,6 +153,13 @@ def confirm(args, report: dict) -> dict:
     ]
     current = run_accuracies(E, y, runs)
     candidate = run_accuracies(E, y, runs, k, lam, source, base)
+    return confirmed(chosen, CONFIRM_SEEDS, current, candidate)
+
+
+def confirmed(chosen: str, seeds, current, candidate) -> dict:
+    """The confirm record of a deployment try: `candidate`'s per-run
+    accuracies (the `chosen` rule) against `current`'s on the runs of `seeds`,
+    and whether the paired gain exceeds its margin."""
     gain = paired(candidate, current)
     print(
         f"  current {100 * current.mean():.2f}%, {chosen} "
@@ -161,7 +169,7 @@ def confirm(args, report: dict) -> dict:
     return {
         "model": MODEL,
         "chosen": chosen,
-        "run_seeds": list(CONFIRM_SEEDS),
+        "run_seeds": list(seeds),
         "scores": {"current": summary(current), chosen: summary(candidate)},
         "paired": gain,
         "passed": gain["gain"] > gain["margin"],
@@ -169,28 +177,9 @@ def confirm(args, report: dict) -> dict:
 
 
 def table(report: dict) -> str:
-    lines = ["# Hub support images discounted (CSLS) on Lake's runs", ""]
-    for stage, r in report.items():
-        lines += [
-            f"## {stage}: `{r['model']}`, Lake runs of seeds {r['run_seeds']}",
-            "",
-            "| rule | accuracy |",
-            "|---|---|",
-        ]
-        for key, s in r["scores"].items():
-            lines.append(
-                f"| {key} | {100 * s['mean']:.2f} ± {100 * s['ci95']:.2f}% "
-                f"({s['n_runs']}) |"
-            )
-        lines += ["", f"Chosen: {r['chosen']}"]
-        if "paired" in r:
-            g, verdict = r["paired"], "passed" if r["passed"] else "did not pass"
-            lines.append(
-                f"Paired gain {100 * g['gain']:+.2f} (margin "
-                f"{100 * g['margin']:.2f}): {verdict}"
-            )
-        lines.append("")
-    return "\n".join(lines)
+    return lake_metric.table(
+        report, "Hub support images discounted (CSLS) on Lake's runs", "rule"
+    )
 
 
 def main() -> None:

@@ -48,12 +48,13 @@ import json
 from pathlib import Path
 
 import lake_hubness
+import lake_metric
 import lake_runs
 import numpy as np
 import torch
 from lake_augment import data
 from lake_metric import INK, MODEL, summary
-from omniglot_methods import paired, within_alphabet_runs
+from omniglot_methods import within_alphabet_runs
 
 from skmeta import MetaModel
 
@@ -163,20 +164,7 @@ def confirm(args, report: dict) -> dict:
     runs = runs_of(y, groups, drawer, CONFIRM_SEEDS)
     current = run_accuracies(E, None, y, runs)
     candidate = run_accuracies(E, features[int(block)], y, runs, int(radius), w)
-    gain = paired(candidate, current)
-    print(
-        f"  current {100 * current.mean():.2f}%, {chosen} "
-        f"{100 * candidate.mean():.2f}%: {100 * gain['gain']:+.2f} "
-        f"(margin {100 * gain['margin']:.2f})"
-    )
-    return {
-        "model": MODEL,
-        "chosen": chosen,
-        "run_seeds": list(CONFIRM_SEEDS),
-        "scores": {"current": summary(current), chosen: summary(candidate)},
-        "paired": gain,
-        "passed": gain["gain"] > gain["margin"],
-    }
+    return lake_hubness.confirmed(chosen, CONFIRM_SEEDS, current, candidate)
 
 
 def main() -> None:
@@ -191,9 +179,7 @@ def main() -> None:
     else:
         report["confirm"] = confirm(args, report)
     path.write_text(json.dumps(report, indent=1) + "\n")
-    table = lake_hubness.table(report).replace(
-        "Hub support images discounted (CSLS)", "Local feature matching"
-    )
+    table = lake_metric.table(report, "Local feature matching on Lake's runs", "rule")
     (RESULTS / "lake_local.md").write_text(table)
 
 

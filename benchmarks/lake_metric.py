@@ -248,13 +248,19 @@ def confirm(args, report: dict) -> dict:
     }
 
 
-def table(report: dict) -> str:
-    lines = ["# A metric fitted on the training classes' drawers (Lake runs)", ""]
+def table(
+    report: dict,
+    title: str = "A metric fitted on the training classes' drawers (Lake runs)",
+    column: str = "distance",
+) -> str:
+    """The Markdown table of a deployment try's select and confirm stages
+    (this script's, ``lake_hubness.py``'s and ``lake_local.py``'s)."""
+    lines = [f"# {title}", ""]
     for stage, r in report.items():
         lines += [
             f"## {stage}: `{r['model']}`, Lake runs of seeds {r['run_seeds']}",
             "",
-            "| distance | accuracy |",
+            f"| {column} | accuracy |",
             "|---|---|",
         ]
         for key, s in r["scores"].items():
