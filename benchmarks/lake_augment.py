@@ -586,15 +586,7 @@ def finished_model(path: Path) -> tuple[MetaModel | None, dict | None]:
     if not ledger["segments"] or not ledger["segments"][-1]["done"]:
         return None, None
     print(f"meta-trained before: {path}", flush=True)
-    return MetaModel.load(path), {
-        "cpu_seconds": sum(s["cpu_seconds"] for s in ledger["segments"]),
-        "wall_seconds": sum(s["wall_seconds"] for s in ledger["segments"]),
-        "segments": len(ledger["segments"]),
-        "iterations": ledger["iterations"],
-        "probe_cpu_seconds": ledger["probe_cpu_seconds"],
-        "probe_iterations": ledger["probe_iterations"],
-        "threads": 1,
-    }
+    return MetaModel.load(path), lake_runs.ledger_training(ledger, threads=1)
 
 
 def augmentation_cost(aug, n_rows: int, size: int = 28, repeats: int = 200) -> float:

@@ -48,16 +48,21 @@ Writes ``results/lake_hubness.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import lake_metric
 import lake_runs
 import numpy as np
 from lake_augment import data
-from lake_metric import INK, MODEL, summary, training_rows
-from omniglot_methods import paired, within_alphabet_runs
+from lake_metric import (
+    INK,
+    MODEL,
+    confirmed,
+    runs_of,
+    selected,
+    summary,
+    training_rows,
+)
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -66,6 +71,7 @@ KS = (1, 3, 5)
 LAMBDAS = (0.5, 1.0)
 SELECT_SEEDS = (97, 98)
 CONFIRM_SEEDS = (107, 108, 109, 110)
+TABLE = ("Hub support images discounted (CSLS) on Lake's runs", "rule")
 
 
 def squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -119,9 +125,7 @@ def embeddings(data_home: str):
 
 def select(args) -> dict:
     base, E, y, groups, drawer = embeddings(args.data_home)
-    runs = [
-        r for s in SELECT_SEEDS for r in within_alphabet_runs(y, groups, drawer, 100, s)
-    ]
+    runs = runs_of(y, groups, drawer, SELECT_SEEDS)
     scores = {"current": summary(run_accuracies(E, y, runs))}
     print(f"  current: {100 * scores['current']['mean']:.2f}%")
     for source in SOURCES:
@@ -131,14 +135,8 @@ def select(args) -> dict:
                 key = f"{source} k={k} lam={lam}"
                 scores[key] = summary(acc)
                 print(f"  {key}: {100 * acc.mean():.2f}%", flush=True)
-    candidates = [key for key in scores if key != "current"]
-    best = max(candidates, key=lambda key: (scores[key]["mean"], -float(key[-3:])))
-    return {
-        "model": MODEL,
-        "run_seeds": list(SELECT_SEEDS),
-        "scores": scores,
-        "chosen": best,
-    }
+    # ties: the smaller lam (the key ends "lam=0.5" or "lam=1.0")
+    return selected(scores, SELECT_SEEDS, tie=lambda key: -float(key[-3:]))
 
 
 def confirm(args, report: dict) -> dict:
@@ -146,55 +144,14 @@ def confirm(args, report: dict) -> dict:
     source, k, lam = chosen.split(" ")
     k, lam = int(k.split("=")[1]), float(lam.split("=")[1])
     base, E, y, groups, drawer = embeddings(args.data_home)
-    runs = [
-        r
-        for s in CONFIRM_SEEDS
-        for r in within_alphabet_runs(y, groups, drawer, 100, s)
-    ]
+    runs = runs_of(y, groups, drawer, CONFIRM_SEEDS)
     current = run_accuracies(E, y, runs)
     candidate = run_accuracies(E, y, runs, k, lam, source, base)
     return confirmed(chosen, CONFIRM_SEEDS, current, candidate)
 
 
-def confirmed(chosen: str, seeds, current, candidate) -> dict:
-    """The confirm record of a deployment try: `candidate`'s per-run
-    accuracies (the `chosen` rule) against `current`'s on the runs of `seeds`,
-    and whether the paired gain exceeds its margin."""
-    gain = paired(candidate, current)
-    print(
-        f"  current {100 * current.mean():.2f}%, {chosen} "
-        f"{100 * candidate.mean():.2f}%: {100 * gain['gain']:+.2f} "
-        f"(margin {100 * gain['margin']:.2f})"
-    )
-    return {
-        "model": MODEL,
-        "chosen": chosen,
-        "run_seeds": list(seeds),
-        "scores": {"current": summary(current), chosen: summary(candidate)},
-        "paired": gain,
-        "passed": gain["gain"] > gain["margin"],
-    }
-
-
-def table(report: dict) -> str:
-    return lake_metric.table(
-        report, "Hub support images discounted (CSLS) on Lake's runs", "rule"
-    )
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=["select", "confirm"])
-    ap.add_argument("--data-home", default=str(lake_runs.DATA))
-    args = ap.parse_args()
-    path = RESULTS / "lake_hubness.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
-    if args.stage == "select":
-        report["select"] = select(args)
-    else:
-        report["confirm"] = confirm(args, report)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "lake_hubness.md").write_text(table(report))
+    lake_metric.run_stage(__doc__, "lake_hubness", select, confirm, *TABLE)
 
 
 if __name__ == "__main__":

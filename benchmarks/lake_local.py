@@ -43,8 +43,6 @@ Writes ``results/lake_local.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import lake_hubness
@@ -53,8 +51,7 @@ import lake_runs
 import numpy as np
 import torch
 from lake_augment import data
-from lake_metric import INK, MODEL, summary
-from omniglot_methods import within_alphabet_runs
+from lake_metric import INK, MODEL, confirmed, runs_of, selected, summary
 
 from skmeta import MetaModel
 
@@ -129,10 +126,6 @@ def prepare(data_home: str):
     return E, features, y, groups, drawer
 
 
-def runs_of(y, groups, drawer, seeds) -> list:
-    return [r for s in seeds for r in within_alphabet_runs(y, groups, drawer, 100, s)]
-
-
 def select(args) -> dict:
     E, features, y, groups, drawer = prepare(args.data_home)
     runs = runs_of(y, groups, drawer, SELECT_SEEDS)
@@ -145,16 +138,8 @@ def select(args) -> dict:
                 key = f"block={block} radius={radius} w={w}"
                 scores[key] = summary(acc)
                 print(f"  {key}: {100 * acc.mean():.2f}%", flush=True)
-    candidates = [key for key in scores if key != "current"]
-    best = max(
-        candidates, key=lambda key: (scores[key]["mean"], -float(key.split("w=")[1]))
-    )
-    return {
-        "model": MODEL,
-        "run_seeds": list(SELECT_SEEDS),
-        "scores": scores,
-        "chosen": best,
-    }
+    # ties: the smaller w
+    return selected(scores, SELECT_SEEDS, tie=lambda key: -float(key.split("w=")[1]))
 
 
 def confirm(args, report: dict) -> dict:
@@ -164,23 +149,18 @@ def confirm(args, report: dict) -> dict:
     runs = runs_of(y, groups, drawer, CONFIRM_SEEDS)
     current = run_accuracies(E, None, y, runs)
     candidate = run_accuracies(E, features[int(block)], y, runs, int(radius), w)
-    return lake_hubness.confirmed(chosen, CONFIRM_SEEDS, current, candidate)
+    return confirmed(chosen, CONFIRM_SEEDS, current, candidate)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=["select", "confirm"])
-    ap.add_argument("--data-home", default=str(lake_runs.DATA))
-    args = ap.parse_args()
-    path = RESULTS / "lake_local.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
-    if args.stage == "select":
-        report["select"] = select(args)
-    else:
-        report["confirm"] = confirm(args, report)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    table = lake_metric.table(report, "Local feature matching on Lake's runs", "rule")
-    (RESULTS / "lake_local.md").write_text(table)
+    lake_metric.run_stage(
+        __doc__,
+        "lake_local",
+        select,
+        confirm,
+        "Local feature matching on Lake's runs",
+        "rule",
+    )
 
 
 if __name__ == "__main__":

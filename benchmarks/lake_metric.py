@@ -194,9 +194,7 @@ def select(args) -> dict:
     model, model_name, S, E, (X, y, groups, drawer), n_train, seconds = prepare(
         "select", args.data_home
     )
-    runs = [
-        r for s in SELECT_SEEDS for r in within_alphabet_runs(y, groups, drawer, 100, s)
-    ]
+    runs = runs_of(y, groups, drawer, SELECT_SEEDS)
     check = estimator_check(model, X, y, runs[:10], E)
     print(f"  against the estimators: {check}")
     scores = {"euclidean": summary(run_accuracies(E, y, runs))}
@@ -225,24 +223,42 @@ def confirm(args, report: dict) -> dict:
     _, model_name, S, E, (_, y, groups, drawer), _, _ = prepare(
         "select", args.data_home
     )
-    runs = [
-        r
-        for s in CONFIRM_SEEDS
-        for r in within_alphabet_runs(y, groups, drawer, 100, s)
-    ]
+    runs = runs_of(y, groups, drawer, CONFIRM_SEEDS)
     base = run_accuracies(E, y, runs)
-    W = whitener(S, float(lam), *CANDIDATES[name])
-    cand = run_accuracies(E, y, runs, W)
-    gain = paired(cand, base)
+    cand = run_accuracies(E, y, runs, whitener(S, float(lam), *CANDIDATES[name]))
+    return confirmed(chosen, CONFIRM_SEEDS, base, cand, "euclidean")
+
+
+def selected(scores: dict, seeds, tie) -> dict:
+    """The select record of a deployment try: the candidate (every key of
+    `scores` but ``"current"``) with the best mean, ties broken by the
+    larger ``tie(key)``, on the runs of `seeds`."""
+    candidates = [key for key in scores if key != "current"]
+    best = max(candidates, key=lambda key: (scores[key]["mean"], tie(key)))
+    return {"model": MODEL, "run_seeds": list(seeds), "scores": scores, "chosen": best}
+
+
+def runs_of(y, groups, drawer, seeds) -> list:
+    """The held-out Lake runs (100 a seed) of the run `seeds`."""
+    return [r for s in seeds for r in within_alphabet_runs(y, groups, drawer, 100, s)]
+
+
+def confirmed(chosen: str, seeds, current, candidate, name="current") -> dict:
+    """The confirm record of a deployment try: `candidate`'s per-run
+    accuracies (the `chosen` rule) against those of the current rule
+    (`current`, recorded as `name`) on the runs of `seeds`, and whether the
+    paired gain exceeds its margin."""
+    gain = paired(candidate, current)
     print(
-        f"  euclidean {100 * base.mean():.2f}%, {chosen} {100 * cand.mean():.2f}%: "
-        f"{100 * gain['gain']:+.2f} (margin {100 * gain['margin']:.2f})"
+        f"  {name} {100 * current.mean():.2f}%, {chosen} "
+        f"{100 * candidate.mean():.2f}%: {100 * gain['gain']:+.2f} "
+        f"(margin {100 * gain['margin']:.2f})"
     )
     return {
-        "model": model_name,
+        "model": MODEL,
         "chosen": chosen,
-        "run_seeds": list(CONFIRM_SEEDS),
-        "scores": {"euclidean": summary(base), chosen: summary(cand)},
+        "run_seeds": list(seeds),
+        "scores": {name: summary(current), chosen: summary(candidate)},
         "paired": gain,
         "passed": gain["gain"] > gain["margin"],
     }
@@ -280,18 +296,26 @@ def table(
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run_stage(doc: str, name: str, select, confirm, *table_args) -> None:
+    """The command line of a deployment try (this script, ``lake_hubness.py``,
+    ``lake_local.py``): run ``select(args)`` or ``confirm(args, report)`` and
+    write ``results/<name>.{json,md}`` (:func:`table` with `table_args`)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("stage", choices=["select", "confirm"])
     ap.add_argument("--data-home", default=str(lake_runs.DATA))
     args = ap.parse_args()
-    path = RESULTS / "lake_metric.json"
+    path = RESULTS / f"{name}.json"
     report = json.loads(path.read_text()) if path.exists() else {}
-    report[args.stage] = (select if args.stage == "select" else confirm)(
-        *((args,) if args.stage == "select" else (args, report))
-    )
+    if args.stage == "select":
+        report["select"] = select(args)
+    else:
+        report["confirm"] = confirm(args, report)
     path.write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "lake_metric.md").write_text(table(report))
+    (RESULTS / f"{name}.md").write_text(table(report, *table_args))
+
+
+def main() -> None:
+    run_stage(__doc__, "lake_metric", select, confirm)
 
 
 if __name__ == "__main__":

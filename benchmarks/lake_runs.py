@@ -131,14 +131,20 @@ def train(args, X, y, groups):
     print(f"segment: {cpu:.0f} CPU s, {wall:.0f} s wall, finished: {done}", flush=True)
     if not done:
         return None, None
-    return model, {
+    return model, ledger_training(ledger, torch.get_num_threads())
+
+
+def ledger_training(ledger: dict, threads: int) -> dict:
+    """A finished run's training record from its ledger: CPU and wall time
+    summed over its segments, its iterations and probes, and `threads`."""
+    return {
         "cpu_seconds": sum(s["cpu_seconds"] for s in ledger["segments"]),
         "wall_seconds": sum(s["wall_seconds"] for s in ledger["segments"]),
         "segments": len(ledger["segments"]),
-        "iterations": max_iter,
+        "iterations": ledger["iterations"],
         "probe_cpu_seconds": ledger["probe_cpu_seconds"],
         "probe_iterations": ledger["probe_iterations"],
-        "threads": torch.get_num_threads(),
+        "threads": threads,
     }
 
 
