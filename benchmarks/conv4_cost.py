@@ -15,6 +15,8 @@ so that the machine's load falls on all of them alike.
     python benchmarks/conv4_cost.py --candidates strided-48 --out conv4_cost_width
     python benchmarks/conv4_cost.py --candidates strided-32px,strided-40px \\
         --out conv4_cost_size
+    python benchmarks/conv4_cost.py --candidates final-4x4,final-7x7,third-kept \\
+        --out conv4_cost_maps
 
 Writes ``results/<out>.{json,md}`` (``conv4_cost`` by default).
 """
@@ -42,6 +44,10 @@ CANDIDATES = {
     "strided-48": (("strided",) * 4, 48, 28),  # the nineteenth try
     "strided-32px": (("strided",) * 4, 64, 32),  # the twentieth try
     "strided-40px": (("strided",) * 4, 64, 40),
+    # the thirty-seventh try's 4x4 map, and larger final maps
+    "final-4x4": (("strided", "strided", "strided", "none"), 64, 28),
+    "final-7x7": (("strided", "strided", "none", "none"), 64, 28),
+    "third-kept": (("strided", "strided", "none", "strided"), 64, 28),
 }
 
 

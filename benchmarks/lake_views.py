@@ -171,7 +171,9 @@ Round ``ink-box-adaptive-1200``: the twenty-fifth try's final
 (``--ink box-adaptive``, the same iterations). Round
 ``ink-box-adaptive-elastic-1200``: the thirty-first try's final, the same
 rows and iterations meta-trained with ``ElasticAugmentation(alpha=16,
-sigma=4)``.
+sigma=4)``. Round ``ink-box-adaptive-elastic-s4-1200``: the thirty-seventh
+try's final, the same with ``downsample=("strided", "strided", "strided",
+"none")`` (a 4x4 final map).
 
 Each candidate is computed from the views' embeddings
 (``MetaModel.transform(X, views=[offset])``, one offset at a time); a check
@@ -259,6 +261,10 @@ ROUNDS["ink-box-adaptive-1200"] = {  # the twenty-fifth try's final
 ROUNDS["ink-box-adaptive-elastic-1200"] = {  # the thirty-first try's final
     **ROUNDS["ink-box-adaptive-1200"],
     "models": {"final": "lake_final_w40q2-boxa-el16-1200"},
+}
+ROUNDS["ink-box-adaptive-elastic-s4-1200"] = {  # the thirty-seventh try's final
+    **ROUNDS["ink-box-adaptive-1200"],
+    "models": {"final": "lake_final_w40q2-boxa-el16-s4-1200"},
 }
 # the estimators' deployments (``estimators`` stage): transductive method,
 # test_time_turns; every one with test_time_shifts=(1, 2, 3)
