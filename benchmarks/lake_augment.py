@@ -433,6 +433,24 @@ Two stages, settings chosen only on background:
   40 --n-query 2 --ink box-adaptive --max-iter 34170 --elastic '{"alpha":
   16, "sigma": 4}' --downsample strided,strided,strided,none``, then
   ``lake_views.py estimators --round ink-box-adaptive-elastic-s4-1200``.
+  **Thirty-eighth try, written before its training: a 7x7 embedding at
+  the same CPU time.** The 4x4 final map gained +0.60 inductive at 7%
+  more computation; ``--downsample strided,strided,none,none`` keeps the
+  7x7 map of block 2 through blocks 3 and 4 (3,136 features) at 72.0 ms
+  an iteration against 48.3 (``conv4_cost.py --candidates
+  final-4x4,final-7x7,third-kept``), so it runs the iterations that cost
+  what the 4x4 model's did: 13,417 at select (20,000 x 48.3 / 72.0) and
+  21,451 at final (34,170 strided iterations x 45.2 / 72.0, the 1,200 CPU
+  s of 20 CPU-minutes read strictly). ``select --name
+  w40q2-boxa-el16-s7-13k --n-way 40 --n-query 2 --ink box-adaptive
+  --max-iter 13417 --elastic '{"alpha": 16, "sigma": 4}' --downsample
+  strided,strided,none,none``, then ``confirm --name
+  w40q2-boxa-el16-s7-13k --baseline w40q2-boxa-el16-s4-20k --round
+  confirm-thirty-eighth --run-seeds 119,120,121,122 --rule inductive``
+  (the baseline's select model retrained with its settings and seed, its
+  file having gone with ``/tmp``). If it passes, its final (``--max-iter
+  21451``) is scored as the thirty-seventh try's is, in a later session
+  if this one has no time left.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
