@@ -433,6 +433,13 @@ Two stages, settings chosen only on background:
   40 --n-query 2 --ink box-adaptive --max-iter 34170 --elastic '{"alpha":
   16, "sigma": 4}' --downsample strided,strided,strided,none``, then
   ``lake_views.py estimators --round ink-box-adaptive-elastic-s4-1200``.
+  The final took 1,899 CPU s as measured beside other jobs (7% more an
+  iteration than the strided model's 34,170 priced at 1,200); on
+  ``evaluation`` through the estimators 90.90% inductive on Lake's runs
+  (``dihedral``; -0.07 paired, margin 0.40, against
+  ``w40q2-boxa-el16-1200``), 97.08% with PT-MAP (+0.25, 0.61), 97.68%
+  random 20-way and 99.13% 5-way 1-shot (+0.03, +0.02): the held-out gain
+  did not carry over.
   **Thirty-eighth try, written before its training: a 7x7 embedding at
   the same CPU time.** The 4x4 final map gained +0.60 inductive at 7%
   more computation; ``--downsample strided,strided,none,none`` keeps the
