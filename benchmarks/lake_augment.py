@@ -462,6 +462,20 @@ Two stages, settings chosen only on background:
   (margin 0.41) / -0.11 (0.25)), 1,055 CPU s for its 13,417 select
   iterations against 1,139 for the baseline's 20,000 (retrained with the
   same scores at select as its lost file); no final.
+  **Thirty-ninth try, written before its training: cosine prototypes.**
+  Squared Euclidean distances grow with the embedding's norm; scaled
+  cosine similarity (``method_params={"distance": "cosine"}``, a learnt
+  scale from 10; Oreshkin et al. 2018 found the scale decisive) compares
+  directions only, which may weigh a dot or a short stroke apart from the
+  ink's amount. ``select --name w40q2-boxa-el16-s4-cos-20k --n-way 40
+  --n-query 2 --ink box-adaptive --max-iter 20000 --elastic '{"alpha":
+  16, "sigma": 4}' --downsample strided,strided,strided,none --distance
+  cosine`` (``--distance``, new), then ``confirm --name
+  w40q2-boxa-el16-s4-cos-20k --baseline w40q2-boxa-el16-s4-20k --round
+  confirm-thirty-ninth --run-seeds 123,124,125,126 --rule inductive``. If
+  it passes, its final (``--max-iter 34170``) is scored as the
+  thirty-seventh try's was, in a later session if this one has no time
+  left.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
@@ -858,6 +872,12 @@ def main() -> None:
         choices=["rot90", "dihedral"],
         help="the extractor's class_augmentation",
     )
+    ap.add_argument(
+        "--distance",
+        default="euclidean",
+        choices=["euclidean", "cosine"],
+        help="ProtoNet's distance (cosine: with its learnt scale)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.stage == "confirm":
@@ -881,6 +901,7 @@ def main() -> None:
         augmentation=aug,
         class_augmentation=args.class_augmentation,
         downsample=None if args.downsample is None else args.downsample.split(","),
+        distance=args.distance,
     )
     train, test = data(args.stage, args.data_home, args.seed, args.image_size, args.ink)
     path = lake_runs.MODELS / f"lake_{args.stage}_{args.name}.safetensors"

@@ -83,6 +83,11 @@ def extractor(args, max_iter: int) -> MetaFeatureExtractor:
         n_way=args.n_way,
         k_shot=1,
         n_query=args.n_query,
+        method_params=(
+            None
+            if getattr(args, "distance", "euclidean") == "euclidean"
+            else {"distance": args.distance}  # lake_augment.py's --distance
+        ),
         class_augmentation=getattr(args, "class_augmentation", "rot90"),
         within_group_episodes=args.within,
         max_iter=max_iter,
