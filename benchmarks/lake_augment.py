@@ -476,6 +476,9 @@ Two stages, settings chosen only on background:
   it passes, its final (``--max-iter 34170``) is scored as the
   thirty-seventh try's was, in a later session if this one has no time
   left.
+  It did not pass: 93.16 / 98.70% against 93.42 / 98.86% (paired -0.26
+  (margin 0.42) / -0.16 (0.27)); 1,088 CPU s for the 20,000 select
+  iterations; no final.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
