@@ -984,6 +984,10 @@ def table(report: dict) -> str:
             aug += f", class_augmentation={r['settings']['class_augmentation']}"
         if r["settings"].get("ink", "none") != "none":
             aug += f", --ink {r['settings']['ink']}"
+        if r["settings"].get("downsample"):
+            aug += f", --downsample {r['settings']['downsample']}"
+        if r["settings"].get("distance", "euclidean") != "euclidean":
+            aug += f", --distance {r['settings']['distance']}"
         way, query = (
             r["settings"].get(k, d) for k, d in (("n_way", 20), ("n_query", 5))
         )

@@ -69,7 +69,8 @@ def held_out_alphabets(groups, y, seed: int) -> np.ndarray:
 
 def extractor(args, max_iter: int) -> MetaFeatureExtractor:
     """The recipe of ``benchmarks/omniglot.py`` (strided Conv4, rot90, 20-way
-    1-shot episodes) with this run's resolution, width and episode groups."""
+    1-shot episodes) with this run's resolution, width and episode groups,
+    and lake_augment.py's downsampling, distance and augmentations."""
     size = args.image_size
     params = {} if args.width is None else {"hidden_channels": args.width}
     downsample = getattr(args, "downsample", None)  # lake_augment.py's per block
