@@ -479,6 +479,22 @@ Two stages, settings chosen only on background:
   It did not pass: 93.16 / 98.70% against 93.42 / 98.86% (paired -0.26
   (margin 0.42) / -0.16 (0.27)); 1,088 CPU s for the 20,000 select
   iterations; no final.
+  **Fortieth round, a measurement and not a try, written before its
+  training: what more meta-training buys.** Thirty-nine tries moved the
+  held-out inductive figure by less than a point each, and local matching
+  or normalising the embeddings at deployment (probed again on the
+  thirty-seventh try's select model and runs: squared-distance matching of
+  the 16 positions 92.05% against 92.01% for the embedding, cosine 80.9-
+  83.6%, power transforms 89.7-91.7%) gains nothing. If the recipe's
+  accuracy is bound by its 20 CPU-minutes, more iterations show it: the
+  4x4 recipe's select model meta-trained for 40,000 and 80,000 iterations
+  (``--name w40q2-boxa-el16-s4-40k``, ``-80k``; 2 and 4 times the CPU time,
+  beyond the budget, so neither can go to ``final``), then ``confirm
+  --name w40q2-boxa-el16-s4-40k,w40q2-boxa-el16-s4-80k --baseline
+  w40q2-boxa-el16-s4-20k --round scaling-fortieth --run-seeds
+  127,128,129,130 --rule inductive`` (400 new held-out runs). Its
+  "passed" says only which gains exceed their margins; what it reports is
+  the slope: how far from 95.5% the recipe stays at 4 times its budget.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
