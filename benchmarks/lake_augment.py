@@ -495,6 +495,13 @@ Two stages, settings chosen only on background:
   127,128,129,130 --rule inductive`` (400 new held-out runs). Its
   "passed" says only which gains exceed their margins; what it reports is
   the slope: how far from 95.5% the recipe stays at 4 times its budget.
+  Not finished: the session (twelfth) that began it ran out of time. The
+  80,000-iteration run was stopped at about 1,000 CPU s (a quarter of it;
+  its partial state was not kept); the 40,000-iteration run was left
+  training in ``/tmp/models``, which a later session may find gone. Both
+  are to be run again (``select`` rescores a finished model without
+  retraining), then the ``confirm`` above; its run seeds 127-130 are
+  still unused.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
