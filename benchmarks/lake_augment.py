@@ -822,6 +822,14 @@ def main() -> None:
     ap.add_argument("--elastic", default=None, help="ElasticAugmentation kwargs, JSON")
     ap.add_argument("--max-iter", type=int, default=None)
     ap.add_argument("--cpu-budget", type=float, default=2400.0)
+    ap.add_argument(
+        "--segment-minutes",
+        type=float,
+        default=None,
+        help="meta-train in segments of at most this many wall minutes, each "
+        "resuming from the last one's checkpoint in /tmp/models; rerun the "
+        "command until it reports (a killed run also resumes)",
+    )
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--n-way", type=int, default=20)
     ap.add_argument("--n-query", type=int, default=5)
@@ -923,7 +931,7 @@ def main() -> None:
         max_iter=args.max_iter,
         probe_iter=60,
         seed=args.seed,
-        segment_minutes=None,
+        segment_minutes=args.segment_minutes,
         augmentation=aug,
         class_augmentation=args.class_augmentation,
         downsample=None if args.downsample is None else args.downsample.split(","),
@@ -934,6 +942,8 @@ def main() -> None:
     meta_model, training = finished_model(path)
     if meta_model is None:
         model, training = lake_runs.train(recipe, *train)
+        if model is None:  # a segment ended; the next run resumes it
+            return None
         lake_runs.MODELS.mkdir(exist_ok=True)
         meta_model = model.meta_model_
         meta_model.save(path)
