@@ -520,8 +520,8 @@ Two stages, settings chosen only on background:
   w40q2-boxa-el16-s4-w96 --baseline w40q2-boxa-el16-s4-20k --round
   confirm-forty-first --run-seeds 132,133,134,135 --rule inductive`` (131
   went to the probe). If it passes, its final (width 96 within the final
-  budget) is scored as the thirty-seventh try's was, in a later session if this one has no
-  time left.
+  budget) is scored as the thirty-seventh try's was, in a later session
+  if this one has no time left.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
