@@ -1022,7 +1022,7 @@ def table(report: dict) -> str:
         "|---|---|---|---|---|---|" + "---|" * len(keys),
     ]
     for name, r in report.items():
-        if name.startswith("confirm"):
+        if "/" not in name:  # a confirm round, not a stage/name row
             continue
         t, s = r["training"], r["scores"]
         cells = [
@@ -1049,7 +1049,7 @@ def table(report: dict) -> str:
             f"{t['cpu_seconds']:.0f} | "
             f"{t['augmentation_ms_per_batch']:.1f} | " + " | ".join(cells) + " |"
         )
-    for key in sorted(k for k in report if k.startswith("confirm")):
+    for key in sorted(k for k in report if "/" not in k):
         lines += confirm_table(key, report[key])
     return "\n".join(lines) + "\n"
 
