@@ -510,8 +510,8 @@ Two stages, settings chosen only on background:
   any budget near 20 CPU-minutes.
   **Forty-first try, written before its training: a wider Conv4 at the
   same CPU time.** Probed on the select models of 20,000 and 40,000
-  iterations (``/tmp/probe``, 100 inductive runs without shifts, run seed
-  131): on the select stage's own training alphabets, whose images they
+  iterations (``lake_fit.py``, 100 inductive runs without shifts, run
+  seed 131): on the select stage's own training alphabets, whose images they
   meta-trained on, 92.65% and 92.85%, against 92.30% and 92.50% on the
   held-out alphabets. The recipe does not overfit; it underfits, and
   twice the iterations do not lift even the training alphabets, so the
@@ -531,8 +531,8 @@ Two stages, settings chosen only on background:
   It did not pass: 11,866 iterations in 1,141 CPU s (36.8 more for the
   probes), 91.85 / 98.15% on the 100 select runs, and on the 400 new ones
   92.97 / 98.30% against 93.40 / 98.68% (paired -0.42 (margin 0.35) /
-  -0.37 (0.28)): a loss beyond its margin; no final. The same
-  probe (run seed 131, inductive without shifts, 100 runs) on the
+  -0.37 (0.28)): a loss beyond its margin; no final. ``lake_fit.py``
+  (run seed 131, inductive without shifts, 100 runs) on the
   training alphabets against the held-out ones: width 96 92.25 / 93.05%,
   the 80,000-iteration model 93.40 / 92.30%. Neither width nor four times
   the iterations lets the embedding tell apart the characters of the
@@ -864,7 +864,8 @@ def main() -> None:
         default=None,
         help="meta-train in segments of at most this many wall minutes, each "
         "resuming from the last one's checkpoint in /tmp/models; rerun the "
-        "command until it reports (a killed run also resumes)",
+        "command until it reports (a killed run resumes too, the killed "
+        "segment's CPU time then missing from the ledger)",
     )
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--n-way", type=int, default=20)
