@@ -45,13 +45,13 @@ def main() -> None:
     (X, y, groups), held_out = lake_augment.data(
         "select", args.data_home, 0, 28, args.ink
     )
-    # the training rows' drawers: data() keeps only the held-out ones
-    background = lake_augment.load_omniglot("background", data_home=args.data_home)
-    test = np.isin(
-        background.groups,
-        lake_runs.held_out_alphabets(background.groups, background.target, 0),
-    )
-    drawer = np.load(f"{args.data_home}/background.npz")["drawer"][~test]
+    # the training rows' drawers (data() returns the held-out rows' only),
+    # from the data file whose rows load_omniglot keeps in order
+    raw = np.load(f"{args.data_home}/background.npz")
+    training = ~np.isin(raw["alphabet"], np.unique(held_out[2]))
+    if not np.array_equal(raw["labels"][training], y):
+        raise SystemExit("the data file's rows are not in load_omniglot's order")
+    drawer = raw["drawer"][training]
     splits = {"training alphabets": (X, y, groups, drawer), "held-out": held_out}
     for name in args.names:
         model = MetaModel.load(lake_runs.MODELS / f"lake_select_{name}.safetensors")
