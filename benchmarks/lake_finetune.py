@@ -10,10 +10,21 @@ ProtoNet loss of meta-training on this one run's 20 characters. Then the
 queries are labelled one at a time by the nearest support prototype, as the
 inductive deployment does: the queries take no part in the adaptation.
 
-    python benchmarks/lake_finetune.py probe --name w40q2-boxa-el16-s4-20k
+    python benchmarks/lake_finetune.py probe --runs 50 --steps 10,30 \
+        --lr 3e-5,1e-4,3e-4
+    python benchmarks/lake_finetune.py probe --runs 100 --steps 30 \
+        --lr 3e-5,3e-4 --shifts
+
+``tta`` probes elastic distortions as test-time views instead (no
+fine-tuning): each image's embedding averaged with those of ``--views``
+distorted copies, for the support alone or for support and queries:
+
+    python benchmarks/lake_finetune.py tta --runs 100 --views 16 [--shifts]
 
 Prints one line per setting: the inductive accuracy without and with the
-fine-tuning on the same runs, and the paired difference.
+fine-tuning (or views) on the same runs, and the paired difference; run
+seed 0 draws the select stage's own 100 held-out runs. The figures are in
+``RESULTS.md`` (forty-second round).
 """
 
 from __future__ import annotations
@@ -78,9 +89,51 @@ def finetuned(
     return tuned
 
 
+def tta(args, net, shape, offsets, runs, X, elastic) -> None:
+    """Prototypes (and query embeddings) averaged over elastic distortions:
+    ``--views`` distorted copies beside the image itself, for support only
+    and for support and queries."""
+    augment = elastic.build(tuple(shape))
+    embed = viewed(net, shape, offsets)
+    torch.manual_seed(0)
+
+    def averaged(rows: torch.Tensor) -> torch.Tensor:
+        images = rows.reshape(-1, *shape)
+        copies = augment(images.repeat_interleave(args.views, 0))
+        with torch.no_grad():
+            e = embed(copies.reshape(len(copies), -1))
+            e = e.reshape(len(rows), args.views, -1).sum(1) + embed(rows)
+        return e / (args.views + 1)
+
+    acc = {"base": [], "support": [], "both": []}
+    for support, query in runs:
+        s_t, q_t = torch.from_numpy(X[support]), torch.from_numpy(X[query])
+        truth = torch.arange(len(support))
+        with torch.no_grad():
+            es, eq = embed(s_t), embed(q_t)
+        es_avg, eq_avg = averaged(s_t), averaged(q_t)
+        for key, (a, b) in {
+            "base": (eq, es),
+            "support": (eq, es_avg),
+            "both": (eq_avg, es_avg),
+        }.items():
+            acc[key].append((torch.cdist(a, b).argmin(1) == truth).float().mean())
+    base = np.array(acc["base"])
+    for key, values in acc.items():
+        values = np.array(values)
+        d = values - base
+        margin = 196 * d.std(ddof=1) / np.sqrt(d.size)
+        print(
+            f"{key} (views={args.views}, alpha={args.alpha:g}): "
+            f"{100 * values.mean():.2f}% paired {100 * d.mean():+.2f} "
+            f"(margin {margin:.2f})",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["probe"])
+    ap.add_argument("stage", choices=["probe", "tta"])
     ap.add_argument("--name", default="w40q2-boxa-el16-s4-20k")
     ap.add_argument("--data-home", default=str(lake_runs.DATA))
     ap.add_argument("--runs", type=int, default=40)
@@ -104,6 +157,8 @@ def main() -> None:
     settings = [
         (int(s), float(lr)) for s in args.steps.split(",") for lr in args.lr.split(",")
     ]
+    if args.stage == "tta":
+        return tta(args, net, shape, offsets, runs, X, elastic)
     base, tuned_acc = [], {s: [] for s in settings}
     tic = time.process_time()
     for i, (support, query) in enumerate(runs):

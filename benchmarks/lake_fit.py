@@ -17,11 +17,22 @@ The models are ``/tmp/models/lake_select_<name>.safetensors`` (written by
 ``lake_augment.py select``, whose ``--ink box-adaptive`` rows they expect).
 Prints one line per model and split; nothing is written (the figures are
 in ``RESULTS.md``, forty-first try).
+
+``--ensemble`` scores instead every subset of the named models as one, on
+the held-out alphabets' runs (300, run seed 0, inductive without shifts):
+each member's squared distances divided by their mean over the run's
+queries and support, then summed (cosine models: of L2-normalised
+embeddings). Paired against the first name (``RESULTS.md``, forty-second
+round):
+
+    python benchmarks/lake_fit.py --ensemble w40q2-boxa-el16-s4-20k \
+        w40q2-boxa-el16-s4-80k w40q2-boxa-el16-s4-w96
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import warnings
 
 import lake_augment
@@ -33,6 +44,43 @@ from omniglot_methods import score, within_alphabet_runs
 from skmeta import MetaModel
 
 
+def ensembles(args, held_out) -> None:
+    """Every subset of ``args.names`` as one model on 300 held-out runs."""
+    X, y, groups, drawer = held_out
+    embeddings = {}
+    for name in args.names:
+        model = MetaModel.load(lake_runs.MODELS / f"lake_select_{name}.safetensors")
+        E = torch.from_numpy(model.transform(X))
+        if model.config["method_params"].get("distance") == "cosine":
+            E = torch.nn.functional.normalize(E, dim=1)
+        embeddings[name] = E
+    runs = within_alphabet_runs(y, groups, drawer, 300, 0)
+
+    def accuracies(members) -> np.ndarray:
+        out = []
+        for support, query in runs:
+            total = 0
+            for name in members:
+                E = embeddings[name]
+                d = torch.cdist(E[query], E[support]).pow(2)
+                total = total + d / d.mean()
+            truth = torch.arange(len(query))
+            out.append((total.argmin(1) == truth).float().mean().item())
+        return np.array(out)
+
+    first = accuracies(args.names[:1])
+    for k in range(1, len(args.names) + 1):
+        for members in itertools.combinations(args.names, k):
+            acc = accuracies(members)
+            diff = acc - first
+            margin = 196 * diff.std(ddof=1) / np.sqrt(diff.size) if k > 1 else 0.0
+            print(
+                f"{' + '.join(members)}: {100 * acc.mean():.2f}% "
+                f"(paired {100 * diff.mean():+.2f}, margin {margin:.2f})",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="+", help="select models' names")
@@ -40,11 +88,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--run-seed", type=int, default=131)
     ap.add_argument("--ink", default="box-adaptive")
+    ap.add_argument("--ensemble", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     (X, y, groups), held_out = lake_augment.data(
         "select", args.data_home, 0, 28, args.ink
     )
+    if args.ensemble:
+        return ensembles(args, held_out)
     # the training rows' drawers (data() returns the held-out rows' only),
     # from the data file whose rows load_omniglot keeps in order
     raw = np.load(f"{args.data_home}/background.npz")

@@ -67,10 +67,21 @@ def held_out_alphabets(groups, y, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(big, N_HELD_OUT, replace=False))
 
 
+def method_params(args) -> dict | None:
+    """ProtoNet's settings other than its defaults: lake_augment.py's
+    ``--distance`` and ``--margin``."""
+    params = {}
+    if getattr(args, "distance", "euclidean") != "euclidean":
+        params["distance"] = args.distance
+    if getattr(args, "margin", 0.0):
+        params["margin"] = args.margin
+    return params or None
+
+
 def extractor(args, max_iter: int) -> MetaFeatureExtractor:
     """The recipe of ``benchmarks/omniglot.py`` (strided Conv4, rot90, 20-way
     1-shot episodes) with this run's resolution, width and episode groups,
-    and lake_augment.py's downsampling, distance and augmentations."""
+    and lake_augment.py's downsampling, distance, margin and augmentations."""
     size = args.image_size
     params = {} if args.width is None else {"hidden_channels": args.width}
     downsample = getattr(args, "downsample", None)  # lake_augment.py's per block
@@ -84,11 +95,7 @@ def extractor(args, max_iter: int) -> MetaFeatureExtractor:
         n_way=args.n_way,
         k_shot=1,
         n_query=args.n_query,
-        method_params=(
-            None
-            if getattr(args, "distance", "euclidean") == "euclidean"
-            else {"distance": args.distance}  # lake_augment.py's --distance
-        ),
+        method_params=method_params(args),
         class_augmentation=getattr(args, "class_augmentation", "rot90"),
         within_group_episodes=args.within,
         max_iter=max_iter,

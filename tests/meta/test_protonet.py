@@ -134,3 +134,59 @@ def test_pretrain_validates_with_prototypes_under_early_stopping(blobs):
     model = meta_train(X, y, settings)  # crashed: validation episodes are not
     # the labelled mini-batches pretrain trains on
     assert "val_accuracy" in model.history[-1]
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine"])
+def test_margin_subtracts_from_each_querys_own_logit_in_training_only(distance):
+    plain = make_algorithm("protonet", distance=distance)
+    wide = make_algorithm("protonet", distance=distance, margin=2.5)
+    net = _net(plain).train()
+    batch = _batch()
+    loss, metrics = plain.loss(net, batch)
+    wide_loss, wide_metrics = wide.loss(net, batch)
+    # by hand: the plain logits, the margin taken from each query's own class
+    logits, targets = plain._episode_logits(net, batch)
+    margin = 2.5 * F.one_hot(targets, 3)
+    torch.testing.assert_close(wide_loss, F.cross_entropy(logits - margin, targets))
+    assert wide_loss > loss
+    # the accuracy reported, validation and deployment score the plain logits
+    assert wide_metrics["accuracy"] == pytest.approx(metrics["accuracy"])
+    net.eval()
+    assert wide.episode_metrics(net, batch) == pytest.approx(
+        plain.episode_metrics(net, batch)
+    )
+    state = wide.adapt(net, batch.support_x[0], batch.support_y, 3)
+    torch.testing.assert_close(
+        wide.predict(net, state, batch.query_x[0]),
+        plain.predict(
+            net,
+            plain.adapt(net, batch.support_x[0], batch.support_y, 3),
+            batch.query_x[0],
+        ),
+    )
+    assert (
+        make_algorithm("protonet", distance=distance, margin=0).loss(
+            net.train(), batch
+        )[0]
+        == loss
+    )
+
+
+@pytest.mark.parametrize("margin", [-1.0, float("nan"), float("inf"), "1", True])
+def test_bad_margin_is_refused(margin):
+    with pytest.raises(ValueError, match="margin must be a finite float"):
+        make_algorithm("protonet", margin=margin)
+
+
+def test_margin_through_the_estimators_is_saved_and_refused_by_pretrain(blobs):
+    from skmeta import MetaFeatureExtractor
+
+    X, y = blobs
+    params = dict(n_way=4, k_shot=2, n_query=3, max_iter=5, random_state=0)
+    fitted = MetaFeatureExtractor(method_params={"margin": 1.5}, **params).fit(X, y)
+    assert fitted.meta_model_.config["method_params"]["margin"] == 1.5
+    assert np.isfinite(fitted.transform(X[:5])).all()
+    with pytest.raises(ValueError, match="does not take"):
+        MetaFeatureExtractor(
+            method="pretrain", method_params={"margin": 1.5}, **params
+        ).fit(X, y)

@@ -41,6 +41,10 @@ class Pretrain(ProtoNet):
     # ProtoNet's 4e-3 was chosen for episodes; plain mini-batch training
     # (this, Baseline++, RFS) keeps the base rate
     default_learning_rate = Algorithm.default_learning_rate
+    settings = ("distance", "feature_norm")  # no margin: not an episodic loss
+
+    def __init__(self, distance: str = "euclidean", feature_norm: str | None = None):
+        super().__init__(distance, feature_norm)
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         head = torch.nn.Linear(embedding_dim, n_classes)

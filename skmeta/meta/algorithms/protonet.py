@@ -7,6 +7,8 @@ cosine similarity.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -131,6 +133,15 @@ class ProtoNet(Algorithm):
         base classes, which meta-training stores with the model
         (:mod:`.feature_norm`). The meta-training loss and its validation are
         unchanged. An adaptation setting: a pretrained model takes it anew.
+    margin : float, default=0.0
+        Large-margin meta-training (as Wang et al. 2018, "Large margin
+        few-shot learning"): the meta-training loss subtracts ``margin``
+        from each query's logit for its own class (adds it to the squared
+        distance, or to minus the scaled cosine), so an episode is won only
+        by that margin. Deployment and validation score the plain logits.
+        0 is the paper's ProtoNet. On Omniglot's within-alphabet one-shot
+        runs of held-out alphabets: ``benchmarks/RESULTS.md``, forty-second
+        try.
 
     Attributes
     ----------
@@ -141,7 +152,7 @@ class ProtoNet(Algorithm):
 
     name = "protonet"
     summary = "Prototypical Networks: nearest class mean of the embeddings"
-    settings = ("distance", "feature_norm")
+    settings = ("distance", "feature_norm", "margin")
     adaptation_settings = ("feature_norm",)
     keeps_base_mean = True
     prototype_deployment = True
@@ -152,13 +163,26 @@ class ProtoNet(Algorithm):
     default_learning_rate = 4e-3
 
     def __init__(
-        self, distance: str = "euclidean", feature_norm: str | None = None
+        self,
+        distance: str = "euclidean",
+        feature_norm: str | None = None,
+        margin: float = 0.0,
     ) -> None:
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
         check_feature_norm(feature_norm)
+        if (
+            not isinstance(margin, int | float)
+            or isinstance(margin, bool)
+            or not math.isfinite(margin)
+            or margin < 0
+        ):
+            raise ValueError(
+                f"margin must be a finite float, 0 <= margin; got margin={margin!r}."
+            )
         self.distance = distance
         self.feature_norm = feature_norm
+        self.margin = float(margin)
 
     @property
     def fixed_embedding_width(self) -> bool:
@@ -173,16 +197,21 @@ class ProtoNet(Algorithm):
         return net.extra["scale"] if self.distance == "cosine" else None
 
     def loss(self, net: MetaNet, batch: TaskBatch):
+        logits, targets = self._episode_logits(net, batch)
+        accuracy = (logits.argmax(1) == targets).float().mean().item()
+        if self.margin:  # each query's own class must win by the margin
+            logits = logits - self.margin * F.one_hot(targets, batch.n_way)
+        return F.cross_entropy(logits, targets), {"accuracy": accuracy}
+
+    def _episode_logits(self, net: MetaNet, batch: TaskBatch):
+        """Plain logits of a meta-batch's queries, shape (n_tasks * n_query_rows,
+        n_way), and their targets (n_tasks * n_query_rows,)."""
         n_tasks = batch.n_tasks
         support, query = embed_support_and_query(net, batch)
         # Support rows are class-major with equal shots: mean over the shot axis.
         protos = support.view(n_tasks, batch.n_way, -1, support.shape[-1]).mean(2)
         logits = prototype_logits(query, protos, self.distance, self._scale(net))
-        targets = batch.query_y.repeat(n_tasks)
-        logits = logits.reshape(-1, batch.n_way)
-        loss = F.cross_entropy(logits, targets)
-        accuracy = (logits.argmax(1) == targets).float().mean().item()
-        return loss, {"accuracy": accuracy}
+        return logits.reshape(-1, batch.n_way), batch.query_y.repeat(n_tasks)
 
     def normalized(self, net: MetaNet, embeddings: torch.Tensor) -> torch.Tensor:
         """`embeddings` ``(n, dim)`` normalised as ``feature_norm`` says."""
@@ -248,8 +277,10 @@ class ProtoNet(Algorithm):
         )
 
     def episode_metrics(self, net, batch):
-        # ProtoNet's own episode loss, also for subclasses that train with
-        # another one (pretrain): validation scores the deployed prototypes.
+        # ProtoNet's own episode loss without the margin, also for subclasses
+        # that train with another one (pretrain): validation scores the
+        # deployed prototypes.
         with torch.no_grad():
-            loss, metrics = ProtoNet.loss(self, net, batch)
-        return loss.item(), metrics["accuracy"]
+            logits, targets = ProtoNet._episode_logits(self, net, batch)
+            loss = F.cross_entropy(logits, targets).item()
+        return loss, (logits.argmax(1) == targets).float().mean().item()
