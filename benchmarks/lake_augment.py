@@ -562,6 +562,14 @@ Two stages, settings chosen only on background:
   larger paired inductive gain gets a final (``--max-iter 34170``, its CPU
   time reported as measured), scored as the thirty-seventh try's was, in
   a later session if this one has no time left.
+  Neither passed: 1,063 and 1,065 CPU s for the 20,000 iterations (the
+  two side by side), 92.75 / 98.20% and 92.7 / 98.3% on the 100 select
+  runs; on the 400 new ones 93.01 / 98.61% (``m = 1``) and 93.28 / 98.68%
+  (``m = 2``) against 93.25 / 98.71% (paired -0.24 (margin 0.34) / -0.10
+  (0.23) and +0.03 (0.36) / -0.04 (0.25)); no final. The margin neither
+  helps nor harms: an episode already won by a wide margin stays as it
+  was, and the within-alphabet pairs are too rare in random episodes for
+  a margin on them to move the embedding.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
