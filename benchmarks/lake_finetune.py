@@ -89,6 +89,19 @@ def finetuned(
     return tuned
 
 
+def report(label: str, accuracies, base) -> None:
+    """Print the mean of per-run `accuracies` and its paired difference from
+    `base` (same runs) with 1.96 standard errors, in points."""
+    accuracies, base = np.asarray(accuracies), np.asarray(base)
+    d = accuracies - base
+    margin = 196 * d.std(ddof=1) / np.sqrt(d.size)
+    print(
+        f"{label}: {100 * accuracies.mean():.2f}% paired {100 * d.mean():+.2f} "
+        f"(margin {margin:.2f})",
+        flush=True,
+    )
+
+
 def tta(args, net, shape, offsets, runs, X, elastic) -> None:
     """Prototypes (and query embeddings) averaged over elastic distortions:
     ``--views`` distorted copies beside the image itself, for support only
@@ -118,17 +131,8 @@ def tta(args, net, shape, offsets, runs, X, elastic) -> None:
             "both": (eq_avg, es_avg),
         }.items():
             acc[key].append((torch.cdist(a, b).argmin(1) == truth).float().mean())
-    base = np.array(acc["base"])
     for key, values in acc.items():
-        values = np.array(values)
-        d = values - base
-        margin = 196 * d.std(ddof=1) / np.sqrt(d.size)
-        print(
-            f"{key} (views={args.views}, alpha={args.alpha:g}): "
-            f"{100 * values.mean():.2f}% paired {100 * d.mean():+.2f} "
-            f"(margin {margin:.2f})",
-            flush=True,
-        )
+        report(f"{key} (views={args.views}, alpha={args.alpha:g})", values, acc["base"])
 
 
 def main() -> None:
@@ -174,15 +178,8 @@ def main() -> None:
     base = np.array(base)
     print(f"{len(runs)} runs, {time.process_time() - tic:.0f} CPU s")
     print(f"base {100 * base.mean():.2f}%")
-    for key, acc in tuned_acc.items():
-        acc = np.array(acc)
-        d = acc - base
-        margin = 196 * d.std(ddof=1) / np.sqrt(d.size)
-        print(
-            f"steps={key[0]} lr={key[1]:g}: {100 * acc.mean():.2f}% "
-            f"paired {100 * d.mean():+.2f} (margin {margin:.2f})",
-            flush=True,
-        )
+    for (steps, lr), acc in tuned_acc.items():
+        report(f"steps={steps} lr={lr:g}", acc, base)
 
 
 if __name__ == "__main__":
