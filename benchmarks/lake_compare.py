@@ -105,11 +105,6 @@ def logits(comp, E, M, support, query, order, d):
     return -d.gather(1, order) * torch.exp(-comp.log_t) + g
 
 
-def train_runs(y, groups, drawer, n_runs: int, seed: int) -> list:
-    """Lake-style runs on the training alphabets (every alphabet in turn)."""
-    return within_alphabet_runs(y, groups, drawer, n_runs, seed)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["probe"])
@@ -142,7 +137,8 @@ def main() -> None:
     comp = Comparator(Mt.shape[1])
     optimiser = torch.optim.Adam(comp.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, args.episodes)
-    runs = train_runs(yt, gt, dt, args.episodes, 10_000 + args.seed)
+    # Lake-style runs on the training alphabets (every alphabet in turn)
+    runs = within_alphabet_runs(yt, gt, dt, args.episodes, 10_000 + args.seed)
     tic = time.process_time()
     comp.train()
     running = []
