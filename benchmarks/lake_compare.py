@@ -38,12 +38,12 @@ import lake_runs
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lake_fit import training_drawers
+from lake_local import BLOCKS
 from omniglot_methods import within_alphabet_runs
 from torch import nn
 
 from skmeta import MetaModel
-
-BLOCKS = {2: 6, 3: 9}  # block -> layers of Conv4.features through its ReLU
 
 
 class Comparator(nn.Module):
@@ -123,11 +123,7 @@ def main() -> None:
     (Xt, yt, gt), (Xh, yh, gh, dh) = lake_augment.data(
         "select", args.data_home, 0, 28, "box-adaptive"
     )
-    raw = np.load(f"{args.data_home}/background.npz")
-    training = ~np.isin(raw["alphabet"], np.unique(gh))
-    if not np.array_equal(raw["labels"][training], yt):
-        raise SystemExit("the data file's rows are not in load_omniglot's order")
-    dt = raw["drawer"][training]
+    dt = training_drawers(args.data_home, gh, yt)
     model = MetaModel.load(lake_runs.MODELS / f"lake_select_{args.name}.safetensors")
     tic = time.process_time()
     Et, Mt = features(model, Xt, args.block)

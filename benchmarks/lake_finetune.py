@@ -142,12 +142,14 @@ def main() -> None:
     ap.add_argument("--data-home", default=str(lake_runs.DATA))
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--run-seed", type=int, default=0)
-    ap.add_argument("--steps", default="20")
-    ap.add_argument("--lr", default="1e-4")
+    ap.add_argument("--steps", help="probe: comma-separated (default 20)")
+    ap.add_argument("--lr", help="probe: comma-separated (default 1e-4)")
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=16.0)
     ap.add_argument("--shifts", action="store_true")
     args = ap.parse_args()
+    if args.stage == "tta" and (args.steps or args.lr):
+        ap.error("--steps and --lr are the probe's: tta fine-tunes nothing")
     torch.set_num_threads(1)
     _, (X, y, groups, drawer) = lake_augment.data(
         "select", args.data_home, 0, 28, "box-adaptive"
@@ -158,11 +160,13 @@ def main() -> None:
     offsets = shift_offsets(lake_augment.SHIFTS) if args.shifts else None
     runs = within_alphabet_runs(y, groups, drawer, args.runs, args.run_seed)
     elastic = ElasticAugmentation(alpha=args.alpha, sigma=4.0)
-    settings = [
-        (int(s), float(lr)) for s in args.steps.split(",") for lr in args.lr.split(",")
-    ]
     if args.stage == "tta":
         return tta(args, net, shape, offsets, runs, X, elastic)
+    settings = [
+        (int(s), float(lr))
+        for s in (args.steps or "20").split(",")
+        for lr in (args.lr or "1e-4").split(",")
+    ]
     base, tuned_acc = [], {s: [] for s in settings}
     tic = time.process_time()
     for i, (support, query) in enumerate(runs):

@@ -19,7 +19,8 @@ Prints one line per model and split; nothing is written (the figures are
 in ``RESULTS.md``, forty-first try).
 
 ``--ensemble`` scores instead every subset of the named models as one, on
-the held-out alphabets' runs (300, run seed 0, inductive without shifts):
+the held-out alphabets' runs (300, run seed 0 unless ``--runs`` and
+``--run-seed`` say otherwise; inductive without shifts):
 each member's squared distances divided by their mean over the run's
 queries and support, then summed (cosine models: of L2-normalised
 embeddings). Paired against the first name (``RESULTS.md``, forty-second
@@ -44,8 +45,19 @@ from omniglot_methods import score, within_alphabet_runs
 from skmeta import MetaModel
 
 
+def training_drawers(data_home: str, held_out_groups, y) -> np.ndarray:
+    """The drawer of each meta-training row of the select stage
+    (``lake_augment.data`` returns the held-out rows' only), from the data
+    file, whose rows ``load_omniglot`` keeps in order (checked on `y`)."""
+    raw = np.load(f"{data_home}/background.npz")
+    training = ~np.isin(raw["alphabet"], np.unique(held_out_groups))
+    if not np.array_equal(raw["labels"][training], y):
+        raise SystemExit("the data file's rows are not in load_omniglot's order")
+    return raw["drawer"][training]
+
+
 def ensembles(args, held_out) -> None:
-    """Every subset of ``args.names`` as one model on 300 held-out runs."""
+    """Every subset of ``args.names`` as one model on the held-out runs."""
     X, y, groups, drawer = held_out
     embeddings = {}
     for name in args.names:
@@ -54,7 +66,7 @@ def ensembles(args, held_out) -> None:
         if model.config["method_params"].get("distance") == "cosine":
             E = torch.nn.functional.normalize(E, dim=1)
         embeddings[name] = E
-    runs = within_alphabet_runs(y, groups, drawer, 300, 0)
+    runs = within_alphabet_runs(y, groups, drawer, args.runs, args.run_seed)
 
     def accuracies(members) -> np.ndarray:
         out = []
@@ -85,24 +97,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="+", help="select models' names")
     ap.add_argument("--data-home", default=str(lake_runs.DATA))
-    ap.add_argument("--runs", type=int, default=100)
-    ap.add_argument("--run-seed", type=int, default=131)
+    ap.add_argument("--runs", type=int, help="100; with --ensemble 300")
+    ap.add_argument("--run-seed", type=int, help="131; with --ensemble 0")
     ap.add_argument("--ink", default="box-adaptive")
     ap.add_argument("--ensemble", action="store_true")
     args = ap.parse_args()
+    defaults = (300, 0) if args.ensemble else (100, 131)
+    args.runs = defaults[0] if args.runs is None else args.runs
+    args.run_seed = defaults[1] if args.run_seed is None else args.run_seed
     torch.set_num_threads(1)
     (X, y, groups), held_out = lake_augment.data(
         "select", args.data_home, 0, 28, args.ink
     )
     if args.ensemble:
         return ensembles(args, held_out)
-    # the training rows' drawers (data() returns the held-out rows' only),
-    # from the data file whose rows load_omniglot keeps in order
-    raw = np.load(f"{args.data_home}/background.npz")
-    training = ~np.isin(raw["alphabet"], np.unique(held_out[2]))
-    if not np.array_equal(raw["labels"][training], y):
-        raise SystemExit("the data file's rows are not in load_omniglot's order")
-    drawer = raw["drawer"][training]
+    drawer = training_drawers(args.data_home, held_out[2], y)
     splits = {"training alphabets": (X, y, groups, drawer), "held-out": held_out}
     for name in args.names:
         model = MetaModel.load(lake_runs.MODELS / f"lake_select_{name}.safetensors")

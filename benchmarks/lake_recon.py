@@ -68,7 +68,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=5000)
     ap.add_argument("--recon", type=float, default=0.0)
-    ap.add_argument("--target", choices=["own", "other"], default="own")
+    ap.add_argument(
+        "--target", choices=["own", "other"], help="with --recon: own (default)"
+    )
     ap.add_argument(
         "--margin",
         type=float,
@@ -79,6 +81,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--data-home", default=str(lake_runs.DATA))
     args = ap.parse_args()
+    if args.target is not None and not args.recon:
+        ap.error("--target is the reconstruction loss's: give --recon too")
+    args.target = args.target or "own"
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
