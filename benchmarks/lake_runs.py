@@ -68,9 +68,11 @@ def held_out_alphabets(groups, y, seed: int) -> np.ndarray:
 
 
 def method_params(args) -> dict | None:
-    """ProtoNet's settings other than its defaults: lake_augment.py's
-    ``--distance`` and ``--margin``."""
+    """The method's settings other than its defaults: lake_augment.py's
+    ``--distance`` and ``--margin`` (ProtoNet's) or ``--balance`` (FEAT's)."""
     params = {}
+    if getattr(args, "method", "protonet") == "feat":
+        return None if args.balance == 0.1 else {"balance": args.balance}
     if getattr(args, "distance", "euclidean") != "euclidean":
         params["distance"] = args.distance
     if getattr(args, "margin", 0.0):
@@ -81,14 +83,15 @@ def method_params(args) -> dict | None:
 def extractor(args, max_iter: int) -> MetaFeatureExtractor:
     """The recipe of ``benchmarks/omniglot.py`` (strided Conv4, rot90, 20-way
     1-shot episodes) with this run's resolution, width and episode groups,
-    and lake_augment.py's downsampling, distance, margin and augmentations."""
+    and lake_augment.py's method, downsampling, distance, margin and
+    augmentations."""
     size = args.image_size
     params = {} if args.width is None else {"hidden_channels": args.width}
     downsample = getattr(args, "downsample", None)  # lake_augment.py's per block
     if downsample is not None:
         params["downsample"] = list(downsample)
     return MetaFeatureExtractor(
-        method="protonet",
+        method=getattr(args, "method", "protonet"),
         input_shape=(1, size, size),
         backbone="conv4" if downsample is not None else "conv4_strided",
         backbone_params=params or None,

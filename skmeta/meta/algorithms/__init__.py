@@ -19,6 +19,7 @@ from .base import (
     task_targets,
 )
 from .baselinepp import BaselinePlusPlus
+from .feat import FEAT
 from .fomaml import FOMAML
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
@@ -60,6 +61,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         ProtoMAML,
         Reptile,
         MatchingNetworks,
+        FEAT,
         R2D2,
         MetaOptNet,
         MANN,

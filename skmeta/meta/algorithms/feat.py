@@ -1,0 +1,219 @@
+"""FEAT: few-shot embedding adaptation with a set-to-set function (Ye, Hu,
+Zhan & Sha, CVPR 2020).
+
+ProtoNet's prototypes are adapted to the task before queries are scored:
+one self-attention layer over the task's prototypes (the paper's chosen
+set function, a Transformer layer with one head) lets each class's
+prototype move according to the other classes of the same task, e.g. to
+stress what tells two similar characters of one alphabet apart. Queries are
+not transformed, as in the paper::
+
+    A = softmax((P W_q^T)(P W_k^T)^T / sqrt(d))       (n_classes, n_classes)
+    P' = LayerNorm(P + (A P W_v^T) W_o^T + b_o)        (n_classes, d)
+    logit(q, c) = -||q - P'_c||^2 / temperature
+
+Adaptation uses the support set only, so the method is inductive: each
+query is scored alone against the adapted prototypes.
+
+In meta-training the paper adds a contrastive regulariser weighted by
+``balance``: the set function is applied to all the rows of each class of
+an episode (support and queries), and each transformed row is classified
+against its episode's transformed class centres with ``aux_temperature``.
+
+Differences from the paper: no dropout in the attention layer (skmeta's
+meta-training has no train-only randomness in a method's loss), and the
+backbone is meta-trained from scratch with the set function unless the
+estimator is given a ``pretrained`` model to start from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..net import MetaNet, embed_rows
+from .base import Algorithm, TaskBatch
+from .protonet import embed_support_and_query, prototype_logits, prototypes
+
+__all__ = ["FEAT", "set_to_set"]
+
+WEIGHTS = ("query", "key", "value", "out")
+
+
+def set_to_set(extra, sets: torch.Tensor) -> torch.Tensor:
+    """FEAT's set function: one self-attention layer, residual and layer norm.
+
+    Parameters
+    ----------
+    extra : mapping of str to Tensor
+        The meta-parameters ``feat_query``, ``feat_key``, ``feat_value``,
+        ``feat_out`` (each of shape (dim, dim)), ``feat_out_bias``,
+        ``feat_norm_weight`` and ``feat_norm_bias`` (each of shape (dim,)).
+    sets : Tensor of shape (n_sets, set_size, dim)
+        Each set's members (e.g. one task's prototypes); sets are
+        transformed independently, and a set's result does not depend on
+        the order of its members.
+
+    Returns
+    -------
+    Tensor of shape (n_sets, set_size, dim)
+    """
+    dtype = sets.dtype
+    w = {k: extra[f"feat_{k}"].to(dtype) for k in WEIGHTS}
+    dim = sets.shape[-1]
+    scores = (sets @ w["query"].mT) @ (sets @ w["key"].mT).mT / math.sqrt(dim)
+    attended = torch.softmax(scores, -1) @ (sets @ w["value"].mT)
+    out = F.linear(attended, w["out"], extra["feat_out_bias"].to(dtype))
+    return F.layer_norm(
+        sets + out,
+        (dim,),
+        extra["feat_norm_weight"].to(dtype),
+        extra["feat_norm_bias"].to(dtype),
+    )
+
+
+def _check_positive(name: str, value, allow_zero: bool = False) -> float:
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
+    if not ok:
+        bound = "0 <=" if allow_zero else "0 <"
+        raise ValueError(
+            f"{name} must be a finite float, {bound} {name}; got {name}={value!r}."
+        )
+    return float(value)
+
+
+class FEAT(Algorithm):
+    """FEAT: prototypes adapted to each task by self-attention.
+
+    Parameters
+    ----------
+    temperature : float, default=1.0
+        Squared distances are divided by it before the softmax (the paper
+        uses 32-64 for ResNet features of width 640; 1 keeps ProtoNet's
+        logits for the small backbones here).
+    balance : float, default=0.1
+        Weight of the contrastive regulariser in the meta-training loss
+        (0: none). The paper's value.
+    aux_temperature : float, default=16.0
+        Temperature of the regulariser's logits (the paper's 1-shot value).
+
+    Notes
+    -----
+    The set function's weights are meta-parameters sized by the embedding
+    (``net.extra["feat_*"]``, ``4 dim^2 + 3 dim`` numbers), so test-time
+    quarter turns (wider embeddings) cannot serve this method; test-time
+    shifts (averaged embeddings) can. The transductive methods refuse it:
+    they would score the unadapted prototypes.
+    """
+
+    name = "feat"
+    summary = "FEAT: prototypes adapted to the task by self-attention (set-to-set)"
+    settings = ("temperature", "balance", "aux_temperature")
+    classifies_embeddings = True
+    fixed_embedding_width = True
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        balance: float = 0.1,
+        aux_temperature: float = 16.0,
+    ) -> None:
+        self.temperature = _check_positive("temperature", temperature)
+        self.balance = _check_positive("balance", balance, allow_zero=True)
+        self.aux_temperature = _check_positive("aux_temperature", aux_temperature)
+
+    def meta_parameters(self, net, embedding_dim, n_classes):
+        d = embedding_dim
+        # the paper's initialisation: normal with std sqrt(2 / (d + d_k)) for
+        # the projections, Xavier normal for the output layer
+        params = {
+            f"feat_{k}": torch.randn(d, d) * math.sqrt(1.0 / d)
+            for k in ("query", "key", "value")
+        }
+        params["feat_out"] = torch.randn(d, d) * math.sqrt(2.0 / (d + d))
+        params["feat_out_bias"] = torch.zeros(d)
+        params["feat_norm_weight"] = torch.ones(d)
+        params["feat_norm_bias"] = torch.zeros(d)
+        return params
+
+    def _logits(self, query: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
+        """Scores ``(..., n_query, n_classes)`` of queries against adapted
+        prototypes."""
+        return prototype_logits(query, protos, "euclidean") / self.temperature
+
+    def _episode_logits(self, net: MetaNet, batch: TaskBatch):
+        """Logits of a meta-batch's queries against its adapted prototypes,
+        ``(n_tasks * n_query_rows, n_way)``, their targets, and the support
+        and query embeddings ``(n_tasks, n, dim)``."""
+        support, query = embed_support_and_query(net, batch)
+        n_tasks, dim = batch.n_tasks, support.shape[-1]
+        # support rows are class-major with equal shots
+        protos = support.view(n_tasks, batch.n_way, -1, dim).mean(2)
+        logits = self._logits(query, set_to_set(net.extra, protos))
+        targets = batch.query_y.repeat(n_tasks)
+        return logits.reshape(-1, batch.n_way), targets, support, query
+
+    def _contrastive(self, net, batch, support, query) -> torch.Tensor:
+        """The paper's regulariser: every row of a class (support and
+        queries) transformed as one set, and each transformed row classified
+        against its episode's transformed class centres."""
+        n_tasks, dim = batch.n_tasks, support.shape[-1]
+        order = torch.argsort(batch.query_y, stable=True)  # class-major
+        per_class = torch.cat(
+            [
+                support.view(n_tasks, batch.n_way, -1, dim),
+                query[:, order].view(n_tasks, batch.n_way, -1, dim),
+            ],
+            2,
+        )  # (n_tasks, n_way, shots + queries, dim)
+        rows = per_class.shape[2]
+        moved = set_to_set(net.extra, per_class.reshape(-1, rows, dim))
+        moved = moved.view(n_tasks, batch.n_way, rows, dim)
+        centres = moved.mean(2)
+        logits = prototype_logits(moved.reshape(n_tasks, -1, dim), centres, "euclidean")
+        targets = torch.arange(batch.n_way, device=support.device)
+        targets = targets.repeat_interleave(rows).repeat(n_tasks)
+        return F.cross_entropy(
+            logits.reshape(-1, batch.n_way) / self.aux_temperature, targets
+        )
+
+    def loss(self, net: MetaNet, batch: TaskBatch):
+        logits, targets, support, query = self._episode_logits(net, batch)
+        accuracy = (logits.argmax(1) == targets).float().mean().item()
+        loss = F.cross_entropy(logits, targets)
+        if self.balance:
+            loss = loss + self.balance * self._contrastive(net, batch, support, query)
+        return loss, {"accuracy": accuracy}
+
+    def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
+        """Embed the support, average each class, adapt the prototypes.
+
+        Returns
+        -------
+        dict
+            ``"prototypes"``: Tensor of shape (n_classes, dim), the adapted
+            prototypes (float64).
+        """
+        with torch.no_grad():
+            embeddings = embed_rows(net, support_x, batch_size).double()
+            protos = prototypes(embeddings, support_y, n_classes)
+            return {"prototypes": set_to_set(net.extra, protos[None])[0]}
+
+    def predict(self, net, state, query_x, batch_size=100):
+        # float64 distances: a row's scores must not depend on its batch
+        query = embed_rows(net, query_x, batch_size).double()
+        return self._logits(query, state["prototypes"].double())
+
+    def episode_metrics(self, net, batch):
+        # the deployed scores, without the regulariser
+        with torch.no_grad():
+            logits, targets, _, _ = self._episode_logits(net, batch)
+            loss = F.cross_entropy(logits, targets).item()
+        return loss, (logits.argmax(1) == targets).float().mean().item()

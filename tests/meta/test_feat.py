@@ -1,0 +1,224 @@
+"""FEAT (skmeta.meta.algorithms.feat)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.algorithms.feat import set_to_set
+from skmeta.meta.net import MetaNet
+from skmeta.meta.train import TrainSettings, meta_train
+
+
+def _net(algorithm, dim=4, seed=0):
+    torch.manual_seed(seed)
+    net = MetaNet(nn.Linear(dim, dim), (dim,), per_feature_scaling=False)
+    for name, value in algorithm.meta_parameters(net, dim, 3).items():
+        net.extra[name] = nn.Parameter(value.clone())
+    with torch.no_grad():  # away from the initial values, to see each weight act
+        net.extra["feat_norm_weight"].uniform_(0.5, 1.5)
+        net.extra["feat_norm_bias"].normal_()
+        net.extra["feat_out_bias"].normal_()
+    return net
+
+
+def _batch(seed=1, n_tasks=2):
+    g = torch.Generator().manual_seed(seed)
+    return TaskBatch(
+        torch.randn(n_tasks, 6, 4, generator=g),
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        torch.randn(n_tasks, 9, 4, generator=g),
+        torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2]),  # not class-major
+        n_way=3,
+    )
+
+
+def test_set_function_by_hand():
+    algorithm = make_algorithm("feat")
+    net = _net(algorithm)
+    e = {k: v.detach().double() for k, v in net.extra.items()}
+    protos = torch.randn(3, 4, dtype=torch.float64)
+    attention = torch.empty(3, 3, dtype=torch.float64)
+    for i in range(3):
+        for j in range(3):
+            attention[i, j] = (
+                (e["feat_query"] @ protos[i])
+                @ (e["feat_key"] @ protos[j])
+                / math.sqrt(4)
+            )
+    attention = torch.softmax(attention, 1)
+    moved = []
+    for i in range(3):
+        read = sum(attention[i, j] * (e["feat_value"] @ protos[j]) for j in range(3))
+        h = protos[i] + e["feat_out"] @ read + e["feat_out_bias"]
+        h = (h - h.mean()) / torch.sqrt(h.var(unbiased=False) + 1e-5)
+        moved.append(h * e["feat_norm_weight"] + e["feat_norm_bias"])
+    torch.testing.assert_close(set_to_set(e, protos[None])[0], torch.stack(moved))
+
+
+def test_set_function_ignores_the_order_of_a_set():
+    net = _net(make_algorithm("feat"))
+    protos = torch.randn(2, 5, 4)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            set_to_set(net.extra, protos)[:, perm],
+            set_to_set(net.extra, protos[:, perm]),
+        )
+
+
+def test_predictions_are_distances_to_the_adapted_prototypes():
+    algorithm = make_algorithm("feat", temperature=2.0)
+    net = _net(algorithm)
+    support_x, query_x = torch.randn(5, 4), torch.randn(7, 4)
+    support_y = torch.tensor([0, 1, 2, 1, 0])
+    state = algorithm.adapt(net, support_x, support_y, 3)
+    scores = algorithm.predict(net, state, query_x)
+    with torch.no_grad():
+        s, q = net(support_x).double(), net(query_x).double()
+        protos = torch.stack([s[support_y == c].mean(0) for c in range(3)])
+        extra = {k: v.double() for k, v in net.extra.items()}
+        moved = set_to_set(extra, protos[None])[0]
+        expected = -((q[:, None] - moved[None]) ** 2).sum(-1) / 2.0
+    torch.testing.assert_close(scores, expected)
+    # the adaptation moved the prototypes: not ProtoNet's scores
+    assert not torch.allclose(scores, -((q[:, None] - protos[None]) ** 2).sum(-1) / 2)
+
+
+def test_meta_training_loss_without_regulariser_is_the_deployed_prediction():
+    algorithm = make_algorithm("feat", balance=0.0)
+    net = _net(algorithm)
+    batch = _batch()
+    loss, _ = algorithm.loss(net, batch)
+    deployed = [
+        F.cross_entropy(
+            algorithm.predict(
+                net,
+                algorithm.adapt(net, batch.support_x[t], batch.support_y, 3),
+                batch.query_x[t],
+            ),
+            batch.query_y,
+        )
+        for t in range(2)
+    ]
+    assert loss.item() == pytest.approx(torch.stack(deployed).mean().item(), rel=1e-5)
+    loss.backward()
+    names = {n for n, p in net.named_parameters() if p.grad is not None}
+    assert {"backbone.weight", "extra.feat_query", "extra.feat_out"} <= names
+    assert algorithm.episode_metrics(net, batch)[0] == pytest.approx(loss.item())
+
+
+def test_regulariser_by_hand():
+    plain, regularised = make_algorithm("feat", balance=0.0), make_algorithm("feat")
+    net = _net(regularised)
+    batch = _batch(n_tasks=1)
+    with torch.no_grad():
+        extra = dict(net.extra)
+        s, q = net(batch.support_x[0]), net(batch.query_x[0])
+        rows = torch.cat([s, q])
+        labels = torch.cat([batch.support_y, batch.query_y])
+        members = [rows[labels == c] for c in range(3)]  # 2 shots + 3 queries
+        moved = [set_to_set(extra, m[None])[0] for m in members]
+        centres = torch.stack([m.mean(0) for m in moved])
+        everything = torch.cat(moved)
+        logits = -((everything[:, None] - centres[None]) ** 2).sum(-1) / 16.0
+        targets = torch.arange(3).repeat_interleave(5)
+        aux = F.cross_entropy(logits, targets)
+        expected = plain.loss(net, batch)[0] + 0.1 * aux
+        got = regularised.loss(net, batch)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    # and the regulariser's gradient reaches the set function's weights
+    loss, _ = regularised.loss(net, batch)
+    loss.backward()
+    assert net.extra["feat_value"].grad.abs().sum() > 0
+
+
+def test_query_batching_does_not_change_predictions():
+    algorithm = make_algorithm("feat")
+    net = _net(algorithm)
+    state = algorithm.adapt(net, torch.randn(6, 4), torch.tensor([0, 1, 2] * 2), 3)
+    queries = torch.randn(11, 4)
+    whole = algorithm.predict(net, state, queries, batch_size=100)
+    chunked = algorithm.predict(net, state, queries, batch_size=3)
+    torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "settings, name",
+    [
+        ({"temperature": 0}, "temperature"),
+        ({"temperature": float("inf")}, "temperature"),
+        ({"balance": -0.1}, "balance"),
+        ({"balance": True}, "balance"),
+        ({"aux_temperature": "16"}, "aux_temperature"),
+    ],
+)
+def test_settings_are_checked(settings, name):
+    with pytest.raises(ValueError, match=name):
+        make_algorithm("feat", **settings)
+
+
+def test_meta_training_learns_new_classes(blobs):
+    X, y = blobs
+    base, new = y < 16, y >= 16
+    settings = TrainSettings(
+        n_way=5,
+        k_shot=2,
+        n_query=5,
+        input_shape=(10,),
+        method="feat",
+        method_params={"balance": 0.1},
+        max_iter=60,
+        seed=0,
+    )
+    model = meta_train(X[base], y[base], settings)
+    assert model.config["method_params"] == {
+        "temperature": 1.0,
+        "balance": 0.1,
+        "aux_temperature": 16.0,
+    }
+    algorithm = model.algorithm()
+    X_new, y_new = X[new], y[new] - 16
+    first = np.unique(y_new, return_index=True)[1]  # one shot per class
+    state = model.adapt(algorithm, X_new[first], y_new[first], 8)
+    scores = model.predict(algorithm, state, X_new)
+    assert (scores.argmax(1) == y_new).mean() > 0.8
+
+
+def test_estimator_takes_it_by_name_and_saves_it(blobs, tmp_path):
+    from skmeta import FewShotClassifier, MetaModel, available_methods
+
+    assert "feat" in available_methods()
+    X, y = blobs
+    base = FewShotClassifier(
+        method="feat", method_params={"temperature": 2.0}, max_iter=30, random_state=0
+    ).fit(X[y < 16], y[y < 16])
+    base.meta_model_.save(tmp_path / "feat.safetensors")
+    loaded = MetaModel.load(tmp_path / "feat.safetensors")
+    assert loaded.config["method_params"]["temperature"] == 2.0
+    new = y >= 16
+    first = np.unique(y[new], return_index=True)[1]
+    before = FewShotClassifier(pretrained=base.meta_model_).fit(
+        X[new][first], y[new][first]
+    )
+    after = FewShotClassifier(pretrained=loaded).fit(X[new][first], y[new][first])
+    proba = after.predict_proba(X[new])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(proba, before.predict_proba(X[new]), rtol=1e-6)
+
+
+def test_transductive_deployment_is_refused(blobs):
+    from skmeta import FewShotClassifier
+
+    X, y = blobs
+    base = FewShotClassifier(method="feat", max_iter=5, random_state=0).fit(
+        X[y < 16], y[y < 16]
+    )
+    clf = FewShotClassifier(pretrained=base.meta_model_, transductive="ptmap")
+    labels = np.where(np.arange(20) < 8, y[y >= 16][:20], -1)
+    with pytest.raises(ValueError, match="feat"):
+        clf.fit(X[y >= 16][:20], labels)
