@@ -1,7 +1,5 @@
 """FEAT (skmeta.meta.algorithms.feat)."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -20,6 +18,7 @@ def _net(algorithm, dim=4, seed=0):
     for name, value in algorithm.meta_parameters(net, dim, 3).items():
         net.extra[name] = nn.Parameter(value.clone())
     with torch.no_grad():  # away from the initial values, to see each weight act
+        net.extra["feat_out"].normal_()
         net.extra["feat_norm_weight"].uniform_(0.5, 1.5)
         net.extra["feat_norm_bias"].normal_()
         net.extra["feat_out_bias"].normal_()
@@ -41,23 +40,33 @@ def test_set_function_by_hand():
     algorithm = make_algorithm("feat")
     net = _net(algorithm)
     e = {k: v.detach().double() for k, v in net.extra.items()}
+    w = {k: e[f"feat_{k}"] / 2.0 for k in ("query", "key", "value", "out")}
     protos = torch.randn(3, 4, dtype=torch.float64)
+    normed = []
+    for p in protos:  # layer norm first
+        h = (p - p.mean()) / torch.sqrt(p.var(unbiased=False) + 1e-5)
+        normed.append(h * e["feat_norm_weight"] + e["feat_norm_bias"])
     attention = torch.empty(3, 3, dtype=torch.float64)
     for i in range(3):
         for j in range(3):
-            attention[i, j] = (
-                (e["feat_query"] @ protos[i])
-                @ (e["feat_key"] @ protos[j])
-                / math.sqrt(4)
-            )
+            attention[i, j] = (w["query"] @ normed[i]) @ (w["key"] @ normed[j]) / 2.0
     attention = torch.softmax(attention, 1)
     moved = []
     for i in range(3):
-        read = sum(attention[i, j] * (e["feat_value"] @ protos[j]) for j in range(3))
-        h = protos[i] + e["feat_out"] @ read + e["feat_out_bias"]
-        h = (h - h.mean()) / torch.sqrt(h.var(unbiased=False) + 1e-5)
-        moved.append(h * e["feat_norm_weight"] + e["feat_norm_bias"])
+        read = sum(attention[i, j] * (w["value"] @ normed[j]) for j in range(3))
+        moved.append(protos[i] + w["out"] @ read + e["feat_out_bias"])
     torch.testing.assert_close(set_to_set(e, protos[None])[0], torch.stack(moved))
+
+
+def test_meta_training_starts_from_protonet():
+    algorithm = make_algorithm("feat")
+    torch.manual_seed(0)
+    net = MetaNet(nn.Linear(4, 4), (4,), per_feature_scaling=False)
+    for name, value in algorithm.meta_parameters(net, 4, 3).items():
+        net.extra[name] = nn.Parameter(value)
+    protos = torch.randn(2, 3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(set_to_set(net.extra, protos), protos)
 
 
 def test_set_function_ignores_the_order_of_a_set():

@@ -31,6 +31,7 @@ from .pretrain import Pretrain
 from .protomaml import ProtoMAML
 from .protonet import ProtoNet
 from .r2d2 import R2D2
+from .relation import RelationNetworks
 from .reptile import Reptile
 from .rfs import RFS
 
@@ -61,6 +62,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         ProtoMAML,
         Reptile,
         MatchingNetworks,
+        RelationNetworks,
         FEAT,
         R2D2,
         MetaOptNet,
