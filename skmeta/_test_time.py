@@ -71,9 +71,10 @@ def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | No
         if method.fixed_embedding_width:
             raise ValueError(
                 f"test_time_turns widens the embedding 4 or 8 times, but "
-                f"method={method.name!r} adapts with a setting sized by the "
-                "embedding (feature_norm='cl2n', full_context=True); leave "
-                "test_time_turns=False for it."
+                f"method={method.name!r} adapts with weights or a setting "
+                "sized by the embedding (e.g. feature_norm='cl2n', "
+                "full_context=True, FEAT's attention, the relation module); "
+                "leave test_time_turns=False for it."
             )
     turns = "rot90" if turns is True else turns
     return RowViews(tuple(offsets or [(0, 0)]), turns)

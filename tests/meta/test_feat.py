@@ -231,3 +231,31 @@ def test_transductive_deployment_is_refused(blobs):
     labels = np.where(np.arange(20) < 8, y[y >= 16][:20], -1)
     with pytest.raises(ValueError, match="feat"):
         clf.fit(X[y >= 16][:20], labels)
+
+
+def test_test_time_shifts_serve_it_and_turns_are_refused(images):
+    from skmeta import FewShotClassifier, MetaFeatureExtractor
+
+    X, y = images
+    model = (
+        MetaFeatureExtractor(
+            method="feat",
+            input_shape=(1, 12, 12),
+            backbone="conv4_strided",
+            max_iter=2,
+            n_way=3,
+            k_shot=1,
+            n_query=1,
+            random_state=0,
+        )
+        .fit(X[y < 6], y[y < 6])
+        .meta_model_
+    )
+    new = y >= 6
+    plain = FewShotClassifier(pretrained=model).fit(X[new], y[new])
+    shifted = FewShotClassifier(pretrained=model, test_time_shifts=(1,))
+    shifted.fit(X[new], y[new])
+    assert shifted.predict_proba(X[new]).shape == (int(new.sum()), 4)
+    assert not np.allclose(shifted.predict_proba(X[new]), plain.predict_proba(X[new]))
+    with pytest.raises(ValueError, match="test_time_turns.*'feat'.*FEAT's attention"):
+        FewShotClassifier(pretrained=model, test_time_turns=True).fit(X[new], y[new])
