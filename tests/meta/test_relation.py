@@ -217,7 +217,7 @@ def test_meta_training_learns_new_classes(blobs, method_params):
     )
     model = meta_train(X[base], y[base], settings)
     assert model.config["method_params"] == {
-        "hidden": 8,
+        "hidden": 256,
         "loss": "mse",
         **method_params,
     }
