@@ -1017,6 +1017,10 @@ def main() -> None:
         help="FEAT's contrastive regulariser weight (with --method feat)",
     )
     args = ap.parse_args()
+    if args.method == "feat" and (args.margin or args.distance != "euclidean"):
+        ap.error("--margin and --distance are ProtoNet's; --method feat refuses them")
+    if args.method != "feat" and args.balance != 0.1:
+        ap.error("--balance is FEAT's; give it with --method feat")
     torch.set_num_threads(1)
     if args.stage == "confirm":
         return update(args.round, confirm(args))
