@@ -38,10 +38,13 @@ class FewShotClassifier(ClassifierOutputs, ClassifierMixin, MetaEstimator):
         ``"protonet"`` (Prototypical Networks) when meta-training, and the
         method of `pretrained` otherwise; another method than the pretrained
         model's is refused.
-    backbone : {"auto", "mlp", "conv4", "conv4_strided", "resnet12"}, str or \
-callable, default="auto"
+    backbone : {"auto", "mlp", "conv4", "conv4_strided", "conv6", "resnet12"}, \
+str or callable, default="auto"
         The network that embeds rows. ``"auto"`` is ``"conv4"`` when
         `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise.
+        ``"conv6"`` is Chen et al.'s (2019) Conv6 (four max-pooled blocks, two
+        that keep the size); ``"conv4"`` takes any number of blocks as a
+        ``downsample`` sequence in `backbone_params`.
         ``"resnet12"`` is the ResNet-12 of MetaOptNet/FEAT/RFS (640-d, for
         84x84 images). ``"torchvision:<name>"`` is a torchvision classification
         model without its head (e.g. ``"torchvision:resnet18"``; needs

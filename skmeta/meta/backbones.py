@@ -1,10 +1,11 @@
 """Backbones: the torch networks that map input rows to embeddings.
 
 Every backbone takes a batch shaped ``(batch, *input_shape)`` and returns
-``(batch, embedding_dim)``. Built-ins are named by string (``"mlp"``, ``"conv4"``,
-``"conv4_strided"``, ``"resnet12"``), torchvision's classification models by
-``"torchvision:<name>"`` (:mod:`.vision`); any ``torch.nn.Module`` class or
-factory works too, and a module instance serves as a template (deep-copied).
+``(batch, embedding_dim)``. Built-ins are named by string (``"mlp"``,
+``"conv4"``, ``"conv4_strided"``, ``"conv6"``, ``"resnet12"``), torchvision's
+classification models by ``"torchvision:<name>"`` (:mod:`.vision`); any
+``torch.nn.Module`` class or factory works too, and a module instance serves
+as a template (deep-copied).
 
 ``backbone_params`` reach the module's constructor, except the keys skmeta
 itself reads (:data:`SKMETA_PARAMS`): ``"trainable_blocks"``
@@ -72,7 +73,8 @@ class MLP(nn.Module):
 
 
 class Conv4(nn.Module):
-    """The Conv4 of the few-shot literature: 4 x [conv3x3, batchnorm, ReLU, 2x down].
+    """The Conv4 of the few-shot literature: 4 x [conv3x3, batchnorm, ReLU, 2x down]
+    (or as many blocks as `downsample` lists).
 
     Parameters
     ----------
@@ -80,15 +82,18 @@ class Conv4(nn.Module):
         Channels of the input images.
     hidden_channels : int, default=64
         Channels of every conv layer.
-    downsample : {"maxpool", "strided", "none"} or sequence of 4, default="maxpool"
+    downsample : {"maxpool", "strided", "none"} or sequence of them, default="maxpool"
         ``"maxpool"``: conv (stride 1) then 2x2 max-pool, as in Prototypical Networks.
         ``"strided"``: conv with stride 2 (MAML's Omniglot model), several times
         faster on a CPU. ``"none"``: conv (stride 1) alone, the block keeps
         its input's size (a larger embedding, more positions to compute). A
-        sequence gives one choice per block: e.g.
+        string applies to 4 blocks; a sequence gives one choice per block,
+        and its length the number of blocks: e.g.
         ``("maxpool", "strided", "strided", "strided")`` max-pools the first,
         full-resolution block and strides the rest (1.9x the strided Conv4's
-        meta-training time on 28x28 images, ``benchmarks/conv4_cost.py``).
+        meta-training time on 28x28 images, ``benchmarks/conv4_cost.py``), and
+        ``("maxpool",) * 4 + ("none",) * 2`` is the Conv6 of Chen et al.
+        (2019, "A closer look at few-shot classification"; ``backbone="conv6"``).
 
     Shapes: ``(batch, C, H, W) -> (batch, hidden_channels * h * w)`` where ``h, w``
     are H, W halved by each block that downsamples, rounded down by a max-pool
@@ -107,12 +112,12 @@ class Conv4(nn.Module):
         per_block = [downsample] * 4 if isinstance(downsample, str) else downsample
         if (
             not isinstance(per_block, Sequence)
-            or len(per_block) != 4
+            or len(per_block) < 1
             or any(choice not in ("maxpool", "strided", "none") for choice in per_block)
         ):
             raise ValueError(
-                "downsample must be 'maxpool', 'strided', 'none' or a sequence "
-                f"of 4 of them (one per block), got {downsample!r}."
+                "downsample must be 'maxpool', 'strided', 'none' or a non-empty "
+                f"sequence of them (one per block), got {downsample!r}."
             )
         blocks: list[nn.Module] = []
         channels = in_channels
@@ -155,6 +160,16 @@ def _conv4_strided(input_shape: tuple[int, ...], **params) -> nn.Module:
     return Conv4(input_shape[0], downsample="strided", **params)
 
 
+def _conv6(input_shape: tuple[int, ...], **params) -> nn.Module:
+    if "downsample" in params:
+        raise ValueError(
+            "backbone='conv6' fixes its downsampling (4 max-pooled blocks, then "
+            "2 that keep the size); for another, give backbone='conv4' a "
+            "'downsample' sequence of 6."
+        )
+    return Conv4(input_shape[0], downsample=("maxpool",) * 4 + ("none",) * 2, **params)
+
+
 def _resnet12(input_shape: tuple[int, ...], **params) -> nn.Module:
     return ResNet12(input_shape[0], **params)
 
@@ -163,10 +178,11 @@ BUILTIN_BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "mlp": _mlp,
     "conv4": _conv4,
     "conv4_strided": _conv4_strided,
+    "conv6": _conv6,
     "resnet12": _resnet12,
 }
 # built-ins that take images, input_shape=(C, H, W)
-_IMAGE_BACKBONES = ("conv4", "conv4_strided", "resnet12")
+_IMAGE_BACKBONES = ("conv4", "conv4_strided", "conv6", "resnet12")
 
 
 def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:

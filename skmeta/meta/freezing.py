@@ -6,7 +6,8 @@ the last ``k`` are frozen. What a block is, per backbone:
 ==============================  ==============================================
 backbone                        blocks
 ==============================  ==============================================
-``conv4``, ``conv4_strided``    its 4 conv + batch norm (+ pool) + ReLU blocks
+``conv4``, ``conv4_strided``,   its conv + batch norm (+ pool) + ReLU blocks
+``conv6``                       (4, 6 for ``conv6``, or one per ``downsample``)
 ``mlp``                         its linear layers
 ``resnet12``                    its 4 residual blocks
 ``torchvision:`` ResNets        the stem (``conv1``, ``bn1``), then ``layer1``

@@ -12,6 +12,8 @@ from skmeta.meta.backbones import build_backbone, resolve_backbone
         ("conv4", (1, 28, 28), 64),
         ("conv4_strided", (1, 28, 28), 256),
         ("conv4", (3, 32, 32), 256),
+        ("conv6", (1, 28, 28), 64),  # 28 -> 14 -> 7 -> 3 -> 1, kept twice
+        ("conv6", (3, 84, 84), 64 * 5 * 5),  # Chen et al.'s 1,600 features
     ],
 )
 def test_builtin_shapes(name, shape, dim):
@@ -84,11 +86,29 @@ def test_conv4_downsamples_block_by_block():
 
 
 @pytest.mark.parametrize(
-    "downsample", ["avgpool", ("maxpool", "strided"), ("maxpool",) * 3 + ("blur",), 2]
+    "downsample", ["avgpool", (), ("maxpool",) * 3 + ("blur",), 2, None]
 )
 def test_conv4_refuses_bad_downsample(downsample):
     with pytest.raises(ValueError, match="downsample must be"):
         build_backbone("conv4", (1, 28, 28), {"downsample": downsample})
+
+
+def test_a_downsample_sequence_sets_the_number_of_blocks():
+    for blocks in (2, 4, 6):
+        chosen = ("strided",) * min(blocks, 3) + ("none",) * max(blocks - 3, 0)
+        net = build_backbone("conv4", (1, 28, 28), {"downsample": chosen}).eval()
+        convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+        norms = [m for m in net.features if isinstance(m, nn.BatchNorm2d)]
+        assert len(convs) == len(norms) == blocks
+        side = {2: 7, 4: 4, 6: 4}[blocks]
+        assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 64 * side * side)
+    conv6 = build_backbone("conv6", (1, 28, 28), None)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in conv6.features) == 4
+    assert sum(isinstance(m, nn.Conv2d) for m in conv6.features) == 6
+    with pytest.raises(ValueError, match="conv6.*fixes its downsampling"):
+        build_backbone("conv6", (1, 28, 28), {"downsample": "strided"})
+    with pytest.raises(ValueError, match="needs images"):
+        resolve_backbone("conv6", (784,))
 
 
 def test_conv4_block_without_downsampling_keeps_its_size():

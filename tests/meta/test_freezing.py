@@ -22,6 +22,8 @@ SHAPE = (1, 16, 16)
     [
         ("conv4", SHAPE, {"hidden_channels": 4}, 4),
         ("conv4_strided", SHAPE, {"hidden_channels": 4}, 4),
+        ("conv6", SHAPE, {"hidden_channels": 4}, 6),
+        ("conv4", SHAPE, {"hidden_channels": 4, "downsample": ["none"] * 5}, 5),
         ("mlp", (6,), {"hidden_sizes": (5, 5)}, 3),
         ("resnet12", SHAPE, {"channels": (2, 2, 2, 2)}, 4),
         ("torchvision:resnet18", (3, 32, 32), {}, 5),  # stem + layer1..layer4
