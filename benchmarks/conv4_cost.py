@@ -17,6 +17,8 @@ so that the machine's load falls on all of them alike.
         --out conv4_cost_size
     python benchmarks/conv4_cost.py --candidates final-4x4,final-7x7,third-kept \\
         --out conv4_cost_maps
+    python benchmarks/conv4_cost.py --candidates final-4x4,deep-4x4 \\
+        --out conv4_cost_depth
 
 Writes ``results/<out>.{json,md}`` (``conv4_cost`` by default).
 """
@@ -48,6 +50,8 @@ CANDIDATES = {
     "final-4x4": (("strided", "strided", "strided", "none"), 64, 28),
     "final-7x7": (("strided", "strided", "none", "none"), 64, 28),
     "third-kept": (("strided", "strided", "none", "strided"), 64, 28),
+    # the forty-third try: two more blocks on the 4x4 map
+    "deep-4x4": (("strided", "strided", "strided", "none", "none", "none"), 64, 28),
 }
 
 

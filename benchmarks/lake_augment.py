@@ -570,6 +570,27 @@ Two stages, settings chosen only on background:
   helps nor harms: an episode already won by a wide margin stays as it
   was, and the within-alphabet pairs are too rare in random episodes for
   a margin on them to move the embedding.
+  **Forty-third try, written before its training: a deeper network at
+  the same CPU time.** Width (the forty-first try), the final map's size
+  (thirty-seventh, thirty-eighth), the distance, margin, loss and
+  deployment were varied; depth never was (the Conv4's 4 blocks). The
+  embedding underfits within an alphabet even on its training alphabets,
+  and more iterations buy little (4x: +0.66), so capacity of another kind
+  is the question. ``--downsample
+  strided,strided,strided,none,none,none`` (new: a ``downsample`` sequence
+  of any length sets the number of blocks) adds two blocks on the 4x4 map.
+  Priced by ``conv4_cost.py --candidates final-4x4,deep-4x4 --out
+  conv4_cost_depth`` (alternated, one thread) before training: ``select
+  --name w40q2-boxa-el16-s4-deep-eq --n-way 40 --n-query 2 --ink
+  box-adaptive --max-iter N --elastic '{"alpha": 16, "sigma": 4}'
+  --downsample strided,strided,strided,none,none,none --segment-minutes
+  25`` with ``N = 20000 x`` (the 4x4 model's ms an iteration / the deeper
+  one's), rounded to the hundred, then ``confirm --name
+  w40q2-boxa-el16-s4-deep-eq --baseline w40q2-boxa-el16-s4-20k --round
+  confirm-forty-third --run-seeds 140,141,142,143 --rule inductive``. If it
+  passes, it gets a final (``--max-iter 34170`` times the same ratio, its
+  CPU time reported as measured), in a later session if this one has no
+  time left.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
