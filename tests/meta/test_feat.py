@@ -99,7 +99,7 @@ def test_predictions_are_distances_to_the_adapted_prototypes():
 
 
 def test_meta_training_loss_without_regulariser_is_the_deployed_prediction():
-    algorithm = make_algorithm("feat", balance=0.0)
+    algorithm = make_algorithm("feat")  # balance=0 by default
     net = _net(algorithm)
     batch = _batch()
     loss, _ = algorithm.loss(net, batch)
@@ -122,7 +122,8 @@ def test_meta_training_loss_without_regulariser_is_the_deployed_prediction():
 
 
 def test_regulariser_by_hand():
-    plain, regularised = make_algorithm("feat", balance=0.0), make_algorithm("feat")
+    plain = make_algorithm("feat")
+    regularised = make_algorithm("feat", balance=0.1)
     net = _net(regularised)
     batch = _batch(n_tasks=1)
     with torch.no_grad():
@@ -131,12 +132,10 @@ def test_regulariser_by_hand():
         rows = torch.cat([s, q])
         labels = torch.cat([batch.support_y, batch.query_y])
         members = [rows[labels == c] for c in range(3)]  # 2 shots + 3 queries
-        moved = [set_to_set(extra, m[None])[0] for m in members]
-        centres = torch.stack([m.mean(0) for m in moved])
-        everything = torch.cat(moved)
-        logits = -((everything[:, None] - centres[None]) ** 2).sum(-1) / 16.0
-        targets = torch.arange(3).repeat_interleave(5)
-        aux = F.cross_entropy(logits, targets)
+        centres = torch.stack([set_to_set(extra, m[None])[0].mean(0) for m in members])
+        # each row as embedded, against the transformed rows' centres
+        logits = -((rows[:, None] - centres[None]) ** 2).sum(-1) / 16.0
+        aux = F.cross_entropy(logits, labels)
         expected = plain.loss(net, batch)[0] + 0.1 * aux
         got = regularised.loss(net, batch)[0]
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
@@ -144,6 +143,36 @@ def test_regulariser_by_hand():
     loss, _ = regularised.loss(net, batch)
     loss.backward()
     assert net.extra["feat_value"].grad.abs().sum() > 0
+
+
+def test_a_class_without_rows_takes_no_part_in_the_others_scores():
+    algorithm = make_algorithm("feat")
+    net = _net(algorithm)
+    support_x, query_x = torch.randn(6, 4), torch.randn(5, 4)
+    support_y = torch.tensor([0, 1, 2, 0, 1, 2])
+    three = algorithm.predict(
+        net, algorithm.adapt(net, support_x, support_y, 3), query_x
+    )
+    # class 1 declared but without rows: the others' scores as before
+    shifted = torch.tensor([0, 2, 3, 0, 2, 3])
+    four = algorithm.predict(net, algorithm.adapt(net, support_x, shifted, 4), query_x)
+    torch.testing.assert_close(four[:, [0, 2, 3]], three)
+
+
+def test_partial_fit_equals_fit_on_the_rows_so_far(blobs):
+    from skmeta import FewShotClassifier
+
+    X, y = blobs
+    base = FewShotClassifier(method="feat", max_iter=20, random_state=0)
+    model = base.fit(X[y < 16], y[y < 16]).meta_model_
+    X_new, y_new = X[y >= 16], y[y >= 16]
+    online = FewShotClassifier(pretrained=model)
+    online.partial_fit(X_new[:12], y_new[:12], classes=np.arange(16, 24))
+    online.partial_fit(X_new[12:40], y_new[12:40])
+    once = FewShotClassifier(pretrained=model).fit(X_new[:40], y_new[:40])
+    np.testing.assert_allclose(
+        online.predict_proba(X_new), once.predict_proba(X_new), rtol=1e-6, atol=1e-9
+    )
 
 
 def test_query_batching_does_not_change_predictions():
@@ -171,6 +200,12 @@ def test_settings_are_checked(settings, name):
         make_algorithm("feat", **settings)
 
 
+def test_numpy_scalars_are_settings_too():
+    algorithm = make_algorithm("feat", temperature=np.float32(2), balance=np.int64(1))
+    assert (algorithm.temperature, algorithm.balance) == (2.0, 1.0)
+    assert type(algorithm.temperature) is float
+
+
 def test_meta_training_learns_new_classes(blobs):
     X, y = blobs
     base, new = y < 16, y >= 16
@@ -190,6 +225,7 @@ def test_meta_training_learns_new_classes(blobs):
         "balance": 0.1,
         "aux_temperature": 16.0,
     }
+    assert make_algorithm("feat").balance == 0.0  # off unless asked
     algorithm = model.algorithm()
     X_new, y_new = X[new], y[new] - 16
     first = np.unique(y_new, return_index=True)[1]  # one shot per class

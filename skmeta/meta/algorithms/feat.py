@@ -17,19 +17,23 @@ Adaptation uses the support set only, so the method is inductive: each
 query is scored alone against the adapted prototypes.
 
 In meta-training the paper adds a contrastive regulariser weighted by
-``balance``: the set function is applied to all the rows of each class of
-an episode (support and queries), and each transformed row is classified
-against its episode's transformed class centres with ``aux_temperature``.
+``balance`` (off by default here, see below): the set function is applied
+to all the rows of each class of an episode (support and queries), their
+means are the classes' centres, and each row's embedding is classified
+against its episode's centres with ``aux_temperature`` (as the paper's code
+does it).
 
 Differences from the paper, which adapts a pretrained backbone:
 
 - The layer norm comes before the attention (a pre-norm residual, Xiong et
   al. 2020), not after the residual sum, and the output layer starts at
-  zero, so meta-training from scratch starts from ProtoNet. The paper's
+  zero, so the set function starts as the identity: a fresh model scores
+  as ProtoNet does. The paper's
   post-norm layer normalises the adapted prototypes but not the queries;
-  meta-trained from scratch on Omniglot (40-way episodes, strided Conv4)
-  it reached 18% training accuracy after 300 iterations, where ProtoNet
-  reached 86% and this form 85% (``benchmarks/RESULTS.md``).
+  meta-trained from scratch on Omniglot (40-way episodes, a Conv4 ending
+  in a 4x4 map, 1,024 features) it reached 18% training accuracy after 300
+  iterations, where ProtoNet reached 86% and this form 85%
+  (``benchmarks/RESULTS.md``).
 - The attention's matrices are used divided by ``sqrt(dim)`` (stored
   larger), so that Adam's steps move them as slowly as the backbone's
   normalised layers; stored as used they diverged at 4e-3.
@@ -40,13 +44,19 @@ Differences from the paper, which adapts a pretrained backbone:
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
 from .base import Algorithm, TaskBatch
-from .protonet import embed_support_and_query, prototype_logits, prototypes
+from .protonet import (
+    embed_support_and_query,
+    prototype_logits,
+    prototypes,
+    prototypes_of_tasks,
+)
 
 __all__ = ["FEAT", "set_to_set"]
 
@@ -93,7 +103,7 @@ def set_to_set(extra, sets: torch.Tensor) -> torch.Tensor:
 
 def _check_positive(name: str, value, allow_zero: bool = False) -> float:
     ok = (
-        isinstance(value, int | float)
+        isinstance(value, numbers.Real)
         and not isinstance(value, bool)
         and math.isfinite(value)
         and (value >= 0 if allow_zero else value > 0)
@@ -115,11 +125,14 @@ class FEAT(Algorithm):
         Squared distances are divided by it before the softmax (the paper
         uses 32-64 for ResNet features of width 640; 1 keeps ProtoNet's
         logits for the small backbones here).
-    balance : float, default=0.1
+    balance : float, default=0.0
         Weight of the contrastive regulariser in the meta-training loss
-        (0: none). The paper's value.
+        (0: none). The paper's code uses 0.01 to 1 by backbone and shots.
+        Off by default: on Omniglot it cost 1.8 times an iteration and lost
+        1.7 points at 1,500 iterations (``benchmarks/RESULTS.md``, FEAT).
     aux_temperature : float, default=16.0
-        Temperature of the regulariser's logits (the paper's 1-shot value).
+        Temperature of the regulariser's logits (the paper's code's value
+        for its ConvNet at 1 shot).
 
     Notes
     -----
@@ -139,7 +152,7 @@ class FEAT(Algorithm):
     def __init__(
         self,
         temperature: float = 1.0,
-        balance: float = 0.1,
+        balance: float = 0.0,
         aux_temperature: float = 16.0,
     ) -> None:
         self.temperature = _check_positive("temperature", temperature)
@@ -150,7 +163,8 @@ class FEAT(Algorithm):
         d = embedding_dim
         # used divided by sqrt(d) (set_to_set): standard normal entries are
         # the paper's projections (std about sqrt(1 / d)); the output layer
-        # starts at zero, so meta-training starts from ProtoNet
+        # starts at zero, so the set function starts as the identity and the
+        # model's first scores are ProtoNet's
         params = {f"feat_{k}": torch.randn(d, d) for k in ("query", "key", "value")}
         params["feat_out"] = torch.zeros(d, d)
         params["feat_out_bias"] = torch.zeros(d)
@@ -164,42 +178,54 @@ class FEAT(Algorithm):
         return prototype_logits(query, protos, "euclidean") / self.temperature
 
     def _episode_logits(self, net: MetaNet, batch: TaskBatch):
-        """Logits of a meta-batch's queries against its adapted prototypes,
-        ``(n_tasks * n_query_rows, n_way)``, their targets, and the support
-        and query embeddings ``(n_tasks, n, dim)``."""
+        """Logits of a meta-batch's queries against its adapted prototypes.
+
+        Returns
+        -------
+        logits : Tensor of shape (n_tasks * n_query_rows, n_way)
+        targets : Tensor of shape (n_tasks * n_query_rows,)
+        support : Tensor of shape (n_tasks, n_way * k_shot, dim)
+        query : Tensor of shape (n_tasks, n_query_rows, dim)
+            The embeddings, for the regulariser.
+        """
         support, query = embed_support_and_query(net, batch)
-        n_tasks, dim = batch.n_tasks, support.shape[-1]
-        # support rows are class-major with equal shots
-        protos = support.view(n_tasks, batch.n_way, -1, dim).mean(2)
+        protos = prototypes_of_tasks(support, batch.support_y, batch.n_way)
         logits = self._logits(query, set_to_set(net.extra, protos))
-        targets = batch.query_y.repeat(n_tasks)
+        targets = batch.query_y.repeat(batch.n_tasks)
         return logits.reshape(-1, batch.n_way), targets, support, query
 
     def _contrastive(self, net, batch, support, query) -> torch.Tensor:
-        """The paper's regulariser: every row of a class (support and
-        queries) transformed as one set, and each transformed row classified
-        against its episode's transformed class centres."""
+        """The paper's regulariser, as its code computes it: all the rows of
+        a class (support and queries) transformed as one set, their mean the
+        class's centre, and each row's embedding (untransformed) classified
+        against its episode's centres.
+
+        Parameters
+        ----------
+        net : MetaNet
+        batch : TaskBatch
+        support : Tensor of shape (n_tasks, n_way * k_shot, dim)
+        query : Tensor of shape (n_tasks, n_query_rows, dim)
+
+        Returns
+        -------
+        Tensor of shape ()
+            The mean cross-entropy over every row of every task.
+        """
         n_tasks, dim = batch.n_tasks, support.shape[-1]
-        order = torch.argsort(batch.query_y, stable=True)  # class-major
-        per_class = torch.cat(
-            [
-                support.view(n_tasks, batch.n_way, -1, dim),
-                query[:, order].view(n_tasks, batch.n_way, -1, dim),
-            ],
-            2,
-        )  # (n_tasks, n_way, shots + queries, dim)
-        rows = per_class.shape[2]
-        moved = set_to_set(net.extra, per_class.reshape(-1, rows, dim))
-        moved = moved.view(n_tasks, batch.n_way, rows, dim)
-        centres = moved.mean(2)
-        logits = prototype_logits(moved.reshape(n_tasks, -1, dim), centres, "euclidean")
-        targets = torch.arange(batch.n_way, device=support.device)
-        targets = targets.repeat_interleave(rows).repeat(n_tasks)
-        return F.cross_entropy(
-            logits.reshape(-1, batch.n_way) / self.aux_temperature, targets
-        )
+        rows = torch.cat([support, query], 1)  # (n_tasks, n_rows, dim)
+        labels = torch.cat([batch.support_y, batch.query_y])
+        order = torch.argsort(labels, stable=True)  # class-major, equal counts
+        per_class = rows[:, order].reshape(n_tasks * batch.n_way, -1, dim)
+        moved = set_to_set(net.extra, per_class)
+        centres = moved.view(n_tasks, batch.n_way, -1, dim).mean(2)
+        logits = prototype_logits(rows, centres, "euclidean") / self.aux_temperature
+        return F.cross_entropy(logits.reshape(-1, batch.n_way), labels.repeat(n_tasks))
 
     def loss(self, net: MetaNet, batch: TaskBatch):
+        """ProtoNet's loss on the adapted prototypes, plus ``balance`` times
+        the regulariser; returns the loss (a scalar Tensor) and the queries'
+        accuracy."""
         logits, targets, support, query = self._episode_logits(net, batch)
         accuracy = (logits.argmax(1) == targets).float().mean().item()
         loss = F.cross_entropy(logits, targets)
@@ -210,19 +236,48 @@ class FEAT(Algorithm):
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
         """Embed the support, average each class, adapt the prototypes.
 
+        Parameters
+        ----------
+        net : MetaNet
+        support_x : Tensor of shape (n_support, n_features)
+        support_y : Tensor of shape (n_support,), int64 in ``0..n_classes-1``
+        n_classes : int
+            Classes without rows (declared by ``partial_fit``'s ``classes``)
+            take no part in the attention: the other classes' prototypes are
+            those of a support set without them.
+        batch_size : int, default=100
+            Rows per forward pass when embedding.
+
         Returns
         -------
         dict
-            ``"prototypes"``: Tensor of shape (n_classes, dim), the adapted
-            prototypes (float64).
+            ``"prototypes"``: Tensor of shape (n_classes, dim), float64, the
+            adapted prototypes (zero for a class without rows).
         """
         with torch.no_grad():
             embeddings = embed_rows(net, support_x, batch_size).double()
             protos = prototypes(embeddings, support_y, n_classes)
-            return {"prototypes": set_to_set(net.extra, protos[None])[0]}
+            has_rows = torch.bincount(support_y, minlength=n_classes) > 0
+            protos[has_rows] = set_to_set(net.extra, protos[has_rows][None])[0]
+            return {"prototypes": protos}
 
     def predict(self, net, state, query_x, batch_size=100):
-        # float64 distances: a row's scores must not depend on its batch
+        """Scores of query rows: minus their squared distances to the adapted
+        prototypes over ``temperature``.
+
+        Parameters
+        ----------
+        net : MetaNet
+        state : dict
+            From :meth:`adapt`.
+        query_x : Tensor of shape (n_query, n_features)
+        batch_size : int, default=100
+
+        Returns
+        -------
+        Tensor of shape (n_query, n_classes), float64
+            In float64 so that a row's scores do not depend on its batch.
+        """
         query = embed_rows(net, query_x, batch_size).double()
         return self._logits(query, state["prototypes"].double())
 

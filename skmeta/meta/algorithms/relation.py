@@ -114,9 +114,9 @@ class RelationNetworks(Algorithm):
         Hidden units of the relation module. The paper's fully connected
         layer has 8, after two convolutional blocks of 64 channels at every
         location of the feature maps; a module on flat embeddings needs the
-        width itself: on Omniglot (strided Conv4, the estimators' 20-way
-        episodes) 8 units reached 26.75% 5-way 1-shot after 3 CPU-minutes
-        of meta-training, 256 reached 70.25% after 400 iterations
+        width itself: on Omniglot (strided Conv4, the estimators' defaults,
+        3 CPU-minutes of meta-training, ``benchmarks/all_methods.py``) 8
+        units reached 26.75% 5-way 1-shot and 256 reached 91.12%
         (``benchmarks/RESULTS.md``).
     loss : {"mse", "cross_entropy"}, default="mse"
         Meta-training loss: the paper's mean squared error between the
