@@ -834,8 +834,19 @@ def confirm(args) -> dict:
     references = [n for n in args.reference.split(",") if n]
     names = [args.baseline] + candidates + references
     scores, per_run = {}, {}
+    models = {
+        name: MetaModel.load(lake_runs.MODELS / f"lake_select_{name}.safetensors")
+        for name in names
+    }
+    without = [n for n, m in models.items() if not takes_transductive(m)]
+    if without and (args.rule != "inductive" or args.baseline in without):
+        raise SystemExit(
+            f"{', '.join(without)}: their method refuses PT-MAP; only --rule "
+            "inductive compares such candidates (on the inductive figure), and "
+            "the baseline must take PT-MAP"
+        )
     for name in names:
-        model = MetaModel.load(lake_runs.MODELS / f"lake_select_{name}.safetensors")
+        model = models[name]
         size = model.input_shape[-1]  # each model is scored on its own size
         if f"select/{name}" not in report:
             raise SystemExit(f"no select record of {name} in lake_augment.json")
@@ -904,6 +915,7 @@ def confirm(args) -> dict:
         "runs": len(runs),
         "ptmap_params": deployments["ptmap+shifts"][1],
         "rule": args.rule,
+        "without_ptmap": without,
         "scores": scores,
         "paired": paired_gains,
         "passed": passed,
@@ -1034,14 +1046,26 @@ def main() -> None:
     ap.add_argument(
         "--balance",
         type=float,
-        default=0.1,
-        help="FEAT's contrastive regulariser weight (with --method feat)",
+        default=None,
+        help="FEAT's contrastive regulariser weight (with --method feat; "
+        "default: FEAT's own, 0)",
     )
     args = ap.parse_args()
     if args.method == "feat" and (args.margin or args.distance != "euclidean"):
         ap.error("--margin and --distance are ProtoNet's; --method feat refuses them")
-    if args.method != "feat" and args.balance != 0.1:
+    if args.method != "feat" and args.balance is not None:
         ap.error("--balance is FEAT's; give it with --method feat")
+    training_options = (
+        args.method != "protonet",
+        args.balance is not None,
+        args.margin != 0.0,
+        args.distance != "euclidean",
+    )
+    if args.stage == "confirm" and any(training_options):
+        ap.error(
+            "confirm scores the select models as they were trained; "
+            "--method, --balance, --margin and --distance are select's and final's"
+        )
     torch.set_num_threads(1)
     if args.stage == "confirm":
         return update(args.round, confirm(args))
@@ -1157,7 +1181,8 @@ def table(report: dict) -> str:
             aug += f", --margin {r['settings']['margin']:g}"
         if r["settings"].get("method", "protonet") != "protonet":
             aug += f", --method {r['settings']['method']}"
-            aug += f" --balance {r['settings']['balance']:g}"
+            if r["settings"].get("balance") is not None:
+                aug += f" --balance {r['settings']['balance']:g}"
         way, query = (
             r["settings"].get(k, d) for k, d in (("n_way", 20), ("n_query", 5))
         )
@@ -1184,8 +1209,8 @@ def confirm_table(key: str, r: dict) -> list[str]:
         "and no inductive+shifts loss",
         "inductive": "an inductive+shifts gain over "
         f"`{r['baseline']}` beyond 1.96 SE of the paired per-run differences, "
-        "and no PT-MAP+shifts loss beyond it; the best inductive+shifts mean "
-        "chosen",
+        "and no PT-MAP+shifts loss beyond it (for a method that takes "
+        "PT-MAP); the best inductive+shifts mean chosen",
     }.get(r.get("rule"), f"more than 1 point over `{r['baseline']}` on both{also}")
     lines = [
         "",
@@ -1197,13 +1222,21 @@ def confirm_table(key: str, r: dict) -> list[str]:
         "| select model | inductive+shifts | ptmap+shifts | paired gains (margins) |",
         "|---|---|---|---|",
     ]
+    deployments = ("inductive+shifts", "ptmap+shifts")
     for name, s in r["scores"].items():
-        cells = [f"{100 * v['mean']:.2f} ± {100 * v['ci95']:.2f}" for v in s.values()]
+        cells = [
+            f"{100 * s[d]['mean']:.2f} ± {100 * s[d]['ci95']:.2f}"
+            if d in s
+            else "(refused by its method)"
+            for d in deployments
+        ]
         gains = r.get("paired", {}).get(name)
         cells.append(
             " / ".join(
-                f"{100 * g['gain']:+.2f} ({100 * g['margin']:.2f})"
-                for g in gains.values()
+                f"{100 * gains[d]['gain']:+.2f} ({100 * gains[d]['margin']:.2f})"
+                if d in gains
+                else "-"
+                for d in deployments
             )
             if gains
             else ""

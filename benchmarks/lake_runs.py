@@ -72,7 +72,7 @@ def method_params(args) -> dict | None:
     ``--distance`` and ``--margin`` (ProtoNet's) or ``--balance`` (FEAT's)."""
     params = {}
     if getattr(args, "method", "protonet") == "feat":
-        return None if args.balance == 0.1 else {"balance": args.balance}
+        return None if args.balance is None else {"balance": args.balance}
     if getattr(args, "distance", "euclidean") != "euclidean":
         params["distance"] = args.distance
     if getattr(args, "margin", 0.0):
