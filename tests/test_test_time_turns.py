@@ -174,3 +174,36 @@ def test_bad_or_inapplicable_turns_are_refused(
     clf.set_params(test_time_turns=True)
     with pytest.raises(ValueError, match="test_time_turns changed since fit"):
         clf.predict(X)
+
+
+@pytest.mark.parametrize(
+    "method, cause", [("feat", "FEAT's attention"), ("relation", "relation module")]
+)
+def test_methods_with_weights_sized_by_the_embedding_take_shifts_not_turns(
+    images, method, cause
+):
+    """FEAT's attention and the relation module are sized by the embedding:
+    averaged shifted views serve them, 4 or 8 times wider turns cannot."""
+    X, y = images
+    model = (
+        MetaFeatureExtractor(
+            method=method,
+            input_shape=(1, 12, 12),
+            backbone="conv4_strided",
+            max_iter=2,
+            n_way=3,
+            k_shot=1,
+            n_query=1,
+            random_state=0,
+        )
+        .fit(X[y < 6], y[y < 6])
+        .meta_model_
+    )
+    new = y >= 6
+    plain = FewShotClassifier(pretrained=model).fit(X[new], y[new])
+    shifted = FewShotClassifier(pretrained=model, test_time_shifts=[1])
+    proba = shifted.fit(X[new], y[new]).predict_proba(X[new])
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    assert not np.allclose(proba, plain.predict_proba(X[new]))
+    with pytest.raises(ValueError, match=f"test_time_turns.*'{method}'.*{cause}"):
+        FewShotClassifier(pretrained=model, test_time_turns=True).fit(X[new], y[new])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from embedding_helpers import deployed_loss, linear_net
 from torch import nn
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
@@ -13,10 +14,7 @@ from skmeta.meta.train import TrainSettings, meta_train
 
 
 def _net(algorithm, dim=4, seed=0):
-    torch.manual_seed(seed)
-    net = MetaNet(nn.Linear(dim, dim), (dim,), per_feature_scaling=False)
-    for name, value in algorithm.meta_parameters(net, dim, 3).items():
-        net.extra[name] = nn.Parameter(value.clone())
+    net = linear_net(algorithm, dim, seed)
     with torch.no_grad():  # away from the initial values, to see each weight act
         net.extra["feat_out"].normal_()
         net.extra["feat_norm_weight"].uniform_(0.5, 1.5)
@@ -103,18 +101,8 @@ def test_meta_training_loss_without_regulariser_is_the_deployed_prediction():
     net = _net(algorithm)
     batch = _batch()
     loss, _ = algorithm.loss(net, batch)
-    deployed = [
-        F.cross_entropy(
-            algorithm.predict(
-                net,
-                algorithm.adapt(net, batch.support_x[t], batch.support_y, 3),
-                batch.query_x[t],
-            ),
-            batch.query_y,
-        )
-        for t in range(2)
-    ]
-    assert loss.item() == pytest.approx(torch.stack(deployed).mean().item(), rel=1e-5)
+    expected = deployed_loss(algorithm, net, batch, F.cross_entropy)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
     names = {n for n, p in net.named_parameters() if p.grad is not None}
     assert {"backbone.weight", "extra.feat_query", "extra.feat_out"} <= names
@@ -173,16 +161,6 @@ def test_partial_fit_equals_fit_on_the_rows_so_far(blobs):
     np.testing.assert_allclose(
         online.predict_proba(X_new), once.predict_proba(X_new), rtol=1e-6, atol=1e-9
     )
-
-
-def test_query_batching_does_not_change_predictions():
-    algorithm = make_algorithm("feat")
-    net = _net(algorithm)
-    state = algorithm.adapt(net, torch.randn(6, 4), torch.tensor([0, 1, 2] * 2), 3)
-    queries = torch.randn(11, 4)
-    whole = algorithm.predict(net, state, queries, batch_size=100)
-    chunked = algorithm.predict(net, state, queries, batch_size=3)
-    torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -267,31 +245,3 @@ def test_transductive_deployment_is_refused(blobs):
     labels = np.where(np.arange(20) < 8, y[y >= 16][:20], -1)
     with pytest.raises(ValueError, match="feat"):
         clf.fit(X[y >= 16][:20], labels)
-
-
-def test_test_time_shifts_serve_it_and_turns_are_refused(images):
-    from skmeta import FewShotClassifier, MetaFeatureExtractor
-
-    X, y = images
-    model = (
-        MetaFeatureExtractor(
-            method="feat",
-            input_shape=(1, 12, 12),
-            backbone="conv4_strided",
-            max_iter=2,
-            n_way=3,
-            k_shot=1,
-            n_query=1,
-            random_state=0,
-        )
-        .fit(X[y < 6], y[y < 6])
-        .meta_model_
-    )
-    new = y >= 6
-    plain = FewShotClassifier(pretrained=model).fit(X[new], y[new])
-    shifted = FewShotClassifier(pretrained=model, test_time_shifts=(1,))
-    shifted.fit(X[new], y[new])
-    assert shifted.predict_proba(X[new]).shape == (int(new.sum()), 4)
-    assert not np.allclose(shifted.predict_proba(X[new]), plain.predict_proba(X[new]))
-    with pytest.raises(ValueError, match="test_time_turns.*'feat'.*FEAT's attention"):
-        FewShotClassifier(pretrained=model, test_time_turns=True).fit(X[new], y[new])

@@ -4,19 +4,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from embedding_helpers import deployed_loss, linear_net
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
-from skmeta.meta.net import MetaNet
 from skmeta.meta.train import TrainSettings, meta_train
 
-
-def _net(algorithm, dim=4, seed=0):
-    torch.manual_seed(seed)
-    net = MetaNet(nn.Linear(dim, dim), (dim,), per_feature_scaling=False)
-    for name, value in algorithm.meta_parameters(net, dim, 3).items():
-        net.extra[name] = nn.Parameter(value.clone())
-    return net
+_net = linear_net
 
 
 def test_predictions_are_attention_over_the_support_labels():
@@ -48,35 +41,13 @@ def test_meta_training_loss_is_the_deployed_prediction(full_context):
         n_way=3,
     )
     loss, _ = algorithm.loss(net, batch)
-    deployed = [
-        F.nll_loss(
-            algorithm.predict(
-                net,
-                algorithm.adapt(net, batch.support_x[t], batch.support_y, 3),
-                batch.query_x[t],
-            ),
-            batch.query_y,
-        )
-        for t in range(2)
-    ]
-    assert loss.item() == pytest.approx(torch.stack(deployed).mean().item(), rel=1e-5)
+    expected = deployed_loss(algorithm, net, batch, F.nll_loss)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
     names = [n for n, p in net.named_parameters() if p.grad is not None]
     assert "extra.scale" in names and "backbone.weight" in names
     assert any("fce_query" in n for n in names) == full_context
     assert any("fce_backward" in n for n in names) == full_context
-
-
-def test_query_batching_does_not_change_predictions():
-    algorithm = make_algorithm("matching", full_context=True)
-    net = _net(algorithm)
-    state = algorithm.adapt(net, torch.randn(6, 4), torch.tensor([0, 1, 2] * 2), 3)
-    queries = torch.randn(11, 4)
-    whole = algorithm.predict(net, state, queries, batch_size=100)
-    chunked = algorithm.predict(net, state, queries, batch_size=3)
-    # float32 embeddings of batches of 3 and of 11 may round apart (the CPU's
-    # kernels differ by batch size): float32's tolerance on the float64 scores
-    torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-6)
 
 
 def test_settings_are_checked():

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from embedding_helpers import linear_net
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
-from skmeta.meta.net import MetaNet
 from skmeta.meta.train import TrainSettings, meta_train
 
 RELATION_WEIGHTS = (
@@ -18,12 +17,7 @@ RELATION_WEIGHTS = (
 )
 
 
-def _net(algorithm, dim=4, seed=0):
-    torch.manual_seed(seed)
-    net = MetaNet(nn.Linear(dim, dim), (dim,), per_feature_scaling=False)
-    for name, value in algorithm.meta_parameters(net, dim, 3).items():
-        net.extra[name] = nn.Parameter(value.clone())
-    return net
+_net = linear_net
 
 
 def _batch():
@@ -159,18 +153,6 @@ def test_class_representation_is_the_mean_whatever_the_support_order_and_size():
     torch.testing.assert_close(algorithm.predict(net, twice, query_x), a)
 
 
-def test_query_batching_does_not_change_predictions():
-    algorithm = make_algorithm("relation", hidden=16)
-    net = _net(algorithm)
-    state = algorithm.adapt(net, torch.randn(6, 4), torch.tensor([0, 1, 2] * 2), 3)
-    queries = torch.randn(11, 4)
-    whole = algorithm.predict(net, state, queries, batch_size=100)
-    chunked = algorithm.predict(net, state, queries, batch_size=3)
-    # float32 embeddings of batches of 3 and of 11 may round apart (the CPU's
-    # kernels differ by batch size): float32's tolerance on the float64 scores
-    torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize(
     "settings, match",
     [
@@ -263,32 +245,3 @@ def test_estimator_takes_it_by_name_and_method_params(blobs, tmp_path):
     loaded = FewShotClassifier(pretrained=MetaModel.load(tmp_path / "relation"))
     loaded.fit(X[new][first], y[new][first])
     np.testing.assert_allclose(loaded.predict_proba(X[new]), proba, rtol=1e-5)
-
-
-def test_test_time_shifts_apply_and_turns_are_refused(images):
-    from skmeta import FewShotClassifier, MetaFeatureExtractor
-
-    X, y = images
-    model = (
-        MetaFeatureExtractor(
-            method="relation",
-            input_shape=(1, 12, 12),
-            backbone="conv4_strided",
-            max_iter=1,
-            n_way=3,
-            k_shot=1,
-            n_query=1,
-            random_state=0,
-        )
-        .fit(X[y < 6], y[y < 6])
-        .meta_model_
-    )
-    new = y >= 6
-    plain = FewShotClassifier(pretrained=model).fit(X[new], y[new])
-    shifted = FewShotClassifier(pretrained=model, test_time_shifts=[1])
-    proba = shifted.fit(X[new], y[new]).predict_proba(X[new])
-    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
-    assert not np.allclose(proba, plain.predict_proba(X[new]))
-    # the relation module is sized by the embedding: no 4 times wider one
-    with pytest.raises(ValueError, match="test_time_turns"):
-        FewShotClassifier(pretrained=model, test_time_turns=True).fit(X[new], y[new])
