@@ -171,6 +171,7 @@ def test_partial_fit_equals_fit_on_the_rows_so_far(blobs):
         ({"balance": -0.1}, "balance"),
         ({"balance": True}, "balance"),
         ({"aux_temperature": "16"}, "aux_temperature"),
+        ({"aux_temperature": 8.0}, "aux_temperature.*balance=0"),  # unused
     ],
 )
 def test_settings_are_checked(settings, name):

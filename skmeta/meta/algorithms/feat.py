@@ -132,7 +132,7 @@ class FEAT(Algorithm):
         1.7 points at 1,500 iterations (``benchmarks/RESULTS.md``, FEAT).
     aux_temperature : float, default=16.0
         Temperature of the regulariser's logits (the paper's code's value
-        for its ConvNet at 1 shot).
+        for its ConvNet at 1 shot); another value needs ``balance > 0``.
 
     Notes
     -----
@@ -158,6 +158,12 @@ class FEAT(Algorithm):
         self.temperature = _check_positive("temperature", temperature)
         self.balance = _check_positive("balance", balance, allow_zero=True)
         self.aux_temperature = _check_positive("aux_temperature", aux_temperature)
+        if self.aux_temperature != 16.0 and not self.balance:
+            raise ValueError(
+                f"aux_temperature={aux_temperature!r} scales the regulariser's "
+                "logits, and the regulariser is off (balance=0): give balance > 0 "
+                "with it, or leave aux_temperature at its default."
+            )
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         d = embedding_dim
