@@ -41,24 +41,21 @@ class FewShotClassifier(ClassifierOutputs, ClassifierMixin, MetaEstimator):
     backbone : {"auto", "mlp", "conv4", "conv4_strided", "conv6", "resnet12"}, \
 str or callable, default="auto"
         The network that embeds rows. ``"auto"`` is ``"conv4"`` when
-        `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise.
-        ``"conv6"`` is Chen et al.'s (2019) Conv6 (four max-pooled blocks, two
-        that keep the size); ``"conv4"`` takes any number of blocks as a
-        ``downsample`` sequence in `backbone_params`.
-        ``"resnet12"`` is the ResNet-12 of MetaOptNet/FEAT/RFS (640-d, for
-        84x84 images). ``"torchvision:<name>"`` is a torchvision classification
-        model without its head (e.g. ``"torchvision:resnet18"``; needs
-        torchvision). A ``torch.nn.Module`` class or factory is called with
-        `backbone_params` as keyword arguments and must map
-        ``(batch, *input_shape)`` to ``(batch, dim)``.
+        `input_shape` describes images ``(C, H, W)`` and ``"mlp"`` otherwise;
+        ``"conv6"``: Chen et al.'s (2019) Conv6; ``"resnet12"``: the ResNet-12
+        of MetaOptNet/FEAT/RFS (640-d, for 84x84 images); ``"torchvision:<name>"``:
+        a torchvision classification model without its head (e.g.
+        ``"torchvision:resnet18"``; needs torchvision). A ``torch.nn.Module``
+        class or factory is called with `backbone_params` as keyword arguments
+        and must map ``(batch, *input_shape)`` to ``(batch, dim)``.
     backbone_params : dict, default=None
         Keyword arguments of the backbone, e.g. ``{"hidden_sizes": (128,)}`` for
-        ``"mlp"``, ``{"hidden_channels": 32}`` for ``"conv4"``, ``{"channels":
-        (64, 160, 320, 640)}`` for ``"resnet12"``, ``{"weights": "DEFAULT"}`` (a
-        torchvision weights name or a local file) for ``"torchvision:<name>"``.
-        Two keys are skmeta's own: ``"trainable_blocks"`` (an int ``k``: freeze
-        all but the last ``k`` blocks of the backbone, see
-        ``skmeta.meta.freezing``) and ``"input_normalization"`` (``"data"``,
+        ``"mlp"``, ``{"hidden_channels": 32}`` or ``{"downsample": [...]}`` (one
+        per block) for ``"conv4"``, ``{"channels": (64, 160, 320, 640)}`` for
+        ``"resnet12"``, ``{"weights": "DEFAULT"}`` (a torchvision weights name
+        or a local file) for ``"torchvision:<name>"``. Two keys are skmeta's
+        own: ``"trainable_blocks"`` (an int ``k``: freeze all but the last ``k``
+        blocks, see ``skmeta.meta.freezing``) and ``"input_normalization"`` (``"data"``,
         ``"imagenet"`` or ``{"mean": ..., "std": ...}`` per channel; by default
         ImageNet's for torchvision weights, the data's statistics otherwise).
     class_augmentation : {"rot90", "dihedral"}, default=None
