@@ -591,6 +591,12 @@ Two stages, settings chosen only on background:
   passes, it gets a final (``--max-iter 34170`` times the same ratio, its
   CPU time reported as measured), in a later session if this one has no
   time left.
+  It did not pass: priced at 72.5 against 56.1 ms an iteration (15,500
+  iterations), 1,153 CPU s as measured (two segments, beside other jobs);
+  93.00 / 98.50% on the 100 select runs (93.20 / 98.55% for the 4x4
+  model); on the 400 new ones 92.82 / 98.49% against 93.12 / 98.57%
+  (paired -0.30 (margin 0.40) / -0.09 (0.32)); no final. Two more blocks
+  on the 4x4 map do not make up for a fifth fewer iterations.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out
