@@ -44,13 +44,12 @@ Differences from the paper, which adapts a pretrained backbone:
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
-from .base import Algorithm, TaskBatch
+from .base import Algorithm, TaskBatch, check_real_setting
 from .protonet import (
     embed_support_and_query,
     prototype_logits,
@@ -101,21 +100,6 @@ def set_to_set(extra, sets: torch.Tensor) -> torch.Tensor:
     return sets + F.linear(attended, w["out"], extra["feat_out_bias"].to(dtype))
 
 
-def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        bound = "0 <=" if allow_zero else "0 <"
-        raise ValueError(
-            f"{name} must be a finite float, {bound} {name}; got {name}={value!r}."
-        )
-    return float(value)
-
-
 class FEAT(Algorithm):
     """FEAT: prototypes adapted to each task by self-attention.
 
@@ -155,9 +139,9 @@ class FEAT(Algorithm):
         balance: float = 0.0,
         aux_temperature: float = 16.0,
     ) -> None:
-        self.temperature = _check_positive("temperature", temperature)
-        self.balance = _check_positive("balance", balance, allow_zero=True)
-        self.aux_temperature = _check_positive("aux_temperature", aux_temperature)
+        self.temperature = check_real_setting("temperature", temperature)
+        self.balance = check_real_setting("balance", balance, allow_zero=True)
+        self.aux_temperature = check_real_setting("aux_temperature", aux_temperature)
         if self.aux_temperature != 16.0 and not self.balance:
             raise ValueError(
                 f"aux_temperature={aux_temperature!r} scales the regulariser's "

@@ -7,13 +7,11 @@ cosine similarity.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
-from .base import Algorithm, TaskBatch
+from .base import Algorithm, TaskBatch, check_real_setting
 from .feature_norm import check_feature_norm, normalize_features, stored_base_mean
 
 __all__ = [
@@ -171,18 +169,9 @@ class ProtoNet(Algorithm):
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
         check_feature_norm(feature_norm)
-        if (
-            not isinstance(margin, int | float)
-            or isinstance(margin, bool)
-            or not math.isfinite(margin)
-            or margin < 0
-        ):
-            raise ValueError(
-                f"margin must be a finite float, 0 <= margin; got margin={margin!r}."
-            )
+        self.margin = check_real_setting("margin", margin, allow_zero=True)
         self.distance = distance
         self.feature_norm = feature_norm
-        self.margin = float(margin)
 
     @property
     def fixed_embedding_width(self) -> bool:
