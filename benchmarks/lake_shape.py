@@ -49,6 +49,16 @@ through them.
     python benchmarks/lake_shape.py select
     python benchmarks/lake_shape.py confirm
 
+It lost. The shape distances alone label 60.7-67.9% of the select runs'
+queries (modified Hausdorff at 56 px the best, truncation worse), against
+93.12% for the current rule (the retrained select model; 92.75% on
+select's own 100 runs with the shifts, 92.6% for the earlier file), and
+every candidate fell below it, the more the larger ``w``: the best, 56 px
+``chamfer`` untruncated at ``w=0.1``, 92.92%. At confirm -0.60 (margin
+0.27; 92.95 against 93.55%). The ink distances' own errors (a third of
+the queries) outnumber the near misses they could mend: strokes that
+drawers place differently cost as much as a stroke that is missing.
+
 Writes ``results/lake_shape.{json,md}``.
 """
 
