@@ -72,9 +72,10 @@ def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | No
             raise ValueError(
                 f"test_time_turns widens the embedding 4 or 8 times, but "
                 f"method={method.name!r} adapts with weights or a setting "
-                "sized by the embedding (e.g. feature_norm='cl2n', "
-                "full_context=True, FEAT's attention, the relation module); "
-                "leave test_time_turns=False for it."
+                "sized by the embedding, or reads its layout (e.g. "
+                "feature_norm='cl2n', full_context=True, FEAT's attention, the "
+                "relation module, FRN's feature map); leave test_time_turns=False "
+                "for it."
             )
     turns = "rot90" if turns is True else turns
     return RowViews(tuple(offsets or [(0, 0)]), turns)

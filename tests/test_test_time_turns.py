@@ -177,13 +177,19 @@ def test_bad_or_inapplicable_turns_are_refused(
 
 
 @pytest.mark.parametrize(
-    "method, cause", [("feat", "FEAT's attention"), ("relation", "relation module")]
+    "method, cause",
+    [
+        ("feat", "FEAT's attention"),
+        ("relation", "relation module"),
+        ("frn", "FRN's feature map"),
+    ],
 )
 def test_methods_with_weights_sized_by_the_embedding_take_shifts_not_turns(
     images, method, cause
 ):
-    """FEAT's attention and the relation module are sized by the embedding:
-    averaged shifted views serve them, 4 or 8 times wider turns cannot."""
+    """FEAT's attention and the relation module are sized by the embedding,
+    FRN reads it as a feature map: averaged shifted views serve them, 4 or 8
+    times wider turns cannot."""
     X, y = images
     model = (
         MetaFeatureExtractor(

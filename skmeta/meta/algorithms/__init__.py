@@ -21,6 +21,7 @@ from .base import (
 from .baselinepp import BaselinePlusPlus
 from .feat import FEAT
 from .fomaml import FOMAML
+from .frn import FRN
 from .inner_loop import InnerLoopMethod
 from .maml import MAML
 from .mann import MANN
@@ -64,6 +65,7 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         MatchingNetworks,
         RelationNetworks,
         FEAT,
+        FRN,
         R2D2,
         MetaOptNet,
         MANN,

@@ -1,0 +1,219 @@
+"""Feature Map Reconstruction Networks (skmeta.meta.algorithms.frn)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from embedding_helpers import deployed_loss, linear_net
+from sklearn.linear_model import Ridge
+
+from skmeta.meta.algorithms import TaskBatch, make_algorithm
+from skmeta.meta.algorithms.frn import (
+    local_features,
+    reconstruction_logits,
+    reconstruction_metrics,
+)
+from skmeta.meta.train import TrainSettings, meta_train
+
+
+def _net(algorithm, dim=8, seed=0):
+    net = linear_net(algorithm, dim, seed)
+    with torch.no_grad():  # away from the initial values, to see each act
+        net.extra["frn_alpha"].fill_(0.3)
+        net.extra["frn_beta"].fill_(-0.2)
+        net.extra["frn_scale"].fill_(1.7)
+    return net
+
+
+def _batch(seed=1, n_tasks=2, dim=8):
+    g = torch.Generator().manual_seed(seed)
+    return TaskBatch(
+        torch.randn(n_tasks, 6, dim, generator=g),
+        torch.tensor([0, 0, 1, 1, 2, 2]),
+        torch.randn(n_tasks, 9, dim, generator=g),
+        torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2]),  # not class-major
+        n_way=3,
+    )
+
+
+def test_local_features_read_a_channel_major_map():
+    maps = torch.randn(5, 3, 2, 2)  # (rows, channels, height, width)
+    local = local_features(maps.flatten(1), 3)
+    assert local.shape == (5, 4, 3)
+    torch.testing.assert_close(local[:, 1], maps[:, :, 0, 1])
+
+
+@pytest.mark.parametrize("n_rows", [2, 7])  # fewer and more rows than channels
+def test_reconstruction_error_is_ridge_regressions(n_rows):
+    """Each query location reconstructed from a class's support locations by
+    scikit-learn's ridge regression (no intercept, penalty ``lam``), scaled
+    by ``rho``: the mean squared error over the query's locations."""
+    channels, r = 4, 3
+    support = torch.randn(n_rows, channels, dtype=torch.float64)
+    queries = torch.randn(2, r, channels, dtype=torch.float64)
+    alpha, beta, scale = (torch.tensor(v, dtype=torch.float64) for v in (0.4, 0.1, 2))
+    lam = n_rows / channels * np.exp(0.4)
+    expected = np.empty((2, 1))
+    for i, query in enumerate(queries.numpy()):
+        errors = []
+        for location in query:
+            # the location as a combination of the support rows: samples are
+            # its channels, features the support rows
+            ridge = Ridge(alpha=lam, fit_intercept=False).fit(
+                support.numpy().T, location
+            )
+            rebuilt = np.exp(0.1) * support.numpy().T @ ridge.coef_
+            errors.append(((rebuilt - location) ** 2).sum())
+        expected[i] = -2 * np.mean(errors)
+    metrics = reconstruction_metrics(support[None], alpha, beta)
+    logits = reconstruction_logits(queries, metrics, scale)
+    np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-8)
+
+
+def test_meta_training_loss_is_the_deployed_prediction():
+    algorithm = make_algorithm("frn", channels=4)  # 8 features: 2 locations
+    net, batch = _net(algorithm), _batch()
+    loss, _ = algorithm.loss(net, batch)
+    assert loss.item() == pytest.approx(
+        deployed_loss(algorithm, net, batch, F.cross_entropy), rel=1e-5
+    )
+
+
+def test_the_loss_reaches_every_learnt_number():
+    algorithm = make_algorithm("frn", channels=4)
+    net = _net(algorithm)
+    algorithm.loss(net, _batch())[0].backward()
+    for name, value in net.extra.items():
+        assert value.grad is not None and value.grad.abs() > 0, name
+    assert net.backbone.weight.grad.abs().sum() > 0
+
+
+def test_a_class_without_rows_takes_no_part_in_the_others_scores():
+    algorithm = make_algorithm("frn", channels=4)
+    net = _net(algorithm)
+    support_x, query_x = torch.randn(7, 8), torch.randn(5, 8)
+    support_y = torch.tensor([0, 1, 2, 0, 1, 2, 2])  # unequal shots
+    three = algorithm.predict(
+        net, algorithm.adapt(net, support_x, support_y, 3), query_x
+    )
+    shifted = torch.tensor([0, 2, 3, 0, 2, 3, 3])  # class 1 without rows
+    four = algorithm.predict(net, algorithm.adapt(net, support_x, shifted, 4), query_x)
+    torch.testing.assert_close(four[:, [0, 2, 3]], three)
+
+
+def test_query_batching_does_not_change_predictions():
+    algorithm = make_algorithm("frn", channels=2)
+    net = _net(algorithm)
+    state = algorithm.adapt(net, torch.randn(6, 8), torch.tensor([0, 1, 2] * 2), 3)
+    queries = torch.randn(11, 8)
+    whole = algorithm.predict(net, state, queries, batch_size=100)
+    chunked = algorithm.predict(net, state, queries, batch_size=3)
+    assert whole.shape == (11, 3) and whole.dtype == torch.float64
+    torch.testing.assert_close(whole, chunked, rtol=1e-5, atol=1e-6)
+
+
+def test_the_conv4_is_read_as_its_map_and_other_backbones_as_one_location(blobs):
+    from skmeta import MetaFeatureExtractor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 144), dtype=np.float32), np.repeat(np.arange(8), 5)
+    conv = MetaFeatureExtractor(
+        method="frn",
+        input_shape=(1, 12, 12),
+        backbone="conv4",
+        backbone_params={"downsample": ["strided", "none"], "hidden_channels": 6},
+        max_iter=2,
+        n_way=3,
+        k_shot=1,
+        n_query=1,
+        random_state=0,
+    ).fit(X, y)
+    algorithm, net = make_algorithm("frn"), conv.meta_model_.network("cpu")
+    assert algorithm.map_channels(net, 6 * 36) == 6  # 6x6 locations of 6
+    X, y = blobs
+    mlp = MetaFeatureExtractor(method="frn", max_iter=2, random_state=0).fit(X, y)
+    assert algorithm.map_channels(mlp.meta_model_.network("cpu"), 64) == 64
+
+
+def test_a_width_that_is_no_map_of_the_channels_is_refused():
+    with pytest.raises(ValueError, match="channels=3.*8 features"):
+        linear_net(make_algorithm("frn", channels=3), dim=8)
+
+
+@pytest.mark.parametrize("channels", [0, -2, True, "4", 2.5])
+def test_channels_is_checked(channels):
+    with pytest.raises(ValueError, match="channels"):
+        make_algorithm("frn", channels=channels)
+
+
+def test_partial_fit_equals_fit_on_the_rows_so_far(blobs):
+    from skmeta import FewShotClassifier
+
+    X, y = blobs
+    base = FewShotClassifier(method="frn", max_iter=20, random_state=0)
+    model = base.fit(X[y < 16], y[y < 16]).meta_model_
+    X_new, y_new = X[y >= 16], y[y >= 16]
+    online = FewShotClassifier(pretrained=model)
+    online.partial_fit(X_new[:12], y_new[:12], classes=np.arange(16, 24))
+    online.partial_fit(X_new[12:40], y_new[12:40])
+    once = FewShotClassifier(pretrained=model).fit(X_new[:40], y_new[:40])
+    np.testing.assert_allclose(
+        online.predict_proba(X_new), once.predict_proba(X_new), rtol=1e-6, atol=1e-9
+    )
+
+
+def test_meta_training_learns_new_classes(blobs):
+    X, y = blobs
+    base, new = y < 16, y >= 16
+    settings = TrainSettings(
+        n_way=5,
+        k_shot=2,
+        n_query=5,
+        input_shape=(10,),
+        method="frn",
+        max_iter=60,
+        seed=0,
+    )
+    model = meta_train(X[base], y[base], settings)
+    assert model.config["method_params"] == {"channels": None}
+    algorithm = model.algorithm()
+    X_new, y_new = X[new], y[new] - 16
+    first = np.unique(y_new, return_index=True)[1]  # one shot per class
+    state = model.adapt(algorithm, X_new[first], y_new[first], 8)
+    scores = model.predict(algorithm, state, X_new)
+    assert (scores.argmax(1) == y_new).mean() > 0.8
+
+
+def test_estimator_takes_it_by_name_and_saves_it(blobs, tmp_path):
+    from skmeta import FewShotClassifier, MetaModel, available_methods
+
+    assert "frn" in available_methods()
+    X, y = blobs
+    base = FewShotClassifier(
+        method="frn", method_params={"channels": 16}, max_iter=30, random_state=0
+    ).fit(X[y < 16], y[y < 16])
+    base.meta_model_.save(tmp_path / "frn.safetensors")
+    loaded = MetaModel.load(tmp_path / "frn.safetensors")
+    assert loaded.config["method_params"] == {"channels": 16}
+    new = y >= 16
+    first = np.unique(y[new], return_index=True)[1]
+    before = FewShotClassifier(pretrained=base.meta_model_).fit(
+        X[new][first], y[new][first]
+    )
+    after = FewShotClassifier(pretrained=loaded).fit(X[new][first], y[new][first])
+    proba = after.predict_proba(X[new])
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(proba, before.predict_proba(X[new]), rtol=1e-6)
+
+
+def test_transductive_deployment_is_refused(blobs):
+    from skmeta import FewShotClassifier
+
+    X, y = blobs
+    base = FewShotClassifier(method="frn", max_iter=5, random_state=0).fit(
+        X[y < 16], y[y < 16]
+    )
+    clf = FewShotClassifier(pretrained=base.meta_model_, transductive="ptmap")
+    labels = np.where(np.arange(20) < 8, y[y >= 16][:20], -1)
+    with pytest.raises(ValueError, match="frn"):
+        clf.fit(X[y >= 16][:20], labels)
