@@ -145,7 +145,7 @@ class FRN(Algorithm):
     """
 
     name = "frn"
-    summary = "Feature Map Reconstruction Networks: support maps reconstruct the query's"
+    summary = "Feature Map Reconstruction Networks: class maps rebuild the query's"
     settings = ("channels",)
     classifies_embeddings = True
     # the embedding is read as a map of `channels` features a location: the
