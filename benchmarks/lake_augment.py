@@ -627,6 +627,15 @@ Two stages, settings chosen only on background:
   estimators with ``test_time_shifts=(1, 2, 3)`` (test-time turns refuse
   FRN) on ``evaluation`` beside the 4x4 ProtoNet final's figures with and
   without the turns.
+  Neither passed: 866 and 830 CPU s for the 18,000 and 12,200
+  iterations against 855 for the baseline's 20,000 (retrained this
+  session with its settings and seed; the three side by side on the two
+  cores); on the 100 select runs 93.55% (4x4) and 93.20% (7x7) against
+  93.00% inductive+shifts; on the 400 new ones 92.91% and 93.45% against
+  93.15% (paired -0.24 (margin 0.35) and +0.30 (0.44)); no final. FRN's
+  lead over ProtoNet at 1,500 and 6,000 iterations (+2.0 and +1.25
+  points without the shifts) is gone at the CPU time of 20,000: it learns
+  faster, not further.
 - ``final``: meta-train on all of ``background`` within the 2,400-CPU-second
   budget (``lake_runs.probe_budget``'s two probes, augmentation included),
   score 100 runs (also with TIM+shifts, ``lake_library.py``'s held-out

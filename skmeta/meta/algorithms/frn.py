@@ -142,6 +142,15 @@ class FRN(Algorithm):
         embedding). Give it for another backbone that returns a map
         flattened channel by channel; the embedding's width must be a
         multiple of it.
+
+    Notes
+    -----
+    On Omniglot at the estimators' defaults and three CPU-minutes of
+    meta-training (``benchmarks/all_methods.py``) it scored 96.01% 5-way
+    1-shot and 88.03% 20-way 1-shot against ProtoNet's 95.51 and 87.29%,
+    the two run the same day. On within-alphabet one-shot runs of held-out
+    alphabets it learnt faster than ProtoNet but reached the same accuracy
+    at equal CPU time (``benchmarks/RESULTS.md``, forty-fifth try).
     """
 
     name = "frn"
