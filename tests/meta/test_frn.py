@@ -11,7 +11,7 @@ from skmeta.meta.algorithms import TaskBatch, make_algorithm
 from skmeta.meta.algorithms.frn import (
     local_features,
     reconstruction_logits,
-    reconstruction_metrics,
+    reconstruction_residuals,
 )
 from skmeta.meta.train import TrainSettings, meta_train
 
@@ -65,13 +65,29 @@ def test_reconstruction_error_is_ridge_regressions(n_rows):
             rebuilt = np.exp(0.1) * support.numpy().T @ ridge.coef_
             errors.append(((rebuilt - location) ** 2).sum())
         expected[i] = -2 * np.mean(errors)
-    metrics = reconstruction_metrics(support[None], alpha, beta)
-    logits = reconstruction_logits(queries, metrics, scale)
+    residuals = reconstruction_residuals(support[None], alpha, beta)
+    logits = reconstruction_logits(queries, residuals, scale)
     np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-8)
 
 
-def test_meta_training_loss_is_the_deployed_prediction():
-    algorithm = make_algorithm("frn", channels=4)  # 8 features: 2 locations
+def test_errors_and_their_gram_form_agree():
+    """Few classes of few locations: the errors themselves; many: the
+    Gram form. Both are the mean squared error."""
+    support = torch.randn(6, 2, 3, dtype=torch.float64)  # 6 classes, m=2, c=3
+    residuals = reconstruction_residuals(support, torch.tensor(0.2), torch.tensor(0.1))
+    queries = torch.randn(5, 2, 3, dtype=torch.float64)  # r=2
+    direct = -((queries[:, None] @ residuals[None]) ** 2).sum((-2, -1)) / 2
+    gram_form = reconstruction_logits(queries, residuals, torch.tensor(1.0))
+    assert residuals.shape[0] * 2 >= 3  # the Gram form ran
+    torch.testing.assert_close(gram_form, direct)
+    errors_form = reconstruction_logits(queries, residuals[:1], torch.tensor(1.0))
+    assert 1 * 2 < 3  # the errors ran
+    torch.testing.assert_close(errors_form, direct[:, :1])
+
+
+@pytest.mark.parametrize("channels", [2, 4])  # m = 2 x 4 / channels locations
+def test_meta_training_loss_is_the_deployed_prediction(channels):
+    algorithm = make_algorithm("frn", channels=channels)
     net, batch = _net(algorithm), _batch()
     loss, _ = algorithm.loss(net, batch)
     assert loss.item() == pytest.approx(
@@ -99,6 +115,43 @@ def test_a_class_without_rows_takes_no_part_in_the_others_scores():
     shifted = torch.tensor([0, 2, 3, 0, 2, 3, 3])  # class 1 without rows
     four = algorithm.predict(net, algorithm.adapt(net, support_x, shifted, 4), query_x)
     torch.testing.assert_close(four[:, [0, 2, 3]], three)
+
+
+def test_each_class_has_its_own_ridge_penalty_and_an_empty_one_none():
+    """Unequal shots: each class's ``lam`` follows its own rows
+    (scikit-learn's ridge per class); a class without rows scores minus the
+    query's mean squared norm (nothing reconstructed)."""
+    algorithm = make_algorithm("frn", channels=4)
+    net = _net(algorithm)
+    support_x, query_x = torch.randn(4, 8), torch.randn(3, 8)
+    support_y = torch.tensor([0, 0, 0, 2])  # 3 shots, none, 1 shot
+    with torch.no_grad():
+        state = algorithm.adapt(net, support_x, support_y, 3)
+        scores = algorithm.predict(net, state, query_x).numpy()
+        S = local_features(net(support_x).double(), 4).numpy()  # (4, 2, 4)
+        Q = local_features(net(query_x).double(), 4).numpy()
+    alpha, beta, scale = 0.3, -0.2, 1.7
+    for c, rows in ((0, S[:3].reshape(-1, 4)), (2, S[3])):
+        lam = len(rows) / 4 * np.exp(alpha)
+        for i, query in enumerate(Q):
+            error = 0.0
+            for location in query:
+                coef = Ridge(alpha=lam, fit_intercept=False).fit(rows.T, location).coef_
+                error += ((np.exp(beta) * rows.T @ coef - location) ** 2).sum()
+            assert scores[i, c] == pytest.approx(-scale * error / 2, rel=1e-7)
+    np.testing.assert_allclose(scores[:, 1], -scale * (Q**2).sum((1, 2)) / 2)
+
+
+def test_mixed_precision_keeps_the_solves_in_float32():
+    algorithm = make_algorithm("frn", channels=4)
+    net, batch = _net(algorithm), _batch(n_tasks=1)
+    loss32, _ = algorithm.loss(net, batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss16, _ = algorithm.loss(net, batch)
+    assert loss16.dtype == torch.float32
+    # bfloat16 embeddings (8 bits of mantissa) move the loss a little; 16-bit
+    # solves took the errors to nothing (every class alike: ln 3)
+    assert loss16.item() == pytest.approx(loss32.item(), rel=0.05)
 
 
 def test_query_batching_does_not_change_predictions():
@@ -130,6 +183,11 @@ def test_the_conv4_is_read_as_its_map_and_other_backbones_as_one_location(blobs)
     ).fit(X, y)
     algorithm, net = make_algorithm("frn"), conv.meta_model_.network("cpu")
     assert algorithm.map_channels(net, 6 * 36) == 6  # 6x6 locations of 6
+    images = torch.randn(2, 1, 12, 12)
+    with torch.no_grad():  # the flat embedding is the map, channel by channel
+        maps = net.backbone.features(images).contiguous()
+        local = local_features(net.backbone(images), 6)
+    torch.testing.assert_close(local, maps.flatten(2).mT)
     X, y = blobs
     mlp = MetaFeatureExtractor(method="frn", max_iter=2, random_state=0).fit(X, y)
     assert algorithm.map_channels(mlp.meta_model_.network("cpu"), 64) == 64

@@ -24,15 +24,22 @@ Where prototypes average a class's support image into one vector, the
 reconstruction keeps each location of each support image: a query location
 that no support location of a class can reconstruct (a stroke the class's
 drawings lack) costs that class, which is why the paper proposes it for
-fine-grained classes. Computed without building the reconstructions: with
-``M_c = (rho H_c - I)(rho H_c - I)^T`` and ``G = Q^T Q`` for a query's
-``r x channels`` map ``Q``, ``dist = <G, M_c> / r``, one matrix product
-over every query and class.
+fine-grained classes. With ``R_c = rho H_c - I`` and a query's ``r x
+channels`` map ``Q``, ``dist = |Q R_c|^2 / r``; when the classes' maps
+outnumber the channels (``n_classes * r >= channels``, e.g. a Conv4's 4x4
+map) it is computed without building the errors, as ``<Q^T Q, R_c
+R_c^T> / r``, one matrix product over every query and class. A class
+without rows reconstructs nothing (``H_c = 0``): its error is the query's
+own squared norm. The ridge solves run in float32 at least, outside any
+mixed-precision autocast (16-bit Gram matrices lose the small errors that
+tell classes apart).
 
 Differences from the paper: no pretraining stage (it meta-trains from
-scratch, the paper's "FRN without pre-training"); the support's locations
-are not scaled by ``1 / sqrt(channels)`` (the paper scales only its
-ResNet-12's).
+scratch, the paper's "FRN without pre-training"); no auxiliary loss (the
+paper's code adds, with weight 0.03, a loss keeping the support
+locations of different classes apart); the support's locations are not
+scaled by ``1 / sqrt(channels)`` (the paper scales only its ResNet-12's);
+no ``1e-6`` added to ``lam``.
 """
 
 from __future__ import annotations
@@ -44,10 +51,11 @@ import torch.nn.functional as F
 
 from ..backbones import Conv4
 from ..net import MetaNet, embed_rows
+from ..resnet12 import ResNet12
 from .base import Algorithm, TaskBatch
 from .protonet import embed_support_and_query
 
-__all__ = ["FRN", "reconstruction_metrics", "reconstruction_logits"]
+__all__ = ["FRN", "reconstruction_logits", "reconstruction_residuals"]
 
 PARAMETERS = ("frn_alpha", "frn_beta", "frn_scale")
 
@@ -70,10 +78,11 @@ def local_features(embeddings: torch.Tensor, channels: int) -> torch.Tensor:
     return embeddings.reshape(*lead, channels, dim // channels).transpose(-1, -2)
 
 
-def reconstruction_metrics(
+def reconstruction_residuals(
     support: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor
 ) -> torch.Tensor:
-    """Each class's quadratic form ``M_c = (rho H_c - I)(rho H_c - I)^T``.
+    """Each class's ``R_c = rho H_c - I``: a query location ``q`` (a row)
+    is reconstructed with error ``q R_c``.
 
     Parameters
     ----------
@@ -86,7 +95,6 @@ def reconstruction_metrics(
     Returns
     -------
     Tensor of shape (..., n_classes, channels, channels)
-        ``|rho q H_c - q|^2 = q M_c q^T`` for a location ``q`` (a row).
     """
     m, channels = support.shape[-2:]
     lam = (m / channels) * alpha.exp()
@@ -98,14 +106,12 @@ def reconstruction_metrics(
         gram = support.mT @ support
         eye = torch.eye(channels, dtype=support.dtype, device=support.device)
         hat = torch.linalg.solve(gram + lam * eye, gram)
-    residual = beta.exp() * hat - torch.eye(
-        channels, dtype=support.dtype, device=support.device
-    )
-    return residual @ residual.mT
+    eye = torch.eye(channels, dtype=support.dtype, device=support.device)
+    return beta.exp() * hat - eye
 
 
 def reconstruction_logits(
-    query: torch.Tensor, metrics: torch.Tensor, scale: torch.Tensor
+    query: torch.Tensor, residuals: torch.Tensor, scale: torch.Tensor
 ) -> torch.Tensor:
     """Minus ``scale`` times each query's mean squared reconstruction error
     by each class.
@@ -113,17 +119,21 @@ def reconstruction_logits(
     Parameters
     ----------
     query : Tensor of shape (..., n_query, r, channels)
-    metrics : Tensor of shape (..., n_classes, channels, channels)
-        From :func:`reconstruction_metrics`.
+    residuals : Tensor of shape (..., n_classes, channels, channels)
+        From :func:`reconstruction_residuals`.
     scale : Tensor of shape ()
 
     Returns
     -------
     Tensor of shape (..., n_query, n_classes)
     """
-    r = query.shape[-2]
-    gram = (query.mT @ query).flatten(-2)  # (..., n_query, channels^2)
-    dist = gram @ metrics.flatten(-2).mT / r
+    r, channels = query.shape[-2:]
+    if residuals.shape[-3] * r < channels:  # the errors are the smaller
+        errors = query.unsqueeze(-3) @ residuals.unsqueeze(-4)
+        dist = errors.pow(2).sum((-2, -1)) / r
+    else:  # |Q R|^2 = <Q^T Q, R R^T>: (n_query + n_classes) x channels^2
+        gram = (query.mT @ query).flatten(-2)
+        dist = gram @ (residuals @ residuals.mT).flatten(-2).mT / r
     return -scale * dist
 
 
@@ -138,7 +148,9 @@ class FRN(Algorithm):
         Features per location of the backbone's output map. None: the
         library's Conv4 (``"conv4"``, ``"conv4_strided"``, ``"conv6"``) is
         read as its map (64 channels at ``hidden_channels=64``; its 2x2,
-        4x4, ... locations), any other backbone as one location (its whole
+        4x4, ... locations), the ResNet-12 as its last block's (640
+        channels: 25 locations with ``pooling="flatten"`` at 84 px, one
+        with ``"avg"``), any other backbone as one location (its whole
         embedding). Give it for another backbone that returns a map
         flattened channel by channel; the embedding's width must be a
         multiple of it.
@@ -182,11 +194,12 @@ class FRN(Algorithm):
         channels = self.channels
         if channels is None:
             backbone = net.backbone
-            channels = (
-                backbone.features[0].out_channels
-                if isinstance(backbone, Conv4)
-                else embedding_dim
-            )
+            if isinstance(backbone, Conv4):
+                channels = backbone.features[0].out_channels
+            elif isinstance(backbone, ResNet12):  # a 640-d map, or its mean
+                channels = backbone.blocks[-1].conv1.out_channels
+            else:
+                channels = embedding_dim
         if embedding_dim % channels:
             raise ValueError(
                 f"FRN reads the embedding as a feature map of channels={channels} "
@@ -213,13 +226,19 @@ class FRN(Algorithm):
         support, query = embed_support_and_query(net, batch)
         n_tasks, _, dim = support.shape
         channels = self.map_channels(net, dim)
-        alpha, beta, scale = self._parameters(net, support.dtype)
-        # support rows are class-major with equal shots: each class's
-        # locations are its images' locations stacked
-        local = local_features(support, channels)  # (n_tasks, n_support, r, ch)
-        per_class = local.reshape(n_tasks, batch.n_way, -1, channels)
-        metrics = reconstruction_metrics(per_class, alpha, beta)
-        logits = reconstruction_logits(local_features(query, channels), metrics, scale)
+        # float32 at least, outside autocast: 16-bit Gram matrices and solves
+        # lose the small reconstruction errors that tell classes apart
+        dtype = torch.promote_types(support.dtype, torch.float32)
+        with torch.autocast(support.device.type, enabled=False):
+            support, query = support.to(dtype), query.to(dtype)
+            alpha, beta, scale = self._parameters(net, dtype)
+            # support rows are class-major with equal shots: each class's
+            # locations are its images' locations stacked
+            local = local_features(support, channels)  # (n_tasks, n_support, r, ch)
+            per_class = local.reshape(n_tasks, batch.n_way, -1, channels)
+            residuals = reconstruction_residuals(per_class, alpha, beta)
+            query = local_features(query, channels)
+            logits = reconstruction_logits(query, residuals, scale)
         return logits.reshape(-1, batch.n_way), batch.query_y.repeat(n_tasks)
 
     def loss(self, net: MetaNet, batch: TaskBatch):
@@ -228,7 +247,8 @@ class FRN(Algorithm):
         return F.cross_entropy(logits, targets), {"accuracy": accuracy}
 
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
-        """Each class's quadratic form, from all its support rows.
+        """Each class's reconstruction residual map, from all its support
+        rows (its ``lam`` by its own number of rows).
 
         Parameters
         ----------
@@ -242,20 +262,24 @@ class FRN(Algorithm):
         Returns
         -------
         dict
-            ``"metrics"``: Tensor of shape (n_classes, channels, channels),
-            float64 (zero for a class without rows; the estimators mask such
-            classes out), and ``"channels"``.
+            ``"residuals"``: Tensor of shape (n_classes, channels,
+            channels), float64, ``rho H_c - I`` (``-I`` for a class without
+            rows, which reconstructs nothing: its error is the query's
+            squared norm; the estimators mask such classes out), and
+            ``"channels"``.
         """
         with torch.no_grad():
             embeddings = embed_rows(net, support_x, batch_size).double()
             channels = self.map_channels(net, embeddings.shape[1])
             alpha, beta, _ = self._parameters(net, torch.float64)
             local = local_features(embeddings, channels)
-            metrics = local.new_zeros(n_classes, channels, channels)
+            residuals = -torch.eye(
+                channels, dtype=local.dtype, device=local.device
+            ).repeat(n_classes, 1, 1)
             for c in torch.unique(support_y).tolist():
                 rows = local[support_y == c].reshape(-1, channels)
-                metrics[c] = reconstruction_metrics(rows, alpha, beta)
-            return {"metrics": metrics, "channels": channels}
+                residuals[c] = reconstruction_residuals(rows, alpha, beta)
+            return {"residuals": residuals, "channels": channels}
 
     def predict(self, net, state, query_x, batch_size=100):
         """Scores of query rows: minus ``scale`` times their mean squared
@@ -268,16 +292,22 @@ class FRN(Algorithm):
             From :meth:`adapt`.
         query_x : Tensor of shape (n_query, n_features)
         batch_size : int, default=100
+            Rows embedded and scored at a time (the scoring's memory grows
+            with ``batch_size * channels^2`` or ``batch_size * n_classes *
+            r * channels``).
 
         Returns
         -------
         Tensor of shape (n_query, n_classes), float64
             In float64 so that a row's scores do not depend on its batch.
         """
-        query = embed_rows(net, query_x, batch_size).double()
         _, _, scale = self._parameters(net, torch.float64)
-        local = local_features(query, state["channels"])
-        return reconstruction_logits(local, state["metrics"].double(), scale)
+        residuals = state["residuals"].double()
+        scores = [residuals.new_zeros(0, len(residuals))]
+        for chunk in query_x.split(batch_size):
+            local = local_features(net(chunk).double(), state["channels"])
+            scores.append(reconstruction_logits(local, residuals, scale))
+        return torch.cat(scores)
 
     def episode_metrics(self, net, batch):
         with torch.no_grad():
