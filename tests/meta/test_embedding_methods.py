@@ -1,6 +1,6 @@
 """Behaviours shared by the methods that classify embeddings with weights of
 their own (Matching Networks with full-context embeddings, Relation Networks,
-FEAT)."""
+FEAT, FRN)."""
 
 import pytest
 import torch
@@ -13,6 +13,7 @@ METHODS = [
     ("relation", {"hidden": 16}),
     ("relation", {"loss": "cross_entropy"}),
     ("feat", {}),
+    ("frn", {"channels": 2}),  # 2 locations of the 4 features
 ]
 
 

@@ -4,13 +4,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from embedding_helpers import deployed_loss, linear_net
+from embedding_helpers import (
+    check_partial_fit_equals_fit,
+    check_saved_and_loaded,
+    check_transductive_refused,
+    deployed_loss,
+    learnt_accuracy,
+    linear_net,
+)
 from torch import nn
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
 from skmeta.meta.algorithms.feat import set_to_set
 from skmeta.meta.net import MetaNet
-from skmeta.meta.train import TrainSettings, meta_train
 
 
 def _net(algorithm, dim=4, seed=0):
@@ -148,19 +154,7 @@ def test_a_class_without_rows_takes_no_part_in_the_others_scores():
 
 
 def test_partial_fit_equals_fit_on_the_rows_so_far(blobs):
-    from skmeta import FewShotClassifier
-
-    X, y = blobs
-    base = FewShotClassifier(method="feat", max_iter=20, random_state=0)
-    model = base.fit(X[y < 16], y[y < 16]).meta_model_
-    X_new, y_new = X[y >= 16], y[y >= 16]
-    online = FewShotClassifier(pretrained=model)
-    online.partial_fit(X_new[:12], y_new[:12], classes=np.arange(16, 24))
-    online.partial_fit(X_new[12:40], y_new[12:40])
-    once = FewShotClassifier(pretrained=model).fit(X_new[:40], y_new[:40])
-    np.testing.assert_allclose(
-        online.predict_proba(X_new), once.predict_proba(X_new), rtol=1e-6, atol=1e-9
-    )
+    check_partial_fit_equals_fit(blobs, "feat")
 
 
 @pytest.mark.parametrize(
@@ -186,63 +180,22 @@ def test_numpy_scalars_are_settings_too():
 
 
 def test_meta_training_learns_new_classes(blobs):
-    X, y = blobs
-    base, new = y < 16, y >= 16
-    settings = TrainSettings(
-        n_way=5,
-        k_shot=2,
-        n_query=5,
-        input_shape=(10,),
-        method="feat",
-        method_params={"balance": 0.1},
-        max_iter=60,
-        seed=0,
-    )
-    model = meta_train(X[base], y[base], settings)
+    model, accuracy = learnt_accuracy(blobs, "feat", {"balance": 0.1})
     assert model.config["method_params"] == {
         "temperature": 1.0,
         "balance": 0.1,
         "aux_temperature": 16.0,
     }
     assert make_algorithm("feat").balance == 0.0  # off unless asked
-    algorithm = model.algorithm()
-    X_new, y_new = X[new], y[new] - 16
-    first = np.unique(y_new, return_index=True)[1]  # one shot per class
-    state = model.adapt(algorithm, X_new[first], y_new[first], 8)
-    scores = model.predict(algorithm, state, X_new)
-    assert (scores.argmax(1) == y_new).mean() > 0.8
+    assert accuracy > 0.8
 
 
 def test_estimator_takes_it_by_name_and_saves_it(blobs, tmp_path):
-    from skmeta import FewShotClassifier, MetaModel, available_methods
-
-    assert "feat" in available_methods()
-    X, y = blobs
-    base = FewShotClassifier(
-        method="feat", method_params={"temperature": 2.0}, max_iter=30, random_state=0
-    ).fit(X[y < 16], y[y < 16])
-    base.meta_model_.save(tmp_path / "feat.safetensors")
-    loaded = MetaModel.load(tmp_path / "feat.safetensors")
-    assert loaded.config["method_params"]["temperature"] == 2.0
-    new = y >= 16
-    first = np.unique(y[new], return_index=True)[1]
-    before = FewShotClassifier(pretrained=base.meta_model_).fit(
-        X[new][first], y[new][first]
+    loaded = check_saved_and_loaded(
+        blobs, tmp_path / "feat.safetensors", "feat", {"temperature": 2.0}
     )
-    after = FewShotClassifier(pretrained=loaded).fit(X[new][first], y[new][first])
-    proba = after.predict_proba(X[new])
-    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(proba, before.predict_proba(X[new]), rtol=1e-6)
+    assert loaded.config["method_params"]["temperature"] == 2.0
 
 
 def test_transductive_deployment_is_refused(blobs):
-    from skmeta import FewShotClassifier
-
-    X, y = blobs
-    base = FewShotClassifier(method="feat", max_iter=5, random_state=0).fit(
-        X[y < 16], y[y < 16]
-    )
-    clf = FewShotClassifier(pretrained=base.meta_model_, transductive="ptmap")
-    labels = np.where(np.arange(20) < 8, y[y >= 16][:20], -1)
-    with pytest.raises(ValueError, match="feat"):
-        clf.fit(X[y >= 16][:20], labels)
+    check_transductive_refused(blobs, "feat")
