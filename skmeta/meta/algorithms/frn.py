@@ -310,7 +310,6 @@ class FRN(Algorithm):
         return torch.cat(scores)
 
     def episode_metrics(self, net, batch):
-        with torch.no_grad():
-            logits, targets = self._episode_logits(net, batch)
-            loss = F.cross_entropy(logits, targets).item()
-        return loss, (logits.argmax(1) == targets).float().mean().item()
+        with torch.no_grad():  # the loss is the deployed prediction's
+            loss, metrics = self.loss(net, batch)
+        return loss.item(), metrics["accuracy"]
