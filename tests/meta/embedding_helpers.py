@@ -39,9 +39,10 @@ def deployed_loss(algorithm, net, batch, criterion) -> float:
 
 
 def learnt_accuracy(blobs, method, method_params=None, max_iter=60):
-    """Meta-train `method` on the 16 base classes of `blobs` (5-way 2-shot),
-    then adapt to one shot of each of the 8 new classes: the model and its
-    accuracy on every new row."""
+    """Meta-train `method` on the 16 base classes of `blobs` (5-way 2-shot,
+    `max_iter` iterations), then adapt to one shot of each of the 8 new
+    classes (more ways than meta-training's): the model and its accuracy
+    on every new row."""
     X, y = blobs
     base, new = y < 16, y >= 16
     settings = TrainSettings(
@@ -59,7 +60,8 @@ def learnt_accuracy(blobs, method, method_params=None, max_iter=60):
     X_new, y_new = X[new], y[new] - 16
     first = np.unique(y_new, return_index=True)[1]  # one shot per class
     state = model.adapt(algorithm, X_new[first], y_new[first], 8)
-    scores = model.predict(algorithm, state, X_new)
+    scores = model.predict(algorithm, state, X_new)  # 8 ways: more than 5
+    assert scores.shape == (len(y_new), 8)
     return model, (scores.argmax(1) == y_new).mean()
 
 

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from embedding_helpers import linear_net
+from embedding_helpers import learnt_accuracy, linear_net
 
 from skmeta.meta.algorithms import TaskBatch, make_algorithm
-from skmeta.meta.train import TrainSettings, meta_train
 
 RELATION_WEIGHTS = (
     "extra.relation_hidden_weight",
@@ -185,36 +184,17 @@ def test_method_params_rebuild_the_method():
     ids=["defaults", "cross_entropy"],
 )
 def test_meta_training_learns_new_classes(blobs, method_params):
-    X, y = blobs
-    base, new = y < 16, y >= 16
-    settings = TrainSettings(
-        n_way=5,
-        k_shot=2,
-        n_query=5,
-        input_shape=(10,),
-        method="relation",
-        method_params=method_params,
-        max_iter=300,
-        seed=0,
-    )
-    model = meta_train(X[base], y[base], settings)
+    model, accuracy = learnt_accuracy(blobs, "relation", method_params, max_iter=300)
     assert model.config["method_params"] == {
         "hidden": 256,
         "loss": "mse",
         **method_params,
     }
-    algorithm = model.algorithm()
-    X_new, y_new = X[new], y[new] - 16
-    first = np.unique(y_new, return_index=True)[1]  # one shot per class
-    # 8 classes: more than the 5 ways of meta-training
-    state = model.adapt(algorithm, X_new[first], y_new[first], 8)
-    scores = model.predict(algorithm, state, X_new)
-    assert scores.shape == (len(y_new), 8)
     # chance is 1/8. A relation module learnt on 16 base classes transfers
     # less well than ProtoNet's fixed distance (about 1.0 here): over seeds
     # 0-5, 0.29-0.75 with the defaults, 0.53-0.84 with these cross_entropy
     # settings (0.73 and 0.69 for seed 0)
-    assert (scores.argmax(1) == y_new).mean() > 0.5
+    assert accuracy > 0.5
 
 
 def test_estimator_takes_it_by_name_and_method_params(blobs, tmp_path):
