@@ -69,14 +69,11 @@ def held_out_alphabets(groups, y, seed: int) -> np.ndarray:
 
 def method_params(args) -> dict | None:
     """The method's settings other than its defaults: lake_augment.py's
-    ``--distance`` and ``--margin`` (ProtoNet's) or ``--balance`` (FEAT's);
-    FRN's are its defaults."""
+    ``--distance`` and ``--margin`` (ProtoNet's; lake_augment.py refuses
+    them with another method) or ``--balance`` (FEAT's)."""
     params = {}
-    method = getattr(args, "method", "protonet")
-    if method == "feat":
+    if getattr(args, "method", "protonet") == "feat":
         return None if args.balance is None else {"balance": args.balance}
-    if method == "frn":
-        return None
     if getattr(args, "distance", "euclidean") != "euclidean":
         params["distance"] = args.distance
     if getattr(args, "margin", 0.0):
