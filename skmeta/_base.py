@@ -19,6 +19,7 @@ from sklearn.utils.validation import validate_data
 
 from ._checks import (
     ROW_DTYPES,
+    check_feature_names,
     check_input_shape,
     load_pretrained,
     refuse_bool_counts,
@@ -219,6 +220,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             )
         if self._adapts:
             self._task.check_model(model, self)
+        check_feature_names(self, model)
         return model
 
     def _warn_ignored(self, extra: list[str]) -> None:

@@ -23,6 +23,7 @@ from .meta.model import MetaModel
 ROW_DTYPES = [np.float32, np.uint8]
 
 __all__ = [
+    "check_feature_names",
     "check_input_shape",
     "load_pretrained",
     "refuse_bool_counts",
@@ -203,3 +204,46 @@ def warn_if_still_improving(model, max_iter: int) -> None:
             ConvergenceWarning,
             stacklevel=5,
         )
+
+
+def check_feature_names(estimator, model: MetaModel) -> None:
+    """Refuse X whose feature names differ from those `model` meta-trained on.
+
+    scikit-learn's own rule, applied across estimators: a ``pretrained``
+    model's ``config["provenance"]["feature_names"]`` must equal the fitted
+    ``feature_names_in_`` (same names, same order); X without names beside a
+    model with names gets scikit-learn's warning. A model meta-trained on
+    rows without names is not checked.
+
+    Raises
+    ------
+    ValueError
+        If both have names and they differ.
+    """
+    recorded = (model.config.get("provenance") or {}).get("feature_names")
+    if not recorded:
+        return
+    seen = getattr(estimator, "feature_names_in_", None)
+    if seen is None:
+        warnings.warn(
+            f"X does not have valid feature names, but the pretrained model was "
+            f"meta-trained with feature names ({', '.join(recorded[:3])}, ...); "
+            "give X the same columns, in the same order.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return
+    seen = [str(name) for name in seen]
+    if seen == list(recorded):
+        return
+    if sorted(seen) == sorted(recorded):
+        problem = "the same names in another order"
+    else:
+        unseen = [n for n in seen if n not in recorded][:3]
+        missing = [n for n in recorded if n not in seen][:3]
+        problem = f"names unseen at meta-training: {unseen}; missing: {missing}"
+    raise ValueError(
+        "The feature names of X should match those the pretrained model was "
+        f"meta-trained on ({problem}). Select and order X's columns as "
+        "at meta-training."
+    )

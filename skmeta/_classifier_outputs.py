@@ -117,9 +117,10 @@ class ClassifierOutputs:
         if self.unknown_label is None:
             return self.classes_[best]
         unknown = np.asarray([self.unknown_label])
-        dtype = np.result_type(self.classes_, unknown)
-        if dtype.kind != self.classes_.dtype.kind:  # never numbers as strings
-            dtype = object
+        kinds = {self.classes_.dtype.kind, unknown.dtype.kind}
+        # one dtype for numbers only or strings only; never numbers as strings
+        same = kinds <= set("biuf") or len(kinds) == 1
+        dtype = np.result_type(self.classes_, unknown) if same else object
         labels = np.concatenate([self.classes_.astype(dtype), unknown.astype(dtype)])
         rejected = scores.max(axis=1) < self.unknown_threshold_
         return labels[np.where(rejected, len(self.classes_), best)]

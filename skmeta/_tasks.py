@@ -184,13 +184,17 @@ class Classification(Task):
         by_class = np.bincount(labels)
         counts = np.sort(by_class)[::-1]
         counts = counts[counts > 0]
-        if estimator.n_way is not None and estimator.n_way > counts.size:
+        held = _held_out_classes(estimator, counts.size)
+        if estimator.n_way is not None and estimator.n_way > counts.size - held:
             raise ValueError(
                 f"n_way={estimator.n_way} exceeds the number of classes in y "
-                f"({counts.size}); lower n_way or leave it None."
+                f"({counts.size}){_held_out_note(estimator, held)}; lower n_way "
+                "or leave it None."
             )
         need = (estimator.k_shot or 1) + (estimator.n_query or 1)
-        n_way = estimator.n_way or min(20, int((counts >= need).sum()))
+        # the classes held out for validation are drawn at random: those left
+        # include at least this many with `need` rows
+        n_way = estimator.n_way or min(20, int((counts >= need).sum()) - held)
         if estimator.n_way is None and groups is not None:
             # within-group episodes: as many ways as the largest group holds
             eligible = np.flatnonzero(by_class >= need)
@@ -202,10 +206,12 @@ class Classification(Task):
             raise ValueError(
                 f"Meta-training needs at least 2 classes with {need} samples each "
                 f"(k_shot + n_query); y has {int((counts >= need).sum())} "
-                f"(n_samples={int(counts.sum())}). Add samples, lower "
+                f"(n_samples={int(counts.sum())})"
+                f"{_held_out_note(estimator, held)}. Add samples, lower "
                 "k_shot/n_query, or pass pretrained=."
             )
-        budget = int(counts[n_way - 1])  # samples of the n_way-th largest class
+        # samples of the n_way-th largest class left after any held-out ones
+        budget = int(counts[n_way - 1 + held])
         k_shot, n_query = _shot_sizes(
             estimator, budget, self.default_k_shot, self.default_n_query
         )
@@ -296,6 +302,24 @@ class Regression(Task):
 
     def n_outputs(self, estimator) -> int:
         return 1
+
+
+def _held_out_classes(estimator, n_classes: int) -> int:
+    """Classes meta-training holds out for validation (early stopping and
+    calibration), as ``skmeta.meta.batches.split_classes`` counts them."""
+    if not (estimator.early_stopping or estimator._calibrates()):
+        return 0
+    return int(round(estimator.validation_fraction * n_classes))
+
+
+def _held_out_note(estimator, held: int) -> str:
+    """The clause an episode-size error adds when classes are held out."""
+    if not held:
+        return ""
+    return (
+        f", of which early_stopping/calibrate hold out {held} for validation "
+        f"(validation_fraction={estimator.validation_fraction})"
+    )
 
 
 def _group_codes(groups, n_rows: int) -> np.ndarray:

@@ -168,3 +168,34 @@ def test_transductive_scores_take_no_temperature_and_no_open_set(calibrated):
         FewShotClassifier(pretrained=calibrated, transductive="bdcspn").partial_fit(
             X[rows], labels
         )
+
+
+def test_an_integer_unknown_label_stays_an_integer_beside_string_classes(calibrated):
+    support = _support(range(28, 33))
+    names = np.array([f"c{c}" for c in range(40)])
+    clf = FewShotClassifier(pretrained=calibrated, unknown_label=-1, rejection_rate=0.5)
+    labels = clf.fit(X[support], names[y[support]]).predict(X[y >= 28])
+    assert labels.dtype == object
+    assert any(v == -1 and isinstance(v, (int, np.integer)) for v in labels)
+    assert "-1" not in set(labels)
+    assert set(labels) - {-1} <= {f"c{c}" for c in range(28, 33)}
+
+
+def test_default_n_way_counts_only_the_classes_left_after_holding_out():
+    # 20 classes; calibrate holds out 2, so 18 are left for the default n_way
+    base = y < 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ext = MetaFeatureExtractor(calibrate=True, max_iter=3, random_state=0)
+        ext.fit(X[base], y[base])
+    assert ext.meta_model_.config["training"]["n_way"] == 18
+    with pytest.raises(ValueError, match="hold out 2 for validation"):
+        MetaFeatureExtractor(calibrate=True, n_way=19, max_iter=3).fit(X[base], y[base])
+
+
+def test_calibrating_on_fewer_held_out_classes_than_n_way_warns():
+    base = y < 20
+    with pytest.warns(UserWarning, match="on 2-way validation episodes"):
+        MetaFeatureExtractor(calibrate=True, n_way=10, max_iter=3, random_state=0).fit(
+            X[base], y[base]
+        )

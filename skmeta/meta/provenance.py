@@ -93,7 +93,8 @@ def summary(model, path=None) -> str:
     if calibration:
         lines.append(
             f"calibration:  temperature {calibration['temperature']:.4g}; on "
-            f"{calibration['n_queries']} queries of held-out classes, expected "
+            f"{calibration['n_queries']} queries of {calibration.get('n_way', '?')}"
+            "-way episodes of held-out classes, expected "
             f"calibration error {100 * calibration['ece_before']:.2f}% -> "
             f"{100 * calibration['ece_after']:.2f}%"
         )
