@@ -21,13 +21,15 @@ The pixel range (255 for 0-255 data, 1 for [0, 1]) is that of the
 meta-training rows: 255 for an integer array, otherwise 255 when a sample of
 the rows holds values above 1.5, else 1; a dict may fix it
 (``"pixel_range"``). Rows given later (``transform``, ``predict``) must be on
-the same range. For 1-channel images, ImageNet's mean and std are averaged
+the same range: :func:`check_pixel_range` warns when they are not. For
+1-channel images, ImageNet's mean and std are averaged
 over its channels (0.449, 0.226), and a torchvision backbone repeats the grey
 channel to 3.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -36,6 +38,7 @@ import torch
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "check_pixel_range",
     "default_input_normalization",
     "infer_pixel_range",
     "resolve_input_normalization",
@@ -192,3 +195,68 @@ def default_input_normalization(
         )
     pixel_range = None if X is None else infer_pixel_range(X)
     return resolve_input_normalization(spec, int(input_shape[0]), pixel_range)
+
+
+def expected_pixel_range(config: Mapping) -> float | None:
+    """The pixel range a model's image rows must have, from its config: its
+    channel normalisation's, else that of the rows it meta-trained on
+    (``config["provenance"]["data"]["pixel_range"]``); None when unknown (a
+    wrapped module given rows as they are, a model written before the
+    range was recorded) or when the rows are not images."""
+    if len(config.get("input_shape") or ()) != 3:
+        return None
+    norm = config.get("input_normalization")
+    if norm:
+        return float(norm["pixel_range"])
+    data = (config.get("provenance") or {}).get("data") or {}
+    recorded = data.get("pixel_range")
+    return None if recorded is None else float(recorded)
+
+
+def _clear_pixel_range(X) -> float | None:
+    """255.0 for integer rows or any value above 1.5; 1.0 for float rows all
+    in [0, 1], not all 0; None otherwise (e.g. standardised rows, which a few
+    rows cannot place), from at most 2,048 rows."""
+    if not np.issubdtype(X.dtype, np.floating):
+        return 255.0
+    sample = np.asarray(X[:: max(1, len(X) // 2048)])
+    low, top = float(sample.min()), float(sample.max())
+    if top > 1.5:
+        return 255.0
+    return 1.0 if low >= 0.0 and top > 0.0 else None
+
+
+def check_pixel_range(config: Mapping, X) -> None:
+    """Warn when image rows `X` are on another range than the model's.
+
+    A model meta-trained on 0-255 pixels (e.g. ``uint8`` rows) and given
+    rows in [0, 1] (e.g. ``load_image_folder(..., dtype="float32")``), or
+    the reverse, embeds every row wrongly and predicts at chance; so does a
+    wrapped ImageNet network (``pixel_range=1.0``) given ``uint8`` rows.
+
+    Parameters
+    ----------
+    config : mapping
+        The model's config (``MetaModel.config``).
+    X : ndarray of shape (n_samples, n_features)
+        Rows about to be embedded; at most 2,048 of them are read. Integer
+        rows, or any value above 1.5, are 0-255 pixels; float rows all in
+        [0, 1] are [0, 1] pixels; others (e.g. standardised) are not judged.
+    """
+    expected = expected_pixel_range(config)
+    if expected is None or len(X) == 0:
+        return
+    got = _clear_pixel_range(X)
+    if got is None or got == expected:
+        return
+    scale = "0-255" if got == 255.0 else "[0, 1]"
+    fix = "divide them by 255" if got == 255.0 else "multiply them by 255"
+    warnings.warn(
+        f"X holds {scale} pixels ({X.dtype}), but the model's image rows are "
+        f"{'0-255' if expected == 255.0 else '[0, 1]'} pixels (pixel range "
+        f"{expected:g}): every row would be embedded wrongly. Give rows on the "
+        f"model's range ({fix}), as at meta-training, or for a wrapped module "
+        "set MetaModel.from_module(..., pixel_range=...).",
+        UserWarning,
+        stacklevel=3,
+    )

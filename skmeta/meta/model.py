@@ -17,6 +17,7 @@ import torch
 
 from . import accel, inference, io, shipping
 from .algorithms import Algorithm, make_algorithm
+from .input_normalization import check_pixel_range
 from .model_records import ModelRecords
 from .net import MetaNet, build_net
 
@@ -247,6 +248,7 @@ class MetaModel(ModelRecords):
         ndarray of shape (n_samples, embedding_dim), float32
             4 or 8 times as many columns with quarter turns.
         """
+        check_pixel_range(self.config, X)
         return inference.transform(
             self, X, torch.device(device), batch_size, check_finite, views
         )
@@ -280,6 +282,7 @@ class MetaModel(ModelRecords):
         dict
             The adaptation state, as CPU tensors (picklable anywhere).
         """
+        check_pixel_range(self.config, X)
         return inference.adapt(
             self, algorithm, X, y, n_classes, torch.device(device), views
         )
@@ -300,6 +303,7 @@ class MetaModel(ModelRecords):
         ndarray of shape (n_query, n_outputs), float32
             Class scores (logits), or the regression output.
         """
+        check_pixel_range(self.config, X)
         return inference.predict(self, algorithm, state, X, torch.device(device), views)
 
     @classmethod

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from .input_normalization import infer_pixel_range
+
 __all__ = ["describe", "summary"]
 
 
@@ -32,7 +34,8 @@ def describe(X, extra: Mapping | None = None) -> dict:
     -------
     dict
         JSON-ready: ``skmeta``, ``torch`` and ``numpy`` versions, ``created``
-        (UTC, ISO 8601), ``data`` (``n_samples``, ``n_features``, ``dtype``),
+        (UTC, ISO 8601), ``data`` (``n_samples``, ``n_features``, ``dtype``,
+        ``pixel_range``: :func:`~.input_normalization.infer_pixel_range`),
         and `extra`'s entries.
     """
     from .._version import __version__
@@ -48,6 +51,8 @@ def describe(X, extra: Mapping | None = None) -> dict:
             "n_samples": int(X.shape[0]),
             "n_features": int(X.shape[1]),
             "dtype": str(X.dtype),
+            # a white pixel's value, were the rows images (255 or 1)
+            "pixel_range": infer_pixel_range(X),
         },
         **{k: v for k, v in dict(extra or {}).items() if v is not None},
     }

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -203,3 +205,42 @@ def test_a_wholly_frozen_network_is_refused():
     )
     with pytest.raises(ValueError, match="Nothing to meta-train"):
         meta_train(X, y, settings)
+
+
+def _pixel_warnings(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in caught if "pixels" in str(w.message)]
+
+
+def test_rows_on_another_pixel_range_than_meta_training_warn():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(6), 6)
+    X8 = rng.integers(0, 256, size=(y.size, 256), dtype=np.uint8)
+    settings = TrainSettings(
+        n_way=3, k_shot=1, n_query=2, input_shape=(1, 16, 16), max_iter=2
+    )
+    model = meta_train(X8, y, settings)
+    assert model.config["provenance"]["data"]["pixel_range"] == 255.0
+    assert _pixel_warnings(lambda: model.transform(X8)) == []
+    floats = X8.astype(np.float32) / 255
+    (message,) = _pixel_warnings(lambda: model.transform(floats))
+    assert "[0, 1] pixels (float32)" in message and "multiply them by 255" in message
+    # standardised rows (negative values) cannot be placed: not judged
+    standard = (floats - floats.mean()) / floats.std()
+    assert _pixel_warnings(lambda: model.transform(standard)) == []
+
+
+def test_a_wrapped_imagenet_module_warns_for_uint8_rows_unless_told_their_range():
+    body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    X8 = np.full((2, 48), 200, dtype=np.uint8)
+    wrapped = MetaModel.from_module(body, (3, 4, 4), input_normalization="imagenet")
+    (message,) = _pixel_warnings(lambda: wrapped.transform(X8))
+    assert "0-255 pixels (uint8)" in message and "pixel_range" in message
+    told = MetaModel.from_module(
+        body, (3, 4, 4), input_normalization="imagenet", pixel_range=255.0
+    )
+    assert _pixel_warnings(lambda: told.transform(X8)) == []
+    as_given = MetaModel.from_module(body, (3, 4, 4))  # rows reach it as they are
+    assert _pixel_warnings(lambda: as_given.transform(X8)) == []
