@@ -344,8 +344,10 @@ class MetaModel(ModelRecords):
             (:mod:`~skmeta.meta.input_normalization`). Recorded in
             ``config["input_normalization"]``.
         pixel_range : float, default=1.0
-            The value of a white pixel in the rows (255.0 for 0-255 data), for
-            `input_normalization`.
+            The value of a white pixel in the rows the model will be given, for
+            `input_normalization`: 255.0 for 0-255 data such as the ``uint8``
+            rows of ``load_image_folder``, 1.0 for float rows in [0, 1]. Rows
+            on the other range warn (they would be embedded wrongly).
 
         Returns
         -------
