@@ -25,6 +25,7 @@ from ._checks import (
     refuse_bool_counts,
     resolve_device,
     warn_if_still_improving,
+    warn_inert_settings,
 )
 from ._method_settings import MethodSettings
 from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS
@@ -294,6 +295,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         codes), those of `within_group_episodes` within the `groups` codes."""
         input_shape = check_input_shape(self.input_shape, X.shape[1])
         self._warn_unused_n_jobs(method)
+        warn_inert_settings(self)
         n_way, k_shot, n_query = self._task.episode_sizes(self, labels, groups)
         n_classes = np.unique(labels).size
         if ALGORITHMS[method].fixed_way and is_classifier(self) and n_classes > n_way:
@@ -355,10 +357,8 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         return ALGORITHMS[method].default_learning_rate
 
     def _calibrates(self) -> bool:
-        """Whether meta-training fits a temperature and open-set scores on
-        held-out classes: ``calibrate=True``, or ``"auto"`` with
-        `early_stopping` (which holds classes out anyway); never for
-        regression."""
+        """Whether meta-training calibrates on held-out classes: ``True``, or
+        ``"auto"`` with `early_stopping` (never for regression)."""
         if self._task.regression:
             return False
         return self.calibrate is True or (

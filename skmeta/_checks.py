@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import warnings
 from numbers import Integral
@@ -23,6 +24,7 @@ from .meta.model import MetaModel
 ROW_DTYPES = [np.float32, np.uint8]
 
 __all__ = [
+    "warn_inert_settings",
     "check_feature_names",
     "check_input_shape",
     "load_pretrained",
@@ -247,3 +249,33 @@ def check_feature_names(estimator, model: MetaModel) -> None:
         f"meta-trained on ({problem}). Select and order X's columns as "
         "at meta-training."
     )
+
+
+def warn_inert_settings(estimator) -> None:
+    """One ``UserWarning`` naming the meta-training settings given (not at
+    their defaults) that the others make inert: `checkpoint_every` without
+    `checkpoint`, `n_iter_no_change` without `early_stopping`, and
+    `validation_fraction` when no class is held out (neither
+    `early_stopping` nor calibration)."""
+    defaults = inspect.signature(type(estimator)).parameters
+    params = estimator.get_params(deep=False)
+    holds_out = estimator.early_stopping or estimator._calibrates()
+    inert = {
+        "checkpoint_every": (estimator.checkpoint is None, "checkpoint=PATH"),
+        "n_iter_no_change": (not estimator.early_stopping, "early_stopping=True"),
+        "validation_fraction": (
+            not holds_out,
+            "early_stopping=True or calibrate=True",
+        ),
+    }
+    named = [
+        f"{name}={params[name]!r} (it needs {needs})"
+        for name, (unused, needs) in inert.items()
+        if unused and params[name] != defaults[name].default
+    ]
+    if named:
+        warnings.warn(
+            f"These settings are ignored: {'; '.join(named)}.",
+            UserWarning,
+            stacklevel=4,
+        )

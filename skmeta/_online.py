@@ -87,6 +87,14 @@ def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
         clf._support = None
         return
     incremental = hasattr(clf._algorithm(), "update")
+    if incremental and clf.replay_per_class is not None:
+        warnings.warn(
+            f"replay_per_class={clf.replay_per_class!r} is ignored: method="
+            f"{clf.meta_model_.method!r} keeps no support rows for partial_fit "
+            "(it updates per-class sums and counts).",
+            UserWarning,
+            stacklevel=4,
+        )
     clf._support = None if incremental else (X, clf.classes_[codes])
     if clf._support is not None and clf.replay_per_class is not None:
         _support_buffer(clf)
