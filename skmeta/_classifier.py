@@ -121,8 +121,8 @@ default=None
         regularisation (Ziko et al. 2020); ``"ptmap"``: power transform and
         optimal transport (Hu et al. 2021; it assumes balanced classes).
         Each uses its paper's settings (alpha-TIM's loss weights excepted) and
-        its own distance (not `distance`), and applies to those classifying by nearest
-        prototype (``"protonet"``, ``"pretrain"``); others are refused.
+        its own distance (not `distance`), for the methods of nearest prototype
+        (``"protonet"``, ``"pretrain"``, ``"baseline++"``, ``"rfs"``) only.
         Without `pretrained`, meta-training uses the labelled rows only. With
         no unlabelled row, each method falls back on its own inductive form
         (e.g. TIM fine-tunes its classifier on the support rows). None:

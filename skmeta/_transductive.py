@@ -39,6 +39,14 @@ def unlabelled_rows(y: np.ndarray) -> np.ndarray:
             dtype=bool,
             count=len(y),
         )
+    if y.dtype.kind in "US" and (y == y.dtype.type("-1")).any():
+        warnings.warn(
+            "y holds the string '-1', which is taken as a class: unlabelled "
+            "rows are marked by the integer -1 (in an object array beside "
+            "string labels, as sklearn.semi_supervised does).",
+            UserWarning,
+            stacklevel=5,
+        )
     return np.zeros(len(y), dtype=bool)
 
 

@@ -133,6 +133,14 @@ def test_string_labels_with_minus_one(identity_model):
     np.testing.assert_array_equal(clf.transduction_, expected)
 
 
+def test_the_string_minus_one_is_a_class_and_warns(identity_model):
+    X, y, _ = make_rows(0, 4)
+    as_text = y.astype(str)  # "-1" among "3", "7", ...: a string, not the marker
+    with pytest.warns(UserWarning, match="string '-1', which is taken as a class"):
+        clf = transductive(identity_model, "bdcspn").fit(X, as_text)
+    assert "-1" in clf.classes_
+
+
 def test_meta_training_uses_the_labelled_rows_only(monkeypatch):
     seen = {}
     original = MetaEstimator._meta_train
