@@ -24,6 +24,7 @@ from ._checks import (
     load_pretrained,
     refuse_bool_counts,
     resolve_device,
+    target_summary,
     warn_if_still_improving,
     warn_inert_settings,
 )
@@ -192,9 +193,8 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         return X, y
 
     def _custom_backbone(self):
-        """`backbone` when it rebuilds a custom-backbone model read from a file
-        (`pretrained` a path, `backbone` a module class, factory or instance),
-        else None."""
+        """`backbone` when it rebuilds a custom-backbone model from a file
+        (`pretrained` a path, `backbone` a module class, factory or instance)."""
         if isinstance(self.pretrained, MetaModel) or isinstance(self.backbone, str):
             return None
         return self.backbone
@@ -343,7 +343,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             train,
             targets=targets,
             init=init,
-            description=self._seen(),
+            description={**self._seen(), **target_summary(targets)},
             groups=groups,
         )
         self.n_iter_ = int(model.config["training"]["n_iter"])

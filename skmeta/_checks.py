@@ -24,6 +24,8 @@ from .meta.model import MetaModel
 ROW_DTYPES = [np.float32, np.uint8]
 
 __all__ = [
+    "target_summary",
+    "warn_on_target_scale",
     "warn_inert_settings",
     "check_feature_names",
     "check_input_shape",
@@ -279,3 +281,46 @@ def warn_inert_settings(estimator) -> None:
             UserWarning,
             stacklevel=4,
         )
+
+
+# How far (a factor of the meta-training targets' standard deviation) a new
+# task's targets may lie before adaptation is warned about.
+TARGET_SCALE_FACTOR = 10.0
+
+
+def target_summary(targets) -> dict:
+    """``{"targets": {"mean", "std"}}`` of regression targets, for the model's
+    provenance; ``{}`` for classification (`targets` None)."""
+    if targets is None:
+        return {}
+    values = np.asarray(targets, dtype=np.float64)
+    return {"targets": {"mean": float(values.mean()), "std": float(values.std())}}
+
+
+def warn_on_target_scale(model: MetaModel, y) -> None:
+    """Warn when a new task's targets `y` lie far from those `model`
+    meta-trained on: a standard deviation over 10 times larger or smaller,
+    or a mean more than 10 of their standard deviations away.
+
+    The network sees standardised rows but the targets as given, so a task
+    on another scale (e.g. cents for dollars) adapts poorly or diverges.
+    Models written before the targets were recorded are not checked.
+    """
+    recorded = (model.config.get("provenance") or {}).get("targets")
+    if not recorded or recorded["std"] <= 0 or len(y) < 2:
+        return
+    mean, std = float(np.mean(y)), float(np.std(y))
+    ratio = std / recorded["std"]
+    shift = abs(mean - recorded["mean"]) / recorded["std"]
+    if std > 0 and 1 / TARGET_SCALE_FACTOR <= ratio <= TARGET_SCALE_FACTOR:
+        if shift <= TARGET_SCALE_FACTOR:
+            return
+    warnings.warn(
+        f"y (mean {mean:.4g}, std {std:.4g}) lies far from the targets the "
+        f"model meta-trained on (mean {recorded['mean']:.4g}, std "
+        f"{recorded['std']:.4g}); the model does not rescale targets, so "
+        "adaptation fits poorly or diverges. Give y on the meta-training "
+        "targets' scale (and scale the predictions back).",
+        UserWarning,
+        stacklevel=3,
+    )

@@ -6,6 +6,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
+from ._checks import warn_on_target_scale
 from ._tasks import REGRESSION
 
 __all__ = ["FewShotRegressor"]
@@ -50,9 +51,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         As for :class:`FewShotClassifier`.
     inner_lr, inner_steps : float, int, default=None
         The inner loop, as for :class:`FewShotClassifier`; None means an inner
-        learning rate of 0.01 (MAML's sinusoid setting) and the method's own
-        number of steps when meta-training, and the meta-training values with
-        `pretrained`.
+        learning rate of 0.01 (MAML's sinusoid setting) and, when
+        meta-training, 1 inner step (MAML's sinusoid setting; 5 for Reptile),
+        and the meta-training values with `pretrained`.
     first_order, method_params : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     transductive, transductive_params : None
@@ -152,6 +153,8 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
             The fitted regressor.
         """
         X, y = self._fit_meta_model(X, y, groups)
+        if self.pretrained is not None:
+            warn_on_target_scale(self.meta_model_, y)
         self._adapt(X, y)
         return self
 

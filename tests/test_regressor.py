@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
@@ -178,3 +180,15 @@ def test_meta_batch_size_none_is_25_tasks_with_groups_and_1_without():
     given = FewShotRegressor(k_shot=4, n_query=4, max_iter=2, meta_batch_size=3)
     config = given.fit(X, y, groups=groups).meta_model_.config
     assert config["training"]["meta_batch_size"] == 3
+
+
+def test_targets_far_from_meta_trainings_warn(sine_model):
+    recorded = sine_model.config["provenance"]["targets"]
+    assert recorded["std"] > 0
+    X, y, _ = make_sinusoid_tasks(n_tasks=1, n_samples_per_task=10, random_state=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the task's own scale: quiet
+        FewShotRegressor(pretrained=sine_model).fit(X, y)
+    for scaled in (100 * y, 0.001 * y, y + 1e3):
+        with pytest.warns(UserWarning, match="lies far from the targets"):
+            FewShotRegressor(pretrained=sine_model).fit(X, scaled)
