@@ -25,7 +25,7 @@ from ._checks import (
     refuse_bool_counts,
     resolve_device,
     target_summary,
-    warn_if_still_improving,
+    warn_about_the_loss,
     warn_inert_settings,
 )
 from ._method_settings import MethodSettings
@@ -347,7 +347,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             groups=groups,
         )
         self.n_iter_ = int(model.config["training"]["n_iter"])
-        warn_if_still_improving(model, self.max_iter)
+        warn_about_the_loss(model, self.max_iter)
         return model
 
     def _learning_rate(self, method: str) -> float:

@@ -24,6 +24,7 @@ from .meta.model import MetaModel
 ROW_DTYPES = [np.float32, np.uint8]
 
 __all__ = [
+    "warn_about_the_loss",
     "target_summary",
     "warn_on_target_scale",
     "warn_inert_settings",
@@ -170,6 +171,43 @@ def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
 # Share of its value the loss must still be falling by, between the last two
 # fifths of the records, for meta-training to count as unfinished.
 STILL_IMPROVING = 0.02
+
+
+def warn_about_the_loss(model, max_iter: int) -> None:
+    """The warnings meta-training's loss curve calls for:
+    :func:`warn_if_not_learning`, else :func:`warn_if_still_improving`."""
+    if not warn_if_not_learning(model):
+        warn_if_still_improving(model, max_iter)
+
+
+def warn_if_not_learning(model) -> bool:
+    """A ``UserWarning`` when a fresh meta-training run's loss did not fall:
+    the mean of the last fifth of the records is not 2% below that of the
+    first fifth (e.g. MANN on data it cannot learn, its loss flat at
+    ln(n_way)). Warm starts, interrupted runs, distillation and runs with
+    fewer than 10 records are not judged. Returns whether it warned."""
+    training, history = model.config["training"], model.history
+    if (
+        training.get("interrupted")
+        or training.get("n_iter_before", 0)
+        or len(history) < 10
+        or "generation" in history[-1]
+    ):
+        return False
+    values = np.array([record["loss"] for record in history], dtype=float)
+    k = len(values) // 5
+    first, last = values[:k].mean(), values[-k:].mean()
+    if not (np.isfinite(first) and last >= first - STILL_IMPROVING * abs(first)):
+        return False
+    warnings.warn(
+        f"Meta-training's loss did not fall ({first:.4g} -> {last:.4g} from "
+        f"the first to the last fifth of {training['n_iter']} iterations): "
+        f"method={model.method!r} learnt nothing from this data. Try another "
+        "learning_rate, standardised features, or another method.",
+        UserWarning,
+        stacklevel=5,
+    )
+    return True
 
 
 def warn_if_still_improving(model, max_iter: int) -> None:

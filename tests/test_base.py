@@ -414,3 +414,15 @@ def test_no_convergence_warning_when_stopped_early_or_levelled_off(blobs):
     Levelled.history = [{"loss": 2.0 - 0.05 * i} for i in range(20)]
     with pytest.warns(ConvergenceWarning, match="still falling"):
         warn_if_still_improving(Levelled, 100)
+
+
+def test_a_loss_that_never_falls_warns_that_nothing_was_learnt(blobs):
+    X, y = blobs
+    with pytest.warns(UserWarning, match="loss did not fall") as got:
+        FewShotClassifier(max_iter=200, learning_rate=1e-9, random_state=0).fit(X, y)
+    # not also told to train longer
+    assert not [w for w in got if "still falling" in str(w.message)]
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        FewShotClassifier(max_iter=200, random_state=0).fit(X, y)
+    assert not [w for w in got if "did not fall" in str(w.message)]
