@@ -18,34 +18,35 @@ The file (:func:`.io.save_checkpoint`) is written atomically (a temporary
 file in the same folder, synced, then ``os.replace``), so a run killed at any
 moment leaves the previous checkpoint or the new one, never a torn file. Its
 format is safetensors: the tensors, and JSON metadata (the loop's state with
-references to the tensors, and the run's fingerprint: settings and a
-description of the data, :func:`run_fingerprint`). Loading it executes no
-code. A checkpoint of other settings or other data is refused with a
-``ValueError``.
+references to the tensors, and the run's fingerprint: settings and a digest
+of the data, X's values included, :func:`run_fingerprint`). Loading it
+executes no code. A checkpoint of other settings or other data is refused with
+a ``ValueError``; so is a folder that cannot be written, before training. A
+write that fails during training (``OSError``) warns, and training goes on.
+In a distributed run the processes check that they all resumed from the same
+state, or all start afresh (:meth:`Checkpoint.on_train_begin`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .augment import describe_augmentation
 from .callbacks import Callback
+from .caller import user_stacklevel
+from .fingerprint import differences, jsonable, run_fingerprint
 from .io import checkpoint_metadata, load_checkpoint, save_checkpoint
+from .warm_start import start_from
 
 __all__ = ["Checkpoint", "recorded_seed", "run_fingerprint", "start_from"]
-
-# Settings that change how fast a run goes or where it is saved, not what it
-# computes (n_jobs: gradients are summed in a fixed order), or that a resumed
-# run may change (device: a run killed on one machine resumes on another).
-_FREE_SETTINGS = ("verbose", "n_jobs", "device", "checkpoint", "checkpoint_every")
 
 
 class Checkpoint(Callback):
@@ -56,12 +57,17 @@ class Checkpoint(Callback):
     ``on_train_begin``, after theirs ran. The loop's batches must give their
     position (:class:`~.batches.BatchStream`).
 
+    A folder it cannot write to is refused at the start, before any training
+    (``ValueError``). A write that fails later (``OSError``: a folder made
+    read-only, a full disk) warns and training goes on; the next checkpoint
+    tries again, and the file keeps the last state written whole.
+
     Parameters
     ----------
     path : str or Path
-        The checkpoint file. When it exists at the start, the run resumes from
-        it (after checking its fingerprint); it stays after the run, holding
-        the state after the last iteration.
+        The checkpoint file (``~`` is expanded). When it exists at the start,
+        the run resumes from it (after checking its fingerprint); it stays
+        after the run, holding the state after the last iteration.
     every : int, optional
         Iterations between two checkpoints; default the history's
         ``settings.eval_interval``. One is also written after the last
@@ -74,6 +80,11 @@ class Checkpoint(Callback):
         False on the processes other than rank 0 of a distributed run
         (:mod:`.distributed`): they resume from the file (which must then be
         on a file system they share) but leave writing it to rank 0.
+    ranks : Ranks, optional
+        The processes of a distributed run: after reading the file (or
+        finding none), they check that all resumed from the same state, or
+        all start afresh, and raise ``ValueError`` on every process
+        otherwise (a file on a disk of one machine only).
 
     Attributes
     ----------
@@ -82,17 +93,37 @@ class Checkpoint(Callback):
     """
 
     def __init__(
-        self, path, every: int | None = None, fingerprint=None, writes: bool = True
+        self,
+        path,
+        every: int | None = None,
+        fingerprint=None,
+        writes: bool = True,
+        ranks=None,
     ) -> None:
-        self.path, self.every, self.writes = Path(path), every, writes
-        self.fingerprint = _jsonable(dict(fingerprint or {}))
+        self.path = Path(os.path.expanduser(path))
+        self.every, self.writes, self.ranks = every, writes, ranks
+        self.fingerprint = jsonable(dict(fingerprint or {}))
         self.resumed_from = None
+        self._failing = False  # whether the last write failed
 
     def on_train_begin(self, loop):
+        self.resumed_from, self._failing = None, False
+        try:
+            self._begin(loop)
+        except ValueError as exc:
+            if self.ranks is None:
+                raise
+            self._agree(loop, exc)  # raises on every process
+        if self.ranks is not None:
+            self._agree(loop, None)
+
+    def _begin(self, loop) -> None:
         if self.path.is_dir() or not self.path.parent.is_dir():
             raise ValueError(
                 f"checkpoint={str(self.path)!r} must be a file in an existing folder."
             )
+        if self.writes:
+            _check_writable(self.path)
         if self.path.exists():
             state = _read(self.path, self.fingerprint)
             try:
@@ -105,17 +136,100 @@ class Checkpoint(Callback):
                 ) from None
             self.resumed_from = loop.n_iter
 
+    def _agree(self, loop, error: ValueError | None) -> None:
+        """Raise ``ValueError`` on every process of a distributed run unless
+        all started from the same state (`error`: this process's failure)."""
+        resumed = -1 if self.resumed_from is None else self.resumed_from
+        code = 0 if error is not None or resumed < 0 else _state_code(loop)
+        every = self.ranks.gather([int(error is not None), resumed, code])
+        if error is not None:
+            raise error
+        path = str(self.path)
+        failed = [rank for rank, (bad, _, _) in enumerate(every) if bad]
+        if failed:
+            raise ValueError(
+                f"checkpoint={path!r} could not be used by process(es) {failed} "
+                "of this distributed run (RANK; see the error there), so no "
+                "process meta-trains."
+            )
+        if any(status != every[0] for status in every):
+            same_iteration = len({at for _, at, _ in every}) == 1
+            found = "; ".join(
+                f"rank {rank} "
+                + (
+                    "starts afresh (no file)"
+                    if at < 0
+                    else f"resumes after iteration {at}"
+                )
+                + (f" from state {code:x}" if same_iteration else "")
+                for rank, (_, at, code) in enumerate(every)
+            )
+            raise ValueError(
+                f"The {self.ranks.size} processes of this distributed run found "
+                f"different checkpoints at checkpoint={path!r}: {found}. Rank 0 "
+                "writes it and every process resumes from it, so it must be on a "
+                "file system all processes share (not a disk of one machine); "
+                "give such a path, or delete the copies to meta-train afresh."
+            )
+
     def on_iteration_end(self, loop):
         every = self.every or loop.settings.eval_interval
         last = loop.stop or loop.n_iter >= loop.settings.max_iter
-        if self.writes and (last or loop.n_iter % every == 0):
+        if not (self.writes and (last or loop.n_iter % every == 0)):
+            return
+        try:
             self.save(loop)
+        except OSError as exc:
+            if not self._failing or last:  # once a run of failures, and the last
+                warnings.warn(
+                    f"Could not write checkpoint={str(self.path)!r} after "
+                    f"iteration {loop.n_iter} ({exc}); meta-training goes on"
+                    + (
+                        ", and the file keeps the last state written whole."
+                        if last
+                        else ", trying again at the next checkpoint."
+                    ),
+                    UserWarning,
+                    stacklevel=user_stacklevel(),
+                )
+            self._failing = True
+        else:
+            self._failing = False
 
     def save(self, loop) -> None:
         """Write the loop's state now (atomically, :func:`.io.save_checkpoint`)."""
         save_checkpoint(
             self.path, {"fingerprint": self.fingerprint, "state": _capture(loop)}
         )
+
+
+def _check_writable(path: Path) -> None:
+    """Raise ``ValueError`` unless a file can be made in `path`'s folder (a
+    temporary one, removed): found before training, not at the first write."""
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".probe", dir=path.parent
+        )
+        os.close(handle)
+        os.remove(name)
+    except OSError as exc:
+        raise ValueError(
+            f"checkpoint={str(path)!r} cannot be written: no file can be made in "
+            f"its folder ({exc.strerror or exc}). Give a path in a folder this "
+            "process can write to."
+        ) from None
+
+
+def _state_code(loop) -> int:
+    """A 56-bit digest of the state a loop resumed from (its iteration,
+    history and weights), which processes resuming from the same file share."""
+    sha = hashlib.sha256(
+        json.dumps([loop.n_iter, loop.history], sort_keys=True, default=str).encode()
+    )
+    for name, tensor in sorted(loop.net.state_dict().items()):
+        sha.update(name.encode())
+        sha.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+    return int.from_bytes(sha.digest()[:7], "little")
 
 
 def _capture(loop) -> dict:
@@ -186,105 +300,17 @@ def _check_statistics(net, saved: Mapping) -> None:
             )
 
 
-# -- the fingerprint: what a run is ----------------------------------------------
-
-
-def _name(obj) -> str:
-    """A stable description of a non-JSON value (no memory addresses)."""
-    qualname = getattr(obj, "__qualname__", None)
-    if qualname is None:
-        qualname = type(obj).__qualname__
-    return f"{getattr(obj, '__module__', None) or type(obj).__module__}.{qualname}"
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=_name))
-
-
-def _digest(*arrays) -> str:
-    sha = hashlib.sha256()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        sha.update(f"{array.dtype.str}{array.shape}".encode())
-        sha.update(array.tobytes())
-    return sha.hexdigest()
-
-
-def run_fingerprint(settings, X, y, targets=None, init=None, groups=None) -> dict:
-    """What makes a run the run it is, JSON: its settings (all but those of
-    speed, place and logging), the data's shape and dtype, a digest of the
-    class codes (and targets, and the groups when episodes are drawn within
-    them), and the model it started from.
-
-    Parameters
-    ----------
-    settings : TrainSettings
-    X : ndarray of shape (n_samples, n_features)
-    y : ndarray of shape (n_samples,)
-    targets : ndarray of shape (n_samples,), optional
-    init : MetaModel, optional
-        The model a warm start continues (:func:`start_from`).
-    groups : ndarray of shape (n_samples,), int, optional
-        The rows' groups; part of the run with ``within_group_episodes``.
-
-    Returns
-    -------
-    dict
-    """
-    fields = {k: v for k, v in asdict(settings).items() if k not in _FREE_SETTINGS}
-    if not isinstance(settings.backbone, str):
-        fields["backbone"] = _name(settings.backbone)
-    fields["augmentation"] = describe_augmentation(settings.augmentation)
-    data = {
-        "shape": list(X.shape),
-        "dtype": str(X.dtype),
-        "labels": _digest(np.asarray(y, dtype=np.int64)),
-        "targets": None if targets is None else _digest(np.asarray(targets)),
-    }
-    if groups is not None and settings.within_group_episodes:
-        data["groups"] = _digest(np.asarray(groups, dtype=np.int64))
-    start = None
-    if init is not None:
-        start = {
-            "n_iter": _iterations(init),
-            "weights": _digest(
-                *(
-                    t.reshape(-1).view(torch.uint8).numpy()  # any dtype, as bytes
-                    for _, t in sorted(init.state.items())
-                )
-            ),
-        }
-    return _jsonable({"settings": fields, "data": data, "warm_start": start})
-
-
-def _differences(recorded: Mapping, current: Mapping) -> list[str]:
-    found = []
-    for name, value in current.get("settings", {}).items():
-        before = recorded.get("settings", {}).get(name)
-        if before != value:
-            source = " (from random_state)" if name == "seed" else ""
-            found.append(f"{name}={before!r} there, {value!r} here{source}")
-    if recorded.get("data") != current.get("data"):
-        found.append(
-            "other data (shape, dtype, labels or groups: "
-            f"{recorded.get('data', {}).get('shape')} there, "
-            f"{current.get('data', {}).get('shape')} here)"
-        )
-    if recorded.get("warm_start") != current.get("warm_start"):
-        found.append("another starting model (warm_start)")
-    return found
+# -- reading a checkpoint -------------------------------------------------------
 
 
 def _read(path: Path, fingerprint: Mapping) -> dict:
     """The loop's state in the checkpoint at `path`, after checking that it
     is of the run `fingerprint` describes."""
-    differences = _differences(
-        checkpoint_metadata(path).get("fingerprint", {}), fingerprint
-    )
-    if differences:
+    found = differences(checkpoint_metadata(path).get("fingerprint", {}), fingerprint)
+    if found:
         raise ValueError(
             f"checkpoint={str(path)!r} is of another meta-training run: "
-            f"{'; '.join(differences)}. Resume with that run's settings and data, "
+            f"{'; '.join(found)}. Resume with that run's settings and data, "
             "or give another checkpoint path (or delete the file) to meta-train "
             "afresh."
         )
@@ -294,58 +320,9 @@ def _read(path: Path, fingerprint: Mapping) -> dict:
 def recorded_seed(path) -> int | None:
     """The seed of the run checkpointed at `path`, or None without a file
     (a resumed run takes it when the user gave none)."""
-    path = Path(path)
+    path = Path(os.path.expanduser(path))
     if not path.is_file():
         return None
     seed = checkpoint_metadata(path).get("fingerprint", {}).get("settings", {})
     seed = seed.get("seed")
     return None if seed is None else int(seed)
-
-
-# -- warm start ----------------------------------------------------------------
-
-
-def _iterations(model) -> int:
-    """Meta-training iterations behind `model` (0 for a wrapped module)."""
-    return int(model.config.get("training", {}).get("n_iter", 0))
-
-
-def start_from(net, model, settings) -> int:
-    """Load the weights of a meta-trained `model` into `net` (a warm start).
-
-    Parameters
-    ----------
-    net : MetaNet
-        Built from `settings`; its weights and input scaling are replaced.
-    model : MetaModel
-    settings : TrainSettings
-
-    Returns
-    -------
-    int
-        The iterations behind `model`, which the warm start counts on from.
-
-    Raises
-    ------
-    ValueError
-        If `model` is of another method or its network is not the one
-        `settings` build (backbone, its parameters, the method's
-        meta-parameters, input shape).
-    """
-    advice = "keep the fitted model's settings, or set warm_start=False"
-    if model.method != settings.method:
-        raise ValueError(
-            f"warm_start=True continues the fitted model, meta-trained with "
-            f"method={model.method!r}, not {settings.method!r}; {advice}."
-        )
-    own, theirs = net.state_dict(), model.state
-    shapes = {k: tuple(v.shape) for k, v in own.items()}
-    if shapes != {k: tuple(v.shape) for k, v in theirs.items()}:
-        raise ValueError(
-            "warm_start=True continues the fitted model, whose network differs "
-            f"from the one these settings build (backbone={settings.backbone!r}, "
-            f"backbone_params={settings.backbone_params!r}, input_shape="
-            f"{settings.input_shape}, the method's settings); {advice}."
-        )
-    net.load_state_dict(dict(theirs))
-    return _iterations(model)

@@ -121,6 +121,12 @@ def is_main_process() -> bool:
     return True
 
 
+def _code(value) -> int:
+    """A 56-bit digest of JSON `value` (fits an int64 tensor)."""
+    text = json.dumps(value, sort_keys=True, default=str).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:7], "little")
+
+
 def _running_statistics(net: nn.Module) -> list[torch.Tensor]:
     """The running means and variances batch norm updates in training."""
     return [
@@ -201,21 +207,38 @@ class Ranks:
         dist.broadcast(held, 0)
         return int(held.item())
 
+    def gather(self, values: Sequence[int]) -> list[list[int]]:
+        """Every process's `values` (integers, as many on each), in rank order."""
+        mine = torch.tensor(list(values), dtype=torch.int64, device=self._wire)
+        every = [torch.empty_like(mine) for _ in range(self.size)]
+        dist.all_gather(every, mine)
+        return [tensor.tolist() for tensor in every]
+
     def check_same(self, fingerprint: Mapping) -> None:
         """Raise ``ValueError`` on every process unless all give the same
-        `fingerprint` (JSON: what the run is, :func:`.checkpoint.run_fingerprint`)."""
-        text = json.dumps(fingerprint, sort_keys=True, default=str).encode()
-        code = int.from_bytes(hashlib.sha256(text).digest()[:7], "little")
-        low = torch.tensor([code], dtype=torch.int64, device=self._wire)
-        high = low.clone()
-        dist.all_reduce(low, dist.ReduceOp.MIN)
-        dist.all_reduce(high, dist.ReduceOp.MAX)
-        if low.item() != high.item():
+        `fingerprint` (JSON: what the run is, :func:`.fingerprint.run_fingerprint`:
+        the settings, the data with a digest of X's values, the starting
+        model); the message names the parts that differ and the processes."""
+        parts = {
+            "settings": "parameters or random_state",
+            "data": "data: X's values, shape or dtype, or y",
+            "warm_start": "the model warm_start continues",
+        }
+        codes = [_code(fingerprint.get(part)) for part in parts]
+        every = self.gather(codes)
+        differ = [
+            words
+            for i, words in enumerate(parts.values())
+            if len({codes[i] for codes in every}) > 1
+        ]
+        if differ:
+            odd = [rank for rank, codes in enumerate(every) if codes != every[0]]
             raise ValueError(
                 f"The {self.size} processes of this distributed run were given "
-                "different runs (data, parameters or random_state differ): every "
-                "process must call fit with the same X, y and parameters (or set "
-                "SKMETA_DISTRIBUTED=0 for each process to meta-train on its own)."
+                f"different runs ({'; '.join(differ)} differ from rank 0's on "
+                f"rank(s) {odd}): every process must call fit with the same X, y "
+                "and parameters (or set SKMETA_DISTRIBUTED=0 for each process to "
+                "meta-train on its own)."
             )
 
     def broadcast_state(self, net: nn.Module) -> None:

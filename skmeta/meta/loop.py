@@ -21,6 +21,7 @@ from . import accel
 from .algorithms import Algorithm, InnerLoopMethod
 from .algorithms.divergence import settings_text
 from .callbacks import Callback
+from .caller import user_stacklevel
 from .net import MetaNet
 from .optim import CosineAdam
 from .precision import Precision
@@ -148,7 +149,7 @@ class MetaTrainer:
                 f"{self.n_iter} of {settings.max_iter} iterations; keeping the "
                 f"model so far (the weights of iteration {self.best_iter}).",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),  # the user's call to fit
             )
         return self
 

@@ -31,8 +31,9 @@ from .batches import (
 )
 from .calibration import calibration_record, validation_outputs
 from .callbacks import Callback
-from .checkpoint import Checkpoint, run_fingerprint, start_from
+from .checkpoint import Checkpoint
 from .distributed import current_ranks
+from .fingerprint import run_fingerprint
 from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
 from .optim import CosineAdam
@@ -45,6 +46,7 @@ from .train_setup import (
     pixel_sample,
     run_config,
 )
+from .warm_start import start_from
 from .within_group import check_group_sizes, check_within_group, class_groups
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
@@ -110,8 +112,10 @@ def meta_train(
     every ``settings.checkpoint_every`` iterations and after the last
     (:class:`~.checkpoint.Checkpoint`); when the file exists, the run resumes
     from it, to the same final weights as an uninterrupted run, or is refused
-    if the file is of other settings or data. A ``KeyboardInterrupt`` ends the
-    run with the model so far and a warning.
+    if the file is of other settings or data (X's values included). A folder
+    that cannot be written is refused before training; a write that fails
+    later warns, and training goes on. A ``KeyboardInterrupt`` ends the run
+    with the model so far and a warning.
 
     A distillation method (a ``generations`` setting: RFS) trains one network
     per generation, each a loop of ``max_iter`` iterations (records tagged
@@ -219,9 +223,11 @@ def _meta_train(
         else torch.tensor(targets, dtype=torch.float32, device=device)
     )
     y = np.asarray(y)
-    parts = (0, 1)
+    parts, fingerprint = (0, 1), None
+    if ranks is not None or settings.checkpoint is not None:
+        fingerprint = run_fingerprint(settings, X, y, targets, init, groups)
     if ranks is not None:
-        ranks.check_same(run_fingerprint(settings, X, y, targets, init, groups))
+        ranks.check_same(fingerprint)
         ranks.check_meta_batch(settings.meta_batch_size)
         parts = (ranks.rank, ranks.size)
     rotations = CLASS_AUGMENTATIONS[settings.class_augmentation]
@@ -297,7 +303,6 @@ def _meta_train(
             rows, virtual_rows, virtual_codes, rows_per_step, rng, parts
         )
     if settings.checkpoint is not None:
-        fingerprint = run_fingerprint(settings, X, y, targets, init, groups)
         callbacks = [
             *callbacks,
             Checkpoint(
@@ -305,6 +310,7 @@ def _meta_train(
                 settings.checkpoint_every,
                 fingerprint,
                 writes=ranks is None or ranks.is_main,
+                ranks=ranks,
             ),
         ]
     start = time.perf_counter()

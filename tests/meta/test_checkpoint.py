@@ -209,8 +209,10 @@ def test_a_checkpoint_of_other_data_is_refused(blobs, tmp_path):
         meta_train(X[:300], y[:300], settings)
     with pytest.raises(ValueError, match="other data"):
         meta_train(X, np.roll(y, 1), settings)
-    with pytest.raises(ValueError, match="statistics"):
+    with pytest.raises(ValueError, match=r"other data \(X's values\)"):
         meta_train(X + 1, y, settings)
+    with pytest.raises(ValueError, match=r"other data \(X's shape \[360, 10\] there"):
+        meta_train(X[:300], y[:300], settings)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(blobs, blob_model, tmp_path):

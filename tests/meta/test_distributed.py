@@ -164,6 +164,19 @@ def _worker(rank, folder):
         meta_train(X, y, _settings(**RUNS["maml"], checkpoint=checkpoint))
         dist.barrier()
         out["checkpoints"] = sorted(p.name for p in Path(folder).glob("checkpoint*"))
+        # resumed from node-local files: rank 0 finds its file, rank 1 none
+        try:
+            meta_train(X, y, _settings(**RUNS["maml"], checkpoint=checkpoint))
+        except ValueError as exc:
+            out["error_local_checkpoint"] = str(exc)
+        # rank 1 cannot read its file: every rank raises, none waits
+        bad = Path(f"{folder}/bad{rank}.safetensors")
+        if rank == 1:
+            bad.write_bytes(b"not a checkpoint")
+        try:
+            meta_train(X, y, _settings(**RUNS["maml"], checkpoint=str(bad)))
+        except ValueError as exc:
+            out["error_bad_checkpoint"] = str(exc)
         # interrupted after iteration 3 (its checkpoint: 2), then resumed
         shared = f"{folder}/shared.safetensors"
         with warnings.catch_warnings():
@@ -179,6 +192,7 @@ def _worker(rank, folder):
         for name, (X_, y_, changes) in {
             "small_batch": (X, y, {"meta_batch_size": 1}),
             "other_data": (X, (y + rank) % 10, {}),
+            "other_values": (X[:, ::-1].copy() if rank else X, y, {}),
         }.items():
             try:
                 meta_train(X_, y_, _settings(**changes))
@@ -265,11 +279,29 @@ def test_refused_runs_raise_on_every_rank(ranks_out):
             in (out["error_small_batch"])
         )
         assert "different runs" in out["error_other_data"]
+        # the same shape and y, other values of X
+        assert "different runs (data: X's values" in out["error_other_values"]
+        assert "rank(s) [1]" in out["error_other_values"]
     assert [out["main"] for out in ranks_out] == [True, False]
 
 
 def test_only_rank_0_writes_the_checkpoint(ranks_out):
     assert ranks_out[1]["checkpoints"] == ["checkpoint0.safetensors"]
+
+
+def test_ranks_resuming_from_different_checkpoints_raise_on_every_rank(ranks_out):
+    for out in ranks_out:
+        message = out["error_local_checkpoint"]
+        assert "found different checkpoints" in message
+        assert (
+            "rank 0 resumes after iteration 6; rank 1 starts afresh (no file)"
+            in message
+        )
+        assert "file system all processes share" in message
+    assert "is not a skmeta checkpoint" in ranks_out[1]["error_bad_checkpoint"]
+    assert (
+        "could not be used by process(es) [1]" in (ranks_out[0]["error_bad_checkpoint"])
+    )
 
 
 def test_resumed_from_a_checkpoint_every_rank_ends_as_if_uninterrupted(ranks_out):
