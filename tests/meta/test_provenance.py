@@ -37,7 +37,12 @@ def test_meta_training_records_versions_data_classes_and_features(blobs, tmp_pat
     model = extractor.fit(frame, labels).meta_model_
     made = model.config["provenance"]
     assert made["skmeta"] == skmeta.__version__ and made["torch"] == torch.__version__
-    assert made["data"] == {"n_samples": 360, "n_features": 10, "dtype": "float32"}
+    assert made["data"] == {
+        "n_samples": 360,
+        "n_features": 10,
+        "dtype": "float32",
+        "pixel_range": 255.0,  # values above 1.5 (what image rows of 0-255 hold)
+    }
     assert list(made["class_names"]) == ["cat", "dog", "owl"]
     assert list(made["feature_names"]) == list(frame.columns)
     assert made["created"].endswith("+00:00")
