@@ -20,10 +20,15 @@ __all__ = [
     "DataError",
     "Dataset",
     "augmentation_names",
+    "check_features_path",
     "load_dataset",
+    "load_unlabelled",
     "load_unlabelled_images",
     "save_features",
 ]
+
+PARQUET_INSTALL = 'pip install "skmeta[parquet]"'
+FEATURE_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
 
 class DataError(ValueError):
@@ -61,7 +66,12 @@ augmentation_names.help = " Presets separated by commas apply in turn: affine,el
 
 
 def load_dataset(
-    path, image_size=(84, 84), color="rgb", label_column="label", mmap_path=None
+    path,
+    image_size=(84, 84),
+    color="rgb",
+    label_column="label",
+    mmap_path=None,
+    on_empty="raise",
 ) -> Dataset:
     """A labelled data set from `path`.
 
@@ -73,12 +83,14 @@ def load_dataset(
         ``input_shape``; or a ``.csv`` file with a header and a label column.
     image_size : tuple of int (height, width), default=(84, 84)
         For image folders.
-    color : {"rgb", "grey"}, default="rgb"
+    color : {"rgb", "grey", "gray"}, default="rgb"
         For image folders.
     label_column : str, default="label"
         For ``.csv`` files: the column holding the labels.
     mmap_path : str or path-like, optional
         For image folders: cache the rows in this memory-mapped ``.npy``.
+    on_empty : {"raise", "warn"}, default="raise"
+        For image folders: what a class subfolder without images does.
 
     Returns
     -------
@@ -90,7 +102,11 @@ def load_dataset(
     if path.is_dir():
         try:
             bunch = load_image_folder(
-                path, image_size=image_size, color=color, mmap_path=mmap_path
+                path,
+                image_size=image_size,
+                color=color,
+                mmap_path=mmap_path,
+                on_empty=on_empty,
             )
         except (ValueError, OSError) as exc:
             raise DataError(str(exc)) from None
@@ -111,7 +127,7 @@ def load_dataset(
     )
 
 
-def _load_npz(path: Path) -> Dataset:
+def _load_npz(path: Path, labelled: bool = True) -> Dataset:
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -120,7 +136,7 @@ def _load_npz(path: Path) -> Dataset:
         X = next((arrays[k] for k in ("X", "data") if k in arrays.files), None)
         y = next((arrays[k] for k in ("y", "target") if k in arrays.files), None)
         shape = arrays["input_shape"] if "input_shape" in arrays.files else None
-    if X is None or y is None:
+    if X is None or (y is None and labelled):
         raise DataError(
             f"{path}: an .npz data set holds arrays 'X' (or 'data') and 'y' (or "
             f"'target'); it has {sorted(arrays.files)}."
@@ -128,47 +144,51 @@ def _load_npz(path: Path) -> Dataset:
     if X.ndim > 2:  # images as (n, C, H, W) or (n, H, W)
         shape = X.shape[1:] if X.ndim == 4 else (1, *X.shape[1:])
         X = X.reshape(X.shape[0], -1)
-    if X.ndim != 2 or len(y) != len(X):
+    if X.ndim != 2 or (y is not None and len(y) != len(X)):
         raise DataError(
             f"{path}: X has shape {X.shape} and y {np.shape(y)}; expected rows "
             "(n_samples, n_features) and one label per row."
         )
     shape = (X.shape[1],) if shape is None else tuple(int(s) for s in shape)
     names = np.array([str(i) for i in range(len(X))])
-    return Dataset(X, np.asarray(y), shape, names)
+    return Dataset(X, None if y is None else np.asarray(y), shape, names)
 
 
-def _load_csv(path: Path, label_column: str) -> Dataset:
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: empty file.")
-        if label_column not in header:
+def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
+    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is no column name
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header, *records = list(csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason}).") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
+    except ValueError:  # nothing to unpack
+        raise DataError(f"{path}: empty file.") from None
+    if label_column not in header and labelled:
+        raise DataError(
+            f"{path}: no column {label_column!r} (--label-column); the columns "
+            f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
+        )
+    at = header.index(label_column) if label_column in header else None
+    labels, rows = [], []
+    for line, record in enumerate(records, start=2):
+        if len(record) != len(header):
             raise DataError(
-                f"{path}: no column {label_column!r} (--label-column); the columns "
-                f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
+                f"{path}, line {line}: {len(record)} fields, the header has "
+                f"{len(header)}."
             )
-        at = header.index(label_column)
-        labels, rows = [], []
-        for line, record in enumerate(reader, start=2):
-            if len(record) != len(header):
-                raise DataError(
-                    f"{path}, line {line}: {len(record)} fields, the header has "
-                    f"{len(header)}."
-                )
-            labels.append(record[at])
-            try:
-                rows.append([float(v) for i, v in enumerate(record) if i != at])
-            except ValueError:
-                raise DataError(
-                    f"{path}, line {line}: a feature is not a number."
-                ) from None
+        labels.append(None if at is None else record[at])
+        try:
+            rows.append([float(v) for i, v in enumerate(record) if i != at])
+        except ValueError:
+            raise DataError(
+                f"{path}, line {line}: a feature is not a number."
+            ) from None
     if not rows:
         raise DataError(f"{path}: no data rows.")
     X = np.asarray(rows, dtype=np.float32)
-    y = np.asarray(labels)
-    if all(_is_int(v) for v in labels):
+    y = np.asarray(labels) if labelled else None
+    if y is not None and all(_is_int(v) for v in labels):
         y = y.astype(np.int64)
     return Dataset(X, y, (X.shape[1],), np.array([str(i) for i in range(len(X))]))
 
@@ -181,6 +201,34 @@ def _is_int(text: str) -> bool:
     return True
 
 
+def load_unlabelled(path, input_shape, label_column="label") -> Dataset:
+    """Rows to label, for a model taking rows of `input_shape`: a folder of
+    images (see :func:`load_unlabelled_images`), an ``.npz`` file (``X``; any
+    ``y`` ignored) or a ``.csv`` file (any `label_column` ignored)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder.")
+    if path.is_dir():
+        return load_unlabelled_images(path, input_shape)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        data = _load_npz(path, labelled=False)
+    elif suffix == ".csv":
+        data = _load_csv(path, label_column, labelled=False)
+    else:
+        raise DataError(
+            f"{path}: unknown kind of data; give a folder of images, an .npz "
+            "file or a .csv file."
+        )
+    width = int(np.prod(input_shape))
+    if data.X.shape[1] != width:
+        raise DataError(
+            f"{path}: rows of {data.X.shape[1]} values; the model takes rows of "
+            f"{width} (shape {tuple(input_shape)})."
+        )
+    return Dataset(data.X, None, tuple(input_shape), data.names)
+
+
 def load_unlabelled_images(path, input_shape) -> Dataset:
     """Every image file in folder `path` (recursively), decoded to the size and
     colour of `input_shape` ``(C, H, W)``; no labels."""
@@ -189,8 +237,8 @@ def load_unlabelled_images(path, input_shape) -> Dataset:
         raise DataError(f"{path}: not a folder of images.")
     if len(input_shape) != 3 or input_shape[0] not in (1, 3):
         raise DataError(
-            f"The model takes rows of shape {tuple(input_shape)}, not grey or "
-            "colour images; give its data as .npz or .csv."
+            f"{path}: the model takes rows of shape {tuple(input_shape)}, not "
+            "grey or colour images; give its data as an .npz or .csv file."
         )
     files = sorted(
         p
@@ -210,6 +258,30 @@ def load_unlabelled_images(path, input_shape) -> Dataset:
     return Dataset(np.stack(rows), None, tuple(input_shape), names)
 
 
+def check_features_path(path) -> None:
+    """Refuse, before any work, a features file name :func:`save_features`
+    cannot write: an unknown suffix (:class:`DataError`), or ``.parquet``
+    without pandas and pyarrow (``ImportError``, saying what to install)."""
+    path = Path(path)
+    if path.suffix.lower() not in FEATURE_SUFFIXES:
+        raise DataError(f"--out {path}: use a .npy, .npz, .csv or .parquet file name.")
+    if path.suffix.lower() == ".parquet":
+        _parquet_frame()
+
+
+def _parquet_frame():
+    """pandas' DataFrame, once pyarrow is known to be there to write it."""
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"writing .parquet needs pandas and pyarrow ({exc}); install them "
+            f"with {PARQUET_INSTALL}, or give --out a .npy, .npz or .csv name."
+        ) from None
+    return pd.DataFrame
+
+
 def save_features(path, features: np.ndarray, data: Dataset) -> None:
     """Write embeddings by the file's suffix: ``.npy`` (the matrix), ``.npz``
     (``features``, ``y``, ``names``), ``.csv`` or ``.parquet`` (one row per
@@ -223,22 +295,14 @@ def save_features(path, features: np.ndarray, data: Dataset) -> None:
         extra = {} if data.y is None else {"y": data.y}
         np.savez(path, features=features, names=data.names, **extra)
         return
-    if suffix not in (".csv", ".parquet"):
-        raise DataError(f"--out {path}: use a .npy, .npz, .csv or .parquet file name.")
+    check_features_path(path)
     columns = [f"f{i}" for i in range(features.shape[1])]
     if suffix == ".parquet":
-        try:
-            import pandas as pd
-
-            frame = pd.DataFrame(features, columns=columns)
-            frame.insert(0, "name", data.names)
-            if data.y is not None:
-                frame.insert(1, "label", data.y)
-            frame.to_parquet(path)
-        except ImportError as exc:
-            raise DataError(
-                f"--out {path}: writing parquet needs pandas and pyarrow ({exc})."
-            ) from None
+        frame = _parquet_frame()(features, columns=columns)
+        frame.insert(0, "name", data.names)
+        if data.y is not None:
+            frame.insert(1, "label", data.y)
+        frame.to_parquet(path)
         return
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)

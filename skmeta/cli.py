@@ -6,236 +6,49 @@ Commands: ``demo``, ``train``, ``evaluate``, ``embed``, ``predict``, ``info``.
 estimator parameter takes its help from that parameter's docstring.
 
 Exit status: 0 on success, 2 for bad arguments or input (a message names the
-file or flag), 1 for any other failure.
+file or flag), 1 for any other failure, a missing optional dependency among
+them (a one-line message says what to install).
+
+The parser is ``_cli_parser.py``, its help ``_cli_help.py``; what the commands
+read is ``_cli_data.py``, what they write and the model files ``_cli_output.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import sys
-from pathlib import Path
 
-from ._cli_data import augmentation_names
+from ._cli_help import TRAIN_FLAGS, flag_names, parameter_help
+from ._cli_output import (
+    check_output_path,
+    describe_model_file,
+    load_model,
+    write_predictions,
+)
+from ._cli_parser import build_parser
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-# (flag, estimator parameter, argparse type); help comes from the docstring.
-TRAIN_FLAGS = [
-    ("--method", "method", str),
-    ("--backbone", "backbone", str),
-    ("--max-iter", "max_iter", int),
-    ("--n-way", "n_way", int),
-    ("--k-shot", "k_shot", int),
-    ("--n-query", "n_query", int),
-    ("--meta-batch-size", "meta_batch_size", int),
-    ("--learning-rate", "learning_rate", float),
-    ("--class-augmentation", "class_augmentation", str),
-    ("--augmentation", "augmentation", augmentation_names),
-    ("--device", "device", str),
-    ("--precision", "precision", str),
-    ("--seed", "random_state", int),
-]
+__all__ = ["TRAIN_FLAGS", "main", "parameter_help"]
 
-
-def parameter_help(name: str, sentence: int = 0, max_chars: int = 240) -> str:
-    """A sentence (the first by default) of the ``FewShotClassifier``
-    docstring's entry for parameter `name`, alone or in a group such as
-    ``n_way, k_shot, n_query`` (markup dropped, ``%`` doubled for argparse,
-    cut at `max_chars`)."""
-    from ._classifier import FewShotClassifier
-
-    doc = FewShotClassifier.__doc__ or ""
-    section = doc.split("Parameters\n    ----------\n", 1)[-1]
-    match = re.search(
-        rf"^    (?:\w+, )*{name}(?:, \w+)* : [^\n]*\n((?:        [^\n]*\n|\n)+)",
-        section,
-        re.MULTILINE,
-    )
-    if match is None:
-        return ""
-    text = " ".join(match.group(1).split())
-    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "").replace("`", "")
-    sentences = re.split(r"(?<=\.)(?<!al\.)\s", text)
-    chosen = sentences[sentence] if sentence < len(sentences) else ""
-    if len(chosen) > max_chars:
-        chosen = chosen[: max_chars - 3].rsplit(" ", 1)[0] + "..."
-    return chosen.replace("%", "%%")
-
-
-def _add_transductive_flag(command, rows: str) -> None:
-    from .meta.transductive import TRANSDUCTIVE
-
-    command.add_argument(
-        "--transductive",
-        choices=list(TRANSDUCTIVE),
-        default=None,
-        help=f"label {rows} jointly with the support set (default: each on its "
-        "own), by one of FewShotClassifier's transductive methods: "
-        + parameter_help("transductive", sentence=1, max_chars=400),
-    )
-
-
-def _add_data_flags(command) -> None:
-    command.add_argument(
-        "--image-size",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="N",
-        help="image folders: height [width] in pixels (train default: 84; "
-        "other commands: the model's)",
-    )
-    command.add_argument(
-        "--color",
-        choices=["rgb", "grey"],
-        default=None,
-        help="image folders: colour or grey (train default: rgb; other "
-        "commands: the model's)",
-    )
-    command.add_argument(
-        "--label-column",
-        default="label",
-        help=".csv data: the column of labels (default: label)",
-    )
-
-
-def _parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from ._demo import add_demo_parser
-
-    parser = argparse.ArgumentParser(
-        prog="skmeta",
-        description="Meta-learning as scikit-learn estimators, on your files.",
-        epilog="Exit status: 0 success, 2 bad arguments or input, 1 other failure.",
-    )
-    parser.add_argument("--version", action="version", version=f"skmeta {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_demo_parser(commands)
-
-    train = commands.add_parser(
-        "train",
-        help="meta-train on DATA, write a model file",
-        description="Meta-train a backbone on the classes of DATA and write the "
-        "model (safetensors weights + JSON; no pickle).",
-    )
-    train.add_argument("data", metavar="DATA")
-    train.add_argument("--out", required=True, help="model file to write")
-    for flag, name, kind in TRAIN_FLAGS:
-        train.add_argument(
-            flag,
-            dest=name,  # the estimator parameter it sets
-            metavar=flag[2:].upper().replace("-", "_"),
-            type=kind,
-            default=None,
-            help=parameter_help(name) + getattr(kind, "help", ""),
-        )
-    train.add_argument(
-        "--calibrate",
-        action="store_true",
-        default=None,
-        help=parameter_help("calibrate"),
-    )
-    train.add_argument(
-        "--card",
-        action="store_true",
-        help="also write the model card (Markdown) beside the model, as "
-        "OUT with the suffix .md",
-    )
-    _add_data_flags(train)
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="N-way K-shot accuracy of MODEL on the classes of DATA",
-        description="Few-shot accuracy as papers report it: mean and 95% "
-        "confidence interval over random episodes of DATA's classes.",
-    )
-    evaluate.add_argument("model", metavar="MODEL")
-    evaluate.add_argument("data", metavar="DATA")
-    for flag, default, what in (
-        ("--n-way", 5, "classes per episode"),
-        ("--k-shot", 1, "labelled examples per class (the support set)"),
-        ("--n-query", 15, "queries per class, scored"),
-        ("--n-episodes", 600, "episodes averaged"),
-        ("--seed", 0, "seed of the episodes"),
-    ):
-        evaluate.add_argument(
-            flag, type=int, default=default, help=f"{what} (default: {default})"
-        )
-    _add_transductive_flag(evaluate, "each episode's queries")
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
-    evaluate.add_argument(
-        "--record",
-        action="store_true",
-        help="add the result to the model file's evaluations (rewritten "
-        "atomically; its model card beside it too, if there is one)",
-    )
-    _add_data_flags(evaluate)
-
-    embed = commands.add_parser(
-        "embed",
-        help="embed DATA with MODEL",
-        description="Embed every row or image of DATA; .npy, .npz, .csv or "
-        ".parquet by the name given to --out.",
-    )
-    embed.add_argument("model", metavar="MODEL")
-    embed.add_argument("data", metavar="DATA")
-    embed.add_argument("--out", required=True, help="features file to write")
-    _add_data_flags(embed)
-
-    predict = commands.add_parser(
-        "predict",
-        help="label the images of a query folder from a labelled support set",
-        description="Adapt MODEL to the support set (a folder of class "
-        "subfolders, .npz or .csv), then print each query image's label.",
-    )
-    predict.add_argument("model", metavar="MODEL")
-    predict.add_argument("--support", required=True, metavar="DATA")
-    predict.add_argument("--query", required=True, metavar="DIR")
-    predict.add_argument("--label-column", default="label")
-    predict.add_argument(
-        "--unknown-label",
-        metavar="LABEL",
-        default=None,
-        help=parameter_help("unknown_label"),
-    )
-    predict.add_argument(
-        "--rejection-rate",
-        type=float,
-        default=None,
-        help=parameter_help("rejection_rate"),
-    )
-    _add_transductive_flag(predict, "the query images")
-
-    info = commands.add_parser("info", help="describe a model file")
-    info.add_argument("model", metavar="MODEL")
-    return parser
-
-
-def _load_model(path):
-    from ._cli_data import DataError
-    from .meta.model import MetaModel
-
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no such model file.")
-    try:
-        return MetaModel.load(path)
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc}") from None
+_parser = build_parser  # docs/conf.py prints its help into the user guide
 
 
 def _image_options(args, model=None) -> dict:
-    """image_size and color for image folders: the flags, else the model's."""
+    """How to read DATA: image size and colour for image folders (the flags,
+    else the model's), the label column of .csv files, and empty classes."""
     size, color = args.image_size, args.color
     shape = None if model is None else model.input_shape
     if size is None:
         size = [84] if shape is None or len(shape) != 3 else list(shape[1:])
     if color is None:
         color = "rgb" if shape is None or len(shape) != 3 or shape[0] == 3 else "grey"
-    size = (size[0], size[-1])
-    return {"image_size": size, "color": color, "label_column": args.label_column}
+    return {
+        "image_size": (size[0], size[-1]),
+        "color": color,
+        "label_column": args.label_column,
+        "on_empty": args.on_empty,
+    }
 
 
 def _train(args) -> None:
@@ -244,13 +57,14 @@ def _train(args) -> None:
     from ._cli_data import load_dataset
     from ._extractor import MetaFeatureExtractor
     from .meta.distributed import is_main_process
+    from .meta.model_card import card_path
 
+    check_output_path(args.out)  # before the meta-training, not after
+    if args.card:
+        check_output_path(card_path(args.out), "--card")
     data = load_dataset(args.data, **_image_options(args))
-    params = {
-        name: getattr(args, name)
-        for name in [name for _, name, _ in TRAIN_FLAGS] + ["calibrate"]
-        if getattr(args, name) is not None
-    }
+    names = [name for _, name, _ in TRAIN_FLAGS] + ["calibrate", "early_stopping"]
+    params = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     extractor = MetaFeatureExtractor(
         input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
     ).fit(data.X, data.y)
@@ -264,7 +78,9 @@ def _evaluate(args) -> None:
     from ._cli_data import load_dataset
     from .model_selection import episodic_score
 
-    model = _load_model(args.model)
+    model = load_model(args.model)
+    if args.record:  # the model file is rewritten in its folder
+        check_output_path(args.model, "--record: MODEL")
     data = load_dataset(args.data, **_image_options(args, model))
     result = episodic_score(  # transductive: each episode's queries jointly
         FewShotClassifier(pretrained=model, transductive=args.transductive),
@@ -312,10 +128,12 @@ def _evaluate(args) -> None:
 
 
 def _embed(args) -> None:
-    from ._cli_data import load_dataset, save_features
+    from ._cli_data import check_features_path, load_dataset, save_features
     from ._extractor import MetaFeatureExtractor
 
-    model = _load_model(args.model)
+    check_output_path(args.out)
+    check_features_path(args.out)  # its suffix, and pyarrow for .parquet
+    model = load_model(args.model)
     data = load_dataset(args.data, **_image_options(args, model))
     extractor = MetaFeatureExtractor(pretrained=model).fit(data.X[:1])
     save_features(args.out, extractor.transform(data.X), data)
@@ -323,16 +141,23 @@ def _embed(args) -> None:
 
 
 def _predict(args) -> None:
-    from ._classifier import FewShotClassifier
-    from ._cli_data import load_dataset, load_unlabelled_images
+    from pathlib import Path
 
-    model = _load_model(args.model)
+    from ._classifier import FewShotClassifier
+    from ._cli_data import DataError, load_dataset, load_unlabelled
+
+    model = load_model(args.model)
     shape = model.input_shape
-    options = {"label_column": args.label_column}
+    options = {"label_column": args.label_column, "on_empty": args.on_empty}
     if len(shape) == 3:
         options.update(image_size=shape[1:], color="grey" if shape[0] == 1 else "rgb")
+    elif Path(args.support).is_dir():
+        raise DataError(
+            f"--support {args.support}: the model takes rows of shape {shape}, "
+            "not images; give its support set as an .npz or .csv file."
+        )
     support = load_dataset(args.support, **options)
-    query = load_unlabelled_images(args.query, shape)
+    query = load_unlabelled(args.query, shape, args.label_column)
     classifier = FewShotClassifier(
         pretrained=model,
         unknown_label=args.unknown_label,
@@ -352,15 +177,11 @@ def _predict(args) -> None:
         labels = classifier.transduction_[len(support.X) :]
         scores = classifier.adapted_["unlabelled_scores"].numpy()
         confidence = softmax(scores, axis=1).max(1)  # the labels' probabilities
-    print("file,label,probability")
-    for name, label, p in zip(query.names, labels, confidence, strict=True):
-        print(f"{name},{label},{p:.4f}")
+    write_predictions(query.names, labels, confidence)
 
 
 def _info(args) -> None:
-    from .meta.provenance import summary
-
-    print(summary(_load_model(args.model), args.model))
+    print(describe_model_file(args.model))
 
 
 COMMANDS = {
@@ -374,21 +195,30 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``skmeta``; returns the exit status."""
-    from ._cli_data import DataError
-
     args = _parser().parse_args(argv)
     if args.command == "demo":
         from ._demo import run_demo_command
 
         return run_demo_command(args)
+
+    def fail(exc: BaseException, status: int) -> int:
+        message = flag_names(str(exc))  # parameters named as their flags
+        print(f"skmeta {args.command}: error: {message}", file=sys.stderr)
+        return status
+
     try:
         COMMANDS[args.command](args)
-    except (DataError, FileNotFoundError) as exc:
-        print(f"skmeta {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:  # a parameter the estimators refuse
-        print(f"skmeta {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (ValueError, FileNotFoundError) as exc:  # bad input or parameters
+        return fail(exc, EXIT_USAGE)
+    except ImportError as exc:  # an optional dependency missing or broken
+        return fail(exc, EXIT_FAILURE)
+    except BrokenPipeError:  # the output piped into a command that stopped
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except OSError as exc:  # e.g. a full disk
+        return fail(exc, EXIT_FAILURE)
     except KeyboardInterrupt:
         print(f"skmeta {args.command}: interrupted", file=sys.stderr)
         return EXIT_FAILURE

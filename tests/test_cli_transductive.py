@@ -92,7 +92,7 @@ def test_transductive_flags_refuse_what_does_not_apply(image_tree, capsys):
     argv = ["predict", model, "--support", str(image_tree / "support")]
     argv += ["--query", str(image_tree / "query"), "--transductive", "tim"]
     assert main([*argv, "--unknown-label", "none"]) == 2
-    assert "unknown_label does not apply with transductive='tim'" in (
+    assert "--unknown-label does not apply with --transductive tim" in (
         capsys.readouterr().err
     )
     with pytest.raises(SystemExit) as exit_:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -59,14 +60,31 @@ def save(model, path: str | Path) -> None:
 def _write_atomically(path: Path, data: bytes) -> None:
     """`data` to `path` through a temporary file in the same folder, synced,
     then renamed over `path`: a process killed at any moment leaves the old
-    file or the new one, whole. The file gets the permissions of any new file
-    (``0o666`` less the umask; safetensors' own writer makes them ``0o600``)."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    file or the new one, whole. The temporary file's name is new to each call
+    (``.<name>.<random>.tmp``, created exclusively), so concurrent writes never
+    share one, and it is removed if writing or renaming fails. The file gets
+    the permissions of any new file (``0o666`` less the umask; safetensors' own
+    writer and ``tempfile.mkstemp`` make them ``0o600``)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            descriptor = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:  # another writer's: draw another name
+            continue
+    try:
+        with open(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # an interrupt too: leave nothing behind
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
     try:  # the rename itself, where the system lets a folder be synced
         _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:

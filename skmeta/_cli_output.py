@@ -1,0 +1,162 @@
+"""What the ``skmeta`` command writes, and the model files it reads.
+
+Output paths are checked before any work (:func:`check_output_path`), so a
+typo in ``--out`` costs no meta-training; predictions are printed as CSV by
+the :mod:`csv` module, so labels and file names with commas or quotes stay one
+field each; and :func:`describe_model_file` describes a model from its
+metadata alone, a model whose backbone is a custom torch module included.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from ._cli_data import DataError
+
+__all__ = [
+    "check_output_path",
+    "describe_model_file",
+    "load_model",
+    "write_predictions",
+]
+
+PYTHON_API = (
+    "the command line cannot rebuild it; use the Python API: "
+    "MetaModel.load(path, backbone=<the torch.nn.Module class>)"
+)
+
+
+def check_output_path(path, flag: str = "--out") -> None:
+    """Refuse a file name that cannot be written, before any work is done:
+    a folder, or a file whose folder is missing or not writable.
+
+    Raises
+    ------
+    DataError
+        Naming `flag`, the path and the fix.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{flag} {path}: is a folder; give a file name in it.")
+    folder = path.parent
+    if not folder.exists():
+        raise DataError(
+            f"{flag} {path}: the folder {folder} does not exist; create it first."
+        )
+    if not folder.is_dir():
+        raise DataError(f"{flag} {path}: {folder} is not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"{flag} {path}: the folder {folder} is not writable.")
+
+
+def write_predictions(names, labels, probabilities, stream=None) -> None:
+    """Print ``file,label,probability`` CSV (one row per query) to `stream`
+    (stdout by default), quoting fields as the :mod:`csv` module does."""
+    writer = csv.writer(sys.stdout if stream is None else stream, lineterminator="\n")
+    writer.writerow(["file", "label", "probability"])
+    for name, label, p in zip(names, labels, probabilities, strict=True):
+        writer.writerow([name, label, f"{p:.4f}"])
+
+
+def _metadata(path: Path):
+    """The JSON metadata of a model file; None where it cannot be read (then
+    ``MetaModel.load`` says why)."""
+    from safetensors import SafetensorError, safe_open
+
+    from .meta.io import _METADATA_KEY
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            text = (handle.metadata() or {})[_METADATA_KEY]
+        return json.loads(text)
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _is_custom(data) -> bool:
+    config = data.get("config") if isinstance(data, dict) else None
+    return isinstance(config, dict) and config.get("backbone") == "custom"
+
+
+def load_model(path):
+    """The model in file `path`, or a :class:`DataError` naming the file (a
+    model whose backbone is a custom module is refused: see `PYTHON_API`)."""
+    from .meta.model import MetaModel
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such model file.")
+    data = _metadata(path)
+    if _is_custom(data):
+        name = data["config"].get("backbone_name", "custom")
+        raise DataError(
+            f"{path}: the model's backbone is a custom module ({name}); {PYTHON_API}."
+        )
+    try:
+        return MetaModel.load(path)
+    except ValueError as exc:  # the file named once
+        raise DataError(
+            str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        ) from None
+
+
+def describe_model_file(path) -> str:
+    """The text of ``skmeta info``: :func:`~skmeta.meta.provenance.summary` of
+    the model in file `path`. A model with a custom backbone is described from
+    its metadata, its checksum checked, without building its network."""
+    from .meta.provenance import summary
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such model file.")
+    data = _metadata(path)
+    if not _is_custom(data):
+        return summary(load_model(path), path)
+    _check_checksum(path, data)
+    config = data["config"]
+    try:
+        view = SimpleNamespace(
+            config=config,
+            method=str(config["method"]),
+            input_shape=tuple(int(s) for s in config["input_shape"]),
+            embedding_dim=int(config["embedding_dim"]),
+            history=tuple(data.get("history") or ()),
+        )
+        text = summary(view, path)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(f"{path} is not a valid skmeta model file: {exc!r}") from None
+    return f"{text}\nnote:         a custom backbone: {PYTHON_API}"
+
+
+def _check_checksum(path: Path, data: dict) -> None:
+    """Refuse a file of a newer format, or whose weights or JSON do not match
+    its checksum (as ``MetaModel.load`` does)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .meta.io import FORMAT_VERSION
+    from .meta.io_checks import checksum
+
+    version = data.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise DataError(
+            f"{path} was written by a newer skmeta (format {version}); upgrade "
+            "skmeta to read it."
+        )
+    expected = data.get("sha256")
+    if expected is None:
+        return
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a valid skmeta model file: {exc}") from None
+    if expected != checksum({k: v for k, v in data.items() if k != "sha256"}, state):
+        raise DataError(
+            f"{path} is not a valid skmeta model file: its checksum does not "
+            "match (the file is corrupt)."
+        )

@@ -1,0 +1,218 @@
+"""What the command line reads and writes: model files written atomically,
+predictions as proper CSV, tables to predict on, CSVs with a byte-order mark,
+parquet's optional dependency, and model files with a custom backbone."""
+
+import csv
+import io
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from skmeta._cli_data import load_dataset
+from skmeta.cli import main
+from skmeta.meta.model import MetaModel
+
+
+def _small_model() -> MetaModel:
+    return MetaModel.from_module(torch.nn.Linear(4, 3), input_shape=(4,))
+
+
+# -- model files written atomically (skmeta/meta/io.py) ---------------------------
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_a_failed_save_leaves_nothing_behind(tmp_path, monkeypatch, failing):
+    import skmeta.meta.io as model_io
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_io.os, failing, fail)
+    with pytest.raises(OSError, match="No space left"):
+        _small_model().save(tmp_path / "m.safetensors")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saves_use_temporary_files_of_their_own(tmp_path, monkeypatch):
+    import skmeta.meta.io as model_io
+
+    renamed, replace = [], model_io.os.replace
+
+    def record(source, target):
+        renamed.append(Path(source))
+        return replace(source, target)
+
+    monkeypatch.setattr(model_io.os, "replace", record)
+    model = _small_model()
+    model.save(tmp_path / "m.safetensors")
+    model.save(tmp_path / "m.safetensors")  # as a concurrent writer would
+    assert len(set(renamed)) == 2  # never one temporary file for two writes
+    assert all(p.parent == tmp_path and p.name.endswith(".tmp") for p in renamed)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    loaded = MetaModel.load(tmp_path / "m.safetensors", backbone=torch.nn.Linear(4, 3))
+    assert loaded.embedding_dim == 3
+
+
+def test_a_save_into_a_missing_folder_fails_cleanly(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        _small_model().save(tmp_path / "missing" / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- tables, CSV in and out ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """3 well-separated classes of 10 rows, labels with a comma and a quote,
+    as a .csv with a byte-order mark, and a model trained on it."""
+    root = tmp_path_factory.mktemp("cli_files")
+    rng = np.random.default_rng(0)
+    names = np.array(["shoes, red", 'say "hi"', "plain"])
+    y = np.repeat(np.arange(3), 10)
+    X = rng.normal(size=(30, 4)) + 6 * y[:, None]
+    with open(root / "rows.csv", "w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["label", "a", "b", "c", "d"])
+        writer.writerows([name, *row] for name, row in zip(names[y], X, strict=True))
+    np.savez(root / "query.npz", X=X[::5].astype(np.float32))
+    with open(root / "query.csv", "w") as handle:  # no label column
+        handle.write("a,b,c,d\n")
+        handle.writelines(",".join(map(str, row)) + "\n" for row in X[::5])
+    out = root / "m.safetensors"
+    argv = ["train", str(root / "rows.csv"), "--out", str(out), "--quiet"]
+    assert main([*argv, "--max-iter", "3", "--n-way", "2", "--seed", "0"]) == 0
+    return root, names[y[::5]]
+
+
+def test_csv_with_a_byte_order_mark_is_read(table):
+    root, _ = table
+    data = load_dataset(root / "rows.csv")
+    assert data.X.shape == (30, 4) and data.y[0] == "shoes, red"
+
+
+def _printed(out: str) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["file", "label", "probability"]
+    assert all(len(row) == 3 for row in rows)
+    return rows[1:]
+
+
+@pytest.mark.parametrize("query", ["query.npz", "query.csv", "rows.csv"])
+def test_predict_on_table_rows_prints_proper_csv(table, capsys, query):
+    root, expected = table
+    argv = ["predict", str(root / "m.safetensors"), "--support", str(root / "rows.csv")]
+    capsys.readouterr()
+    assert main([*argv, "--query", str(root / query)]) == 0
+    rows = _printed(capsys.readouterr().out)
+    if query != "rows.csv":  # every 5th row: two of each class
+        assert [row[1] for row in rows] == list(expected)
+    assert {row[1] for row in rows} <= {"shoes, red", 'say "hi"', "plain"}
+    assert all(0 < float(row[2]) <= 1 for row in rows)
+
+
+def test_predict_refuses_images_for_a_table_model_truly(table, tmp_path, capsys):
+    root, _ = table
+    (tmp_path / "images").mkdir()
+    argv = ["predict", str(root / "m.safetensors"), "--support", str(root / "rows.csv")]
+    assert main([*argv, "--query", str(tmp_path / "images")]) == 2
+    err = capsys.readouterr().err
+    assert "not grey or colour images" in err and ".npz or .csv" in err
+    np.savez(tmp_path / "wide.npz", X=np.zeros((2, 5), np.float32))
+    assert main([*argv, "--query", str(tmp_path / "wide.npz")]) == 2
+    assert "rows of 5 values; the model takes rows of 4" in capsys.readouterr().err
+
+
+def test_predict_prints_file_names_and_labels_with_commas(tmp_path, capsys):
+    from _cli_models import glyph_folder_and_model
+
+    model = glyph_folder_and_model(tmp_path, max_iter=2)
+    classes = sorted(p.name for p in (tmp_path / "data").iterdir())[:2]
+    support, query = tmp_path / "support", tmp_path / "query"
+    query.mkdir()
+    for name, label in zip(classes, ["shoes, red", 'boots "b"'], strict=True):
+        shutil.copytree(tmp_path / "data" / name, support / label)
+        first = sorted((tmp_path / "data" / name).iterdir())[0]
+        shutil.copy(first, query / f"photo, {label[:5]}.png")
+    capsys.readouterr()
+    argv = ["predict", str(model), "--support", str(support), "--query", str(query)]
+    assert main(argv) == 0
+    rows = _printed(capsys.readouterr().out)
+    assert sorted(row[0] for row in rows) == ["photo, boots.png", "photo, shoes.png"]
+    assert {row[1] for row in rows} <= {"shoes, red", 'boots "b"'}
+
+
+# -- embed --out .parquet -------------------------------------------------------------
+
+
+def test_parquet_without_pyarrow_is_one_line_before_any_work(
+    table, tmp_path, capsys, monkeypatch
+):
+    root, _ = table
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import fails
+    out = tmp_path / "features.parquet"
+    argv = ["embed", str(root / "m.safetensors"), str(root / "rows.csv")]
+    assert main([*argv, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install "skmeta[parquet]"' in err
+    assert not out.exists()
+
+
+def test_parquet_is_written_where_pyarrow_is_installed(table, tmp_path):
+    pytest.importorskip("pyarrow")
+    pd = pytest.importorskip("pandas")
+    root, _ = table
+    out = tmp_path / "features.parquet"
+    argv = ["embed", str(root / "m.safetensors"), str(root / "rows.csv")]
+    assert main([*argv, "--out", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 30 and frame["label"][0] == "shoes, red"
+
+
+def test_the_parquet_extra_installs_pyarrow():
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    extra = project["optional-dependencies"]["parquet"]
+    assert any(req.startswith("pyarrow") for req in extra)
+    assert any(req.startswith("pandas") for req in extra)
+
+
+# -- model files with a custom backbone ---------------------------------------
+
+
+def test_info_describes_a_custom_backbone_model_without_its_module(tmp_path, capsys):
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+    path = tmp_path / "custom.safetensors"
+    MetaModel.from_module(net, input_shape=(3, 2, 2)).save(path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "torch.nn.modules.container.Sequential" in out
+    assert "input shape:  (3, 2, 2)" in out and "embedding:    5 features" in out
+    assert "MetaModel.load(path, backbone=" in out
+    # the commands that need the network say what to do instead
+    argv = ["predict", str(path), "--support", str(tmp_path), "--query", str(tmp_path)]
+    assert main(argv) == 2
+    assert "cannot rebuild it; use the Python API" in capsys.readouterr().err
+    # a corrupt file is still refused
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 1  # a weight
+    path.write_bytes(bytes(data))
+    assert main(["info", str(path)]) == 2
+    assert "checksum does not match" in capsys.readouterr().err
+
+
+def test_cli_guide_gives_the_readme_demo_time():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    guide = (root / "docs" / "user_guide" / "cli.rst").read_text()
+    seconds = re.search(r"about (\d+) s in all", readme)
+    if seconds is None:
+        pytest.skip("the README no longer states the demo's time this way")
+    assert f"about {seconds[1]} seconds" in guide
