@@ -13,16 +13,39 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _REDUCING_GAP = 3.0  # Pillow: reduce() by an integer factor first, then resample
 
 
-def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+def _declared_bits(img: Image.Image) -> int | None:
+    """Bits per sample that an integer-mode file declares, if it says so."""
+    if img.mode.startswith("I;16"):
+        return 16
+    if img.format == "PNG":  # at most 16 bits (older Pillows open them as "I")
+        return 16
+    tags = getattr(img, "tag_v2", None)  # TIFF: BitsPerSample
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = bits[0] if bits else None
+    return int(bits) if isinstance(bits, int) and 0 < bits <= 32 else None
+
+
+def _integer_white(pixels: np.ndarray, bits: int | None) -> float:
+    """The value that is white in an ``I;16*`` or ``I`` image (see _to_mode)."""
+    if bits is not None and bits < 32:
+        return float(2**bits - 1)
+    peak = pixels.max(initial=0)
+    return float(next(w for w in (255, 65535, 2**31 - 1) if peak <= w))
+
+
+def _to_mode(img: Image.Image, mode: str, bits: int | None = None) -> Image.Image:
     """Convert any Pillow mode to ``"L"`` or ``"RGB"``.
 
-    Transparent pixels are composited on white. 16-bit and 32-bit integer
-    grey levels (``I;16*``, ``I``) are scaled from 0..65535 to 0..255
-    (Pillow's own conversion clips them at 255 instead).
+    Transparent pixels are composited on white; integer grey levels are
+    scaled as :func:`decode_image` describes, `bits` being the file's
+    declared bits per sample (None if unknown).
     """
     if img.mode == "I" or img.mode.startswith("I;16"):
         wide = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8))
+        white = _integer_white(wide, bits)
+        grey = np.clip(np.rint(wide / (white / 255)), 0, 255)
+        img = Image.fromarray(grey.astype(np.uint8))
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
@@ -66,13 +89,26 @@ def decode_image(
     ------
     ValueError
         If the file cannot be read as an image; the message names the file.
+
+    Notes
+    -----
+    Integer grey levels (Pillow modes ``I;16*`` and ``I``, which Pillow's own
+    conversion clips at 255) are scaled from 0..white to 0..255, negative
+    values clipped to 0. White is ``2**bits - 1`` where the file declares
+    fewer than 32 bits per sample: 65535 for 16-bit images (``I;16*`` modes,
+    PNGs), TIFF's BitsPerSample otherwise. A 32-bit image, or one of unknown
+    depth, states no white level: it is then the smallest of 255, 65535 and
+    ``2**31 - 1`` not below the image's maximum, so that 8-bit values stored
+    as 32-bit integers are kept and 16-bit ones scaled as 16 bits. Such images
+    are scaled one by one: two of one data set may be scaled differently.
     """
     height, width = size
     try:
         with Image.open(path) as img:
             if img.format == "JPEG":  # decode at a reduced scale, still >= size
                 img.draft(mode, (max(size), max(size)))
-            img = _to_mode(ImageOps.exif_transpose(img), mode)
+            bits = _declared_bits(img)
+            img = _to_mode(ImageOps.exif_transpose(img), mode, bits)
     except MemoryError:
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from numbers import Integral
 from pathlib import Path
 
@@ -13,15 +13,17 @@ import numpy as np
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
+from ._image_cache import mmap_rows
 from ._image_decode import decode_image
-from ._npy_cache import cached_rows
+from ._image_tree import IMG_EXTENSIONS as IMG_EXTENSIONS  # for _cli_data
+from ._image_tree import list_tree
 
 __all__ = ["load_image_folder"]
 
-IMG_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 _MODES = {"rgb": "RGB", "grey": "L", "gray": "L"}
 _DTYPES = ("uint8", "float32")
-_CACHE_FORMAT = 1  # bump when the decoding changes, to rebuild older caches
+_CACHE_FORMAT = 2  # bump when the decoding changes, to rebuild older caches
+_SHOWN = 3  # unreadable files named in the warning
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -31,15 +33,16 @@ def _positive_int(name: str, value: object) -> int:
 
 
 def _check_size(image_size: object) -> tuple[int, int]:
+    pair = image_size
     if isinstance(image_size, Integral) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
+        pair = (image_size, image_size)
     try:
-        height, width = image_size
+        height, width = pair
         return _positive_int("height", height), _positive_int("width", width)
     except (TypeError, ValueError):
         raise ValueError(
-            "image_size must be a positive int or a pair (height, width) of "
-            f"positive ints, got {image_size!r}"
+            "image_size must be a positive integer or a pair (height, width) of "
+            f"positive integers (sizes in pixels), got {image_size!r}."
         ) from None
 
 
@@ -49,73 +52,6 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value
 
 
-def _is_image(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(IMG_EXTENSIONS)
-
-
-def _walk_class(folder: Path) -> list[str]:
-    """Image files under `folder` and its subfolders (hidden ones skipped), as
-    paths relative to ``folder.parent``, in torchvision's ImageFolder order."""
-    found = []
-    for parent, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        rel = Path(parent).relative_to(folder.parent).as_posix()
-        found.extend((rel, name) for name in files if _is_image(name))
-    return [f"{rel}/{name}" for rel, name in sorted(found)]
-
-
-def _select_classes(root: Path, classes: object) -> list[str]:
-    """Sorted names of the class folders of `root` to load."""
-    found = sorted(
-        e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")
-    )
-    if not found:
-        raise ValueError(f"No class folder in {str(root)!r}: expected one per class.")
-    if classes is None:
-        return found
-    if (
-        isinstance(classes, str)
-        or not isinstance(classes, Iterable)
-        or not (classes := list(classes))
-        or not all(isinstance(c, str) for c in classes)
-    ):
-        raise ValueError(
-            f"classes must be a non-empty list of folder names, got {classes!r}"
-        )
-    missing = sorted(set(classes) - set(found))
-    if missing:
-        raise ValueError(
-            f"classes: no folder {missing} in {str(root)!r}; it has "
-            f"{len(found)} class folders, the first being {found[:5]}."
-        )
-    return sorted(set(classes))
-
-
-def _list_tree(
-    root: Path, classes: object, max_per_class: int | None, on_empty: str
-) -> tuple[list[str], list[str], np.ndarray]:
-    """The class names, file paths relative to `root`, and their int targets."""
-    names, files, targets = [], [], []
-    empty = []
-    for name in _select_classes(root, classes):
-        found = _walk_class(root / name)[:max_per_class]
-        if not found:
-            empty.append(name)
-            continue
-        files.extend(found)
-        targets.extend([len(names)] * len(found))
-        names.append(name)
-    if empty:
-        where = ", ".join(repr(str(root / e)) for e in empty)
-        msg = f"No image ({', '.join(IMG_EXTENSIONS)}) in the class folder(s) {where}"
-        if not names:
-            raise ValueError(f"{msg}: no class has an image.")
-        if on_empty == "raise":
-            raise ValueError(f"{msg}. Pass on_empty='warn' to skip them.")
-        warnings.warn(f"{msg}: skipped.", UserWarning, stacklevel=3)
-    return names, files, np.asarray(targets, dtype=np.int64)
-
-
 def _rows(
     paths: list[str],
     size: tuple[int, int],
@@ -123,14 +59,55 @@ def _rows(
     crop: bool,
     dtype: str,
     verbose: bool,
+    skipped: list | None = None,
 ) -> Iterator[np.ndarray]:
-    """Decode the images one at a time, as rows of `dtype`."""
+    """Decode the images one at a time, as rows of `dtype`.
+
+    An unreadable file raises a ``ValueError``, or, if `skipped` is a list,
+    yields no row: its index and error message are appended to `skipped`.
+    """
     scale = np.float32(255)
     desc = "Decoding images"
     with tqdm(paths, desc=desc, unit="img", disable=not verbose) as bar:
-        for path in bar:
-            row = decode_image(path, size, mode, crop)
+        for i, path in enumerate(bar):
+            try:
+                row = decode_image(path, size, mode, crop)
+            except ValueError as exc:
+                if skipped is None:
+                    raise
+                skipped.append((i, str(exc)))
+                continue
             yield row if dtype == "uint8" else row.astype(np.float32) / scale
+
+
+def _leave_out(
+    root: Path, names: list[str], files: list[str], target: np.ndarray, skipped: list
+) -> tuple[list[str], list[str], np.ndarray]:
+    """Drop the unreadable files (`skipped`: index, error) with one warning;
+    a class left with no file is dropped too, the targets renumbered."""
+    bad = [i for i, _ in skipped]
+    shown = ", ".join(repr(files[i]) for i in bad[:_SHOWN])
+    more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+    if len(bad) == len(files):
+        raise ValueError(
+            f"None of the {len(files)} image files of {str(root)!r} can be read "
+            f"({shown}{more}): {skipped[0][1]}"
+        )
+    keep = np.ones(len(files), dtype=bool)
+    keep[bad] = False
+    present, target = np.unique(target[keep], return_inverse=True)
+    gone = sorted(set(names) - {names[c] for c in present})
+    msg = (
+        f"Skipped {len(bad)} of the {len(files)} image files of {str(root)!r}, "
+        f"which cannot be read: {shown}{more}."
+    )
+    if skipped[0][1] is not None:
+        msg += f" The first error: {skipped[0][1]}"
+    if gone:
+        msg += f" Class folder(s) {gone} left with no image: left out."
+    warnings.warn(msg, UserWarning, stacklevel=3)
+    files = [f for f, k in zip(files, keep, strict=True) if k]
+    return [names[c] for c in present], files, target.astype(np.int64)
 
 
 def _check_dtype(dtype: object) -> str:
@@ -153,6 +130,7 @@ def load_image_folder(
     classes: Sequence[str] | None = None,
     max_per_class: int | None = None,
     on_empty: str = "raise",
+    on_error: str = "raise",
     mmap_path: str | os.PathLike | None = None,
     return_X_y: bool = False,
     verbose: bool = False,
@@ -163,7 +141,15 @@ def load_image_folder(
     class folders sorted by name, files found in a class folder and, recursively,
     in its subfolders. Files and folders whose name starts with ``"."`` are
     skipped, as are files without an image extension (``.bmp .gif .jpeg .jpg
-    .png .tif .tiff .webp``, any case) and files directly in `root`.
+    .png .tif .tiff .webp``, any case). Image files directly in `root` have no
+    class: they are skipped with a warning that counts them.
+
+    Links are followed, with no loop: a class folder's walk enters no folder
+    it has already read (a folder reached by two paths is read once, at the
+    first in sorted order), not `root` or a folder above it, and no folder
+    that is, by its real path, inside another class folder. A linked file is
+    read wherever it is found: linked into two class folders, it is loaded
+    twice, once with each label.
 
     Every image is decoded with Pillow (only its first frame; EXIF orientation
     applied), converted to `color` with transparent pixels composited on white
@@ -196,6 +182,13 @@ def load_image_folder(
     on_empty : {"raise", "warn"}, default="raise"
         What to do with class folders holding no image: raise a ``ValueError``
         that names them, or warn and leave them out of `target_names`.
+    on_error : {"raise", "warn"}, default="raise"
+        What to do with image files that cannot be decoded (corrupt,
+        truncated, not an image): raise a ``ValueError`` that names the first
+        one, or leave them out (their rows, targets and filenames alike) with
+        one warning that counts them and names the first few. A class whose
+        files are all unreadable is then left out of `target_names`;
+        `max_per_class` counts the files before any is left out.
     mmap_path : str or path-like, default=None
         If given, the rows are stored in this ``.npy`` file, written one image
         at a time so that the data set never has to fit in memory, and ``data``
@@ -204,7 +197,10 @@ def load_image_folder(
         time) and the settings; a later call with the same folder and settings
         reuses the file without decoding any image, and any change (a file
         added, removed or modified, another setting) rebuilds it. Both files are
-        written atomically (a temporary file renamed).
+        written atomically (a temporary file renamed). The manifest lists the
+        files left out by ``on_error="warn"``; with it, a new file is first
+        decoded to a temporary ``.npy`` file beside `mmap_path` (its row count
+        is known only once every file is decoded), then copied.
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     verbose : bool, default=False
@@ -234,8 +230,16 @@ def load_image_folder(
         If `root` is not a folder.
     ValueError
         If a parameter is invalid, `root` has no class folder, a class folder
-        has no image (with ``on_empty="raise"``), or an image file cannot be
-        read (the message names the file).
+        has no image (with ``on_empty="raise"``), an image file cannot be
+        read (with ``on_error="raise"``; the message names the file), or no
+        image file can be read.
+
+    Warns
+    -----
+    UserWarning
+        If image files lie directly in `root`, if a class folder has no image
+        (with ``on_empty="warn"``) or if image files cannot be read (with
+        ``on_error="warn"``).
 
     See Also
     --------
@@ -267,6 +271,7 @@ def load_image_folder(
     dtype = _check_dtype(dtype)
     crop = _check_choice("resize", resize, ("stretch", "crop")) == "crop"
     _check_choice("on_empty", on_empty, ("raise", "warn"))
+    _check_choice("on_error", on_error, ("raise", "warn"))
     if max_per_class is not None:
         max_per_class = _positive_int("max_per_class", max_per_class)
     root = Path(root).expanduser()
@@ -275,27 +280,34 @@ def load_image_folder(
     if not root.is_dir():
         raise NotADirectoryError(f"The image folder {str(root)!r} is not a folder.")
 
-    names, files, target = _list_tree(root, classes, max_per_class, on_empty)
+    names, files, target = list_tree(root, classes, max_per_class, on_empty)
     paths = [os.path.join(root, f) for f in files]
     input_shape = (3 if mode == "RGB" else 1, *size)
-    shape = (len(paths), int(np.prod(input_shape)))
+    width = int(np.prod(input_shape))
     rows = functools.partial(_rows, paths, size, mode, crop, dtype, verbose)
+    skipped = [] if on_error == "warn" else None
     if mmap_path is None:
-        data = np.empty(shape, dtype=dtype)
-        for i, row in enumerate(rows()):
-            data[i] = row
+        data = np.empty((len(paths), width), dtype=dtype)
+        n = 0
+        for n, row in enumerate(rows(skipped), start=1):
+            data[n - 1] = row
+        data.resize((n, width), refcheck=False)  # in place: unreadable files
     else:
-        stats = [os.stat(p) for p in paths]
         manifest = {
             "format": _CACHE_FORMAT,
             "settings": [list(size), mode, dtype, resize],
             "target_names": names,
             "files": [
                 [f, int(t), s.st_size, s.st_mtime_ns]
-                for f, t, s in zip(files, target, stats, strict=True)
+                for f, t, s in zip(files, target, map(os.stat, paths), strict=True)
             ],
         }
-        data = cached_rows(mmap_path, manifest, shape, np.dtype(dtype), rows)
+        data, skipped = mmap_rows(
+            mmap_path, manifest, files, width, np.dtype(dtype), rows, on_error == "warn"
+        )
+    if skipped:
+        names, files, target = _leave_out(root, names, files, target, skipped)
+        paths = [os.path.join(root, f) for f in files]
     if return_X_y:
         return data, target
     return Bunch(

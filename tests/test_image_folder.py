@@ -196,7 +196,8 @@ def test_non_image_and_hidden_files_are_ignored(tmp_path):
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_bytes(b"not an image")
     (tmp_path / ".cache").mkdir()
-    bunch = load_image_folder(tmp_path, image_size=4)
+    with pytest.warns(UserWarning, match="1 image file.*'top.png'.*no class folder"):
+        bunch = load_image_folder(tmp_path, image_size=4)
     assert bunch.target_names.tolist() == ["cls", "other"]
     assert [os.path.basename(f) for f in bunch.filenames] == ["0.png", "2.png"]
 
@@ -260,6 +261,8 @@ def test_missing_root_not_a_folder_and_no_class_folder(tmp_path):
         ({"dtype": "float"}, "dtype"),
         ({"resize": "fit"}, "resize"),
         ({"on_empty": "skip"}, "on_empty"),
+        ({"on_error": "skip"}, "on_error"),
+        ({"on_error": None}, "on_error"),
         ({"max_per_class": 0}, "max_per_class"),
         ({"classes": "cls"}, "classes"),
         ({"classes": []}, "classes"),
@@ -270,6 +273,16 @@ def test_bad_parameters_name_themselves(tmp_path, params, name):
     _save(tmp_path / "cls" / "0.png", np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match=name):
         load_image_folder(tmp_path, **params)
+
+
+@pytest.mark.parametrize(
+    "size, shown", [(0, "got 0\\."), ((0, 4), "got \\(0, 4\\)"), (-3, "got -3\\.")]
+)
+def test_bad_image_size_is_quoted_as_given(tmp_path, size, shown):
+    _save(tmp_path / "cls" / "0.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="positive integers") as info:
+        load_image_folder(tmp_path, image_size=size)
+    assert info.match(shown)
 
 
 def test_classes_and_max_per_class(tmp_path, glyphs):

@@ -1,0 +1,62 @@
+"""Tests for skmeta._image_decode: integer grey levels (16 and 32 bits) to 8 bits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skmeta._image_decode import _to_mode, decode_image
+from skmeta.datasets import load_image_folder
+
+
+def _decode(path):
+    return decode_image(path, (2, 3), "L", False).tolist()
+
+
+@pytest.mark.parametrize("fmt", ["png", "tif"])
+@pytest.mark.parametrize(
+    "value, expected",
+    [(257 * 200, 200), (65535, 255), (100, 0), (129, 1), (0, 0)],
+)
+def test_16_bit_grey_levels_are_scaled_from_65535(tmp_path, fmt, value, expected):
+    path = tmp_path / f"grey16.{fmt}"
+    Image.fromarray(np.full((2, 3), value, np.uint16)).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    assert _decode(path) == [expected] * 6
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([0, 1, 200, 255, 7, 9], [0, 1, 200, 255, 7, 9]),  # 8-bit values: kept
+        ([0, 256, 257 * 200, 65535, 7, 9], [0, 1, 200, 255, 0, 0]),  # as 16 bits
+        ([0, 2**31 - 1, 65536, 2**30, 0, 0], [0, 255, 0, 128, 0, 0]),  # 32 bits
+        ([-5, 200, 100, 0, 0, 0], [0, 200, 100, 0, 0, 0]),  # negative: clipped
+    ],
+)
+def test_32_bit_grey_levels_are_scaled_by_their_range(tmp_path, values, expected):
+    path = tmp_path / "grey32.tif"
+    Image.fromarray(np.array(values, np.int32).reshape(2, 3)).save(path)
+    image = Image.open(path)
+    assert image.mode == "I" and image.tag_v2[258] in (32, (32,))  # BitsPerSample
+    assert _decode(path) == expected
+
+
+def test_32_bit_tiff_through_the_folder_loader(tmp_path):
+    (tmp_path / "c").mkdir()
+    Image.fromarray(np.full((4, 4), 200, np.int32)).save(tmp_path / "c" / "i.tif")
+    bunch = load_image_folder(tmp_path, image_size=4, color="rgb")
+    np.testing.assert_array_equal(bunch.data, 200)
+
+
+@pytest.mark.parametrize(
+    "bits, value, expected",
+    [(16, 200, 1), (16, 257 * 200, 200), (12, 4095, 255), (12, 200, 12), (8, 200, 200)],
+)
+def test_a_declared_bit_depth_sets_white(bits, value, expected):
+    # as a 16-bit PNG opened by older Pillows (mode "I"), or an n-bit TIFF
+    image = Image.fromarray(np.full((2, 2), value, np.int32))
+    assert image.mode == "I"
+    grey = _to_mode(image, "L", bits)
+    assert grey.mode == "L" and np.asarray(grey).tolist() == [[expected] * 2] * 2
