@@ -36,6 +36,8 @@ TRAIN_FLAGS = [
     ("--device", "device", str),
     ("--precision", "precision", str),
     ("--seed", "random_state", int),
+    ("--checkpoint", "checkpoint", str),
+    ("--checkpoint-every", "checkpoint_every", int),
 ]
 
 # One docstring entry for three parameters: a help of each flag's own.
@@ -56,6 +58,8 @@ _DEFAULTS = {
     "class_augmentation": "none",
     "augmentation": "none",
     "random_state": "not seeded",
+    "checkpoint": "none",
+    "checkpoint_every": "every validation interval",
 }
 
 # Each estimator or loader parameter the command line sets, and its flag.

@@ -28,6 +28,7 @@ from ._cli_output import (
 from ._cli_parser import build_parser
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 __all__ = ["TRAIN_FLAGS", "main", "parameter_help"]
 
@@ -51,9 +52,10 @@ def _image_options(args, model=None) -> dict:
     }
 
 
-def _train(args) -> None:
+def _train(args) -> int | None:
     """Meta-train and write the model; under torchrun, every process trains
-    its share and rank 0 writes (docs/user_guide/distributed.rst)."""
+    its share and rank 0 writes (docs/user_guide/distributed.rst). A Ctrl-C
+    writes the model so far and exits 130, so that a pipeline stops."""
     from ._cli_data import load_dataset
     from ._extractor import MetaFeatureExtractor
     from .meta.distributed import is_main_process
@@ -68,9 +70,14 @@ def _train(args) -> None:
     extractor = MetaFeatureExtractor(
         input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
     ).fit(data.X, data.y)
+    training = extractor.meta_model_.config["training"]
     if is_main_process():
         extractor.meta_model_.save(args.out, card=args.card)
-        print(f"wrote {args.out} ({extractor.n_iter_} iterations)")
+        done = f"{extractor.n_iter_} iterations"
+        if training.get("interrupted"):
+            done = f"interrupted: the model after {done} of {extractor.max_iter}"
+        print(f"wrote {args.out} ({done})")
+    return EXIT_INTERRUPTED if training.get("interrupted") else None
 
 
 def _evaluate(args) -> None:
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as exc:  # bad input or parameters
         return fail(exc, EXIT_USAGE)
     except ImportError as exc:  # an optional dependency missing or broken
@@ -221,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(exc, EXIT_FAILURE)
     except KeyboardInterrupt:
         print(f"skmeta {args.command}: interrupted", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status is None else status
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from skmeta.cli import main
+from skmeta.meta.model import MetaModel
 
 
 def test_demo_quick_prints_a_table(capsys):
@@ -272,3 +273,44 @@ def test_train_help_says_augmentation_presets_compose():
 
     train = _parser()._subparsers._group_actions[0].choices["train"]
     assert "affine,elastic" in train.format_help()
+
+
+def _table(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) + np.repeat(np.arange(6), 10)[:, None]
+    path = tmp_path / "rows.npz"
+    np.savez(path, X=X.astype(np.float32), y=np.repeat(np.arange(6), 10))
+    return path
+
+
+def test_train_interrupted_writes_the_model_so_far_and_exits_130(
+    tmp_path, capsys, monkeypatch
+):
+    from skmeta.meta.callbacks import History
+
+    step = History.on_step_end
+
+    def interrupted(self, loop, loss, metrics):
+        step(self, loop, loss, metrics)
+        if loop.n_iter == 7:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(History, "on_step_end", interrupted)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(_table(tmp_path)), "--out", str(out), "--quiet"]
+    assert main([*argv, "--max-iter", "20", "--n-way", "3"]) == 130
+    assert "interrupted: the model after 7 iterations of 20" in capsys.readouterr().out
+    assert MetaModel.load(out).config["training"]["n_iter"] == 7
+    assert main(["info", str(out)]) == 0
+    assert "interrupted (Ctrl-C): the model so far" in capsys.readouterr().out
+
+
+def test_train_checkpoint_flags_resume_a_run(tmp_path, capsys):
+    out, ckpt = tmp_path / "m.safetensors", tmp_path / "run.ckpt"
+    argv = ["train", str(_table(tmp_path)), "--out", str(out), "--quiet"]
+    argv += ["--n-way", "3", "--seed", "0", "--checkpoint", str(ckpt)]
+    assert main([*argv, "--max-iter", "6", "--checkpoint-every", "2"]) == 0
+    assert ckpt.exists()
+    # the same run again resumes from its end: no iteration is redone
+    assert main([*argv, "--max-iter", "6", "--checkpoint-every", "2"]) == 0
+    assert "(6 iterations)" in capsys.readouterr().out.splitlines()[-1]

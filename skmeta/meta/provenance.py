@@ -93,6 +93,11 @@ def summary(model, path=None) -> str:
             f"meta-trained: {training.get('n_iter')} iterations "
             f"({training.get('n_way')}-way {training.get('k_shot')}-shot "
             f"{training.get('n_query')}-query, {training.get('n_classes')} classes)"
+            + (
+                ", interrupted (Ctrl-C): the model so far"
+                if training.get("interrupted")
+                else ""
+            )
         )
     calibration = config.get("calibration")
     if calibration:
