@@ -175,8 +175,11 @@ STILL_IMPROVING = 0.02
 
 def warn_about_the_loss(model, max_iter: int) -> None:
     """The warnings meta-training's loss curve calls for:
-    :func:`warn_if_not_learning`, else :func:`warn_if_still_improving`."""
-    if not warn_if_not_learning(model):
+    :func:`warn_if_not_learning`, else :func:`warn_if_still_improving`
+    (under torchrun, by the main process only)."""
+    from .meta.distributed import is_main_process
+
+    if is_main_process() and not warn_if_not_learning(model):  # once per run
         warn_if_still_improving(model, max_iter)
 
 
