@@ -135,13 +135,24 @@ def _evaluate(args) -> None:
 
 
 def _embed(args) -> None:
-    from ._cli_data import check_features_path, load_dataset, save_features
+    from pathlib import Path
+
+    from ._cli_data import (
+        check_features_path,
+        load_dataset,
+        load_unlabelled,
+        save_features,
+    )
     from ._extractor import MetaFeatureExtractor
 
     check_output_path(args.out)
     check_features_path(args.out)  # its suffix, and pyarrow for .parquet
     model = load_model(args.model)
-    data = load_dataset(args.data, **_image_options(args, model))
+    folder = Path(args.data)
+    if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
+        data = load_unlabelled(folder, model.input_shape)  # images, no classes
+    else:
+        data = load_dataset(args.data, **_image_options(args, model))
     extractor = MetaFeatureExtractor(pretrained=model).fit(data.X[:1])
     save_features(args.out, extractor.transform(data.X), data)
     print(f"wrote {args.out} ({len(data.X)} rows of {model.embedding_dim} features)")

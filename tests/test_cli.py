@@ -314,3 +314,19 @@ def test_train_checkpoint_flags_resume_a_run(tmp_path, capsys):
     # the same run again resumes from its end: no iteration is redone
     assert main([*argv, "--max-iter", "6", "--checkpoint-every", "2"]) == 0
     assert "(6 iterations)" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_embed_takes_a_flat_folder_of_unlabelled_images(image_tree, tmp_path, capsys):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    images = sorted((image_tree / "data").rglob("*.png"))[:5]
+    for i, image in enumerate(images):
+        (flat / f"photo{i}.png").write_bytes(image.read_bytes())
+    out = tmp_path / "features.npz"
+    model = str(image_tree / "model.safetensors")
+    assert main(["embed", model, str(flat), "--out", str(out)]) == 0
+    saved = np.load(out)
+    assert saved["features"].shape[0] == 5 and "y" not in saved.files
+    assert [Path(name).name for name in saved["names"]] == [
+        f"photo{i}.png" for i in range(5)
+    ]
