@@ -15,6 +15,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
+from .meta.caller import user_stacklevel
 from .meta.model import MetaModel
 
 # What the rows to embed or predict are kept as: float32, or uint8 (images,
@@ -179,8 +180,13 @@ def warn_about_the_loss(model, max_iter: int) -> None:
     (under torchrun, by the main process only)."""
     from .meta.distributed import is_main_process
 
-    if is_main_process() and not warn_if_not_learning(model):  # once per run
-        warn_if_still_improving(model, max_iter)
+    world = model.config["training"].get("world_size", 1)
+    if (world == 1 or is_main_process()) and not warn_if_not_learning(model):
+        warn_if_still_improving(model, max_iter)  # once per distributed run
+
+
+# A first loss this low (or negative) is not judged: nothing left to learn.
+LOSS_FLOOR = 1e-3
 
 
 def warn_if_not_learning(model) -> bool:
@@ -200,7 +206,9 @@ def warn_if_not_learning(model) -> bool:
     values = np.array([record["loss"] for record in history], dtype=float)
     k = len(values) // 5
     first, last = values[:k].mean(), values[-k:].mean()
-    if not (np.isfinite(first) and last >= first - STILL_IMPROVING * abs(first)):
+    if not (np.isfinite(first) and first > LOSS_FLOOR):  # nothing left to learn
+        return False
+    if last < first - STILL_IMPROVING * abs(first):
         return False
     warnings.warn(
         f"Meta-training's loss did not fall ({first:.4g} -> {last:.4g} from "
@@ -208,7 +216,7 @@ def warn_if_not_learning(model) -> bool:
         f"method={model.method!r} learnt nothing from this data. Try another "
         "learning_rate, standardised features, or another method.",
         UserWarning,
-        stacklevel=5,
+        stacklevel=user_stacklevel(),
     )
     return True
 
@@ -247,7 +255,7 @@ def warn_if_still_improving(model, max_iter: int) -> None:
             f"{2 * k} records); the model may be undertrained. Raise max_iter "
             "(or use early_stopping=True to stop when it levels off).",
             ConvergenceWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -275,7 +283,7 @@ def check_feature_names(estimator, model: MetaModel) -> None:
             f"meta-trained with feature names ({', '.join(recorded[:3])}, ...); "
             "give X the same columns, in the same order.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
         return
     seen = [str(name) for name in seen]
@@ -320,7 +328,7 @@ def warn_inert_settings(estimator) -> None:
         warnings.warn(
             f"These settings are ignored: {'; '.join(named)}.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -340,8 +348,9 @@ def target_summary(targets) -> dict:
 
 def warn_on_target_scale(model: MetaModel, y) -> None:
     """Warn when a new task's targets `y` lie far from those `model`
-    meta-trained on: a standard deviation over 10 times larger or smaller,
-    or a mean more than 10 of their standard deviations away.
+    meta-trained on: a standard deviation over 10 times theirs, or a mean
+    more than 10 of their standard deviations away (a smaller spread is
+    not judged: one task may vary less than all tasks together).
 
     The network sees standardised rows but the targets as given, so a task
     on another scale (e.g. cents for dollars) adapts poorly or diverges.
@@ -353,9 +362,10 @@ def warn_on_target_scale(model: MetaModel, y) -> None:
     mean, std = float(np.mean(y)), float(np.std(y))
     ratio = std / recorded["std"]
     shift = abs(mean - recorded["mean"]) / recorded["std"]
-    if std > 0 and 1 / TARGET_SCALE_FACTOR <= ratio <= TARGET_SCALE_FACTOR:
-        if shift <= TARGET_SCALE_FACTOR:
-            return
+    # one task may vary far less than all of meta-training's together: only a
+    # spread or a shift beyond theirs is judged
+    if ratio <= TARGET_SCALE_FACTOR and shift <= TARGET_SCALE_FACTOR:
+        return
     warnings.warn(
         f"y (mean {mean:.4g}, std {std:.4g}) lies far from the targets the "
         f"model meta-trained on (mean {recorded['mean']:.4g}, std "
@@ -363,5 +373,5 @@ def warn_on_target_scale(model: MetaModel, y) -> None:
         "adaptation fits poorly or diverges. Give y on the meta-training "
         "targets' scale (and scale the predictions back).",
         UserWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )

@@ -26,6 +26,7 @@ from ._checks import load_pretrained, resolve_device
 from ._tasks import CLASSIFICATION, FIT_DTYPES
 from ._test_time import check_views_unchanged, test_time_views
 from .meta.algorithms import ALGORITHMS
+from .meta.caller import user_stacklevel
 from .meta.online import ReplayBuffer, network_settings, update_adaptation
 from .meta.train import TrainSettings, meta_train
 
@@ -93,7 +94,7 @@ def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
             f"{clf.meta_model_.method!r} keeps no support rows for partial_fit "
             "(it updates per-class sums and counts).",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     clf._support = None if incremental else (X, clf.classes_[codes])
     if clf._support is not None and clf.replay_per_class is not None:

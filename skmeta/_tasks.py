@@ -21,6 +21,7 @@ from ._sklearn_compat import BackboneOptions, Options, StrOptions
 from ._transductive import UNLABELLED, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
+from .meta.caller import user_stacklevel
 from .meta.within_group import class_groups
 
 __all__ = ["CLASSIFICATION", "FIT_DTYPES", "REGRESSION", "available_methods"]
@@ -209,6 +210,17 @@ class Classification(Task):
                 f"(n_samples={int(counts.sum())})"
                 f"{_held_out_note(estimator, held)}. Add samples, lower "
                 "k_shot/n_query, or pass pretrained=."
+            )
+        if estimator.calibrate is True and 0 < held < n_way:
+            warnings.warn(
+                f"calibrate=True fits the temperature and the open-set scores on "
+                f"{held}-way episodes of the {held} classes validation_fraction="
+                f"{estimator.validation_fraction} holds out, fewer than the "
+                f"n_way={n_way} of meta-training: probabilities of tasks with more "
+                "ways may be miscalibrated. Raise validation_fraction to hold out "
+                "as many classes as your tasks have.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
             )
         # samples of the n_way-th largest class left after any held-out ones
         budget = int(counts[n_way - 1 + held])

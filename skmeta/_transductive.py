@@ -15,6 +15,8 @@ import numpy as np
 
 from .meta import inference
 from .meta.algorithms import ALGORITHMS
+from .meta.caller import user_stacklevel
+from .meta.input_normalization import check_pixel_range
 from .meta.transductive import TRANSDUCTIVE, TransductiveMethod, make_transductive
 
 __all__ = [
@@ -45,7 +47,7 @@ def unlabelled_rows(y: np.ndarray) -> np.ndarray:
             "rows are marked by the integer -1 (in an object array beside "
             "string labels, as sklearn.semi_supervised does).",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
     return np.zeros(len(y), dtype=bool)
 
@@ -108,6 +110,7 @@ def transduce(estimator, X: np.ndarray, codes: np.ndarray, views=None) -> None:
     """Embed X (averaged over `views`, test-time augmentation), run the
     transductive method on its labelled rows (`codes` >= 0) and unlabelled
     rows (-1); set ``adapted_`` and ``transduction_``."""
+    check_pixel_range(estimator.meta_model_.config, X)
     estimator.adapted_, inferred_unlabelled = inference.transduce(
         estimator.meta_model_,
         estimator._transducer,
@@ -125,6 +128,7 @@ def transduce(estimator, X: np.ndarray, codes: np.ndarray, views=None) -> None:
 def transductive_scores(estimator, X: np.ndarray, views=None) -> np.ndarray:
     """Class scores of rows X with the fitted transductive state, float32,
     shape (n_samples, n_classes)."""
+    check_pixel_range(estimator.meta_model_.config, X)
     return inference.transductive_predict(
         estimator.meta_model_,
         estimator._transducer,

@@ -195,7 +195,17 @@ def test_default_n_way_counts_only_the_classes_left_after_holding_out():
 
 def test_calibrating_on_fewer_held_out_classes_than_n_way_warns():
     base = y < 20
-    with pytest.warns(UserWarning, match="on 2-way validation episodes"):
+    with pytest.warns(UserWarning, match="on 2-way episodes"):
         MetaFeatureExtractor(calibrate=True, n_way=10, max_iter=3, random_state=0).fit(
             X[base], y[base]
         )
+
+
+def test_early_stopping_alone_does_not_warn_about_calibration():
+    base = y < 20
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        MetaFeatureExtractor(
+            early_stopping=True, n_way=10, max_iter=3, random_state=0
+        ).fit(X[base], y[base])
+    assert not [w for w in got if "calibrate=True fits" in str(w.message)]

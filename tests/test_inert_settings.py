@@ -63,3 +63,10 @@ def test_replay_per_class_warns_for_a_method_that_keeps_no_rows():
     model = MetaFeatureExtractor(n_way=5, max_iter=2, random_state=0).fit(X, y)
     with pytest.warns(UserWarning, match="replay_per_class=3 is ignored"):
         FewShotClassifier(pretrained=model.meta_model_, replay_per_class=3).fit(X, y)
+
+
+def test_the_warning_points_at_the_users_line():
+    with pytest.warns(UserWarning, match="settings are ignored") as got:
+        MetaFeatureExtractor(n_way=5, max_iter=2, checkpoint_every=3).fit(X, y)
+    (warning,) = [w for w in got if "settings are ignored" in str(w.message)]
+    assert warning.filename == __file__

@@ -4,7 +4,6 @@ training rows (rotated classes included), and endless streams of episodes
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -341,17 +340,6 @@ def validation_batch(
             f"(validation_fraction={settings.validation_fraction}); at least 2 are "
             "needed. Raise validation_fraction or turn early_stopping and "
             "calibrate off."
-        )
-    if targets is None and settings.calibrate and n_way < settings.n_way:
-        warnings.warn(
-            f"calibrate=True fits the temperature and the open-set scores on "
-            f"{n_way}-way validation episodes: validation_fraction="
-            f"{settings.validation_fraction} holds out only {index.n_classes} "
-            f"classes, fewer than n_way={settings.n_way}, so probabilities of "
-            f"{settings.n_way}-way tasks may be miscalibrated. Raise "
-            "validation_fraction to hold out at least n_way classes.",
-            UserWarning,
-            stacklevel=2,
         )
     n_tasks = settings.n_val_episodes
     try:

@@ -35,6 +35,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from .caller import user_stacklevel
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -258,5 +260,5 @@ def check_pixel_range(config: Mapping, X) -> None:
         f"model's range ({fix}), as at meta-training, or for a wrapped module "
         "set MetaModel.from_module(..., pixel_range=...).",
         UserWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
