@@ -56,9 +56,12 @@ def _walk_class(
     device and inode): a folder reached again (a link loop, or a second link
     to it) is skipped, so it is read at the first of its paths.
     """
+    start = os.path.realpath(root / name)
+    if not _may_enter(start, name, owners, above):  # a link to root or above
+        return []
     seen = set()
     found = []
-    todo = [(name, os.fspath(root / name), os.path.realpath(root / name))]
+    todo = [(name, os.fspath(root / name), start)]
     while todo:
         rel, path, real = heapq.heappop(todo)
         try:

@@ -55,6 +55,20 @@ def test_link_above_the_root_is_not_followed(tmp_path):
     assert rel == ["a/0.png", "b/0.png"]
 
 
+def test_a_class_folder_linked_to_an_ancestor_is_empty(tmp_path):
+    root = tmp_path / "data"
+    _image(root / "a" / "0.png", 10)
+    _image(root / "b" / "0.png", 20)
+    _image(root / "loose.png", 30)  # in no class
+    _link(root / "c", tmp_path)  # class c would be root's parent
+    with pytest.raises(ValueError, match="c"):
+        load_image_folder(root, image_size=4, color="grey")
+    with pytest.warns(UserWarning):
+        bunch = load_image_folder(root, image_size=4, color="grey", on_empty="warn")
+    assert list(bunch.target_names) == ["a", "b"]
+    assert bunch.data[:, 0].tolist() == [10, 20]
+
+
 def test_loops_inside_a_class_folder_are_read_once(tmp_path):
     _image(tmp_path / "a" / "0.png")
     _image(tmp_path / "a" / "sub" / "1.png")

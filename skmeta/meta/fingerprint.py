@@ -61,7 +61,7 @@ def data_digest(X: np.ndarray) -> str:
     Read :data:`CHUNK_BYTES` of rows at a time (a C-ordered array or memory
     map is hashed where it lies, without a copy; another layout a chunk at a
     time), so a memory map larger than memory is hashed in bounded memory.
-    About 1.4 s per GB on one core (measured on a 1 GB ``uint8`` array).
+    0.7-1.2 s per GB on one core (measured on a 1 GB ``uint8`` memory map).
 
     Parameters
     ----------
