@@ -29,6 +29,7 @@ state, or all start afresh (:meth:`Checkpoint.on_train_begin`).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -124,6 +125,7 @@ class Checkpoint(Callback):
             )
         if self.writes:
             _check_writable(self.path)
+            _remove_stale_temporaries(self.path)
         if self.path.exists():
             state = _read(self.path, self.fingerprint)
             try:
@@ -218,6 +220,17 @@ def _check_writable(path: Path) -> None:
             f"its folder ({exc.strerror or exc}). Give a path in a folder this "
             "process can write to."
         ) from None
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files of earlier writes of `path` that a killed
+    process left (``.<name>.<random>.tmp``, :func:`.io._write_atomically`),
+    so that pre-empted runs do not pile them up."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:  # gone already, or not ours to remove
+            pass
 
 
 def _state_code(loop) -> int:

@@ -291,3 +291,16 @@ def test_the_interrupted_warning_points_at_the_callers_line(blobs, monkeypatch):
     [warning] = [w for w in caught if "interrupted" in str(w.message)]
     assert warning.filename == __file__
     assert extractor.meta_model_.config["training"]["interrupted"]
+
+
+def test_temporary_files_of_killed_writes_are_removed_at_the_next_start(
+    blobs, tmp_path
+):
+    X, y = blobs
+    path = tmp_path / "run.ckpt"
+    stale = tmp_path / ".run.ckpt.0123456789abcdef.tmp"  # a killed write's
+    stale.write_bytes(b"partial")
+    other = tmp_path / ".other.ckpt.0123456789abcdef.tmp"  # another file's
+    other.write_bytes(b"partial")
+    MetaFeatureExtractor(max_iter=2, checkpoint=path, random_state=0).fit(X, y)
+    assert not stale.exists() and other.exists() and path.exists()
