@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from joblib.parallel import get_active_backend
+from sklearn.base import clone
 
 from .meta.model import MetaModel
 from .meta.shipping import Shipment
@@ -49,9 +50,12 @@ def ship_once(*objects, client=None) -> Iterator[Shipment]:
 
     Notes
     -----
-    A pickle made inside the block holds only the handle, valid on the
-    block's workers while it runs: save models with ``MetaModel.save`` or
-    pickle them outside the block.
+    A pickle of the block's models made inside the block, by any thread of
+    this process, holds only the handle, valid on the block's workers while
+    it runs: save models with ``MetaModel.save`` or pickle them outside the
+    block. :func:`episodic_score` ships private aliases of the models
+    (:meth:`MetaModel.alias`), so its block leaves the caller's objects
+    alone.
 
     Examples
     --------
@@ -77,6 +81,21 @@ def ship_once(*objects, client=None) -> Iterator[Shipment]:
             store = "file"
     with Shipment(models, store, client) as shipment:
         yield shipment
+
+
+def with_private_models(estimator):
+    """A clone of `estimator` whose MetaModels are private aliases
+    (:meth:`MetaModel.alias`), for a shipment its caller did not open: inside
+    it the aliases pickle as handles, while the caller's own model objects,
+    which another thread may pickle meanwhile, still pickle whole."""
+    estimator = clone(estimator)
+    aliases = {}
+    private = {
+        name: aliases.setdefault(id(value), value.alias())
+        for name, value in estimator.get_params(deep=True).items()
+        if isinstance(value, MetaModel)
+    }
+    return estimator.set_params(**private) if private else estimator
 
 
 def _is_local(backend) -> bool:

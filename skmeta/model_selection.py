@@ -23,7 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_scalar, column_or_1d
 from tqdm.auto import tqdm
 
-from ._ship_once import _is_local, ship_once
+from ._ship_once import _is_local, ship_once, with_private_models
 from ._transductive_episodes import TransductiveEpisode, transductive_of
 from .meta.episodes import ClassIndex, iter_episode_blocks
 
@@ -361,6 +361,8 @@ def episodic_score(
         bar = tqdm(total=total, desc="episodes", unit="ep", leave=False)
         scoring = _counted(check_scoring(estimator, scoring), bar)
     try:
+        if not local_and_sequential:  # shipped: the caller's models stay whole
+            estimator = with_private_models(estimator)
         with nullcontext() if local_and_sequential else ship_once(estimator):
             scores = cross_val_score(
                 estimator,

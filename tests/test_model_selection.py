@@ -283,3 +283,36 @@ def test_transductive_episodes_refuse_a_class_labelled_minus_one(blob_model, blo
         clf, X, y + 1, n_way=8, k_shot=1, n_query=2, n_episodes=2, random_state=0
     )
     assert shifted.scores.shape == (2,)
+
+
+def test_a_parallel_episodic_score_leaves_the_callers_pickles_whole(
+    blob_model, blobs, monkeypatch
+):
+    """Its shipment holds aliases of the models: the caller's classifier,
+    pickled meanwhile (as a service thread may), keeps the whole model."""
+    import skmeta.model_selection as model_selection
+
+    X, y = blobs
+    novel = y >= 16
+    mine = FewShotClassifier(pretrained=blob_model).fit(X[novel], y[novel])
+    taken = []
+    real = model_selection.cross_val_score
+
+    def pickling_meanwhile(*args, **kwargs):
+        taken.append(pickle.dumps(mine))  # inside the open shipment
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model_selection, "cross_val_score", pickling_meanwhile)
+    result = episodic_score(
+        FewShotClassifier(pretrained=blob_model),
+        X[novel],
+        y[novel],
+        n_way=3,
+        n_query=2,
+        n_episodes=4,
+        n_jobs=2,
+        random_state=0,
+    )
+    assert result.scores.shape == (4,)
+    again = pickle.loads(taken[0])  # after the shipment closed: whole
+    np.testing.assert_array_equal(again.predict(X[novel]), mine.predict(X[novel]))

@@ -93,6 +93,16 @@ class MetaModel(ModelRecords):
     def __deepcopy__(self, memo) -> MetaModel:
         return self
 
+    def alias(self) -> MetaModel:
+        """Another object for this model, sharing its weights, config,
+        history and built networks (``is`` tells them apart): what
+        ``episodic_score`` ships as a handle, so that the caller's own object,
+        pickled meanwhile by another thread, still pickles whole."""
+        twin = object.__new__(MetaModel)
+        for name, value in vars(self).items():  # the same objects, shared
+            object.__setattr__(twin, name, value)
+        return twin
+
     def __getstate__(self):
         return {
             "state": dict(self._state),
