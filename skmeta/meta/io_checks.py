@@ -126,7 +126,7 @@ def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
     """The file's tensors against the network the config describes, built on
     the ``meta`` device: the same names, shapes and dtypes."""
     from .algorithms import make_algorithm
-    from .net import build_net
+    from .net import build_net, float32_default
 
     if config["backbone"] != "custom" and backbone is not None:
         raise ValueError(
@@ -134,7 +134,7 @@ def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
             "do not pass backbone=."
         )
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), float32_default():
             net = build_net(config, backbone)
             embedding_dim = net.embedding_dim()
             algorithm = make_algorithm(config["method"], **config["method_params"])

@@ -19,7 +19,7 @@ from . import accel, inference, io, shipping
 from .algorithms import Algorithm, make_algorithm
 from .input_normalization import check_pixel_range
 from .model_records import ModelRecords
-from .net import MetaNet, build_net
+from .net import MetaNet, build_net, float32_default
 
 __all__ = ["MetaModel"]
 
@@ -212,7 +212,8 @@ class MetaModel(ModelRecords):
         if net is None:
             reference = self.network(device)
             path = accel.find("inference", reference)
-            net = reference if path is None else path(reference)
+            with float32_default():  # the speed path's probes, as the network
+                net = reference if path is None else path(reference)
             self._embedders[device] = net
         return net
 

@@ -9,6 +9,7 @@ per-channel normalisation pretrained weights expect), reshapes them to
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -193,6 +194,22 @@ def widest_activations(net: MetaNet) -> tuple[int, int]:
     return cached
 
 
+@contextmanager
+def float32_default():
+    """torch's default dtype float32 while skmeta builds networks: a user's
+    ``torch.set_default_dtype(torch.float64)`` would otherwise make them
+    float64, unlike the float32 rows and model files they take."""
+    previous = torch.get_default_dtype()
+    if previous == torch.float32:
+        yield
+        return
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def build_net(config: dict, backbone_factory=None) -> MetaNet:
     """Build a fresh :class:`MetaNet` from a model config.
 
@@ -213,6 +230,11 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
         Its tensors are to be loaded from a state dict: a torchvision
         backbone is built without reading its ``weights``.
     """
+    with float32_default():
+        return _build_net(config, backbone_factory)
+
+
+def _build_net(config: dict, backbone_factory) -> MetaNet:
     from .backbones import build_backbone
 
     name = config["backbone"]

@@ -36,6 +36,7 @@ from .distributed import current_ranks
 from .fingerprint import run_fingerprint
 from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
+from .net import float32_default
 from .optim import CosineAdam
 from .provenance import describe
 from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
@@ -183,7 +184,7 @@ def meta_train(
         )
     rng = np.random.default_rng(settings.seed)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), malloc_tuning():
+    with torch.random.fork_rng(devices=devices), malloc_tuning(), float32_default():
         torch.manual_seed(int(rng.integers(2**63 - 1)))
         return _meta_train(
             X,

@@ -1,0 +1,54 @@
+"""skmeta computes in float32 whatever torch's default dtype: a user's
+``torch.set_default_dtype(torch.float64)`` changes nothing."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from skmeta import FewShotClassifier, MetaFeatureExtractor, MetaModel
+
+GOLDEN = Path(__file__).parents[1] / "data" / "golden_model_v1.safetensors"
+
+
+@pytest.fixture
+def float64_default():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def _rows():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 6)
+    X = rng.normal(size=(8, 256))[y] + 0.5 * rng.normal(size=(y.size, 256))
+    return X.astype(np.float32), y
+
+
+def _fit_and_predict(method):
+    X, y = _rows()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MetaFeatureExtractor(
+            method=method, input_shape=(1, 16, 16), n_way=4, max_iter=3, random_state=0
+        ).fit(X, y)
+    clf = FewShotClassifier(pretrained=model.meta_model_).fit(X, y)
+    return model.transform(X), clf.predict_proba(X)
+
+
+@pytest.mark.parametrize("method", ["protonet", "maml"])
+def test_meta_training_and_prediction_are_those_of_float32(method, float64_default):
+    embedded, proba = _fit_and_predict(method)
+    assert torch.get_default_dtype() == torch.float64  # the user's, restored
+    torch.set_default_dtype(torch.float32)
+    expected_embedded, expected_proba = _fit_and_predict(method)
+    np.testing.assert_array_equal(embedded, expected_embedded)
+    np.testing.assert_allclose(proba, expected_proba, rtol=1e-6, atol=1e-7)
+
+
+def test_a_model_file_loads(float64_default):
+    model = MetaModel.load(GOLDEN)
+    assert model.transform(np.zeros((2, model.n_features), np.float32)).shape[0] == 2
