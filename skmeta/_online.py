@@ -112,7 +112,18 @@ def _support_buffer(clf) -> ReplayBuffer:
 
 
 def classifier_partial_fit(clf, X, y, classes=None):
-    """``FewShotClassifier.partial_fit``: see its docstring."""
+    """``FewShotClassifier.partial_fit``: see its docstring. A call that
+    raises leaves the estimator as it was (its attributes restored)."""
+    before = dict(vars(clf))
+    try:
+        return _classifier_partial_fit(clf, X, y, classes)
+    except BaseException:
+        vars(clf).clear()
+        vars(clf).update(before)
+        raise
+
+
+def _classifier_partial_fit(clf, X, y, classes=None):
     if clf.transductive is not None:
         raise ValueError(
             f"partial_fit does not apply with transductive={clf.transductive!r}: "

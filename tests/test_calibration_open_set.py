@@ -209,3 +209,19 @@ def test_early_stopping_alone_does_not_warn_about_calibration():
             early_stopping=True, n_way=10, max_iter=3, random_state=0
         ).fit(X[base], y[base])
     assert not [w for w in got if "calibrate=True fits" in str(w.message)]
+
+
+def test_a_partial_fit_refused_for_its_unknown_label_changes_nothing(calibrated):
+    support = _support(range(28, 33))
+    clf = FewShotClassifier(pretrained=calibrated, unknown_label=-1)
+    with pytest.raises(ValueError, match="unknown_label=-1 is one of the classes"):
+        clf.partial_fit(X[:2], [-1, 28])  # a first call
+    assert not hasattr(clf, "classes_") and not hasattr(clf, "adapted_")
+    clf.partial_fit(X[support], y[support])
+    classes, counts = clf.classes_.copy(), clf.class_count_.copy()
+    labels = clf.predict(X[y >= 28])
+    with pytest.raises(ValueError, match="unknown_label=-1 is one of the classes"):
+        clf.partial_fit(X[:2], [-1, -1])
+    np.testing.assert_array_equal(clf.classes_, classes)
+    np.testing.assert_array_equal(clf.class_count_, counts)
+    np.testing.assert_array_equal(clf.predict(X[y >= 28]), labels)
