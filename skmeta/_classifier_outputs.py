@@ -124,3 +124,31 @@ class ClassifierOutputs:
         labels = np.concatenate([self.classes_.astype(dtype), unknown.astype(dtype)])
         rejected = scores.max(axis=1) < self.unknown_threshold_
         return labels[np.where(rejected, len(self.classes_), best)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict` on X against `y`.
+
+        With `unknown_label`, a rejected query counts as right where `y`
+        holds `unknown_label` (any type: scikit-learn's ``accuracy_score``
+        refuses numbers beside a string label).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            True labels, `unknown_label` for queries of no class of the support.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        if self.unknown_label is None:
+            return super().score(X, y, sample_weight=sample_weight)
+        predicted = np.asarray(self.predict(X), dtype=object)
+        truth = np.asarray(y, dtype=object)
+        if truth.shape != predicted.shape:
+            raise ValueError(
+                f"y has {truth.shape[0]} labels for {predicted.shape[0]} rows of X."
+            )
+        return float(np.average(predicted == truth, weights=sample_weight))

@@ -225,3 +225,18 @@ def test_a_partial_fit_refused_for_its_unknown_label_changes_nothing(calibrated)
     np.testing.assert_array_equal(clf.classes_, classes)
     np.testing.assert_array_equal(clf.class_count_, counts)
     np.testing.assert_array_equal(clf.predict(X[y >= 28]), labels)
+
+
+def test_score_counts_rejections_of_unknown_queries_as_right(calibrated):
+    support = _support(range(28, 33))
+    clf = FewShotClassifier(
+        pretrained=calibrated, unknown_label="unknown", rejection_rate=0.2
+    ).fit(X[support], y[support])
+    queries = y >= 28
+    truth = np.array(
+        [v if v < 33 else "unknown" for v in y[queries]], dtype=object
+    )  # numbers beside a string, which accuracy_score refuses
+    predicted = clf.predict(X[queries])
+    expected = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
+    assert clf.score(X[queries], truth) == pytest.approx(expected)
+    assert 0 < expected < 1
