@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .algorithms import AdaptationDiverged, AdaptationWarning, task_targets
+from .caller import user_stacklevel
 
 __all__ = [
     "QUANTILE_LEVELS",
@@ -137,7 +138,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     The negative log-likelihood is convex in the inverse temperature
     ``1 / T`` (a log-sum-exp of a linear function of it, minus a linear one),
     so a golden-section search over ``log(1 / T)`` finds its minimum; it is
-    bracketed in ``T`` from 1e-4 to 1e4 times the logits' scale.
+    bracketed in ``T`` from 1e-4 to 1e4.
 
     Parameters
     ----------
@@ -193,6 +194,17 @@ def calibration_record(logits: torch.Tensor, targets: torch.Tensor) -> dict:
         ``n_queries`` and ``n_way``. Plain floats and lists (JSON).
     """
     temperature = fit_temperature(logits, targets)
+    if not 1.001e-4 < temperature < 0.999e4:  # the search's bound: no fit
+        warnings.warn(
+            f"The calibration temperature reached its bound ({temperature:.4g}): "
+            "the held-out scores are such that no temperature calibrates them "
+            "(e.g. some episodes' adapted scores exploded); the temperature is "
+            "left at 1. Check the inner loop's settings (inner_lr, inner_steps) "
+            "or train longer.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        temperature = 1.0
     before = logits.double().softmax(1)
     after = (logits.double() / temperature).softmax(1)
     best = logits.double().max(1).values.numpy()

@@ -216,16 +216,16 @@ def expected_pixel_range(config: Mapping) -> float | None:
 
 
 def _clear_pixel_range(X) -> float | None:
-    """255.0 for integer rows or any value above 1.5; 1.0 for float rows all
-    in [0, 1], not all 0; None otherwise (e.g. standardised rows, which a few
-    rows cannot place), from at most 2,048 rows."""
+    """255.0 for integer rows, or float rows with no negative value and
+    some above 1.5; 1.0 for float rows all in [0, 1], not all 0; None
+    otherwise (e.g. standardised rows), from at most 2,048 rows."""
     if not np.issubdtype(X.dtype, np.floating):
         return 255.0
     sample = np.asarray(X[:: max(1, len(X) // 2048)])
     low, top = float(sample.min()), float(sample.max())
-    if top > 1.5:
-        return 255.0
-    return 1.0 if low >= 0.0 and top > 0.0 else None
+    if low < 0.0 or top <= 0.0:  # e.g. standardised: not judged
+        return None
+    return 255.0 if top > 1.5 else 1.0
 
 
 def check_pixel_range(config: Mapping, X) -> None:
@@ -242,8 +242,9 @@ def check_pixel_range(config: Mapping, X) -> None:
         The model's config (``MetaModel.config``).
     X : ndarray of shape (n_samples, n_features)
         Rows about to be embedded; at most 2,048 of them are read. Integer
-        rows, or any value above 1.5, are 0-255 pixels; float rows all in
-        [0, 1] are [0, 1] pixels; others (e.g. standardised) are not judged.
+        rows, or non-negative ones with values above 1.5, are 0-255 pixels;
+        float rows all in [0, 1] are [0, 1] pixels; others (e.g.
+        standardised) are not judged.
     """
     expected = expected_pixel_range(config)
     if expected is None or len(X) == 0:
@@ -254,7 +255,7 @@ def check_pixel_range(config: Mapping, X) -> None:
     scale = "0-255" if got == 255.0 else "[0, 1]"
     fix = "divide them by 255" if got == 255.0 else "multiply them by 255"
     warnings.warn(
-        f"X holds {scale} pixels ({X.dtype}), but the model's image rows are "
+        f"X holds {scale} pixels, but the model's image rows are "
         f"{'0-255' if expected == 255.0 else '[0, 1]'} pixels (pixel range "
         f"{expected:g}): every row would be embedded wrongly. Give rows on the "
         f"model's range ({fix}), as at meta-training, or for a wrapped module "

@@ -139,3 +139,12 @@ def test_calibrate_refuses_regression():
             ),
             targets=X[:, 0],
         )
+
+
+def test_a_temperature_at_its_bound_warns_and_is_left_at_1():
+    # scores that point the wrong way, huge: the NLL falls as T grows without end
+    logits = torch.tensor([[0.0, 1e9], [1e9, 0.0]] * 20)
+    targets = torch.tensor([0, 1] * 20)
+    with pytest.warns(UserWarning, match="temperature reached its bound"):
+        record = calibration_record(logits, targets)
+    assert record["temperature"] == 1.0

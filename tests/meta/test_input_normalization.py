@@ -226,10 +226,13 @@ def test_rows_on_another_pixel_range_than_meta_training_warn():
     assert _pixel_warnings(lambda: model.transform(X8)) == []
     floats = X8.astype(np.float32) / 255
     (message,) = _pixel_warnings(lambda: model.transform(floats))
-    assert "[0, 1] pixels (float32)" in message and "multiply them by 255" in message
+    assert "[0, 1] pixels" in message and "multiply them by 255" in message
     # standardised rows (negative values) cannot be placed: not judged
     standard = (floats - floats.mean()) / floats.std()
     assert _pixel_warnings(lambda: model.transform(standard)) == []
+    # a few standardised values above 1.5 beside negative ones: not judged
+    assert standard.max() > 1.5 and standard.min() < 0
+    assert _pixel_warnings(lambda: model.transform(standard / 2)) == []
 
 
 def test_a_wrapped_imagenet_module_warns_for_uint8_rows_unless_told_their_range():
@@ -237,7 +240,7 @@ def test_a_wrapped_imagenet_module_warns_for_uint8_rows_unless_told_their_range(
     X8 = np.full((2, 48), 200, dtype=np.uint8)
     wrapped = MetaModel.from_module(body, (3, 4, 4), input_normalization="imagenet")
     (message,) = _pixel_warnings(lambda: wrapped.transform(X8))
-    assert "0-255 pixels (uint8)" in message and "pixel_range" in message
+    assert "0-255 pixels" in message and "pixel_range" in message
     told = MetaModel.from_module(
         body, (3, 4, 4), input_normalization="imagenet", pixel_range=255.0
     )
