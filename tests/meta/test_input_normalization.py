@@ -230,9 +230,12 @@ def test_rows_on_another_pixel_range_than_meta_training_warn():
     # standardised rows (negative values) cannot be placed: not judged
     standard = (floats - floats.mean()) / floats.std()
     assert _pixel_warnings(lambda: model.transform(standard)) == []
-    # a few standardised values above 1.5 beside negative ones: not judged
+    # standardised rows (values above 1.5 beside negative ones) given to a
+    # model of [0, 1] pixels: not judged, not taken for 0-255 pixels
+    unit = meta_train(floats, y, settings)
+    assert unit.config["provenance"]["data"]["pixel_range"] == 1.0
     assert standard.max() > 1.5 and standard.min() < 0
-    assert _pixel_warnings(lambda: model.transform(standard / 2)) == []
+    assert _pixel_warnings(lambda: unit.transform(standard)) == []
 
 
 def test_a_wrapped_imagenet_module_warns_for_uint8_rows_unless_told_their_range():
