@@ -111,6 +111,16 @@ def transduce(estimator, X: np.ndarray, codes: np.ndarray, views=None) -> None:
     transductive method on its labelled rows (`codes` >= 0) and unlabelled
     rows (-1); set ``adapted_`` and ``transduction_``."""
     check_pixel_range(estimator.meta_model_.config, X)
+    if not (codes == UNLABELLED).any():
+        warnings.warn(
+            f"transductive={estimator.transductive!r} got no unlabelled row "
+            "(y == -1), so this fit is the method's inductive form. Inside "
+            "GridSearchCV or cross_val_score each fit sees the support alone: "
+            "to score the transductive method over episodes, each episode's "
+            "queries as its unlabelled rows, use skmeta.episodic_score.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
     estimator.adapted_, inferred_unlabelled = inference.transduce(
         estimator.meta_model_,
         estimator._transducer,

@@ -99,7 +99,8 @@ def test_the_unlabelled_rows_improve_fit_and_predict(identity_model, name):
 def test_no_unlabelled_row_is_the_methods_inductive_form(identity_model):
     X, y, _ = make_rows(1, 5)
     labelled = y != -1
-    clf = transductive(identity_model, "bdcspn").fit(X[labelled], y[labelled])
+    with pytest.warns(UserWarning, match="got no unlabelled row"):
+        clf = transductive(identity_model, "bdcspn").fit(X[labelled], y[labelled])
     np.testing.assert_array_equal(clf.transduction_, y[labelled])
     # BD-CSPN without unlabelled rows: cosine nearest labelled row (1-shot)
     unit = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -243,3 +244,21 @@ def test_clone_get_params_and_pickle(identity_model):
         restored.decision_function(X), clf.decision_function(X)
     )
     assert clone(clf).transductive_params == {"lam": 0.3}
+
+
+def test_episodic_score_gives_the_episodes_queries_as_unlabelled_rows(identity_model):
+    from skmeta import episodic_score
+
+    X, _, truth = make_rows(2, 6)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        episodic_score(
+            transductive(identity_model, "bdcspn"),
+            X,
+            truth,
+            n_way=3,
+            n_query=3,
+            n_episodes=3,
+            random_state=0,
+        )
+    assert not [w for w in got if "no unlabelled row" in str(w.message)]
