@@ -6,7 +6,7 @@ held out *from background* (``select``); report 5-way/20-way 1-shot/5-shot on th
 Needs the Omniglot data (``--data-home``, default ``../shared/data/omniglot``).
 
     python benchmarks/omniglot.py select      # candidates, on background only
-    python benchmarks/omniglot.py final       # the reported numbers
+    python benchmarks/omniglot.py final --choose strided-20w-rot  # the reported numbers
     python benchmarks/omniglot.py table       # rebuild results/omniglot.md
 
 Results go to ``benchmarks/results/omniglot_{select,final}.json`` and
@@ -167,6 +167,7 @@ def final(args) -> None:
             args.seed,
         )
         report["runs"][method] = {
+            "chosen": chosen["name"],
             "settings": chosen["params"],
             "max_iter": max_iter,
             "train_seconds": seconds,
@@ -190,7 +191,8 @@ def table(args) -> None:
             f"{100 * s['mean']:.2f} ± {100 * s['ci95']:.2f}%" for s in scores
         )
         lines.append(
-            f"| {method} | {report['chosen']}, {run['max_iter']} it | "
+            f"| {method} | {run.get('chosen', report['chosen'])}, "
+            f"{run['max_iter']} it | "
             f"{run['train_seconds'] / 60:.1f} min | {cells} |"
         )
     (RESULTS / "omniglot.md").write_text("\n".join(lines) + "\n")

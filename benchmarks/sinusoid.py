@@ -111,14 +111,15 @@ def write(results):
     merged.update({str(r["k_shot"]): r for r in results})
     path.write_text(json.dumps(merged, indent=1))
     lines = [
-        "| shots | method | MSE ± 95% CI (1,000 waves) | test steps | meta-training |",
-        "|---|---|---|---|---|",
+        "| shots | method | MSE ± 95% CI | test waves | test steps | meta-training |",
+        "|---|---|---|---|---|---|",
     ]
-    for k in sorted(merged, key=int):
+    for k in sorted(merged, key=int):  # each row its own run's settings
         r = merged[k]
         lines.append(
             f"| {k} | {r['method']} | {r['mse']:.3f} ± {r['ci95']:.3f} | "
-            f"{r['test_inner_steps']} | {r['train_seconds'] / 60:.1f} min |"
+            f"{r['n_test_tasks']:,} | {r['test_inner_steps']} | "
+            f"{r.get('max_iter', '?')} iterations, {r['train_seconds'] / 60:.1f} min |"
         )
     (RESULTS / "sinusoid.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

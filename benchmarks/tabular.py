@@ -8,8 +8,10 @@ on the standardised raw features, on the same episodes. The gallery's
 ``plot_tabular_new_classes.py`` is the same workflow, smaller and plotted.
 
     python benchmarks/tabular.py      # writes results/tabular.{json,md}
+    python benchmarks/tabular.py --out /tmp/trial   # a trial, elsewhere
 """
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -20,6 +22,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skmeta import FewShotClassifier, episodic_score
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument(
+    "--out",
+    type=Path,
+    default=Path(__file__).parent / "results",
+    help="folder of tabular.json and tabular.md (default: benchmarks/results)",
+)
+args = parser.parse_args()
 
 # 60 classes in a 40-feature space where only 8 directions carry class signal.
 X, y = make_classification(
@@ -51,7 +62,8 @@ raw = episodic_score(
 )
 line = f"5-way 3-shot on 20 unseen classes: meta-learnt {few_shot}, raw 1-NN {raw}"
 print(line)
-results = Path(__file__).parent / "results"
+results = args.out
+results.mkdir(parents=True, exist_ok=True)
 report = {
     "task": "5-way 3-shot, 300 episodes, 10 queries per class",
     "meta_training_seconds": seconds,
