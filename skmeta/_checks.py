@@ -55,7 +55,7 @@ def load_pretrained(pretrained, backbone=None) -> MetaModel:
     if isinstance(pretrained, MetaModel):
         return pretrained
     try:
-        path = Path(pretrained).resolve()
+        path = Path(pretrained).expanduser().resolve()
         stat = path.stat() if path.is_file() else None
     except (ValueError, OSError) as exc:  # a NUL byte, a name too long...
         raise ValueError(

@@ -53,7 +53,8 @@ def save(model, path: str | Path) -> None:
     tensors = {k: v.contiguous() for k, v in model.state.items()}
     metadata["sha256"] = checksum(metadata, tensors)  # checked by load
     _write_atomically(
-        Path(path), to_bytes(tensors, metadata={_METADATA_KEY: json.dumps(metadata)})
+        Path(path).expanduser(),
+        to_bytes(tensors, metadata={_METADATA_KEY: json.dumps(metadata)}),
     )
 
 
@@ -96,7 +97,7 @@ def load(path: str | Path, backbone: Callable | None = None):
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}.")
     try:

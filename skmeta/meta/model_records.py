@@ -58,6 +58,7 @@ class ModelRecords:
             beside it, as `path` with the suffix ``.md``
             (:mod:`~skmeta.meta.model_card`).
         """
+        path = Path(path).expanduser()
         io.save(self, path)
         if card:
             from .model_card import card_path, model_card

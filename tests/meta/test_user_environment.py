@@ -1,5 +1,5 @@
-"""skmeta computes in float32 whatever torch's default dtype: a user's
-``torch.set_default_dtype(torch.float64)`` changes nothing."""
+"""What the user's environment may hold: torch's default dtype set to float64
+(skmeta computes in float32 all the same) and paths with ``~``."""
 
 import warnings
 from pathlib import Path
@@ -52,3 +52,17 @@ def test_meta_training_and_prediction_are_those_of_float32(method, float64_defau
 def test_a_model_file_loads(float64_default):
     model = MetaModel.load(GOLDEN)
     assert model.transform(np.zeros((2, model.n_features), np.float32)).shape[0] == 2
+
+
+def test_model_paths_with_a_tilde_are_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = MetaModel.load(GOLDEN)
+    model.save("~/model.safetensors", card=True)
+    assert (tmp_path / "model.safetensors").exists()
+    assert (tmp_path / "model.md").exists()
+    assert MetaModel.load("~/model.safetensors").config == model.config
+    X, y = _rows()
+    clf = FewShotClassifier(pretrained="~/model.safetensors")
+    assert clf.fit(X[:, : model.n_features], y).predict(
+        X[:2, : model.n_features]
+    ).shape == (2,)
