@@ -240,3 +240,41 @@ def test_score_counts_rejections_of_unknown_queries_as_right(calibrated):
     expected = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
     assert clf.score(X[queries], truth) == pytest.approx(expected)
     assert 0 < expected < 1
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("temperature", -1.0),
+        ("temperature", 0),
+        ("known_score_levels", "x"),
+        ("known_score_quantiles", [1.0]),
+        ("known_score_levels", [0.5, 0.1]),
+    ],
+)
+def test_a_file_with_an_unusable_calibration_is_refused(
+    calibrated, tmp_path, key, value
+):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save as safetensors_bytes
+
+    from skmeta.meta.io import checksum
+
+    path = tmp_path / "m.safetensors"
+    calibrated.save(path)
+    with safe_open(path, "pt") as handle:
+        metadata = json.loads(handle.metadata()["skmeta"])
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    metadata["config"]["calibration"][key] = value
+    del metadata["sha256"]
+    metadata["sha256"] = checksum(metadata, tensors)  # signed, as anyone can
+    path.write_bytes(
+        safetensors_bytes(
+            {k: v.numpy() for k, v in tensors.items()},
+            metadata={"skmeta": json.dumps(metadata)},
+        )
+    )
+    with pytest.raises(ValueError, match="calibration"):
+        MetaModel.load(path)

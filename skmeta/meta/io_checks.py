@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from numbers import Integral
 
@@ -120,6 +121,40 @@ def _check_config(config: dict, fail) -> None:
         make_algorithm(config["method"], **config["method_params"])
     except (TypeError, ValueError) as exc:
         fail(f"config['method_params'] do not fit {config['method']!r}: {exc}")
+    if config.get("calibration") is not None:
+        _check_calibration(config["calibration"], fail)
+
+
+def _check_calibration(record, fail) -> None:
+    """What predict_proba and the open-set threshold read of
+    ``config["calibration"]``: a positive finite temperature, and score
+    quantiles at increasing levels in [0, 1], as many as the levels."""
+
+    def numbers(value) -> bool:
+        return isinstance(value, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
+
+    if not isinstance(record, dict):
+        fail(f"config['calibration'] is {record!r}, not a dict")
+    temperature = record.get("temperature")
+    if not (numbers([temperature]) and temperature > 0):
+        fail(f"config['calibration']['temperature'] is {temperature!r}")
+    levels = record.get("known_score_levels")
+    quantiles = record.get("known_score_quantiles")
+    if not (
+        numbers(levels)
+        and numbers(quantiles)
+        and len(levels) == len(quantiles) > 0
+        and all(a < b for a, b in zip(levels[:-1], levels[1:], strict=True))
+        and levels[-1] <= 1
+        and 0 <= levels[0]
+    ):
+        fail(
+            "config['calibration'] holds no usable score quantiles "
+            f"(levels {levels!r}, quantiles {quantiles!r})"
+        )
 
 
 def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
