@@ -15,8 +15,10 @@ read is ``_cli_data.py``, what they write and the model files ``_cli_output.py``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 
 from ._cli_help import TRAIN_FLAGS, flag_names, parameter_help
 from ._cli_output import (
@@ -211,6 +213,27 @@ COMMANDS = {
 }
 
 
+_SHOW_WARNING = warnings.showwarning  # Python's own, before anyone's
+
+
+@contextlib.contextmanager
+def _warnings_as_flags(command: str):
+    """Print the library's warnings as ``skmeta CMD: warning: ...`` lines
+    that name flags, not parameters (unless something else, e.g. pytest,
+    already shows them its own way)."""
+    if warnings.showwarning is not _SHOW_WARNING:
+        yield
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = flag_names(str(message))
+        print(f"skmeta {command}: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``skmeta``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -225,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
     try:
-        status = COMMANDS[args.command](args)
+        with _warnings_as_flags(args.command):
+            status = COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as exc:  # bad input or parameters
         return fail(exc, EXIT_USAGE)
     except ImportError as exc:  # an optional dependency missing or broken

@@ -330,3 +330,17 @@ def test_embed_takes_a_flat_folder_of_unlabelled_images(image_tree, tmp_path, ca
     assert [Path(name).name for name in saved["names"]] == [
         f"photo{i}.png" for i in range(5)
     ]
+
+
+def test_library_warnings_name_the_flags(tmp_path):
+    out = tmp_path / "m.safetensors"
+    argv = [sys.executable, "-m", "skmeta", "train", str(_table(tmp_path))]
+    argv += ["--out", str(out), "--max-iter", "3", "--n-way", "3", "--quiet"]
+    done = subprocess.run(
+        [*argv, "--checkpoint-every", "5"], capture_output=True, text=True, check=True
+    )
+    assert (
+        "skmeta train: warning: These settings are ignored: --checkpoint-every 5"
+        in done.stderr
+    )
+    assert "checkpoint_every" not in done.stderr
