@@ -75,8 +75,10 @@ def test_grid_search_shows_which_candidates_diverged(maml_model, blobs):
 def test_meta_sgd_names_its_learnt_rates():
     algorithm = make_algorithm("metasgd", inner_lr=1e8, inner_steps=4)
     net, batch = _tiny_net(algorithm), _batch()
-    with pytest.raises(AdaptationDiverged, match="meta-learnt step sizes"):
+    with pytest.raises(AdaptationDiverged, match="meta-learnt step sizes") as error:
         algorithm.adapt(net, batch.support_x[0], batch.support_y, 3)
+    # its rates are the model's: fit cannot take another inner_lr
+    assert "or meta-train with a smaller inner_lr" in str(error.value)
 
 
 def test_validation_records_a_diverged_episode_as_nan():

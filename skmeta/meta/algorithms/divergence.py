@@ -26,6 +26,10 @@ def settings_text(method) -> str:
     rate = f"inner_lr={method.inner_lr}"
     if "inner_lr" not in method.adaptation_settings:  # Meta-SGD: learnt rates
         rate += ", the initial value of its meta-learnt step sizes"
+        return (  # a pretrained model's learnt rates cannot be changed at fit
+            f"inner_steps={method.inner_steps}, {rate}); use fewer inner_steps, "
+            "or meta-train with a smaller inner_lr"
+        )
     return (
         f"inner_steps={method.inner_steps}, {rate}); use fewer inner_steps or a "
         "smaller inner_lr"
