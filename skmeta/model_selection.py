@@ -203,6 +203,11 @@ class TaskSplit:
         groups = column_or_1d(groups)
         if len(groups) != _n_rows(X):
             raise ValueError(f"X has {len(X)} samples but groups has {len(groups)}.")
+        if np.unique(groups, return_counts=True)[1].max() < self.k_shot + self.n_query:
+            raise ValueError(
+                f"TaskSplit(k_shot={self.k_shot}, n_query={self.n_query}) needs a "
+                f"task (group) of {self.k_shot + self.n_query} rows at least."
+            )
         yield from _folds(
             groups, 1, self.k_shot, self.n_query, self.n_tasks, self, "groups"
         )

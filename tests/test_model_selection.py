@@ -316,3 +316,9 @@ def test_a_parallel_episodic_score_leaves_the_callers_pickles_whole(
     assert result.scores.shape == (4,)
     again = pickle.loads(taken[0])  # after the shipment closed: whole
     np.testing.assert_array_equal(again.predict(X[novel]), mine.predict(X[novel]))
+
+
+def test_task_split_on_tasks_too_small_says_so():
+    groups = np.repeat(np.arange(5), 3)
+    with pytest.raises(ValueError, match=r"needs a task \(group\) of 6 rows"):
+        list(TaskSplit(k_shot=3, n_query=3).split(np.zeros((15, 1)), None, groups))
