@@ -259,6 +259,9 @@ def test_from_estimators_refuses(blobs, plain):
         EpisodicScoreDisplay.from_estimators({"p": plain}, X, y)
     with pytest.raises(ValueError, match="no pretrained model"):
         EpisodicScoreDisplay.from_estimators({"p": FewShotClassifier()}, X, y)
+    for shots in ([1.5, 2], [], [0, 1]):  # plotted where they were not scored
+        with pytest.raises(ValueError, match="k_shot must be a positive int"):
+            EpisodicScoreDisplay.from_estimators(knn, X, y, k_shot=shots)
 
 
 def test_from_scores_refuses():
@@ -268,6 +271,8 @@ def test_from_scores_refuses():
         EpisodicScoreDisplay.from_scores({"a": [0.5, 0.6]}, x=[1, 2])
     with pytest.raises(TypeError, match="scores must map"):
         EpisodicScoreDisplay.from_scores([(0.5, 0.1)], x=[1])
+    with pytest.raises(ValueError, match="at least one method and one point"):
+        EpisodicScoreDisplay.from_scores({}, x=[1, 5])
     display = EpisodicScoreDisplay(
         x=[1, 2], means=[[0.5, 0.6]], ci95=[[0.1]], names=["a"]
     )

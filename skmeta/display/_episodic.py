@@ -218,6 +218,11 @@ or None
                 f"{{'protonet': [score_1_shot, score_5_shot]}}; got {type(scores)}."
             )
         x, names = np.asarray(x), list(scores)
+        if not names or x.size == 0:
+            raise ValueError(
+                "from_scores needs at least one method and one point of x; got "
+                f"{len(names)} method(s) and x={x.tolist()}."
+            )
         for name in names:
             if len(scores[name]) != x.size:
                 raise ValueError(
@@ -318,6 +323,13 @@ or None
             )
         x_name = "n_way" if np.ndim(n_way) else "k_shot"
         x = np.atleast_1d(n_way if np.ndim(n_way) else k_shot)
+        if x.size == 0 or not all(
+            isinstance(v, Integral) and v >= 1 for v in x.tolist()
+        ):
+            raise ValueError(
+                f"{x_name} must be a positive int or a non-empty list of them; "
+                f"got {x.tolist()}."
+            )
         for name, estimator in estimators.items():
             _check_episode_estimator(name, estimator)
         if not isinstance(random_state, Integral):
