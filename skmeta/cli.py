@@ -113,7 +113,11 @@ def _evaluate(args) -> None:
             result.mean,
             result.ci95,
             args.n_episodes,
-            {"source": str(args.data), "n_classes": int(len(set(data.y)))},
+            {
+                "source": str(args.data),
+                "n_classes": int(len(set(data.y))),
+                "episode_seed": args.seed,  # the same seed, the same episodes
+            },
         )
         model.with_evaluation(entry).save(
             args.model, card=card_path(args.model).is_file()

@@ -243,7 +243,7 @@ def test_train_card_and_evaluate_record_write_results_into_the_model(
     (entry,) = MetaModel.load(out).config["evaluations"]
     assert entry["task"] == "3-way 1-shot, 2 queries" and entry["n_episodes"] == 4
     assert entry["mean"] == pytest.approx(result["mean"])
-    assert entry["data"]["n_classes"] == 8
+    assert entry["data"]["n_classes"] == 8 and entry["data"]["episode_seed"] == 0
     text = card.read_text()
     assert "| 3-way 1-shot, 2 queries |" in text and "Not measured" not in text
     assert main(["info", str(out)]) == 0

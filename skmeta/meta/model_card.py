@@ -66,6 +66,32 @@ def _listed(names, most: int = 20) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
+def _training_settings(training) -> list[str]:
+    """The card's lines on how the run can be repeated: its settings and seed,
+    what its classes count, and what was held out."""
+    rotations = {"rot90": 4, "dihedral": 8}.get(training.get("class_augmentation"))
+    lines = [
+        f"- learning rate {training.get('learning_rate')}, "
+        f"{training.get('meta_batch_size')} episode(s) per update, precision "
+        f"{training.get('precision')}, seed {training.get('seed')} (the same "
+        "settings, data and seed repeat the run)",
+        f"- augmentation: {training.get('augmentation') or 'none'}",
+    ]
+    if rotations:
+        lines.append(
+            f"- class augmentation `{training['class_augmentation']}`: each class "
+            f"and its {rotations - 1} turned or mirrored copies count as "
+            f"{rotations} classes"
+        )
+    if training.get("early_stopping") or training.get("calibrate"):
+        lines.append(
+            f"- validation_fraction={training.get('validation_fraction')} of the "
+            "classes held out (early stopping, calibration); weights of iteration "
+            f"{training.get('best_iter')} kept"
+        )
+    return lines
+
+
 def model_card(model, name: str = "model.safetensors") -> str:
     """The Markdown model card of `model` (a MetaModel).
 
@@ -113,6 +139,7 @@ def model_card(model, name: str = "model.safetensors") -> str:
                 else ""
             )
         )
+        lines += _training_settings(training)
         lines.append(
             f"- data: {data.get('n_samples')} rows x {data.get('n_features')} "
             f"({data.get('dtype')})"

@@ -39,6 +39,9 @@ def test_card_says_what_the_model_is_and_how_it_did(model, tmp_path):
     assert text.startswith("# m: a skmeta protonet model")
     assert "3 iterations of 3-way 1-shot 2-query episodes on 12 classes" in text
     assert "c0, c1" in text and "91.23 ± 0.51%" in text
+    training = model.config["training"]  # how to repeat the run
+    assert f"seed {training['seed']}" in text
+    assert f"learning rate {training['learning_rate']}" in text
     assert 'FewShotClassifier(pretrained="m.safetensors")' in text
     # what the card says is what the file holds
     loaded = MetaModel.load(path)
