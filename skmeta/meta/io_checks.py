@@ -65,7 +65,9 @@ def check_model_file(
     """
 
     def fail(problem: str):
-        raise ValueError(f"{where} is not a valid skmeta model file: {problem}.")
+        raise ValueError(
+            f"{where} is not a valid skmeta model file: {problem}.{_newer(data)}"
+        )
 
     if not isinstance(data, dict):
         fail("its metadata is not a JSON object")
@@ -212,3 +214,29 @@ def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
                 f"weight {name!r} is {tensor.dtype} of shape {tuple(tensor.shape)}; "
                 f"the network needs {dtype} of shape {tuple(shape)}"
             )
+
+
+def _newer(data) -> str:
+    """A sentence for a file a newer skmeta wrote (whose settings this one
+    may not know), else ''."""
+    from .._version import __version__
+
+    config = data.get("config") if isinstance(data, dict) else None
+    made = config.get("provenance") if isinstance(config, dict) else None
+    written = made.get("skmeta") if isinstance(made, dict) else None
+    if not isinstance(written, str) or _release(written) <= _release(__version__):
+        return ""
+    return (
+        f" It was written by skmeta {written}, newer than this {__version__}: "
+        "upgrade skmeta to read it."
+    )
+
+
+def _release(version: str) -> tuple:
+    """The numeric release of a version string, e.g. (0, 1, 0) of '0.1.0.dev0'."""
+    numbers = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)

@@ -296,3 +296,20 @@ def test_loading_never_unpickles(saved, tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         MetaModel.load(path).state["input_mean"], model.state["input_mean"]
     )
+
+
+def test_a_file_of_a_newer_skmeta_says_to_upgrade(saved, tmp_path):
+    model, raw = saved
+    _, metadata, _ = _split(raw)
+    metadata["config"]["provenance"] = {"skmeta": "9.0.0"}
+    metadata["config"]["method_params"]["a_setting_of_9_0"] = 1
+    data = _write(metadata, {k: v.clone() for k, v in model.state.items()})
+    path = tmp_path / "m.st"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="written by skmeta 9.0.0, newer than"):
+        MetaModel.load(path)
+    metadata["config"]["provenance"] = {"skmeta": "0.0.1"}  # older: no such note
+    path.write_bytes(_write(metadata, {k: v.clone() for k, v in model.state.items()}))
+    with pytest.raises(ValueError) as error:
+        MetaModel.load(path)
+    assert "upgrade" not in str(error.value)
