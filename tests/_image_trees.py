@@ -159,3 +159,19 @@ def write_image_tree(
     names = np.array([class_names[lab] for lab in labels])
     order = np.lexsort((np.arange(len(labels)), names))
     return Bunch(paths=paths, pixels=pixels, class_names=class_names, order=order)
+
+
+def decode_counter(monkeypatch) -> list:
+    """The paths ``load_image_folder`` decodes from now on, in order (its
+    ``decode_image`` wrapped by `monkeypatch`)."""
+    import skmeta._image_folder as image_folder
+
+    calls = []
+    decode = image_folder.decode_image
+
+    def counting(path, *args):
+        calls.append(path)
+        return decode(path, *args)
+
+    monkeypatch.setattr(image_folder, "decode_image", counting)
+    return calls

@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from _image_trees import write_image_tree
+from _image_trees import decode_counter, write_image_tree
 from PIL import Image
 
-import skmeta._image_folder as image_folder
 from skmeta import MetaFeatureExtractor
 from skmeta.datasets import load_image_folder, make_glyphs
 
@@ -33,18 +32,6 @@ def _flat(pixels):
     if pixels.ndim == 4:
         pixels = pixels.transpose(0, 3, 1, 2)
     return pixels.reshape(len(pixels), -1)
-
-
-def _decode_counter(monkeypatch):
-    calls = []
-    decode = image_folder.decode_image
-
-    def counting(path, *args):
-        calls.append(path)
-        return decode(path, *args)
-
-    monkeypatch.setattr(image_folder, "decode_image", counting)
-    return calls
 
 
 # -- values, shapes, order ---------------------------------------------------
@@ -315,7 +302,7 @@ def test_mmap_path_returns_a_read_only_memmap_and_reuses_it(
     write_image_tree(tmp_path / "tree", X, y, color="rgb")
     in_memory = load_image_folder(tmp_path / "tree", image_size=(20, 24))
     cache = tmp_path / "cache" / "rows.npy"
-    calls = _decode_counter(monkeypatch)
+    calls = decode_counter(monkeypatch)
     bunch = load_image_folder(tmp_path / "tree", image_size=(20, 24), mmap_path=cache)
     assert isinstance(bunch.data, np.memmap) and not bunch.data.flags.writeable
     np.testing.assert_array_equal(bunch.data, in_memory.data)
@@ -341,7 +328,7 @@ def test_mmap_cache_is_rebuilt_when_folder_or_settings_change(
     X, y = glyphs
     tree = write_image_tree(tmp_path / "tree", X, y)
     cache = tmp_path / "rows.npy"
-    calls = _decode_counter(monkeypatch)
+    calls = decode_counter(monkeypatch)
 
     def load(**params):
         return load_image_folder(

@@ -7,10 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-from _image_trees import write_image_tree
+from _image_trees import decode_counter, write_image_tree
 from PIL import Image
 
-import skmeta._image_folder as image_folder
 from skmeta.datasets import load_image_folder, make_glyphs
 
 
@@ -29,18 +28,6 @@ def tree(tmp_path):
 
 def _load(root, **params):
     return load_image_folder(root, image_size=8, color="grey", **params)
-
-
-def _decode_counter(monkeypatch):
-    calls = []
-    decode = image_folder.decode_image
-
-    def counting(path, *args):
-        calls.append(path)
-        return decode(path, *args)
-
-    monkeypatch.setattr(image_folder, "decode_image", counting)
-    return calls
 
 
 def _same_rows(bunch, good, root):
@@ -112,7 +99,7 @@ def test_a_class_with_only_unreadable_files_is_left_out(tmp_path):
 def test_on_error_warn_with_mmap_path(tree, tmp_path, monkeypatch):
     good = _load(tmp_path / "good")
     cache = tmp_path / "cache" / "rows.npy"
-    calls = _decode_counter(monkeypatch)
+    calls = decode_counter(monkeypatch)
     with pytest.warns(UserWarning, match="Skipped 2 of the 9"):
         bunch = _load(tmp_path / "tree", on_error="warn", mmap_path=cache)
     assert isinstance(bunch.data, np.memmap) and not bunch.data.flags.writeable
@@ -146,7 +133,7 @@ def test_a_cache_with_no_unreadable_file_serves_both_modes(tmp_path, monkeypatch
     X, y = make_glyphs(n_classes=2, n_samples_per_class=2, random_state=0)
     write_image_tree(tmp_path / "tree", X, y, size=8)
     cache = tmp_path / "rows.npy"
-    calls = _decode_counter(monkeypatch)
+    calls = decode_counter(monkeypatch)
     first = _load(tmp_path / "tree", on_error="warn", mmap_path=cache)
     assert len(calls) == 4 and first.data.shape == (4, 64)
     second = _load(tmp_path / "tree", mmap_path=cache)
