@@ -135,13 +135,16 @@ class ClassifierOutputs:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Query rows.
         y : array-like of shape (n_samples,)
             True labels, `unknown_label` for queries of no class of the support.
         sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each query in the mean; None weighs them equally.
 
         Returns
         -------
         float
+            The share of queries labelled right.
         """
         if self.unknown_label is None:
             return super().score(X, y, sample_weight=sample_weight)

@@ -211,7 +211,7 @@ class Classification(Task):
                 f"{_held_out_note(estimator, held)}. Add samples, lower "
                 "k_shot/n_query, or pass pretrained=."
             )
-        if estimator.calibrate is True and 0 < held < n_way:
+        if estimator.calibrate is True and 1 < held < n_way:  # 1: an error
             warnings.warn(
                 f"calibrate=True fits the temperature and the open-set scores on "
                 f"{held}-way episodes of the {held} classes validation_fraction="

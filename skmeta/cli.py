@@ -217,17 +217,10 @@ COMMANDS = {
 }
 
 
-_SHOW_WARNING = warnings.showwarning  # Python's own, before anyone's
-
-
 @contextlib.contextmanager
 def _warnings_as_flags(command: str):
     """Print the library's warnings as ``skmeta CMD: warning: ...`` lines
-    that name flags, not parameters (unless something else, e.g. pytest,
-    already shows them its own way)."""
-    if warnings.showwarning is not _SHOW_WARNING:
-        yield
-        return
+    that name flags, not parameters."""
 
     def show(message, category, filename, lineno, file=None, line=None):
         text = flag_names(str(message))
@@ -238,8 +231,16 @@ def _warnings_as_flags(command: str):
         yield
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``skmeta``; returns the exit status."""
+def console() -> int:
+    """The ``skmeta`` console script and ``python -m skmeta``: :func:`main`,
+    with the library's warnings printed as one line that names flags."""
+    return main(console=True)
+
+
+def main(argv: list[str] | None = None, *, console: bool = False) -> int:
+    """Entry point of ``skmeta``; returns the exit status. `console`: print
+    warnings as the command's own lines (else Python shows them, as to any
+    caller of the library)."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
         from ._demo import run_demo_command
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
     try:
-        with _warnings_as_flags(args.command):
+        with _warnings_as_flags(args.command) if console else contextlib.nullcontext():
             status = COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as exc:  # bad input or parameters
         return fail(exc, EXIT_USAGE)
