@@ -9,6 +9,7 @@ per-channel normalisation pretrained weights expect), reshapes them to
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import contextmanager
 
 import torch
@@ -194,20 +195,36 @@ def widest_activations(net: MetaNet) -> tuple[int, int]:
     return cached
 
 
+_default_lock = threading.Lock()
+_default_depth = 0  # float32_default blocks open, in all threads
+_default_saved = torch.float32  # the default the outermost block found
+
+
 @contextmanager
 def float32_default():
     """torch's default dtype float32 while skmeta builds networks: a user's
     ``torch.set_default_dtype(torch.float64)`` would otherwise make them
-    float64, unlike the float32 rows and model files they take."""
-    previous = torch.get_default_dtype()
-    if previous == torch.float32:
-        yield
-        return
-    torch.set_default_dtype(torch.float32)
+    float64, unlike the float32 rows and model files they take.
+
+    torch has one default for the whole process: while any thread is inside
+    such a block, every thread's new tensors default to float32. Blocks of
+    several threads nest: the outermost sets the default, the last to close
+    restores the user's.
+    """
+    global _default_depth, _default_saved
+    with _default_lock:
+        if _default_depth == 0:
+            _default_saved = torch.get_default_dtype()
+            if _default_saved != torch.float32:
+                torch.set_default_dtype(torch.float32)
+        _default_depth += 1
     try:
         yield
     finally:
-        torch.set_default_dtype(previous)
+        with _default_lock:
+            _default_depth -= 1
+            if _default_depth == 0 and _default_saved != torch.float32:
+                torch.set_default_dtype(_default_saved)
 
 
 def build_net(config: dict, backbone_factory=None) -> MetaNet:

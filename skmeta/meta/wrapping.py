@@ -21,7 +21,7 @@ from torch import nn
 
 from .algorithms import make_algorithm
 from .input_normalization import resolve_input_normalization
-from .net import MetaNet
+from .net import MetaNet, float32_default
 from .norm import use_task_norm
 
 __all__ = ["model_from_module"]
@@ -47,6 +47,15 @@ def model_from_module(
     -------
     MetaModel
     """
+    with float32_default():  # the wrapper and its probe, as skmeta's networks
+        return _model_from_module(
+            module, input_shape, method, method_params, input_normalization, pixel_range
+        )
+
+
+def _model_from_module(
+    module, input_shape, method, method_params, input_normalization, pixel_range
+):
     from .model import MetaModel
 
     if not isinstance(module, nn.Module):

@@ -66,3 +66,34 @@ def test_model_paths_with_a_tilde_are_in_the_home_folder(tmp_path, monkeypatch):
     assert clf.fit(X[:, : model.n_features], y).predict(
         X[:2, : model.n_features]
     ).shape == (2,)
+
+
+def test_a_module_wraps_under_a_float64_default(float64_default):
+    body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(20, 8))
+    model = MetaModel.from_module(body, input_shape=(20,))
+    X = np.random.default_rng(0).normal(size=(6, 20)).astype(np.float32)
+    assert model.transform(X).dtype == np.float32
+    assert torch.get_default_dtype() == torch.float64
+
+
+def test_blocks_of_several_threads_restore_the_users_default_last(float64_default):
+    import threading
+
+    from skmeta.meta.net import float32_default
+
+    inside, leave, seen = threading.Event(), threading.Event(), []
+
+    def other():
+        with float32_default():
+            inside.set()
+            leave.wait(5)  # the first block has closed meanwhile
+            seen.append(torch.get_default_dtype())
+
+    thread = threading.Thread(target=other)
+    with float32_default():  # opened first, closed first
+        thread.start()
+        inside.wait(5)
+    leave.set()
+    thread.join(5)
+    assert seen == [torch.float32]
+    assert torch.get_default_dtype() == torch.float64
