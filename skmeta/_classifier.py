@@ -124,9 +124,9 @@ default=None
         its own distance (not `distance`), for the methods of nearest prototype
         (``"protonet"``, ``"pretrain"``, ``"baseline++"``, ``"rfs"``) only.
         Without `pretrained`, meta-training uses the labelled rows only. With
-        no unlabelled row, each method falls back on its own inductive form
-        (e.g. TIM fine-tunes its classifier on the support rows). None:
-        inductive, and ``-1`` is an ordinary label.
+        no unlabelled row, each falls back on its inductive form (e.g. TIM
+        fine-tunes on the support rows), with a warning: GridSearchCV over
+        episodes would score that. None: inductive, ``-1`` an ordinary label.
     transductive_params : dict, default=None
         Settings of the `transductive` method by name, such as ``{"lam": 0.5}``
         for ``"laplacianshot"``; the keys are its ``settings`` in

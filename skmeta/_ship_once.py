@@ -53,9 +53,10 @@ def ship_once(*objects, client=None) -> Iterator[Shipment]:
     A pickle of the block's models made inside the block, by any thread of
     this process, holds only the handle, valid on the block's workers while
     it runs: save models with ``MetaModel.save`` or pickle them outside the
-    block. :func:`episodic_score` ships private aliases of the models
-    (:meth:`MetaModel.alias`), so its block leaves the caller's objects
-    alone.
+    block. :func:`episodic_score` ships private aliases of the estimator's
+    ``pretrained`` models (:meth:`MetaModel.alias`), so its block leaves the
+    caller's objects alone (models inside lists or dicts, e.g. a grid's
+    candidates, are shipped as they are).
 
     Examples
     --------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import warnings
 
@@ -242,6 +243,9 @@ def main(argv: list[str] | None = None, *, console: bool = False) -> int:
     warnings as the command's own lines (else Python shows them, as to any
     caller of the library)."""
     args = _parser().parse_args(argv)
+    for name in ("data", "model", "out", "support", "query"):  # a quoted ~
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, os.path.expanduser(getattr(args, name)))
     if args.command == "demo":
         from ._demo import run_demo_command
 
@@ -260,8 +264,6 @@ def main(argv: list[str] | None = None, *, console: bool = False) -> int:
     except ImportError as exc:  # an optional dependency missing or broken
         return fail(exc, EXIT_FAILURE)
     except BrokenPipeError:  # the output piped into a command that stopped
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except OSError as exc:  # e.g. a full disk

@@ -203,7 +203,8 @@ class TaskSplit:
         groups = column_or_1d(groups)
         if len(groups) != _n_rows(X):
             raise ValueError(f"X has {len(X)} samples but groups has {len(groups)}.")
-        if np.unique(groups, return_counts=True)[1].max() < self.k_shot + self.n_query:
+        largest = np.unique(groups, return_counts=True)[1].max(initial=0)
+        if largest < self.k_shot + self.n_query:
             raise ValueError(
                 f"TaskSplit(k_shot={self.k_shot}, n_query={self.n_query}) needs a "
                 f"task (group) of {self.k_shot + self.n_query} rows at least."
@@ -217,8 +218,7 @@ class TaskSplit:
         return self.n_tasks
 
 
-def _n_rows(X) -> int:
-    """The number of rows of `X` (only its length is used)."""
+def _n_rows(X) -> int:  # only the length of X is used
     try:
         return len(X)
     except TypeError:

@@ -344,3 +344,11 @@ def test_library_warnings_name_the_flags(tmp_path):
         in done.stderr
     )
     assert "checkpoint_every" not in done.stderr
+
+
+def test_a_quoted_tilde_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _table(tmp_path)  # ~/rows.npz
+    argv = ["train", "~/rows.npz", "--out", "~/m.safetensors", "--quiet"]
+    assert main([*argv, "--max-iter", "2", "--n-way", "3"]) == 0
+    assert (tmp_path / "m.safetensors").exists()

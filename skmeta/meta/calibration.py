@@ -208,6 +208,7 @@ def calibration_record(logits: torch.Tensor, targets: torch.Tensor) -> dict:
     before = logits.double().softmax(1)
     after = (logits.double() / temperature).softmax(1)
     best = logits.double().max(1).values.numpy()
+    best = best[np.isfinite(best)]  # as fit_temperature, no diverged episode
     return {
         "temperature": temperature,
         "ece_before": expected_calibration_error(before, targets),

@@ -226,7 +226,7 @@ def _remove_stale_temporaries(path: Path) -> None:
     """Remove the temporary files of earlier writes of `path` that a killed
     process left (``.<name>.<random>.tmp``, :func:`.io._write_atomically`),
     so that pre-empted runs do not pile them up."""
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.{'[0-9a-f]' * 16}.tmp"):
         try:
             stale.unlink()
         except OSError:  # gone already, or not ours to remove
