@@ -22,6 +22,12 @@ from skmeta.meta.checkpoint import recorded_seed
 from skmeta.meta.fingerprint import data_digest
 from skmeta.meta.train import TrainSettings, meta_train
 
+# chmod takes nothing from root: the read-only folder tests need another user
+CHMOD_DENIES = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="chmod denies nothing to root",
+)
+
 
 def _settings(**changes):
     base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=20, seed=3)
@@ -160,10 +166,7 @@ def test_a_folder_no_one_can_write_is_refused_before_training(blobs):
     assert steps.n == 0
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0,
-    reason="chmod denies nothing to root",
-)
+@CHMOD_DENIES
 def test_a_folder_made_read_only_at_the_start_is_refused(blobs, tmp_path):
     X, y = blobs
     folder = tmp_path / "ro"
@@ -217,10 +220,7 @@ def test_a_failed_last_write_keeps_the_model(blobs, tmp_path, monkeypatch):
     assert _saved_iteration(path) == 15
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0,
-    reason="chmod denies nothing to root",
-)
+@CHMOD_DENIES
 def test_a_folder_made_read_only_mid_run_warns(blobs, tmp_path):
     X, y = blobs
     folder = tmp_path / "ro"
