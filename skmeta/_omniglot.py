@@ -6,6 +6,7 @@ import functools
 import io
 import numbers
 import os
+import re
 import tempfile
 import urllib.request
 import zipfile
@@ -115,6 +116,10 @@ def _download(home: Path, split: str) -> Path:
     return target
 
 
+#: The official file names, ``<character id>_<drawer>.png``.
+_DRAWER = re.compile(r"\d+_(\d+)\.png", re.IGNORECASE)
+
+
 def _decode_png(raw: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(raw)) as img:
         return 255 - np.asarray(img.convert("L"), dtype=np.uint8)  # ink high
@@ -146,6 +151,7 @@ def _assemble(readers: dict) -> dict:
     char_index = {c: i for i, c in enumerate(characters)}
     labels = np.array([char_index[c] for c, _, _ in items], dtype=np.int64)
     alpha_of_char = [alphabets.index(c.split("/")[0]) for c in characters]
+    drawers = [_DRAWER.fullmatch(file) for _, file, _ in items]
     out = {
         "images": np.stack([_decode_png(reader()) for _, _, reader in items]),
         "labels": labels,
@@ -153,6 +159,8 @@ def _assemble(readers: dict) -> dict:
         "alphabet_names": np.array(alphabets),
         "character_names": np.array(characters),
     }
+    if all(drawers):  # official names, XXXX_YY.png: YY is who drew it
+        out["drawer"] = np.array([int(m[1]) for m in drawers], dtype=np.int64)
     for arr in out.values():
         arr.flags.writeable = False
     return out
@@ -163,7 +171,10 @@ def _read_source(kind: str, path: Path) -> dict:
     if kind == "npz":
         with np.load(path) as f:
             keys = ("images", "labels", "alphabet", "alphabet_names")
-            return {k: f[k] for k in (*keys, "character_names")}
+            out = {k: f[k] for k in (*keys, "character_names")}
+            if "drawer" in f.files:
+                out["drawer"] = f["drawer"]
+            return out
     stat = path.stat()
     return _read_official(str(path), (stat.st_mtime_ns, stat.st_size))
 
@@ -251,6 +262,11 @@ def load_omniglot(
         of str, shape (n_alphabets,). ``character_names`` : ndarray of str,
         shape (n_characters,), official ``Alphabet/characterNN`` folders.
         ``input_shape`` : ``(1, image_size, image_size)``. ``DESCR`` : str.
+        ``drawer`` : int64 ndarray of shape (n_images,), who drew each image
+        (1..20 within an alphabet, from the official file names), where the
+        source records it; Lake et al.'s one-shot runs take the support from
+        one drawer and the queries from another (``EpisodicSplit`` with
+        ``groups=np.c_[groups, drawer]``).
     (data, target) : tuple of ndarray
         If ``return_X_y`` is True.
 
@@ -292,7 +308,11 @@ def load_omniglot(
     target = np.array(raw["labels"], dtype=np.int64)  # copy: raw may be cached
     if return_X_y:
         return data, target
+    extra = {}
+    if "drawer" in raw:
+        extra["drawer"] = np.array(raw["drawer"], dtype=np.int64)
     return Bunch(
+        **extra,
         data=data,
         target=target,
         groups=np.array(raw["alphabet"], dtype=np.int64),

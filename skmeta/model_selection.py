@@ -19,13 +19,13 @@ import numpy as np
 from joblib.parallel import get_active_backend
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import cross_val_score
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_scalar, column_or_1d
 from tqdm.auto import tqdm
 
+from ._episode_folds import folds, grouped_folds, n_rows
 from ._ship_once import _is_local, ship_once, with_private_models
+from ._task_split import TaskSplit
 from ._transductive_episodes import TransductiveEpisode, transductive_of
-from .meta.episodes import ClassIndex, iter_episode_blocks
 
 __all__ = [
     "EpisodicScore",
@@ -45,6 +45,18 @@ class EpisodicSplit:
     queries). Fitting a :class:`~skmeta.FewShotClassifier` with ``pretrained=``
     on a fold and scoring it on the queries is one episode of few-shot
     evaluation.
+
+    With ``groups`` (passed to ``split``, ``cross_val_score`` or a search's
+    ``fit``), the classes of each episode share a group: a group with
+    `n_way` such classes is drawn uniformly, then its classes. Episodes within
+    one alphabet, one product family or one species' genus contrast similar
+    classes, and are harder than random ones. A second column of ``groups``
+    names the *source* of each row (who drew it, which camera took it): the
+    support then comes from one source and the queries from another, drawn
+    as an ordered pair among the group's sources that share `n_way` classes
+    with `k_shot` and `n_query` rows. Lake et al.'s one-shot runs on Omniglot
+    are ``groups=np.c_[alphabet, drawer]`` with ``n_way=20, k_shot=1,
+    n_query=1``.
 
     .. versionadded:: 0.1
 
@@ -73,6 +85,19 @@ class EpisodicSplit:
     >>> support, query = next(cv.split(np.zeros((20, 1)), y))
     >>> len(support), len(query), cv.get_n_splits()
     (3, 6, 4)
+
+    Within groups, the support from one source and the queries from another:
+
+    >>> y = np.repeat(np.arange(8), 3)            # 8 classes of 3 rows
+    >>> family = np.repeat([0, 1], 12)            # classes 0-3, then 4-7
+    >>> source = np.tile([0, 1, 2], 8)            # 3 sources for each class
+    >>> groups = np.c_[family, source]
+    >>> cv = EpisodicSplit(n_way=3, n_query=1, n_episodes=4, random_state=0)
+    >>> support, query = next(cv.split(np.zeros((24, 1)), y, groups))
+    >>> len(set(family[support])), len(set(source[support])), len(set(source[query]))
+    (1, 1, 1)
+    >>> bool(source[support][0] != source[query][0])
+    True
     """
 
     def __init__(
@@ -106,8 +131,11 @@ class EpisodicSplit:
             Only its length is used.
         y : array-like of shape (n_samples,)
             Class labels.
-        groups : ignored
-            Present for API compatibility.
+        groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
+            The group of each row: the classes of an episode share one (every
+            row of a class must have the same). A second column is the source
+            of each row: the support from one source, the queries from
+            another. None draws the classes among all.
 
         Yields
         ------
@@ -118,142 +146,18 @@ class EpisodicSplit:
         if y is None:
             raise ValueError("EpisodicSplit.split needs the class labels y.")
         y = column_or_1d(y)
-        if len(y) != _n_rows(X):
+        if len(y) != n_rows(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)}.")
-        yield from _folds(
+        if groups is not None:
+            yield from grouped_folds(y, groups, self)
+            return
+        yield from folds(
             y, self.n_way, self.k_shot, self.n_query, self.n_episodes, self, "y"
         )
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """Number of episodes."""
         return self.n_episodes
-
-
-class TaskSplit:
-    """Few-shot regression tasks as cross-validation folds.
-
-    Each fold is one task (one value of ``groups``) among those with at least
-    ``k_shot + n_query`` rows: the training indices are `k_shot` of its rows
-    (the support set), the test indices `n_query` others (the queries).
-    Fitting a :class:`~skmeta.FewShotRegressor` with ``pretrained=`` on a fold
-    and scoring it on the queries is one task of few-shot regression's
-    evaluation, as :class:`EpisodicSplit` is for classification.
-
-    .. versionadded:: 0.1
-
-    Parameters
-    ----------
-    k_shot : int, default=5
-        Support rows per task.
-    n_query : int, default=10
-        Query rows per task.
-    n_tasks : int, default=100
-        Number of tasks (folds), drawn at random (a task may come back).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the draws; an int gives the same folds at every ``split``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skmeta import TaskSplit
-    >>> groups = np.repeat([0, 1, 2], 8)
-    >>> cv = TaskSplit(k_shot=2, n_query=3, n_tasks=4, random_state=0)
-    >>> support, query = next(cv.split(np.zeros((24, 1)), groups=groups))
-    >>> len(support), len(query), len(set(groups[support]) | set(groups[query]))
-    (2, 3, 1)
-    """
-
-    def __init__(self, k_shot=5, n_query=10, n_tasks=100, random_state=None):
-        self.k_shot = k_shot
-        self.n_query = n_query
-        self.n_tasks = n_tasks
-        self.random_state = random_state
-
-    def __repr__(self) -> str:
-        return (
-            f"TaskSplit(k_shot={self.k_shot}, n_query={self.n_query}, "
-            f"n_tasks={self.n_tasks}, random_state={self.random_state!r})"
-        )
-
-    def split(self, X, y=None, groups=None):
-        """Yield (support indices, query indices), one pair per task.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Only its length is used.
-        y : ignored
-            Present for API compatibility.
-        groups : array-like of shape (n_samples,)
-            The task of each row.
-
-        Yields
-        ------
-        support : ndarray of shape (k_shot,)
-        query : ndarray of shape (n_query,)
-        """
-        check_scalar(self.k_shot, "k_shot", Integral, min_val=1)
-        check_scalar(self.n_query, "n_query", Integral, min_val=1)
-        check_scalar(self.n_tasks, "n_tasks", Integral, min_val=1)
-        if groups is None:
-            raise ValueError(
-                "TaskSplit.split needs groups, the task of each row (e.g. "
-                "cross_val_score(..., groups=groups, cv=TaskSplit()))."
-            )
-        groups = column_or_1d(groups)
-        if len(groups) != _n_rows(X):
-            raise ValueError(f"X has {len(X)} samples but groups has {len(groups)}.")
-        largest = np.unique(groups, return_counts=True)[1].max(initial=0)
-        if largest < self.k_shot + self.n_query:
-            raise ValueError(
-                f"TaskSplit(k_shot={self.k_shot}, n_query={self.n_query}) needs a "
-                f"task (group) of {self.k_shot + self.n_query} rows at least."
-            )
-        yield from _folds(
-            groups, 1, self.k_shot, self.n_query, self.n_tasks, self, "groups"
-        )
-
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
-        """Number of tasks."""
-        return self.n_tasks
-
-
-def _n_rows(X) -> int:  # only the length of X is used
-    try:
-        return len(X)
-    except TypeError:
-        raise TypeError(
-            f"X must be array-like with one row per sample; got {type(X).__name__}."
-        ) from None
-
-
-def _folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
-    """(support, query) index pairs of `n_folds` episodes over `labels` (the
-    parameter `name`), seeded by ``splitter.random_state``.
-
-    The episodes are drawn in blocks as the pairs are consumed
-    (:func:`~skmeta.meta.episodes.iter_episode_blocks`): memory is one block's
-    whatever `n_folds`, and the episodes are those of one draw of all of them.
-    """
-    try:
-        _, codes = np.unique(labels, return_inverse=True)
-    except TypeError:  # e.g. strings and numbers mixed: they do not sort
-        kinds = sorted({type(label).__name__ for label in labels})
-        raise TypeError(
-            f"{name} mixes labels of types that cannot be compared "
-            f"({', '.join(kinds)}); use labels of one type, e.g. all strings."
-        ) from None
-    seed = check_random_state(splitter.random_state).randint(np.iinfo(np.int32).max)
-    blocks = iter_episode_blocks(
-        ClassIndex.from_labels(codes),
-        n_way,
-        k_shot,
-        n_query,
-        n_folds,
-        np.random.default_rng(seed),
-    )
-    for block in blocks:
-        yield from zip(block.support, block.query, strict=True)
 
 
 @dataclass(frozen=True)
@@ -291,6 +195,7 @@ def episodic_score(
     scoring=None,
     n_jobs=None,
     verbose=0,
+    groups=None,
 ) -> EpisodicScore:
     """Few-shot accuracy as papers report it: mean and 95% CI over episodes.
 
@@ -336,6 +241,12 @@ def episodic_score(
         Show progress when positive: a progress bar over the episodes when
         they run in this process, joblib's progress lines when they run in
         parallel.
+    groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
+        Episodes within a group, the support and queries from two sources
+        when there is a second column, as for :meth:`EpisodicSplit.split`
+        (or the tasks of a :class:`TaskSplit` `cv`).
+
+        .. versionadded:: 0.1
 
     Returns
     -------
@@ -373,6 +284,7 @@ def episodic_score(
                 estimator,
                 X,
                 y,
+                groups=groups,
                 cv=cv,
                 scoring=scoring,
                 n_jobs=n_jobs,

@@ -44,7 +44,7 @@ def _tiny_official(split: str = "background") -> tuple[bytes, dict]:
                     ink = rng.random((105, 105)) < 0.15
                     name = f"{alphabet}/{char}/{100 * a_i + c_i:04d}_{d:02d}.png"
                     zf.writestr(f"images_{split}/{name}", _png(ink))
-                    entries.append((f"{alphabet}/{char}", name, ink))
+                    entries.append((f"{alphabet}/{char}", name, ink, d))
     entries.sort(key=lambda e: (e[0], e[1]))
     characters = sorted({e[0] for e in entries})
     expected = {
@@ -53,6 +53,7 @@ def _tiny_official(split: str = "background") -> tuple[bytes, dict]:
         "groups": np.array([0] * 6 + [1] * 6),
         "alphabet_names": ["Alpha", "Zeta_Script"],
         "character_names": characters,
+        "drawer": np.array([e[3] for e in entries]),
     }
     return buf.getvalue(), expected
 
@@ -86,6 +87,8 @@ def test_zip_layout_full_size(zip_home, tiny):
         "Zeta_Script/character02",
     ]
     assert "Lake" in b.DESCR and "MIT" in b.DESCR
+    np.testing.assert_array_equal(b.drawer, expected["drawer"])  # from file names
+    assert b.drawer.dtype == np.int64
     X, y = load_omniglot(data_home=zip_home, image_size=105, return_X_y=True)
     np.testing.assert_array_equal(X, b.data)
     np.testing.assert_array_equal(y, b.target)
@@ -101,6 +104,17 @@ def test_zip_resized(zip_home, tiny, size):
     # Antialiased: mean ink is preserved, and grey levels appear.
     assert abs(b.data.mean() - tiny[1]["ink"].mean()) < 0.02
     assert len(np.unique(b.data)) > 10
+
+
+def test_no_drawer_without_the_official_file_names(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for char in ("character01", "character02"):
+            for name in ("a.png", "0001_02.png"):  # one name is not official
+                zf.writestr(f"Alpha/{char}/{name}", _png(np.eye(105, dtype=bool)))
+    (tmp_path / "images_background.zip").write_bytes(buf.getvalue())
+    b = load_omniglot(data_home=tmp_path, image_size=105)
+    assert len(b.target) == 4 and "drawer" not in b
 
 
 def test_returned_arrays_are_fresh(zip_home):
@@ -179,6 +193,7 @@ def test_ink_box_reads_the_originals(zip_home, tiny):
     small = np.full((12, 28, 28), 51, dtype=np.uint8)
     np.savez(zip_home / "background.npz", images=small, **fields)
     b = load_omniglot(data_home=zip_home, ink_box=True)  # not the 28x28 file
+    np.testing.assert_array_equal(b.drawer, exp["drawer"])  # from the zip
     ink = exp["ink"].astype(np.uint8) * 255
     np.testing.assert_array_equal(b.images * 255, ink_box(ink, 28))
     assert b.input_shape == (1, 28, 28) and b.data.dtype == np.float32
@@ -191,6 +206,12 @@ def test_ink_aspect_adaptive_widens_wide_characters(tmp_path, tiny):
     originals[:, 40:52, 10:70] = 255  # wide bars: 12 x 60 pixels
     np.savez(tmp_path / "background_105.npz", images=originals, **_npz_fields(tiny[1]))
     kept = load_omniglot(data_home=tmp_path, ink_box=True)
+    assert "drawer" not in kept  # the data file records none
+    fields = dict(_npz_fields(tiny[1]), drawer=tiny[1]["drawer"])
+    np.savez(tmp_path / "background_105.npz", images=originals, **fields)
+    np.testing.assert_array_equal(  # now it does
+        load_omniglot(data_home=tmp_path, ink_box=True).drawer, tiny[1]["drawer"]
+    )
     wide = load_omniglot(data_home=tmp_path, ink_box=True, ink_aspect="adaptive")
     expected = ink_box(originals, 28, aspect="adaptive")
     np.testing.assert_array_equal(wide.images, expected / np.float32(255))
@@ -315,6 +336,8 @@ def test_real_counts(split, n_images, n_chars, n_alphabets):
     assert len(np.unique(b.target)) == n_chars == len(b.character_names)
     np.testing.assert_array_equal(np.bincount(b.target), np.full(n_chars, 20))
     assert len(np.unique(b.groups)) == n_alphabets == len(b.alphabet_names)
+    for char in (0, n_chars - 1):  # each character drawn once by 20 people
+        np.testing.assert_array_equal(b.drawer[b.target == char], np.arange(1, 21))
     alphabet_of_char = [n.split("/")[0] for n in b.character_names]
     np.testing.assert_array_equal(
         np.array(alphabet_of_char)[b.target], b.alphabet_names[b.groups]

@@ -1,0 +1,131 @@
+"""The (support, query) index pairs behind :class:`~skmeta.EpisodicSplit` and
+:class:`~skmeta.TaskSplit`: random episodes, episodes within a group, and
+episodes whose support and queries come from different sources."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from .meta.episodes import (
+    BLOCK_KEYS,
+    ClassIndex,
+    iter_episode_blocks,
+    sample_group_episodes,
+)
+from .meta.source_episodes import iter_source_episodes
+
+
+def n_rows(X) -> int:
+    """The length of X, the only thing the splitters use of it."""
+    try:
+        return len(X)
+    except TypeError:
+        raise TypeError(
+            f"X must be array-like with one row per sample; got {type(X).__name__}."
+        ) from None
+
+
+def codes_of(values, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(unique values, code of each value) of `values`, the parameter `name`;
+    a TypeError names it when its values do not sort."""
+    try:
+        return np.unique(values, return_inverse=True)
+    except TypeError:  # e.g. strings and numbers mixed: they do not sort
+        kinds = sorted({type(value).__name__ for value in values})
+        raise TypeError(
+            f"{name} mixes labels of types that cannot be compared "
+            f"({', '.join(kinds)}); use labels of one type, e.g. all strings."
+        ) from None
+
+
+def _seed(splitter) -> np.random.Generator:
+    """The episodes' generator, seeded by ``splitter.random_state``."""
+    seed = check_random_state(splitter.random_state).randint(np.iinfo(np.int32).max)
+    return np.random.default_rng(seed)
+
+
+def folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
+    """(support, query) index pairs of `n_folds` episodes over `labels` (the
+    parameter `name`), seeded by ``splitter.random_state``.
+
+    The episodes are drawn in blocks as the pairs are consumed
+    (:func:`~skmeta.meta.episodes.iter_episode_blocks`): memory is one block's
+    whatever `n_folds`, and the episodes are those of one draw of all of them.
+    """
+    _, codes = codes_of(labels, name)
+    blocks = iter_episode_blocks(
+        ClassIndex.from_labels(codes), n_way, k_shot, n_query, n_folds, _seed(splitter)
+    )
+    for block in blocks:
+        yield from zip(block.support, block.query, strict=True)
+
+
+def grouped_folds(y, groups, splitter):
+    """(support, query) index pairs of ``splitter.n_episodes`` episodes whose
+    classes share a group (``groups[:, 0]``, or `groups` when 1-D), and whose
+    support and queries come from two different sources (``groups[:, 1]``)
+    when `groups` has two columns.
+
+    Raises
+    ------
+    ValueError
+        If `groups` has the wrong shape, a class has rows in two groups, or
+        no episode can be drawn.
+    """
+    groups = np.asarray(groups)
+    if groups.ndim == 2 and groups.shape[1] == 1:
+        groups = groups[:, 0]
+    if groups.ndim not in (1, 2) or (groups.ndim == 2 and groups.shape[1] != 2):
+        raise ValueError(
+            "EpisodicSplit takes groups of shape (n_samples,), the group the "
+            "classes of an episode share, or (n_samples, 2), the group and the "
+            f"source of each row; got shape {groups.shape}."
+        )
+    if len(groups) != len(y):
+        raise ValueError(f"y has {len(y)} samples but groups has {len(groups)}.")
+    names, codes = codes_of(y, "y")
+    first = groups[:, 0] if groups.ndim == 2 else groups
+    _, group_codes = codes_of(first, "groups")
+    by_class = np.empty(names.size, dtype=np.int64)
+    by_class[codes] = group_codes
+    split = np.flatnonzero(by_class[codes] != group_codes)
+    if split.size:
+        label = names[codes[split[0]]]
+        label = label.item() if isinstance(label, np.generic) else label
+        raise ValueError(
+            "EpisodicSplit draws the classes of an episode from one group "
+            f"(groups, or its first column), but class {label!r} has rows in "
+            "several groups; give every row of a class the same group."
+        )
+    cv, rng = splitter, _seed(splitter)
+    if groups.ndim == 2:
+        _, sources = codes_of(groups[:, 1], "groups[:, 1] (the sources)")
+        yield from iter_source_episodes(
+            codes, by_class, sources, cv.n_way, cv.k_shot, cv.n_query,
+            cv.n_episodes, rng,
+        )  # fmt: skip
+        return
+    index = ClassIndex.from_labels(codes)
+    block = max(1, BLOCK_KEYS // max(1, index.n_classes))
+    for start in range(0, cv.n_episodes, block):
+        try:
+            episodes = sample_group_episodes(
+                index, by_class, cv.n_way, cv.k_shot, cv.n_query,
+                min(block, cv.n_episodes - start), rng,
+            )  # fmt: skip
+        except ValueError:
+            raise ValueError(_too_small(index, by_class, cv)) from None
+        yield from zip(episodes.support, episodes.query, strict=True)
+
+
+def _too_small(index, by_class, cv) -> str:
+    """The message when no group can give an episode of `cv`'s size."""
+    need = cv.k_shot + cv.n_query
+    largest = np.bincount(by_class[index.counts >= need], minlength=1).max()
+    return (
+        f"EpisodicSplit(n_way={cv.n_way}) with groups draws the classes of an "
+        f"episode from one group, but no group has {cv.n_way} classes with "
+        f"{need} samples (k_shot + n_query); the largest has {largest}. Lower "
+        "n_way, k_shot or n_query."
+    )
