@@ -229,6 +229,26 @@ def test_from_estimators_plots_episodic_score(blobs):
     assert len(display.fill_between_) == 2
 
 
+def test_from_estimators_passes_groups_to_episodic_score(blobs):
+    X, y = blobs
+    groups = y % 3  # 8 classes in each group
+    knn = KNeighborsClassifier(1)
+    display = EpisodicScoreDisplay.from_estimators(
+        {"1-NN": knn}, X, y, n_way=[4, 6], n_query=5, n_episodes=10,
+        random_state=0, groups=groups,
+    )  # fmt: skip
+    for col, n_way in enumerate([4, 6]):
+        within = episodic_score(
+            knn, X, y, n_way=n_way, n_query=5, n_episodes=10, random_state=0,
+            groups=groups,
+        )  # fmt: skip
+        assert display.means[0, col] == pytest.approx(within.mean)
+    with pytest.raises(ValueError, match="no group has 9 classes"):
+        EpisodicScoreDisplay.from_estimators(
+            {"1-NN": knn}, X, y, n_way=9, n_query=5, n_episodes=2, groups=groups
+        )
+
+
 def test_from_estimators_over_ways_with_a_meta_trained_model(blobs, blob_model):
     X, y = blobs
     novel = y >= 16

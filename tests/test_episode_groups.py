@@ -80,9 +80,7 @@ def test_only_pairs_sharing_enough_classes_are_drawn():
     source = np.array([0, 1, 2, 0, 1, 1, 0, 1, 1, 0, 1, 1])
     groups = np.c_[np.zeros(12, dtype=int), source]
     cv = EpisodicSplit(n_way=3, k_shot=1, n_query=1, n_episodes=100, random_state=0)
-    drawn = {
-        (source[s[0]], source[q[0]]) for s, q in cv.split(np.zeros(12), y, groups)
-    }
+    drawn = {(source[s[0]], source[q[0]]) for s, q in cv.split(np.zeros(12), y, groups)}
     assert drawn == {(0, 1), (1, 0)}
 
 

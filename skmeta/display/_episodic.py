@@ -203,6 +203,12 @@ or None
             Label of the vertical axis.
         ax : matplotlib Axes, default=None
             Axes to draw on; None creates a figure.
+        groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
+            Episodes within a group (and, with a second column, the support
+            from one source and the queries from another), as for
+            :meth:`~skmeta.EpisodicSplit.split`.
+
+            .. versionadded:: 0.1
         **kwargs : dict
             Keyword arguments of :meth:`plot`: ``ci``, ``line_kw``,
             ``fill_between_kw``.
@@ -259,6 +265,7 @@ or None
         n_jobs=None,
         score_name=None,
         ax=None,
+        groups=None,
         **kwargs,
     ):
         """Evaluate estimators episodically at several shots (or ways) and plot.
@@ -301,6 +308,12 @@ or None
             `scoring`.
         ax : matplotlib Axes, default=None
             Axes to draw on; None creates a figure.
+        groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
+            Episodes within a group (and, with a second column, the support
+            from one source and the queries from another), as for
+            :meth:`~skmeta.EpisodicSplit.split`.
+
+            .. versionadded:: 0.1
         **kwargs : dict
             Keyword arguments of :meth:`plot`: ``ci``, ``line_kw``,
             ``fill_between_kw``.
@@ -346,6 +359,7 @@ or None
                     random_state=random_state,
                     scoring=scoring,
                     n_jobs=n_jobs,
+                    groups=groups,
                 )
                 for value in x
             ]
