@@ -26,7 +26,8 @@ class FewShotClassifier(ClassifierOutputs, ClassifierMixin, MetaEstimator):
     or one unlike the pretrained model's, raises ``ValueError``; meta-training
     parameters set with ``pretrained=`` (so unused) make ``fit`` warn.
     Ctrl-C during meta-training ends :meth:`fit` with the model so far and a
-    warning; with `checkpoint`, the next :meth:`fit` resumes a killed run.
+    warning; with `checkpoint`, SIGTERM ends it after the current iteration,
+    the checkpoint written, and the next :meth:`fit` resumes a killed run.
 
     .. versionadded:: 0.1
 
@@ -374,9 +375,8 @@ default=None
           costs one adaptation on them, in bounded memory (large support sets
           are adapted in chunks).
 
-        Unlike scikit-learn's classifiers, later calls may bring classes never
-        seen before: ``classes_`` grows and stays sorted (so the columns of
-        :meth:`predict_proba` are those :meth:`fit` on the same rows gives).
+        Later calls may bring new classes, unlike scikit-learn's: ``classes_``
+        grows, sorted as :meth:`fit` on the same rows would sort it.
 
         Parameters
         ----------

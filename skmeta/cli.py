@@ -32,6 +32,7 @@ from ._cli_parser import build_parser
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 __all__ = ["TRAIN_FLAGS", "main", "parameter_help"]
 
@@ -58,11 +59,14 @@ def _image_options(args, model=None) -> dict:
 def _train(args) -> int | None:
     """Meta-train and write the model; under torchrun, every process trains
     its share and rank 0 writes (docs/user_guide/distributed.rst). A Ctrl-C
-    writes the model so far and exits 130, so that a pipeline stops."""
+    writes the model so far and exits 130, so that a pipeline stops; SIGTERM
+    ends meta-training after its current iteration (the checkpoint written),
+    writes the model so far and exits 143."""
     from ._cli_data import load_dataset
     from ._extractor import MetaFeatureExtractor
     from .meta.distributed import is_main_process
     from .meta.model_card import card_path
+    from .meta.termination import TerminationGuard
 
     check_output_path(args.out)  # before the meta-training, not after
     if args.card:
@@ -72,7 +76,9 @@ def _train(args) -> int | None:
     params = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     extractor = MetaFeatureExtractor(
         input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
-    ).fit(data.X, data.y)
+    )
+    with TerminationGuard() as sigterm:  # the loop ends at an iteration's end
+        extractor.fit(data.X, data.y)
     training = extractor.meta_model_.config["training"]
     if is_main_process():
         extractor.meta_model_.save(args.out, card=args.card)
@@ -80,6 +86,9 @@ def _train(args) -> int | None:
         if training.get("interrupted"):
             done = f"interrupted: the model after {done} of {extractor.max_iter}"
         print(f"wrote {args.out} ({done})")
+    if sigterm.requested:
+        print("skmeta train: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     return EXIT_INTERRUPTED if training.get("interrupted") else None
 
 

@@ -38,7 +38,16 @@ class Callback:
     (``loop``): its ``net``, ``algorithm``, ``optimizer``, ``settings``,
     ``n_iter`` (iterations done) and ``history``; setting ``loop.stop = True``
     ends meta-training after the current iteration.
+
+    Attributes
+    ----------
+    saves_state : bool
+        True for a callback that writes the run's state (a checkpoint): the
+        loop then ends at an iteration's end on SIGTERM, letting it write,
+        rather than dying mid-iteration (:mod:`.termination`).
     """
+
+    saves_state = False
 
     def on_train_begin(self, loop) -> None:
         """Before the first iteration."""

@@ -73,7 +73,8 @@ class Checkpoint(Callback):
         Iterations between two checkpoints; default the history's
         ``settings.eval_interval``. One is also written after the last
         iteration (not after a ``KeyboardInterrupt``: the iteration it
-        interrupted may be half done).
+        interrupted may be half done), including the iteration SIGTERM
+        ended the run after (:mod:`.termination`).
     fingerprint : mapping, optional
         What the run is (:func:`run_fingerprint`): a checkpoint whose
         fingerprint differs is refused.
@@ -92,6 +93,8 @@ class Checkpoint(Callback):
     resumed_from : int or None
         The iteration the run resumed after, None for a fresh run.
     """
+
+    saves_state = True  # SIGTERM ends the loop after an iteration, written
 
     def __init__(
         self,
@@ -176,7 +179,7 @@ class Checkpoint(Callback):
 
     def on_iteration_end(self, loop):
         every = self.every or loop.settings.eval_interval
-        last = loop.stop or loop.n_iter >= loop.settings.max_iter
+        last = loop.stop or loop.terminating or loop.n_iter >= loop.settings.max_iter
         if not (self.writes and (last or loop.n_iter % every == 0)):
             return
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -25,12 +27,17 @@ from .caller import user_stacklevel
 from .net import MetaNet
 from .optim import CosineAdam
 from .precision import Precision
+from .termination import TerminationGuard
 
 if TYPE_CHECKING:  # .train imports this module
     from .distributed import Ranks
     from .train import TrainSettings
 
 __all__ = ["MetaTrainer", "meta_gradient"]
+
+#: The key that carries a process's SIGTERM request through the all-reduce of
+#: a distributed run's metrics, so that every process stops at one iteration.
+_TERMINATE = "__sigterm__"
 
 
 def meta_gradient(
@@ -96,7 +103,12 @@ class MetaTrainer:
     stop : bool
         Set by a callback to end after the current iteration.
     interrupted : bool
-        Whether ``KeyboardInterrupt`` ended the run (see :meth:`run`).
+        Whether ``KeyboardInterrupt`` or SIGTERM ended the run (see :meth:`run`).
+    interrupted_by : {"KeyboardInterrupt", "SIGTERM"} or None
+        Which.
+    terminating : bool
+        Set at the end of the iteration SIGTERM arrived in: the loop ends
+        after it. Unlike `stop`, a checkpoint does not save it.
     precision : Precision
         Autocast and loss scaling (``settings.precision``).
     """
@@ -116,7 +128,9 @@ class MetaTrainer:
         self.batches, self.settings = batches, settings
         self.callbacks = list(callbacks)
         self.n_iter, self.history, self.stop = 0, [], False
-        self.best_iter, self.interrupted = 0, False
+        self.best_iter, self.interrupted, self.interrupted_by = 0, False, None
+        self.terminating = False  # SIGTERM: ending after this iteration
+        self._guard = TerminationGuard(enabled=False)
         self._updated = 0  # iterations whose update was made
         self.precision = Precision(settings.precision, settings.device)
 
@@ -131,26 +145,51 @@ class MetaTrainer:
         as if stopped (``on_train_end`` runs: early stopping's best weights
         are kept), with a warning; `n_iter` then counts the iterations whose
         update was made.
+
+        SIGTERM, when a callback saves the run's state (a checkpoint) or an
+        outer :class:`~.termination.TerminationGuard` is active, ends
+        meta-training after the iteration it arrived in, as if stopped (the
+        checkpoint is written, as after the last iteration), with a warning;
+        the signal is then passed on (by default the process ends, status
+        143). Every process of a distributed run stops after the same
+        iteration.
         """
         settings = self.settings
-        self._call("on_train_begin")  # a checkpoint may restore n_iter here
-        self._updated = self.n_iter
-        try:
-            while self.n_iter < settings.max_iter and not self.stop:
-                self._iteration()
-                self._call("on_iteration_end")
-        except KeyboardInterrupt:
-            self.n_iter, self.interrupted = self._updated, True
-        self.best_iter = self.n_iter
-        self._call("on_train_end")
-        if self.interrupted:
-            warnings.warn(
-                "Meta-training interrupted (KeyboardInterrupt) after "
-                f"{self.n_iter} of {settings.max_iter} iterations; keeping the "
-                f"model so far (the weights of iteration {self.best_iter}).",
-                UserWarning,
-                stacklevel=user_stacklevel(),  # the user's call to fit
-            )
+        guard = TerminationGuard(
+            enabled=any(c.saves_state for c in self.callbacks)
+            or isinstance(_sigterm_handler(), TerminationGuard)
+        )
+        with guard:
+            self._guard = guard
+            self._call("on_train_begin")  # a checkpoint may restore n_iter here
+            self._updated = self.n_iter
+            try:
+                while not (
+                    self.n_iter >= settings.max_iter or self.stop or self.terminating
+                ):
+                    self._iteration()
+                    self._call("on_iteration_end")
+            except KeyboardInterrupt:
+                self.n_iter, self.interrupted = self._updated, True
+                self.interrupted_by = "KeyboardInterrupt"
+            self.best_iter = self.n_iter
+            self._call("on_train_end")
+            if self.interrupted:
+                warnings.warn(
+                    f"Meta-training interrupted ({self.interrupted_by}) after "
+                    f"{self.n_iter} of {settings.max_iter} iterations; keeping "
+                    f"the model so far (the weights of iteration {self.best_iter})"
+                    + (
+                        "; SIGTERM is passed on now that the checkpoint is written."
+                        if self.interrupted_by == "SIGTERM"
+                        else "."
+                    ),
+                    UserWarning,
+                    stacklevel=user_stacklevel(),  # the user's call to fit
+                )
+        self._guard = TerminationGuard(enabled=False)
+        if self.interrupted_by == "SIGTERM":
+            guard.pass_on()
         return self
 
     def _iteration(self) -> None:
@@ -164,10 +203,13 @@ class MetaTrainer:
         loss, metrics = meta_gradient(
             self.algorithm, self.net, batch, settings.n_jobs, self.precision
         )
-        if self.ranks is not None:
+        terminate = self._guard.requested
+        if self.ranks is not None:  # every process stops if one was asked to
+            metrics = {**metrics, _TERMINATE: float(terminate)}
             loss, metrics = self.ranks.reduce_meta_gradient(
                 self.optimizer.params, batch, loss, metrics
             )
+            terminate = metrics.pop(_TERMINATE) > 0
         if not math.isfinite(loss):
             raise FloatingPointError(self._diverged(f"the loss became {loss}"))
         self.precision.unscale(self.optimizer)
@@ -193,6 +235,12 @@ class MetaTrainer:
             record = {"iter": self.n_iter}
             self._call("on_record", record)
             self.history.append(record)
+        if self.ranks is None:  # a signal during this iteration counts
+            terminate = self._guard.requested
+        if terminate:  # SIGTERM: this was the last iteration (not recorded
+            # as `stop`, which a checkpoint saves: the resumed run goes on)
+            self.terminating = self.interrupted = True
+            self.interrupted_by = "SIGTERM"
 
     def _diverged(self, what: str) -> str:
         """The error message of a meta-training that diverged at this
@@ -227,6 +275,13 @@ class MetaTrainer:
             "written before this, with finite weights; it resumes only with these "
             "settings (give another checkpoint path to change them)."
         )
+
+
+def _sigterm_handler():
+    """The current SIGTERM handler, or None outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGTERM)
 
 
 def _all_finite(tensors: list[torch.Tensor]) -> bool:

@@ -19,6 +19,9 @@ from .input_normalization import infer_pixel_range
 
 __all__ = ["describe", "summary"]
 
+#: How the summary names what interrupted meta-training (``interrupted_by``).
+_INTERRUPTIONS = {"KeyboardInterrupt": "Ctrl-C", "SIGTERM": "SIGTERM"}
+
 
 def describe(X, extra: Mapping | None = None) -> dict:
     """The provenance record of a meta-training run on rows `X`.
@@ -94,7 +97,9 @@ def summary(model, path=None) -> str:
             f"({training.get('n_way')}-way {training.get('k_shot')}-shot "
             f"{training.get('n_query')}-query, {training.get('n_classes')} classes)"
             + (
-                ", interrupted (Ctrl-C): the model so far"
+                ", interrupted ("
+                + _INTERRUPTIONS.get(training.get("interrupted_by"), "Ctrl-C")
+                + "): the model so far"
                 if training.get("interrupted")
                 else ""
             )

@@ -116,7 +116,9 @@ def meta_train(
     if the file is of other settings or data (X's values included). A folder
     that cannot be written is refused before training; a write that fails
     later warns, and training goes on. A ``KeyboardInterrupt`` ends the run
-    with the model so far and a warning.
+    with the model so far and a warning. With a checkpoint, SIGTERM ends it
+    after the current iteration, the checkpoint written, and is then passed
+    on (:mod:`.termination`: by default the process ends).
 
     A distillation method (a ``generations`` setting: RFS) trains one network
     per generation, each a loop of ``max_iter`` iterations (records tagged
@@ -170,8 +172,8 @@ def meta_train(
         Its ``history`` holds one record per ``settings.eval_interval``
         iterations (after those of `init`, counting on from them);
         ``config["training"]`` the settings, ``n_iter`` and ``best_iter``
-        (counting on from `init`'s too), and ``interrupted`` (by
-        ``KeyboardInterrupt``).
+        (counting on from `init`'s too), and ``interrupted`` (with
+        ``interrupted_by``: ``"KeyboardInterrupt"`` or ``"SIGTERM"``).
     """
     device = torch.device(settings.device)
     ranks = current_ranks(device)
@@ -366,6 +368,7 @@ def _meta_train(
         n_iter_before=offset,
         best_iter=offset + best_iter,
         interrupted=loop.interrupted,
+        **({"interrupted_by": loop.interrupted_by} if loop.interrupted else {}),
         elapsed=time.perf_counter() - start,
         world_size=1 if ranks is None else ranks.size,
     )

@@ -6,6 +6,7 @@ estimator and ``skmeta train`` under torchrun."""
 import datetime
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -32,6 +33,7 @@ from skmeta.meta.model import MetaModel
 from skmeta.meta.net import MetaNet
 from skmeta.meta.norm import use_task_norm
 from skmeta.meta.rows import Rows
+from skmeta.meta.termination import TerminationGuard
 from skmeta.meta.train import TrainSettings, meta_train
 
 ROOT = str(Path(skmeta.__file__).resolve().parents[1])
@@ -132,6 +134,14 @@ class Stop(Callback):
             raise KeyboardInterrupt
 
 
+class SigtermOnRank1(Callback):
+    """SIGTERM to rank 1 alone, during iteration 3."""
+
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == 3 and loop.ranks.rank == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(rank, folder):
     """Rank `rank` of a gloo run: meta-gradients, meta_train runs, and the
     errors for what is refused; results saved in `folder`."""
@@ -187,6 +197,22 @@ def _worker(rank, folder):
         out["interrupted_at"] = load_checkpoint(shared)["state"]["n_iter"]
         resumed = meta_train(X, y, _settings(**RUNS["maml"], checkpoint=shared))
         out["resumed"] = dict(resumed.state)
+        # SIGTERM on rank 1 in iteration 3: its request rides iteration 4's
+        # all-reduce, and every rank ends after iteration 4
+        terminated = f"{folder}/terminated.safetensors"
+        settings = _settings(**RUNS["maml"], checkpoint=terminated)
+        with TerminationGuard() as outer, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Meta-training interrupted"
+            model = meta_train(X, y, settings, callbacks=[SigtermOnRank1()])
+        training = model.config["training"]
+        out["sigterm"] = (
+            outer.requested,
+            training["n_iter"],
+            training["interrupted_by"],
+        )
+        dist.barrier()
+        out["sigterm_checkpoint"] = load_checkpoint(terminated)["state"]["n_iter"]
+        out["sigterm_resumed"] = dict(meta_train(X, y, settings).state)
         batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
         out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
         for name, (X_, y_, changes) in {
@@ -309,6 +335,18 @@ def test_resumed_from_a_checkpoint_every_rank_ends_as_if_uninterrupted(ranks_out
         assert out["interrupted_at"] == 2  # the file the second run resumed from
         uninterrupted = out["run_maml"][0]
         for key, value in out["resumed"].items():
+            assert torch.equal(value, uninterrupted[key]), key
+
+
+def test_sigterm_on_one_rank_ends_every_rank_after_the_same_iteration(ranks_out):
+    assert [out["sigterm"] for out in ranks_out] == [
+        (False, 4, "SIGTERM"),  # rank 0 had no signal to pass on
+        (True, 4, "SIGTERM"),
+    ]
+    for out in ranks_out:
+        assert out["sigterm_checkpoint"] == 4
+        uninterrupted = out["run_maml"][0]
+        for key, value in out["sigterm_resumed"].items():
             assert torch.equal(value, uninterrupted[key]), key
 
 

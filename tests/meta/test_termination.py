@@ -1,0 +1,216 @@
+"""SIGTERM during meta-training (skmeta.meta.termination): with a checkpoint
+the run ends after the current iteration, writes the checkpoint, and the
+signal is passed on; resumed, the run ends with the weights of one never
+interrupted. ``skmeta train`` writes the model so far and exits 143."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+import skmeta
+from skmeta.meta.callbacks import Callback
+from skmeta.meta.termination import TerminationGuard
+from skmeta.meta.train import TrainSettings, meta_train
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(signal, "SIGKILL"), reason="POSIX signals"
+)  # fmt: skip
+
+ROOT = str(Path(skmeta.__file__).resolve().parents[2])
+
+
+def _settings(**changes):
+    base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=40, seed=3)
+    return {**base, **changes}
+
+
+def _checkpoint_iteration(path) -> int:
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads(handle.metadata()["skmeta_checkpoint"])["state"]["n_iter"]
+
+
+def _assert_same_weights(a, b):
+    assert a.state.keys() == b.state.keys()
+    for name in a.state:
+        assert torch.equal(a.state[name], b.state[name]), name
+
+
+class SigtermAt(Callback):
+    """SIGTERM to this process during iteration `at`, as a scheduler sends."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_the_guard_notes_the_signal_and_passes_it_on_once_exited():
+    before = signal.getsignal(signal.SIGTERM)
+    with TerminationGuard() as outer:
+        with TerminationGuard() as inner:
+            assert signal.getsignal(signal.SIGTERM) is inner
+            os.kill(os.getpid(), signal.SIGTERM)
+            inner.pass_on()  # still active: nothing yet
+            assert inner.requested and not outer.requested
+        assert signal.getsignal(signal.SIGTERM) is outer
+        inner.pass_on()
+        assert outer.requested
+        with TerminationGuard() as late:  # takes over a request noted before
+            assert late.requested
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_guard_stays_out_of_threads_ignored_signals_and_when_disabled():
+    seen = {}
+
+    def in_a_thread():
+        with TerminationGuard() as guard:
+            seen["active"] = guard.active
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"active": False}
+    with TerminationGuard(enabled=False) as guard:
+        assert not guard.active
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with TerminationGuard() as guard:
+            assert not guard.active
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_ends_after_the_iteration_with_the_checkpoint_written(blobs, tmp_path):
+    X, y = blobs
+    path = tmp_path / "run.ckpt"
+    # checkpoints every 1,000 iterations: only SIGTERM's end writes one
+    settings = TrainSettings(**_settings(checkpoint=str(path), checkpoint_every=1000))
+    with TerminationGuard() as outer:  # the process survives the hand-over
+        with pytest.warns(UserWarning, match=r"interrupted \(SIGTERM\) after 7 of 40"):
+            model = meta_train(X, y, settings, callbacks=[SigtermAt(7)])
+    assert outer.requested  # passed on, once the checkpoint was written
+    assert _checkpoint_iteration(path) == 7
+    training = model.config["training"]
+    assert training["n_iter"] == 7 and training["interrupted_by"] == "SIGTERM"
+    assert "interrupted (SIGTERM)" in model.summary()
+    resumed = meta_train(X, y, settings)  # the same call again
+    _assert_same_weights(resumed, meta_train(X, y, TrainSettings(**_settings())))
+
+
+def test_without_a_checkpoint_sigterm_is_left_alone(blobs):
+    X, y = blobs
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append(1))
+    try:
+        model = meta_train(
+            X, y, TrainSettings(**_settings(max_iter=10)), callbacks=[SigtermAt(3)]
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [1]  # the user's handler ran, at once
+    assert model.config["training"]["n_iter"] == 10
+    assert not model.config["training"]["interrupted"]
+
+
+# Meta-train in a fresh process; a callback writes a file at iteration 5 and
+# slows the run so that the parent's SIGTERM arrives mid-way.
+CHILD = """
+import json, sys, time
+from pathlib import Path
+import numpy as np
+from skmeta.meta.callbacks import Callback
+from skmeta.meta.train import TrainSettings, meta_train
+
+class Slow(Callback):
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == 5:
+            Path(sys.argv[1], "started").touch()
+        time.sleep(0.02)
+
+folder, settings = sys.argv[1], json.loads(sys.argv[2])
+settings["input_shape"] = tuple(settings["input_shape"])
+X, y = np.load(folder + "/X.npy"), np.load(folder + "/y.npy")
+meta_train(X, y, TrainSettings(**settings), callbacks=[Slow()])
+"""
+
+
+def _environment():
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+def _wait_for(path: Path, child: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert child.poll() is None, child.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_a_terminated_process_leaves_a_checkpoint_that_resumes(blobs, tmp_path):
+    X, y = blobs
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    path = tmp_path / "run.ckpt"
+    settings = _settings(max_iter=2000, checkpoint=str(path), checkpoint_every=10**6)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path), json.dumps(settings)],
+        env=_environment(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(tmp_path / "started", child)
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGTERM  # passed on: it still died of it
+    assert "interrupted (SIGTERM)" in stderr
+    stopped_at = _checkpoint_iteration(path)  # written by the graceful end only
+    assert 5 <= stopped_at < 2000
+    resumed = meta_train(X, y, TrainSettings(**dict(settings, max_iter=2000)))
+    assert resumed.config["training"]["n_iter"] == 2000
+
+
+def test_skmeta_train_writes_the_model_so_far_and_exits_143(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) + np.repeat(np.arange(6), 10)[:, None]
+    np.savez(
+        tmp_path / "rows.npz", X=X.astype(np.float32), y=np.repeat(np.arange(6), 10)
+    )
+    out, checkpoint = tmp_path / "m.safetensors", tmp_path / "run.ckpt"
+    argv = [sys.executable, "-m", "skmeta", "train", str(tmp_path / "rows.npz")]
+    argv += ["--out", str(out), "--n-way", "3", "--max-iter", "1000000", "--quiet"]
+    argv += ["--checkpoint", str(checkpoint), "--checkpoint-every", "1"]
+    child = subprocess.Popen(
+        argv, env=_environment(), stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(checkpoint, child)  # meta-training has begun
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 143, stderr
+    assert "skmeta train: terminated (SIGTERM)" in stderr
+    model = skmeta.MetaModel.load(out)
+    training = model.config["training"]
+    assert training["interrupted_by"] == "SIGTERM"
+    assert training["n_iter"] == _checkpoint_iteration(checkpoint)  # the same run
+    info = subprocess.run(
+        [sys.executable, "-m", "skmeta", "info", str(out)],
+        env=_environment(),
+        capture_output=True,
+        text=True,
+    )
+    assert "interrupted (SIGTERM)" in info.stdout
