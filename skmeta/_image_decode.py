@@ -19,31 +19,47 @@ def _declared_bits(img: Image.Image) -> int | None:
         return 16
     if img.format == "PNG":  # at most 16 bits (older Pillows open them as "I")
         return 16
-    tags = getattr(img, "tag_v2", None)  # TIFF: BitsPerSample
-    bits = tags.get(258) if tags is not None else None
-    if isinstance(bits, tuple):
-        bits = bits[0] if bits else None
+    bits = _tiff_tag(img, 258)  # BitsPerSample
     return int(bits) if isinstance(bits, int) and 0 < bits <= 32 else None
 
 
-def _integer_white(pixels: np.ndarray, bits: int | None) -> float:
+def _declares_signed(img: Image.Image) -> bool:
+    """Whether the file's integer samples are signed: Pillow's ``I;16S``
+    modes, or TIFF's SampleFormat 2 (Pillow opens signed 16-bit TIFFs as
+    mode ``I``)."""
+    return img.mode.endswith("S") or _tiff_tag(img, 339) == 2
+
+
+def _tiff_tag(img: Image.Image, tag: int):
+    """A TIFF tag's first value (None if absent or not a TIFF)."""
+    tags = getattr(img, "tag_v2", None)
+    value = tags.get(tag) if tags is not None else None
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    return value
+
+
+def _integer_white(pixels: np.ndarray, bits: int | None, signed: bool = False) -> float:
     """The value that is white in an ``I;16*`` or ``I`` image (see _to_mode)."""
     if bits is not None and bits < 32:
-        return float(2**bits - 1)
+        return float(2 ** (bits - signed) - 1)
     peak = pixels.max(initial=0)
     return float(next(w for w in (255, 65535, 2**31 - 1) if peak <= w))
 
 
-def _to_mode(img: Image.Image, mode: str, bits: int | None = None) -> Image.Image:
+def _to_mode(
+    img: Image.Image, mode: str, bits: int | None = None, signed: bool = False
+) -> Image.Image:
     """Convert any Pillow mode to ``"L"`` or ``"RGB"``.
 
     Transparent pixels are composited on white; integer grey levels are
     scaled as :func:`decode_image` describes, `bits` being the file's
-    declared bits per sample (None if unknown).
+    declared bits per sample (None if unknown) and `signed` whether they are
+    signed.
     """
     if img.mode == "I" or img.mode.startswith("I;16"):
         wide = np.asarray(img, dtype=np.float64)
-        white = _integer_white(wide, bits)
+        white = _integer_white(wide, bits, signed)
         grey = np.clip(np.rint(wide / (white / 255)), 0, 255)
         img = Image.fromarray(grey.astype(np.uint8))
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
@@ -93,12 +109,14 @@ def decode_image(
     Notes
     -----
     Integer grey levels (Pillow modes ``I;16*`` and ``I``, which Pillow's own
-    conversion clips at 255) are scaled from 0..white to 0..255, negative
-    values clipped to 0. White is ``2**bits - 1`` where the file declares
-    fewer than 32 bits per sample: 65535 for 16-bit images (``I;16*`` modes,
-    PNGs), TIFF's BitsPerSample otherwise. A 32-bit image, or one of unknown
-    depth, states no white level: it is then the smallest of 255, 65535 and
-    ``2**31 - 1`` not below the image's maximum, so that 8-bit values stored
+    conversion clips at 255) are scaled from 0..white to 0..255, negative values
+    clipped to 0. White is ``2**bits - 1`` where the file declares fewer than 32
+    bits per sample: 65535 for 16-bit images (``I;16*`` modes, PNGs), TIFF's
+    BitsPerSample otherwise; ``2**(bits - 1) - 1`` (32767 for 16 bits) where the
+    samples are signed (``I;16S``, TIFF's SampleFormat 2), negative values
+    clipped, as scikit-image's ``img_as_ubyte`` does. A 32-bit image, or one of
+    unknown depth, states no white level: it is then the smallest of 255, 65535
+    and ``2**31 - 1`` not below the image's maximum, so that 8-bit values stored
     as 32-bit integers are kept and 16-bit ones scaled as 16 bits. Such images
     are scaled one by one: two of one data set may be scaled differently.
     """
@@ -107,8 +125,8 @@ def decode_image(
         with Image.open(path) as img:
             if img.format == "JPEG":  # decode at a reduced scale, still >= size
                 img.draft(mode, (max(size), max(size)))
-            bits = _declared_bits(img)
-            img = _to_mode(ImageOps.exif_transpose(img), mode, bits)
+            bits, signed = _declared_bits(img), _declares_signed(img)
+            img = _to_mode(ImageOps.exif_transpose(img), mode, bits, signed)
     except MemoryError:
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError...

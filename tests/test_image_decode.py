@@ -60,3 +60,19 @@ def test_a_declared_bit_depth_sets_white(bits, value, expected):
     assert image.mode == "I"
     grey = _to_mode(image, "L", bits)
     assert grey.mode == "L" and np.asarray(grey).tolist() == [[expected] * 2] * 2
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(32767, 255), (16384, 128), (-1000, 0), (0, 0), (129, 1)]
+)
+def test_signed_16_bit_grey_levels_are_scaled_from_32767(tmp_path, value, expected):
+    from PIL import TiffImagePlugin
+
+    path = tmp_path / "signed16.tif"
+    raw = np.full((2, 3), value, dtype="<i2").tobytes()
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[339] = 2  # SampleFormat: signed integers
+    Image.frombytes("I;16", (3, 2), raw).save(path, tiffinfo=info)
+    image = Image.open(path)
+    assert image.tag_v2[339] in (2, (2,)) and image.tag_v2[258] in (16, (16,))
+    assert _decode(path) == [expected] * 6
