@@ -4,8 +4,10 @@ The rows are cached by :func:`skmeta._npy_cache.cached_rows`, whose manifest
 records, under ``"skipped"``, the files that could not be read. Their number is
 known only once every file is decoded, and the ``.npy`` file's row count must
 be known before it is written: with ``on_error="warn"`` the rows are therefore
-decoded to a temporary ``.npy`` file beside the cache, then copied into the
-cache without the rows of the unreadable files.
+decoded into a temporary ``.npy`` file beside the cache with room for every
+file, the readable files' rows one after the other; its header is then
+rewritten to their number, the unused end cut off, and the file renamed into
+place. Each row is written once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from ._npy_cache import cached_rows
+from ._npy_cache import cached_rows, install_rows, shrink_rows
 
 __all__ = ["mmap_rows"]
 
@@ -110,14 +112,14 @@ def mmap_rows(
         kept = 0
         for kept, row in enumerate(rows(skipped), start=1):
             every[kept - 1] = row
+        every.flush()
+        every = None  # closes the map before the file is cut and renamed
         if not kept:
             return np.empty((0, width), dtype), skipped
+        shrink_rows(partial, kept)
         manifest["skipped"] = [files[i] for i, _ in skipped]
-        kept_rows = every[:kept]
-        data = cached_rows(
-            path, manifest, (kept, width), dtype, lambda: iter(kept_rows)
-        )
+        data = install_rows(partial, path, manifest)
     finally:
-        every = kept_rows = None  # closes the map before the file is removed
+        every = None
         partial.unlink(missing_ok=True)
     return data, skipped

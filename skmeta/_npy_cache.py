@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-__all__ = ["cached_rows"]
+__all__ = ["cached_rows", "install_rows", "shrink_rows"]
 
 
 def _sidecar(path: Path) -> Path:
@@ -110,7 +110,65 @@ def cached_rows(
     _sidecar(path).unlink(missing_ok=True)
     with _atomic_path(path) as tmp:
         _fill(tmp, shape, dtype, rows())
+    _write_manifest(path, manifest)
+    return np.load(path, mmap_mode="r")
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
     with _atomic_path(_sidecar(path)) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(manifest, f)
+
+
+def install_rows(built: Path, path: Path, manifest: dict) -> np.memmap:
+    """Make the finished ``.npy`` file `built` the cache at `path`.
+
+    `built` must be in `path`'s folder (it is renamed, not copied). As in
+    :func:`cached_rows`, the old manifest goes first and the new one is
+    written last.
+
+    Returns
+    -------
+    data : numpy.memmap
+        The rows, opened read-only.
+    """
+    _sidecar(path).unlink(missing_ok=True)
+    os.replace(built, path)
+    _write_manifest(path, json.loads(json.dumps(manifest)))
     return np.load(path, mmap_mode="r")
+
+
+def shrink_rows(path: Path, n_rows: int) -> None:
+    """Keep the first `n_rows` rows of the ``.npy`` file at `path`, in place.
+
+    The header is rewritten with the new shape, padded to its old length so
+    that the rows stay where they are, and the file is truncated after row
+    `n_rows`: no row is copied.
+
+    Raises
+    ------
+    ValueError
+        If `n_rows` exceeds the rows the file holds.
+    """
+    with open(path, "r+b") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        if not 0 <= n_rows <= shape[0]:
+            raise ValueError(f"cannot keep {n_rows} of {shape[0]} rows")
+        offset = f.tell()
+        header = {
+            "descr": np.lib.format.dtype_to_descr(dtype),
+            "fortran_order": fortran,
+            "shape": (n_rows, *shape[1:]),
+        }
+        start = 6 + 2 + (2 if version == (1, 0) else 4)  # magic, version, length
+        text = repr(header).ljust(offset - start - 1) + "\n"
+        if len(text) != offset - start:  # cannot happen: the shape only shrinks
+            raise ValueError("the new header does not fit the old one's room")
+        f.seek(start)
+        f.write(text.encode("latin1"))
+        row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+        f.truncate(offset + n_rows * row_bytes)

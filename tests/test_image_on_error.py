@@ -149,3 +149,40 @@ def test_no_readable_file_with_mmap_path_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="None of the 1 image files"):
         _load(tmp_path / "tree", on_error="warn", mmap_path=cache)
     assert os.listdir(cache.parent) == []
+
+
+def test_the_rows_of_the_readable_files_are_written_once(tree, tmp_path, monkeypatch):
+    """Decoded into the cache's temporary file, which is cut to the rows kept
+    and renamed into place: no second copy (cached_rows would write one)."""
+    import skmeta._image_cache as image_cache
+
+    def copy(*args, **kwargs):
+        raise AssertionError("the rows were copied into the cache a second time")
+
+    monkeypatch.setattr(image_cache, "cached_rows", copy)
+    cache = tmp_path / "rows.npy"
+    with pytest.warns(UserWarning, match="Skipped 2 of the 9"):
+        bunch = _load(tmp_path / "tree", on_error="warn", mmap_path=cache)
+    _same_rows(bunch, _load(tmp_path / "good"), tmp_path / "tree")
+    header = 128  # numpy's header of a small 2-D uint8 array
+    assert cache.stat().st_size == header + 7 * 64  # 7 rows of 8x8, no more
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+@pytest.mark.parametrize("keep", [0, 3, 10])
+def test_shrink_rows_keeps_the_first_rows_in_place(tmp_path, version, keep):
+    from numpy.lib.format import open_memmap
+
+    from skmeta._npy_cache import shrink_rows
+
+    path = tmp_path / "rows.npy"
+    rows = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)
+    out = open_memmap(path, "w+", np.float32, (10, 3), version=version)
+    out[:] = rows
+    del out
+    offset = path.stat().st_size - rows.nbytes
+    shrink_rows(path, keep)
+    np.testing.assert_array_equal(np.load(path), rows[:keep])
+    assert path.stat().st_size == offset + keep * 12
+    with pytest.raises(ValueError, match="cannot keep 11 of"):
+        shrink_rows(path, 11)
