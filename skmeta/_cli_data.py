@@ -155,22 +155,19 @@ def _load_npz(path: Path, labelled: bool = True) -> Dataset:
 
 
 def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
-    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is no column name
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            header, *records = list(csv.reader(handle))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason}).") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
-    except ValueError:  # nothing to unpack
-        raise DataError(f"{path}: empty file.") from None
+    """The rows of a ``.csv`` file, read one record at a time into float32
+    blocks: memory is the array's and one block's, never the text's."""
+    records = _csv_records(path)
+    header = next(records, None)
+    if header is None:
+        raise DataError(f"{path}: empty file.")
     if label_column not in header and labelled:
         raise DataError(
             f"{path}: no column {label_column!r} (--label-column); the columns "
             f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
         )
     at = header.index(label_column) if label_column in header else None
-    labels, rows = [], []
+    labels, blocks, block = [], [], []
     for line, record in enumerate(records, start=2):
         if len(record) != len(header):
             raise DataError(
@@ -179,18 +176,38 @@ def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
             )
         labels.append(None if at is None else record[at])
         try:
-            rows.append([float(v) for i, v in enumerate(record) if i != at])
+            block.append([float(v) for i, v in enumerate(record) if i != at])
         except ValueError:
             raise DataError(
                 f"{path}, line {line}: a feature is not a number."
             ) from None
-    if not rows:
+        if len(block) == _CSV_BLOCK:
+            blocks.append(np.asarray(block, dtype=np.float32))
+            block = []
+    if block:
+        blocks.append(np.asarray(block, dtype=np.float32))
+    if not blocks:
         raise DataError(f"{path}: no data rows.")
-    X = np.asarray(rows, dtype=np.float32)
+    X = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     y = np.asarray(labels) if labelled else None
     if y is not None and all(_is_int(v) for v in labels):
         y = y.astype(np.int64)
     return Dataset(X, y, (X.shape[1],), np.array([str(i) for i in range(len(X))]))
+
+
+#: Rows parsed into one float32 block by :func:`_load_csv`.
+_CSV_BLOCK = 4096
+
+
+def _csv_records(path: Path):
+    """The records of a ``.csv`` file, one at a time, errors as DataError."""
+    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is no column name
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            yield from csv.reader(handle)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason}).") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
 
 
 def _is_int(text: str) -> bool:

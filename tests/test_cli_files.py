@@ -97,6 +97,38 @@ def test_csv_with_a_byte_order_mark_is_read(table):
     assert data.X.shape == (30, 4) and data.y[0] == "shoes, red"
 
 
+@pytest.mark.parametrize("block", [1, 7, 4096])
+def test_csv_rows_are_read_in_blocks_to_the_same_array(table, monkeypatch, block):
+    import skmeta._cli_data as cli_data
+
+    root, _ = table
+    with open(root / "rows.csv", newline="", encoding="utf-8-sig") as handle:
+        records = list(csv.reader(handle))[1:]
+    expected = np.array([row[1:] for row in records], dtype=np.float32)
+    monkeypatch.setattr(cli_data, "_CSV_BLOCK", block)
+    data = load_dataset(root / "rows.csv")
+    np.testing.assert_array_equal(data.X, expected)
+    assert data.X.dtype == np.float32 and data.y.tolist() == [r[0] for r in records]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty file"),
+        ("label,a\n", "no data rows"),
+        ("label,a\n0,1\n1,2,3\n", "line 3: 3 fields"),
+        ("label,a\n0,x\n", "line 2: a feature is not a number"),
+        ("label,a\n0," + "1" * 200_000 + "\n", "not a readable .csv file"),
+        (b"label,a\n0,\xff\n", "not UTF-8 text"),
+    ],
+)
+def test_bad_csv_files_are_named_with_the_line(tmp_path, text, message):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ValueError, match=message):
+        load_dataset(path)
+
+
 def _printed(out: str) -> list[list[str]]:
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["file", "label", "probability"]
