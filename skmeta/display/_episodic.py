@@ -203,12 +203,6 @@ or None
             Label of the vertical axis.
         ax : matplotlib Axes, default=None
             Axes to draw on; None creates a figure.
-        groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
-            Episodes within a group (and, with a second column, the support
-            from one source and the queries from another), as for
-            :meth:`~skmeta.EpisodicSplit.split`.
-
-            .. versionadded:: 0.1
         **kwargs : dict
             Keyword arguments of :meth:`plot`: ``ci``, ``line_kw``,
             ``fill_between_kw``.
