@@ -38,6 +38,7 @@ from ._transductive import (
     transduce,
     transductive_scores,
 )
+from ._warm_start import remember_start, starting_model
 from .meta.algorithms import ALGORITHMS
 from .meta.checkpoint import recorded_seed
 from .meta.model import MetaModel
@@ -284,9 +285,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             seed = recorded_seed(checkpoint)
             if seed is not None:
                 return seed
-        return int(
-            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        )
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
 
     def _meta_train(
         self, X, labels, targets, method, settings, groups=None
@@ -335,8 +334,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             checkpoint=checkpoint,
             checkpoint_every=self.checkpoint_every,
         )
-        warm = self.warm_start and hasattr(self, "meta_model_")
-        init = self.meta_model_ if warm else None
+        init = starting_model(self, checkpoint)  # warm_start's, or None
         model = meta_train(
             X,
             labels,
@@ -346,6 +344,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             description={**self._seen(), **target_summary(targets)},
             groups=groups,
         )
+        remember_start(self, init, model, checkpoint)
         self.n_iter_ = int(model.config["training"]["n_iter"])
         warn_about_the_loss(model, self.max_iter)
         return model

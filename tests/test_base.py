@@ -375,6 +375,29 @@ def test_warm_start_meta_trains_max_iter_more_iterations(blobs):
         clf.fit(X, y)
 
 
+def test_an_interrupted_warm_started_fit_resumes_from_its_checkpoint(
+    blobs, tmp_path, interrupt_at, monkeypatch
+):
+    X, y = blobs
+    clf = FewShotClassifier(max_iter=10, random_state=0).fit(X, y)
+    clf.set_params(warm_start=True, checkpoint=tmp_path / "warm.ckpt", max_iter=20)
+    clf.set_params(checkpoint_every=2)
+    interrupt_at(15)
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X, y)  # holds the cut-short model now
+    assert clf.n_iter_ == 25
+    monkeypatch.undo()
+    clf.fit(X, y)  # resumes the fit that started from the 10-iteration model
+    assert clf.n_iter_ == 30
+    whole = FewShotClassifier(max_iter=10, random_state=0).fit(X, y)
+    whole.set_params(warm_start=True, max_iter=20).fit(X, y)
+    for name, value in whole.meta_model_.state.items():
+        assert torch.equal(clf.meta_model_.state[name], value), name
+    # that fit done, the next one continues from its model, under a new path
+    clf.set_params(checkpoint=tmp_path / "next.ckpt").fit(X, y)
+    assert clf.n_iter_ == 50
+
+
 def test_checkpoint_and_warm_start_with_pretrained_warn(blob_model, blobs):
     X, y = _novel(blobs)
     clf = FewShotClassifier(pretrained=blob_model, warm_start=True, checkpoint="c")
