@@ -28,6 +28,7 @@ from ._checks import (
     warn_about_the_loss,
     warn_inert_settings,
 )
+from ._interrupted_fits import after_meta_training, starting_model
 from ._method_settings import MethodSettings
 from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS
 from ._tasks import CLASSIFICATION
@@ -38,7 +39,6 @@ from ._transductive import (
     transduce,
     transductive_scores,
 )
-from ._warm_start import remember_start, starting_model
 from .meta.algorithms import ALGORITHMS
 from .meta.checkpoint import recorded_seed
 from .meta.model import MetaModel
@@ -344,7 +344,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             description={**self._seen(), **target_summary(targets)},
             groups=groups,
         )
-        remember_start(self, init, model, checkpoint)
+        after_meta_training(self, init, model, checkpoint)  # resume, stop a search
         self.n_iter_ = int(model.config["training"]["n_iter"])
         warn_about_the_loss(model, self.max_iter)
         return model

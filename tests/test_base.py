@@ -398,6 +398,41 @@ def test_an_interrupted_warm_started_fit_resumes_from_its_checkpoint(
     assert clf.n_iter_ == 50
 
 
+@pytest.mark.parametrize("tool", ["grid_search", "refit", "cross_val_score"])
+def test_ctrl_c_inside_a_search_stops_the_search(blobs, monkeypatch, tool):
+    from sklearn.model_selection import cross_val_score
+
+    X, y = blobs
+    fits = []
+    begin, step = History.on_train_begin, History.on_step_end
+    interrupted_fit = 4 if tool == "refit" else 1  # 3 splits, then the refit
+
+    def count(self, loop):
+        fits.append(1)
+        begin(self, loop)
+
+    def interrupt(self, loop, loss, metrics):
+        step(self, loop, loss, metrics)
+        if loop.n_iter == 2 and len(fits) == interrupted_fit:
+            raise KeyboardInterrupt
+
+    clf = FewShotClassifier(max_iter=5, n_way=3, random_state=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(History, "on_train_begin", count)
+        patch.setattr(History, "on_step_end", interrupt)
+        with pytest.warns(UserWarning, match="interrupted"):
+            with pytest.raises(KeyboardInterrupt, match="stops here rather than"):
+                if tool == "cross_val_score":
+                    cross_val_score(clf, X, y, cv=3)
+                else:
+                    grid = [5, 6] if tool == "grid_search" else [5]
+                    GridSearchCV(clf, {"max_iter": grid}, cv=3).fit(X, y)
+        assert len(fits) == interrupted_fit  # no fit after the interrupted one
+        fits[:] = fits[1:]  # the next fit is interrupted too
+        with pytest.warns(UserWarning, match="interrupted"):  # outside a search:
+            assert clf.fit(X, y).n_iter_ == 2  # the model so far
+
+
 def test_checkpoint_and_warm_start_with_pretrained_warn(blob_model, blobs):
     X, y = _novel(blobs)
     clf = FewShotClassifier(pretrained=blob_model, warm_start=True, checkpoint="c")
