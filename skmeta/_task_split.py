@@ -6,6 +6,7 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
+from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.validation import check_scalar, column_or_1d
 
 from ._episode_folds import folds, n_rows
@@ -13,7 +14,7 @@ from ._episode_folds import folds, n_rows
 __all__ = ["TaskSplit"]
 
 
-class TaskSplit:
+class TaskSplit(BaseCrossValidator):
     """Few-shot regression tasks as cross-validation folds.
 
     Each fold is one task (one value of ``groups``) among those with at least
@@ -46,6 +47,9 @@ class TaskSplit:
     >>> len(support), len(query), len(set(groups[support]) | set(groups[query]))
     (2, 3, 1)
     """
+
+    # groups reach split under scikit-learn's metadata routing too
+    __metadata_request__split = {"groups": True}
 
     def __init__(self, k_shot=5, n_query=10, n_tasks=100, random_state=None):
         self.k_shot = k_shot

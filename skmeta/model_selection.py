@@ -18,7 +18,7 @@ from numbers import Integral
 import numpy as np
 from joblib.parallel import get_active_backend
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import BaseCrossValidator, cross_val_score
 from sklearn.utils.validation import check_scalar, column_or_1d
 from tqdm.auto import tqdm
 
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-class EpisodicSplit:
+class EpisodicSplit(BaseCrossValidator):
     """N-way K-shot episodes as cross-validation folds.
 
     Each fold is one episode: `n_way` classes drawn among those with at least
@@ -99,6 +99,9 @@ class EpisodicSplit:
     >>> bool(source[support][0] != source[query][0])
     True
     """
+
+    # groups reach split under scikit-learn's metadata routing too
+    __metadata_request__split = {"groups": True}
 
     def __init__(
         self, n_way=5, k_shot=1, n_query=15, n_episodes=100, random_state=None

@@ -174,3 +174,27 @@ def test_lakes_one_shot_runs_on_omniglot():
         assert b.drawer[support[0]] != b.drawer[query[0]]
         alphabets.add(b.groups[support[0]])
     assert len(alphabets) > 10  # of the 20 alphabets, all with >= 20 characters
+
+
+def test_groups_reach_the_splitters_under_metadata_routing():
+    import sklearn
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from skmeta import TaskSplit
+
+    y, family, _ = families()
+    X = np.random.default_rng(0).normal(size=(len(y), 2)) + y[:, None]
+    knn = KNeighborsClassifier(n_neighbors=1)
+    cv = EpisodicSplit(n_way=4, n_query=2, n_episodes=30, random_state=0)
+    tasks = TaskSplit(k_shot=2, n_query=2, n_tasks=10, random_state=0)
+    plain = cross_val_score(knn, X, y, cv=cv, groups=family)
+    plain_tasks = cross_val_score(
+        KNeighborsRegressor(1), X, X[:, 0], cv=tasks, groups=y
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = cross_val_score(knn, X, y, cv=cv, params={"groups": family})
+        routed_tasks = cross_val_score(
+            KNeighborsRegressor(1), X, X[:, 0], cv=tasks, params={"groups": y}
+        )
+    np.testing.assert_array_equal(routed, plain)
+    np.testing.assert_array_equal(routed_tasks, plain_tasks)
