@@ -7,6 +7,7 @@ Every failure is a :class:`DataError` whose message names the file or flag.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,35 +158,35 @@ def _load_npz(path: Path, labelled: bool = True) -> Dataset:
 def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
     """The rows of a ``.csv`` file, read one record at a time into float32
     blocks: memory is the array's and one block's, never the text's."""
-    records = _csv_records(path)
-    header = next(records, None)
-    if header is None:
-        raise DataError(f"{path}: empty file.")
-    if label_column not in header and labelled:
-        raise DataError(
-            f"{path}: no column {label_column!r} (--label-column); the columns "
-            f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
-        )
-    at = header.index(label_column) if label_column in header else None
-    labels, blocks, block = [], [], []
-    for line, record in enumerate(records, start=2):
-        if len(record) != len(header):
+    with contextlib.closing(_csv_records(path)) as records:  # closed on errors
+        header = next(records, None)
+        if header is None:
+            raise DataError(f"{path}: empty file.")
+        if label_column not in header and labelled:
             raise DataError(
-                f"{path}, line {line}: {len(record)} fields, the header has "
-                f"{len(header)}."
+                f"{path}: no column {label_column!r} (--label-column); the columns "
+                f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
             )
-        labels.append(None if at is None else record[at])
-        try:
-            block.append([float(v) for i, v in enumerate(record) if i != at])
-        except ValueError:
-            raise DataError(
-                f"{path}, line {line}: a feature is not a number."
-            ) from None
-        if len(block) == _CSV_BLOCK:
+        at = header.index(label_column) if label_column in header else None
+        labels, blocks, block = [], [], []
+        for line, record in enumerate(records, start=2):
+            if len(record) != len(header):
+                raise DataError(
+                    f"{path}, line {line}: {len(record)} fields, the header has "
+                    f"{len(header)}."
+                )
+            labels.append(None if at is None else record[at])
+            try:
+                block.append([float(v) for i, v in enumerate(record) if i != at])
+            except ValueError:
+                raise DataError(
+                    f"{path}, line {line}: a feature is not a number."
+                ) from None
+            if len(block) == _CSV_BLOCK:
+                blocks.append(np.asarray(block, dtype=np.float32))
+                block = []
+        if block:
             blocks.append(np.asarray(block, dtype=np.float32))
-            block = []
-    if block:
-        blocks.append(np.asarray(block, dtype=np.float32))
     if not blocks:
         raise DataError(f"{path}: no data rows.")
     X = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)

@@ -106,8 +106,9 @@ def grouped_folds(y, groups, splitter):
             cv.n_episodes, rng,
         )  # fmt: skip
         return
-    index = ClassIndex.from_labels(codes)
-    block = max(1, BLOCK_KEYS // max(1, index.n_classes))
+    index = ClassIndex.from_labels(codes)  # keys per episode: classes', rows'
+    keys = index.n_classes + cv.n_way * index.rows.shape[1]
+    block = max(1, BLOCK_KEYS // keys)
     for start in range(0, cv.n_episodes, block):
         try:
             episodes = sample_group_episodes(

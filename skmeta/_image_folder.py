@@ -22,7 +22,7 @@ __all__ = ["load_image_folder"]
 
 _MODES = {"rgb": "RGB", "grey": "L", "gray": "L"}
 _DTYPES = ("uint8", "float32")
-_CACHE_FORMAT = 2  # bump when the decoding changes, to rebuild older caches
+_CACHE_FORMAT = 3  # bump when the decoding changes, to rebuild older caches
 _SHOWN = 3  # unreadable files named in the warning
 
 

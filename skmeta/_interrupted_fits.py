@@ -39,11 +39,16 @@ def starting_model(estimator, checkpoint: str | None):
     if (
         interrupted is not None
         and checkpoint is not None
-        and interrupted[0] == os.path.abspath(checkpoint)
-        and os.path.exists(checkpoint)
+        and interrupted[0] == _where(checkpoint)
+        and os.path.exists(_where(checkpoint))
     ):
         return interrupted[1]
     return estimator.meta_model_
+
+
+def _where(checkpoint) -> str:
+    """The checkpoint's file, as :class:`~.meta.checkpoint.Checkpoint` reads it."""
+    return os.path.abspath(os.path.expanduser(os.fspath(checkpoint)))
 
 
 def after_meta_training(estimator, init, model, checkpoint: str | None) -> None:
@@ -70,7 +75,7 @@ def after_meta_training(estimator, init, model, checkpoint: str | None) -> None:
     training = model.config.get("training", {})
     interrupted = training.get("interrupted")
     if init is not None and interrupted and checkpoint is not None:
-        setattr(estimator, _ATTRIBUTE, (os.path.abspath(checkpoint), init))
+        setattr(estimator, _ATTRIBUTE, (_where(checkpoint), init))
     else:
         estimator.__dict__.pop(_ATTRIBUTE, None)
     if training.get("interrupted_by") == "KeyboardInterrupt" and (

@@ -148,7 +148,9 @@ def shrink_rows(path: Path, n_rows: int) -> None:
     Raises
     ------
     ValueError
-        If `n_rows` exceeds the rows the file holds.
+        If `n_rows` exceeds the rows the file holds, or the file is not a
+        C-ordered array of one or more dimensions in a version 1.0 or 2.0
+        ``.npy`` file (what :func:`numpy.lib.format.open_memmap` writes).
     """
     with open(path, "r+b") as f:
         version = np.lib.format.read_magic(f)
@@ -156,6 +158,13 @@ def shrink_rows(path: Path, n_rows: int) -> None:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        n_rows = int(n_rows)  # a NumPy integer's repr would break the header
+        if fortran or not shape or version > (2, 0):  # never the cache's own
+            raise ValueError(
+                "shrink_rows takes a C-ordered array of one or more dimensions "
+                f"in a version 1.0 or 2.0 file; got {shape}, "
+                f"fortran_order={fortran}, version {version}"
+            )
         if not 0 <= n_rows <= shape[0]:
             raise ValueError(f"cannot keep {n_rows} of {shape[0]} rows")
         offset = f.tell()

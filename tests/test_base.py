@@ -379,16 +379,21 @@ def test_an_interrupted_warm_started_fit_resumes_from_its_checkpoint(
     blobs, tmp_path, interrupt_at, monkeypatch
 ):
     X, y = blobs
-    clf = FewShotClassifier(max_iter=10, random_state=0).fit(X, y)
-    clf.set_params(warm_start=True, checkpoint=tmp_path / "warm.ckpt", max_iter=20)
-    clf.set_params(checkpoint_every=2)
-    interrupt_at(15)
-    with pytest.warns(UserWarning, match="interrupted"):
-        clf.fit(X, y)  # holds the cut-short model now
-    assert clf.n_iter_ == 25
-    monkeypatch.undo()
-    clf.fit(X, y)  # resumes the fit that started from the 10-iteration model
-    assert clf.n_iter_ == 30
+    home = pytest.MonkeyPatch()  # the checkpoint as "~/warm.ckpt"
+    home.setenv("HOME", str(tmp_path))
+    try:
+        clf = FewShotClassifier(max_iter=10, random_state=0).fit(X, y)
+        clf.set_params(warm_start=True, checkpoint="~/warm.ckpt", max_iter=20)
+        clf.set_params(checkpoint_every=2)
+        interrupt_at(15)
+        with pytest.warns(UserWarning, match="interrupted"):
+            clf.fit(X, y)  # holds the cut-short model now
+        assert clf.n_iter_ == 25
+        monkeypatch.undo()
+        clf.fit(X, y)  # resumes the fit that started from the 10-iteration model
+        assert clf.n_iter_ == 30
+    finally:
+        home.undo()
     whole = FewShotClassifier(max_iter=10, random_state=0).fit(X, y)
     whole.set_params(warm_start=True, max_iter=20).fit(X, y)
     for name, value in whole.meta_model_.state.items():

@@ -248,3 +248,15 @@ def test_cli_guide_gives_the_readme_demo_time():
     if seconds is None:
         pytest.skip("the README no longer states the demo's time this way")
     assert f"about {seconds[1]} seconds" in guide
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_a_bad_csv_file_is_closed_while_its_error_is_held(tmp_path):
+    import os
+
+    path = tmp_path / "rows.csv"
+    path.write_text("label,a\n0,1\n1,x\n")
+    with pytest.raises(ValueError, match="line 3") as info:
+        load_dataset(path)
+    held = [os.readlink(f) for f in Path("/proc/self/fd").iterdir() if f.is_symlink()]
+    assert info.value is not None and str(path) not in held

@@ -198,3 +198,22 @@ def test_groups_reach_the_splitters_under_metadata_routing():
         )
     np.testing.assert_array_equal(routed, plain)
     np.testing.assert_array_equal(routed_tasks, plain_tasks)
+
+
+def test_grouped_episodes_are_drawn_in_blocks_of_bounded_keys(monkeypatch):
+    """Each block's random keys (the classes', then n_way rows' per episode)
+    stay near BLOCK_KEYS, however many rows a class has."""
+    import skmeta._episode_folds as folds
+    from skmeta.meta.episodes import BLOCK_KEYS
+
+    sizes, draw = [], folds.sample_group_episodes
+
+    def record(index, by_class, n_way, k_shot, n_query, n, rng):
+        sizes.append(n * (index.n_classes + n_way * index.rows.shape[1]))
+        return draw(index, by_class, n_way, k_shot, n_query, n, rng)
+
+    monkeypatch.setattr(folds, "sample_group_episodes", record)
+    y = np.repeat(np.arange(6), 5000)  # few classes, many rows each
+    cv = EpisodicSplit(n_way=3, n_query=1, n_episodes=300, random_state=0)
+    next(cv.split(np.zeros(len(y)), y, y // 3))
+    assert sizes and max(sizes) <= BLOCK_KEYS

@@ -76,3 +76,27 @@ def test_signed_16_bit_grey_levels_are_scaled_from_32767(tmp_path, value, expect
     image = Image.open(path)
     assert image.tag_v2[339] in (2, (2,)) and image.tag_v2[258] in (16, (16,))
     assert _decode(path) == [expected] * 6
+
+
+def test_a_cache_of_the_earlier_decoding_is_rebuilt(tmp_path):
+    """Caches written before signed images were scaled from 32767 (format 2)
+    hold their old rows: they are decoded again, not reused."""
+    import json
+
+    from PIL import TiffImagePlugin
+
+    (tmp_path / "tree" / "c").mkdir(parents=True)
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[339] = 2
+    raw = np.full((4, 4), 32767, dtype="<i2").tobytes()
+    Image.frombytes("I;16", (4, 4), raw).save(tmp_path / "tree/c/0.tif", tiffinfo=info)
+    cache = tmp_path / "rows.npy"
+    load_image_folder(tmp_path / "tree", image_size=4, color="grey", mmap_path=cache)
+    np.save(cache, np.full((1, 16), 127, np.uint8))  # what the earlier code wrote
+    manifest = json.loads(cache.with_name("rows.npy.json").read_text())
+    manifest["format"] = 2
+    cache.with_name("rows.npy.json").write_text(json.dumps(manifest))
+    again = load_image_folder(
+        tmp_path / "tree", image_size=4, color="grey", mmap_path=cache
+    )
+    np.testing.assert_array_equal(again.data, 255)

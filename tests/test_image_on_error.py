@@ -186,3 +186,18 @@ def test_shrink_rows_keeps_the_first_rows_in_place(tmp_path, version, keep):
     assert path.stat().st_size == offset + keep * 12
     with pytest.raises(ValueError, match="cannot keep 11 of"):
         shrink_rows(path, 11)
+
+
+def test_shrink_rows_refuses_what_it_cannot_cut_in_place(tmp_path):
+    from skmeta._npy_cache import shrink_rows
+
+    path = tmp_path / "rows.npy"
+    np.save(path, np.asfortranarray(np.arange(6, dtype=np.uint8).reshape(2, 3)))
+    with pytest.raises(ValueError, match="fortran_order=True"):
+        shrink_rows(path, 1)
+    np.save(path, np.array(5))
+    with pytest.raises(ValueError, match=r"got \(\)"):
+        shrink_rows(path, 0)
+    np.save(path, np.arange(6, dtype=np.uint8).reshape(3, 2))
+    shrink_rows(path, np.int64(2))  # a NumPy integer, written as a plain one
+    np.testing.assert_array_equal(np.load(path), [[0, 1], [2, 3]])

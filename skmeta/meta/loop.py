@@ -154,43 +154,50 @@ class MetaTrainer:
         143). Every process of a distributed run stops after the same
         iteration.
         """
-        settings = self.settings
+        saves_state = any(c.saves_state for c in self.callbacks)
         guard = TerminationGuard(
-            enabled=any(c.saves_state for c in self.callbacks)
-            or isinstance(_sigterm_handler(), TerminationGuard)
+            enabled=saves_state or isinstance(_sigterm_handler(), TerminationGuard)
         )
-        with guard:
-            self._guard = guard
-            self._call("on_train_begin")  # a checkpoint may restore n_iter here
-            self._updated = self.n_iter
-            try:
-                while not (
-                    self.n_iter >= settings.max_iter or self.stop or self.terminating
-                ):
-                    self._iteration()
-                    self._call("on_iteration_end")
-            except KeyboardInterrupt:
-                self.n_iter, self.interrupted = self._updated, True
-                self.interrupted_by = "KeyboardInterrupt"
-            self.best_iter = self.n_iter
-            self._call("on_train_end")
-            if self.interrupted:
-                warnings.warn(
-                    f"Meta-training interrupted ({self.interrupted_by}) after "
-                    f"{self.n_iter} of {settings.max_iter} iterations; keeping "
-                    f"the model so far (the weights of iteration {self.best_iter})"
-                    + (
-                        "; SIGTERM is passed on now that the checkpoint is written."
-                        if self.interrupted_by == "SIGTERM"
-                        else "."
-                    ),
-                    UserWarning,
-                    stacklevel=user_stacklevel(),  # the user's call to fit
-                )
-        self._guard = TerminationGuard(enabled=False)
-        if self.interrupted_by == "SIGTERM":
+        try:
+            with guard:
+                self._guard = guard
+                self._run(saves_state)
+        finally:  # a SIGTERM noted anywhere, even in a hook or with an error
+            self._guard = TerminationGuard(enabled=False)
             guard.pass_on()
         return self
+
+    def _run(self, saves_state: bool) -> None:
+        """:meth:`run`'s body, within its termination guard."""
+        settings = self.settings
+        self._call("on_train_begin")  # a checkpoint may restore n_iter here
+        self._updated = self.n_iter
+        try:
+            while not (
+                self.n_iter >= settings.max_iter or self.stop or self.terminating
+            ):
+                self._iteration()
+                self._call("on_iteration_end")
+        except KeyboardInterrupt:
+            self.n_iter, self.interrupted = self._updated, True
+            self.interrupted_by = "KeyboardInterrupt"
+        self.best_iter = self.n_iter
+        self._call("on_train_end")
+        if self.interrupted:
+            sigterm = self.interrupted_by == "SIGTERM"
+            warnings.warn(
+                f"Meta-training interrupted ({self.interrupted_by}) after "
+                f"{self.n_iter} of {settings.max_iter} iterations; keeping "
+                f"the model so far (the weights of iteration {self.best_iter})"
+                + (
+                    "; SIGTERM is passed on"
+                    + (" now that the checkpoint is written." if saves_state else ".")
+                    if sigterm
+                    else "."
+                ),
+                UserWarning,
+                stacklevel=user_stacklevel(),  # the user's call to fit
+            )
 
     def _iteration(self) -> None:
         """Iteration ``n_iter + 1``: a batch, its meta-gradient, the update,
@@ -237,8 +244,10 @@ class MetaTrainer:
             self.history.append(record)
         if self.ranks is None:  # a signal during this iteration counts
             terminate = self._guard.requested
-        if terminate:  # SIGTERM: this was the last iteration (not recorded
-            # as `stop`, which a checkpoint saves: the resumed run goes on)
+        if terminate and self.n_iter < settings.max_iter:  # the last iteration
+            # (a run that is done is not interrupted: the signal is passed on);
+            # SIGTERM's end is not recorded as `stop`, which a checkpoint
+            # saves: the resumed run goes on
             self.terminating = self.interrupted = True
             self.interrupted_by = "SIGTERM"
 

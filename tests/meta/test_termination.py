@@ -214,3 +214,40 @@ def test_skmeta_train_writes_the_model_so_far_and_exits_143(tmp_path):
         text=True,
     )
     assert "interrupted (SIGTERM)" in info.stdout
+
+
+class SigtermIn(Callback):
+    """SIGTERM to this process from a hook outside the iteration's body."""
+
+    def __init__(self, hook, at=None):
+        self.hook, self.at = hook, at
+
+    def on_iteration_end(self, loop):
+        if self.hook == "on_iteration_end" and loop.n_iter == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_end(self, loop):
+        if self.hook == "on_train_end":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("hook, at", [("on_iteration_end", 40), ("on_train_end", None)])
+def test_a_sigterm_outside_the_iterations_is_passed_on_too(blobs, tmp_path, hook, at):
+    """In the last iteration's hooks, or after them: the run is complete (not
+    interrupted), and the signal still reaches its receiver."""
+    X, y = blobs
+    settings = TrainSettings(**_settings(checkpoint=str(tmp_path / "run.ckpt")))
+    with TerminationGuard() as outer:
+        model = meta_train(X, y, settings, callbacks=[SigtermIn(hook, at)])
+    assert outer.requested
+    assert model.config["training"]["n_iter"] == 40
+    assert not model.config["training"]["interrupted"]
+
+
+def test_a_sigterm_in_the_last_iteration_leaves_the_run_complete(blobs, tmp_path):
+    X, y = blobs
+    settings = TrainSettings(**_settings(checkpoint=str(tmp_path / "run.ckpt")))
+    with TerminationGuard() as outer:
+        model = meta_train(X, y, settings, callbacks=[SigtermAt(40)])
+    assert outer.requested and not model.config["training"]["interrupted"]
+    assert _checkpoint_iteration(tmp_path / "run.ckpt") == 40
