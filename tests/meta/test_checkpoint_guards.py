@@ -5,14 +5,12 @@ the start, warned about mid-run), the warm start's error naming the shapes
 that differ, and warnings that point at the caller's line."""
 
 import errno
-import json
 import os
 import warnings
 
 import numpy as np
 import pytest
-import torch
-from safetensors import safe_open
+from checkpoint_helpers import assert_same_weights, saved_iteration
 
 from skmeta import MetaFeatureExtractor
 from skmeta.meta import checkpoint as checkpoint_module
@@ -32,17 +30,6 @@ CHMOD_DENIES = pytest.mark.skipif(
 def _settings(**changes):
     base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=20, seed=3)
     return TrainSettings(**{**base, **changes})
-
-
-def _saved_iteration(path):
-    with safe_open(str(path), framework="pt") as handle:
-        return json.loads(handle.metadata()["skmeta_checkpoint"])["state"]["n_iter"]
-
-
-def _assert_same_weights(a, b):
-    assert a.state.keys() == b.state.keys()
-    for name in a.state:
-        assert torch.equal(a.state[name], b.state[name]), name
 
 
 class Steps(Callback):
@@ -108,7 +95,7 @@ def test_unused_settings_may_change_on_resume(blobs, tmp_path):
     # early stopping and calibration are off: their settings are unused
     unused = dict(n_iter_no_change=3, validation_fraction=0.25, n_val_episodes=7)
     resumed = meta_train(X, y, _settings(checkpoint=path, **unused))
-    _assert_same_weights(resumed, meta_train(X, y, _settings()))
+    assert_same_weights(resumed, meta_train(X, y, _settings()))
     # with early stopping they count
     stopping = str(tmp_path / "s")
     meta_train(X, y, _settings(checkpoint=stopping, early_stopping=True))
@@ -206,8 +193,8 @@ def test_a_failed_write_mid_run_warns_and_training_goes_on(
     assert f"checkpoint={str(path)!r} after iteration 4" in message
     assert "No space left on device" in message and "trying again" in message
     assert failures[0].filename == __file__  # this test's line, not skmeta's
-    _assert_same_weights(model, meta_train(X, y, _settings()))
-    assert _saved_iteration(path) == 20  # written again, up to the last
+    assert_same_weights(model, meta_train(X, y, _settings()))
+    assert saved_iteration(path) == 20  # written again, up to the last
 
 
 def test_a_failed_last_write_keeps_the_model(blobs, tmp_path, monkeypatch):
@@ -217,7 +204,7 @@ def test_a_failed_last_write_keeps_the_model(blobs, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="after iteration 20 .* last state written"):
         model = meta_train(X, y, _settings(checkpoint=str(path), checkpoint_every=5))
     assert model.config["training"]["n_iter"] == 20
-    assert _saved_iteration(path) == 15
+    assert saved_iteration(path) == 15
 
 
 @CHMOD_DENIES
@@ -242,7 +229,7 @@ def test_a_folder_made_read_only_mid_run_warns(blobs, tmp_path):
     finally:
         folder.chmod(0o755)
     assert model.config["training"]["n_iter"] == 20
-    assert _saved_iteration(folder / "c") == 4
+    assert saved_iteration(folder / "c") == 4
 
 
 # -- warm starts --------------------------------------------------------------------

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from safetensors import safe_open
+from checkpoint_helpers import assert_same_weights, saved_iteration
 
 import skmeta
 from skmeta.meta.callbacks import Callback
@@ -32,17 +31,6 @@ ROOT = str(Path(skmeta.__file__).resolve().parents[2])
 def _settings(**changes):
     base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=40, seed=3)
     return {**base, **changes}
-
-
-def _checkpoint_iteration(path) -> int:
-    with safe_open(str(path), framework="pt") as handle:
-        return json.loads(handle.metadata()["skmeta_checkpoint"])["state"]["n_iter"]
-
-
-def _assert_same_weights(a, b):
-    assert a.state.keys() == b.state.keys()
-    for name in a.state:
-        assert torch.equal(a.state[name], b.state[name]), name
 
 
 class SigtermAt(Callback):
@@ -103,12 +91,12 @@ def test_sigterm_ends_after_the_iteration_with_the_checkpoint_written(blobs, tmp
         with pytest.warns(UserWarning, match=r"interrupted \(SIGTERM\) after 7 of 40"):
             model = meta_train(X, y, settings, callbacks=[SigtermAt(7)])
     assert outer.requested  # passed on, once the checkpoint was written
-    assert _checkpoint_iteration(path) == 7
+    assert saved_iteration(path) == 7
     training = model.config["training"]
     assert training["n_iter"] == 7 and training["interrupted_by"] == "SIGTERM"
     assert "interrupted (SIGTERM)" in model.summary()
     resumed = meta_train(X, y, settings)  # the same call again
-    _assert_same_weights(resumed, meta_train(X, y, TrainSettings(**_settings())))
+    assert_same_weights(resumed, meta_train(X, y, TrainSettings(**_settings())))
 
 
 def test_without_a_checkpoint_sigterm_is_left_alone(blobs):
@@ -179,7 +167,7 @@ def test_a_terminated_process_leaves_a_checkpoint_that_resumes(blobs, tmp_path):
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGTERM  # passed on: it still died of it
     assert "interrupted (SIGTERM)" in stderr
-    stopped_at = _checkpoint_iteration(path)  # written by the graceful end only
+    stopped_at = saved_iteration(path)  # written by the graceful end only
     assert 5 <= stopped_at < 2000
     resumed = meta_train(X, y, TrainSettings(**dict(settings, max_iter=2000)))
     assert resumed.config["training"]["n_iter"] == 2000
@@ -206,7 +194,7 @@ def test_skmeta_train_writes_the_model_so_far_and_exits_143(tmp_path):
     model = skmeta.MetaModel.load(out)
     training = model.config["training"]
     assert training["interrupted_by"] == "SIGTERM"
-    assert training["n_iter"] == _checkpoint_iteration(checkpoint)  # the same run
+    assert training["n_iter"] == saved_iteration(checkpoint)  # the same run
     info = subprocess.run(
         [sys.executable, "-m", "skmeta", "info", str(out)],
         env=_environment(),
@@ -250,4 +238,4 @@ def test_a_sigterm_in_the_last_iteration_leaves_the_run_complete(blobs, tmp_path
     with TerminationGuard() as outer:
         model = meta_train(X, y, settings, callbacks=[SigtermAt(40)])
     assert outer.requested and not model.config["training"]["interrupted"]
-    assert _checkpoint_iteration(tmp_path / "run.ckpt") == 40
+    assert saved_iteration(tmp_path / "run.ckpt") == 40
