@@ -1,5 +1,7 @@
 """Mixed-precision meta-training (autocast, float16 loss scaling) and devices."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,15 @@ def test_mixed_precision_takes_the_reference_paths_in_its_thread_only(images):
     with accel.reference_only():
         assert accel.find("meta_gradient", make_algorithm("maml")) is None
     assert accel.find("meta_gradient", make_algorithm("maml")) is not None
+
+
+def test_16_bits_on_a_cpu_warn_at_the_users_line(blobs):
+    X, y = blobs
+    clf = FewShotClassifier(max_iter=2, n_way=3, precision="bfloat16", device="cpu")
+    with pytest.warns(UserWarning, match="precision='bfloat16' on a CPU") as record:
+        clf.fit(X, y)
+    slow = [w for w in record if "on a CPU" in str(w.message)]
+    assert len(slow) == 1 and slow[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float32: no such warning
+        Precision("float32", CPU)
