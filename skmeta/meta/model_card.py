@@ -10,6 +10,8 @@ describes; write it again after adding an evaluation.
 from __future__ import annotations
 
 import datetime
+import json
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -58,6 +60,50 @@ def evaluation_record(
             timespec="seconds"
         ),
     }
+
+
+def check_evaluation(evaluation: Mapping) -> dict:
+    """`evaluation` as an entry of ``config["evaluations"]``, checked.
+
+    Parameters
+    ----------
+    evaluation : mapping
+        ``task`` (str), ``mean`` and ``ci95`` (real numbers), ``n_episodes``
+        (a positive int), and optionally ``data`` (a mapping) and anything
+        else that JSON can hold.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        Naming the entry that is missing or of the wrong kind, or if the
+        mapping cannot be written as JSON.
+    """
+    entry = dict(evaluation)
+    kinds = {"task": str, "mean": numbers.Real, "ci95": numbers.Real}
+    kinds.update(n_episodes=numbers.Integral)
+    for key, kind in kinds.items():
+        value = entry.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(
+                f"An evaluation needs {key!r}, a {kind.__name__}; got "
+                f"{value!r} (evaluation_record(task, mean, ci95, n_episodes) "
+                "makes one)."
+            )
+    if entry["n_episodes"] < 1 or not isinstance(entry.get("data", {}), Mapping):
+        raise ValueError(
+            "An evaluation needs n_episodes >= 1 and data, if given, a mapping; "
+            f"got n_episodes={entry['n_episodes']!r}, data={entry.get('data')!r}."
+        )
+    entry.update(mean=float(entry["mean"]), ci95=float(entry["ci95"]))
+    entry["n_episodes"] = int(entry["n_episodes"])  # NumPy numbers too
+    try:
+        return json.loads(json.dumps(entry))  # plain JSON values, as saved
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"An evaluation must be JSON: {exc}.") from None
 
 
 def _listed(names, most: int = 20) -> str:

@@ -24,23 +24,57 @@ class ModelRecords:
 
         return summary(self)
 
-    def with_evaluation(self, evaluation: Mapping):
+    def with_evaluation(self, evaluation, *, task=None, data=None):
         """This model with one more entry in ``config["evaluations"]``.
 
         The weights are shared, not copied; the model itself is unchanged.
 
         Parameters
         ----------
-        evaluation : mapping
-            E.g. :func:`~skmeta.meta.model_card.evaluation_record`'s result:
-            ``task``, ``mean``, ``ci95``, ``n_episodes``, ``data``.
+        evaluation : EpisodicScore or mapping
+            :func:`~skmeta.episodic_score`'s result (then give `task`), or a
+            mapping with ``task``, ``mean``, ``ci95``, ``n_episodes`` and
+            optionally ``data`` (:func:`~skmeta.meta.model_card.evaluation_record`
+            makes one).
+        task : str, default=None
+            What an :class:`~skmeta.model_selection.EpisodicScore` measured,
+            e.g. ``"5-way 1-shot, 15 queries"``.
+        data : mapping, default=None
+            What it was measured on, with an EpisodicScore, e.g.
+            ``{"source": "eval/", "n_classes": 20}``.
 
         Returns
         -------
         MetaModel
+
+        Raises
+        ------
+        TypeError
+            If `evaluation` is neither, or an EpisodicScore comes without
+            `task`.
+        ValueError
+            If the mapping lacks an entry or holds one of the wrong kind.
         """
+        from .model_card import check_evaluation, evaluation_record
+
+        if not isinstance(evaluation, Mapping):
+            scores = getattr(evaluation, "scores", None)
+            if scores is None or not hasattr(evaluation, "ci95"):
+                raise TypeError(
+                    "evaluation must be episodic_score's result or a mapping "
+                    f"(evaluation_record's); got {type(evaluation).__name__}."
+                )
+            if task is None:
+                raise TypeError(
+                    "with_evaluation(episodic_score(...)) needs task=, what was "
+                    "measured, e.g. task='5-way 1-shot, 15 queries'."
+                )
+            evaluation = evaluation_record(
+                task, evaluation.mean, evaluation.ci95, len(scores), data
+            )
         config = self.thawed_config()
-        config["evaluations"] = [*config.get("evaluations", []), dict(evaluation)]
+        evaluations = config.get("evaluations", [])
+        config["evaluations"] = [*evaluations, check_evaluation(evaluation)]
         return type(self)(self._state, config, self._history, self._backbone)
 
     # -- files ------------------------------------------------------------

@@ -31,6 +31,38 @@ def test_with_evaluation_adds_an_entry_and_shares_the_weights(model):
     np.testing.assert_array_equal(evaluated.transform(rows), model.transform(rows))
 
 
+def test_with_evaluation_takes_episodic_scores_and_checks_mappings(model, tmp_path):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from skmeta import episodic_score
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(6), 6)
+    score = episodic_score(
+        KNeighborsClassifier(1), rng.normal(size=(36, 2)) + y[:, None], y,
+        n_way=3, n_query=2, n_episodes=8, random_state=0,
+    )  # fmt: skip
+    evaluated = model.with_evaluation(score, task="3-way 1-shot", data={"n": 36})
+    (entry,) = evaluated.config["evaluations"]
+    assert entry["task"] == "3-way 1-shot" and entry["n_episodes"] == 8
+    assert entry["mean"] == score.mean and entry["data"] == {"n": 36}
+    evaluated.save(tmp_path / "m.safetensors", card=True)  # the card reads it
+    assert "3-way 1-shot" in card_path(tmp_path / "m.safetensors").read_text()
+    with pytest.raises(TypeError, match="needs task="):
+        model.with_evaluation(score)
+    with pytest.raises(TypeError, match="episodic_score's result or a mapping"):
+        model.with_evaluation(0.9)
+    with pytest.raises(ValueError, match="needs 'task'"):
+        model.with_evaluation({"acc": 0.9})
+    with pytest.raises(ValueError, match="needs 'n_episodes'"):
+        model.with_evaluation({"task": "t", "mean": 0.9, "ci95": 0.1})
+    with pytest.raises(ValueError, match="must be JSON"):
+        model.with_evaluation(evaluation_record("t", 0.9, 0.1, 5, {"x": object()}))
+    numpy_numbers = {"task": "t", "mean": np.float32(0.5), "ci95": np.float64(0.1)}
+    added = model.with_evaluation({**numpy_numbers, "n_episodes": np.int64(5)})
+    assert added.config["evaluations"][0]["n_episodes"] == 5
+
+
 def test_card_says_what_the_model_is_and_how_it_did(model, tmp_path):
     entry = evaluation_record("5-way 1-shot, 15 queries", 0.9123, 0.0051, 600)
     path = tmp_path / "m.safetensors"
