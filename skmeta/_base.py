@@ -246,10 +246,12 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             )
 
     def _seen(self) -> dict:
-        """Class and feature names of the data, for the model's provenance."""
+        """Class and feature names, and an int random_state, for the provenance."""
         classes = getattr(self, "_seen_classes", None)
         features = getattr(self, "feature_names_in_", None)
+        seeded = isinstance(self.random_state, int | np.integer)
         return {
+            "random_state": int(self.random_state) if seeded else None,
             "class_names": None if classes is None else [str(c) for c in classes],
             "feature_names": None if features is None else [str(f) for f in features],
         }
@@ -358,11 +360,8 @@ class MetaEstimator(MethodSettings, BaseEstimator):
     def _calibrates(self) -> bool:
         """Whether meta-training calibrates on held-out classes: ``True``, or
         ``"auto"`` with `early_stopping` (never for regression)."""
-        if self._task.regression:
-            return False
-        return self.calibrate is True or (
-            self.calibrate == "auto" and self.early_stopping
-        )
+        auto = self.calibrate == "auto" and bool(self.early_stopping)
+        return not self._task.regression and (self.calibrate is True or auto)
 
     # -- adaptation and prediction ----------------------------------------------
     def _algorithm(self):

@@ -112,15 +112,21 @@ def _listed(names, most: int = 20) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
-def _training_settings(training) -> list[str]:
-    """The card's lines on how the run can be repeated: its settings and seed,
-    what its classes count, and what was held out."""
+def _training_settings(training, random_state=None) -> list[str]:
+    """The card's lines on how the run can be repeated: its settings and seed
+    (and the estimator's `random_state` it was drawn from, if recorded), what
+    its classes count, and what was held out."""
     rotations = {"rot90": 4, "dihedral": 8}.get(training.get("class_augmentation"))
     lines = [
         f"- learning rate {training.get('learning_rate')}, "
         f"{training.get('meta_batch_size')} episode(s) per update, precision "
-        f"{training.get('precision')}, seed {training.get('seed')} (the same "
-        "settings, data and seed repeat the run)",
+        f"{training.get('precision')}, seed {training.get('seed')} "
+        + (
+            f"(drawn from random_state={random_state}: the same settings, data "
+            "and random_state repeat the run)"
+            if random_state is not None
+            else "(the same settings, data and seed repeat the run)"
+        ),
         f"- augmentation: {training.get('augmentation') or 'none'}",
     ]
     if rotations:
@@ -185,7 +191,7 @@ def model_card(model, name: str = "model.safetensors") -> str:
                 else ""
             )
         )
-        lines += _training_settings(training)
+        lines += _training_settings(training, made.get("random_state"))
         lines.append(
             f"- data: {data.get('n_samples')} rows x {data.get('n_features')} "
             f"({data.get('dtype')})"

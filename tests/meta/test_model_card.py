@@ -104,3 +104,19 @@ def test_custom_backbone_file_as_pretrained_with_backbone(tmp_path):
         clf = FewShotClassifier(pretrained=str(path), backbone=fresh).fit(X, y)
     reference = FewShotClassifier(pretrained=model).fit(X, y)
     np.testing.assert_allclose(clf.decision_function(X), reference.decision_function(X))
+
+
+def test_the_card_names_the_random_state_that_repeats_the_run(blobs):
+    from skmeta import FewShotClassifier
+
+    X, y = blobs
+    fitted = FewShotClassifier(max_iter=3, n_way=3, random_state=7).fit(X, y)
+    model = fitted.meta_model_
+    seed = model.config["training"]["seed"]
+    assert model.config["provenance"]["random_state"] == 7
+    assert f"seed {seed} (drawn from random_state=7: the same" in model_card(model, "m")
+    again = FewShotClassifier(max_iter=3, n_way=3, random_state=7).fit(X, y)
+    for name, value in model.state.items():  # the card's advice holds
+        assert torch.equal(again.meta_model_.state[name], value), name
+    unseeded = FewShotClassifier(max_iter=3, n_way=3).fit(X, y).meta_model_
+    assert "random_state" not in unseeded.config["provenance"]
