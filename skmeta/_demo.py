@@ -34,6 +34,7 @@ class DemoConfig:
     n_episodes: int = 300
     random_state: int = 0
     data_home: str | None = None
+    download: bool = False
     verbose: int = 1
 
 
@@ -50,8 +51,9 @@ def _load(config: DemoConfig):
         return name, (X[~test], y[~test]), (X[test], y[test])
     from .datasets import load_omniglot
 
-    background = load_omniglot("background", data_home=config.data_home)
-    evaluation = load_omniglot("evaluation", data_home=config.data_home)
+    fetch = {"data_home": config.data_home, "download": config.download}
+    background = load_omniglot("background", **fetch)
+    evaluation = load_omniglot("evaluation", **fetch)
     name = "Omniglot (background alphabets -> evaluation alphabets)"
     return (
         name,
@@ -157,6 +159,12 @@ def add_demo_parser(commands) -> None:
         help="folder with Omniglot (see skmeta.datasets.load_omniglot); "
         "default: the embedded glyph data",
     )
+    demo.add_argument(
+        "--download",
+        action="store_true",
+        help="with --data-home: download Omniglot's official zips into it if "
+        "they are not there",
+    )
     for flag, what in (
         ("--max-iter", "meta-training iterations per method"),
         ("--n-episodes", "test episodes per task"),
@@ -195,6 +203,7 @@ def demo_config(args) -> DemoConfig:
         **sizes,
         random_state=args.seed,
         data_home=args.data_home,
+        download=args.download,
         methods=tuple(args.methods.split(",")),
         verbose=0 if args.quick or args.quiet else 1,
     )
@@ -205,6 +214,11 @@ def run_demo_command(args) -> int:
     try:
         run_demo(demo_config(args))
     except (ValueError, FileNotFoundError) as exc:
-        print(f"skmeta demo: error: {exc}", file=sys.stderr)
+        message = str(exc).replace("download=True", "--download")  # the flags
+        message = message.replace("point data_home", "point --data-home")
+        print(f"skmeta demo: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the download failed (ConnectionError among them)
+        print(f"skmeta demo: error: {exc}", file=sys.stderr)
+        return 1
     return 0

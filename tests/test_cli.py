@@ -18,10 +18,22 @@ def test_demo_quick_prints_a_table(capsys):
     assert "never seen in training" in out
 
 
-def test_demo_bad_data_home_is_a_clean_error(tmp_path, capsys):
+def test_demo_bad_data_home_is_a_clean_error(tmp_path, capsys, monkeypatch):
     assert main(["demo", "--quick", "--data-home", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "error" in err and str(tmp_path) in err
+    assert "or pass --download" in err and "point --data-home" in err  # flags
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    argv = ["demo", "--quick", "--data-home", str(tmp_path), "--download"]
+    assert main(argv) == 1  # the download was tried, and failed cleanly
+    err = capsys.readouterr().err
+    assert "Could not download Omniglot 'background'" in err
+    assert "Network is unreachable" in err
 
 
 def test_console_script_help():

@@ -91,7 +91,9 @@ def summary(model, path=None) -> str:
         f"embedding:    {model.embedding_dim} features",
     ]
     training = config.get("training", {})
-    if training:
+    if config.get("from_module"):
+        lines.append("meta-trained: no (a module wrapped by MetaModel.from_module)")
+    elif training:
         lines.append(
             f"meta-trained: {training.get('n_iter')} iterations "
             f"({training.get('n_way')}-way {training.get('k_shot')}-shot "

@@ -111,3 +111,14 @@ def test_regressor_diverging_raises():
     reg = FewShotRegressor(pretrained=model, inner_lr=1e4, inner_steps=10)
     with pytest.raises(ValueError, match="inner_steps=10, inner_lr=10000.0"):
         reg.fit(X[:10], y[:10])
+
+
+def test_with_one_inner_step_the_advice_is_the_rate_alone():
+    from skmeta.meta.algorithms.divergence import settings_text
+
+    one = settings_text(make_algorithm("maml", inner_lr=0.5, inner_steps=1))
+    assert one.endswith("inner_lr=0.5); use a smaller inner_lr")
+    three = settings_text(make_algorithm("maml", inner_lr=0.5, inner_steps=3))
+    assert three.endswith("use fewer inner_steps or a smaller inner_lr")
+    learnt = settings_text(make_algorithm("metasgd", inner_lr=0.5, inner_steps=1))
+    assert learnt.endswith("; meta-train with a smaller inner_lr")

@@ -59,3 +59,11 @@ def test_meta_training_records_versions_data_classes_and_features(blobs, tmp_pat
 
 def test_summary_of_a_model_without_provenance(blob_model):
     assert "protonet" in blob_model.summary()
+
+
+def test_summary_of_a_wrapped_module_says_it_was_not_meta_trained():
+    import torch
+
+    text = MetaModel.from_module(torch.nn.Linear(4, 3), input_shape=(4,)).summary()
+    assert "meta-trained: no (a module wrapped by MetaModel.from_module)" in text
+    assert "None-way" not in text

@@ -24,16 +24,15 @@ def settings_text(method) -> str:
     """The inner-loop settings of `method` and what to change, in words: the
     end of a sentence whose parenthesis this closes."""
     rate = f"inner_lr={method.inner_lr}"
+    smaller = "use a smaller inner_lr"
     if "inner_lr" not in method.adaptation_settings:  # Meta-SGD: learnt rates
         rate += ", the initial value of its meta-learnt step sizes"
-        return (  # a pretrained model's learnt rates cannot be changed at fit
-            f"inner_steps={method.inner_steps}, {rate}); use fewer inner_steps, "
-            "or meta-train with a smaller inner_lr"
-        )
-    return (
-        f"inner_steps={method.inner_steps}, {rate}); use fewer inner_steps or a "
-        "smaller inner_lr"
-    )
+        # a pretrained model's learnt rates cannot be changed at fit
+        smaller = "meta-train with a smaller inner_lr"
+    if method.inner_steps > 1:  # (with only one step, fewer is no advice)
+        joint = " or " if smaller.startswith("use ") else ", or "
+        smaller = f"use fewer inner_steps{joint}{smaller.removeprefix('use ')}"
+    return f"inner_steps={method.inner_steps}, {rate}); {smaller}"
 
 
 def check_adaptation(method, losses: list[torch.Tensor], tensors) -> None:
