@@ -35,9 +35,21 @@ def import_torchvision(feature: str):
     except ImportError as exc:
         raise ImportError(f"{feature} needs torchvision. {advice}") from exc
     except RuntimeError as exc:  # e.g. a CUDA build next to a CPU torch
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = f"torchvision {version('torchvision')}"
+        except PackageNotFoundError:
+            installed = "torchvision"
         raise ImportError(
-            f"{feature} needs torchvision, which is installed but does not load "
-            f"with this torch ({str(exc).splitlines()[0]}). {advice}"
+            f"{feature} needs torchvision; {installed} is installed but does "
+            f"not load with torch {torch.__version__} "
+            f"({str(exc).splitlines()[0]}): their builds differ (CPU against "
+            "CUDA, or another release). Uninstall it (pip uninstall "
+            "torchvision) and install the build made for this torch, with the "
+            f"command for your machine at {TORCH_INSTALL} (for a CPU torch: pip "
+            "install torchvision --index-url "
+            "https://download.pytorch.org/whl/cpu)."
         ) from exc
 
 

@@ -255,3 +255,25 @@ def test_parser_type_errors_are_argparse_errors():
 
     with pytest.raises(argparse.ArgumentTypeError):
         image_size("x")
+
+
+def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
+    import importlib
+
+    from skmeta._optional import import_torchvision
+
+    real = importlib.import_module
+
+    def mismatched(name, *args, **kwargs):
+        if name.split(".")[0] == "torchvision":
+            raise RuntimeError("operator torchvision::nms does not exist\nmore")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", mismatched)
+    with pytest.raises(ImportError) as info:
+        import_torchvision("augmentation='images'")
+    message = str(info.value)
+    assert "is installed but does not load with torch" in message
+    assert "(operator torchvision::nms does not exist)" in message
+    assert "pip uninstall torchvision" in message and "whl/cpu" in message
+    assert "skmeta[vision]" not in message  # installing it again changes nothing
