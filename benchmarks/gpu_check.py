@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,8 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="JSON path (default: results/)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cpu":  # bfloat16 on a CPU is slow, and run on purpose
+        warnings.filterwarnings("ignore", message=r"precision=.* on a CPU")
     side = 28 if args.quick else 84
     if args.quick:
         BACKBONE_PARAMS.update(resnet12={"channels": (8, 8, 8, 8)})

@@ -211,14 +211,25 @@ def demo_config(args) -> DemoConfig:
 
 def run_demo_command(args) -> int:
     """``skmeta demo``; returns the exit status."""
+
+    def flags(exc: BaseException) -> str:  # the loader's parameters as flags
+        message = str(exc).replace("download=True", "--download")
+        return message.replace("point data_home", "point --data-home")
+
+    if args.download and args.data_home is None:
+        print(
+            "skmeta demo: error: --download fetches Omniglot into --data-home; "
+            "give --data-home DIR (without it the demo uses the glyphs, which "
+            "need no download).",
+            file=sys.stderr,
+        )
+        return 2
     try:
         run_demo(demo_config(args))
     except (ValueError, FileNotFoundError) as exc:
-        message = str(exc).replace("download=True", "--download")  # the flags
-        message = message.replace("point data_home", "point --data-home")
-        print(f"skmeta demo: error: {message}", file=sys.stderr)
+        print(f"skmeta demo: error: {flags(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # the download failed (ConnectionError among them)
-        print(f"skmeta demo: error: {exc}", file=sys.stderr)
+        print(f"skmeta demo: error: {flags(exc)}", file=sys.stderr)
         return 1
     return 0

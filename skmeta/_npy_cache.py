@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import secrets
 from collections.abc import Callable, Iterable
@@ -158,7 +159,8 @@ def shrink_rows(path: Path, n_rows: int) -> None:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        n_rows = int(n_rows)  # a NumPy integer's repr would break the header
+        n_rows = operator.index(n_rows)  # an int (a NumPy one's repr would
+        # break the header; a float is refused)
         if fortran or not shape or version > (2, 0):  # never the cache's own
             raise ValueError(
                 "shrink_rows takes a C-ordered array of one or more dimensions "

@@ -17,6 +17,7 @@ from numbers import Integral
 
 import numpy as np
 from joblib.parallel import get_active_backend
+from sklearn import get_config
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import BaseCrossValidator, cross_val_score
 from sklearn.utils.validation import check_scalar, column_or_1d
@@ -71,8 +72,8 @@ class EpisodicSplit(BaseCrossValidator):
     n_episodes : int, default=100
         Number of episodes (folds). They are drawn in blocks as ``split`` is
         consumed, so memory does not grow with `n_episodes` (``10**9`` is
-        fine for the first few folds); the episodes of a seed do not depend
-        on the blocks.
+        fine for the first few folds); for a seed, the episodes are the same
+        however the folds are consumed.
     random_state : int, RandomState instance or None, default=None
         Seeds the episodes; an int gives the same episodes at every ``split``.
 
@@ -279,6 +280,12 @@ def episodic_score(
         total = cv.get_n_splits(X, y)
         bar = tqdm(total=total, desc="episodes", unit="ep", leave=False)
         scoring = _counted(check_scoring(estimator, scoring), bar)
+    # under metadata routing, groups travel as params (then EpisodicSplit and
+    # TaskSplit request them); otherwise as cross_val_score's own argument
+    routing = get_config().get("enable_metadata_routing", False)
+    grouped = {"params": {"groups": groups}} if routing else {"groups": groups}
+    if groups is None:
+        grouped = {}
     try:
         if not local_and_sequential:  # shipped: the caller's models stay whole
             estimator = with_private_models(estimator)
@@ -287,7 +294,7 @@ def episodic_score(
                 estimator,
                 X,
                 y,
-                groups=groups,
+                **grouped,
                 cv=cv,
                 scoring=scoring,
                 n_jobs=n_jobs,

@@ -33,7 +33,9 @@ def test_demo_bad_data_home_is_a_clean_error(tmp_path, capsys, monkeypatch):
     assert main(argv) == 1  # the download was tried, and failed cleanly
     err = capsys.readouterr().err
     assert "Could not download Omniglot 'background'" in err
-    assert "Network is unreachable" in err
+    assert "Network is unreachable" in err and "download=True" not in err
+    assert main(["demo", "--quick", "--download"]) == 2  # into which folder?
+    assert "give --data-home DIR" in capsys.readouterr().err
 
 
 def test_console_script_help():

@@ -198,6 +198,10 @@ def test_groups_reach_the_splitters_under_metadata_routing():
         )
     np.testing.assert_array_equal(routed, plain)
     np.testing.assert_array_equal(routed_tasks, plain_tasks)
+    scored = dict(n_way=4, n_query=2, n_episodes=30, random_state=0, groups=family)
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed_score = episodic_score(knn, X, y, **scored)  # raised before
+    np.testing.assert_array_equal(routed_score.scores, plain)
 
 
 def test_grouped_episodes_are_drawn_in_blocks_of_bounded_keys(monkeypatch):

@@ -199,5 +199,7 @@ def test_shrink_rows_refuses_what_it_cannot_cut_in_place(tmp_path):
     with pytest.raises(ValueError, match=r"got \(\)"):
         shrink_rows(path, 0)
     np.save(path, np.arange(6, dtype=np.uint8).reshape(3, 2))
+    with pytest.raises(TypeError):
+        shrink_rows(path, 1.9)  # not a row count
     shrink_rows(path, np.int64(2))  # a NumPy integer, written as a plain one
     np.testing.assert_array_equal(np.load(path), [[0, 1], [2, 3]])

@@ -112,6 +112,24 @@ def _listed(names, most: int = 20) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
+def _repeat(training, random_state) -> str:
+    """How the run can be repeated, in words after its seed."""
+    before = training.get("n_iter_before") or 0
+    if before:  # a warm start (or partial_fit) continued an earlier model
+        return (
+            f"(continuing a model of {before} iterations: that model, the same "
+            "settings, data and seed repeat this part)"
+        )
+    if random_state is not None:
+        return (
+            f"(drawn from random_state={random_state}: the same settings, data "
+            "and random_state repeat the run)"
+        )
+    return (  # random_state=None or a RandomState: only the seed itself
+        "(meta_train with this seed, the same settings and data repeats the run)"
+    )
+
+
 def _training_settings(training, random_state=None) -> list[str]:
     """The card's lines on how the run can be repeated: its settings and seed
     (and the estimator's `random_state` it was drawn from, if recorded), what
@@ -121,12 +139,7 @@ def _training_settings(training, random_state=None) -> list[str]:
         f"- learning rate {training.get('learning_rate')}, "
         f"{training.get('meta_batch_size')} episode(s) per update, precision "
         f"{training.get('precision')}, seed {training.get('seed')} "
-        + (
-            f"(drawn from random_state={random_state}: the same settings, data "
-            "and random_state repeat the run)"
-            if random_state is not None
-            else "(the same settings, data and seed repeat the run)"
-        ),
+        + _repeat(training, random_state),
         f"- augmentation: {training.get('augmentation') or 'none'}",
     ]
     if rotations:

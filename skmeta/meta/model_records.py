@@ -50,8 +50,8 @@ class ModelRecords:
         Raises
         ------
         TypeError
-            If `evaluation` is neither, or an EpisodicScore comes without
-            `task`.
+            If `evaluation` is neither, an EpisodicScore comes without
+            `task`, or a mapping with `task` or `data`.
         ValueError
             If the mapping lacks an entry or holds one of the wrong kind.
         """
@@ -71,6 +71,11 @@ class ModelRecords:
                 )
             evaluation = evaluation_record(
                 task, evaluation.mean, evaluation.ci95, len(scores), data
+            )
+        elif task is not None or data is not None:  # the mapping says them
+            raise TypeError(
+                "task= and data= go with episodic_score's result; a mapping "
+                "holds its own 'task' and 'data'."
             )
         config = self.thawed_config()
         evaluations = config.get("evaluations", [])

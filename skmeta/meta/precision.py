@@ -22,7 +22,7 @@ import torch
 
 from .caller import user_stacklevel
 
-__all__ = ["PRECISIONS", "Precision"]
+__all__ = ["PRECISIONS", "Precision", "warn_if_slow"]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 
@@ -35,9 +35,8 @@ class Precision:
     precision : {"float32", "bfloat16", "float16"}
     device : torch.device
         The training device; float16 needs a device with float16 autocast
-        (CUDA; recent torch also on CPUs). A 16-bit precision on a CPU warns:
-        CPU autocast without the speed paths made a Conv4 on 28x28 images
-        15-20 times slower than float32 on 2 cores.
+        (CUDA; recent torch also on CPUs); on a CPU it is slow
+        (:func:`warn_if_slow`).
     """
 
     def __init__(self, precision: str, device: torch.device) -> None:
@@ -53,15 +52,6 @@ class Precision:
         self.scaler = (
             torch.amp.GradScaler(self.device.type) if precision == "float16" else None
         )
-        if self.mixed and self.device.type == "cpu":
-            warnings.warn(
-                f"precision={precision!r} on a CPU runs CPU autocast without "
-                "skmeta's speed paths: many times slower than 'float32' (15-20 "
-                "times for a Conv4 on 2 cores). It pays on a GPU; on a CPU use "
-                "precision='float32'.",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
 
     @property
     def mixed(self) -> bool:
@@ -106,3 +96,19 @@ class Precision:
         else:
             self.scaler.step(optimizer)
             self.scaler.update()
+
+
+def warn_if_slow(precision: str, device) -> None:
+    """Warn (once per call: :func:`~.train.meta_train` calls it once per run)
+    when a 16-bit `precision` runs on a CPU: CPU autocast without the speed
+    paths made a Conv4 on 28x28 images 15-20 times slower than float32 on 2
+    cores. It pays on a GPU."""
+    if precision in ("bfloat16", "float16") and torch.device(device).type == "cpu":
+        warnings.warn(
+            f"precision={precision!r} on a CPU runs CPU autocast without "
+            "skmeta's speed paths: many times slower than 'float32' (15-20 "
+            "times for a Conv4 on 2 cores). It pays on a GPU; on a CPU use "
+            "precision='float32'.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )

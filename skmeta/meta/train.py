@@ -38,6 +38,7 @@ from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
 from .net import float32_default
 from .optim import CosineAdam
+from .precision import warn_if_slow
 from .provenance import describe
 from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
 from .train_setup import (
@@ -316,6 +317,7 @@ def _meta_train(
                 ranks=ranks,
             ),
         ]
+    warn_if_slow(settings.precision, device)  # once, not once per generation
     start = time.perf_counter()
     history, done, step_algorithm = [], 0, algorithm
     for generation in range(1 + (generations or 0)):

@@ -50,6 +50,8 @@ def test_with_evaluation_takes_episodic_scores_and_checks_mappings(model, tmp_pa
     assert "3-way 1-shot" in card_path(tmp_path / "m.safetensors").read_text()
     with pytest.raises(TypeError, match="needs task="):
         model.with_evaluation(score)
+    with pytest.raises(TypeError, match="a mapping holds its own"):
+        model.with_evaluation(evaluation_record("t", 0.9, 0.1, 5), task="other")
     with pytest.raises(TypeError, match="episodic_score's result or a mapping"):
         model.with_evaluation(0.9)
     with pytest.raises(ValueError, match="needs 'task'"):
@@ -120,3 +122,6 @@ def test_the_card_names_the_random_state_that_repeats_the_run(blobs):
         assert torch.equal(again.meta_model_.state[name], value), name
     unseeded = FewShotClassifier(max_iter=3, n_way=3).fit(X, y).meta_model_
     assert "random_state" not in unseeded.config["provenance"]
+    assert "(meta_train with this seed, the same" in model_card(unseeded, "m")
+    fitted.set_params(warm_start=True).fit(X, y)  # continues: not repeatable alone
+    assert "(continuing a model of 3 iterations:" in model_card(fitted.meta_model_, "m")

@@ -115,3 +115,13 @@ def test_16_bits_on_a_cpu_warn_at_the_users_line(blobs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # float32: no such warning
         Precision("float32", CPU)
+
+
+def test_the_slow_precision_warning_comes_once_per_run(blobs):
+    X, y = blobs
+    settings = dict(n_way=5, k_shot=2, n_query=2, input_shape=(10,), max_iter=2)
+    rfs = dict(method="rfs", method_params={"generations": 2}, precision="bfloat16")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        meta_train(X, y, TrainSettings(**settings, **rfs))  # three loops
+    assert sum("on a CPU" in str(w.message) for w in record) == 1
