@@ -48,12 +48,15 @@ class Dataset:
         ``(C, H, W)`` for images, ``(n_features,)`` for tables.
     names : ndarray of shape (n_samples,) of str
         File names of images, row numbers of tables.
+    groups : ndarray of shape (n_samples,) or (n_samples, n_groups), or None
+        The arrays or columns ``--groups`` names (``.npz`` and ``.csv``).
     """
 
     X: np.ndarray
     y: np.ndarray | None
     input_shape: tuple[int, ...]
     names: np.ndarray
+    groups: np.ndarray | None = None
 
 
 def augmentation_names(value: str) -> str | list[str]:
@@ -73,6 +76,7 @@ def load_dataset(
     label_column="label",
     mmap_path=None,
     on_empty="raise",
+    groups=None,
 ) -> Dataset:
     """A labelled data set from `path`.
 
@@ -92,6 +96,9 @@ def load_dataset(
         For image folders: cache the rows in this memory-mapped ``.npy``.
     on_empty : {"raise", "warn"}, default="raise"
         For image folders: what a class subfolder without images does.
+    groups : list of str, optional
+        For ``.npz`` and ``.csv`` files: the arrays or columns to return as
+        ``groups`` (one column each); a ``.csv`` file's are not features.
 
     Returns
     -------
@@ -100,6 +107,11 @@ def load_dataset(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder.")
+    if groups and (path.is_dir() or path.suffix.lower() not in (".npz", ".csv")):
+        raise DataError(
+            f"--groups {','.join(groups)}: groups are arrays of an .npz file or "
+            f"columns of a .csv file; {path} is neither."
+        )
     if path.is_dir():
         try:
             bunch = load_image_folder(
@@ -119,16 +131,16 @@ def load_dataset(
         )
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return _load_npz(path)
+        return _load_npz(path, groups=groups)
     if suffix == ".csv":
-        return _load_csv(path, label_column)
+        return _load_csv(path, label_column, groups=groups)
     raise DataError(
         f"{path}: unknown kind of data; give a folder of class subfolders of "
         "images, an .npz file or a .csv file."
     )
 
 
-def _load_npz(path: Path, labelled: bool = True) -> Dataset:
+def _load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -137,6 +149,13 @@ def _load_npz(path: Path, labelled: bool = True) -> Dataset:
         X = next((arrays[k] for k in ("X", "data") if k in arrays.files), None)
         y = next((arrays[k] for k in ("y", "target") if k in arrays.files), None)
         shape = arrays["input_shape"] if "input_shape" in arrays.files else None
+        missing = [name for name in groups or () if name not in arrays.files]
+        if missing:
+            raise DataError(
+                f"{path}: no array {missing[0]!r} (--groups); it has "
+                f"{sorted(arrays.files)}."
+            )
+        columns = [np.asarray(arrays[name]) for name in groups or ()]
     if X is None or (y is None and labelled):
         raise DataError(
             f"{path}: an .npz data set holds arrays 'X' (or 'data') and 'y' (or "
@@ -152,12 +171,30 @@ def _load_npz(path: Path, labelled: bool = True) -> Dataset:
         )
     shape = (X.shape[1],) if shape is None else tuple(int(s) for s in shape)
     names = np.array([str(i) for i in range(len(X))])
-    return Dataset(X, None if y is None else np.asarray(y), shape, names)
+    if any(column.shape != (len(X),) for column in columns):
+        raise DataError(
+            f"{path}: each --groups array needs one value per row of X "
+            f"({len(X)},); got shapes {[c.shape for c in columns]}."
+        )
+    found = _group_array(columns)
+    return Dataset(X, None if y is None else np.asarray(y), shape, names, found)
 
 
-def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
+def _group_array(columns: list) -> np.ndarray | None:
+    """The --groups columns as one array: 1-D for one, (n, k) for k."""
+    if not columns:
+        return None
+    if len(columns) == 1:
+        return columns[0]
+    return np.stack([np.asarray(c).astype(str) for c in columns], axis=1)
+
+
+def _load_csv(
+    path: Path, label_column: str, labelled: bool = True, groups=None
+) -> Dataset:
     """The rows of a ``.csv`` file, read one record at a time into float32
-    blocks: memory is the array's and one block's, never the text's."""
+    blocks: memory is the array's and one block's, never the text's. The
+    `groups` columns are returned as groups, not features."""
     with contextlib.closing(_csv_records(path)) as records:  # closed on errors
         header = next(records, None)
         if header is None:
@@ -168,7 +205,15 @@ def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
                 f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
             )
         at = header.index(label_column) if label_column in header else None
-        labels, blocks, block = [], [], []
+        missing = [name for name in groups or () if name not in header]
+        if missing:
+            raise DataError(
+                f"{path}: no column {missing[0]!r} (--groups); the columns are "
+                f"{header[:10]}{' ...' if len(header) > 10 else ''}."
+            )
+        grouped = [header.index(name) for name in groups or ()]
+        skip = {at, *grouped}
+        labels, blocks, block, group_rows = [], [], [], []
         for line, record in enumerate(records, start=2):
             if len(record) != len(header):
                 raise DataError(
@@ -176,8 +221,10 @@ def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
                     f"{len(header)}."
                 )
             labels.append(None if at is None else record[at])
+            if grouped:
+                group_rows.append([record[i] for i in grouped])
             try:
-                block.append([float(v) for i, v in enumerate(record) if i != at])
+                block.append([float(v) for i, v in enumerate(record) if i not in skip])
             except ValueError:
                 raise DataError(
                     f"{path}, line {line}: a feature is not a number."
@@ -193,7 +240,9 @@ def _load_csv(path: Path, label_column: str, labelled: bool = True) -> Dataset:
     y = np.asarray(labels) if labelled else None
     if y is not None and all(_is_int(v) for v in labels):
         y = y.astype(np.int64)
-    return Dataset(X, y, (X.shape[1],), np.array([str(i) for i in range(len(X))]))
+    found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])
+    names = np.array([str(i) for i in range(len(X))])
+    return Dataset(X, y, (X.shape[1],), names, found)
 
 
 #: Rows parsed into one float32 block by :func:`_load_csv`.

@@ -152,6 +152,15 @@ def _add_evaluate(commands) -> None:
             flag, type=int, default=default, help=f"{what} (default: %(default)s)"
         )
     _add_transductive_flag(evaluate, "each episode's queries")
+    evaluate.add_argument(
+        "--groups",
+        metavar="NAME[,SOURCE]",
+        default=None,
+        help="episodes within a group: the array (.npz) or column (.csv) of "
+        "each row's group; a second name, each row's source, takes the "
+        "support from one source and the queries from another (Lake et "
+        "al.'s one-shot runs: alphabet,drawer)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.add_argument(
         "--record",

@@ -100,7 +100,10 @@ def _evaluate(args) -> None:
     model = load_model(args.model)
     if args.record:  # the model file is rewritten in its folder
         check_output_path(args.model, "--record: MODEL")
-    data = load_dataset(args.data, **_image_options(args, model))
+    groups = None if args.groups is None else args.groups.split(",")
+    if groups is not None and not 1 <= len(groups) <= 2:
+        raise ValueError(f"--groups {args.groups}: give one name, or two.")
+    data = load_dataset(args.data, **_image_options(args, model), groups=groups)
     result = episodic_score(  # transductive: each episode's queries jointly
         FewShotClassifier(pretrained=model, transductive=args.transductive),
         data.X,
@@ -111,8 +114,13 @@ def _evaluate(args) -> None:
         n_episodes=args.n_episodes,
         random_state=args.seed,
         verbose=int(sys.stderr.isatty()),  # a progress bar on a terminal
+        groups=data.groups,
     )
     task = f"{args.n_way}-way {args.k_shot}-shot"
+    if groups is not None:
+        task += f" within {groups[0]}" + (
+            f", support and queries by two {groups[1]}s" if len(groups) > 1 else ""
+        )
     if args.transductive is not None:
         task += f", transductive {args.transductive}"
     if args.record:

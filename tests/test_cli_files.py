@@ -4,6 +4,7 @@ parquet's optional dependency, and model files with a custom backbone."""
 
 import csv
 import io
+import json
 import re
 import shutil
 import sys
@@ -260,3 +261,63 @@ def test_a_bad_csv_file_is_closed_while_its_error_is_held(tmp_path):
         load_dataset(path)
     held = [os.readlink(f) for f in Path("/proc/self/fd").iterdir() if f.is_symlink()]
     assert info.value is not None and str(path) not in held
+
+
+# -- evaluate --groups ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory):
+    """12 classes of 4 rows in 3 families, each row by one of 4 sources, as
+    .npz and .csv, and a model trained on the rows."""
+    root = tmp_path_factory.mktemp("groups")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(12), 4)
+    family, source = y // 4, np.tile(np.arange(4), 12)
+    X = (rng.normal(size=(12, 4)) * 4)[y] + rng.normal(size=(48, 4))
+    np.savez(root / "rows.npz", X=X, y=y, family=family, source=source)
+    with open(root / "rows.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["family", "a", "b", "label", "c", "d", "source"])
+        for row, label, fam, src in zip(X, y, family, source, strict=True):
+            writer.writerow([fam, row[0], row[1], label, row[2], row[3], src])
+    out = root / "m.safetensors"
+    argv = ["train", str(root / "rows.npz"), "--out", str(out), "--quiet"]
+    assert main([*argv, "--max-iter", "3", "--n-way", "3", "--seed", "0"]) == 0
+    return root, X.astype(np.float32), y, family, source
+
+
+@pytest.mark.parametrize("data", ["rows.npz", "rows.csv"])
+def test_evaluate_draws_episodes_within_groups(families, capsys, data):
+    from skmeta import FewShotClassifier, episodic_score
+
+    root, X, y, family, source = families
+    model = MetaModel.load(root / "m.safetensors")
+    argv = ["evaluate", str(root / "m.safetensors"), str(root / data), "--json"]
+    argv += ["--n-way", "3", "--k-shot", "1", "--n-query", "1", "--n-episodes", "20"]
+    runs = [("family,source", np.c_[family, source])]
+    if data.endswith(".npz"):  # a .csv file's source column is a feature
+        runs.insert(0, ("family", family))  # unless named
+    for names, groups in runs:
+        assert main([*argv, "--groups", names]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        expected = episodic_score(
+            FewShotClassifier(pretrained=model), X, y, n_way=3, n_query=1,
+            n_episodes=20, random_state=0, groups=groups,
+        )  # fmt: skip
+        assert printed["mean"] == pytest.approx(expected.mean)
+        assert printed["task"].startswith("3-way 1-shot within family")
+    assert "by two sources" in printed["task"]
+
+
+def test_evaluate_groups_errors_name_the_flag(families, capsys):
+    root = families[0]
+    model = str(root / "m.safetensors")
+    for data, names, message in (
+        ("rows.npz", "family,source,family", "give one name, or two"),
+        ("rows.npz", "genus", "no array 'genus' (--groups)"),
+        ("rows.csv", "genus", "no column 'genus' (--groups)"),
+        (".", "family", "groups are arrays of an .npz file or columns of a .csv"),
+    ):
+        assert main(["evaluate", model, str(root / data), "--groups", names]) == 2
+        assert message in capsys.readouterr().err
