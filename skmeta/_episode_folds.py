@@ -108,7 +108,7 @@ def grouped_folds(y, groups, splitter):
         return
     index = ClassIndex.from_labels(codes)  # keys per episode: classes', rows'
     keys = index.n_classes + cv.n_way * index.rows.shape[1]
-    block = max(1, BLOCK_KEYS // keys)
+    block = max(1, BLOCK_KEYS // max(1, keys))  # no rows: no keys at all
     for start in range(0, cv.n_episodes, block):
         try:
             episodes = sample_group_episodes(

@@ -353,6 +353,47 @@ def test_episodic_split_any_sizes_and_labels(data, n_way, k_shot, n_query, n_epi
         assert set(y[support]) == set(y[query]) and len(set(y[support])) == n_way
 
 
+@FUZZ
+@given(
+    data=st.data(),
+    n_way=st.integers(2, 5),
+    k_shot=st.integers(1, 3),
+    n_query=st.integers(1, 3),
+    with_sources=st.booleans(),
+)
+def test_grouped_episodic_split_any_groups(data, n_way, k_shot, n_query, with_sources):
+    """Random labels, groups and sources: valid episodes (classes in one group,
+    support and queries from two sources) or a clear error; never a hang."""
+    n = data.draw(st.integers(0, 60), label="n_samples")
+    y = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 7)), label="y")
+    # a group per class mostly; sometimes per row, so classes may straddle two
+    per_class = data.draw(st.booleans(), label="one group per class")
+    shape = 8 if per_class else n
+    drawn = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, 2)))
+    group = drawn[y] if per_class else drawn
+    source = data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, 3)))
+    groups = np.c_[group, source] if with_sources else group
+    cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes=5, random_state=0)
+    folds = clear_error_or_result(
+        lambda: list(cv.split(np.zeros((n, 1)), y, groups)),
+        "group",
+        "n_way",
+        "source",
+        "samples",
+    )
+    if isinstance(folds, Exception):
+        return
+    assert len(folds) == 5
+    for support, query in folds:
+        assert len(support) == n_way * k_shot and len(query) == n_way * n_query
+        assert not set(support) & set(query)
+        assert set(y[support]) == set(y[query]) and len(set(y[support])) == n_way
+        assert len(set(group[support]) | set(group[query])) == 1
+        if with_sources:
+            (first,), (second,) = set(source[support]), set(source[query])
+            assert first != second
+
+
 @settings(FUZZ, max_examples=EXAMPLES // 2)
 @given(
     n_way=st.integers(1, 12),
