@@ -86,7 +86,8 @@ class TaskSplit(BaseCrossValidator):
         if groups is None:
             raise ValueError(
                 "TaskSplit.split needs groups, the task of each row (e.g. "
-                "cross_val_score(..., groups=groups, cv=TaskSplit()))."
+                "cross_val_score(..., groups=groups, cv=TaskSplit()), or "
+                "params={'groups': groups} under metadata routing)."
             )
         groups = column_or_1d(groups)
         if len(groups) != n_rows(X):
