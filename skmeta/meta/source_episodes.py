@@ -175,14 +175,9 @@ def iter_source_episodes(
 
     Parameters
     ----------
-    codes : ndarray of shape (n_samples,), int
-        Class code of each row, ``0..n_classes-1``.
-    groups : ndarray of shape (n_classes,), int
-        Group code of each class.
-    sources : ndarray of shape (n_samples,), int
-        Source code of each row, ``0..n_sources-1``.
-    n_way, k_shot, n_query : int
-        Episode size.
+    codes, groups, sources, n_way, k_shot, n_query
+        As for :meth:`SourcePlan.build`: class codes and source codes of the
+        rows, group codes of the classes, the episode size.
     n_episodes : int
         Number of episodes.
     rng : numpy.random.Generator
