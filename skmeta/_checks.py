@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import warnings
 from numbers import Integral
 from pathlib import Path
@@ -55,7 +56,7 @@ def load_pretrained(pretrained, backbone=None) -> MetaModel:
     if isinstance(pretrained, MetaModel):
         return pretrained
     try:
-        path = Path(pretrained).expanduser().resolve()
+        path = Path(os.path.expanduser(pretrained)).resolve()
         stat = path.stat() if path.is_file() else None
     except (ValueError, OSError) as exc:  # a NUL byte, a name too long...
         raise ValueError(

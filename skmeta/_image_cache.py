@@ -90,7 +90,7 @@ def mmap_rows(
         The index of each unreadable file, and its error if it was decoded
         now (None if the cache was reused).
     """
-    path = Path(path).expanduser()
+    path = Path(os.path.expanduser(path))
     manifest = json.loads(json.dumps({**manifest, "skipped": []}))
     n = len(files)
     if not skip:

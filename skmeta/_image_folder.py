@@ -274,7 +274,7 @@ def load_image_folder(
     _check_choice("on_error", on_error, ("raise", "warn"))
     if max_per_class is not None:
         max_per_class = _positive_int("max_per_class", max_per_class)
-    root = Path(root).expanduser()
+    root = Path(os.path.expanduser(root))
     if not root.exists():
         raise FileNotFoundError(f"The image folder {str(root)!r} does not exist.")
     if not root.is_dir():

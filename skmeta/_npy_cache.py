@@ -102,7 +102,7 @@ def cached_rows(
     data : numpy.memmap of shape (n_rows, n_columns)
         The stored array, opened read-only.
     """
-    path = Path(path).expanduser()
+    path = Path(os.path.expanduser(path))
     manifest = json.loads(json.dumps(manifest))  # tuples become lists, as stored
     found = _load_matching(path, manifest, shape, np.dtype(dtype))
     if found is not None:

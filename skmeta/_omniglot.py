@@ -40,7 +40,7 @@ Data: https://github.com/brendenlake/omniglot (MIT license).
 def _data_home(data_home: str | os.PathLike | None) -> Path:
     if data_home is None:
         data_home = os.environ.get("SKMETA_DATA") or Path("~") / "skmeta_data"
-    return Path(data_home).expanduser()
+    return Path(os.path.expanduser(data_home))
 
 
 def _candidates(

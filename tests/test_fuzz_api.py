@@ -300,7 +300,12 @@ def test_device_strings(tiny, blobs, device):
 
 
 @FUZZ
-@given(path=st.one_of(st.text(max_size=20), st.sampled_from(["/", ".", "/dev/null"])))
+@given(
+    path=st.one_of(
+        st.text(max_size=20),
+        st.sampled_from(["/", ".", "/dev/null", "~0", "~no-such-user/m.safetensors"]),
+    )
+)
 def test_pretrained_paths_that_are_no_model(blobs, path):
     """A missing file is a ``FileNotFoundError``, anything else that is no
     model a ``ValueError``; both name it."""

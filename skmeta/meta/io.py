@@ -53,7 +53,7 @@ def save(model, path: str | Path) -> None:
     tensors = {k: v.contiguous() for k, v in model.state.items()}
     metadata["sha256"] = checksum(metadata, tensors)  # checked by load
     _write_atomically(
-        Path(path).expanduser(),
+        Path(os.path.expanduser(path)),
         to_bytes(tensors, metadata={_METADATA_KEY: json.dumps(metadata)}),
     )
 
@@ -97,7 +97,7 @@ def load(path: str | Path, backbone: Callable | None = None):
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
-    path = Path(path).expanduser()
+    path = Path(os.path.expanduser(path))
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}.")
     try:

@@ -6,6 +6,7 @@ value object's module stays about the network and its use.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class ModelRecords:
             beside it, as `path` with the suffix ``.md``
             (:mod:`~skmeta.meta.model_card`).
         """
-        path = Path(path).expanduser()
+        path = Path(os.path.expanduser(path))
         io.save(self, path)
         if card:
             from .model_card import card_path, model_card

@@ -167,7 +167,7 @@ def _weights_path(weights) -> Path | None:
     if isinstance(weights, os.PathLike):
         path = Path(weights)
     elif isinstance(weights, str):
-        path = Path(weights).expanduser()
+        path = Path(os.path.expanduser(weights))
         looks_like_path = (
             os.sep in weights
             or "/" in weights
