@@ -14,6 +14,7 @@ from .meta.episodes import (
     sample_group_episodes,
 )
 from .meta.source_episodes import iter_source_episodes
+from .meta.within_group import class_groups
 
 
 def n_rows(X) -> int:
@@ -87,17 +88,8 @@ def grouped_folds(y, groups, splitter):
     names, codes = codes_of(y, "y")
     first = groups[:, 0] if groups.ndim == 2 else groups
     _, group_codes = codes_of(first, "groups")
-    by_class = np.empty(names.size, dtype=np.int64)
-    by_class[codes] = group_codes
-    split = np.flatnonzero(by_class[codes] != group_codes)
-    if split.size:
-        label = names[codes[split[0]]]
-        label = label.item() if isinstance(label, np.generic) else label
-        raise ValueError(
-            "EpisodicSplit draws the classes of an episode from one group "
-            f"(groups, or its first column), but class {label!r} has rows in "
-            "several groups; give every row of a class the same group."
-        )
+    owner = "EpisodicSplit (with groups, or their first column)"
+    by_class = class_groups(group_codes, codes, 1, names, owner=owner)
     cv, rng = splitter, _seed(splitter)
     if groups.ndim == 2:
         _, sources = codes_of(groups[:, 1], "groups[:, 1] (the sources)")

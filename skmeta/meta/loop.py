@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -27,7 +25,7 @@ from .caller import user_stacklevel
 from .net import MetaNet
 from .optim import CosineAdam
 from .precision import Precision
-from .termination import TerminationGuard
+from .termination import TerminationGuard, outer_guard_active
 
 if TYPE_CHECKING:  # .train imports this module
     from .distributed import Ranks
@@ -155,9 +153,7 @@ class MetaTrainer:
         iteration.
         """
         saves_state = any(c.saves_state for c in self.callbacks)
-        guard = TerminationGuard(
-            enabled=saves_state or isinstance(_sigterm_handler(), TerminationGuard)
-        )
+        guard = TerminationGuard(enabled=saves_state or outer_guard_active())
         try:
             with guard:
                 self._guard = guard
@@ -284,13 +280,6 @@ class MetaTrainer:
             "written before this, with finite weights; it resumes only with these "
             "settings (give another checkpoint path to change them)."
         )
-
-
-def _sigterm_handler():
-    """The current SIGTERM handler, or None outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.getsignal(signal.SIGTERM)
 
 
 def _all_finite(tensors: list[torch.Tensor]) -> bool:

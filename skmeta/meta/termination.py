@@ -20,7 +20,7 @@ from __future__ import annotations
 import signal
 import threading
 
-__all__ = ["TerminationGuard"]
+__all__ = ["TerminationGuard", "outer_guard_active"]
 
 
 class TerminationGuard:
@@ -96,3 +96,11 @@ class TerminationGuard:
             self._previous.requested = True
         else:
             signal.raise_signal(signal.SIGTERM)
+
+
+def outer_guard_active() -> bool:
+    """Whether a :class:`TerminationGuard` handles SIGTERM in this thread now
+    (always False outside the main thread, where no guard acts)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return isinstance(signal.getsignal(signal.SIGTERM), TerminationGuard)

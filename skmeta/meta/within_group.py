@@ -85,7 +85,11 @@ def check_group_sizes(index, by_group: np.ndarray, settings) -> None:
 
 
 def class_groups(
-    groups: np.ndarray, codes: np.ndarray, rotations: int, names=None
+    groups: np.ndarray,
+    codes: np.ndarray,
+    rotations: int,
+    names=None,
+    owner: str = "within_group_episodes",
 ) -> np.ndarray:
     """The group of each class of :func:`~.batches.training_index` (rotated too).
 
@@ -101,6 +105,8 @@ def class_groups(
     names : array-like of shape (n_classes,), default=None
         The label of each class code, for the error message (the user's
         labels, where the caller knows them); None names the code.
+    owner : str, default="within_group_episodes"
+        What draws the episodes, for the error message.
 
     Returns
     -------
@@ -130,9 +136,9 @@ def class_groups(
             label = names[code]  # a NumPy scalar shown as the plain value
             name = repr(label.item() if isinstance(label, np.generic) else label)
         raise ValueError(
-            "within_group_episodes draws the classes of an episode from one "
-            f"group, but class {name} has rows in several groups; give every "
-            "row of a class the same group."
+            f"{owner} draws the classes of an episode from one group, but "
+            f"class {name} has rows in several groups; give every row of a "
+            "class the same group."
         )
     return np.tile(per_class, rotations)
 
