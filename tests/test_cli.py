@@ -75,6 +75,29 @@ def test_demo_on_omniglot(capsys):
     )
     out = capsys.readouterr().out
     assert "Omniglot" in out and "659 classes never seen" in out
+    assert "Lake's runs" in out.splitlines()[3]  # a column, drawers known
+
+
+def test_demo_scores_lake_runs_where_groups_are_known(monkeypatch, capsys):
+    """With alphabets and drawers, the demo adds Lake's within-alphabet runs."""
+    from skmeta import _demo
+    from skmeta.datasets import make_glyphs
+
+    X, y = make_glyphs(70, 20, random_state=0)
+    novel = y >= 30  # 40 classes: two "alphabets" of 20, two "drawers" each
+    groups = np.c_[(y[novel] - 30) // 20, np.arange(novel.sum()) % 2]
+    data = ("toy", (X[~novel], y[~novel]), (X[novel], y[novel]), groups)
+    monkeypatch.setattr(_demo, "_load", lambda config: data)
+    config = _demo.DemoConfig(methods=("protonet",), max_iter=5, n_episodes=4)
+    rows = {row["method"]: row for row in _demo.run_demo(config)["rows"]}
+    out = capsys.readouterr().out
+    assert "Lake's runs" in out and "people score 95.5%" in out
+    for method in ("protonet", "raw pixels"):
+        mean, ci95 = rows[method]["lake"]
+        assert 0 <= mean <= 1 and ci95 >= 0
+    monkeypatch.setattr(_demo, "_load", lambda config: (*data[:3], None))
+    rows = _demo.run_demo(config)["rows"]
+    assert "lake" not in rows[0] and "Lake's runs" not in capsys.readouterr().out
 
 
 def test_explicit_demo_flags_win_over_quick():
