@@ -41,6 +41,7 @@ from .optim import CosineAdam
 from .precision import warn_if_slow
 from .provenance import describe
 from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
+from .seeding import seeded_default_generator
 from .train_setup import (
     as_rows,
     build_net,
@@ -187,8 +188,8 @@ def meta_train(
         )
     rng = np.random.default_rng(settings.seed)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), malloc_tuning(), float32_default():
-        torch.manual_seed(int(rng.integers(2**63 - 1)))
+    seed = int(rng.integers(2**63 - 1))
+    with seeded_default_generator(seed, devices), malloc_tuning(), float32_default():
         return _meta_train(
             X,
             y,

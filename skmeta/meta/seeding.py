@@ -1,0 +1,44 @@
+"""Seeded runs on torch's process-wide default generator, one thread at a time.
+
+Weight initialisation, dropout and torchvision's random transforms draw from
+torch's default generator, of which a process has one for all its threads. A
+seeded run forks it (:func:`torch.random.fork_rng`), seeds it, and restores it
+when done. Two such runs in threads at once (``GridSearchCV`` under joblib's
+threading backend) would draw from each other's stream and restore each
+other's state, so that neither result repeated; here they take turns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+
+import torch
+
+#: Held while a seeded run owns the default generator; re-entrant, so that a
+#: seeded run may start another in the same thread.
+_DEFAULT_GENERATOR_TURN = threading.RLock()
+
+
+@contextlib.contextmanager
+def seeded_default_generator(seed: int, devices: Sequence[int] = ()) -> Iterator[None]:
+    """Seed torch's default generator for the block, then restore it.
+
+    Parameters
+    ----------
+    seed : int
+        The seed of the block's draws, in ``[0, 2**63)``.
+    devices : sequence of int, default=()
+        The CUDA devices whose generators are forked too.
+
+    Notes
+    -----
+    Blocks in other threads wait for this one to end. Code of the caller's own
+    that draws from torch's default generator in another thread meanwhile
+    (outside such a block) still shares the stream, as torch's generator is
+    process-wide.
+    """
+    with _DEFAULT_GENERATOR_TURN, torch.random.fork_rng(devices=list(devices)):
+        torch.manual_seed(seed)
+        yield

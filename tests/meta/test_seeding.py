@@ -1,0 +1,54 @@
+"""Seeded meta-training runs in threads repeat, and leave torch's generator as found."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+from skmeta import FewShotClassifier
+from skmeta.meta.seeding import seeded_default_generator
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+X, y = make_blobs(300, n_features=8, centers=15, random_state=0)
+
+
+def _fit_proba(seed):
+    clf = FewShotClassifier(max_iter=15, random_state=seed, verbose=0)
+    return clf.fit(X, y).predict_proba(X[:20])
+
+
+def test_threaded_fits_equal_sequential_ones_and_restore_the_generator():
+    expected = {seed: _fit_proba(seed) for seed in (0, 1)}
+    for _ in range(3):
+        torch.manual_seed(123)
+        state = torch.random.get_rng_state()
+        start, results = threading.Barrier(4), {}
+
+        def fit(i, start=start, results=results):
+            start.wait()
+            results[i] = _fit_proba(i % 2)
+
+        threads = [threading.Thread(target=fit, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for i, proba in results.items():
+            np.testing.assert_array_equal(proba, expected[i % 2])
+        assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_a_seeded_block_repeats_and_may_nest():
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    with seeded_default_generator(7):
+        a = torch.rand(3)
+        with seeded_default_generator(8):  # the same thread: no deadlock
+            inner = torch.rand(3)
+    with seeded_default_generator(7):
+        b = torch.rand(3)
+    assert torch.equal(a, b) and not torch.equal(a, inner)
+    assert torch.equal(torch.random.get_rng_state(), before)
