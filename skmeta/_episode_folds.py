@@ -122,3 +122,24 @@ def _too_small(index, by_class, cv) -> str:
         f"{need} samples (k_shot + n_query); the largest has {largest}. Lower "
         "n_way, k_shot or n_query."
     )
+
+
+class GroupsBound:
+    """A splitter with its ``groups`` given once: the episodes of
+    :func:`~skmeta.episodic_score` (``groups=``), whose groups only draw them.
+
+    It requests no metadata, so under scikit-learn's metadata routing the
+    groups reach neither the estimator's ``fit`` nor a second splitter: they
+    are not routed, they are bound.
+    """
+
+    def __init__(self, cv, groups):
+        self.cv, self.groups = cv, groups
+
+    def split(self, X, y=None, groups=None):
+        """The episodes of ``cv.split(X, y, self.groups)``."""
+        return self.cv.split(X, y, self.groups)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """The number of episodes of ``cv`` with the bound groups."""
+        return self.cv.get_n_splits(X, y, self.groups)

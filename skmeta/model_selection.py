@@ -17,13 +17,12 @@ from numbers import Integral
 
 import numpy as np
 from joblib.parallel import get_active_backend
-from sklearn import get_config
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import BaseCrossValidator, cross_val_score
 from sklearn.utils.validation import check_scalar, column_or_1d
 from tqdm.auto import tqdm
 
-from ._episode_folds import folds, grouped_folds, n_rows
+from ._episode_folds import GroupsBound, folds, grouped_folds, n_rows
 from ._ship_once import _is_local, ship_once, with_private_models
 from ._task_split import TaskSplit
 from ._transductive_episodes import TransductiveEpisode, transductive_of
@@ -248,7 +247,9 @@ def episodic_score(
     groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
         Episodes within a group, the support and queries from two sources
         when there is a second column, as for :meth:`EpisodicSplit.split`
-        (or the tasks of a :class:`TaskSplit` `cv`).
+        (or the tasks of a :class:`TaskSplit` `cv`). They only draw the
+        episodes: under scikit-learn's metadata routing too, they reach no
+        estimator's ``fit``.
 
         .. versionadded:: 0.1
 
@@ -270,6 +271,8 @@ def episodic_score(
     """
     if cv is None:
         cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes, random_state)
+    if groups is not None:  # they draw the episodes, whether routing is on or off
+        cv = GroupsBound(cv, groups)
     if transductive_of(estimator) is not None:  # queries labelled jointly
         estimator = TransductiveEpisode(estimator)
     backend, default_n_jobs = get_active_backend()
@@ -280,12 +283,6 @@ def episodic_score(
         total = cv.get_n_splits(X, y)
         bar = tqdm(total=total, desc="episodes", unit="ep", leave=False)
         scoring = _counted(check_scoring(estimator, scoring), bar)
-    # under metadata routing, groups travel as params (then EpisodicSplit and
-    # TaskSplit request them); otherwise as cross_val_score's own argument
-    routing = get_config().get("enable_metadata_routing", False)
-    grouped = {"params": {"groups": groups}} if routing else {"groups": groups}
-    if groups is None:
-        grouped = {}
     try:
         if not local_and_sequential:  # shipped: the caller's models stay whole
             estimator = with_private_models(estimator)
@@ -294,7 +291,6 @@ def episodic_score(
                 estimator,
                 X,
                 y,
-                **grouped,
                 cv=cv,
                 scoring=scoring,
                 n_jobs=n_jobs,

@@ -204,6 +204,30 @@ def test_groups_reach_the_splitters_under_metadata_routing():
     np.testing.assert_array_equal(routed_score.scores, plain)
 
 
+def test_episodic_score_groups_only_draw_episodes_under_routing():
+    """FewShotClassifier.fit takes groups (within-group meta-training), yet
+    episodic_score's groups draw the episodes and reach no fit: the same
+    scores with routing on and off, and no request to set."""
+    import matplotlib
+    import sklearn
+
+    from skmeta import EpisodicScoreDisplay, FewShotClassifier, MetaFeatureExtractor
+
+    matplotlib.use("Agg")
+    y, family, source = families()
+    X = np.random.default_rng(0).normal(size=(len(y), 2)) + y[:, None]
+    model = MetaFeatureExtractor(max_iter=3, random_state=0).fit(X, y).meta_model_
+    clf = FewShotClassifier(pretrained=model)
+    for groups in (family, np.c_[family, source]):
+        scored = dict(n_way=4, n_query=1, n_episodes=10, random_state=0, groups=groups)
+        plain = episodic_score(clf, X, y, **scored)
+        with sklearn.config_context(enable_metadata_routing=True):
+            routed = episodic_score(clf, X, y, **scored)  # raised before
+            display = EpisodicScoreDisplay.from_estimators({"clf": clf}, X, y, **scored)
+        np.testing.assert_array_equal(routed.scores, plain.scores)
+        assert np.ravel(display.means)[0] == pytest.approx(plain.mean)
+
+
 def test_grouped_episodes_are_drawn_in_blocks_of_bounded_keys(monkeypatch):
     """Each block's random keys (the classes', then n_way rows' per episode)
     stay near BLOCK_KEYS, however many rows a class has."""
