@@ -84,6 +84,7 @@ def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
     if ``partial_fit`` follows)."""
     labelled = codes >= 0  # with `transductive`, -1 marks unlabelled rows
     clf.class_count_ = np.bincount(codes[labelled], minlength=clf.classes_.size)
+    clf._fitted_pretrained = clf.pretrained  # partial_fit continues this one
     if clf.transductive is not None:  # partial_fit refuses it: nothing to keep
         clf._support = None
         return
@@ -137,6 +138,7 @@ def _classifier_partial_fit(clf, X, y, classes=None):
         record_support(clf, X, codes)
         return clf
     clf._validate_params()
+    _check_same_pretrained(clf)
     # the adaptation settings as set now (e.g. inner_lr changed by set_params)
     overrides, _ = clf._adaptation_settings(clf.meta_model_)
     X, y = validate_data(clf, X, y, reset=False, dtype=FIT_DTYPES)
@@ -154,6 +156,7 @@ def _classifier_partial_fit(clf, X, y, classes=None):
     if clf._support is None:  # incremental: the new rows alone
         views = test_time_views(clf)
         check_views_unchanged(clf, views)  # the sums are of the fit's views
+        _check_same_adaptation(clf, overrides)  # and of its settings
         clf.adapted_ = update_adaptation(
             clf.meta_model_,
             clf.meta_model_.algorithm(**overrides),
@@ -181,6 +184,43 @@ def _classifier_partial_fit(clf, X, y, classes=None):
     clf.class_count_ = counts
     clf._set_open_set()  # the temperature, and unknown_label among new classes
     return clf
+
+
+def _same(a, b) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):  # arrays and other values without one truth
+        return False
+
+
+def _check_same_pretrained(clf) -> None:
+    """partial_fit continues the fitted model: refuse another `pretrained`."""
+    fitted = getattr(clf, "_fitted_pretrained", clf.pretrained)
+    if not _same(clf.pretrained, fitted):
+        raise ValueError(
+            "pretrained changed since fit (set_params): partial_fit continues "
+            "the model fit adapted, and would ignore the new one. Call fit to "
+            "adapt the new pretrained model."
+        )
+
+
+def _check_same_adaptation(clf, overrides: dict) -> None:
+    """The per-class sums were adapted with fit's method settings: refuse
+    others (a method that adapts anew honours them instead)."""
+    recorded = clf.meta_model_.config["method_params"]
+    before, now = {**recorded, **clf._overrides}, {**recorded, **overrides}
+    changed = sorted(
+        k for k in before.keys() | now.keys() if not _same(before.get(k), now.get(k))
+    )
+    if changed:
+        settings = ", ".join(
+            f"{k}={before.get(k)!r} -> {now.get(k)!r}" for k in changed
+        )
+        raise ValueError(
+            f"method_params changed since fit ({settings}): method="
+            f"{clf.meta_model_.method!r} adds the new rows to per-class sums "
+            "adapted with the earlier settings. Call fit again with all rows."
+        )
 
 
 def mask_classes_without_rows(clf, scores: np.ndarray) -> np.ndarray:

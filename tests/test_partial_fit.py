@@ -160,6 +160,35 @@ def test_a_failed_call_changes_nothing_and_settings_are_read_anew(maml_model, bl
     )
 
 
+def test_settings_that_partial_fit_cannot_honour_are_refused(
+    blob_model, maml_model, blobs
+):
+    """ProtoNet's per-class sums were adapted with fit's feature_norm, and
+    partial_fit continues fit's pretrained model: changing either is refused
+    (it left the earlier classes never predicted, or was ignored)."""
+    X, y = _novel(blobs)
+    early, late = y < 20, y >= 20
+    clf = FewShotClassifier(pretrained=blob_model).partial_fit(X[early], y[early])
+    clf.set_params(method_params={"feature_norm": "cl2n"})
+    with pytest.raises(ValueError, match=r"feature_norm=None -> 'cl2n'.*Call fit"):
+        clf.partial_fit(X[late], y[late])
+    assert clf.classes_.tolist() == [16, 17, 18, 19]  # unchanged
+    clf.set_params(method_params=None, pretrained=maml_model)
+    with pytest.raises(ValueError, match="pretrained changed since fit"):
+        clf.partial_fit(X[late], y[late])
+    clf.set_params(pretrained=blob_model).partial_fit(X[late], y[late])
+    whole = FewShotClassifier(pretrained=blob_model).fit(X, y)
+    np.testing.assert_allclose(
+        clf.decision_function(X), whole.decision_function(X), rtol=1e-4, atol=1e-4
+    )
+    # fit's own settings, kept, are accepted
+    cl2n = {"feature_norm": "cl2n"}
+    fitted = FewShotClassifier(pretrained=blob_model, method_params=cl2n).fit(
+        X[early], y[early]
+    )
+    fitted.partial_fit(X[late], y[late])  # the same settings: accepted
+
+
 def test_bad_labels_are_refused(blob_model, blobs):
     X, y = _novel(blobs)
     clf = FewShotClassifier(pretrained=blob_model)
