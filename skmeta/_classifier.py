@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sklearn.base import ClassifierMixin
+from sklearn.utils.metaestimators import available_if
 
 from ._base import MetaEstimator
 from ._classifier_outputs import ClassifierOutputs
-from ._online import classifier_partial_fit, record_support
+from ._online import adds_rows_online, classifier_partial_fit, record_support
 
 __all__ = ["FewShotClassifier"]
 
@@ -238,9 +239,8 @@ default=None
         call adapts exactly as :meth:`fit` on all rows so far (then
         :meth:`fit` keeps a reference to its support rows; they are part of
         the fitted estimator and its pickle). ProtoNet keeps no rows
-        (per-class sums and counts). For
-        :class:`MetaFeatureExtractor`, the replay buffer of its
-        :meth:`~MetaFeatureExtractor.partial_fit`.
+        (per-class sums and counts). For :class:`MetaFeatureExtractor`, the
+        replay buffer of its :meth:`~MetaFeatureExtractor.partial_fit`.
     test_time_shifts : sequence of int, default=None
         Test-time augmentation of image rows: a row's embedding is the mean
         over the row and its 8 shifts by each of these pixel counts (edges
@@ -269,9 +269,9 @@ default=None
     device : str or torch.device, default="auto"
         Where torch runs: ``"auto"`` takes a GPU when there is one.
     random_state : int, RandomState instance or None, default=None
-        Seeds meta-training's episodes and initialisation without touching the
-        global torch random state; an int gives identical refits. Adaptation
-        draws nothing at random.
+        Seeds meta-training's episodes and initialisation (torch's global
+        generator forked); an int gives identical refits. Adaptation draws
+        nothing at random.
     verbose : int, default=0
         Show a progress bar of meta-training when positive.
 
@@ -360,6 +360,7 @@ default=None
         record_support(self, X, codes)
         return self
 
+    @available_if(adds_rows_online)
     def partial_fit(self, X, y, classes=None):
         """Add support rows, of known or new classes, without refitting.
 
@@ -371,9 +372,8 @@ default=None
           equal those of :meth:`fit` on all rows so far;
         - the other methods adapt anew, from the meta-learnt start, on the
           support rows kept so far (all of them, or `replay_per_class` of each
-          class): the same adaptation as :meth:`fit` on those rows. Each call
-          costs one adaptation on them, in bounded memory (large support sets
-          are adapted in chunks).
+          class): the adaptation :meth:`fit` on those rows gives, in bounded
+          memory (large support sets are adapted in chunks).
 
         Later calls may bring new classes, unlike scikit-learn's: ``classes_``
         grows, sorted as :meth:`fit` on the same rows would sort it.

@@ -31,6 +31,7 @@ from .meta.online import ReplayBuffer, network_settings, update_adaptation
 from .meta.train import TrainSettings, meta_train
 
 __all__ = [
+    "adds_rows_online",
     "classifier_partial_fit",
     "declared_classes",
     "extractor_partial_fit",
@@ -112,6 +113,18 @@ def _support_buffer(clf) -> ReplayBuffer:
     return support
 
 
+def adds_rows_online(clf) -> bool:
+    """Whether ``partial_fit`` applies (AttributeError, with the reason, if not):
+    transductive methods label the unlabelled rows jointly with the support."""
+    if clf.transductive is not None:
+        raise AttributeError(
+            f"partial_fit does not apply with transductive={clf.transductive!r}: "
+            "the transductive methods label the unlabelled rows jointly with "
+            "the support set. Call fit with all rows instead."
+        )
+    return True
+
+
 def classifier_partial_fit(clf, X, y, classes=None):
     """``FewShotClassifier.partial_fit``: see its docstring. A call that
     raises leaves the estimator as it was (its attributes restored)."""
@@ -125,12 +138,6 @@ def classifier_partial_fit(clf, X, y, classes=None):
 
 
 def _classifier_partial_fit(clf, X, y, classes=None):
-    if clf.transductive is not None:
-        raise ValueError(
-            f"partial_fit does not apply with transductive={clf.transductive!r}: "
-            "the transductive methods label the unlabelled rows jointly with "
-            "the support set. Call fit with all rows instead."
-        )
     if not hasattr(clf, "adapted_"):  # the first call: fit, with `classes`
         X, codes = clf._fit_meta_model(X, y, classes=classes)
         clf._adapt(X, codes)
