@@ -171,8 +171,10 @@ def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
 
 
 # Share of its value the loss must still be falling by, between the last two
-# fifths of the records, for meta-training to count as unfinished.
+# fifths of the records, for meta-training to count as unfinished; and the
+# least fall that counts (a loss of 1e-9 reaching 0 has levelled off).
 STILL_IMPROVING = 0.02
+LEAST_FALL = 1e-4
 
 
 def warn_about_the_loss(model, max_iter: int) -> None:
@@ -228,10 +230,10 @@ def warn_if_still_improving(model, max_iter: int) -> None:
 
     The loss is the validation loss when early stopping recorded one, else the
     training loss; "still falling" means the mean of the last fifth of the
-    records is more than 2% below the mean of the fifth before. Runs stopped
-    early, interrupted, or with fewer than 10 records are not judged. Of a
-    distillation method (records with a ``generation``), the last generation
-    is judged.
+    records is more than 2% (and 1e-4) below the mean of the fifth before.
+    Runs stopped early, interrupted, or with fewer than 10 records are not
+    judged. Of a distillation method (records with a ``generation``), the
+    last generation is judged.
     """
     training = model.config["training"]
     history = model.history
@@ -248,7 +250,8 @@ def warn_if_still_improving(model, max_iter: int) -> None:
     values = np.array([record[key] for record in history], dtype=float)
     k = len(values) // 5
     before, last = values[-2 * k : -k].mean(), values[-k:].mean()
-    if np.isfinite(before) and last < before - STILL_IMPROVING * abs(before):
+    fall = max(STILL_IMPROVING * abs(before), LEAST_FALL)
+    if np.isfinite(before) and last < before - fall:
         what = "validation loss" if key == "val_loss" else "meta-training loss"
         warnings.warn(
             f"Meta-training reached max_iter={max_iter} while its {what} was "

@@ -474,6 +474,10 @@ def test_no_convergence_warning_when_stopped_early_or_levelled_off(blobs):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         warn_if_still_improving(Levelled, 100)
+    Levelled.history = [{"loss": 4e-10 * (i < 12)} for i in range(20)]
+    with warnings.catch_warnings():  # a loss that has reached 0 (a reviewer's)
+        warnings.simplefilter("error", ConvergenceWarning)
+        warn_if_still_improving(Levelled, 100)
     Levelled.history = [{"loss": 2.0 - 0.05 * i} for i in range(20)]
     with pytest.warns(ConvergenceWarning, match="still falling"):
         warn_if_still_improving(Levelled, 100)
