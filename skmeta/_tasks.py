@@ -18,7 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._sklearn_compat import BackboneOptions, Options, StrOptions
-from ._transductive import UNLABELLED, unlabelled_rows
+from ._transductive import UNLABELLED, native_labels, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.caller import user_stacklevel
@@ -129,13 +129,14 @@ class Classification(Task):
                     "Every row of y is -1 (unlabelled); transductive inference "
                     "needs at least one labelled row of each class."
                 )
-        check_classification_targets(y[~unlabelled])
-        classes, known = np.unique(y[~unlabelled], return_inverse=True)
+        labels = native_labels(y[~unlabelled])  # bools beside -1: bools again
+        check_classification_targets(labels)
+        classes, known = np.unique(labels, return_inverse=True)
         if classes_declared is not None:
             from ._online import declared_classes  # partial_fit's `classes`
 
             classes = declared_classes(classes_declared, classes)
-            known = np.searchsorted(classes, y[~unlabelled])
+            known = np.searchsorted(classes, labels)
         codes = np.full(len(y), UNLABELLED, dtype=known.dtype)
         codes[~unlabelled] = known
         estimator._seen_classes = classes  # recorded in the model's provenance

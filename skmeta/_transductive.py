@@ -21,6 +21,7 @@ from .meta.transductive import TRANSDUCTIVE, TransductiveMethod, make_transducti
 
 __all__ = [
     "UNLABELLED",
+    "native_labels",
     "check_transductive",
     "transduce",
     "transductive_scores",
@@ -28,6 +29,22 @@ __all__ = [
 ]
 
 UNLABELLED = -1
+
+
+def native_labels(labels: np.ndarray) -> np.ndarray:
+    """`labels` of an object array in the one dtype they share when they are
+    all booleans or all numbers (an object array was needed only for the
+    integer -1 of the unlabelled rows beside them); other labels unchanged."""
+    if labels.dtype.kind != "O" or not labels.size:
+        return labels
+    kinds = {"b" if isinstance(v, bool | np.bool_) else type(v) for v in labels}
+    if kinds == {"b"}:
+        return labels.astype(bool)
+    if all(
+        isinstance(k, type) and issubclass(k, int | float | np.number) for k in kinds
+    ):
+        return np.array(labels.tolist())
+    return labels
 
 
 def unlabelled_rows(y: np.ndarray) -> np.ndarray:

@@ -134,6 +134,33 @@ def test_string_labels_with_minus_one(identity_model):
     np.testing.assert_array_equal(clf.transduction_, expected)
 
 
+def test_boolean_labels_with_minus_one(identity_model):
+    """Bools beside the integer -1 of the unlabelled rows (an object array,
+    which episodic_score builds itself) are bool classes, as inductively."""
+    from skmeta import episodic_score
+
+    X, y, _ = make_rows(0, 4)
+    two = np.isin(y, LABELS[:2]) | (y == -1)
+    X, y = X[two], y[two]
+    flags = np.array([bool(v == LABELS[0]) if v != -1 else -1 for v in y], object)
+    clf = transductive(identity_model, "bdcspn").fit(X, flags)  # raised before
+    assert clf.classes_.dtype == bool and clf.classes_.tolist() == [False, True]
+    numeric = transductive(identity_model, "bdcspn").fit(X, y)
+    np.testing.assert_array_equal(clf.transduction_, numeric.transduction_ == LABELS[0])
+    truth = np.arange(40) % 2 == 0
+    rows = np.vstack([X[:2]] * 20)
+    score = episodic_score(
+        transductive(identity_model, "bdcspn"),
+        rows,
+        truth,
+        n_way=2,
+        n_query=5,
+        n_episodes=3,
+        random_state=0,
+    )
+    assert 0 <= score.mean <= 1
+
+
 def test_the_string_minus_one_is_a_class_and_warns(identity_model):
     X, y, _ = make_rows(0, 4)
     as_text = y.astype(str)  # "-1" among "3", "7", ...: a string, not the marker
