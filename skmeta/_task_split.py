@@ -89,6 +89,13 @@ class TaskSplit(BaseCrossValidator):
                 "cross_val_score(..., groups=groups, cv=TaskSplit()), or "
                 "params={'groups': groups} under metadata routing)."
             )
+        shape = np.shape(groups)
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):  # not y's fault
+            raise ValueError(
+                "TaskSplit takes groups of one column, the task of each row; got "
+                f"groups of shape {shape}. (Sources, a second column, "
+                "are EpisodicSplit's.)"
+            )
         groups = column_or_1d(groups)
         if len(groups) != n_rows(X):
             raise ValueError(f"X has {len(X)} samples but groups has {len(groups)}.")

@@ -318,6 +318,12 @@ def test_a_parallel_episodic_score_leaves_the_callers_pickles_whole(
     np.testing.assert_array_equal(again.predict(X[novel]), mine.predict(X[novel]))
 
 
+def test_task_split_refuses_two_columns_of_groups_naming_them():
+    groups = np.c_[np.arange(20) // 5, np.arange(20) % 5]
+    with pytest.raises(ValueError, match=r"groups of one column.*\(20, 2\)"):
+        next(TaskSplit(k_shot=2, n_query=2).split(np.zeros((20, 1)), None, groups))
+
+
 def test_task_split_on_tasks_too_small_says_so():
     groups = np.repeat(np.arange(5), 3)
     with pytest.raises(ValueError, match=r"needs a task \(group\) of 6 rows"):
