@@ -6,10 +6,13 @@ The only place besides the training loop where arrays become tensors.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
-from .algorithms import Algorithm, map_tensors
+from .algorithms import AdaptationWarning, Algorithm, map_tensors
+from .caller import user_stacklevel
 from .net import MetaNet, widest_activations
 from .views import embedding_blocks, viewed
 
@@ -129,6 +132,27 @@ def transform(
     return out
 
 
+def warn_if_beyond_training(model, algorithm: Algorithm, n_support: int) -> None:
+    """An ``AdaptationWarning`` when a sequence learner (its
+    ``support_length_bound``) gets a support set far longer than those of its
+    meta-training episodes, where its predictions may collapse."""
+    bound, training = algorithm.support_length_bound, model.config.get("training")
+    if bound is None or not training or not training.get("k_shot"):
+        return
+    trained = training["n_way"] * training["k_shot"]
+    if n_support > bound * trained:
+        warnings.warn(
+            f"The support set has {n_support} rows, more than {bound:g} times the "
+            f"{trained} of this {model.method!r} model's meta-training episodes "
+            f"({training['n_way']}-way {training['k_shot']}-shot): it reads longer "
+            "sequences than it learnt to, and its predictions may collapse to "
+            "few classes. Adapt to support sets of about its episodes' size, or "
+            "meta-train it with a larger k_shot.",
+            AdaptationWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
 def adapt(
     model, algorithm: Algorithm, X, y, n_classes: int, device, views=None
 ) -> dict:
@@ -141,6 +165,7 @@ def adapt(
     float32 a block at a time (:func:`row_blocks`), the same state to float
     rounding; the others take the support set as one float32 tensor.
     """
+    warn_if_beyond_training(model, algorithm, len(X))
     net = _viewed(model, model.network(device), views)
     batch_size = model.batch_size(device)
     blocks = row_blocks(X)

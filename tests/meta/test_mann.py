@@ -396,3 +396,28 @@ def test_meta_trained_on_glyph_images_it_classifies_novel_glyphs():
         random_state=0,
     )
     assert score.mean > 0.3  # chance: 0.2
+
+
+def test_support_sets_far_longer_than_meta_trainings_warn(five_classes):
+    """Meta-trained on 3-way 1-shot episodes (3 rows), MANN collapsed to one
+    class on 50 shots a class; support sets beyond 10 times those of its
+    episodes warn, naming the sizes."""
+    import warnings
+
+    from skmeta import FewShotClassifier, MetaFeatureExtractor
+    from skmeta.meta.algorithms import AdaptationWarning
+
+    X, y = five_classes
+    settings = dict(method="mann", method_params=SMALL, n_way=3, k_shot=1)
+    model = (
+        MetaFeatureExtractor(**settings, n_query=3, max_iter=3, random_state=0)
+        .fit(X, y)
+        .meta_model_
+    )
+    rows = np.concatenate([np.flatnonzero(y == c)[:10] for c in range(3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AdaptationWarning)
+        FewShotClassifier(pretrained=model).fit(X[rows], y[rows])  # 30 rows: fine
+    rows = np.concatenate([np.flatnonzero(y == c)[:11] for c in range(3)])
+    with pytest.warns(AdaptationWarning, match=r"33 rows, more than 10 times the 3"):
+        FewShotClassifier(pretrained=model).fit(X[rows], y[rows])

@@ -184,6 +184,10 @@ class Algorithm(ABC):
       embedding's width (a learnt vector or layer of that size), so the
       wider embeddings of test-time turns (:class:`~..views.QuarterTurns`)
       cannot serve it.
+    - ``support_length_bound``: a sequence learner reads support sets well
+      only up to about this many times the rows of its meta-training
+      episodes' support sets; :func:`~..inference.adapt` warns beyond (None:
+      any size).
 
     :meth:`loss` is the one reference computation of the meta-gradient (its
     ``backward``); speed paths (``skmeta.meta.accel``) are tested equal to it.
@@ -206,6 +210,7 @@ class Algorithm(ABC):
     fixed_way: bool = False
     classifies_embeddings: bool = False
     fixed_embedding_width: bool = False
+    support_length_bound: float | None = None
 
     def meta_parameters(
         self, net: MetaNet, embedding_dim: int, n_classes: int
