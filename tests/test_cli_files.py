@@ -100,13 +100,13 @@ def test_csv_with_a_byte_order_mark_is_read(table):
 
 @pytest.mark.parametrize("block", [1, 7, 4096])
 def test_csv_rows_are_read_in_blocks_to_the_same_array(table, monkeypatch, block):
-    import skmeta._cli_data as cli_data
+    import skmeta._cli_tables as cli_tables
 
     root, _ = table
     with open(root / "rows.csv", newline="", encoding="utf-8-sig") as handle:
         records = list(csv.reader(handle))[1:]
     expected = np.array([row[1:] for row in records], dtype=np.float32)
-    monkeypatch.setattr(cli_data, "_CSV_BLOCK", block)
+    monkeypatch.setattr(cli_tables, "_CSV_BLOCK", block)
     data = load_dataset(root / "rows.csv")
     np.testing.assert_array_equal(data.X, expected)
     assert data.X.dtype == np.float32 and data.y.tolist() == [r[0] for r in records]

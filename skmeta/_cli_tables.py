@@ -1,0 +1,142 @@
+"""The tables the ``skmeta`` command reads: ``.npz`` arrays and ``.csv``
+columns, with the ``--groups`` arrays or columns beside them."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ._cli_dataset import DataError, Dataset
+
+__all__ = ["load_csv", "load_npz"]
+
+
+def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
+    try:
+        arrays = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    with arrays:
+        X = next((arrays[k] for k in ("X", "data") if k in arrays.files), None)
+        y = next((arrays[k] for k in ("y", "target") if k in arrays.files), None)
+        shape = arrays["input_shape"] if "input_shape" in arrays.files else None
+        missing = [name for name in groups or () if name not in arrays.files]
+        if missing:
+            raise DataError(
+                f"{path}: no array {missing[0]!r} (--groups); it has "
+                f"{sorted(arrays.files)}."
+            )
+        columns = [np.asarray(arrays[name]) for name in groups or ()]
+    if X is None or (y is None and labelled):
+        raise DataError(
+            f"{path}: an .npz data set holds arrays 'X' (or 'data') and 'y' (or "
+            f"'target'); it has {sorted(arrays.files)}."
+        )
+    if X.ndim > 2:  # images as (n, C, H, W) or (n, H, W)
+        shape = X.shape[1:] if X.ndim == 4 else (1, *X.shape[1:])
+        X = X.reshape(X.shape[0], -1)
+    if X.ndim != 2 or (y is not None and len(y) != len(X)):
+        raise DataError(
+            f"{path}: X has shape {X.shape} and y {np.shape(y)}; expected rows "
+            "(n_samples, n_features) and one label per row."
+        )
+    shape = (X.shape[1],) if shape is None else tuple(int(s) for s in shape)
+    names = np.array([str(i) for i in range(len(X))])
+    if any(column.shape != (len(X),) for column in columns):
+        raise DataError(
+            f"{path}: each --groups array needs one value per row of X "
+            f"({len(X)},); got shapes {[c.shape for c in columns]}."
+        )
+    found = _group_array(columns)
+    return Dataset(X, None if y is None else np.asarray(y), shape, names, found)
+
+
+def _group_array(columns: list) -> np.ndarray | None:
+    """The --groups columns as one array: 1-D for one, (n, k) for k."""
+    if not columns:
+        return None
+    if len(columns) == 1:
+        return columns[0]
+    return np.stack([np.asarray(c).astype(str) for c in columns], axis=1)
+
+
+def load_csv(
+    path: Path, label_column: str, labelled: bool = True, groups=None
+) -> Dataset:
+    """The rows of a ``.csv`` file, read one record at a time into float32
+    blocks: memory is the array's and one block's, never the text's. The
+    `groups` columns are returned as groups, not features."""
+    with contextlib.closing(_csv_records(path)) as records:  # closed on errors
+        header = next(records, None)
+        if header is None:
+            raise DataError(f"{path}: empty file.")
+        if label_column not in header and labelled:
+            raise DataError(
+                f"{path}: no column {label_column!r} (--label-column); the columns "
+                f"are {header[:10]}{' ...' if len(header) > 10 else ''}."
+            )
+        at = header.index(label_column) if label_column in header else None
+        missing = [name for name in groups or () if name not in header]
+        if missing:
+            raise DataError(
+                f"{path}: no column {missing[0]!r} (--groups); the columns are "
+                f"{header[:10]}{' ...' if len(header) > 10 else ''}."
+            )
+        grouped = [header.index(name) for name in groups or ()]
+        skip = {at, *grouped}
+        labels, blocks, block, group_rows = [], [], [], []
+        for line, record in enumerate(records, start=2):
+            if len(record) != len(header):
+                raise DataError(
+                    f"{path}, line {line}: {len(record)} fields, the header has "
+                    f"{len(header)}."
+                )
+            labels.append(None if at is None else record[at])
+            if grouped:
+                group_rows.append([record[i] for i in grouped])
+            try:
+                block.append([float(v) for i, v in enumerate(record) if i not in skip])
+            except ValueError:
+                raise DataError(
+                    f"{path}, line {line}: a feature is not a number."
+                ) from None
+            if len(block) == _CSV_BLOCK:
+                blocks.append(np.asarray(block, dtype=np.float32))
+                block = []
+        if block:
+            blocks.append(np.asarray(block, dtype=np.float32))
+    if not blocks:
+        raise DataError(f"{path}: no data rows.")
+    X = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    y = np.asarray(labels) if labelled else None
+    if y is not None and all(_is_int(v) for v in labels):
+        y = y.astype(np.int64)
+    found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])
+    names = np.array([str(i) for i in range(len(X))])
+    return Dataset(X, y, (X.shape[1],), names, found)
+
+
+#: Rows parsed into one float32 block by :func:`_load_csv`.
+_CSV_BLOCK = 4096
+
+
+def _csv_records(path: Path):
+    """The records of a ``.csv`` file, one at a time, errors as DataError."""
+    try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is no column name
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            yield from csv.reader(handle)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason}).") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
