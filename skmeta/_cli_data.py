@@ -57,7 +57,8 @@ def load_dataset(
     ----------
     path : str or path-like
         A folder with one subfolder per class (images), an ``.npz`` file with
-        arrays ``X`` (or ``data``) and ``y`` (or ``target``), and optionally
+        arrays ``X`` (or ``data``, or ``features``) and ``y`` (or ``target``),
+        images unflattened or channel-last moved first, and optionally
         ``input_shape``; or a ``.csv`` file with a header and a label column.
     image_size : tuple of int (height, width), default=(84, 84)
         For image folders.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,11 @@ from ._cli_dataset import DataError, Dataset
 
 __all__ = ["load_csv", "load_npz"]
 
+#: The names of an .npz file's rows: scikit-learn's, a Bunch's, skmeta embed's.
+X_NAMES = ("X", "data", "features")
+#: Channel counts of images: grey, colour, colour with alpha.
+CHANNELS = (1, 3, 4)
+
 
 def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
     try:
@@ -20,7 +26,7 @@ def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
     with arrays:
-        X = next((arrays[k] for k in ("X", "data") if k in arrays.files), None)
+        X = next((arrays[k] for k in X_NAMES if k in arrays.files), None)
         y = next((arrays[k] for k in ("y", "target") if k in arrays.files), None)
         shape = arrays["input_shape"] if "input_shape" in arrays.files else None
         missing = [name for name in groups or () if name not in arrays.files]
@@ -32,9 +38,19 @@ def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
         columns = [np.asarray(arrays[name]) for name in groups or ()]
     if X is None or (y is None and labelled):
         raise DataError(
-            f"{path}: an .npz data set holds arrays 'X' (or 'data') and 'y' (or "
+            f"{path}: an .npz data set holds arrays 'X' (or 'data', or 'features' "
+            "as skmeta embed writes them) and 'y' (or "
             f"'target'); it has {sorted(arrays.files)}."
         )
+    if X.ndim == 4 and X.shape[3] in CHANNELS and X.shape[1] not in CHANNELS:
+        warnings.warn(  # PIL's and matplotlib's layout, which torch's is not
+            f"{path}: X of shape {X.shape} read as channel-last images "
+            f"(n, height, width, channels) and moved to (n, channels, height, "
+            "width); save channel-first arrays to silence this.",
+            UserWarning,
+            stacklevel=2,
+        )
+        X = X.transpose(0, 3, 1, 2)
     if X.ndim > 2:  # images as (n, C, H, W) or (n, H, W)
         shape = X.shape[1:] if X.ndim == 4 else (1, *X.shape[1:])
         X = X.reshape(X.shape[0], -1)
@@ -100,8 +116,15 @@ def load_csv(
             try:
                 block.append([float(v) for i, v in enumerate(record) if i not in skip])
             except ValueError:
+                column = next(
+                    header[i]
+                    for i, v in enumerate(record)
+                    if i not in skip and not _is_float(v)
+                )
                 raise DataError(
-                    f"{path}, line {line}: a feature is not a number."
+                    f"{path}, line {line}: column {column!r} is not a number "
+                    f"({record[header.index(column)]!r}); name it with "
+                    "--label-column or --groups if it is not a feature."
                 ) from None
             if len(block) == _CSV_BLOCK:
                 blocks.append(np.asarray(block, dtype=np.float32))
@@ -132,6 +155,14 @@ def _csv_records(path: Path):
         raise DataError(f"{path}: not UTF-8 text ({exc.reason}).") from None
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_int(text: str) -> bool:

@@ -118,7 +118,7 @@ def test_csv_rows_are_read_in_blocks_to_the_same_array(table, monkeypatch, block
         ("", "empty file"),
         ("label,a\n", "no data rows"),
         ("label,a\n0,1\n1,2,3\n", "line 3: 3 fields"),
-        ("label,a\n0,x\n", "line 2: a feature is not a number"),
+        ("label,a\n0,x\n", "line 2: column 'a' is not a number \\('x'\\)"),
         ("label,a\n0," + "1" * 200_000 + "\n", "not a readable .csv file"),
         (b"label,a\n0,\xff\n", "not UTF-8 text"),
     ],
@@ -135,6 +135,29 @@ def _printed(out: str) -> list[list[str]]:
     assert rows[0] == ["file", "label", "probability"]
     assert all(len(row) == 3 for row in rows)
     return rows[1:]
+
+
+def test_channel_last_images_in_an_npz_are_moved_to_channel_first(tmp_path):
+    """(n, H, W, C), as np.asarray(PIL image) stacks, was read as H channels
+    of W x C images; it is moved to (n, C, H, W), with a warning."""
+    rng = np.random.default_rng(0)
+    first = rng.random((6, 3, 8, 5)).astype(np.float32)  # (n, C, H, W)
+    np.savez(tmp_path / "last.npz", X=first.transpose(0, 2, 3, 1), y=np.arange(6))
+    np.savez(tmp_path / "first.npz", X=first, y=np.arange(6))
+    with pytest.warns(UserWarning, match="read as channel-last images"):
+        last = load_dataset(tmp_path / "last.npz")
+    expected = load_dataset(tmp_path / "first.npz")
+    assert last.input_shape == expected.input_shape == (3, 8, 5)
+    np.testing.assert_array_equal(last.X, expected.X)
+
+
+def test_embed_output_reads_back_as_data(table, tmp_path, capsys):
+    root, _ = table
+    features = tmp_path / "features.npz"
+    argv = ["embed", str(root / "m.safetensors"), str(root / "rows.csv")]
+    assert main([*argv, "--out", str(features)]) == 0
+    data = load_dataset(features)  # its 'features' are the rows
+    assert data.X.shape == (30, np.load(features)["features"].shape[1])
 
 
 @pytest.mark.parametrize("query", ["query.npz", "query.csv", "rows.csv"])
