@@ -8,6 +8,7 @@ Every failure is a :class:`DataError` whose message names the file or flag.
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,8 @@ def load_dataset(
     mmap_path=None,
     on_empty="raise",
     groups=None,
+    on_error="raise",
+    verbose=False,
 ) -> Dataset:
     """A labelled data set from `path`.
 
@@ -73,6 +76,10 @@ def load_dataset(
     groups : list of str, optional
         For ``.npz`` and ``.csv`` files: the arrays or columns to return as
         ``groups`` (one column each); a ``.csv`` file's are not features.
+    on_error : {"raise", "warn"}, default="raise"
+        For image folders: what an unreadable image file does.
+    verbose : bool, default=False
+        For image folders: a progress bar while the images are decoded.
 
     Returns
     -------
@@ -94,6 +101,8 @@ def load_dataset(
                 color=color,
                 mmap_path=mmap_path,
                 on_empty=on_empty,
+                on_error=on_error,
+                verbose=verbose,
             )
         except (ValueError, OSError) as exc:
             raise DataError(str(exc)) from None
@@ -114,15 +123,18 @@ def load_dataset(
     )
 
 
-def load_unlabelled(path, input_shape, label_column="label") -> Dataset:
+def load_unlabelled(
+    path, input_shape, label_column="label", on_error="raise"
+) -> Dataset:
     """Rows to label, for a model taking rows of `input_shape`: a folder of
-    images (see :func:`load_unlabelled_images`), an ``.npz`` file (``X``; any
-    ``y`` ignored) or a ``.csv`` file (any `label_column` ignored)."""
+    images (see :func:`load_unlabelled_images`; `on_error` as there), an
+    ``.npz`` file (``X``; any ``y`` ignored) or a ``.csv`` file (any
+    `label_column` ignored)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder.")
     if path.is_dir():
-        return load_unlabelled_images(path, input_shape)
+        return load_unlabelled_images(path, input_shape, on_error)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         data = load_npz(path, labelled=False)
@@ -142,9 +154,10 @@ def load_unlabelled(path, input_shape, label_column="label") -> Dataset:
     return Dataset(data.X, None, tuple(input_shape), data.names)
 
 
-def load_unlabelled_images(path, input_shape) -> Dataset:
+def load_unlabelled_images(path, input_shape, on_error="raise") -> Dataset:
     """Every image file in folder `path` (recursively), decoded to the size and
-    colour of `input_shape` ``(C, H, W)``; no labels."""
+    colour of `input_shape` ``(C, H, W)``; no labels. An unreadable file is an
+    error (`on_error` ``"raise"``) or left out with one warning (``"warn"``)."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder of images.")
@@ -163,12 +176,30 @@ def load_unlabelled_images(path, input_shape) -> Dataset:
     if not files:
         raise DataError(f"{path}: no image files.")
     mode = "L" if input_shape[0] == 1 else "RGB"
-    try:
-        rows = [decode_image(f, tuple(input_shape[1:]), mode, False) for f in files]
-    except (ValueError, OSError) as exc:
-        raise DataError(str(exc)) from None
-    names = np.array([str(f.relative_to(path)) for f in files])
-    return Dataset(np.stack(rows), None, tuple(input_shape), names)
+    rows, names, unreadable = [], [], []
+    for file in files:
+        try:
+            rows.append(decode_image(file, tuple(input_shape[1:]), mode, False))
+        except (ValueError, OSError) as exc:
+            if on_error != "warn":
+                raise DataError(f"{exc} (--on-error warn skips such files)") from None
+            unreadable.append(str(file.relative_to(path)))
+            continue
+        names.append(str(file.relative_to(path)))
+    if unreadable:
+        if not rows:
+            raise DataError(
+                f"{path}: none of its {len(files)} image files can be read."
+            )
+        shown = ", ".join(repr(name) for name in unreadable[:5])
+        more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+        warnings.warn(
+            f"{path}: skipped {len(unreadable)} unreadable image file(s): "
+            f"{shown}{more}.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return Dataset(np.stack(rows), None, tuple(input_shape), np.array(names))
 
 
 def check_features_path(path) -> None:

@@ -67,6 +67,7 @@ FLAG_OF = {name: flag for flag, name, _ in TRAIN_FLAGS} | {
     "calibrate": "--calibrate",
     "early_stopping": "--early-stopping",
     "on_empty": "--on-empty",
+    "on_error": "--on-error",
     "label_column": "--label-column",
     "image_size": "--image-size",
     "unknown_label": "--unknown-label",

@@ -74,6 +74,13 @@ def _add_table_flags(command) -> None:
         help="image folders: a class subfolder with no image is an error "
         "(raise) or is skipped with a warning (warn) (default: %(default)s)",
     )
+    command.add_argument(
+        "--on-error",
+        choices=["raise", "warn"],
+        default="raise",
+        help="image folders: an unreadable image file is an error (raise) or "
+        "is skipped with a warning (warn) (default: %(default)s)",
+    )
 
 
 def _add_transductive_flag(command, rows: str) -> None:

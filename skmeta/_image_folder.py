@@ -74,7 +74,9 @@ def _rows(
                 row = decode_image(path, size, mode, crop)
             except ValueError as exc:
                 if skipped is None:
-                    raise
+                    raise ValueError(
+                        f"{exc} (on_error='warn' skips unreadable files)"
+                    ) from exc
                 skipped.append((i, str(exc)))
                 continue
             yield row if dtype == "uint8" else row.astype(np.float32) / scale

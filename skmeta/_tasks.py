@@ -210,7 +210,7 @@ class Classification(Task):
                 f"(k_shot + n_query); y has {int((counts >= need).sum())} "
                 f"(n_samples={int(counts.sum())})"
                 f"{_held_out_note(estimator, held)}. Add samples, lower "
-                "k_shot/n_query, or pass pretrained=."
+                "k_shot or n_query, or pass a pretrained model."
             )
         if estimator.calibrate is True and 1 < held < n_way:  # 1: an error
             warnings.warn(
@@ -330,7 +330,7 @@ def _held_out_note(estimator, held: int) -> str:
     if not held:
         return ""
     return (
-        f", of which early_stopping/calibrate hold out {held} for validation "
+        f", of which early_stopping or calibrate hold out {held} for validation "
         f"(validation_fraction={estimator.validation_fraction})"
     )
 

@@ -53,7 +53,17 @@ def _image_options(args, model=None) -> dict:
         "color": color,
         "label_column": args.label_column,
         "on_empty": args.on_empty,
+        "on_error": args.on_error,
+        "verbose": _shows_progress(args),
     }
+
+
+def _shows_progress(args) -> bool:
+    """Progress bars (decoding images, episodes): on a terminal, or for
+    ``train`` unless ``--quiet``, whose bars a batch job's log keeps."""
+    if getattr(args, "quiet", None) is not None:
+        return not args.quiet
+    return sys.stderr.isatty()
 
 
 def _train(args) -> int | None:
@@ -113,7 +123,7 @@ def _evaluate(args) -> None:
         n_query=args.n_query,
         n_episodes=args.n_episodes,
         random_state=args.seed,
-        verbose=int(sys.stderr.isatty()),  # a progress bar on a terminal
+        verbose=int(_shows_progress(args)),
         groups=data.groups,
     )
     task = f"{args.n_way}-way {args.k_shot}-shot"
@@ -174,7 +184,9 @@ def _embed(args) -> None:
     model = load_model(args.model)
     folder = Path(args.data)
     if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
-        data = load_unlabelled(folder, model.input_shape)  # images, no classes
+        data = load_unlabelled(  # images, no classes
+            folder, model.input_shape, on_error=args.on_error
+        )
     else:
         data = load_dataset(args.data, **_image_options(args, model))
     extractor = MetaFeatureExtractor(pretrained=model).fit(data.X[:1])
@@ -190,7 +202,12 @@ def _predict(args) -> None:
 
     model = load_model(args.model)
     shape = model.input_shape
-    options = {"label_column": args.label_column, "on_empty": args.on_empty}
+    options = {
+        "label_column": args.label_column,
+        "on_empty": args.on_empty,
+        "on_error": args.on_error,
+        "verbose": _shows_progress(args),
+    }
     if len(shape) == 3:
         options.update(image_size=shape[1:], color="grey" if shape[0] == 1 else "rgb")
     elif Path(args.support).is_dir():
@@ -199,7 +216,7 @@ def _predict(args) -> None:
             "not images; give its support set as an .npz or .csv file."
         )
     support = load_dataset(args.support, **options)
-    query = load_unlabelled(args.query, shape, args.label_column)
+    query = load_unlabelled(args.query, shape, args.label_column, args.on_error)
     classifier = FewShotClassifier(
         pretrained=model,
         unknown_label=args.unknown_label,

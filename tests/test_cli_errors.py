@@ -107,6 +107,55 @@ def test_empty_class_folder_names_the_on_empty_flag(tmp_path, capsys):
         assert main([*argv, "--on-empty", "warn"]) == 0
 
 
+def test_unreadable_images_name_the_on_error_flag_and_warn_skips_them(tmp_path, capsys):
+    from _image_trees import write_image_tree
+
+    from skmeta.datasets import make_glyphs
+
+    X, y = make_glyphs(n_classes=4, n_samples_per_class=4, random_state=0)
+    write_image_tree(tmp_path / "data", X, y)
+    first = sorted((tmp_path / "data").iterdir())[0]
+    (first / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(tmp_path / "data"), "--out", str(out), "--image-size", "28"]
+    argv += ["--color", "grey", "--max-iter", "1", "--n-way", "2", "--quiet"]
+    argv += ["--backbone", "conv4_strided"]
+    assert main(argv) == 2
+    err = _error(capsys)
+    assert "broken.png" in err and "--on-error warn skips" in err
+    with pytest.warns(UserWarning, match="Skipped 1 of the 17 image files"):
+        assert main([*argv, "--on-error", "warn"]) == 0
+    # predict's query images too
+    query = tmp_path / "query"
+    query.mkdir()
+    (query / "broken.png").write_bytes(b"not an image")
+    (query / "good.png").write_bytes(next(first.glob("*.png")).read_bytes())
+    predict = ["predict", str(out), "--support", str(tmp_path / "data")]
+    predict += ["--query", str(query), "--on-error", "warn"]
+    with pytest.warns(UserWarning):
+        assert main(predict) == 0
+    printed = capsys.readouterr().out
+    assert "good.png" in printed and "broken.png" not in printed
+    assert main(predict[:-2]) == 2
+    assert "--on-error warn skips" in _error(capsys)
+
+
+def test_train_shows_decoding_progress_unless_quiet(tmp_path, capsys):
+    from _image_trees import write_image_tree
+
+    from skmeta.datasets import make_glyphs
+
+    X, y = make_glyphs(n_classes=4, n_samples_per_class=4, random_state=0)
+    write_image_tree(tmp_path / "data", X, y)
+    argv = ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m")]
+    argv += ["--image-size", "28", "--color", "grey", "--max-iter", "1"]
+    argv += ["--n-way", "2", "--backbone", "conv4_strided"]
+    assert main(argv) == 0
+    assert "Decoding images" in capsys.readouterr().err
+    assert main([*argv, "--quiet"]) == 0
+    assert "Decoding images" not in capsys.readouterr().err
+
+
 def test_unknown_label_on_an_uncalibrated_model_names_calibrate(rows, capsys):
     model, data = str(rows / "m.safetensors"), str(rows / "rows.npz")
     argv = ["predict", model, "--support", data, "--query", data]
