@@ -62,6 +62,11 @@ def _to_mode(
         white = _integer_white(wide, bits, signed)
         grey = np.clip(np.rint(wide / (white / 255)), 0, 255)
         img = Image.fromarray(grey.astype(np.uint8))
+    elif img.mode == "F":  # floating point: white is 1.0, or 255 beyond 1
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0)
+        white = 1.0 if values.max(initial=0.0) <= 1.0 else 255.0
+        grey = np.clip(np.rint(values * (255 / white)), 0, 255)
+        img = Image.fromarray(grey.astype(np.uint8))
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
@@ -119,6 +124,9 @@ def decode_image(
     and ``2**31 - 1`` not below the image's maximum, so that 8-bit values stored
     as 32-bit integers are kept and 16-bit ones scaled as 16 bits. Such images
     are scaled one by one: two of one data set may be scaled differently.
+    Floating-point grey levels (mode ``F``, e.g. 32-bit float TIFFs) are
+    white at 1.0 when no value exceeds 1 (scikit-image's convention), else at
+    255; values outside are clipped and NaN is black.
     """
     height, width = size
     try:

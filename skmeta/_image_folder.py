@@ -22,7 +22,7 @@ __all__ = ["load_image_folder"]
 
 _MODES = {"rgb": "RGB", "grey": "L", "gray": "L"}
 _DTYPES = ("uint8", "float32")
-_CACHE_FORMAT = 3  # bump when the decoding changes, to rebuild older caches
+_CACHE_FORMAT = 4  # bump when the decoding changes, to rebuild older caches
 _SHOWN = 3  # unreadable files named in the warning
 
 
@@ -110,6 +110,16 @@ def _leave_out(
     warnings.warn(msg, UserWarning, stacklevel=3)
     files = [f for f, k in zip(files, keep, strict=True) if k]
     return [names[c] for c in present], files, target.astype(np.int64)
+
+
+def _check_cache_path(path: Path) -> None:
+    """Refuse an `mmap_path` that is a folder (its rename failed only after
+    every image was decoded)."""
+    if path.is_dir():
+        raise ValueError(
+            f"mmap_path {str(path)!r} is a folder; give the name of a .npy file "
+            "to write the rows to."
+        )
 
 
 def _check_dtype(dtype: object) -> str:
@@ -276,6 +286,8 @@ def load_image_folder(
     _check_choice("on_error", on_error, ("raise", "warn"))
     if max_per_class is not None:
         max_per_class = _positive_int("max_per_class", max_per_class)
+    if mmap_path is not None:  # before decoding, not after
+        _check_cache_path(Path(os.path.expanduser(mmap_path)))
     root = Path(os.path.expanduser(root))
     if not root.exists():
         raise FileNotFoundError(f"The image folder {str(root)!r} does not exist.")

@@ -43,6 +43,22 @@ def test_32_bit_grey_levels_are_scaled_by_their_range(tmp_path, values, expected
     assert _decode(path) == expected
 
 
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([0.0, 1.0, 0.5, 0.25, 1.0, 0.0], [0, 255, 128, 64, 255, 0]),  # white 1.0
+        ([0.0, 255.0, 100.0, 1.5, -3.0, 300.0], [0, 255, 100, 2, 0, 255]),  # 255
+        ([np.nan, 1.0, 0.0, 0.0, 0.0, 0.0], [0, 255, 0, 0, 0, 0]),  # NaN: black
+    ],
+)
+def test_float_grey_levels_are_scaled_from_1_or_255(tmp_path, values, expected):
+    """Mode F (32-bit float TIFFs) in [0, 1] loaded almost black (a reviewer)."""
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.array(values, np.float32).reshape(2, 3), "F").save(path)
+    assert Image.open(path).mode == "F"
+    assert _decode(path) == expected
+
+
 def test_32_bit_tiff_through_the_folder_loader(tmp_path):
     (tmp_path / "c").mkdir()
     Image.fromarray(np.full((4, 4), 200, np.int32)).save(tmp_path / "c" / "i.tif")

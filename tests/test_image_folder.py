@@ -322,6 +322,17 @@ def test_mmap_path_returns_a_read_only_memmap_and_reuses_it(
     assert len(calls) == 12
 
 
+def test_an_mmap_path_that_is_a_folder_is_refused_before_decoding(
+    tmp_path, glyphs, monkeypatch
+):
+    X, y = glyphs
+    write_image_tree(tmp_path / "tree", X, y)
+    calls = decode_counter(monkeypatch)
+    with pytest.raises(ValueError, match="mmap_path .* is a folder"):
+        load_image_folder(tmp_path / "tree", image_size=8, mmap_path=tmp_path)
+    assert calls == []
+
+
 def test_mmap_cache_is_rebuilt_when_folder_or_settings_change(
     tmp_path, glyphs, monkeypatch
 ):
