@@ -105,7 +105,15 @@ def test_mixed_precision_takes_the_reference_paths_in_its_thread_only(images):
     assert accel.find("meta_gradient", make_algorithm("maml")) is not None
 
 
-def test_16_bits_on_a_cpu_warn_at_the_users_line(blobs):
+@pytest.fixture
+def emulated(monkeypatch):
+    """A CPU without native 16-bit arithmetic."""
+    from skmeta.meta import precision
+
+    monkeypatch.setattr(precision, "native_on_cpu", lambda name: False)
+
+
+def test_16_bits_on_a_cpu_warn_at_the_users_line(blobs, emulated):
     X, y = blobs
     clf = FewShotClassifier(max_iter=2, n_way=3, precision="bfloat16", device="cpu")
     with pytest.warns(UserWarning, match="precision='bfloat16' on a CPU") as record:
@@ -117,7 +125,24 @@ def test_16_bits_on_a_cpu_warn_at_the_users_line(blobs):
         Precision("float32", CPU)
 
 
-def test_the_slow_precision_warning_comes_once_per_run(blobs):
+def test_no_warning_where_the_cpu_computes_16_bits_natively(blobs, monkeypatch):
+    """bfloat16 on AMX ran ProtoNet faster than float32 (4.4 against 8.4 s
+    on 84x84 images): no warning there."""
+    from skmeta.meta import precision
+
+    assert {type(precision.native_on_cpu(p)) for p in ("bfloat16", "float16")} == {
+        bool
+    }  # torch's own checks of this CPU
+    monkeypatch.setattr(precision, "native_on_cpu", lambda name: True)
+    X, y = blobs
+    clf = FewShotClassifier(max_iter=2, n_way=3, precision="bfloat16", device="cpu")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        clf.fit(X, y)
+    assert not [w for w in record if "on a CPU" in str(w.message)]
+
+
+def test_the_slow_precision_warning_comes_once_per_run(blobs, emulated):
     X, y = blobs
     settings = dict(n_way=5, k_shot=2, n_query=2, input_shape=(10,), max_iter=2)
     rfs = dict(method="rfs", method_params={"generations": 2}, precision="bfloat16")
