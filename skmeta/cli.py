@@ -21,6 +21,8 @@ import os
 import sys
 import warnings
 
+import numpy as np
+
 from ._cli_help import TRAIN_FLAGS, flag_names, parameter_help
 from ._cli_output import (
     check_output_path,
@@ -114,6 +116,7 @@ def _evaluate(args) -> None:
     if groups is not None and not 1 <= len(groups) <= 2:
         raise ValueError(f"--groups {args.groups}: give one name, or two.")
     data = load_dataset(args.data, **_image_options(args, model), groups=groups)
+    _warn_if_classes_were_trained_on(model, data.y, args.data)
     result = episodic_score(  # transductive: each episode's queries jointly
         FewShotClassifier(pretrained=model, transductive=args.transductive),
         data.X,
@@ -165,6 +168,24 @@ def _evaluate(args) -> None:
         print(
             f"{task}: {100 * result.mean:.2f} ± {100 * result.ci95:.2f}% "
             f"({args.n_episodes} episodes of {args.n_query} queries per class)"
+        )
+
+
+def _warn_if_classes_were_trained_on(model, labels, source) -> None:
+    """Episodes of classes the model meta-trained on overstate its accuracy on
+    new ones: warn, by the class names the model file records."""
+    made = model.config.get("provenance") or {}
+    trained = {str(name) for name in made.get("class_names") or ()}
+    classes = [str(label) for label in np.unique(labels)]
+    seen = [name for name in classes if name in trained]
+    if seen:
+        shown = ", ".join(repr(name) for name in seen[:5])
+        warnings.warn(
+            f"{len(seen)} of the {len(classes)} classes of {source} are classes "
+            f"the model meta-trained on ({shown}{', ...' if len(seen) > 5 else ''}):"
+            " their episodes overstate its accuracy on new classes.",
+            UserWarning,
+            stacklevel=2,
         )
 
 

@@ -344,3 +344,21 @@ def test_evaluate_groups_errors_name_the_flag(families, capsys):
     ):
         assert main(["evaluate", model, str(root / data), "--groups", names]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_evaluate_warns_on_classes_the_model_meta_trained_on(families, tmp_path):
+    import warnings
+
+    root, X, y, _, _ = families
+    np.savez(tmp_path / "old.npz", X=X[y < 6], y=y[y < 6])
+    np.savez(tmp_path / "new.npz", X=X[y >= 6], y=y[y >= 6])
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(tmp_path / "old.npz"), "--out", str(out), "--quiet"]
+    assert main([*argv, "--max-iter", "2", "--n-way", "3"]) == 0
+    evaluate = ["evaluate", str(out), "--n-way", "3", "--n-query", "1"]
+    evaluate += ["--n-episodes", "5"]
+    with pytest.warns(UserWarning, match=r"6 of the 12 classes .* meta-trained on"):
+        assert main([*evaluate[:2], str(root / "rows.npz"), *evaluate[2:]]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert main([*evaluate[:2], str(tmp_path / "new.npz"), *evaluate[2:]]) == 0
