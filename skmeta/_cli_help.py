@@ -138,8 +138,12 @@ def parameter_help(name: str, sentence: int = 0, max_chars: int = 240) -> str:
     # a sentence ends at a full stop and a space, not in "e.g." or "et al."
     sentences = re.split(r"(?<=\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!al\.)\s", text)
     chosen = sentences[sentence] if sentence < len(sentences) else ""
-    if len(chosen) > max_chars:
-        chosen = chosen[: max_chars - 3].rsplit(" ", 1)[0] + "..."
+    if len(chosen) > max_chars:  # cut at a word, or before an open parenthesis
+        cut = chosen[: max_chars - 3]
+        cut = cut[: cut.rfind("(")] if cut.count("(") > cut.count(")") else cut
+        clause = max(cut.rfind(": "), cut.rfind("; "))  # a whole clause if long
+        cut = cut[:clause] if clause > len(cut) // 2 else cut.rsplit(" ", 1)[0]
+        chosen = cut.rstrip(",;: ") + "..."
     return flag_names(chosen).replace("%", "%%")
 
 

@@ -257,6 +257,18 @@ def test_help_sentences_are_not_cut_at_e_g():
     assert "not one of the classes" in _help("predict")["--unknown-label"]
 
 
+def test_help_cut_short_never_leaves_a_parenthesis_open():
+    """--checkpoint's help ended '(a temporary file, then a...' (a reviewer)."""
+    for command in ("train", "evaluate", "predict", "embed"):
+        for flag, text in _help(command).items():
+            assert text.count("(") == text.count(")"), (command, flag, text)
+    assert (
+        _help("train")["--checkpoint"]
+        .split(" (default")[0]
+        .endswith("after the last, atomically...")
+    )
+
+
 def test_predict_flags_all_have_help():
     predict = _help("predict")
     for flag in ("--support", "--query", "--label-column", "--on-empty"):

@@ -66,7 +66,7 @@ class Rows:
             len(input_shape) != 3 or input_shape[1] != input_shape[2]
         ):
             raise ValueError(
-                "class_augmentation='rot90' or 'dihedral' needs square images: "
+                "class_augmentation 'rot90' and 'dihedral' need square images: "
                 f"input_shape=(C, H, H); got input_shape={tuple(input_shape)}."
             )
         self.X = X
