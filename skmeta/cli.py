@@ -46,6 +46,12 @@ def _image_options(args, model=None) -> dict:
     else the model's), the label column of .csv files, and empty classes."""
     size, color = args.image_size, args.color
     shape = None if model is None else model.input_shape
+    images = shape is not None and len(shape) == 3
+    if images and size is not None and (size[0], size[-1]) != tuple(shape[1:]):
+        raise ValueError(
+            f"--image-size {' '.join(map(str, size))}: the model takes "
+            f"{shape[1]}x{shape[2]} images; leave --image-size out to read them so."
+        )
     if size is None:
         size = [84] if shape is None or len(shape) != 3 else list(shape[1:])
     if color is None:

@@ -338,3 +338,26 @@ def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
     assert "(operator torchvision::nms does not exist)" in message
     assert "pip uninstall torchvision" in message and "whl/cpu" in message
     assert "skmeta[vision]" not in message  # installing it again changes nothing
+
+
+def test_an_image_size_other_than_the_models_is_named(tmp_path, capsys):
+    from _image_trees import write_image_tree
+
+    from skmeta.datasets import make_glyphs
+
+    X, y = make_glyphs(n_classes=4, n_samples_per_class=4, random_state=0)
+    write_image_tree(tmp_path / "data", X, y)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(tmp_path / "data"), "--out", str(out), "--image-size", "28"]
+    argv += ["--color", "grey", "--max-iter", "1", "--n-way", "2", "--quiet"]
+    assert main([*argv, "--backbone", "conv4_strided"]) == 0
+    embed = [
+        "embed",
+        str(out),
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "f.npy"),
+    ]
+    assert main([*embed, "--image-size", "32"]) == 2
+    assert "the model takes 28x28 images" in _error(capsys)
+    assert main([*embed, "--image-size", "28"]) == 0
