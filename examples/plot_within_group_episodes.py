@@ -87,6 +87,7 @@ plt.show()
 # every shot, for the meta-trained model and for the pixels alike. That is the
 # figure to report when the deployed classes resemble each other.
 # ``cross_val_score(..., groups=script)`` and ``GridSearchCV(...).fit(X, y,
-# groups=script)`` with an ``EpisodicSplit`` draw the same kind of episodes
-# (under scikit-learn's metadata routing too: the splitter requests
-# ``groups``).
+# groups=script)`` with an ``EpisodicSplit`` draw the same kind of episodes.
+# Under scikit-learn's metadata routing pass ``params={"groups": script}``
+# instead, after ``clf.set_fit_request(groups=False)`` (the skmeta estimators'
+# ``fit`` takes groups too; :doc:`/user_guide/evaluation`).

@@ -138,13 +138,26 @@ def parameter_help(name: str, sentence: int = 0, max_chars: int = 240) -> str:
     # a sentence ends at a full stop and a space, not in "e.g." or "et al."
     sentences = re.split(r"(?<=\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!al\.)\s", text)
     chosen = sentences[sentence] if sentence < len(sentences) else ""
-    if len(chosen) > max_chars:  # cut at a word, or before an open parenthesis
-        cut = chosen[: max_chars - 3]
-        cut = cut[: cut.rfind("(")] if cut.count("(") > cut.count(")") else cut
-        clause = max(cut.rfind(": "), cut.rfind("; "))  # a whole clause if long
-        cut = cut[:clause] if clause > len(cut) // 2 else cut.rsplit(" ", 1)[0]
-        chosen = cut.rstrip(",;: ") + "..."
-    return flag_names(chosen).replace("%", "%%")
+    return flag_names(shortened(chosen, max_chars)).replace("%", "%%")
+
+
+def shortened(text: str, max_chars: int) -> str:
+    """`text` cut to `max_chars` (``...`` included) at a clause (``:`` or
+    ``;`` in its second half) or else a word, with no parenthesis left open.
+
+    Examples
+    --------
+    >>> shortened("Keep it (a file (atomic, then renamed) in JSON) here", 20)
+    'Keep it...'
+    """
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - 3]
+    clause = max(cut.rfind(": "), cut.rfind("; "))
+    cut = cut[:clause] if clause > len(cut) // 2 else cut.rsplit(" ", 1)[0]
+    while cut.count("(") > cut.count(")"):
+        cut = cut[: cut.rfind("(")]
+    return cut.rstrip(",;: ") + "..."
 
 
 def choices(name: str) -> list[str] | None:

@@ -116,14 +116,14 @@ def load_csv(
             try:
                 block.append([float(v) for i, v in enumerate(record) if i not in skip])
             except ValueError:
-                column = next(
-                    header[i]
+                at_bad = next(
+                    i
                     for i, v in enumerate(record)
                     if i not in skip and not _is_float(v)
                 )
                 raise DataError(
-                    f"{path}, line {line}: column {column!r} is not a number "
-                    f"({record[header.index(column)]!r}); name it with "
+                    f"{path}, line {line}: column {header[at_bad]!r} is not a number "
+                    f"({record[at_bad]!r}); name it with "
                     "--label-column or --groups if it is not a feature."
                 ) from None
             if len(block) == _CSV_BLOCK:

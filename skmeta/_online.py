@@ -85,7 +85,8 @@ def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
     if ``partial_fit`` follows)."""
     labelled = codes >= 0  # with `transductive`, -1 marks unlabelled rows
     clf.class_count_ = np.bincount(codes[labelled], minlength=clf.classes_.size)
-    clf._fitted_pretrained = clf.pretrained  # partial_fit continues this one
+    # partial_fit continues the model and the deployment that fit chose
+    clf._fitted_pretrained, clf._fitted_transductive = clf.pretrained, clf.transductive
     if clf.transductive is not None:  # partial_fit refuses it: nothing to keep
         clf._support = None
         return
@@ -201,13 +202,21 @@ def _same(a, b) -> bool:
 
 
 def _check_same_pretrained(clf) -> None:
-    """partial_fit continues the fitted model: refuse another `pretrained`."""
+    """partial_fit continues the fitted model and its state: refuse another
+    `pretrained`, or a fit that was transductive (it kept no sums)."""
     fitted = getattr(clf, "_fitted_pretrained", clf.pretrained)
     if not _same(clf.pretrained, fitted):
         raise ValueError(
             "pretrained changed since fit (set_params): partial_fit continues "
             "the model fit adapted, and would ignore the new one. Call fit to "
             "adapt the new pretrained model."
+        )
+    transductive = getattr(clf, "_fitted_transductive", None)
+    if transductive is not None:
+        raise ValueError(
+            f"fit was transductive ({transductive!r}): its state labels the rows "
+            "jointly and has nothing partial_fit can add to. Call fit again with "
+            "transductive=None."
         )
 
 

@@ -272,6 +272,11 @@ def episodic_score(
     if cv is None:
         cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes, random_state)
     if groups is not None:  # they draw the episodes, whether routing is on or off
+        if not hasattr(cv, "split"):
+            raise ValueError(
+                "groups draw the episodes of a splitter (EpisodicSplit or "
+                f"TaskSplit); cv={type(cv).__name__} has none to draw."
+            )
         cv = GroupsBound(cv, groups)
     if transductive_of(estimator) is not None:  # queries labelled jointly
         estimator = TransductiveEpisode(estimator)

@@ -169,6 +169,9 @@ def test_transductive_scores_take_no_temperature_and_no_open_set(calibrated):
     with pytest.raises(AttributeError) as info:
         transductive.partial_fit(X[rows], labels)
     assert "partial_fit does not apply" in str(info.value.__cause__)
+    clf.set_params(transductive=None)  # a transductive fit kept no sums
+    with pytest.raises(ValueError, match="fit was transductive"):
+        clf.partial_fit(X[support], y[support])
 
 
 def test_an_integer_unknown_label_stays_an_integer_beside_string_classes(calibrated):

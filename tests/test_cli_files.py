@@ -119,6 +119,7 @@ def test_csv_rows_are_read_in_blocks_to_the_same_array(table, monkeypatch, block
         ("label,a\n", "no data rows"),
         ("label,a\n0,1\n1,2,3\n", "line 3: 3 fields"),
         ("label,a\n0,x\n", "line 2: column 'a' is not a number \\('x'\\)"),
+        ("label,a,a\n0,1.5,x\n", "column 'a' is not a number \\('x'\\)"),
         ("label,a\n0," + "1" * 200_000 + "\n", "not a readable .csv file"),
         (b"label,a\n0,\xff\n", "not UTF-8 text"),
     ],
@@ -347,18 +348,32 @@ def test_evaluate_groups_errors_name_the_flag(families, capsys):
 
 
 def test_evaluate_warns_on_classes_the_model_meta_trained_on(families, tmp_path):
+    """By name; numbers name nothing (each file may count its classes from 0)."""
     import warnings
 
-    root, X, y, _, _ = families
-    np.savez(tmp_path / "old.npz", X=X[y < 6], y=y[y < 6])
-    np.savez(tmp_path / "new.npz", X=X[y >= 6], y=y[y >= 6])
-    out = tmp_path / "m.safetensors"
-    argv = ["train", str(tmp_path / "old.npz"), "--out", str(out), "--quiet"]
-    assert main([*argv, "--max-iter", "2", "--n-way", "3"]) == 0
-    evaluate = ["evaluate", str(out), "--n-way", "3", "--n-query", "1"]
-    evaluate += ["--n-episodes", "5"]
+    _, X, y, _, _ = families
+    names = np.array([f"char{i}" for i in range(12)])
+    files = {
+        "old": (X[y < 6], names[y[y < 6]]),
+        "all": (X, names[y]),
+        "new": (X[y >= 6], names[y[y >= 6]]),
+        "old_numbers": (X[y < 6], y[y < 6]),
+        "renumbered": (X[y >= 6], y[y >= 6] - 6),  # 0..5 again, new classes
+    }
+    for name, (rows, labels) in files.items():
+        np.savez(tmp_path / f"{name}.npz", X=rows, y=labels)
+
+    def evaluate(model, data):
+        model_file = tmp_path / f"{model}.safetensors"
+        if not model_file.exists():
+            train = ["train", str(tmp_path / f"{model}.npz"), "--out", str(model_file)]
+            assert main([*train, "--quiet", "--max-iter", "2", "--n-way", "3"]) == 0
+        argv = ["evaluate", str(model_file), str(tmp_path / f"{data}.npz")]
+        return main([*argv, "--n-way", "3", "--n-query", "1", "--n-episodes", "5"])
+
     with pytest.warns(UserWarning, match=r"6 of the 12 classes .* meta-trained on"):
-        assert main([*evaluate[:2], str(root / "rows.npz"), *evaluate[2:]]) == 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
-        assert main([*evaluate[:2], str(tmp_path / "new.npz"), *evaluate[2:]]) == 0
+        assert evaluate("old", "all") == 0
+    for model, data in (("old", "new"), ("old_numbers", "renumbered")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            assert evaluate(model, data) == 0

@@ -226,6 +226,9 @@ def test_episodic_score_groups_only_draw_episodes_under_routing():
             display = EpisodicScoreDisplay.from_estimators({"clf": clf}, X, y, **scored)
         np.testing.assert_array_equal(routed.scores, plain.scores)
         assert np.ravel(display.means)[0] == pytest.approx(plain.mean)
+    folds = list(EpisodicSplit(4, n_query=1, n_episodes=2).split(X, y))
+    with pytest.raises(ValueError, match="groups draw the episodes of a splitter"):
+        episodic_score(clf, X, y, cv=folds, groups=family)  # was AttributeError
 
 
 def test_grouped_episodes_are_drawn_in_blocks_of_bounded_keys(monkeypatch):

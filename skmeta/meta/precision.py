@@ -126,7 +126,8 @@ def warn_if_slow(precision: str, device) -> None:
             f"precision={precision!r} on a CPU without native {precision} "
             "arithmetic: CPU autocast emulates it, many times slower than "
             "'float32' (float16: 48 times for a Conv4 ProtoNet on 2 cores). It "
-            "pays on a GPU (or a CPU with AMX); here use precision='float32'.",
+            f"pays on a GPU, or a CPU with native {precision}; here use "
+            "precision='float32'.",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

@@ -5,12 +5,15 @@ torch's default generator, of which a process has one for all its threads. A
 seeded run forks it (:func:`torch.random.fork_rng`), seeds it, and restores it
 when done. Two such runs in threads at once (``GridSearchCV`` under joblib's
 threading backend) would draw from each other's stream and restore each
-other's state, so that neither result repeated; here they take turns.
+other's state, so that neither result repeated; here they take turns. Every
+meta-training run is one (``random_state=None`` draws a seed first), so
+meta-training runs in threads of one process run one at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -19,6 +22,17 @@ import torch
 #: Held while a seeded run owns the default generator; re-entrant, so that a
 #: seeded run may start another in the same thread.
 _DEFAULT_GENERATOR_TURN = threading.RLock()
+
+
+def _fresh_turn() -> None:
+    """A forked child's own lock: the parent's may be held by a thread the
+    child does not have, and would never be released there."""
+    global _DEFAULT_GENERATOR_TURN
+    _DEFAULT_GENERATOR_TURN = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_fresh_turn)
 
 
 @contextlib.contextmanager

@@ -52,3 +52,31 @@ def test_a_seeded_block_repeats_and_may_nest():
         b = torch.rand(3)
     assert torch.equal(a, b) and not torch.equal(a, inner)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_a_turn_of_its_own():
+    """A child forked while a thread held the turn would wait for ever."""
+    import os
+
+    from skmeta.meta import seeding
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with seeded_default_generator(0):
+            held.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: its lock is free
+            os._exit(0 if seeding._DEFAULT_GENERATOR_TURN.acquire(timeout=5) else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0
