@@ -12,7 +12,7 @@ import numpy as np
 
 from ._cli_dataset import DataError, Dataset
 
-__all__ = ["load_csv", "load_npz"]
+__all__ = ["is_number", "load_csv", "load_npz"]
 
 #: The names of an .npz file's rows: scikit-learn's, a Bunch's, skmeta embed's.
 X_NAMES = ("X", "data", "features")
@@ -119,7 +119,7 @@ def load_csv(
                 at_bad = next(
                     i
                     for i, v in enumerate(record)
-                    if i not in skip and not _is_float(v)
+                    if i not in skip and not is_number(v)
                 )
                 raise DataError(
                     f"{path}, line {line}: column {header[at_bad]!r} is not a number "
@@ -157,7 +157,8 @@ def _csv_records(path: Path):
         raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
 
 
-def _is_float(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether `text` reads as a number (a float)."""
     try:
         float(text)
     except ValueError:

@@ -181,10 +181,12 @@ def _warn_if_classes_were_trained_on(model, labels, source) -> None:
     """Episodes of classes the model meta-trained on overstate its accuracy on
     new ones: warn, by the class names the model file records. Numbers name
     nothing (each file may count its classes from 0): only other names count."""
+    from ._cli_tables import is_number
+
     made = model.config.get("provenance") or {}
     trained = {str(name) for name in made.get("class_names") or ()}
     classes = [str(label) for label in np.unique(labels)]
-    seen = [name for name in classes if name in trained and not _is_number(name)]
+    seen = [name for name in classes if name in trained and not is_number(name)]
     if seen:
         shown = ", ".join(repr(name) for name in seen[:5])
         warnings.warn(
@@ -194,14 +196,6 @@ def _warn_if_classes_were_trained_on(model, labels, source) -> None:
             UserWarning,
             stacklevel=2,
         )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _embed(args) -> None:
