@@ -24,13 +24,13 @@ from ._checks import (
     load_pretrained,
     refuse_bool_counts,
     resolve_device,
-    target_summary,
     warn_about_the_loss,
     warn_inert_settings,
 )
 from ._interrupted_fits import after_meta_training, starting_model
 from ._method_settings import MethodSettings
 from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS
+from ._targets import target_summary
 from ._tasks import CLASSIFICATION
 from ._test_time import check_views, check_views_unchanged, test_time_views
 from ._transductive import (

@@ -27,8 +27,6 @@ ROW_DTYPES = [np.float32, np.uint8]
 
 __all__ = [
     "warn_about_the_loss",
-    "target_summary",
-    "warn_on_target_scale",
     "warn_inert_settings",
     "check_feature_names",
     "check_input_shape",
@@ -334,48 +332,3 @@ def warn_inert_settings(estimator) -> None:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-
-
-# How far (a factor of the meta-training targets' standard deviation) a new
-# task's targets may lie before adaptation is warned about.
-TARGET_SCALE_FACTOR = 10.0
-
-
-def target_summary(targets) -> dict:
-    """``{"targets": {"mean", "std"}}`` of regression targets, for the model's
-    provenance; ``{}`` for classification (`targets` None)."""
-    if targets is None:
-        return {}
-    values = np.asarray(targets, dtype=np.float64)
-    return {"targets": {"mean": float(values.mean()), "std": float(values.std())}}
-
-
-def warn_on_target_scale(model: MetaModel, y) -> None:
-    """Warn when a new task's targets `y` lie far from those `model`
-    meta-trained on: a standard deviation over 10 times theirs, or a mean
-    more than 10 of their standard deviations away (a smaller spread is
-    not judged: one task may vary less than all tasks together).
-
-    The network sees standardised rows but the targets as given, so a task
-    on another scale (e.g. cents for dollars) adapts poorly or diverges.
-    Models written before the targets were recorded are not checked.
-    """
-    recorded = (model.config.get("provenance") or {}).get("targets")
-    if not recorded or recorded["std"] <= 0 or len(y) < 2:
-        return
-    mean, std = float(np.mean(y)), float(np.std(y))
-    ratio = std / recorded["std"]
-    shift = abs(mean - recorded["mean"]) / recorded["std"]
-    # one task may vary far less than all of meta-training's together: only a
-    # spread or a shift beyond theirs is judged
-    if ratio <= TARGET_SCALE_FACTOR and shift <= TARGET_SCALE_FACTOR:
-        return
-    warnings.warn(
-        f"y (mean {mean:.4g}, std {std:.4g}) lies far from the targets the "
-        f"model meta-trained on (mean {recorded['mean']:.4g}, std "
-        f"{recorded['std']:.4g}); the model does not rescale targets, so "
-        "adaptation fits poorly or diverges. Give y on the meta-training "
-        "targets' scale (and scale the predictions back).",
-        UserWarning,
-        stacklevel=user_stacklevel(),
-    )

@@ -6,7 +6,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
-from ._checks import warn_on_target_scale
+from ._targets import warn_on_target_scale
 from ._tasks import REGRESSION
 
 __all__ = ["FewShotRegressor"]

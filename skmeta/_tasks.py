@@ -296,6 +296,16 @@ class Regression(Task):
     ) -> tuple[int, int, int]:
         """(1, k_shot, n_query): the estimator's, or fitted to the smallest task
         (`groups` unused: a regressor's tasks are its groups)."""
+        n_tasks = int(np.unique(labels).size)
+        held = _held_out_classes(estimator, n_tasks)
+        if estimator.early_stopping and not 1 <= held < n_tasks:
+            raise ValueError(
+                f"early_stopping holds out validation_fraction="
+                f"{estimator.validation_fraction} of the {n_tasks} task(s) (groups): "
+                f"{held}; it needs at least one task held out and one left to "
+                "meta-train on. Raise validation_fraction, give more tasks, or "
+                "leave early_stopping off."
+            )
         smallest = int(np.bincount(labels).min())
         k_shot, n_query = _shot_sizes(estimator, smallest, 10, 10)
         if k_shot + n_query > smallest:

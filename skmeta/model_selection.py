@@ -17,6 +17,7 @@ from numbers import Integral
 
 import numpy as np
 from joblib.parallel import get_active_backend
+from sklearn.base import is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import BaseCrossValidator, cross_val_score
 from sklearn.utils.validation import check_scalar, column_or_1d
@@ -174,14 +175,20 @@ class EpisodicScore:
         Half-width of the normal 95% confidence interval of the mean,
         ``1.96 * std / sqrt(n_episodes)``.
     scores : ndarray of shape (n_episodes,)
+    percent : bool
+        Whether the scores are shares (accuracy), shown as percentages;
+        others (a regressor's scores, e.g. negative MSE) are shown as they are.
     """
 
     mean: float
     ci95: float
     scores: np.ndarray
+    percent: bool = True
 
     def __str__(self) -> str:
-        return f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}%"
+        if self.percent:
+            return f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}%"
+        return f"{self.mean:.4g} ± {self.ci95:.2g}"
 
 
 def episodic_score(
@@ -271,6 +278,8 @@ def episodic_score(
     """
     if cv is None:
         cv = EpisodicSplit(n_way, k_shot, n_query, n_episodes, random_state)
+    # accuracy is a share, shown as a percentage; other scores as they are
+    shares = is_classifier(estimator) and scoring in (None, "accuracy")
     if groups is not None:  # they draw the episodes, whether routing is on or off
         if not hasattr(cv, "split"):
             raise ValueError(
@@ -308,7 +317,7 @@ def episodic_score(
     ci95 = (
         1.96 * scores.std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else np.nan
     )
-    return EpisodicScore(float(scores.mean()), float(ci95), scores)
+    return EpisodicScore(float(scores.mean()), float(ci95), scores, shares)
 
 
 def _counted(scorer, bar):

@@ -158,6 +158,14 @@ def test_task_split_scores_a_pretrained_regressor_task_by_task(sine_model):
     assert -scores.mean() < unadapted
     with pytest.raises(ValueError, match="needs groups"):
         next(cv.split(X))
+    from skmeta import episodic_score
+
+    regressor = FewShotRegressor(pretrained=sine_model)
+    mse = episodic_score(
+        regressor, X, y, cv=cv, groups=groups, scoring="neg_mean_squared_error"
+    )
+    np.testing.assert_allclose(mse.scores, scores)
+    assert "%" not in str(mse) and str(mse).startswith(f"{mse.mean:.4g} ± ")
 
 
 def test_undertrained_meta_training_says_so():
@@ -193,3 +201,33 @@ def test_targets_far_from_meta_trainings_warn(sine_model):
     for scaled in (100 * y, y + 1e3):
         with pytest.warns(UserWarning, match="lies far from the targets"):
             FewShotRegressor(pretrained=sine_model).fit(X, scaled)
+
+
+@pytest.mark.parametrize(
+    "shift, scale, warns",
+    [(0, 1, False), (300, 1, True), (0, 1e4, True), (0, 1e-4, True), (2, 1, False)],
+)
+def test_meta_training_on_unscaled_targets_warns_naming_y(shift, scale, warns):
+    """A shift of 300 took a sine-wave regressor's test MSE from 0.30 to 488
+    with only a 'raise max_iter' warning (a reviewer)."""
+    X, y, groups = make_sinusoid_tasks(
+        n_tasks=10, n_samples_per_task=20, random_state=0
+    )
+    regressor = FewShotRegressor(max_iter=2, random_state=0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        regressor.fit(X, y * scale + shift, groups=groups)
+    named = [w for w in record if "Standardise y" in str(w.message)]
+    assert len(named) == int(warns)
+    if warns:
+        assert named[0].filename == __file__
+
+
+def test_early_stopping_without_a_task_to_hold_out_is_a_clear_error():
+    X, y, groups = make_sinusoid_tasks(n_tasks=5, n_samples_per_task=20, random_state=0)
+    regressor = FewShotRegressor(max_iter=5, early_stopping=True, random_state=0)
+    with pytest.raises(ValueError, match=r"of the 5 task\(s\) \(groups\): 0"):
+        regressor.fit(X, y, groups=groups)  # was ZeroDivisionError
+    with pytest.raises(ValueError, match=r"of the 1 task\(s\)"):
+        regressor.fit(X, y)  # one task
+    regressor.set_params(validation_fraction=0.2).fit(X, y, groups=groups)
