@@ -151,7 +151,7 @@ def load_unlabelled(
             f"{path}: rows of {data.X.shape[1]} values; the model takes rows of "
             f"{width} (shape {tuple(input_shape)})."
         )
-    return Dataset(data.X, None, tuple(input_shape), data.names)
+    return Dataset(data.X, None, tuple(input_shape), data.names, columns=data.columns)
 
 
 def load_unlabelled_images(path, input_shape, on_error="raise") -> Dataset:

@@ -27,6 +27,8 @@ class Dataset:
         File names of images, row numbers of tables.
     groups : ndarray of shape (n_samples,) or (n_samples, n_groups), or None
         The arrays or columns ``--groups`` names (``.npz`` and ``.csv``).
+    columns : list of str or None
+        A ``.csv`` file's feature columns, the names of X's columns.
     """
 
     X: np.ndarray
@@ -34,3 +36,4 @@ class Dataset:
     input_shape: tuple[int, ...]
     names: np.ndarray
     groups: np.ndarray | None = None
+    columns: list[str] | None = None

@@ -139,7 +139,8 @@ def load_csv(
         y = y.astype(np.int64)
     found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])
     names = np.array([str(i) for i in range(len(X))])
-    return Dataset(X, y, (X.shape[1],), names, found)
+    columns = [name for i, name in enumerate(header) if i not in skip]
+    return Dataset(X, y, (X.shape[1],), names, found, columns)
 
 
 #: Rows parsed into one float32 block by :func:`_load_csv`.

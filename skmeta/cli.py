@@ -80,6 +80,7 @@ def _train(args) -> int | None:
     writes the model so far and exits 130, so that a pipeline stops; SIGTERM
     ends meta-training after its current iteration (the checkpoint written),
     writes the model so far and exits 143."""
+    from ._cli_columns import with_columns
     from ._cli_data import load_dataset
     from ._extractor import MetaFeatureExtractor
     from .meta.distributed import is_main_process
@@ -98,8 +99,8 @@ def _train(args) -> int | None:
     with TerminationGuard() as sigterm:  # the loop ends at an iteration's end
         extractor.fit(data.X, data.y)
     training = extractor.meta_model_.config["training"]
-    if is_main_process():
-        extractor.meta_model_.save(args.out, card=args.card)
+    if is_main_process():  # a table's column names recorded, as a DataFrame's
+        with_columns(extractor.meta_model_, data).save(args.out, card=args.card)
         done = f"{extractor.n_iter_} iterations"
         if training.get("interrupted"):
             done = f"interrupted: the model after {done} of {extractor.max_iter}"
@@ -112,6 +113,7 @@ def _train(args) -> int | None:
 
 def _evaluate(args) -> None:
     from ._classifier import FewShotClassifier
+    from ._cli_columns import match_columns
     from ._cli_data import load_dataset
     from .model_selection import episodic_score
 
@@ -122,6 +124,7 @@ def _evaluate(args) -> None:
     if groups is not None and not 1 <= len(groups) <= 2:
         raise ValueError(f"--groups {args.groups}: give one name, or two.")
     data = load_dataset(args.data, **_image_options(args, model), groups=groups)
+    data = match_columns(model, data, args.data)
     _warn_if_classes_were_trained_on(model, data.y, args.data)
     result = episodic_score(  # transductive: each episode's queries jointly
         FewShotClassifier(pretrained=model, transductive=args.transductive),
@@ -201,6 +204,7 @@ def _warn_if_classes_were_trained_on(model, labels, source) -> None:
 def _embed(args) -> None:
     from pathlib import Path
 
+    from ._cli_columns import match_columns
     from ._cli_data import (
         check_features_path,
         load_dataset,
@@ -219,6 +223,7 @@ def _embed(args) -> None:
         )
     else:
         data = load_dataset(args.data, **_image_options(args, model))
+    data = match_columns(model, data, args.data)
     extractor = MetaFeatureExtractor(pretrained=model).fit(data.X[:1])
     save_features(args.out, extractor.transform(data.X), data)
     print(f"wrote {args.out} ({len(data.X)} rows of {model.embedding_dim} features)")
@@ -228,6 +233,7 @@ def _predict(args) -> None:
     from pathlib import Path
 
     from ._classifier import FewShotClassifier
+    from ._cli_columns import match_columns
     from ._cli_data import DataError, load_dataset, load_unlabelled
 
     model = load_model(args.model)
@@ -245,8 +251,9 @@ def _predict(args) -> None:
             f"--support {args.support}: the model takes rows of shape {shape}, "
             "not images; give its support set as an .npz or .csv file."
         )
-    support = load_dataset(args.support, **options)
+    support = match_columns(model, load_dataset(args.support, **options), args.support)
     query = load_unlabelled(args.query, shape, args.label_column, args.on_error)
+    query = match_columns(model, query, args.query)
     classifier = FewShotClassifier(
         pretrained=model,
         unknown_label=args.unknown_label,
@@ -321,8 +328,12 @@ def main(argv: list[str] | None = None, *, console: bool = False) -> int:
         return status
 
     try:
-        with _warnings_as_flags(args.command) if console else contextlib.nullcontext():
-            status = COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            # the commands match a table's columns by name (_cli_columns)
+            warnings.filterwarnings("ignore", "X does not have valid feature names")
+            flags = _warnings_as_flags(args.command) if console else None
+            with flags or contextlib.nullcontext():
+                status = COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as exc:  # bad input or parameters
         return fail(exc, EXIT_USAGE)
     except ImportError as exc:  # an optional dependency missing or broken

@@ -377,3 +377,27 @@ def test_evaluate_warns_on_classes_the_model_meta_trained_on(families, tmp_path)
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             assert evaluate(model, data) == 0
+
+
+def test_csv_columns_are_matched_by_name(table, tmp_path, capsys):
+    """skmeta train records a table's column names; the other commands order
+    a table's columns by them (a reordered query gave other labels, exit 0)."""
+    root, _ = table
+    model = MetaModel.load(root / "m.safetensors")
+    assert list(model.config["provenance"]["feature_names"]) == ["a", "b", "c", "d"]
+    with open(root / "query.csv") as handle:
+        records = list(csv.reader(handle))
+    for name, order in (("same", [0, 1, 2, 3]), ("reversed", [3, 2, 1, 0])):
+        with open(tmp_path / f"{name}.csv", "w", newline="") as handle:
+            csv.writer(handle).writerows([[r[i] for i in order] for r in records])
+    argv = ["predict", str(root / "m.safetensors"), "--support", str(root / "rows.csv")]
+    printed = []
+    for name in ("same", "reversed"):
+        assert main([*argv, "--query", str(tmp_path / f"{name}.csv")]) == 0
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1]
+    with open(tmp_path / "renamed.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["a", "b", "c", "e"], *records[1:]])
+    assert main([*argv, "--query", str(tmp_path / "renamed.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "missing: ['d'], unknown: ['e']" in err
