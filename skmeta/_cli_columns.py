@@ -11,12 +11,7 @@ __all__ = ["match_columns", "with_columns"]
 def with_columns(model, data: Dataset):
     """`model` with `data`'s column names as its feature names (provenance),
     as a DataFrame's would be recorded; `model` itself when they are none."""
-    if not data.columns:
-        return model
-    config = model.thawed_config()
-    made = config.get("provenance") or {}
-    config["provenance"] = {**made, "feature_names": list(data.columns)}
-    return type(model)(model.state, config, model.history, model._backbone)
+    return model.with_feature_names(data.columns) if data.columns else model
 
 
 def match_columns(model, data: Dataset, source) -> Dataset:

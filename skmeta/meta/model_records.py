@@ -83,6 +83,15 @@ class ModelRecords:
         config["evaluations"] = [*evaluations, check_evaluation(evaluation)]
         return type(self)(self._state, config, self._history, self._backbone)
 
+    def with_feature_names(self, names):
+        """This model with ``config["provenance"]["feature_names"]`` set to
+        `names` (list of str), as meta-training on a DataFrame records them;
+        the weights are shared, the model itself is unchanged."""
+        config = self.thawed_config()
+        made = config.get("provenance") or {}
+        config["provenance"] = {**made, "feature_names": [str(n) for n in names]}
+        return type(self)(self._state, config, self._history, self._backbone)
+
     # -- files ------------------------------------------------------------
     def save(self, path: str | Path, card: bool = False) -> None:
         """Write the model to a safetensors file (weights + JSON metadata).

@@ -31,6 +31,18 @@ def test_with_evaluation_adds_an_entry_and_shares_the_weights(model):
     np.testing.assert_array_equal(evaluated.transform(rows), model.transform(rows))
 
 
+def test_with_feature_names_records_them_and_shares_the_weights(model, tmp_path):
+    named = model.with_feature_names(["a", "b", "c", "d", "e"])
+    assert not model.config["provenance"].get("feature_names")
+    assert list(named.config["provenance"]["feature_names"]) == list("abcde")
+    assert named.config["provenance"]["class_names"][0] == "c0"  # the rest kept
+    for name, tensor in model.state.items():
+        assert named.state[name].data_ptr() == tensor.data_ptr()
+    named.save(tmp_path / "named")
+    loaded = MetaModel.load(tmp_path / "named")
+    assert list(loaded.config["provenance"]["feature_names"]) == list("abcde")
+
+
 def test_with_evaluation_takes_episodic_scores_and_checks_mappings(model, tmp_path):
     from sklearn.neighbors import KNeighborsClassifier
 
