@@ -26,6 +26,7 @@ from .meta.model import MetaModel
 ROW_DTYPES = [np.float32, np.uint8]
 
 __all__ = [
+    "check_float32_range",
     "warn_about_the_loss",
     "warn_inert_settings",
     "check_feature_names",
@@ -331,4 +332,17 @@ def warn_inert_settings(estimator) -> None:
             f"These settings are ignored: {'; '.join(named)}.",
             UserWarning,
             stacklevel=user_stacklevel(),
+        )
+
+
+def check_float32_range(values: np.ndarray, name: str) -> None:
+    """Refuse float64 values beyond float32's range: the network computes in
+    float32, where they would become infinite (and the loss NaN)."""
+    if values.dtype != np.float64 or values.size == 0:
+        return
+    limit = float(np.finfo(np.float32).max)
+    if values.max() > limit or values.min() < -limit:
+        raise ValueError(
+            f"{name} holds values beyond float32's range (+-{limit:.3g}), which "
+            "the network computes in; rescale them (e.g. with StandardScaler)."
         )

@@ -17,6 +17,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
+from ._checks import check_float32_range
 from ._sklearn_compat import BackboneOptions, Options, StrOptions
 from ._transductive import UNLABELLED, native_labels, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
@@ -30,19 +31,6 @@ __all__ = ["CLASSIFICATION", "FIT_DTYPES", "REGRESSION", "available_methods"]
 # rows one batch at a time and converts only those, so a uint8 or float64 array,
 # or a memory map of one, is never copied whole (skmeta.meta.rows).
 FIT_DTYPES = [np.float32, np.float64, np.uint8]
-
-
-def check_float32_range(values: np.ndarray, name: str) -> None:
-    """Refuse float64 values beyond float32's range: the network computes in
-    float32, where they would become infinite (and the loss NaN)."""
-    if values.dtype != np.float64 or values.size == 0:
-        return
-    limit = float(np.finfo(np.float32).max)
-    if values.max() > limit or values.min() < -limit:
-        raise ValueError(
-            f"{name} holds values beyond float32's range (+-{limit:.3g}), which "
-            "the network computes in; rescale them (e.g. with StandardScaler)."
-        )
 
 
 def _shot_sizes(estimator, budget: int, k_default: int, q_default: int):
@@ -306,8 +294,19 @@ class Regression(Task):
                 "meta-train on. Raise validation_fraction, give more tasks, or "
                 "leave early_stopping off."
             )
-        smallest = int(np.bincount(labels).min())
+        sizes = np.bincount(labels)
+        smallest = int(sizes.min())
         k_shot, n_query = _shot_sizes(estimator, smallest, 10, 10)
+        typical = _shot_sizes(estimator, int(np.median(sizes)), 10, 10)
+        if typical != (k_shot, n_query):  # sizes left None fit the smallest task
+            warnings.warn(
+                f"k_shot and n_query left None fit the smallest task ({smallest} "
+                f"rows): every episode is {k_shot}-shot {n_query}-query, though the "
+                f"median task has {int(np.median(sizes))} rows. Set k_shot and "
+                "n_query, or leave the small tasks out.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
         if k_shot + n_query > smallest:
             raise ValueError(
                 f"Each task (group) needs k_shot + n_query = {k_shot + n_query} rows; "

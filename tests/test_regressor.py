@@ -231,3 +231,20 @@ def test_early_stopping_without_a_task_to_hold_out_is_a_clear_error():
     with pytest.raises(ValueError, match=r"of the 1 task\(s\)"):
         regressor.fit(X, y)  # one task
     regressor.set_params(validation_fraction=0.2).fit(X, y, groups=groups)
+
+
+def test_one_small_task_shrinking_every_episode_is_said():
+    """Sizes left None fit the smallest task: a 2-row task made every episode
+    1-shot 1-query in silence, the 50-row task's too (a reviewer)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X[:, 0]
+    groups = np.r_[np.zeros(50), np.ones(5), np.full(3, 2), np.full(2, 3)]
+    regressor = FewShotRegressor(max_iter=2, random_state=0)
+    with pytest.warns(UserWarning, match=r"smallest task \(2 rows\).* 1-shot 1-query"):
+        regressor.fit(X, y, groups=groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        equal = np.repeat(np.arange(6), 10)  # equal tasks: nothing to say
+        FewShotRegressor(max_iter=2, random_state=0).fit(X, y, groups=equal)
+        regressor.set_params(k_shot=1, n_query=1).fit(X, y, groups=groups)  # chosen
