@@ -15,8 +15,7 @@ import numpy as np
 
 from ._cli_dataset import DataError, Dataset
 from ._cli_tables import load_csv, load_npz
-from ._image_decode import decode_image
-from ._image_folder import IMG_EXTENSIONS, load_image_folder
+from ._image_folder import IMG_EXTENSIONS, decoded_rows, load_image_folder
 
 __all__ = [
     "DataError",
@@ -176,21 +175,24 @@ def load_unlabelled_images(path, input_shape, on_error="raise") -> Dataset:
     if not files:
         raise DataError(f"{path}: no image files.")
     mode = "L" if input_shape[0] == 1 else "RGB"
-    rows, names, unreadable = [], [], []
-    for file in files:
-        try:
-            rows.append(decode_image(file, tuple(input_shape[1:]), mode, False))
-        except (ValueError, OSError) as exc:
-            if on_error != "warn":
-                raise DataError(f"{exc} (--on-error warn skips such files)") from None
-            unreadable.append(str(file.relative_to(path)))
-            continue
-        names.append(str(file.relative_to(path)))
-    if unreadable:
+    skipped = [] if on_error == "warn" else None  # (index, error) of each
+    paths = [str(f) for f in files]
+    try:
+        rows = list(
+            decoded_rows(
+                paths, tuple(input_shape[1:]), mode, False, "uint8", False, skipped
+            )
+        )
+    except (ValueError, OSError) as exc:
+        raise DataError(str(exc)) from None
+    bad = {i for i, _ in skipped or ()}
+    names = [str(f.relative_to(path)) for i, f in enumerate(files) if i not in bad]
+    if bad:
         if not rows:
             raise DataError(
                 f"{path}: none of its {len(files)} image files can be read."
             )
+        unreadable = [str(files[i].relative_to(path)) for i in sorted(bad)]
         shown = ", ".join(repr(name) for name in unreadable[:5])
         more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
         warnings.warn(

@@ -52,7 +52,7 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     return value
 
 
-def _rows(
+def decoded_rows(
     paths: list[str],
     size: tuple[int, int],
     mode: str,
@@ -298,7 +298,7 @@ def load_image_folder(
     paths = [os.path.join(root, f) for f in files]
     input_shape = (3 if mode == "RGB" else 1, *size)
     width = int(np.prod(input_shape))
-    rows = functools.partial(_rows, paths, size, mode, crop, dtype, verbose)
+    rows = functools.partial(decoded_rows, paths, size, mode, crop, dtype, verbose)
     skipped = [] if on_error == "warn" else None
     if mmap_path is None:
         data = np.empty((len(paths), width), dtype=dtype)

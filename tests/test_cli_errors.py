@@ -89,17 +89,24 @@ def test_calibrate_on_few_classes_names_the_validation_fraction_flag(rows, capsy
     assert "calibration:  temperature" in capsys.readouterr().out
 
 
-def test_empty_class_folder_names_the_on_empty_flag(tmp_path, capsys):
+def _glyph_folder(tmp_path, quiet=True) -> list[str]:
+    """4 glyph classes of 4 images in tmp_path/data; ``skmeta train``'s argv
+    for a 1-iteration model at tmp_path/m.safetensors."""
     from _image_trees import write_image_tree
 
     from skmeta.datasets import make_glyphs
 
     X, y = make_glyphs(n_classes=4, n_samples_per_class=4, random_state=0)
     write_image_tree(tmp_path / "data", X, y)
-    (tmp_path / "data" / "empty").mkdir()
     argv = ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m.safetensors")]
     argv += ["--image-size", "28", "--color", "grey", "--max-iter", "1"]
-    argv += ["--n-way", "2", "--backbone", "conv4_strided", "--quiet"]
+    argv += ["--n-way", "2", "--backbone", "conv4_strided"]
+    return [*argv, "--quiet"] if quiet else argv
+
+
+def test_empty_class_folder_names_the_on_empty_flag(tmp_path, capsys):
+    argv = _glyph_folder(tmp_path)
+    (tmp_path / "data" / "empty").mkdir()
     assert main(argv) == 2
     err = _error(capsys)
     assert "Pass --on-empty warn to skip them" in err and "on_empty" not in err
@@ -108,18 +115,9 @@ def test_empty_class_folder_names_the_on_empty_flag(tmp_path, capsys):
 
 
 def test_unreadable_images_name_the_on_error_flag_and_warn_skips_them(tmp_path, capsys):
-    from _image_trees import write_image_tree
-
-    from skmeta.datasets import make_glyphs
-
-    X, y = make_glyphs(n_classes=4, n_samples_per_class=4, random_state=0)
-    write_image_tree(tmp_path / "data", X, y)
+    argv, out = _glyph_folder(tmp_path), tmp_path / "m.safetensors"
     first = sorted((tmp_path / "data").iterdir())[0]
     (first / "broken.png").write_bytes(b"not an image")
-    out = tmp_path / "m.safetensors"
-    argv = ["train", str(tmp_path / "data"), "--out", str(out), "--image-size", "28"]
-    argv += ["--color", "grey", "--max-iter", "1", "--n-way", "2", "--quiet"]
-    argv += ["--backbone", "conv4_strided"]
     assert main(argv) == 2
     err = _error(capsys)
     assert "broken.png" in err and "--on-error warn skips" in err
@@ -141,15 +139,7 @@ def test_unreadable_images_name_the_on_error_flag_and_warn_skips_them(tmp_path, 
 
 
 def test_train_shows_decoding_progress_unless_quiet(tmp_path, capsys):
-    from _image_trees import write_image_tree
-
-    from skmeta.datasets import make_glyphs
-
-    X, y = make_glyphs(n_classes=4, n_samples_per_class=4, random_state=0)
-    write_image_tree(tmp_path / "data", X, y)
-    argv = ["train", str(tmp_path / "data"), "--out", str(tmp_path / "m")]
-    argv += ["--image-size", "28", "--color", "grey", "--max-iter", "1"]
-    argv += ["--n-way", "2", "--backbone", "conv4_strided"]
+    argv = _glyph_folder(tmp_path, quiet=False)
     assert main(argv) == 0
     assert "Decoding images" in capsys.readouterr().err
     assert main([*argv, "--quiet"]) == 0
@@ -341,16 +331,8 @@ def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
 
 
 def test_an_image_size_other_than_the_models_is_named(tmp_path, capsys):
-    from _image_trees import write_image_tree
-
-    from skmeta.datasets import make_glyphs
-
-    X, y = make_glyphs(n_classes=4, n_samples_per_class=4, random_state=0)
-    write_image_tree(tmp_path / "data", X, y)
     out = tmp_path / "m.safetensors"
-    argv = ["train", str(tmp_path / "data"), "--out", str(out), "--image-size", "28"]
-    argv += ["--color", "grey", "--max-iter", "1", "--n-way", "2", "--quiet"]
-    assert main([*argv, "--backbone", "conv4_strided"]) == 0
+    assert main(_glyph_folder(tmp_path)) == 0
     embed = [
         "embed",
         str(out),
