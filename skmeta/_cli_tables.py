@@ -66,8 +66,11 @@ def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
             f"{path}: each --groups array needs one value per row of X "
             f"({len(X)},); got shapes {[c.shape for c in columns]}."
         )
+    if y is not None:
+        y = np.asarray(y)
+        refuse_continuous(path, y, y.dtype.kind == "f" and not _integral(y), "'y'")
     found = _group_array(columns)
-    return Dataset(X, None if y is None else np.asarray(y), shape, names, found)
+    return Dataset(X, y, shape, names, found)
 
 
 def _group_array(columns: list) -> np.ndarray | None:
@@ -137,6 +140,9 @@ def load_csv(
     y = np.asarray(labels) if labelled else None
     if y is not None and all(_is_int(v) for v in labels):
         y = y.astype(np.int64)
+    elif y is not None:
+        real = all(is_number(v) for v in labels)
+        refuse_continuous(path, y, real, f"column {label_column!r} (--label-column)")
     found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])
     names = np.array([str(i) for i in range(len(X))])
     columns = [name for i, name in enumerate(header) if i not in skip]
@@ -156,6 +162,25 @@ def _csv_records(path: Path):
         raise DataError(f"{path}: not UTF-8 text ({exc.reason}).") from None
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
+
+
+def refuse_continuous(path: Path, y: np.ndarray, real: bool, where: str) -> None:
+    """Refuse labels that are real numbers, most of them distinct: a
+    regression target, which the command (classification only) would read as
+    hundreds of one-row classes."""
+    distinct = np.unique(y).size
+    if real and distinct > len(y) / 2:
+        raise DataError(
+            f"{path}: the labels in {where} are real numbers, {distinct} "
+            f"distinct among {len(y)} rows: a regression target. The skmeta "
+            "command meta-trains and scores classifiers (one class per label "
+            "value); for regression tasks use skmeta.FewShotRegressor in Python."
+        )
+
+
+def _integral(values: np.ndarray) -> bool:
+    finite = values[np.isfinite(values)]
+    return finite.size == values.size and bool(np.all(finite == np.round(finite)))
 
 
 def is_number(text: str) -> bool:

@@ -343,3 +343,30 @@ def test_an_image_size_other_than_the_models_is_named(tmp_path, capsys):
     assert main([*embed, "--image-size", "32"]) == 2
     assert "the model takes 28x28 images" in _error(capsys)
     assert main([*embed, "--image-size", "28"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz"])
+def test_a_regression_target_is_refused_as_labels(tmp_path, capsys, no_fit, kind):
+    """Real-valued targets were read as 200 one-row classes and failed with
+    'needs at least 2 classes with 2 samples each'; the command is
+    classification only, and says so. A few real label values stay classes."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    target = X[:, 0] * 2.5 + rng.normal(size=200) * 0.1
+    coded = np.repeat([0.5, 1.5], 100)  # real numbers, but class codes
+    for name, labels in [("reg", target), ("codes", coded)]:
+        if kind == "npz":
+            np.savez(tmp_path / f"{name}.npz", X=X, y=labels)
+        else:
+            lines = ["a,b,c,target"] + [
+                ",".join(f"{v:.4f}" for v in [*row, t])
+                for row, t in zip(X, labels, strict=True)
+            ]
+            (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    flags = [] if kind == "npz" else ["--label-column", "target"]
+    out = ["--out", str(tmp_path / "m.safetensors")]
+    assert main(["train", str(tmp_path / f"reg.{kind}"), *flags, *out]) == 2
+    message = _error(capsys)
+    assert "a regression target" in message and "FewShotRegressor" in message
+    with pytest.raises(AssertionError, match="meta-trained before"):
+        main(["train", str(tmp_path / f"codes.{kind}"), *flags, *out])
