@@ -6,12 +6,15 @@ fitting."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.special import softmax
 from sklearn.utils.validation import check_is_fitted
 
 from ._online import mask_classes_without_rows
 from .meta.calibration import known_score_threshold
+from .meta.caller import user_stacklevel
 
 __all__ = ["ClassifierOutputs"]
 
@@ -32,6 +35,24 @@ class ClassifierOutputs:
                     f"{self.transductive!r}: the open-set threshold was measured "
                     "on the model's inductive scores. Leave one of them None."
                 )
+        changed = self._changed_adaptation()
+        if record is not None and changed:  # fitted to the recorded settings
+            record = None
+            if self.unknown_label is not None:
+                raise ValueError(
+                    f"unknown_label does not apply with the adaptation settings "
+                    f"{changed}: the open-set threshold was measured on scores "
+                    "adapted with the model's own. Leave them None, or "
+                    "unknown_label None."
+                )
+            warnings.warn(
+                f"The adaptation settings {changed} differ from those the "
+                "model's temperature was calibrated with, so predict_proba uses "
+                "temperature 1 (uncalibrated). Leave them None for calibrated "
+                "probabilities.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
         self.temperature_ = 1.0 if record is None else float(record["temperature"])
         if self.unknown_label is None:
             if self.rejection_rate is not None:
@@ -54,6 +75,17 @@ class ClassifierOutputs:
             )
         rate = 0.05 if self.rejection_rate is None else self.rejection_rate
         self.unknown_threshold_ = known_score_threshold(record, rate)
+
+    def _changed_adaptation(self) -> str:
+        """The adaptation settings given with `pretrained` that differ from
+        the model's (e.g. ``"method_params={'feature_norm': 'l2'}"``), or ''."""
+        recorded = self.meta_model_.config["method_params"]
+        changed = {
+            name: value
+            for name, value in self._overrides.items()
+            if value != recorded.get(name)
+        }
+        return ", ".join(f"{name}={value!r}" for name, value in changed.items())
 
     def _outputs(self, X):
         return mask_classes_without_rows(self, super()._outputs(X))

@@ -282,3 +282,25 @@ def test_a_file_with_an_unusable_calibration_is_refused(
     )
     with pytest.raises(ValueError, match="calibration"):
         MetaModel.load(path)
+
+
+def test_changed_adaptation_settings_drop_the_calibration(calibrated):
+    """The temperature and the open-set threshold were fitted to scores adapted
+    with the model's own settings: with feature_norm='l2' the threshold lay
+    below every possible score (open set off) and the probabilities were far
+    too flat, in silence (reviewer). Settings equal to the model's keep them."""
+    support = _support(range(28, 33))
+    recorded = calibrated.config["method_params"]["feature_norm"]
+    same = FewShotClassifier(
+        pretrained=calibrated, method_params={"feature_norm": recorded}
+    ).fit(X[support], y[support])
+    assert same.temperature_ == calibrated.config["calibration"]["temperature"]
+    changed = FewShotClassifier(
+        pretrained=calibrated, method_params={"feature_norm": "l2"}
+    )
+    with pytest.warns(UserWarning, match="feature_norm='l2' differ .* temperature 1"):
+        changed.fit(X[support], y[support])
+    assert changed.temperature_ == 1.0
+    changed.set_params(unknown_label=-1)
+    with pytest.raises(ValueError, match="unknown_label does not apply"):
+        changed.fit(X[support], y[support])

@@ -6,7 +6,10 @@ cosine classifier: the score of class ``j`` is a learnt scale times the cosine
 between the embedding and the class's weight vector. Bounding the scores this
 way makes the classifier reduce intra-class variation of the embedding. At
 deployment the head is dropped and queries go to the nearest prototype by
-cosine similarity, scaled by the same learnt temperature.
+cosine similarity, scaled by the same learnt temperature. That departs from
+the paper, which trains a new cosine classifier on the support set's
+embeddings at test time (the prototypes need no step size, iterations or
+seed).
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 For each task, take `inner_steps` SGD steps from the meta-weights on all of the
 task's rows; the meta-update moves the meta-weights towards the adapted ones.
 Here that direction, ``theta - theta'``, is the gradient of a surrogate loss, so
-the usual optimiser (Adam, as in the paper) and training loop apply.
+the usual optimiser and training loop apply. That is a variant of the paper's
+serial Reptile, which takes Adam steps in the inner loop and a plain step
+``theta += eps * (theta' - theta)`` (``eps`` annealed linearly) outside: here
+the inner steps are plain SGD and Adam rescales the outer step per weight.
 Deployment is the inner loop (:mod:`.inner_loop`) on the support set.
 """
 

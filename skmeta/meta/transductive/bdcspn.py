@@ -60,7 +60,11 @@ def rectified_prototypes(
     pseudo = cosine_scores(unlabelled, protos).argmax(1)
     rows = torch.cat([support, unlabelled])
     members = one_hot(torch.cat([support_y, pseudo]), n_classes)  # (n, n_classes)
-    weights = members * torch.exp(temperature * cosine_scores(rows, protos))
+    logits = temperature * cosine_scores(rows, protos)
+    # a softmax within each class: its members' largest logit shifted to 0,
+    # so that exp cannot overflow at a large temperature (it cancels out)
+    top = logits.masked_fill(members == 0, float("-inf")).amax(0, keepdim=True)
+    weights = members * torch.exp(logits - torch.nan_to_num(top, neginf=0.0))
     weights = weights / weights.sum(0, keepdim=True)
     return weights.T @ rows
 

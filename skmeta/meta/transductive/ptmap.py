@@ -56,9 +56,11 @@ def sinkhorn(
     -------
     Tensor of shape (n, n_classes)
     """
-    plan = torch.exp(-lam * (cost - cost.min()))  # the shift cancels out
+    # each row shifted by its own smallest cost, which cancels out in the
+    # plan: no row underflows to zeros at a large lam
+    plan = torch.exp(-lam * (cost - cost.amin(1, keepdim=True)))
     plan = plan / plan.sum()
-    row_sums = torch.zeros(cost.shape[0], dtype=cost.dtype)
+    row_sums = cost.new_zeros(cost.shape[0])
     for _ in range(max_iter):
         current = plan.sum(1)
         if (row_sums - current).abs().max() <= tol:
