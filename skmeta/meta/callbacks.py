@@ -130,9 +130,12 @@ class GradientClipping(Callback):
         self.total, self.n = 0.0, 0
 
     def on_gradient(self, loop):
-        norm = torch.nn.utils.clip_grad_norm_(loop.net.parameters(), self.max_norm)
-        self.total += float(norm)
-        self.n += 1
+        norm = float(
+            torch.nn.utils.clip_grad_norm_(loop.net.parameters(), self.max_norm)
+        )
+        if math.isfinite(norm):  # float16's skipped steps (inf) are not counted
+            self.total += norm
+            self.n += 1
 
     def on_record(self, loop, record):
         record["grad_norm"] = self.total / max(1, self.n)

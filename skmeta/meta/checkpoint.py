@@ -12,7 +12,8 @@ history's running means, early stopping's best loss, best weights and stale
 count). Everything else a run holds (class split, validation episodes, input
 statistics, initial weights) follows from its seed and data, so a run built
 again from the same settings and restored from the file continues exactly as
-the uninterrupted run would: the final weights are equal to the bit.
+the uninterrupted run would: the final weights are equal to the bit (on a
+CPU; on a GPU, with torch's deterministic algorithms on).
 
 The file (:func:`.io.save_checkpoint`) is written atomically (a temporary
 file in the same folder, synced, then ``os.replace``), so a run killed at any

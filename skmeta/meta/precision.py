@@ -22,7 +22,7 @@ import torch
 
 from .caller import user_stacklevel
 
-__all__ = ["PRECISIONS", "Precision", "warn_if_slow"]
+__all__ = ["PRECISIONS", "Precision", "warn_if_inner_loop_unscaled", "warn_if_slow"]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 
@@ -131,3 +131,21 @@ def warn_if_slow(precision: str, device) -> None:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+def warn_if_inner_loop_unscaled(precision: str, algorithm) -> None:
+    """Warn when float16 trains a method with an inner loop (MAML and its
+    kind, Reptile): the loss scale covers the meta-loss only, and the inner
+    loop's support gradients, taken in float16 without it, can underflow to
+    zero and weaken adaptation without any error (bfloat16 has float32's
+    range)."""
+    if precision != "float16" or getattr(algorithm, "inner_steps", None) is None:
+        return
+    warnings.warn(
+        f"precision='float16' with method={algorithm.name!r}: float16's loss "
+        "scaling covers the meta-loss only, and the inner loop's gradients, "
+        "unscaled, can underflow to zero. Use precision='bfloat16' (float32's "
+        "range, no scaling needed) where the device has it.",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )

@@ -38,7 +38,7 @@ from .loop import MetaTrainer, meta_gradient
 from .model import MetaModel
 from .net import float32_default
 from .optim import CosineAdam
-from .precision import warn_if_slow
+from .precision import warn_if_inner_loop_unscaled, warn_if_slow
 from .provenance import describe
 from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
 from .seeding import seeded_default_generator
@@ -187,7 +187,10 @@ def meta_train(
             settings, seed=ranks.broadcast_int(settings.seed)
         )
     rng = np.random.default_rng(settings.seed)
-    devices = [device.index or 0] if device.type == "cuda" else []
+    devices = []
+    if device.type == "cuda":  # "cuda" alone is the current device, not cuda:0
+        index = device.index
+        devices = [torch.cuda.current_device() if index is None else index]
     seed = int(rng.integers(2**63 - 1))
     with seeded_default_generator(seed, devices), malloc_tuning(), float32_default():
         return _meta_train(
@@ -319,6 +322,7 @@ def _meta_train(
             ),
         ]
     warn_if_slow(settings.precision, device)  # once, not once per generation
+    warn_if_inner_loop_unscaled(settings.precision, algorithm)
     start = time.perf_counter()
     history, done, step_algorithm = [], 0, algorithm
     for generation in range(1 + (generations or 0)):

@@ -186,3 +186,21 @@ def test_progress_bar_leaves_a_one_line_summary(capsys):
     last = err.strip().splitlines()[-1]
     assert last.startswith("meta-training protonet: 20 iterations in ")
     assert "; loss " in last and "accuracy " in last
+
+
+def test_gradient_clipping_leaves_skipped_float16_steps_out_of_grad_norm():
+    """A float16 step whose gradients overflow is skipped by the scaler; its
+    infinite norm made the history's grad_norm inf (reviewer)."""
+    from types import SimpleNamespace
+
+    from skmeta.meta.callbacks import GradientClipping
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    loop = SimpleNamespace(net=torch.nn.Module())
+    loop.net.weight = weight
+    clipping, record = GradientClipping(max_norm=1.0), {}
+    for grad in ([3.0, 4.0, 0.0], [float("inf"), 0.0, 0.0], [0.0, 0.0, 1.0]):
+        weight.grad = torch.tensor(grad)
+        clipping.on_gradient(loop)
+    clipping.on_record(loop, record)
+    assert record["grad_norm"] == pytest.approx(3.0)  # (5 + 1) / 2

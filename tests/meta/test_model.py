@@ -139,7 +139,20 @@ def test_inference_chunks_keep_activations_cache_sized(backbone, input_shape, ro
         per_feature_scaling=len(input_shape) == 1,
     )
     assert inference_batch_size(net, torch.device("cpu")) == rows
-    assert inference_batch_size(net, torch.device("meta")) == 4096
+    assert inference_batch_size(net, torch.device("meta")) == 4096  # small nets
+
+
+def test_gpu_inference_chunks_keep_the_widest_activation_within_a_gib():
+    """At 84x84 a Conv4's first activation (64x84x84 floats) took 6.9 GiB at
+    the fixed 4,096 rows a GPU chunk had (reviewer)."""
+    from skmeta.meta.backbones import build_backbone
+    from skmeta.meta.inference import inference_batch_size
+    from skmeta.meta.net import MetaNet, widest_activations
+
+    net = MetaNet(build_backbone("conv4", (3, 84, 84), None), (3, 84, 84), False)
+    rows = inference_batch_size(net, torch.device("meta"))
+    widest = widest_activations(net)[0]
+    assert 16 <= rows < 4096 and rows * widest * 4 <= 2**30 < (rows + 1) * widest * 4
 
 
 def test_repr_names_method_and_backbone(blob_model):

@@ -150,3 +150,16 @@ def test_the_slow_precision_warning_comes_once_per_run(blobs, emulated):
         warnings.simplefilter("always")
         meta_train(X, y, TrainSettings(**settings, **rfs))  # three loops
     assert sum("on a CPU" in str(w.message) for w in record) == 1
+
+
+@pytest.mark.parametrize("method, warned", [("maml", True), ("protonet", False)])
+def test_float16_with_an_inner_loop_warns(blobs, method, warned):
+    """float16's loss scale covers the meta-loss only: an inner loop's support
+    gradients, unscaled, can underflow (a reviewer's reading of AMP's rule)."""
+    X, y = blobs
+    settings = dict(n_way=3, k_shot=1, n_query=2, input_shape=(10,), max_iter=1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        meta_train(X, y, TrainSettings(method=method, precision="float16", **settings))
+    messages = [str(w.message) for w in record]
+    assert any("inner loop's gradients" in m for m in messages) == warned

@@ -119,8 +119,11 @@ class _NormReLU(torch.autograd.Function):
             weight,
             None if ctx.batch_stats else mean,
             None if ctx.batch_stats else var,
-            mean if ctx.batch_stats else None,
-            invstd if ctx.batch_stats else None,
+            # the statistics used, in both modes: CUDA's kernel asserts them
+            # defined when it does not compute the input gradient (CPU's reads
+            # the running ones outside training)
+            mean,
+            invstd,
             ctx.batch_stats,
             ctx.eps,
             [False, True, True],

@@ -246,3 +246,42 @@ def test_shared_parameters_reach_the_fused_node_as_views(monkeypatch):
     assert all(
         p.grad is not None for n, p in net.backbone.named_parameters() if "1." in n
     )
+
+
+class _CudaRuleAten:
+    """torch.ops.aten whose batch-norm backward refuses, as CUDA's kernel
+    does (``save_mean should always be defined``), missing saved statistics
+    when the input gradient is not asked for."""
+
+    def __getattr__(self, name):
+        op = getattr(torch.ops.aten, name)
+        if name != "native_batch_norm_backward":
+            return op
+
+        def checked(grad, x, weight, r_mean, r_var, s_mean, s_invstd, *rest):
+            if not rest[-1][0] and (s_mean is None or s_invstd is None):
+                raise RuntimeError("save_mean should always be defined (CUDA)")
+            return op(grad, x, weight, r_mean, r_var, s_mean, s_invstd, *rest)
+
+        return checked
+
+
+def test_task_batch_norm_backward_passes_cudas_kernel_rule(monkeypatch):
+    """The eval-mode branch (task statistics, every MAML-family method on
+    Conv4) gave no saved statistics, which CPU's kernel ignores and CUDA's
+    asserts: MAML on a GPU crashed at its first iteration (a reviewer's
+    reading of Normalization.cu; no GPU here)."""
+    import numpy as np
+
+    from skmeta.meta import train
+    from skmeta.meta.accel import first_order
+
+    monkeypatch.setattr(first_order, "_aten", _CudaRuleAten())
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (60, 2 * 16 * 16)).astype(np.uint8)
+    settings = train.TrainSettings(
+        n_way=3, k_shot=1, n_query=2, input_shape=SHAPE, method="maml",
+        method_params={"inner_steps": 1}, backbone="conv4", max_iter=2,
+    )  # fmt: skip
+    model = train.meta_train(X, np.repeat(np.arange(6), 10), settings)
+    assert model.config["training"]["n_iter"] == 2
