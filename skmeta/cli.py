@@ -63,7 +63,18 @@ def _image_options(args, model=None) -> dict:
         "on_empty": args.on_empty,
         "on_error": args.on_error,
         "verbose": _shows_progress(args),
+        "dtype": _pixel_dtype(model),
     }
+
+
+def _pixel_dtype(model) -> str:
+    """How to decode image folders for `model`: as [0, 1] pixels (float32)
+    for one meta-trained on such rows (in Python, e.g. on load_omniglot's),
+    else as 0-255 pixels (uint8, what ``skmeta train`` meta-trains on)."""
+    from .meta.input_normalization import expected_pixel_range
+
+    expected = None if model is None else expected_pixel_range(model.config)
+    return "float32" if expected == 1.0 else "uint8"
 
 
 def _shows_progress(args) -> bool:
@@ -219,7 +230,7 @@ def _embed(args) -> None:
     folder = Path(args.data)
     if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
         data = load_unlabelled(  # images, no classes
-            folder, model.input_shape, on_error=args.on_error
+            folder, model.input_shape, on_error=args.on_error, dtype=_pixel_dtype(model)
         )
     else:
         data = load_dataset(args.data, **_image_options(args, model))
@@ -243,6 +254,7 @@ def _predict(args) -> None:
         "on_empty": args.on_empty,
         "on_error": args.on_error,
         "verbose": _shows_progress(args),
+        "dtype": _pixel_dtype(model),
     }
     if len(shape) == 3:
         options.update(image_size=shape[1:], color="grey" if shape[0] == 1 else "rgb")
@@ -252,7 +264,9 @@ def _predict(args) -> None:
             "not images; give its support set as an .npz or .csv file."
         )
     support = match_columns(model, load_dataset(args.support, **options), args.support)
-    query = load_unlabelled(args.query, shape, args.label_column, args.on_error)
+    query = load_unlabelled(
+        args.query, shape, args.label_column, args.on_error, _pixel_dtype(model)
+    )
     query = match_columns(model, query, args.query)
     classifier = FewShotClassifier(
         pretrained=model,
@@ -294,9 +308,13 @@ def _warnings_as_flags(command: str):
     """Print the library's warnings as ``skmeta CMD: warning: ...`` lines
     that name flags, not parameters."""
 
+    shown = set()  # each once: a warning of every episode printed 1,200 lines
+
     def show(message, category, filename, lineno, file=None, line=None):
         text = flag_names(str(message))
-        print(f"skmeta {command}: warning: {text}", file=sys.stderr)
+        if text not in shown:
+            shown.add(text)
+            print(f"skmeta {command}: warning: {text}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
