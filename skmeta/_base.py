@@ -7,7 +7,6 @@ What differs between classification and regression is a task object
 
 from __future__ import annotations
 
-import inspect
 import os
 import warnings
 
@@ -29,7 +28,7 @@ from ._checks import (
 )
 from ._interrupted_fits import after_meta_training, starting_model
 from ._method_settings import MethodSettings
-from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS
+from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS, init_defaults
 from ._targets import target_summary
 from ._tasks import CLASSIFICATION
 from ._test_time import check_views, check_views_unchanged, test_time_views
@@ -54,6 +53,8 @@ class MetaEstimator(MethodSettings, BaseEstimator):
     """
 
     _task = CLASSIFICATION
+
+    _get_param_names = classmethod(lambda cls: list(init_defaults(cls)))  # cached
 
     def __init__(
         self,
@@ -229,12 +230,12 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         """One warning naming the meta-training settings `pretrained` overrides
         (those left at their defaults are not named)."""
         params = self.get_params(deep=False)
-        defaults = inspect.signature(type(self)).parameters
+        defaults = init_defaults(type(self))
         used = {"backbone"} if self._custom_backbone() is not None else set()
         ignored = [
             f"{name}={params[name]!r}"
             for name in META_TRAINING_PARAMETERS
-            if params[name] != defaults[name].default and name not in used
+            if params[name] != defaults[name] and name not in used
         ] + extra
         if ignored:
             warnings.warn(

@@ -1,10 +1,13 @@
 """The estimators' shared parameters: their constraints, which are method
 settings, and which only meta-training uses (``_base.py`` reads these)."""
 
+import functools
+import inspect
 import os
 from numbers import Integral, Real
 
 import torch
+from sklearn.base import BaseEstimator
 
 from ._sklearn_compat import BackboneOptions, Interval, Options, StrOptions
 from .meta.algorithms import ALGORITHMS
@@ -107,3 +110,13 @@ PARAMETER_CONSTRAINTS = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
+
+
+@functools.cache
+def init_defaults(cls) -> dict:
+    """``{name: default}`` of the parameters of ``cls.__init__``, in the order
+    of scikit-learn's ``_get_param_names`` (and with its checks), which reads
+    the signature anew at every ``get_params``: twice per ``fit``."""
+    signature = inspect.signature(cls).parameters
+    names = BaseEstimator._get_param_names.__func__(cls)
+    return {name: signature[name].default for name in names}

@@ -79,7 +79,7 @@ def test_only_the_new_rows_are_embedded(blob_model, blobs, monkeypatch):
     X, y = _novel(blobs)
     clf = FewShotClassifier(pretrained=blob_model).fit(X[:60], y[:60])
     seen = []
-    network = blob_model.network("cpu")
+    network = blob_model.inference_network("cpu")  # what ProtoNet embeds with
     original = type(network).forward
     monkeypatch.setattr(
         type(network), "forward", lambda net, x: seen.append(len(x)) or original(net, x)

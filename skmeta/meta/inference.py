@@ -20,6 +20,7 @@ __all__ = [
     "CONVERT_FLOATS",
     "adapt",
     "check_finite",
+    "deployed_network",
     "float_rows",
     "inference_batch_size",
     "predict",
@@ -106,6 +107,35 @@ def _viewed(model, net, views):
     return viewed(net, model.input_shape, views)
 
 
+class _FusedCalls:
+    """`net` whose calls on whole rows run the inference copy `fast` (batch
+    norms folded, :meth:`MetaModel.inference_network`); every other attribute
+    (``extra``, the buffers, the backbone) is `net`'s. What a method that
+    ``classifies_embeddings`` reads of a network, so it serves them."""
+
+    def __init__(self, net: MetaNet, fast) -> None:
+        self.net = net
+        self.fast = fast
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fast(x)
+
+    def __getattr__(self, name: str):
+        return getattr(self.net, name)
+
+
+def deployed_network(model, algorithm: Algorithm, device):
+    """The network `algorithm` adapts and predicts with: for a method that
+    only embeds whole rows (``classifies_embeddings``), the calls run the
+    inference copy ``transform`` runs."""
+    net = model.network(device)
+    if algorithm.classifies_embeddings:
+        fast = model.inference_network(device)
+        if fast is not net:
+            return _FusedCalls(net, fast)
+    return net
+
+
 def transform(
     model,
     X: np.ndarray,
@@ -169,7 +199,7 @@ def adapt(
     rounding; the others take the support set as one float32 tensor.
     """
     warn_if_beyond_training(model, algorithm, len(X))
-    net = _viewed(model, model.network(device), views)
+    net = _viewed(model, deployed_network(model, algorithm, device), views)
     batch_size = model.batch_size(device)
     blocks = row_blocks(X)
     if len(blocks) > 1 and hasattr(algorithm, "update"):
@@ -204,7 +234,7 @@ def predict(
     converted a block at a time (:func:`row_blocks`: each row's outputs
     depend on that row alone). `views` as for :func:`adapt`."""
     state = map_tensors(lambda t: t.to(device), state)
-    net = _viewed(model, model.network(device), views)
+    net = _viewed(model, deployed_network(model, algorithm, device), views)
     batch_size = model.batch_size(device)
     outputs = []
     with torch.inference_mode():

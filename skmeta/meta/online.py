@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .algorithms import Algorithm, map_tensors
+from .inference import deployed_network
 from .views import viewed
 
 __all__ = ["ReplayBuffer", "network_settings", "update_adaptation"]
@@ -184,7 +185,7 @@ def update_adaptation(
         The state of all rows so far, as CPU tensors.
     """
     state = map_tensors(lambda t: t.to(device), state)
-    net = model.network(device)
+    net = deployed_network(model, algorithm, device)
     new = algorithm.update(
         viewed(net, model.input_shape, views),
         state,

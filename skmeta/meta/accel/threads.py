@@ -34,8 +34,23 @@ __all__ = ["accumulate_gradients", "n_workers"]
 _POOL: dict[str, object] = {"pid": None, "executor": None, "size": 0}
 
 
+_OPENMP: dict[str, object] = {"pid": None, "set_threads": None}
+
+
 def _openmp():
-    """The OpenMP runtime torch loaded (its ``omp_set_num_threads``), or None."""
+    """The OpenMP runtime torch loaded (its ``omp_set_num_threads``), or None.
+
+    Found once per process (reading ``/proc/self/maps`` costs milliseconds,
+    and ``n_workers`` asks at every meta-batch); a miss is not remembered."""
+    if _OPENMP["pid"] == os.getpid():
+        return _OPENMP["set_threads"]
+    set_threads = _find_openmp()
+    if set_threads is not None:
+        _OPENMP.update(pid=os.getpid(), set_threads=set_threads)
+    return set_threads
+
+
+def _find_openmp():
     try:
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if "omp" in line}
