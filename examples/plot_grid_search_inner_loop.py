@@ -8,7 +8,7 @@ steps on its support set, in ``fit``. With a meta-trained model,
 ``FewShotClassifier(pretrained=model)`` exposes that inner loop as ordinary
 hyperparameters, ``inner_lr`` and ``inner_steps``, so
 :class:`~sklearn.model_selection.GridSearchCV` can tune them -- with
-:class:`~skmeta.EpisodicSplit` folds, each an N-way K-shot episode of
+:class:`~skmeta.model_selection.EpisodicSplit` folds, each an N-way K-shot episode of
 classes unseen in meta-training. The search runs no meta-training: every
 candidate shares one copy of the meta-learnt weights.
 """

@@ -6,11 +6,12 @@ Hard episodes: new classes of one group
 Random episodes mix classes from everywhere: a Greek letter beside an arrow
 beside a box-drawing symbol. A deployed model often meets the harder case, new
 classes that resemble each other: characters of one alphabet, products of one
-department, species of one genus. :class:`~skmeta.EpisodicSplit` draws such
-episodes when it is given ``groups``: each episode's classes then come from one
-group. (With a second column, the *source* of each row, the support also comes
-from one source and the queries from another: Lake et al.'s one-shot runs on
-Omniglot are ``groups=np.c_[alphabet, drawer]``, see :doc:`/user_guide/evaluation`.)
+department, species of one genus.
+:class:`~skmeta.model_selection.EpisodicSplit` draws such episodes when it is
+given ``groups``: each episode's classes then come from one group. (With a
+second column, the *source* of each row, the support also comes from one
+source and the queries from another: Lake et al.'s one-shot runs on Omniglot
+are ``groups=np.c_[alphabet, drawer]``, see :doc:`/user_guide/evaluation`.)
 """
 
 # %%

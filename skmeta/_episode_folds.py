@@ -1,6 +1,7 @@
-"""The (support, query) index pairs behind :class:`~skmeta.EpisodicSplit` and
-:class:`~skmeta.TaskSplit`: random episodes, episodes within a group, and
-episodes whose support and queries come from different sources."""
+"""The (support, query) index pairs behind
+:class:`~skmeta.model_selection.EpisodicSplit` and
+:class:`~skmeta.model_selection.TaskSplit`: random episodes, episodes within
+a group, and episodes whose support and queries come from different sources."""
 
 from __future__ import annotations
 
@@ -126,7 +127,8 @@ def _too_small(index, by_class, cv) -> str:
 
 class GroupsBound:
     """A splitter with its ``groups`` given once: the episodes of
-    :func:`~skmeta.episodic_score` (``groups=``), whose groups only draw them.
+    :func:`~skmeta.model_selection.episodic_score` (``groups=``), whose groups
+    only draw them.
 
     It requests no metadata, so under scikit-learn's metadata routing the
     groups reach neither the estimator's ``fit`` nor a second splitter: they

@@ -223,7 +223,7 @@ def make_glyphs(
 
     Examples
     --------
-    >>> from skmeta._glyphs import make_glyphs
+    >>> from skmeta.datasets import make_glyphs
     >>> X, y, chars = make_glyphs(5, 3, random_state=0, return_characters=True)
     >>> X.shape, X.dtype, y.tolist()
     ((15, 784), dtype('float32'), [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4])

@@ -337,6 +337,7 @@ def extractor_partial_fit(ext, X, y):
             "partial_fit needs the labels y of X: it meta-trains on their classes."
         )
     if not hasattr(ext, "meta_model_") and ext.pretrained is None:
+        _refuse_non_episodic(ext.method or ext._task.default_method)  # before fit
         X, codes = ext._fit_meta_model(X, y)  # the first call: fit
         ext._replay = None
         _replay_buffer(ext).add(X, ext._seen_classes[codes])
@@ -353,12 +354,7 @@ def extractor_partial_fit(ext, X, y):
     X, y = validate_data(ext, X, y, reset=first, dtype=FIT_DTYPES)
     check_classification_targets(y)
     model = _continued_model(ext, X, y)
-    if not ALGORITHMS[model.method].episodic:
-        raise ValueError(
-            f"method={model.method!r} learns a head over a fixed set of base "
-            "classes, which partial_fit cannot grow; use an episodic method "
-            "(e.g. 'protonet') to meta-train online."
-        )
+    _refuse_non_episodic(model.method)
     ext._warn_unused_n_jobs(model.method)
     buffer = copy.deepcopy(_replay_buffer(ext))  # unchanged if this fails
     buffer.add(X, y)
@@ -371,3 +367,13 @@ def extractor_partial_fit(ext, X, y):
     ext.n_iter_ = int(ext.meta_model_.config["training"]["n_iter"])
     ext.history_ = [dict(record) for record in ext.meta_model_.history]
     return ext
+
+
+def _refuse_non_episodic(method: str) -> None:
+    """partial_fit meta-trains on episodes of the replay buffer's classes."""
+    if not ALGORITHMS[method].episodic:
+        raise ValueError(
+            f"method={method!r} learns a head over a fixed set of base "
+            "classes, which partial_fit cannot grow; use an episodic method "
+            "(e.g. 'protonet') to meta-train online."
+        )

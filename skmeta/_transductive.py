@@ -49,16 +49,21 @@ def native_labels(labels: np.ndarray) -> np.ndarray:
 
 def unlabelled_rows(y: np.ndarray) -> np.ndarray:
     """Boolean mask of the rows of `y` labelled ``-1`` (never true for string
-    labels other than the integer -1 in an object array)."""
+    labels: the string ``"-1"`` is a class, with a warning, whether in a
+    string array or an object array beside the integer -1)."""
     if y.dtype.kind in "iuf":
         return y == UNLABELLED
     if y.dtype.kind == "O":
-        return np.fromiter(
+        marked = np.fromiter(
             (isinstance(v, int | float | np.number) and v == UNLABELLED for v in y),
             dtype=bool,
             count=len(y),
         )
-    if y.dtype.kind in "US" and (y == y.dtype.type("-1")).any():
+        strings = any(isinstance(v, str | bytes) and v in ("-1", b"-1") for v in y)
+    else:
+        marked = np.zeros(len(y), dtype=bool)
+        strings = y.dtype.kind in "US" and bool((y == y.dtype.type("-1")).any())
+    if strings:
         warnings.warn(
             "y holds the string '-1', which is taken as a class: unlabelled "
             "rows are marked by the integer -1 (in an object array beside "
@@ -66,7 +71,7 @@ def unlabelled_rows(y: np.ndarray) -> np.ndarray:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-    return np.zeros(len(y), dtype=bool)
+    return marked
 
 
 def check_transductive(estimator, method: str) -> TransductiveMethod | None:

@@ -6,7 +6,7 @@ A cross-validation fold gives ``fit`` the support set and ``predict`` (or
 back on its inductive form. :class:`TransductiveEpisode` keeps the support set
 at ``fit`` and fits the estimator on the support set and the queries together
 (the queries labelled ``-1``) when it is asked about them: what
-:func:`~skmeta.episodic_score` runs for such an estimator.
+:func:`~skmeta.model_selection.episodic_score` runs for such an estimator.
 """
 
 from __future__ import annotations

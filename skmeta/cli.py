@@ -338,7 +338,9 @@ def main(argv: list[str] | None = None, *, console: bool = False) -> int:
     if args.command == "demo":
         from ._demo import run_demo_command
 
-        return run_demo_command(args)
+        flags = _warnings_as_flags("demo") if console else contextlib.nullcontext()
+        with flags:  # its warnings as the other commands' lines
+            return run_demo_command(args)
 
     def fail(exc: BaseException, status: int) -> int:
         message = flag_names(str(exc))  # parameters named as their flags

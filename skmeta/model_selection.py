@@ -171,10 +171,13 @@ class EpisodicScore:
     Attributes
     ----------
     mean : float
+        Mean of the episodes' scores (accuracy, a share in [0, 1], for a
+        classifier).
     ci95 : float
         Half-width of the normal 95% confidence interval of the mean,
         ``1.96 * std / sqrt(n_episodes)``.
     scores : ndarray of shape (n_episodes,)
+        Each episode's score, in the order of the episodes.
     percent : bool
         Whether the scores are shares (accuracy), shown as percentages;
         others (a regressor's scores, e.g. negative MSE) are shown as they are.

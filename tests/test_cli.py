@@ -389,3 +389,20 @@ def test_a_quoted_tilde_is_the_home_folder(tmp_path, monkeypatch, capsys):
     argv = ["train", "~/rows.npz", "--out", "~/m.safetensors", "--quiet"]
     assert main([*argv, "--max-iter", "2", "--n-way", "3"]) == 0
     assert (tmp_path / "m.safetensors").exists()
+
+
+def test_demo_prints_warnings_as_the_commands_lines(monkeypatch, capsys):
+    """demo's warnings came out as Python's '<frozen runpy>:88: UserWarning'
+    lines (reviewer); they read as the other commands' now."""
+    import warnings
+
+    from skmeta import _demo
+
+    def warn(config):
+        warnings.warn("Meta-training's loss did not fall", UserWarning, stacklevel=2)
+
+    monkeypatch.setattr(_demo, "run_demo", warn)
+    assert main(["demo", "--quick"], console=True) == 0
+    err = capsys.readouterr().err
+    assert "skmeta demo: warning: Meta-training's loss did not fall" in err
+    assert "UserWarning" not in err

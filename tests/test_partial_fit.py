@@ -324,6 +324,10 @@ def test_extractor_partial_fit_refusals(blobs):
     )
     with pytest.raises(ValueError, match="episodic method"):
         MetaFeatureExtractor(pretrained=pretrain).partial_fit(X, y)
+    first = MetaFeatureExtractor(method="pretrain", max_iter=3)
+    with pytest.raises(ValueError, match="episodic method"):  # before training
+        first.partial_fit(X, y)  # it meta-trained, then refused the 2nd call
+    assert not hasattr(first, "meta_model_")
     with pytest.raises(ValueError, match="checkpoint"):
         MetaFeatureExtractor(checkpoint="run.ckpt").partial_fit(X, y)
     with pytest.raises(ValueError, match="labels y"):

@@ -161,9 +161,12 @@ def test_boolean_labels_with_minus_one(identity_model):
     assert 0 <= score.mean <= 1
 
 
-def test_the_string_minus_one_is_a_class_and_warns(identity_model):
+@pytest.mark.parametrize("dtype", [str, object])
+def test_the_string_minus_one_is_a_class_and_warns(identity_model, dtype):
+    """In an object array too, the array the docs recommend for marking rows
+    beside string labels, where it became a class in silence (reviewer)."""
     X, y, _ = make_rows(0, 4)
-    as_text = y.astype(str)  # "-1" among "3", "7", ...: a string, not the marker
+    as_text = y.astype(str).astype(dtype)  # "-1" among "3", "7": not the marker
     with pytest.warns(UserWarning, match="string '-1', which is taken as a class"):
         clf = transductive(identity_model, "bdcspn").fit(X, as_text)
     assert "-1" in clf.classes_

@@ -88,7 +88,7 @@ or None
 
     See Also
     --------
-    skmeta.episodic_score : Mean score and 95% CI over episodes.
+    skmeta.model_selection.episodic_score : Mean score and 95% CI over episodes.
     MetaTrainingDisplay : Learning curves of meta-training.
 
     Examples
@@ -193,8 +193,8 @@ or None
         scores : dict of str to list of length n_points
             For each method, its score at each point of `x`: an
             :class:`~skmeta.model_selection.EpisodicScore` (what
-            :func:`~skmeta.episodic_score` returns) or a ``(mean, ci95)``
-            pair.
+            :func:`~skmeta.model_selection.episodic_score` returns) or a
+            ``(mean, ci95)`` pair.
         x : array-like of shape (n_points,)
             The varied setting at each point.
         x_name : str, default="k_shot"
@@ -264,8 +264,8 @@ or None
     ):
         """Evaluate estimators episodically at several shots (or ways) and plot.
 
-        Each point is :func:`~skmeta.episodic_score`: every episode fits a
-        clone of the estimator on its support set and scores the queries.
+        Each point is :func:`~skmeta.model_selection.episodic_score`: every
+        episode fits a clone of the estimator on its support set and scores the queries.
         All estimators see the same episodes.
 
         Parameters
@@ -293,8 +293,8 @@ or None
             Seeds the episodes, the same for every estimator; an int gives
             the episodes ``episodic_score(random_state=...)`` draws.
         scoring : str or callable, default=None
-            As for :func:`~skmeta.episodic_score`; default: the estimator's
-            ``score`` (accuracy).
+            As for :func:`~skmeta.model_selection.episodic_score`; default: the
+            estimator's ``score`` (accuracy).
         n_jobs : int, default=None
             Episodes evaluated in parallel (joblib).
         score_name : str, default=None
@@ -305,7 +305,7 @@ or None
         groups : array-like of shape (n_samples,) or (n_samples, 2), default=None
             Episodes within a group (and, with a second column, the support
             from one source and the queries from another), as for
-            :meth:`~skmeta.EpisodicSplit.split`.
+            :meth:`~skmeta.model_selection.EpisodicSplit.split`.
 
             .. versionadded:: 0.1
         **kwargs : dict

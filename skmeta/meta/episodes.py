@@ -1,6 +1,7 @@
 """N-way K-shot Q-query episode sampling, vectorised and seeded.
 
-One sampler serves meta-training, validation and :class:`skmeta.EpisodicSplit`.
+One sampler serves meta-training, validation and
+:class:`~skmeta.model_selection.EpisodicSplit`.
 Everything here is NumPy; no torch, no scikit-learn.
 """
 

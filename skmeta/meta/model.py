@@ -371,6 +371,7 @@ class MetaModel(ModelRecords):
         Examples
         --------
         >>> import numpy as np, torch
+        >>> from skmeta import MetaModel
         >>> body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
         >>> model = MetaModel.from_module(body, (1, 4, 4))
         >>> model.transform(np.zeros((3, 16), dtype=np.float32)).shape

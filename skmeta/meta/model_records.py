@@ -33,8 +33,8 @@ class ModelRecords:
         Parameters
         ----------
         evaluation : EpisodicScore or mapping
-            :func:`~skmeta.episodic_score`'s result (then give `task`), or a
-            mapping with ``task``, ``mean``, ``ci95``, ``n_episodes`` and
+            :func:`~skmeta.model_selection.episodic_score`'s result (then give
+            `task`), or a mapping with ``task``, ``mean``, ``ci95``, ``n_episodes`` and
             optionally ``data`` (:func:`~skmeta.meta.model_card.evaluation_record`
             makes one).
         task : str, default=None

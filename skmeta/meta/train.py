@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +41,7 @@ from .precision import warn_if_inner_loop_unscaled, warn_if_slow
 from .provenance import describe
 from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
 from .seeding import seeded_default_generator
+from .settings import TrainSettings
 from .train_setup import (
     as_rows,
     build_net,
@@ -55,48 +55,6 @@ from .within_group import check_group_sizes, check_within_group, class_groups
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
 
 # MetaTrainer and meta_gradient live in .loop; importable from here as well.
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything meta-training needs besides the data.
-
-    Episode sizes must already be final (the estimators adapt their defaults to
-    the data before they get here).
-    """
-
-    n_way: int
-    k_shot: int
-    n_query: int
-    input_shape: tuple[int, ...]
-    method: str = "protonet"
-    method_params: dict = field(default_factory=dict)
-    backbone: str | Callable = "auto"
-    backbone_params: dict | None = None
-    class_augmentation: str | None = None
-    augmentation: object = None  # see skmeta.meta.augment.make_augmentation
-    meta_batch_size: int = 1
-    within_group_episodes: float = 0.0  # share of episodes drawn in one group
-    max_iter: int = 1000
-    learning_rate: float = 1e-3
-    max_grad_norm: float | None = None
-    early_stopping: bool = False
-    calibrate: bool = False  # temperature and open-set scores: .calibration
-    validation_fraction: float = 0.1
-    n_iter_no_change: int = 10
-    n_val_episodes: int = 100
-    verbose: int = 0
-    n_jobs: int | None = None  # worker threads for meta-gradients; None: automatic
-    device: str = "cpu"
-    precision: str = "float32"  # or "bfloat16", "float16": skmeta.meta.precision
-    seed: int = 0
-    checkpoint: str | None = None  # a file: resumed from if present (.checkpoint)
-    checkpoint_every: int | None = None  # None: every eval_interval iterations
-
-    @property
-    def eval_interval(self) -> int:
-        """Iterations between two history records (and validations)."""
-        return max(1, min(100, self.max_iter // 20))
 
 
 def meta_train(
