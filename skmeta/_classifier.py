@@ -222,9 +222,9 @@ default=None
         or ``"unknown"``, not one of the classes) for a query whose best class
         score is below what `rejection_rate` of the known-class queries of the
         held-out classes reached in meta-training -- a query far from every
-        class. Needs a model meta-trained with `calibrate`. None: every query
-        gets one of ``classes_``. :meth:`predict_proba` and
-        :meth:`decision_function` are unchanged.
+        class. Needs a model meta-trained with `calibrate`, adapted with its
+        own settings and no test-time views. None: every query gets one of
+        ``classes_``. :meth:`predict_proba`, :meth:`decision_function` same.
     rejection_rate : float, default=None
         With `unknown_label`: the share of known-class queries to reject, in
         ``[0, 0.5]``, which sets the threshold (``unknown_threshold_``). None
@@ -236,17 +236,17 @@ default=None
         that adapt anew to all rows at each call (the gradient-based family,
         Matching Networks): a uniform sample of each class's rows (reservoir
         sampling, seeded by `random_state`). None keeps every row, so each
-        call adapts exactly as :meth:`fit` on all rows so far (then
-        :meth:`fit` keeps a reference to its support rows; they are part of
-        the fitted estimator and its pickle). ProtoNet keeps no rows
-        (per-class sums and counts). For :class:`MetaFeatureExtractor`, the
-        replay buffer of its :meth:`~MetaFeatureExtractor.partial_fit`.
+        call adapts exactly as :meth:`fit` on all rows so far (then the
+        support rows are part of the fitted estimator and its pickle).
+        ProtoNet keeps no rows (per-class sums and counts). For
+        :class:`MetaFeatureExtractor`, its ``partial_fit``'s replay buffer.
     test_time_shifts : sequence of int, default=None
         Test-time augmentation of image rows: a row's embedding is the mean
         over the row and its 8 shifts by each of these pixel counts (edges
         replicated), in :meth:`fit` and :meth:`predict`; ``(1, 2, 3)`` is 25
         views, 25 times the cost. For the methods that classify embeddings
-        and every `transductive` method; applies with `pretrained`.
+        and every `transductive` method; applies with `pretrained` (and drops
+        a calibrated temperature: see ``temperature_``).
     test_time_turns : {False, True, "rot90", "dihedral"}, default=False
         Test-time augmentation of square images: each image and its 3 quarter
         turns (True, ``"rot90"``), and its mirror image's 4 (``"dihedral"``),
@@ -297,9 +297,9 @@ default=None
         where the method labels rows jointly (LaplacianShot, PT-MAP).
     temperature_ : float
         The divisor of the class scores in :meth:`predict_proba`: the model's
-        calibrated temperature (see `calibrate`); 1.0 for a model meta-trained
-        without it, and with `transductive` (whose scores are not those the
-        temperature was fitted to).
+        calibrated temperature (see `calibrate`); 1.0 without it, and where
+        the scores are not those it was fitted to (`transductive`, test-time
+        views, adaptation settings other than the model's; ``fit`` warns).
     unknown_threshold_ : float
         With `unknown_label`: the best class score below which :meth:`predict`
         returns `unknown_label`.

@@ -35,8 +35,8 @@ class ClassifierOutputs:
                     f"{self.transductive!r}: the open-set threshold was measured "
                     "on the model's inductive scores. Leave one of them None."
                 )
-        changed = self._changed_adaptation()
-        if record is not None and changed:  # fitted to the recorded settings
+        changed = "" if record is None else self._changed_adaptation()
+        if changed:  # the record was fitted to the model's own settings
             record = None
             if self.unknown_label is not None:
                 raise ValueError(
@@ -89,9 +89,9 @@ class ClassifierOutputs:
             for name, value in self._overrides.items()
             if value != recorded.get(name)
         }
-        if self.test_time_shifts:
-            changed["test_time_shifts"] = self.test_time_shifts
-        if self.test_time_turns:
+        if self.test_time_shifts is not None:  # any sequence, arrays too
+            changed["test_time_shifts"] = [int(s) for s in self.test_time_shifts]
+        if self.test_time_turns not in (False, None):
             changed["test_time_turns"] = self.test_time_turns
         return ", ".join(f"{name}={value!r}" for name, value in changed.items())
 

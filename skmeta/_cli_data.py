@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_dataset import DataError, Dataset
-from ._cli_tables import load_csv, load_npz
+from ._cli_tables import load_csv, load_npz, refuse_regression_target
 from ._image_folder import IMG_EXTENSIONS, decoded_rows, load_image_folder
 
 __all__ = [
@@ -53,6 +53,7 @@ def load_dataset(
     on_error="raise",
     verbose=False,
     dtype="uint8",
+    classes=False,
 ) -> Dataset:
     """A labelled data set from `path`.
 
@@ -83,6 +84,9 @@ def load_dataset(
     dtype : {"uint8", "float32"}, default="uint8"
         For image folders: 0-255 pixels, or [0, 1] (a model meta-trained on
         such rows takes them so).
+    classes : bool, default=False
+        The labels are the classes episodes are drawn from (``train``,
+        ``evaluate``): a table's regression target is refused.
 
     Returns
     -------
@@ -117,10 +121,14 @@ def load_dataset(
             np.asarray(bunch.filenames),
         )
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return load_npz(path, groups=groups)
-    if suffix == ".csv":
-        return load_csv(path, label_column, groups=groups)
+    if suffix in (".npz", ".csv"):
+        if suffix == ".npz":
+            data = load_npz(path, groups=groups)
+        else:
+            data = load_csv(path, label_column, groups=groups)
+        if classes:
+            refuse_regression_target(path, data.y)
+        return data
     raise DataError(
         f"{path}: unknown kind of data; give a folder of class subfolders of "
         "images, an .npz file or a .csv file."

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._cli_dataset import DataError, Dataset
 
-__all__ = ["is_number", "load_csv", "load_npz"]
+__all__ = ["is_number", "load_csv", "load_npz", "refuse_regression_target"]
 
 #: The names of an .npz file's rows: scikit-learn's, a Bunch's, skmeta embed's.
 X_NAMES = ("X", "data", "features")
@@ -66,11 +66,8 @@ def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
             f"{path}: each --groups array needs one value per row of X "
             f"({len(X)},); got shapes {[c.shape for c in columns]}."
         )
-    if y is not None:
-        y = np.asarray(y)
-        refuse_continuous(path, y, y.dtype.kind == "f" and not _integral(y), "'y'")
     found = _group_array(columns)
-    return Dataset(X, y, shape, names, found)
+    return Dataset(X, None if y is None else np.asarray(y), shape, names, found)
 
 
 def _group_array(columns: list) -> np.ndarray | None:
@@ -140,9 +137,6 @@ def load_csv(
     y = np.asarray(labels) if labelled else None
     if y is not None and all(_is_int(v) for v in labels):
         y = y.astype(np.int64)
-    elif y is not None:
-        real = all(is_number(v) for v in labels)
-        refuse_continuous(path, y, real, f"column {label_column!r} (--label-column)")
     found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])
     names = np.array([str(i) for i in range(len(X))])
     columns = [name for i, name in enumerate(header) if i not in skip]
@@ -164,23 +158,25 @@ def _csv_records(path: Path):
         raise DataError(f"{path}: not a readable .csv file ({exc}).") from None
 
 
-def refuse_continuous(path: Path, y: np.ndarray, real: bool, where: str) -> None:
-    """Refuse labels that are real numbers, most of them distinct: a
-    regression target, which the command (classification only) would read as
-    hundreds of one-row classes."""
-    distinct = np.unique(y).size
-    if real and distinct > len(y) / 2:
-        raise DataError(
-            f"{path}: the labels in {where} are real numbers, {distinct} "
-            f"distinct among {len(y)} rows: a regression target. The skmeta "
-            "command meta-trains and scores classifiers (one class per label "
-            "value); for regression tasks use skmeta.FewShotRegressor in Python."
-        )
-
-
-def _integral(values: np.ndarray) -> bool:
+def refuse_regression_target(path: Path, y: np.ndarray) -> None:
+    """Refuse labels that are real numbers, not all whole, most of them
+    distinct (more than half the rows, at least 10 rows): a regression
+    target, which ``train`` and ``evaluate`` (classification only) would read
+    as one-row classes. ``"1.0"`` or ``2.0`` are whole: class codes."""
+    try:
+        values = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):  # names of classes
+        return
     finite = values[np.isfinite(values)]
-    return finite.size == values.size and bool(np.all(finite == np.round(finite)))
+    whole = finite.size == values.size and bool(np.all(finite == np.round(finite)))
+    distinct = np.unique(values).size
+    if not whole and len(y) >= 10 and distinct > len(y) / 2:
+        raise DataError(
+            f"{path}: the labels are real numbers, {distinct} distinct among "
+            f"{len(y)} rows: a regression target. The skmeta command "
+            "meta-trains and scores classifiers (one class per label value); "
+            "for regression tasks use skmeta.FewShotRegressor in Python."
+        )
 
 
 def is_number(text: str) -> bool:

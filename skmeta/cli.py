@@ -101,7 +101,7 @@ def _train(args) -> int | None:
     check_output_path(args.out)  # before the meta-training, not after
     if args.card:
         check_output_path(card_path(args.out), "--card")
-    data = load_dataset(args.data, **_image_options(args))
+    data = load_dataset(args.data, **_image_options(args), classes=True)
     names = [name for _, name, _ in TRAIN_FLAGS] + ["calibrate", "early_stopping"]
     params = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     extractor = MetaFeatureExtractor(
@@ -134,7 +134,8 @@ def _evaluate(args) -> None:
     groups = None if args.groups is None else args.groups.split(",")
     if groups is not None and not 1 <= len(groups) <= 2:
         raise ValueError(f"--groups {args.groups}: give one name, or two.")
-    data = load_dataset(args.data, **_image_options(args, model), groups=groups)
+    options = _image_options(args, model)
+    data = load_dataset(args.data, **options, groups=groups, classes=True)
     data = match_columns(model, data, args.data)
     _warn_if_classes_were_trained_on(model, data.y, args.data)
     result = episodic_score(  # transductive: each episode's queries jointly

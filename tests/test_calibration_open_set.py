@@ -317,9 +317,23 @@ def test_test_time_views_drop_the_calibration(calibrated):
     ).fit(X[BASE], y[BASE]).meta_model_  # fmt: skip
     support = _support(range(28, 33))
     shifted = FewShotClassifier(pretrained=image_model, test_time_shifts=(1,))
-    with pytest.warns(UserWarning, match="test_time_shifts=\\(1,\\) differ"):
+    with pytest.warns(UserWarning, match="test_time_shifts=\\[1\\] differ"):
         shifted.fit(X[support], y[support])
     assert shifted.temperature_ == 1.0
     shifted.set_params(unknown_label=-1)
     with pytest.raises(ValueError, match="unknown_label does not apply"):
         shifted.fit(X[support], y[support])
+    arrays = FewShotClassifier(
+        pretrained=image_model, test_time_shifts=np.array([1, 2])
+    )
+    with pytest.warns(UserWarning, match="test_time_shifts=\\[1, 2\\] differ"):
+        arrays.fit(X[support], y[support])  # an array's truth value raised
+    plain = MetaFeatureExtractor(
+        input_shape=(1, 4, 3), backbone="mlp", n_way=5, k_shot=1, max_iter=3,
+    ).fit(X[BASE], y[BASE]).meta_model_  # fmt: skip
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        FewShotClassifier(pretrained=plain, test_time_shifts=np.array([1, 2])).fit(
+            X[support], y[support]
+        )
+    assert not [w for w in record if "calibrated" in str(w.message)]

@@ -346,27 +346,32 @@ def test_an_image_size_other_than_the_models_is_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["csv", "npz"])
-def test_a_regression_target_is_refused_as_labels(tmp_path, capsys, no_fit, kind):
-    """Real-valued targets were read as 200 one-row classes and failed with
-    'needs at least 2 classes with 2 samples each'; the command is
-    classification only, and says so. A few real label values stay classes."""
+def test_a_regression_target_is_refused_as_classes(rows, tmp_path, capsys, kind):
+    """Real-valued targets were read as 200 one-row classes by train and
+    evaluate and failed with 'needs at least 2 classes with 2 samples each';
+    they say the command is classification only. Whole-valued labels ('1.0',
+    as pandas writes them) are class codes; embed and predict, which draw no
+    episodes, read any labels."""
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 3))
+    X = rng.normal(size=(200, 4)).astype(np.float32)
     target = X[:, 0] * 2.5 + rng.normal(size=200) * 0.1
-    coded = np.repeat([0.5, 1.5], 100)  # real numbers, but class codes
-    for name, labels in [("reg", target), ("codes", coded)]:
+    for name, labels in [("reg", target), ("codes", np.repeat([1.0, 2.0], 100))]:
         if kind == "npz":
             np.savez(tmp_path / f"{name}.npz", X=X, y=labels)
         else:
-            lines = ["a,b,c,target"] + [
+            lines = ["a,b,c,d,label"] + [
                 ",".join(f"{v:.4f}" for v in [*row, t])
                 for row, t in zip(X, labels, strict=True)
             ]
             (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
-    flags = [] if kind == "npz" else ["--label-column", "target"]
+    reg, model = str(tmp_path / f"reg.{kind}"), str(rows / "m.safetensors")
     out = ["--out", str(tmp_path / "m.safetensors")]
-    assert main(["train", str(tmp_path / f"reg.{kind}"), *flags, *out]) == 2
-    message = _error(capsys)
-    assert "a regression target" in message and "FewShotRegressor" in message
-    with pytest.raises(AssertionError, match="meta-trained before"):
-        main(["train", str(tmp_path / f"codes.{kind}"), *flags, *out])
+    for argv in (["train", reg, *out], ["evaluate", model, reg]):
+        assert main(argv) == 2
+        message = _error(capsys)
+        assert "a regression target" in message and "FewShotRegressor" in message
+    codes = str(tmp_path / f"codes.{kind}")
+    assert main(["train", codes, *out, "--max-iter", "2", "--quiet"]) == 0
+    assert main(["embed", model, reg, "--out", str(tmp_path / "e.npy")]) == 0
+    argv = ["predict", model, "--support", str(rows / "rows.npz"), "--query", reg]
+    assert main(argv) == 0

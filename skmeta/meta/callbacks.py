@@ -133,12 +133,14 @@ class GradientClipping(Callback):
         norm = float(
             torch.nn.utils.clip_grad_norm_(loop.net.parameters(), self.max_norm)
         )
-        if math.isfinite(norm):  # float16's skipped steps (inf) are not counted
+        skipped = loop.precision.scaler is not None and not math.isfinite(norm)
+        if not skipped:  # float16's skipped steps (inf) are not counted
             self.total += norm
             self.n += 1
 
     def on_record(self, loop, record):
-        record["grad_norm"] = self.total / max(1, self.n)
+        # nan when every step was skipped; a diverging float32 run shows inf
+        record["grad_norm"] = self.total / self.n if self.n else float("nan")
         self.total, self.n = 0.0, 0
 
     def state_dict(self):

@@ -121,6 +121,8 @@ class _FusedCalls:
         return self.fast(x)
 
     def __getattr__(self, name: str):
+        if name in ("net", "fast"):  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.net, name)
 
 

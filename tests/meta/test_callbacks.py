@@ -190,17 +190,24 @@ def test_progress_bar_leaves_a_one_line_summary(capsys):
 
 def test_gradient_clipping_leaves_skipped_float16_steps_out_of_grad_norm():
     """A float16 step whose gradients overflow is skipped by the scaler; its
-    infinite norm made the history's grad_norm inf (reviewer)."""
+    infinite norm made the history's grad_norm inf (reviewer). A float32
+    run's infinite norm is divergence, and shows."""
     from types import SimpleNamespace
 
     from skmeta.meta.callbacks import GradientClipping
+    from skmeta.meta.precision import Precision
 
     weight = torch.nn.Parameter(torch.ones(3))
-    loop = SimpleNamespace(net=torch.nn.Module())
-    loop.net.weight = weight
-    clipping, record = GradientClipping(max_norm=1.0), {}
-    for grad in ([3.0, 4.0, 0.0], [float("inf"), 0.0, 0.0], [0.0, 0.0, 1.0]):
-        weight.grad = torch.tensor(grad)
-        clipping.on_gradient(loop)
-    clipping.on_record(loop, record)
-    assert record["grad_norm"] == pytest.approx(3.0)  # (5 + 1) / 2
+    for precision, expected in [("float16", 3.0), ("float32", float("inf"))]:
+        loop = SimpleNamespace(
+            net=torch.nn.Module(), precision=Precision(precision, "cpu")
+        )
+        loop.net.weight = weight
+        clipping, record = GradientClipping(max_norm=1.0), {}
+        for grad in ([3.0, 4.0, 0.0], [float("inf"), 0.0, 0.0], [0.0, 0.0, 1.0]):
+            weight.grad = torch.tensor(grad)
+            clipping.on_gradient(loop)
+        clipping.on_record(loop, record)
+        assert record["grad_norm"] == pytest.approx(expected)  # (5 + 1) / 2
+        clipping.on_record(loop, record)  # no step since: not a zero norm
+        assert np.isnan(record["grad_norm"])

@@ -131,3 +131,16 @@ def test_ptmap_follows_the_reference_code(lam):
     assert np.isfinite(plan).all()
     expected = _ptmap_plan(support, support_y, unlabelled, lam)
     np.testing.assert_allclose(plan, expected, atol=1e-9)
+
+
+def test_bdcspn_weights_stay_finite_where_a_non_member_scores_higher():
+    """A row outside a class whose cosine to the class's prototype beats every
+    member's by more than 709 / temperature overflowed exp to inf, and
+    0 * inf made the prototype NaN (a diff reviewer's geometry)."""
+    support = torch.tensor([[0.17, 0.98], [0.17, -0.98], [1.0, 0.05], [0.9, 0.1]])
+    unlabelled = torch.tensor([[0.9, 0.2], [0.9, 0.15]], dtype=torch.float64)
+    state = make_transductive("bdcspn", temperature=1000.0, shift=False).fit(
+        support.double(), torch.tensor([0, 0, 1, 1]), unlabelled, 2
+    )
+    assert torch.isfinite(state["unlabelled_scores"]).all()
+    assert torch.isfinite(state["prototypes"]).all()

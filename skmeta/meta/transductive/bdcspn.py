@@ -60,11 +60,12 @@ def rectified_prototypes(
     pseudo = cosine_scores(unlabelled, protos).argmax(1)
     rows = torch.cat([support, unlabelled])
     members = one_hot(torch.cat([support_y, pseudo]), n_classes)  # (n, n_classes)
+    # a softmax within each class: only its members' logits, the largest
+    # shifted to 0, so that exp cannot overflow at a large temperature
     logits = temperature * cosine_scores(rows, protos)
-    # a softmax within each class: its members' largest logit shifted to 0,
-    # so that exp cannot overflow at a large temperature (it cancels out)
-    top = logits.masked_fill(members == 0, float("-inf")).amax(0, keepdim=True)
-    weights = members * torch.exp(logits - torch.nan_to_num(top, neginf=0.0))
+    logits = logits.masked_fill(members == 0, float("-inf"))
+    top = torch.nan_to_num(logits.amax(0, keepdim=True), neginf=0.0)
+    weights = torch.exp(logits - top)  # exp(-inf) = 0 outside the class
     weights = weights / weights.sum(0, keepdim=True)
     return weights.T @ rows
 
