@@ -121,18 +121,18 @@ def load_dataset(
             np.asarray(bunch.filenames),
         )
     suffix = path.suffix.lower()
-    if suffix in (".npz", ".csv"):
-        if suffix == ".npz":
-            data = load_npz(path, groups=groups)
-        else:
-            data = load_csv(path, label_column, groups=groups)
-        if classes:
-            refuse_regression_target(path, data.y)
-        return data
-    raise DataError(
-        f"{path}: unknown kind of data; give a folder of class subfolders of "
-        "images, an .npz file or a .csv file."
-    )
+    if suffix not in (".npz", ".csv"):
+        raise DataError(
+            f"{path}: unknown kind of data; give a folder of class subfolders "
+            "of images, an .npz file or a .csv file."
+        )
+    if suffix == ".npz":
+        data = load_npz(path, groups=groups)
+    else:
+        data = load_csv(path, label_column, groups=groups)
+    if classes:
+        refuse_regression_target(path, data.y)
+    return data
 
 
 def load_unlabelled(
@@ -140,9 +140,8 @@ def load_unlabelled(
 ) -> Dataset:
     """Rows to label, for a model taking rows of `input_shape`: a folder of
     images (see :func:`load_unlabelled_images`; `on_error` and `dtype` as
-    there), an
-    ``.npz`` file (``X``; any ``y`` ignored) or a ``.csv`` file (any
-    `label_column` ignored)."""
+    there), an ``.npz`` file (``X``; any ``y`` ignored) or a ``.csv`` file
+    (any `label_column` ignored)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder.")
