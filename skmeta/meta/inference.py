@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import torch
 
+from .accel.fusion import FusedCalls
 from .algorithms import AdaptationWarning, Algorithm, map_tensors
 from .caller import user_stacklevel
 from .net import MetaNet, widest_activations
@@ -107,25 +108,6 @@ def _viewed(model, net, views):
     return viewed(net, model.input_shape, views)
 
 
-class _FusedCalls:
-    """`net` whose calls on whole rows run the inference copy `fast` (batch
-    norms folded, :meth:`MetaModel.inference_network`); every other attribute
-    (``extra``, the buffers, the backbone) is `net`'s. What a method that
-    ``classifies_embeddings`` reads of a network, so it serves them."""
-
-    def __init__(self, net: MetaNet, fast) -> None:
-        self.net = net
-        self.fast = fast
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fast(x)
-
-    def __getattr__(self, name: str):
-        if name in ("net", "fast"):  # not set yet (copy, pickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.net, name)
-
-
 def deployed_network(model, algorithm: Algorithm, device):
     """The network `algorithm` adapts and predicts with: for a method that
     only embeds whole rows (``classifies_embeddings``), the calls run the
@@ -134,7 +116,7 @@ def deployed_network(model, algorithm: Algorithm, device):
     if algorithm.classifies_embeddings:
         fast = model.inference_network(device)
         if fast is not net:
-            return _FusedCalls(net, fast)
+            return FusedCalls(net, fast)
     return net
 
 

@@ -21,7 +21,7 @@ from ..freezing import FROZEN_NORMS
 from ..net import MetaNet
 from . import register
 
-__all__ = ["fuse_for_inference", "inference_network"]
+__all__ = ["FusedCalls", "fuse_for_inference", "inference_network"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 # frozen batch norms differ from plain ones only by staying in eval mode
@@ -144,3 +144,22 @@ def _same_embeddings(net: MetaNet, other: nn.Module, n_rows: int = 4) -> bool:
     return got.shape == expected.shape and bool(
         ((got - expected).abs().max() <= 1e-4 * scale).item()
     )
+
+
+class FusedCalls:
+    """`net` whose calls on whole rows run the inference copy `fast` (batch
+    norms folded, :func:`inference_network`); every other attribute
+    (``extra``, the buffers, the backbone) is `net`'s. What a method that
+    ``classifies_embeddings`` reads of a network, so it serves them."""
+
+    def __init__(self, net: MetaNet, fast) -> None:
+        self.net = net
+        self.fast = fast
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fast(x)
+
+    def __getattr__(self, name: str):
+        if name in ("net", "fast"):  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.net, name)
