@@ -7,29 +7,23 @@ What differs between classification and regression is a task object
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from ._checks import (
     ROW_DTYPES,
     check_feature_names,
-    check_input_shape,
     load_pretrained,
     refuse_bool_counts,
     resolve_device,
-    warn_about_the_loss,
-    warn_inert_settings,
 )
-from ._interrupted_fits import after_meta_training, starting_model
+from ._meta_training import meta_train_estimator
 from ._method_settings import MethodSettings
 from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS, init_defaults
-from ._targets import target_summary
 from ._tasks import CLASSIFICATION
 from ._test_time import check_views, check_views_unchanged, test_time_views
 from ._transductive import (
@@ -39,9 +33,7 @@ from ._transductive import (
     transductive_scores,
 )
 from .meta.algorithms import ALGORITHMS
-from .meta.checkpoint import recorded_seed
 from .meta.model import MetaModel
-from .meta.train import TrainSettings, meta_train
 
 
 class MetaEstimator(MethodSettings, BaseEstimator):
@@ -257,106 +249,13 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             "feature_names": None if features is None else [str(f) for f in features],
         }
 
-    def _warn_unused_n_jobs(self, method: str) -> None:
-        """`n_jobs` only spreads task-by-task meta-gradients over threads."""
-        if self.n_jobs is None:
-            return
-        if not ALGORITHMS[method].parallel_tasks:
-            takers = [m for m in self._task.methods() if ALGORITHMS[m].parallel_tasks]
-            reason = (
-                f"method={method!r} takes its meta-gradient in one batched pass "
-                f"(n_jobs applies to {', '.join(takers)})"
-            )
-        elif self.precision != "float32":
-            reason = (
-                f"precision={self.precision!r} takes the reference meta-gradient "
-                "in the calling thread"
-            )
-        else:
-            return
-        warnings.warn(
-            f"n_jobs={self.n_jobs!r} is ignored: {reason}. torch's intra-op "
-            "threads (torch.set_num_threads) still parallelise each pass.",
-            UserWarning,
-            stacklevel=4,
-        )
-
-    def _seed(self, checkpoint: str | None) -> int:
-        """Meta-training's seed, from `random_state`; when that is None and
-        `checkpoint` exists, the seed of the run it holds, to resume it."""
-        if checkpoint is not None and self.random_state is None:
-            seed = recorded_seed(checkpoint)
-            if seed is not None:
-                return seed
-        return int(check_random_state(self.random_state).randint(2**31 - 1))
-
     def _meta_train(
         self, X, labels, targets, method, settings, groups=None
     ) -> MetaModel:
         """Meta-train on X with episodes drawn from `labels` (class or task
-        codes), those of `within_group_episodes` within the `groups` codes."""
-        input_shape = check_input_shape(self.input_shape, X.shape[1])
-        self._warn_unused_n_jobs(method)
-        warn_inert_settings(self)
-        n_way, k_shot, n_query = self._task.episode_sizes(self, labels, groups)
-        n_classes = np.unique(labels).size
-        if ALGORITHMS[method].fixed_way and is_classifier(self) and n_classes > n_way:
-            raise ValueError(  # found before meta-training, not after it
-                f"method={method!r} classifies at most the n_way={n_way} classes "
-                f"it meta-trains on, and fit then adapts to all {n_classes} "
-                "classes of y. Set n_way to the number of classes, or meta-train "
-                "a MetaFeatureExtractor and adapt to fewer classes."
-            )
-        checkpoint = None if self.checkpoint is None else os.fspath(self.checkpoint)
-        train = TrainSettings(
-            n_way=n_way,
-            k_shot=k_shot,
-            n_query=n_query,
-            input_shape=input_shape,
-            method=method,
-            method_params=settings,
-            backbone=self.backbone,
-            backbone_params=self.backbone_params,
-            class_augmentation=self.class_augmentation,
-            augmentation=self.augmentation,
-            meta_batch_size=self.meta_batch_size
-            or self._task.default_meta_batch_size(labels),
-            within_group_episodes=float(self.within_group_episodes),
-            max_iter=self.max_iter,
-            learning_rate=self._learning_rate(method),
-            max_grad_norm=self.max_grad_norm,
-            early_stopping=self.early_stopping,
-            calibrate=self._calibrates(),
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change,
-            verbose=self.verbose,
-            n_jobs=self.n_jobs,
-            precision=self.precision,
-            device=str(resolve_device(self.device)),
-            seed=self._seed(checkpoint),
-            checkpoint=checkpoint,
-            checkpoint_every=self.checkpoint_every,
-        )
-        init = starting_model(self, checkpoint)  # warm_start's, or None
-        model = meta_train(
-            X,
-            labels,
-            train,
-            targets=targets,
-            init=init,
-            description={**self._seen(), **target_summary(targets)},
-            groups=groups,
-        )
-        after_meta_training(self, init, model, checkpoint)  # resume, stop a search
-        self.n_iter_ = int(model.config["training"]["n_iter"])
-        warn_about_the_loss(model, self.max_iter)
-        return model
-
-    def _learning_rate(self, method: str) -> float:
-        """Adam's initial rate: `learning_rate`, or None's per-method default."""
-        if self.learning_rate is not None:
-            return float(self.learning_rate)
-        return ALGORITHMS[method].default_learning_rate
+        codes), those of `within_group_episodes` within the `groups` codes
+        (``_meta_training.py``)."""
+        return meta_train_estimator(self, X, labels, targets, method, settings, groups)
 
     def _calibrates(self) -> bool:
         """Whether meta-training calibrates on held-out classes: ``True``, or

@@ -23,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device
+from ._meta_training import learning_rate, training_seed, warn_unused_n_jobs
 from ._tasks import CLASSIFICATION, FIT_DTYPES
 from ._test_time import check_views_unchanged, test_time_views
 from .meta.algorithms import ALGORITHMS
@@ -303,7 +304,7 @@ def _settings(ext, model, codes: np.ndarray) -> TrainSettings:
         augmentation=ext.augmentation,
         meta_batch_size=ext.meta_batch_size or 1,
         max_iter=ext.max_iter,
-        learning_rate=ext._learning_rate(model.method),
+        learning_rate=learning_rate(ext, model.method),
         max_grad_norm=ext.max_grad_norm,
         early_stopping=ext.early_stopping,
         validation_fraction=ext.validation_fraction,
@@ -312,7 +313,7 @@ def _settings(ext, model, codes: np.ndarray) -> TrainSettings:
         n_jobs=ext.n_jobs,
         precision=ext.precision,
         device=str(resolve_device(ext.device)),
-        seed=ext._seed(None),
+        seed=training_seed(ext, None),
     )
 
 
@@ -355,7 +356,7 @@ def extractor_partial_fit(ext, X, y):
     check_classification_targets(y)
     model = _continued_model(ext, X, y)
     _refuse_non_episodic(model.method)
-    ext._warn_unused_n_jobs(model.method)
+    warn_unused_n_jobs(ext, model.method)
     buffer = copy.deepcopy(_replay_buffer(ext))  # unchanged if this fails
     buffer.add(X, y)
     rows, labels = buffer.rows()

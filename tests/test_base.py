@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.model_selection import GridSearchCV
 
-import skmeta._base
+import skmeta._meta_training
 from skmeta import (
     EpisodicSplit,
     FewShotClassifier,
@@ -51,7 +51,7 @@ def train_settings(monkeypatch):
     def stop(X, y, settings, targets=None, init=None, description=None, groups=None):
         raise _Stop(settings)
 
-    monkeypatch.setattr(skmeta._base, "meta_train", stop)
+    monkeypatch.setattr(skmeta._meta_training, "meta_train", stop)
 
     def run(estimator, *data, **fit_params):
         with pytest.raises(_Stop) as info:

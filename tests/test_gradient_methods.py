@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-import skmeta._base
+import skmeta._meta_training
 from skmeta import EpisodicSplit, FewShotClassifier, MetaModel
 
 
@@ -42,7 +42,7 @@ def test_grid_search_over_inner_loop_runs_no_meta_training(
     def no_meta_training(*args, **kwargs):
         raise AssertionError("meta-training ran inside the grid search")
 
-    monkeypatch.setattr(skmeta._base, "meta_train", no_meta_training)
+    monkeypatch.setattr(skmeta._meta_training, "meta_train", no_meta_training)
     copies = []
     original_clone = MetaModel.__sklearn_clone__
 
