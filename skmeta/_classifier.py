@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from sklearn.base import ClassifierMixin
-from sklearn.utils.metaestimators import available_if
 
 from ._base import MetaEstimator
 from ._classifier_outputs import ClassifierOutputs
-from ._online import adds_rows_online, classifier_partial_fit, record_support
+from ._online import record_support
+from ._partial_fit import ClassifierPartialFit
 
 __all__ = ["FewShotClassifier"]
 
 
-class FewShotClassifier(ClassifierOutputs, ClassifierMixin, MetaEstimator):
+class FewShotClassifier(
+    ClassifierPartialFit, ClassifierOutputs, ClassifierMixin, MetaEstimator
+):
     """Few-shot classifier: learns new classes from a few examples each.
 
     With ``pretrained=``, :meth:`fit` only adapts the meta-trained model to the
@@ -359,41 +361,3 @@ default=None
         self._set_open_set()
         record_support(self, X, codes)
         return self
-
-    @available_if(adds_rows_online)
-    def partial_fit(self, X, y, classes=None):
-        """Add support rows, of known or new classes, without refitting.
-
-        The first call is :meth:`fit` (meta-training first without
-        `pretrained`); each later call adapts only, from ``meta_model_``:
-
-        - ProtoNet (and ``"pretrain"``) embeds only the new rows and adds them
-          to per-class sums and counts (in ``adapted_``), so the prototypes
-          equal those of :meth:`fit` on all rows so far;
-        - the other methods adapt anew, from the meta-learnt start, on the
-          support rows kept so far (all of them, or `replay_per_class` of each
-          class): the adaptation :meth:`fit` on those rows gives, in bounded
-          memory (large support sets are adapted in chunks).
-
-        Later calls may bring new classes, unlike scikit-learn's: ``classes_``
-        grows, sorted as :meth:`fit` on the same rows would sort it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            New support rows (images flattened; see `input_shape`).
-        y : array-like of shape (n_samples,)
-            Their labels, of the same kind (numbers or strings) at every call.
-        classes : array-like of shape (n_classes,), default=None
-            Labels to know from now on, as scikit-learn's ``partial_fit``
-            takes them at the first call; they must include every label of
-            `y`. A class without rows yet is never predicted (score
-            ``-inf``, probability 0) until rows of it arrive. None: the labels
-            of `y`. Never required: later calls may add classes.
-
-        Returns
-        -------
-        self : FewShotClassifier
-            The classifier, adapted to every row so far.
-        """
-        return classifier_partial_fit(self, X, y, classes)
