@@ -72,6 +72,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         max_iter=1000,
         learning_rate=None,
         max_grad_norm=None,
+        normalize_y=False,
         early_stopping=False,
         calibrate="auto",
         validation_fraction=0.1,
@@ -112,6 +113,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_grad_norm = max_grad_norm
+        self.normalize_y = normalize_y
         self.early_stopping = early_stopping
         self.calibrate = calibrate
         self.validation_fraction = validation_fraction

@@ -163,6 +163,8 @@ default=None
         ``torch.nn.utils.clip_grad_norm_``), a guard against the sudden
         collapses MAML-style meta-training can suffer. The history then records
         the mean norm before clipping (``grad_norm``). None: no clipping.
+    normalize_y : False
+        Regression only (:class:`FewShotRegressor`): refused unless False.
     early_stopping : bool, default=False
         Hold out a class-disjoint `validation_fraction` of the classes, evaluate
         on their episodes regularly, stop after `n_iter_no_change` evaluations
@@ -260,10 +262,11 @@ default=None
         instead of meta-training. The meta-training parameters (`backbone`,
         `backbone_params`, `class_augmentation`, `input_shape`, `n_way`,
         `k_shot`, `n_query`, `meta_batch_size`, `max_iter`, `learning_rate`,
-        `max_grad_norm`, `early_stopping`, `calibrate`, `validation_fraction`,
-        `n_iter_no_change`, `n_jobs`, `precision`, `warm_start`, `checkpoint`,
-        `checkpoint_every`) are then unused, and :meth:`fit` warns with one
-        ``UserWarning`` naming those not at their defaults. One exception: a
+        `max_grad_norm`, `normalize_y`, `early_stopping`, `calibrate`,
+        `validation_fraction`, `n_iter_no_change`, `n_jobs`, `precision`,
+        `warm_start`, `checkpoint`, `checkpoint_every`) are then unused, and
+        :meth:`fit` warns with one ``UserWarning`` naming those not at their
+        defaults. One exception: a
         file of a model with a custom backbone (a module class, factory or
         instance, or ``MetaModel.from_module``) holds only its weights, and
         `backbone` (the same class or factory, or a module of the same

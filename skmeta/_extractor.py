@@ -54,8 +54,12 @@ see FewShotClassifier
     meta_batch_size, max_iter : see FewShotClassifier
         Episodes per update and length of meta-training, as for
         :class:`FewShotClassifier`.
-    learning_rate, max_grad_norm, early_stopping : see FewShotClassifier
+    learning_rate, max_grad_norm : see FewShotClassifier
         The meta-optimiser, as for :class:`FewShotClassifier`.
+    normalize_y : False
+        Regression only (:class:`FewShotRegressor`): refused unless False.
+    early_stopping : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
     calibrate, validation_fraction, n_iter_no_change, n_jobs, precision : \
 see FewShotClassifier
         Calibration on held-out classes, early stopping, worker threads and

@@ -109,6 +109,7 @@ def meta_train_estimator(
         max_iter=estimator.max_iter,
         learning_rate=learning_rate(estimator, method),
         max_grad_norm=estimator.max_grad_norm,
+        normalize_y=estimator.normalize_y,
         early_stopping=estimator.early_stopping,
         calibrate=estimator._calibrates(),
         validation_fraction=estimator.validation_fraction,
@@ -128,7 +129,10 @@ def meta_train_estimator(
         train,
         targets=targets,
         init=init,
-        description={**estimator._seen(), **target_summary(targets)},
+        description={
+            **estimator._seen(),
+            **target_summary(targets, estimator.normalize_y),
+        },
         groups=groups,
     )
     after_meta_training(estimator, init, model, checkpoint)  # resume, stop a search

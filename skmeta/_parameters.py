@@ -43,6 +43,7 @@ META_TRAINING_PARAMETERS = (
     "max_iter",
     "learning_rate",
     "max_grad_norm",
+    "normalize_y",
     "early_stopping",
     "calibrate",
     "validation_fraction",
@@ -87,6 +88,7 @@ PARAMETER_CONSTRAINTS = {
     # above ~1e37, Adam's float32 step overflows inside torch
     "learning_rate": [Interval(Real, 0, 1e30, closed="neither"), None],
     "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+    "normalize_y": ["boolean"],
     "early_stopping": ["boolean"],
     "calibrate": [StrOptions({"auto"}), "boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],

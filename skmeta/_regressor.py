@@ -71,7 +71,20 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         and None means 25 when `groups` holds several tasks, else 1. On sine
         waves, one task per meta-update left the defaults at a 5-shot MSE of
         1.33, against 0.56 with 25 (``benchmarks/results/defaults.md``).
-    max_grad_norm, early_stopping : see FewShotClassifier
+    max_grad_norm : see FewShotClassifier
+        As for :class:`FewShotClassifier`.
+    normalize_y : bool, default=False
+        Standardise the targets for meta-training: subtract their mean and
+        divide by their standard deviation (over all tasks), which the model
+        records. Every adaptation (``fit`` with `pretrained`, and the end of
+        meta-training's ``fit``) then standardises its targets by those same
+        two numbers, and :meth:`predict` scales back, so `y` and the
+        predictions stay in the user's units. Set it when `y` is far from
+        mean 0 and deviation 1 (``fit`` warns then): the inner loop's step
+        sizes and Adam's assume about unit scale. With `pretrained`, the
+        model's recorded choice applies. The meta-training history's losses
+        are then in standardised units.
+    early_stopping : see FewShotClassifier
         As for :class:`FewShotClassifier`.
     calibrate : {"auto", False}, default="auto"
         Classification only: a regressor never calibrates, and ``True`` is

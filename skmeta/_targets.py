@@ -23,15 +23,17 @@ UNSCALED_SPREAD = (0.01, 100.0)
 TARGET_SCALE_FACTOR = 10.0
 
 
-def target_summary(targets) -> dict:
+def target_summary(targets, normalize_y: bool = False) -> dict:
     """``{"targets": {"mean", "std"}}`` of regression targets, for the model's
     provenance; ``{}`` for classification (`targets` None). Warns when they
-    are far from standardised (:func:`warn_if_unscaled`)."""
+    are far from standardised (:func:`warn_if_unscaled`) and `normalize_y`
+    does not standardise them."""
     if targets is None:
         return {}
     values = np.asarray(targets, dtype=np.float64)
     summary = {"mean": float(values.mean()), "std": float(values.std())}
-    warn_if_unscaled(**summary)
+    if not normalize_y:
+        warn_if_unscaled(**summary)
     return {"targets": summary}
 
 
@@ -46,9 +48,10 @@ def warn_if_unscaled(mean: float, std: float) -> None:
         f"y has mean {mean:.4g} and standard deviation {std:.4g}: meta-training "
         "fits the targets as given, and far from mean 0 and deviation 1 it "
         "learns poorly or diverges (a sine-wave regressor's test MSE went from "
-        "0.30 to 488 with 300 added to y). Standardise y with the meta-training "
-        "targets' mean and standard deviation, the same for every new task, "
-        "and scale the predictions back.",
+        "0.30 to 488 with 300 added to y). Set normalize_y=True: the model "
+        "then standardises y by the meta-training targets' mean and standard "
+        "deviation, the same for every new task, and scales its predictions "
+        "back.",
         UserWarning,
         stacklevel=user_stacklevel(),
     )
@@ -60,9 +63,11 @@ def warn_on_target_scale(model: MetaModel, y) -> None:
     more than 10 of their standard deviations away (a smaller spread is
     not judged: one task may vary less than all tasks together).
 
-    The network sees standardised rows but the targets as given, so a task
-    on another scale (e.g. cents for dollars) adapts poorly or diverges.
-    Models written before the targets were recorded are not checked.
+    The network sees standardised rows, and the targets as given or (with
+    ``normalize_y``) standardised by the meta-training targets' statistics,
+    the same for every task: either way a task on another scale (e.g. cents
+    for dollars) adapts poorly or diverges. Models written before the
+    targets were recorded are not checked.
     """
     recorded = (model.config.get("provenance") or {}).get("targets")
     if not recorded or recorded["std"] <= 0 or len(y) < 2:
@@ -74,12 +79,16 @@ def warn_on_target_scale(model: MetaModel, y) -> None:
     # spread or a shift beyond theirs is judged
     if ratio <= TARGET_SCALE_FACTOR and shift <= TARGET_SCALE_FACTOR:
         return
+    scaling = (
+        "the model standardises every task's targets by those two numbers"
+        if model.config.get("target_scaling")
+        else "the model does not rescale targets"
+    )
     warnings.warn(
         f"y (mean {mean:.4g}, std {std:.4g}) lies far from the targets the "
         f"model meta-trained on (mean {recorded['mean']:.4g}, std "
-        f"{recorded['std']:.4g}); the model does not rescale targets, so "
-        "adaptation fits poorly or diverges. Give y on the meta-training "
-        "targets' scale (and scale the predictions back).",
+        f"{recorded['std']:.4g}); {scaling}, so adaptation fits poorly or "
+        "diverges. Give y in the units of the meta-training targets.",
         UserWarning,
         stacklevel=user_stacklevel(),
     )

@@ -88,6 +88,7 @@ class Classification(Task):
         return {
             **super().constraints(),
             "backbone": [BackboneOptions({"auto", *BUILTIN_BACKBONES}), callable],
+            "normalize_y": [Options(bool, {False})],  # no targets to scale
         }
 
     def validate(self, estimator, X, y, groups=None, classes_declared=None):

@@ -217,7 +217,7 @@ def test_meta_training_on_unscaled_targets_warns_naming_y(shift, scale, warns):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         regressor.fit(X, y * scale + shift, groups=groups)
-    named = [w for w in record if "Standardise y" in str(w.message)]
+    named = [w for w in record if "Set normalize_y=True" in str(w.message)]
     assert len(named) == int(warns)
     if warns:
         assert named[0].filename == __file__

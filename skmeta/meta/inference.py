@@ -15,6 +15,7 @@ from .accel.fusion import FusedCalls
 from .algorithms import AdaptationWarning, Algorithm, map_tensors
 from .caller import user_stacklevel
 from .net import MetaNet, widest_activations
+from .target_scaling import scale_targets, unscale_outputs
 from .views import embedding_blocks, viewed
 
 __all__ = [
@@ -183,6 +184,8 @@ def adapt(
     rounding; the others take the support set as one float32 tensor.
     """
     warn_if_beyond_training(model, algorithm, len(X))
+    if algorithm.regression:  # standardised as meta-training's were
+        y = scale_targets(model.config.get("target_scaling"), y)
     net = _viewed(model, deployed_network(model, algorithm, device), views)
     batch_size = model.batch_size(device)
     blocks = row_blocks(X)
@@ -227,7 +230,10 @@ def predict(
             out = algorithm.predict(net, state, block, batch_size)
             outputs.append(out.float().cpu().numpy())
             block = out = None  # freed before the next block: one at a time
-    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+    outputs = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+    if algorithm.regression:  # in the targets' own units
+        outputs = unscale_outputs(model.config.get("target_scaling"), outputs)
+    return outputs
 
 
 def transduce(model, method, X, codes, n_classes: int, device, views=None):

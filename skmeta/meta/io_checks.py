@@ -19,6 +19,8 @@ from numbers import Integral
 
 import torch
 
+from .target_scaling import check_target_scaling
+
 __all__ = ["check_model_file", "checksum"]
 
 
@@ -120,11 +122,15 @@ def _check_config(config: dict, fail) -> None:
     if config["method"] not in ALGORITHMS:
         fail(f"config['method'] is {config['method']!r}, not a known method")
     try:
-        make_algorithm(config["method"], **config["method_params"])
+        algorithm = make_algorithm(config["method"], **config["method_params"])
     except (TypeError, ValueError) as exc:
         fail(f"config['method_params'] do not fit {config['method']!r}: {exc}")
     if config.get("calibration") is not None:
         _check_calibration(config["calibration"], fail)
+    if config.get("target_scaling") is not None:
+        if not algorithm.regression:
+            fail("config['target_scaling'] is set, but the model classifies")
+        check_target_scaling(config["target_scaling"], fail)
 
 
 def _check_calibration(record, fail) -> None:

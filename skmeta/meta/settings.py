@@ -74,6 +74,10 @@ class TrainSettings:
         (:mod:`skmeta.meta.checkpoint`).
     checkpoint_every : int or None, default=None
         Iterations between checkpoints; None: every :attr:`eval_interval`.
+    normalize_y : bool, default=False
+        Regression only: standardise the targets by their mean and standard
+        deviation, recorded in the model, which every adaptation then applies
+        and every prediction undoes (:mod:`skmeta.meta.target_scaling`).
     """
 
     n_way: int
@@ -103,6 +107,7 @@ class TrainSettings:
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_every: int | None = None
+    normalize_y: bool = False
 
     @property
     def eval_interval(self) -> int:

@@ -42,6 +42,7 @@ from .provenance import describe
 from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
 from .seeding import seeded_default_generator
 from .settings import TrainSettings
+from .target_scaling import fit_target_scaling, scale_targets
 from .train_setup import (
     as_rows,
     build_net,
@@ -183,10 +184,13 @@ def _meta_train(
     check_within_group(settings, algorithm, groups, len(y), targets is not None)
     backbone = resolve_backbone(settings.backbone, settings.input_shape)
     X = as_rows(X)
+    scaling = fit_target_scaling(targets, settings.normalize_y, init)
     T_all = (
         None
         if targets is None
-        else torch.tensor(targets, dtype=torch.float32, device=device)
+        else torch.tensor(
+            scale_targets(scaling, targets), dtype=torch.float32, device=device
+        )
     )
     y = np.asarray(y)
     parts, fingerprint = (0, 1), None
@@ -323,6 +327,8 @@ def _meta_train(
     config = run_config(
         settings, algorithm, backbone, net, n_classes, describe(X, description)
     )
+    if scaling is not None:  # adaptation standardises, predictions scale back
+        config["target_scaling"] = scaling
     if settings.calibrate:  # on the held-out classes, with the final weights
         net.eval()
         config["calibration"] = calibration_record(
