@@ -201,6 +201,11 @@ def test_targets_far_from_meta_trainings_warn(sine_model):
     for scaled in (100 * y, y + 1e3):
         with pytest.warns(UserWarning, match="lies far from the targets"):
             FewShotRegressor(pretrained=sine_model).fit(X, scaled)
+    # a shift of 3.5 deviations: the 10 of before let MSE go from 1.1 to
+    # 1,046 (a shift of 10 on waves of deviation 2) in silence (a reviewer)
+    shifted = y - np.mean(y) + recorded["mean"] + 3.5 * recorded["std"]
+    with pytest.warns(UserWarning, match="lies far from the targets"):
+        FewShotRegressor(pretrained=sine_model).fit(X, shifted)
 
 
 @pytest.mark.parametrize(

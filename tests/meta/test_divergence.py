@@ -122,3 +122,20 @@ def test_with_one_inner_step_the_advice_is_the_rate_alone():
     assert three.endswith("use fewer inner_steps or a smaller inner_lr")
     learnt = settings_text(make_algorithm("metasgd", inner_lr=0.5, inner_steps=1))
     assert learnt.endswith("; meta-train with a smaller inner_lr")
+
+
+@pytest.mark.parametrize("last, warns", [(1.04, False), (1.2, True), (0.5, False)])
+def test_only_a_rise_beyond_five_percent_warns(last, warns):
+    """Rises of 0.0-0.5% warned as divergence on up to a fifth of sine waves
+    at a model's own settings (a reviewer)."""
+    from skmeta.meta.algorithms.divergence import check_adaptation
+
+    method = make_algorithm("maml", inner_steps=2)
+    losses = [torch.tensor(1.0), torch.tensor(1.1), torch.tensor(last)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        check_adaptation(method, losses, [torch.zeros(2)])
+    said = [w for w in record if issubclass(w.category, AdaptationWarning)]
+    assert len(said) == int(warns)
+    if warns:
+        assert "rose by 20%" in str(said[0].message)

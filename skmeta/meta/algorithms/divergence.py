@@ -5,8 +5,12 @@ support loss grow step after step until the weights and outputs overflow. An
 adaptation whose support loss, adapted state or support outputs are not
 finite raises :class:`~.base.AdaptationDiverged` (a ``ValueError``: ``fit``
 fails, and scikit-learn's searches record the candidate as failed with this
-message); one whose support loss ended above where it started warns with
-:class:`~.base.AdaptationWarning`. Both name ``inner_steps`` and ``inner_lr``.
+message); one whose support loss ended more than 5% above where it started
+warns with :class:`~.base.AdaptationWarning`. Both name ``inner_steps`` and
+``inner_lr``. A smaller rise is not taken for divergence: the methods
+meta-learn a start from which the steps lower the *query* loss, and the
+support loss may end a little higher (a reviewer saw rises of 0.0-0.5% on up
+to a fifth of sine waves at a model's own settings).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import torch
 
 from .base import AdaptationDiverged, AdaptationWarning
 
-__all__ = ["check_adaptation", "settings_text"]
+__all__ = ["RISE_TOLERANCE", "check_adaptation", "settings_text"]
+
+# The relative rise of the support loss, first to last, that warns.
+RISE_TOLERANCE = 0.05
 
 
 def settings_text(method) -> str:
@@ -69,11 +76,12 @@ def check_adaptation(method, losses: list[torch.Tensor], tensors) -> None:
             "Adaptation diverged: the adapted weights or the support outputs are "
             f"not finite after the last inner step ({settings_text(method)}."
         )
-    if values[-1] > values[0]:
+    if values[-1] > values[0] * (1 + RISE_TOLERANCE):
         steps = ", ".join(f"{v:.4g}" for v in values.tolist())
+        rise = float(values[-1] / values[0] - 1) if values[0] > 0 else float("inf")
         warnings.warn(
-            f"The support loss rose over the inner steps ({steps}): the inner loop "
-            f"diverges ({settings_text(method)}.",
+            f"The support loss rose by {rise:.0%} over the inner steps ({steps}): "
+            f"the inner loop overshoots or diverges ({settings_text(method)}.",
             AdaptationWarning,
             stacklevel=3,
         )
