@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .augment_checks import checked_per_sample
 from .elastic import ElasticAugmentation
 from .resample import check_images, check_padding, resampled
 
@@ -103,7 +104,7 @@ class ImageAugmentation:
                         f"floats in [0, 1]; the data range from {low:g} to "
                         f"{high:g}. Rescale X, or set color_jitter=0."
                     )
-            return _per_sample(per_image, images)
+            return torch.stack([per_image(image) for image in images])
 
         return augment
 
@@ -269,11 +270,6 @@ class FeatureAugmentation:
         return augment
 
 
-def _per_sample(transform: Callable, batch: torch.Tensor) -> torch.Tensor:
-    """`transform` applied to each sample of `batch` (its own random draw)."""
-    return torch.stack([transform(sample) for sample in batch])
-
-
 def make_augmentation(
     spec, input_shape: tuple[int, ...], mean: torch.Tensor, scale: torch.Tensor
 ) -> Callable | None:
@@ -318,7 +314,7 @@ ElasticAugmentation, FeatureAugmentation, callable, or list or tuple of them
     if isinstance(spec, FeatureAugmentation):
         return spec.build(mean, scale)
     if callable(spec):
-        return lambda batch: _per_sample(spec, batch)
+        return checked_per_sample(spec)
     raise TypeError(
         "augmentation must be None, 'images', 'affine', 'elastic', 'features', an "
         "ImageAugmentation, an AffineAugmentation, an ElasticAugmentation, a "

@@ -20,6 +20,7 @@ from .accel.malloc import malloc_tuning
 from .algorithms import make_algorithm
 from .algorithms.feature_norm import BASE_MEAN, base_class_mean
 from .augment import make_augmentation
+from .augment_checks import check_flips_with_class_augmentation
 from .backbones import resolve_backbone
 from .batches import (
     labelled_batches,
@@ -181,6 +182,9 @@ def _meta_train(
             f"class_augmentation={settings.class_augmentation!r} is unknown; use "
             "None, 'rot90' or 'dihedral'."
         )
+    check_flips_with_class_augmentation(
+        settings.augmentation, settings.class_augmentation
+    )
     check_within_group(settings, algorithm, groups, len(y), targets is not None)
     backbone = resolve_backbone(settings.backbone, settings.input_shape)
     X = as_rows(X)
