@@ -12,10 +12,11 @@ backbone                        blocks
 ``resnet12``                    its 4 residual blocks
 ``torchvision:`` ResNets        the stem (``conv1``, ``bn1``), then ``layer1``
 (``layer1`` .. ``layer4``)      .. ``layer4``: 5 blocks, the stem frozen first
-other ``torchvision:`` models   the entries of ``features`` (``layers`` for
-                                MNASNet, ``trunk_output`` for RegNets), then
-                                the other top-level children that hold
-                                parameters
+other ``torchvision:`` models,  the entries of ``features`` (``layers`` for
+and any module with a           MNASNet, ``trunk_output`` for RegNets) that
+``features``, ``layers`` or     hold parameters, each layer its own block (a
+``trunk_output`` Sequential     conv and its batch norm are two), then the
+                                other top-level children that hold parameters
 any other module                its top-level children that hold parameters
 ==============================  ==============================================
 

@@ -355,10 +355,13 @@ class MetaModel(ModelRecords):
             (:mod:`~skmeta.meta.input_normalization`). Recorded in
             ``config["input_normalization"]``.
         pixel_range : float, default=1.0
-            The value of a white pixel in the rows the model will be given, for
-            `input_normalization`: 255.0 for 0-255 data such as the ``uint8``
-            rows of ``load_image_folder``, 1.0 for float rows in [0, 1]. Rows
-            on the other range warn (they would be embedded wrongly).
+            The value of a white pixel in the rows the model will be given:
+            255.0 for 0-255 data such as the ``uint8`` rows of
+            ``load_image_folder``, 1.0 for float rows in [0, 1]. The module
+            gets pixels in [0, 1] either way (with `input_normalization`,
+            then normalised; without it, divided by `pixel_range`, recorded
+            as ``{"kind": "pixel_range"}``). Rows on the other range warn
+            (they would be embedded wrongly). Images only.
 
         Returns
         -------

@@ -76,6 +76,14 @@ def _model_from_module(
             "input_normalization normalises image channels; it needs "
             f"input_shape=(C, H, W), got {input_shape}."
         )
+    if input_normalization is None and float(pixel_range) != 1.0:
+        if not images:
+            raise ValueError(
+                f"pixel_range={pixel_range!r} scales image pixels; it needs "
+                f"input_shape=(C, H, W), got {input_shape}."
+            )
+        # 0-255 rows reach the module in [0, 1], as the parameter says
+        input_normalization = {"kind": "pixel_range", "mean": [0.0], "std": [1.0]}
     norm = resolve_input_normalization(
         input_normalization, input_shape[0] if images else 1, pixel_range
     )
