@@ -327,7 +327,10 @@ def _meta_train(
             break
     if BASE_MEAN in net.extra:  # the real training rows; a generator of its own
         sample = np.random.default_rng([settings.seed, 1])
-        net.extra[BASE_MEAN].copy_(base_class_mean(net, rows, train_rows, sample))
+        mean = base_class_mean(
+            net, rows, train_rows, sample, verbose=settings.verbose > 0
+        )
+        net.extra[BASE_MEAN].copy_(mean)
     config = run_config(
         settings, algorithm, backbone, net, n_classes, describe(X, description)
     )
