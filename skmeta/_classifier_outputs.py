@@ -26,6 +26,7 @@ class ClassifierOutputs:
 
     def _set_open_set(self) -> None:
         """The temperature of the model, and the open-set threshold."""
+        self._fitted_outputs = self._output_settings()
         record = self.meta_model_.config.get("calibration")
         if self.transductive is not None:  # scores of another scale than those
             record = None  # the temperature and thresholds were fitted to
@@ -95,7 +96,27 @@ class ClassifierOutputs:
             changed["test_time_turns"] = self.test_time_turns
         return ", ".join(f"{name}={value!r}" for name, value in changed.items())
 
+    def _output_settings(self) -> dict:
+        """The parameters ``fit`` turns into the fitted state that scoring
+        reads (the threshold, the transductive state)."""
+        names = ("unknown_label", "rejection_rate", "transductive")
+        return {name: getattr(self, name) for name in names}
+
     def _outputs(self, X):
+        fitted = getattr(self, "_fitted_outputs", None)
+        if fitted is not None:
+            changed = [
+                name
+                for name, value in self._output_settings().items()
+                if not _same(value, fitted[name])
+            ]
+            if changed:
+                raise ValueError(
+                    f"{', '.join(changed)} changed since fit (set_params after "
+                    "fit): the fitted state was built with "
+                    + ", ".join(f"{name}={fitted[name]!r}" for name in changed)
+                    + "; call fit again."
+                )
         return mask_classes_without_rows(self, super()._outputs(X))
 
     def decision_function(self, X):
@@ -195,3 +216,11 @@ class ClassifierOutputs:
                 f"y has {truth.shape[0]} labels for {predicted.shape[0]} rows of X."
             )
         return float(np.average(predicted == truth, weights=sample_weight))
+
+
+def _same(a, b) -> bool:
+    """Whether two parameter values are the same (labels of any type)."""
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):  # e.g. comparisons that do not reduce
+        return False

@@ -337,3 +337,27 @@ def test_test_time_views_drop_the_calibration(calibrated):
             X[support], y[support]
         )
     assert not [w for w in record if "calibrated" in str(w.message)]
+
+
+def test_output_settings_changed_after_fit_are_refused_clearly(calibrated):
+    """unknown_label set after fit failed in predict with an AttributeError
+    (no unknown_threshold_); transductive set after fit was silently ignored
+    (a reviewer)."""
+    novel = (y >= 28) & (y < 34)
+    clf = FewShotClassifier(pretrained=calibrated).fit(X[novel], y[novel])
+    clf.set_params(unknown_label=-1)
+    for score in (clf.predict, clf.predict_proba, clf.decision_function):
+        with pytest.raises(ValueError, match="unknown_label changed since fit"):
+            score(X[novel][:3])
+    with pytest.raises(ValueError, match=r"unknown_label=None; call fit again"):
+        clf.score(X[novel], y[novel])
+    clf.set_params(unknown_label=None, transductive="bdcspn")
+    with pytest.raises(ValueError, match="transductive changed since fit"):
+        clf.predict(X[novel][:3])
+    clf.set_params(transductive=None)
+    assert clf.predict(X[novel][:3]).shape == (3,)  # as fitted again: fine
+    clf.set_params(unknown_label=-1).fit(X[novel], y[novel])
+    assert clf.predict(X[novel][:3]).shape == (3,)
+    clf.set_params(rejection_rate=0.2)
+    with pytest.raises(ValueError, match="rejection_rate changed since fit"):
+        clf.predict(X[novel][:3])
