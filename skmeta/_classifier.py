@@ -179,7 +179,8 @@ default=None
         known-class queries that `unknown_label` needs. ``"auto"``: with
         `early_stopping` only, so no class is held out just for it.
     validation_fraction : float, default=0.1
-        Share of the classes held out for `early_stopping` and `calibrate`.
+        Share of the classes held out for `early_stopping` and `calibrate`,
+        at least 2 classes (a regressor: 1 task).
     n_iter_no_change : int, default=10
         Evaluations without improvement before stopping (every ``max_iter // 20``
         iterations, at most 100).

@@ -328,11 +328,11 @@ class Regression(Task):
 
 
 def _held_out_classes(estimator, n_classes: int) -> int:
-    """Classes meta-training holds out for validation (early stopping and
-    calibration), as ``skmeta.meta.batches.split_classes`` counts them."""
+    """Classes (tasks) held out for validation, as ``split_classes`` counts."""
     if not (estimator.early_stopping or estimator._calibrates()):
         return 0
-    return int(round(estimator.validation_fraction * n_classes))
+    least = 1 if estimator._task.regression else 2  # a validation episode's
+    return max(least, int(round(estimator.validation_fraction * n_classes)))
 
 
 def _held_out_note(estimator, held: int) -> str:

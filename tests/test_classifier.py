@@ -251,3 +251,14 @@ def test_meta_batch_size_none_is_one_episode_for_classification():
     X, y = make_blobs(120, n_features=4, centers=6, random_state=0)
     clf = FewShotClassifier(max_iter=2, random_state=0).fit(X, y)
     assert clf.meta_model_.config["training"]["meta_batch_size"] == 1
+
+
+def test_early_stopping_works_with_the_default_fraction_on_few_classes():
+    """0.1 of fewer than 15 classes held out 0 or 1: early_stopping=True with
+    the defaults failed on every small data set (a reviewer)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 12)
+    X = rng.normal(size=(96, 6)).astype(np.float32) + 3 * np.eye(8, 6)[y]
+    clf = FewShotClassifier(early_stopping=True, max_iter=5, random_state=0)
+    clf.fit(X, y)
+    assert "val_accuracy" in clf.history_[-1]

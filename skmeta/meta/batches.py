@@ -38,7 +38,7 @@ def share_of(n: int, rank: int, size: int) -> slice:
 
 
 def split_classes(
-    y: np.ndarray, fraction: float, rng: np.random.Generator
+    y: np.ndarray, fraction: float, rng: np.random.Generator, least: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split rows into two class-disjoint sets, about `fraction` of classes second.
 
@@ -49,13 +49,17 @@ def split_classes(
     fraction : float in (0, 1)
         Share of the classes held out.
     rng : numpy.random.Generator
+    least : int, default=1
+        Classes held out at least (2 for classification: a validation
+        episode has 2 ways or more), however few `fraction` gives: the
+        default 0.1 of fewer than 15 classes gave 0 or 1, an error.
 
     Returns
     -------
     train_rows, held_out_rows : ndarrays of int64
     """
     classes = np.unique(y)
-    n_held = int(round(fraction * classes.size))
+    n_held = min(classes.size, max(least, int(round(fraction * classes.size))))
     held = rng.choice(classes, size=n_held, replace=False)
     mask = np.isin(y, held)
     return np.flatnonzero(~mask), np.flatnonzero(mask)

@@ -217,7 +217,10 @@ def _meta_train(
         )
     val_batch = None
     if settings.early_stopping or settings.calibrate:
-        train_rows, val_rows = split_classes(y, settings.validation_fraction, rng)
+        least = 1 if targets is not None else 2  # a task, or a 2-way episode
+        train_rows, val_rows = split_classes(
+            y, settings.validation_fraction, rng, least
+        )
         val_batch = validation_batch(rows, val_rows, y[val_rows], settings, rng, T_all)
     else:
         train_rows = np.arange(y.size)
