@@ -38,3 +38,25 @@ def test_grid_search_shows_the_diverged_candidate_as_nan(blobs):
     assert np.isfinite(scores[0]) and scores[0] > 0.2  # 24 classes: chance 0.04
     assert np.isnan(scores[1])
     assert search.best_params_ == {"inner_lr": 0.4}
+
+
+def test_a_regressor_diverging_on_unscaled_targets_names_normalize_y():
+    """Reptile with its defaults diverged on make_regression's targets
+    (deviation 42), and the message named the inner loop alone (a reviewer)."""
+    from sklearn.datasets import make_regression
+    from sklearn.preprocessing import StandardScaler
+
+    from skmeta import FewShotRegressor
+
+    X, y = make_regression(200, 10, n_informative=1, bias=5, noise=20, random_state=42)
+    X = StandardScaler().fit_transform(X)
+    with (
+        pytest.warns(UserWarning, match="Set normalize_y=True"),
+        pytest.raises(FloatingPointError) as error,
+    ):
+        FewShotRegressor(method="reptile", max_iter=50, random_state=0).fit(X, y)
+    assert "set normalize_y=True" in str(error.value)
+    reg = FewShotRegressor(
+        method="reptile", max_iter=50, normalize_y=True, random_state=0
+    ).fit(X, y)
+    assert reg.score(X, y) > 0.5

@@ -261,6 +261,11 @@ class MetaTrainer:
             f"Meta-training diverged at iteration {self.n_iter} of "
             f"{settings.max_iter}: {what} ({advice}."
         )
+        if algorithm.regression and not settings.normalize_y:
+            message += (  # Reptile diverged on targets of deviation 42
+                " Regression targets far from mean 0 and deviation 1 diverge "
+                "too: set normalize_y=True."
+            )
         return message + self._checkpoint_text()
 
     def _checkpoint_text(self) -> str:
