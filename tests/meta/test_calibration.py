@@ -148,3 +148,13 @@ def test_a_temperature_at_its_bound_warns_and_is_left_at_1():
     with pytest.warns(UserWarning, match="temperature reached its bound"):
         record = calibration_record(logits, targets)
     assert record["temperature"] == 1.0
+
+
+def test_held_out_scores_right_with_certainty_leave_the_temperature_at_1():
+    """A flat likelihood (every query right by a wide margin) gave arbitrary
+    temperatures, 12.1 and 6.3 in two runs (a reviewer)."""
+    logits = torch.tensor([[0.0, -500.0], [-500.0, 0.0]] * 20)
+    targets = torch.tensor([0, 1] * 20)
+    with pytest.warns(UserWarning, match="no temperature can be fitted"):
+        record = calibration_record(logits, targets)
+    assert record["temperature"] == 1.0
