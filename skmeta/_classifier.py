@@ -243,6 +243,10 @@ default=None
         sampling, seeded by `random_state`). None keeps every row, so each
         call adapts exactly as :meth:`fit` on all rows so far (then the
         support rows are part of the fitted estimator and its pickle).
+        Read at each call: lowered by ``set_params``, each class's kept rows
+        are drawn down to it (still a uniform sample); raised, or None, the
+        kept rows stay and later rows fill up (rows dropped before cannot
+        come back: a warning says so).
         ProtoNet keeps no rows (per-class sums and counts). For
         :class:`MetaFeatureExtractor`, its ``partial_fit``'s replay buffer.
     test_time_shifts : sequence of int, default=None

@@ -77,6 +77,9 @@ see FewShotClassifier
         uniform sample of each class: reservoir sampling, seeded by
         `random_state`). None: 20, or ``k_shot + n_query`` when they are set
         and need more, so that every past class can still fill an episode.
+        Read at each call, as :class:`FewShotClassifier`'s: a lower value
+        draws each class's kept rows down; a higher one keeps them (rows
+        dropped before cannot come back: a warning says so).
     test_time_shifts : sequence of int, default=None
         Test-time augmentation of image rows in :meth:`transform`: a row's
         embedding is the mean over the row and its 8 shifts by each of these

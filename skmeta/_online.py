@@ -14,21 +14,20 @@ meta-training (MetaFeatureExtractor), on the torch layer's
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device
 from ._meta_training import learning_rate, training_seed, warn_unused_n_jobs
-from ._tasks import CLASSIFICATION, FIT_DTYPES
+from ._replay import replay_buffer, support_buffer
+from ._tasks import FIT_DTYPES
 from ._test_time import check_views_unchanged, test_time_views
 from .meta.algorithms import ALGORITHMS
 from .meta.caller import user_stacklevel
-from .meta.online import ReplayBuffer, network_settings, update_adaptation
+from .meta.online import network_settings, update_adaptation
 from .meta.train import TrainSettings, meta_train
 
 __all__ = [
@@ -39,11 +38,6 @@ __all__ = [
     "mask_classes_without_rows",
     "record_support",
 ]
-
-# Rows per class the extractor's replay buffer keeps when replay_per_class is
-# None: room for a default episode (1 shot + 15 queries) and up to 5 shots,
-# and all of Omniglot's 20.
-DEFAULT_REPLAY_PER_CLASS = 20
 
 
 def _label_kind(labels: np.ndarray) -> str:
@@ -74,10 +68,6 @@ def declared_classes(classes, labels: np.ndarray) -> np.ndarray:
     return declared
 
 
-def _seed(estimator) -> int:
-    return int(check_random_state(estimator.random_state).randint(2**31 - 1))
-
-
 # -- FewShotClassifier ---------------------------------------------------------
 def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
     """After ``fit`` (or a first ``partial_fit``): the rows per class, and, for
@@ -102,17 +92,7 @@ def record_support(clf, X: np.ndarray, codes: np.ndarray) -> None:
         )
     clf._support = None if incremental else (X, clf.classes_[codes])
     if clf._support is not None and clf.replay_per_class is not None:
-        _support_buffer(clf)
-
-
-def _support_buffer(clf) -> ReplayBuffer:
-    """The kept support rows, as a buffer (built at the first ``partial_fit``)."""
-    support = clf._support
-    if not isinstance(support, ReplayBuffer):
-        buffer = ReplayBuffer(clf.replay_per_class, _seed(clf))
-        buffer.add(*support)
-        clf._support = support = buffer
-    return support
+        clf._support = support_buffer(clf)
 
 
 def adds_rows_online(clf) -> bool:
@@ -179,7 +159,7 @@ def _classifier_partial_fit(clf, X, y, classes=None):
         )
         clf.classes_, clf._overrides = new_classes, overrides
     else:  # adapt anew on the kept rows, from the meta-learnt start
-        buffer = copy.deepcopy(_support_buffer(clf))  # unchanged if this fails
+        buffer = support_buffer(clf)  # a new one: the kept one is unchanged
         buffer.add(X, y)
         rows, row_labels = buffer.rows()
         known = clf.classes_, clf._overrides
@@ -250,18 +230,6 @@ def mask_classes_without_rows(clf, scores: np.ndarray) -> np.ndarray:
 
 
 # -- MetaFeatureExtractor ------------------------------------------------------
-def _replay_buffer(ext) -> ReplayBuffer:
-    """The extractor's replay buffer, made at the first ``partial_fit``."""
-    if getattr(ext, "_replay", None) is None:
-        k_shot = ext.k_shot or CLASSIFICATION.default_k_shot
-        n_query = ext.n_query or CLASSIFICATION.default_n_query
-        per_class = ext.replay_per_class or max(
-            DEFAULT_REPLAY_PER_CLASS, k_shot + n_query
-        )
-        ext._replay = ReplayBuffer(per_class, _seed(ext))
-    return ext._replay
-
-
 def _continued_model(ext, X: np.ndarray, y: np.ndarray):
     """The model to continue: the fitted one, or `pretrained` at the first
     call (checked against X and the parameters)."""
@@ -341,7 +309,9 @@ def extractor_partial_fit(ext, X, y):
         _refuse_non_episodic(ext.method or ext._task.default_method)  # before fit
         X, codes = ext._fit_meta_model(X, y)  # the first call: fit
         ext._replay = None
-        _replay_buffer(ext).add(X, ext._seen_classes[codes])
+        buffer = replay_buffer(ext)
+        buffer.add(X, ext._seen_classes[codes])
+        ext._replay = buffer
         return ext
     if hasattr(ext, "meta_model_") and getattr(ext, "_replay", None) is None:
         warnings.warn(
@@ -357,7 +327,7 @@ def extractor_partial_fit(ext, X, y):
     model = _continued_model(ext, X, y)
     _refuse_non_episodic(model.method)
     warn_unused_n_jobs(ext, model.method)
-    buffer = copy.deepcopy(_replay_buffer(ext))  # unchanged if this fails
+    buffer = replay_buffer(ext)  # a new one: the kept one is unchanged
     buffer.add(X, y)
     rows, labels = buffer.rows()
     ext._seen_classes, codes = np.unique(labels, return_inverse=True)

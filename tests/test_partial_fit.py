@@ -128,6 +128,35 @@ def test_replay_per_class_bounds_the_kept_support_rows(maml_model, blobs):
     assert len(fitted._support) == 2 * 8  # bounded from fit on
 
 
+def test_replay_per_class_changed_by_set_params_resizes_the_kept_rows(
+    maml_model, blobs
+):
+    X, y = _novel(blobs)  # 8 classes of 15 rows
+    order = np.random.default_rng(0).permutation(y.size)
+    chunks = np.array_split(order, 4)
+    clf = FewShotClassifier(pretrained=maml_model, replay_per_class=10, random_state=0)
+    clf.fit(X[chunks[0]], y[chunks[0]]).partial_fit(X[chunks[1]], y[chunks[1]])
+    kept = clf._support.rows()[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a lower cap: no warning
+        clf.set_params(replay_per_class=2).partial_fit(X[chunks[2]], y[chunks[2]])
+    assert clf._support.per_class == 2 and len(clf._support) == 2 * 8
+    # each class's rows are drawn from the ones kept and the new ones
+    rows = clf._support.rows()[0]
+    known = np.concatenate([kept, X[chunks[2]]])
+    assert all((known == row).all(axis=1).any() for row in rows)
+    with pytest.warns(UserWarning, match="cannot come back"):
+        clf.set_params(replay_per_class=5).partial_fit(X[chunks[3]], y[chunks[3]])
+    new = np.bincount(y[chunks[3]] - 16, minlength=8)
+    assert clf._support.per_class == 5
+    assert len(clf._support) == np.minimum(2 + new, 5).sum() > 2 * 8  # filled up
+    with pytest.warns(UserWarning, match="every row of each class, up from 5"):
+        clf.set_params(replay_per_class=None).partial_fit(X, y)
+    kept = np.minimum(2 + new, 5).sum() + y.size
+    assert clf._support.per_class is None and len(clf._support) == kept
+    assert clf.class_count_.tolist() == [30] * 8  # every row counted
+
+
 def test_declared_classes_without_rows_are_never_predicted(blob_model, blobs):
     X, y = _novel(blobs)
     first = y < 19
@@ -312,9 +341,25 @@ def test_first_extractor_call_fills_the_buffer(blobs):
 def test_default_replay_buffer_fits_a_default_episode(params, per_class):
     """None: 20 rows per class, or k_shot + n_query (the unset one at its
     default: 1 shot, 15 queries) when they need more."""
-    from skmeta._online import _replay_buffer
+    from skmeta._replay import replay_buffer
 
-    assert _replay_buffer(MetaFeatureExtractor(**params)).per_class == per_class
+    assert replay_buffer(MetaFeatureExtractor(**params)).per_class == per_class
+
+
+def test_extractor_replay_buffer_follows_replay_per_class(blobs):
+    X, y = blobs
+    first, second = y < 8, (y >= 8) & (y < 16)
+    ext = MetaFeatureExtractor(max_iter=2, replay_per_class=10, random_state=0)
+    ext.partial_fit(X[first], y[first])
+    assert len(ext._replay) == 10 * 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a lower cap: no warning
+        ext.set_params(replay_per_class=3).partial_fit(X[second], y[second])
+    assert ext._replay.per_class == 3 and len(ext._replay) == 3 * 16
+    # None: the default rule, 20 rows per class (k_shot + n_query when more)
+    with pytest.warns(UserWarning, match="None now keeps 20 rows of each class"):
+        ext.set_params(replay_per_class=None).partial_fit(*_novel(blobs))
+    assert ext._replay.per_class == 20 and len(ext._replay) == 3 * 16 + 15 * 8
 
 
 def test_extractor_partial_fit_refusals(blobs):

@@ -95,6 +95,49 @@ class ReplayBuffer:
         self._kept[label] = kept
         self._seen[label] = seen + rows.shape[0]
 
+    def resize(self, per_class: int | None) -> bool:
+        """Keep `per_class` rows of each class from now on.
+
+        A lower cap draws each class's kept rows down to `per_class`, uniformly
+        at random (with the buffer's generator), so each class still keeps a
+        uniform sample of all its rows and later :meth:`add` calls go on
+        sampling as if the cap had always been `per_class`. A higher cap, or
+        None, keeps the rows as they are and fills up with rows added from now
+        on: rows dropped before cannot come back, so a class that lost some
+        no longer keeps a uniform sample (its later rows are favoured).
+
+        Parameters
+        ----------
+        per_class : int or None
+            Rows kept per class; None keeps every row from now on.
+
+        Returns
+        -------
+        bool
+            Whether the cap rose while some class had already lost rows
+            (those rows cannot come back).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> buffer = ReplayBuffer(per_class=4, seed=0)
+        >>> buffer.add(np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 1]))
+        >>> buffer.resize(2), len(buffer), buffer.resize(None)
+        (False, 4, True)
+        """
+        if per_class is not None and per_class < 1:
+            raise ValueError(f"per_class must be None or >= 1, got {per_class}.")
+        old, self.per_class = self.per_class, per_class
+        if per_class == old:
+            return False
+        if per_class is not None and (old is None or per_class < old):
+            for label, kept in self._kept.items():
+                if kept.shape[0] > per_class:
+                    keep = self._rng.choice(kept.shape[0], per_class, replace=False)
+                    self._kept[label] = kept[np.sort(keep)]
+            return False
+        return any(len(self._kept[label]) < self._seen[label] for label in self._kept)
+
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The kept rows and their labels, class after class in sorted order.
 

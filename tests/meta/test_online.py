@@ -45,6 +45,39 @@ def test_buffer_keeps_a_uniform_sample_of_each_class():
     np.testing.assert_allclose(kept / 2000, 0.25, atol=0.05)
 
 
+def test_a_lower_cap_keeps_a_uniform_sample_of_each_class():
+    # 12 rows kept 6 at a time, cut down to 3, then 6 more added: each of the
+    # 18 rows kept with probability 3/18 (2,000 seeds)
+    kept = np.zeros(18)
+    for seed in range(2000):
+        buffer = ReplayBuffer(per_class=6, seed=seed)
+        buffer.add(np.arange(12)[:, None], np.zeros(12, int))
+        assert not buffer.resize(3)
+        assert len(buffer) == 3
+        buffer.add(np.arange(12, 18)[:, None], np.zeros(6, int))
+        kept[buffer.rows()[0].ravel()] += 1
+    np.testing.assert_allclose(kept / 2000, 3 / 18, atol=0.04)
+
+
+def test_a_higher_cap_keeps_the_rows_and_says_whether_some_were_lost():
+    buffer = ReplayBuffer(per_class=2, seed=0)
+    buffer.add(np.arange(2.0)[:, None], np.array([0, 0]))
+    assert not buffer.resize(2)  # unchanged
+    assert not buffer.resize(4)  # nothing was dropped yet
+    buffer.add(np.arange(2.0, 8.0)[:, None], np.zeros(6, int))
+    assert len(buffer) == 4 and buffer.seen(0) == 8
+    assert buffer.resize(6)  # rows were dropped: they cannot come back
+    assert len(buffer) == 4 and buffer.per_class == 6
+    buffer.add(np.arange(8.0, 12.0)[:, None], np.zeros(4, int))
+    assert len(buffer) == 6
+    assert buffer.resize(None)  # keep every row from now on
+    buffer.add(np.arange(12.0, 15.0)[:, None], np.zeros(3, int))
+    assert len(buffer) == 9
+    assert not buffer.resize(None)
+    with pytest.raises(ValueError, match="per_class"):
+        buffer.resize(0)
+
+
 def test_buffer_refuses_another_kind_of_label():
     buffer = ReplayBuffer(per_class=2, seed=0)
     buffer.add(np.zeros((2, 1)), np.array([0, 1]))
