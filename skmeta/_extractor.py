@@ -79,7 +79,9 @@ see FewShotClassifier
         and need more, so that every past class can still fill an episode.
         Read at each call, as :class:`FewShotClassifier`'s: a lower value
         draws each class's kept rows down; a higher one keeps them (rows
-        dropped before cannot come back: a warning says so).
+        dropped before cannot come back: a warning says so). Fewer than
+        ``k_shot + n_query`` (1 each when None) is refused: the episodes are
+        drawn from the buffer.
     test_time_shifts : sequence of int, default=None
         Test-time augmentation of image rows in :meth:`transform`: a row's
         embedding is the mean over the row and its 8 shifts by each of these

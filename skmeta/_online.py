@@ -22,7 +22,7 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device
 from ._meta_training import learning_rate, training_seed, warn_unused_n_jobs
-from ._replay import replay_buffer, support_buffer
+from ._replay import check_replay_fits_an_episode, replay_buffer, support_buffer
 from ._tasks import FIT_DTYPES
 from ._test_time import check_views_unchanged, test_time_views
 from .meta.algorithms import ALGORITHMS
@@ -305,6 +305,7 @@ def extractor_partial_fit(ext, X, y):
         raise ValueError(
             "partial_fit needs the labels y of X: it meta-trains on their classes."
         )
+    check_replay_fits_an_episode(ext)  # episodes are drawn from the buffer
     if not hasattr(ext, "meta_model_") and ext.pretrained is None:
         _refuse_non_episodic(ext.method or ext._task.default_method)  # before fit
         X, codes = ext._fit_meta_model(X, y)  # the first call: fit

@@ -16,6 +16,7 @@ from .meta.online import ReplayBuffer
 
 __all__ = [
     "DEFAULT_REPLAY_PER_CLASS",
+    "check_replay_fits_an_episode",
     "extractor_replay_per_class",
     "replay_buffer",
     "support_buffer",
@@ -70,6 +71,21 @@ def extractor_replay_per_class(ext) -> int:
     k_shot = ext.k_shot or CLASSIFICATION.default_k_shot
     n_query = ext.n_query or CLASSIFICATION.default_n_query
     return max(DEFAULT_REPLAY_PER_CLASS, k_shot + n_query)
+
+
+def check_replay_fits_an_episode(ext) -> None:
+    """ValueError if the extractor's replay buffer keeps fewer rows of each
+    class than one of its episodes takes (``k_shot + n_query``, 1 each when
+    None): no class could ever fill one."""
+    need = (ext.k_shot or 1) + (ext.n_query or 1)
+    if need > extractor_replay_per_class(ext):
+        raise ValueError(
+            f"replay_per_class={ext.replay_per_class} keeps fewer rows of each "
+            f"class than an episode takes: k_shot={ext.k_shot!r} + n_query="
+            f"{ext.n_query!r} needs {need} (1 each when None). partial_fit "
+            "draws its episodes from the replay buffer: raise replay_per_class "
+            f"to {need} or more, or lower k_shot or n_query."
+        )
 
 
 def replay_buffer(ext) -> ReplayBuffer:

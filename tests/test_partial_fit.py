@@ -362,6 +362,20 @@ def test_extractor_replay_buffer_follows_replay_per_class(blobs):
     assert ext._replay.per_class == 20 and len(ext._replay) == 3 * 16 + 15 * 8
 
 
+def test_extractor_refuses_episodes_larger_than_the_replay_buffer(blobs):
+    X, y = blobs
+    ext = MetaFeatureExtractor(max_iter=2, replay_per_class=4, random_state=0)
+    ext.partial_fit(X[y < 16], y[y < 16])
+    model, buffer = ext.meta_model_, ext._replay
+    ext.set_params(n_way=3, k_shot=5, n_query=10)
+    message = r"replay_per_class=4 .* k_shot=5 \+ n_query=10 needs 15"
+    with pytest.raises(ValueError, match=message):
+        ext.partial_fit(*_novel(blobs))  # classes of 15 rows, but 4 kept
+    assert ext.meta_model_ is model and ext._replay is buffer
+    with pytest.raises(ValueError, match="replay_per_class=1 .* needs 2"):
+        MetaFeatureExtractor(max_iter=2, replay_per_class=1).partial_fit(X, y)
+
+
 def test_extractor_partial_fit_refusals(blobs):
     X, y = blobs
     pretrain = meta_train(
