@@ -121,7 +121,7 @@ def classifier_partial_fit(clf, X, y, classes=None):
 
 def _classifier_partial_fit(clf, X, y, classes=None):
     if not hasattr(clf, "adapted_"):  # the first call: fit, with `classes`
-        X, codes = clf._fit_meta_model(X, y, classes=classes)
+        X, codes = _first_fit(clf, X, y, classes)
         clf._adapt(X, codes)
         clf._set_open_set()
         record_support(clf, X, codes)
@@ -173,6 +173,23 @@ def _classifier_partial_fit(clf, X, y, classes=None):
     clf.class_count_ = counts
     clf._set_open_set()  # the temperature, and unknown_label among new classes
     return clf
+
+
+def _first_fit(clf, X, y, classes):
+    """The first call's :meth:`fit`: rows of one class are enough with
+    `pretrained` if `classes` lists the others, which the error then says."""
+    try:
+        return clf._fit_meta_model(X, y, classes=classes)
+    except ValueError as error:
+        message = str(error)
+        one_class = "needs at least 2 classes in y" in message
+        if not (one_class and classes is None and clf.pretrained is not None):
+            raise
+        raise ValueError(
+            f"{message.rstrip('.')}. Give rows of 2 classes or more, or pass "
+            "classes= listing the classes to expect: a class without rows yet "
+            "is never predicted until rows of it arrive."
+        ) from None
 
 
 def _same(a, b) -> bool:

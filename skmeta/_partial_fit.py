@@ -42,7 +42,9 @@ class ClassifierPartialFit:
             takes them at the first call; they must include every label of
             `y`. A class without rows yet is never predicted (score
             ``-inf``, probability 0) until rows of it arrive. None: the labels
-            of `y`. Never required: later calls may add classes.
+            of `y`. Never required: later calls may add classes. With
+            `pretrained`, it lets a first call bring rows of one class only
+            (otherwise refused: a classifier needs 2 classes).
 
         Returns
         -------

@@ -170,6 +170,26 @@ def test_declared_classes_without_rows_are_never_predicted(blob_model, blobs):
     assert np.mean(clf.predict(X[y == 19]) == 19) > 0.8
 
 
+def test_a_first_call_with_one_class_says_to_declare_the_others(blob_model, blobs):
+    X, y = _novel(blobs)
+    one = y == 16
+    hint = "or pass classes= listing the classes to expect"
+    clf = FewShotClassifier(pretrained=blob_model)
+    with pytest.raises(ValueError, match=f"got 1 class .*{hint}"):
+        clf.partial_fit(X[one], y[one])
+    assert not hasattr(clf, "classes_")
+    clf.partial_fit(X[one], y[one], classes=[16, 17])  # as the message says
+    assert clf.class_count_.tolist() == [15, 0]
+    # fit, and meta-training without pretrained, need rows of 2 classes
+    for call in (
+        lambda: FewShotClassifier(pretrained=blob_model).fit(X[one], y[one]),
+        lambda: FewShotClassifier().partial_fit(X[one], y[one]),
+    ):
+        with pytest.raises(ValueError, match="got 1 class") as error:
+            call()
+        assert "classes=" not in str(error.value)
+
+
 def test_a_failed_call_changes_nothing_and_settings_are_read_anew(maml_model, blobs):
     X, y = _novel(blobs)
     clf = FewShotClassifier(pretrained=maml_model).fit(X[y < 20], y[y < 20])
