@@ -1,7 +1,8 @@
 """The (support, query) index pairs behind
 :class:`~skmeta.model_selection.EpisodicSplit` and
-:class:`~skmeta.model_selection.TaskSplit`: random episodes, episodes within
-a group, and episodes whose support and queries come from different sources."""
+:class:`~skmeta.model_selection.TaskSplit`: random episodes, tasks drawn
+without replacement, episodes within a group, and episodes whose support and
+queries come from different sources."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sklearn.utils import check_random_state
 from .meta.episodes import (
     BLOCK_KEYS,
     ClassIndex,
+    _draw_rows,
     iter_episode_blocks,
     sample_group_episodes,
 )
@@ -61,6 +63,34 @@ def folds(labels, n_way, k_shot, n_query, n_folds, splitter, name):
     )
     for block in blocks:
         yield from zip(block.support, block.query, strict=True)
+
+
+def task_folds(groups, k_shot, n_query, n_tasks, splitter):
+    """(support, query) index pairs of `n_tasks` folds, one task (group) each,
+    among the tasks with ``k_shot + n_query`` rows, seeded by
+    ``splitter.random_state``.
+
+    The tasks come in successive random permutations of them: all distinct
+    while `n_tasks` is at most their number, and beyond it each task comes
+    once before any comes again. The rows of each fold are drawn at random
+    within its task. Tasks and rows come from two generators read in order,
+    in blocks: memory is one block's whatever `n_tasks`, and the folds do not
+    depend on the block size.
+    """
+    _, codes = codes_of(groups, "groups")
+    index = ClassIndex.from_labels(codes)
+    eligible = np.flatnonzero(index.counts >= k_shot + n_query)
+    seeds = _seed(splitter).integers(np.iinfo(np.int64).max, size=2)
+    task_rng, row_rng = (np.random.default_rng(seed) for seed in seeds)
+    block = max(1, BLOCK_KEYS // max(1, index.rows.shape[1]))
+    queue = eligible[:0]  # tasks drawn and not yet used
+    for start in range(0, n_tasks, block):
+        size = min(block, n_tasks - start)
+        while queue.size < size:
+            queue = np.concatenate([queue, task_rng.permutation(eligible)])
+        tasks, queue = queue[:size], queue[size:]
+        episodes = _draw_rows(index, tasks[:, None], k_shot, n_query, row_rng)
+        yield from zip(episodes.support, episodes.query, strict=True)
 
 
 def grouped_folds(y, groups, splitter):

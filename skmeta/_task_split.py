@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.validation import check_scalar, column_or_1d
 
-from ._episode_folds import folds, n_rows
+from ._episode_folds import n_rows, task_folds
 
 __all__ = ["TaskSplit"]
 
@@ -33,7 +33,11 @@ class TaskSplit(BaseCrossValidator):
     n_query : int, default=10
         Query rows per task.
     n_tasks : int, default=100
-        Number of tasks (folds), drawn at random (a task may come back).
+        Number of tasks (folds), drawn at random without replacement: all
+        distinct when there are at least `n_tasks` eligible tasks. With more
+        folds than tasks, the tasks come in successive random permutations,
+        each task once before any comes back (the same task then gives
+        another draw of its rows).
     random_state : int, RandomState instance or None, default=None
         Seeds the draws; an int gives the same folds at every ``split``.
 
@@ -105,9 +109,7 @@ class TaskSplit(BaseCrossValidator):
                 f"TaskSplit(k_shot={self.k_shot}, n_query={self.n_query}) needs a "
                 f"task (group) of {self.k_shot + self.n_query} rows at least."
             )
-        yield from folds(
-            groups, 1, self.k_shot, self.n_query, self.n_tasks, self, "groups"
-        )
+        yield from task_folds(groups, self.k_shot, self.n_query, self.n_tasks, self)
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """Number of tasks."""

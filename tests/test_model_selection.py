@@ -87,12 +87,42 @@ def test_lazy_split_gives_the_episodes_of_one_draw(small_blocks, seed, n_episode
     ]
     eager = all_at_once_folds(y, 4, 2, 3, n_episodes, np.random.RandomState(seed))
     assert lazy == [s.tolist() for s, _ in eager]
+
+
+def _task_folds(n_tasks, seed, groups):
+    cv = TaskSplit(2, 3, n_tasks, random_state=seed)
+    return [s.tolist() + q.tolist() for s, q in cv.split(groups, None, groups)]
+
+
+@pytest.mark.parametrize("n_tasks", [1, 40, 600])
+@pytest.mark.parametrize("seed", [0, 3, 12345])
+def test_task_split_folds_do_not_depend_on_the_block_size(monkeypatch, seed, n_tasks):
+    import skmeta._episode_folds as folds_module
+
     groups = np.repeat(np.arange(30), 10)
-    tasks = list(TaskSplit(2, 3, n_episodes, random_state=seed).split(X, None, groups))
-    eager = all_at_once_folds(groups, 1, 2, 3, n_episodes, seed)
-    assert [s.tolist() + q.tolist() for s, q in tasks] == [
-        s.tolist() + q.tolist() for s, q in eager
-    ]
+    whole = _task_folds(n_tasks, seed, groups)  # in one block
+    monkeypatch.setattr(folds_module, "BLOCK_KEYS", 25)  # blocks of 2 folds
+    assert _task_folds(n_tasks, seed, groups) == whole
+    assert len(whole) == n_tasks
+
+
+def test_task_split_draws_tasks_without_replacement():
+    """All distinct while there are enough tasks (20 of 30 drew 15 distinct
+    ones, with replacement); beyond, each task once before any comes back."""
+    groups = np.repeat(np.arange(30), 20)
+    groups[:12] = 99  # task 0 keeps 8 rows: too few for 5 + 10, never drawn
+    X = np.zeros((600, 1))
+    cv = TaskSplit(k_shot=5, n_query=10, n_tasks=20, random_state=0)
+    tasks = [groups[s[0]] for s, _ in cv.split(X, None, groups)]
+    assert len(set(tasks)) == 20 and 0 not in tasks
+    cv = TaskSplit(k_shot=5, n_query=10, n_tasks=29 * 3 + 5, random_state=0)
+    tasks = np.array([groups[s[0]] for s, _ in cv.split(X, None, groups)])
+    for start in range(0, 29 * 3, 29):  # each round a permutation
+        assert sorted(tasks[start : start + 29]) == list(range(1, 30))
+    assert len(set(tasks[-5:])) == 5
+    assert sorted(np.unique(tasks, return_counts=True)[1]) == [3] * 24 + [4] * 5
+    repeated = [s.tolist() for s, _ in cv.split(X, None, groups)]
+    assert repeated == [s.tolist() for s, _ in cv.split(X, None, groups)]
 
 
 def test_a_billion_episodes_cost_nothing_until_consumed():
