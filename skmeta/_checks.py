@@ -150,9 +150,24 @@ def refuse_bool_counts(estimator) -> None:
             )
 
 
-def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
-    """Validate the ``input_shape`` parameter against the width of X."""
+def check_input_shape(
+    input_shape, n_features: int, dtype=np.float32
+) -> tuple[int, ...]:
+    """Validate the ``input_shape`` parameter against the width of X (of
+    `dtype`), and warn where rows look like images given another way."""
     if input_shape is None:
+        sides = [(c, math.isqrt(n_features // c)) for c in (1, 3)]
+        square = [(c, s) for c, s in sides if s >= 8 and c * s * s == n_features]
+        if dtype == np.uint8 and square:
+            c, s = square[0]
+            warnings.warn(
+                f"X holds uint8 rows of {n_features} features and input_shape is "
+                "None, so they are taken as a table (an MLP). If they are "
+                f"images, pass input_shape=({c}, {s}, {s}) (channels, height, "
+                "width) for a convolutional network.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
         return (n_features,)
     shape = tuple(input_shape)
     if not shape or not all(
@@ -165,6 +180,16 @@ def check_input_shape(input_shape, n_features: int) -> tuple[int, ...]:
         raise ValueError(
             f"input_shape={shape} holds {math.prod(shape)} values per row but X "
             f"has {n_features} features; they must match (e.g. (1, 28, 28) for 784)."
+        )
+    if len(shape) == 3 and shape[-1] in (1, 3, 4) and shape[0] > 4:
+        warnings.warn(
+            f"input_shape={shape} reads as (height, width, channels); skmeta "
+            "takes (channels, height, width), as torch does, and would build "
+            f"a network of {shape[0]} input channels. Reorder each image "
+            "(X.reshape(n, H, W, C).transpose(0, 3, 1, 2).reshape(n, -1)) and "
+            f"pass input_shape=({shape[2]}, {shape[0]}, {shape[1]}).",
+            UserWarning,
+            stacklevel=user_stacklevel(),
         )
     return tuple(int(s) for s in shape)
 

@@ -76,7 +76,7 @@ def meta_train_estimator(
     """Meta-train on X with episodes drawn from `labels` (class or task
     codes), those of `within_group_episodes` within the `groups` codes, as
     `estimator`'s parameters say; sets its ``n_iter_``."""
-    input_shape = check_input_shape(estimator.input_shape, X.shape[1])
+    input_shape = check_input_shape(estimator.input_shape, X.shape[1], X.dtype)
     warn_unused_n_jobs(estimator, method)
     warn_inert_settings(estimator)
     n_way, k_shot, n_query = estimator._task.episode_sizes(estimator, labels, groups)

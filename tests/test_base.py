@@ -493,3 +493,22 @@ def test_a_loss_that_never_falls_warns_that_nothing_was_learnt(blobs):
         warnings.simplefilter("always")
         FewShotClassifier(max_iter=200, random_state=0).fit(X, y)
     assert not [w for w in got if "did not fall" in str(w.message)]
+
+
+def test_image_rows_given_another_way_warn():
+    """(height, width, channels) built a net of 84 input channels, and uint8
+    image rows without input_shape became an MLP, both silently (a reviewer)."""
+    from skmeta._checks import check_input_shape
+
+    with pytest.warns(UserWarning, match=r"pass input_shape=\(3, 84, 64\)"):
+        assert check_input_shape((84, 64, 3), 84 * 64 * 3) == (84, 64, 3)
+    with pytest.warns(UserWarning, match=r"input_shape=\(1, 28, 28\)"):
+        check_input_shape(None, 784, np.uint8)
+    with pytest.warns(UserWarning, match=r"input_shape=\(3, 32, 32\)"):
+        check_input_shape(None, 3 * 32 * 32, np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_input_shape((3, 84, 64), 84 * 64 * 3)
+        check_input_shape((1, 28, 28), 784)
+        check_input_shape(None, 784)  # float rows: a table as often as not
+        check_input_shape(None, 10, np.uint8)
