@@ -188,8 +188,9 @@ default=None
         Worker threads for the meta-gradients of a meta-batch's tasks, on a
         CPU, for the gradient-based family. None: as many as torch has
         intra-op threads where each worker can run a thread of its own, else
-        1; -1: all of torch's intra-op threads; 1: one task after the other in
-        the calling thread (the lower-memory choice).
+        1 (not scikit-learn's 1); negative as joblib counts: -1 all of
+        torch's intra-op threads, -2 all but one; 1: one task after the other
+        in the calling thread (the lower-memory choice).
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         Arithmetic of meta-training. ``"bfloat16"`` and ``"float16"`` run the
         forward passes under ``torch.autocast`` (mixed precision, for GPUs with

@@ -9,7 +9,7 @@ from numbers import Integral, Real
 import torch
 from sklearn.base import BaseEstimator
 
-from ._sklearn_compat import BackboneOptions, Interval, Options, StrOptions
+from ._sklearn_compat import BackboneOptions, Interval, StrOptions
 from .meta.algorithms import ALGORITHMS
 from .meta.augment import AffineAugmentation, FeatureAugmentation, ImageAugmentation
 from .meta.backbones import BUILTIN_BACKBONES
@@ -93,9 +93,9 @@ PARAMETER_CONSTRAINTS = {
     "calibrate": [StrOptions({"auto"}), "boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-    "n_jobs": [
+    "n_jobs": [  # negative as joblib counts: -1 all threads, -2 all but one
         Interval(Integral, 1, None, closed="left"),
-        Options(Integral, {-1}),
+        Interval(Integral, None, -1, closed="right"),
         None,
     ],
     "precision": [StrOptions(set(PRECISIONS))],

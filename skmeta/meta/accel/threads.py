@@ -106,8 +106,9 @@ def n_workers(n_jobs: int | None, n_units: int, device) -> int:
     ----------
     n_jobs : int or None
         None: as many as torch has intra-op threads on a CPU whose OpenMP
-        runtime lets each worker run one thread of its own, else 1. -1: all of
-        torch's intra-op threads. Otherwise that many.
+        runtime lets each worker run one thread of its own, else 1. Negative,
+        as joblib counts: -1 all of torch's intra-op threads, -2 all but one,
+        and so on (at least 1). Otherwise that many.
     n_units : int
     device : torch.device or str
         One worker on an accelerator, whose kernels are asynchronous anyway.
@@ -117,7 +118,7 @@ def n_workers(n_jobs: int | None, n_units: int, device) -> int:
     if n_jobs is None:
         n_jobs = torch.get_num_threads() if _openmp() is not None else 1
     elif n_jobs < 0:
-        n_jobs = torch.get_num_threads()
+        n_jobs = max(1, torch.get_num_threads() + 1 + int(n_jobs))
     return max(1, min(int(n_jobs), n_units))
 
 

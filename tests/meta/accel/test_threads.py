@@ -116,3 +116,13 @@ def test_worker_count_follows_n_jobs_and_torch_threads_on_cpu():
     assert n_workers(3, 64, "cpu") == 3
     assert n_workers(3, 2, "cpu") == 2  # no more workers than units
     assert n_workers(4, 64, "meta") == 1  # not a CPU: one worker
+
+
+def test_negative_n_jobs_count_as_joblib_does():
+    """-2 was refused, though joblib and scikit-learn read it as all but one
+    (a reviewer)."""
+    threads = torch.get_num_threads()
+    assert n_workers(-1, 64, "cpu") == threads
+    assert n_workers(-2, 64, "cpu") == max(1, threads - 1)
+    assert n_workers(-1000, 64, "cpu") == 1
+    assert n_workers(-1, 64, "meta") == 1  # an accelerator: one worker
