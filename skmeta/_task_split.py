@@ -112,5 +112,16 @@ class TaskSplit(BaseCrossValidator):
         yield from task_folds(groups, self.k_shot, self.n_query, self.n_tasks, self)
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
-        """Number of tasks."""
+        """Number of tasks: `n_tasks`, whatever the data.
+
+        Parameters
+        ----------
+        X, y, groups : object, default=None
+            Ignored; present for scikit-learn's splitter interface.
+
+        Returns
+        -------
+        int
+            The number of folds that :meth:`split` yields.
+        """
         return self.n_tasks

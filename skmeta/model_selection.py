@@ -160,7 +160,18 @@ class EpisodicSplit(BaseCrossValidator):
         )
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
-        """Number of episodes."""
+        """Number of episodes: `n_episodes`, whatever the data.
+
+        Parameters
+        ----------
+        X, y, groups : object, default=None
+            Ignored; present for scikit-learn's splitter interface.
+
+        Returns
+        -------
+        int
+            The number of folds that :meth:`split` yields.
+        """
         return self.n_episodes
 
 

@@ -1,15 +1,18 @@
 """numpydoc's validation of the public estimators' docstrings."""
 
 import inspect
+import operator
 
 import pytest
 
 import skmeta
+import skmeta.model_selection
 
 validate = pytest.importorskip("numpydoc.validate", reason="numpydoc: dev extra")
 
 ESTIMATORS = ["FewShotClassifier", "MetaFeatureExtractor", "FewShotRegressor"]
 DISPLAYS = ["MetaTrainingDisplay", "EpisodicScoreDisplay"]
+SPLITTERS = ["model_selection.EpisodicSplit", "model_selection.TaskSplit"]
 
 # Checks not asserted, and why:
 # - ES01 (extended summary), SA01 (See Also), EX01 (Examples) on every method:
@@ -30,9 +33,9 @@ def _documented_objects():
     """The estimators and displays, their public methods written in skmeta
     (scikit-learn's inherited ones are its own to document), and
     ``available_methods``."""
-    names = ["skmeta.available_methods"]
-    for name in ESTIMATORS + DISPLAYS:
-        cls = getattr(skmeta, name)
+    names = ["skmeta.available_methods", "skmeta.model_selection.episodic_score"]
+    for name in ESTIMATORS + DISPLAYS + SPLITTERS:
+        cls = operator.attrgetter(name)(skmeta)
         names.append(f"skmeta.{name}")
         for attr, value in inspect.getmembers(cls, _is_method):
             if not attr.startswith("_") and value.__module__.startswith("skmeta"):
