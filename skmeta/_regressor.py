@@ -39,8 +39,10 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         The network before the linear output (``"auto"``: ``"mlp"``); see
         :class:`FewShotClassifier`.
     backbone_params : dict, default=None
-        E.g. ``{"hidden_sizes": (40, 40), "out_features": 40}`` (MAML's
-        sinusoid network).
+        E.g. ``{"hidden_sizes": (40, 40), "out_features": 40}``: MAML's two
+        hidden ReLU layers of 40 units, then a linear 40-unit embedding
+        before the output (one linear layer more than MAML's 1-40-40-1), on
+        inputs the network standardises.
     class_augmentation : None
         Classification only, refused unless None: there are no classes to
         rotate.
@@ -148,7 +150,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         X : array-like of shape (n_samples, n_features)
             Rows of the tasks (meta-training), or of the one new task.
         y : array-like of shape (n_samples,)
-            Real-valued targets.
+            Real-valued targets, one per row (a 2-D `y` is refused: for
+            several targets, wrap the regressor in scikit-learn's
+            ``MultiOutputRegressor``, which passes `groups` on to each).
         groups : array-like of shape (n_samples,), default=None
             Task of each row, for meta-training (with `pretrained`, all rows
             are the one new task and ``fit`` warns). None: one task. Inside

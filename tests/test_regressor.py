@@ -253,3 +253,18 @@ def test_one_small_task_shrinking_every_episode_is_said():
         equal = np.repeat(np.arange(6), 10)  # equal tasks: nothing to say
         FewShotRegressor(max_iter=2, random_state=0).fit(X, y, groups=equal)
         regressor.set_params(k_shot=1, n_query=1).fit(X, y, groups=groups)  # chosen
+
+
+def test_several_targets_through_multi_output_regressor():
+    """A 2-D y is refused; the docstring sends users to MultiOutputRegressor,
+    which passes groups on to each regressor (a reviewer)."""
+    from sklearn.multioutput import MultiOutputRegressor
+
+    X, y, groups = make_sinusoid_tasks(20, 10, random_state=0)
+    with pytest.raises(ValueError, match="1d"):
+        FewShotRegressor(max_iter=2).fit(X, np.c_[y, -y], groups=groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        both = MultiOutputRegressor(FewShotRegressor(max_iter=3, random_state=0))
+        both.fit(X, np.c_[y, -y], groups=groups)
+    assert both.predict(X[:3]).shape == (3, 2)
