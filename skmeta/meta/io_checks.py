@@ -188,6 +188,15 @@ def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
         if config["backbone"] == "custom":
             return  # the user's module may not run on "meta"; MetaModel checks
         fail(f"its config describes no network skmeta can build ({exc!r})")
+    if embedding_dim != config["embedding_dim"] and config["backbone"] == "custom":
+        raise ValueError(  # the file is fine: the module given is another
+            f"The backbone given to rebuild the model embeds in {embedding_dim} "
+            f"features, not the {config['embedding_dim']} of the saved model "
+            f"({config.get('backbone_name', 'a custom module')}). Pass a module "
+            "of the saved architecture, e.g. a factory that repeats the changes "
+            "made before saving (def make(): net = MyNet(); net.fc = "
+            "torch.nn.Identity(); return net), or the module instance itself."
+        )
     if embedding_dim != config["embedding_dim"]:
         fail(
             f"config['embedding_dim'] is {config['embedding_dim']}, but the "

@@ -151,3 +151,20 @@ def test_bad_modules_and_settings_are_refused_clearly():
         MetaModel.from_module(nn.Linear(4, 2), (4,), input_normalization="imagenet")
     with pytest.raises(ValueError, match="method="):
         MetaModel.from_module(_module(), SHAPE, method="nope")
+
+
+def test_reloading_with_a_module_of_another_width_blames_the_module(tmp_path):
+    """A module changed before saving (its head replaced), rebuilt from its
+    bare class, was reported as an invalid file (a reviewer)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(192, 32), nn.Linear(32, 10))
+    net[2] = nn.Identity()  # the head taken off: embeds in 32
+    path = tmp_path / "headless.safetensors"
+    MetaModel.from_module(net, SHAPE).save(path)
+
+    def bare():
+        return nn.Sequential(nn.Flatten(), nn.Linear(192, 32), nn.Linear(32, 10))
+
+    with pytest.raises(ValueError, match="embeds in 10 features, not the 32"):
+        MetaModel.load(path, backbone=bare)
+    assert MetaModel.load(path, backbone=net).embedding_dim == 32
