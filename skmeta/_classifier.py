@@ -112,6 +112,8 @@ str or callable, default="auto"
         refused, and so is a setting given both here and as a parameter. The
         rules above apply: with `pretrained`, adaptation settings (``inner_lr``,
         ``inner_steps``, ``inner_batch_size``...) apply; others must match.
+        Values are checked as the parameters' own are (``"False"`` is no
+        bool, ``True`` no int): a wrong one fails naming the setting.
     transductive : {"bdcspn", "tim", "alpha-tim", "laplacianshot", "ptmap"}, \
 default=None
         Transductive inference: rows of y labelled ``-1`` are unlabelled (as

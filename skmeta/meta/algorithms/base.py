@@ -8,8 +8,6 @@ deployed.
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet
+from ..setting_checks import check_real_setting  # re-exported: its former home
 
 __all__ = [
     "AdaptationDiverged",
@@ -42,34 +41,6 @@ class AdaptationDiverged(ValueError):
 
 class AdaptationWarning(UserWarning):
     """The support loss rose over the inner steps: the inner loop diverges."""
-
-
-def check_real_setting(name: str, value, allow_zero: bool = False) -> float:
-    """A method's real-valued setting, checked: finite and above 0 (or at
-    least 0 with `allow_zero`); numpy scalars are taken, bools are not.
-
-    Returns
-    -------
-    float
-        `value` as a Python float.
-
-    Raises
-    ------
-    ValueError
-        Naming the setting, otherwise.
-    """
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        bound = "0 <=" if allow_zero else "0 <"
-        raise ValueError(
-            f"{name} must be a finite float, {bound} {name}; got {name}={value!r}."
-        )
-    return float(value)
 
 
 def map_tensors(fn, value):

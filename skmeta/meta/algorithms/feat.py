@@ -49,7 +49,8 @@ import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
-from .base import Algorithm, TaskBatch, check_real_setting
+from ..setting_checks import check_real_setting
+from .base import Algorithm, TaskBatch
 from .protonet import (
     embed_support_and_query,
     prototype_logits,

@@ -21,12 +21,16 @@ Classification and regression differ by the head (:mod:`.heads`) only.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
 from ..functional import embed_once, embed_tasks
 from ..net import MetaNet
+from ..setting_checks import (
+    InvalidSetting,
+    check_bool_setting,
+    check_int_setting,
+    check_real_setting,
+)
 from .base import AdaptationDiverged, Algorithm, map_tensors
 from .chunked import (
     adapt_chunk_rows,
@@ -104,35 +108,25 @@ class InnerLoopMethod(Algorithm):
         regression: bool = False,
         inner_batch_size: int | str | None = "auto",
     ) -> None:
-        if not 0 < inner_lr <= torch.finfo(torch.float32).max:  # a float32 rate
-            raise ValueError(
-                f"inner_lr must be positive and at most float32's largest value, "
-                f"got {inner_lr}."
-            )
-        if int(inner_steps) != inner_steps or inner_steps < 1:
-            raise ValueError(f"inner_steps must be an int >= 1, got {inner_steps}.")
+        # a float32 rate: torch fails converting a larger one
+        self.inner_lr = check_real_setting(
+            "inner_lr", inner_lr, maximum=torch.finfo(torch.float32).max
+        )
+        self.inner_steps = check_int_setting("inner_steps", inner_steps)
+        regression = check_bool_setting("regression", regression)
         if regression and not self.supports_regression:
             raise ValueError(f"method={self.name!r} does not do regression.")
-        if (
-            inner_batch_size is not None
-            and not (isinstance(inner_batch_size, str) and inner_batch_size == "auto")
-            and (
-                isinstance(inner_batch_size, (bool, str))
-                or not isinstance(inner_batch_size, numbers.Integral)
-                or inner_batch_size < 1
-            )
-        ):
-            raise ValueError(
-                'inner_batch_size must be "auto", None or an int >= 1, got '
-                f"{inner_batch_size!r}."
-            )
-        self.inner_lr = float(inner_lr)
-        self.inner_steps = int(inner_steps)
-        self.inner_batch_size = (
-            inner_batch_size
-            if inner_batch_size is None or inner_batch_size == "auto"
-            else int(inner_batch_size)
-        )
+        if not (isinstance(inner_batch_size, str) and inner_batch_size == "auto"):
+            try:
+                inner_batch_size = check_int_setting(
+                    "inner_batch_size", inner_batch_size, allow_none=True
+                )
+            except InvalidSetting:
+                raise InvalidSetting(
+                    'inner_batch_size must be "auto", None or an int >= 1; got '
+                    f"inner_batch_size={inner_batch_size!r}."
+                ) from None
+        self.inner_batch_size = inner_batch_size
         self.head = RegressionHead() if regression else ClassificationHead()
 
     def batch_rows(self, n_rows: int) -> int | None:

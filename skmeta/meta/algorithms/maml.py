@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..net import MetaNet
+from ..setting_checks import check_bool_setting
 from .base import TaskBatch, task_targets
 from .inner_loop import InnerLoopMethod, task_state
 
@@ -61,7 +62,7 @@ class MAML(InnerLoopMethod):
         if inner_steps is None:
             inner_steps = 1 if regression else self.classification_steps
         super().__init__(inner_lr, inner_steps, regression, inner_batch_size)
-        self.first_order = bool(first_order)
+        self.first_order = check_bool_setting("first_order", first_order)
 
     def loss(self, net: MetaNet, batch: TaskBatch):
         """Mean over tasks of the query loss after each task's inner loop.

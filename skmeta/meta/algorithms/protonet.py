@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
-from .base import Algorithm, TaskBatch, check_real_setting
+from ..setting_checks import check_real_setting
+from .base import Algorithm, TaskBatch
 from .feature_norm import check_feature_norm, normalize_features, stored_base_mean
 
 __all__ = [
