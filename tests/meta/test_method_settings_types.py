@@ -21,6 +21,13 @@ GRADIENT = {
     "inner_batch_size": INT + ("Auto",),
 }
 MAML = {**GRADIENT, "first_order": BOOL}
+MANN_SIZES = (
+    "memory_slots",
+    "slot_width",
+    "controller_size",
+    "read_heads",
+    "input_width",
+)
 
 # (method, setting) -> wrong values
 WRONG = {
@@ -30,6 +37,10 @@ WRONG = {
     **{("anil", k): v for k, v in MAML.items()},
     **{("protomaml", k): v for k, v in MAML.items()},
     **{("reptile", k): v for k, v in GRADIENT.items()},
+    ("matching", "full_context"): BOOL,
+    ("matching", "read_steps"): INT,
+    **{("mann", k): INT for k in MANN_SIZES},
+    ("mann", "usage_decay"): REAL + (1.5,),
 }
 
 # method -> settings of the right types, numpy scalars where numbers go
@@ -44,6 +55,11 @@ RIGHT = {
         for method in ("maml", "fomaml", "metasgd", "anil", "protomaml")
     },
     "reptile": {"inner_lr": np.float64(0.25), "inner_steps": np.int8(3)},
+    "matching": {"full_context": np.bool_(True), "read_steps": np.int64(2)},
+    "mann": {
+        **{name: np.int64(4) for name in MANN_SIZES},
+        "usage_decay": np.float32(0.5),
+    },
 }
 
 CASES = [

@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
+from ..setting_checks import check_int_setting, check_real_setting
 from .base import Algorithm, TaskBatch
 from .lrua import lrua_read, lrua_write
 from .matching import _lstm_step, _lstm_weights
@@ -160,17 +161,13 @@ class MANN(Algorithm):
     ) -> None:
         sizes = (memory_slots, slot_width, controller_size, read_heads, input_width)
         for name, value in zip(SIZES, sizes, strict=True):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-            setattr(self, name, int(value))
-        if read_heads > memory_slots:
+            setattr(self, name, check_int_setting(name, value))
+        if self.read_heads > self.memory_slots:
             raise ValueError(
                 f"read_heads={read_heads} exceeds memory_slots={memory_slots}: "
                 "each head writes to a least used slot of its own."
             )
-        if not 0 < usage_decay <= 1:
-            raise ValueError(f"usage_decay must be in (0, 1], got {usage_decay!r}.")
-        self.usage_decay = float(usage_decay)
+        self.usage_decay = check_real_setting("usage_decay", usage_decay, maximum=1.0)
 
     def meta_parameters(self, net, embedding_dim, n_classes):
         # n_classes is meta-training's n_way (fixed_way): the output width

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
+from ..setting_checks import check_bool_setting, check_int_setting
 from .base import Algorithm, TaskBatch
 
 __all__ = ["MatchingNetworks"]
@@ -70,10 +71,8 @@ class MatchingNetworks(Algorithm):
     classifies_embeddings = True
 
     def __init__(self, full_context: bool = False, read_steps: int = 4) -> None:
-        if int(read_steps) != read_steps or read_steps < 1:
-            raise ValueError(f"read_steps must be an int >= 1, got {read_steps}.")
-        self.full_context = bool(full_context)
-        self.read_steps = int(read_steps)
+        self.full_context = check_bool_setting("full_context", full_context)
+        self.read_steps = check_int_setting("read_steps", read_steps)
 
     @property
     def fixed_embedding_width(self) -> bool:
