@@ -27,7 +27,7 @@ def test_estimator_head_is_linear_svc(blobs, tmp_path):
 
 
 def test_alpha_is_checked():
-    with pytest.raises(ValueError, match="C must be a number > 0"):
+    with pytest.raises(ValueError, match="C must be a finite float, 0 < C"):
         make_algorithm("metaoptnet", C=0.0)
 
 

@@ -21,6 +21,8 @@ GRADIENT = {
     "inner_batch_size": INT + ("Auto",),
 }
 MAML = {**GRADIENT, "first_order": BOOL}
+OPTIONS = ("x", True, 1, [None], np.array(["l2", "cl2n"]))
+PROTOTYPES = {"distance": OPTIONS + (None,), "feature_norm": OPTIONS}
 MANN_SIZES = (
     "memory_slots",
     "slot_width",
@@ -37,6 +39,25 @@ WRONG = {
     **{("anil", k): v for k, v in MAML.items()},
     **{("protomaml", k): v for k, v in MAML.items()},
     **{("reptile", k): v for k, v in GRADIENT.items()},
+    **{
+        (m, k): v
+        for m in ("protonet", "pretrain", "baseline++")
+        for k, v in PROTOTYPES.items()
+    },
+    ("protonet", "margin"): REAL[:-2] + (-1.0,),  # 0 is taken
+    **{("rfs", k): v for k, v in PROTOTYPES.items()},
+    ("rfs", "generations"): INT[:-2] + (-1,),  # 0 is taken
+    ("rfs", "temperature"): REAL,
+    ("rfs", "alpha"): REAL[:-2] + (-1.0,),
+    ("rfs", "beta"): REAL[:-2] + (-1.0,),
+    ("feat", "temperature"): REAL,
+    ("feat", "balance"): REAL[:-2] + (-1.0,),
+    ("feat", "aux_temperature"): REAL,
+    ("relation", "hidden"): INT,
+    ("relation", "loss"): OPTIONS + (None,),
+    ("frn", "channels"): INT,
+    ("r2d2", "alpha"): REAL,
+    ("metaoptnet", "C"): REAL,
     ("matching", "full_context"): BOOL,
     ("matching", "read_steps"): INT,
     **{("mann", k): INT for k in MANN_SIZES},
@@ -55,6 +76,26 @@ RIGHT = {
         for method in ("maml", "fomaml", "metasgd", "anil", "protomaml")
     },
     "reptile": {"inner_lr": np.float64(0.25), "inner_steps": np.int8(3)},
+    **{
+        method: {"distance": np.str_("cosine"), "feature_norm": np.str_("cl2n")}
+        for method in ("pretrain", "baseline++")
+    },
+    "protonet": {"distance": "cosine", "feature_norm": None, "margin": np.float32(1)},
+    "rfs": {
+        "generations": np.int64(2),
+        "temperature": np.float32(2.0),
+        "alpha": np.int64(0),
+        "beta": np.float64(1.5),
+    },
+    "feat": {
+        "temperature": np.float32(2),
+        "balance": np.float64(0.5),
+        "aux_temperature": np.int64(8),
+    },
+    "relation": {"hidden": np.int16(16), "loss": np.str_("cross_entropy")},
+    "frn": {"channels": np.uint8(8)},
+    "r2d2": {"alpha": np.float16(0.5)},
+    "metaoptnet": {"C": np.int32(2)},
     "matching": {"full_context": np.bool_(True), "read_steps": np.int64(2)},
     "mann": {
         **{name: np.int64(4) for name in MANN_SIZES},
@@ -81,7 +122,7 @@ def test_right_values_are_taken_as_python_values(method):
     settings = RIGHT[method]
     algorithm = make_algorithm(method, **settings)
     for name, value in settings.items():
-        kept = getattr(algorithm, name)
+        kept = algorithm.method_params()[name]
         assert kept == value
         assert type(kept) in (bool, int, float, str, type(None)), (name, kept)
 

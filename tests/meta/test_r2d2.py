@@ -25,7 +25,7 @@ def test_estimator_head_is_ridge_classifier(blobs, tmp_path):
 
 
 def test_alpha_is_checked():
-    with pytest.raises(ValueError, match="alpha must be a number > 0"):
+    with pytest.raises(ValueError, match="alpha must be a finite float, 0 < alpha"):
         make_algorithm("r2d2", alpha=0.0)
 
 

@@ -84,11 +84,11 @@ def test_loss_with_teacher_is_weighted_cross_entropy_plus_kd_and_teacher_frozen(
 @pytest.mark.parametrize(
     "params, error, match",
     [
-        ({"generations": -1}, ValueError, "generations must be >= 0"),
+        ({"generations": -1}, ValueError, "generations must be an int >= 0"),
         ({"generations": 1.0}, TypeError, "generations must be an int"),
-        ({"temperature": 0}, ValueError, "temperature must be > 0"),
+        ({"temperature": 0}, ValueError, "temperature must be a finite float"),
         ({"alpha": 0, "beta": 0}, ValueError, "not both 0"),
-        ({"beta": "x"}, TypeError, "beta must be a number"),
+        ({"beta": "x"}, TypeError, "beta must be a finite float"),
     ],
 )
 def test_bad_settings_name_the_setting(params, error, match):

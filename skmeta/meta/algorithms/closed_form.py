@@ -30,13 +30,13 @@ problems are symmetric under ``y -> -y``, ``w -> -w``).
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
+from ..setting_checks import check_real_setting
 from .base import AdaptationDiverged, Algorithm, TaskBatch
 from .protonet import embed_support_and_query
 
@@ -60,12 +60,6 @@ def one_vs_rest_targets(
     """
     onehot = F.one_hot(labels, n_classes).to(dtype)
     return 2 * onehot - 1
-
-
-def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}.")
-    return float(value)
 
 
 def _nan_head(x: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,7 +90,7 @@ def ridge_head(
     weight : Tensor of shape (n_tasks, n_classes, dim), float64
     bias : Tensor of shape (n_tasks, n_classes), float64
     """
-    alpha = _check_positive(alpha, "alpha")
+    alpha = check_real_setting("alpha", alpha)
     x = features.double()
     if not torch.isfinite(x).all():
         return _nan_head(x, n_classes)
@@ -232,7 +226,7 @@ def svm_head(
     weight : Tensor of shape (n_tasks, n_classes, dim), float64
     bias : Tensor of shape (n_tasks, n_classes), float64
     """
-    C = _check_positive(C, "C")
+    C = check_real_setting("C", C)
     x = features.double()
     if not torch.isfinite(x).all():
         return _nan_head(x, n_classes)

@@ -35,7 +35,7 @@ BASE_MEAN_ROWS = 1024
 
 def check_feature_norm(feature_norm) -> None:
     """Raise ValueError unless `feature_norm` is None, "l2" or "cl2n"."""
-    if feature_norm not in FEATURE_NORMS:
+    if not isinstance(feature_norm, str | None) or feature_norm not in FEATURE_NORMS:
         raise ValueError(
             f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}."
         )

@@ -44,14 +44,13 @@ no ``1e-6`` added to ``lam``.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 
 from ..backbones import Conv4
 from ..net import MetaNet, embed_rows
 from ..resnet12 import ResNet12
+from ..setting_checks import check_int_setting
 from .base import Algorithm, TaskBatch
 from .protonet import embed_support_and_query
 
@@ -175,15 +174,7 @@ class FRN(Algorithm):
     default_learning_rate = 1e-3
 
     def __init__(self, channels: int | None = None) -> None:
-        if channels is not None and (
-            isinstance(channels, bool)
-            or not isinstance(channels, numbers.Integral)
-            or channels < 1
-        ):
-            raise ValueError(
-                f"channels must be None or an int >= 1, got channels={channels!r}."
-            )
-        self.channels = None if channels is None else int(channels)
+        self.channels = check_int_setting("channels", channels, allow_none=True)
 
     def method_params(self) -> dict:
         return {"channels": self.channels}

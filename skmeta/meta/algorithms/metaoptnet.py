@@ -13,7 +13,8 @@ machine precision, and a head that can be checked against scikit-learn's.
 
 from __future__ import annotations
 
-from .closed_form import ClosedFormHeadMethod, _check_positive, svm_head
+from ..setting_checks import check_real_setting
+from .closed_form import ClosedFormHeadMethod, svm_head
 
 __all__ = ["MetaOptNet"]
 
@@ -35,7 +36,7 @@ class MetaOptNet(ClosedFormHeadMethod):
     adaptation_settings = ("C",)
 
     def __init__(self, C: float = 1.0) -> None:
-        self.C = _check_positive(C, "C")
+        self.C = check_real_setting("C", C)
 
     def solve(self, features, labels, n_classes):
         return svm_head(features, labels, n_classes, self.C)

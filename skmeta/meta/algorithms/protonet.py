@@ -167,12 +167,12 @@ class ProtoNet(Algorithm):
         feature_norm: str | None = None,
         margin: float = 0.0,
     ) -> None:
-        if distance not in DISTANCES:
+        if not isinstance(distance, str) or distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}.")
         check_feature_norm(feature_norm)
         self.margin = check_real_setting("margin", margin, allow_zero=True)
-        self.distance = distance
-        self.feature_norm = feature_norm
+        self.distance = str(distance)
+        self.feature_norm = None if feature_norm is None else str(feature_norm)
 
     @property
     def fixed_embedding_width(self) -> bool:

@@ -12,7 +12,8 @@ regresses one-hot targets without intercept and meta-learns ``alpha``; here
 
 from __future__ import annotations
 
-from .closed_form import ClosedFormHeadMethod, _check_positive, ridge_head
+from ..setting_checks import check_real_setting
+from .closed_form import ClosedFormHeadMethod, ridge_head
 
 __all__ = ["R2D2"]
 
@@ -35,7 +36,7 @@ class R2D2(ClosedFormHeadMethod):
     adaptation_settings = ("alpha",)
 
     def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = _check_positive(alpha, "alpha")
+        self.alpha = check_real_setting("alpha", alpha)
 
     def solve(self, features, labels, n_classes):
         return ridge_head(features, labels, n_classes, self.alpha)

@@ -43,12 +43,11 @@ cross-entropy of the pre-sigmoid scores, taken as logits over the classes.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 
 from ..net import MetaNet, embed_rows
+from ..setting_checks import check_int_setting
 from .base import Algorithm, TaskBatch
 from .protonet import embed_support_and_query, prototypes, prototypes_of_tasks
 
@@ -137,16 +136,10 @@ class RelationNetworks(Algorithm):
     default_learning_rate = 1e-3
 
     def __init__(self, hidden: int = 256, loss: str = "mse") -> None:
-        if (
-            isinstance(hidden, bool)
-            or not isinstance(hidden, numbers.Integral)
-            or hidden < 1
-        ):
-            raise ValueError(f"hidden must be an int >= 1, got hidden={hidden!r}.")
+        self.hidden = check_int_setting("hidden", hidden)
         if not isinstance(loss, str) or loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got loss={loss!r}.")
-        self.hidden = int(hidden)
-        self.relation_loss = loss
+        self.relation_loss = str(loss)
 
     def method_params(self) -> dict:
         return {"hidden": self.hidden, "loss": self.relation_loss}

@@ -26,6 +26,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from ..setting_checks import check_int_setting, check_real_setting
 from .base import LabelledBatch
 from .pretrain import Pretrain
 
@@ -106,30 +107,15 @@ class RFS(Pretrain):
         beta: float = 0.5,
     ) -> None:
         super().__init__(distance=distance, feature_norm=feature_norm)
-        if isinstance(generations, bool) or not isinstance(generations, int):
-            raise TypeError(
-                f"generations must be an int, got {type(generations).__name__}."
-            )
-        if generations < 0:
-            raise ValueError(f"generations must be >= 0, got {generations}.")
-        for name, value in (
-            ("temperature", temperature),
-            ("alpha", alpha),
-            ("beta", beta),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"{name} must be a number, got {value!r}.")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
-        if alpha < 0 or beta < 0 or alpha + beta == 0:
+        self.generations = check_int_setting("generations", generations, minimum=0)
+        self.temperature = check_real_setting("temperature", temperature)
+        self.alpha = check_real_setting("alpha", alpha, allow_zero=True)
+        self.beta = check_real_setting("beta", beta, allow_zero=True)
+        if self.alpha + self.beta == 0:
             raise ValueError(
-                f"alpha and beta must be >= 0 and not both 0; got alpha={alpha}, "
-                f"beta={beta}."
+                f"alpha and beta must be >= 0 and not both 0; got alpha={alpha!r}, "
+                f"beta={beta!r}."
             )
-        self.generations = generations
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
-        self.beta = float(beta)
         self.teacher = None
 
     def with_teacher(self, teacher) -> RFS:
