@@ -9,7 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from skmeta.meta.algorithms import make_algorithm
+from skmeta.meta.algorithms import ALGORITHMS, make_algorithm
+from skmeta.meta.transductive import TRANSDUCTIVE, make_transductive
 
 # wrong values of each kind of setting (range errors too)
 BOOL = ("False", "no", 1, 0, 1.0, None, [True])
@@ -23,6 +24,15 @@ GRADIENT = {
 MAML = {**GRADIENT, "first_order": BOOL}
 OPTIONS = ("x", True, 1, [None], np.array(["l2", "cl2n"]))
 PROTOTYPES = {"distance": OPTIONS + (None,), "feature_norm": OPTIONS}
+POSITIVE_OR_ZERO = REAL[:-2] + (-1.0,)
+COUNT = INT[:-2] + (-1,)  # 0 is taken
+WEIGHTS = ("abc", 1.0, (1, 1), (1, "x", 1), (1, True, 1), (1, float("nan"), 1))
+TIM = {
+    "temperature": REAL,
+    "loss_weights": WEIGHTS + ((1, -1, 1),),
+    "n_iter": COUNT,
+    "lr": REAL,
+}
 MANN_SIZES = (
     "memory_slots",
     "slot_width",
@@ -44,14 +54,14 @@ WRONG = {
         for m in ("protonet", "pretrain", "baseline++")
         for k, v in PROTOTYPES.items()
     },
-    ("protonet", "margin"): REAL[:-2] + (-1.0,),  # 0 is taken
+    ("protonet", "margin"): POSITIVE_OR_ZERO,
     **{("rfs", k): v for k, v in PROTOTYPES.items()},
-    ("rfs", "generations"): INT[:-2] + (-1,),  # 0 is taken
+    ("rfs", "generations"): COUNT,
     ("rfs", "temperature"): REAL,
-    ("rfs", "alpha"): REAL[:-2] + (-1.0,),
-    ("rfs", "beta"): REAL[:-2] + (-1.0,),
+    ("rfs", "alpha"): POSITIVE_OR_ZERO,
+    ("rfs", "beta"): POSITIVE_OR_ZERO,
     ("feat", "temperature"): REAL,
-    ("feat", "balance"): REAL[:-2] + (-1.0,),
+    ("feat", "balance"): POSITIVE_OR_ZERO,
     ("feat", "aux_temperature"): REAL,
     ("relation", "hidden"): INT,
     ("relation", "loss"): OPTIONS + (None,),
@@ -62,6 +72,20 @@ WRONG = {
     ("matching", "read_steps"): INT,
     **{("mann", k): INT for k in MANN_SIZES},
     ("mann", "usage_decay"): REAL + (1.5,),
+    # transductive methods (transductive_params)
+    ("bdcspn", "temperature"): REAL,
+    ("bdcspn", "shift"): BOOL,
+    ("laplacianshot", "lam"): POSITIVE_OR_ZERO,
+    ("laplacianshot", "knn"): INT,
+    ("laplacianshot", "n_iter"): INT,
+    ("laplacianshot", "rectify"): BOOL,
+    ("ptmap", "beta"): REAL,
+    ("ptmap", "lam"): REAL,
+    ("ptmap", "alpha"): REAL + (1.5,),
+    ("ptmap", "n_iter"): COUNT,
+    **{("tim", k): v for k, v in TIM.items()},
+    **{("alpha-tim", k): v for k, v in TIM.items()},
+    ("alpha-tim", "alpha"): tuple(v for v in REAL if v is not None) + (1.0, 1),
 }
 
 # method -> settings of the right types, numpy scalars where numbers go
@@ -75,13 +99,19 @@ RIGHT = {
         }
         for method in ("maml", "fomaml", "metasgd", "anil", "protomaml")
     },
-    "reptile": {"inner_lr": np.float64(0.25), "inner_steps": np.int8(3)},
+    "reptile": {
+        "inner_lr": np.float64(0.25),
+        "inner_steps": np.int8(3),
+        "inner_batch_size": np.int16(4),
+    },
     **{
         method: {"distance": np.str_("cosine"), "feature_norm": np.str_("cl2n")}
         for method in ("pretrain", "baseline++")
     },
     "protonet": {"distance": "cosine", "feature_norm": None, "margin": np.float32(1)},
     "rfs": {
+        "distance": np.str_("cosine"),
+        "feature_norm": None,
         "generations": np.int64(2),
         "temperature": np.float32(2.0),
         "alpha": np.int64(0),
@@ -101,7 +131,45 @@ RIGHT = {
         **{name: np.int64(4) for name in MANN_SIZES},
         "usage_decay": np.float32(0.5),
     },
+    "bdcspn": {"temperature": np.float32(5), "shift": np.bool_(False)},
+    "laplacianshot": {
+        "lam": np.int64(0),
+        "knn": np.int64(5),
+        "n_iter": np.int32(3),
+        "rectify": np.bool_(False),
+    },
+    "ptmap": {
+        "beta": np.float64(0.25),
+        "lam": np.int64(5),
+        "alpha": np.float32(0.5),
+        "n_iter": np.int64(0),
+    },
+    **{
+        name: {
+            "temperature": np.float32(10),
+            "loss_weights": np.array([0.5, 1, 0]),
+            "n_iter": np.int64(0),
+            "lr": np.float64(1e-3),
+        }
+        for name in ("tim", "alpha-tim")
+    },
 }
+RIGHT["alpha-tim"]["alpha"] = np.float64(3)
+
+
+def make(name, **settings):
+    """The meta-learning or transductive method called `name`."""
+    if name in TRANSDUCTIVE:
+        return make_transductive(name, **settings)
+    return make_algorithm(name, **settings)
+
+
+def kept_settings(method) -> dict:
+    """The settings `method` holds, by name."""
+    if hasattr(method, "method_params"):
+        return method.method_params()
+    return {name: getattr(method, name) for name in method.settings}
+
 
 CASES = [
     pytest.param(method, setting, value, id=f"{method}-{setting}-{value!r}")
@@ -113,18 +181,28 @@ CASES = [
 @pytest.mark.parametrize("method, setting, value", CASES)
 def test_wrong_value_is_refused_naming_the_setting(method, setting, value):
     with pytest.raises((ValueError, TypeError), match=re.escape(setting)) as info:
-        make_algorithm(method, **{setting: value})
+        make(method, **{setting: value})
     assert "must be" in str(info.value)
 
 
 @pytest.mark.parametrize("method", sorted(RIGHT))
 def test_right_values_are_taken_as_python_values(method):
     settings = RIGHT[method]
-    algorithm = make_algorithm(method, **settings)
+    kept = kept_settings(make(method, **settings))
     for name, value in settings.items():
-        kept = algorithm.method_params()[name]
-        assert kept == value
-        assert type(kept) in (bool, int, float, str, type(None)), (name, kept)
+        assert np.array_equal(kept[name], value), name
+        items = kept[name] if isinstance(kept[name], tuple) else (kept[name],)
+        python = (bool, int, float, str, type(None))
+        assert all(type(v) in python for v in items), (name, kept)
+
+
+@pytest.mark.parametrize("name", [*ALGORITHMS, *TRANSDUCTIVE])
+def test_every_setting_of_every_method_is_tried(name):
+    """A new method or setting joins the tables above."""
+    registry = TRANSDUCTIVE if name in TRANSDUCTIVE else ALGORITHMS
+    for setting in registry[name].settings:
+        assert (name, setting) in WRONG, setting
+        assert setting in RIGHT[name], setting
 
 
 def test_gradient_methods_take_python_values_unchanged():
@@ -147,4 +225,7 @@ def test_estimator_names_the_setting_of_method_params(blobs):
         clf.fit(X[:40], y[:40])
     clf = FewShotClassifier(method="maml", method_params={"first_order": "False"})
     with pytest.raises(TypeError, match="first_order must be a bool"):
+        clf.fit(X[:40], y[:40])
+    clf = FewShotClassifier(transductive="bdcspn", transductive_params={"shift": "no"})
+    with pytest.raises(ValueError, match="shift must be a bool"):
         clf.fit(X[:40], y[:40])

@@ -192,9 +192,9 @@ def test_sinkhorn_meets_its_marginals():
     [
         (lambda: make_transductive("nope"), "transductive='nope' is unknown"),
         (lambda: make_transductive("tim", lam=1.0), "does not take: it takes"),
-        (lambda: make_transductive("tim", lr=0.0), "lr must be > 0"),
+        (lambda: make_transductive("tim", lr=0.0), "lr must be a finite float, 0 < lr"),
         (lambda: make_transductive("alpha-tim", alpha=1.0), "alpha must be"),
-        (lambda: make_transductive("ptmap", alpha=2.0), "alpha in"),
+        (lambda: make_transductive("ptmap", alpha=2.0), "0 < alpha <= 1.0"),
         (lambda: make_transductive("laplacianshot", knn=0), "knn"),
         (lambda: make_transductive("bdcspn", temperature=-1), "temperature"),
         (lambda: make_transductive("tim", loss_weights=(1, 1)), "3 numbers"),

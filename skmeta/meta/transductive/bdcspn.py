@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..setting_checks import check_bool_setting, check_real_setting
 from .base import TransductiveMethod, check_embeddings, class_means, one_hot
 
 __all__ = ["BDCSPN", "rectified_prototypes"]
@@ -91,10 +92,8 @@ class BDCSPN(TransductiveMethod):
     settings = ("temperature", "shift")
 
     def __init__(self, temperature: float = 10.0, shift: bool = True) -> None:
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
-        self.temperature = float(temperature)
-        self.shift = bool(shift)
+        self.temperature = check_real_setting("temperature", temperature)
+        self.shift = check_bool_setting("shift", shift)
 
     def fit(self, support, support_y, unlabelled, n_classes):
         support, support_y, unlabelled = check_embeddings(

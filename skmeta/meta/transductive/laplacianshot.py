@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..setting_checks import check_bool_setting, check_int_setting, check_real_setting
 from .base import (
     TransductiveMethod,
     check_embeddings,
@@ -76,15 +77,10 @@ class LaplacianShot(TransductiveMethod):
     def __init__(
         self, lam: float = 0.7, knn: int = 3, n_iter: int = 20, rectify: bool = True
     ) -> None:
-        if not lam >= 0 or int(knn) < 1 or int(n_iter) < 1:
-            raise ValueError(
-                f"lam must be >= 0, knn and n_iter >= 1; got {lam!r}, {knn!r}, "
-                f"{n_iter!r}."
-            )
-        self.lam = float(lam)
-        self.knn = int(knn)
-        self.n_iter = int(n_iter)
-        self.rectify = bool(rectify)
+        self.lam = check_real_setting("lam", lam, allow_zero=True)
+        self.knn = check_int_setting("knn", knn)
+        self.n_iter = check_int_setting("n_iter", n_iter)
+        self.rectify = check_bool_setting("rectify", rectify)
 
     def fit(self, support, support_y, unlabelled, n_classes):
         support, support_y, unlabelled = check_embeddings(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..setting_checks import check_int_setting, check_real_setting
 from .base import (
     TransductiveMethod,
     check_embeddings,
@@ -98,15 +99,10 @@ class PTMAP(TransductiveMethod):
     def __init__(
         self, beta: float = 0.5, lam: float = 10.0, alpha: float = 0.2, n_iter: int = 20
     ) -> None:
-        if not beta > 0 or not lam > 0 or not 0 < alpha <= 1 or int(n_iter) < 0:
-            raise ValueError(
-                "beta and lam must be > 0, alpha in (0, 1] and n_iter >= 0; got "
-                f"{beta!r}, {lam!r}, {alpha!r}, {n_iter!r}."
-            )
-        self.beta = float(beta)
-        self.lam = float(lam)
-        self.alpha = float(alpha)
-        self.n_iter = int(n_iter)
+        self.beta = check_real_setting("beta", beta)
+        self.lam = check_real_setting("lam", lam)
+        self.alpha = check_real_setting("alpha", alpha, maximum=1.0)
+        self.n_iter = check_int_setting("n_iter", n_iter, minimum=0)
 
     def fit(self, support, support_y, unlabelled, n_classes):
         support, support_y, unlabelled = check_embeddings(

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import accel
+from ..setting_checks import InvalidSetting, check_int_setting, check_real_setting
 from .base import TransductiveMethod, check_embeddings, class_means, one_hot
 
 __all__ = ["TIM", "AlphaTIM"]
@@ -88,8 +89,8 @@ class TIM(TransductiveMethod):
     temperature : float, default=15
         ``T`` of the logits ``-T / 2 * ||x - w||^2``.
     loss_weights : tuple of 3 floats, default=(0.1, 1.0, 0.1)
-        Weights of the support cross-entropy, the marginal entropy and the
-        conditional entropy.
+        Weights (each >= 0) of the support cross-entropy, the marginal entropy
+        and the conditional entropy.
     n_iter : int, default=1000
         Adam iterations.
     lr : float, default=1e-4
@@ -111,17 +112,21 @@ class TIM(TransductiveMethod):
         loss_weights = (
             self.default_loss_weights if loss_weights is None else loss_weights
         )
-        if len(tuple(loss_weights)) != 3:
-            raise ValueError(f"loss_weights must hold 3 numbers, got {loss_weights!r}.")
-        if not temperature > 0 or not lr > 0 or int(n_iter) < 0:
-            raise ValueError(
-                "temperature and lr must be > 0 and n_iter >= 0; got "
-                f"{temperature!r}, {lr!r}, {n_iter!r}."
+        try:
+            weights = None if isinstance(loss_weights, str) else tuple(loss_weights)
+        except TypeError:  # not iterable
+            weights = None
+        if weights is None or len(weights) != 3:
+            raise InvalidSetting(
+                f"loss_weights must be 3 numbers; got loss_weights={loss_weights!r}."
             )
-        self.temperature = float(temperature)
-        self.loss_weights = tuple(float(w) for w in loss_weights)
-        self.n_iter = int(n_iter)
-        self.lr = float(lr)
+        self.temperature = check_real_setting("temperature", temperature)
+        self.loss_weights = tuple(
+            check_real_setting(f"loss_weights[{i}]", w, allow_zero=True)
+            for i, w in enumerate(weights)
+        )
+        self.n_iter = check_int_setting("n_iter", n_iter, minimum=0)
+        self.lr = check_real_setting("lr", lr)
 
     def weights_for(self, n_classes: int) -> tuple[float, float, float]:
         """The loss weights (support cross-entropy, marginal entropy,
@@ -250,9 +255,11 @@ class AlphaTIM(TIM):
         alpha: float | None = None,
     ) -> None:
         super().__init__(temperature, loss_weights, n_iter, lr)
-        if alpha is not None and (not alpha > 0 or alpha == 1):
-            raise ValueError(f"alpha must be > 0 and not 1, got {alpha!r}.")
-        self.alpha = None if alpha is None else float(alpha)
+        if alpha is not None:
+            alpha = check_real_setting("alpha", alpha)
+            if alpha == 1:
+                raise InvalidSetting(f"alpha must be > 0 and not 1; got alpha={alpha}.")
+        self.alpha = alpha
         self._weights_by_classes = loss_weights is None
 
     def weights_for(self, n_classes: int) -> tuple[float, float, float]:
