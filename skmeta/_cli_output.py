@@ -56,11 +56,24 @@ def check_output_path(path, flag: str = "--out") -> None:
 
 def write_predictions(names, labels, probabilities, stream=None) -> None:
     """Print ``file,label,probability`` CSV (one row per query) to `stream`
-    (stdout by default), quoting fields as the :mod:`csv` module does."""
+    (stdout by default), quoting fields as the :mod:`csv` module does.
+
+    Parameters
+    ----------
+    names, labels : sequence of length n_queries
+        Each query's file name (or row number) and label.
+    probabilities : sequence of float or None, of length n_queries
+        The probability of each query's label; None leaves the field empty,
+        for a query labelled ``--unknown-label``: it has no probability of
+        its own, and that of its rejected best class would read as certainty
+        that it is unknown.
+    stream : file-like, optional
+        Where to print; stdout by default.
+    """
     writer = csv.writer(sys.stdout if stream is None else stream, lineterminator="\n")
     writer.writerow(["file", "label", "probability"])
     for name, label, p in zip(names, labels, probabilities, strict=True):
-        writer.writerow([name, label, f"{p:.4f}"])
+        writer.writerow([name, label, "" if p is None else f"{p:.4f}"])
 
 
 def _metadata(path: Path):

@@ -183,8 +183,10 @@ def _add_predict(commands) -> None:
         "predict",
         help="label query images or rows from a labelled support set",
         description="Adapt MODEL to the support set, then print each query's "
-        "label and probability as CSV (file or row, label, probability). Image "
-        "models take folders; table models take .npz or .csv files.",
+        "label and probability as CSV with the columns file (the image's file, "
+        "or the row's number), label and probability (of that label among the "
+        "support set's classes; empty for a query labelled --unknown-label). "
+        "Image models take folders; table models take .npz or .csv files.",
     )
     predict.add_argument("model", metavar="MODEL")
     predict.add_argument(

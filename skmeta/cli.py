@@ -278,7 +278,12 @@ def _predict(args) -> None:
     if args.transductive is None:
         classifier.fit(support.X, support.y)
         labels = classifier.predict(query.X)
-        confidence = classifier.predict_proba(query.X).max(1)
+        confidence = list(classifier.predict_proba(query.X).max(1))
+        if args.unknown_label is not None:  # no class's probability: left empty
+            confidence = [
+                None if label == args.unknown_label else p
+                for label, p in zip(labels, confidence, strict=True)
+            ]
     else:  # the query images are the unlabelled rows of the fit
         from scipy.special import softmax
 
