@@ -92,8 +92,7 @@ def _train(args) -> int | None:
     ends meta-training after its current iteration (the checkpoint written),
     writes the model so far and exits 143."""
     from ._cli_columns import with_columns
-    from ._cli_data import load_dataset
-    from ._extractor import MetaFeatureExtractor
+    from ._cli_train import estimator_and_data
     from .meta.distributed import is_main_process
     from .meta.model_card import card_path
     from .meta.termination import TerminationGuard
@@ -101,12 +100,8 @@ def _train(args) -> int | None:
     check_output_path(args.out)  # before the meta-training, not after
     if args.card:
         check_output_path(card_path(args.out), "--card")
-    data = load_dataset(args.data, **_image_options(args), classes=True)
-    names = [name for _, name, _ in TRAIN_FLAGS] + ["calibrate", "early_stopping"]
-    params = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    extractor = MetaFeatureExtractor(
-        input_shape=data.input_shape, verbose=0 if args.quiet else 1, **params
-    )
+    # the flags checked before DATA is read (an image folder takes minutes)
+    extractor, data = estimator_and_data(args, _image_options(args))
     with TerminationGuard() as sigterm:  # the loop ends at an iteration's end
         extractor.fit(data.X, data.y)
     training = extractor.meta_model_.config["training"]
