@@ -51,3 +51,44 @@ def test_predict_leaves_the_probability_of_unknown_queries_empty(calibrated, cap
     # without --unknown-label every query has its label's probability
     assert main(argv) == 0
     assert all(0 < float(row[2]) <= 1 for row in _rows(capsys.readouterr().out)[1:])
+
+
+def test_info_shows_the_pixel_range_and_normalisation_of_image_models(
+    calibrated, tmp_path, capsys
+):
+    """info left out what the model card prints: how a model's image rows
+    must come (a wrapped ImageNet network on 0-255 pixels, say)."""
+    import torch
+
+    from skmeta.meta.model import MetaModel
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+    wrapped = tmp_path / "wrapped.safetensors"
+    model = MetaModel.from_module(
+        net, (3, 2, 2), input_normalization="imagenet", pixel_range=255.0
+    )
+    model.save(wrapped)
+    plain = tmp_path / "plain.safetensors"
+    MetaModel.from_module(net, (3, 2, 2)).save(plain)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (24, 1, 16, 16), dtype=np.uint8)
+    np.savez(tmp_path / "images.npz", X=pixels, y=np.arange(24) % 4)
+    trained = tmp_path / "trained.safetensors"
+    argv = ["train", str(tmp_path / "images.npz"), "--out", str(trained)]
+    assert main([*argv, "--max-iter", "2", "--n-way", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    infos = {}
+    for path in (wrapped, plain, trained, calibrated / "m.safetensors"):
+        assert main(["info", str(path)]) == 0
+        infos[path.stem] = capsys.readouterr().out
+    assert "pixel range:  0-255\n" in infos["wrapped"]
+    assert (
+        "normalised:   imagenet: each channel as (pixel / 255 - mean) / std, mean "
+        "(0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)\n"
+    ) in infos["wrapped"]
+    assert "pixel range:  not recorded\n" in infos["plain"]
+    assert "normalised:   none (rows reach the module as they are)" in infos["plain"]
+    assert "pixel range:  0-255\n" in infos["trained"]
+    assert "normalised:   by the meta-training data's mean" in infos["trained"]
+    # a model of table rows has no pixels
+    assert "pixel range" not in infos["m"] and "normalised" not in infos["m"]

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .input_normalization import infer_pixel_range
+from .input_normalization import expected_pixel_range, infer_pixel_range
 
 __all__ = ["describe", "summary"]
 
@@ -66,6 +66,31 @@ def _names(names, most: int = 8) -> str:
     return f"{len(names)} ({shown}{', ...' if len(names) > most else ''})"
 
 
+def _numbers(values) -> str:
+    return ", ".join(f"{float(v):.4g}" for v in values)
+
+
+def _input_lines(config: Mapping) -> list[str]:
+    """How a model of images takes its rows: the pixel range they must have
+    and how they are normalised (none for a model of table rows)."""
+    if len(config.get("input_shape") or ()) != 3:
+        return []
+    expected = expected_pixel_range(config)
+    norm = config.get("input_normalization")
+    if norm:
+        pixel = "pixel" if expected == 1.0 else f"pixel / {expected:g}"
+        how = (
+            f"{norm.get('kind', 'custom')}: each channel as ({pixel} - mean) / "
+            f"std, mean ({_numbers(norm['mean'])}), std ({_numbers(norm['std'])})"
+        )
+    elif config.get("from_module"):
+        how = "none (rows reach the module as they are)"
+    else:
+        how = "by the meta-training data's mean and scale"
+    scale = "not recorded" if expected is None else f"0-{expected:g}"
+    return [f"pixel range:  {scale}", f"normalised:   {how}"]
+
+
 def summary(model, path=None) -> str:
     """A few lines describing `model` (a MetaModel), for people.
 
@@ -88,6 +113,7 @@ def summary(model, path=None) -> str:
         f"backbone:     {config.get('backbone_name', config['backbone'])} "
         f"{backbone_params}",
         f"input shape:  {model.input_shape}",
+        *_input_lines(config),
         f"embedding:    {model.embedding_dim} features",
     ]
     training = config.get("training", {})
