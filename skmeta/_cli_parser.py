@@ -49,14 +49,14 @@ def _add_data_flags(command) -> None:
         default=None,
         metavar="N",
         help="image folders: height [width] in pixels, one or two values (train "
-        "default: 84; other commands: the model's)",
+        "default: 84; other commands: the model's, the only size they take)",
     )
     command.add_argument(
         "--color",
         choices=choices("color"),
         default=None,
         help="image folders: colour or grey ('gray' is 'grey'; train default: "
-        "rgb; other commands: the model's)",
+        "rgb; other commands: the model's, the only colour they take)",
     )
     _add_table_flags(command)
 

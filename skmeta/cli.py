@@ -43,7 +43,8 @@ _parser = build_parser  # docs/conf.py prints its help into the user guide
 
 def _image_options(args, model=None) -> dict:
     """How to read DATA: image size and colour for image folders (the flags,
-    else the model's), the label column of .csv files, and empty classes."""
+    else the model's; a model's refuses others), the label column of .csv
+    files, and empty classes."""
     size, color = args.image_size, args.color
     shape = None if model is None else model.input_shape
     images = shape is not None and len(shape) == 3
@@ -51,6 +52,12 @@ def _image_options(args, model=None) -> dict:
         raise ValueError(
             f"--image-size {' '.join(map(str, size))}: the model takes "
             f"{shape[1]}x{shape[2]} images; leave --image-size out to read them so."
+        )
+    if images and color is not None and (color == "rgb") != (shape[0] != 1):
+        kind = "grey" if shape[0] == 1 else "colour (rgb)"
+        raise ValueError(
+            f"--color {color}: the model takes {kind} images (input shape "
+            f"{shape}); leave --color out to read them so."
         )
     if size is None:
         size = [84] if shape is None or len(shape) != 3 else list(shape[1:])
@@ -223,13 +230,14 @@ def _embed(args) -> None:
     check_output_path(args.out)
     check_features_path(args.out)  # its suffix, and pyarrow for .parquet
     model = load_model(args.model)
+    options = _image_options(args, model)  # --image-size, --color: the model's
     folder = Path(args.data)
     if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
         data = load_unlabelled(  # images, no classes
-            folder, model.input_shape, on_error=args.on_error, dtype=_pixel_dtype(model)
+            folder, model.input_shape, on_error=args.on_error, dtype=options["dtype"]
         )
     else:
-        data = load_dataset(args.data, **_image_options(args, model))
+        data = load_dataset(args.data, **options)
     data = match_columns(model, data, args.data)
     extractor = MetaFeatureExtractor(pretrained=model).fit(data.X[:1])
     save_features(args.out, extractor.transform(data.X), data)
