@@ -6,6 +6,8 @@ parameters by the flags that set them in help and error messages.
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 
 from ._cli_data import augmentation_names
@@ -15,9 +17,50 @@ __all__ = [
     "TRAIN_FLAGS",
     "choices",
     "flag_names",
+    "json_object",
     "parameter_help",
     "train_flag_help",
 ]
+
+#: JSON's name of each kind of value json.loads returns.
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false"}
+
+
+def json_object(value: str) -> dict:
+    """The value of a flag that takes a JSON object (``--backbone-params``,
+    ``--method-params``).
+
+    Parameters
+    ----------
+    value : str
+        The flag's text, e.g. ``'{"trainable_blocks": 1}'``.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For text that is not JSON, or JSON that is not an object; argparse
+        prints it after the flag's name.
+    """
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not valid JSON ({exc.msg} at character {exc.pos}); "
+            """give an object such as '{"hidden_channels": 32}', in single """
+            "quotes for the shell."
+        ) from None
+    if not isinstance(parsed, dict):
+        kind = "null" if parsed is None else _JSON_KINDS.get(type(parsed), "a number")
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is {kind}, not a JSON object; give names and values in "
+            """braces, such as '{"hidden_channels": 32}'."""
+        )
+    return parsed
+
 
 # (flag, estimator parameter, argparse type); the help is the docstring's first
 # sentence, or _OWN_HELP's, then the valid values and the default.
@@ -38,6 +81,8 @@ TRAIN_FLAGS = [
     ("--seed", "random_state", int),
     ("--checkpoint", "checkpoint", str),
     ("--checkpoint-every", "checkpoint_every", int),
+    ("--backbone-params", "backbone_params", json_object),
+    ("--method-params", "method_params", json_object),
 ]
 
 # One docstring entry for three parameters: a help of each flag's own.
@@ -45,6 +90,16 @@ _OWN_HELP = {
     "n_way": "Episode size in meta-training: classes per episode.",
     "k_shot": "Labelled examples per class in meta-training episodes.",
     "n_query": "Queries per class in meta-training episodes.",
+    "backbone_params": "Keyword arguments of the backbone, a JSON object: e.g. "
+    '{"hidden_sizes": [128]} for mlp, {"hidden_channels": 32} for conv4, '
+    '{"weights": "DEFAULT"} for torchvision:<name>; skmeta reads two keys '
+    'itself, "trainable_blocks" (train only the last k blocks) and '
+    '"input_normalization" ("data", "imagenet" or {"mean": [...], "std": '
+    "[...]} per channel).",
+    "method_params": "Settings of the method, a JSON object: e.g. "
+    '{"distance": "cosine"} for protonet, {"inner_steps": 3, "inner_lr": 0.1} '
+    "for maml; a setting the method does not take is refused, naming those "
+    "it takes.",
 }
 
 # What the flags whose estimator default is None stand for when left out.
@@ -60,6 +115,8 @@ _DEFAULTS = {
     "random_state": "not seeded",
     "checkpoint": "none",
     "checkpoint_every": "every validation interval",
+    "backbone_params": "none",
+    "method_params": "the method's defaults",
 }
 
 # Each estimator or loader parameter the command line sets, and its flag.

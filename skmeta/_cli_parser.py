@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._cli_help import TRAIN_FLAGS, choices, parameter_help, train_flag_help
+from ._cli_help import (
+    TRAIN_FLAGS,
+    choices,
+    json_object,
+    parameter_help,
+    train_flag_help,
+)
 
 __all__ = ["build_parser", "image_size"]
 
@@ -111,10 +117,11 @@ def _add_train(commands) -> None:
     )
     defaults = _estimator_defaults()
     for flag, name, kind in TRAIN_FLAGS:
+        metavar = flag[2:].upper().replace("-", "_")
         train.add_argument(
             flag,
             dest=name,  # the estimator parameter it sets
-            metavar=flag[2:].upper().replace("-", "_"),
+            metavar="JSON" if kind is json_object else metavar,
             type=kind,
             choices=choices(name),
             default=None,  # the estimator's; shown in the help

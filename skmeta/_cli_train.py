@@ -3,17 +3,21 @@
 Decoding an image folder can take minutes, so whatever the flags alone
 decide is refused first (:func:`check_options`): unknown backbone and
 augmentation names (listed sorted, by flag), the estimator's parameter
-constraints, the device, the method's settings and torchvision where the
-options need it.
+constraints, the device, the method's settings (``--method-params``) and
+torchvision where the options need it. ``--backbone-params`` need the input
+shape (:func:`check_for_shape`): from ``--image-size`` and ``--color``
+before an image folder is decoded, after a table is read.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+from pathlib import Path
 
 from ._cli_help import TRAIN_FLAGS
 
-__all__ = ["check_options", "estimator_and_data"]
+__all__ = ["check_for_shape", "check_options", "estimator_and_data"]
 
 
 def estimator_and_data(args, options: dict):
@@ -24,7 +28,8 @@ def estimator_and_data(args, options: dict):
     args : argparse.Namespace
         The parsed ``train`` flags.
     options : dict
-        How to read DATA (``load_dataset``'s keywords).
+        How to read DATA (``load_dataset``'s keywords): ``image_size`` and
+        ``color`` give an image folder's input shape before it is decoded.
 
     Returns
     -------
@@ -39,7 +44,14 @@ def estimator_and_data(args, options: dict):
     params = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     extractor = MetaFeatureExtractor(verbose=0 if args.quiet else 1, **params)
     check_options(extractor)
+    folder = Path(args.data).is_dir()
+    if folder:  # the shape its images will be decoded to
+        height, width = options["image_size"]
+        channels = 1 if options["color"] in ("grey", "gray") else 3
+        check_for_shape(extractor, (channels, height, width))
     data = load_dataset(args.data, **options, classes=True)
+    if not folder:  # a table's shape is known once it is read
+        check_for_shape(extractor, data.input_shape)
     return extractor.set_params(input_shape=data.input_shape), data
 
 
@@ -88,9 +100,52 @@ def check_options(extractor) -> None:
             raise _unknown("--augmentation", name, list(PRESETS), more)
     extractor._validate_params()
     resolve_device(extractor.device)
-    extractor._training_settings(extractor.method or extractor._task.default_method)
+    try:  # builds the method with its settings
+        extractor._training_settings(extractor.method or extractor._task.default_method)
+    except ValueError as exc:
+        text, given = str(exc), extractor.method_params
+        if given and "method_params" not in text:  # e.g. 'inner_steps must be'
+            text = f"--method-params {json.dumps(given)}: {text}"
+        raise ValueError(text) from None
     if backbone.startswith(PREFIX):
         import_torchvision(f"backbone='{backbone}'")
         check_name(backbone[len(PREFIX) :])
     if "images" in presets:
         import_torchvision("augmentation='images'")
+
+
+def check_for_shape(extractor, input_shape: tuple[int, ...]) -> None:
+    """Refuse ``backbone_params`` that do not build `extractor`'s backbone on
+    rows of `input_shape`, or whose ``input_normalization`` is not valid for
+    them. The backbone is built without reading pretrained weights.
+
+    Parameters
+    ----------
+    extractor : MetaFeatureExtractor
+        Its options checked by :func:`check_options`.
+    input_shape : tuple of int
+        ``(C, H, W)`` for images, ``(n_features,)`` for table rows.
+
+    Raises
+    ------
+    ValueError
+        Naming ``--backbone-params``.
+    """
+    from .meta.backbones import build_backbone, resolve_backbone
+    from .meta.input_normalization import default_input_normalization
+
+    params = extractor.backbone_params
+    if not params:
+        return
+    backbone = resolve_backbone(extractor.backbone, input_shape)
+    try:
+        build_backbone(backbone, input_shape, params, load_weights=False)
+        default_input_normalization(backbone, params, input_shape)
+    except (TypeError, ValueError) as exc:  # e.g. a keyword it does not take
+        text = str(exc)
+        if "backbone_params" in text:  # the message names the flag
+            raise ValueError(text) from None
+        raise ValueError(
+            f"--backbone-params {json.dumps(params)} (--backbone {backbone}, input "
+            f"shape {tuple(input_shape)}): {text}"
+        ) from None
