@@ -10,7 +10,8 @@ file or flag), 1 for any other failure, a missing optional dependency among
 them (a one-line message says what to install).
 
 The parser is ``_cli_parser.py``, its help ``_cli_help.py``; what the commands
-read is ``_cli_data.py``, what they write and the model files ``_cli_output.py``.
+read is ``_cli_data.py``, what they write and the model files ``_cli_output.py``;
+``train``'s estimator, its flags checked before DATA is read, ``_cli_train.py``.
 """
 
 from __future__ import annotations
