@@ -201,14 +201,21 @@ def test_methods_without_prototypes_keep_no_mean(blobs):
     assert not any(BASE_MEAN in k for k in model.state)
 
 
-def test_the_base_class_mean_pass_shows_progress_when_verbose(capsys):
+def test_the_base_class_mean_pass_shows_progress_when_verbose(monkeypatch):
     """It ran silently after the bar said done: 5 minutes for a ResNet-12 on
     84 px photos on 2 CPU cores (a reviewer); it now embeds at most 1,024
-    rows, behind a bar of its own."""
-    from skmeta.meta.algorithms.feature_norm import BASE_MEAN_ROWS
+    rows, behind a bar of its own (shown once it has taken a second)."""
+    from skmeta.meta.algorithms import feature_norm
     from skmeta.meta.train import TrainSettings, meta_train
 
-    assert BASE_MEAN_ROWS == 1024
+    assert feature_norm.BASE_MEAN_ROWS == 1024
+    bars, original = [], feature_norm.tqdm
+
+    def recorded(*args, **kwargs):
+        bars.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(feature_norm, "tqdm", recorded)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 6)).astype(np.float32)
     y = np.repeat(np.arange(6), 10)
@@ -216,4 +223,4 @@ def test_the_base_class_mean_pass_shows_progress_when_verbose(capsys):
         n_way=3, k_shot=2, n_query=2, input_shape=(6,), max_iter=2, verbose=1
     )
     meta_train(X, y, settings)
-    assert "base-class mean" in capsys.readouterr().err
+    assert [(b["desc"], b["disable"]) for b in bars] == [("base-class mean", False)]

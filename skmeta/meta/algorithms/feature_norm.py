@@ -122,7 +122,8 @@ def base_class_mean(
     batch_size : int, default=256
         Rows per forward pass.
     verbose : bool, default=False
-        A progress bar over the batches (meta-training's `verbose`).
+        A progress bar over the batches (meta-training's `verbose`), shown
+        once the pass has taken a second.
 
     Returns
     -------
@@ -139,7 +140,9 @@ def base_class_mean(
     try:
         total = None
         starts = range(0, chosen.size, batch_size)
-        bar = tqdm(starts, desc="base-class mean", leave=False, disable=not verbose)
+        bar = tqdm(  # shown only if it takes over a second: most passes do not
+            starts, desc="base-class mean", leave=False, disable=not verbose, delay=1
+        )
         for start in bar:
             batch = rows.gather(chosen[start : start + batch_size], augment=False)
             part = net(batch).double().sum(0)
