@@ -18,6 +18,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import check_float32_range
+from ._held_out import (
+    check_classes_left,
+    check_tasks_left,
+    held_out_classes,
+    held_out_note,
+    warn_if_calibrated_on_fewer_ways,
+)
 from ._sklearn_compat import BackboneOptions, Options, StrOptions
 from ._transductive import UNLABELLED, native_labels, unlabelled_rows
 from .meta.algorithms import ALGORITHMS
@@ -175,11 +182,12 @@ class Classification(Task):
         by_class = np.bincount(labels)
         counts = np.sort(by_class)[::-1]
         counts = counts[counts > 0]
-        held = _held_out_classes(estimator, counts.size)
+        held = held_out_classes(estimator, counts.size)
+        check_classes_left(estimator, counts.size, held)
         if estimator.n_way is not None and estimator.n_way > counts.size - held:
             raise ValueError(
                 f"n_way={estimator.n_way} exceeds the number of classes in y "
-                f"({counts.size}){_held_out_note(estimator, held)}; lower n_way "
+                f"({counts.size}){held_out_note(estimator, held)}; lower n_way "
                 "or leave it None."
             )
         need = (estimator.k_shot or 1) + (estimator.n_query or 1)
@@ -198,20 +206,10 @@ class Classification(Task):
                 f"Meta-training needs at least 2 classes with {need} samples each "
                 f"(k_shot + n_query); y has {int((counts >= need).sum())} "
                 f"(n_samples={int(counts.sum())})"
-                f"{_held_out_note(estimator, held)}. Add samples, lower "
+                f"{held_out_note(estimator, held)}. Add samples, lower "
                 "k_shot or n_query, or pass a pretrained model."
             )
-        if estimator.calibrate is True and 1 < held < n_way:  # 1: an error
-            warnings.warn(
-                f"calibrate=True fits the temperature and the open-set scores on "
-                f"{held}-way episodes of the {held} classes validation_fraction="
-                f"{estimator.validation_fraction} holds out, fewer than the "
-                f"n_way={n_way} of meta-training: probabilities of tasks with more "
-                "ways may be miscalibrated. Raise validation_fraction to hold out "
-                "as many classes as your tasks have.",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
+        warn_if_calibrated_on_fewer_ways(estimator, held, n_way)
         # samples of the n_way-th largest class left after any held-out ones
         budget = int(counts[n_way - 1 + held])
         k_shot, n_query = _shot_sizes(
@@ -286,15 +284,7 @@ class Regression(Task):
         """(1, k_shot, n_query): the estimator's, or fitted to the smallest task
         (`groups` unused: a regressor's tasks are its groups)."""
         n_tasks = int(np.unique(labels).size)
-        held = _held_out_classes(estimator, n_tasks)
-        if estimator.early_stopping and not 1 <= held < n_tasks:
-            raise ValueError(
-                f"early_stopping holds out validation_fraction="
-                f"{estimator.validation_fraction} of the {n_tasks} task(s) (groups): "
-                f"{held}; it needs at least one task held out and one left to "
-                "meta-train on. Raise validation_fraction, give more tasks, or "
-                "leave early_stopping off."
-            )
+        check_tasks_left(estimator, n_tasks, held_out_classes(estimator, n_tasks))
         sizes = np.bincount(labels)
         smallest = int(sizes.min())
         k_shot, n_query = _shot_sizes(estimator, smallest, 10, 10)
@@ -325,24 +315,6 @@ class Regression(Task):
 
     def n_outputs(self, estimator) -> int:
         return 1
-
-
-def _held_out_classes(estimator, n_classes: int) -> int:
-    """Classes (tasks) held out for validation, as ``split_classes`` counts."""
-    if not (estimator.early_stopping or estimator._calibrates()):
-        return 0
-    least = 1 if estimator._task.regression else 2  # a validation episode's
-    return max(least, int(round(estimator.validation_fraction * n_classes)))
-
-
-def _held_out_note(estimator, held: int) -> str:
-    """The clause an episode-size error adds when classes are held out."""
-    if not held:
-        return ""
-    return (
-        f", of which early_stopping or calibrate hold out {held} for validation "
-        f"(validation_fraction={estimator.validation_fraction})"
-    )
 
 
 def _group_codes(groups, n_rows: int) -> np.ndarray:

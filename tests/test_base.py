@@ -194,7 +194,7 @@ def test_n_jobs_does_not_warn_where_it_applies(blobs):
         FewShotClassifier(method="maml", n_jobs=2, max_iter=2).fit(X, y)
 
 
-@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, "2"])
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "2"])
 def test_bad_n_jobs_is_refused(blobs, n_jobs):
     with pytest.raises(ValueError, match="'n_jobs' parameter"):
         FewShotClassifier(n_jobs=n_jobs).fit(*blobs)

@@ -262,3 +262,21 @@ def test_early_stopping_works_with_the_default_fraction_on_few_classes():
     clf = FewShotClassifier(early_stopping=True, max_iter=5, random_state=0)
     clf.fit(X, y)
     assert "val_accuracy" in clf.history_[-1]
+
+
+def test_early_stopping_on_three_classes_says_it_needs_four():
+    """2 of the 3 classes are held out; the error said to add samples or
+    lower k_shot, which cannot help (a review)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="y has 3. Turn early_stopping"):
+        FewShotClassifier(early_stopping=True, max_iter=2).fit(X, y)
+
+
+def test_calibrating_auto_on_fewer_held_out_classes_than_ways_warns():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 12)
+    X = rng.normal(size=(120, 6)).astype(np.float32) + 3 * np.eye(10, 6)[y]
+    with pytest.warns(UserWarning, match="on 2-way episodes of the 2 classes"):
+        FewShotClassifier(early_stopping=True, max_iter=3, random_state=0).fit(X, y)
