@@ -166,7 +166,8 @@ def flag_names(text: str) -> str:
     names = "|".join(n for n in sorted(FLAG_OF, key=len, reverse=True) if "_" in n)
     text = re.sub(rf"(?<![\w/.'-])({names})(?![\w/'])", parameter, text)
     # a bare word is a parameter only beside one: "early_stopping / calibrate"
-    text = re.sub(r"(--early-stopping ?(?:/|and|or) ?)calibrate\b", r"\1--calibrate", text)
+    beside = r"(--early-stopping ?(?:/|and|or) ?)calibrate\b"
+    text = re.sub(beside, r"\1--calibrate", text)
     text = text.replace("leave it None", "leave the flag out")
     return text.replace("Leave one of them None", "Leave one of them out")
 
