@@ -219,8 +219,11 @@ class ClassifierOutputs:
 
 
 def _same(a, b) -> bool:
-    """Whether two parameter values are the same (labels of any type)."""
+    """Whether two parameter values are the same (labels of any type; NaN
+    is NaN, as after pickling, which keeps no identity of floats)."""
     try:
-        return a is b or bool(a == b)
-    except (TypeError, ValueError):  # e.g. comparisons that do not reduce
+        if a is b or bool(a == b):
+            return True
+        return bool(np.isnan(a)) and bool(np.isnan(b))
+    except (TypeError, ValueError):  # e.g. strings, comparisons that do not reduce
         return False

@@ -84,6 +84,7 @@ def check_options(extractor) -> None:
     from ._checks import resolve_device
     from ._optional import import_torchvision
     from .meta.augment import PRESETS
+    from .meta.augment_checks import check_flips_with_class_augmentation
     from .meta.backbones import BUILTIN_BACKBONES
     from .meta.vision import PREFIX, check_name
 
@@ -100,6 +101,7 @@ def check_options(extractor) -> None:
             raise _unknown("--augmentation", name, list(PRESETS), more)
     extractor._validate_params()
     resolve_device(extractor.device)
+    check_flips_with_class_augmentation(augmentation, extractor.class_augmentation)
     try:  # builds the method with its settings
         extractor._training_settings(extractor.method or extractor._task.default_method)
     except ValueError as exc:

@@ -131,7 +131,11 @@ def meta_train_estimator(
         init=init,
         description={
             **estimator._seen(),
-            **target_summary(targets, estimator.normalize_y),
+            **target_summary(
+                targets,
+                estimator.normalize_y,
+                None if init is None else init.config.get("target_scaling"),
+            ),
         },
         groups=groups,
     )

@@ -29,17 +29,32 @@ TARGET_SPREAD_FACTOR = 10.0
 TARGET_SHIFT_FACTOR = 3.0
 
 
-def target_summary(targets, normalize_y: bool = False) -> dict:
+def target_summary(targets, normalize_y: bool = False, scaling=None) -> dict:
     """``{"targets": {"mean", "std"}}`` of regression targets, for the model's
     provenance; ``{}`` for classification (`targets` None). Warns when they
     are far from standardised (:func:`warn_if_unscaled`) and `normalize_y`
-    does not standardise them."""
+    does not standardise them, or when `scaling` (a warm start's recorded
+    ``target_scaling``, which the run keeps) leaves them far from it."""
     if targets is None:
         return {}
     values = np.asarray(targets, dtype=np.float64)
     summary = {"mean": float(values.mean()), "std": float(values.std())}
     if not normalize_y:
         warn_if_unscaled(**summary)
+    elif scaling:
+        mean = (summary["mean"] - scaling["mean"]) / scaling["std"]
+        std = summary["std"] / scaling["std"]
+        low, high = UNSCALED_SPREAD
+        if abs(mean) > UNSCALED_SHIFT * max(std, 1.0) or not low <= std <= high:
+            warnings.warn(
+                f"warm_start keeps the first run's target scaling (mean "
+                f"{scaling['mean']:.4g}, std {scaling['std']:.4g}), and y (mean "
+                f"{summary['mean']:.4g}, std {summary['std']:.4g}) is far from "
+                "it: give y in the units of the first run, or set "
+                "warm_start=False to standardise these targets anew.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
     return {"targets": summary}
 
 

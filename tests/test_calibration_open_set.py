@@ -361,3 +361,15 @@ def test_output_settings_changed_after_fit_are_refused_clearly(calibrated):
     clf.set_params(rejection_rate=0.2)
     with pytest.raises(ValueError, match="rejection_rate changed since fit"):
         clf.predict(X[novel][:3])
+
+
+def test_a_nan_unknown_label_survives_pickling(calibrated):
+    """NaN is not equal to itself and pickling keeps no float identity: the
+    changed-since-fit check refused every pickled NaN classifier (a review)."""
+    import pickle
+
+    novel = (y >= 28) & (y < 34)
+    clf = FewShotClassifier(pretrained=calibrated, unknown_label=np.nan)
+    clf.fit(X[novel], y[novel].astype(float))
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict(X[:5]), clf.predict(X[:5]))

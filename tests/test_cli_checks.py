@@ -72,6 +72,11 @@ def _error(capsys) -> str:
             "--backbone torchvision:resnet18 needs torchvision",
         ),
         (["--device", "tpu"], 2, "--device tpu is not a valid torch device"),
+        (
+            ["--augmentation", "images", "--class-augmentation", "dihedral"],
+            2,
+            "every flipped image would carry another class's label",
+        ),
         (["--max-iter", "0"], 2, "--max-iter must be"),
     ],
 )

@@ -100,6 +100,9 @@ def test_warm_start_keeps_the_scaling_or_refuses_a_change(waves):
         first = dict(reg.meta_model_.config["target_scaling"])
         reg.fit(X, 2 * y + SHIFT, groups=groups)  # the first run's numbers stay
     assert dict(reg.meta_model_.config["target_scaling"]) == first
+    # targets in new units meet the first run's scaling: said (a review)
+    with pytest.warns(UserWarning, match="warm_start keeps the first run's"):
+        reg.fit(X, 1000 * y + 5000, groups=groups)
     reg.set_params(normalize_y=False)
     with pytest.raises(ValueError, match="normalize_y=True, not False"):
         reg.fit(X, y + SHIFT, groups=groups)

@@ -22,6 +22,8 @@ Random draws come from torch's generator, which meta-training seeds from
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -354,5 +356,24 @@ def describe_augmentation(spec) -> str | None:
     )
     if isinstance(spec, known):
         return repr(spec)
+    if isinstance(spec, functools.partial):  # its function and arguments
+        args = [describe_augmentation(spec.func), *map(_stable_repr, spec.args)]
+        args += [f"{k}={_stable_repr(v)}" for k, v in spec.keywords.items()]
+        return f"functools.partial({', '.join(args)})"
     name = getattr(spec, "__qualname__", None)  # a function or class
-    return f"{getattr(spec, '__module__', '?')}.{name}" if name else repr(spec)
+    if name is None:  # an instance: its class and attributes, no address
+        cls = type(spec)
+        if cls.__repr__ is object.__repr__ and hasattr(spec, "__dict__"):
+            fields = sorted(vars(spec).items())
+            inner = ", ".join(f"{k}={_stable_repr(v)}" for k, v in fields)
+        else:
+            inner = _stable_repr(spec)
+        return f"{cls.__module__}.{cls.__qualname__}({inner})"
+    return f"{getattr(spec, '__module__', '?')}.{name}"
+
+
+def _stable_repr(value) -> str:
+    """`value`'s repr without memory addresses (``at 0x7f...``), which differ
+    from one process to the next: a checkpoint would never resume, and
+    torchrun's ranks would disagree (a reviewer)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))

@@ -24,8 +24,11 @@ from .augment import describe_augmentation
 __all__ = ["data_digest", "differences", "jsonable", "run_fingerprint"]
 
 # Settings that change how fast a run goes or where it is saved, not what it
-# computes (n_jobs: gradients are summed in a fixed order), or that a resumed
-# run may change (device: a run killed on one machine resumes on another).
+# computes to the bit's order of magnitude, or that a resumed run may change
+# (device: a run killed on one machine resumes on another). n_jobs groups the
+# MAML family's tasks by worker, which changes float rounding (weights 2e-3
+# apart after 40 iterations): a resume is bitwise only with the same n_jobs
+# and torch thread count, as docs/user_guide/saving.rst says.
 FREE_SETTINGS = ("verbose", "n_jobs", "device", "checkpoint", "checkpoint_every")
 
 # X is read this many bytes of rows at a time: a memory map larger than memory
@@ -87,6 +90,8 @@ def _settings(settings) -> dict:
     fields = {k: v for k, v in asdict(settings).items() if k not in FREE_SETTINGS}
     if not settings.early_stopping:
         del fields["n_iter_no_change"]
+    if not settings.normalize_y:  # as checkpoints written before it had none
+        del fields["normalize_y"]
     if not (settings.early_stopping or settings.calibrate):
         del fields["validation_fraction"], fields["n_val_episodes"]
     if not isinstance(settings.backbone, str):

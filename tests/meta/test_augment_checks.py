@@ -60,3 +60,27 @@ def test_a_callable_that_scales_0_255_pixels_to_unit_range_warns_once():
         warnings.simplefilter("error")
         augment(batch)  # said once
         make_augmentation(lambda s: s.flip(-1), (1, 4, 4), ONE, ONE)(batch)
+
+
+def test_custom_augmentations_are_described_without_memory_addresses():
+    """A functools.partial or a callable object was recorded by its repr,
+    with an address that differs per process: no checkpoint of such a run
+    could resume, and torchrun's ranks disagreed (a reviewer)."""
+    import functools
+
+    from skmeta.meta.augment import describe_augmentation
+
+    def noise(x, scale=0.1):
+        return x
+
+    class Noise:
+        def __init__(self, scale):
+            self.scale = scale
+
+        def __call__(self, x):
+            return x
+
+    partial = describe_augmentation(functools.partial(noise, scale=0.1))
+    assert "0x" not in partial and partial.endswith("noise, scale=0.1)")
+    assert describe_augmentation(Noise(0.2)).endswith("Noise(scale=0.2)")
+    assert describe_augmentation(Noise(0.2)) != describe_augmentation(Noise(0.3))

@@ -5,6 +5,7 @@ the start, warned about mid-run), the warm start's error naming the shapes
 that differ, and warnings that point at the caller's line."""
 
 import errno
+import json
 import os
 import warnings
 
@@ -291,3 +292,18 @@ def test_temporary_files_of_killed_writes_are_removed_at_the_next_start(
     other.write_bytes(b"partial")
     MetaFeatureExtractor(max_iter=2, checkpoint=path, random_state=0).fit(X, y)
     assert not stale.exists() and other.exists() and path.exists()
+
+
+def test_checkpoints_written_before_normalize_y_still_resume():
+    """The new setting's False is left out of the fingerprint, as checkpoints
+    written before it lack it: they were refused ("normalize_y=None there,
+    False here", a review)."""
+    from skmeta.meta.fingerprint import run_fingerprint
+    from skmeta.meta.settings import TrainSettings
+
+    X, y = np.zeros((4, 2), np.float32), np.arange(4)
+    base = dict(n_way=2, k_shot=1, n_query=1, input_shape=(2,))
+    plain = run_fingerprint(TrainSettings(**base), X, y)
+    assert "normalize_y" not in json.dumps(plain)
+    scaled = run_fingerprint(TrainSettings(normalize_y=True, **base), X, y)
+    assert '"normalize_y": true' in json.dumps(scaled)

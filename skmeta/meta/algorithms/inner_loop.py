@@ -276,7 +276,7 @@ class InnerLoopMethod(Algorithm):
         step is computed too: :func:`~.divergence.check_adaptation` raises
         :class:`~.base.AdaptationDiverged` when a step's loss, the adapted
         state or the support outputs are not finite, and warns when the loss
-        rose over the steps.
+        rose by more than 5% over the steps.
         """
         losses: list[torch.Tensor] = []
         chunk_rows = adapt_chunk_rows(net)
