@@ -240,6 +240,10 @@ class MetaTrainer:
             self.history.append(record)
         if self.ranks is None:  # a signal during this iteration counts
             terminate = self._guard.requested
+        elif terminate:  # signalled on another rank: this one ends alike, and
+            # passes SIGTERM on too, so the script's save after fit never runs
+            # on a cut-short model (rank 0 saved one: a reviewer)
+            self._guard.requested = True
         if terminate and self.n_iter < settings.max_iter:  # the last iteration
             # (a run that is done is not interrupted: the signal is passed on);
             # SIGTERM's end is not recorded as `stop`, which a checkpoint

@@ -340,7 +340,7 @@ def test_resumed_from_a_checkpoint_every_rank_ends_as_if_uninterrupted(ranks_out
 
 def test_sigterm_on_one_rank_ends_every_rank_after_the_same_iteration(ranks_out):
     assert [out["sigterm"] for out in ranks_out] == [
-        (False, 4, "SIGTERM"),  # rank 0 had no signal to pass on
+        (True, 4, "SIGTERM"),  # rank 0 passes it on too: its script ends
         (True, 4, "SIGTERM"),
     ]
     for out in ranks_out:
