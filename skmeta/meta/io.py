@@ -162,11 +162,14 @@ def save_checkpoint(path: str | Path, data: Mapping) -> None:
     """Write `data` (nested dicts and lists of JSON values and tensors) to a
     safetensors file, atomically: a temporary file in the same folder, synced
     to disk, then renamed over `path`. A process killed at any moment leaves
-    the previous file or the new one, whole."""
+    the previous file or the new one, whole. A SHA-256 of the JSON and the
+    tensors (``"sha256"``) lets :func:`load_checkpoint` find bytes damaged
+    on disk, which would resume silently to other weights."""
     from safetensors.torch import save as to_bytes
 
     tensors: dict = {}
     metadata = {"format_version": CHECKPOINT_FORMAT_VERSION, **_pack(data, "", tensors)}
+    metadata["sha256"] = checksum(metadata, tensors)
     _write_atomically(
         Path(path), to_bytes(tensors, metadata={_CHECKPOINT_KEY: json.dumps(metadata)})
     )
@@ -203,12 +206,17 @@ def checkpoint_metadata(path: str | Path) -> dict:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """The data :func:`save_checkpoint` wrote, tensors on the CPU."""
+    """The data :func:`save_checkpoint` wrote, tensors on the CPU (its
+    checksum checked when it has one: files written before had none)."""
     from safetensors.torch import load_file
 
     data = checkpoint_metadata(path)
+    recorded = data.pop("sha256", None)
     try:
-        return _unpack(data, load_file(str(path)))
+        tensors = load_file(str(path))
+        if recorded is not None and checksum(data, tensors) != recorded:
+            raise ValueError("its checksum does not match: damaged bytes")
+        return _unpack(data, tensors)
     except (KeyError, OSError, ValueError, TypeError) as exc:
         raise ValueError(f"checkpoint={str(path)!r} is corrupt: {exc!r}") from None
 
