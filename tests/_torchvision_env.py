@@ -43,3 +43,16 @@ def allow_torchvision_import() -> str:
         library.define(schema)
     _LIBRARY.append(library)  # the schemas live as long as the library object
     return "operator schemas declared (extension does not load)"
+
+
+def refuse_torchvision(monkeypatch) -> None:
+    """Make ``importlib.import_module("torchvision...")`` fail for the test,
+    as on a machine without torchvision (skmeta imports it that way)."""
+    real = importlib.import_module
+
+    def import_module(name, *args, **kwargs):
+        if name.split(".")[0] == "torchvision":
+            raise ImportError("No module named 'torchvision'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)

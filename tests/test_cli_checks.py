@@ -5,6 +5,7 @@ decode), and the image flags of the commands that read images for a model."""
 import numpy as np
 import pytest
 from _image_trees import write_image_tree
+from _torchvision_env import refuse_torchvision
 
 from skmeta.cli import main
 from skmeta.datasets import make_glyphs
@@ -28,19 +29,6 @@ def no_reading(monkeypatch):
         raise AssertionError("DATA was read before the flags were checked")
 
     monkeypatch.setattr(skmeta._cli_data, "load_dataset", load_dataset)
-
-
-def _refuse_torchvision(monkeypatch):
-    import importlib
-
-    real = importlib.import_module
-
-    def import_module(name, *args, **kwargs):
-        if name.split(".")[0] == "torchvision":
-            raise ImportError("No module named 'torchvision'")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib, "import_module", import_module)
 
 
 def _error(capsys) -> str:
@@ -83,7 +71,7 @@ def _error(capsys) -> str:
 def test_train_refuses_bad_flags_before_reading_data(
     folder, tmp_path, capsys, monkeypatch, no_reading, flags, status, message
 ):
-    _refuse_torchvision(monkeypatch)
+    refuse_torchvision(monkeypatch)
     argv = ["train", str(folder), "--out", str(tmp_path / "m.safetensors")]
     assert main([*argv, "--quiet", *flags]) == status
     err = _error(capsys)

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 import pytest
+from _torchvision_env import refuse_torchvision
 
 from skmeta._cli_help import FLAG_OF, flag_names, parameter_help
 from skmeta.cli import _parser, main
@@ -184,26 +185,13 @@ def test_flag_names_leaves_paths_and_other_words_alone():
     assert set(FLAG_OF.values()) >= {"--seed", "--validation-fraction", "--on-empty"}
 
 
-def _refuse_torchvision(monkeypatch):
-    import importlib
-
-    real = importlib.import_module
-
-    def import_module(name, *args, **kwargs):
-        if name.split(".")[0] == "torchvision":
-            raise ImportError("No module named 'torchvision'")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib, "import_module", import_module)
-
-
 @pytest.mark.parametrize(
     "flags", [["--augmentation", "images"], ["--backbone", "torchvision:resnet18"]]
 )
 def test_missing_torchvision_is_one_line_exit_1(
     rows, tmp_path, capsys, monkeypatch, flags
 ):
-    _refuse_torchvision(monkeypatch)
+    refuse_torchvision(monkeypatch)
     argv = ["train", str(rows / "images.npz"), "--out", str(tmp_path / "m")]
     assert main([*argv, "--max-iter", "1", "--quiet", *flags]) == 1
     err = _error(capsys)
