@@ -178,18 +178,16 @@ def _classifier_partial_fit(clf, X, y, classes=None):
 def _first_fit(clf, X, y, classes):
     """The first call's :meth:`fit`: rows of one class are enough with
     `pretrained` if `classes` lists the others, which the error then says."""
-    try:
-        return clf._fit_meta_model(X, y, classes=classes)
-    except ValueError as error:
-        message = str(error)
-        one_class = "needs at least 2 classes in y" in message
-        if not (one_class and classes is None and clf.pretrained is not None):
-            raise
-        raise ValueError(
-            f"{message.rstrip('.')}. Give rows of 2 classes or more, or pass "
-            "classes= listing the classes to expect: a class without rows yet "
-            "is never predicted until rows of it arrive."
-        ) from None
+    if classes is None and clf.pretrained is not None:
+        labels = {str(label) for label in np.asarray(y, dtype=object).ravel()}
+        if len(labels) == 1:
+            raise ValueError(
+                f"{type(clf).__name__} needs at least 2 classes in y; got 1 "
+                f"class ({labels.pop()}). Give rows of 2 classes or more, or "
+                "pass classes= listing the classes to expect: a class without "
+                "rows yet is never predicted until rows of it arrive."
+            )
+    return clf._fit_meta_model(X, y, classes=classes)
 
 
 def _same(a, b) -> bool:
