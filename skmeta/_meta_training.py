@@ -17,7 +17,11 @@ from ._checks import (
     warn_about_the_loss,
     warn_inert_settings,
 )
-from ._interrupted_fits import after_meta_training, starting_model
+from ._interrupted_fits import (
+    after_meta_training,
+    inside_model_selection,
+    starting_model,
+)
 from ._targets import target_summary
 from .meta.algorithms import ALGORITHMS
 from .meta.caller import user_stacklevel
@@ -92,6 +96,14 @@ def meta_train_estimator(
     checkpoint = (
         None if estimator.checkpoint is None else os.fspath(estimator.checkpoint)
     )
+    if checkpoint is not None and inside_model_selection():
+        raise ValueError(  # before any work, not at the refit after it all
+            f"checkpoint={checkpoint!r} inside a scikit-learn search or "
+            "cross-validation: every clone shares the one file, so folds and "
+            "candidates (other data, other parameters) overwrite or refuse "
+            "each other's. Leave checkpoint=None there, and give it to the "
+            "final fit of the chosen parameters."
+        )
     train = TrainSettings(
         n_way=n_way,
         k_shot=k_shot,

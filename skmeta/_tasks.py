@@ -40,6 +40,10 @@ __all__ = ["CLASSIFICATION", "FIT_DTYPES", "REGRESSION", "available_methods"]
 FIT_DTYPES = [np.float32, np.float64, np.uint8]
 
 
+# False, as a bool or NumPy's (scikit-learn's "boolean" takes both)
+FALSE_ONLY = [Options(bool, {False}), Options(np.bool_, {np.False_})]
+
+
 def _shot_sizes(estimator, budget: int, k_default: int, q_default: int):
     """(k_shot, n_query): the estimator's, or defaults fitted to `budget` rows."""
     k_shot = estimator.k_shot or max(1, min(k_default, budget // 2))
@@ -95,7 +99,7 @@ class Classification(Task):
         return {
             **super().constraints(),
             "backbone": [BackboneOptions({"auto", *BUILTIN_BACKBONES}), callable],
-            "normalize_y": [Options(bool, {False})],  # no targets to scale
+            "normalize_y": FALSE_ONLY,  # no targets to scale
         }
 
     def validate(self, estimator, X, y, groups=None, classes_declared=None):
@@ -255,7 +259,7 @@ class Regression(Task):
             "n_way": [None],
             "class_augmentation": [None],
             # no classes: nothing to calibrate, nothing unknown
-            "calibrate": [StrOptions({"auto"}), Options(bool, {False})],
+            "calibrate": [StrOptions({"auto"}), *FALSE_ONLY],
             "unknown_label": [None],
             "rejection_rate": [None],
             "replay_per_class": [None],  # no partial_fit

@@ -512,3 +512,15 @@ def test_image_rows_given_another_way_warn():
         check_input_shape((1, 28, 28), 784)
         check_input_shape(None, 784)  # float rows: a table as often as not
         check_input_shape(None, 10, np.uint8)
+
+
+def test_a_checkpoint_inside_a_search_is_refused_up_front(blobs, tmp_path):
+    """Clones share the one file: parallel folds overwrote each other's and
+    the search failed at its refit, after all the work (a reviewer)."""
+    from sklearn.model_selection import cross_validate
+
+    X, y = blobs
+    clf = FewShotClassifier(max_iter=3, checkpoint=tmp_path / "run.ckpt")
+    with pytest.raises(ValueError, match="inside a scikit-learn search"):
+        cross_validate(clf, X, y, cv=2, error_score="raise")
+    assert not (tmp_path / "run.ckpt").exists()

@@ -123,3 +123,8 @@ def test_the_torch_layer_scaling():
     y = np.array([1.0, 3.0], dtype=np.float32)
     scaled = scale_targets(fit_target_scaling(y, True), y)
     assert scaled.dtype == np.float32 and scaled.tolist() == [-1.0, 1.0]
+
+
+def test_numpy_false_is_false_for_the_classifier(blobs):
+    X, y = blobs
+    FewShotClassifier(normalize_y=np.False_, max_iter=1).fit(X, y)
