@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 X_GRID = np.linspace(-5, 5, 100)[:, None]
 
 
-def evaluate(model, k_shot, n_tasks, seed, inner_steps):
+def evaluate(model, k_shot, n_tasks, seed, inner_steps, shift=0.0, scale=1.0):
     """MSE on the grid after adapting to k_shot points of each of n_tasks waves
-    (NaN for a wave whose adaptation diverged: ``fit`` raises then)."""
+    (NaN for a wave whose adaptation diverged: ``fit`` raises then). With
+    `shift` and `scale`, the points are given as ``scale * y + shift`` (the
+    targets' units of ``target_scaling.py``) and the predictions converted
+    back, so the MSE stays in the waves' units."""
     X, y, groups, amp, phase = make_sinusoid_tasks(
         n_tasks, k_shot, random_state=seed, return_params=True
     )
@@ -42,11 +46,15 @@ def evaluate(model, k_shot, n_tasks, seed, inner_steps):
         rows = groups == task
         truth = amp[task] * np.sin(X_GRID[:, 0] - phase[task])
         try:
-            reg.fit(X[rows], y[rows])
+            with warnings.catch_warnings():
+                if shift or scale != 1:  # the scale warnings: expected there
+                    warnings.simplefilter("ignore")
+                reg.fit(X[rows], scale * y[rows] + shift)
+                predicted = (reg.predict(X_GRID) - shift) / scale
         except AdaptationDiverged:  # NaN/inf loss or outputs: counted as NaN
             errors[task] = np.nan
             continue
-        errors[task] = np.mean((reg.predict(X_GRID) - truth) ** 2)
+        errors[task] = np.mean((predicted - truth) ** 2)
     return errors
 
 

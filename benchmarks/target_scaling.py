@@ -25,41 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sinusoid import evaluate  # the sine-wave benchmark's, with the units
 
 from skmeta import FewShotRegressor
 from skmeta.datasets import make_sinusoid_tasks
-from skmeta.meta.algorithms import AdaptationDiverged
 
 RESULTS = Path(__file__).resolve().parent / "results"
-X_GRID = np.linspace(-5, 5, 100)[:, None]
 VARIANTS = [  # (shift, scale) of the targets
     (0.0, 1.0),
     (300.0, 1.0),
     (0.0, 100.0),
 ]
-
-
-def evaluate(model, k_shot, n_tasks, seed, inner_steps, shift, scale):
-    """Per-wave MSE, in the waves' own units, after adapting to `k_shot`
-    points given as ``scale * y + shift`` (NaN where adaptation diverged)."""
-    X, y, groups, amp, phase = make_sinusoid_tasks(
-        n_tasks, k_shot, random_state=seed, return_params=True
-    )
-    errors = np.empty(n_tasks)
-    reg = FewShotRegressor(pretrained=model, inner_steps=inner_steps)
-    for task in range(n_tasks):
-        rows = groups == task
-        truth = amp[task] * np.sin(X_GRID[:, 0] - phase[task])
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the scale warnings: expected
-                reg.fit(X[rows], scale * y[rows] + shift)
-                predicted = (reg.predict(X_GRID) - shift) / scale
-        except AdaptationDiverged:
-            errors[task] = np.nan
-            continue
-        errors[task] = np.mean((predicted - truth) ** 2)
-    return errors
 
 
 def run(args, shift, scale, normalize_y):

@@ -34,6 +34,7 @@ __all__ = [
     "load_pretrained",
     "refuse_bool_counts",
     "resolve_device",
+    "same_value",
     "validated_rows",
 ]
 
@@ -371,3 +372,16 @@ def check_float32_range(values: np.ndarray, name: str) -> None:
             f"{name} holds values beyond float32's range (+-{limit:.3g}), which "
             "the network computes in; rescale them (e.g. with StandardScaler)."
         )
+
+
+def same_value(a, b) -> bool:
+    """Whether two parameter values are the same, as a refit would see them:
+    identical, equal (labels of any type), or both NaN (pickling keeps no
+    identity of floats, and NaN equals nothing); False where a comparison
+    has no single truth value (arrays)."""
+    try:
+        if a is b or bool(a == b):
+            return True
+        return bool(np.isnan(a)) and bool(np.isnan(b))
+    except (TypeError, ValueError):
+        return False

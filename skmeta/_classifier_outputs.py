@@ -12,6 +12,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.utils.validation import check_is_fitted
 
+from ._checks import same_value
 from ._online import mask_classes_without_rows
 from .meta.calibration import known_score_threshold
 from .meta.caller import user_stacklevel
@@ -108,7 +109,7 @@ class ClassifierOutputs:
             changed = [
                 name
                 for name, value in self._output_settings().items()
-                if not _same(value, fitted[name])
+                if not same_value(value, fitted[name])
             ]
             if changed:
                 raise ValueError(
@@ -216,14 +217,3 @@ class ClassifierOutputs:
                 f"y has {truth.shape[0]} labels for {predicted.shape[0]} rows of X."
             )
         return float(np.average(predicted == truth, weights=sample_weight))
-
-
-def _same(a, b) -> bool:
-    """Whether two parameter values are the same (labels of any type; NaN
-    is NaN, as after pickling, which keeps no identity of floats)."""
-    try:
-        if a is b or bool(a == b):
-            return True
-        return bool(np.isnan(a)) and bool(np.isnan(b))
-    except (TypeError, ValueError):  # e.g. strings, comparisons that do not reduce
-        return False

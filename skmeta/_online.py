@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._checks import load_pretrained, resolve_device
+from ._checks import load_pretrained, resolve_device, same_value
 from ._meta_training import learning_rate, training_seed, warn_unused_n_jobs
 from ._replay import check_replay_fits_an_episode, replay_buffer, support_buffer
 from ._tasks import FIT_DTYPES
@@ -190,18 +190,11 @@ def _first_fit(clf, X, y, classes):
     return clf._fit_meta_model(X, y, classes=classes)
 
 
-def _same(a, b) -> bool:
-    try:
-        return a is b or bool(a == b)
-    except (TypeError, ValueError):  # arrays and other values without one truth
-        return False
-
-
 def _check_same_pretrained(clf) -> None:
     """partial_fit continues the fitted model and its state: refuse another
     `pretrained`, or a fit that was transductive (it kept no sums)."""
     fitted = getattr(clf, "_fitted_pretrained", clf.pretrained)
-    if not _same(clf.pretrained, fitted):
+    if not same_value(clf.pretrained, fitted):
         raise ValueError(
             "pretrained changed since fit (set_params): partial_fit continues "
             "the model fit adapted, and would ignore the new one. Call fit to "
@@ -222,7 +215,9 @@ def _check_same_adaptation(clf, overrides: dict) -> None:
     recorded = clf.meta_model_.config["method_params"]
     before, now = {**recorded, **clf._overrides}, {**recorded, **overrides}
     changed = sorted(
-        k for k in before.keys() | now.keys() if not _same(before.get(k), now.get(k))
+        key
+        for key in before.keys() | now.keys()
+        if not same_value(before.get(key), now.get(key))
     )
     if changed:
         settings = ", ".join(
