@@ -44,6 +44,7 @@ from .algorithms import LabelledBatch, TaskBatch
 from .batches import share_of
 from .callbacks import Callback
 from .norm import TaskBatchNorm
+from .run_guard import warn_if_pool_worker_of_a_rank
 
 __all__ = [
     "DistributedSync",
@@ -88,6 +89,7 @@ def current_ranks(device: torch.device) -> Ranks | None:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         if not _launched_by_torchrun():
+            warn_if_pool_worker_of_a_rank()
             return None
         backend = "nccl" if device.type == "cuda" else "gloo"
         if backend == "nccl":

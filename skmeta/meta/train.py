@@ -41,6 +41,7 @@ from .optim import CosineAdam
 from .precision import warn_if_inner_loop_unscaled, warn_if_slow
 from .provenance import describe
 from .rows import CLASS_AUGMENTATIONS, Rows, input_statistics
+from .run_guard import one_run_at_a_time
 from .seeding import seeded_default_generator
 from .settings import TrainSettings
 from .target_scaling import fit_target_scaling, scale_targets
@@ -139,6 +140,15 @@ def meta_train(
     """
     device = torch.device(settings.device)
     ranks = current_ranks(device)
+    with one_run_at_a_time(ranks):
+        return _seeded_meta_train(
+            X, y, settings, device, ranks, targets, callbacks, init, description, groups
+        )
+
+
+def _seeded_meta_train(
+    X, y, settings, device, ranks, targets, callbacks, init, description, groups
+) -> MetaModel:
     if ranks is not None:
         if device.type == "cuda" and device.index is None:
             device = ranks.local_gpu()

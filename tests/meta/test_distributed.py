@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from maml_helpers import classification_batch
 from torch import nn
 
 import skmeta
+from skmeta.meta import run_guard
 from skmeta.meta.algorithms import make_algorithm
 from skmeta.meta.augment import FeatureAugmentation, make_augmentation
 from skmeta.meta.batches import labelled_batches, share_of, task_batches
@@ -142,6 +144,43 @@ class SigtermOnRank1(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class HoldFirstStep(Callback):
+    """Holds meta-training in its first step until `release` is set, after
+    telling `started`."""
+
+    def __init__(self, started, release):
+        self.started, self.release = started, release
+
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == 1:
+            self.started.set()
+            self.release.wait(60)
+
+
+def _two_threads(X, y):
+    """A second meta_train in another thread while one is in its first step:
+    (what the first returned, what the second raised)."""
+    started, release = threading.Event(), threading.Event()
+    result = {}
+
+    def first():
+        result["first"] = meta_train(
+            X, y, _settings(), callbacks=[HoldFirstStep(started, release)]
+        )
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    started.wait(60)
+    try:
+        meta_train(X, y, _settings())
+    except RuntimeError as exc:
+        result["second"] = str(exc)
+    finally:
+        release.set()
+        thread.join(60)
+    return type(result.get("first")).__name__, result.get("second")
+
+
 def _worker(rank, folder):
     """Rank `rank` of a gloo run: meta-gradients, meta_train runs, and the
     errors for what is refused; results saved in `folder`."""
@@ -215,6 +254,7 @@ def _worker(rank, folder):
         out["sigterm_resumed"] = dict(meta_train(X, y, settings).state)
         batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
         out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
+        out["two_threads"] = _two_threads(X, y)
         for name, (X_, y_, changes) in {
             "small_batch": (X, y, {"meta_batch_size": 1}),
             "other_data": (X, (y + rank) % 10, {}),
@@ -311,6 +351,14 @@ def test_refused_runs_raise_on_every_rank(ranks_out):
     assert [out["main"] for out in ranks_out] == [True, False]
 
 
+def test_a_second_thread_meta_training_in_the_run_raises_not_hangs(ranks_out):
+    for rank, out in enumerate(ranks_out):
+        first, second = out["two_threads"]
+        assert first == "MetaModel"  # the first fit went on to the end
+        assert "Another thread of this process is meta-training" in second
+        assert f"(rank {rank} of 2)" in second
+
+
 def test_only_rank_0_writes_the_checkpoint(ranks_out):
     assert ranks_out[1]["checkpoints"] == ["checkpoint0.safetensors"]
 
@@ -361,7 +409,13 @@ def test_outside_a_distributed_run_nothing_changes(monkeypatch):
     monkeypatch.setattr(
         multiprocessing, "parent_process", lambda: multiprocessing.current_process()
     )
-    assert current_ranks(torch.device("cpu")) is None
+    monkeypatch.setattr(run_guard, "_pool_worker_warned", False)
+    monkeypatch.setenv("RANK", "1")
+    with pytest.warns(UserWarning, match="rank 1 of a torchrun launch started"):
+        assert current_ranks(torch.device("cpu")) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process
+        assert current_ranks(torch.device("cpu")) is None
     assert not dist.is_initialized()
     assert is_main_process()
     monkeypatch.undo()  # torchrun's environment, before any process group
