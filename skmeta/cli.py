@@ -17,6 +17,7 @@ read is ``_cli_data.py``, what they write and the model files ``_cli_output.py``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -71,18 +72,7 @@ def _image_options(args, model=None) -> dict:
         "on_empty": args.on_empty,
         "on_error": args.on_error,
         "verbose": _shows_progress(args),
-        "dtype": _pixel_dtype(model),
     }
-
-
-def _pixel_dtype(model) -> str:
-    """How to decode image folders for `model`: as [0, 1] pixels (float32)
-    for one meta-trained on such rows (in Python, e.g. on load_omniglot's),
-    else as 0-255 pixels (uint8, what ``skmeta train`` meta-trains on)."""
-    from .meta.input_normalization import expected_pixel_range
-
-    expected = None if model is None else expected_pixel_range(model.config)
-    return "float32" if expected == 1.0 else "uint8"
 
 
 def _shows_progress(args) -> bool:
@@ -129,6 +119,7 @@ def _evaluate(args) -> None:
     from ._classifier import FewShotClassifier
     from ._cli_columns import match_columns
     from ._cli_data import load_dataset
+    from ._cli_pixels import on_model_range
     from .model_selection import episodic_score
 
     model = load_model(args.model)
@@ -140,6 +131,7 @@ def _evaluate(args) -> None:
     options = _image_options(args, model)
     data = load_dataset(args.data, **options, groups=groups, classes=True)
     data = match_columns(model, data, args.data)
+    data = dataclasses.replace(data, X=on_model_range(model, data.X))
     _warn_if_classes_were_trained_on(model, data.y, args.data)
     result = episodic_score(  # transductive: each episode's queries jointly
         FewShotClassifier(pretrained=model, transductive=args.transductive),
@@ -226,6 +218,7 @@ def _embed(args) -> None:
         load_unlabelled,
         save_features,
     )
+    from ._cli_pixels import by_blocks, on_model_range
     from ._extractor import MetaFeatureExtractor
 
     check_output_path(args.out)
@@ -235,13 +228,14 @@ def _embed(args) -> None:
     folder = Path(args.data)
     if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
         data = load_unlabelled(  # images, no classes
-            folder, model.input_shape, on_error=args.on_error, dtype=options["dtype"]
+            folder, model.input_shape, on_error=args.on_error
         )
     else:
         data = load_dataset(args.data, **options)
     data = match_columns(model, data, args.data)
-    extractor = MetaFeatureExtractor(pretrained=model).fit(data.X[:1])
-    save_features(args.out, extractor.transform(data.X), data)
+    extractor = MetaFeatureExtractor(pretrained=model)
+    extractor.fit(on_model_range(model, data.X[:1]))
+    save_features(args.out, by_blocks(extractor.transform, model, data.X), data)
     print(f"wrote {args.out} ({len(data.X)} rows of {model.embedding_dim} features)")
 
 
@@ -251,6 +245,7 @@ def _predict(args) -> None:
     from ._classifier import FewShotClassifier
     from ._cli_columns import match_columns
     from ._cli_data import DataError, load_dataset, load_unlabelled
+    from ._cli_pixels import by_blocks, on_model_range
 
     model = load_model(args.model)
     shape = model.input_shape
@@ -259,7 +254,6 @@ def _predict(args) -> None:
         "on_empty": args.on_empty,
         "on_error": args.on_error,
         "verbose": _shows_progress(args),
-        "dtype": _pixel_dtype(model),
     }
     if len(shape) == 3:
         options.update(image_size=shape[1:], color="grey" if shape[0] == 1 else "rgb")
@@ -269,9 +263,7 @@ def _predict(args) -> None:
             "not images; give its support set as an .npz or .csv file."
         )
     support = match_columns(model, load_dataset(args.support, **options), args.support)
-    query = load_unlabelled(
-        args.query, shape, args.label_column, args.on_error, _pixel_dtype(model)
-    )
+    query = load_unlabelled(args.query, shape, args.label_column, args.on_error)
     query = match_columns(model, query, args.query)
     classifier = FewShotClassifier(
         pretrained=model,
@@ -280,9 +272,9 @@ def _predict(args) -> None:
         transductive=args.transductive,
     )
     if args.transductive is None:
-        classifier.fit(support.X, support.y)
-        labels = classifier.predict(query.X)
-        confidence = list(classifier.predict_proba(query.X).max(1))
+        classifier.fit(on_model_range(model, support.X), support.y)
+        labels = by_blocks(classifier.predict, model, query.X)
+        confidence = list(by_blocks(classifier.predict_proba, model, query.X).max(1))
         if args.unknown_label is not None:  # no class's probability: left empty
             confidence = [
                 None if label == args.unknown_label else p
@@ -293,7 +285,12 @@ def _predict(args) -> None:
 
         from ._transductive_episodes import fit_with_queries
 
-        fit_with_queries(classifier, support.X, support.y, query.X)
+        fit_with_queries(
+            classifier,
+            on_model_range(model, support.X),
+            support.y,
+            on_model_range(model, query.X),
+        )
         labels = classifier.transduction_[len(support.X) :]
         scores = classifier.adapted_["unlabelled_scores"].numpy()
         confidence = softmax(scores, axis=1).max(1)  # the labels' probabilities
