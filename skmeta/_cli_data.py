@@ -52,7 +52,6 @@ def load_dataset(
     groups=None,
     on_error="raise",
     verbose=False,
-    dtype="uint8",
     classes=False,
 ) -> Dataset:
     """A labelled data set from `path`.
@@ -81,9 +80,6 @@ def load_dataset(
         For image folders: what an unreadable image file does.
     verbose : bool, default=False
         For image folders: a progress bar while the images are decoded.
-    dtype : {"uint8", "float32"}, default="uint8"
-        For image folders: 0-255 pixels, or [0, 1] (a model meta-trained on
-        such rows takes them so).
     classes : bool, default=False
         The labels are the classes episodes are drawn from (``train``,
         ``evaluate``): a table's regression target is refused.
@@ -110,7 +106,6 @@ def load_dataset(
                 on_empty=on_empty,
                 on_error=on_error,
                 verbose=verbose,
-                dtype=dtype,
             )
         except (ValueError, OSError) as exc:
             raise DataError(str(exc)) from None
@@ -136,17 +131,17 @@ def load_dataset(
 
 
 def load_unlabelled(
-    path, input_shape, label_column="label", on_error="raise", dtype="uint8"
+    path, input_shape, label_column="label", on_error="raise"
 ) -> Dataset:
     """Rows to label, for a model taking rows of `input_shape`: a folder of
-    images (see :func:`load_unlabelled_images`; `on_error` and `dtype` as
+    images (see :func:`load_unlabelled_images`; `on_error` as
     there), an ``.npz`` file (``X``; any ``y`` ignored) or a ``.csv`` file
     (any `label_column` ignored)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder.")
     if path.is_dir():
-        return load_unlabelled_images(path, input_shape, on_error, dtype)
+        return load_unlabelled_images(path, input_shape, on_error)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         data = load_npz(path, labelled=False)
@@ -166,12 +161,10 @@ def load_unlabelled(
     return Dataset(data.X, None, tuple(input_shape), data.names, columns=data.columns)
 
 
-def load_unlabelled_images(
-    path, input_shape, on_error="raise", dtype="uint8"
-) -> Dataset:
+def load_unlabelled_images(path, input_shape, on_error="raise") -> Dataset:
     """Every image file in folder `path` (recursively), decoded to the size and
-    colour of `input_shape` ``(C, H, W)`` as `dtype` rows (``"uint8"``: 0-255,
-    ``"float32"``: [0, 1]); no labels. An unreadable file is an error
+    colour of `input_shape` ``(C, H, W)`` as ``uint8`` rows (0-255); no
+    labels. An unreadable file is an error
     (`on_error` ``"raise"``) or left out with one warning (``"warn"``)."""
     path = Path(path)
     if not path.is_dir():
@@ -196,7 +189,7 @@ def load_unlabelled_images(
     try:
         rows = list(
             decoded_rows(
-                paths, tuple(input_shape[1:]), mode, False, dtype, False, skipped
+                paths, tuple(input_shape[1:]), mode, False, "uint8", False, skipped
             )
         )
     except (ValueError, OSError) as exc:
