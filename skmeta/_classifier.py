@@ -284,7 +284,8 @@ default=None
     random_state : int, RandomState instance or None, default=None
         Seeds meta-training's episodes and initialisation (torch's global
         generator forked); an int gives identical refits. Adaptation draws
-        nothing at random.
+        nothing at random, but for ``partial_fit``'s sample of each class's
+        rows (``replay_per_class``), seeded by it too.
     verbose : int, default=0
         Show a progress bar of meta-training when positive.
 

@@ -167,7 +167,12 @@ def differences(recorded: Mapping, current: Mapping) -> list[str]:
     for name, value in current.get("settings", {}).items():
         before = recorded.get("settings", {}).get(name)
         if before != value:
-            source = " (from random_state)" if name == "seed" else ""
+            source = (
+                " (drawn from random_state, not itself a random_state; "
+                "random_state=None resumes the run the file holds)"
+                if name == "seed"
+                else ""
+            )
             found.append(f"{name}={before!r} there, {value!r} here{source}")
     there, here = recorded.get("data", {}), current.get("data", {})
     parts = [
