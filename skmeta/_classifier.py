@@ -173,8 +173,8 @@ default=None
         without improvement and keep the best weights.
     calibrate : {"auto"} or bool, default="auto"
         After meta-training, fit a temperature on episodes of the held-out
-        classes (those `early_stopping` holds out, or, with ``True`` and no
-        early stopping, a `validation_fraction` of the classes held out for
+        classes (those `early_stopping` holds out, or, with calibrate=True and
+        no early stopping, a `validation_fraction` of the classes held out for
         it): :meth:`predict_proba` then divides the class scores by it (Guo et
         al. 2017), and the model records the expected calibration error before
         and after (``meta_model_.config["calibration"]``) and the scores of

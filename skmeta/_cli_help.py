@@ -76,6 +76,7 @@ TRAIN_FLAGS = [
     ("--class-augmentation", "class_augmentation", str),
     ("--augmentation", "augmentation", augmentation_names),
     ("--validation-fraction", "validation_fraction", float),
+    ("--n-iter-no-change", "n_iter_no_change", int),
     ("--device", "device", str),
     ("--precision", "precision", str),
     ("--seed", "random_state", int),
@@ -189,9 +190,14 @@ def parameter_help(name: str, sentence: int = 0, max_chars: int = 240) -> str:
     if match is None:
         return ""
     text = " ".join(match.group(1).split())
-    text = re.sub(  # `parameter`: the flag that sets it
-        r"(?<![:`])`(\w+)`(?!`)", lambda m: FLAG_OF.get(m[1], m[0]), text
-    )
+    parameters = FewShotClassifier().get_params()
+
+    def flag(match: re.Match) -> str:  # `parameter`: the flag that sets it
+        if match[1] in FLAG_OF or match[1] not in parameters:
+            return FLAG_OF.get(match[1], match[0])
+        return f"{match[1]} (no flag: Python API only)"
+
+    text = re.sub(r"(?<![:`])`(\w+)`(?!`)", flag, text)
     text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "").replace("`", "")
     # a sentence ends at a full stop and a space, not in "e.g." or "et al."
     sentences = re.split(r"(?<=\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!al\.)\s", text)

@@ -313,12 +313,13 @@ COMMANDS = {
 @contextlib.contextmanager
 def _warnings_as_flags(command: str):
     """Print the library's warnings as ``skmeta CMD: warning: ...`` lines
-    that name flags, not parameters."""
+    that name flags, not parameters (``train``'s flags: ``demo``, which has
+    few, keeps the parameters' names)."""
 
     shown = set()  # each once: a warning of every episode printed 1,200 lines
 
     def show(message, category, filename, lineno, file=None, line=None):
-        text = flag_names(str(message))
+        text = str(message) if command == "demo" else flag_names(str(message))
         if text not in shown:
             shown.add(text)
             print(f"skmeta {command}: warning: {text}", file=sys.stderr)

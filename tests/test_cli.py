@@ -399,10 +399,16 @@ def test_demo_prints_warnings_as_the_commands_lines(monkeypatch, capsys):
     from skmeta import _demo
 
     def warn(config):
-        warnings.warn("Meta-training's loss did not fall", UserWarning, stacklevel=2)
+        warnings.warn(
+            "Meta-training's loss did not fall. Try another learning_rate.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     monkeypatch.setattr(_demo, "run_demo", warn)
     assert main(["demo", "--quick"], console=True) == 0
     err = capsys.readouterr().err
     assert "skmeta demo: warning: Meta-training's loss did not fall" in err
     assert "UserWarning" not in err
+    # demo has no --learning-rate: train's flags are not named
+    assert "Try another learning_rate." in err and "--learning-rate" not in err

@@ -180,7 +180,12 @@ def test_flag_names_leaves_paths_and_other_words_alone():
         "lower --n-way or leave the flag out"
     )
     assert flag_names("calibrate=True, early_stopping=False, n_iter_no_change") == (
-        "--calibrate, no --early-stopping, n_iter_no_change"
+        "--calibrate, no --early-stopping, --n-iter-no-change"
+    )
+    # a parameter with no flag is said to be Python's (reviewer: the help of
+    # --early-stopping named n_iter_no_change, which had none)
+    assert "test_time_shifts (no flag: Python API only)" in parameter_help(
+        "augmentation"
     )
     assert set(FLAG_OF.values()) >= {"--seed", "--validation-fraction", "--on-empty"}
 
