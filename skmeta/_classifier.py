@@ -241,9 +241,10 @@ default=None
         are rejected.
     replay_per_class : int, default=None
         Support rows kept per class for :meth:`partial_fit`, for the methods
-        that adapt anew to all rows at each call (the gradient-based family,
-        Matching Networks): a uniform sample of each class's rows (reservoir
-        sampling, seeded by `random_state`). None keeps every row, so each
+        that adapt anew to all rows at each call (every method but
+        ``protonet`` and ``pretrain``, which keep running sums): a uniform
+        sample of each class's rows (reservoir sampling, seeded by
+        `random_state`). None keeps every row, so each
         call adapts exactly as :meth:`fit` on all rows so far (then the
         support rows are part of the fitted estimator and its pickle).
         Read at each call: lowered by ``set_params``, each class's kept rows

@@ -33,8 +33,12 @@ def make_sinusoid_tasks(
         Number of sine waves.
     n_samples_per_task : int, default=10
         Rows per task (K shots plus any query rows).
-    amplitude_range, phase_range, x_range : tuple of float
-        Uniform ranges of the amplitude, the phase and the inputs.
+    amplitude_range : tuple of float, default=(0.1, 5.0)
+        Uniform range of the amplitudes.
+    phase_range : tuple of float, default=(0.0, pi)
+        Uniform range of the phases.
+    x_range : tuple of float, default=(-5.0, 5.0)
+        Uniform range of the inputs (MAML's sine-wave tasks).
     evenly_spaced : bool, default=False
         Inputs evenly spaced over `x_range` (for evaluation curves) instead of
         uniform draws.

@@ -43,6 +43,9 @@ def test_time_views(estimator, adapting: bool = True) -> list | RowViews | None:
     )
 
 
+test_time_views.__test__ = False  # a library function, not a pytest test
+
+
 def check_views(shifts, turns, input_shape, method=None) -> list | RowViews | None:
     """The views of `shifts` (``test_time_shifts``) and `turns`
     (``test_time_turns``) for rows of `input_shape`, served by the algorithm

@@ -177,6 +177,14 @@ class MetaModel(ModelRecords):
 
         On the CPU it shares memory with this model. Treat it as read-only:
         use ``torch.func.functional_call`` to run it with other parameters.
+
+        Parameters
+        ----------
+        device : torch device or str, default="cpu"
+
+        Returns
+        -------
+        MetaNet
         """
         device = torch.device(device)
         net = self._nets.get(device)
@@ -206,7 +214,16 @@ class MetaModel(ModelRecords):
     def inference_network(self, device: torch.device | str = "cpu") -> MetaNet:
         """The network ``transform`` runs on `device`: the speed path's
         inference copy (``skmeta.meta.accel``, e.g. batch norms folded) when
-        one is registered, else :meth:`network`; built once per device."""
+        one is registered, else :meth:`network`; built once per device.
+
+        Parameters
+        ----------
+        device : torch device or str, default="cpu"
+
+        Returns
+        -------
+        MetaNet
+        """
         device = torch.device(device)
         net = self._embedders.get(device)
         if net is None:
@@ -219,7 +236,16 @@ class MetaModel(ModelRecords):
 
     def batch_size(self, device: torch.device | str = "cpu") -> int:
         """Rows per forward pass at inference on `device`, computed once per
-        device (:func:`~skmeta.meta.inference.inference_batch_size`)."""
+        device (:func:`~skmeta.meta.inference.inference_batch_size`).
+
+        Parameters
+        ----------
+        device : torch device or str, default="cpu"
+
+        Returns
+        -------
+        int
+        """
         device = torch.device(device)
         if device not in self._batch_sizes:
             self._batch_sizes[device] = inference.inference_batch_size(
@@ -306,8 +332,19 @@ class MetaModel(ModelRecords):
         device: torch.device | str = "cpu",
         views=None,
     ) -> np.ndarray:
-        """Outputs of an adapted state for query rows (`views` as for
-        :meth:`adapt`).
+        """Outputs of an adapted state for query rows.
+
+        Parameters
+        ----------
+        algorithm : Algorithm
+            The algorithm `state` was adapted with (:meth:`adapt`).
+        state : dict
+            The adaptation state :meth:`adapt` returned.
+        X : ndarray of shape (n_query, n_features)
+            Query rows, on the model's pixel range for images.
+        device : torch device or str, default="cpu"
+        views : list of (int, int) or RowViews, optional
+            As for :meth:`adapt`: the same views the state was adapted with.
 
         Returns
         -------

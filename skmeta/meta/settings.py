@@ -45,7 +45,9 @@ class TrainSettings:
     max_iter : int, default=1000
         Meta-updates.
     learning_rate : float, default=1e-3
-        Adam's initial rate, on a cosine schedule.
+        Adam's initial rate, on a cosine schedule. The estimators' default
+        (None) is the method's own rate, 4e-3 for ``protonet``: pass that
+        here to meta-train as they do.
     max_grad_norm : float or None, default=None
         Clip the meta-gradient to this total norm.
     early_stopping : bool, default=False
