@@ -192,7 +192,10 @@ default=None
         intra-op threads where each worker can run a thread of its own, else
         1 (not scikit-learn's 1); negative as joblib counts: -1 all of
         torch's intra-op threads, -2 all but one; 1: one task after the other
-        in the calling thread (the lower-memory choice).
+        in the calling thread (the lower-memory choice). A network with
+        dropout (or another module that draws random numbers in training
+        mode) always takes 1, so that the run repeats; a value above 1 then
+        warns.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         Arithmetic of meta-training. ``"bfloat16"`` and ``"float16"`` run the
         forward passes under ``torch.autocast`` (mixed precision, for GPUs with

@@ -109,7 +109,7 @@ def grouped_meta_gradient(algorithm: MAML, net, batch: TaskBatch, n_jobs=None):
     """Add the meta-gradient of `batch` to ``.grad``, groups of tasks in
     worker threads; returns ``(loss, metrics)`` as the reference reports."""
     n_tasks = batch.n_tasks
-    workers = n_workers(n_jobs, n_tasks, batch.support_x.device)
+    workers = n_workers(n_jobs, n_tasks, batch.support_x.device, net)
     size = group_size(net, batch, workers)
     # as many groups as balance the workers, sizes differing by at most 1
     n_groups = min(n_tasks, workers * -(-n_tasks // (workers * size)))
@@ -139,7 +139,7 @@ def task_meta_gradient(algorithm: InnerLoopMethod, net, batch: TaskBatch, n_jobs
         grads = torch.autograd.grad(loss / n_tasks, params, allow_unused=True)
         return grads, (loss.item(), metrics[algorithm.metric])
 
-    workers = n_workers(n_jobs, n_tasks, batch.support_x.device)
+    workers = n_workers(n_jobs, n_tasks, batch.support_x.device, net)
     results = accumulate_gradients(params, n_tasks, unit, workers)
     losses, scores = zip(*results, strict=True)
     return sum(losses) / n_tasks, {algorithm.metric: sum(scores) / n_tasks}

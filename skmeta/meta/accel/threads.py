@@ -10,7 +10,10 @@ workers really run side by side. A unit's graphs are freed as soon as its
 gradient is taken, so each worker holds one unit's graphs at a time.
 
 Results do not depend on timing: units are dealt to workers in a fixed
-round-robin order, and the gradients are summed in a fixed order.
+round-robin order, and the gradients are summed in a fixed order. A network
+with a module that draws random numbers in training mode (dropout: torch's
+default generator is one for all threads) runs its units in the calling thread
+(:mod:`.random_modules`), and an ``n_jobs`` that asked for more warns once.
 
 Nothing process-wide changes: each worker sets the OpenMP thread count of its
 own thread only (``omp_set_num_threads`` is per thread; ``torch.set_num_threads``
@@ -21,10 +24,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+
+from ..caller import user_stacklevel
+from .random_modules import random_module
 
 __all__ = ["accumulate_gradients", "n_workers"]
 
@@ -35,6 +43,9 @@ _POOL: dict[str, object] = {"pid": None, "executor": None, "size": 0}
 
 
 _OPENMP: dict[str, object] = {"pid": None, "set_threads": None}
+
+# The networks whose n_jobs was overruled (one warning each: one per fit).
+_WARNED: weakref.WeakSet = weakref.WeakSet()
 
 
 def _openmp():
@@ -99,7 +110,7 @@ def _executor(size: int) -> ThreadPoolExecutor:
     return _POOL["executor"]
 
 
-def n_workers(n_jobs: int | None, n_units: int, device) -> int:
+def n_workers(n_jobs: int | None, n_units: int, device, net=None) -> int:
     """Worker threads for `n_units` units of work.
 
     Parameters
@@ -112,14 +123,41 @@ def n_workers(n_jobs: int | None, n_units: int, device) -> int:
     n_units : int
     device : torch.device or str
         One worker on an accelerator, whose kernels are asynchronous anyway.
+    net : torch.nn.Module, optional
+        The network the units run. One worker when one of its modules draws
+        random numbers in training mode (:func:`.random_modules.random_module`),
+        so that the run repeats; an `n_jobs` other than None that asked for
+        more then warns, once per network.
     """
     if torch.device(device).type != "cpu":
         return 1
+    asked = n_jobs
     if n_jobs is None:
         n_jobs = torch.get_num_threads() if _openmp() is not None else 1
     elif n_jobs < 0:
         n_jobs = max(1, torch.get_num_threads() + 1 + int(n_jobs))
-    return max(1, min(int(n_jobs), n_units))
+    workers = max(1, min(int(n_jobs), n_units))
+    if workers > 1 and net is not None:
+        drawing = random_module(net)
+        if drawing is not None:
+            if asked is not None and net not in _WARNED:
+                _WARNED.add(net)
+                _warn_one_thread(asked, drawing)
+            return 1
+    return workers
+
+
+def _warn_one_thread(n_jobs: int, module: str) -> None:
+    warnings.warn(
+        f"n_jobs={n_jobs!r} is overruled: the tasks run one after the other in "
+        f"the calling thread, because the network's {module} draws random "
+        "numbers in training mode from torch's one default generator, which "
+        "worker threads would draw from in the order they happen to run: the "
+        "run would not repeat with the same random_state. Set n_jobs=1 (or "
+        "None) to silence this.",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 def accumulate_gradients(
