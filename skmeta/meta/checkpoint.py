@@ -7,13 +7,15 @@ position in its schedule, the loss scaler (:mod:`.precision`), the episode
 stream's position (:class:`~.batches.BatchStream`: the numpy generator's state
 at the start of its current block and the batches taken from it), torch's CPU
 random state (and the GPU's when training on one), the history, ``n_iter``,
-``stop``, and each callback's :meth:`~.callbacks.Callback.state_dict` (the
+``stop``, the thread counts (:mod:`.thread_counts`: a resume on others warns),
+and each callback's :meth:`~.callbacks.Callback.state_dict` (the
 history's running means, early stopping's best loss, best weights and stale
 count). Everything else a run holds (class split, validation episodes, input
 statistics, initial weights) follows from its seed and data, so a run built
 again from the same settings and restored from the file continues exactly as
 the uninterrupted run would: the final weights are equal to the bit (on a
-CPU; on a GPU, with torch's deterministic algorithms on).
+CPU, with the same thread counts; on a GPU, with torch's deterministic
+algorithms on).
 
 The file (:func:`.io.save_checkpoint`) is written atomically (a temporary
 file in the same folder, synced, then ``os.replace``), so a run killed at any
@@ -46,6 +48,7 @@ from .callbacks import Callback
 from .caller import user_stacklevel
 from .fingerprint import differences, jsonable, run_fingerprint
 from .io import checkpoint_metadata, load_checkpoint, save_checkpoint
+from .thread_counts import warn_if_other_threads
 from .warm_start import start_from
 
 __all__ = ["Checkpoint", "recorded_seed", "run_fingerprint", "start_from"]
@@ -141,6 +144,12 @@ class Checkpoint(Callback):
                     "Delete it (or give another path) to meta-train afresh."
                 ) from None
             self.resumed_from = loop.n_iter
+            warn_if_other_threads(
+                state.get("threads"),
+                loop.thread_counts,
+                str(self.path),
+                loop.settings.n_jobs,
+            )
 
     def _agree(self, loop, error: ValueError | None) -> None:
         """Raise ``ValueError`` on every process of a distributed run unless
@@ -261,6 +270,7 @@ def _capture(loop) -> dict:
         "precision": loop.precision.state_dict(),
         "batches": loop.batches.state_dict(),
         "torch_rng": torch.get_rng_state(),
+        "threads": dict(loop.thread_counts),  # compared at a resume, not refused
         "callbacks": {
             key: callback.state_dict()
             for key, callback in _keyed(loop.callbacks)

@@ -26,6 +26,7 @@ from .net import MetaNet
 from .optim import CosineAdam
 from .precision import Precision
 from .termination import TerminationGuard, outer_guard_active
+from .thread_counts import thread_counts
 
 if TYPE_CHECKING:  # .train imports this module
     from .distributed import Ranks
@@ -109,6 +110,9 @@ class MetaTrainer:
         after it. Unlike `stop`, a checkpoint does not save it.
     precision : Precision
         Autocast and loss scaling (``settings.precision``).
+    thread_counts : dict
+        torch's threads and the tasks' worker threads the run computes with
+        (:func:`.thread_counts.thread_counts`), set when :meth:`run` starts.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class MetaTrainer:
         self._guard = TerminationGuard(enabled=False)
         self._updated = 0  # iterations whose update was made
         self.precision = Precision(settings.precision, settings.device)
+        self.thread_counts: dict[str, int] = {}
 
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -166,6 +171,8 @@ class MetaTrainer:
     def _run(self, saves_state: bool) -> None:
         """:meth:`run`'s body, within its termination guard."""
         settings = self.settings
+        self.net.train()  # as the iterations run it (dropout: one worker)
+        self.thread_counts = thread_counts(self)
         self._call("on_train_begin")  # a checkpoint may restore n_iter here
         self._updated = self.n_iter
         try:

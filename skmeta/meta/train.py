@@ -362,6 +362,7 @@ def _meta_train(
         **({"interrupted_by": loop.interrupted_by} if loop.interrupted else {}),
         elapsed=time.perf_counter() - start,
         world_size=1 if ranks is None else ranks.size,
+        **loop.thread_counts,  # torch_threads (and task_workers)
     )
     return MetaModel(
         net.state_dict(),

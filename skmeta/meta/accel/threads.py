@@ -110,7 +110,9 @@ def _executor(size: int) -> ThreadPoolExecutor:
     return _POOL["executor"]
 
 
-def n_workers(n_jobs: int | None, n_units: int, device, net=None) -> int:
+def n_workers(
+    n_jobs: int | None, n_units: int, device, net=None, warn: bool = True
+) -> int:
     """Worker threads for `n_units` units of work.
 
     Parameters
@@ -128,6 +130,8 @@ def n_workers(n_jobs: int | None, n_units: int, device, net=None) -> int:
         random numbers in training mode (:func:`.random_modules.random_module`),
         so that the run repeats; an `n_jobs` other than None that asked for
         more then warns, once per network.
+    warn : bool, default=True
+        False: no warning (the count asked for a record).
     """
     if torch.device(device).type != "cpu":
         return 1
@@ -140,7 +144,7 @@ def n_workers(n_jobs: int | None, n_units: int, device, net=None) -> int:
     if workers > 1 and net is not None:
         drawing = random_module(net)
         if drawing is not None:
-            if asked is not None and net not in _WARNED:
+            if warn and asked is not None and net not in _WARNED:
                 _WARNED.add(net)
                 _warn_one_thread(asked, drawing)
             return 1
