@@ -209,8 +209,11 @@ default=None
         input scaling, a new cosine cycle and a new Adam; ``n_iter_`` and
         ``history_`` count on. The method and the network (`backbone`,
         `backbone_params`, `input_shape`) must stay those of ``meta_model_``.
-        Without a fitted model, :meth:`fit` meta-trains anew; :meth:`partial_fit`
-        never meta-trains after its first call.
+        Each warm-started fit draws new episodes (from `random_state` and the
+        iterations ``meta_model_`` has had), reproducibly; the classes held
+        out for early stopping stay those of the first fit. Without a fitted
+        model, :meth:`fit` meta-trains anew; :meth:`partial_fit` never
+        meta-trains after its first call.
     checkpoint : str or path-like, default=None
         A file in which meta-training keeps its whole state (weights, Adam's
         state and schedule, random states, history, early-stopping state),

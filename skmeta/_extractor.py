@@ -161,7 +161,8 @@ see FewShotClassifier
         (at most `replay_per_class` rows of each) and meta-trains `max_iter`
         iterations, from the current ``meta_model_``, on episodes drawn from
         all of the buffer's classes, with a new Adam and a new cosine cycle
-        of the learning rate (as `warm_start`). The network and the method
+        of the learning rate, and new episodes, drawn from `random_state`
+        and the iterations so far (as `warm_start`). The network and the method
         settings are those of the model being continued; the episode sizes,
         `max_iter`, `learning_rate` and the other meta-training parameters
         are this estimator's, read at each call. :meth:`fit` keeps no rows

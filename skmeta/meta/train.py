@@ -52,7 +52,7 @@ from .train_setup import (
     pixel_sample,
     run_config,
 )
-from .warm_start import start_from
+from .warm_start import iterations_behind, start_from
 from .within_group import check_group_sizes, check_within_group, class_groups
 
 __all__ = ["MetaTrainer", "TrainSettings", "meta_gradient", "meta_train"]
@@ -108,7 +108,11 @@ def meta_train(
         A warm start: meta-train on from this model's weights and input
         scaling (same method and network) for ``settings.max_iter`` more
         iterations, with a new Adam and a new cosine cycle of the learning
-        rate.
+        rate. Its episodes (and augmentation, dropout: torch's draws) come
+        from ``SeedSequence(settings.seed, spawn_key=(n,))``, `n` the
+        iterations behind `init`, so that warm starts in a row each draw new
+        ones; the class split and validation episodes stay the seed's, those
+        of a fit without `init`.
     description : mapping, optional
         Recorded in ``config["provenance"]`` beside the versions, the date and
         the data's shape (:func:`~.provenance.describe`), e.g.
@@ -162,13 +166,19 @@ def _seeded_meta_train(
         index = device.index
         devices = [torch.cuda.current_device() if index is None else index]
     seed = int(rng.integers(2**63 - 1))
+    draws, before = rng, 0 if init is None else iterations_behind(init)
+    if before:  # a warm start: new episodes and torch draws, the same split
+        draws = np.random.default_rng(
+            np.random.SeedSequence(settings.seed, spawn_key=(before,))
+        )
+        seed = int(draws.integers(2**63 - 1))
     with seeded_default_generator(seed, devices), malloc_tuning(), float32_default():
         return _meta_train(
             X,
             y,
             settings,
             device,
-            rng,
+            (rng, draws),
             targets,
             callbacks,
             init,
@@ -179,8 +189,9 @@ def _seeded_meta_train(
 
 
 def _meta_train(
-    X, y, settings, device, rng, targets, callbacks, init, description, ranks, groups
+    X, y, settings, device, rngs, targets, callbacks, init, description, ranks, groups
 ) -> MetaModel:
+    rng, draws = rngs  # the seed's (class split, validation); the episodes'
     algorithm = make_algorithm(settings.method, **settings.method_params)
     if (targets is not None) != algorithm.regression:
         raise ValueError(
@@ -271,7 +282,7 @@ def _meta_train(
             rows,
             index,
             settings,
-            rng,
+            draws,
             settings.n_way,
             settings.n_query,
             settings.meta_batch_size,
@@ -287,7 +298,7 @@ def _meta_train(
             * settings.meta_batch_size
         )
         batches = labelled_batches(
-            rows, virtual_rows, virtual_codes, rows_per_step, rng, parts
+            rows, virtual_rows, virtual_codes, rows_per_step, draws, parts
         )
     if settings.checkpoint is not None:
         callbacks = [

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["start_from"]
+__all__ = ["iterations_behind", "start_from"]
 
 _HEAD = "extra.head_weight"  # (n_outputs, embedding) of the methods with a head
 
 
-def _iterations(model) -> int:
+def iterations_behind(model) -> int:
     """Meta-training iterations behind `model` (0 for a wrapped module)."""
     return int(model.config.get("training", {}).get("n_iter", 0))
 
@@ -80,4 +80,4 @@ def start_from(net, model, settings) -> int:
             f"{advice}."
         )
     net.load_state_dict(dict(model.state))
-    return _iterations(model)
+    return iterations_behind(model)

@@ -208,6 +208,9 @@ def _worker(rank, folder):
         for name, changes in RUNS.items():
             model = meta_train(X, y, _settings(**changes), _targets(name))
             out[f"run_{name}"] = (dict(model.state), [dict(r) for r in model.history])
+            if name == "maml":  # warm-started: episodes of (seed, 6 iterations)
+                warm = meta_train(X, y, _settings(**changes), init=model)
+                out["warm_maml"] = dict(warm.state)
         # the checkpoint path is free to differ: each rank names its own file
         checkpoint = f"{folder}/checkpoint{rank}.safetensors"
         meta_train(X, y, _settings(**RUNS["maml"], checkpoint=checkpoint))
@@ -326,6 +329,19 @@ def test_two_processes_train_the_weights_one_process_trains(ranks_out, name):
             assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
     if RUNS[name].get("early_stopping"):
         assert "val_loss" in history0[-1]
+
+
+def test_a_warm_start_draws_the_episodes_one_process_draws(ranks_out):
+    """A warm start's episodes come from the seed (rank 0's) and the
+    iterations behind the starting model, the same on every rank."""
+    X, y = _data()
+    first = meta_train(X, y, _settings(**RUNS["maml"]))
+    single = meta_train(X, y, _settings(**RUNS["maml"]), init=first).state
+    warm0, warm1 = (out["warm_maml"] for out in ranks_out)
+    for key, value in single.items():
+        assert torch.equal(warm0[key], warm1[key]), key
+        if key not in ROUNDING_DRIVEN["maml"]:
+            torch.testing.assert_close(warm0[key], value, rtol=1e-4, atol=1e-5)
 
 
 def test_batch_norm_running_statistics_agree_across_ranks(ranks_out):
