@@ -18,8 +18,9 @@ import torch
 from . import accel, inference, io, shipping
 from .algorithms import Algorithm, make_algorithm
 from .input_normalization import check_pixel_range
+from .model_network import network_of
 from .model_records import ModelRecords
-from .net import MetaNet, build_net, float32_default
+from .net import MetaNet, float32_default
 
 __all__ = ["MetaModel"]
 
@@ -189,40 +190,16 @@ class MetaModel(ModelRecords):
         device = torch.device(device)
         net = self._nets.get(device)
         if net is None:
-            net = build_net(io.thawed(self._config), self._backbone)
-            for name, tensor in self._state.items():
-                if name.startswith("extra."):
-                    net.extra[name[len("extra.") :]] = torch.nn.Parameter(
-                        tensor.clone(), requires_grad=False
-                    )
-            expected, found = set(net.state_dict()), set(self._state)
-            if expected != found:
-                raise ValueError(
-                    "The weights do not fit the network the config describes: "
-                    f"missing {sorted(expected - found)[:5]}, "
-                    f"unexpected {sorted(found - expected)[:5]}."
-                )
-            try:
-                net.load_state_dict(dict(self._state), assign=device.type == "cpu")
-            except RuntimeError as exc:
-                raise ValueError(f"The weights do not fit the network: {exc}") from None
-            net.requires_grad_(False)
-            net = net.to(device).eval()
+            config = io.thawed(self._config)
+            net = network_of(config, self._backbone, self._state, device)
             self._nets[device] = net
         return net
 
     def inference_network(self, device: torch.device | str = "cpu") -> MetaNet:
         """The network ``transform`` runs on `device`: the speed path's
         inference copy (``skmeta.meta.accel``, e.g. batch norms folded) when
-        one is registered, else :meth:`network`; built once per device.
-
-        Parameters
-        ----------
-        device : torch device or str, default="cpu"
-
-        Returns
-        -------
-        MetaNet
+        one is registered, else :meth:`network`; built once per device
+        (`device` as there).
         """
         device = torch.device(device)
         net = self._embedders.get(device)
@@ -236,15 +213,8 @@ class MetaModel(ModelRecords):
 
     def batch_size(self, device: torch.device | str = "cpu") -> int:
         """Rows per forward pass at inference on `device`, computed once per
-        device (:func:`~skmeta.meta.inference.inference_batch_size`).
-
-        Parameters
-        ----------
-        device : torch device or str, default="cpu"
-
-        Returns
-        -------
-        int
+        device (:func:`~skmeta.meta.inference.inference_batch_size`;
+        `device` as for :meth:`network`).
         """
         device = torch.device(device)
         if device not in self._batch_sizes:
