@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._cli_cells import check_finite_array, check_finite_rows, text_error
 from ._cli_dataset import DataError, Dataset
 
 __all__ = ["is_number", "load_csv", "load_npz", "refuse_regression_target"]
@@ -60,6 +61,7 @@ def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
             "(n_samples, n_features) and one label per row."
         )
     shape = (X.shape[1],) if shape is None else tuple(int(s) for s in shape)
+    check_finite_array(path, X)
     names = np.array([str(i) for i in range(len(X))])
     if any(column.shape != (len(X),) for column in columns):
         raise DataError(
@@ -84,7 +86,9 @@ def load_csv(
 ) -> Dataset:
     """The rows of a ``.csv`` file, read one record at a time into float32
     blocks: memory is the array's and one block's, never the text's. The
-    `groups` columns are returned as groups, not features."""
+    `groups` columns are returned as groups, not features. A feature cell
+    that is missing (empty, ``NA``, ``nan``, ...), infinite, beyond float32's
+    range or text is refused, naming its line and column."""
     with contextlib.closing(_csv_records(path)) as records:  # closed on errors
         header = next(records, None)
         if header is None:
@@ -103,7 +107,9 @@ def load_csv(
             )
         grouped = [header.index(name) for name in groups or ()]
         skip = {at, *grouped}
+        columns = [name for i, name in enumerate(header) if i not in skip]
         labels, blocks, block, group_rows = [], [], [], []
+        first = 2  # the line of the block's first row
         for line, record in enumerate(records, start=2):
             if len(record) != len(header):
                 raise DataError(
@@ -116,21 +122,15 @@ def load_csv(
             try:
                 block.append([float(v) for i, v in enumerate(record) if i not in skip])
             except ValueError:
-                at_bad = next(
-                    i
-                    for i, v in enumerate(record)
-                    if i not in skip and not is_number(v)
-                )
-                raise DataError(
-                    f"{path}, line {line}: column {header[at_bad]!r} is not a number "
-                    f"({record[at_bad]!r}); name it with "
-                    "--label-column or --groups if it is not a feature."
-                ) from None
+                check_finite_rows(path, block, columns, first)  # earlier lines'
+                cells = [(i, v) for i, v in enumerate(record) if i not in skip]
+                i, text = next((i, v) for i, v in cells if not is_number(v))
+                raise text_error(f"{path}, line {line}", header[i], text) from None
             if len(block) == _CSV_BLOCK:
-                blocks.append(np.asarray(block, dtype=np.float32))
-                block = []
+                blocks.append(check_finite_rows(path, block, columns, first))
+                block, first = [], line + 1
         if block:
-            blocks.append(np.asarray(block, dtype=np.float32))
+            blocks.append(check_finite_rows(path, block, columns, first))
     if not blocks:
         raise DataError(f"{path}: no data rows.")
     X = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
@@ -139,7 +139,6 @@ def load_csv(
         y = y.astype(np.int64)
     found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])
     names = np.array([str(i) for i in range(len(X))])
-    columns = [name for i, name in enumerate(header) if i not in skip]
     return Dataset(X, y, (X.shape[1],), names, found, columns)
 
 

@@ -1,0 +1,82 @@
+"""Feature tables as a data scientist has them (pandas' CSV files): missing
+values, index columns, identifier columns, unlabelled rows to embed."""
+
+import numpy as np
+import pytest
+
+from skmeta._cli_data import load_dataset, load_unlabelled
+from skmeta.cli import main
+
+IMPUTE = "impute the table first \\(e.g. sklearn.impute.SimpleImputer\\)"
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+# -- missing values ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["", "NA", "nan", "NaN", "-nan", " n/a ", "NULL"])
+def test_a_missing_value_is_named_the_same_way_however_written(tmp_path, cell):
+    """An empty cell or NA was 'not a number; name it with --label-column';
+    nan parsed, and scikit-learn's message came later, naming no file."""
+    path = _write(tmp_path / "rows.csv", f"label,a,b\n0,1,2\n1,3,{cell}\n")
+    message = f"rows.csv, line 3: missing value in column 'b'; {IMPUTE}"
+    with pytest.raises(ValueError, match=message):
+        load_dataset(path)
+    with pytest.raises(ValueError, match=message):  # rows to label too
+        load_unlabelled(path, (2,))
+
+
+def test_text_is_still_not_a_number(tmp_path):
+    path = _write(tmp_path / "rows.csv", "label,a,b\n0,1,C17\n")
+    with pytest.raises(ValueError, match="column 'b' is not a number \\('C17'\\)"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("inf", "line 3: infinite value \\(inf\\) in column 'b'"),
+        ("-Infinity", "line 3: infinite value \\(-inf\\) in column 'b'"),
+        ("1e39", "line 3: value 1e\\+39 in column 'b' is beyond float32's range"),
+    ],
+)
+def test_a_number_that_is_not_a_finite_float32_is_refused(tmp_path, cell, message):
+    path = _write(tmp_path / "rows.csv", f"label,a,b\n0,1,2\n1,3,{cell}\n")
+    with pytest.raises(ValueError, match=message):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize("block", [1, 2, 4096])
+def test_the_first_bad_line_is_named_whatever_the_block(tmp_path, monkeypatch, block):
+    """nan is found when a block is converted, text at once: the earlier
+    line is still the one named."""
+    import skmeta._cli_tables as cli_tables
+
+    monkeypatch.setattr(cli_tables, "_CSV_BLOCK", block)
+    text = "label,a,b\n0,1,2\n0,1,2\n1,nan,2\n1,3,NA\n1,3,x\n"
+    with pytest.raises(ValueError, match="line 4: missing value in column 'a'"):
+        load_dataset(_write(tmp_path / "rows.csv", text))
+
+
+def test_missing_values_of_an_npz_file_are_named(tmp_path):
+    X = np.ones((5, 3))
+    X[3, 1] = np.nan
+    np.savez(tmp_path / "rows.npz", X=X, y=np.arange(5))
+    with pytest.raises(ValueError, match="row 3 of X: missing value in column 1"):
+        load_dataset(tmp_path / "rows.npz")
+    X[3, 1] = 1e300  # float64 rows are read as float32
+    np.savez(tmp_path / "rows.npz", X=X, y=np.arange(5))
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        load_dataset(tmp_path / "rows.npz")
+
+
+def test_a_missing_value_exits_2_naming_the_file(tmp_path, capsys):
+    path = _write(tmp_path / "rows.csv", "label,a\n0,1\n0,2\n1,nan\n1,4\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "m.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "rows.csv, line 4: missing value in column 'a'" in err
+    assert not (tmp_path / "m.safetensors").exists()
