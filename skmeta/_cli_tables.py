@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_cells import check_finite_array, check_finite_rows, text_error
+from ._cli_columns import check_names
 from ._cli_dataset import DataError, Dataset
 
 __all__ = ["is_number", "load_csv", "load_npz", "refuse_regression_target"]
@@ -107,6 +108,7 @@ def load_csv(
             )
         grouped = [header.index(name) for name in groups or ()]
         skip = {at, *grouped}
+        check_names(path, header, [i for i in range(len(header)) if i not in skip])
         columns = [name for i, name in enumerate(header) if i not in skip]
         labels, blocks, block, group_rows = [], [], [], []
         first = 2  # the line of the block's first row

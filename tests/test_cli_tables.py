@@ -80,3 +80,46 @@ def test_a_missing_value_exits_2_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rows.csv, line 4: missing value in column 'a'" in err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+# -- pandas' index column ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header, shown",
+    [
+        (
+            ",a,b,label",
+            "column 1 of the header has no name, as pandas writes its index",
+        ),
+        ("Unnamed: 0,a,b,label", "column 1 of the header is 'Unnamed: 0', pandas'"),
+        ("a, ,b,label", "column 2 of the header has no name"),
+    ],
+)
+def test_a_column_without_a_name_is_refused(tmp_path, capsys, header, shown):
+    """df.to_csv(path) writes the index under an empty name: train used the
+    row number as a feature, and a table written with index=False then
+    failed with "missing: ['']"."""
+    path = _write(tmp_path / "rows.csv", f"{header}\n0,1,2,x\n1,3,4,y\n")
+    with pytest.raises(ValueError, match=shown):
+        load_dataset(path)
+    with pytest.raises(ValueError, match="df.to_csv\\(..., index=False\\)"):
+        load_unlabelled(path, (2,))
+    assert main(["train", str(path), "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert "rows.csv: column" in capsys.readouterr().err
+
+
+def test_a_column_named_by_a_flag_may_be_unnamed(tmp_path):
+    path = _write(tmp_path / "rows.csv", "Unnamed: 0,a,b\nx,1,2\ny,3,4\n")
+    data = load_dataset(path, label_column="Unnamed: 0")
+    assert data.columns == ["a", "b"] and data.y.tolist() == ["x", "y"]
+
+
+def test_a_pandas_frame_written_with_its_index_is_refused(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0], "label": ["x", "y"]})
+    frame.to_csv(tmp_path / "rows.csv")  # index=True, pandas' default
+    with pytest.raises(ValueError, match="index=False"):
+        load_dataset(tmp_path / "rows.csv")
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    assert load_dataset(tmp_path / "rows.csv").columns == ["a", "b"]
