@@ -53,6 +53,7 @@ def load_dataset(
     on_error="raise",
     verbose=False,
     classes=False,
+    labelled=True,
 ) -> Dataset:
     """A labelled data set from `path`.
 
@@ -83,6 +84,10 @@ def load_dataset(
     classes : bool, default=False
         The labels are the classes episodes are drawn from (``train``,
         ``evaluate``): a table's regression target is refused.
+    labelled : bool or None, default=True
+        For ``.npz`` and ``.csv`` files: labels are required (True), or read
+        when the file has them (None: ``embed``, which writes no label column
+        for a table without one).
 
     Returns
     -------
@@ -122,9 +127,9 @@ def load_dataset(
             "of images, an .npz file or a .csv file."
         )
     if suffix == ".npz":
-        data = load_npz(path, groups=groups)
+        data = load_npz(path, labelled, groups=groups)
     else:
-        data = load_csv(path, label_column, groups=groups)
+        data = load_csv(path, label_column, labelled, groups=groups)
     if classes:
         refuse_regression_target(path, data.y)
     return data

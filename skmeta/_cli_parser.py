@@ -70,8 +70,8 @@ def _add_data_flags(command) -> None:
 def _add_table_flags(command) -> None:
     command.add_argument(
         "--label-column",
-        default="label",
-        help=".csv data: the column of labels (default: %(default)s)",
+        default=None,  # given or not: embed reads a table without one
+        help=".csv data: the column of labels (default: label)",
     )
     command.add_argument(
         "--on-empty",

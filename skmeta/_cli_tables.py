@@ -22,7 +22,10 @@ X_NAMES = ("X", "data", "features")
 CHANNELS = (1, 3, 4)
 
 
-def load_npz(path: Path, labelled: bool = True, groups=None) -> Dataset:
+def load_npz(path: Path, labelled: bool | None = True, groups=None) -> Dataset:
+    """The rows of an ``.npz`` file (``X``, ``y``; images flattened, their
+    shape kept), and its `groups` arrays. `labelled`: ``y`` is required
+    (True), or returned when there is one (False or None)."""
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -83,11 +86,13 @@ def _group_array(columns: list) -> np.ndarray | None:
 
 
 def load_csv(
-    path: Path, label_column: str, labelled: bool = True, groups=None
+    path: Path, label_column: str, labelled: bool | None = True, groups=None
 ) -> Dataset:
     """The rows of a ``.csv`` file, read one record at a time into float32
     blocks: memory is the array's and one block's, never the text's. The
-    `groups` columns are returned as groups, not features. A feature cell
+    `groups` columns are returned as groups, not features. `labelled`: the
+    `label_column` is required (True), ignored if there (False), or read if
+    there (None). A feature cell
     that is missing (empty, ``NA``, ``nan``, ...), infinite, beyond float32's
     range or text is refused, naming its line and column."""
     with contextlib.closing(_csv_records(path)) as records:  # closed on errors
@@ -136,7 +141,7 @@ def load_csv(
     if not blocks:
         raise DataError(f"{path}: no data rows.")
     X = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-    y = np.asarray(labels) if labelled else None
+    y = np.asarray(labels) if at is not None and labelled is not False else None
     if y is not None and all(_is_int(v) for v in labels):
         y = y.astype(np.int64)
     found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])

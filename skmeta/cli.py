@@ -68,7 +68,7 @@ def _image_options(args, model=None) -> dict:
     return {
         "image_size": (size[0], size[-1]),
         "color": color,
-        "label_column": args.label_column,
+        "label_column": args.label_column or "label",
         "on_empty": args.on_empty,
         "on_error": args.on_error,
         "verbose": _shows_progress(args),
@@ -230,8 +230,9 @@ def _embed(args) -> None:
         data = load_unlabelled(  # images, no classes
             folder, model.input_shape, on_error=args.on_error
         )
-    else:
-        data = load_dataset(args.data, **options)
+    else:  # a table's labels if it has them, unless --label-column is given
+        labelled = None if args.label_column is None else True
+        data = load_dataset(args.data, **options, labelled=labelled)
     data = match_columns(model, data, args.data)
     extractor = MetaFeatureExtractor(pretrained=model)
     extractor.fit(on_model_range(model, data.X[:1]))
@@ -250,7 +251,7 @@ def _predict(args) -> None:
     model = load_model(args.model)
     shape = model.input_shape
     options = {
-        "label_column": args.label_column,
+        "label_column": args.label_column or "label",
         "on_empty": args.on_empty,
         "on_error": args.on_error,
         "verbose": _shows_progress(args),
@@ -263,7 +264,7 @@ def _predict(args) -> None:
             "not images; give its support set as an .npz or .csv file."
         )
     support = match_columns(model, load_dataset(args.support, **options), args.support)
-    query = load_unlabelled(args.query, shape, args.label_column, args.on_error)
+    query = load_unlabelled(args.query, shape, options["label_column"], args.on_error)
     query = match_columns(model, query, args.query)
     classifier = FewShotClassifier(
         pretrained=model,

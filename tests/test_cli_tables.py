@@ -123,3 +123,50 @@ def test_a_pandas_frame_written_with_its_index_is_refused(tmp_path):
         load_dataset(tmp_path / "rows.csv")
     frame.to_csv(tmp_path / "rows.csv", index=False)
     assert load_dataset(tmp_path / "rows.csv").columns == ["a", "b"]
+
+
+# -- embed and predict on unlabelled tables -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """3 classes of 10 rows of features a-d as rows.csv (label column) and a
+    model trained on it; the rows without labels as query.csv and query.npz."""
+    root = tmp_path_factory.mktemp("cli_tables")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    X = (rng.normal(size=(30, 4)) + 6 * y[:, None]).round(4)
+    rows = [",".join(map(str, [*row, label])) for row, label in zip(X, y, strict=True)]
+    _write(root / "rows.csv", "a,b,c,d,label\n" + "\n".join(rows) + "\n")
+    query = [",".join(map(str, row)) for row in X]
+    _write(root / "query.csv", "a,b,c,d\n" + "\n".join(query) + "\n")
+    np.savez(root / "query.npz", X=X.astype(np.float32))
+    argv = ["train", str(root / "rows.csv"), "--out", str(root / "m.safetensors")]
+    assert main([*argv, "--quiet", "--max-iter", "2", "--n-way", "2"]) == 0
+    return root
+
+
+def _embedded(table, data, out, *flags):
+    argv = ["embed", str(table / "m.safetensors"), str(table / data)]
+    return main([*argv, "--out", str(out), *flags])
+
+
+@pytest.mark.parametrize("data", ["query.csv", "query.npz"])
+def test_embed_takes_a_table_without_labels(table, tmp_path, data):
+    """It refused a .csv without a label column (an .npz without y): only
+    flat image folders were read without labels."""
+    assert _embedded(table, data, tmp_path / "e.csv") == 0
+    lines = (tmp_path / "e.csv").read_text().splitlines()
+    assert len(lines) == 31 and lines[0].split(",")[0] == "name"
+    assert "label" not in lines[0] and lines[1].startswith("0,")
+    assert _embedded(table, data, tmp_path / "e.npz") == 0
+    assert sorted(np.load(tmp_path / "e.npz").files) == ["features", "names"]
+    # labelled rows embed as before, with their labels
+    assert _embedded(table, "rows.csv", tmp_path / "e.csv") == 0
+    assert (tmp_path / "e.csv").read_text().startswith("name,label,")
+
+
+def test_embed_refuses_a_label_column_given_and_absent(table, tmp_path, capsys):
+    assert _embedded(table, "query.csv", tmp_path / "e.csv", "--label-column", "y") == 2
+    assert "query.csv: no column 'y' (--label-column)" in capsys.readouterr().err
+    assert not (tmp_path / "e.csv").exists()
