@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._cli_columns import NOT_FEATURES
 from ._cli_dataset import DataError
 
 __all__ = ["check_finite_array", "check_finite_rows", "is_missing", "text_error"]
@@ -37,7 +38,7 @@ def is_missing(text: str) -> bool:
 
 def text_error(where: str, column: str, text: str) -> DataError:
     """The error of a feature cell that :func:`float` refused: a missing
-    value, or text in a column that is not a feature.
+    value, or text (a column that is not a feature, unless named by a flag).
 
     Parameters
     ----------
@@ -51,8 +52,7 @@ def text_error(where: str, column: str, text: str) -> DataError:
     if is_missing(text):
         return DataError(f"{where}: missing value in column {column!r}; {IMPUTE}.")
     return DataError(
-        f"{where}: column {column!r} is not a number ({text!r}); name it with "
-        "--label-column or --groups if it is not a feature."
+        f"{where}: column {column!r} is not a number ({text!r}); {NOT_FEATURES}."
     )
 
 

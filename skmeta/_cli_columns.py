@@ -5,10 +5,13 @@ by name when other commands read a table."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import numpy as np
 
 from ._cli_dataset import DataError, Dataset
 
-__all__ = ["check_names", "match_columns", "with_columns"]
+__all__ = ["check_id_flag", "check_ids", "check_names", "match_columns", "with_columns"]
 
 #: pandas' name of a column without one, read back from a CSV file.
 _UNNAMED = re.compile(r"Unnamed: \d+")
@@ -57,18 +60,84 @@ def with_columns(model, data: Dataset):
 
 def match_columns(model, data: Dataset, source) -> Dataset:
     """`data` with its columns in the order of the names `model` recorded at
-    meta-training; a :class:`DataError` names the columns missing or unknown.
-    Tables without names, or models without them, are taken as they are."""
+    meta-training, its rows as wide as the model takes them.
+
+    Tables without names, or models without them, are taken as they are;
+    a table with names is matched by name before its width is checked, so
+    that an extra column is named (it was "rows of 201 values").
+
+    Raises
+    ------
+    DataError
+        Naming the columns missing or unknown, or the rows' width and the
+        model's.
+    """
     recorded = list((model.config.get("provenance") or {}).get("feature_names") or ())
-    if not recorded or not data.columns or data.columns == recorded:
-        return data
-    missing = [name for name in recorded if name not in data.columns]
-    unknown = [name for name in data.columns if name not in recorded]
-    if missing or unknown:
+    if recorded and data.columns and data.columns != recorded:
+        missing = [name for name in recorded if name not in data.columns]
+        unknown = [name for name in data.columns if name not in recorded]
+        if missing or unknown:
+            hint = "" if missing else f"; {NOT_FEATURES}"
+            raise DataError(
+                f"{source}: its columns differ from those the model meta-trained "
+                f"on; missing: {missing[:5]}, unknown: {unknown[:5]}{hint}."
+            )
+        order = [data.columns.index(name) for name in recorded]
+        data.X, data.columns = data.X[:, order], recorded
+    width = int(np.prod(model.input_shape))
+    if data.X.shape[1] != width:
         raise DataError(
-            f"{source}: its columns differ from those the model meta-trained on; "
-            f"missing: {missing[:5]}, unknown: {unknown[:5]}."
+            f"{source}: rows of {data.X.shape[1]} values; the model takes rows "
+            f"of {width} (shape {tuple(model.input_shape)})."
         )
-    order = [data.columns.index(name) for name in recorded]
-    data.X, data.columns = data.X[:, order], recorded
     return data
+
+
+#: What to do with a column that is not a feature.
+NOT_FEATURES = (
+    "name a column that is not a feature with the flag of its role: "
+    "--label-column, --id-column (predict, embed) or --groups (evaluate)"
+)
+
+
+def check_id_flag(id_column, label_column, source) -> None:
+    """Refuse, before `source` is read, an ``--id-column`` that cannot name
+    its rows: the label column, or any name for a folder of images.
+
+    Parameters
+    ----------
+    id_column : str or None
+        ``--id-column``; None checks nothing.
+    label_column : str
+        The column of labels, which cannot be the rows' names too.
+    source : path-like
+        The file or folder to read.
+
+    Raises
+    ------
+    DataError
+    """
+    if id_column is None:
+        return
+    if id_column == label_column:
+        raise DataError(
+            f"--id-column {id_column}: it is the label column (--label-column); "
+            "name the column of the rows' names."
+        )
+    if Path(source).is_dir():
+        raise DataError(
+            f"--id-column {id_column}: a column of a .csv file or an array of "
+            f"an .npz file; {source} is a folder of images, named by their files."
+        )
+
+
+def check_ids(data: Dataset, id_column, source) -> None:
+    """Refuse a table without the ``--id-column`` `id_column` (None: no
+    check), naming `source` and, for a ``.csv`` file, its columns."""
+    if id_column is None or data.id_column == id_column:
+        return
+    kind, shown = "array", ""
+    if data.columns is not None:
+        more = " ..." if len(data.columns) > 10 else ""
+        kind, shown = "column", f"; its feature columns are {data.columns[:10]}{more}"
+    raise DataError(f"{source}: no {kind} {id_column!r} (--id-column){shown}.")

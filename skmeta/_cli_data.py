@@ -54,6 +54,7 @@ def load_dataset(
     verbose=False,
     classes=False,
     labelled=True,
+    id_column=None,
 ) -> Dataset:
     """A labelled data set from `path`.
 
@@ -88,6 +89,9 @@ def load_dataset(
         For ``.npz`` and ``.csv`` files: labels are required (True), or read
         when the file has them (None: ``embed``, which writes no label column
         for a table without one).
+    id_column : str, optional
+        For ``.npz`` and ``.csv`` files: the array or column, if there, of
+        the rows' names (``--id-column``); not a feature.
 
     Returns
     -------
@@ -127,21 +131,23 @@ def load_dataset(
             "of images, an .npz file or a .csv file."
         )
     if suffix == ".npz":
-        data = load_npz(path, labelled, groups=groups)
+        data = load_npz(path, labelled, groups, id_column)
     else:
-        data = load_csv(path, label_column, labelled, groups=groups)
+        data = load_csv(path, label_column, labelled, groups, id_column)
     if classes:
         refuse_regression_target(path, data.y)
     return data
 
 
 def load_unlabelled(
-    path, input_shape, label_column="label", on_error="raise"
+    path, input_shape, label_column="label", on_error="raise", id_column=None
 ) -> Dataset:
     """Rows to label, for a model taking rows of `input_shape`: a folder of
     images (see :func:`load_unlabelled_images`; `on_error` as
     there), an ``.npz`` file (``X``; any ``y`` ignored) or a ``.csv`` file
-    (any `label_column` ignored)."""
+    (any `label_column` ignored); a table's `id_column`, if there, names the
+    rows. Their width is :func:`~skmeta._cli_columns.match_columns`' to check,
+    once named columns are matched."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder.")
@@ -149,21 +155,16 @@ def load_unlabelled(
         return load_unlabelled_images(path, input_shape, on_error)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        data = load_npz(path, labelled=False)
+        data = load_npz(path, False, id_column=id_column)
     elif suffix == ".csv":
-        data = load_csv(path, label_column, labelled=False)
+        data = load_csv(path, label_column, False, id_column=id_column)
     else:
         raise DataError(
             f"{path}: unknown kind of data; give a folder of images, an .npz "
             "file or a .csv file."
         )
-    width = int(np.prod(input_shape))
-    if data.X.shape[1] != width:
-        raise DataError(
-            f"{path}: rows of {data.X.shape[1]} values; the model takes rows of "
-            f"{width} (shape {tuple(input_shape)})."
-        )
-    return Dataset(data.X, None, tuple(input_shape), data.names, columns=data.columns)
+    data.y = None
+    return data
 
 
 def load_unlabelled_images(path, input_shape, on_error="raise") -> Dataset:
@@ -245,7 +246,8 @@ def _parquet_frame():
 def save_features(path, features: np.ndarray, data: Dataset) -> None:
     """Write embeddings by the file's suffix: ``.npy`` (the matrix), ``.npz``
     (``features``, ``y``, ``names``), ``.csv`` or ``.parquet`` (one row per
-    sample: name, label, features)."""
+    sample: name, label, features; the name column is the ``--id-column``
+    the names were read from, under its name)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -259,14 +261,18 @@ def save_features(path, features: np.ndarray, data: Dataset) -> None:
     columns = [f"f{i}" for i in range(features.shape[1])]
     if suffix == ".parquet":
         frame = _parquet_frame()(features, columns=columns)
-        frame.insert(0, "name", data.names)
+        frame.insert(0, data.id_column or "name", data.names)
         if data.y is not None:
             frame.insert(1, "label", data.y)
         frame.to_parquet(path)
         return
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        head = ["name"] + (["label"] if data.y is not None else []) + columns
+        head = (
+            [data.id_column or "name"]
+            + (["label"] if data.y is not None else [])
+            + columns
+        )
         writer.writerow(head)
         for i, row in enumerate(features):
             label = [] if data.y is None else [data.y[i]]

@@ -29,6 +29,9 @@ class Dataset:
         The arrays or columns ``--groups`` names (``.npz`` and ``.csv``).
     columns : list of str or None
         A ``.csv`` file's feature columns, the names of X's columns.
+    id_column : str or None
+        The column (``.csv``) or array (``.npz``) `names` were read from
+        (``--id-column``); None for file names and row numbers.
     """
 
     X: np.ndarray
@@ -37,3 +40,4 @@ class Dataset:
     names: np.ndarray
     groups: np.ndarray | None = None
     columns: list[str] | None = None
+    id_column: str | None = None

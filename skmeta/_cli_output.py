@@ -54,7 +54,7 @@ def check_output_path(path, flag: str = "--out") -> None:
         raise DataError(f"{flag} {path}: the folder {folder} is not writable.")
 
 
-def write_predictions(names, labels, probabilities, stream=None) -> None:
+def write_predictions(names, labels, probabilities, stream=None, name=None) -> None:
     """Print ``file,label,probability`` CSV (one row per query) to `stream`
     (stdout by default), quoting fields as the :mod:`csv` module does.
 
@@ -69,9 +69,12 @@ def write_predictions(names, labels, probabilities, stream=None) -> None:
         that it is unknown.
     stream : file-like, optional
         Where to print; stdout by default.
+    name : str, optional
+        The first column's name: the ``--id-column`` that `names` are from
+        (default ``file``).
     """
     writer = csv.writer(sys.stdout if stream is None else stream, lineterminator="\n")
-    writer.writerow(["file", "label", "probability"])
+    writer.writerow([name or "file", "label", "probability"])
     for name, label, p in zip(names, labels, probabilities, strict=True):
         writer.writerow([name, label, "" if p is None else f"{p:.4f}"])
 

@@ -89,6 +89,17 @@ def _add_table_flags(command) -> None:
     )
 
 
+def _add_id_flag(command, output: str) -> None:
+    command.add_argument(
+        "--id-column",
+        metavar="NAME",
+        default=None,
+        help=".csv data: the column of the rows' identifiers (any text; an "
+        ".npz file's array of that name), not a feature: the first column of "
+        f"{output}, named NAME, instead of the row number",
+    )
+
+
 def _add_transductive_flag(command, rows: str) -> None:
     from .meta.transductive import TRANSDUCTIVE
 
@@ -191,7 +202,8 @@ def _add_predict(commands) -> None:
         help="label query images or rows from a labelled support set",
         description="Adapt MODEL to the support set, then print each query's "
         "label and probability as CSV with the columns file (the image's file, "
-        "or the row's number), label and probability (of that label among the "
+        "or the row's number; or the --id-column, under its name), label and "
+        "probability (of that label among the "
         "support set's classes; empty for a query labelled --unknown-label). "
         "Image models take folders; table models take .npz or .csv files.",
     )
@@ -224,6 +236,7 @@ def _add_predict(commands) -> None:
         help=parameter_help("rejection_rate"),
     )
     _add_transductive_flag(predict, "the query images")
+    _add_id_flag(predict, "the output (a support set's column left out too)")
     _add_table_flags(predict)
 
 
@@ -260,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="features file to write: .npy, .npz, .csv or .parquet",
     )
+    _add_id_flag(embed, "a .csv or .parquet output (an .npz output's names)")
     _add_data_flags(embed)
 
     _add_predict(commands)

@@ -22,10 +22,13 @@ X_NAMES = ("X", "data", "features")
 CHANNELS = (1, 3, 4)
 
 
-def load_npz(path: Path, labelled: bool | None = True, groups=None) -> Dataset:
+def load_npz(
+    path: Path, labelled: bool | None = True, groups=None, id_column=None
+) -> Dataset:
     """The rows of an ``.npz`` file (``X``, ``y``; images flattened, their
     shape kept), and its `groups` arrays. `labelled`: ``y`` is required
-    (True), or returned when there is one (False or None)."""
+    (True), or returned when there is one (False or None). An array
+    `id_column` there names the rows; their numbers otherwise."""
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -41,6 +44,7 @@ def load_npz(path: Path, labelled: bool | None = True, groups=None) -> Dataset:
                 f"{sorted(arrays.files)}."
             )
         columns = [np.asarray(arrays[name]) for name in groups or ()]
+        ids = arrays[id_column] if id_column in arrays.files else None
     if X is None or (y is None and labelled):
         raise DataError(
             f"{path}: an .npz data set holds arrays 'X' (or 'data', or 'features' "
@@ -66,14 +70,22 @@ def load_npz(path: Path, labelled: bool | None = True, groups=None) -> Dataset:
         )
     shape = (X.shape[1],) if shape is None else tuple(int(s) for s in shape)
     check_finite_array(path, X)
-    names = np.array([str(i) for i in range(len(X))])
     if any(column.shape != (len(X),) for column in columns):
         raise DataError(
             f"{path}: each --groups array needs one value per row of X "
             f"({len(X)},); got shapes {[c.shape for c in columns]}."
         )
+    if ids is not None and ids.shape != (len(X),):
+        raise DataError(
+            f"{path}: the --id-column array {id_column!r} needs one value per "
+            f"row of X ({len(X)},); it has shape {ids.shape}."
+        )
+    names = _numbers(len(X)) if ids is None else ids.astype(str)
     found = _group_array(columns)
-    return Dataset(X, None if y is None else np.asarray(y), shape, names, found)
+    y = None if y is None else np.asarray(y)
+    return Dataset(
+        X, y, shape, names, found, id_column=None if ids is None else id_column
+    )
 
 
 def _group_array(columns: list) -> np.ndarray | None:
@@ -86,13 +98,18 @@ def _group_array(columns: list) -> np.ndarray | None:
 
 
 def load_csv(
-    path: Path, label_column: str, labelled: bool | None = True, groups=None
+    path: Path,
+    label_column: str,
+    labelled: bool | None = True,
+    groups=None,
+    id_column=None,
 ) -> Dataset:
     """The rows of a ``.csv`` file, read one record at a time into float32
     blocks: memory is the array's and one block's, never the text's. The
     `groups` columns are returned as groups, not features. `labelled`: the
     `label_column` is required (True), ignored if there (False), or read if
-    there (None). A feature cell
+    there (None). An `id_column` there names the rows (any text), not a
+    feature; the row numbers name them otherwise. A feature cell
     that is missing (empty, ``NA``, ``nan``, ...), infinite, beyond float32's
     range or text is refused, naming its line and column."""
     with contextlib.closing(_csv_records(path)) as records:  # closed on errors
@@ -112,10 +129,11 @@ def load_csv(
                 f"{header[:10]}{' ...' if len(header) > 10 else ''}."
             )
         grouped = [header.index(name) for name in groups or ()]
-        skip = {at, *grouped}
+        named = header.index(id_column) if id_column in header else None
+        skip = {at, named, *grouped}
         check_names(path, header, [i for i in range(len(header)) if i not in skip])
         columns = [name for i, name in enumerate(header) if i not in skip]
-        labels, blocks, block, group_rows = [], [], [], []
+        labels, blocks, block, group_rows, ids = [], [], [], [], []
         first = 2  # the line of the block's first row
         for line, record in enumerate(records, start=2):
             if len(record) != len(header):
@@ -124,6 +142,8 @@ def load_csv(
                     f"{len(header)}."
                 )
             labels.append(None if at is None else record[at])
+            if named is not None:
+                ids.append(record[named])
             if grouped:
                 group_rows.append([record[i] for i in grouped])
             try:
@@ -145,8 +165,15 @@ def load_csv(
     if y is not None and all(_is_int(v) for v in labels):
         y = y.astype(np.int64)
     found = _group_array([np.asarray(c) for c in zip(*group_rows, strict=True)])
-    names = np.array([str(i) for i in range(len(X))])
-    return Dataset(X, y, (X.shape[1],), names, found, columns)
+    if named is None:
+        return Dataset(X, y, (X.shape[1],), _numbers(len(X)), found, columns)
+    names = np.array(ids, dtype=str)
+    return Dataset(X, y, (X.shape[1],), names, found, columns, id_column)
+
+
+def _numbers(n: int) -> np.ndarray:
+    """The names of `n` rows without an identifier column: 0, 1, ..."""
+    return np.array([str(i) for i in range(n)])
 
 
 #: Rows parsed into one float32 block by :func:`_load_csv`.

@@ -211,7 +211,7 @@ def _warn_if_classes_were_trained_on(model, labels, source) -> None:
 def _embed(args) -> None:
     from pathlib import Path
 
-    from ._cli_columns import match_columns
+    from ._cli_columns import check_id_flag, check_ids, match_columns
     from ._cli_data import (
         check_features_path,
         load_dataset,
@@ -225,6 +225,7 @@ def _embed(args) -> None:
     check_features_path(args.out)  # its suffix, and pyarrow for .parquet
     model = load_model(args.model)
     options = _image_options(args, model)  # --image-size, --color: the model's
+    check_id_flag(args.id_column, options["label_column"], args.data)
     folder = Path(args.data)
     if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
         data = load_unlabelled(  # images, no classes
@@ -232,7 +233,10 @@ def _embed(args) -> None:
         )
     else:  # a table's labels if it has them, unless --label-column is given
         labelled = None if args.label_column is None else True
-        data = load_dataset(args.data, **options, labelled=labelled)
+        data = load_dataset(
+            args.data, **options, labelled=labelled, id_column=args.id_column
+        )
+    check_ids(data, args.id_column, args.data)
     data = match_columns(model, data, args.data)
     extractor = MetaFeatureExtractor(pretrained=model)
     extractor.fit(on_model_range(model, data.X[:1]))
@@ -244,7 +248,7 @@ def _predict(args) -> None:
     from pathlib import Path
 
     from ._classifier import FewShotClassifier
-    from ._cli_columns import match_columns
+    from ._cli_columns import check_id_flag, check_ids, match_columns
     from ._cli_data import DataError, load_dataset, load_unlabelled
     from ._cli_pixels import by_blocks, on_model_range
 
@@ -263,8 +267,14 @@ def _predict(args) -> None:
             f"--support {args.support}: the model takes rows of shape {shape}, "
             "not images; give its support set as an .npz or .csv file."
         )
-    support = match_columns(model, load_dataset(args.support, **options), args.support)
-    query = load_unlabelled(args.query, shape, options["label_column"], args.on_error)
+    check_id_flag(args.id_column, options["label_column"], args.query)
+    # a support set's --id-column, if there, is no feature either
+    support = load_dataset(args.support, **options, id_column=args.id_column)
+    support = match_columns(model, support, args.support)
+    query = load_unlabelled(
+        args.query, shape, options["label_column"], args.on_error, args.id_column
+    )
+    check_ids(query, args.id_column, args.query)
     query = match_columns(model, query, args.query)
     classifier = FewShotClassifier(
         pretrained=model,
@@ -295,7 +305,7 @@ def _predict(args) -> None:
         labels = classifier.transduction_[len(support.X) :]
         scores = classifier.adapted_["unlabelled_scores"].numpy()
         confidence = softmax(scores, axis=1).max(1)  # the labels' probabilities
-    write_predictions(query.names, labels, confidence)
+    write_predictions(query.names, labels, confidence, name=query.id_column)
 
 
 def _info(args) -> None:

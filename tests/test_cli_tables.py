@@ -34,6 +34,8 @@ def test_text_is_still_not_a_number(tmp_path):
     path = _write(tmp_path / "rows.csv", "label,a,b\n0,1,C17\n")
     with pytest.raises(ValueError, match="column 'b' is not a number \\('C17'\\)"):
         load_dataset(path)
+    with pytest.raises(ValueError, match="--id-column \\(predict, embed\\)"):
+        load_dataset(path)
 
 
 @pytest.mark.parametrize(
@@ -170,3 +172,81 @@ def test_embed_refuses_a_label_column_given_and_absent(table, tmp_path, capsys):
     assert _embedded(table, "query.csv", tmp_path / "e.csv", "--label-column", "y") == 2
     assert "query.csv: no column 'y' (--label-column)" in capsys.readouterr().err
     assert not (tmp_path / "e.csv").exists()
+
+
+# -- identifier columns --------------------------------------------------------------
+
+
+def _predicted(table, capsys, query, *flags, support="rows.csv"):
+    argv = ["predict", str(table / "m.safetensors"), "--support", str(table / support)]
+    capsys.readouterr()
+    status = main([*argv, "--query", str(query), *flags])
+    return status, capsys.readouterr()
+
+
+def _with_ids(table, tmp_path, ids, source="query.csv", name="customer_id"):
+    """`source` with a first column `name` of `ids`."""
+    lines = (table / source).read_text().splitlines()
+    rows = [f"{name},{lines[0]}"]
+    rows += [f"{i},{line}" for i, line in zip(ids, lines[1:], strict=True)]
+    return _write(tmp_path / f"ids_{source}", "\n".join(rows) + "\n")
+
+
+def test_an_extra_column_of_a_query_is_named(table, tmp_path, capsys):
+    """The width was checked first: "rows of 5 values; the model takes 4"."""
+    query = _with_ids(table, tmp_path, range(1000, 1030))
+    status, out = _predicted(table, capsys, query)
+    assert status == 2
+    assert "missing: [], unknown: ['customer_id']; name a column" in out.err
+    assert "--id-column" in out.err and "rows of 5 values" not in out.err
+
+
+@pytest.mark.parametrize("ids", [[f"C{i}" for i in range(30)], range(1000, 1030)])
+def test_predict_names_rows_by_an_id_column(table, tmp_path, capsys, ids):
+    status, plain = _predicted(table, capsys, table / "query.csv")
+    assert status == 0
+    query = _with_ids(table, tmp_path, ids)
+    status, out = _predicted(table, capsys, query, "--id-column", "customer_id")
+    assert status == 0
+    lines = out.out.splitlines()
+    assert lines[0] == "customer_id,label,probability"
+    assert [line.split(",")[0] for line in lines[1:]] == [str(i) for i in ids]
+    expected = [line.split(",", 1)[1] for line in plain.out.splitlines()[1:]]
+    assert [line.split(",", 1)[1] for line in lines[1:]] == expected
+    # a support set with the column leaves it out of the features too
+    _with_ids(table, tmp_path, ids, source="rows.csv")
+    support = str(tmp_path / "ids_rows.csv")
+    status, out = _predicted(
+        table, capsys, query, "--id-column", "customer_id", support=support
+    )
+    assert status == 0 and out.out.splitlines() == lines
+
+
+def test_embed_names_rows_by_an_id_column(table, tmp_path):
+    ids = [f"C{i}" for i in range(30)]
+    query = _with_ids(table, tmp_path, ids)
+    for suffix in (".csv", ".npz"):
+        out = tmp_path / f"e{suffix}"
+        assert _embedded(table, query, out, "--id-column", "customer_id") == 0
+    lines = (tmp_path / "e.csv").read_text().splitlines()
+    assert lines[0].startswith("customer_id,") and "label" not in lines[0]
+    assert [line.split(",")[0] for line in lines[1:]] == ids
+    assert np.load(tmp_path / "e.npz")["names"].tolist() == ids
+    np.savez(tmp_path / "ids.npz", X=np.load(table / "query.npz")["X"], cid=ids)
+    assert _embedded(table, tmp_path / "ids.npz", out, "--id-column", "cid") == 0
+    assert np.load(out)["names"].tolist() == ids
+
+
+def test_a_bad_id_column_is_refused(table, tmp_path, capsys):
+    model = str(table / "m.safetensors")
+    for data, name, message in (
+        ("query.csv", "cid", "query.csv: no column 'cid' (--id-column); its"),
+        ("query.npz", "cid", "query.npz: no array 'cid' (--id-column)."),
+        ("rows.csv", "label", "--id-column label: it is the label column"),
+        (".", "cid", "is a folder of images, named by their files"),
+    ):
+        argv = ["embed", model, str(table / data), "--out", str(tmp_path / "e.csv")]
+        assert main([*argv, "--id-column", name]) == 2
+        assert message in capsys.readouterr().err
+    status, out = _predicted(table, capsys, table / "query.csv", "--id-column", "x")
+    assert status == 2 and "no column 'x' (--id-column)" in out.err
