@@ -10,7 +10,9 @@ file or flag), 1 for any other failure, a missing optional dependency among
 them (a one-line message says what to install).
 
 The parser is ``_cli_parser.py``, its help ``_cli_help.py``; what the commands
-read is ``_cli_data.py``, what they write and the model files ``_cli_output.py``;
+read is ``_cli_data.py`` (tables ``_cli_tables.py``, their cells
+``_cli_cells.py``, their columns ``_cli_columns.py``), what they write and the
+model files ``_cli_output.py``; the image-only flags ``_cli_image_flags.py``;
 ``train``'s estimator, its flags checked before DATA is read, ``_cli_train.py``.
 """
 
@@ -44,35 +46,11 @@ _parser = build_parser  # docs/conf.py prints its help into the user guide
 
 
 def _image_options(args, model=None) -> dict:
-    """How to read DATA: image size and colour for image folders (the flags,
-    else the model's; a model's refuses others), the label column of .csv
-    files, and empty classes."""
-    size, color = args.image_size, args.color
-    shape = None if model is None else model.input_shape
-    images = shape is not None and len(shape) == 3
-    if images and size is not None and (size[0], size[-1]) != tuple(shape[1:]):
-        raise ValueError(
-            f"--image-size {' '.join(map(str, size))}: the model takes "
-            f"{shape[1]}x{shape[2]} images; leave --image-size out to read them so."
-        )
-    if images and color is not None and (color == "rgb") != (shape[0] != 1):
-        kind = "grey" if shape[0] == 1 else "colour (rgb)"
-        raise ValueError(
-            f"--color {color}: the model takes {kind} images (input shape "
-            f"{shape}); leave --color out to read them so."
-        )
-    if size is None:
-        size = [84] if shape is None or len(shape) != 3 else list(shape[1:])
-    if color is None:
-        color = "rgb" if shape is None or len(shape) != 3 or shape[0] == 3 else "grey"
-    return {
-        "image_size": (size[0], size[-1]),
-        "color": color,
-        "label_column": args.label_column or "label",
-        "on_empty": args.on_empty,
-        "on_error": args.on_error,
-        "verbose": _shows_progress(args),
-    }
+    """How to read DATA (``_cli_image_flags.py``): the image-only flags
+    refused for a table, the model's image size and colour."""
+    from ._cli_image_flags import image_options
+
+    return image_options(args, model, _shows_progress(args))
 
 
 def _shows_progress(args) -> bool:

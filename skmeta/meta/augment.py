@@ -34,6 +34,8 @@ from .elastic import ElasticAugmentation
 from .resample import check_images, check_padding, resampled
 
 __all__ = [
+    "IMAGE_PRESETS",
+    "PRESETS",
     "AffineAugmentation",
     "FeatureAugmentation",
     "ImageAugmentation",
@@ -42,6 +44,8 @@ __all__ = [
 ]
 
 PRESETS = ("images", "affine", "elastic", "features")
+#: The presets that take images, input_shape=(C, H, W).
+IMAGE_PRESETS = ("images", "affine", "elastic")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ __all__ = [
     "ResNet12",
     "build_backbone",
     "resolve_backbone",
+    "takes_images",
 ]
 
 # backbone_params keys skmeta reads itself, never passed to a factory
@@ -185,6 +186,12 @@ BUILTIN_BACKBONES: dict[str, Callable[..., nn.Module]] = {
 _IMAGE_BACKBONES = ("conv4", "conv4_strided", "conv6", "resnet12")
 
 
+def takes_images(backbone: str) -> bool:
+    """Whether backbone name `backbone` takes images only: a convolutional
+    built-in or a ``torchvision:<name>`` model."""
+    return backbone in _IMAGE_BACKBONES or backbone.startswith(vision.PREFIX)
+
+
 def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
     """Name of a built-in or torchvision backbone, or the user's class/factory
     (or module instance) unchanged.
@@ -204,8 +211,7 @@ def resolve_backbone(backbone, input_shape: tuple[int, ...]) -> str | Callable:
                 f"{['auto', *BUILTIN_BACKBONES]}, 'torchvision:<model name>', a "
                 "torch.nn.Module class or a callable that returns a module."
             )
-        images = backbone in _IMAGE_BACKBONES or backbone.startswith(vision.PREFIX)
-        if images and len(input_shape) != 3:
+        if takes_images(backbone) and len(input_shape) != 3:
             raise ValueError(
                 f"backbone={backbone!r} needs images: pass input_shape=(C, H, W) "
                 f"(got input_shape={input_shape})."
