@@ -243,11 +243,12 @@ def _parquet_frame():
     return pd.DataFrame
 
 
-def save_features(path, features: np.ndarray, data: Dataset) -> None:
+def save_features(path, features: np.ndarray, data: Dataset, columns) -> None:
     """Write embeddings by the file's suffix: ``.npy`` (the matrix), ``.npz``
     (``features``, ``y``, ``names``), ``.csv`` or ``.parquet`` (one row per
-    sample: name, label, features; the name column is the ``--id-column``
-    the names were read from, under its name)."""
+    sample: name, label, features named `columns`, the extractor's
+    ``get_feature_names_out()``; the name column is the ``--id-column`` the
+    names were read from, under its name)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -258,7 +259,7 @@ def save_features(path, features: np.ndarray, data: Dataset) -> None:
         np.savez(path, features=features, names=data.names, **extra)
         return
     check_features_path(path)
-    columns = [f"f{i}" for i in range(features.shape[1])]
+    columns = [str(name) for name in columns]
     if suffix == ".parquet":
         frame = _parquet_frame()(features, columns=columns)
         frame.insert(0, data.id_column or "name", data.names)

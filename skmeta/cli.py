@@ -218,7 +218,9 @@ def _embed(args) -> None:
     data = match_columns(model, data, args.data)
     extractor = MetaFeatureExtractor(pretrained=model)
     extractor.fit(on_model_range(model, data.X[:1]))
-    save_features(args.out, by_blocks(extractor.transform, model, data.X), data)
+    features = by_blocks(extractor.transform, model, data.X)
+    # the columns of set_output(transform="pandas"): metafeatureextractor0, ...
+    save_features(args.out, features, data, extractor.get_feature_names_out())
     print(f"wrote {args.out} ({len(data.X)} rows of {model.embedding_dim} features)")
 
 

@@ -165,7 +165,8 @@ def test_embed_writes_features(image_tree, tmp_path, suffix, capsys):
         assert saved["features"].shape[0] == 48 and saved["y"].shape == (48,)
     else:
         lines = out.read_text().splitlines()
-        assert lines[0].startswith("name,label,f0") and len(lines) == 49
+        assert lines[0].startswith("name,label,metafeatureextractor0,")
+        assert len(lines) == 49
 
 
 def test_predict_labels_query_images_by_support_classes(image_tree, tmp_path, capsys):

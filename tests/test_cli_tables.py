@@ -250,3 +250,19 @@ def test_a_bad_id_column_is_refused(table, tmp_path, capsys):
         assert message in capsys.readouterr().err
     status, out = _predicted(table, capsys, table / "query.csv", "--id-column", "x")
     assert status == 2 and "no column 'x' (--id-column)" in out.err
+
+
+def test_embedded_columns_are_named_as_in_python(table, tmp_path):
+    """The CLI wrote f0..f63; Python names them metafeatureextractor0..63."""
+    pd = pytest.importorskip("pandas")
+    from skmeta import MetaFeatureExtractor
+    from skmeta.meta.model import MetaModel
+
+    assert _embedded(table, "query.csv", tmp_path / "e.csv") == 0
+    written = pd.read_csv(tmp_path / "e.csv")
+    rows = pd.read_csv(table / "query.csv")
+    extractor = MetaFeatureExtractor(pretrained=MetaModel.load(table / "m.safetensors"))
+    frame = extractor.set_output(transform="pandas").fit_transform(rows)
+    assert list(written.columns) == ["name", *frame.columns]
+    assert frame.columns[0] == "metafeatureextractor0"
+    np.testing.assert_allclose(written[frame.columns], frame, rtol=1e-5, atol=1e-6)
