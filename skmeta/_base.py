@@ -21,6 +21,7 @@ from ._checks import (
     refuse_bool_counts,
     resolve_device,
 )
+from ._ignored_features import warn_if_ignored_features_vary
 from ._meta_training import meta_train_estimator
 from ._method_settings import MethodSettings
 from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS, init_defaults
@@ -274,6 +275,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         """Adapt the meta-model to (X, y), the checked output of ``fit``
         (transductively when `transductive` is set: y is -1 on unlabelled rows)."""
         # X as checked (float32, float64 or uint8): inference converts blocks
+        warn_if_ignored_features_vary(self, X)
         self._fitted_views = views = test_time_views(self)
         if self._transducer is not None:
             transduce(self, X, y, views)
@@ -287,6 +289,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         """The adapted model's outputs (class scores, or predictions) for X."""
         # uint8 rows (images, a memory map) stay so: converted a block at a time
         X = validate_data(self, X, reset=False, dtype=ROW_DTYPES)
+        warn_if_ignored_features_vary(self, X)
         views = test_time_views(self)
         check_views_unchanged(self, views)
         if self._transducer is not None:

@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
 from ._checks import validated_rows
+from ._ignored_features import warn_if_ignored_features_vary
 from ._online import extractor_partial_fit
 from ._test_time import test_time_views
 from .meta.views import embedding_blocks
@@ -207,6 +208,7 @@ see FewShotClassifier
         # NaN and infinity: MetaModel.transform's check is 5x faster here than
         # scikit-learn's, a few percent of an MLP's transform
         X = validated_rows(self, X)
+        warn_if_ignored_features_vary(self, X)
         return self.meta_model_.transform(
             X,
             self._device(),

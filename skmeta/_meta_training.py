@@ -17,6 +17,7 @@ from ._checks import (
     warn_about_the_loss,
     warn_inert_settings,
 )
+from ._ignored_features import warn_constant_features
 from ._interrupted_fits import (
     after_meta_training,
     inside_model_selection,
@@ -154,4 +155,5 @@ def meta_train_estimator(
     after_meta_training(estimator, init, model, checkpoint)  # resume, stop a search
     estimator.n_iter_ = int(model.config["training"]["n_iter"])
     warn_about_the_loss(model, estimator.max_iter)
+    warn_constant_features(estimator, model)
     return model

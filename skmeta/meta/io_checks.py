@@ -125,6 +125,15 @@ def _check_config(config: dict, fail) -> None:
         algorithm = make_algorithm(config["method"], **config["method_params"])
     except (TypeError, ValueError) as exc:
         fail(f"config['method_params'] do not fit {config['method']!r}: {exc}")
+    ignored = config.get("ignored_features", [])
+    n_features = math.prod(shape)
+    if not (
+        isinstance(ignored, list)
+        and all(_is_int(i) and 0 <= i < n_features for i in ignored)
+        and len(set(ignored)) == len(ignored)
+        and (not ignored or (config["per_feature_scaling"] and n_features > 1))
+    ):
+        fail(f"config['ignored_features'] is {ignored!r}")
     if config.get("calibration") is not None:
         _check_calibration(config["calibration"], fail)
     if config.get("target_scaling") is not None:

@@ -34,7 +34,10 @@ class MetaNet(nn.Module):
     Attributes
     ----------
     input_mean, input_scale : Tensor of shape (n_features,) or (1,)
-        Buffers: the net computes ``(x - input_mean) / input_scale``.
+        Buffers: the net computes ``(x - input_mean) / input_scale * input_keep``.
+    input_keep : Tensor of shape (n_features,) or (1,)
+        1, or 0 for the features in :attr:`ignored_features`: a buffer kept out
+        of the state dict (the model's config lists the ignored features).
     input_normalization : dict or None
         The per-channel normalisation set by :meth:`set_channel_normalization`
         (``kind``, ``mean``, ``std``, ``pixel_range``), or None.
@@ -57,6 +60,7 @@ class MetaNet(nn.Module):
         stats_shape = (self.n_features,) if per_feature_scaling else (1,)
         self.register_buffer("input_mean", torch.zeros(stats_shape))
         self.register_buffer("input_scale", torch.ones(stats_shape))
+        self.register_buffer("input_keep", torch.ones(stats_shape), persistent=False)
         self.input_normalization: dict | None = None
         self.frozen_parameters = frozenset(
             f"backbone.{name}"
@@ -70,6 +74,31 @@ class MetaNet(nn.Module):
     def per_feature_scaling(self) -> bool:
         """Whether the scaling buffers hold one value per feature."""
         return self.input_mean.numel() > 1
+
+    @property
+    def ignored_features(self) -> tuple[int, ...]:
+        """Indices of the features the net multiplies by 0: constant in the
+        meta-training data (:meth:`set_input_statistics`), so the weights
+        they meet never learnt from them."""
+        if not self.per_feature_scaling:
+            return ()
+        return tuple(torch.nonzero(self.input_keep == 0).flatten().tolist())
+
+    @torch.no_grad()
+    def ignore_features(self, indices) -> None:
+        """Multiply the features at `indices` by 0 (the others by 1).
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Feature indices, in ``[0, n_features)``; only with per-feature
+            scaling (flat rows).
+        """
+        indices = [int(i) for i in indices]
+        if indices and not self.per_feature_scaling:
+            raise ValueError("Only per-feature scaling can ignore features.")
+        self.input_keep.fill_(1.0)
+        self.input_keep[indices] = 0.0
 
     @torch.no_grad()
     def set_channel_normalization(
@@ -120,6 +149,7 @@ class MetaNet(nn.Module):
         if self.input_mean.numel() != self.n_features:
             self.input_mean = self.input_mean.new_empty(self.n_features)
             self.input_scale = self.input_scale.new_empty(self.n_features)
+        self.input_keep = self.input_mean.new_ones(self.n_features)  # none ignored
         for buffer, values in ((self.input_mean, mean), (self.input_scale, std)):
             values = values.expand(n_channels) * float(pixel_range)
             buffer.copy_(values.repeat_interleave(per_pixel))
@@ -136,10 +166,17 @@ class MetaNet(nn.Module):
         deviation, tensors shaped like the buffers: ``(n_features,)`` with
         per-feature scaling, else ``(1,)`` (see
         :func:`skmeta.meta.rows.input_statistics`). A zero or non-finite
-        deviation scales by 1."""
-        std = torch.where(torch.isfinite(std) & (std > 1e-8), std, torch.ones_like(std))
+        deviation scales by 1; with per-feature scaling, a feature of zero
+        deviation (constant in the training rows) is also ignored
+        (:meth:`ignore_features`): the first layer's weights it meets get no
+        gradient in meta-training, so other values of it at deployment would
+        pass through random weights."""
+        constant = torch.isfinite(std) & (std <= 1e-8)
+        usable = torch.isfinite(std) & (std > 1e-8)
         self.input_mean.copy_(mean)
-        self.input_scale.copy_(std)
+        self.input_scale.copy_(torch.where(usable, std, torch.ones_like(std)))
+        if self.per_feature_scaling:
+            self.ignore_features(torch.nonzero(constant).flatten().tolist())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed rows: (batch, n_features) -> (batch, embedding_dim)."""
@@ -148,10 +185,10 @@ class MetaNet(nn.Module):
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """Rows scaled as the backbone sees them: (..., n_features) -> same."""
-        # (x - mean) / scale as one fused kernel: x * (1 / scale) + (-mean / scale)
-        return torch.addcmul(
-            -self.input_mean / self.input_scale, x, 1 / self.input_scale
-        )
+        # (x - mean) / scale * keep as one fused kernel: x * f + (-mean * f),
+        # f = keep / scale (0 for an ignored feature)
+        factor = self.input_keep / self.input_scale
+        return torch.addcmul(-self.input_mean * factor, x, factor)
 
     @torch.no_grad()
     def embedding_dim(self) -> int:
@@ -235,8 +272,9 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     config : dict
         Keys ``backbone`` (a built-in or torchvision name, or ``"custom"``),
         ``backbone_params``, ``input_shape``, ``per_feature_scaling``,
-        optionally ``task_norm``, ``input_normalization`` and
-        ``frozen_parameters`` (names of parameters to freeze).
+        optionally ``task_norm``, ``input_normalization``,
+        ``frozen_parameters`` (names of parameters to freeze) and
+        ``ignored_features`` (indices of features multiplied by 0).
     backbone_factory : callable or torch.nn.Module, optional
         The user's module class, factory or template module when
         ``config["backbone"] == "custom"``.
@@ -280,6 +318,7 @@ def _build_net(config: dict, backbone_factory) -> MetaNet:
         use_task_norm(backbone)
     net = MetaNet(backbone, tuple(config["input_shape"]), config["per_feature_scaling"])
     net.input_normalization = config.get("input_normalization")
+    net.ignore_features(config.get("ignored_features", ()))  # older models: none
     return net
 
 

@@ -322,7 +322,8 @@ def _meta_train(
                 settings,
                 algorithm,
                 backbone,
-                lambda t=teacher: (t.input_mean, t.input_scale),
+                # an ignored feature's deviation 0: the student ignores it too
+                lambda t=teacher: (t.input_mean, t.input_scale * t.input_keep),
                 pixels,
                 n_classes,
                 device,

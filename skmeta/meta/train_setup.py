@@ -46,7 +46,8 @@ def pixel_sample(rows: Rows) -> np.ndarray:
 
 def run_config(settings, algorithm, backbone, net, n_classes, made) -> dict:
     """The config a meta-trained model records: method and its resolved
-    settings, backbone, input shape and scaling, embedding width, the training
+    settings, backbone, input shape and scaling (the features it ignores
+    included), embedding width, the training
     settings, and `made` (the provenance record)."""
     custom = not isinstance(backbone, str)
     return {
@@ -66,6 +67,8 @@ def run_config(settings, algorithm, backbone, net, n_classes, made) -> dict:
         "per_feature_scaling": len(settings.input_shape) != 3
         or net.input_normalization is not None,
         "input_normalization": net.input_normalization,
+        # constant in the meta-training rows: multiplied by 0 (MetaNet)
+        "ignored_features": list(net.ignored_features),
         "task_norm": algorithm.task_norm,
         "embedding_dim": net.embedding_dim(),
         "training": {

@@ -80,4 +80,6 @@ def start_from(net, model, settings) -> int:
             f"{advice}."
         )
     net.load_state_dict(dict(model.state))
+    # the model's input scaling, the features it ignores included
+    net.ignore_features(model.config.get("ignored_features", ()))
     return iterations_behind(model)

@@ -202,6 +202,7 @@ CONFIG_KEYS = [
     "task_norm",
     "input_normalization",
     "frozen_parameters",
+    "ignored_features",
     "target_scaling",
 ]
 

@@ -112,7 +112,7 @@ def inference_network(net: MetaNet) -> nn.Module:
         layers = copy.deepcopy(net.backbone.layers).eval().requires_grad_(False)
         first = layers[0]
         with torch.no_grad():
-            inverse = 1 / net.input_scale
+            inverse = net.input_keep / net.input_scale  # 0: an ignored feature
             first.bias.sub_(
                 first.weight @ (net.input_mean * inverse).expand(first.in_features)
             )
