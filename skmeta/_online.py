@@ -17,10 +17,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device, same_value
+from ._class_labels import check_class_labels
 from ._meta_training import learning_rate, training_seed, warn_unused_n_jobs
 from ._replay import check_replay_fits_an_episode, replay_buffer, support_buffer
 from ._tasks import FIT_DTYPES
@@ -131,7 +131,7 @@ def _classifier_partial_fit(clf, X, y, classes=None):
     # the adaptation settings as set now (e.g. inner_lr changed by set_params)
     overrides, _ = clf._adaptation_settings(clf.meta_model_)
     X, y = validate_data(clf, X, y, reset=False, dtype=FIT_DTYPES)
-    check_classification_targets(y)
+    check_class_labels(y)
     labels = np.unique(y)
     _check_same_kind(clf.classes_, labels, "y")
     if classes is not None:
@@ -334,7 +334,7 @@ def extractor_partial_fit(ext, X, y):
         )
     first = not hasattr(ext, "meta_model_")
     X, y = validate_data(ext, X, y, reset=first, dtype=FIT_DTYPES)
-    check_classification_targets(y)
+    check_class_labels(y)
     model = _continued_model(ext, X, y)
     _refuse_non_episodic(model.method)
     warn_unused_n_jobs(ext, model.method)

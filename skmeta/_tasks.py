@@ -14,10 +14,10 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import check_float32_range
+from ._class_labels import check_class_labels
 from ._held_out import (
     check_classes_left,
     check_tasks_left,
@@ -130,7 +130,7 @@ class Classification(Task):
                     "needs at least one labelled row of each class."
                 )
         labels = native_labels(y[~unlabelled])  # bools beside -1: bools again
-        check_classification_targets(labels)
+        check_class_labels(labels)
         classes, known = np.unique(labels, return_inverse=True)
         if classes_declared is not None:
             from ._online import declared_classes  # partial_fit's `classes`

@@ -1,0 +1,53 @@
+"""Support sets of many classes of one row each: scikit-learn's warning that
+such labels "could represent a regression problem" is not raised (it is the
+few-shot case), while labels that are no classes are still refused."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from skmeta import FewShotClassifier, MetaFeatureExtractor
+
+
+@pytest.fixture(scope="module")
+def one_shot(blob_model):
+    """30 classes of one row each, of the blob model's 10 features."""
+    X = np.random.default_rng(0).normal(size=(30, 10)).astype(np.float32)
+    return X, np.array([f"c{i}" for i in range(30)])
+
+
+def test_a_30_way_1_shot_fit_does_not_warn(blob_model, one_shot):
+    X, y = one_shot
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = FewShotClassifier(pretrained=blob_model).fit(X, y)
+    assert clf.classes_.size == 30
+
+
+def test_a_30_way_1_shot_partial_fit_does_not_warn(blob_model, one_shot):
+    X, y = one_shot
+    clf = FewShotClassifier(pretrained=blob_model).fit(X[:2], y[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.partial_fit(X[2:], y[2:])
+    assert clf.classes_.size == 30
+
+
+def test_an_extractors_partial_fit_does_not_warn(one_shot):
+    X, y = one_shot
+    X, y = np.vstack([X, X + 0.1]), np.concatenate([y, y])  # 30 of 2 rows
+    ext = MetaFeatureExtractor(n_way=2, k_shot=1, n_query=1, max_iter=1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ext.partial_fit(X[:40], y[:40])
+    assert not [w for w in record if "regression problem" in str(w.message)]
+
+
+@pytest.mark.parametrize("fit", ["fit", "partial_fit"])
+def test_a_float_regression_target_is_still_refused(blob_model, one_shot, fit):
+    X, _ = one_shot
+    y = np.linspace(0.05, 3.1, 30)
+    clf = FewShotClassifier(pretrained=blob_model)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        getattr(clf, fit)(X, y)
