@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import validate_data
 
 from .meta.caller import user_stacklevel
@@ -27,7 +26,6 @@ ROW_DTYPES = [np.float32, np.uint8]
 
 __all__ = [
     "check_float32_range",
-    "warn_about_the_loss",
     "warn_inert_settings",
     "check_feature_names",
     "check_input_shape",
@@ -193,99 +191,6 @@ def check_input_shape(
             stacklevel=user_stacklevel(),
         )
     return tuple(int(s) for s in shape)
-
-
-# Share of its value the loss must still be falling by, between the last two
-# fifths of the records, for meta-training to count as unfinished; and the
-# least fall that counts (a loss of 1e-9 reaching 0 has levelled off).
-STILL_IMPROVING = 0.02
-LEAST_FALL = 1e-4
-
-
-def warn_about_the_loss(model, max_iter: int) -> None:
-    """The warnings meta-training's loss curve calls for:
-    :func:`warn_if_not_learning`, else :func:`warn_if_still_improving`
-    (under torchrun, by the main process only)."""
-    from .meta.distributed import is_main_process
-
-    world = model.config["training"].get("world_size", 1)
-    if (world == 1 or is_main_process()) and not warn_if_not_learning(model):
-        warn_if_still_improving(model, max_iter)  # once per distributed run
-
-
-# A first loss this low (or negative) is not judged: nothing left to learn.
-LOSS_FLOOR = 1e-3
-
-
-def warn_if_not_learning(model) -> bool:
-    """A ``UserWarning`` when a fresh meta-training run's loss did not fall:
-    the mean of the last fifth of the records is not 2% below that of the
-    first fifth (e.g. MANN on data it cannot learn, its loss flat at
-    ln(n_way)). Warm starts, interrupted runs, distillation and runs with
-    fewer than 10 records are not judged. Returns whether it warned."""
-    training, history = model.config["training"], model.history
-    if (
-        training.get("interrupted")
-        or training.get("n_iter_before", 0)
-        or len(history) < 10
-        or "generation" in history[-1]
-    ):
-        return False
-    values = np.array([record["loss"] for record in history], dtype=float)
-    k = len(values) // 5
-    first, last = values[:k].mean(), values[-k:].mean()
-    if not (np.isfinite(first) and first > LOSS_FLOOR):  # nothing left to learn
-        return False
-    if last < first - STILL_IMPROVING * abs(first):
-        return False
-    warnings.warn(
-        f"Meta-training's loss did not fall ({first:.4g} -> {last:.4g} from "
-        f"the first to the last fifth of {training['n_iter']} iterations): "
-        f"method={model.method!r} learnt nothing from this data. Try another "
-        "learning_rate, standardised features, or another method.",
-        UserWarning,
-        stacklevel=user_stacklevel(),
-    )
-    return True
-
-
-def warn_if_still_improving(model, max_iter: int) -> None:
-    """A ``ConvergenceWarning`` when meta-training ran all `max_iter`
-    iterations while its loss was still falling (as scikit-learn's MLP warns).
-
-    The loss is the validation loss when early stopping recorded one, else the
-    training loss; "still falling" means the mean of the last fifth of the
-    records is more than 2% (and 1e-4) below the mean of the fifth before.
-    Runs stopped early, interrupted, or with fewer than 10 records are not
-    judged. Of a distillation method (records with a ``generation``), the
-    last generation is judged.
-    """
-    training = model.config["training"]
-    history = model.history
-    if history and "generation" in history[-1]:  # distillation: the last one's
-        last = history[-1]["generation"]
-        history = [r for r in history if r.get("generation") == last]
-    if (
-        training.get("interrupted")
-        or training["n_iter"] < training.get("n_iter_before", 0) + max_iter
-        or len(history) < 10
-    ):
-        return
-    key = "val_loss" if "val_loss" in history[-1] else "loss"
-    values = np.array([record[key] for record in history], dtype=float)
-    k = len(values) // 5
-    before, last = values[-2 * k : -k].mean(), values[-k:].mean()
-    fall = max(STILL_IMPROVING * abs(before), LEAST_FALL)
-    if np.isfinite(before) and last < before - fall:
-        what = "validation loss" if key == "val_loss" else "meta-training loss"
-        warnings.warn(
-            f"Meta-training reached max_iter={max_iter} while its {what} was "
-            f"still falling ({before:.4g} -> {last:.4g} over the last "
-            f"{2 * k} records); the model may be undertrained. Raise max_iter "
-            "(or use early_stopping=True to stop when it levels off).",
-            ConvergenceWarning,
-            stacklevel=user_stacklevel(),
-        )
 
 
 def check_feature_names(estimator, model: MetaModel) -> None:

@@ -14,7 +14,6 @@ from sklearn.utils import check_random_state
 from ._checks import (
     check_input_shape,
     resolve_device,
-    warn_about_the_loss,
     warn_inert_settings,
 )
 from ._ignored_features import warn_constant_features
@@ -23,6 +22,7 @@ from ._interrupted_fits import (
     inside_model_selection,
     starting_model,
 )
+from ._loss_warnings import warn_about_the_loss
 from ._targets import target_summary
 from .meta.algorithms import ALGORITHMS
 from .meta.caller import user_stacklevel

@@ -457,7 +457,7 @@ def test_bad_checkpoint_parameters_are_refused(blobs, params):
 def test_no_convergence_warning_when_stopped_early_or_levelled_off(blobs):
     from sklearn.exceptions import ConvergenceWarning
 
-    from skmeta._checks import warn_if_still_improving
+    from skmeta._loss_warnings import warn_if_still_improving
 
     X, y = blobs
     with warnings.catch_warnings():
