@@ -148,11 +148,11 @@ class MetaEstimator(MethodSettings, BaseEstimator):
     def _fit_meta_model(self, X, y, groups=None, classes=None):
         """Check parameters and data, then reuse `pretrained` or meta-train.
 
-        Sets ``meta_model_``, ``n_iter_`` and ``history_``; returns X and y as
-        adaptation takes them (y: class codes or float targets). `classes`:
-        the labels ``partial_fit`` declares (a superset of y's). `groups`:
-        the tasks of a regressor, the groups of `within_group_episodes` of a
-        classifier or extractor.
+        Sets ``meta_model_``, ``n_iter_``, ``best_iter_`` and ``history_``;
+        returns X and y as adaptation takes them (y: class codes or float
+        targets). `classes`: the labels ``partial_fit`` declares (a superset
+        of y's). `groups`: the tasks of a regressor, the groups of
+        `within_group_episodes` of a classifier or extractor.
         """
         self._validate_params()
         refuse_bool_counts(self)
@@ -185,7 +185,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
             self._overrides, ignored = self._adaptation_settings(model)
             self._warn_ignored([*ignored, *(["groups"] if groups is not None else [])])
             self.meta_model_ = model
-            self.n_iter_ = 0
+            self.n_iter_, self.best_iter_ = 0, None
         self.history_ = [dict(record) for record in self.meta_model_.history]
         return X, y
 

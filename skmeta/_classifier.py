@@ -170,7 +170,13 @@ default=None
     early_stopping : bool, default=False
         Hold out a class-disjoint `validation_fraction` of the classes, evaluate
         on their episodes regularly, stop after `n_iter_no_change` evaluations
-        without improvement and keep the best weights.
+        without improvement and keep the best weights. Both are judged on the
+        validation loss (``val_loss`` in ``history_``): the method's loss on
+        the held-out classes' episodes, a log-loss for classification (mean
+        squared error for regression), not ``val_accuracy``. The loss moves
+        smoothly and values confident right answers, so it is less noisy on a
+        fixed set of episodes; the weights kept may thus be of another
+        iteration than the best ``val_accuracy`` (``best_iter_`` says which).
     calibrate : {"auto"} or bool, default="auto"
         After meta-training, fit a temperature on episodes of the held-out
         classes (those `early_stopping` holds out, or, with calibrate=True and
@@ -331,6 +337,10 @@ default=None
     n_iter_ : int
         Meta-training iterations behind ``meta_model_``: those of this ``fit``
         (0 with ``pretrained``), with `warm_start` added to the previous fits'.
+    best_iter_ : int or None
+        With `early_stopping`: the iteration whose weights were kept (that of
+        the lowest validation loss, counted as ``n_iter_``). None without early
+        stopping and with ``pretrained``.
     history_ : list of dict
         The meta-training log of ``meta_model_``.
 

@@ -101,10 +101,12 @@ see FewShotClassifier
     ----------
     meta_model_ : MetaModel
         The meta-trained model (``pretrained`` itself when given; never modified).
-    n_iter_, history_, n_features_in_, feature_names_in_ : see FewShotClassifier
+    n_iter_, best_iter_, history_, n_features_in_, feature_names_in_ : \
+see FewShotClassifier
         Meta-training iterations behind ``meta_model_`` (0 with
-        ``pretrained``; counted on with `warm_start`), the meta-training log,
-        and the number and names of the features.
+        ``pretrained``; counted on with `warm_start`), the iteration whose
+        weights `early_stopping` kept (None without it), the meta-training
+        log, and the number and names of the features.
 
     See Also
     --------

@@ -30,7 +30,17 @@ from .meta.checkpoint import recorded_seed
 from .meta.model import MetaModel
 from .meta.train import TrainSettings, meta_train
 
-__all__ = ["learning_rate", "meta_train_estimator", "training_seed"]
+__all__ = ["kept_iteration", "learning_rate", "meta_train_estimator", "training_seed"]
+
+
+def kept_iteration(model) -> int | None:
+    """The iteration whose weights `model` kept: the one of the lowest
+    validation loss under early stopping (counted as ``n_iter_`` counts),
+    None for a model meta-trained without early stopping."""
+    training = model.config["training"]
+    if not training.get("early_stopping") or "best_iter" not in training:
+        return None
+    return int(training["best_iter"])
 
 
 def learning_rate(estimator, method: str) -> float:
@@ -80,7 +90,7 @@ def meta_train_estimator(
 ) -> MetaModel:
     """Meta-train on X with episodes drawn from `labels` (class or task
     codes), those of `within_group_episodes` within the `groups` codes, as
-    `estimator`'s parameters say; sets its ``n_iter_``."""
+    `estimator`'s parameters say; sets its ``n_iter_`` and ``best_iter_``."""
     input_shape = check_input_shape(estimator.input_shape, X.shape[1], X.dtype)
     warn_unused_n_jobs(estimator, method)
     warn_inert_settings(estimator)
@@ -154,6 +164,7 @@ def meta_train_estimator(
     )
     after_meta_training(estimator, init, model, checkpoint)  # resume, stop a search
     estimator.n_iter_ = int(model.config["training"]["n_iter"])
+    estimator.best_iter_ = kept_iteration(model)
     warn_about_the_loss(model, estimator.max_iter)
     warn_constant_features(estimator, model)
     return model

@@ -21,7 +21,12 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device, same_value
 from ._class_labels import check_class_labels
-from ._meta_training import learning_rate, training_seed, warn_unused_n_jobs
+from ._meta_training import (
+    kept_iteration,
+    learning_rate,
+    training_seed,
+    warn_unused_n_jobs,
+)
 from ._replay import check_replay_fits_an_episode, replay_buffer, support_buffer
 from ._tasks import FIT_DTYPES
 from ._test_time import check_views_unchanged, test_time_views
@@ -347,6 +352,7 @@ def extractor_partial_fit(ext, X, y):
     )
     ext._replay = buffer
     ext.n_iter_ = int(ext.meta_model_.config["training"]["n_iter"])
+    ext.best_iter_ = kept_iteration(ext.meta_model_)
     ext.history_ = [dict(record) for record in ext.meta_model_.history]
     return ext
 

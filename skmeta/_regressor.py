@@ -87,7 +87,9 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         model's recorded choice applies. The meta-training history's losses
         are then in standardised units.
     early_stopping : see FewShotClassifier
-        As for :class:`FewShotClassifier`.
+        As for :class:`FewShotClassifier`, on held-out tasks: the weights
+        kept are those of the lowest validation loss, the mean squared error
+        on the held-out tasks' queries (``val_loss``, as ``val_mse``).
     calibrate : {"auto", False}, default="auto"
         Classification only: a regressor never calibrates, and ``True`` is
         refused.
@@ -118,10 +120,12 @@ class FewShotRegressor(RegressorMixin, MetaEstimator):
         The meta-trained model (``pretrained`` itself when given; never modified).
     adapted_ : dict
         The adapted weights of the last ``fit``.
-    n_iter_, history_, n_features_in_, feature_names_in_ : see FewShotClassifier
+    n_iter_, best_iter_, history_, n_features_in_, feature_names_in_ : \
+see FewShotClassifier
         Meta-training iterations behind ``meta_model_`` (0 with
-        ``pretrained``; counted on with `warm_start`), the meta-training log,
-        and the number and names of the features.
+        ``pretrained``; counted on with `warm_start`), the iteration whose
+        weights `early_stopping` kept (None without it), the meta-training
+        log, and the number and names of the features.
 
     See Also
     --------
