@@ -53,8 +53,10 @@ str or callable, default="auto"
         class or factory is called with `backbone_params` as keyword arguments
         and must map ``(batch, *input_shape)`` to ``(batch, dim)``.
     backbone_params : dict, default=None
-        Keyword arguments of the backbone, e.g. ``{"hidden_sizes": (128,)}`` for
-        ``"mlp"``, ``{"hidden_channels": 32}`` or ``{"downsample": [...]}`` (one
+        Keyword arguments of the backbone, e.g. ``{"hidden_sizes": (128,)}`` or
+        ``{"dropout": 0.2}`` (after each hidden ReLU, while meta-training only;
+        a float in [0, 1), default 0) for ``"mlp"``,
+        ``{"hidden_channels": 32}`` or ``{"downsample": [...]}`` (one
         per block) for ``"conv4"``, ``{"channels": (64, 160, 320, 640)}`` for
         ``"resnet12"``, ``{"weights": "DEFAULT"}`` (a torchvision weights name
         or a local file) for ``"torchvision:<name>"``. Two keys are skmeta's

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from numbers import Real
 
 import torch
 from torch import nn
@@ -50,6 +51,11 @@ class MLP(nn.Module):
         Widths of the hidden layers.
     out_features : int, default=64
         Embedding dimension.
+    dropout : float, default=0.0
+        Probability of zeroing each hidden unit, after each hidden ReLU
+        (``torch.nn.Dropout``): a regulariser of meta-training on small
+        tables. Active in train mode only (meta-training), so embeddings,
+        adaptation and predictions are deterministic. 0: no dropout layer.
 
     Shapes: ``(batch, in_features) -> (batch, out_features)``.
     """
@@ -59,12 +65,24 @@ class MLP(nn.Module):
         in_features: int,
         hidden_sizes: Sequence[int] = (256, 256),
         out_features: int = 64,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if (
+            not isinstance(dropout, Real)
+            or isinstance(dropout, bool)
+            or not 0 <= dropout < 1
+        ):
+            raise ValueError(
+                "backbone_params['dropout'] must be a float in [0, 1), the "
+                f"probability of zeroing a hidden unit; got {dropout!r}."
+            )
         layers: list[nn.Module] = []
         width = in_features
         for hidden in hidden_sizes:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if dropout > 0:  # none at 0: the layers (and saved names) as before
+                layers.append(nn.Dropout(float(dropout)))
             width = hidden
         layers.append(nn.Linear(width, out_features))
         self.layers = nn.Sequential(*layers)
