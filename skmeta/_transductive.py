@@ -131,9 +131,25 @@ def check_transductive(estimator, method: str) -> TransductiveMethod | None:
 def transduce(estimator, X: np.ndarray, codes: np.ndarray, views=None) -> None:
     """Embed X (averaged over `views`, test-time augmentation), run the
     transductive method on its labelled rows (`codes` >= 0) and unlabelled
-    rows (-1); set ``adapted_`` and ``transduction_``."""
+    rows (-1); set ``adapted_`` and ``transduction_``.
+
+    Warns with no unlabelled row (the method's inductive form) and with fewer
+    unlabelled rows than classes (too few for a transductive method).
+    """
     check_pixel_range(estimator.meta_model_.config, X)
-    if not (codes == UNLABELLED).any():
+    n_unlabelled, n_classes = int((codes == UNLABELLED).sum()), len(estimator.classes_)
+    if 0 < n_unlabelled < n_classes:
+        warnings.warn(
+            f"transductive={estimator.transductive!r} got {n_unlabelled} "
+            f"unlabelled row(s) (y == -1) for {n_classes} classes. Transductive "
+            "methods need a batch with every class present, several rows each; "
+            "with fewer rows than classes they label no better than inductive "
+            "inference, or far worse (ptmap refuses such a batch). Use "
+            "transductive=None for a few rows.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+    if not n_unlabelled:
         warnings.warn(
             f"transductive={estimator.transductive!r} got no unlabelled row "
             "(y == -1), so this fit is the method's inductive form. Inside "

@@ -30,7 +30,7 @@ from .base import (
     class_means,
     squared_distances,
 )
-from .bdcspn import rectified_prototypes
+from .bdcspn import cross_class_shift, rectified_prototypes
 
 __all__ = ["LaplacianShot"]
 
@@ -91,7 +91,7 @@ class LaplacianShot(TransductiveMethod):
         unlabelled = F.normalize(unlabelled - center, dim=1)
         shift = torch.zeros_like(center)
         if self.rectify and unlabelled.shape[0]:
-            shift = support.mean(0) - unlabelled.mean(0)
+            shift = cross_class_shift(support, unlabelled, n_classes)
             protos = rectified_prototypes(
                 support, support_y, unlabelled + shift, n_classes
             )
