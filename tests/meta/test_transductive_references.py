@@ -9,6 +9,7 @@ from scipy.special import softmax
 
 from skmeta.meta.transductive import make_transductive
 from skmeta.meta.transductive.laplacianshot import LaplacianShot, knn_graph
+from skmeta.meta.transductive.ptmap import power_transform
 
 K, DIM = 4, 8
 
@@ -144,3 +145,25 @@ def test_bdcspn_weights_stay_finite_where_a_non_member_scores_higher():
     )
     assert torch.isfinite(state["unlabelled_scores"]).all()
     assert torch.isfinite(state["prototypes"]).all()
+
+
+def test_ptmap_power_transform_of_zeros_follows_the_reference_code():
+    """A ReLU network's zeros: the reference ``(f + 1e-6) ** beta`` makes them
+    1e-3; ``sign(f) * ...`` made them 0, since sign(0) = 0."""
+    support, support_y, unlabelled = _task(seed=4, n_unlabelled=K * 5)
+    support, unlabelled = np.maximum(support - 1, 0), np.maximum(unlabelled - 1, 0)
+    assert (support == 0).mean() > 0.3 and (unlabelled == 0).mean() > 0.3
+    rows = torch.tensor(unlabelled)
+    np.testing.assert_allclose(
+        power_transform(rows, 0.5).numpy(), _unit(np.power(unlabelled + 1e-6, 0.5))
+    )
+    state = make_transductive("ptmap").fit(
+        torch.tensor(support), torch.tensor(support_y), rows, K
+    )
+    expected = _ptmap_plan(support, support_y, unlabelled, 10.0)
+    np.testing.assert_allclose(
+        state["unlabelled_scores"].exp().numpy(), expected, atol=1e-9
+    )
+    # negative values keep their sign
+    signed = power_transform(torch.tensor([[-4.0, 0.0, 4.0]], dtype=torch.float64), 0.5)
+    assert signed[0, 0] == -signed[0, 2] and signed[0, 1] > 0

@@ -5,8 +5,9 @@ Power transform, then a MAP estimate of the class centres with optimal
 transport:
 
 1. each embedding ``f`` becomes ``(f + 1e-6) ** beta`` (``beta = 0.5``;
-   applied to ``|f|`` with the sign kept, so embeddings with negative values
-   work too), is L2-normalised, then the support rows are centred on their
+   a negative ``f`` becomes ``-(|f| + 1e-6) ** beta``, so embeddings with
+   negative values work too; a zero becomes ``1e-6 ** beta`` as in the
+   reference code), is L2-normalised, then the support rows are centred on their
    mean and the unlabelled rows on theirs, and each row is L2-normalised again;
 2. the class centres start at the support class means; 20 times: the
    unlabelled rows' soft assignments are the Sinkhorn optimal-transport plan
@@ -39,8 +40,22 @@ __all__ = ["PTMAP", "power_transform", "sinkhorn"]
 
 
 def power_transform(rows: torch.Tensor, beta: float) -> torch.Tensor:
-    """``sign(f) * (|f| + 1e-6) ** beta``, then L2-normalised, shape kept."""
-    return F.normalize(rows.sign() * (rows.abs() + 1e-6).pow(beta), dim=1)
+    """``(f + 1e-6) ** beta`` of each value ``f >= 0`` (the reference code's,
+    so 0 becomes ``1e-6 ** beta``), ``-(|f| + 1e-6) ** beta`` of a negative
+    one, then each row L2-normalised.
+
+    Parameters
+    ----------
+    rows : Tensor of shape (n, dim)
+    beta : float
+
+    Returns
+    -------
+    Tensor of shape (n, dim)
+    """
+    # not rows.sign(): its 0 at f = 0 sent a ReLU network's zeros to 0, not 1e-3
+    sign = torch.where(rows >= 0, 1.0, -1.0).to(rows.dtype)
+    return F.normalize(sign * (rows.abs() + 1e-6).pow(beta), dim=1)
 
 
 def sinkhorn(
