@@ -180,14 +180,16 @@ default=None
         fixed set of episodes; the weights kept may thus be of another
         iteration than the best ``val_accuracy`` (``best_iter_`` says which).
     calibrate : {"auto"} or bool, default="auto"
-        After meta-training, fit a temperature on episodes of the held-out
-        classes (those `early_stopping` holds out, or, with calibrate=True and
-        no early stopping, a `validation_fraction` of the classes held out for
-        it): :meth:`predict_proba` then divides the class scores by it (Guo et
-        al. 2017), and the model records the expected calibration error before
-        and after (``meta_model_.config["calibration"]``) and the scores of
-        known-class queries that `unknown_label` needs. ``"auto"``: with
-        `early_stopping` only, so no class is held out just for it.
+        After meta-training, fit a temperature on half of the episodes of the
+        held-out classes (those `early_stopping` holds out, or, with
+        calibrate=True and no early stopping, a `validation_fraction` of the
+        classes held out for it): :meth:`predict_proba` then divides the class
+        scores by it (Guo et al. 2017), unless it raised the expected
+        calibration error on the other half (then 1, with a warning). The
+        model records both errors (``meta_model_.config["calibration"]``) and
+        the scores of known-class queries that `unknown_label` needs.
+        ``"auto"``: with `early_stopping` only, so no class is held out just
+        for it.
     validation_fraction : float, default=0.1
         Share of the classes held out for `early_stopping` and `calibrate`,
         at least 2 classes (a regressor: 1 task).
@@ -326,7 +328,8 @@ default=None
         where the method labels rows jointly (LaplacianShot, PT-MAP).
     temperature_ : float
         The divisor of the class scores in :meth:`predict_proba`: the model's
-        calibrated temperature (see `calibrate`); 1.0 without it, and where
+        calibrated temperature (see `calibrate`); 1.0 without it, when it was
+        not applied (it raised the held-out calibration error), and where
         the scores are not those it was fitted to (`transductive`, test-time
         views, adaptation settings other than the model's; ``fit`` warns).
     unknown_threshold_ : float

@@ -373,3 +373,72 @@ def test_a_nan_unknown_label_survives_pickling(calibrated):
     clf.fit(X[novel], y[novel].astype(float))
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict(X[:5]), clf.predict(X[:5]))
+
+
+def test_a_record_written_before_the_checked_temperature_is_used_as_it_was(
+    calibrated, tmp_path
+):
+    """Records without fitted_temperature (the temperature fitted and
+    measured on the same episodes) keep their temperature, and their
+    summary and card say what they said."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save as safetensors_bytes
+
+    from skmeta.meta.io import checksum
+    from skmeta.meta.model_card import model_card
+    from skmeta.meta.provenance import calibration_check
+
+    path = tmp_path / "m.safetensors"
+    calibrated.save(path)
+    with safe_open(path, "pt") as handle:
+        metadata = json.loads(handle.metadata()["skmeta"])
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    record = metadata["config"]["calibration"]
+    for key in (
+        "fitted_temperature",
+        "temperature_kept_at_1",
+        "ece_fitted",
+        "n_fit_queries",
+        "n_check_queries",
+    ):
+        del record[key]
+    record["temperature"] = 1.3
+    del metadata["sha256"]
+    metadata["sha256"] = checksum(metadata, tensors)
+    path.write_bytes(
+        safetensors_bytes(
+            {k: v.numpy() for k, v in tensors.items()},
+            metadata={"skmeta": json.dumps(metadata)},
+        )
+    )
+    old = MetaModel.load(path)
+    support = _support(range(28, 33))
+    assert (
+        FewShotClassifier(pretrained=old).fit(X[support], y[support]).temperature_
+        == 1.3
+    )
+    assert calibration_check(old.config["calibration"]) == ""
+    card = model_card(old, "m")
+    assert f"fitted on {record['n_queries']} queries" in card, card
+    assert "error" in old.summary() and "not fitted on" not in old.summary()
+
+
+def test_the_summary_and_card_say_how_the_temperature_was_checked(calibrated):
+    from skmeta.meta.model_card import model_card
+    from skmeta.meta.provenance import calibration_check
+
+    record = dict(calibrated.config["calibration"])
+    note = calibration_check(record)
+    assert f"on the {record['n_check_queries']} queries of the half" in note
+    assert note in calibrated.summary() and note in model_card(calibrated, "m")
+    record.update(
+        temperature=1.0,
+        fitted_temperature=1.25,
+        ece_fitted=0.05,
+        temperature_kept_at_1="it raised the error",
+    )
+    assert calibration_check(record).endswith(
+        "; the fitted temperature 1.25 (5.00% there) is not applied"
+    )

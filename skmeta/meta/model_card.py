@@ -15,6 +15,8 @@ import numbers
 from collections.abc import Mapping
 from pathlib import Path
 
+from .provenance import calibration_check
+
 __all__ = ["card_path", "evaluation_record", "model_card"]
 
 
@@ -240,10 +242,12 @@ def model_card(model, name: str = "model.safetensors") -> str:
         lines += [
             "",
             f"Calibration: temperature {calibration['temperature']:.4g}, fitted on "
-            f"{calibration['n_queries']} queries of {calibration['n_way']}-way "
-            "episodes of classes held out from meta-training; expected calibration "
+            f"{calibration.get('n_fit_queries', calibration['n_queries'])} queries "
+            f"of {calibration['n_way']}-way episodes of classes held out from "
+            "meta-training; expected calibration "
             f"error {100 * calibration['ece_before']:.2f}% -> "
-            f"{100 * calibration['ece_after']:.2f}%, held-out accuracy "
+            f"{100 * calibration['ece_after']:.2f}%{calibration_check(calibration)}"
+            ", held-out accuracy "
             f"{100 * calibration['accuracy']:.2f}%.",
         ]
     lines += [

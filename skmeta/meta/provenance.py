@@ -17,7 +17,7 @@ import torch
 
 from .input_normalization import expected_pixel_range, infer_pixel_range
 
-__all__ = ["describe", "summary"]
+__all__ = ["calibration_check", "describe", "summary"]
 
 #: How the summary names what interrupted meta-training (``interrupted_by``).
 _INTERRUPTIONS = {"KeyboardInterrupt": "Ctrl-C", "SIGTERM": "SIGTERM"}
@@ -139,7 +139,7 @@ def summary(model, path=None) -> str:
             f"{calibration['n_queries']} queries of {calibration.get('n_way', '?')}"
             "-way episodes of held-out classes, expected "
             f"calibration error {100 * calibration['ece_before']:.2f}% -> "
-            f"{100 * calibration['ece_after']:.2f}%"
+            f"{100 * calibration['ece_after']:.2f}%{calibration_check(calibration)}"
         )
     made = config.get("provenance")
     if made:
@@ -164,3 +164,21 @@ def summary(model, path=None) -> str:
     if model.history:
         lines.append(f"last record:  {json.dumps(dict(model.history[-1]))}")
     return "\n".join(lines)
+
+
+def calibration_check(calibration: Mapping) -> str:
+    """How a ``config["calibration"]`` record checked its temperature, to
+    follow its calibration errors in a sentence: '' for a record written
+    before the temperature was checked on episodes it was not fitted on."""
+    if "n_check_queries" not in calibration:
+        return ""
+    note = (
+        f" on the {calibration['n_check_queries']} queries of the half of the "
+        "episodes the temperature was not fitted on"
+    )
+    if calibration.get("temperature_kept_at_1"):
+        note += (
+            f"; the fitted temperature {calibration['fitted_temperature']:.4g} "
+            f"({100 * calibration['ece_fitted']:.2f}% there) is not applied"
+        )
+    return note

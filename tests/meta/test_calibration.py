@@ -2,6 +2,7 @@
 classes (skmeta.meta.calibration), and meta-training's calibration record."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from skmeta.meta.calibration import (
     expected_calibration_error,
     fit_temperature,
     known_score_threshold,
+    split_halves,
 )
 from skmeta.meta.train import TrainSettings, meta_train
 
@@ -116,7 +118,10 @@ def test_meta_training_with_calibrate_records_temperature_on_held_out_classes():
     record = model.config["calibration"]
     assert record["n_way"] == 5 and record["n_queries"] == 30 * 5 * 5
     assert math.isfinite(record["temperature"]) and record["temperature"] > 0
-    assert record["nll_after"] <= record["nll_before"] + 1e-9
+    # fitted on 15 episodes, checked on the other 15
+    assert record["n_fit_queries"] == record["n_check_queries"] == 15 * 5 * 5
+    assert record["ece_after"] <= record["ece_before"]
+    assert record["temperature"] in (1.0, record["fitted_temperature"])
     # held out: meta-training saw 18 of the 24 classes
     assert model.config["training"]["n_classes"] == 18
 
@@ -158,3 +163,71 @@ def test_held_out_scores_right_with_certainty_leave_the_temperature_at_1():
     with pytest.warns(UserWarning, match="no temperature can be fitted"):
         record = calibration_record(logits, targets)
     assert record["temperature"] == 1.0
+
+
+def test_split_halves_alternates_episodes_then_rows():
+    episode = torch.tensor([0, 0, 1, 1, 2, 2, 5, 5])
+    assert split_halves(8, episode).tolist() == [1, 1, 0, 0, 1, 1, 0, 0]
+    assert split_halves(4, None).tolist() == [1, 0, 1, 0]
+    assert split_halves(4, torch.zeros(4).long()).tolist() == [1, 0, 1, 0]
+    assert split_halves(1, None).tolist() == [True]
+
+
+def test_the_temperature_is_fitted_on_half_the_episodes_and_checked_on_the_rest():
+    """T was fitted and its calibration error measured on the same episodes,
+    which reported an ECE it lowered where it raised it on others."""
+    logits, targets = _sampled(1.0, n=4000, seed=5)
+    logits = 3 * logits
+    episode = torch.arange(4000) // 20  # 200 episodes of 20 queries
+    record = calibration_record(logits, targets, episode)
+    fitting = (episode % 2) == 0
+    assert record["fitted_temperature"] == pytest.approx(
+        fit_temperature(logits[fitting], targets[fitting]), rel=1e-9
+    )
+    assert record["temperature"] == record["fitted_temperature"]
+    assert record["temperature_kept_at_1"] is None
+    check, truth = logits[~fitting], targets[~fitting]
+    assert record["ece_before"] == pytest.approx(
+        expected_calibration_error(check.softmax(1), truth)
+    )
+    assert record["nll_after"] == pytest.approx(
+        F.cross_entropy(check / record["temperature"], truth).item()
+    )
+    assert record["n_fit_queries"] == record["n_check_queries"] == 2000
+    assert record["ece_after"] < record["ece_before"] / 3
+
+
+def test_a_temperature_that_raises_the_checked_calibration_error_is_not_applied():
+    """A ProtoNet's fitted T = 1.069 raised its held-out ECE from 3.56% to
+    5.53%, and predict_proba used it. Here calibrated scores and a few
+    confidently wrong ones: the likelihood asks for a soft T that leaves the
+    rest underconfident."""
+    logits, targets = _sampled(1.0, n=4000, seed=6)
+    wrong = torch.arange(4000) % 50 == 0
+    logits[wrong] = 0.0
+    logits[wrong, 0] = 30.0
+    targets[wrong] = 1
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        record = calibration_record(logits, targets)
+    assert [str(w.message) for w in got if w.category is UserWarning] == [
+        record["temperature_kept_at_1"]
+    ]
+    assert "raised the expected calibration error" in record["temperature_kept_at_1"]
+    assert record["fitted_temperature"] > 1.5 and record["temperature"] == 1.0
+    assert record["ece_fitted"] > record["ece_before"] == record["ece_after"]
+    assert record["nll_after"] == record["nll_before"]
+
+
+def test_non_finite_rows_are_left_out_of_the_whole_record():
+    """One NaN row made nll_before and nll_after NaN and counted in both
+    calibration errors and the accuracy."""
+    logits, targets = _sampled(1.0, n=2001, seed=7)
+    clean = calibration_record(2 * logits[1:], targets[1:])
+    spoilt = 2 * logits
+    spoilt[0, 1] = float("nan")
+    with_nan = calibration_record(spoilt, targets, torch.arange(2001))
+    assert with_nan == clean == calibration_record(2 * logits[1:], targets[1:])
+    assert math.isfinite(with_nan["nll_before"]) and with_nan["n_queries"] == 2000
+    with pytest.raises(ValueError, match="No finite"):
+        calibration_record(torch.full((3, 2), float("nan")), torch.zeros(3).long())
