@@ -310,3 +310,26 @@ def test_fewer_unlabelled_rows_than_classes_warn(identity_model, n_rows):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         transductive(identity_model, "bdcspn").fit(X, y)
+
+
+def test_laplacianshot_center_base_takes_the_models_base_mean(identity_model, blobs):
+    X, y = blobs
+    base = FewShotClassifier(max_iter=5, n_way=5, k_shot=1, random_state=0)
+    model = base.fit(X[y < 16], y[y < 16]).meta_model_
+    rows = np.flatnonzero(y >= 16)[:40]
+    labels = np.where(np.arange(40) < 8, -1, y[rows])
+    clf = FewShotClassifier(
+        pretrained=model,
+        transductive="laplacianshot",
+        transductive_params={"center": "base"},
+    ).fit(X[rows], labels)
+    stored = model.network("cpu").extra["base_mean"].double()
+    torch.testing.assert_close(clf.adapted_["center"], stored)
+    wrapped = FewShotClassifier(
+        pretrained=identity_model,
+        transductive="laplacianshot",
+        transductive_params={"center": "base"},
+    )
+    X, y, _ = make_rows(0, 2)
+    with pytest.raises(ValueError, match="this model does not hold.*center='task'"):
+        wrapped.fit(X, y)

@@ -248,6 +248,9 @@ def transduce(model, method, X, codes, n_classes: int, device, views=None):
     inferred : ndarray of shape (n_unlabelled,), int
         The class code the method gives each unlabelled row.
     """
+    extra = {}
+    if method.needs_base_mean:
+        extra["base_mean"] = _base_mean(model, device)
     embeddings = torch.from_numpy(transform(model, X, device, views=views))
     codes = np.asarray(codes)
     unlabelled = codes < 0
@@ -256,9 +259,26 @@ def transduce(model, method, X, codes, n_classes: int, device, views=None):
         torch.from_numpy(codes[~unlabelled]).long(),
         embeddings[unlabelled],
         n_classes,
+        **extra,
     )
     state = map_tensors(lambda t: t.detach().cpu(), state)
     return state, state["unlabelled_scores"].argmax(1).numpy()
+
+
+def _base_mean(model, device) -> torch.Tensor:
+    """The base classes' mean embedding a model stores, shape (dim,), on the
+    CPU, for a transductive method centred on it."""
+    extra = model.network(device).extra
+    if "base_mean" not in extra:
+        raise ValueError(
+            "transductive_params={'center': 'base'} centres the embeddings on "
+            "the base classes' mean embedding, which this model does not hold: "
+            "it was saved before skmeta kept that mean, wrapped with "
+            "MetaModel.from_module, or meta-trained with a method that does "
+            "not keep it (protonet, pretrain, baseline++ and rfs do). Use "
+            "center='task'."
+        )
+    return extra["base_mean"].detach().cpu()
 
 
 def transductive_predict(

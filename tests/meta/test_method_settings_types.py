@@ -79,6 +79,7 @@ WRONG = {
     ("laplacianshot", "knn"): INT,
     ("laplacianshot", "n_iter"): INT,
     ("laplacianshot", "rectify"): BOOL,
+    ("laplacianshot", "center"): OPTIONS + (None,),
     ("ptmap", "beta"): REAL,
     ("ptmap", "lam"): REAL,
     ("ptmap", "alpha"): REAL + (1.5,),
@@ -137,6 +138,7 @@ RIGHT = {
         "knn": np.int64(5),
         "n_iter": np.int32(3),
         "rectify": np.bool_(False),
+        "center": np.str_("base"),
     },
     "ptmap": {
         "beta": np.float64(0.25),

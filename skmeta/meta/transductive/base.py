@@ -38,12 +38,16 @@ class TransductiveMethod(ABC):
     - ``name``, ``summary``: the ``transductive=`` value and a one-line
       description;
     - ``settings``: constructor arguments the estimators' ``transductive_params``
-      may set.
+      may set;
+    - ``needs_base_mean``: whether :meth:`fit` takes the base classes' mean
+      embedding, shape (dim,), as the keyword ``base_mean`` (the estimators
+      pass the model's).
     """
 
     name: str = ""
     summary: str = ""
     settings: tuple[str, ...] = ()
+    needs_base_mean: bool = False
 
     @abstractmethod
     def fit(
