@@ -97,6 +97,26 @@ def _group_array(columns: list) -> np.ndarray | None:
     return np.stack([np.asarray(c).astype(str) for c in columns], axis=1)
 
 
+def _refuse_other_separators(path: Path, header: list[str]) -> None:
+    """A header of one field holding ``;``, a tab or ``|``: a file separated
+    by another character (Excel writes ``;`` and decimal commas in many
+    locales), which read as commas gives puzzling field counts."""
+    if len(header) != 1:
+        return
+    found = [name for sep, name in _SEPARATORS.items() if sep in header[0]]
+    if found:
+        raise DataError(
+            f"{path}: the header is one field, {header[0][:40]!r}: the file "
+            f"looks separated by {found[0]}. The command line reads "
+            "comma-separated files with '.' decimals: write it with "
+            "df.to_csv(path, index=False), or re-save it from your spreadsheet "
+            "as CSV with commas."
+        )
+
+
+_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "'|'"}
+
+
 def load_csv(
     path: Path,
     label_column: str,
@@ -116,6 +136,7 @@ def load_csv(
         header = next(records, None)
         if header is None:
             raise DataError(f"{path}: empty file.")
+        _refuse_other_separators(path, header)
         if label_column not in header and labelled:
             raise DataError(
                 f"{path}: no column {label_column!r} (--label-column); the columns "

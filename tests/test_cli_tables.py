@@ -266,3 +266,20 @@ def test_embedded_columns_are_named_as_in_python(table, tmp_path):
     assert list(written.columns) == ["name", *frame.columns]
     assert frame.columns[0] == "metafeatureextractor0"
     np.testing.assert_allclose(written[frame.columns], frame, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "sep, words", [(";", "semicolons"), ("\t", "tabs"), ("|", "'\\|'")]
+)
+def test_a_file_separated_otherwise_is_named_so(tmp_path, sep, words):
+    """A European Excel file (';' and decimal commas) failed with 'line 2:
+    197 fields, the header has 1' (reviewer)."""
+    text = sep.join(["label", "a", "b"]) + "\n" + sep.join(["0", "1,5", "2,25"])
+    path = _write(tmp_path / "rows.csv", text + "\n")
+    with pytest.raises(ValueError, match=f"rows.csv: .*looks separated by {words}"):
+        load_dataset(path)
+    with pytest.raises(ValueError, match="df.to_csv\\(path, index=False\\)"):
+        load_unlabelled(path, (2,))
+    # a one-column table is a table still
+    one = _write(tmp_path / "one.csv", "a\n1\n2\n")
+    assert load_unlabelled(one, (1,)).X.tolist() == [[1.0], [2.0]]
