@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._cli_dataset import DataError
-from ._cli_tables import CHANNELS, X_NAMES
+from ._cli_tables import X_NAMES, image_row_shape
 
 __all__ = ["file_shape", "image_options", "refuse_image_flags"]
 
@@ -185,8 +185,4 @@ def _npz_shape(path: Path):
                 stored = tuple(int(s) for s in np.lib.format.read_array(handle))
     if len(shape) == 2:
         return stored if stored is not None and len(stored) == 3 else FLAT
-    if len(shape) == 3:
-        return (1, *shape[1:])
-    if len(shape) == 4 and shape[3] in CHANNELS and shape[1] not in CHANNELS:
-        return (shape[3], shape[1], shape[2])  # channel-last, moved first
-    return tuple(shape[1:]) if len(shape) == 4 else None
+    return image_row_shape(shape)

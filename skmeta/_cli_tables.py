@@ -22,6 +22,23 @@ X_NAMES = ("X", "data", "features")
 CHANNELS = (1, 3, 4)
 
 
+def is_channel_last(shape: tuple) -> bool:
+    """Whether an ``X`` array of `shape` holds channel-last images
+    ``(n, H, W, C)`` (PIL's and matplotlib's layout, which torch's is not)."""
+    return len(shape) == 4 and shape[3] in CHANNELS and shape[1] not in CHANNELS
+
+
+def image_row_shape(shape: tuple) -> tuple | None:
+    """The ``(C, H, W)`` of one image of an ``X`` array of `shape`:
+    ``(n, H, W)`` grey, ``(n, C, H, W)``, or channel-last ``(n, H, W, C)``
+    moved first; None for other shapes (2-D rows among them)."""
+    if len(shape) == 3:
+        return (1, *shape[1:])
+    if is_channel_last(shape):
+        return (shape[3], shape[1], shape[2])
+    return tuple(shape[1:]) if len(shape) == 4 else None
+
+
 def load_npz(
     path: Path, labelled: bool | None = True, groups=None, id_column=None
 ) -> Dataset:
@@ -51,7 +68,7 @@ def load_npz(
             "as skmeta embed writes them) and 'y' (or "
             f"'target'); it has {sorted(arrays.files)}."
         )
-    if X.ndim == 4 and X.shape[3] in CHANNELS and X.shape[1] not in CHANNELS:
+    if is_channel_last(X.shape):
         warnings.warn(  # PIL's and matplotlib's layout, which torch's is not
             f"{path}: X of shape {X.shape} read as channel-last images "
             f"(n, height, width, channels) and moved to (n, channels, height, "
@@ -61,7 +78,7 @@ def load_npz(
         )
         X = X.transpose(0, 3, 1, 2)
     if X.ndim > 2:  # images as (n, C, H, W) or (n, H, W)
-        shape = X.shape[1:] if X.ndim == 4 else (1, *X.shape[1:])
+        shape = image_row_shape(X.shape) or (1, *X.shape[1:])
         X = X.reshape(X.shape[0], -1)
     if X.ndim != 2 or (y is not None and len(y) != len(X)):
         raise DataError(
