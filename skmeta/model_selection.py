@@ -73,7 +73,9 @@ class EpisodicSplit(BaseCrossValidator):
         Number of episodes (folds). They are drawn in blocks as ``split`` is
         consumed, so memory does not grow with `n_episodes` (``10**9`` is
         fine for the first few folds); for a seed, the episodes are the same
-        however the folds are consumed.
+        however the folds are consumed. Unlike ``ShuffleSplit``'s splits,
+        they depend on `n_episodes`: the first 100 of ``n_episodes=600`` are
+        not those of ``n_episodes=100`` with the same seed.
     random_state : int, RandomState instance or None, default=None
         Seeds the episodes; an int gives the same episodes at every ``split``.
 
