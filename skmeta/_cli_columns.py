@@ -11,7 +11,14 @@ import numpy as np
 
 from ._cli_dataset import DataError, Dataset
 
-__all__ = ["check_id_flag", "check_ids", "check_names", "match_columns", "with_columns"]
+__all__ = [
+    "check_id_flag",
+    "check_ids",
+    "check_names",
+    "label_column",
+    "match_columns",
+    "with_columns",
+]
 
 #: pandas' name of a column without one, read back from a CSV file.
 _UNNAMED = re.compile(r"Unnamed: \d+")
@@ -48,7 +55,8 @@ def check_names(path, header: list[str], features: list[int]) -> None:
             raise DataError(
                 f"{path}: column {i + 1} of the header {shown}; it would be a "
                 "feature (the row number). Write the table with "
-                "df.to_csv(..., index=False), or name the column."
+                "df.to_csv(..., index=False), name the column, or give its "
+                f"name to --id-column {header[i]!r} (the rows' names, not a feature)."
             )
 
 
@@ -96,13 +104,61 @@ def match_columns(model, data: Dataset, source) -> Dataset:
 #: What to do with a column that is not a feature.
 NOT_FEATURES = (
     "name a column that is not a feature with the flag of its role: "
-    "--label-column, --id-column (predict, embed) or --groups (evaluate)"
+    "--label-column, --id-column or --groups (evaluate)"
 )
 
 
-def check_id_flag(id_column, label_column, source) -> None:
+def label_column(given, data, query=None) -> str:
+    """``--label-column``: ``"label"`` when left out; refused when given and
+    no ``.csv`` file is read, where it did nothing.
+
+    Parameters
+    ----------
+    given : str or None
+        The flag's value.
+    data : path-like
+        DATA, or ``predict``'s ``--support``.
+    query : path-like, optional
+        ``predict``'s ``--query``, whose label column (if there) is no
+        feature: the flag applies where either is a ``.csv`` file.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    DataError
+        Naming the flag and how the folder or ``.npz`` file is labelled; a
+        path that does not exist is left to its loader.
+    """
+    if given is None:
+        return "label"
+    named = [("", data)] if query is None else [("--support ", data)]
+    if query is not None:
+        named.append(("--query ", query))
+    found = [_labelled_otherwise(label, Path(path)) for label, path in named]
+    if all(found):
+        raise DataError(
+            f"--label-column {given}: names a column of a .csv file; "
+            f"{' and '.join(found)}; leave it out."
+        )
+    return given
+
+
+def _labelled_otherwise(label: str, path: Path) -> str | None:
+    """How `path` (``label``: its flag) is labelled if not by a column."""
+    if path.is_dir():
+        return f"{label}{path} is a folder of images, labelled by its subfolders"
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return f"{label}{path} is an .npz file, labelled by its array y (or target)"
+    return None
+
+
+def check_id_flag(id_column, label_column, source, groups=None) -> None:
     """Refuse, before `source` is read, an ``--id-column`` that cannot name
-    its rows: the label column, or any name for a folder of images.
+    its rows: the label column, a ``--groups`` column, or any name for a
+    folder of images.
 
     Parameters
     ----------
@@ -112,6 +168,8 @@ def check_id_flag(id_column, label_column, source) -> None:
         The column of labels, which cannot be the rows' names too.
     source : path-like
         The file or folder to read.
+    groups : list of str, optional
+        ``evaluate``'s ``--groups``: columns each shared by many rows.
 
     Raises
     ------
@@ -123,6 +181,12 @@ def check_id_flag(id_column, label_column, source) -> None:
         raise DataError(
             f"--id-column {id_column}: it is the label column (--label-column); "
             "name the column of the rows' names."
+        )
+    if id_column in (groups or ()):
+        raise DataError(
+            f"--id-column {id_column}: it is a column of groups (--groups), not "
+            "a feature already; name the column of the rows' names, or leave "
+            "--id-column out."
         )
     if Path(source).is_dir():
         raise DataError(

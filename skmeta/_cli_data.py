@@ -55,6 +55,7 @@ def load_dataset(
     classes=False,
     labelled=True,
     id_column=None,
+    model_shape=None,
 ) -> Dataset:
     """A labelled data set from `path`.
 
@@ -92,6 +93,9 @@ def load_dataset(
     id_column : str, optional
         For ``.npz`` and ``.csv`` files: the array or column, if there, of
         the rows' names (``--id-column``); not a feature.
+    model_shape : tuple of int, optional
+        The input shape of the model the rows are for: a folder of images is
+        refused, before it is decoded, for a model of table rows.
 
     Returns
     -------
@@ -104,6 +108,11 @@ def load_dataset(
         raise DataError(
             f"--groups {','.join(groups)}: groups are arrays of an .npz file or "
             f"columns of a .csv file; {path} is neither."
+        )
+    if path.is_dir() and model_shape is not None and len(model_shape) != 3:
+        raise DataError(  # it was decoded, then refused by its width
+            f"{path}: the model takes rows of shape {tuple(model_shape)}, not "
+            "images; give its data as an .npz or .csv file."
         )
     if path.is_dir():
         try:

@@ -1,13 +1,15 @@
 """The flags that apply to images only: how ``--image-size`` and ``--color``
 read an image folder, and their refusal, with ``train``'s image backbones and
-augmentations, on a table.
+augmentations, on a table; ``--on-empty`` and ``--on-error``, refused where
+no image folder is read.
 
 A ``.csv`` file, or an ``.npz`` file of flat rows, holds features, not
 images: ``--image-size 28`` and ``--color grey`` were accepted there and did
 nothing, and ``--backbone conv4`` asked for a Python parameter. An ``.npz``
 file of images is taken at its own size and colour: a flag that disagrees is
 refused too. Whether an ``.npz`` file holds images is read from its arrays'
-headers, before its rows are (``train`` checks its flags first).
+headers, before its rows are (``train`` checks its flags first). No file is
+decoded image by image: ``--on-error warn`` on one did nothing, silently.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ._cli_columns import label_column
 from ._cli_dataset import DataError
 from ._cli_tables import X_NAMES, image_row_shape
 
-__all__ = ["file_shape", "image_options", "refuse_image_flags"]
+__all__ = ["file_shape", "folder_options", "image_options", "refuse_image_flags"]
 
 #: What :func:`file_shape` says of a table of flat rows.
 FLAT = "flat rows"
@@ -49,10 +52,11 @@ def image_options(args, model=None, verbose: bool = False) -> dict:
     Raises
     ------
     DataError
-        An image-only flag given for a table (:func:`refuse_image_flags`),
-        or a size or colour the model does not take.
+        An image-only flag given for a table (:func:`refuse_image_flags`,
+        :func:`folder_options`), or a size or colour the model does not take.
     """
     refuse_image_flags(args, args.data)
+    folders = folder_options(args, args.data)
     size, color = args.image_size, args.color
     shape = None if model is None else model.input_shape
     images = shape is not None and len(shape) == 3
@@ -74,11 +78,71 @@ def image_options(args, model=None, verbose: bool = False) -> dict:
     return {
         "image_size": (size[0], size[-1]),
         "color": color,
-        "label_column": args.label_column or "label",
-        "on_empty": args.on_empty,
-        "on_error": args.on_error,
+        "label_column": label_column(args.label_column, args.data),
+        **folders,
         "verbose": verbose,
     }
+
+
+def folder_options(args, data, query=None) -> dict:
+    """``--on-empty`` and ``--on-error``: ``"raise"`` when left out, refused
+    when given where they do nothing.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``on_empty`` and ``on_error``, None when left out.
+    data : path-like
+        DATA, or ``predict``'s ``--support``: ``--on-empty`` applies to it as
+        a folder of class subfolders, ``--on-error`` as any image folder.
+    query : path-like, optional
+        ``predict``'s ``--query``: ``--on-error`` applies to it as a folder.
+
+    Returns
+    -------
+    dict
+        ``on_empty`` and ``on_error``, ``load_dataset``'s keywords.
+
+    Raises
+    ------
+    DataError
+        Naming the flag, and the files (``.csv``, ``.npz``: rows read as they
+        are) or the folder without class subfolders it finds instead. A path
+        that does not exist is left to its loader.
+    """
+    named = [("", data)] if query is None else [("--support ", data)]
+    if query is not None:
+        named.append(("--query ", query))
+    for flag, value, checked, what in (
+        ("--on-empty", args.on_empty, named[:1], "folders of class subfolders"),
+        ("--on-error", args.on_error, named, "image folders"),
+    ):
+        found = [_not_read_so(label, path, flag) for label, path in checked]
+        if value is not None and all(found):
+            raise DataError(
+                f"{flag} {value}: applies to {what}; {' and '.join(found)}; "
+                "leave it out."
+            )
+    return {"on_empty": args.on_empty or "raise", "on_error": args.on_error or "raise"}
+
+
+def _not_read_so(label: str, path, flag: str) -> str | None:
+    """Why `path` (``label``: its flag) reads no image folder `flag` could
+    act on, or None where it may."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in (".csv", ".npz"):
+        kind = "an .npz" if path.suffix.lower() == ".npz" else "a .csv"
+        return f"{label}{path} is {kind} file, its rows read as they are"
+    if flag == "--on-empty" and path.is_dir():
+        if not any(_is_class(entry) for entry in path.iterdir()):
+            return f"{label}{path} holds images without class subfolders"
+    return None
+
+
+def _is_class(entry: Path) -> bool:
+    """Whether folder entry `entry` is a class subfolder (hidden ones are not
+    read)."""
+    return entry.is_dir() and not entry.name.startswith(".")
 
 
 def refuse_image_flags(args, path) -> None:

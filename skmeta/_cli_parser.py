@@ -71,33 +71,47 @@ def _add_table_flags(command) -> None:
     command.add_argument(
         "--label-column",
         default=None,  # given or not: embed reads a table without one
-        help=".csv data: the column of labels (default: label)",
+        help=".csv data: the column of labels (default: label; refused for "
+        "image folders and .npz files, labelled by subfolders and y)",
     )
+    # None when left out, so that a table refuses them given (_cli_image_flags)
     command.add_argument(
         "--on-empty",
         choices=["raise", "warn"],
-        default="raise",
-        help="image folders: a class subfolder with no image is an error "
-        "(raise) or is skipped with a warning (warn) (default: %(default)s)",
+        default=None,
+        help="image folders of class subfolders: a class subfolder with no "
+        "image is an error (raise) or is skipped with a warning (warn) "
+        "(default: raise; refused for tables)",
     )
     command.add_argument(
         "--on-error",
         choices=["raise", "warn"],
-        default="raise",
+        default=None,
         help="image folders: an unreadable image file is an error (raise) or "
-        "is skipped with a warning (warn) (default: %(default)s)",
+        "is skipped with a warning (warn) (default: raise; refused for tables)",
     )
 
 
-def _add_id_flag(command, output: str) -> None:
+def _add_id_flag(command, role: str) -> None:
     command.add_argument(
         "--id-column",
         metavar="NAME",
         default=None,
         help=".csv data: the column of the rows' identifiers (any text; an "
-        ".npz file's array of that name), not a feature: the first column of "
-        f"{output}, named NAME, instead of the row number",
+        f".npz file's array of that name), not a feature: {role}",
     )
+
+
+#: What --id-column does in train and evaluate, which write no rows.
+_ID_LEFT_OUT = (
+    "left out of the features (give the same flag to train, evaluate, "
+    "predict and embed)"
+)
+
+
+def _output_ids(output: str) -> str:
+    """What --id-column does in a command that writes rows to `output`."""
+    return f"the first column of {output}, named NAME, instead of the row number"
 
 
 def _add_transductive_flag(command, rows: str) -> None:
@@ -153,6 +167,7 @@ def _add_train(commands) -> None:
         help="also write the model card (Markdown) beside the model, as "
         "OUT with the suffix .md",
     )
+    _add_id_flag(train, _ID_LEFT_OUT)
     _add_data_flags(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -193,6 +208,7 @@ def _add_evaluate(commands) -> None:
         help="add the result to the model file's evaluations (rewritten "
         "atomically; its model card beside it too, if there is one)",
     )
+    _add_id_flag(evaluate, _ID_LEFT_OUT)
     _add_data_flags(evaluate)
 
 
@@ -236,7 +252,8 @@ def _add_predict(commands) -> None:
         help=parameter_help("rejection_rate"),
     )
     _add_transductive_flag(predict, "the query images")
-    _add_id_flag(predict, "the output (a support set's column left out too)")
+    ids = _output_ids("the output (a support set's column left out too)")
+    _add_id_flag(predict, ids)
     _add_table_flags(predict)
 
 
@@ -273,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="features file to write: .npy, .npz, .csv or .parquet",
     )
-    _add_id_flag(embed, "a .csv or .parquet output (an .npz output's names)")
+    ids = _output_ids("a .csv or .parquet output (an .npz output's names)")
+    _add_id_flag(embed, ids)
     _add_data_flags(embed)
 
     _add_predict(commands)

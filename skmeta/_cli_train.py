@@ -20,7 +20,7 @@ from ._cli_help import TRAIN_FLAGS
 __all__ = ["check_for_shape", "check_options", "estimator_and_data"]
 
 
-def estimator_and_data(args, options: dict):
+def estimator_and_data(args, options: dict, id_column=None):
     """The ``MetaFeatureExtractor`` that ``skmeta train`` fits, and DATA.
 
     Parameters
@@ -30,6 +30,9 @@ def estimator_and_data(args, options: dict):
     options : dict
         How to read DATA (``load_dataset``'s keywords): ``image_size`` and
         ``color`` give an image folder's input shape before it is decoded.
+    id_column : str, optional
+        ``--id-column``: a table's column (or array) of the rows' names, if
+        there, read as names, not as a feature.
 
     Returns
     -------
@@ -49,7 +52,7 @@ def estimator_and_data(args, options: dict):
         height, width = options["image_size"]
         channels = 1 if options["color"] in ("grey", "gray") else 3
         check_for_shape(extractor, (channels, height, width))
-    data = load_dataset(args.data, **options, classes=True)
+    data = load_dataset(args.data, **options, classes=True, id_column=id_column)
     if not folder:  # a table's shape is known once it is read
         check_for_shape(extractor, data.input_shape)
     return extractor.set_params(input_shape=data.input_shape), data

@@ -255,6 +255,14 @@ def run_demo_command(args) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.n_classes is not None and args.data_home is not None:
+        print(  # it was ignored: Omniglot's classes are its own
+            f"skmeta demo: error: --n-classes {args.n_classes}: sets how many "
+            "glyph classes to generate; with --data-home the demo reads "
+            "Omniglot, all its classes. Leave one of them out.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         run_demo(demo_config(args))
     except (ValueError, FileNotFoundError) as exc:

@@ -67,7 +67,7 @@ def _train(args) -> int | None:
     writes the model so far and exits 130, so that a pipeline stops; SIGTERM
     ends meta-training after its current iteration (the checkpoint written),
     writes the model so far and exits 143."""
-    from ._cli_columns import with_columns
+    from ._cli_columns import check_id_flag, check_ids, with_columns
     from ._cli_train import estimator_and_data
     from .meta.distributed import is_main_process
     from .meta.model_card import card_path
@@ -77,7 +77,10 @@ def _train(args) -> int | None:
     if args.card:
         check_output_path(card_path(args.out), "--card")
     # the flags checked before DATA is read (an image folder takes minutes)
-    extractor, data = estimator_and_data(args, _image_options(args))
+    options = _image_options(args)
+    check_id_flag(args.id_column, options["label_column"], args.data)
+    extractor, data = estimator_and_data(args, options, args.id_column)
+    check_ids(data, args.id_column, args.data)  # not a feature, nor recorded
     with TerminationGuard() as sigterm:  # the loop ends at an iteration's end
         extractor.fit(data.X, data.y)
     training = extractor.meta_model_.config["training"]
@@ -95,7 +98,7 @@ def _train(args) -> int | None:
 
 def _evaluate(args) -> None:
     from ._classifier import FewShotClassifier
-    from ._cli_columns import match_columns
+    from ._cli_columns import check_id_flag, check_ids, match_columns
     from ._cli_data import load_dataset
     from ._cli_pixels import on_model_range
     from .model_selection import episodic_score
@@ -107,7 +110,16 @@ def _evaluate(args) -> None:
     if groups is not None and not 1 <= len(groups) <= 2:
         raise ValueError(f"--groups {args.groups}: give one name, or two.")
     options = _image_options(args, model)
-    data = load_dataset(args.data, **options, groups=groups, classes=True)
+    check_id_flag(args.id_column, options["label_column"], args.data, groups)
+    data = load_dataset(
+        args.data,
+        **options,
+        groups=groups,
+        classes=True,
+        id_column=args.id_column,
+        model_shape=model.input_shape,  # a folder refused for a table model
+    )
+    check_ids(data, args.id_column, args.data)
     data = match_columns(model, data, args.data)
     data = dataclasses.replace(data, X=on_model_range(model, data.X))
     _warn_if_classes_were_trained_on(model, data.y, args.data)
@@ -207,12 +219,16 @@ def _embed(args) -> None:
     folder = Path(args.data)
     if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
         data = load_unlabelled(  # images, no classes
-            folder, model.input_shape, on_error=args.on_error
+            folder, model.input_shape, on_error=options["on_error"]
         )
     else:  # a table's labels if it has them, unless --label-column is given
         labelled = None if args.label_column is None else True
         data = load_dataset(
-            args.data, **options, labelled=labelled, id_column=args.id_column
+            args.data,
+            **options,
+            labelled=labelled,
+            id_column=args.id_column,
+            model_shape=model.input_shape,
         )
     check_ids(data, args.id_column, args.data)
     data = match_columns(model, data, args.data)
@@ -228,16 +244,16 @@ def _predict(args) -> None:
     from pathlib import Path
 
     from ._classifier import FewShotClassifier
-    from ._cli_columns import check_id_flag, check_ids, match_columns
+    from ._cli_columns import check_id_flag, check_ids, label_column, match_columns
     from ._cli_data import DataError, load_dataset, load_unlabelled
+    from ._cli_image_flags import folder_options
     from ._cli_pixels import by_blocks, on_model_range
 
     model = load_model(args.model)
     shape = model.input_shape
-    options = {
-        "label_column": args.label_column or "label",
-        "on_empty": args.on_empty,
-        "on_error": args.on_error,
+    options = {  # flags refused where they do nothing: on tables, on folders
+        "label_column": label_column(args.label_column, args.support, args.query),
+        **folder_options(args, args.support, args.query),
         "verbose": _shows_progress(args),
     }
     if len(shape) == 3:
@@ -252,7 +268,7 @@ def _predict(args) -> None:
     support = load_dataset(args.support, **options, id_column=args.id_column)
     support = match_columns(model, support, args.support)
     query = load_unlabelled(
-        args.query, shape, options["label_column"], args.on_error, args.id_column
+        args.query, shape, options["label_column"], options["on_error"], args.id_column
     )
     check_ids(query, args.id_column, args.query)
     query = match_columns(model, query, args.query)

@@ -34,7 +34,7 @@ def test_text_is_still_not_a_number(tmp_path):
     path = _write(tmp_path / "rows.csv", "label,a,b\n0,1,C17\n")
     with pytest.raises(ValueError, match="column 'b' is not a number \\('C17'\\)"):
         load_dataset(path)
-    with pytest.raises(ValueError, match="--id-column \\(predict, embed\\)"):
+    with pytest.raises(ValueError, match="--label-column, --id-column or --groups"):
         load_dataset(path)
 
 

@@ -1,0 +1,132 @@
+"""--id-column in train and evaluate, as in predict and embed: a table's
+column (an .npz file's array) of the rows' names, never a feature, so that
+one table goes through train, evaluate and predict with the same flag."""
+
+import numpy as np
+import pytest
+
+from skmeta.cli import main
+from skmeta.meta.model import MetaModel
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """4 classes of 10 rows: customer_id (numbers), features a-d and label
+    as rows.csv; the same as rows.npz (X, y, customer_id)."""
+    root = tmp_path_factory.mktemp("id_column")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 10)
+    X = (rng.normal(size=(40, 4)) + 6 * y[:, None]).round(4)
+    ids = np.arange(1000, 1040)
+    rows = [
+        ",".join(map(str, [i, *row, label]))
+        for i, row, label in zip(ids, X, y, strict=True)
+    ]
+    text = "customer_id,a,b,c,d,label\n" + "\n".join(rows) + "\n"
+    (root / "rows.csv").write_text(text)
+    np.savez(root / "rows.npz", X=X, y=y, customer_id=ids)
+    return root
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def _train(table, out, *flags):
+    argv = ["train", table / "rows.csv", "--out", out, "--quiet"]
+    return [*argv, "--max-iter", "2", "--n-way", "2", "--seed", "0", *flags]
+
+
+def _names(model) -> list:
+    return list(MetaModel.load(model).config["provenance"]["feature_names"])
+
+
+def test_a_table_goes_through_train_evaluate_predict_with_its_id_column(
+    table, tmp_path, capsys
+):
+    """Without the flag, train meta-trained on the ids (numbers) as a
+    feature; evaluate had no --id-column at all."""
+    model, flag = tmp_path / "m.safetensors", ["--id-column", "customer_id"]
+    assert _run(capsys, *_train(table, model))[0] == 0
+    assert _names(model) == ["customer_id", "a", "b", "c", "d"]  # the trap
+    assert _run(capsys, *_train(table, model, *flag))[0] == 0
+    assert _names(model) == ["a", "b", "c", "d"]
+    evaluate = ["evaluate", model, table / "rows.csv", "--n-way", "2"]
+    evaluate += ["--n-query", "3", "--n-episodes", "4", "--json"]
+    status, out, err = _run(capsys, *evaluate, *flag)
+    assert status == 0, err
+    scored = out
+    status, _, err = _run(capsys, *evaluate)  # the column is no feature
+    assert status == 2
+    assert "unknown: ['customer_id']; name a column" in err
+    assert "--label-column, --id-column or --groups (evaluate)" in err
+    # an .npz file's array, as predict and embed take it
+    npz = ["evaluate", model, table / "rows.npz", *evaluate[3:]]
+    status, out, err = _run(capsys, *npz, *flag)
+    assert status == 0 and out == scored, err
+    predict = ["predict", model, "--support", table / "rows.csv"]
+    status, out, err = _run(capsys, *predict, "--query", table / "rows.csv", *flag)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "customer_id,label,probability"
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        str(i) for i in range(1000, 1040)
+    ]
+
+
+def test_train_on_an_npz_file_checks_its_id_array(table, tmp_path, capsys):
+    model = tmp_path / "m.safetensors"
+    argv = _train(table, model, "--id-column", "customer_id")
+    argv[1] = table / "rows.npz"
+    assert _run(capsys, *argv)[0] == 0
+    argv[-1] = "cid"
+    status, _, err = _run(capsys, *argv)
+    assert status == 2 and "rows.npz: no array 'cid' (--id-column)." in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--id-column", "cid"], "rows.csv: no column 'cid' (--id-column); its"),
+        (["--id-column", "label"], "--id-column label: it is the label column"),
+    ],
+)
+def test_train_refuses_a_bad_id_column(table, tmp_path, capsys, flags, message):
+    model = tmp_path / "m.safetensors"
+    status, _, err = _run(capsys, *_train(table, model, *flags))
+    assert status == 2 and message in err
+    assert not model.exists()
+
+
+def test_an_id_column_is_not_a_folder_nor_a_group(table, tmp_path, capsys):
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    argv = ["train", tmp_path / "images", "--out", tmp_path / "m.safetensors"]
+    status, _, err = _run(capsys, *argv, "--id-column", "cid")
+    assert status == 2 and "is a folder of images, named by their files" in err
+    model = tmp_path / "m.safetensors"
+    assert _run(capsys, *_train(table, model, "--id-column", "customer_id"))[0] == 0
+    evaluate = ["evaluate", model, table / "rows.csv", "--groups", "customer_id"]
+    status, _, err = _run(capsys, *evaluate, "--id-column", "customer_id")
+    assert status == 2
+    assert "--id-column customer_id: it is a column of groups (--groups)" in err
+
+
+def test_pandas_index_may_be_the_id_column(table, tmp_path, capsys):
+    """The refusal of 'Unnamed: 0' (pandas' index) names --id-column, which
+    now takes it in every command."""
+    lines = (table / "rows.csv").read_text().splitlines()
+    text = "\n".join(["Unnamed: 0" + lines[0][len("customer_id") :], *lines[1:]])
+    (tmp_path / "index.csv").write_text(text + "\n")
+    model = tmp_path / "m.safetensors"
+    argv = _train(table, model)
+    argv[1] = tmp_path / "index.csv"
+    status, _, err = _run(capsys, *argv)
+    assert status == 2 and "or give its name to --id-column 'Unnamed: 0'" in err
+    assert _run(capsys, *argv, "--id-column", "Unnamed: 0")[0] == 0
+    assert _names(model) == ["a", "b", "c", "d"]
+    evaluate = ["evaluate", model, tmp_path / "index.csv", "--n-way", "2"]
+    evaluate += ["--n-query", "3", "--n-episodes", "2"]
+    assert _run(capsys, *evaluate, "--id-column", "Unnamed: 0")[0] == 0
