@@ -18,6 +18,7 @@ from ._checks import (
     ROW_DTYPES,
     check_feature_names,
     load_pretrained,
+    pretrained_file_version,
     refuse_bool_counts,
     resolve_device,
 )
@@ -35,6 +36,9 @@ from ._transductive import (
 )
 from .meta.algorithms import ALGORITHMS
 from .meta.model import MetaModel
+
+# the key of __getstate__'s model file version, dropped by __setstate__
+_FILE_VERSION = "_pretrained_file_version"
 
 
 class MetaEstimator(MethodSettings, BaseEstimator):
@@ -133,6 +137,22 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
+    # -- pickling ---------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """scikit-learn's state, plus the version of the model file a
+        `pretrained` path names (resolved path, mtime_ns, size), so that what
+        joblib hashes (``Pipeline(memory=...)``) changes with the file: the
+        path alone would keep a cached step of a replaced file."""
+        state = super().__getstate__()
+        version = pretrained_file_version(self.__dict__.get("pretrained"))
+        if version is None:
+            return state
+        return {**state, _FILE_VERSION: version}  # a copy: never the __dict__
+
+    def __setstate__(self, state: dict) -> None:
+        state = {key: value for key, value in state.items() if key != _FILE_VERSION}
+        super().__setstate__(state)
 
     @property
     def _parameter_constraints(self) -> dict:

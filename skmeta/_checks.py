@@ -30,6 +30,7 @@ __all__ = [
     "check_feature_names",
     "check_input_shape",
     "load_pretrained",
+    "pretrained_file_version",
     "refuse_bool_counts",
     "resolve_device",
     "same_value",
@@ -54,8 +55,7 @@ def load_pretrained(pretrained, backbone=None) -> MetaModel:
     if isinstance(pretrained, MetaModel):
         return pretrained
     try:
-        path = Path(os.path.expanduser(pretrained)).resolve()
-        stat = path.stat() if path.is_file() else None
+        path, stat = _model_file(pretrained)
     except (ValueError, OSError) as exc:  # a NUL byte, a name too long...
         raise ValueError(
             f"pretrained={str(pretrained)!r} is not a usable path: {exc}."
@@ -63,6 +63,25 @@ def load_pretrained(pretrained, backbone=None) -> MetaModel:
     if stat is None:
         raise FileNotFoundError(f"pretrained={str(pretrained)!r}: no such model file.")
     return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, backbone)
+
+
+def _model_file(pretrained) -> tuple[Path, os.stat_result | None]:
+    """The resolved path of a `pretrained` path and its stat (None: no file)."""
+    path = Path(os.path.expanduser(pretrained)).resolve()
+    return path, path.stat() if path.is_file() else None
+
+
+def pretrained_file_version(pretrained) -> tuple[str, int, int] | None:
+    """(resolved path, mtime_ns, size) of the model file `pretrained` names,
+    the version ``load_pretrained`` reads; None for a MetaModel, None, or a
+    path that names no readable file (fit says why)."""
+    if not isinstance(pretrained, str | os.PathLike):
+        return None
+    try:
+        path, stat = _model_file(pretrained)
+    except (ValueError, OSError, TypeError):
+        return None
+    return None if stat is None else (str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def validated_rows(estimator, X) -> np.ndarray:

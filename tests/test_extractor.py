@@ -1,6 +1,10 @@
+import os
+import pickle
+
 import numpy as np
 import pytest
 import sklearn
+from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -52,6 +56,60 @@ def test_frozen_extractor_in_pipeline_is_not_refit(blob_model, blobs):
     assert scores.mean() > 0.8
     raw = cross_val_score(LogisticRegression(max_iter=500), X[novel], y[novel], cv=3)
     assert scores.mean() >= raw.mean() - 0.1  # features carry the class information
+
+
+def test_pipeline_memory_refits_a_replaced_model_file(
+    blob_model, blobs, tmp_path, monkeypatch
+):
+    """Pipeline(memory=...) caches a step by what joblib hashes of it: with
+    `pretrained` a path, that includes the file's version, so a model file
+    replaced by another refits the step instead of returning stale features."""
+    X, y = blobs
+    novel = y >= 16
+    other = MetaFeatureExtractor(max_iter=5, random_state=1)
+    other = other.fit(X[~novel], y[~novel]).meta_model_
+    path = tmp_path / "model.safetensors"
+    blob_model.save(path)
+    fits = []
+    real_fit = MetaFeatureExtractor.fit
+
+    def counted_fit(self, X, y=None, groups=None):
+        fits.append(self.pretrained)
+        return real_fit(self, X, y, groups=groups)
+
+    monkeypatch.setattr(MetaFeatureExtractor, "fit", counted_fit)
+
+    def fitted_pipeline():
+        steps = [("ext", MetaFeatureExtractor(pretrained=str(path)))]
+        steps.append(("clf", LogisticRegression(max_iter=200)))
+        return Pipeline(steps, memory=str(tmp_path / "cache")).fit(X[novel], y[novel])
+
+    first = fitted_pipeline()
+    again = fitted_pipeline()  # same file: the cached step
+    assert len(fits) == 1
+    np.testing.assert_array_equal(
+        again.named_steps.ext.transform(X), blob_model.transform(X)
+    )
+    other.save(tmp_path / "new.safetensors")
+    os.replace(tmp_path / "new.safetensors", path)  # another model, same path
+    stat = os.stat(path)  # a later time, whatever the file system's clock
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    replaced = fitted_pipeline()
+    assert len(fits) == 2  # refitted on the new file
+    np.testing.assert_array_equal(
+        replaced.named_steps.ext.transform(X), other.transform(X)
+    )
+    assert not np.allclose(
+        replaced.named_steps.ext.transform(X), first.named_steps.ext.transform(X)
+    )
+    # the file's version is hashed, never kept: parameters, clones and
+    # pickles of the fitted step are as before
+    ext = replaced.named_steps.ext
+    restored = pickle.loads(pickle.dumps(ext))
+    assert "_pretrained_file_version" not in vars(restored)
+    assert "_pretrained_file_version" not in vars(ext)
+    assert restored.get_params() == clone(ext).get_params() == ext.get_params()
+    np.testing.assert_array_equal(restored.transform(X), ext.transform(X))
 
 
 def test_meta_trained_features_beat_raw_pixels_on_novel_glyphs():
