@@ -140,10 +140,10 @@ class MetaEstimator(MethodSettings, BaseEstimator):
 
     # -- pickling ---------------------------------------------------------------
     def __getstate__(self) -> dict:
-        """scikit-learn's state, plus the version of the model file a
-        `pretrained` path names (resolved path, mtime_ns, size), so that what
-        joblib hashes (``Pipeline(memory=...)``) changes with the file: the
-        path alone would keep a cached step of a replaced file."""
+        """scikit-learn's state, plus the version (mtime_ns, size) of the
+        model file a `pretrained` path names, so that what joblib hashes
+        (``Pipeline(memory=...)``) changes with the file: the path alone
+        would keep a cached step of a replaced file."""
         state = super().__getstate__()
         version = pretrained_file_version(self.__dict__.get("pretrained"))
         if version is None:

@@ -71,17 +71,17 @@ def _model_file(pretrained) -> tuple[Path, os.stat_result | None]:
     return path, path.stat() if path.is_file() else None
 
 
-def pretrained_file_version(pretrained) -> tuple[str, int, int] | None:
-    """(resolved path, mtime_ns, size) of the model file `pretrained` names,
-    the version ``load_pretrained`` reads; None for a MetaModel, None, or a
-    path that names no readable file (fit says why)."""
+def pretrained_file_version(pretrained) -> tuple[int, int] | None:
+    """(mtime_ns, size) of the model file `pretrained` names, what
+    ``load_pretrained`` tells its versions apart by; None for a MetaModel,
+    None, or a path that names no readable file (fit says why)."""
     if not isinstance(pretrained, str | os.PathLike):
         return None
     try:
-        path, stat = _model_file(pretrained)
+        _, stat = _model_file(pretrained)
     except (ValueError, OSError, TypeError):
         return None
-    return None if stat is None else (str(path), stat.st_mtime_ns, stat.st_size)
+    return None if stat is None else (stat.st_mtime_ns, stat.st_size)
 
 
 def validated_rows(estimator, X) -> np.ndarray:
