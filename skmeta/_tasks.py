@@ -198,17 +198,25 @@ class Classification(Task):
         # the classes held out for validation are drawn at random: those left
         # include at least this many with `need` rows
         n_way = estimator.n_way or min(20, int((counts >= need).sum()) - held)
+        in_group = ""
         if estimator.n_way is None and groups is not None:
             # within-group episodes: as many ways as the largest group holds
             eligible = np.flatnonzero(by_class >= need)
             group_of = np.zeros(by_class.size, dtype=np.int64)
             group_of[labels] = groups
-            largest = np.unique(group_of[eligible], return_counts=True)[1].max()
-            n_way = min(n_way, int(largest))
+            sizes = np.unique(group_of[eligible], return_counts=True)[1]
+            largest = int(sizes.max(initial=0))  # 0: no class has `need` rows
+            if largest == 1 and n_way >= 2:  # enough classes, but apart
+                in_group = (
+                    " in one group for within_group_episodes (the largest "
+                    "group has 1; give groups more classes, or set "
+                    "within_group_episodes=0)"
+                )
+            n_way = min(n_way, largest)
         if n_way < 2:
             raise ValueError(
                 f"Meta-training needs at least 2 classes with {need} samples each "
-                f"(k_shot + n_query); y has {int((counts >= need).sum())} "
+                f"(k_shot + n_query){in_group}; y has {int((counts >= need).sum())} "
                 f"(n_samples={int(counts.sum())})"
                 f"{held_out_note(estimator, held)}. Add samples, lower "
                 "k_shot or n_query, or pass a pretrained model."

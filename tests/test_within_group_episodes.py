@@ -103,6 +103,21 @@ def test_errors_name_the_parameter():
         FewShotRegressor(within_group_episodes=0.5).fit(X, Y.astype(float), Y)
 
 
+def test_too_few_rows_per_class_with_groups_name_the_episode_size():
+    # an EpisodicSplit support set: 5 classes of 1 row, none with k_shot +
+    # n_query = 2 (was numpy's "zero-size array to reduction operation")
+    rows = np.array([np.flatnonzero(Y == c)[0] for c in range(5)])
+    clf = FewShotClassifier(max_iter=10, within_group_episodes=0.5)
+    with pytest.raises(
+        ValueError, match="at least 2 classes with 2 samples each.*y has 0"
+    ):
+        clf.fit(X[rows], Y[rows], groups=GROUPS[rows])
+    # enough rows, but each class alone in its group: the message says so
+    apart = np.isin(Y, [0, 4, 8, 12])
+    with pytest.raises(ValueError, match="in one group for within_group_episodes"):
+        clf.fit(X[apart], Y[apart], groups=GROUPS[apart])
+
+
 def test_automatic_n_way_fits_the_largest_group(drawn):
     # n_way left None: as many ways as a group holds (4 here), not min(20, 16)
     settings = {k: v for k, v in SETTINGS.items() if k != "n_way"}
