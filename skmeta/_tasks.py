@@ -26,7 +26,12 @@ from ._held_out import (
     warn_if_calibrated_on_fewer_ways,
 )
 from ._sklearn_compat import BackboneOptions, Options, StrOptions
-from ._transductive import UNLABELLED, native_labels, unlabelled_rows
+from ._transductive import (
+    UNLABELLED,
+    minus_one_read_as_unlabelled,
+    native_labels,
+    unlabelled_rows,
+)
 from .meta.algorithms import ALGORITHMS
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.caller import user_stacklevel
@@ -141,6 +146,15 @@ class Classification(Task):
         codes[~unlabelled] = known
         estimator._seen_classes = classes  # recorded in the model's provenance
         if is_classifier(estimator):
+            if classes.size < 2 and unlabelled.any():  # e.g. classes -1 and 1
+                raise ValueError(
+                    f"{type(estimator).__name__} needs at least 2 classes in y; "
+                    f"got 1 labelled class ({classes[0]!r}) with transductive="
+                    f"{estimator.transductive!r}. "
+                    + minus_one_read_as_unlabelled("its rows name no class")
+                    + " (Meant as unlabelled rows: give labelled rows of 2 "
+                    "classes or more.)"
+                )
             if classes.size < 2:
                 raise ValueError(
                     f"{type(estimator).__name__} needs at least 2 classes in y; got "

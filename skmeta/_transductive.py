@@ -21,6 +21,7 @@ from .meta.transductive import TRANSDUCTIVE, TransductiveMethod, make_transducti
 
 __all__ = [
     "UNLABELLED",
+    "minus_one_read_as_unlabelled",
     "native_labels",
     "check_transductive",
     "transduce",
@@ -29,6 +30,16 @@ __all__ = [
 ]
 
 UNLABELLED = -1
+
+
+def minus_one_read_as_unlabelled(consequence: str) -> str:
+    """The error for a class labelled -1 given to a transductive classifier:
+    what reading it as 'unlabelled' does (`consequence`), and the fix."""
+    return (
+        "y holds the label -1, which a transductive classifier reads as "
+        f"'unlabelled': {consequence}. Relabel that class (e.g. y + 1), or "
+        "leave transductive=None."
+    )
 
 
 def native_labels(labels: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.utils.validation import check_is_fitted
 
-from ._transductive import UNLABELLED, unlabelled_rows
+from ._transductive import UNLABELLED, minus_one_read_as_unlabelled, unlabelled_rows
 
 __all__ = ["TransductiveEpisode", "fit_with_queries", "transductive_of"]
 
@@ -59,9 +59,9 @@ def fit_with_queries(estimator, support_X, support_y, queries):
     support_y = np.asarray(support_y)
     if unlabelled_rows(support_y).any():
         raise ValueError(
-            "y holds the label -1, which a transductive classifier reads as "
-            "'unlabelled': its support rows would silently join the queries. "
-            "Relabel that class (e.g. y + 1), or leave transductive=None."
+            minus_one_read_as_unlabelled(
+                "its support rows would silently join the queries"
+            )
         )
     unlabelled = np.full(len(queries), UNLABELLED)
     if support_y.dtype.kind not in "iuf":  # strings: -1 among them as an int

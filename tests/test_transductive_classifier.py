@@ -252,6 +252,18 @@ def test_labelled_rows_are_needed(identity_model):
         transductive(identity_model, "bdcspn").fit(X, one_class)
 
 
+def test_a_class_labelled_minus_one_is_named_as_the_reason(identity_model):
+    # classes -1 and 1 (scikit-learn's check_classifiers_classes): under
+    # transductive the -1 rows are unlabelled, leaving one class
+    X, _, truth = make_rows(0, 3)
+    y = np.where(truth == LABELS[0], -1, 1)
+    with pytest.raises(ValueError, match="reads as 'unlabelled'.*e.g. y \\+ 1"):
+        transductive(identity_model, "bdcspn").fit(X, y)
+    with pytest.warns(UserWarning, match="no unlabelled row"):  # the fix works
+        clf = transductive(identity_model, "bdcspn").fit(X, y + 1)
+    np.testing.assert_array_equal(clf.classes_, [0, 2])
+
+
 def test_regressor_refuses_and_extractor_warns(identity_model):
     X = np.random.default_rng(0).normal(size=(40, DIM)).astype(np.float32)
     with pytest.raises(ValueError, match="transductive"):
