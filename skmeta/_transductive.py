@@ -163,10 +163,13 @@ def transduce(estimator, X: np.ndarray, codes: np.ndarray, views=None) -> None:
     if not n_unlabelled:
         warnings.warn(
             f"transductive={estimator.transductive!r} got no unlabelled row "
-            "(y == -1), so this fit is the method's inductive form. Inside "
-            "GridSearchCV or cross_val_score each fit sees the support alone: "
-            "to score the transductive method over episodes, each episode's "
-            "queries as its unlabelled rows, use skmeta.episodic_score.",
+            "(y == -1), so this fit is the method's inductive form. A "
+            "meta-estimator that fits on labelled rows only (GridSearchCV, "
+            "cross_val_score, SelfTrainingClassifier, ...) passes it none: to "
+            "label rows transductively, fit this classifier itself with them "
+            "marked y == -1; to score the transductive method over episodes, "
+            "each episode's queries as its unlabelled rows, use "
+            "skmeta.episodic_score.",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

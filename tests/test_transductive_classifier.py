@@ -108,6 +108,25 @@ def test_no_unlabelled_row_is_the_methods_inductive_form(identity_model):
     np.testing.assert_array_equal(clf.predict(X[~labelled]), expected)
 
 
+def test_a_wrapper_that_passes_no_unlabelled_row_is_named_in_the_warning(
+    identity_model,
+):
+    # SelfTrainingClassifier fits its estimator on the labelled rows alone:
+    # the advice is to fit the transductive classifier itself, not a search
+    from sklearn.semi_supervised import SelfTrainingClassifier
+
+    X, y, truth = make_rows(3, 5)
+    wrapper = SelfTrainingClassifier(transductive(identity_model, "bdcspn"))
+    with pytest.warns(UserWarning, match="no unlabelled row") as got:
+        wrapper.fit(X, y)
+    message = str(got[0].message)
+    assert "SelfTrainingClassifier" in message
+    assert "fit this classifier itself with them marked y == -1" in message
+    direct = transductive(identity_model, "bdcspn").fit(X, y)  # as advised
+    unlabelled = y == -1
+    assert np.mean(direct.transduction_[unlabelled] == truth[unlabelled]) > 0.5
+
+
 def test_default_keeps_minus_one_an_ordinary_label(identity_model):
     X, y, _ = make_rows(0, 3)
     clf = FewShotClassifier(pretrained=identity_model).fit(X, y)
