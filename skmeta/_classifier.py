@@ -248,7 +248,9 @@ default=None
         held-out classes reached in meta-training -- a query far from every
         class. Needs a model meta-trained with `calibrate`, adapted with its
         own settings and no test-time views. None: every query gets one of
-        ``classes_``. :meth:`predict_proba`, :meth:`decision_function` same.
+        ``classes_``. :meth:`predict_proba`, :meth:`decision_function` same:
+        wrappers predicting from them (OneVsRest, Bagging, CalibratedCV,
+        Stacking, soft Voting) never return it; hard Voting fails.
     rejection_rate : float, default=None
         With `unknown_label`: the share of known-class queries to reject, in
         ``[0, 0.5]``, which sets the threshold (``unknown_threshold_``). None

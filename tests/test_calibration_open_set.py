@@ -94,6 +94,30 @@ def test_unknown_label_rejects_queries_of_classes_not_in_the_support(calibrated)
     assert np.mean(strict.predict(X[known]) == -1) >= rejected_known
 
 
+def test_rejection_is_predicts_own_and_the_documented_threshold_finds_it(
+    calibrated,
+):
+    """Wrappers that predict from predict_proba or decision_function lose the
+    rejection (documented, no warning); the rows predict rejects are those
+    probabilities.rst says to compare with unknown_threshold_."""
+    from sklearn.base import clone
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+
+    support = _support(range(28, 34), shots=5)
+    queries = X[y >= 28]
+    clf = FewShotClassifier(pretrained=calibrated, unknown_label=-1, rejection_rate=0.1)
+    rejected = clf.fit(X[support], y[support]).predict(queries) == -1
+    assert 0 < rejected.sum() < len(queries)
+    best = clf.decision_function(queries).max(axis=1)
+    np.testing.assert_array_equal(best < clf.unknown_threshold_, rejected)
+    for wrapper in (
+        OneVsRestClassifier(clone(clf)),
+        BaggingClassifier(clone(clf), n_estimators=2, random_state=0),
+    ):
+        assert -1 not in wrapper.fit(X[support], y[support]).predict(queries)
+
+
 def test_unknown_label_of_another_type_than_the_classes(calibrated):
     support = _support(range(28, 33))
     clf = FewShotClassifier(
