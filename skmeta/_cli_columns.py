@@ -5,6 +5,7 @@ by name when other commands read a table."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = [
     "check_names",
     "label_column",
     "match_columns",
+    "warn_id_like",
     "with_columns",
 ]
 
@@ -205,3 +207,30 @@ def check_ids(data: Dataset, id_column, source) -> None:
         more = " ..." if len(data.columns) > 10 else ""
         kind, shown = "column", f"; its feature columns are {data.columns[:10]}{more}"
     raise DataError(f"{source}: no {kind} {id_column!r} (--id-column){shown}.")
+
+
+#: Column names that say "row id": id, ID, customer_id, row-index, idx, ...
+_ID_NAME = re.compile(r"(^|[_\W])(id|idx|index)$", re.IGNORECASE)
+
+
+def warn_id_like(data: Dataset, source) -> None:
+    """Warn of a ``.csv`` feature column that looks like the rows' ids: its
+    values distinct whole numbers, and its name an id's (``id``,
+    ``customer_id``, ``index``, ...) or its values consecutive (a row
+    number). ``skmeta train`` would meta-train on it as a feature, a number
+    that says nothing of the class; ``--id-column`` keeps it out."""
+    if data.columns is None or len(data.X) < 10:
+        return
+    for j, name in enumerate(data.columns):
+        values = np.sort(data.X[:, j].astype(np.float64))
+        whole = np.all(values == np.round(values))
+        if not whole or np.any(np.diff(values) == 0):
+            continue
+        if _ID_NAME.search(name) or np.all(np.diff(values) == 1):
+            warnings.warn(
+                f"{source}: column {name!r} holds a distinct whole number in "
+                "every row, as the rows' ids do; it is meta-trained on as a "
+                f"feature. Give --id-column {name} to keep it out.",
+                UserWarning,
+                stacklevel=2,
+            )

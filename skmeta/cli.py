@@ -67,7 +67,7 @@ def _train(args) -> int | None:
     writes the model so far and exits 130, so that a pipeline stops; SIGTERM
     ends meta-training after its current iteration (the checkpoint written),
     writes the model so far and exits 143."""
-    from ._cli_columns import check_id_flag, check_ids, with_columns
+    from ._cli_columns import check_id_flag, check_ids, warn_id_like, with_columns
     from ._cli_train import estimator_and_data
     from .meta.distributed import is_main_process
     from .meta.model_card import card_path
@@ -81,6 +81,7 @@ def _train(args) -> int | None:
     check_id_flag(args.id_column, options["label_column"], args.data)
     extractor, data = estimator_and_data(args, options, args.id_column)
     check_ids(data, args.id_column, args.data)  # not a feature, nor recorded
+    warn_id_like(data, args.data)
     with TerminationGuard() as sigterm:  # the loop ends at an iteration's end
         extractor.fit(data.X, data.y)
     training = extractor.meta_model_.config["training"]

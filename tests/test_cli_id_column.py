@@ -130,3 +130,35 @@ def test_pandas_index_may_be_the_id_column(table, tmp_path, capsys):
     evaluate = ["evaluate", model, tmp_path / "index.csv", "--n-way", "2"]
     evaluate += ["--n-query", "3", "--n-episodes", "2"]
     assert _run(capsys, *evaluate, "--id-column", "Unnamed: 0")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "warned"),
+    [
+        ("customer_id", np.arange(1000, 1040)[::-1], True),  # an id's name
+        ("row", np.arange(40), True),  # consecutive: a row number
+        ("row", np.arange(40) * 3, False),  # distinct, neither
+        ("customer_id", np.arange(40) % 4, False),  # repeated: a code, not ids
+        ("customer_id", np.arange(40) + 0.5, False),  # not whole numbers
+    ],
+)
+def test_train_warns_of_a_column_of_row_ids(tmp_path, capsys, name, values, warned):
+    """Without --id-column, train meta-trained on a column of ids in
+    silence; it now names the column and the flag."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 10)
+    X = (rng.normal(size=(40, 2)) + 6 * y[:, None]).round(4)
+    rows = [
+        ",".join(map(str, [v, *row, label]))
+        for v, row, label in zip(values, X, y, strict=True)
+    ]
+    (tmp_path / "t.csv").write_text(f"{name},a,b,label\n" + "\n".join(rows) + "\n")
+    argv = [str(a) for a in _train(tmp_path, tmp_path / "m.safetensors")]
+    argv[1] = str(tmp_path / "t.csv")
+    capsys.readouterr()
+    assert main(argv, console=True) == 0  # warnings as the command's lines
+    err = capsys.readouterr().err
+    assert (f"Give --id-column {name} to keep it out" in err) == warned, err
+    if warned:
+        assert main([*argv, "--id-column", name], console=True) == 0
+        assert "--id-column" not in capsys.readouterr().err
