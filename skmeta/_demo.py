@@ -217,7 +217,7 @@ def add_demo_parser(commands) -> None:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="a few seconds' smoke run: tiny data, 20 iterations, no progress "
+        help="a short smoke run: tiny data, 20 iterations, no progress "
         "bars (flags given explicitly still win)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")

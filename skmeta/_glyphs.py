@@ -207,7 +207,9 @@ def make_glyphs(
     min_faces : int, default=10
         Only characters present in at least this many of the 16 faces are used.
     random_state : int, numpy Generator or RandomState, default=None
-        Selects the characters and all the jitter; an int gives identical output.
+        Selects the characters and all the jitter; an int gives identical
+        output for the same versions of matplotlib (its fonts and
+        rasteriser), NumPy and SciPy, and other pixels with others.
     return_characters : bool, default=False
         Also return the characters, ``characters[i]`` being class ``i``.
 

@@ -3,10 +3,51 @@
 from __future__ import annotations
 
 import importlib
+import re
 
-__all__ = ["import_skimage_skeletonize", "import_torchvision"]
+__all__ = [
+    "import_skimage_skeletonize",
+    "import_torchvision",
+    "torchvision_command",
+]
 
 TORCH_INSTALL = "https://pytorch.org/get-started/locally/"
+
+
+def torchvision_command(torch_version: str) -> str:
+    """The pip command that installs the torchvision release made for
+    `torch_version`, from the index of its build (``+cpu``, ``+cu128``, ...)
+    where the version names one: an unpinned ``pip install torchvision`` (or
+    ``skmeta[vision]``) installs the newest, which replaces torch with its
+    own release and, from PyPI on Linux, a CUDA build of several GB.
+
+    Parameters
+    ----------
+    torch_version : str
+        ``torch.__version__``, e.g. ``"2.13.0+cpu"``.
+
+    Returns
+    -------
+    str
+        E.g. ``"pip install 'torchvision==0.28.*' --index-url
+        https://download.pytorch.org/whl/cpu"``; without the pin for a torch
+        whose torchvision release cannot be told (torch 2.x pairs with
+        torchvision 0.(x + 15)).
+
+    Examples
+    --------
+    >>> torchvision_command("2.13.0+cpu")
+    "pip install 'torchvision==0.28.*' --index-url https://download.pytorch.org/whl/cpu"
+    >>> torchvision_command("2.5.1")
+    "pip install 'torchvision==0.20.*'"
+    """
+    release, _, build = torch_version.partition("+")
+    match = re.match(r"2\.(\d+)\.", release)
+    pin = f"'torchvision==0.{int(match.group(1)) + 15}.*'" if match else "torchvision"
+    command = f"pip install {pin}"
+    if re.fullmatch(r"cpu|cu\d+|rocm[\d.]+|xpu", build):
+        command += f" --index-url https://download.pytorch.org/whl/{build}"
+    return command
 
 
 def import_torchvision(feature: str):
@@ -26,9 +67,9 @@ def import_torchvision(feature: str):
     import torch
 
     advice = (
-        f"Install the torchvision build that matches torch {torch.__version__} "
-        f"(pip install 'skmeta[vision]', or the command for your machine at "
-        f"{TORCH_INSTALL})."
+        f"Install the torchvision build that matches torch {torch.__version__}: "
+        f"{torchvision_command(torch.__version__)} (or the command for your "
+        f"machine at {TORCH_INSTALL})."
     )
     try:
         return importlib.import_module("torchvision")
@@ -46,10 +87,9 @@ def import_torchvision(feature: str):
             f"not load with torch {torch.__version__} "
             f"({str(exc).splitlines()[0]}): their builds differ (CPU against "
             "CUDA, or another release). Uninstall it (pip uninstall "
-            "torchvision) and install the build made for this torch, with the "
-            f"command for your machine at {TORCH_INSTALL} (for a CPU torch: pip "
-            "install torchvision --index-url "
-            "https://download.pytorch.org/whl/cpu)."
+            "torchvision) and install the build made for this torch: "
+            f"{torchvision_command(torch.__version__)} (or the command for your "
+            f"machine at {TORCH_INSTALL})."
         ) from exc
 
 

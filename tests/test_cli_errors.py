@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 import pytest
+import torch
 from _torchvision_env import refuse_torchvision
 
 from skmeta._cli_help import FLAG_OF, flag_names, parameter_help
@@ -305,7 +306,7 @@ def test_parser_type_errors_are_argparse_errors():
 def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
     import importlib
 
-    from skmeta._optional import import_torchvision
+    from skmeta._optional import import_torchvision, torchvision_command
 
     real = importlib.import_module
 
@@ -320,8 +321,48 @@ def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
     message = str(info.value)
     assert "is installed but does not load with torch" in message
     assert "(operator torchvision::nms does not exist)" in message
-    assert "pip uninstall torchvision" in message and "whl/cpu" in message
+    assert "pip uninstall torchvision" in message
+    assert torchvision_command(torch.__version__) in message  # pinned to torch's
     assert "skmeta[vision]" not in message  # installing it again changes nothing
+
+
+def test_a_missing_torchvision_gives_the_command_for_this_torch(monkeypatch):
+    """'pip install skmeta[vision]' installed the newest torchvision, which
+    replaced a CPU torch with its own CUDA release."""
+    import importlib
+
+    from skmeta._optional import import_torchvision, torchvision_command
+
+    real = importlib.import_module
+
+    def missing(name, *args, **kwargs):
+        if name.split(".")[0] == "torchvision":
+            raise ModuleNotFoundError("No module named 'torchvision'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(ImportError) as info:
+        import_torchvision("backbone='torchvision:resnet18'")
+    assert torchvision_command(torch.__version__) in str(info.value)
+    assert "skmeta[vision]" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("version", "command"),
+    [
+        ("2.13.0+cpu", "pip install 'torchvision==0.28.*' --index-url "
+         "https://download.pytorch.org/whl/cpu"),
+        ("2.4.1+cu121", "pip install 'torchvision==0.19.*' --index-url "
+         "https://download.pytorch.org/whl/cu121"),
+        ("2.6.0", "pip install 'torchvision==0.21.*'"),
+        ("2.14.0.dev20270101+git", "pip install 'torchvision==0.29.*'"),
+        ("3.0.0", "pip install torchvision"),
+    ],
+)  # fmt: skip
+def test_torchvision_command_pins_the_release_and_index_of_torch(version, command):
+    from skmeta._optional import torchvision_command
+
+    assert torchvision_command(version) == command
 
 
 def test_an_image_size_other_than_the_models_is_named(tmp_path, capsys):

@@ -173,8 +173,7 @@ def test_assume_finite_skips_the_check(blob_model, blobs):
 def test_validated_rows_skips_only_what_validate_data_returns_unchanged(
     blob_model, blobs
 ):
-    import pandas as pd
-
+    pd = pytest.importorskip("pandas")
     from skmeta._checks import validated_rows
 
     X = np.ascontiguousarray(blobs[0], dtype=np.float32)
