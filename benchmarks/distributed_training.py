@@ -15,8 +15,13 @@ the others run. Throughput is meta-training tasks per second of the training
 loop (``config["training"]["elapsed"]``: data loading, meta-gradients,
 all-reduce, updates; not process start or setup).
 
-Run: ``OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/distributed.py``
-Writes ``benchmarks/results/distributed.json`` and ``.md``.
+Run::
+
+    OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/distributed_training.py
+
+Writes ``benchmarks/results/distributed_training.json`` and ``.md``.
+(Not named ``distributed.py``: a script's folder comes first on ``sys.path``,
+and that name would hide Dask's ``distributed`` from ``dask_transfer.py``.)
 """
 
 from __future__ import annotations
@@ -128,7 +133,7 @@ def main() -> None:
     max_iter = one["iterations"]
     rows.append({"case": "1 process x 2 threads (n_jobs=2)", **_train(max_iter, 2)})
     load.append(_load())
-    out = RESULTS / "distributed_rank0.tmp.json"
+    out = RESULTS / "distributed_training_rank0.tmp.json"
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), env.get("PYTHONPATH")])
@@ -157,7 +162,7 @@ def main() -> None:
     for row in rows:
         row["speedup"] = row["tasks_per_s"] / base
     result = {
-        "benchmark": "distributed",
+        "benchmark": "distributed_training",
         "setup": "MAML (2nd order, 1 inner step), conv4_strided, synthetic 1x28x28, "
         "5-way 1-shot 5-query, meta_batch_size=8",
         "machine": f"{os.cpu_count()} CPUs, shared with other jobs",
@@ -165,7 +170,9 @@ def main() -> None:
         "rows": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "distributed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "distributed_training.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
     lines = [
         "# Distributed meta-training throughput",
         "",
@@ -190,9 +197,9 @@ def main() -> None:
         "On a machine this loaded, tasks/s follows the CPU time the scheduler "
         "grants each process more than the method: compare CPU ms per task too.",
         "Command: `OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python "
-        "benchmarks/distributed.py`",
+        "benchmarks/distributed_training.py`",
     ]
-    (RESULTS / "distributed.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "distributed_training.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
