@@ -7,6 +7,9 @@ Needs the Omniglot data (``--data-home``, default ``../shared/data/omniglot``).
 
     python benchmarks/omniglot.py select      # candidates, on background only
     python benchmarks/omniglot.py final --choose strided-20w-rot  # the reported numbers
+
+``--choose`` names the selection's candidate to run in ``final``; its default
+is ``strided-20w-rot``, the one the selection chose (the reported numbers).
     python benchmarks/omniglot.py table       # rebuild results/omniglot.md
 
 Results go to ``benchmarks/results/omniglot_{select,final}.json`` and
@@ -211,7 +214,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--probe-seconds", type=float, default=180)
     parser.add_argument("--candidates", default=None)
-    parser.add_argument("--choose", default="strided-60w-rot")
+    parser.add_argument(
+        "--choose",
+        default="strided-20w-rot",
+        help="final: the selected candidate (default: the one chosen)",
+    )
     parser.add_argument("--max-iter", type=int, default=None)
     parser.add_argument("--methods", default="protonet,pretrain")
     parser.add_argument("--n-episodes", type=int, default=None)

@@ -17,7 +17,8 @@ jobs) a least-squares line through the samples gives the slope in MiB per
 1,000 calls. A leak of one kilobyte per call would show as about 1 MiB per
 1,000 calls.
 
-    OMP_NUM_THREADS=1 nice python benchmarks/serving_soak.py --calls 10000
+    OMP_NUM_THREADS=1 nice python benchmarks/serving_soak.py --calls 20000 \\
+        --threads 4 --sample-every 50    # the committed results
 
 Results: ``benchmarks/results/serving_soak.{json,md}``.
 """

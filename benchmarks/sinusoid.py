@@ -6,7 +6,9 @@ random points each and measure the mean squared error on 100 points evenly
 spaced over [-5, 5]; mean and 95% CI over waves. The number of adaptation steps
 at test time is chosen on 200 separate validation waves, never on the test ones.
 
-    python benchmarks/sinusoid.py                 # K = 5, 10, 20
+    python benchmarks/sinusoid.py --shots 5,10,20 --max-iter 4500 --threads 1
+                                                  # the committed results
+    python benchmarks/sinusoid.py                 # K = 5, 10, 20, 3,000 iterations
     python benchmarks/sinusoid.py --shots 5 --max-iter 2000 --method metasgd
 
 Results: ``benchmarks/results/sinusoid.{json,md}`` (merged per K).

@@ -2,7 +2,7 @@
 
 - ``transform`` of a fitted MetaFeatureExtractor, in rows/s, next to the best bare
   ``torch.inference_mode`` forward pass of the same backbone on the same rows
-  (one call, or chunks of 25..1000 rows: the best of them), measured in the same
+  (one call, or chunks of 25..500 rows: the best of them), measured in the same
   run, rounds alternating, medians reported.
 - ``FewShotClassifier(pretrained=...).fit`` + ``predict`` latency for a 5-way
   5-shot task with 15 queries per class.
