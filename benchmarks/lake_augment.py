@@ -134,9 +134,10 @@ Two stages, settings chosen only on background:
   other) 87.66 / 95.95% and ``w40q2-mp4`` (5,923, 742 CPU s) 88.50 /
   96.19% against 88.95 / 96.65% (inductive+shifts / PT-MAP+shifts; paired
   gains -1.29 / -0.70 and -0.45 / -0.46 points), so no final was trained.
-  Without the shifts both led at select (85.3 and 86.2% on Lake's runs
-  against 85.9%, 93.3 and 93.9% 20-way 1-shot against 93.2%): max-pooling
-  buys the invariance the shifts give, at the price of iterations.
+  Without the shifts, at select, ``w40q2-mp4`` led on Lake's runs (86.2%
+  against 85.9%) and ``w40q2-mp1`` did not (85.3%); both led 20-way 1-shot
+  (93.3 and 93.9% against 93.2%): max-pooling buys some of the invariance
+  the shifts give, at the price of iterations.
   **Eighteenth try, written as its training began, before any scoring: the
   learning rate for 40-way episodes.** 4e-3 was chosen for 20-way episodes
   at 5,517 iterations (``lake_runs.py``'s fourth try); the 40-way recipe
