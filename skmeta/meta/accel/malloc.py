@@ -5,8 +5,9 @@ allocates them again. glibc serves buffers above its mmap threshold (at most
 32 MiB, whatever is asked) with fresh ``mmap`` calls, which the kernel faults
 in and zeroes page by page on every step -- for Conv4 on a 200-image episode
 that is about 56,000 page faults per step. Serving them from the heap instead
-made ProtoNet meta-training up to 1.55x faster here
-(``benchmarks/protonet_speed.py``).
+made ProtoNet meta-training up to 1.55x faster in an early measurement, but
+0.82x in the current ``benchmarks/results/protonet_speed.md`` (2026-12-06):
+measure on your machine before turning it on.
 
 The setting is process-wide, so it is off unless asked for:
 ``SKMETA_MALLOC=1`` in the environment, or :func:`set_malloc_tuning`. glibc
