@@ -218,7 +218,10 @@ def load_checkpoint(path: str | Path) -> dict:
             raise ValueError("its checksum does not match: damaged bytes")
         return _unpack(data, tensors)
     except (KeyError, OSError, ValueError, TypeError) as exc:
-        raise ValueError(f"checkpoint={str(path)!r} is corrupt: {exc!r}") from None
+        raise ValueError(
+            f"checkpoint={str(path)!r} is corrupt: {exc!r}. Delete it (or give "
+            "another path) to meta-train afresh."
+        ) from None
 
 
 def _pack(value, name: str, tensors: dict):

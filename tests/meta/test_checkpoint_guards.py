@@ -322,5 +322,8 @@ def test_a_checkpoint_damaged_on_disk_is_refused(tmp_path):
     raw = bytearray(path.read_bytes())
     raw[-9] ^= 0x40  # a byte of the tensor data, at the end of the file
     path.write_bytes(bytes(raw))
-    with pytest.raises(ValueError, match="checksum does not match"):
+    with pytest.raises(ValueError, match="checksum does not match") as error:
         io.load_checkpoint(path)
+    # the way on, as a truncated, empty or foreign file's message gives it
+    hint = "Delete it (or give another path) to meta-train afresh."
+    assert str(error.value).endswith(hint)
