@@ -76,6 +76,8 @@ def _train(args) -> int | None:
     check_output_path(args.out)  # before the meta-training, not after
     if args.card:
         check_output_path(card_path(args.out), "--card")
+    if args.checkpoint:  # an existing file is resumed from, not refused
+        check_output_path(os.path.expanduser(args.checkpoint), "--checkpoint")
     # the flags checked before DATA is read (an image folder takes minutes)
     options = _image_options(args)
     check_id_flag(args.id_column, options["label_column"], args.data)

@@ -66,6 +66,34 @@ def test_train_checks_out_before_meta_training(
     assert list(tmp_path.iterdir()) == [tmp_path / "file.txt"]  # nothing written
 
 
+@pytest.mark.parametrize(
+    "checkpoint, message",
+    [
+        ("nodir/run.ckpt", "the folder {tmp}/nodir does not exist"),
+        (".", "is a folder"),
+    ],
+)
+def test_train_checks_checkpoint_before_reading_data(
+    rows, tmp_path, capsys, monkeypatch, no_fit, checkpoint, message
+):
+    """--checkpoint nodir/run.ckpt was refused only once the data were read
+    and meta-training began, a missing --out folder before (a reviewer)."""
+    from skmeta import _cli_data
+
+    def load_dataset(*args, **kwargs):
+        raise AssertionError("read DATA before checking --checkpoint")
+
+    monkeypatch.setattr(_cli_data, "load_dataset", load_dataset)
+    checkpoint = tmp_path if checkpoint == "." else tmp_path / checkpoint
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(rows / "rows.npz"), "--out", str(out), "--quiet"]
+    assert main([*argv, "--checkpoint", str(checkpoint)]) == 2
+    err = _error(capsys)
+    assert err.startswith(f"skmeta train: error: --checkpoint {checkpoint}: ")
+    assert message.format(tmp=tmp_path) in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_embed_checks_out_before_embedding(rows, tmp_path, capsys):
     model, data = str(rows / "m.safetensors"), str(rows / "rows.npz")
     assert main(["embed", model, data, "--out", str(tmp_path / "no/f.npy")]) == 2
