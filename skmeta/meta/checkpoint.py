@@ -46,7 +46,7 @@ import torch
 
 from .callbacks import Callback
 from .caller import user_stacklevel
-from .fingerprint import differences, jsonable, run_fingerprint
+from .fingerprint import differences, jsonable, longer_run_hint, run_fingerprint
 from .io import checkpoint_metadata, load_checkpoint, save_checkpoint
 from .thread_counts import warn_if_other_threads
 from .warm_start import start_from
@@ -333,13 +333,14 @@ def _check_statistics(net, saved: Mapping) -> None:
 def _read(path: Path, fingerprint: Mapping) -> dict:
     """The loop's state in the checkpoint at `path`, after checking that it
     is of the run `fingerprint` describes."""
-    found = differences(checkpoint_metadata(path).get("fingerprint", {}), fingerprint)
+    recorded = checkpoint_metadata(path).get("fingerprint", {})
+    found = differences(recorded, fingerprint)
     if found:
         raise ValueError(
             f"checkpoint={str(path)!r} is of another meta-training run: "
             f"{'; '.join(found)}. Resume with that run's settings and data, "
             "or give another checkpoint path (or delete the file) to meta-train "
-            "afresh."
+            "afresh." + longer_run_hint(recorded, fingerprint, found)
         )
     return load_checkpoint(path)["state"]
 

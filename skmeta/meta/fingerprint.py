@@ -20,8 +20,15 @@ import numpy as np
 import torch
 
 from .augment import describe_augmentation
+from .backbones import resolve_backbone
 
-__all__ = ["data_digest", "differences", "jsonable", "run_fingerprint"]
+__all__ = [
+    "data_digest",
+    "differences",
+    "jsonable",
+    "longer_run_hint",
+    "run_fingerprint",
+]
 
 # Settings that change how fast a run goes or where it is saved, not what it
 # computes to the bit's order of magnitude, or that a resumed run may change
@@ -96,6 +103,8 @@ def _settings(settings) -> dict:
         del fields["validation_fraction"], fields["n_val_episodes"]
     if not isinstance(settings.backbone, str):
         fields["backbone"] = _name(settings.backbone)
+    elif settings.backbone == "auto":  # the network it is: "mlp" is the same run
+        fields["backbone"] = resolve_backbone("auto", settings.input_shape)
     fields["augmentation"] = describe_augmentation(settings.augmentation)
     return fields
 
@@ -161,11 +170,16 @@ def differences(recorded: Mapping, current: Mapping) -> list[str]:
 
     Only the settings `current` holds are compared (one that is unused here
     may be recorded there), and X's values only when `recorded` holds them
-    (a checkpoint written before they were digested).
+    (a checkpoint written before they were digested). ``backbone="auto"`` is
+    recorded as the backbone it resolves to (:func:`.backbones.resolve_backbone`),
+    so ``"mlp"`` resumes a run of ``"auto"`` on rows; a checkpoint written
+    before recorded ``"auto"``, resolved here by its `input_shape`.
     """
-    found = []
+    found, settings = [], recorded.get("settings", {})
     for name, value in current.get("settings", {}).items():
-        before = recorded.get("settings", {}).get(name)
+        before = settings.get(name)
+        if name == "backbone" and before == "auto":  # recorded unresolved before
+            before = resolve_backbone("auto", settings.get("input_shape") or ())
         if before != value:
             source = (
                 " (drawn from random_state, not itself a random_state; "
@@ -186,3 +200,20 @@ def differences(recorded: Mapping, current: Mapping) -> list[str]:
     if recorded.get("warm_start") != current.get("warm_start"):
         found.append("another starting model (warm_start)")
     return found
+
+
+def longer_run_hint(recorded: Mapping, current: Mapping, found: list) -> str:
+    """What to do when a higher max_iter is all that differs between
+    fingerprints (`found`: their :func:`differences`); "" otherwise: the
+    sentence a refused resume ends with."""
+    there = recorded.get("settings", {}).get("max_iter")
+    here = current.get("settings", {}).get("max_iter")
+    numbers = isinstance(there, int) and isinstance(here, int)
+    if len(found) != 1 or not numbers or here <= there:
+        return ""
+    return (
+        " A run cannot be made longer (its learning rate's cosine schedule "
+        f"spans its max_iter): to meta-train on, finish it with max_iter={there}, "
+        "then fit again with warm_start=True (meta_train's init=), max_iter="
+        f"{here - there} (the iterations to add) and a new checkpoint path."
+    )
