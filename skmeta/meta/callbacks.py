@@ -3,9 +3,9 @@
 The loop (:class:`skmeta.meta.train.MetaTrainer`) only draws batches, takes
 meta-gradients and steps the optimiser; everything else is a
 :class:`Callback`: the history, gradient clipping, validation with early
-stopping, the progress bar. A new cross-cutting feature (checkpoints,
-distributed all-reduce, online meta-learning) is a new callback, not an edit of
-the loop. A callback that keeps state across iterations gives it in
+stopping, the progress bar (:mod:`.progress`). A new cross-cutting feature
+(checkpoints, distributed all-reduce, online meta-learning) is a new callback,
+not an edit of the loop. A callback that keeps state across iterations gives it in
 :meth:`Callback.state_dict`, so that a checkpoint (:mod:`.checkpoint`) saves
 and restores it.
 """
@@ -16,7 +16,6 @@ import math
 import time
 
 import torch
-from tqdm.auto import tqdm
 
 from .net import widest_activations
 
@@ -25,7 +24,6 @@ __all__ = [
     "EarlyStopping",
     "GradientClipping",
     "History",
-    "ProgressBar",
     "validation_metrics",
     "validation_sums",
 ]
@@ -82,7 +80,10 @@ class Callback:
 
 class History(Callback):
     """Mean loss and metric since the previous record, the learning rate of
-    the next step, and the time elapsed."""
+    the next step, and the time elapsed (``"elapsed"``, seconds: since the
+    run's start, over every session of a run resumed from a checkpoint,
+    which saves it; the time between sessions, and that of iterations lost
+    after the last checkpoint, are not counted)."""
 
     def on_train_begin(self, loop):
         self.start = time.perf_counter()
@@ -244,63 +245,3 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state):
         self.best_loss, self.best_iter = state["best_loss"], state["best_iter"]
         self.best_state, self.stale = state["best_state"], state["stale"]
-
-
-class ProgressBar(Callback):
-    """A tqdm bar over the iterations, showing the latest record's loss and
-    metrics.
-
-    Parameters
-    ----------
-    description : str
-    """
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-
-    def on_train_begin(self, loop):
-        self.bar = tqdm(
-            total=loop.settings.max_iter, desc=self.description, unit="it", leave=False
-        )
-
-    def on_step_end(self, loop, loss, metrics):
-        self.bar.update(loop.n_iter - self.bar.n)  # from where a resumed run is
-
-    def on_record(self, loop, record):
-        metric = loop.algorithm.metric
-        shown = ("loss", metric, f"val_{metric}")
-        self.bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in shown})
-
-    def on_train_end(self, loop):
-        elapsed = self.bar.format_dict.get("elapsed", 0.0)
-        self.bar.close()
-        tqdm.write(summary_line(self.description, loop, elapsed), file=self.bar.fp)
-
-
-def summary_line(description: str, loop, seconds: float) -> str:
-    """The line a progress bar leaves behind: iterations, time, the last
-    record's loss and metrics, and how the run ended.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace
-    >>> loop = SimpleNamespace(n_iter=200, history=[{"loss": 0.5, "accuracy": 0.81,
-    ...     "val_accuracy": 0.77}], algorithm=SimpleNamespace(metric="accuracy"),
-    ...     interrupted=False, stop=True, best_iter=150)
-    >>> summary_line("meta-training protonet", loop, 12.34)
-    'meta-training protonet: 200 iterations in 12.3 s; loss 0.5, accuracy 0.81, \
-val_accuracy 0.77; stopped early; kept the weights of iteration 150'
-    """
-    parts = [f"{description}: {loop.n_iter} iterations in {seconds:.3g} s"]
-    if loop.history:
-        metric = loop.algorithm.metric
-        last = loop.history[-1]
-        shown = [k for k in ("loss", metric, f"val_{metric}") if k in last]
-        parts.append(", ".join(f"{k} {last[k]:.3g}" for k in shown))
-    if loop.interrupted:
-        parts.append("interrupted")
-    elif loop.stop:
-        parts.append("stopped early")
-    if loop.best_iter != loop.n_iter:
-        parts.append(f"kept the weights of iteration {loop.best_iter}")
-    return "; ".join(parts)

@@ -201,7 +201,12 @@ def model_card(model, name: str = "model.safetensors") -> str:
             f"{training.get('k_shot')}-shot {training.get('n_query')}-query episodes "
             f"on {training.get('n_classes')} classes"
             + (
-                f" ({training['elapsed'] / 60:.1f} min)"
+                f" ({training['elapsed'] / 60:.1f} min"
+                + (  # the time of the session that resumed from a checkpoint
+                    f" from iteration {training['resumed_from']} on)"
+                    if training.get("resumed_from")
+                    else ")"
+                )
                 if training.get("elapsed")
                 else ""
             )

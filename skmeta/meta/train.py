@@ -139,8 +139,12 @@ def meta_train(
         Its ``history`` holds one record per ``settings.eval_interval``
         iterations (after those of `init`, counting on from them);
         ``config["training"]`` the settings, ``n_iter`` and ``best_iter``
-        (counting on from `init`'s too), and ``interrupted`` (with
-        ``interrupted_by``: ``"KeyboardInterrupt"`` or ``"SIGTERM"``).
+        (counting on from `init`'s too), ``interrupted`` (with
+        ``interrupted_by``: ``"KeyboardInterrupt"`` or ``"SIGTERM"``),
+        ``resumed_from`` (the iteration a checkpoint resumed at, counted
+        alike, or None) and ``elapsed``, this call's seconds from the loop's
+        start; a record's ``elapsed`` counts over every call of a resumed run
+        (not the time between, nor iterations lost after a checkpoint).
     """
     device = torch.device(settings.device)
     ranks = current_ranks(device)
@@ -366,6 +370,8 @@ def _meta_train(
         config["calibration"] = calibration_record(
             *validation_outputs(algorithm, net, val_batch)
         )
+    checkpoints = [c for c in loop.callbacks if isinstance(c, Checkpoint)]
+    resumed = checkpoints[0].resumed_from if checkpoints else None
     config["training"].update(
         n_iter=offset + done,
         n_iter_before=offset,
@@ -373,6 +379,7 @@ def _meta_train(
         interrupted=loop.interrupted,
         **({"interrupted_by": loop.interrupted_by} if loop.interrupted else {}),
         elapsed=time.perf_counter() - start,
+        resumed_from=None if resumed is None else offset + resumed,
         world_size=1 if ranks is None else ranks.size,
         **loop.thread_counts,  # torch_threads (and task_workers)
     )

@@ -13,11 +13,12 @@ import torch
 from .algorithms.feature_norm import BASE_MEAN
 from .augment import describe_augmentation
 from .backbones import build_backbone
-from .callbacks import Callback, EarlyStopping, GradientClipping, History, ProgressBar
+from .callbacks import Callback, EarlyStopping, GradientClipping, History
 from .distributed import DistributedSync
 from .input_normalization import default_input_normalization
 from .net import MetaNet
 from .norm import use_task_norm
+from .progress import ProgressBar
 from .rows import Rows
 
 __all__ = ["as_rows", "build_net", "built_in_callbacks", "pixel_sample", "run_config"]

@@ -137,3 +137,15 @@ def test_the_card_names_the_random_state_that_repeats_the_run(blobs):
     assert "(meta_train with this seed, the same" in model_card(unseeded, "m")
     fitted.set_params(warm_start=True).fit(X, y)  # continues: not repeatable alone
     assert "(continuing a model of 3 iterations:" in model_card(fitted.meta_model_, "m")
+
+
+def test_the_card_says_when_the_time_is_a_resumed_sessions(model):
+    """config["training"]["elapsed"] is the time of the fit that resumed
+    from a checkpoint, not of the run's iterations."""
+    config = model.thawed_config()
+    config["training"].update(elapsed=120.0, resumed_from=None)
+    fresh = MetaModel(model.state, config, model.thawed_history())
+    assert "episodes on 12 classes (2.0 min)" in model_card(fresh)
+    config["training"]["resumed_from"] = 2
+    resumed = MetaModel(model.state, config, model.thawed_history())
+    assert "(2.0 min from iteration 2 on)" in model_card(resumed)
