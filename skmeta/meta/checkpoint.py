@@ -27,7 +27,9 @@ executes no code. A checkpoint of other settings or other data is refused with
 a ``ValueError``; so is a folder that cannot be written, before training. A
 write that fails during training (``OSError``) warns, and training goes on.
 In a distributed run the processes check that they all resumed from the same
-state, or all start afresh (:meth:`Checkpoint.on_train_begin`).
+state, or all start afresh (:meth:`Checkpoint.on_train_begin`). The writer
+holds a lock on ``<path>.lock`` for the run (:mod:`.checkpoint_lock`): a
+second run on the same path is refused at its start.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import torch
 
 from .callbacks import Callback
 from .caller import user_stacklevel
+from .checkpoint_lock import CheckpointLock
 from .fingerprint import differences, jsonable, longer_run_hint, run_fingerprint
 from .io import checkpoint_metadata, load_checkpoint, save_checkpoint
 from .thread_counts import warn_if_other_threads
@@ -66,6 +69,12 @@ class Checkpoint(Callback):
     (``ValueError``). A write that fails later (``OSError``: a folder made
     read-only, a full disk) warns and training goes on; the next checkpoint
     tries again, and the file keeps the last state written whole.
+
+    The writer holds an advisory lock on ``<path>.lock``
+    (:class:`~.checkpoint_lock.CheckpointLock`) from ``on_train_begin`` to
+    ``on_train_end``: a run started on the same path meanwhile is refused
+    (``ValueError``) before reading the file. :func:`.train.meta_train`
+    releases it however the loop ends (``checkpoint_lock.released``).
 
     Parameters
     ----------
@@ -96,6 +105,8 @@ class Checkpoint(Callback):
     ----------
     resumed_from : int or None
         The iteration the run resumed after, None for a fresh run.
+    lock : CheckpointLock
+        The lock on the path, held while the run writes it.
     """
 
     saves_state = True  # SIGTERM ends the loop after an iteration, written
@@ -112,6 +123,7 @@ class Checkpoint(Callback):
         self.every, self.writes, self.ranks = every, writes, ranks
         self.fingerprint = jsonable(dict(fingerprint or {}))
         self.resumed_from = None
+        self.lock = CheckpointLock(self.path)
         self._failing = False  # whether the last write failed
 
     def on_train_begin(self, loop):
@@ -132,6 +144,7 @@ class Checkpoint(Callback):
             )
         if self.writes:
             _check_writable(self.path)
+            self.lock.acquire()  # refused while another run writes the path
             _remove_stale_temporaries(self.path)
         if self.path.exists():
             state = _read(self.path, self.fingerprint)
@@ -210,6 +223,9 @@ class Checkpoint(Callback):
             self._failing = True
         else:
             self._failing = False
+
+    def on_train_end(self, loop):
+        self.lock.release()  # and .checkpoint_lock.released on an error
 
     def save(self, loop) -> None:
         """Write the loop's state now (atomically, :func:`.io.save_checkpoint`)."""

@@ -32,6 +32,7 @@ from .batches import (
 from .calibration import calibration_record, validation_outputs
 from .callbacks import Callback
 from .checkpoint import Checkpoint
+from .checkpoint_lock import released
 from .distributed import current_ranks
 from .fingerprint import run_fingerprint
 from .loop import MetaTrainer, meta_gradient
@@ -346,7 +347,9 @@ def _meta_train(
             settings,
             [*built_in, *callbacks],
             ranks,
-        ).run()
+        )
+        with released(loop.callbacks):  # the checkpoint's lock, on errors too
+            loop.run()
         tag = {} if generations is None else {"generation": generation}
         history += [
             {**r, **tag, "iter": r["iter"] + offset + done} for r in loop.history

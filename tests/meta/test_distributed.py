@@ -27,6 +27,7 @@ from skmeta.meta.algorithms import make_algorithm
 from skmeta.meta.augment import FeatureAugmentation, make_augmentation
 from skmeta.meta.batches import labelled_batches, share_of, task_batches
 from skmeta.meta.callbacks import Callback
+from skmeta.meta.checkpoint_lock import CheckpointLock
 from skmeta.meta.distributed import Ranks, current_ranks, is_main_process
 from skmeta.meta.episodes import ClassIndex
 from skmeta.meta.io import load_checkpoint
@@ -221,6 +222,15 @@ def _worker(rank, folder):
             meta_train(X, y, _settings(**RUNS["maml"], checkpoint=checkpoint))
         except ValueError as exc:
             out["error_local_checkpoint"] = str(exc)
+        # the path is held by another run (rank 0's lock): every rank raises
+        held = CheckpointLock(Path(f"{folder}/held.safetensors"))
+        if rank == 0:
+            held.acquire()
+        try:
+            meta_train(X, y, _settings(**RUNS["maml"], checkpoint=str(held.checkpoint)))
+        except ValueError as exc:
+            out["error_held_checkpoint"] = str(exc)
+        held.release()
         # rank 1 cannot read its file: every rank raises, none waits
         bad = Path(f"{folder}/bad{rank}.safetensors")
         if rank == 1:
@@ -391,6 +401,19 @@ def test_ranks_resuming_from_different_checkpoints_raise_on_every_rank(ranks_out
     assert "is not a skmeta checkpoint" in ranks_out[1]["error_bad_checkpoint"]
     assert (
         "could not be used by process(es) [1]" in (ranks_out[0]["error_bad_checkpoint"])
+    )
+
+
+def test_a_checkpoint_another_run_holds_is_refused_on_every_rank(ranks_out):
+    """Rank 0 writes the checkpoint and takes its lock; refused, it tells
+    the other ranks, which raise too rather than wait."""
+    assert (
+        "is in use by another meta-training run"
+        in (ranks_out[0]["error_held_checkpoint"])
+    )
+    assert (
+        "could not be used by process(es) [0]"
+        in (ranks_out[1]["error_held_checkpoint"])
     )
 
 
