@@ -28,9 +28,9 @@ class FewShotClassifier(
     No setting is silently ignored: a method setting the method does not take,
     or one unlike the pretrained model's, raises ``ValueError``; meta-training
     parameters set with ``pretrained=`` (so unused) make ``fit`` warn.
-    Ctrl-C during meta-training ends :meth:`fit` with the model so far and a
-    warning; with `checkpoint`, SIGTERM ends it after the current iteration,
-    the checkpoint written, and the next :meth:`fit` resumes a killed run.
+    Ctrl-C during meta-training ends :meth:`fit` after the current iteration
+    with the model so far and a warning; with `checkpoint` (written then, as
+    on SIGTERM, which then ends the process) the next :meth:`fit` resumes.
 
     .. versionadded:: 0.1
 

@@ -267,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Meta-learning as scikit-learn estimators, on your files.",
         epilog="Exit status: 0 success, 2 bad arguments or input, 1 other "
         "failure (a missing optional dependency among them), 130 interrupted "
-        "(Ctrl-C), 143 terminated (SIGTERM); train then writes the model so "
-        "far.",
+        "(Ctrl-C), 143 terminated (SIGTERM; 128 + the signal's number for "
+        "SIGHUP, SIGUSR1, SIGUSR2); train then writes the model so far.",
     )
     parser.add_argument("--version", action="version", version=f"skmeta {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import warnings
 
@@ -38,7 +39,7 @@ from ._cli_parser import build_parser
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
-EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_SIGNALLED = 128  # + the signal's number: 143 for SIGTERM, as shells report
 
 __all__ = ["TRAIN_FLAGS", "main", "parameter_help"]
 
@@ -64,9 +65,11 @@ def _shows_progress(args) -> bool:
 def _train(args) -> int | None:
     """Meta-train and write the model; under torchrun, every process trains
     its share and rank 0 writes (docs/user_guide/distributed.rst). A Ctrl-C
+    ends meta-training after its current iteration (a second one at once),
     writes the model so far and exits 130, so that a pipeline stops; SIGTERM
-    ends meta-training after its current iteration (the checkpoint written),
-    writes the model so far and exits 143."""
+    (SIGHUP, SIGUSR1, SIGUSR2) ends it after its current iteration (the
+    checkpoint written), writes the model so far and exits 143 (129, 138,
+    140: 128 + the signal's number)."""
     from ._cli_columns import check_id_flag, check_ids, warn_id_like, with_columns
     from ._cli_train import estimator_and_data
     from .meta.distributed import is_main_process
@@ -93,9 +96,10 @@ def _train(args) -> int | None:
         if training.get("interrupted"):
             done = f"interrupted: the model after {done} of {extractor.max_iter}"
         print(f"wrote {args.out} ({done})")
-    if sigterm.requested:
-        print("skmeta train: terminated (SIGTERM)", file=sys.stderr)
-        return EXIT_TERMINATED
+    if sigterm.requested:  # SIGTERM, or SIGHUP, SIGUSR1, SIGUSR2
+        name = signal.Signals(sigterm.signum).name
+        print(f"skmeta train: terminated ({name})", file=sys.stderr)
+        return EXIT_SIGNALLED + sigterm.signum
     return EXIT_INTERRUPTED if training.get("interrupted") else None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from .caller import user_stacklevel
 from .net import MetaNet
 from .optim import CosineAdam
 from .precision import Precision
-from .termination import TerminationGuard, outer_guard_active
+from .termination import TERMINATING, TerminationGuard, outer_guard_active
 from .thread_counts import thread_counts
 
 if TYPE_CHECKING:  # .train imports this module
@@ -34,9 +35,12 @@ if TYPE_CHECKING:  # .train imports this module
 
 __all__ = ["MetaTrainer", "meta_gradient"]
 
-#: The key that carries a process's SIGTERM request through the all-reduce of
-#: a distributed run's metrics, so that every process stops at one iteration.
-_TERMINATE = "__sigterm__"
+#: The keys that carry the signals a process noted (Ctrl-C, SIGTERM, ...)
+#: through the all-reduce of a distributed run's metrics, so that every
+#: process stops at one iteration.
+_SIGNALS = {
+    signum: f"__signal_{int(signum)}__" for signum in (signal.SIGINT, *TERMINATING)
+}
 
 
 def meta_gradient(
@@ -102,12 +106,14 @@ class MetaTrainer:
     stop : bool
         Set by a callback to end after the current iteration.
     interrupted : bool
-        Whether ``KeyboardInterrupt`` or SIGTERM ended the run (see :meth:`run`).
-    interrupted_by : {"KeyboardInterrupt", "SIGTERM"} or None
-        Which.
+        Whether Ctrl-C or a terminating signal ended the run (see :meth:`run`).
+    interrupted_by : {"KeyboardInterrupt", "SIGTERM", "SIGHUP", "SIGUSR1", \
+"SIGUSR2"} or None
+        Which (``"KeyboardInterrupt"`` for Ctrl-C, first or second).
     terminating : bool
-        Set at the end of the iteration SIGTERM arrived in: the loop ends
-        after it. Unlike `stop`, a checkpoint does not save it.
+        Set at the end of the iteration a signal (Ctrl-C, SIGTERM ...)
+        arrived in: the loop ends after it. Unlike `stop`, a checkpoint does
+        not save it.
     precision : Precision
         Autocast and loss scaling (``settings.precision``).
     thread_counts : dict
@@ -131,7 +137,7 @@ class MetaTrainer:
         self.callbacks = list(callbacks)
         self.n_iter, self.history, self.stop = 0, [], False
         self.best_iter, self.interrupted, self.interrupted_by = 0, False, None
-        self.terminating = False  # SIGTERM: ending after this iteration
+        self.terminating = False  # a signal: ending after this iteration
         self._guard = TerminationGuard(enabled=False)
         self._updated = 0  # iterations whose update was made
         self.precision = Precision(settings.precision, settings.device)
@@ -144,28 +150,35 @@ class MetaTrainer:
     def run(self) -> MetaTrainer:
         """Meta-train for ``settings.max_iter`` iterations or until stopped.
 
-        Ctrl-C (``KeyboardInterrupt``) during an iteration ends meta-training
-        as if stopped (``on_train_end`` runs: early stopping's best weights
-        are kept), with a warning; `n_iter` then counts the iterations whose
-        update was made.
+        Ctrl-C ends meta-training as if stopped (``on_train_end`` runs:
+        early stopping's best weights are kept), with a warning, and `run`
+        returns. Where SIGINT has Python's own handler (in the main thread),
+        the first Ctrl-C is noted and the loop ends after the iteration it
+        arrived in (a checkpoint is written, as after the last iteration); a
+        second one, or a ``KeyboardInterrupt`` raised otherwise, ends it at
+        once, and `n_iter` then counts the iterations whose update was made.
 
-        SIGTERM, when a callback saves the run's state (a checkpoint) or an
+        SIGTERM (and SIGHUP, SIGUSR1, SIGUSR2 where their handler is the
+        default), when a callback saves the run's state (a checkpoint) or an
         outer :class:`~.termination.TerminationGuard` is active, ends
         meta-training after the iteration it arrived in, as if stopped (the
-        checkpoint is written, as after the last iteration), with a warning;
-        the signal is then passed on (by default the process ends, status
-        143). Every process of a distributed run stops after the same
-        iteration.
+        checkpoint is written), with a warning; the signal is then passed
+        on: by default ``SystemExit(128 + signum)`` (status 143 for SIGTERM)
+        is raised. Every process of a distributed run stops after the same
+        iteration, for Ctrl-C too.
         """
         saves_state = any(c.saves_state for c in self.callbacks)
-        guard = TerminationGuard(enabled=saves_state or outer_guard_active())
+        enabled = saves_state or outer_guard_active()
+        guard = TerminationGuard(enabled=enabled, interrupt=True)
+        failing = True
         try:
             with guard:
                 self._guard = guard
                 self._run(saves_state)
-        finally:  # a SIGTERM noted anywhere, even in a hook or with an error
+            failing = False
+        finally:  # a signal noted anywhere, even in a hook; an error wins
             self._guard = TerminationGuard(enabled=False)
-            guard.pass_on()
+            guard.pass_on(failing)
         return self
 
     def _run(self, saves_state: bool) -> None:
@@ -181,21 +194,24 @@ class MetaTrainer:
             ):
                 self._iteration()
                 self._call("on_iteration_end")
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # at once: this iteration is not saved
             self.n_iter, self.interrupted = self._updated, True
-            self.interrupted_by = "KeyboardInterrupt"
+            self.interrupted_by, self.terminating = "KeyboardInterrupt", False
+            self._guard.consume_interrupt()  # acted on: fit returns
         self.best_iter = self.n_iter
         self._call("on_train_end")
         if self.interrupted:
-            sigterm = self.interrupted_by == "SIGTERM"
+            by, written = self.interrupted_by, saves_state and self.terminating
             warnings.warn(
-                f"Meta-training interrupted ({self.interrupted_by}) after "
+                f"Meta-training interrupted ({by}) after "
                 f"{self.n_iter} of {settings.max_iter} iterations; keeping "
                 f"the model so far (the weights of iteration {self.best_iter})"
                 + (
-                    "; SIGTERM is passed on"
+                    f"; {by} is passed on"
                     + (" now that the checkpoint is written." if saves_state else ".")
-                    if sigterm
+                    if by != "KeyboardInterrupt"
+                    else "; the checkpoint is written."
+                    if written
                     else "."
                 ),
                 UserWarning,
@@ -213,13 +229,13 @@ class MetaTrainer:
         loss, metrics = meta_gradient(
             self.algorithm, self.net, batch, settings.n_jobs, self.precision
         )
-        terminate = self._guard.requested
-        if self.ranks is not None:  # every process stops if one was asked to
-            metrics = {**metrics, _TERMINATE: float(terminate)}
+        if self.ranks is not None:  # every process stops if one was signalled
+            noted = self._guard.noted()
+            flags = {key: float(s in noted) for s, key in _SIGNALS.items()}
             loss, metrics = self.ranks.reduce_meta_gradient(
-                self.optimizer.params, batch, loss, metrics
+                self.optimizer.params, batch, loss, {**metrics, **flags}
             )
-            terminate = metrics.pop(_TERMINATE) > 0
+            noted = {s for s, key in _SIGNALS.items() if metrics.pop(key) > 0}
         if not math.isfinite(loss):
             raise FloatingPointError(self._diverged(f"the loss became {loss}"))
         self.precision.unscale(self.optimizer)
@@ -246,17 +262,31 @@ class MetaTrainer:
             self._call("on_record", record)
             self.history.append(record)
         if self.ranks is None:  # a signal during this iteration counts
-            terminate = self._guard.requested
-        elif terminate:  # signalled on another rank: this one ends alike, and
-            # passes SIGTERM on too, so the script's save after fit never runs
-            # on a cut-short model (rank 0 saved one: a reviewer)
-            self._guard.requested = True
-        if terminate and self.n_iter < settings.max_iter:  # the last iteration
-            # (a run that is done is not interrupted: the signal is passed on);
-            # SIGTERM's end is not recorded as `stop`, which a checkpoint
-            # saves: the resumed run goes on
+            noted = self._guard.noted()
+        else:  # signalled on another rank: this one ends alike, and passes a
+            # terminating signal on too, so the script's save after fit never
+            # runs on a cut-short model (rank 0 saved one: a reviewer)
+            self._guard.absorb(noted)
+        if noted:
+            self._end_for(noted)
+
+    def _end_for(self, noted: set) -> None:
+        """End after this iteration for the signals `noted` (every process
+        of a distributed run the same): the terminating one first, else
+        Ctrl-C, which ends here (nothing to pass on). After the last
+        iteration the run is done, not interrupted (a terminating signal is
+        still passed on). The end is not recorded as `stop`, which a
+        checkpoint saves: the resumed run goes on."""
+        terminating = sorted(noted - {signal.SIGINT})
+        if not terminating:
+            self._guard.consume_interrupt()
+        if self.n_iter < self.settings.max_iter:
             self.terminating = self.interrupted = True
-            self.interrupted_by = "SIGTERM"
+            self.interrupted_by = (
+                signal.Signals(terminating[0]).name
+                if terminating
+                else "KeyboardInterrupt"
+            )
 
     def _diverged(self, what: str) -> str:
         """The error message of a meta-training that diverged at this

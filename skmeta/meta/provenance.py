@@ -20,7 +20,9 @@ from .input_normalization import expected_pixel_range, infer_pixel_range
 __all__ = ["calibration_check", "describe", "summary"]
 
 #: How the summary names what interrupted meta-training (``interrupted_by``).
-_INTERRUPTIONS = {"KeyboardInterrupt": "Ctrl-C", "SIGTERM": "SIGTERM"}
+_INTERRUPTIONS = {"KeyboardInterrupt": "Ctrl-C"} | {
+    name: name for name in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+}
 
 
 def describe(X, extra: Mapping | None = None) -> dict:

@@ -79,10 +79,11 @@ def meta_train(
     from it, to the same final weights as an uninterrupted run, or is refused
     if the file is of other settings or data (X's values included). A folder
     that cannot be written is refused before training; a write that fails
-    later warns, and training goes on. A ``KeyboardInterrupt`` ends the run
-    with the model so far and a warning. With a checkpoint, SIGTERM ends it
-    after the current iteration, the checkpoint written, and is then passed
-    on (:mod:`.termination`: by default the process ends).
+    later warns, and training goes on. Ctrl-C ends the run after the current
+    iteration (a second one at once) with the model so far and a warning. With
+    a checkpoint, SIGTERM (SIGHUP, SIGUSR1, SIGUSR2) ends it after the current
+    iteration, the checkpoint written, and is then passed on
+    (:mod:`.termination`: by default ``SystemExit(128 + signum)``).
 
     A distillation method (a ``generations`` setting: RFS) trains one network
     per generation, each a loop of ``max_iter`` iterations (records tagged
@@ -141,7 +142,7 @@ def meta_train(
         iterations (after those of `init`, counting on from them);
         ``config["training"]`` the settings, ``n_iter`` and ``best_iter``
         (counting on from `init`'s too), ``interrupted`` (with
-        ``interrupted_by``: ``"KeyboardInterrupt"`` or ``"SIGTERM"``),
+        ``interrupted_by``: ``"KeyboardInterrupt"`` or the signal's name),
         ``resumed_from`` (the iteration a checkpoint resumed at, counted
         alike, or None) and ``elapsed``, this call's seconds from the loop's
         start; a record's ``elapsed`` counts over every call of a resumed run

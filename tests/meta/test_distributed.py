@@ -4,6 +4,7 @@ same history, as one process taking the whole meta-batch; ranks agree; the
 estimator and ``skmeta train`` under torchrun."""
 
 import datetime
+import json
 import multiprocessing
 import os
 import signal
@@ -19,6 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from maml_helpers import classification_batch
+from signal_helpers import default_signals, wait_for
 from torch import nn
 
 import skmeta
@@ -145,6 +147,14 @@ class SigtermOnRank1(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class SigintOnRank1(Callback):
+    """Ctrl-C (SIGINT, to Python's own handler) on rank 1 alone, in iteration 3."""
+
+    def on_step_end(self, loop, loss, metrics):
+        if loop.n_iter == 3 and loop.ranks.rank == 1:
+            signal.raise_signal(signal.SIGINT)
+
+
 class HoldFirstStep(Callback):
     """Holds meta-training in its first step until `release` is set, after
     telling `started`."""
@@ -187,6 +197,7 @@ def _worker(rank, folder):
     errors for what is refused; results saved in `folder`."""
     os.environ.update(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # not ignored
     dist.init_process_group(
         "gloo",
         init_method=f"file://{folder}/rendezvous",
@@ -265,6 +276,16 @@ def _worker(rank, folder):
         dist.barrier()
         out["sigterm_checkpoint"] = load_checkpoint(terminated)["state"]["n_iter"]
         out["sigterm_resumed"] = dict(meta_train(X, y, settings).state)
+        # Ctrl-C on rank 1 in iteration 3: the same, and fit returns everywhere
+        ctrl_c = f"{folder}/ctrl_c.safetensors"
+        settings = _settings(**RUNS["maml"], checkpoint=ctrl_c)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Meta-training interrupted"
+            model = meta_train(X, y, settings, callbacks=[SigintOnRank1()])
+        training = model.config["training"]
+        out["ctrl_c"] = (training["n_iter"], training["interrupted_by"])
+        dist.barrier()
+        out["ctrl_c_checkpoint"] = load_checkpoint(ctrl_c)["state"]["n_iter"]
         batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
         out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
         out["two_threads"] = _two_threads(X, y)
@@ -437,6 +458,14 @@ def test_sigterm_on_one_rank_ends_every_rank_after_the_same_iteration(ranks_out)
             assert torch.equal(value, uninterrupted[key]), key
 
 
+def test_ctrl_c_on_one_rank_ends_every_rank_after_the_same_iteration(ranks_out):
+    """Ctrl-C on one rank ended that rank's loop alone: the others waited for
+    it in the next all-reduce ("Connection closed by peer": a reviewer)."""
+    for out in ranks_out:
+        assert out["ctrl_c"] == (4, "KeyboardInterrupt")
+        assert out["ctrl_c_checkpoint"] == 4
+
+
 def test_outside_a_distributed_run_nothing_changes(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert current_ranks(torch.device("cpu")) is None
@@ -539,10 +568,12 @@ if is_main_process():
 """
 
 
-def _torchrun(args, tmp_path):
+def _torchrun(args, tmp_path, run=subprocess.run, **options):
+    """torchrun with 2 processes on `args` (``subprocess.run``, or `run`)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    return subprocess.run(
+    options = options or dict(capture_output=True, timeout=300)
+    return run(
         [
             sys.executable,
             "-m",
@@ -558,9 +589,8 @@ def _torchrun(args, tmp_path):
         ],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
         text=True,
-        timeout=300,
+        **options,
     )
 
 
@@ -585,6 +615,71 @@ def test_estimator_fit_under_torchrun(tmp_path):
     # the progress bar on rank 0 only
     assert "meta-training maml" in _logs(tmp_path, 0, "stderr")
     assert "meta-training maml" not in _logs(tmp_path, 1, "stderr")
+
+
+SIGNALLED = """
+import json, sys
+import numpy as np
+import torch.distributed as dist
+from skmeta.meta.callbacks import Callback
+from skmeta.meta.train import TrainSettings, meta_train
+
+class Last(Callback):
+    def on_train_end(self, loop):
+        self.seen = [loop.n_iter, loop.interrupted_by]
+
+folder, last = sys.argv[1], Last()
+rng = np.random.default_rng(0)
+y = np.repeat(np.arange(8), 10)
+X = (rng.normal(size=(y.size, 6)) + y[:, None] % 3).astype(np.float32)
+settings = TrainSettings(
+    method="maml", n_way=3, k_shot=2, n_query=3, input_shape=(6,),
+    meta_batch_size=2, max_iter=10**6, checkpoint=f"{folder}/run.ckpt",
+    checkpoint_every=5, backbone_params={"hidden_sizes": (16,), "out_features": 8},
+)
+try:
+    meta_train(X, y, settings, callbacks=[last])
+finally:  # after SIGTERM too (SystemExit)
+    with open(f"{folder}/rank{dist.get_rank()}.json", "w") as file:
+        json.dump(last.seen, file)
+"""
+
+
+@pytest.mark.parametrize(
+    "name, by",
+    [
+        ("SIGINT", "KeyboardInterrupt"),
+        pytest.param("SIGTERM", "SIGTERM", marks=pytest.mark.slow),
+    ],
+)
+def test_a_signal_to_torchrun_ends_every_rank_after_the_same_iteration(
+    tmp_path, name, by
+):
+    """torchrun's agent forwards SIGINT and SIGTERM to its workers (each in a
+    session of its own: a terminal's Ctrl-C reaches the agent alone), waits
+    for them, then exits 1 (SignalException). Ctrl-C reached each rank at
+    another point and cut its loop there: the ranks' collectives failed."""
+    (tmp_path / "signalled.py").write_text(SIGNALLED)
+    agent = _torchrun(
+        ["signalled.py", str(tmp_path)],
+        tmp_path,
+        subprocess.Popen,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_signals,
+    )
+    try:
+        wait_for(tmp_path / "run.ckpt", agent)  # rank 0 wrote iteration 5
+        agent.send_signal(getattr(signal, name))
+        _, stderr = agent.communicate(timeout=120)
+    finally:
+        agent.kill()
+    assert agent.returncode == 1, stderr
+    assert "SignalException" in stderr
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert seen[0] == seen[1], _logs(tmp_path)
+    assert seen[0][1] == by, _logs(tmp_path)
+    assert load_checkpoint(tmp_path / "run.ckpt")["state"]["n_iter"] == seen[0][0]
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """SIGTERM during meta-training (skmeta.meta.termination): with a checkpoint
 the run ends after the current iteration, writes the checkpoint, and the
-signal is passed on; resumed, the run ends with the weights of one never
+signal is passed on (``SystemExit(143)``: the script's ``finally`` blocks and
+``atexit`` handlers run); resumed, the run ends with the weights of one never
 interrupted. ``skmeta train`` writes the model so far and exits 143."""
 
 import json
@@ -9,12 +10,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from checkpoint_helpers import assert_same_weights, saved_iteration
+from signal_helpers import environment, start, start_child, wait_for
 
 import skmeta
 from skmeta.meta.callbacks import Callback
@@ -24,8 +24,6 @@ from skmeta.meta.train import TrainSettings, meta_train
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGKILL"), reason="POSIX signals"
 )  # fmt: skip
-
-ROOT = str(Path(skmeta.__file__).resolve().parents[2])
 
 
 def _settings(**changes):
@@ -75,8 +73,7 @@ def test_the_guard_stays_out_of_threads_ignored_signals_and_when_disabled():
         assert not guard.active
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        with TerminationGuard() as guard:
-            assert not guard.active
+        with TerminationGuard():  # (SIGHUP, SIGUSR1, SIGUSR2 taken over)
             assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -114,59 +111,22 @@ def test_without_a_checkpoint_sigterm_is_left_alone(blobs):
     assert not model.config["training"]["interrupted"]
 
 
-# Meta-train in a fresh process; a callback writes a file at iteration 5 and
-# slows the run so that the parent's SIGTERM arrives mid-way.
-CHILD = """
-import json, sys, time
-from pathlib import Path
-import numpy as np
-from skmeta.meta.callbacks import Callback
-from skmeta.meta.train import TrainSettings, meta_train
-
-class Slow(Callback):
-    def on_step_end(self, loop, loss, metrics):
-        if loop.n_iter == 5:
-            Path(sys.argv[1], "started").touch()
-        time.sleep(0.02)
-
-folder, settings = sys.argv[1], json.loads(sys.argv[2])
-settings["input_shape"] = tuple(settings["input_shape"])
-X, y = np.load(folder + "/X.npy"), np.load(folder + "/y.npy")
-meta_train(X, y, TrainSettings(**settings), callbacks=[Slow()])
-"""
-
-
-def _environment():
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    return env
-
-
-def _wait_for(path: Path, child: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while not path.exists():
-        assert child.poll() is None, child.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-
-
 def test_a_terminated_process_leaves_a_checkpoint_that_resumes(blobs, tmp_path):
+    """And ends by SystemExit(143): the status the signal gives, with the
+    script's cleanup run (re-raising the signal skipped it: a reviewer)."""
     X, y = blobs
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     path = tmp_path / "run.ckpt"
     settings = _settings(max_iter=2000, checkpoint=str(path), checkpoint_every=10**6)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path), json.dumps(settings)],
-        env=_environment(),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _wait_for(tmp_path / "started", child)
+    child = start_child(tmp_path, json.dumps(settings))
+    wait_for(tmp_path / "started", child)
     child.send_signal(signal.SIGTERM)
     _, stderr = child.communicate(timeout=60)
-    assert child.returncode == -signal.SIGTERM  # passed on: it still died of it
+    assert child.returncode == 143, stderr  # passed on: 128 + SIGTERM
     assert "interrupted (SIGTERM)" in stderr
+    assert "Traceback" not in stderr  # SystemExit ends it quietly
+    assert (tmp_path / "finally").exists() and (tmp_path / "atexit").exists()
     stopped_at = saved_iteration(path)  # written by the graceful end only
     assert 5 <= stopped_at < 2000
     resumed = meta_train(X, y, TrainSettings(**dict(settings, max_iter=2000)))
@@ -183,10 +143,8 @@ def test_skmeta_train_writes_the_model_so_far_and_exits_143(tmp_path):
     argv = [sys.executable, "-m", "skmeta", "train", str(tmp_path / "rows.npz")]
     argv += ["--out", str(out), "--n-way", "3", "--max-iter", "1000000", "--quiet"]
     argv += ["--checkpoint", str(checkpoint), "--checkpoint-every", "1"]
-    child = subprocess.Popen(
-        argv, env=_environment(), stderr=subprocess.PIPE, text=True
-    )
-    _wait_for(checkpoint, child)  # meta-training has begun
+    child = start(argv)
+    wait_for(checkpoint, child)  # meta-training has begun
     child.send_signal(signal.SIGTERM)
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 143, stderr
@@ -197,7 +155,7 @@ def test_skmeta_train_writes_the_model_so_far_and_exits_143(tmp_path):
     assert training["n_iter"] == saved_iteration(checkpoint)  # the same run
     info = subprocess.run(
         [sys.executable, "-m", "skmeta", "info", str(out)],
-        env=_environment(),
+        env=environment(),
         capture_output=True,
         text=True,
     )
