@@ -41,8 +41,9 @@ class Callback:
     ----------
     saves_state : bool
         True for a callback that writes the run's state (a checkpoint): the
-        loop then ends at an iteration's end on SIGTERM, letting it write,
-        rather than dying mid-iteration (:mod:`.termination`).
+        loop then ends at an iteration's end on SIGTERM, SIGHUP, SIGUSR1,
+        SIGUSR2 or a first Ctrl-C, letting it write, rather than dying
+        mid-iteration (:mod:`.termination`).
     """
 
     saves_state = False

@@ -85,9 +85,10 @@ class Checkpoint(Callback):
     every : int, optional
         Iterations between two checkpoints; default the history's
         ``settings.eval_interval``. One is also written after the last
-        iteration (not after a ``KeyboardInterrupt``: the iteration it
-        interrupted may be half done), including the iteration SIGTERM
-        ended the run after (:mod:`.termination`).
+        iteration, including the iteration a first Ctrl-C or SIGTERM (SIGHUP,
+        SIGUSR1, SIGUSR2) ended the run after (:mod:`.termination`); not
+        after a second Ctrl-C's ``KeyboardInterrupt``: the iteration it
+        interrupted may be half done.
     fingerprint : mapping, optional
         What the run is (:func:`run_fingerprint`): a checkpoint whose
         fingerprint differs is refused.
@@ -109,7 +110,7 @@ class Checkpoint(Callback):
         The lock on the path, held while the run writes it.
     """
 
-    saves_state = True  # SIGTERM ends the loop after an iteration, written
+    saves_state = True  # a signal ends the loop after an iteration, written
 
     def __init__(
         self,

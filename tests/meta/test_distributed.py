@@ -286,6 +286,12 @@ def _worker(rank, folder):
         out["ctrl_c"] = (training["n_iter"], training["interrupted_by"])
         dist.barrier()
         out["ctrl_c_checkpoint"] = load_checkpoint(ctrl_c)["state"]["n_iter"]
+        with warnings.catch_warnings():  # the same without a checkpoint
+            warnings.simplefilter("ignore")
+            settings = _settings(**RUNS["maml"])
+            model = meta_train(X, y, settings, callbacks=[SigintOnRank1()])
+        training = model.config["training"]
+        out["ctrl_c_alone"] = (training["n_iter"], training["interrupted_by"])
         batch_norm = dict(method="protonet", backbone=_bn_mlp, backbone_params=None)
         out["run_batch_norm"] = dict(meta_train(X, y, _settings(**batch_norm)).state)
         out["two_threads"] = _two_threads(X, y)
@@ -464,6 +470,7 @@ def test_ctrl_c_on_one_rank_ends_every_rank_after_the_same_iteration(ranks_out):
     for out in ranks_out:
         assert out["ctrl_c"] == (4, "KeyboardInterrupt")
         assert out["ctrl_c_checkpoint"] == 4
+        assert out["ctrl_c_alone"] == (4, "KeyboardInterrupt")  # no checkpoint
 
 
 def test_outside_a_distributed_run_nothing_changes(monkeypatch):
