@@ -17,6 +17,7 @@ from ._image_cache import mmap_rows
 from ._image_decode import decode_image
 from ._image_tree import IMG_EXTENSIONS as IMG_EXTENSIONS  # for _cli_data
 from ._image_tree import list_tree
+from ._tqdm_streams import tqdm_options
 
 __all__ = ["load_image_folder"]
 
@@ -68,7 +69,8 @@ def decoded_rows(
     """
     scale = np.float32(255)
     desc = "Decoding images"
-    with tqdm(paths, desc=desc, unit="img", disable=not verbose) as bar:
+    options = tqdm_options()  # few lines in a log file
+    with tqdm(paths, desc=desc, unit="img", disable=not verbose, **options) as bar:
         for i, path in enumerate(bar):
             try:
                 row = decode_image(path, size, mode, crop)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ._episode_folds import GroupsBound, folds, grouped_folds, n_rows
 from ._ship_once import _is_local, ship_once, with_private_models
 from ._task_split import TaskSplit
+from ._tqdm_streams import tqdm_options
 from ._transductive_episodes import TransductiveEpisode, transductive_of
 
 __all__ = [
@@ -311,7 +312,9 @@ def episodic_score(
     bar = None
     if verbose and local_and_sequential:  # a bar moved by each episode's score
         total = cv.get_n_splits(X, y)
-        bar = tqdm(total=total, desc="episodes", unit="ep", leave=False)
+        bar = tqdm(
+            total=total, desc="episodes", unit="ep", leave=False, **tqdm_options()
+        )
         scoring = _counted(check_scoring(estimator, scoring), bar)
     try:
         if not local_and_sequential:  # shipped: the caller's models stay whole

@@ -14,6 +14,7 @@ import time
 
 from tqdm.auto import tqdm
 
+from .._tqdm_streams import LOG_INTERVAL, interactive
 from .callbacks import Callback
 
 __all__ = ["ProgressBar", "summary_line"]
@@ -43,13 +44,15 @@ class ProgressBar(Callback):
         Where to write; ``sys.stderr`` when None (read when the run starts).
     """
 
-    def __init__(self, description: str, interval: float = 60.0, file=None) -> None:
+    def __init__(
+        self, description: str, interval: float = LOG_INTERVAL, file=None
+    ) -> None:
         self.description, self.interval, self.file = description, interval, file
         self.bar, self.start = None, None
 
     def on_train_begin(self, loop):
         self.stream = sys.stderr if self.file is None else self.file
-        self.interactive = _interactive(self.stream)
+        self.interactive = interactive(self.stream)
         self.bar, self.start, self.postfix = None, None, {}
         self.began = time.perf_counter()
         self.next_line = self.began + self.interval
@@ -117,16 +120,6 @@ class ProgressBar(Callback):
         seconds = time.perf_counter() - self.began
         line = summary_line(self.description, loop, seconds, self.start)
         tqdm.write(line, file=self.stream)
-
-
-def _interactive(stream) -> bool:
-    """Whether `stream` shows a bar: a terminal, or tqdm's notebook widget."""
-    if any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__):
-        return True
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):  # none, or closed
-        return False
 
 
 def summary_line(description: str, loop, seconds: float, start: int = 0) -> str:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..._tqdm_streams import tqdm_options
+
 __all__ = [
     "BASE_MEAN",
     "FEATURE_NORMS",
@@ -141,7 +143,12 @@ def base_class_mean(
         total = None
         starts = range(0, chosen.size, batch_size)
         bar = tqdm(  # shown only if it takes over a second: most passes do not
-            starts, desc="base-class mean", leave=False, disable=not verbose, delay=1
+            starts,
+            desc="base-class mean",
+            leave=False,
+            disable=not verbose,
+            delay=1,
+            **tqdm_options(),  # few lines in a log file
         )
         for start in bar:
             batch = rows.gather(chosen[start : start + batch_size], augment=False)
