@@ -25,10 +25,13 @@ def interactive(stream) -> bool:
     Returns
     -------
     bool
-        False for a file, a pipe, a closed stream or None.
+        True for a terminal and a Jupyter kernel's output (with or without
+        ipywidgets); False for a file, a pipe, a closed stream or None.
     """
     if any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__):
         return True
+    if type(stream).__module__.startswith("ipykernel"):  # a notebook's
+        return True  # output without ipywidgets (or qtconsole): isatty() False
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # none, or closed

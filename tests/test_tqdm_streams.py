@@ -32,6 +32,16 @@ def test_a_terminal_keeps_tqdms_bar_and_a_log_file_gets_few_lines(monkeypatch):
     assert not interactive(None)
 
 
+def test_a_jupyter_kernels_output_keeps_the_bar(monkeypatch):
+    """Without ipywidgets tqdm.auto falls back to the console bar, and
+    ipykernel's OutStream says it is no terminal: the bars fell silent for a
+    minute at a time in notebooks (a reviewer)."""
+    OutStream = type("OutStream", (_Terminal,), {"isatty": lambda self: False})
+    OutStream.__module__ = "ipykernel.iostream"
+    monkeypatch.setattr(sys, "stderr", OutStream())
+    assert interactive(sys.stderr) and tqdm_options() == {}
+
+
 def test_decoding_an_image_folder_into_a_log_writes_two_lines(
     tmp_path, capsys, monkeypatch
 ):

@@ -25,6 +25,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,8 @@ try:
     import fcntl
 except ImportError:  # Windows: no advisory locks here, the run goes unguarded
     fcntl = None
+
+from .caller import user_stacklevel
 
 __all__ = ["CheckpointLock", "lock_path", "released"]
 
@@ -103,9 +106,8 @@ class CheckpointLock:
         """The lock file, open and locked; None where no lock can be taken."""
         while True:
             created = not self.path.exists()
-            try:  # appending: a holder's record is not truncated by opening
-                handle = open(self.path, "a+", encoding="utf-8")
-            except OSError:
+            handle = self._open()
+            if handle is None:
                 return None
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -120,6 +122,30 @@ class CheckpointLock:
             if _same_file(handle, self.path):
                 return handle
             handle.close()  # its holder removed it meanwhile: lock the new one
+
+    def _open(self):
+        """The lock file, open: for writing where it may be (its holder's
+        record), else read-only (a file another user created: ``flock``
+        takes a read-only file on local file systems); None, with a warning,
+        where it cannot be opened at all."""
+        try:  # appending: a holder's record is not truncated by opening
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+            return os.fdopen(fd, "a+", encoding="utf-8")
+        except PermissionError:
+            try:
+                return os.fdopen(os.open(self.path, os.O_RDONLY), encoding="utf-8")
+            except OSError as exc:
+                error = exc
+        except OSError as exc:
+            error = exc
+        warnings.warn(
+            f"checkpoint={str(self.checkpoint)!r}: its lock file "
+            f"{str(self.path)!r} cannot be opened ({error}), so this run is "
+            "not guarded against another writing the same checkpoint.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        return None
 
     def release(self) -> None:
         """Give the lock up and remove its file (nothing if not held)."""

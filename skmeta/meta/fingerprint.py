@@ -214,6 +214,8 @@ def longer_run_hint(recorded: Mapping, current: Mapping, found: list) -> str:
     return (
         " A run cannot be made longer (its learning rate's cosine schedule "
         f"spans its max_iter): to meta-train on, finish it with max_iter={there}, "
-        "then fit again with warm_start=True (meta_train's init=), max_iter="
-        f"{here - there} (the iterations to add) and a new checkpoint path."
+        "then, in Python, fit again with warm_start=True (meta_train's init=), "
+        f"max_iter={here - there} (the iterations to add) and a new checkpoint "
+        "path; the command line has no warm start: a longer run is a new one, "
+        "with a new checkpoint path."
     )

@@ -26,6 +26,7 @@ handler of the user's.
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import threading
 from collections.abc import Iterable
@@ -183,14 +184,36 @@ class TerminationGuard:
 def _may_take(signum: int, previous) -> bool:
     """Whether a guard takes `signum` over from handler `previous`: from an
     outer guard always; SIGTERM from any but ``SIG_IGN`` or one installed
-    outside Python; SIGINT from Python's own; the others from the default."""
+    outside Python; SIGINT from Python's own; the others from the default.
+    A default that is Python's only (``faulthandler.register``'s C-level
+    handler reads as ``SIG_DFL``) is the user's: taking it over would lose
+    it for the rest of the process."""
     if isinstance(previous, TerminationGuard):
         return True
     if signum == signal.SIGINT:
         return previous is signal.default_int_handler
+    if previous == signal.SIG_DFL and not _default_in_c(signum):
+        return False
     if signum == signal.SIGTERM:
         return previous is not None and previous != signal.SIG_IGN
     return previous == signal.SIG_DFL
+
+
+def _default_in_c(signum: int) -> bool:
+    """Whether the C-level handler of `signum` is the default (``SIG_DFL``),
+    as ``sigaction`` reads it: a handler installed outside Python's
+    ``signal`` module (faulthandler's) is not. True where it cannot be read
+    (no libc ``sigaction``: Windows)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        action = ctypes.create_string_buffer(512)  # above any struct sigaction
+        if libc.sigaction(signum, None, action) != 0:
+            return True
+    except (OSError, AttributeError, TypeError):
+        return True
+    # the handler (a union with sa_sigaction) is the struct's first member
+    # on Linux and macOS; SIG_DFL is 0
+    return not any(action.raw[: ctypes.sizeof(ctypes.c_void_p)])
 
 
 def outer_guard_active() -> bool:

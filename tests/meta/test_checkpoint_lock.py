@@ -166,3 +166,57 @@ def test_without_locks_the_run_goes_on_unguarded(blobs, tmp_path, monkeypatch, w
     model = meta_train(X, y, _settings(tmp_path / "c"))
     assert model.config["training"]["n_iter"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def _refuse_writing(monkeypatch):
+    """os.open as for a user who may read the lock file, not write it (the
+    tests run as root, whom permissions do not stop)."""
+    real = os.open
+
+    def open_(path, flags, *args):
+        if flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(checkpoint_lock.os, "open", open_)
+
+    def builtin_open(path, mode="r", *args, **kwargs):  # the module's open()
+        if set(mode) & set("wa+"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_lock, "open", builtin_open, raising=False)
+
+
+def test_a_lock_file_of_another_user_still_guards(tmp_path, monkeypatch):
+    """The lock file was opened for appending: another user, who may not
+    write the holder's 0644 file, ran unguarded on the same checkpoint (a
+    reviewer). A read-only file takes flock's lock as well."""
+    holder = checkpoint_lock.CheckpointLock(tmp_path / "run.ckpt")
+    holder.acquire()
+    try:
+        _refuse_writing(monkeypatch)
+        # as from another process: flock itself refuses, not this process's list
+        monkeypatch.setattr(checkpoint_lock, "_HELD", set())
+        other = checkpoint_lock.CheckpointLock(tmp_path / "run.ckpt")
+        with pytest.raises(ValueError, match="is in use by another") as info:
+            other.acquire()
+        assert f"process {os.getpid()} on" in str(info.value)  # its record
+    finally:
+        holder.release()
+    open(other.path, "w").close()  # the other user's lock file, left behind
+    other.acquire()  # free now: held through the read-only file
+    assert other.held
+    other.release()
+
+
+def test_a_lock_file_that_cannot_be_opened_warns(tmp_path, monkeypatch):
+    lock = checkpoint_lock.CheckpointLock(tmp_path / "run.ckpt")
+    monkeypatch.setattr(
+        checkpoint_lock.os,
+        "open",
+        lambda *a: (_ for _ in ()).throw(PermissionError(13, "Permission denied")),
+    )
+    with pytest.warns(UserWarning, match="not guarded against another writing"):
+        lock.acquire()
+    assert not lock.held

@@ -32,9 +32,10 @@ def test_a_longer_max_iter_is_refused_with_the_way_on(blobs, tmp_path):
     with pytest.raises(ValueError, match="max_iter=8 there, 12 here") as error:
         meta_train(X, y, _settings(path, max_iter=12))
     assert error.value.args[0].endswith(
-        "finish it with max_iter=8, then fit again with warm_start=True "
-        "(meta_train's init=), max_iter=4 (the iterations to add) and a new "
-        "checkpoint path."
+        "finish it with max_iter=8, then, in Python, fit again with "
+        "warm_start=True (meta_train's init=), max_iter=4 (the iterations to "
+        "add) and a new checkpoint path; the command line has no warm start: "
+        "a longer run is a new one, with a new checkpoint path."
     )
     for other in (dict(max_iter=6), dict(max_iter=12, seed=4)):  # no such way
         with pytest.raises(ValueError, match="another meta-training run") as error:

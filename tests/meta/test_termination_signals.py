@@ -228,3 +228,26 @@ def test_skmeta_train_writes_the_model_so_far_and_exits(tmp_path, name):
         assert child.returncode == 128 + signum, stderr
         assert f"skmeta train: terminated ({name})" in stderr
         assert training["interrupted_by"] == name
+
+
+def test_faulthandlers_c_level_handler_is_left_alone(tmp_path):
+    """faulthandler.register installs its handler below Python's signal
+    module, where getsignal still reads SIG_DFL: a guard took SIGUSR1 over
+    and restored SIG_DFL, so a stack-dump request ended the run, then killed
+    the process (a reviewer). The guard leaves it alone now."""
+    import faulthandler
+    import os
+
+    signum = signal.SIGUSR1
+    with open(tmp_path / "dump.txt", "w+") as dump:
+        faulthandler.register(signum, file=dump)
+        try:
+            assert signal.getsignal(signum) == signal.SIG_DFL  # what Python sees
+            with TerminationGuard() as guard:
+                assert signum not in guard._previous
+                assert signal.SIGTERM in guard._previous  # still taken
+            os.kill(os.getpid(), signum)  # dumps the stacks, not fatal
+        finally:
+            faulthandler.unregister(signum)
+        dump.seek(0)
+        assert "most recent call first" in dump.read()
