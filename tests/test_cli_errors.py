@@ -331,19 +331,26 @@ def test_parser_type_errors_are_argparse_errors():
         image_size("x")
 
 
-def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
+def _torchvision_import_raises(monkeypatch, error: Exception) -> None:
+    """importlib.import_module raises `error` for torchvision (and its
+    submodules), as a missing or mismatched build makes it."""
     import importlib
-
-    from skmeta._optional import import_torchvision, torchvision_command
 
     real = importlib.import_module
 
-    def mismatched(name, *args, **kwargs):
+    def failing(name, *args, **kwargs):
         if name.split(".")[0] == "torchvision":
-            raise RuntimeError("operator torchvision::nms does not exist\nmore")
+            raise error
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(importlib, "import_module", mismatched)
+    monkeypatch.setattr(importlib, "import_module", failing)
+
+
+def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
+    from skmeta._optional import import_torchvision, torchvision_command
+
+    error = RuntimeError("operator torchvision::nms does not exist\nmore")
+    _torchvision_import_raises(monkeypatch, error)
     with pytest.raises(ImportError) as info:
         import_torchvision("augmentation='images'")
     message = str(info.value)
@@ -357,18 +364,10 @@ def test_a_torchvision_of_another_build_says_to_reinstall_it(monkeypatch):
 def test_a_missing_torchvision_gives_the_command_for_this_torch(monkeypatch):
     """'pip install skmeta[vision]' installed the newest torchvision, which
     replaced a CPU torch with its own CUDA release."""
-    import importlib
-
     from skmeta._optional import import_torchvision, torchvision_command
 
-    real = importlib.import_module
-
-    def missing(name, *args, **kwargs):
-        if name.split(".")[0] == "torchvision":
-            raise ModuleNotFoundError("No module named 'torchvision'")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib, "import_module", missing)
+    error = ModuleNotFoundError("No module named 'torchvision'")
+    _torchvision_import_raises(monkeypatch, error)
     with pytest.raises(ImportError) as info:
         import_torchvision("backbone='torchvision:resnet18'")
     assert torchvision_command(torch.__version__) in str(info.value)

@@ -13,12 +13,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from checkpoint_helpers import saved_iteration
+from checkpoint_helpers import Interrupt, Steps, saved_iteration, small_settings
 
 import skmeta
 from skmeta.meta import checkpoint_lock
 from skmeta.meta.callbacks import Callback
-from skmeta.meta.train import TrainSettings, meta_train
+from skmeta.meta.train import meta_train
 
 ROOT = str(Path(skmeta.__file__).resolve().parents[1])
 
@@ -41,19 +41,6 @@ settings = TrainSettings(n_way=5, k_shot=2, n_query=3, input_shape=(10,),
     max_iter=8, seed=3, checkpoint=str(folder / "run.ckpt"), checkpoint_every=2)
 meta_train(X, y, settings, callbacks=[Hold()])
 """
-
-
-def _settings(path, **changes):
-    base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=8, seed=3)
-    return TrainSettings(**{**base, "checkpoint": str(path), **changes})
-
-
-class Steps(Callback):
-    def __init__(self):
-        self.n = 0
-
-    def on_step_end(self, loop, loss, metrics):
-        self.n += 1
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
@@ -85,7 +72,7 @@ def test_a_run_on_a_held_path_is_refused_and_a_killed_holder_blocks_nothing(
         for other in (dict(X=X + 1), dict(X=X)):  # other data; the same run
             steps = Steps()
             with pytest.raises(ValueError, match="is in use by another") as error:
-                meta_train(other["X"], y, _settings(path), callbacks=[steps])
+                meta_train(other["X"], y, small_settings(path), callbacks=[steps])
             assert holder in str(error.value) and str(path) in str(error.value)
             assert "$SLURM_ARRAY_TASK_ID" in str(error.value)
             assert steps.n == 0
@@ -95,7 +82,7 @@ def test_a_run_on_a_held_path_is_refused_and_a_killed_holder_blocks_nothing(
         child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL
     assert path.with_name("run.ckpt.lock").exists()  # left, and harmless:
-    model = meta_train(X, y, _settings(path))  # the requeue resumes
+    model = meta_train(X, y, small_settings(path))  # the requeue resumes
     assert model.config["training"]["resumed_from"] == 4
     assert model.config["training"]["n_iter"] == 8 and saved_iteration(path) == 8
     assert not path.with_name("run.ckpt.lock").exists()
@@ -118,7 +105,7 @@ class Nested(Callback):
 @pytest.mark.skipif(checkpoint_lock.fcntl is None, reason="no fcntl: no lock")
 def test_a_second_run_in_the_same_process_is_refused(blobs, tmp_path):
     X, y = blobs
-    settings = _settings(tmp_path / "c")
+    settings = small_settings(tmp_path / "c")
     nested = Nested((X, y), settings)
     meta_train(X, y, settings, callbacks=[nested])
     assert f"this process, pid {os.getpid()}" in nested.error
@@ -132,23 +119,17 @@ class Fail(Callback):
             raise RuntimeError("a bug in a callback")
 
 
-class Interrupt(Callback):
-    def on_step_end(self, loop, loss, metrics):
-        if loop.n_iter == 3:
-            raise KeyboardInterrupt
-
-
 def test_the_lock_is_released_however_the_run_ends(blobs, tmp_path):
     X, y = blobs
     path = tmp_path / "c"
     with pytest.raises(RuntimeError, match="a bug"):
-        meta_train(X, y, _settings(path, checkpoint_every=2), callbacks=[Fail()])
+        meta_train(X, y, small_settings(path, checkpoint_every=2), callbacks=[Fail()])
     assert saved_iteration(path) == 2
     with pytest.warns(UserWarning, match="interrupted"):
-        meta_train(X, y, _settings(path), callbacks=[Interrupt()])
+        meta_train(X, y, small_settings(path), callbacks=[Interrupt(3)])
     with pytest.raises(ValueError, match="another meta-training run: seed"):
-        meta_train(X, y, _settings(path, seed=4))  # refused after locking
-    model = meta_train(X, y, _settings(path))  # none of them left it held
+        meta_train(X, y, small_settings(path, seed=4))  # refused after locking
+    model = meta_train(X, y, small_settings(path))  # none of them left it held
     assert model.config["training"]["resumed_from"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
@@ -163,7 +144,7 @@ def test_without_locks_the_run_goes_on_unguarded(blobs, tmp_path, monkeypatch, w
     flags = dict(LOCK_EX=2, LOCK_NB=4)
     fake = None if where == "no_fcntl" else SimpleNamespace(flock=flock, **flags)
     monkeypatch.setattr(checkpoint_lock, "fcntl", fake)
-    model = meta_train(X, y, _settings(tmp_path / "c"))
+    model = meta_train(X, y, small_settings(tmp_path / "c"))
     assert model.config["training"]["n_iter"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 

@@ -3,24 +3,11 @@ max_iter points to warm_start; backbone="auto" resumes a run of the backbone it
 resolves to (checkpoints that recorded "auto" too)."""
 
 import pytest
+from checkpoint_helpers import Steps, small_settings
 
 from skmeta.meta import fingerprint
-from skmeta.meta.callbacks import Callback
 from skmeta.meta.fingerprint import differences, run_fingerprint
 from skmeta.meta.train import TrainSettings, meta_train
-
-
-def _settings(path, **changes):
-    base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=8, seed=3)
-    return TrainSettings(**{**base, "checkpoint": str(path), **changes})
-
-
-class Steps(Callback):
-    def __init__(self):
-        self.n = 0
-
-    def on_step_end(self, loop, loss, metrics):
-        self.n += 1
 
 
 def test_a_longer_max_iter_is_refused_with_the_way_on(blobs, tmp_path):
@@ -28,9 +15,9 @@ def test_a_longer_max_iter_is_refused_with_the_way_on(blobs, tmp_path):
     no way forward (a reviewer)."""
     X, y = blobs
     path = tmp_path / "run.ckpt"
-    meta_train(X, y, _settings(path))
+    meta_train(X, y, small_settings(path))
     with pytest.raises(ValueError, match="max_iter=8 there, 12 here") as error:
-        meta_train(X, y, _settings(path, max_iter=12))
+        meta_train(X, y, small_settings(path, max_iter=12))
     assert error.value.args[0].endswith(
         "finish it with max_iter=8, then, in Python, fit again with "
         "warm_start=True (meta_train's init=), max_iter=4 (the iterations to "
@@ -39,11 +26,11 @@ def test_a_longer_max_iter_is_refused_with_the_way_on(blobs, tmp_path):
     )
     for other in (dict(max_iter=6), dict(max_iter=12, seed=4)):  # no such way
         with pytest.raises(ValueError, match="another meta-training run") as error:
-            meta_train(X, y, _settings(path, **other))
+            meta_train(X, y, small_settings(path, **other))
         assert "warm_start" not in str(error.value)
     # the way works: the run finished, then 4 more iterations from it
-    finished = meta_train(X, y, _settings(path))
-    more = _settings(tmp_path / "on.ckpt", max_iter=4)
+    finished = meta_train(X, y, small_settings(path))
+    more = small_settings(tmp_path / "on.ckpt", max_iter=4)
     longer = meta_train(X, y, more, init=finished)
     assert longer.config["training"]["n_iter"] == 12
 
@@ -59,12 +46,14 @@ def test_auto_resumes_a_run_of_the_backbone_it_resolves_to(
     if recorded_unresolved:  # as skmeta wrote it before
         with monkeypatch.context() as patch:
             patch.setattr(fingerprint, "resolve_backbone", lambda name, shape: name)
-            meta_train(X, y, _settings(path, backbone="auto"))
+            meta_train(X, y, small_settings(path, backbone="auto"))
     else:
-        meta_train(X, y, _settings(path, backbone="mlp"))
+        meta_train(X, y, small_settings(path, backbone="mlp"))
     for backbone in ("auto", "mlp"):
         steps = Steps()
-        model = meta_train(X, y, _settings(path, backbone=backbone), callbacks=[steps])
+        model = meta_train(
+            X, y, small_settings(path, backbone=backbone), callbacks=[steps]
+        )
         assert steps.n == 0 and model.config["training"]["n_iter"] == 8
 
 

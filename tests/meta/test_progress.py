@@ -8,8 +8,8 @@ import sys
 import warnings
 
 import pytest
+from checkpoint_helpers import Interrupt
 
-from skmeta.meta.callbacks import Callback
 from skmeta.meta.progress import ProgressBar
 from skmeta.meta.train import TrainSettings, meta_train
 
@@ -22,15 +22,6 @@ class Terminal(io.StringIO):
 def _settings(**changes):
     base = dict(n_way=5, k_shot=2, n_query=3, input_shape=(10,), max_iter=20, seed=3)
     return TrainSettings(**{**base, **changes})
-
-
-class Interrupt(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, loop, loss, metrics):
-        if loop.n_iter == self.at:
-            raise KeyboardInterrupt
 
 
 def test_a_log_file_gets_lines_not_carriage_returns(blobs, monkeypatch):

@@ -7,16 +7,13 @@ interrupted. ``skmeta train`` writes the model so far and exits 143."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 
 import numpy as np
 import pytest
 from checkpoint_helpers import assert_same_weights, saved_iteration
-from signal_helpers import environment, start, start_child, wait_for
+from signal_helpers import start_child, wait_for
 
-import skmeta
 from skmeta.meta.callbacks import Callback
 from skmeta.meta.termination import TerminationGuard
 from skmeta.meta.train import TrainSettings, meta_train
@@ -131,35 +128,6 @@ def test_a_terminated_process_leaves_a_checkpoint_that_resumes(blobs, tmp_path):
     assert 5 <= stopped_at < 2000
     resumed = meta_train(X, y, TrainSettings(**dict(settings, max_iter=2000)))
     assert resumed.config["training"]["n_iter"] == 2000
-
-
-def test_skmeta_train_writes_the_model_so_far_and_exits_143(tmp_path):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(60, 4)) + np.repeat(np.arange(6), 10)[:, None]
-    np.savez(
-        tmp_path / "rows.npz", X=X.astype(np.float32), y=np.repeat(np.arange(6), 10)
-    )
-    out, checkpoint = tmp_path / "m.safetensors", tmp_path / "run.ckpt"
-    argv = [sys.executable, "-m", "skmeta", "train", str(tmp_path / "rows.npz")]
-    argv += ["--out", str(out), "--n-way", "3", "--max-iter", "1000000", "--quiet"]
-    argv += ["--checkpoint", str(checkpoint), "--checkpoint-every", "1"]
-    child = start(argv)
-    wait_for(checkpoint, child)  # meta-training has begun
-    child.send_signal(signal.SIGTERM)
-    _, stderr = child.communicate(timeout=60)
-    assert child.returncode == 143, stderr
-    assert "skmeta train: terminated (SIGTERM)" in stderr
-    model = skmeta.MetaModel.load(out)
-    training = model.config["training"]
-    assert training["interrupted_by"] == "SIGTERM"
-    assert training["n_iter"] == saved_iteration(checkpoint)  # the same run
-    info = subprocess.run(
-        [sys.executable, "-m", "skmeta", "info", str(out)],
-        env=environment(),
-        capture_output=True,
-        text=True,
-    )
-    assert "interrupted (SIGTERM)" in info.stdout
 
 
 class SigtermIn(Callback):

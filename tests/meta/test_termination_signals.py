@@ -6,13 +6,14 @@ checkpoint written and ``fit`` returning, a second one at once."""
 
 import json
 import signal
+import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
 from checkpoint_helpers import assert_same_weights, saved_iteration
-from signal_helpers import start, start_child, wait_for
+from signal_helpers import environment, start, start_child, wait_for
 
 import skmeta
 from skmeta.meta.callbacks import Callback
@@ -200,10 +201,11 @@ def test_a_keyboard_interrupt_raised_ends_the_run_at_once(
     assert saved_iteration(tmp_path / "run.ckpt") == 10
 
 
-@pytest.mark.parametrize("name", ["SIGINT", *WARNING_SIGNALS[:1]])
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", *WARNING_SIGNALS[:1]])
 def test_skmeta_train_writes_the_model_so_far_and_exits(tmp_path, name):
-    """Ctrl-C: 130, as before, now with the iteration checkpointed; SIGUSR1:
-    128 + its number."""
+    """Ctrl-C: 130, as before, now with the iteration checkpointed; SIGTERM
+    143 and SIGUSR1 138: 128 + the signal's number; skmeta info says how the
+    run ended."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 4)) + np.repeat(np.arange(6), 10)[:, None]
     np.savez(
@@ -228,6 +230,13 @@ def test_skmeta_train_writes_the_model_so_far_and_exits(tmp_path, name):
         assert child.returncode == 128 + signum, stderr
         assert f"skmeta train: terminated ({name})" in stderr
         assert training["interrupted_by"] == name
+        info = subprocess.run(
+            [sys.executable, "-m", "skmeta", "info", str(out)],
+            env=environment(),
+            capture_output=True,
+            text=True,
+        )
+        assert f"interrupted ({name})" in info.stdout
 
 
 def test_faulthandlers_c_level_handler_is_left_alone(tmp_path):
