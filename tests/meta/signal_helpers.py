@@ -78,3 +78,23 @@ def wait_for(path: Path, child: subprocess.Popen) -> None:
         assert child.poll() is None, child.communicate()[1]
         assert time.monotonic() < deadline
         time.sleep(0.005)
+
+
+def signal_child_run(folder, X, y, settings: dict, signum: int):
+    """Meta-train on (X, y) in a child (:data:`CHILD`, checkpointing at
+    ``folder/run.ckpt`` only when the run ends), send it `signum` after
+    iteration 5, and wait for it: (exit status, its stderr, the checkpoint's
+    path)."""
+    import json
+
+    import numpy as np
+
+    np.save(Path(folder) / "X.npy", X)
+    np.save(Path(folder) / "y.npy", y)
+    path = Path(folder) / "run.ckpt"
+    settings = dict(settings, checkpoint=str(path), checkpoint_every=10**6)
+    child = start_child(folder, json.dumps(settings))
+    wait_for(Path(folder) / "started", child)
+    child.send_signal(signum)
+    _, stderr = child.communicate(timeout=60)
+    return child.returncode, stderr, path

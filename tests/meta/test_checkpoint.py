@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_helpers import Interrupt
 from safetensors import safe_open
 
 import skmeta
@@ -112,15 +113,6 @@ def test_a_run_killed_mid_way_resumes_to_the_same_weights(blobs, tmp_path, chang
     uninterrupted = meta_train(X, y, TrainSettings(**_settings(**changes)))
     _assert_same_run(model, uninterrupted)
     assert not path.with_name("run.ckpt.tmp").exists()
-
-
-class Interrupt(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, loop, loss, metrics):
-        if loop.n_iter == self.at:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize(

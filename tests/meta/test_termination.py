@@ -4,15 +4,13 @@ signal is passed on (``SystemExit(143)``: the script's ``finally`` blocks and
 ``atexit`` handlers run); resumed, the run ends with the weights of one never
 interrupted. ``skmeta train`` writes the model so far and exits 143."""
 
-import json
 import os
 import signal
 import threading
 
-import numpy as np
 import pytest
 from checkpoint_helpers import assert_same_weights, saved_iteration
-from signal_helpers import start_child, wait_for
+from signal_helpers import signal_child_run
 
 from skmeta.meta.callbacks import Callback
 from skmeta.meta.termination import TerminationGuard
@@ -112,21 +110,15 @@ def test_a_terminated_process_leaves_a_checkpoint_that_resumes(blobs, tmp_path):
     """And ends by SystemExit(143): the status the signal gives, with the
     script's cleanup run (re-raising the signal skipped it: a reviewer)."""
     X, y = blobs
-    np.save(tmp_path / "X.npy", X)
-    np.save(tmp_path / "y.npy", y)
-    path = tmp_path / "run.ckpt"
-    settings = _settings(max_iter=2000, checkpoint=str(path), checkpoint_every=10**6)
-    child = start_child(tmp_path, json.dumps(settings))
-    wait_for(tmp_path / "started", child)
-    child.send_signal(signal.SIGTERM)
-    _, stderr = child.communicate(timeout=60)
-    assert child.returncode == 143, stderr  # passed on: 128 + SIGTERM
+    settings = _settings(max_iter=2000)
+    status, stderr, path = signal_child_run(tmp_path, X, y, settings, signal.SIGTERM)
+    assert status == 143, stderr  # passed on: 128 + SIGTERM
     assert "interrupted (SIGTERM)" in stderr
     assert "Traceback" not in stderr  # SystemExit ends it quietly
     assert (tmp_path / "finally").exists() and (tmp_path / "atexit").exists()
     stopped_at = saved_iteration(path)  # written by the graceful end only
     assert 5 <= stopped_at < 2000
-    resumed = meta_train(X, y, TrainSettings(**dict(settings, max_iter=2000)))
+    resumed = meta_train(X, y, TrainSettings(**dict(settings, checkpoint=str(path))))
     assert resumed.config["training"]["n_iter"] == 2000
 
 

@@ -4,7 +4,6 @@ as SIGTERM does (the checkpoint written, then exit status 128 + the signal's
 number); the first Ctrl-C ends it after the current iteration with the
 checkpoint written and ``fit`` returning, a second one at once."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -13,7 +12,12 @@ import threading
 import numpy as np
 import pytest
 from checkpoint_helpers import assert_same_weights, saved_iteration
-from signal_helpers import environment, start, start_child, wait_for
+from signal_helpers import (
+    environment,
+    signal_child_run,
+    start,
+    wait_for,
+)
 
 import skmeta
 from skmeta.meta.callbacks import Callback
@@ -75,17 +79,11 @@ def test_a_warning_signal_ends_the_run_as_sigterm_does(blobs, tmp_path, name):
     """By default SIGUSR1 (SLURM's --signal=USR1@120), SIGUSR2 and SIGHUP
     killed the process at once (status 138, 140, 129), losing the iterations
     since the last checkpoint."""
-    X, y = blobs
-    np.save(tmp_path / "X.npy", X)
-    np.save(tmp_path / "y.npy", y)
-    path = tmp_path / "run.ckpt"
-    settings = _settings(max_iter=2000, checkpoint=str(path), checkpoint_every=10**6)
-    child = start_child(tmp_path, json.dumps(settings))
-    wait_for(tmp_path / "started", child)
     signum = getattr(signal, name)
-    child.send_signal(signum)
-    _, stderr = child.communicate(timeout=60)
-    assert child.returncode == 128 + signum, stderr
+    status, stderr, path = signal_child_run(
+        tmp_path, *blobs, _settings(max_iter=2000), signum
+    )
+    assert status == 128 + signum, stderr
     assert f"interrupted ({name})" in stderr
     assert "now that the checkpoint is written" in stderr
     assert 5 <= saved_iteration(path) < 2000

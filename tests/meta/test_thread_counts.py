@@ -5,9 +5,9 @@ import warnings
 
 import pytest
 import torch
+from checkpoint_helpers import Interrupt
 
 from skmeta.meta import io
-from skmeta.meta.callbacks import Callback
 from skmeta.meta.thread_counts import warn_if_other_threads
 from skmeta.meta.train import TrainSettings, meta_train
 
@@ -18,15 +18,6 @@ def set_threads():
     before = torch.get_num_threads()
     yield torch.set_num_threads
     torch.set_num_threads(before)
-
-
-class Interrupt(Callback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_step_end(self, loop, loss, metrics):
-        if loop.n_iter == self.at:
-            raise KeyboardInterrupt
 
 
 def _settings(**changes):
