@@ -15,7 +15,10 @@ computes the same meta-gradients as the plain loop (float64: ~3e-15 relative).
 
 Reproduce: build the peers venv as in protonet_speed.py, then
 
-    python benchmarks/maml_speed.py --rounds 3       # ~5 min on an idle machine
+    python benchmarks/maml_speed.py --rounds 7       # ~10 min on an idle machine
+
+(the committed result; single rounds spread widely on a 2-core machine, and
+3 rounds did not rank skmeta's variants).
 
 Writes results/maml_speed.{json,md}. Options as protonet_speed.py.
 """
