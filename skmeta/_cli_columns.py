@@ -64,8 +64,11 @@ def check_names(path, header: list[str], features: list[int]) -> None:
 
 def with_columns(model, data: Dataset):
     """`model` with `data`'s column names as its feature names (provenance),
-    as a DataFrame's would be recorded; `model` itself when they are none."""
-    return model.with_feature_names(data.columns) if data.columns else model
+    as a DataFrame's would be recorded, and the ``--id-column`` its rows were
+    named by; `model` itself when there are neither."""
+    if not data.columns and data.id_column is None:
+        return model
+    return model.with_feature_names(data.columns or None, id_column=data.id_column)
 
 
 def match_columns(model, data: Dataset, source) -> Dataset:

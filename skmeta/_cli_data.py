@@ -228,13 +228,21 @@ def load_unlabelled_images(path, input_shape, on_error="raise") -> Dataset:
     return Dataset(np.stack(rows), None, tuple(input_shape), np.array(names))
 
 
-def check_features_path(path) -> None:
+def check_features_path(path, id_column=None) -> None:
     """Refuse, before any work, a features file name :func:`save_features`
-    cannot write: an unknown suffix (:class:`DataError`), or ``.parquet``
-    without pandas and pyarrow (``ImportError``, saying what to install)."""
+    cannot write: an unknown suffix (:class:`DataError`), a ``.npy`` file
+    (the matrix alone) for the names of an `id_column` (``--id-column``), or
+    ``.parquet`` without pandas and pyarrow (``ImportError``, saying what to
+    install)."""
     path = Path(path)
     if path.suffix.lower() not in FEATURE_SUFFIXES:
         raise DataError(f"--out {path}: use a .npy, .npz, .csv or .parquet file name.")
+    if id_column is not None and path.suffix.lower() == ".npy":
+        raise DataError(
+            f"--out {path}: a .npy file holds the features alone, not the rows' "
+            f"names (--id-column {id_column}); use a .npz, .csv or .parquet "
+            "file name, or leave --id-column out."
+        )
     if path.suffix.lower() == ".parquet":
         _parquet_frame()
 

@@ -92,26 +92,21 @@ def _add_table_flags(command) -> None:
     )
 
 
-def _add_id_flag(command, role: str) -> None:
+def _add_id_flag(command, role: str = "") -> None:
     command.add_argument(
         "--id-column",
         metavar="NAME",
         default=None,
         help=".csv data: the column of the rows' identifiers (any text; an "
-        f".npz file's array of that name), not a feature: {role}",
+        f".npz file's array of that name), not a feature{role}. Train "
+        "records it in the model file; the other commands use that column "
+        "when the flag is left out",
     )
-
-
-#: What --id-column does in train and evaluate, which write no rows.
-_ID_LEFT_OUT = (
-    "left out of the features (give the same flag to train, evaluate, "
-    "predict and embed)"
-)
 
 
 def _output_ids(output: str) -> str:
     """What --id-column does in a command that writes rows to `output`."""
-    return f"the first column of {output}, named NAME, instead of the row number"
+    return f": the first column of {output}, named NAME, instead of the row number"
 
 
 def _add_transductive_flag(command, rows: str) -> None:
@@ -167,7 +162,7 @@ def _add_train(commands) -> None:
         help="also write the model card (Markdown) beside the model, as "
         "OUT with the suffix .md",
     )
-    _add_id_flag(train, _ID_LEFT_OUT)
+    _add_id_flag(train)
     _add_data_flags(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -208,7 +203,7 @@ def _add_evaluate(commands) -> None:
         help="add the result to the model file's evaluations (rewritten "
         "atomically; its model card beside it too, if there is one)",
     )
-    _add_id_flag(evaluate, _ID_LEFT_OUT)
+    _add_id_flag(evaluate)
     _add_data_flags(evaluate)
 
 

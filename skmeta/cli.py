@@ -26,8 +26,6 @@ import signal
 import sys
 import warnings
 
-import numpy as np
-
 from ._cli_help import TRAIN_FLAGS, flag_names, parameter_help
 from ._cli_output import (
     check_output_path,
@@ -108,6 +106,7 @@ def _evaluate(args) -> None:
     from ._cli_columns import check_id_flag, check_ids, match_columns
     from ._cli_data import load_dataset
     from ._cli_pixels import on_model_range
+    from ._cli_recorded import resolve_id_column, warn_trained_classes
     from .model_selection import episodic_score
 
     model = load_model(args.model)
@@ -118,18 +117,19 @@ def _evaluate(args) -> None:
         raise ValueError(f"--groups {args.groups}: give one name, or two.")
     options = _image_options(args, model)
     check_id_flag(args.id_column, options["label_column"], args.data, groups)
+    ids = resolve_id_column(model, args.id_column, options["label_column"], groups)
     data = load_dataset(
         args.data,
         **options,
         groups=groups,
         classes=True,
-        id_column=args.id_column,
+        id_column=ids,
         model_shape=model.input_shape,  # a folder refused for a table model
     )
     check_ids(data, args.id_column, args.data)
     data = match_columns(model, data, args.data)
     data = dataclasses.replace(data, X=on_model_range(model, data.X))
-    _warn_if_classes_were_trained_on(model, data.y, args.data)
+    warn_trained_classes(model, data.y, args.data)
     result = episodic_score(  # transductive: each episode's queries jointly
         FewShotClassifier(pretrained=model, transductive=args.transductive),
         data.X,
@@ -184,27 +184,6 @@ def _evaluate(args) -> None:
         )
 
 
-def _warn_if_classes_were_trained_on(model, labels, source) -> None:
-    """Episodes of classes the model meta-trained on overstate its accuracy on
-    new ones: warn, by the class names the model file records. Numbers name
-    nothing (each file may count its classes from 0): only other names count."""
-    from ._cli_tables import is_number
-
-    made = model.config.get("provenance") or {}
-    trained = {str(name) for name in made.get("class_names") or ()}
-    classes = [str(label) for label in np.unique(labels)]
-    seen = [name for name in classes if name in trained and not is_number(name)]
-    if seen:
-        shown = ", ".join(repr(name) for name in seen[:5])
-        warnings.warn(
-            f"{len(seen)} of the {len(classes)} classes of {source} are classes "
-            f"the model meta-trained on ({shown}{', ...' if len(seen) > 5 else ''}):"
-            " their episodes overstate its accuracy on new classes.",
-            UserWarning,
-            stacklevel=2,
-        )
-
-
 def _embed(args) -> None:
     from pathlib import Path
 
@@ -216,13 +195,15 @@ def _embed(args) -> None:
         save_features,
     )
     from ._cli_pixels import by_blocks, on_model_range
+    from ._cli_recorded import resolve_id_column
     from ._extractor import MetaFeatureExtractor
 
     check_output_path(args.out)
-    check_features_path(args.out)  # its suffix, and pyarrow for .parquet
+    check_features_path(args.out, args.id_column)  # suffix, pyarrow, names
     model = load_model(args.model)
     options = _image_options(args, model)  # --image-size, --color: the model's
     check_id_flag(args.id_column, options["label_column"], args.data)
+    ids = resolve_id_column(model, args.id_column, options["label_column"])
     folder = Path(args.data)
     if folder.is_dir() and not any(entry.is_dir() for entry in folder.iterdir()):
         data = load_unlabelled(  # images, no classes
@@ -234,7 +215,7 @@ def _embed(args) -> None:
             args.data,
             **options,
             labelled=labelled,
-            id_column=args.id_column,
+            id_column=ids,
             model_shape=model.input_shape,
         )
     check_ids(data, args.id_column, args.data)
@@ -255,6 +236,7 @@ def _predict(args) -> None:
     from ._cli_data import DataError, load_dataset, load_unlabelled
     from ._cli_image_flags import folder_options
     from ._cli_pixels import by_blocks, on_model_range
+    from ._cli_recorded import resolve_id_column
 
     model = load_model(args.model)
     shape = model.input_shape
@@ -271,11 +253,12 @@ def _predict(args) -> None:
             "not images; give its support set as an .npz or .csv file."
         )
     check_id_flag(args.id_column, options["label_column"], args.query)
-    # a support set's --id-column, if there, is no feature either
-    support = load_dataset(args.support, **options, id_column=args.id_column)
+    # the flag, or train's; a support set's id column is no feature either
+    ids = resolve_id_column(model, args.id_column, options["label_column"])
+    support = load_dataset(args.support, **options, id_column=ids)
     support = match_columns(model, support, args.support)
     query = load_unlabelled(
-        args.query, shape, options["label_column"], options["on_error"], args.id_column
+        args.query, shape, options["label_column"], options["on_error"], ids
     )
     check_ids(query, args.id_column, args.query)
     query = match_columns(model, query, args.query)

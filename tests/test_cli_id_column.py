@@ -59,10 +59,8 @@ def test_a_table_goes_through_train_evaluate_predict_with_its_id_column(
     status, out, err = _run(capsys, *evaluate, *flag)
     assert status == 0, err
     scored = out
-    status, _, err = _run(capsys, *evaluate)  # the column is no feature
-    assert status == 2
-    assert "unknown: ['customer_id']; name a column" in err
-    assert "--label-column, --id-column or --groups (evaluate)" in err
+    status, out, err = _run(capsys, *evaluate)  # train's column, recorded
+    assert status == 0 and out == scored, err
     # an .npz file's array, as predict and embed take it
     npz = ["evaluate", model, table / "rows.npz", *evaluate[3:]]
     status, out, err = _run(capsys, *npz, *flag)
@@ -162,3 +160,55 @@ def test_train_warns_of_a_column_of_row_ids(tmp_path, capsys, name, values, warn
     if warned:
         assert main([*argv, "--id-column", name], console=True) == 0
         assert "--id-column" not in capsys.readouterr().err
+
+
+def test_train_records_its_id_column_for_the_other_commands(table, tmp_path, capsys):
+    """Without the flag, evaluate, predict and embed refused the table whose
+    id column train had been told of ("unknown: ['customer_id']")."""
+    model, flag = tmp_path / "m.safetensors", ["--id-column", "customer_id"]
+    assert _run(capsys, *_train(table, model, *flag))[0] == 0
+    assert MetaModel.load(model).config["provenance"]["id_column"] == "customer_id"
+    status, out, _ = _run(capsys, "info", model)
+    assert "row names:    column 'customer_id' (not a feature)" in out
+    predict = ["predict", model, "--support", table / "rows.csv"]
+    predict += ["--query", table / "rows.csv"]
+    status, given, err = _run(capsys, *predict, *flag)
+    assert status == 0, err
+    status, recorded, err = _run(capsys, *predict)
+    assert status == 0 and recorded == given, err
+    assert recorded.splitlines()[1].startswith("1000,")
+    for out in ("given.csv", "recorded.csv"):
+        embed = ["embed", model, table / "rows.csv", "--out", tmp_path / out]
+        status, _, err = _run(capsys, *embed, *(flag if out == "given.csv" else ()))
+        assert status == 0, err
+    given = (tmp_path / "given.csv").read_text()
+    assert given == (tmp_path / "recorded.csv").read_text()
+    assert given.startswith("customer_id,label,metafeatureextractor0,")
+    untold = tmp_path / "untold.safetensors"  # trained on the ids as a feature
+    assert _run(capsys, *_train(table, untold))[0] == 0
+    assert "id_column" not in MetaModel.load(untold).config["provenance"]
+    status, out, _ = _run(capsys, "predict", untold, *predict[2:])
+    assert status == 0 and out.splitlines()[1].startswith("0,")  # row numbers
+
+
+def test_a_recorded_id_column_named_as_the_label_column_is_the_label(
+    table, tmp_path, capsys
+):
+    model = tmp_path / "m.safetensors"
+    assert _run(capsys, *_train(table, model, "--id-column", "customer_id"))[0] == 0
+    evaluate = ["evaluate", model, table / "rows.csv", "--n-way", "2"]
+    evaluate += ["--n-query", "3", "--n-episodes", "2"]
+    status, _, err = _run(capsys, *evaluate, "--label-column", "customer_id")
+    assert status == 2 and "unknown: ['label']" in err  # not left out: labels
+
+
+def test_embed_refuses_names_for_a_npy_file_before_reading(table, tmp_path, capsys):
+    """The names were dropped in silence: a .npy file holds the matrix."""
+    model = tmp_path / "m.safetensors"
+    assert _run(capsys, *_train(table, model))[0] == 0
+    out = tmp_path / "features.npy"
+    embed = ["embed", model, tmp_path / "absent.csv", "--out", out]
+    status, _, err = _run(capsys, *embed, "--id-column", "customer_id")
+    assert status == 2 and not out.exists()
+    assert "a .npy file holds the features alone, not the rows' names" in err
+    assert "(--id-column customer_id); use a .npz, .csv or .parquet" in err

@@ -220,6 +220,8 @@ def model_card(model, name: str = "model.safetensors") -> str:
             lines.append(f"- classes: {_listed(made['class_names'])}")
         if made.get("feature_names"):
             lines.append(f"- features: {_listed(made['feature_names'])}")
+        if made.get("id_column"):
+            lines.append(f"- row names: column `{made['id_column']}`, not a feature")
     if made:
         lines.append(
             f"- written by skmeta {made.get('skmeta')}, torch {made.get('torch')}, "

@@ -83,13 +83,29 @@ class ModelRecords:
         config["evaluations"] = [*evaluations, check_evaluation(evaluation)]
         return type(self)(self._state, config, self._history, self._backbone)
 
-    def with_feature_names(self, names):
+    def with_feature_names(self, names, *, id_column=None):
         """This model with ``config["provenance"]["feature_names"]`` set to
         `names` (list of str), as meta-training on a DataFrame records them;
-        the weights are shared, the model itself is unchanged."""
+        the weights are shared, the model itself is unchanged.
+
+        Parameters
+        ----------
+        names : list of str or None
+            The features' names, in the order of the rows' values; None
+            leaves those recorded as they are.
+        id_column : str, optional
+            The table's column of the rows' names, not a feature, recorded as
+            ``config["provenance"]["id_column"]`` (``skmeta train
+            --id-column``), so that the other commands leave it out of the
+            features without the flag.
+        """
         config = self.thawed_config()
-        made = config.get("provenance") or {}
-        config["provenance"] = {**made, "feature_names": [str(n) for n in names]}
+        made = dict(config.get("provenance") or {})
+        if names is not None:
+            made["feature_names"] = [str(n) for n in names]
+        if id_column is not None:
+            made["id_column"] = str(id_column)
+        config["provenance"] = made
         return type(self)(self._state, config, self._history, self._backbone)
 
     # -- files ------------------------------------------------------------

@@ -158,6 +158,8 @@ def summary(model, path=None) -> str:
             lines.append(f"classes:      {_names(list(made['class_names']))}")
         if made.get("feature_names"):
             lines.append(f"features:     {_names(list(made['feature_names']))}")
+        if made.get("id_column"):
+            lines.append(f"row names:    column {made['id_column']!r} (not a feature)")
     for e in config.get("evaluations") or []:
         lines.append(
             f"evaluated:    {e['task']}: {100 * e['mean']:.2f} ± "
