@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from .net import MetaNet, build_net
+from .seeding import default_generator_untouched
 
 __all__ = ["network_of"]
 
@@ -41,7 +42,8 @@ def network_of(
     ValueError
         When the weights do not fit the network the config describes.
     """
-    net = build_net(config, backbone)
+    with default_generator_untouched():  # its initial weights are replaced
+        net = build_net(config, backbone)
     for name, tensor in state.items():
         if name.startswith("extra."):
             net.extra[name[len("extra.") :]] = torch.nn.Parameter(

@@ -7,7 +7,10 @@ when done. Two such runs in threads at once (``GridSearchCV`` under joblib's
 threading backend) would draw from each other's stream and restore each
 other's state, so that neither result repeated; here they take turns. Every
 meta-training run is one (``random_state=None`` draws a seed first), so
-meta-training runs in threads of one process run one at a time.
+meta-training runs in threads of one process run one at a time. Building a
+network whose weights are then loaded (a model read from a file, unpickled,
+or first used on a device) initialises them from the same generator; it does
+so in a block that undoes its draws (:func:`default_generator_untouched`).
 """
 
 from __future__ import annotations
@@ -55,4 +58,17 @@ def seeded_default_generator(seed: int, devices: Sequence[int] = ()) -> Iterator
     """
     with _DEFAULT_GENERATOR_TURN, torch.random.fork_rng(devices=list(devices)):
         torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def default_generator_untouched() -> Iterator[None]:
+    """Undo the block's draws from torch's default CPU generator.
+
+    For work whose random draws are thrown away, such as the initialisation
+    of a network whose weights are then loaded: the caller's generator state
+    is as before, and a seeded run in another thread (which holds the turn
+    meanwhile) neither loses draws to the block nor has its own undone.
+    """
+    with _DEFAULT_GENERATOR_TURN, torch.random.fork_rng(devices=[]):
         yield

@@ -80,3 +80,23 @@ def test_a_forked_child_gets_a_turn_of_its_own():
         release.set()
         thread.join()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_loading_or_unpickling_a_model_leaves_torch_generator_as_found(tmp_path):
+    """Building the network of a loaded model initialises weights it then
+    replaces: those draws used to move the caller's torch.manual_seed stream."""
+    import pickle
+
+    from skmeta.meta.model import MetaModel
+
+    fitted = FewShotClassifier(max_iter=2, random_state=0).fit(X, y)
+    path = tmp_path / "m.safetensors"
+    fitted.meta_model_.save(path)
+    blob = pickle.dumps(fitted)
+    torch.manual_seed(3)
+    before = torch.random.get_rng_state()
+    loaded = MetaModel.load(path)
+    unpickled = pickle.loads(blob)
+    loaded.network("cpu"), unpickled.meta_model_.network("cpu")
+    np.testing.assert_array_equal(unpickled.predict(X[:5]), fitted.predict(X[:5]))
+    assert torch.equal(torch.random.get_rng_state(), before)
