@@ -134,6 +134,8 @@ def summary(model, path=None) -> str:
                 else ""
             )
         )
+    if training.get("seed") is not None and not config.get("from_module"):
+        lines.append(f"seed:         {_seed_line(training, config.get('provenance'))}")
     calibration = config.get("calibration")
     if calibration:
         lines.append(
@@ -168,6 +170,26 @@ def summary(model, path=None) -> str:
     if model.history:
         lines.append(f"last record:  {json.dumps(dict(model.history[-1]))}")
     return "\n".join(lines)
+
+
+def _seed_line(training: Mapping, made: Mapping | None) -> str:
+    """The run's seed, the `random_state` it was drawn from (when an int was
+    given), and the thread counts its sums depend on: what repeats it."""
+    random_state = (made or {}).get("random_state")
+    line = f"{training['seed']} " + (
+        f"(drawn from random_state={random_state})"
+        if random_state is not None
+        else "(random_state None or a RandomState: "
+        "meta_train with this seed repeats it)"
+    )
+    for key, name in (
+        ("torch_threads", "torch thread"),
+        ("task_workers", "task worker"),
+    ):
+        count = training.get(key)
+        if count is not None:
+            line += f", {count} {name}" + ("" if count == 1 else "s")
+    return line
 
 
 def calibration_check(calibration: Mapping) -> str:

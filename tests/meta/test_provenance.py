@@ -67,3 +67,24 @@ def test_summary_of_a_wrapped_module_says_it_was_not_meta_trained():
     text = MetaModel.from_module(torch.nn.Linear(4, 3), input_shape=(4,)).summary()
     assert "meta-trained: no (a module wrapped by MetaModel.from_module)" in text
     assert "None-way" not in text
+
+
+def test_summary_shows_the_seed_and_what_it_was_drawn_from(blobs):
+    """`skmeta info` shows what repeats a run: its seed, the int random_state
+    it came from, and the thread counts its sums depend on."""
+    import torch
+
+    X, y = blobs
+    seeded = MetaFeatureExtractor(max_iter=2, n_way=3, random_state=7).fit(X, y)
+    training = seeded.meta_model_.config["training"]
+    threads = torch.get_num_threads()
+    plural = "" if threads == 1 else "s"
+    assert (
+        f"seed:         {training['seed']} (drawn from random_state=7), "
+        f"{threads} torch thread{plural}"
+    ) in seeded.meta_model_.summary()
+    unseeded = MetaFeatureExtractor(max_iter=2, n_way=3).fit(X, y).meta_model_
+    seed = unseeded.config["training"]["seed"]
+    assert f"seed:         {seed} (random_state None or a RandomState:" in (
+        unseeded.summary()
+    )
