@@ -100,3 +100,25 @@ def test_loading_or_unpickling_a_model_leaves_torch_generator_as_found(tmp_path)
     loaded.network("cpu"), unpickled.meta_model_.network("cpu")
     np.testing.assert_array_equal(unpickled.predict(X[:5]), fitted.predict(X[:5]))
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_seeded_fits_repeat_beside_a_thread_that_loads_models():
+    """A network built for a loaded model took draws from a seeded run in
+    another thread (1 of 3 fits differed before network_of took the turn)."""
+    import pickle
+
+    blob = pickle.dumps(FewShotClassifier(max_iter=2, random_state=1).fit(X, y))
+    expected, stop = _fit_proba(0), threading.Event()
+
+    def load():
+        while not stop.is_set():
+            pickle.loads(blob).meta_model_.network("cpu")
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        for _ in range(3):
+            np.testing.assert_array_equal(_fit_proba(0), expected)
+    finally:
+        stop.set()
+        loader.join()
