@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from ._npy_cache import cached_rows, install_rows, shrink_rows
+from ._npy_cache import FileInUseError, cached_rows, install_rows, shrink_rows
 
 __all__ = ["mmap_rows"]
 
@@ -51,7 +51,17 @@ def _stored_skips(path: Path, manifest: dict, files: list[str]) -> list[int] | N
     return sorted({index[name] for name in stored["skipped"]})
 
 
-def mmap_rows(
+def mmap_rows(path: str | os.PathLike, *args, **kwargs):
+    """:func:`_mmap_rows`; a cache that cannot be replaced (Windows: an array
+    read from it earlier still alive) raises a ``PermissionError`` naming
+    ``mmap_path``."""
+    try:
+        return _mmap_rows(path, *args, **kwargs)
+    except FileInUseError as exc:
+        raise PermissionError(f"mmap_path={os.fspath(path)!r}: {exc}") from exc
+
+
+def _mmap_rows(
     path: str | os.PathLike,
     manifest: dict,
     files: list[str],

@@ -214,7 +214,10 @@ def load_image_folder(
         written atomically (a temporary file renamed). The manifest lists the
         files left out by ``on_error="warn"``; with it, a new file is first
         decoded to a temporary ``.npy`` file beside `mmap_path` (its row count
-        is known only once every file is decoded), then copied.
+        is known only once every file is decoded), then renamed into place.
+        On Windows a file in use cannot be replaced: a rebuild while an array
+        returned from it earlier is alive raises a ``PermissionError`` naming
+        `mmap_path` (delete that array first, or give another path).
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     verbose : bool, default=False

@@ -20,7 +20,25 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-__all__ = ["cached_rows", "install_rows", "shrink_rows"]
+__all__ = ["FileInUseError", "cached_rows", "install_rows", "shrink_rows"]
+
+
+class FileInUseError(PermissionError):
+    """The array file could not be replaced: in use, most likely, where that
+    forbids it (Windows: mapped by an array read from it earlier)."""
+
+
+def _replace(src: Path, dst: Path) -> None:
+    """``os.replace``, a refusal (Windows' for a file in use) explained."""
+    try:
+        os.replace(src, dst)
+    except PermissionError as exc:
+        raise FileInUseError(
+            f"it cannot be replaced ({exc.strerror or exc}); the file may be in "
+            "use: Windows replaces no file mapped by an array read from it "
+            "earlier (in this process or another). Delete those arrays first "
+            "(del data), or give another path."
+        ) from exc
 
 
 def _sidecar(path: Path) -> Path:
@@ -54,7 +72,7 @@ def _atomic_path(path: Path):
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
-        os.replace(tmp, path)
+        _replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -63,12 +81,15 @@ def _fill(
     path: Path, shape: tuple[int, int], dtype: np.dtype, rows: Iterable[np.ndarray]
 ) -> None:
     out = open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    n = 0
-    for n, row in enumerate(rows, start=1):
-        out[n - 1] = row
-    if n != shape[0]:
-        raise RuntimeError(f"expected {shape[0]} rows, got {n}")
-    out.flush()
+    try:
+        n = 0
+        for n, row in enumerate(rows, start=1):
+            out[n - 1] = row
+        if n != shape[0]:
+            raise RuntimeError(f"expected {shape[0]} rows, got {n}")
+        out.flush()
+    finally:  # the map closed now, not when the traceback goes: on Windows a
+        del out  # mapped file cannot be removed, nor replaced
 
 
 def cached_rows(
@@ -134,7 +155,7 @@ def install_rows(built: Path, path: Path, manifest: dict) -> np.memmap:
         The rows, opened read-only.
     """
     _sidecar(path).unlink(missing_ok=True)
-    os.replace(built, path)
+    _replace(built, path)
     _write_manifest(path, json.loads(json.dumps(manifest)))
     return np.load(path, mmap_mode="r")
 

@@ -95,7 +95,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def load(path: str | Path, backbone: Callable | None = None):
     """Read a model written by :func:`save` (see ``MetaModel.load``)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import safe_open
 
     path = Path(os.path.expanduser(path))
     if not path.is_file():
@@ -103,7 +103,7 @@ def load(path: str | Path, backbone: Callable | None = None):
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        state = load_file(str(path))
+        state = _read_tensors(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(
             f"{path} is not a valid skmeta model file (expected a safetensors "
@@ -208,12 +208,10 @@ def checkpoint_metadata(path: str | Path) -> dict:
 def load_checkpoint(path: str | Path) -> dict:
     """The data :func:`save_checkpoint` wrote, tensors on the CPU (its
     checksum checked when it has one: files written before had none)."""
-    from safetensors.torch import load_file
-
     data = checkpoint_metadata(path)
     recorded = data.pop("sha256", None)
     try:
-        tensors = load_file(str(path))
+        tensors = _read_tensors(path)
         if recorded is not None and checksum(data, tensors) != recorded:
             raise ValueError("its checksum does not match: damaged bytes")
         return _unpack(data, tensors)
@@ -222,6 +220,19 @@ def load_checkpoint(path: str | Path) -> dict:
             f"checkpoint={str(path)!r} is corrupt: {exc!r}. Delete it (or give "
             "another path) to meta-train afresh."
         ) from None
+
+
+def _read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file at `path`, in memory of their own.
+
+    ``safetensors.torch.load_file`` gives tensors that live in a memory map
+    of the file: on Windows a mapped file can be neither replaced nor
+    removed, so saving a model over the file it was loaded from (``skmeta
+    evaluate --record``, ``model.save(path)`` after ``MetaModel.load(path)``)
+    failed while the model lived. Copies drop the map at once."""
+    from safetensors.torch import load_file
+
+    return {name: tensor.clone() for name, tensor in load_file(str(path)).items()}
 
 
 def _pack(value, name: str, tensors: dict):

@@ -84,10 +84,11 @@ class Rows:
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Real rows `rows` (increasing) as they are stored, in a new array.
 
-        A memory-mapped ``.npy`` is read with ``pread`` from its file rather
+        A memory-mapped ``.npy`` is read with ``preadv`` from its file rather
         than through the mapping: pages touched through a mapping count in
         the process's RSS (whole large folios of them), pages read from the
-        file stay in the kernel's cache only.
+        file stay in the kernel's cache only. Where ``os.preadv`` is missing
+        (Windows) rows are read through the mapping.
 
         Parameters
         ----------
@@ -225,6 +226,8 @@ class _FileRows:
     def of(cls, X: np.ndarray) -> _FileRows | None:
         """A reader for `X` if it views a file mapped by ``numpy.memmap``,
         else None (then rows are read by indexing)."""
+        if not hasattr(os, "preadv"):  # Windows: rows read through the map
+            return None
         if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.flags.c_contiguous):
             return None
         mapped = X

@@ -1,0 +1,88 @@
+"""Files as Windows treats them, simulated on Linux (``_windows_files``): a
+file this process has open or mapped is neither replaced nor removed, and
+``os`` has no ``preadv``."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from _image_trees import write_image_tree
+from _windows_files import needs_proc, windows_file_rules
+
+from skmeta.datasets import load_image_folder, make_glyphs
+from skmeta.meta.model import MetaModel
+from skmeta.meta.rows import Rows
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    X, y = make_glyphs(n_classes=3, n_samples_per_class=4, random_state=0)
+    root = tmp_path_factory.mktemp("images")
+    return write_image_tree(root / "tree", X, y)
+
+
+@needs_proc
+def test_a_model_is_saved_over_the_file_it_was_loaded_from(
+    blob_model, tmp_path, monkeypatch
+):
+    # skmeta evaluate --record, or model.save(path) after MetaModel.load(path):
+    # the loaded tensors lived in a map of the file, which Windows keeps
+    path = tmp_path / "model.safetensors"
+    blob_model.save(path)
+    windows_file_rules(monkeypatch)
+    loaded = MetaModel.load(path)
+    loaded.save(path)
+    for name, value in MetaModel.load(path).state.items():
+        assert torch.equal(value, loaded.state[name])
+
+
+@needs_proc
+def test_an_unreadable_image_is_named_when_the_cache_cannot_be_built(
+    tmp_path, monkeypatch
+):
+    # the half-built cache was still mapped when it was removed: Windows'
+    # refusal hid the error about the image
+    X, y = make_glyphs(n_classes=3, n_samples_per_class=4, random_state=0)
+    tree = write_image_tree(tmp_path / "tree", X, y)
+    tree.paths[7].write_bytes(b"corrupt")
+    cache = tmp_path / "out" / "rows.npy"
+    windows_file_rules(monkeypatch)
+    with pytest.raises(ValueError, match=tree.paths[7].name):
+        load_image_folder(tmp_path / "tree", image_size=28, mmap_path=cache)
+    assert os.listdir(cache.parent) == []
+
+
+@needs_proc
+@pytest.mark.parametrize("on_error", ["raise", "warn"])
+def test_a_cache_in_use_is_refused_naming_mmap_path(
+    tree, tmp_path, monkeypatch, on_error
+):
+    root = tree.paths[0].parents[1]
+    cache = tmp_path / "rows.npy"
+    windows_file_rules(monkeypatch)
+    first = load_image_folder(
+        root, image_size=28, color="grey", mmap_path=cache, on_error=on_error
+    )
+    with pytest.raises(PermissionError, match=r"mmap_path=.*rows\.npy.*del data"):
+        load_image_folder(
+            root, image_size=20, color="grey", mmap_path=cache, on_error=on_error
+        )
+    assert sorted(os.listdir(tmp_path)) == ["rows.npy"]  # no temporary file left
+    del first  # the map closed: now it is replaced
+    again = load_image_folder(
+        root, image_size=20, color="grey", mmap_path=cache, on_error=on_error
+    )
+    assert again.data.shape == (12, 400)
+
+
+def test_a_memory_map_is_read_without_preadv(tmp_path, monkeypatch):
+    # Windows' os has no preadv (nor pread): rows are read through the map
+    data = np.random.default_rng(0).integers(0, 256, (30, 7), dtype=np.uint8)
+    np.save(tmp_path / "rows.npy", data)
+    mapped = np.load(tmp_path / "rows.npy", mmap_mode="r")
+    monkeypatch.delattr(os, "preadv", raising=False)
+    rows = Rows(mapped, (7,), torch.device("cpu"))
+    index = np.array([0, 1, 2, 6, 7, 9])
+    np.testing.assert_array_equal(rows.read(index), data[index])
+    np.testing.assert_array_equal(rows.gather(index).numpy(), data[index])
