@@ -284,7 +284,7 @@ def save_features(path, features: np.ndarray, data: Dataset, columns) -> None:
             frame.insert(1, "label", data.y)
         frame.to_parquet(path)
         return
-    with open(path, "w", newline="") as handle:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         head = (
             [data.id_column or "name"]

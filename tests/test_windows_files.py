@@ -3,6 +3,9 @@ file this process has open or mapped is neither replaced nor removed, and
 ``os`` has no ``preadv``."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +13,12 @@ import torch
 from _image_trees import write_image_tree
 from _windows_files import needs_proc, windows_file_rules
 
+import skmeta
 from skmeta.datasets import load_image_folder, make_glyphs
 from skmeta.meta.model import MetaModel
 from skmeta.meta.rows import Rows
+
+ROOT = str(Path(skmeta.__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +92,40 @@ def test_a_memory_map_is_read_without_preadv(tmp_path, monkeypatch):
     index = np.array([0, 1, 2, 6, 7, 9])
     np.testing.assert_array_equal(rows.read(index), data[index])
     np.testing.assert_array_equal(rows.gather(index).numpy(), data[index])
+
+
+# Windows writes text in the locale's code page (cp1252...) unless told
+# otherwise; an ASCII locale with UTF-8 mode off shows the same on Linux
+# (the snippet itself in ASCII: its non-ASCII text escaped).
+_WRITE_TEXT = """
+import sys
+import numpy as np
+from skmeta._cli_data import save_features
+from skmeta._cli_dataset import Dataset
+from skmeta.meta.model import MetaModel
+folder = sys.argv[1]
+model = MetaModel.load(folder + "/model.safetensors")
+model = model.with_feature_names([f"temp\\u00e9rature {i}" for i in range(10)])
+model = model.with_evaluation(dict(task="5-way", mean=0.9, ci95=0.01, n_episodes=3))
+model.save(folder + "/card.safetensors", card=True)
+labels = np.array(["\\u732b", "caf\\u00e9"])
+data = Dataset(np.zeros((2, 3)), labels, (3,), np.array(["a", "b"]))
+save_features(folder + "/features.csv", np.ones((2, 2)), data, ["f0", "f1"])
+"""
+
+
+def test_text_files_are_utf8_whatever_the_locale(blob_model, tmp_path):
+    blob_model.save(tmp_path / "model.safetensors")
+    env = dict(os.environ, LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITE_TEXT, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    card = (tmp_path / "card.md").read_text(encoding="utf-8")
+    assert "température 0" in card and "±" in card
+    csv = (tmp_path / "features.csv").read_text(encoding="utf-8")
+    assert "猫" in csv and "café" in csv

@@ -128,7 +128,9 @@ class ModelRecords:
         if card:
             from .model_card import card_path, model_card
 
-            card_path(path).write_text(model_card(self, Path(path).name))
+            card_path(path).write_text(
+                model_card(self, Path(path).name), encoding="utf-8"
+            )
 
     @classmethod
     def load(cls, path: str | Path, backbone: Callable | None = None):
