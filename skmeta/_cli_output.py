@@ -73,10 +73,25 @@ def write_predictions(names, labels, probabilities, stream=None, name=None) -> N
         The first column's name: the ``--id-column`` that `names` are from
         (default ``file``).
     """
-    writer = csv.writer(sys.stdout if stream is None else stream, lineterminator="\n")
+    if stream is None:
+        stream = sys.stdout
+        _utf8_unless_terminal(stream)
+    writer = csv.writer(stream, lineterminator="\n")
     writer.writerow([name or "file", "label", "probability"])
     for name, label, p in zip(names, labels, probabilities, strict=True):
         writer.writerow([name, label, "" if p is None else f"{p:.4f}"])
+
+
+def _utf8_unless_terminal(stream) -> None:
+    """Write `stream` (stdout) in UTF-8 when it goes to a file or a pipe, as
+    skmeta's other text files are written and its CSV reader reads them: in
+    the locale's code page (Windows' cp1252, the C locale's ASCII) a
+    non-ASCII label failed, or was written in an encoding skmeta cannot read
+    back. A terminal keeps the encoding it displays."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    reconfigure = getattr(stream, "reconfigure", None)
+    if encoding != "utf8" and reconfigure is not None and not stream.isatty():
+        reconfigure(encoding="utf-8")
 
 
 def _metadata(path: Path):

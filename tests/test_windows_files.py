@@ -129,3 +129,27 @@ def test_text_files_are_utf8_whatever_the_locale(blob_model, tmp_path):
     assert "température 0" in card and "±" in card
     csv = (tmp_path / "features.csv").read_text(encoding="utf-8")
     assert "猫" in csv and "café" in csv
+
+
+_PRINT_PREDICTIONS = """
+from skmeta._cli_output import write_predictions
+write_predictions(["a", "b"], ["\\u732b", "caf\\u00e9"], [0.5, None])
+"""
+
+
+def test_predictions_redirected_to_a_file_are_utf8_whatever_the_locale(tmp_path):
+    """``skmeta predict ... > out.csv`` failed with UnicodeEncodeError (exit
+    2, "error:") for a non-ASCII label where the locale's code page lacks it."""
+    env = dict(os.environ, LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    with open(tmp_path / "out.csv", "wb") as out:
+        done = subprocess.run(
+            [sys.executable, "-c", _PRINT_PREDICTIONS],
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "out.csv").read_bytes().decode("utf-8")
+    assert text == "file,label,probability\na,\u732b,0.5000\nb,caf\u00e9,\n"
