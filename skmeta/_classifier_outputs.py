@@ -157,7 +157,10 @@ class ClassifierOutputs:
             `calibrate`).
         """
         check_is_fitted(self)
-        return softmax(self._outputs(X) / np.float32(self.temperature_), axis=1)
+        # float64: scores near float32's limit divided by a temperature below
+        # 1 would overflow to inf, and their softmax be NaN
+        scores = self._outputs(X).astype(np.float64) / self.temperature_
+        return softmax(scores, axis=1).astype(np.float32)
 
     def predict(self, X):
         """Label of the most likely class for each row of X.

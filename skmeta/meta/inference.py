@@ -6,13 +6,14 @@ The only place besides the training loop where arrays become tensors.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
 import torch
 
 from .accel.fusion import FusedCalls
-from .algorithms import AdaptationWarning, Algorithm, map_tensors
+from .algorithms import AdaptationDiverged, AdaptationWarning, Algorithm, map_tensors
 from .caller import user_stacklevel
 from .net import MetaNet, widest_activations
 from .target_scaling import scale_targets, unscale_outputs
@@ -22,6 +23,7 @@ __all__ = [
     "CONVERT_FLOATS",
     "adapt",
     "check_finite",
+    "check_finite_outputs",
     "deployed_network",
     "float_rows",
     "inference_batch_size",
@@ -189,6 +191,31 @@ def adapt(
     net = _viewed(model, deployed_network(model, algorithm, device), views)
     batch_size = model.batch_size(device)
     blocks = row_blocks(X)
+    with failed_solves_refused(algorithm):
+        state = _adapted(algorithm, net, X, y, n_classes, device, batch_size, blocks)
+    return map_tensors(lambda t: t.detach().cpu(), state)
+
+
+@contextlib.contextmanager
+def failed_solves_refused(algorithm: Algorithm):
+    """A linear solve that failed (a matrix singular in float32: support
+    embeddings so large that a ridge or SVM head's regulariser vanishes
+    beside them) raised as :class:`AdaptationDiverged`, not torch's error."""
+    try:
+        yield
+    except torch.linalg.LinAlgError as exc:
+        raise AdaptationDiverged(
+            f"Adaptation failed: {algorithm.name}'s linear solve on the support "
+            f"set's embeddings failed ({exc}). The embeddings are likely of a far "
+            "larger scale than those of the rows the model was trained on: "
+            "rescale X (e.g. with StandardScaler) as the model's training rows "
+            "were."
+        ) from exc
+
+
+def _adapted(algorithm, net, X, y, n_classes, device, batch_size, blocks) -> dict:
+    """The state of :func:`adapt`, its rows a block at a time where the
+    method takes them so."""
     if len(blocks) > 1 and hasattr(algorithm, "update"):
         state, positions = None, None
         for first, last in blocks:
@@ -202,15 +229,14 @@ def adapt(
                 batch_size,
             )
             positions = torch.arange(n_classes, device=device)
-    else:
-        state = algorithm.adapt(
-            net,
-            torch.tensor(np.asarray(X, dtype=np.float32), device=device),
-            torch.tensor(y, device=device),
-            n_classes,
-            batch_size,
-        )
-    return map_tensors(lambda t: t.detach().cpu(), state)
+        return state
+    return algorithm.adapt(
+        net,
+        torch.tensor(np.asarray(X, dtype=np.float32), device=device),
+        torch.tensor(y, device=device),
+        n_classes,
+        batch_size,
+    )
 
 
 def predict(
@@ -227,13 +253,33 @@ def predict(
     with torch.inference_mode():
         for first, last in row_blocks(X):
             block = torch.from_numpy(float_rows(X, first, last)).to(device)
-            out = algorithm.predict(net, state, block, batch_size)
+            with failed_solves_refused(algorithm):
+                out = algorithm.predict(net, state, block, batch_size)
             outputs.append(out.float().cpu().numpy())
             block = out = None  # freed before the next block: one at a time
     outputs = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
     if algorithm.regression:  # in the targets' own units
         outputs = unscale_outputs(model.config.get("target_scaling"), outputs)
+    check_finite_outputs(outputs)
     return outputs
+
+
+def check_finite_outputs(outputs: np.ndarray) -> None:
+    """Refuse float32 outputs that are NaN or infinite (scores of float64
+    distances beyond float32's range, say): a softmax of them is NaN, and
+    the argmax of a row of equal infinities is its first class, an answer
+    that means nothing."""
+    finite = np.isfinite(outputs)
+    if finite.all():
+        return
+    row = int(np.nonzero(~finite)[0][0])
+    raise ValueError(
+        f"The model's outputs for row {row} of X are not finite "
+        f"({outputs[row].ravel()[~finite[row].ravel()][0]}): they overflow the "
+        "float32 the network computes in, as for rows, or a support set, of a "
+        "far larger scale than the rows the model was trained on. Rescale X "
+        "(e.g. with StandardScaler) as the model's training rows were."
+    )
 
 
 def transduce(model, method, X, codes, n_classes: int, device, views=None):
@@ -287,4 +333,6 @@ def transductive_predict(
     """Class scores ``(n_samples, n_classes)``, float32, of rows `X` with a
     fitted transductive `state` (see :func:`transduce`)."""
     embeddings = torch.from_numpy(transform(model, X, device, views=views))
-    return method.predict(state, embeddings).float().numpy()
+    scores = method.predict(state, embeddings).float().numpy()
+    check_finite_outputs(scores)
+    return scores
