@@ -287,15 +287,41 @@ def warn_inert_settings(estimator) -> None:
 
 def check_float32_range(values: np.ndarray, name: str) -> None:
     """Refuse float64 values beyond float32's range: the network computes in
-    float32, where they would become infinite (and the loss NaN)."""
+    float32, where they would become infinite (and the loss NaN). Warn of
+    columns that vary in float64 but not in float32 (values around 1e9 that
+    differ by less than 64, say): the network sees them constant."""
     if values.dtype != np.float64 or values.size == 0:
         return
+    low, high = values.min(axis=0), values.max(axis=0)
     limit = float(np.finfo(np.float32).max)
-    if values.max() > limit or values.min() < -limit:
+    if np.max(high) > limit or np.min(low) < -limit:
         raise ValueError(
             f"{name} holds values beyond float32's range (+-{limit:.3g}), which "
             "the network computes in; rescale them (e.g. with StandardScaler)."
         )
+    # rounding is monotonic: a column's values all round to one float32
+    # exactly when its least and greatest do
+    lost = np.atleast_1d(
+        (low < high) & (low.astype(np.float32) == high.astype(np.float32))
+    )
+    if lost.any():
+        what = (
+            f"{name} varies by less than float32's precision at its values: the "
+            "network, which computes in float32, sees it constant. Subtract its "
+            "mean first."
+            if values.ndim == 1
+            else f"{name}'s column(s) {_some(np.flatnonzero(lost))} vary by less "
+            "than float32's precision at their values: the network, which "
+            "computes in float32, sees them constant. Subtract their mean first "
+            "(e.g. with StandardScaler)."
+        )
+        warnings.warn(what, UserWarning, stacklevel=user_stacklevel())
+
+
+def _some(indices: np.ndarray) -> str:
+    """Up to five of `indices`, and how many more."""
+    shown = ", ".join(str(int(i)) for i in indices[:5])
+    return shown + (f" and {len(indices) - 5} more" if len(indices) > 5 else "")
 
 
 def same_value(a, b) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from skmeta import FewShotClassifier, MetaFeatureExtractor
+from skmeta._checks import check_float32_range
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,17 @@ def test_a_failed_linear_solve_is_a_clear_error(models):
         warnings.simplefilter("ignore")  # the float32 precision warning
         with pytest.raises(ValueError, match="frn's linear solve.*rescale X"):
             FewShotClassifier(pretrained=models["frn"]).fit(X + 1e9, y)
+
+
+def test_float64_variation_below_float32_precision_warns(models):
+    X, y = _support(np.random.default_rng(0))
+    X[:, 3] += 1e9  # varies by about 4, float32's spacing there is 64
+    with pytest.warns(UserWarning, match=r"column\(s\) 3 vary by less than float32"):
+        FewShotClassifier(pretrained=models["protonet"]).fit(X, y)
+    X[:, 3] -= 1e9
+    X[:, 4] = 1e9  # constant: nothing lost
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FewShotClassifier(pretrained=models["protonet"]).fit(X, y)
+    with pytest.warns(UserWarning, match="y varies by less than float32"):
+        check_float32_range(1e9 + np.arange(3.0), "y")
