@@ -93,7 +93,9 @@ def warn_on_target_scale(model: MetaModel, y) -> None:
     recorded = (model.config.get("provenance") or {}).get("targets")
     if not recorded or recorded["std"] <= 0 or len(y) < 2:
         return
-    mean, std = float(np.mean(y)), float(np.std(y))
+    # float64: the squares of float32 targets of 1e20 overflow float32
+    mean = float(np.mean(y, dtype=np.float64))
+    std = float(np.std(y, dtype=np.float64))
     ratio = std / recorded["std"]
     shift = abs(mean - recorded["mean"]) / recorded["std"]
     # one task may vary far less than all of meta-training's together: only a

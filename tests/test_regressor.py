@@ -208,6 +208,17 @@ def test_targets_far_from_meta_trainings_warn(sine_model):
         FewShotRegressor(pretrained=sine_model).fit(X, shifted)
 
 
+def test_targets_of_1e20_warn_with_their_spread_not_an_overflow(sine_model):
+    X, y, _ = make_sinusoid_tasks(n_tasks=1, n_samples_per_task=10, random_state=7)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="diverged"):  # as it should
+            FewShotRegressor(pretrained=sine_model).fit(X, 1e20 * y)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    far = [str(w.message) for w in caught if "lies far from" in str(w.message)]
+    assert len(far) == 1 and "std inf" not in far[0], far
+
+
 @pytest.mark.parametrize(
     "shift, scale, warns",
     [(0, 1, False), (300, 1, True), (0, 1e4, True), (0, 1e-4, True), (2, 1, False)],
