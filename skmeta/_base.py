@@ -12,11 +12,10 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
-from sklearn.utils.validation import validate_data
 
 from ._checks import (
-    ROW_DTYPES,
     check_feature_names,
+    checked_rows,
     load_pretrained,
     pretrained_file_version,
     refuse_bool_counts,
@@ -308,7 +307,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         """The adapted model's outputs (class scores, or predictions) for X."""
         # uint8 rows (images, a memory map) stay so: converted a block at a time
-        X = validate_data(self, X, reset=False, dtype=ROW_DTYPES)
+        X = checked_rows(self, X)
         warn_if_ignored_features_vary(self, X)
         views = test_time_views(self)
         check_views_unchanged(self, views)

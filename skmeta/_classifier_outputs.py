@@ -10,9 +10,8 @@ import warnings
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.utils.validation import check_is_fitted
 
-from ._checks import same_value
+from ._checks import check_fitted, same_value
 from ._online import mask_classes_without_rows
 from .meta.calibration import known_score_threshold
 from .meta.caller import user_stacklevel
@@ -136,7 +135,7 @@ class ClassifierOutputs:
             The scores, float32 like the network; with 2 classes, the score of
             ``classes_[1]`` minus that of ``classes_[0]``.
         """
-        check_is_fitted(self)
+        check_fitted(self)
         logits = self._outputs(X)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
@@ -156,7 +155,7 @@ class ClassifierOutputs:
             held-out classes when the model was meta-trained with
             `calibrate`).
         """
-        check_is_fitted(self)
+        check_fitted(self)
         # float64: scores near float32's limit divided by a temperature below
         # 1 would overflow to inf, and their softmax be NaN
         scores = self._outputs(X).astype(np.float64) / self.temperature_
@@ -176,7 +175,7 @@ class ClassifierOutputs:
             Labels from ``classes_``, or `unknown_label` for the queries whose
             best score is below ``unknown_threshold_``.
         """
-        check_is_fitted(self)
+        check_fitted(self)
         scores = self._outputs(X)
         best = scores.argmax(axis=1)
         if self.unknown_label is None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from sklearn import get_config
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
-from ._checks import validated_rows
+from ._checks import check_fitted, validated_rows
 from ._ignored_features import warn_if_ignored_features_vary
 from ._online import extractor_partial_fit
 from ._test_time import test_time_views
@@ -206,7 +205,7 @@ see FewShotClassifier
             The embeddings, float32 (4 or 8 times as many columns with
             `test_time_turns`).
         """
-        check_is_fitted(self)
+        check_fitted(self)
         # NaN and infinity: MetaModel.transform's check is 5x faster here than
         # scikit-learn's, a few percent of an MLP's transform
         X = validated_rows(self, X)

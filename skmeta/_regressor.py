@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sklearn.base import RegressorMixin
-from sklearn.utils.validation import check_is_fitted
 
 from ._base import MetaEstimator
+from ._checks import check_fitted
 from ._targets import warn_on_target_scale
 from ._tasks import REGRESSION
 
@@ -192,5 +192,5 @@ see FewShotClassifier
         ndarray of shape (n_samples,)
             Float32 like the network (see ``docs/design.md`` on float32 outputs).
         """
-        check_is_fitted(self)
+        check_fitted(self)
         return self._outputs(X)[:, 0]

@@ -22,6 +22,7 @@ from .views import embedding_blocks, viewed
 __all__ = [
     "CONVERT_FLOATS",
     "adapt",
+    "all_finite",
     "check_finite",
     "check_finite_outputs",
     "deployed_network",
@@ -73,17 +74,33 @@ def float_rows(X: np.ndarray, start: int, stop: int) -> np.ndarray:
     return np.require(X[start:stop], dtype=np.float32, requirements=["C", "W"])
 
 
-def check_finite(X: np.ndarray, first_row: int = 0) -> None:
-    """Raise ValueError when `X` holds NaN or infinity; the error names the
-    row, counted from `first_row` (`X` may be a block of a larger array).
+# At most this many values, NumPy's element-wise test decides finiteness: a
+# torch call costs about 8 us before any work (a third of an MLP's forward
+# pass on one row), and NumPy's test is as fast up to about 100 x 784 floats.
+_SMALL_FLOATS = 1 << 16
 
-    One sum first (torch's float32 sum is vectorised and threaded: 44 us for
+
+def all_finite(X: np.ndarray) -> bool:
+    """Whether the float array `X` holds no NaN or infinity.
+
+    Small arrays (:data:`_SMALL_FLOATS`): NumPy's element-wise test. Larger:
+    one sum first (torch's float32 sum is vectorised and threaded: 44 us for
     2,000 x 784 here, against 240 us for NumPy's, which scikit-learn's check
     uses); only if it is not finite (or overflowed), the element-wise test.
     """
+    if X.size <= _SMALL_FLOATS:
+        return bool(np.isfinite(X).all())
     values = torch.from_numpy(X)
-    if torch.isfinite(values.sum()) or torch.isfinite(values).all():
+    return bool(torch.isfinite(values.sum()) or torch.isfinite(values).all())
+
+
+def check_finite(X: np.ndarray, first_row: int = 0) -> None:
+    """Raise ValueError when `X` holds NaN or infinity (:func:`all_finite`);
+    the error names the row, counted from `first_row` (`X` may be a block of
+    a larger array)."""
+    if all_finite(X):
         return
+    values = torch.from_numpy(X)
     bad = first_row + int(torch.nonzero(~torch.isfinite(values))[0, 0])
     raise ValueError(
         f"Input X contains NaN or infinity (first at row {bad}); remove or "

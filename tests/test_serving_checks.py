@@ -1,0 +1,123 @@
+"""The shortcuts of the serving path (``predict``, ``predict_proba``,
+``transform`` on a few rows) skip scikit-learn's calls only where those
+would pass the rows through unchanged: everything else, every error and
+warning, is still scikit-learn's own."""
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
+from skmeta._checks import ROW_DTYPES, check_fitted, checked_rows
+from skmeta.meta.inference import _SMALL_FLOATS, all_finite
+
+
+@pytest.fixture(scope="module")
+def fitted(blob_model, blobs):
+    X, y = blobs
+    novel = y >= 16
+    return FewShotClassifier(pretrained=blob_model).fit(X[novel], y[novel])
+
+
+def _error(call):
+    with pytest.raises(Exception) as info:
+        call()
+    return type(info.value), str(info.value)
+
+
+def test_plain_finite_rows_are_returned_as_they_are(fitted, blobs):
+    X = np.array(blobs[0][:3], dtype=np.float32)  # a copy: NaN is written in
+    assert checked_rows(fitted, X) is X
+    pixels = np.zeros((2, X.shape[1]), dtype=np.uint8)
+    assert checked_rows(fitted, pixels) is pixels
+    with sklearn.config_context(assume_finite=True):
+        X[0, 0] = np.nan
+        assert checked_rows(fitted, X) is X
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "nan",
+        "inf",
+        "float64",
+        "narrow",
+        "empty",
+        "vector",
+        "fortran",
+        "list",
+    ],
+)
+def test_other_rows_get_scikit_learns_answer(fitted, blobs, rows):
+    X = np.ascontiguousarray(blobs[0][:4], dtype=np.float32)
+    X = {
+        "nan": np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X),
+        "inf": np.where(np.arange(X.size).reshape(X.shape) == 5, np.inf, X),
+        "float64": X.astype(np.float64),
+        "narrow": X[:, :-1].copy(),
+        "empty": X[:0],
+        "vector": X[0],
+        "fortran": np.asfortranarray(X),
+        "list": X.tolist(),
+    }[rows]
+    if rows in ("nan", "inf"):
+        X = X.astype(np.float32)
+
+    def sklearns():
+        return validate_data(fitted, X, reset=False, dtype=ROW_DTYPES)
+
+    try:
+        expected = sklearns()
+    except Exception:
+        assert _error(lambda: checked_rows(fitted, X)) == _error(sklearns)
+        # and so through predict, as before
+        assert _error(lambda: fitted.predict(X)) == _error(sklearns)
+        return
+    got = checked_rows(fitted, X)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_rows_of_a_model_fitted_with_feature_names_go_through_scikit_learn(
+    blob_model, blobs
+):
+    pd = pytest.importorskip("pandas")
+    X, y = blobs
+    frame = pd.DataFrame(X[y >= 16], columns=[f"f{i}" for i in range(X.shape[1])])
+    named = FewShotClassifier(pretrained=blob_model).fit(frame, y[y >= 16])
+    with pytest.warns(UserWarning, match="feature names"):
+        checked_rows(named, np.ascontiguousarray(X[:2]))
+
+
+@pytest.mark.parametrize("n_rows", [1, 10, _SMALL_FLOATS // 10 + 1])
+def test_all_finite_is_numpys_test(n_rows):
+    X = np.random.default_rng(0).normal(size=(n_rows, 10)).astype(np.float32)
+    assert all_finite(X)
+    for bad in (np.nan, np.inf, -np.inf):
+        Y = X.copy()
+        Y[-1, -1] = bad
+        assert not all_finite(Y)
+    huge = np.full_like(X, 3e38)  # its sum overflows: still finite
+    assert all_finite(huge)
+
+
+def test_the_shortcut_predictions_equal_scikit_learns_path(fitted, blobs):
+    X = np.ascontiguousarray(blobs[0][:7], dtype=np.float32)
+    through_sklearn = X.astype(np.float64)  # converted by validate_data
+    expected = fitted.predict_proba(through_sklearn)
+    assert np.array_equal(fitted.predict_proba(X), expected)
+
+
+@pytest.mark.parametrize(
+    "estimator", [FewShotClassifier, FewShotRegressor, MetaFeatureExtractor]
+)
+def test_unfitted_estimators_raise_scikit_learns_error(blob_model, estimator):
+    unfitted = estimator(pretrained=blob_model)
+    assert _error(lambda: check_fitted(unfitted)) == _error(
+        lambda: check_is_fitted(unfitted)
+    )
+    method = "transform" if estimator is MetaFeatureExtractor else "predict"
+    X = np.zeros((1, 10), dtype=np.float32)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        getattr(unfitted, method)(X)
