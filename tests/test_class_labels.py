@@ -51,3 +51,25 @@ def test_a_float_regression_target_is_still_refused(blob_model, one_shot, fit):
     clf = FewShotClassifier(pretrained=blob_model)
     with pytest.raises(ValueError, match="Unknown label type: continuous"):
         getattr(clf, fit)(X, y)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.arange(5),
+        np.array([3, 3, 7], dtype=np.uint8),
+        np.array([True, False, True]),
+        np.array(["a", "b", "c", "a"]),
+        np.array([-1, 2]),
+        np.array([], dtype=np.int64),
+    ],
+)
+def test_vectors_that_skip_type_of_target_are_classes_to_it(labels):
+    # check_class_labels returns at once for integer, boolean and string
+    # vectors: scikit-learn's type_of_target finds them classes too
+    from sklearn.utils.multiclass import type_of_target
+
+    from skmeta._class_labels import _CLASS_TYPES, check_class_labels
+
+    check_class_labels(labels)
+    assert type_of_target(labels, input_name="y") in _CLASS_TYPES
