@@ -37,6 +37,7 @@ __all__ = [
     "refuse_bool_counts",
     "resolve_device",
     "checked_rows",
+    "checked_support",
     "same_value",
     "validated_rows",
 ]
@@ -138,6 +139,37 @@ def checked_rows(estimator, X) -> np.ndarray:
     ):
         return X
     return validate_data(estimator, X, reset=False, dtype=ROW_DTYPES)
+
+
+def checked_support(estimator, X, y, dtypes: list, **params) -> tuple:
+    """``validate_data(estimator, X, y, dtype=dtypes, **params)`` for ``fit``:
+    X and y checked, ``n_features_in_`` set, ``feature_names_in_`` dropped
+    for X without names.
+
+    An ndarray X of one of `dtypes` (native byte order), finite, with rows and
+    columns, and a vector y of as many integer, boolean or string labels (or
+    finite floats) would come back unchanged: they are returned without the
+    call, whose ~150 us were a fifth of a 5-way 1-shot fit of an MLP
+    classifier. Anything else, every error and warning, is
+    ``validate_data``'s.
+    """
+    assume_finite = get_config()["assume_finite"]
+    if (
+        type(X) is np.ndarray
+        and type(y) is np.ndarray
+        and X.ndim == 2
+        and y.ndim == 1
+        and 0 < X.shape[0] == y.shape[0]
+        and X.shape[1] > 0
+        and any(X.dtype == dtype for dtype in dtypes)
+        and (y.dtype.kind in "biuU" or y.dtype in (np.float32, np.float64))
+        and (assume_finite or X.dtype.kind != "f" or all_finite(X))
+        and (assume_finite or y.dtype.kind != "f" or all_finite(y))
+    ):
+        estimator.n_features_in_ = X.shape[1]
+        estimator.__dict__.pop("feature_names_in_", None)  # as validate_data
+        return X, y
+    return validate_data(estimator, X, y, dtype=dtypes, **params)
 
 
 def check_fitted(estimator) -> None:

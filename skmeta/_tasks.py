@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._checks import check_float32_range
+from ._checks import check_float32_range, checked_support
 from ._class_labels import check_class_labels
 from ._held_out import (
     check_classes_left,
@@ -123,7 +123,7 @@ class Classification(Task):
                 f"{type(estimator).__name__} requires y to be passed, but the "
                 "target y is None: fit adapts to the labelled support set (X, y)."
             )
-        X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES)
+        X, y = checked_support(estimator, X, y, FIT_DTYPES)
         check_float32_range(X, "X")
         unlabelled = np.zeros(len(y), dtype=bool)
         if is_classifier(estimator) and estimator.transductive is not None:
@@ -293,7 +293,7 @@ class Regression(Task):
     def validate(self, estimator, X, y, groups=None, classes_declared=None):
         """Checked X, float32 targets, and each row's task code
         (`classes_declared`: classification only, always None here)."""
-        X, y = validate_data(estimator, X, y, dtype=FIT_DTYPES, y_numeric=True)
+        X, y = checked_support(estimator, X, y, FIT_DTYPES, y_numeric=True)
         check_float32_range(X, "X")
         check_float32_range(y, "y")
         if groups is None:

@@ -121,3 +121,58 @@ def test_unfitted_estimators_raise_scikit_learns_error(blob_model, estimator):
     X = np.zeros((1, 10), dtype=np.float32)
     with pytest.raises(NotFittedError, match="not fitted yet"):
         getattr(unfitted, method)(X)
+
+
+def _support_cases(X, y):
+    X32 = np.ascontiguousarray(X[:6], dtype=np.float32)
+    y6 = y[:6]
+    nan = X32.copy()
+    nan[2, 3] = np.nan
+    return {
+        "float32": (X32, y6),
+        "float64": (X32.astype(np.float64), y6),
+        "uint8": (np.zeros((6, 10), dtype=np.uint8), y6),
+        "fortran": (np.asfortranarray(X32), y6),
+        "strings": (X32, np.array([f"c{v}" for v in y6])),
+        "booleans": (X32, y6 % 2 == 0),
+        "float targets": (X32, y6.astype(np.float64)),
+        "float16 rows": (X32.astype(np.float16), y6),
+        "nan rows": (nan, y6),
+        "nan targets": (X32, np.where(y6 == y6[0], np.nan, 1.0)),
+        "short y": (X32, y6[:5]),
+        "column y": (X32, y6[:, None]),
+        "no rows": (X32[:0], y6[:0]),
+        "no columns": (X32[:, :0], y6),
+        "lists": (X32.tolist(), y6.tolist()),
+        "objects": (X32, y6.astype(object)),
+    }
+
+
+@pytest.mark.parametrize("y_numeric", [False, True])
+@pytest.mark.parametrize("case", list(_support_cases(np.zeros((6, 10)), np.arange(6))))
+def test_checked_support_is_validate_data(blobs, case, y_numeric):
+    from skmeta._checks import checked_support
+    from skmeta._tasks import FIT_DTYPES
+
+    X, y = _support_cases(*blobs)[case]
+    mine, theirs = FewShotClassifier(), FewShotClassifier()
+    for estimator in (mine, theirs):
+        estimator.feature_names_in_ = np.array(["stale"], dtype=object)
+
+    def sklearns():
+        return validate_data(theirs, X, y, dtype=FIT_DTYPES, y_numeric=y_numeric)
+
+    try:
+        X_ref, y_ref = sklearns()
+    except Exception:
+        got = _error(
+            lambda: checked_support(mine, X, y, FIT_DTYPES, y_numeric=y_numeric)
+        )
+        assert got == _error(sklearns)
+        return
+    X_got, y_got = checked_support(mine, X, y, FIT_DTYPES, y_numeric=y_numeric)
+    assert X_got.dtype == X_ref.dtype and np.array_equal(X_got, X_ref)
+    assert y_got.dtype == y_ref.dtype and np.array_equal(y_got, y_ref, equal_nan=False)
+    assert mine.n_features_in_ == theirs.n_features_in_
+    assert not hasattr(mine, "feature_names_in_")
+    assert not hasattr(theirs, "feature_names_in_")
