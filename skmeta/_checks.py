@@ -16,6 +16,7 @@ import torch
 from sklearn import get_config
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .meta import accel
 from .meta.caller import user_stacklevel
 from .meta.inference import all_finite
 from .meta.model import MetaModel
@@ -96,6 +97,7 @@ def _plain_rows(estimator, X) -> bool:
     no warning, once it is finite."""
     return (
         type(X) is np.ndarray
+        and accel.enabled()  # SKMETA_ACCEL=0: every shortcut off
         and (X.dtype == np.float32 or X.dtype == np.uint8)
         and X.ndim == 2
         and X.shape[0] > 0
@@ -157,6 +159,7 @@ def checked_support(estimator, X, y, dtypes: list, **params) -> tuple:
     if (
         type(X) is np.ndarray
         and type(y) is np.ndarray
+        and accel.enabled()  # SKMETA_ACCEL=0: every shortcut off
         and X.ndim == 2
         and y.ndim == 1
         and 0 < X.shape[0] == y.shape[0]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.multiclass import type_of_target
 
+from .meta import accel
+
 __all__ = ["check_class_labels"]
 
 _CLASS_TYPES = (
@@ -38,7 +40,12 @@ def check_class_labels(y: np.ndarray) -> None:
         For labels of another type (e.g. ``"continuous"``), in scikit-learn's
         words.
     """
-    if type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "biuU":
+    if (
+        type(y) is np.ndarray
+        and y.ndim == 1
+        and y.dtype.kind in "biuU"
+        and accel.enabled()  # SKMETA_ACCEL=0: every shortcut off
+    ):
         # integers, booleans and strings in a vector: always "binary" or
         # "multiclass" for type_of_target, whose ~140 us are a sixth of a
         # one-shot fit with a pretrained MLP

@@ -176,3 +176,37 @@ def test_checked_support_is_validate_data(blobs, case, y_numeric):
     assert mine.n_features_in_ == theirs.n_features_in_
     assert not hasattr(mine, "feature_names_in_")
     assert not hasattr(theirs, "feature_names_in_")
+
+
+def test_the_speed_switch_turns_the_shortcuts_off(fitted, blobs, monkeypatch):
+    """``SKMETA_ACCEL=0`` (``accel.set_enabled(False)``) sends every row and
+    label vector through scikit-learn, as it turns every speed path off."""
+    from skmeta._checks import checked_support
+    from skmeta._class_labels import check_class_labels
+    from skmeta.meta import accel
+
+    X = np.ascontiguousarray(blobs[0][:4], dtype=np.float32)
+    y = np.array([0, 1, 0, 1])
+    expected = fitted.predict_proba(X)
+    calls = []
+    monkeypatch.setattr(
+        "skmeta._checks.validate_data",
+        lambda *args, **kwargs: (
+            calls.append("validate_data") or validate_data(*args, **kwargs)
+        ),
+    )
+    monkeypatch.setattr(
+        "skmeta._class_labels.type_of_target",
+        lambda y, **kwargs: calls.append("type_of_target") or "binary",
+    )
+    previous = accel.set_enabled(False)
+    try:
+        assert np.array_equal(fitted.predict_proba(X), expected)
+        checked_support(MetaFeatureExtractor(), X, y, ROW_DTYPES)
+        check_class_labels(y)
+    finally:
+        accel.set_enabled(previous)
+    assert calls == ["validate_data", "validate_data", "type_of_target"]
+    checked_support(MetaFeatureExtractor(), X, y, ROW_DTYPES)
+    check_class_labels(y)
+    assert checked_rows(fitted, X) is X and len(calls) == 3  # on again: none
