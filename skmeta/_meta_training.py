@@ -50,14 +50,32 @@ def learning_rate(estimator, method: str) -> float:
     return ALGORITHMS[method].default_learning_rate
 
 
-def training_seed(estimator, checkpoint: str | None) -> int:
-    """Meta-training's seed, from `random_state`; when that is None and
-    `checkpoint` exists, the seed of the run it holds, to resume it."""
-    if checkpoint is not None and estimator.random_state is None:
+def training_seed(estimator, checkpoint: str | None) -> tuple[int, int | None]:
+    """Meta-training's seed, and the int `random_state` that repeats the run.
+
+    Returns
+    -------
+    seed : int
+        Drawn from `random_state`; when that is None and `checkpoint`
+        exists, the seed of the run it holds, to resume it.
+    random_state : int or None
+        The given int; for None, one drawn from NumPy's global generator (so
+        that ``np.random.seed`` repeats the run, as in scikit-learn) that the
+        seed is then drawn from, recorded so that ``random_state=`` it
+        repeats the run; None for a ``RandomState``, which each fit consumes,
+        and for a resumed run.
+    """
+    state = estimator.random_state
+    if checkpoint is not None and state is None:
         seed = recorded_seed(checkpoint)
         if seed is not None:
-            return seed
-    return int(check_random_state(estimator.random_state).randint(2**31 - 1))
+            return seed, None
+    if state is None:
+        state = int(check_random_state(None).randint(2**31 - 1))
+    if isinstance(state, int | np.integer):
+        state = int(state)
+        return int(np.random.RandomState(state).randint(2**31 - 1)), state
+    return int(check_random_state(state).randint(2**31 - 1)), None
 
 
 def warn_unused_n_jobs(estimator, method: str) -> None:
@@ -115,6 +133,7 @@ def meta_train_estimator(
             "each other's. Leave checkpoint=None there, and give it to the "
             "final fit of the chosen parameters."
         )
+    seed, random_state = training_seed(estimator, checkpoint)
     train = TrainSettings(
         n_way=n_way,
         k_shot=k_shot,
@@ -141,7 +160,7 @@ def meta_train_estimator(
         n_jobs=estimator.n_jobs,
         precision=estimator.precision,
         device=str(resolve_device(estimator.device)),
-        seed=training_seed(estimator, checkpoint),
+        seed=seed,
         checkpoint=checkpoint,
         checkpoint_every=estimator.checkpoint_every,
     )
@@ -154,6 +173,11 @@ def meta_train_estimator(
         init=init,
         description={
             **estimator._seen(),
+            "random_state": random_state,  # for None, the one drawn for it
+            "random_state_drawn": (
+                estimator.random_state is None and random_state is not None
+            )
+            or None,
             **target_summary(
                 targets,
                 estimator.normalize_y,

@@ -296,7 +296,7 @@ def _settings(ext, model, codes: np.ndarray) -> TrainSettings:
         n_jobs=ext.n_jobs,
         precision=ext.precision,
         device=str(resolve_device(ext.device)),
-        seed=training_seed(ext, None),
+        seed=training_seed(ext, None)[0],
     )
 
 

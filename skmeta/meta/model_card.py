@@ -114,7 +114,7 @@ def _listed(names, most: int = 20) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
-def _repeat(training, random_state) -> str:
+def _repeat(training, random_state, drawn=False) -> str:
     """How the run can be repeated, in words after its seed."""
     before = training.get("n_iter_before") or 0
     if before:  # a warm start (or partial_fit) continued an earlier model
@@ -123,16 +123,17 @@ def _repeat(training, random_state) -> str:
             "settings, data and seed repeat this part)"
         )
     if random_state is not None:
+        drawn = ", itself drawn for random_state=None" if drawn else ""
         return (
-            f"(drawn from random_state={random_state}: the same settings, data "
-            "and random_state repeat the run)"
+            f"(drawn from random_state={random_state}{drawn}: the same "
+            "settings, data and random_state repeat the run)"
         )
-    return (  # random_state=None or a RandomState: only the seed itself
+    return (  # a RandomState or a resumed run: only the seed itself
         "(meta_train with this seed, the same settings and data repeats the run)"
     )
 
 
-def _training_settings(training, random_state=None) -> list[str]:
+def _training_settings(training, random_state=None, drawn=False) -> list[str]:
     """The card's lines on how the run can be repeated: its settings and seed
     (and the estimator's `random_state` it was drawn from, if recorded), what
     its classes count, and what was held out."""
@@ -141,7 +142,7 @@ def _training_settings(training, random_state=None) -> list[str]:
         f"- learning rate {training.get('learning_rate')}, "
         f"{training.get('meta_batch_size')} episode(s) per update, precision "
         f"{training.get('precision')}, seed {training.get('seed')} "
-        + _repeat(training, random_state),
+        + _repeat(training, random_state, drawn),
         f"- augmentation: {training.get('augmentation') or 'none'}",
     ]
     if rotations:
@@ -211,7 +212,9 @@ def model_card(model, name: str = "model.safetensors") -> str:
                 else ""
             )
         )
-        lines += _training_settings(training, made.get("random_state"))
+        lines += _training_settings(
+            training, made.get("random_state"), made.get("random_state_drawn")
+        )
         lines.append(
             f"- data: {data.get('n_samples')} rows x {data.get('n_features')} "
             f"({data.get('dtype')})"

@@ -176,10 +176,13 @@ def _seed_line(training: Mapping, made: Mapping | None) -> str:
     """The run's seed, the `random_state` it was drawn from (when an int was
     given), and the thread counts its sums depend on: what repeats it."""
     random_state = (made or {}).get("random_state")
+    drawn = (made or {}).get("random_state_drawn")
     line = f"{training['seed']} " + (
-        f"(drawn from random_state={random_state})"
+        f"(drawn from random_state={random_state}"
+        + (", itself drawn for random_state=None" if drawn else "")
+        + ")"
         if random_state is not None
-        else "(random_state None or a RandomState: "
+        else "(random_state a RandomState, or a resumed run: "
         "meta_train with this seed repeats it)"
     )
     for key, name in (

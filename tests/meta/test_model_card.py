@@ -133,8 +133,20 @@ def test_the_card_names_the_random_state_that_repeats_the_run(blobs):
     for name, value in model.state.items():  # the card's advice holds
         assert torch.equal(again.meta_model_.state[name], value), name
     unseeded = FewShotClassifier(max_iter=3, n_way=3).fit(X, y).meta_model_
-    assert "random_state" not in unseeded.config["provenance"]
-    assert "(meta_train with this seed, the same" in model_card(unseeded, "m")
+    drawn = unseeded.config["provenance"]["random_state"]  # drawn for None
+    assert unseeded.config["provenance"]["random_state_drawn"] is True
+    assert (
+        f"(drawn from random_state={drawn}, itself drawn for random_state=None: "
+        "the same settings"
+    ) in model_card(unseeded, "m")
+    again = FewShotClassifier(max_iter=3, n_way=3, random_state=drawn).fit(X, y)
+    for name, value in unseeded.state.items():  # an unseeded run repeated
+        assert torch.equal(again.meta_model_.state[name], value), name
+    consumed = np.random.RandomState(0)  # each fit draws on: no int repeats it
+    instance = FewShotClassifier(max_iter=3, n_way=3, random_state=consumed)
+    instance = instance.fit(X, y).meta_model_
+    assert "random_state" not in instance.config["provenance"]
+    assert "(meta_train with this seed, the same" in model_card(instance, "m")
     fitted.set_params(warm_start=True).fit(X, y)  # continues: not repeatable alone
     assert "(continuing a model of 3 iterations:" in model_card(fitted.meta_model_, "m")
 

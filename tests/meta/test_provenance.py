@@ -85,6 +85,16 @@ def test_summary_shows_the_seed_and_what_it_was_drawn_from(blobs):
     ) in seeded.meta_model_.summary()
     unseeded = MetaFeatureExtractor(max_iter=2, n_way=3).fit(X, y).meta_model_
     seed = unseeded.config["training"]["seed"]
-    assert f"seed:         {seed} (random_state None or a RandomState:" in (
-        unseeded.summary()
+    drawn = unseeded.config["provenance"]["random_state"]
+    assert (
+        f"seed:         {seed} (drawn from random_state={drawn}, itself drawn "
+        "for random_state=None)"
+    ) in unseeded.summary()
+    instance = MetaFeatureExtractor(
+        max_iter=2, n_way=3, random_state=np.random.RandomState(0)
+    )
+    consumed = instance.fit(X, y).meta_model_
+    seed = consumed.config["training"]["seed"]
+    assert f"seed:         {seed} (random_state a RandomState, or a resumed run:" in (
+        consumed.summary()
     )
