@@ -137,8 +137,9 @@ def test_bad_regularisation_is_refused(solver, name, value):
 
 def test_svm_head_warns_when_newton_stops_short():
     X, y = _data(30, 4, 3, seed=2)
-    with pytest.warns(RuntimeWarning, match="did not converge in 1 Newton"):
+    with pytest.warns(RuntimeWarning, match="did not converge in 1 Newton") as got:
         svm_head(torch.tensor(X)[None], torch.tensor(y), 3, 2.0, max_iter=1)
+    assert got[0].filename == __file__  # the caller's line, not skmeta's
 
 
 @pytest.mark.parametrize("solver", [ridge_head, svm_head])

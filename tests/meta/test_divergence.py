@@ -50,8 +50,9 @@ def test_a_rising_support_loss_warns(maml_model, blobs):
     X, y = blobs
     novel = y >= 16
     clf = FewShotClassifier(pretrained=maml_model, inner_lr=1e3, inner_steps=1)
-    with pytest.warns(AdaptationWarning, match="inner_steps=1, inner_lr=1000.0"):
+    with pytest.warns(AdaptationWarning, match="inner_steps=1, inner_lr=1000.0") as got:
         clf.fit(X[novel], y[novel])
+    assert got[0].filename == __file__  # the user's line, not skmeta's
     with warnings.catch_warnings():
         warnings.simplefilter("error", AdaptationWarning)
         FewShotClassifier(pretrained=maml_model, inner_steps=3).fit(X[novel], y[novel])

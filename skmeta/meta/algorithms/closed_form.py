@@ -35,6 +35,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..caller import user_stacklevel
 from ..net import MetaNet, embed_rows
 from ..setting_checks import check_real_setting
 from .base import AdaptationDiverged, Algorithm, TaskBatch
@@ -189,7 +190,7 @@ def _newton(x, targets, C, tol, max_iter):
             f"norm {grad.norm(dim=-1).max().item():.3g}); the features may be "
             "badly scaled.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),  # the user's line
         )
     return w
 

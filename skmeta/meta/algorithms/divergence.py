@@ -19,6 +19,7 @@ import warnings
 
 import torch
 
+from ..caller import user_stacklevel
 from .base import AdaptationDiverged, AdaptationWarning
 
 __all__ = ["RISE_TOLERANCE", "check_adaptation", "settings_text"]
@@ -83,5 +84,5 @@ def check_adaptation(method, losses: list[torch.Tensor], tensors) -> None:
             f"The support loss rose by {rise:.0%} over the inner steps ({steps}): "
             f"the inner loop overshoots or diverges ({settings_text(method)}.",
             AdaptationWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),  # the user's line
         )
