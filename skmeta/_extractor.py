@@ -8,6 +8,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from ._base import MetaEstimator
 from ._checks import check_fitted, validated_rows
 from ._ignored_features import warn_if_ignored_features_vary
+from ._input_scale import warn_if_off_scale
 from ._online import extractor_partial_fit
 from ._test_time import test_time_views
 from .meta.views import embedding_blocks
@@ -150,7 +151,9 @@ see FewShotClassifier
         self : MetaFeatureExtractor
             The fitted extractor.
         """
-        self._fit_meta_model(X, y, groups)
+        X, _ = self._fit_meta_model(X, y, groups)
+        if self.pretrained is not None:  # rows it will embed, on its scale?
+            warn_if_off_scale(self, X)
         test_time_views(self, adapting=False)  # bad test-time views fail here
         self._replay = None  # partial_fit's buffer: fit keeps no rows
         return self
@@ -210,6 +213,7 @@ see FewShotClassifier
         # scikit-learn's, a few percent of an MLP's transform
         X = validated_rows(self, X)
         warn_if_ignored_features_vary(self, X)
+        warn_if_off_scale(self, X)
         return self.meta_model_.transform(
             X,
             self._device(),

@@ -35,7 +35,7 @@ def ignored_features(model) -> np.ndarray:
     return np.asarray(model.config.get("ignored_features", ()), dtype=np.intp)
 
 
-def _names(estimator, indices: np.ndarray) -> str:
+def named_features(estimator, indices: np.ndarray) -> str:
     """Up to `_NAMED` features by name (``feature_names_in_``) or index."""
     names = getattr(estimator, "feature_names_in_", None)
     shown = [
@@ -60,7 +60,7 @@ def warn_constant_features(estimator, model) -> None:
     if ignored.size:
         warnings.warn(
             f"{ignored.size} feature(s) were constant in the meta-training data "
-            f"and are ignored (multiplied by 0): {_names(estimator, ignored)}. "
+            f"and are ignored (multiplied by 0): {named_features(estimator, ignored)}. "
             "The network never learnt from them, so their values at "
             "transform and predict cannot change the outputs; meta-train on "
             "data where they vary if they carry information.",
@@ -89,7 +89,7 @@ def warn_if_ignored_features_vary(estimator, X) -> None:
         warnings.warn(
             f"{varying.size} feature(s) vary in these rows but were constant "
             "in the meta-training data, so the model ignores them (multiplied "
-            f"by 0): {_names(estimator, varying)}. Their information is not "
+            f"by 0): {named_features(estimator, varying)}. Their information is not "
             "used; meta-train on data where they vary to use it.",
             UserWarning,
             stacklevel=user_stacklevel(),

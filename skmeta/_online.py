@@ -21,6 +21,7 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device, same_value
 from ._class_labels import check_class_labels
+from ._input_scale import warn_if_off_scale
 from ._meta_training import (
     kept_iteration,
     learning_rate,
@@ -148,6 +149,7 @@ def _classifier_partial_fit(clf, X, y, classes=None):
     counts[positions] = clf.class_count_
     counts += np.bincount(codes, minlength=new_classes.size)
     if clf._support is None:  # incremental: the new rows alone
+        warn_if_off_scale(clf, X)
         views = test_time_views(clf)
         check_views_unchanged(clf, views)  # the sums are of the fit's views
         _check_same_adaptation(clf, overrides)  # and of its settings
@@ -341,6 +343,7 @@ def extractor_partial_fit(ext, X, y):
     X, y = validate_data(ext, X, y, reset=first, dtype=FIT_DTYPES)
     check_class_labels(y)
     model = _continued_model(ext, X, y)
+    warn_if_off_scale(ext, X, model)  # it meta-trains on X with model's scaling
     _refuse_non_episodic(model.method)
     warn_unused_n_jobs(ext, model.method)
     buffer = replay_buffer(ext)  # a new one: the kept one is unchanged

@@ -43,6 +43,7 @@ __all__ = [
     "check_pixel_range",
     "default_input_normalization",
     "infer_pixel_range",
+    "pixel_ranges_differ",
     "resolve_input_normalization",
 ]
 
@@ -228,6 +229,17 @@ def _clear_pixel_range(X) -> float | None:
     return 255.0 if top > 1.5 else 1.0
 
 
+def pixel_ranges_differ(config: Mapping, X) -> tuple[float, float] | None:
+    """``(range of X, range of the model)`` when image rows `X` are clearly
+    on another pixel range than the model's (:func:`check_pixel_range` warns
+    then), else None."""
+    expected = expected_pixel_range(config)
+    if expected is None or len(X) == 0:
+        return None
+    got = _clear_pixel_range(X)
+    return None if got is None or got == expected else (got, expected)
+
+
 def check_pixel_range(config: Mapping, X) -> None:
     """Warn when image rows `X` are on another range than the model's.
 
@@ -246,12 +258,10 @@ def check_pixel_range(config: Mapping, X) -> None:
         float rows all in [0, 1] are [0, 1] pixels; others (e.g.
         standardised) are not judged.
     """
-    expected = expected_pixel_range(config)
-    if expected is None or len(X) == 0:
+    ranges = pixel_ranges_differ(config, X)
+    if ranges is None:
         return
-    got = _clear_pixel_range(X)
-    if got is None or got == expected:
-        return
+    got, expected = ranges
     scale = "0-255" if got == 255.0 else "[0, 1]"
     fix = "divide them by 255" if got == 255.0 else "multiply them by 255"
     warnings.warn(
