@@ -22,7 +22,7 @@ from ._checks import (
     resolve_device,
 )
 from ._ignored_features import warn_if_ignored_features_vary
-from ._input_scale import warn_if_off_scale
+from ._input_scale import warn_if_off_scale, warn_if_queries_off_scale
 from ._meta_training import meta_train_estimator
 from ._method_settings import MethodSettings
 from ._parameters import META_TRAINING_PARAMETERS, PARAMETER_CONSTRAINTS, init_defaults
@@ -311,7 +311,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         # uint8 rows (images, a memory map) stay so: converted a block at a time
         X = checked_rows(self, X)
         warn_if_ignored_features_vary(self, X)
-        warn_if_off_scale(self, X)
+        warn_if_queries_off_scale(self, X)  # the first call's rows
         views = test_time_views(self)
         check_views_unchanged(self, views)
         if self._transducer is not None:

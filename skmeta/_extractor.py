@@ -8,7 +8,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from ._base import MetaEstimator
 from ._checks import check_fitted, validated_rows
 from ._ignored_features import warn_if_ignored_features_vary
-from ._input_scale import warn_if_off_scale
+from ._input_scale import warn_if_off_scale, warn_if_queries_off_scale
 from ._online import extractor_partial_fit
 from ._test_time import test_time_views
 from .meta.views import embedding_blocks
@@ -213,7 +213,7 @@ see FewShotClassifier
         # scikit-learn's, a few percent of an MLP's transform
         X = validated_rows(self, X)
         warn_if_ignored_features_vary(self, X)
-        warn_if_off_scale(self, X)
+        warn_if_queries_off_scale(self, X)  # the first call's rows
         return self.meta_model_.transform(
             X,
             self._device(),

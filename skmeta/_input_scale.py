@@ -42,7 +42,12 @@ from ._ignored_features import ignored_features, named_features
 from .meta.caller import user_stacklevel
 from .meta.input_normalization import pixel_ranges_differ
 
-__all__ = ["SCALE_FACTOR", "meta_training_statistics", "warn_if_off_scale"]
+__all__ = [
+    "SCALE_FACTOR",
+    "meta_training_statistics",
+    "warn_if_off_scale",
+    "warn_if_queries_off_scale",
+]
 
 #: How many times the meta-training rows' spread (or standard deviations of
 #: shift) the typical column of X may differ by before a warning.
@@ -176,3 +181,19 @@ def _about(ratio: float) -> str:
     if ratio < 1e4:
         return f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
     return f"1e{round(math.log10(ratio))}"
+
+
+def warn_if_queries_off_scale(estimator, X) -> None:
+    """:func:`warn_if_off_scale` for the rows of ``predict`` and its kin or
+    ``transform``, on the first call for the fitted model only.
+
+    A scale mistake is in the preprocessing, made alike on every call, so the
+    first call finds it; the calls of a serving loop after it skip the check
+    (0.03 ms of an MLP's 0.35 ms ``transform`` of one row). The support set
+    of every ``fit`` and ``partial_fit`` is checked on its own.
+    """
+    model = estimator.meta_model_
+    if estimator.__dict__.get("_queries_scale_checked") is model:
+        return
+    warn_if_off_scale(estimator, X, model)
+    estimator._queries_scale_checked = model

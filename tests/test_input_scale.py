@@ -4,6 +4,7 @@ meta-trained on (``skmeta/_input_scale.py``): it fires on rows scaled by
 never on the model's own kind of rows, new classes included; and models
 without statistics of their meta-training rows are not judged."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -107,6 +108,23 @@ def test_predict_and_transform_warn_on_scaled_queries(blobs, blob_model):
         assert np.array_equal(scaled, clf.predict_proba(X * 1e-3))  # results as before
     with pytest.warns(UserWarning, match=FAR):
         ext.transform(X * 1e3)
+
+
+def test_queries_are_judged_on_the_first_call_for_the_fitted_model(blobs, blob_model):
+    """A serving loop's later calls skip the check: the first call finds a
+    preprocessing mistake, made alike on every call."""
+    X, y = _novel(blobs)
+    clf = FewShotClassifier(pretrained=blob_model).fit(X, y)
+    clf.predict(X)  # judged: on scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict(X * 1e3)  # not judged again
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copy = pickle.loads(pickle.dumps(blob_model))
+        other = FewShotClassifier(pretrained=copy).fit(X, y)
+    with pytest.warns(UserWarning, match=FAR):  # another model: judged again
+        other.predict(X * 1e3)
 
 
 def test_features_are_named(blobs, blob_model):
