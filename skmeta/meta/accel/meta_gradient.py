@@ -104,7 +104,15 @@ def _group_gradients(algorithm: MAML, net, named, params, batch, tasks: range):
     return total, extras
 
 
-@register("meta_gradient", lambda algorithm: isinstance(algorithm, MAML))
+def forms_mamls_loss(algorithm) -> bool:
+    """A MAML whose meta-training loss is MAML's own: the grouped path
+    recomputes that loss (``adapt_tasks`` then ``query_loss`` per task), so a
+    subclass that overrides ``loss`` takes the task-by-task path, which calls
+    its ``loss``."""
+    return isinstance(algorithm, MAML) and type(algorithm).loss is MAML.loss
+
+
+@register("meta_gradient", forms_mamls_loss)
 def grouped_meta_gradient(algorithm: MAML, net, batch: TaskBatch, n_jobs=None):
     """Add the meta-gradient of `batch` to ``.grad``, groups of tasks in
     worker threads; returns ``(loss, metrics)`` as the reference reports."""
