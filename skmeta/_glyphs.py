@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import unicodedata
+from typing import Literal, overload
 
 import matplotlib
 import numpy as np
@@ -177,13 +178,46 @@ def _warp(
     return F.avg_pool2d(img, factor).flatten(1)
 
 
+_Seed = int | np.random.Generator | np.random.RandomState | None
+
+
+@overload
+def make_glyphs(
+    n_classes: int = ...,
+    n_samples_per_class: int = ...,
+    image_size: int = ...,
+    *,
+    min_faces: int = ...,
+    random_state: _Seed = ...,
+    return_characters: Literal[False] = ...,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def make_glyphs(
+    n_classes: int = ...,
+    n_samples_per_class: int = ...,
+    image_size: int = ...,
+    *,
+    min_faces: int = ...,
+    random_state: _Seed = ...,
+    return_characters: Literal[True],
+) -> tuple[np.ndarray, np.ndarray, list[str]]: ...
+@overload
+def make_glyphs(
+    n_classes: int = ...,
+    n_samples_per_class: int = ...,
+    image_size: int = ...,
+    *,
+    min_faces: int = ...,
+    random_state: _Seed = ...,
+    return_characters: bool,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, list[str]]: ...
 def make_glyphs(
     n_classes: int = 1000,
     n_samples_per_class: int = 20,
     image_size: int = 28,
     *,
     min_faces: int = 10,
-    random_state: int | np.random.Generator | np.random.RandomState | None = None,
+    random_state: _Seed = None,
     return_characters: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, list[str]]:
     """Generate an Omniglot-like few-shot data set of rendered Unicode characters.

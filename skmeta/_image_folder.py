@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from numbers import Integral
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -134,6 +135,54 @@ def _check_dtype(dtype: object) -> str:
     return name
 
 
+@overload
+def load_image_folder(
+    root: str | os.PathLike,
+    *,
+    image_size: int | tuple[int, int] = ...,
+    color: str = ...,
+    dtype: str = ...,
+    resize: str = ...,
+    classes: Sequence[str] | None = ...,
+    max_per_class: int | None = ...,
+    on_empty: str = ...,
+    on_error: str = ...,
+    mmap_path: str | os.PathLike | None = ...,
+    return_X_y: Literal[False] = ...,
+    verbose: bool = ...,
+) -> Bunch: ...
+@overload
+def load_image_folder(
+    root: str | os.PathLike,
+    *,
+    image_size: int | tuple[int, int] = ...,
+    color: str = ...,
+    dtype: str = ...,
+    resize: str = ...,
+    classes: Sequence[str] | None = ...,
+    max_per_class: int | None = ...,
+    on_empty: str = ...,
+    on_error: str = ...,
+    mmap_path: str | os.PathLike | None = ...,
+    return_X_y: Literal[True],
+    verbose: bool = ...,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def load_image_folder(
+    root: str | os.PathLike,
+    *,
+    image_size: int | tuple[int, int] = ...,
+    color: str = ...,
+    dtype: str = ...,
+    resize: str = ...,
+    classes: Sequence[str] | None = ...,
+    max_per_class: int | None = ...,
+    on_empty: str = ...,
+    on_error: str = ...,
+    mmap_path: str | os.PathLike | None = ...,
+    return_X_y: bool,
+    verbose: bool = ...,
+) -> Bunch | tuple[np.ndarray, np.ndarray]: ...
 def load_image_folder(
     root: str | os.PathLike,
     *,

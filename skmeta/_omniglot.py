@@ -11,6 +11,7 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 from PIL import Image
@@ -199,6 +200,39 @@ def _ink_box_share(ink_box) -> float | None:
     raise ValueError(f"ink_box must be a bool or a float in (0, 1], got {ink_box!r}")
 
 
+@overload
+def load_omniglot(
+    split: str = ...,
+    *,
+    data_home: str | os.PathLike | None = ...,
+    image_size: int = ...,
+    ink_box: bool | float = ...,
+    ink_aspect: str = ...,
+    return_X_y: Literal[False] = ...,
+    download: bool = ...,
+) -> Bunch: ...
+@overload
+def load_omniglot(
+    split: str = ...,
+    *,
+    data_home: str | os.PathLike | None = ...,
+    image_size: int = ...,
+    ink_box: bool | float = ...,
+    ink_aspect: str = ...,
+    return_X_y: Literal[True],
+    download: bool = ...,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def load_omniglot(
+    split: str = ...,
+    *,
+    data_home: str | os.PathLike | None = ...,
+    image_size: int = ...,
+    ink_box: bool | float = ...,
+    ink_aspect: str = ...,
+    return_X_y: bool,
+    download: bool = ...,
+) -> Bunch | tuple[np.ndarray, np.ndarray]: ...
 def load_omniglot(
     split: str = "background",
     *,

@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 from sklearn.utils import check_random_state
 
 __all__ = ["make_sinusoid_tasks"]
 
 
+@overload
+def make_sinusoid_tasks(
+    n_tasks: int = ...,
+    n_samples_per_task: int = ...,
+    *,
+    amplitude_range: tuple[float, float] = ...,
+    phase_range: tuple[float, float] = ...,
+    x_range: tuple[float, float] = ...,
+    evenly_spaced: bool = ...,
+    noise: float = ...,
+    random_state: int | np.random.RandomState | None = ...,
+    return_params: Literal[False] = ...,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def make_sinusoid_tasks(
+    n_tasks: int = ...,
+    n_samples_per_task: int = ...,
+    *,
+    amplitude_range: tuple[float, float] = ...,
+    phase_range: tuple[float, float] = ...,
+    x_range: tuple[float, float] = ...,
+    evenly_spaced: bool = ...,
+    noise: float = ...,
+    random_state: int | np.random.RandomState | None = ...,
+    return_params: Literal[True],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def make_sinusoid_tasks(
+    n_tasks: int = ...,
+    n_samples_per_task: int = ...,
+    *,
+    amplitude_range: tuple[float, float] = ...,
+    phase_range: tuple[float, float] = ...,
+    x_range: tuple[float, float] = ...,
+    evenly_spaced: bool = ...,
+    noise: float = ...,
+    random_state: int | np.random.RandomState | None = ...,
+    return_params: bool,
+) -> (
+    tuple[np.ndarray, np.ndarray, np.ndarray]
+    | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+): ...
 def make_sinusoid_tasks(
     n_tasks: int = 100,
     n_samples_per_task: int = 10,
@@ -17,8 +61,11 @@ def make_sinusoid_tasks(
     x_range: tuple[float, float] = (-5.0, 5.0),
     evenly_spaced: bool = False,
     noise: float = 0.0,
-    random_state=None,
+    random_state: int | np.random.RandomState | None = None,
     return_params: bool = False,
+) -> (
+    tuple[np.ndarray, np.ndarray, np.ndarray]
+    | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 ):
     """Rows of ``y = A sin(x - phase)`` drawn from many random sine waves.
 
