@@ -96,7 +96,7 @@ class MetaEstimator(MethodSettings, BaseEstimator):
         device="auto",
         random_state=None,
         verbose=0,
-    ):
+    ) -> None:
         self.method = method
         self.backbone = backbone
         self.backbone_params = backbone_params

@@ -8,6 +8,7 @@ from ._base import MetaEstimator
 from ._classifier_outputs import ClassifierOutputs
 from ._online import record_support
 from ._partial_fit import ClassifierPartialFit
+from ._typing import ArrayLike, Self
 
 __all__ = ["FewShotClassifier"]
 
@@ -188,8 +189,7 @@ default=None
         calibration error on the other half (then 1, with a warning). The
         model records both errors (``meta_model_.config["calibration"]``) and
         the scores of known-class queries that `unknown_label` needs.
-        ``"auto"``: with `early_stopping` only, so no class is held out just
-        for it.
+        ``"auto"``: with `early_stopping` only, so no class is held out just for it.
     validation_fraction : float, default=0.1
         Share of the classes held out for `early_stopping` and `calibrate`,
         at least 2 classes (a regressor: 1 task).
@@ -371,7 +371,7 @@ default=None
     True
     """
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, groups: ArrayLike | None = None) -> Self:
         """Adapt to the support set (X, y), meta-training first without `pretrained`.
 
         Parameters

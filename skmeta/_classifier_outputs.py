@@ -13,6 +13,7 @@ from scipy.special import softmax
 
 from ._checks import check_fitted, same_value
 from ._online import mask_classes_without_rows
+from ._typing import ArrayLike
 from .meta.calibration import known_score_threshold
 from .meta.caller import user_stacklevel
 
@@ -119,7 +120,7 @@ class ClassifierOutputs:
                 )
         return mask_classes_without_rows(self, super()._outputs(X))
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Class scores of X, higher for more likely classes.
 
         For ProtoNet, minus the squared distances to the prototypes.
@@ -139,7 +140,7 @@ class ClassifierOutputs:
         logits = self._outputs(X)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities (softmax of the class scores).
 
         Parameters
@@ -161,7 +162,7 @@ class ClassifierOutputs:
         scores = self._outputs(X).astype(np.float64) / self.temperature_
         return softmax(scores, axis=1).astype(np.float32)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Label of the most likely class for each row of X.
 
         Parameters
@@ -189,7 +190,9 @@ class ClassifierOutputs:
         rejected = scores.max(axis=1) < self.unknown_threshold_
         return labels[np.where(rejected, len(self.classes_), best)]
 
-    def score(self, X, y, sample_weight=None):
+    def score(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> float:
         """Mean accuracy of :meth:`predict` on X against `y`.
 
         With `unknown_label`, a rejected query counts as right where `y`

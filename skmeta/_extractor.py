@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sklearn import get_config
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
@@ -11,6 +13,7 @@ from ._ignored_features import warn_if_ignored_features_vary
 from ._input_scale import warn_if_off_scale, warn_if_queries_off_scale
 from ._online import extractor_partial_fit
 from ._test_time import test_time_views
+from ._typing import ArrayLike, Self
 from .meta.views import embedding_blocks
 
 __all__ = ["MetaFeatureExtractor"]
@@ -133,7 +136,9 @@ see FewShotClassifier
             "rejection_rate": [None],
         }
 
-    def fit(self, X, y=None, groups=None):
+    def fit(
+        self, X: ArrayLike, y: ArrayLike | None = None, groups: ArrayLike | None = None
+    ) -> Self:
         """Meta-train on (X, y), or check and reuse `pretrained`.
 
         Parameters
@@ -158,7 +163,7 @@ see FewShotClassifier
         self._replay = None  # partial_fit's buffer: fit keeps no rows
         return self
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> Self:
         """Meta-train on new classes without forgetting the earlier ones (FTML).
 
         Follows the meta-leader (Finn et al. 2019, "Online Meta-Learning"):
@@ -194,7 +199,7 @@ see FewShotClassifier
         """
         return extractor_partial_fit(self, X, y)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> Any:  # a DataFrame under set_output
         """Embed rows.
 
         Parameters
@@ -207,6 +212,8 @@ see FewShotClassifier
         ndarray of shape (n_samples, embedding_dim)
             The embeddings, float32 (4 or 8 times as many columns with
             `test_time_turns`).
+            A DataFrame instead under ``set_output(transform="pandas")``
+            (scikit-learn's wrapper).
         """
         check_fitted(self)
         # NaN and infinity: MetaModel.transform's check is 5x faster here than

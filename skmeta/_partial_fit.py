@@ -6,6 +6,7 @@ from __future__ import annotations
 from sklearn.utils.metaestimators import available_if
 
 from ._online import adds_rows_online, classifier_partial_fit
+from ._typing import ArrayLike, Self
 
 __all__ = ["ClassifierPartialFit"]
 
@@ -14,7 +15,9 @@ class ClassifierPartialFit:
     """Mixin of :class:`~skmeta.FewShotClassifier`: its ``partial_fit``."""
 
     @available_if(adds_rows_online)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> Self:
         """Add support rows, of known or new classes, without refitting.
 
         The first call is :meth:`fit` (meta-training first without

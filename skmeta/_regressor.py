@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.base import RegressorMixin
 
 from ._base import MetaEstimator
 from ._checks import check_fitted
 from ._targets import warn_on_target_scale
 from ._tasks import REGRESSION
+from ._typing import ArrayLike, Self
 
 __all__ = ["FewShotRegressor"]
 
@@ -146,7 +148,7 @@ see FewShotClassifier
 
     _task = REGRESSION
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, groups: ArrayLike | None = None) -> Self:
         """Meta-train over the tasks in `groups`, or adapt `pretrained` to (X, y).
 
         Parameters
@@ -179,7 +181,7 @@ see FewShotClassifier
         self._adapt(X, y)
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict with the model adapted in ``fit``.
 
         Parameters

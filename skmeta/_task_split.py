@@ -3,6 +3,7 @@ re-exported by :mod:`skmeta.model_selection`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from numbers import Integral
 
 import numpy as np
@@ -10,6 +11,7 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.validation import check_scalar, column_or_1d
 
 from ._episode_folds import n_rows, task_folds
+from ._typing import ArrayLike
 
 __all__ = ["TaskSplit"]
 
@@ -55,7 +57,13 @@ class TaskSplit(BaseCrossValidator):
     # groups reach split under scikit-learn's metadata routing too
     __metadata_request__split = {"groups": True}
 
-    def __init__(self, k_shot=5, n_query=10, n_tasks=100, random_state=None):
+    def __init__(
+        self,
+        k_shot: int = 5,
+        n_query: int = 10,
+        n_tasks: int = 100,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
         self.k_shot = k_shot
         self.n_query = n_query
         self.n_tasks = n_tasks
@@ -67,7 +75,9 @@ class TaskSplit(BaseCrossValidator):
             f"n_tasks={self.n_tasks}, random_state={self.random_state!r})"
         )
 
-    def split(self, X, y=None, groups=None):
+    def split(
+        self, X: ArrayLike, y: object = None, groups: ArrayLike | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (support indices, query indices), one pair per task.
 
         Parameters
@@ -111,7 +121,9 @@ class TaskSplit(BaseCrossValidator):
             )
         yield from task_folds(groups, self.k_shot, self.n_query, self.n_tasks, self)
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    def get_n_splits(
+        self, X: object = None, y: object = None, groups: object = None
+    ) -> int:
         """Number of tasks: `n_tasks`, whatever the data.
 
         Parameters

@@ -11,9 +11,11 @@ process once rather than with every task.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from numbers import Integral
+from typing import Any
 
 import numpy as np
 from joblib.parallel import get_active_backend
@@ -28,6 +30,7 @@ from ._ship_once import _is_local, ship_once, with_private_models
 from ._task_split import TaskSplit
 from ._tqdm_streams import tqdm_options
 from ._transductive_episodes import TransductiveEpisode, transductive_of
+from ._typing import ArrayLike
 
 __all__ = [
     "EpisodicScore",
@@ -108,8 +111,13 @@ class EpisodicSplit(BaseCrossValidator):
     __metadata_request__split = {"groups": True}
 
     def __init__(
-        self, n_way=5, k_shot=1, n_query=15, n_episodes=100, random_state=None
-    ):
+        self,
+        n_way: int = 5,
+        k_shot: int = 1,
+        n_query: int = 15,
+        n_episodes: int = 100,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
         self.n_way = n_way
         self.k_shot = k_shot
         self.n_query = n_query
@@ -129,7 +137,9 @@ class EpisodicSplit(BaseCrossValidator):
         check_scalar(self.n_query, "n_query", Integral, min_val=1)
         check_scalar(self.n_episodes, "n_episodes", Integral, min_val=1)
 
-    def split(self, X, y, groups=None):
+    def split(
+        self, X: ArrayLike, y: ArrayLike, groups: ArrayLike | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (support indices, query indices), one pair per episode.
 
         Parameters
@@ -162,7 +172,9 @@ class EpisodicSplit(BaseCrossValidator):
             y, self.n_way, self.k_shot, self.n_query, self.n_episodes, self, "y"
         )
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    def get_n_splits(
+        self, X: object = None, y: object = None, groups: object = None
+    ) -> int:
         """Number of episodes: `n_episodes`, whatever the data.
 
         Parameters
@@ -209,20 +221,20 @@ class EpisodicScore:
 
 
 def episodic_score(
-    estimator,
-    X,
-    y,
+    estimator: Any,
+    X: ArrayLike,
+    y: ArrayLike,
     *,
-    n_way=5,
-    k_shot=1,
-    n_query=15,
-    n_episodes=600,
-    random_state=None,
-    cv=None,
-    scoring=None,
-    n_jobs=None,
-    verbose=0,
-    groups=None,
+    n_way: int = 5,
+    k_shot: int = 1,
+    n_query: int = 15,
+    n_episodes: int = 600,
+    random_state: int | np.random.RandomState | None = None,
+    cv: BaseCrossValidator | None = None,
+    scoring: str | Callable[..., float] | None = None,
+    n_jobs: int | None = None,
+    verbose: int = 0,
+    groups: ArrayLike | None = None,
 ) -> EpisodicScore:
     """Few-shot accuracy as papers report it: mean and 95% CI over episodes.
 
@@ -254,7 +266,7 @@ def episodic_score(
         Number of episodes.
     random_state : int, RandomState instance or None, default=None
         Seeds the episodes.
-    cv : EpisodicSplit, default=None
+    cv : EpisodicSplit or TaskSplit, default=None
         Splitter to use instead.
     scoring : str or callable, default=None
         Default: the estimator's ``score`` (accuracy).
