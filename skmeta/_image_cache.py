@@ -69,7 +69,7 @@ def _mmap_rows(
     dtype: np.dtype,
     rows: Callable[[list | None], Iterator[np.ndarray]],
     skip: bool,
-) -> tuple[np.memmap, list[int]]:
+) -> tuple[np.ndarray, list[tuple[int, str | None]]]:
     """The rows of the readable files as a read-only memory map of `path`.
 
     Parameters
@@ -95,7 +95,8 @@ def _mmap_rows(
     Returns
     -------
     data : numpy.memmap of shape (n_files - n_skipped, width)
-        The rows of the readable files, in order.
+        The rows of the readable files, in order (an empty ndarray, not a
+        memory map, when none is readable).
     skipped : list of (int, str or None)
         The index of each unreadable file, and its error if it was decoded
         now (None if the cache was reused).

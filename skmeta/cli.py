@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import warnings
+from collections.abc import Sequence
 
 from ._cli_help import TRAIN_FLAGS, flag_names, parameter_help
 from ._cli_output import (
@@ -332,7 +333,7 @@ def console() -> int:
     return main(console=True)
 
 
-def main(argv: list[str] | None = None, *, console: bool = False) -> int:
+def main(argv: Sequence[str] | None = None, *, console: bool = False) -> int:
     """Entry point of ``skmeta``; returns the exit status. `console`: print
     warnings as the command's own lines (else Python shows them, as to any
     caller of the library)."""

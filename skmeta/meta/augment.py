@@ -70,7 +70,9 @@ class ImageAugmentation:
     flip: bool = True
     color_jitter: float = 0.4
 
-    def build(self, input_shape: tuple[int, ...]) -> Callable:
+    def build(
+        self, input_shape: tuple[int, ...]
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
         """The per-batch function for images of `input_shape` ``(C, H, W)``."""
         if len(input_shape) != 3:
             raise ValueError(
@@ -151,7 +153,9 @@ class AffineAugmentation:
     shear: float = 0.0
     padding: str = "border"
 
-    def build(self, input_shape: tuple[int, ...]) -> Callable:
+    def build(
+        self, input_shape: tuple[int, ...]
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
         """The per-batch function for images of `input_shape` ``(C, H, W)``."""
         check_images("AffineAugmentation", input_shape)
         low, high = self.scale
@@ -253,7 +257,9 @@ class FeatureAugmentation:
     noise: float = 0.1
     dropout: float = 0.1
 
-    def build(self, mean: torch.Tensor, scale: torch.Tensor) -> Callable:
+    def build(
+        self, mean: torch.Tensor, scale: torch.Tensor
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
         """The per-batch function, given the per-feature (or global) mean and
         standard deviation, tensors of shape ``(n_features,)`` or ``(1,)``."""
         if self.noise < 0 or not 0 <= self.dropout < 1:

@@ -120,7 +120,9 @@ class ElasticAugmentation:
     sigma: float = 4.0
     padding: str = "border"
 
-    def build(self, input_shape: tuple[int, ...]) -> Callable:
+    def build(
+        self, input_shape: tuple[int, ...]
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
         """The per-batch function for images of `input_shape` ``(C, H, W)``."""
         check_images("ElasticAugmentation", input_shape)
         for name, low in (("alpha", "0 <="), ("sigma", "0 <")):

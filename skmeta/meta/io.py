@@ -14,10 +14,14 @@ import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import torch
 
 from .io_checks import check_model_file, checksum
+
+if TYPE_CHECKING:
+    from .model import MetaModel
 
 __all__ = [
     "FORMAT_VERSION",
@@ -38,7 +42,7 @@ _CHECKPOINT_KEY = "skmeta_checkpoint"
 _TENSOR = "__tensor__"  # {"__tensor__": name}: a tensor of the file, in the JSON
 
 
-def save(model, path: str | Path) -> None:
+def save(model, path: str | os.PathLike[str]) -> None:
     """Write the model to a safetensors file (weights + JSON metadata).
 
     Loading it back never executes code from the file.
@@ -92,7 +96,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         pass
 
 
-def load(path: str | Path, backbone: Callable | None = None):
+def load(path: str | os.PathLike[str], backbone: Callable | None = None) -> MetaModel:
     """Read a model written by :func:`save` (see ``MetaModel.load``)."""
     from safetensors import SafetensorError
     from safetensors.torch import safe_open

@@ -7,10 +7,14 @@ value object's module stays about the network and its use.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import io
+
+if TYPE_CHECKING:
+    from .model import MetaModel
 
 __all__ = ["ModelRecords"]
 
@@ -25,7 +29,13 @@ class ModelRecords:
 
         return summary(self)
 
-    def with_evaluation(self, evaluation, *, task=None, data=None):
+    def with_evaluation(
+        self,
+        evaluation: Any,
+        *,
+        task: str | None = None,
+        data: Mapping | None = None,
+    ) -> MetaModel:
         """This model with one more entry in ``config["evaluations"]``.
 
         The weights are shared, not copied; the model itself is unchanged.
@@ -81,9 +91,11 @@ class ModelRecords:
         config = self.thawed_config()
         evaluations = config.get("evaluations", [])
         config["evaluations"] = [*evaluations, check_evaluation(evaluation)]
-        return type(self)(self._state, config, self._history, self._backbone)
+        return self._with_config(config)
 
-    def with_feature_names(self, names, *, id_column=None):
+    def with_feature_names(
+        self, names: Sequence[object] | None, *, id_column: str | None = None
+    ) -> MetaModel:
         """This model with ``config["provenance"]["feature_names"]`` set to
         `names` (list of str), as meta-training on a DataFrame records them;
         the weights are shared, the model itself is unchanged.
@@ -106,17 +118,22 @@ class ModelRecords:
         if id_column is not None:
             made["id_column"] = str(id_column)
         config["provenance"] = made
-        return type(self)(self._state, config, self._history, self._backbone)
+        return self._with_config(config)
+
+    def _with_config(self, config: Mapping) -> MetaModel:
+        """This model with `config`, its weights and history shared."""
+        model: Any = self  # a MetaModel: this class is its mixin
+        return type(model)(model._state, config, model._history, model._backbone)
 
     # -- files ------------------------------------------------------------
-    def save(self, path: str | Path, card: bool = False) -> None:
+    def save(self, path: str | os.PathLike[str], card: bool = False) -> None:
         """Write the model to a safetensors file (weights + JSON metadata).
 
         Loading it back never executes code from the file (:mod:`.io`).
 
         Parameters
         ----------
-        path : str or Path
+        path : str or path-like
         card : bool, default=False
             Also write its model card (Markdown: what it is, its
             meta-training, data, evaluations and calibration, how to use it)
@@ -133,12 +150,14 @@ class ModelRecords:
             )
 
     @classmethod
-    def load(cls, path: str | Path, backbone: Callable | None = None):
+    def load(
+        cls, path: str | os.PathLike[str], backbone: Callable | None = None
+    ) -> MetaModel:
         """Read a model written by :meth:`save`.
 
         Parameters
         ----------
-        path : str or Path
+        path : str or path-like
         backbone : callable or torch.nn.Module, optional
             Needed when the model was trained with a custom backbone: the same
             ``torch.nn.Module`` class or factory, or a module of the same
