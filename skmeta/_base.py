@@ -15,12 +15,12 @@ from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
 from ._checks import (
     check_feature_names,
-    checked_rows,
     load_pretrained,
     pretrained_file_version,
     refuse_bool_counts,
     resolve_device,
 )
+from ._fast_checks import checked_rows
 from ._ignored_features import warn_if_ignored_features_vary
 from ._input_scale import warn_if_off_scale, warn_if_queries_off_scale
 from ._meta_training import meta_train_estimator

@@ -11,7 +11,8 @@ import warnings
 import numpy as np
 from scipy.special import softmax
 
-from ._checks import check_fitted, same_value
+from ._checks import same_value
+from ._fast_checks import check_fitted
 from ._online import mask_classes_without_rows
 from ._typing import ArrayLike
 from .meta.calibration import known_score_threshold

@@ -8,7 +8,7 @@ from sklearn import get_config
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from ._base import MetaEstimator
-from ._checks import check_fitted, validated_rows
+from ._fast_checks import check_fitted, validated_rows
 from ._ignored_features import warn_if_ignored_features_vary
 from ._input_scale import warn_if_off_scale, warn_if_queries_off_scale
 from ._online import extractor_partial_fit

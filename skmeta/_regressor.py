@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from ._base import MetaEstimator
-from ._checks import check_fitted
+from ._fast_checks import check_fitted
 from ._targets import warn_on_target_scale
 from ._tasks import REGRESSION
 from ._typing import ArrayLike, Self

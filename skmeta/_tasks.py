@@ -16,8 +16,9 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._checks import check_float32_range, checked_support
+from ._checks import check_float32_range
 from ._class_labels import check_class_labels
+from ._fast_checks import checked_support
 from ._held_out import (
     check_classes_left,
     check_tasks_left,

@@ -174,7 +174,7 @@ def test_validated_rows_skips_only_what_validate_data_returns_unchanged(
     blob_model, blobs
 ):
     pd = pytest.importorskip("pandas")
-    from skmeta._checks import validated_rows
+    from skmeta._fast_checks import validated_rows
 
     X = np.ascontiguousarray(blobs[0], dtype=np.float32)
     extractor = MetaFeatureExtractor(pretrained=blob_model).fit(X)

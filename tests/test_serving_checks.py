@@ -10,7 +10,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skmeta import FewShotClassifier, FewShotRegressor, MetaFeatureExtractor
-from skmeta._checks import ROW_DTYPES, check_fitted, checked_rows
+from skmeta._checks import ROW_DTYPES
+from skmeta._fast_checks import check_fitted, checked_rows
 from skmeta.meta.inference import _SMALL_FLOATS, all_finite
 
 
@@ -151,7 +152,7 @@ def _support_cases(X, y):
 @pytest.mark.parametrize("y_numeric", [False, True])
 @pytest.mark.parametrize("case", list(_support_cases(np.zeros((6, 10)), np.arange(6))))
 def test_checked_support_is_validate_data(blobs, case, y_numeric):
-    from skmeta._checks import checked_support
+    from skmeta._fast_checks import checked_support
     from skmeta._tasks import FIT_DTYPES
 
     X, y = _support_cases(*blobs)[case]
@@ -181,8 +182,8 @@ def test_checked_support_is_validate_data(blobs, case, y_numeric):
 def test_the_speed_switch_turns_the_shortcuts_off(fitted, blobs, monkeypatch):
     """``SKMETA_ACCEL=0`` (``accel.set_enabled(False)``) sends every row and
     label vector through scikit-learn, as it turns every speed path off."""
-    from skmeta._checks import checked_support
     from skmeta._class_labels import check_class_labels
+    from skmeta._fast_checks import checked_support
     from skmeta.meta import accel
 
     X = np.ascontiguousarray(blobs[0][:4], dtype=np.float32)
@@ -190,7 +191,7 @@ def test_the_speed_switch_turns_the_shortcuts_off(fitted, blobs, monkeypatch):
     expected = fitted.predict_proba(X)
     calls = []
     monkeypatch.setattr(
-        "skmeta._checks.validate_data",
+        "skmeta._fast_checks.validate_data",
         lambda *args, **kwargs: (
             calls.append("validate_data") or validate_data(*args, **kwargs)
         ),
