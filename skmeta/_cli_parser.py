@@ -292,10 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(commands)
     info = commands.add_parser(
         "info",
-        help="describe a model file",
+        help="describe a model file, or (no MODEL) this installation",
         description="Describe a model file: method, backbone, input, "
         "meta-training, provenance, evaluations. A model with a custom backbone "
-        "is described from its metadata, its network not rebuilt.",
+        "is described from its metadata, its network not rebuilt. Without MODEL: "
+        "the versions of skmeta, Python, torch, numpy and scikit-learn, and the "
+        "methods loaded from plugins (for bug reports).",
     )
-    info.add_argument("model", metavar="MODEL")
+    info.add_argument("model", metavar="MODEL", nargs="?")
     return parser

@@ -31,6 +31,7 @@ from ._cli_help import TRAIN_FLAGS, flag_names, parameter_help
 from ._cli_output import (
     check_output_path,
     describe_model_file,
+    environment,
     load_model,
     write_predictions,
 )
@@ -296,7 +297,7 @@ def _predict(args) -> None:
 
 
 def _info(args) -> None:
-    print(describe_model_file(args.model))
+    print(environment() if args.model is None else describe_model_file(args.model))
 
 
 COMMANDS = {

@@ -89,10 +89,22 @@ def check_model_file(
     config, history = data.get("config"), data.get("history", [])
     if not isinstance(config, dict):
         fail("config is not a JSON object")
+    _check_method_known(where, config)
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         fail("history is not a list of JSON objects")
     _check_config(config, fail)
     _check_weights(config, state, backbone, fail)
+
+
+def _check_method_known(where: str, config: dict) -> None:
+    """Refuse a method this process does not have: perhaps a plugin's, not
+    installed here (naming the distribution the file records, if any)."""
+    from .algorithms import ALGORITHMS
+    from .algorithms.plugins import missing_method
+
+    method = config.get("method")
+    if isinstance(method, str) and method not in ALGORITHMS:
+        raise ValueError(f"{where}: {missing_method(method, config.get('provenance'))}")
 
 
 def _is_int(value) -> bool:
@@ -100,7 +112,7 @@ def _is_int(value) -> bool:
 
 
 def _check_config(config: dict, fail) -> None:
-    from .algorithms import ALGORITHMS, make_algorithm
+    from .algorithms import make_algorithm
 
     kinds = {
         "method": str,
@@ -119,8 +131,6 @@ def _check_config(config: dict, fail) -> None:
         fail(f"config['input_shape'] is {shape!r}, not a list of positive ints")
     if not _is_int(config.get("embedding_dim")) or config["embedding_dim"] < 1:
         fail(f"config['embedding_dim'] is {config.get('embedding_dim')!r}")
-    if config["method"] not in ALGORITHMS:
-        fail(f"config['method'] is {config['method']!r}, not a known method")
     try:
         algorithm = make_algorithm(config["method"], **config["method_params"])
     except (TypeError, ValueError) as exc:

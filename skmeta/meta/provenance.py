@@ -25,7 +25,7 @@ _INTERRUPTIONS = {"KeyboardInterrupt": "Ctrl-C"} | {
 }
 
 
-def describe(X, extra: Mapping | None = None) -> dict:
+def describe(X, extra: Mapping | None = None, method: str | None = None) -> dict:
     """The provenance record of a meta-training run on rows `X`.
 
     Parameters
@@ -34,6 +34,10 @@ def describe(X, extra: Mapping | None = None) -> dict:
     extra : mapping, optional
         What the caller knows besides, e.g. ``class_names`` and
         ``feature_names`` (lists of str).
+    method : str, optional
+        The method meta-trained; one loaded from a plugin is recorded as
+        ``method_plugin`` (:meth:`.algorithms.plugins.Plugin.record`: its
+        distribution, version and entry point).
 
     Returns
     -------
@@ -44,7 +48,9 @@ def describe(X, extra: Mapping | None = None) -> dict:
         and `extra`'s entries.
     """
     from .._version import __version__
+    from .algorithms.plugins import PLUGINS
 
+    plugin = PLUGINS.get(method) if method is not None else None
     return {
         "skmeta": __version__,
         "torch": torch.__version__,
@@ -59,8 +65,20 @@ def describe(X, extra: Mapping | None = None) -> dict:
             # a white pixel's value, were the rows images (255 or 1)
             "pixel_range": infer_pixel_range(X),
         },
+        **({} if plugin is None else {"method_plugin": plugin.record()}),
         **{k: v for k, v in dict(extra or {}).items() if v is not None},
     }
+
+
+def _plugin_line(made) -> list[str]:
+    """Where a plugin's method came from, as the model file records it."""
+    record = made.get("method_plugin") if isinstance(made, Mapping) else None
+    if not isinstance(record, Mapping):
+        return []
+    return [
+        f"plugin:       {record.get('distribution')} {record.get('version')} "
+        f"({record.get('entry_point')})"
+    ]
 
 
 def _names(names, most: int = 8) -> str:
@@ -112,6 +130,7 @@ def summary(model, path=None) -> str:
     lines = [] if path is None else [f"model:        {path}"]
     lines += [
         f"method:       {model.method} {params}",
+        *_plugin_line(config.get("provenance")),
         f"backbone:     {config.get('backbone_name', config['backbone'])} "
         f"{backbone_params}",
         f"input shape:  {model.input_shape}",

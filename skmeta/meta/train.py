@@ -364,9 +364,8 @@ def _meta_train(
             net, rows, train_rows, sample, verbose=settings.verbose > 0
         )
         net.extra[BASE_MEAN].copy_(mean)
-    config = run_config(
-        settings, algorithm, backbone, net, n_classes, describe(X, description)
-    )
+    made = describe(X, description, settings.method)  # a plugin's: its distribution
+    config = run_config(settings, algorithm, backbone, net, n_classes, made)
     if scaling is not None:  # adaptation standardises, predictions scale back
         config["target_scaling"] = scaling
     if settings.calibrate:  # on the held-out classes, with the final weights

@@ -4,6 +4,9 @@ Each method is one module of this package; this list is where it is
 registered. Everything the estimators show about methods (the ``method``
 options, their one-line summaries, which settings apply, which methods do
 regression) is read from :data:`ALGORITHMS`.
+
+Methods of other distributions join it through the ``skmeta.methods`` entry
+points, loaded at the end of this module (:mod:`.plugins`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .mann import MANN
 from .matching import MatchingNetworks
 from .metaoptnet import MetaOptNet
 from .metasgd import MetaSGD
+from .plugins import load_plugins
 from .pretrain import Pretrain
 from .protomaml import ProtoMAML
 from .protonet import ProtoNet
@@ -86,3 +90,7 @@ def make_algorithm(method: str, **settings) -> Algorithm:
             f"method={method!r} is unknown; use one of {list(ALGORITHMS)}."
         )
     return ALGORITHMS[method](**settings)
+
+
+# Last: a plugin's module imports this package (Algorithm, ProtoNet, ...).
+load_plugins(ALGORITHMS, Algorithm)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..net import MetaNet
 from ..setting_checks import check_real_setting  # re-exported: its former home
+from .plugins import class_defined
 
 __all__ = [
     "AdaptationDiverged",
@@ -182,6 +183,10 @@ class Algorithm(ABC):
     classifies_embeddings: bool = False
     fixed_embedding_width: bool = False
     support_length_bound: float | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        class_defined(cls)  # a plugin's class whose module imported skmeta first
 
     def meta_parameters(
         self, net: MetaNet, embedding_dim: int, n_classes: int
