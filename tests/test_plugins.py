@@ -48,7 +48,8 @@ def run(code, site=None, argv=None, **env):
     the finished process."""
     paths = [str(site)] if site is not None else []
     paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **env}
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    environ |= {"SKMETA_PLUGINS": "1", **env}  # on, whatever the suite runs with
     command = argv or [sys.executable, "-c", textwrap.dedent(code)]
     return subprocess.run(command, env=environ, capture_output=True, text=True)
 
