@@ -208,3 +208,37 @@ def test_invalid_plugins_are_skipped_with_a_warning_each(tmp_path):
     assert checked(done).stdout.splitlines() == [
         "methods ['relation', 'reptile', 'rfs']"
     ]
+
+
+ESTIMATORS_FIRST = '''
+"""A plugin package whose module imports skmeta's estimators before it
+defines its method (the method's constraint is then built without it)."""
+from skmeta import FewShotClassifier
+from skmeta.meta.algorithms.protonet import ProtoNet
+
+
+class Late(ProtoNet):
+    name = "late"
+    summary = "ProtoNet under another name, defined after the estimators' import"
+'''
+
+
+def test_a_plugin_importing_the_estimators_first_is_a_method_option(tmp_path):
+    site = tmp_path / "site"
+    install(site, "lateplugin", ESTIMATORS_FIRST, {"late": "lateplugin:Late"})
+    checked(
+        run(
+            """
+            import warnings
+            warnings.simplefilter("error")
+            import lateplugin
+            import numpy as np
+            from skmeta import FewShotClassifier, available_methods
+            X = np.repeat(np.arange(4.0), 6)[:, None] + np.zeros((24, 3))
+            y = np.repeat(np.arange(4), 6)
+            FewShotClassifier(method="late", max_iter=2, n_way=2).fit(X, y)
+            assert "late" in available_methods()
+            """,
+            site,
+        )
+    )
