@@ -11,7 +11,8 @@ through ordinary scikit-learn estimators:
 - :class:`MetaTrainingDisplay` and :class:`EpisodicScoreDisplay` -- learning
   curves and accuracy against shots, plotted with matplotlib;
 - :class:`MetaModel` -- the immutable, saveable result of meta-training;
-- :func:`available_methods` -- the meta-learning methods, with a summary each.
+- :func:`available_methods` -- the meta-learning methods, with a summary each;
+- :func:`show_versions` -- what skmeta runs on, for bug reports.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ _LAZY = {
     "TaskSplit": ".model_selection",
     "available_methods": "._tasks",
     "episodic_score": ".model_selection",
+    "show_versions": "._show_versions",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._classifier import FewShotClassifier
     from ._extractor import MetaFeatureExtractor
     from ._regressor import FewShotRegressor
+    from ._show_versions import show_versions
     from ._tasks import available_methods
     from .display import EpisodicScoreDisplay, MetaTrainingDisplay
     from .meta.model import MetaModel
@@ -71,5 +74,6 @@ __all__ = [
     "TaskSplit",
     "available_methods",
     "episodic_score",
+    "show_versions",
     "__version__",
 ]

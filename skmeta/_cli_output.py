@@ -21,7 +21,6 @@ from ._cli_data import DataError
 __all__ = [
     "check_output_path",
     "describe_model_file",
-    "environment",
     "load_model",
     "write_predictions",
 ]
@@ -135,40 +134,6 @@ def load_model(path):
         raise DataError(
             str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         ) from None
-
-
-def environment() -> str:
-    """The text of ``skmeta info`` without a model, for bug reports: the
-    versions of skmeta and what it runs on, and the methods loaded from
-    plugins (the ``skmeta.methods`` entry points) with their distributions."""
-    import platform
-
-    import numpy
-    import sklearn
-    import torch
-
-    from ._version import __version__
-    from .meta.algorithms import ALGORITHMS
-    from .meta.algorithms.plugins import GROUP, PLUGINS, SWITCH, enabled
-
-    lines = [
-        f"skmeta:       {__version__}",
-        f"python:       {platform.python_version()} ({platform.platform()})",
-        f"torch:        {torch.__version__}",
-        f"numpy:        {numpy.__version__}",
-        f"scikit-learn: {sklearn.__version__}",
-        f"methods:      {', '.join(ALGORITHMS)}",
-    ]
-    if not enabled():
-        lines.append(f"plugins:      not loaded ({SWITCH}=0)")
-    elif not PLUGINS:
-        lines.append(f"plugins:      none (entry point group {GROUP!r})")
-    for name, plugin in PLUGINS.items():
-        lines.append(
-            f"plugin:       {name} from {plugin.distribution} {plugin.version} "
-            f"({plugin.target})"
-        )
-    return "\n".join(lines)
 
 
 def describe_model_file(path) -> str:

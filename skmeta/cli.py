@@ -31,7 +31,6 @@ from ._cli_help import TRAIN_FLAGS, flag_names, parameter_help
 from ._cli_output import (
     check_output_path,
     describe_model_file,
-    environment,
     load_model,
     write_predictions,
 )
@@ -297,6 +296,8 @@ def _predict(args) -> None:
 
 
 def _info(args) -> None:
+    from ._show_versions import environment
+
     print(environment() if args.model is None else describe_model_file(args.model))
 
 
