@@ -39,6 +39,7 @@ import weakref
 import numpy as np
 
 from ._ignored_features import ignored_features, named_features
+from .meta import accel
 from .meta.caller import user_stacklevel
 from .meta.input_normalization import pixel_ranges_differ
 
@@ -190,17 +191,33 @@ def _about(ratio: float) -> str:
     return f"1e{round(math.log10(ratio))}"
 
 
+# estimator -> the model whose queries were judged on two rows or more: kept
+# apart from the estimator, as predict and transform leave its __dict__ as is
+_QUERIES_JUDGED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def warn_if_queries_off_scale(estimator, X) -> None:
     """:func:`warn_if_off_scale` for the rows of ``predict`` and its kin or
-    ``transform``, on the first call for the fitted model only.
+    ``transform``, until a call of two rows or more was judged for the fitted
+    model.
 
-    A scale mistake is in the preprocessing, made alike on every call, so the
-    first call finds it; the calls of a serving loop after it skip the check
-    (0.03 ms of an MLP's 0.35 ms ``transform`` of one row). The support set
-    of every ``fit`` and ``partial_fit`` is checked on its own.
+    A scale mistake is in the preprocessing, made alike on every call, so one
+    call of several rows finds it; the calls of a serving loop after it skip
+    the check (0.03 ms of an MLP's 0.35 ms ``transform`` of one row). One
+    row has no spread to judge (rows far less spread are missed), so calls of
+    one row are judged until one of more rows comes. Under the speed switch
+    (``SKMETA_ACCEL=0``) every call is judged. The support set of every
+    ``fit`` and ``partial_fit`` is judged on its own.
     """
     model = estimator.meta_model_
-    if estimator.__dict__.get("_queries_scale_checked") is model:
-        return
+    try:
+        if _QUERIES_JUDGED.get(estimator) is model and accel.enabled():
+            return
+    except TypeError:  # not weakly referable: judged at every call
+        pass
     warn_if_off_scale(estimator, X, model)
-    estimator._queries_scale_checked = model
+    if X.shape[0] > 1:
+        try:
+            _QUERIES_JUDGED[estimator] = model
+        except TypeError:
+            pass

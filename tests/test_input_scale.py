@@ -14,7 +14,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from skmeta import FewShotClassifier, MetaFeatureExtractor
-from skmeta.meta import MetaModel
+from skmeta.meta import MetaModel, accel
 from skmeta.meta.train import TrainSettings, meta_train
 
 FAR = "the rows the model meta-trained on"
@@ -110,21 +110,33 @@ def test_predict_and_transform_warn_on_scaled_queries(blobs, blob_model):
         ext.transform(X * 1e3)
 
 
-def test_queries_are_judged_on_the_first_call_for_the_fitted_model(blobs, blob_model):
-    """A serving loop's later calls skip the check: the first call finds a
-    preprocessing mistake, made alike on every call."""
+def test_queries_are_judged_until_a_call_of_several_rows(blobs, blob_model):
+    """A serving loop's later calls skip the check: a call of several rows
+    finds a preprocessing mistake, made alike on every call. A call of one
+    row (a health check) has no spread to judge: it does not end the check.
+    predict leaves the estimator's __dict__ as it is (scikit-learn's check)."""
     X, y = _novel(blobs)
     clf = FewShotClassifier(pretrained=blob_model).fit(X, y)
-    clf.predict(X)  # judged: on scale
+    state = dict(vars(clf))
+    clf.predict(X[:1])  # one row: judged, the check goes on
+    with pytest.warns(UserWarning, match=FAR):
+        clf.predict(X * 1e-3)  # far less spread: found
+    assert vars(clf).keys() == state.keys()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        clf.predict(X * 1e3)  # not judged again
+        clf.predict(X * 1e3)  # judged once on several rows: not again
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         copy = pickle.loads(pickle.dumps(blob_model))
         other = FewShotClassifier(pretrained=copy).fit(X, y)
     with pytest.warns(UserWarning, match=FAR):  # another model: judged again
         other.predict(X * 1e3)
+    previous = accel.set_enabled(False)
+    try:  # the speed switch off: every call judged
+        with pytest.warns(UserWarning, match=FAR):
+            clf.predict(X * 1e3)
+    finally:
+        accel.set_enabled(previous)
 
 
 def test_features_are_named(blobs, blob_model):
