@@ -3,6 +3,8 @@
 would pass the rows through unchanged: everything else, every error and
 warning, is still scikit-learn's own."""
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
@@ -211,3 +213,23 @@ def test_the_speed_switch_turns_the_shortcuts_off(fitted, blobs, monkeypatch):
     checked_support(MetaFeatureExtractor(), X, y, ROW_DTYPES)
     check_class_labels(y)
     assert checked_rows(fitted, X) is X and len(calls) == 3  # on again: none
+
+
+def test_large_reversed_or_read_only_rows_take_numpys_finite_test(blob_model):
+    """torch.from_numpy refused a negative stride (fit crashed with torch's
+    error) and warned of read-only memory, past 65,536 values."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 2000)
+    X = rng.normal(size=(len(y), blob_model.input_shape[0])).astype(np.float32)
+    assert X.size > _SMALL_FLOATS
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    assert all_finite(X[::-1]) and all_finite(frozen)
+    broken = X[::-1].copy()
+    broken[-1, 0] = np.nan
+    assert not all_finite(broken[::-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torch warning either
+        fitted = MetaFeatureExtractor(pretrained=blob_model).fit(X[::-1], y[::-1])
+        FewShotClassifier(pretrained=blob_model).fit(frozen, y).predict(frozen)
+    assert fitted.transform(X[::-1][:3]).shape[0] == 3
