@@ -14,6 +14,7 @@ from _image_trees import write_image_tree
 from _windows_files import needs_proc, windows_file_rules
 
 import skmeta
+import skmeta.meta.io
 from skmeta.datasets import load_image_folder, make_glyphs
 from skmeta.meta.model import MetaModel
 from skmeta.meta.rows import Rows
@@ -37,10 +38,24 @@ def test_a_model_is_saved_over_the_file_it_was_loaded_from(
     path = tmp_path / "model.safetensors"
     blob_model.save(path)
     windows_file_rules(monkeypatch)
+    monkeypatch.setattr("skmeta.meta.io.COPY_OUT_OF_MAP", True)  # as on Windows
     loaded = MetaModel.load(path)
     loaded.save(path)
     for name, value in MetaModel.load(path).state.items():
         assert torch.equal(value, loaded.state[name])
+
+
+@needs_proc
+def test_off_windows_a_loaded_model_shares_the_files_map(blob_model, tmp_path):
+    """Copies are made on Windows only: elsewhere the weights stay in the
+    page cache, one copy for every process serving the model."""
+    path = tmp_path / "shared.safetensors"
+    blob_model.save(path)
+    loaded = MetaModel.load(path)
+    with open("/proc/self/maps") as maps:
+        mapped = str(path) in maps.read()
+    assert mapped is not skmeta.meta.io.COPY_OUT_OF_MAP
+    del loaded
 
 
 @needs_proc

@@ -226,17 +226,27 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from None
 
 
+#: Whether loaded tensors are copied out of the file's memory map: on Windows,
+#: where a mapped file can be neither replaced nor removed.
+COPY_OUT_OF_MAP = os.name == "nt"
+
+
 def _read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of the safetensors file at `path`, in memory of their own.
+    """The tensors of the safetensors file at `path`.
 
     ``safetensors.torch.load_file`` gives tensors that live in a memory map
-    of the file: on Windows a mapped file can be neither replaced nor
-    removed, so saving a model over the file it was loaded from (``skmeta
-    evaluate --record``, ``model.save(path)`` after ``MetaModel.load(path)``)
-    failed while the model lived. Copies drop the map at once."""
+    of the file, shared with the page cache (several processes serving one
+    model hold one copy). On Windows (:data:`COPY_OUT_OF_MAP`) a mapped file
+    can be neither replaced nor removed, so saving a model over the file it
+    was loaded from (``skmeta evaluate --record``, ``model.save(path)`` after
+    ``MetaModel.load(path)``) failed while the model lived: there, copies
+    drop the map at once (one model-sized copy more in memory)."""
     from safetensors.torch import load_file
 
-    return {name: tensor.clone() for name, tensor in load_file(str(path)).items()}
+    tensors = load_file(str(path))
+    if not COPY_OUT_OF_MAP:
+        return tensors
+    return {name: tensor.clone() for name, tensor in tensors.items()}
 
 
 def _pack(value, name: str, tensors: dict):
