@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -264,7 +264,7 @@ def float32_default():
                 torch.set_default_dtype(_default_saved)
 
 
-def build_net(config: dict, backbone_factory=None) -> MetaNet:
+def build_net(config: dict, backbone_factory=None, backbone_device=None) -> MetaNet:
     """Build a fresh :class:`MetaNet` from a model config.
 
     Parameters
@@ -278,6 +278,11 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
     backbone_factory : callable or torch.nn.Module, optional
         The user's module class, factory or template module when
         ``config["backbone"] == "custom"``.
+    backbone_device : str, optional
+        Where the backbone's tensors are created: ``"meta"`` allocates and
+        initialises none (nor draws random numbers), for a network whose
+        weights are then assigned from a state dict. The net's own buffers
+        (input scaling, ignored features) are computed on the CPU.
 
     Returns
     -------
@@ -286,10 +291,10 @@ def build_net(config: dict, backbone_factory=None) -> MetaNet:
         backbone is built without reading its ``weights``.
     """
     with float32_default():
-        return _build_net(config, backbone_factory)
+        return _build_net(config, backbone_factory, backbone_device)
 
 
-def _build_net(config: dict, backbone_factory) -> MetaNet:
+def _build_net(config: dict, backbone_factory, backbone_device=None) -> MetaNet:
     from .backbones import build_backbone
 
     name = config["backbone"]
@@ -302,20 +307,21 @@ def _build_net(config: dict, backbone_factory) -> MetaNet:
                 "the same architecture (its weights are replaced by the file's)."
             )
         name = backbone_factory
-    backbone = build_backbone(
-        name,
-        tuple(config["input_shape"]),
-        config["backbone_params"],
-        load_weights=False,
-    )
-    for parameter in config.get("frozen_parameters", ()):
-        backbone.get_parameter(parameter.removeprefix("backbone.")).requires_grad_(
-            False
+    with torch.device(backbone_device) if backbone_device else nullcontext():
+        backbone = build_backbone(
+            name,
+            tuple(config["input_shape"]),
+            config["backbone_params"],
+            load_weights=False,
         )
-    if config.get("task_norm"):
-        from .norm import use_task_norm
+        for parameter in config.get("frozen_parameters", ()):
+            backbone.get_parameter(parameter.removeprefix("backbone.")).requires_grad_(
+                False
+            )
+        if config.get("task_norm"):
+            from .norm import use_task_norm
 
-        use_task_norm(backbone)
+            use_task_norm(backbone)
     net = MetaNet(backbone, tuple(config["input_shape"]), config["per_feature_scaling"])
     net.input_normalization = config.get("input_normalization")
     net.ignore_features(config.get("ignored_features", ()))  # older models: none

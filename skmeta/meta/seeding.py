@@ -7,10 +7,11 @@ when done. Two such runs in threads at once (``GridSearchCV`` under joblib's
 threading backend) would draw from each other's stream and restore each
 other's state, so that neither result repeated; here they take turns. Every
 meta-training run is one (``random_state=None`` draws a seed first), so
-meta-training runs in threads of one process run one at a time. Building a
-network whose weights are then loaded (a model read from a file, unpickled,
-or first used on a device) initialises them from the same generator; it does
-so in a block that undoes its draws (:func:`default_generator_untouched`).
+meta-training runs in threads of one process run one at a time. A network
+whose weights are then loaded (a model read from a file, unpickled, or first
+used on a device) is built on the ``meta`` device, drawing nothing
+(:mod:`.model_network`); one that cannot be is built in a block that undoes
+its draws (:func:`default_generator_untouched`).
 """
 
 from __future__ import annotations
