@@ -241,7 +241,7 @@ def check_features_path(path, id_column=None) -> None:
         raise DataError(
             f"--out {path}: a .npy file holds the features alone, not the rows' "
             f"names (--id-column {id_column}); use a .npz, .csv or .parquet "
-            "file name, or leave --id-column out."
+            "file name to keep them."
         )
     if path.suffix.lower() == ".parquet":
         _parquet_frame()

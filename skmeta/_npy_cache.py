@@ -28,16 +28,27 @@ class FileInUseError(PermissionError):
     forbids it (Windows: mapped by an array read from it earlier)."""
 
 
+#: Whether a refused replacement is explained as a file in use (Windows).
+_WINDOWS = os.name == "nt"
+
+
 def _replace(src: Path, dst: Path) -> None:
-    """``os.replace``, a refusal (Windows' for a file in use) explained."""
+    """``os.replace``, a refusal explained: on Windows, a file in use; else
+    the permissions of the file or its folder."""
     try:
         os.replace(src, dst)
     except PermissionError as exc:
+        why = (
+            "the file may be in use: Windows replaces no file mapped by an "
+            "array read from it earlier (in this process or another). Delete "
+            "those arrays first (del data), or give another path."
+            if _WINDOWS
+            else "check the permissions of the file and its folder (another "
+            "user's file in a shared folder such as /tmp cannot be replaced), "
+            "or give another path."
+        )
         raise FileInUseError(
-            f"it cannot be replaced ({exc.strerror or exc}); the file may be in "
-            "use: Windows replaces no file mapped by an array read from it "
-            "earlier (in this process or another). Delete those arrays first "
-            "(del data), or give another path."
+            f"it cannot be replaced ({exc.strerror or exc}); {why}"
         ) from exc
 
 

@@ -79,3 +79,8 @@ def test_float64_variation_below_float32_precision_warns(models):
         FewShotClassifier(pretrained=models["protonet"]).fit(X, y)
     with pytest.warns(UserWarning, match="y varies by less than float32"):
         check_float32_range(1e9 + np.arange(3.0), "y")
+    column = np.array([[0.3], [0.1 + 0.2], [0.3]])  # float64 rounding alone
+    assert column[0, 0] != column[1, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_float32_range(column, "X")

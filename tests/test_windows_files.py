@@ -82,6 +82,7 @@ def test_a_cache_in_use_is_refused_naming_mmap_path(
     root = tree.paths[0].parents[1]
     cache = tmp_path / "rows.npy"
     windows_file_rules(monkeypatch)
+    monkeypatch.setattr("skmeta._npy_cache._WINDOWS", True)  # its explanation
     first = load_image_folder(
         root, image_size=28, color="grey", mmap_path=cache, on_error=on_error
     )
@@ -168,3 +169,19 @@ def test_predictions_redirected_to_a_file_are_utf8_whatever_the_locale(tmp_path)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "out.csv").read_bytes().decode("utf-8")
     assert text == "file,label,probability\na,\u732b,0.5000\nb,caf\u00e9,\n"
+
+
+def test_off_windows_a_refused_cache_names_permissions(tree, tmp_path, monkeypatch):
+    """A refusal off Windows (another user's file in a sticky /tmp) was
+    explained as a file in use on Windows."""
+    root = tree.paths[0].parents[1]
+    cache = tmp_path / "rows.npy"
+
+    def refuse(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("skmeta._npy_cache._WINDOWS", False)
+    monkeypatch.setattr("skmeta._npy_cache.os.replace", refuse)
+    with pytest.raises(PermissionError, match=r"mmap_path=.*permissions") as info:
+        load_image_folder(root, image_size=28, color="grey", mmap_path=cache)
+    assert "Windows" not in str(info.value)

@@ -201,8 +201,7 @@ def _seed_line(training: Mapping, made: Mapping | None) -> str:
         + (", itself drawn for random_state=None" if drawn else "")
         + ")"
         if random_state is not None
-        else "(random_state a RandomState, or a resumed run: "
-        "meta_train with this seed repeats it)"
+        else "(no random_state recorded: meta_train with this seed repeats it)"
     )
     for key, name in (
         ("torch_threads", "torch thread"),
