@@ -74,14 +74,17 @@ def _built(config: Mapping, backbone, on_meta: bool = True) -> tuple[MetaNet, bo
     """The network `config` describes, its initial weights to be replaced,
     and whether it was built on the ``meta`` device.
 
-    With its backbone on the ``meta`` device nothing is allocated nor drawn
+    With its backbone (a built-in or torchvision one; a user's module is
+    built on the CPU) on the ``meta`` device nothing is allocated nor drawn
     from torch's default generator (the net's own buffers are computed), so
     no seeded run in another thread is waited for (or disturbed); a network
     that cannot be built there is built on the CPU in a block that undoes
     its draws, taking the seeded runs' turn
     (:func:`~.seeding.default_generator_untouched`).
     """
-    if on_meta:
+    # a user's module may keep tensors where no check finds them (in a list,
+    # on a helper object), or act in __init__: built as written, on the CPU
+    if on_meta and config.get("backbone") != "custom":
         try:
             return build_net(config, backbone, backbone_device="meta"), True
         except Exception:  # an operation without a meta kernel, say

@@ -161,3 +161,27 @@ def test_a_loaded_model_serves_while_a_seeded_run_holds_the_turn(backbone):
         release.set()
         runner.join()
     np.testing.assert_array_equal(served[0], expected)
+
+
+class _ListTensorBackbone(torch.nn.Module):
+    """A user's module keeping a tensor in a list, where no check of a
+    network built on the meta device finds it."""
+
+    def __init__(self, input_shape=(8,), width=6):
+        super().__init__()
+        self.linear = torch.nn.Linear(input_shape[0], width)
+        self.scales = [torch.full((width,), 2.0)]
+
+    def forward(self, x):
+        return self.linear(x) * self.scales[0]
+
+
+def test_a_users_module_is_built_as_written():
+    """Built on the meta device, the list's tensor stayed there: fit failed
+    with "Tensor on device meta is not on the expected device cpu"."""
+    import pickle
+
+    clf = FewShotClassifier(backbone=_ListTensorBackbone, max_iter=3, random_state=0)
+    proba = clf.fit(X, y).predict_proba(X[:5])
+    again = pickle.loads(pickle.dumps(clf)).predict_proba(X[:5])
+    np.testing.assert_array_equal(again, proba)
