@@ -9,7 +9,9 @@ metadata alone, a model whose backbone is a custom torch module included.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import sys
@@ -74,24 +76,36 @@ def write_predictions(names, labels, probabilities, stream=None, name=None) -> N
         (default ``file``).
     """
     if stream is None:
-        stream = sys.stdout
-        _utf8_unless_terminal(stream)
+        with _utf8_unless_terminal(sys.stdout) as out:
+            write_predictions(names, labels, probabilities, out, name)
+        return
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow([name or "file", "label", "probability"])
     for name, label, p in zip(names, labels, probabilities, strict=True):
         writer.writerow([name, label, "" if p is None else f"{p:.4f}"])
 
 
-def _utf8_unless_terminal(stream) -> None:
-    """Write `stream` (stdout) in UTF-8 when it goes to a file or a pipe, as
-    skmeta's other text files are written and its CSV reader reads them: in
-    the locale's code page (Windows' cp1252, the C locale's ASCII) a
-    non-ASCII label failed, or was written in an encoding skmeta cannot read
-    back. A terminal keeps the encoding it displays."""
+@contextlib.contextmanager
+def _utf8_unless_terminal(stream):
+    """`stream` (stdout), or a UTF-8 writer onto its bytes when it goes to a
+    file or a pipe in another encoding, as skmeta's other text files are
+    written and its CSV reader reads them: in the locale's code page
+    (Windows' cp1252, the C locale's ASCII) a non-ASCII label failed, or was
+    written in an encoding skmeta cannot read back. A terminal keeps the
+    encoding it displays; `stream` itself is left as it was (no
+    ``reconfigure``: a caller of :func:`skmeta.cli.main` keeps its stdout)."""
     encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-    reconfigure = getattr(stream, "reconfigure", None)
-    if encoding != "utf8" and reconfigure is not None and not stream.isatty():
-        reconfigure(encoding="utf-8")
+    raw = getattr(stream, "buffer", None)
+    if encoding == "utf8" or raw is None or stream.isatty():
+        yield stream
+        return
+    stream.flush()  # what was printed before comes first
+    out = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.detach()  # the bytes stream stays open, stdout's
 
 
 def _metadata(path: Path):

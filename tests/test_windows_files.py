@@ -150,6 +150,8 @@ def test_text_files_are_utf8_whatever_the_locale(blob_model, tmp_path):
 _PRINT_PREDICTIONS = """
 from skmeta._cli_output import write_predictions
 write_predictions(["a", "b"], ["\\u732b", "caf\\u00e9"], [0.5, None])
+import sys
+sys.stderr.write(sys.stdout.encoding)  # the caller's stdout left as it was
 """
 
 
@@ -167,6 +169,7 @@ def test_predictions_redirected_to_a_file_are_utf8_whatever_the_locale(tmp_path)
             text=True,
         )
     assert done.returncode == 0, done.stderr
+    assert done.stderr.lower().replace("-", "") in ("ascii", "ansix3.41968")
     text = (tmp_path / "out.csv").read_bytes().decode("utf-8")
     assert text == "file,label,probability\na,\u732b,0.5000\nb,caf\u00e9,\n"
 
