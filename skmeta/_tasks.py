@@ -33,7 +33,7 @@ from ._transductive import (
     native_labels,
     unlabelled_rows,
 )
-from .meta.algorithms import ALGORITHMS
+from .meta.algorithms import ALGORITHMS, settle_pending
 from .meta.backbones import BUILTIN_BACKBONES
 from .meta.caller import user_stacklevel
 from .meta.within_group import class_groups
@@ -67,6 +67,7 @@ class Task:
 
     def methods(self) -> dict[str, str]:
         """{name: one-line summary} of the registered methods for this task."""
+        settle_pending()  # a plugin's alias, once its module has imported
         return {
             name: cls.summary
             for name, cls in ALGORITHMS.items()

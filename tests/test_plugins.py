@@ -242,3 +242,52 @@ def test_a_plugin_importing_the_estimators_first_is_a_method_option(tmp_path):
             site,
         )
     )
+
+
+ALIASED = '''
+"""A plugin package that imports skmeta's estimators first and names its
+method by an alias in its entry point; a second entry point names a class
+its module never defines."""
+from skmeta import FewShotClassifier
+from skmeta.meta.algorithms.protonet import ProtoNet
+
+
+class Real(ProtoNet):
+    name = "aliased"
+    summary = "ProtoNet under another name, its entry point naming an alias"
+
+
+Alias = Real
+'''
+
+
+def test_a_pending_alias_is_registered_and_a_missing_class_warns(tmp_path):
+    site = tmp_path / "site"
+    points = {"aliased": "aliasplugin:Alias", "ghost": "aliasplugin:Ghost"}
+    install(site, "aliasplugin", ALIASED, points)
+    done = checked(
+        run(
+            """
+            import warnings
+            import aliasplugin
+            import numpy as np
+            from skmeta import FewShotClassifier, available_methods
+            from skmeta.meta.algorithms.plugins import PLUGINS
+            X = np.repeat(np.arange(4.0), 6)[:, None] + np.zeros((24, 3))
+            y = np.repeat(np.arange(4), 6)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                FewShotClassifier(method="aliased", max_iter=2, n_way=2).fit(X, y)
+                methods = available_methods()
+            assert "aliased" in methods and "ghost" not in methods
+            assert PLUGINS["aliased"].distribution == "aliasplugin"
+            for w in caught:
+                print(w.category.__name__, w.message)
+            """,
+            site,
+        )
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, lines  # the missing class warns once
+    assert lines[0].startswith("PluginWarning") and "'ghost'" in lines[0]
+    assert "its module aliasplugin defines no 'Ghost'" in lines[0]

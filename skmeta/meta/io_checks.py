@@ -100,8 +100,9 @@ def _check_method_known(where: str, config: dict) -> None:
     """Refuse a method this process does not have: perhaps a plugin's, not
     installed here (naming the distribution the file records, if any)."""
     from .algorithms import ALGORITHMS
-    from .algorithms.plugins import missing_method
+    from .algorithms.plugins import missing_method, settle_pending
 
+    settle_pending()
     method = config.get("method")
     if isinstance(method, str) and method not in ALGORITHMS:
         raise ValueError(f"{where}: {missing_method(method, config.get('provenance'))}")

@@ -31,7 +31,7 @@ from .mann import MANN
 from .matching import MatchingNetworks
 from .metaoptnet import MetaOptNet
 from .metasgd import MetaSGD
-from .plugins import load_plugins
+from .plugins import load_plugins, settle_pending
 from .pretrain import Pretrain
 from .protomaml import ProtoMAML
 from .protonet import ProtoNet
@@ -50,6 +50,7 @@ __all__ = [
     "TaskBatch",
     "make_algorithm",
     "map_tensors",
+    "settle_pending",
     "task_targets",
 ]
 
@@ -85,6 +86,7 @@ def make_algorithm(method: str, **settings) -> Algorithm:
     >>> make_algorithm("protonet", distance="cosine").distance
     'cosine'
     """
+    settle_pending()
     if method not in ALGORITHMS:
         raise ValueError(
             f"method={method!r} is unknown; use one of {list(ALGORITHMS)}."

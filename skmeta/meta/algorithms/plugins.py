@@ -20,6 +20,11 @@ A plugin's module imports skmeta itself; when it is the module being imported
 first (``import mypackage.methods`` before skmeta), its class does not exist
 yet when the registry loads the entry points: it is registered when it is
 defined (:func:`class_defined`, called by ``Algorithm.__init_subclass__``).
+An entry point whose module finished importing without defining a class of
+that name (an alias such as ``Alias = Real``, or a misspelt name) is settled
+the next time the registry is read for the methods (:func:`settle_pending`):
+registered if the module's attribute is a valid method, skipped with a
+:class:`PluginWarning` otherwise.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-__all__ = ["GROUP", "PLUGINS", "Plugin", "PluginWarning", "load_plugins"]
+__all__ = [
+    "GROUP",
+    "PLUGINS",
+    "Plugin",
+    "PluginWarning",
+    "load_plugins",
+    "settle_pending",
+]
 
 #: The entry point group of method plugins.
 GROUP = "skmeta.methods"
@@ -131,6 +143,45 @@ def class_defined(cls: type) -> None:
             _skip(plugin, _taken(plugin.method, registry))
         else:
             _register(plugin, cls, registry, base)
+
+
+def settle_pending() -> None:
+    """Settle the entry points left pending whose module has finished importing.
+
+    :func:`class_defined` registers a pending class as it is defined, under
+    the entry point's ``module:Class``. An entry point that names an alias of
+    a class (``Alias = Real``: ``Real`` is what is defined) or a name its
+    module never defines stays pending; once the module has finished
+    importing, its attribute is registered if it is a valid method, and the
+    entry point is skipped with a :class:`PluginWarning` otherwise (the
+    module failed to import, or defines no such name). Called wherever the
+    registry is read for the available methods.
+
+    Warns
+    -----
+    PluginWarning
+        For each entry point skipped, naming it, its distribution and why.
+    """
+    for key in list(_PENDING):
+        module_name, attr = key
+        module = sys.modules.get(module_name)
+        if getattr(getattr(module, "__spec__", None), "_initializing", False):
+            continue  # still importing
+        plugin, registry, base = _PENDING.pop(key)
+        if module is None:  # its import raised: Python removed it
+            _skip(plugin, f"its module {module_name} failed to import")
+            continue
+        target = module
+        for part in attr.split("."):
+            target = getattr(target, part, None)
+        if target is None:
+            _skip(plugin, f"its module {module_name} defines no {attr!r}")
+        elif registry.get(plugin.method) is target:
+            PLUGINS.setdefault(plugin.method, plugin)
+        elif plugin.method in registry:
+            _skip(plugin, _taken(plugin.method, registry))
+        else:
+            _register(plugin, target, registry, base)
 
 
 def _register(plugin: Plugin, cls, registry: dict, base: type) -> None:
