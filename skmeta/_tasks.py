@@ -14,11 +14,12 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import validate_data
 
 from ._checks import check_float32_range
 from ._class_labels import check_class_labels
 from ._fast_checks import checked_support
+from ._fit_groups import group_codes, missing_groups
 from ._held_out import (
     check_classes_left,
     check_tasks_left,
@@ -172,12 +173,7 @@ class Classification(Task):
         share = estimator.within_group_episodes
         if groups is None:
             if share > 0:
-                raise ValueError(
-                    f"within_group_episodes={share!r} draws episodes within "
-                    "groups: pass fit(X, y, groups=...), the group of each row "
-                    "(e.g. the alphabet of each character), or set "
-                    "within_group_episodes=0."
-                )
+                raise missing_groups(estimator, share)
             return None
         if share == 0:
             warnings.warn(
@@ -188,7 +184,7 @@ class Classification(Task):
                 stacklevel=4,
             )
             return None
-        codes = _group_codes(groups, len(labels))
+        codes = group_codes(groups, len(labels))
         known = labels != UNLABELLED
         class_groups(codes[known], labels[known], 1, estimator._seen_classes)
         return codes
@@ -300,7 +296,7 @@ class Regression(Task):
         check_float32_range(y, "y")
         if groups is None:
             return X, y.astype(np.float32), np.zeros(len(y), dtype=np.int64)
-        return X, y.astype(np.float32), _group_codes(groups, len(y))
+        return X, y.astype(np.float32), group_codes(groups, len(y))
 
     def episode_groups(self, estimator, groups, labels) -> None:
         """None: a regressor's groups are its tasks (see :meth:`validate`)."""
@@ -343,20 +339,6 @@ class Regression(Task):
 
     def n_outputs(self, estimator) -> int:
         return 1
-
-
-def _group_codes(groups, n_rows: int) -> np.ndarray:
-    """Codes ``0..n_groups-1`` of `groups`, one value per row."""
-    groups = column_or_1d(groups)
-    if len(groups) != n_rows:
-        raise ValueError(f"groups has {len(groups)} values but X has {n_rows} rows.")
-    try:
-        return np.unique(groups, return_inverse=True)[1]
-    except TypeError:  # e.g. strings and numbers mixed: they do not sort
-        raise TypeError(
-            "groups mixes values of types that cannot be compared; give "
-            "every group an id of one type (all ints, or all strings)."
-        ) from None
 
 
 CLASSIFICATION, REGRESSION = Classification(), Regression()

@@ -158,6 +158,15 @@ def test_pretrained_warns_that_the_setting_is_unused():
         clf.fit(X, Y, groups=GROUPS)
 
 
+def test_groups_of_cross_validate_without_routing_name_the_request():
+    """Without metadata routing, cross_validate's groups reach the splitter
+    only: the error of the fit that lacks them says how to route them."""
+    clf = FewShotClassifier(within_group_episodes=1.0, **{**SETTINGS, "max_iter": 2})
+    request = r"FewShotClassifier\(\.\.\.\)\.set_fit_request\(groups=True\)"
+    with pytest.raises(ValueError, match=request):
+        cross_validate(clf, X, Y, groups=GROUPS, cv=GroupKFold(2), error_score="raise")
+
+
 def test_groups_reach_fit_through_metadata_routing(drawn):
     clf = FewShotClassifier(within_group_episodes=1.0, **{**SETTINGS, "max_iter": 5})
     with sklearn.config_context(enable_metadata_routing=True):
