@@ -220,10 +220,17 @@ def check_feature_names(estimator, model: MetaModel) -> None:
         unseen = [n for n in seen if n not in recorded][:3]
         missing = [n for n in recorded if n not in seen][:3]
         problem = f"names unseen at meta-training: {unseen}; missing: {missing}"
+    hint = ""
+    if [name.split("__", 1)[-1] for name in seen] == list(recorded):
+        # "num__f0": the names a ColumnTransformer (set_output) gives its outputs
+        hint = (
+            " They are the model's behind a prefix, as a ColumnTransformer "
+            "names its outputs: give it verbose_feature_names_out=False."
+        )
     raise ValueError(
         "The feature names of X should match those the pretrained model was "
         f"meta-trained on ({problem}). Select and order X's columns as "
-        "at meta-training."
+        f"at meta-training.{hint}"
     )
 
 

@@ -6,6 +6,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from skmeta import FewShotClassifier, MetaFeatureExtractor
 
@@ -53,3 +56,22 @@ def test_rows_without_names_warn(named):
     model, frame, y = named
     with pytest.warns(UserWarning, match="does not have valid feature names"):
         FewShotClassifier(pretrained=model).fit(frame.to_numpy(), y)
+
+
+def test_a_column_transformers_prefixed_names_get_the_fix(named):
+    """A ColumnTransformer under set_output names its outputs "num__f0": the
+    error says how to keep the model's names, and the fix works."""
+    model, frame, y = named
+    new = y >= 8
+
+    def scaled(**options):
+        columns = ColumnTransformer([("num", StandardScaler(), list(frame.columns))])
+        return columns.set_params(**options).set_output(transform="pandas")
+
+    pipe = make_pipeline(scaled(), FewShotClassifier(pretrained=model))
+    with pytest.raises(ValueError, match="verbose_feature_names_out=False"):
+        pipe.fit(frame[new], y[new])
+    fixed = make_pipeline(
+        scaled(verbose_feature_names_out=False), FewShotClassifier(pretrained=model)
+    ).fit(frame[new], y[new])
+    assert list(fixed[-1].feature_names_in_) == list(frame.columns)
