@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from sklearn.utils.multiclass import type_of_target
 
 from .meta import accel
 
-__all__ = ["check_class_labels"]
+__all__ = ["check_class_labels", "refuse_missing_labels"]
 
 _CLASS_TYPES = (
     "binary",
@@ -56,4 +58,42 @@ def check_class_labels(y: np.ndarray) -> None:
             f"Unknown label type: {y_type}. Maybe you are trying to fit a "
             "classifier, which expects discrete classes on a "
             "regression target with continuous values."
+        )
+
+
+def refuse_missing_labels(estimator, y) -> None:
+    """Refuse labels that are missing (None, NaN or pandas' NA among labels
+    held as objects: a pandas ``string`` or ``category`` column, a polars
+    column with nulls), naming the rows. scikit-learn's checks fail on them
+    with a ``TypeError`` from pandas ("boolean value of NA is ambiguous") or
+    from sorting None beside strings. Numbers are left to scikit-learn, whose
+    "Input y contains NaN." its own checks expect.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator being fitted (named in the message).
+    y : array-like of shape (n_samples,)
+        The labels, as given.
+
+    Raises
+    ------
+    ValueError
+        If a label is missing.
+    """
+    values = np.asarray(y)  # no copy for a NumPy array (numbers or strings)
+    if values.dtype.kind != "O" or values.ndim != 1:
+        return
+    pandas = sys.modules.get("pandas")  # NA can only come from a loaded pandas
+    if pandas is not None:
+        missing = np.asarray(pandas.isna(values), dtype=bool)
+    else:  # None, or NaN (the one value unequal to itself)
+        missing = np.fromiter((v is None or v != v for v in values), bool, len(values))
+    rows = np.flatnonzero(missing)
+    if rows.size:
+        raise ValueError(
+            f"y has {rows.size} missing label(s) (None, NaN or NA; the first at "
+            f"row {rows[0]}): {type(estimator).__name__} needs the class of "
+            "every row. Drop those rows or label them (with transductive=, "
+            "unlabelled rows are marked -1)."
         )

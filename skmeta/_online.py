@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._checks import load_pretrained, resolve_device, same_value
-from ._class_labels import check_class_labels
+from ._class_labels import check_class_labels, refuse_missing_labels
 from ._input_scale import warn_if_off_scale
 from ._meta_training import (
     kept_iteration,
@@ -136,6 +136,7 @@ def _classifier_partial_fit(clf, X, y, classes=None):
     _check_same_pretrained(clf)
     # the adaptation settings as set now (e.g. inner_lr changed by set_params)
     overrides, _ = clf._adaptation_settings(clf.meta_model_)
+    refuse_missing_labels(clf, y)
     X, y = validate_data(clf, X, y, reset=False, dtype=FIT_DTYPES)
     check_class_labels(y)
     labels = np.unique(y)
@@ -340,6 +341,7 @@ def extractor_partial_fit(ext, X, y):
             stacklevel=3,
         )
     first = not hasattr(ext, "meta_model_")
+    refuse_missing_labels(ext, y)
     X, y = validate_data(ext, X, y, reset=first, dtype=FIT_DTYPES)
     check_class_labels(y)
     model = _continued_model(ext, X, y)

@@ -17,7 +17,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import validate_data
 
 from ._checks import check_float32_range
-from ._class_labels import check_class_labels
+from ._class_labels import check_class_labels, refuse_missing_labels
 from ._fast_checks import checked_support
 from ._fit_groups import group_codes, missing_groups
 from ._held_out import (
@@ -126,6 +126,7 @@ class Classification(Task):
                 f"{type(estimator).__name__} requires y to be passed, but the "
                 "target y is None: fit adapts to the labelled support set (X, y)."
             )
+        refuse_missing_labels(estimator, y)
         X, y = checked_support(estimator, X, y, FIT_DTYPES)
         check_float32_range(X, "X")
         unlabelled = np.zeros(len(y), dtype=bool)

@@ -73,3 +73,44 @@ def test_vectors_that_skip_type_of_target_are_classes_to_it(labels):
 
     check_class_labels(labels)
     assert type_of_target(labels, input_name="y") in _CLASS_TYPES
+
+
+def _missing_label_containers(labels):
+    """`labels` with the one at row 4 missing, in the containers users hold."""
+    pd = pytest.importorskip("pandas")
+    gap = [*labels[:4], None, *labels[5:]]
+    containers = {
+        "pandas string NA": pd.Series(gap, dtype="string"),
+        "pandas category NaN": pd.Series(gap, dtype="category"),
+        "object None": np.array(gap, dtype=object),
+        "object NaN": np.array([*labels[:4], np.nan, *labels[5:]], dtype=object),
+        "list None": gap,
+    }
+    try:
+        import polars as pl
+    except ImportError:
+        return containers
+    return {**containers, "polars null": pl.Series(gap)}
+
+
+@pytest.mark.parametrize("fit", ["fit", "partial_fit", "partial_fit again"])
+@pytest.mark.parametrize("estimator", ["classifier", "extractor"])
+def test_a_missing_label_is_refused_naming_its_row(
+    blob_model, one_shot, fit, estimator
+):
+    """A missing label failed in scikit-learn's checks with "boolean value
+    of NA is ambiguous" (pandas NA), "'<' not supported between instances of
+    'NoneType' and 'str'" (None) or "Input contains NaN" (not naming y)."""
+    X, labels = one_shot
+    if estimator == "classifier":
+        est = FewShotClassifier(pretrained=blob_model)
+    else:
+        X, labels = np.vstack([X, X + 0.1]), np.concatenate([labels, labels])
+        est = MetaFeatureExtractor(n_way=2, k_shot=1, n_query=1, max_iter=1)
+    if fit == "partial_fit again":
+        est.partial_fit(X, labels)
+    method = getattr(est, fit.split()[0])
+    for kind, y in _missing_label_containers(list(labels)).items():
+        with pytest.raises(ValueError, match="1 missing label.*first at row 4") as got:
+            method(X, y)
+        assert type(est).__name__ in str(got.value), kind
