@@ -165,8 +165,11 @@ def transduce(estimator, X: np.ndarray, codes: np.ndarray, views=None) -> None:
             f"transductive={estimator.transductive!r} got no unlabelled row "
             "(y == -1), so this fit is the method's inductive form. A "
             "meta-estimator that fits on labelled rows only (GridSearchCV, "
-            "cross_val_score, SelfTrainingClassifier, ...) passes it none: to "
-            "label rows transductively, fit this classifier itself with them "
+            "cross_val_score, SelfTrainingClassifier, ...) passes it none, and "
+            "one that re-encodes the labels (VotingClassifier, "
+            "StackingClassifier, BaggingClassifier, OneVsRestClassifier) makes "
+            "-1 a class: to label rows transductively, fit this classifier "
+            "itself with them "
             "marked y == -1; to score the transductive method over episodes, "
             "each episode's queries as its unlabelled rows, use "
             "skmeta.episodic_score.",

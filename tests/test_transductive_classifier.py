@@ -127,6 +127,29 @@ def test_a_wrapper_that_passes_no_unlabelled_row_is_named_in_the_warning(
     assert np.mean(direct.transduction_[unlabelled] == truth[unlabelled]) > 0.5
 
 
+@pytest.mark.parametrize("wrapper", ["voting", "one-vs-rest"])
+def test_a_wrapper_that_re_encodes_the_labels_is_named_in_the_warning(
+    identity_model, wrapper
+):
+    """VotingClassifier and OneVsRestClassifier fit their members on codes
+    of y, so y == -1 reaches them as a class: the warning says so (it named
+    wrappers of labelled rows only), and the wrapper's classes_ hold -1."""
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+
+    X, y, _ = make_rows(3, 5)
+    member = transductive(identity_model, "bdcspn")
+    if wrapper == "voting":
+        meta = VotingClassifier([("t", member)], voting="soft")
+    else:
+        meta = OneVsRestClassifier(member)
+    with pytest.warns(UserWarning, match="no unlabelled row") as got:
+        meta.fit(X, y)
+    message = str(got[0].message)
+    assert "re-encodes the labels" in message and "makes -1 a class" in message
+    assert -1 in meta.classes_
+
+
 def test_default_keeps_minus_one_an_ordinary_label(identity_model):
     X, y, _ = make_rows(0, 3)
     clf = FewShotClassifier(pretrained=identity_model).fit(X, y)
