@@ -259,18 +259,17 @@ default=None
         are rejected.
     replay_per_class : int, default=None
         Support rows kept per class for :meth:`partial_fit`, for the methods
-        that adapt anew to all rows at each call (every method but
-        ``protonet`` and ``pretrain``, which keep running sums): a uniform
-        sample of each class's rows (reservoir sampling, seeded by
-        `random_state`). None keeps every row, so each
+        that adapt anew to all rows at each call (all but ``protonet``,
+        ``pretrain``, ``baseline++`` and ``rfs``, which keep per-class sums and
+        counts, no rows): a uniform sample of each class's rows (reservoir
+        sampling, seeded by `random_state`). None keeps every row, so each
         call adapts exactly as :meth:`fit` on all rows so far (then the
         support rows are part of the fitted estimator and its pickle).
         Read at each call: lowered by ``set_params``, each class's kept rows
         are drawn down to it (still a uniform sample); raised, or None, the
         kept rows stay and later rows fill up (rows dropped before cannot
-        come back: a warning says so).
-        ProtoNet keeps no rows (per-class sums and counts). For
-        :class:`MetaFeatureExtractor`, its ``partial_fit``'s replay buffer.
+        come back: a warning says so). For :class:`MetaFeatureExtractor`, its
+        ``partial_fit``'s replay buffer.
     test_time_shifts : sequence of int, default=None
         Test-time augmentation of image rows: a row's embedding is the mean
         over the row and its 8 shifts by each of these pixel counts (edges
