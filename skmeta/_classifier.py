@@ -282,7 +282,8 @@ default=None
         turns (True, ``"rot90"``), and its mirror image's 4 (``"dihedral"``),
         embedded side by side (each over `test_time_shifts`); Euclidean squared
         distances are the mean over them; 4 or 8 times the cost. For models
-        meta-trained with ``class_augmentation="rot90"``; as `test_time_shifts`.
+        meta-trained with ``class_augmentation="rot90"``; as `test_time_shifts`,
+        but Relation Networks, FEAT, FRN, ``"cl2n"`` and ``full_context`` refuse it.
     pretrained : MetaModel or path, default=None
         Reuse a meta-trained model (or a file written by ``MetaModel.save``)
         instead of meta-training. The meta-training parameters (`backbone`,
