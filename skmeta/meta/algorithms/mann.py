@@ -50,15 +50,19 @@ Departures from the paper, and why:
   after 2,200 iterations in an exploration; ``benchmarks/RESULTS.md``). A
   query's prediction still depends only on the support set and that query.
 - **Support order.** Meta-training shuffles each episode's support rows;
-  adaptation reads the user's support rows in one fixed pseudo-random order
-  (seeded), so ``fit`` is deterministic and a class-sorted support set looks
-  like the shuffled sequences of meta-training.
+  adaptation sorts the user's support rows by their values, then reads them
+  in one fixed pseudo-random order (seeded) of that sorted set, so ``fit`` is
+  deterministic, does not depend on the order of the rows given, and a
+  class-sorted support set looks like the shuffled sequences of
+  meta-training. Renaming the classes does change the predictions: the
+  controller reads each support row's label code.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -118,6 +122,16 @@ def episode_centre(
     present = torch.bincount(labels, minlength=n_classes) > 0
     means = prototypes_of_tasks(support, labels, n_classes)[:, present]
     return means.mean(1, keepdim=True)
+
+
+def canonical_order(rows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Indices that sort support rows by their values (first feature first,
+    then the next...; the label last, for identical rows): one order for any
+    order of the same rows, so that MANN's adaptation, which reads the support
+    set as a sequence, does not depend on the order the user gave."""
+    flat = rows.detach().reshape(rows.shape[0], -1).double().cpu().numpy()
+    keys = (labels.detach().cpu().numpy(), *flat.T[::-1])
+    return torch.from_numpy(np.lexsort(keys))  # the last key sorts first
 
 
 class MANN(Algorithm):
@@ -339,8 +353,8 @@ class MANN(Algorithm):
     def adapt(self, net, support_x, support_y, n_classes, batch_size=100):
         self._check_ways(net, n_classes)
         generator = torch.Generator().manual_seed(SUPPORT_ORDER_SEED)
-        order = torch.randperm(support_x.shape[0], generator=generator)
-        order = order.to(support_x.device)
+        shuffle = torch.randperm(support_x.shape[0], generator=generator)
+        order = canonical_order(support_x, support_y)[shuffle].to(support_x.device)
         with torch.no_grad():
             support = embed_rows(net, support_x[order], batch_size)
             centre = episode_centre(support[None], support_y[order], n_classes)[0]
