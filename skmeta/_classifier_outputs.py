@@ -176,6 +176,14 @@ class ClassifierOutputs:
         ndarray of shape (n_samples,)
             Labels from ``classes_``, or `unknown_label` for the queries whose
             best score is below ``unknown_threshold_``.
+
+        Notes
+        -----
+        The label is that of the highest :meth:`decision_function` score, the
+        first of ``classes_`` on an exact tie, as is the argmax of
+        :meth:`predict_proba`, except where two scores differ by less than
+        float32 probabilities resolve (e.g. scores of -2.6e-5 that differ by
+        1e-11): their probabilities are then equal, and this the higher score.
         """
         check_fitted(self)
         scores = self._outputs(X)
