@@ -3,7 +3,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 from skmeta import FewShotClassifier, MetaFeatureExtractor
@@ -121,6 +120,7 @@ def test_save_and_load_need_a_module_of_the_same_architecture(tmp_path):
 
 
 def test_pretrained_torchvision_resnet_with_imagenet_normalization():
+    torchvision = pytest.importorskip("torchvision")  # the vision extra
     torch.manual_seed(0)
     resnet = torchvision.models.resnet18()
     resnet.fc = nn.Identity()

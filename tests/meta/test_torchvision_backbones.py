@@ -3,7 +3,6 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
-import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
@@ -12,6 +11,8 @@ from skmeta.meta.backbones import build_backbone, resolve_backbone
 from skmeta.meta.model import MetaModel
 from skmeta.meta.train import TrainSettings, meta_train
 from skmeta.meta.vision import TorchvisionBackbone
+
+torchvision = pytest.importorskip("torchvision")  # the vision extra
 
 SHAPE = (3, 32, 32)
 
