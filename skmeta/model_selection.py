@@ -341,6 +341,7 @@ def episodic_score(
                 n_jobs=n_jobs,
                 error_score="raise",
                 verbose=0 if bar is not None else verbose,
+                params={},  # scikit-learn 1.6.0 fails on None under routing
             )
     finally:
         if bar is not None:
