@@ -16,6 +16,7 @@ TINY_EPISODES = dict(  # 12x12 images, a few short episodes
 
 
 def test_image_augmentation_changes_images_reproducibly():
+    pytest.importorskip("torchvision")  # ImageAugmentation: the vision extra
     augment = make_augmentation("images", (3, 16, 16), ONE, ONE)
     images = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
     torch.manual_seed(0)
@@ -31,6 +32,7 @@ def test_image_augmentation_changes_images_reproducibly():
 
 
 def test_colour_jitter_refuses_floats_outside_unit_range():
+    pytest.importorskip("torchvision")  # ImageAugmentation: the vision extra
     augment = ImageAugmentation(crop_scale=None, flip=False).build((1, 8, 8))
     assert augment(torch.rand(2, 1, 8, 8)).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="uint8 pixels or floats in \\[0, 1\\]"):
@@ -63,6 +65,7 @@ def test_bad_augmentation_settings_are_refused():
 
 
 def test_meta_training_with_augmentation_is_seeded_and_recorded(images):
+    pytest.importorskip("torchvision")  # ImageAugmentation: the vision extra
     X, y = images
     settings = dict(TINY_EPISODES, max_iter=8)
     flip = ImageAugmentation(crop_scale=(0.7, 1.0), color_jitter=0)

@@ -32,6 +32,8 @@ SHAPE = (1, 16, 16)
     ],
 )
 def test_blocks_per_backbone(name, shape, params, n_blocks):
+    if name.startswith("torchvision:"):
+        pytest.importorskip("torchvision")  # the vision extra
     module = build_backbone(name, shape, params)
     blocks = backbone_blocks(module)
     assert len(blocks) == n_blocks
@@ -41,6 +43,7 @@ def test_blocks_per_backbone(name, shape, params, n_blocks):
 
 
 def test_torchvision_resnet_stem_is_frozen_first():
+    pytest.importorskip("torchvision")  # the vision extra
     module = build_backbone(
         "torchvision:resnet18", (3, 32, 32), {"trainable_blocks": 4}
     )
