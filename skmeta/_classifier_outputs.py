@@ -71,7 +71,9 @@ class ClassifierOutputs:
                 "early_stopping=True), which records the scores of known-class "
                 "queries on held-out classes; this model has none."
             )
-        if np.any(self.classes_ == self.unknown_label):
+        # a list's `in`: numpy 1.x compares str classes with an int label as one
+        # scalar, with a FutureWarning
+        if self.unknown_label in self.classes_.tolist():
             raise ValueError(
                 f"unknown_label={self.unknown_label!r} is one of the classes in "
                 "y; choose a label that is not."
