@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -113,12 +112,12 @@ def _metadata(path: Path):
     ``MetaModel.load`` says why)."""
     from safetensors import SafetensorError, safe_open
 
-    from .meta.io import _METADATA_KEY
+    from .meta.io import _METADATA_KEY, parse_json
 
     try:
         with safe_open(str(path), framework="pt") as handle:
             text = (handle.metadata() or {})[_METADATA_KEY]
-        return json.loads(text)
+        return parse_json(text)
     except (SafetensorError, OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -164,6 +163,7 @@ def describe_model_file(path) -> str:
         return summary(load_model(path), path)
     _check_checksum(path, data)
     config = data["config"]
+    _check_records(path, config, data.get("history") or [])
     try:
         view = SimpleNamespace(
             config=config,
@@ -176,6 +176,19 @@ def describe_model_file(path) -> str:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DataError(f"{path} is not a valid skmeta model file: {exc!r}") from None
     return f"{text}\nnote:         a custom backbone: {PYTHON_API}"
+
+
+def _check_records(path: Path, config: dict, history) -> None:
+    """Refuse records the summary reads of the wrong JSON types (as
+    ``MetaModel.load`` does: :func:`~skmeta.meta.record_checks.check_records`)."""
+    from .meta.record_checks import check_records
+
+    def fail(problem: str):
+        raise DataError(f"{path} is not a valid skmeta model file: {problem}.")
+
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        fail("history is not a list of JSON objects")
+    check_records(config, history, fail)
 
 
 def _check_checksum(path: Path, data: dict) -> None:

@@ -265,6 +265,36 @@ def test_info_describes_a_custom_backbone_model_without_its_module(tmp_path, cap
     assert "checksum does not match" in capsys.readouterr().err
 
 
+def _resigned(path: Path, change) -> None:
+    """Rewrite the model file at `path` with `change` applied to its JSON
+    metadata, its checksum made anew (as anyone can)."""
+    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import save as to_bytes
+
+    from skmeta.meta.io_checks import checksum
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = json.loads(handle.metadata()["skmeta"])
+    change(metadata)
+    metadata.pop("sha256")
+    metadata["sha256"] = checksum(metadata, tensors)
+    path.write_bytes(to_bytes(tensors, metadata={"skmeta": json.dumps(metadata)}))
+
+
+def test_info_names_a_bad_record_of_a_custom_backbone_model(tmp_path, capsys):
+    """Described from its metadata alone, a custom-backbone file's records
+    are checked as MetaModel.load checks them (it said KeyError('mean'))."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+    path = tmp_path / "custom.safetensors"
+    MetaModel.from_module(net, input_shape=(3, 2, 2)).save(path)
+    _resigned(path, lambda m: m["config"].update(evaluations=[{"task": "5-way"}]))
+    assert main(["info", str(path)]) == 2
+    assert "config['evaluations'][0]: An evaluation needs 'mean'" in (
+        capsys.readouterr().err
+    )
+
+
 def test_cli_guide_gives_the_readme_demo_time():
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()

@@ -338,10 +338,12 @@ def known_score_threshold(record: dict, rejection_rate: float) -> float:
         The `rejection_rate`-quantile of the held-out known queries' best
         scores, interpolated between the recorded levels.
     """
-    levels = np.asarray(record["known_score_levels"])
+    levels = np.asarray(record["known_score_levels"], dtype=np.float64)
     if not levels[0] <= rejection_rate <= levels[-1]:
         raise ValueError(
             f"rejection_rate must be within [{levels[0]}, {levels[-1]}], got "
             f"{rejection_rate!r}."
         )
-    return float(np.interp(rejection_rate, levels, record["known_score_quantiles"]))
+    # float64: a file's integer beyond int64 made an array of Python objects
+    quantiles = np.asarray(record["known_score_quantiles"], dtype=np.float64)
+    return float(np.interp(rejection_rate, levels, quantiles))

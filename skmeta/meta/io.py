@@ -29,6 +29,7 @@ __all__ = [
     "frozen",
     "json_value",
     "load",
+    "parse_json",
     "load_checkpoint",
     "save",
     "save_checkpoint",
@@ -119,9 +120,9 @@ def load(path: str | os.PathLike[str], backbone: Callable | None = None) -> Meta
             f"'{_METADATA_KEY}' metadata); write models with MetaModel.save."
         )
     try:
-        data = json.loads(metadata[_METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} has corrupt skmeta metadata: {exc!r}") from None
+        data = parse_json(metadata[_METADATA_KEY])
+    except ValueError as exc:
+        raise ValueError(f"{path} has corrupt skmeta metadata: {exc}") from None
     check_model_file(str(path), data, state, backbone, FORMAT_VERSION)
     from .model import MetaModel
 
@@ -129,6 +130,43 @@ def load(path: str | os.PathLike[str], backbone: Callable | None = None) -> Meta
         return MetaModel(state, data["config"], data.get("history", ()), backbone)
     except (RuntimeError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ValueError(f"{path} is not a valid skmeta model file: {exc!r}") from exc
+
+
+#: How deep a file's JSON may nest: skmeta writes 5 levels in a model file
+#: (an evaluation's ``data``), 6 or so in a checkpoint; deeper JSON would
+#: reach Python's recursion limit in the code that reads it (a
+#: ``RecursionError``, not a ``ValueError``).
+MAX_JSON_DEPTH = 32
+
+
+def parse_json(text: str):
+    """The value of the JSON `text` of a file's metadata.
+
+    Raises
+    ------
+    ValueError
+        If it is not JSON, or nests more than :data:`MAX_JSON_DEPTH` levels.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:  # thousands of levels: the parser's own recursion
+        value = None
+        depth = MAX_JSON_DEPTH + 1
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    else:
+        depth, level = 0, [value]
+        while level and depth <= MAX_JSON_DEPTH:  # iteratively: no recursion
+            depth += 1
+            level = [
+                item
+                for v in level
+                if isinstance(v, dict | list)
+                for item in (v.values() if isinstance(v, dict) else v)
+            ]
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"its JSON nests more than {MAX_JSON_DEPTH} levels deep")
+    return value
 
 
 def json_value(value):
@@ -194,8 +232,10 @@ def checkpoint_metadata(path: str | Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        data = json.loads(metadata[_CHECKPOINT_KEY])
-        version = data["format_version"]
+        data = parse_json(metadata[_CHECKPOINT_KEY])
+        version = data["format_version"]  # a TypeError unless an object
+        if not isinstance(data.get("fingerprint", {}), dict):
+            raise ValueError("its fingerprint is not a JSON object")
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(
             f"checkpoint={str(path)!r} is not a skmeta checkpoint ({exc!r}). "

@@ -19,6 +19,8 @@ from numbers import Integral
 
 import torch
 
+from .record_checks import check_records
+from .setting_checks import finite_number
 from .target_scaling import check_target_scaling
 
 __all__ = ["check_model_file", "checksum"]
@@ -93,6 +95,7 @@ def check_model_file(
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         fail("history is not a list of JSON objects")
     _check_config(config, fail)
+    check_records(config, history, fail)  # what skmeta info, cards, ... read
     _check_weights(config, state, backbone, fail)
 
 
@@ -159,10 +162,7 @@ def _check_calibration(record, fail) -> None:
     quantiles at increasing levels in [0, 1], as many as the levels."""
 
     def numbers(value) -> bool:
-        return isinstance(value, list) and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in value
-        )
+        return isinstance(value, list) and all(finite_number(v) for v in value)
 
     if not isinstance(record, dict):
         fail(f"config['calibration'] is {record!r}, not a dict")
@@ -196,6 +196,7 @@ def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
             f"The model uses the built-in backbone {config['backbone']!r}; "
             "do not pass backbone=."
         )
+    _check_depth(config, state, fail)
     try:
         with torch.device("meta"), float32_default():
             net = build_net(config, backbone)
@@ -248,6 +249,23 @@ def _check_weights(config: dict, state: Mapping, backbone, fail) -> None:
             fail(
                 f"weight {name!r} is {tensor.dtype} of shape {tuple(tensor.shape)}; "
                 f"the network needs {dtype} of shape {tuple(shape)}"
+            )
+
+
+def _check_depth(config: dict, state: Mapping, fail) -> None:
+    """A list in the backbone_params of a built-in or torchvision backbone
+    longer than the file has tensors: each entry of such a list is a layer
+    or block with weights (the MLP's ``hidden_sizes``, Conv4's
+    ``downsample``), so it describes no network of the file, and building it,
+    even on ``meta``, costs time and memory per layer (a 300 KB file asking
+    for 100,000 layers took 2 minutes and 1 GB to be refused)."""
+    if config["backbone"] == "custom":
+        return
+    for key, value in (config.get("backbone_params") or {}).items():
+        if isinstance(value, list) and len(value) > len(state):
+            fail(
+                f"config['backbone_params'][{key!r}] lists {len(value)} layers, "
+                f"more than the file's {len(state)} weights"
             )
 
 

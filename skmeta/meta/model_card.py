@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .provenance import calibration_check
+from .setting_checks import finite_number
 
 __all__ = ["card_path", "evaluation_record", "model_card"]
 
@@ -100,6 +101,9 @@ def check_evaluation(evaluation: Mapping) -> dict:
             "An evaluation needs n_episodes >= 1 and data, if given, a mapping; "
             f"got n_episodes={entry['n_episodes']!r}, data={entry.get('data')!r}."
         )
+    for key in ("mean", "ci95"):  # a JSON int can be beyond any float
+        if not (isinstance(entry[key], float) or finite_number(entry[key])):
+            raise ValueError(f"An evaluation's {key} is {entry[key]!r}: no float.")
     entry.update(mean=float(entry["mean"]), ci95=float(entry["ci95"]))
     entry["n_episodes"] = int(entry["n_episodes"])  # NumPy numbers too
     try:

@@ -22,6 +22,7 @@ __all__ = [
     "check_bool_setting",
     "check_int_setting",
     "check_real_setting",
+    "finite_number",
 ]
 
 
@@ -31,6 +32,26 @@ class InvalidSetting(ValueError, TypeError):
     Both a ``ValueError`` and a ``TypeError``, as scikit-learn's
     ``InvalidParameterError`` for the estimators' own parameters.
     """
+
+
+def finite_number(value) -> bool:
+    """Whether `value` is a real number (no bool) whose float is finite.
+
+    JSON holds integers of any size: ``math.isfinite(10**400)`` raises an
+    ``OverflowError``, and a list holding an integer beyond int64 becomes a
+    NumPy array of Python objects; both are no finite number here.
+
+    Examples
+    --------
+    >>> finite_number(0.5), finite_number(10**400), finite_number(float("nan"))
+    (True, False, False)
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def check_bool_setting(name: str, value) -> bool:

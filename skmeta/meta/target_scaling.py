@@ -14,10 +14,11 @@ network.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
+
+from .setting_checks import finite_number
 
 __all__ = [
     "check_target_scaling",
@@ -99,10 +100,7 @@ def check_target_scaling(record, fail) -> None:
     if not isinstance(record, Mapping) or set(record) != {"mean", "std"}:
         fail(f"config['target_scaling'] is {record!r}, not a dict of mean and std")
     mean, std = record["mean"], record["std"]
-    numbers = all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in (mean, std)
-    )
-    if not numbers or not math.isfinite(mean) or not math.isfinite(std) or std <= 0:
+    if not (finite_number(mean) and finite_number(std)) or std <= 0:
         fail(
             f"config['target_scaling'] is {dict(record)!r}: it needs a finite mean "
             "and a positive finite std"

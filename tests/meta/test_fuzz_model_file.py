@@ -182,6 +182,7 @@ JSON = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**70), 2**70)
+    | st.sampled_from([2**63, -(2**63) - 1, 10**400])  # beyond int64, any float
     | st.floats(allow_nan=True)
     | st.text(max_size=12)
     | st.sampled_from(["mlp", "conv4", "resnet12", "custom", "maml", "torchvision:x"]),
@@ -315,3 +316,57 @@ def test_a_file_of_a_newer_skmeta_says_to_upgrade(saved, tmp_path):
     with pytest.raises(ValueError) as error:
         MetaModel.load(path)
     assert "upgrade" not in str(error.value)
+
+
+@pytest.mark.parametrize("depth", [40, 900, 100_000])
+def test_json_nested_too_deeply_is_refused(saved, tmp_path, depth):
+    """JSON nested past Python's recursion limit failed with a bare
+    RecursionError (in the parser, or later in the checks); any nesting
+    deeper than skmeta writes is refused with a ValueError."""
+    model, raw = saved
+    _, metadata, _ = _split(raw)
+    text = json.dumps(metadata).replace(
+        '"history": [', '"history": [{"nested": ' + "[" * depth + "]" * depth + "}, "
+    )
+    path = tmp_path / "m.st"
+    path.write_bytes(safetensors_bytes(dict(model.state), metadata={"skmeta": text}))
+    with pytest.raises(ValueError, match="nests more than 32 levels deep"):
+        MetaModel.load(path)
+
+
+def test_a_checkpoint_nested_too_deeply_is_refused(tmp_path):
+    path = tmp_path / "run.ckpt"
+    text = '{"format_version": 1, "fingerprint": ' + "[" * 10**5 + "]" * 10**5 + "}"
+    path.write_bytes(safetensors_bytes({}, metadata={"skmeta_checkpoint": text}))
+    with pytest.raises(ValueError, match="not a skmeta checkpoint .*nests more than"):
+        io.checkpoint_metadata(path)
+    path.write_bytes(
+        safetensors_bytes(
+            {},
+            metadata={"skmeta_checkpoint": '{"format_version": 1, "fingerprint": 3}'},
+        )
+    )
+    with pytest.raises(ValueError, match="fingerprint is not a JSON object"):
+        io.checkpoint_metadata(path)
+
+
+def test_more_layers_than_weights_are_refused_before_building(
+    saved, tmp_path, monkeypatch
+):
+    """A list of layers longer than the file has tensors is refused before
+    the network is built: 100,000 hidden layers in a 300 KB file took 2
+    minutes and 1 GB to be refused on the "meta" device, per layer."""
+    import skmeta.meta.net as net_module
+
+    model, raw = saved
+    _, metadata, _ = _split(raw)
+    metadata["config"]["backbone_params"]["hidden_sizes"] = [8] * 2000
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network was built")
+
+    monkeypatch.setattr(net_module, "build_net", refuse)
+    path = tmp_path / "m.st"
+    path.write_bytes(_write(metadata, dict(model.state)))
+    with pytest.raises(ValueError, match=r"\['hidden_sizes'\] lists 2000 layers"):
+        MetaModel.load(path)
