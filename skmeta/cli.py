@@ -35,6 +35,7 @@ from ._cli_output import (
     write_predictions,
 )
 from ._cli_parser import build_parser
+from .meta.printable import printable
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -320,6 +321,7 @@ def _warnings_as_flags(command: str):
 
     def show(message, category, filename, lineno, file=None, line=None):
         text = str(message) if command == "demo" else flag_names(str(message))
+        text = printable(text)  # a file's names, escaped
         if text not in shown:
             shown.add(text)
             print(f"skmeta {command}: warning: {text}", file=sys.stderr)
@@ -352,6 +354,7 @@ def main(argv: Sequence[str] | None = None, *, console: bool = False) -> int:
 
     def fail(exc: BaseException, status: int) -> int:
         message = flag_names(str(exc))  # parameters named as their flags
+        message = printable(message)  # a file's names, escaped
         print(f"skmeta {args.command}: error: {message}", file=sys.stderr)
         return status
 

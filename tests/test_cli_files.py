@@ -295,6 +295,21 @@ def test_info_names_a_bad_record_of_a_custom_backbone_model(tmp_path, capsys):
     )
 
 
+def test_info_and_errors_show_a_files_control_characters_escaped(tmp_path, capsys):
+    """A file's strings could carry terminal escape sequences (retitle,
+    clear, hide text): skmeta info and the command's errors escape them."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+    path = tmp_path / "m.safetensors"
+    MetaModel.from_module(net, input_shape=(3, 2, 2)).save(path)
+    _resigned(path, lambda m: m["config"].update(provenance={"skmeta": "\x1b[2J"}))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "skmeta \\x1b[2J" in out
+    assert main(["info", str(tmp_path / "\x1b[2J.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b[2J.safetensors: no such model file" in err
+
+
 def test_cli_guide_gives_the_readme_demo_time():
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()

@@ -15,6 +15,7 @@ import numbers
 from collections.abc import Mapping
 from pathlib import Path
 
+from .printable import printable
 from .provenance import calibration_check
 from .setting_checks import finite_number
 
@@ -288,4 +289,4 @@ def model_card(model, name: str = "model.safetensors") -> str:
         "- Accuracy falls with more classes per task and rises with more shots; "
         "the evaluation above says at which sizes it was measured.",
     ]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines)) + "\n"  # a file's strings, escaped

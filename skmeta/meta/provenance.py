@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .input_normalization import expected_pixel_range, infer_pixel_range
+from .printable import printable
 
 __all__ = ["calibration_check", "describe", "summary"]
 
@@ -188,7 +189,7 @@ def summary(model, path=None) -> str:
         )
     if model.history:
         lines.append(f"last record:  {json.dumps(dict(model.history[-1]))}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))  # a file's strings, escaped
 
 
 def _seed_line(training: Mapping, made: Mapping | None) -> str:

@@ -169,6 +169,38 @@ def test_any_record_is_refused_or_read_without_error(
     _use(model, blobs)
 
 
+def test_the_files_strings_are_shown_escaped(recorded, tmp_path):
+    """An escape sequence or a right-to-left override in a file's strings
+    reaches the terminal (``skmeta info``) and the card escaped."""
+    metadata, tensors = recorded
+    metadata = _split(_write(metadata, tensors))[1]
+    metadata["config"]["provenance"]["skmeta"] = "0.1\x1b]0;owned\x07\x1b[2J"
+    metadata["config"]["provenance"]["class_names"][0] = "cat\u202etac"
+    model = _load(tmp_path, metadata, tensors)
+    for text in (summary(model), model_card(model)):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "0.1\\x1b]0;owned\\x07\\x1b[2J" in summary(model)
+    assert "cat\\u202etac" in model_card(model)
+
+
+def test_a_missing_plugins_name_is_escaped_and_not_vouched_for(recorded, tmp_path):
+    """The file names the distribution a plugin's method came from: the
+    message shows that name escaped, and as the file's word."""
+    metadata, tensors = recorded
+    metadata = _split(_write(metadata, tensors))[1]
+    metadata["config"]["method"] = "no_such_method"
+    metadata["config"]["provenance"]["method_plugin"] = {
+        "distribution": "evil\x1b[8m",
+        "version": "1.0",
+        "entry_point": "evil:Method",
+    }
+    with pytest.raises(ValueError) as error:
+        _load(tmp_path, metadata, tensors)
+    message = str(error.value)
+    assert "\x1b" not in message and "evil\\x1b[8m 1.0" in message
+    assert "the file says" in message and "if you trust its source" in message
+
+
 def test_old_files_without_the_later_records_still_load(recorded, blobs, tmp_path):
     """Records added over time are optional: a calibration without the
     held-out check, no training record, no evaluations, no provenance."""

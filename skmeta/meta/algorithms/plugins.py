@@ -35,6 +35,8 @@ import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
+from ..printable import printable
+
 __all__ = [
     "GROUP",
     "PLUGINS",
@@ -256,7 +258,8 @@ def missing_method(method: str, made: dict | None) -> str:
         text += (
             f". It was meta-trained with the method of distribution "
             f"{record.get('distribution')} {record.get('version')} "
-            f"({record.get('entry_point')}): install that distribution"
+            f"({record.get('entry_point')}), the file says: install that "
+            "distribution if you trust its source (installing runs its code)"
         )
     else:
         text += (
@@ -265,4 +268,4 @@ def missing_method(method: str, made: dict | None) -> str:
         )
     if not enabled():
         text += f" ({SWITCH}=0 in the environment: no plugins were loaded)"
-    return text + "."
+    return printable(text + ".")  # the file's names, escaped
