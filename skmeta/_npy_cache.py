@@ -65,7 +65,10 @@ def _load_matching(
             if json.load(f) != manifest:
                 return None
         rows = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):  # missing, unreadable or truncated
+    except (OSError, ValueError, EOFError):  # missing, unreadable, cut or empty
+        return None
+    if not isinstance(rows, np.ndarray):  # another kind of file: an .npz
+        rows.close()
         return None
     if rows.shape != shape or rows.dtype != dtype:
         return None

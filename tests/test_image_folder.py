@@ -366,6 +366,26 @@ def test_mmap_cache_is_rebuilt_when_folder_or_settings_change(
     assert sorted(os.listdir(tmp_path)) == ["rows.npy", "rows.npy.json", "tree"]
 
 
+@pytest.mark.parametrize("damage", ["empty", "npz"])
+def test_a_cache_file_that_holds_no_array_is_rebuilt(tmp_path, damage):
+    """Where the cache's .npy file was, its manifest intact, an empty file
+    (numpy raised EOFError) or an .npz archive (no shape: AttributeError) is
+    rebuilt, as a truncated one is."""
+    from skmeta._npy_cache import cached_rows
+
+    path = tmp_path / "rows.npy"
+    expected = np.arange(12, dtype=np.float32).reshape(4, 3)
+    first = cached_rows(path, {"a": 1}, (4, 3), np.float32, lambda: iter(expected))
+    del first  # its memory map closed (Windows replaces no mapped file)
+    if damage == "empty":
+        path.write_bytes(b"")
+    else:
+        np.savez(tmp_path / "other.npz", X=expected)
+        os.replace(tmp_path / "other.npz", path)
+    data = cached_rows(path, {"a": 1}, (4, 3), np.float32, lambda: iter(expected))
+    np.testing.assert_array_equal(data, expected)
+
+
 def test_failed_build_leaves_no_file_behind(tmp_path, glyphs):
     X, y = glyphs
     tree = write_image_tree(tmp_path / "tree", X, y)
