@@ -81,10 +81,14 @@ def check_bool_setting(name: str, value) -> bool:
 
 
 def check_int_setting(
-    name: str, value, minimum: int = 1, allow_none: bool = False
+    name: str,
+    value,
+    minimum: int = 1,
+    allow_none: bool = False,
+    maximum: int | None = None,
 ) -> int | None:
     """A method's integer setting, checked: integral, not a bool, at least
-    `minimum`.
+    `minimum` and at most `maximum`.
 
     Parameters
     ----------
@@ -97,6 +101,10 @@ def check_int_setting(
         The smallest value accepted.
     allow_none : bool, default=False
         Whether None is accepted (and returned).
+    maximum : int or None, default=None
+        The largest value accepted (None: any). A count of steps or a size
+        that no weight's shape reflects has one, so that a model file (or a
+        typo) cannot ask for hours of work or gigabytes of memory.
 
     Returns
     -------
@@ -113,8 +121,10 @@ def check_int_setting(
         isinstance(value, bool | np.bool_)
         or not isinstance(value, numbers.Integral)
         or value < minimum
+        or (maximum is not None and value > maximum)
     ):
         what = f"{'None or ' if allow_none else ''}an int >= {minimum}"
+        what += "" if maximum is None else f" and <= {maximum:,}"
         raise InvalidSetting(f"{name} must be {what}; got {name}={value!r}.")
     return int(value)
 

@@ -370,3 +370,16 @@ def test_more_layers_than_weights_are_refused_before_building(
     path.write_bytes(_write(metadata, dict(model.state)))
     with pytest.raises(ValueError, match=r"\['hidden_sizes'\] lists 2000 layers"):
         MetaModel.load(path)
+
+
+def test_a_file_asking_for_endless_inner_steps_is_refused(models, tmp_path):
+    """A file's inner_steps is what fit runs: 10**30 loaded, and fit then
+    ran until stopped, its memory growing."""
+    model = models["maml"]
+    path = tmp_path / "m.st"
+    model.save(path)
+    _, metadata, _ = _split(path.read_bytes())
+    metadata["config"]["method_params"]["inner_steps"] = 10**30
+    path.write_bytes(_write(metadata, dict(model.state)))
+    with pytest.raises(ValueError, match="inner_steps must be an int >= 1 and <="):
+        MetaModel.load(path)

@@ -231,3 +231,21 @@ def test_estimator_names_the_setting_of_method_params(blobs):
     clf = FewShotClassifier(transductive="bdcspn", transductive_params={"shift": "no"})
     with pytest.raises(ValueError, match="shift must be a bool"):
         clf.fit(X[:40], y[:40])
+
+
+@pytest.mark.parametrize(
+    "method, setting, most",
+    [
+        *((m, "inner_steps", 10_000) for m in ("maml", "anil", "reptile", "metasgd")),
+        ("matching", "read_steps", 1_000),
+        ("mann", "memory_slots", 65_536),
+    ],
+)
+def test_settings_of_work_no_weight_reflects_have_a_bound(method, setting, most):
+    """Counts of steps and memory sizes that no weight's shape reflects are
+    bounded: a model file's value is what fit runs, and 10**30 inner steps
+    never ended (their memory growing), a million MANN memory rows took
+    3.8 GB, 10**9 asked for 160 GB."""
+    assert getattr(make_algorithm(method, **{setting: most}), setting) == most
+    with pytest.raises(ValueError, match=f"{setting} must be an int >= 1 and <= "):
+        make_algorithm(method, **{setting: most + 1})

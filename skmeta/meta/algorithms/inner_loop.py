@@ -45,6 +45,10 @@ from .heads import ClassificationHead, RegressionHead
 __all__ = ["InnerLoopMethod", "task_state"]
 
 HEAD = ("head_weight", "head_bias")
+#: The most inner steps, 100 times the most this repository's tests and
+#: benchmarks take (10): a model file's setting is what fit runs, so it has
+#: a bound (a file's 10**30 loaded, and fit ran until stopped).
+MAX_INNER_STEPS = 10_000
 
 
 def task_state(state: dict, task: int) -> dict:
@@ -112,7 +116,9 @@ class InnerLoopMethod(Algorithm):
         self.inner_lr = check_real_setting(
             "inner_lr", inner_lr, maximum=torch.finfo(torch.float32).max
         )
-        self.inner_steps = check_int_setting("inner_steps", inner_steps)
+        self.inner_steps = check_int_setting(
+            "inner_steps", inner_steps, maximum=MAX_INNER_STEPS
+        )
         regression = check_bool_setting("regression", regression)
         if regression and not self.supports_regression:
             raise ValueError(f"method={self.name!r} does not do regression.")

@@ -79,6 +79,9 @@ MEMORY_INIT = 1e-6  # the paper's constant initial memory
 SUPPORT_ORDER_SEED = 0
 STRENGTH_INIT = 10.0  # key strength's pre-activation bias at initialisation
 SIZES = ("memory_slots", "slot_width", "controller_size", "read_heads", "input_width")
+#: The most memory rows: 512 times the paper's 128 (each task's memory is
+#: allocated at adaptation; a million rows took 3.8 GB).
+MAX_MEMORY_SLOTS = 65_536
 
 
 class MemoryState(NamedTuple):
@@ -175,7 +178,9 @@ class MANN(Algorithm):
     ) -> None:
         sizes = (memory_slots, slot_width, controller_size, read_heads, input_width)
         for name, value in zip(SIZES, sizes, strict=True):
-            setattr(self, name, check_int_setting(name, value))
+            # the others are weights' sizes, which a model file's must fit
+            most = MAX_MEMORY_SLOTS if name == "memory_slots" else None
+            setattr(self, name, check_int_setting(name, value, maximum=most))
         if self.read_heads > self.memory_slots:
             raise ValueError(
                 f"read_heads={read_heads} exceeds memory_slots={memory_slots}: "

@@ -21,6 +21,9 @@ from .base import Algorithm, TaskBatch
 
 __all__ = ["MatchingNetworks"]
 
+#: The most attention steps (a model file's setting is what fit runs).
+MAX_READ_STEPS = 1_000
+
 
 def _lstm_step(x, h, c, weight_ih, weight_hh, bias):
     """One step of an LSTM cell, batched: ``(B, in), (B, hid), (B, hid)``."""
@@ -72,7 +75,9 @@ class MatchingNetworks(Algorithm):
 
     def __init__(self, full_context: bool = False, read_steps: int = 4) -> None:
         self.full_context = check_bool_setting("full_context", full_context)
-        self.read_steps = check_int_setting("read_steps", read_steps)
+        self.read_steps = check_int_setting(
+            "read_steps", read_steps, maximum=MAX_READ_STEPS
+        )
 
     @property
     def fixed_embedding_width(self) -> bool:
