@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,22 +48,28 @@ def load_npz(
     shape kept), and its `groups` arrays. `labelled`: ``y`` is required
     (True), or returned when there is one (False or None). An array
     `id_column` there names the rows; their numbers otherwise."""
-    try:
+    try:  # EOFError: an empty file
         arrays = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):  # an .npy file, renamed
+        raise DataError(f"{path}: not an .npz file (one array, as .npy holds).")
     with arrays:
-        X = next((arrays[k] for k in X_NAMES if k in arrays.files), None)
-        y = next((arrays[k] for k in ("y", "target") if k in arrays.files), None)
-        shape = arrays["input_shape"] if "input_shape" in arrays.files else None
+
+        def read(name: str) -> np.ndarray:
+            return _array(path, arrays, name)
+
+        X = next((read(k) for k in X_NAMES if k in arrays.files), None)
+        y = next((read(k) for k in ("y", "target") if k in arrays.files), None)
+        shape = read("input_shape") if "input_shape" in arrays.files else None
         missing = [name for name in groups or () if name not in arrays.files]
         if missing:
             raise DataError(
                 f"{path}: no array {missing[0]!r} (--groups); it has "
                 f"{sorted(arrays.files)}."
             )
-        columns = [np.asarray(arrays[name]) for name in groups or ()]
-        ids = arrays[id_column] if id_column in arrays.files else None
+        columns = [np.asarray(read(name)) for name in groups or ()]
+        ids = read(id_column) if id_column in arrays.files else None
     if X is None or (y is None and labelled):
         raise DataError(
             f"{path}: an .npz data set holds arrays 'X' (or 'data', or 'features' "
@@ -103,6 +111,37 @@ def load_npz(
     return Dataset(
         X, y, shape, names, found, id_column=None if ids is None else id_column
     )
+
+
+def _array(path: Path, arrays, name: str) -> np.ndarray:
+    """Array `name` of the open ``.npz`` file at `path`, read once its
+    header's size is checked against the bytes the archive holds for it: a
+    header declaring 10**12 rows made NumPy allocate 14.6 TiB first. A
+    damaged member (a bad CRC, a cut file) or object arrays raise a
+    DataError naming the file and the array."""
+    member = f"{name}.npy" if f"{name}.npy" in arrays.zip.namelist() else name
+    try:
+        info = arrays.zip.getinfo(member)
+        with arrays.zip.open(info) as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            header = np.lib.format.read_array_header_1_0
+            if major > 1:
+                header = np.lib.format.read_array_header_2_0
+            shape, _, dtype = header(handle)
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > info.file_size and not dtype.hasobject:  # refused below
+            raise DataError(
+                f"{path}: its array {name!r} declares shape {shape} of {dtype} "
+                f"({declared:,} bytes), more than the {info.file_size:,} bytes "
+                "the file holds for it."
+            )
+        return arrays[name]
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: its array {name!r} cannot be read ({exc}).") from None
+    except ValueError as exc:  # a bad header, object arrays, cut data
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: its array {name!r} cannot be read ({exc}).") from None
 
 
 def _group_array(columns: list) -> np.ndarray | None:

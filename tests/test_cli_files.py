@@ -205,6 +205,45 @@ def test_predict_prints_file_names_and_labels_with_commas(tmp_path, capsys):
     assert {row[1] for row in rows} <= {"shoes, red", 'boots "b"'}
 
 
+@pytest.mark.parametrize("damage", ["cut", "empty", "flipped"])
+def test_a_damaged_npz_file_is_refused_naming_it(tmp_path, damage):
+    """A cut, empty or bit-flipped .npz raised zipfile.BadZipFile or EOFError
+    (a traceback from the command); now a DataError naming the file."""
+    path = tmp_path / "rows.npz"
+    X = np.arange(18, dtype=np.float32).reshape(6, 3)
+    np.savez(path, X=X, y=np.arange(6))
+    data = bytearray(path.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    elif damage == "empty":
+        data = bytearray()
+    else:  # a bit of X's values: the archive's CRC finds it
+        data[data.find(X.tobytes()) + 5] ^= 4
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"rows\.npz: (not a readable|its array 'X')"):
+        load_dataset(path)
+
+
+def test_an_npz_array_declaring_more_than_it_holds_is_refused(tmp_path):
+    """A header declaring 10**12 rows made NumPy allocate 14.6 TiB before
+    reading (MemoryError); the declared size is checked against the bytes
+    the archive holds for the array first."""
+    import zipfile
+
+    path = tmp_path / "rows.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 3)}
+    )
+    labels = io.BytesIO()
+    np.save(labels, np.arange(6))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", header.getvalue() + bytes(72))
+        archive.writestr("y.npy", labels.getvalue())
+    with pytest.raises(ValueError, match=r"'X' declares shape \(1000000000000, 3\)"):
+        load_dataset(path)
+
+
 # -- embed --out .parquet -------------------------------------------------------------
 
 
