@@ -199,10 +199,10 @@ def _same_file(handle, path: Path) -> bool:
 
 def _holder_text(path: Path) -> str:
     """The holder the lock file at `path` records, in words."""
-    try:
+    try:  # another user's file, perhaps: any JSON, nested past the stack
         record = json.loads(path.read_text(encoding="utf-8"))
         return (
             f"process {int(record['pid'])} on {record['host']}, since {record['since']}"
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return "its holder did not record itself"

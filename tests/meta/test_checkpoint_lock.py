@@ -201,3 +201,12 @@ def test_a_lock_file_that_cannot_be_opened_warns(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="not guarded against another writing"):
         lock.acquire()
     assert not lock.held
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"pid": [1]}', "\xff", ""])
+def test_a_lock_files_record_of_any_kind_is_told_as_unrecorded(tmp_path, text):
+    """The lock file may be another user's: JSON nested 100,000 deep raised
+    RecursionError where the refusal names the holder."""
+    path = tmp_path / "run.ckpt.lock"
+    path.write_text(text, encoding="utf-8")
+    assert checkpoint_lock._holder_text(path) == "its holder did not record itself"
