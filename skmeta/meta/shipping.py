@@ -21,6 +21,12 @@ after the first gets the same live ``MetaModel``, networks already built. In
 the process that opened the shipment, a handle resolves to the original
 object. This module imports neither joblib nor dask; the store's client is
 given by the caller.
+
+Only pickles this process made are unpickled: the ``"file"`` store's folder
+is ``tempfile.mkdtemp``'s, which only its user may open (``0o700``), and a
+handle, which names the file, is itself part of a pickle the worker was
+sent (joblib's, or Dask's, whose cluster is trusted as the user's own).
+Model files (:mod:`.io`) are what to share with others.
 """
 
 from __future__ import annotations
