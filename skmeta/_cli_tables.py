@@ -136,11 +136,10 @@ def _array(path: Path, arrays, name: str) -> np.ndarray:
                 "the file holds for it."
             )
         return arrays[name]
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: its array {name!r} cannot be read ({exc}).") from None
-    except ValueError as exc:  # a bad header, object arrays, cut data
-        if isinstance(exc, DataError):
-            raise
+    except DataError:
+        raise
+    # ValueError: a bad header, object arrays, cut data
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: its array {name!r} cannot be read ({exc}).") from None
 
 
